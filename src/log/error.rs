@@ -1,0 +1,67 @@
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the log layer. The `api` layer maps these to Kafka error codes
+/// through [`LogError::kafka_error_code`]; nothing above `log` needs to know how a batch was judged.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("corrupt record batch: {0}")]
+    CorruptMessage(String),
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
+    #[error("record batch of {size} bytes exceeds max.message.bytes ({max})")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("unsupported compression codec {0}")]
+    UnsupportedCompression(i16),
+    #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start: i64,
+        log_end: i64,
+    },
+    #[error("malformed checkpoint file {path}: {reason}")]
+    BadCheckpoint { path: PathBuf, reason: String },
+    #[error("log directory {path}: {reason}")]
+    BadLogDir { path: PathBuf, reason: String },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl LogError {
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        LogError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The Kafka protocol error code a client should see for this failure.
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            LogError::CorruptMessage(_) => 2,
+            LogError::InvalidRecord(_) => 87,
+            LogError::MessageTooLarge { .. } => 10,
+            LogError::UnsupportedCompression(_) => 76,
+            LogError::OffsetOutOfRange { .. } => 1,
+            // KAFKA_STORAGE_ERROR: the replica's disk failed us, the client may retry elsewhere.
+            LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => 56,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LogError>;
+
+/// Attaches a path to an `io::Error`, since a bare "No such file" is useless in a broker log.
+pub trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| LogError::io(path, e))
+    }
+}

@@ -1,0 +1,389 @@
+//! Kafka's memory-mapped sparse indexes: `.index` (offset -> position) and `.timeindex`
+//! (timestamp -> offset). Both store offsets relative to the segment's base offset.
+//!
+//! The file of an active segment is preallocated to `segment.index.bytes` and filled from the
+//! front; a closed segment's file is trimmed to its entries, so `len / entry size` is its count.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+
+use super::error::{IoContext, LogError, Result};
+
+pub const OFFSET_ENTRY: usize = 8;
+pub const TIME_ENTRY: usize = 12;
+
+/// One index file of fixed-size entries. `OffsetIndex` and `TimeIndex` give the entries meaning.
+pub struct IndexFile {
+    path: PathBuf,
+    file: File,
+    mmap: Option<MmapMut>,
+    entry_size: usize,
+    entries: usize,
+    max_entries: usize,
+}
+
+impl IndexFile {
+    /// Opens or creates the file. An existing file's entries are all its whole entries; trailing
+    /// zero entries left by preallocation are dropped by the caller's sanity check.
+    fn open(path: &Path, entry_size: usize, max_bytes: usize, preallocate: bool) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .at(path)?;
+        let len = file.metadata().at(path)?.len() as usize;
+        let entries = len / entry_size;
+        let mut idx = IndexFile {
+            path: path.to_path_buf(),
+            file,
+            mmap: None,
+            entry_size,
+            entries,
+            max_entries: (max_bytes / entry_size).max(1),
+        };
+        if preallocate {
+            idx.resize_file(idx.max_entries.max(entries) * entry_size)?;
+        } else {
+            idx.map()?;
+        }
+        Ok(idx)
+    }
+
+    fn map(&mut self) -> Result<()> {
+        self.mmap = None;
+        let len = self.file.metadata().at(&self.path)?.len();
+        if len > 0 {
+            // SAFETY: the file is owned by this broker's log directory, which is locked against
+            // other brokers; nothing else truncates it while it is mapped.
+            let mmap = unsafe { MmapMut::map_mut(&self.file) }.at(&self.path)?;
+            self.mmap = Some(mmap);
+        }
+        Ok(())
+    }
+
+    fn resize_file(&mut self, bytes: usize) -> Result<()> {
+        self.mmap = None;
+        self.file.set_len(bytes as u64).at(&self.path)?;
+        self.map()
+    }
+
+    fn entry(&self, n: usize) -> &[u8] {
+        match &self.mmap {
+            Some(m) => &m[n * self.entry_size..(n + 1) * self.entry_size],
+            None => &[],
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.entries >= self.max_entries {
+            return Err(LogError::io(
+                &self.path,
+                std::io::Error::other("index is full"),
+            ));
+        }
+        let needed = (self.entries + 1) * self.entry_size;
+        if self.mmap.as_ref().is_none_or(|m| m.len() < needed) {
+            self.resize_file(self.max_entries * self.entry_size)?;
+        }
+        let at = self.entries * self.entry_size;
+        if let Some(m) = self.mmap.as_mut() {
+            m[at..at + self.entry_size].copy_from_slice(bytes);
+        }
+        self.entries += 1;
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+    pub fn is_full(&self) -> bool {
+        self.entries >= self.max_entries
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Shrinks the file to exactly its entries, as Kafka does when a segment stops being active.
+    pub fn trim(&mut self) -> Result<()> {
+        self.flush()?;
+        self.resize_file(self.entries * self.entry_size)
+    }
+
+    /// Grows the file back to the preallocated size when its segment becomes active again.
+    pub fn preallocate(&mut self) -> Result<()> {
+        let bytes = self.max_entries.max(self.entries) * self.entry_size;
+        self.resize_file(bytes)
+    }
+
+    pub fn truncate_entries(&mut self, keep: usize) {
+        let keep = keep.min(self.entries);
+        if let Some(m) = self.mmap.as_mut() {
+            m[keep * self.entry_size..self.entries * self.entry_size].fill(0);
+        }
+        self.entries = keep;
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        if let Some(m) = &self.mmap {
+            m.flush().at(&self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Index of the last entry whose key is <= `target`, keys read by `key`.
+    fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if key(self.entry(mid)) <= target {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+
+    fn rename(&mut self, to: &Path) -> Result<()> {
+        std::fs::rename(&self.path, to).at(&self.path)?;
+        self.path = to.to_path_buf();
+        Ok(())
+    }
+}
+
+fn i32_at(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap_or([0; 4]))
+}
+fn i64_at(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]))
+}
+
+/// `.index`: relative offset -> byte position in the `.log`.
+pub struct OffsetIndex {
+    pub file: IndexFile,
+    base_offset: i64,
+}
+
+impl OffsetIndex {
+    pub fn open(path: &Path, base_offset: i64, max_bytes: usize, active: bool) -> Result<Self> {
+        Ok(OffsetIndex {
+            file: IndexFile::open(path, OFFSET_ENTRY, max_bytes, active)?,
+            base_offset,
+        })
+    }
+
+    pub fn entry(&self, n: usize) -> (i64, u32) {
+        let e = self.file.entry(n);
+        (self.base_offset + i32_at(e, 0) as i64, i32_at(e, 4) as u32)
+    }
+
+    pub fn last(&self) -> Option<(i64, u32)> {
+        self.file.entries.checked_sub(1).map(|n| self.entry(n))
+    }
+
+    /// The position to start scanning from for `offset`: the largest indexed offset <= `offset`.
+    pub fn lookup(&self, offset: i64) -> u32 {
+        let rel = offset - self.base_offset;
+        self.file
+            .floor(rel, |e| i32_at(e, 0) as i64)
+            .map_or(0, |n| self.entry(n).1)
+    }
+
+    pub fn append(&mut self, offset: i64, position: u32) -> Result<()> {
+        if let Some((last_off, last_pos)) = self.last()
+            && (offset <= last_off || position <= last_pos)
+        {
+            return Ok(());
+        }
+        let mut e = [0u8; OFFSET_ENTRY];
+        e[..4].copy_from_slice(&((offset - self.base_offset) as i32).to_be_bytes());
+        e[4..].copy_from_slice(&(position as i32).to_be_bytes());
+        self.file.push(&e)
+    }
+
+    /// Drops entries for offsets >= `offset`.
+    pub fn truncate_to(&mut self, offset: i64) {
+        let keep = self
+            .file
+            .floor(offset - self.base_offset - 1, |e| i32_at(e, 0) as i64)
+            .map_or(0, |n| n + 1);
+        self.file.truncate_entries(keep);
+    }
+
+    /// Kafka's sanity check, made stricter: entries must increase and stay inside the log.
+    /// Preallocated zero entries at the tail (an active segment after a crash) are dropped.
+    pub fn check(&mut self, log_size: u64) -> std::result::Result<(), String> {
+        while self.file.entries > 0
+            && self
+                .file
+                .entry(self.file.entries - 1)
+                .iter()
+                .all(|&b| b == 0)
+        {
+            self.file.entries -= 1;
+        }
+        let mut prev: Option<(i64, u32)> = None;
+        for n in 0..self.file.entries {
+            let (off, pos) = self.entry(n);
+            if off < self.base_offset || pos as u64 >= log_size.max(1) {
+                return Err(format!("entry {n} ({off}, {pos}) is outside the segment"));
+            }
+            if let Some((po, pp)) = prev
+                && (off <= po || pos <= pp)
+            {
+                return Err(format!("entry {n} ({off}, {pos}) does not increase"));
+            }
+            prev = Some((off, pos));
+        }
+        Ok(())
+    }
+}
+
+/// `.timeindex`: timestamp -> relative offset, timestamps strictly increasing.
+pub struct TimeIndex {
+    pub file: IndexFile,
+    base_offset: i64,
+}
+
+impl TimeIndex {
+    pub fn open(path: &Path, base_offset: i64, max_bytes: usize, active: bool) -> Result<Self> {
+        Ok(TimeIndex {
+            file: IndexFile::open(path, TIME_ENTRY, max_bytes, active)?,
+            base_offset,
+        })
+    }
+
+    pub fn entry(&self, n: usize) -> (i64, i64) {
+        let e = self.file.entry(n);
+        (i64_at(e, 0), self.base_offset + i32_at(e, 8) as i64)
+    }
+
+    pub fn last(&self) -> Option<(i64, i64)> {
+        self.file.entries.checked_sub(1).map(|n| self.entry(n))
+    }
+
+    /// The entry with the largest timestamp <= `timestamp`: (timestamp, offset).
+    pub fn lookup(&self, timestamp: i64) -> Option<(i64, i64)> {
+        self.file
+            .floor(timestamp, |e| i64_at(e, 0))
+            .map(|n| self.entry(n))
+    }
+
+    /// Appends unless the timestamp does not move forward. `force` writes even into the spare
+    /// slot Kafka keeps for the final entry of a rolled segment.
+    pub fn maybe_append(&mut self, timestamp: i64, offset: i64, force: bool) -> Result<()> {
+        if let Some((last_ts, last_off)) = self.last()
+            && (timestamp <= last_ts || offset < last_off)
+        {
+            return Ok(());
+        }
+        if self.file.is_full() && !force {
+            return Ok(());
+        }
+        if self.file.is_full() {
+            self.file.max_entries += 1;
+        }
+        let mut e = [0u8; TIME_ENTRY];
+        e[..8].copy_from_slice(&timestamp.to_be_bytes());
+        e[8..].copy_from_slice(&((offset - self.base_offset) as i32).to_be_bytes());
+        self.file.push(&e)
+    }
+
+    pub fn truncate_to(&mut self, offset: i64) {
+        let mut keep = self.file.entries;
+        while keep > 0 && self.entry(keep - 1).1 >= offset {
+            keep -= 1;
+        }
+        self.file.truncate_entries(keep);
+    }
+
+    pub fn check(&mut self) -> std::result::Result<(), String> {
+        while self.file.entries > 0
+            && self
+                .file
+                .entry(self.file.entries - 1)
+                .iter()
+                .all(|&b| b == 0)
+        {
+            self.file.entries -= 1;
+        }
+        let mut prev: Option<(i64, i64)> = None;
+        for n in 0..self.file.entries {
+            let (ts, off) = self.entry(n);
+            if off < self.base_offset {
+                return Err(format!("entry {n} offset {off} is below the segment"));
+            }
+            if let Some((pt, po)) = prev
+                && (ts <= pt || off < po)
+            {
+                return Err(format!("entry {n} ({ts}, {off}) does not increase"));
+            }
+            prev = Some((ts, off));
+        }
+        Ok(())
+    }
+}
+
+/// Renames both index files along with their segment (`.deleted`, `.cleaned`, ...).
+pub fn rename_index(file: &mut IndexFile, to: &Path) -> Result<()> {
+    file.rename(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_lookup_trim_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000100.index");
+        let mut idx = OffsetIndex::open(&path, 100, 1024, true).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1024);
+        idx.append(110, 4000).unwrap();
+        idx.append(120, 8000).unwrap();
+        idx.append(120, 9000).unwrap(); // not increasing: ignored
+        assert_eq!(idx.lookup(105), 0);
+        assert_eq!(idx.lookup(110), 4000);
+        assert_eq!(idx.lookup(119), 4000);
+        assert_eq!(idx.lookup(500), 8000);
+        idx.file.trim().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 16);
+        drop(idx);
+        let mut idx = OffsetIndex::open(&path, 100, 1024, false).unwrap();
+        assert_eq!(idx.file.len(), 2);
+        assert!(idx.check(10_000).is_ok());
+        assert!(
+            idx.check(5_000).is_err(),
+            "entry past the log end is corrupt"
+        );
+        idx.truncate_to(120);
+        assert_eq!(idx.last(), Some((110, 4000)));
+    }
+
+    #[test]
+    fn time_index_is_monotonic_and_keeps_a_slot_for_the_final_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.timeindex");
+        let mut idx = TimeIndex::open(&path, 0, 24, true).unwrap();
+        idx.maybe_append(1000, 5, false).unwrap();
+        idx.maybe_append(900, 9, false).unwrap();
+        idx.maybe_append(2000, 9, false).unwrap();
+        assert_eq!(idx.file.len(), 2);
+        assert!(idx.file.is_full());
+        idx.maybe_append(3000, 12, false).unwrap();
+        assert_eq!(idx.file.len(), 2);
+        idx.maybe_append(3000, 12, true).unwrap();
+        assert_eq!(idx.file.len(), 3);
+        assert_eq!(idx.lookup(1500), Some((1000, 5)));
+        assert_eq!(idx.lookup(10), None);
+        idx.truncate_to(9);
+        assert_eq!(idx.last(), Some((1000, 5)));
+    }
+}

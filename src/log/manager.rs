@@ -1,0 +1,322 @@
+//! `LogManager`: every partition log in every `log.dirs` entry, the per-directory files
+//! (`meta.properties`, checkpoints, the clean-shutdown marker, `.lock`) and the periodic work
+//! (flush, retention, checkpoints).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use super::checkpoint::{
+    self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, META_PROPERTIES_FILE, RECOVERY_POINT_FILE,
+    REPLICATION_OFFSET_FILE,
+};
+use super::error::{IoContext, LogError, Result};
+use super::handle::LogHandle;
+use super::partition::{LoadParams, PartitionLog, parse_partition_dir};
+use super::segment::now_ms;
+use crate::config::LogConfig;
+
+pub type TopicPartition = (String, i32);
+
+struct LogDir {
+    path: PathBuf,
+    /// Holds the directory's `.lock` (an OS file lock) for as long as the broker runs.
+    _lock: File,
+}
+
+pub struct LogManager {
+    dirs: Vec<LogDir>,
+    default_config: LogConfig,
+    logs: RwLock<HashMap<TopicPartition, (usize, Arc<LogHandle>)>>,
+}
+
+/// Identity written to each log dir's `meta.properties` (ZooKeeper mode, version 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerIdentity {
+    pub broker_id: i32,
+    pub cluster_id: Option<String>,
+}
+
+impl LogManager {
+    /// Locks and loads every directory. Partition logs are recovered unless the directory holds
+    /// Kafka's clean-shutdown marker, which is removed first so a crash from here on is noticed.
+    /// `topic_config` gives each topic's config (its overrides over the defaults).
+    pub fn open(
+        dirs: &[PathBuf],
+        identity: &BrokerIdentity,
+        default_config: LogConfig,
+        topic_config: impl Fn(&str) -> LogConfig,
+    ) -> Result<LogManager> {
+        let mut opened = Vec::new();
+        let mut logs = HashMap::new();
+        for (i, path) in dirs.iter().enumerate() {
+            fs::create_dir_all(path).at(path)?;
+            let lock_path = path.join(".lock");
+            let lock = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .at(&lock_path)?;
+            lock.try_lock().map_err(|_| LogError::BadLogDir {
+                path: path.clone(),
+                reason: "locked by another process (is another broker using it?)".into(),
+            })?;
+            check_meta_properties(path, identity)?;
+            let marker = path.join(CLEAN_SHUTDOWN_FILE);
+            let clean = marker.exists();
+            if clean {
+                fs::remove_file(&marker).at(&marker)?;
+                checkpoint::sync_dir(path)?;
+            }
+            let recovery = read_checkpoint_or_warn(&path.join(RECOVERY_POINT_FILE));
+            let hws = read_checkpoint_or_warn(&path.join(REPLICATION_OFFSET_FILE));
+            let starts = read_checkpoint_or_warn(&path.join(LOG_START_OFFSET_FILE));
+            for entry in fs::read_dir(path).at(path)? {
+                let entry = entry.at(path)?;
+                if !entry.file_type().at(&entry.path())?.is_dir() {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().to_string();
+                let Some(tp) = parse_partition_dir(&name) else {
+                    continue;
+                };
+                let params = LoadParams {
+                    clean_shutdown: clean,
+                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+                    high_watermark: hws.get(&tp).copied().unwrap_or(0),
+                };
+                let config = topic_config(&tp.0);
+                let started = std::time::Instant::now();
+                let log = PartitionLog::open(&entry.path(), config, params)?;
+                tracing::debug!(partition = %name, clean, elapsed_ms = started.elapsed().as_millis() as u64, "loaded log");
+                if logs
+                    .insert(tp.clone(), (i, Arc::new(LogHandle::new(log))))
+                    .is_some()
+                {
+                    return Err(LogError::BadLogDir {
+                        path: entry.path(),
+                        reason: format!("{}-{} is in more than one log directory", tp.0, tp.1),
+                    });
+                }
+            }
+            opened.push(LogDir {
+                path: path.clone(),
+                _lock: lock,
+            });
+        }
+        if opened.is_empty() {
+            return Err(LogError::BadLogDir {
+                path: PathBuf::new(),
+                reason: "log.dirs is empty".into(),
+            });
+        }
+        Ok(LogManager {
+            dirs: opened,
+            default_config,
+            logs: RwLock::new(logs),
+        })
+    }
+
+    pub fn default_config(&self) -> &LogConfig {
+        &self.default_config
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<LogHandle>> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        logs.get(&(topic.to_string(), partition))
+            .map(|(_, l)| l.clone())
+    }
+
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        logs.keys().cloned().collect()
+    }
+
+    /// Returns the log, creating it (in the directory holding the fewest partitions) if needed.
+    pub fn get_or_create(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<LogHandle>> {
+        let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+        let key = (topic.to_string(), partition);
+        if let Some((_, l)) = logs.get(&key) {
+            return Ok(l.clone());
+        }
+        let mut counts = vec![0usize; self.dirs.len()];
+        for (d, _) in logs.values() {
+            counts[*d] += 1;
+        }
+        let dir_index = (0..self.dirs.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+        let dir = self.dirs[dir_index]
+            .path
+            .join(format!("{topic}-{partition}"));
+        let log = PartitionLog::open(
+            &dir,
+            config,
+            LoadParams {
+                clean_shutdown: true,
+                ..LoadParams::default()
+            },
+        )?;
+        checkpoint::sync_dir(&self.dirs[dir_index].path)?;
+        tracing::info!(topic, partition, dir = %dir.display(), "created log");
+        let handle = Arc::new(LogHandle::new(log));
+        logs.insert(key, (dir_index, handle.clone()));
+        Ok(handle)
+    }
+
+    /// Removes a partition's log and its directory (topic deletion).
+    pub fn delete(&self, topic: &str, partition: i32) -> Result<()> {
+        let removed = {
+            let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+            logs.remove(&(topic.to_string(), partition))
+        };
+        if let Some((_, handle)) = removed {
+            let dir = handle.lock().dir().to_path_buf();
+            drop(handle);
+            fs::remove_dir_all(&dir).at(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the three per-directory checkpoint files from the logs' current state.
+    pub fn write_checkpoints(&self) -> Result<()> {
+        let logs: Vec<(TopicPartition, usize, Arc<LogHandle>)> = {
+            let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+            logs.iter()
+                .map(|(k, (d, l))| (k.clone(), *d, l.clone()))
+                .collect()
+        };
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let mut recovery = BTreeMap::new();
+            let mut hws = BTreeMap::new();
+            let mut starts = BTreeMap::new();
+            for (tp, _, handle) in logs.iter().filter(|(_, d, _)| *d == i) {
+                let log = handle.lock();
+                recovery.insert(tp.clone(), log.recovery_point());
+                hws.insert(tp.clone(), log.high_watermark());
+                let first_base = log.segments().next().map_or(0, |s| s.base_offset);
+                if log.log_start_offset() > first_base {
+                    starts.insert(tp.clone(), log.log_start_offset());
+                }
+            }
+            checkpoint::write_offsets(&dir.path.join(RECOVERY_POINT_FILE), &recovery)?;
+            checkpoint::write_offsets(&dir.path.join(REPLICATION_OFFSET_FILE), &hws)?;
+            checkpoint::write_offsets(&dir.path.join(LOG_START_OFFSET_FILE), &starts)?;
+        }
+        Ok(())
+    }
+
+    /// One pass of retention over every log; returns the segments deleted.
+    pub fn apply_retention(&self) -> Result<usize> {
+        let now = now_ms();
+        let mut deleted = 0;
+        for (topic, partition) in self.partitions() {
+            if let Some(h) = self.get(&topic, partition) {
+                deleted += h.lock().delete_old_segments(now)?;
+            }
+        }
+        if deleted > 0 {
+            self.write_checkpoints()?;
+        }
+        Ok(deleted)
+    }
+
+    /// Flushes logs whose `flush.ms` has passed (the time half of the flush policy).
+    pub fn flush_due(&self) -> Result<()> {
+        let now = now_ms();
+        for (topic, partition) in self.partitions() {
+            if let Some(h) = self.get(&topic, partition) {
+                let due = {
+                    let log = h.lock();
+                    log.needs_flush(now).then(|| log.log_end_offset())
+                };
+                if let Some(end) = due {
+                    h.flush_up_to(end)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: flush and close every log, write checkpoints, then the marker that lets
+    /// the next start skip recovery.
+    pub fn shutdown(self) -> Result<()> {
+        self.write_checkpoints_after_flush()?;
+        let logs = std::mem::take(&mut *self.logs.write().unwrap_or_else(|p| p.into_inner()));
+        for (_, (_, handle)) in logs {
+            match Arc::try_unwrap(handle) {
+                Ok(h) => h.into_log().close()?,
+                Err(shared) => shared.lock().flush()?,
+            }
+        }
+        for dir in &self.dirs {
+            checkpoint::write_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        Ok(())
+    }
+
+    fn write_checkpoints_after_flush(&self) -> Result<()> {
+        for (topic, partition) in self.partitions() {
+            if let Some(h) = self.get(&topic, partition) {
+                h.lock().flush()?;
+            }
+        }
+        self.write_checkpoints()
+    }
+
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+}
+
+fn read_checkpoint_or_warn(path: &Path) -> BTreeMap<TopicPartition, i64> {
+    checkpoint::read_offsets(path).unwrap_or_else(|e| {
+        // Kafka fails the directory here; a broker that recovers every log instead loses nothing.
+        tracing::warn!(error = %e, "ignoring unreadable checkpoint; affected logs are fully recovered");
+        BTreeMap::new()
+    })
+}
+
+/// Creates `meta.properties` on first use; afterwards it must name this broker and cluster.
+fn check_meta_properties(dir: &Path, identity: &BrokerIdentity) -> Result<()> {
+    let path = dir.join(META_PROPERTIES_FILE);
+    let bad = |reason: String| LogError::BadLogDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    match checkpoint::read_properties(&path)? {
+        Some(props) => {
+            if let Some(id) = props.get("broker.id")
+                && id.parse::<i32>().ok() != Some(identity.broker_id)
+            {
+                return Err(bad(format!(
+                    "meta.properties has broker.id={id}, but this broker is {}",
+                    identity.broker_id
+                )));
+            }
+            if let (Some(theirs), Some(ours)) = (props.get("cluster.id"), &identity.cluster_id)
+                && theirs != ours
+            {
+                return Err(bad(format!(
+                    "meta.properties belongs to cluster {theirs}, this broker joins {ours}"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let mut props = BTreeMap::new();
+            props.insert("version".to_string(), "0".to_string());
+            props.insert("broker.id".to_string(), identity.broker_id.to_string());
+            if let Some(c) = &identity.cluster_id {
+                props.insert("cluster.id".to_string(), c.clone());
+            }
+            checkpoint::write_properties(&path, &props)
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Partition logs in Apache Kafka's on-disk format. See `../shared/reference/on-disk-format.md`.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod compression;
+pub mod error;
+pub mod handle;
+pub mod index;
+pub mod manager;
+pub mod partition;
+pub mod records;
+pub mod segment;
+pub mod txn_index;
+
+pub use error::{LogError, Result};
+pub use handle::LogHandle;
+pub use manager::LogManager;
+pub use partition::{AppendInfo, LoadParams, PartitionLog, ReadResult};

@@ -1,0 +1,503 @@
+//! One segment of a partition log: `<base>.log` plus its `.index`, `.timeindex` and `.txnindex`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{self, BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
+use super::error::{IoContext, LogError, Result};
+use super::index::{OffsetIndex, TimeIndex, rename_index};
+use super::txn_index::TxnIndex;
+
+pub const LOG_SUFFIX: &str = "log";
+pub const INDEX_SUFFIX: &str = "index";
+pub const TIME_INDEX_SUFFIX: &str = "timeindex";
+pub const TXN_INDEX_SUFFIX: &str = "txnindex";
+pub const DELETED_SUFFIX: &str = "deleted";
+
+/// The smallest legacy entry: offset, size, crc, magic, attributes, key and value lengths.
+const MIN_LEGACY_ENTRY: u64 = LOG_OVERHEAD as u64 + 14;
+
+/// `00000000000000368769`: Kafka's file name prefix for a base offset.
+pub fn file_prefix(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{}.{suffix}", file_prefix(base_offset)))
+}
+
+/// What the log needs to know of one stored entry (a v2 batch or a legacy message) without
+/// reading its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    pub position: u64,
+    pub size: u64,
+    pub magic: i8,
+    /// For legacy entries the first offset is unknown without decompressing; the last is used.
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub partition_leader_epoch: i32,
+    pub header: Option<BatchHeader>,
+}
+
+/// Reads the header of the entry at `position`, or `None` when the bytes there do not hold a
+/// complete, plausible entry header (end of file, torn write, garbage).
+pub fn read_entry_info(file: &File, position: u64, file_size: u64) -> Result<Option<EntryInfo>> {
+    if position + LOG_OVERHEAD as u64 + 5 > file_size {
+        return Ok(None);
+    }
+    let avail = (file_size - position).min(BATCH_HEADER_LEN as u64) as usize;
+    let mut head = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut head[..avail], position)
+        .map_err(|e| LogError::io("<segment>", e))?;
+    let Some(size) = batch::entry_size(&head) else {
+        return Ok(None);
+    };
+    if size < MIN_LEGACY_ENTRY as i64 || position + size as u64 > file_size {
+        return Ok(None);
+    }
+    let size = size as u64;
+    let offset = i64::from_be_bytes(head[0..8].try_into().unwrap_or([0; 8]));
+    let magic = head[MAGIC_OFFSET] as i8;
+    let info = match magic {
+        2 => {
+            if size < BATCH_HEADER_LEN as u64 {
+                return Ok(None);
+            }
+            let h = BatchHeader::parse(&head)?;
+            if h.last_offset_delta < 0 {
+                return Ok(None);
+            }
+            EntryInfo {
+                position,
+                size,
+                magic,
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                max_timestamp: h.max_timestamp,
+                partition_leader_epoch: h.partition_leader_epoch,
+                header: Some(h),
+            }
+        }
+        0 | 1 => EntryInfo {
+            position,
+            size,
+            magic,
+            base_offset: offset,
+            last_offset: offset,
+            max_timestamp: if magic == 1 && avail >= 26 {
+                i64::from_be_bytes(head[18..26].try_into().unwrap_or([0; 8]))
+            } else {
+                -1
+            },
+            partition_leader_epoch: -1,
+            header: None,
+        },
+        _ => return Ok(None),
+    };
+    Ok(Some(info))
+}
+
+/// Checks a whole stored entry (CRC-32C for v2, CRC-32 for legacy messages).
+fn validate_entry(bytes: &[u8], info: &EntryInfo) -> Result<()> {
+    if info.magic == 2 {
+        batch::validate_stored(bytes).map(|_| ())
+    } else {
+        let crc = u32::from_be_bytes(bytes[12..16].try_into().unwrap_or([0; 4]));
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[16..]);
+        if h.finalize() == crc {
+            Ok(())
+        } else {
+            Err(LogError::CorruptMessage(
+                "legacy message CRC mismatch".into(),
+            ))
+        }
+    }
+}
+
+pub struct LogSegment {
+    pub base_offset: i64,
+    dir: PathBuf,
+    log_path: PathBuf,
+    log: File,
+    size: u64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    pub txn_index: TxnIndex,
+    index_interval_bytes: usize,
+    bytes_since_last_index_entry: usize,
+    max_timestamp_so_far: i64,
+    offset_of_max_timestamp: i64,
+    /// Max timestamp of the first batch: what `segment.ms` is measured from.
+    rolling_timestamp: Option<i64>,
+    created: SystemTime,
+}
+
+/// Sizes and intervals a segment needs from its topic's config.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentSettings {
+    pub index_interval_bytes: usize,
+    pub max_index_bytes: usize,
+}
+
+impl LogSegment {
+    /// Opens the segment at `base_offset`, creating missing files. `active` preallocates indexes.
+    /// Returns the segment and whether its indexes need a rebuild.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        active: bool,
+    ) -> Result<(LogSegment, bool)> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
+        let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        let indexes_existed = index_path.exists() && time_path.exists();
+        let log = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&log_path)
+            .at(&log_path)?;
+        let meta = log.metadata().at(&log_path)?;
+        let size = meta.len();
+        let max_index_bytes = settings.max_index_bytes;
+        let mut offset_index =
+            OffsetIndex::open(&index_path, base_offset, max_index_bytes, active)?;
+        let mut time_index = TimeIndex::open(&time_path, base_offset, max_index_bytes, active)?;
+        let txn_index = TxnIndex::open(&segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        let mut needs_rebuild = !indexes_existed && size > 0;
+        if let Err(reason) = offset_index.check(size) {
+            tracing::warn!(path = %index_path.display(), %reason, "corrupt offset index, rebuilding");
+            needs_rebuild = true;
+        }
+        if let Err(reason) = time_index.check() {
+            tracing::warn!(path = %time_path.display(), %reason, "corrupt time index, rebuilding");
+            needs_rebuild = true;
+        }
+        let (max_ts, max_ts_offset) = time_index.last().unwrap_or((-1, base_offset));
+        let segment = LogSegment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log_path,
+            log,
+            size,
+            offset_index,
+            time_index,
+            txn_index,
+            index_interval_bytes: settings.index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: max_ts,
+            offset_of_max_timestamp: max_ts_offset,
+            rolling_timestamp: None,
+            created: meta
+                .created()
+                .or_else(|_| meta.modified())
+                .unwrap_or_else(|_| SystemTime::now()),
+        };
+        Ok((segment, needs_rebuild))
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn file(&self) -> &File {
+        &self.log
+    }
+
+    /// Appends already-validated entries whose offsets end at `last_offset`. `parts` are written
+    /// with one vectored write so a stamped header and the client's bytes need no joining copy.
+    pub fn append(
+        &mut self,
+        parts: &[&[u8]],
+        last_offset: i64,
+        max_timestamp: i64,
+        offset_of_max_timestamp: i64,
+    ) -> Result<()> {
+        let position = self.size;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        write_all_vectored(&mut self.log, parts).at(&self.log_path)?;
+        self.size += total as u64;
+        if self.rolling_timestamp.is_none() && position == 0 {
+            self.rolling_timestamp = Some(max_timestamp);
+        }
+        if max_timestamp > self.max_timestamp_so_far {
+            self.max_timestamp_so_far = max_timestamp;
+            self.offset_of_max_timestamp = offset_of_max_timestamp;
+        }
+        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+            self.offset_index.append(last_offset, position as u32)?;
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp,
+                false,
+            )?;
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += total;
+        Ok(())
+    }
+
+    /// Whether appending `incoming` bytes ending at `last_offset` must go into a new segment.
+    pub fn is_full_for(&self, incoming: usize, last_offset: i64, segment_bytes: u64) -> bool {
+        (self.size > 0 && self.size + incoming as u64 > segment_bytes)
+            || self.offset_index.file.is_full()
+            || self.time_index.file.is_full()
+            || last_offset - self.base_offset > i32::MAX as i64
+            || self.size + incoming as u64 > u32::MAX as u64
+    }
+
+    /// How long this segment has been filling, in the sense of `segment.ms`.
+    pub fn time_waited_for_roll(&mut self, now_ms: i64, incoming_max_ts: i64) -> i64 {
+        if self.rolling_timestamp.is_none() && self.size > 0 {
+            self.rolling_timestamp = read_entry_info(&self.log, 0, self.size)
+                .ok()
+                .flatten()
+                .map(|e| e.max_timestamp);
+        }
+        match self.rolling_timestamp {
+            Some(ts) if ts >= 0 && incoming_max_ts >= 0 => incoming_max_ts - ts,
+            _ => now_ms - system_time_ms(self.created),
+        }
+    }
+
+    pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
+        read_entry_info(&self.log, position, self.size).map_err(|e| self.with_path(e))
+    }
+
+    fn with_path(&self, e: LogError) -> LogError {
+        match e {
+            LogError::Io { source, .. } => LogError::io(&self.log_path, source),
+            other => other,
+        }
+    }
+
+    /// The first entry whose last offset is >= `offset`, found through the offset index and a
+    /// scan of at most `index.interval.bytes` plus one entry.
+    pub fn find_entry(&self, offset: i64, from_position: u64) -> Result<Option<EntryInfo>> {
+        let mut pos = (self.offset_index.lookup(offset) as u64).max(from_position);
+        while let Some(e) = self.entry_at(pos)? {
+            if e.last_offset >= offset {
+                return Ok(Some(e));
+            }
+            pos += e.size;
+        }
+        Ok(None)
+    }
+
+    /// Reads `len` bytes from `position` into one buffer.
+    pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
+        let len = len.min(self.size.saturating_sub(position) as usize);
+        let mut buf = BytesMut::zeroed(len);
+        self.log
+            .read_exact_at(&mut buf, position)
+            .at(&self.log_path)?;
+        Ok(buf.freeze())
+    }
+
+    /// Offset after the last entry, scanning from the last index entry.
+    pub fn next_offset(&self) -> Result<i64> {
+        let mut pos = self.offset_index.last().map_or(0, |(_, p)| p as u64);
+        let mut next = self.base_offset;
+        while let Some(e) = self.entry_at(pos)? {
+            next = e.last_offset + 1;
+            pos += e.size;
+        }
+        Ok(next)
+    }
+
+    /// Rebuilds the indexes from the data, validating every entry; the file is cut at the first
+    /// invalid entry. Calls `on_entry` for each valid entry. Returns the bytes cut off.
+    pub fn recover(&mut self, mut on_entry: impl FnMut(&EntryInfo)) -> Result<u64> {
+        self.offset_index.file.truncate_entries(0);
+        self.time_index.file.truncate_entries(0);
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp_so_far = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.rolling_timestamp = None;
+        let mut pos = 0u64;
+        let mut buf = Vec::new();
+        while let Some(e) = self.entry_at(pos)? {
+            buf.resize(e.size as usize, 0);
+            self.log.read_exact_at(&mut buf, pos).at(&self.log_path)?;
+            if let Err(err) = validate_entry(&buf, &e) {
+                tracing::warn!(path = %self.log_path.display(), position = pos, error = %err, "invalid batch found during recovery");
+                break;
+            }
+            if e.base_offset < self.base_offset
+                || e.last_offset - self.base_offset > i32::MAX as i64
+            {
+                tracing::warn!(path = %self.log_path.display(), position = pos, offset = e.base_offset, "batch offset outside its segment during recovery");
+                break;
+            }
+            if self.rolling_timestamp.is_none() {
+                self.rolling_timestamp = Some(e.max_timestamp);
+            }
+            if e.max_timestamp > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = e.max_timestamp;
+                self.offset_of_max_timestamp = e.last_offset;
+            }
+            if self.bytes_since_last_index_entry > self.index_interval_bytes {
+                self.offset_index.append(e.last_offset, pos as u32)?;
+                self.time_index.maybe_append(
+                    self.max_timestamp_so_far,
+                    self.offset_of_max_timestamp,
+                    false,
+                )?;
+                self.bytes_since_last_index_entry = 0;
+            }
+            self.bytes_since_last_index_entry += e.size as usize;
+            on_entry(&e);
+            pos += e.size;
+        }
+        let dropped = self.size - pos;
+        if dropped > 0 {
+            self.log.set_len(pos).at(&self.log_path)?;
+            self.size = pos;
+        }
+        self.txn_index.truncate_to(self.next_offset()?)?;
+        Ok(dropped)
+    }
+
+    /// Removes every entry whose last offset is >= `offset`. Returns the bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64> {
+        let Some(entry) = self.find_entry(offset, 0)? else {
+            return Ok(0);
+        };
+        let removed = self.size - entry.position;
+        self.log.set_len(entry.position).at(&self.log_path)?;
+        self.size = entry.position;
+        self.offset_index.truncate_to(offset);
+        self.time_index.truncate_to(offset);
+        self.txn_index.truncate_to(offset)?;
+        let (ts, off) = self.time_index.last().unwrap_or((-1, self.base_offset));
+        self.max_timestamp_so_far = ts;
+        self.offset_of_max_timestamp = off;
+        self.bytes_since_last_index_entry = 0;
+        if self.size == 0 {
+            self.rolling_timestamp = None;
+        }
+        Ok(removed)
+    }
+
+    /// Largest timestamp in the segment, or its file's mtime when it has none, as Kafka's
+    /// time-based retention uses.
+    pub fn largest_timestamp(&self) -> i64 {
+        if self.max_timestamp_so_far >= 0 {
+            return self.max_timestamp_so_far;
+        }
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_or(0, system_time_ms)
+    }
+
+    pub fn max_timestamp_so_far(&self) -> (i64, i64) {
+        (self.max_timestamp_so_far, self.offset_of_max_timestamp)
+    }
+
+    /// Called when a newer segment takes over: force the final time index entry and trim both
+    /// indexes to their entries, as Kafka's `onBecomeInactiveSegment` does.
+    pub fn close_active(&mut self) -> Result<()> {
+        if self.max_timestamp_so_far >= 0 {
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp,
+                true,
+            )?;
+        }
+        self.offset_index.file.trim()?;
+        self.time_index.file.trim()
+    }
+
+    /// Preallocates the indexes again when this segment becomes the active one after a load.
+    pub fn reopen_active(&mut self) -> Result<()> {
+        self.offset_index.file.preallocate()?;
+        self.time_index.file.preallocate()
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.log.sync_data().at(&self.log_path)?;
+        self.offset_index.file.flush()?;
+        self.time_index.file.flush()?;
+        self.txn_index.flush()
+    }
+
+    /// First step of deletion: rename every file to `*.deleted`, so that a crash before the
+    /// actual removal never leaves the segment looking live.
+    pub fn mark_deleted(&mut self) -> Result<()> {
+        let rename = |from: &Path| -> Result<PathBuf> {
+            let to = PathBuf::from(format!("{}.{DELETED_SUFFIX}", from.display()));
+            Ok(to)
+        };
+        let to = rename(&self.log_path)?;
+        fs::rename(&self.log_path, &to).at(&self.log_path)?;
+        self.log_path = to;
+        let to = rename(self.offset_index.file.path())?;
+        rename_index(&mut self.offset_index.file, &to)?;
+        let to = rename(self.time_index.file.path())?;
+        rename_index(&mut self.time_index.file, &to)?;
+        self.txn_index.rename_with_suffix(DELETED_SUFFIX)?;
+        Ok(())
+    }
+
+    /// Removes this segment's files (after `mark_deleted`, or directly).
+    pub fn delete_files(self) -> Result<()> {
+        let paths = [
+            self.log_path.clone(),
+            self.offset_index.file.path().to_path_buf(),
+            self.time_index.file.path().to_path_buf(),
+        ];
+        let txn = self.txn_index.path().to_path_buf();
+        drop(self);
+        for p in paths.iter().chain(std::iter::once(&txn)) {
+            match fs::remove_file(p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+pub fn system_time_ms(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn now_ms() -> i64 {
+    system_time_ms(SystemTime::now())
+}
+
+fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut bufs = &mut slices[..];
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
