@@ -1,0 +1,94 @@
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use odradek::config::LogConfig;
+use odradek::log::records::{BatchBuilder, NewRecord, Record};
+use odradek::log::{LoadParams, PartitionLog};
+
+/// `../shared/fixtures` beside the repository, or `ODRADEK_FIXTURES`.
+pub fn fixtures() -> PathBuf {
+    std::env::var_os("ODRADEK_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
+}
+
+pub fn kafka_single() -> PathBuf {
+    fixtures().join("kafka-2.4.1-single")
+}
+
+/// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
+
+/// A batch as a client would send it: `n` records with keys, values and a header.
+pub fn client_batch(first: usize, n: usize, value_len: usize, ts: i64, codec: i16) -> Bytes {
+    let b = BatchBuilder {
+        codec,
+        records: (first..first + n)
+            .map(|i| NewRecord {
+                timestamp: ts,
+                key: Some(format!("key-{i}").into_bytes()),
+                value: Some(format!("{i:0width$}", width = value_len).into_bytes()),
+                headers: vec![(b"idx".to_vec(), Some(i.to_string().into_bytes()))],
+            })
+            .collect(),
+        ..BatchBuilder::default()
+    };
+    Bytes::from(b.build().unwrap())
+}
+
+pub fn open_log(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
+    PartitionLog::open(
+        dir,
+        config,
+        LoadParams {
+            clean_shutdown: clean,
+            ..LoadParams::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Reads the whole log from its start through `read`, decoding every record.
+pub fn read_all(log: &PartitionLog) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    let mut guard = 0;
+    while next < log.log_end_offset() {
+        guard += 1;
+        assert!(guard < 1_000_000, "read loop does not advance");
+        let r = log
+            .read(next, 64 * 1024, log.log_end_offset(), true)
+            .unwrap();
+        assert!(!r.records.is_empty(), "no data at {next} below the log end");
+        let mut pos = 0;
+        while pos < r.records.len() {
+            let size = odradek::log::batch::entry_size(&r.records[pos..]).unwrap() as usize;
+            let (h, recs) =
+                odradek::log::records::decode_batch(&r.records[pos..pos + size]).unwrap();
+            out.extend(
+                recs.into_iter()
+                    .filter(|rec| rec.offset >= next && !h.is_control()),
+            );
+            next = next.max(h.next_offset());
+            pos += size;
+        }
+    }
+    out
+}
