@@ -49,9 +49,9 @@ impl Default for LogConfig {
     }
 }
 
-fn parse<T: std::str::FromStr>(key: &str, value: &str, min: Option<T>) -> Result<T, ConfigError>
+fn parse<T>(key: &str, value: &str, min: Option<T>) -> Result<T, ConfigError>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     let bad = |reason: String| ConfigError {
         key: key.to_string(),

@@ -22,6 +22,9 @@ pub struct IndexFile {
     entry_size: usize,
     entries: usize,
     max_entries: usize,
+    /// A length that is not a whole number of entries means a torn write: Kafka calls such an
+    /// index corrupt, and so do we.
+    torn: bool,
 }
 
 impl IndexFile {
@@ -44,6 +47,7 @@ impl IndexFile {
             entry_size,
             entries,
             max_entries: (max_bytes / entry_size).max(1),
+            torn: !len.is_multiple_of(entry_size),
         };
         if preallocate {
             idx.resize_file(idx.max_entries.max(entries) * entry_size)?;
@@ -68,6 +72,7 @@ impl IndexFile {
     fn resize_file(&mut self, bytes: usize) -> Result<()> {
         self.mmap = None;
         self.file.set_len(bytes as u64).at(&self.path)?;
+        self.torn = false;
         self.map()
     }
 
@@ -220,6 +225,9 @@ impl OffsetIndex {
     /// Kafka's sanity check, made stricter: entries must increase and stay inside the log.
     /// Preallocated zero entries at the tail (an active segment after a crash) are dropped.
     pub fn check(&mut self, log_size: u64) -> std::result::Result<(), String> {
+        if self.file.torn {
+            return Err("length is not a multiple of the entry size".into());
+        }
         while self.file.entries > 0
             && self
                 .file
@@ -305,6 +313,9 @@ impl TimeIndex {
     }
 
     pub fn check(&mut self) -> std::result::Result<(), String> {
+        if self.file.torn {
+            return Err("length is not a multiple of the entry size".into());
+        }
         while self.file.entries > 0
             && self
                 .file
