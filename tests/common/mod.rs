@@ -92,3 +92,47 @@ pub fn read_all(log: &PartitionLog) -> Vec<Record> {
     }
     out
 }
+
+/// A tool the test needs but that is not here: under CI (where the test command installs
+/// everything) that is a failure; on a developer's machine the test says why it skips.
+pub fn missing_tool(what: &str) {
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{what} is missing under CI; the test command (scripts/test.sh) installs it");
+    }
+    eprintln!("SKIPPED: {what} is not installed (run scripts/test.sh to install it)");
+}
+
+/// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
+pub fn kafka_clients_classpath() -> Option<String> {
+    let dir = std::env::var_os("ODRADEK_JAVA_LIBS").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek/java/kafka-clients-3.9"))
+    })?;
+    let jars: Vec<String> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jar"))
+        .map(|p| p.display().to_string())
+        .collect();
+    jars.iter().any(|j| j.contains("kafka-clients")).then(|| jars.join(":"))
+}
+
+/// Compiles one program from `compat-tests/java` into `out` and returns the classpath to run it.
+pub fn compile_java(program: &str, out: &Path) -> Option<String> {
+    let cp = kafka_clients_classpath()?;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/java").join(format!("{program}.java"));
+    let status = std::process::Command::new("javac")
+        .args(["-nowarn", "-cp", &cp, "-d"])
+        .arg(out)
+        .arg(&src)
+        .status()
+        .ok()?;
+    assert!(status.success(), "javac failed on {}", src.display());
+    Some(format!("{}:{cp}", out.display()))
+}
+
+/// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
+pub fn kafka_home() -> Option<PathBuf> {
+    std::env::var_os("KAFKA_HOME").map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek/kafka_2.13-2.4.1"))
+    }).filter(|p| p.join("bin").is_dir())
+}
