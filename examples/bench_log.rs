@@ -43,7 +43,8 @@ fn main() {
         .expect("batch"),
     );
     let path = std::path::Path::new(dir).join("bench-0");
-    let mut log = PartitionLog::open(&path, LogConfig::default(), LoadParams::default()).expect("open");
+    let mut log =
+        PartitionLog::open(&path, LogConfig::default(), LoadParams::default()).expect("open");
 
     let batches = total / batch.len() as u64;
     let mut rss_at_quarter = 0;
@@ -78,8 +79,22 @@ fn main() {
         read += r.records.len() as u64;
     }
     let read_secs = start.elapsed().as_secs_f64();
-    println!("batches appended: {batches} x {} bytes ({per_batch} records of {record_bytes} B)", batch.len());
-    println!("append: {:.0} MB/s ({written} bytes in {append_secs:.2} s, one fsync at the end)", written as f64 / append_secs / 1e6);
-    println!("read:   {:.0} MB/s ({read} bytes in {read_secs:.2} s, page cache)", read as f64 / read_secs / 1e6);
-    println!("rss:    {} MiB after 1/4 of the appends, {} MiB at the end, peak {} MiB", rss_at_quarter / 1024, rss_at_end / 1024, rss_kib("VmHWM:") / 1024);
+    println!(
+        "batches appended: {batches} x {} bytes ({per_batch} records of {record_bytes} B)",
+        batch.len()
+    );
+    println!(
+        "append: {:.0} MB/s ({written} bytes in {append_secs:.2} s, one fsync at the end)",
+        written as f64 / append_secs / 1e6
+    );
+    println!(
+        "read:   {:.0} MB/s ({read} bytes in {read_secs:.2} s, page cache)",
+        read as f64 / read_secs / 1e6
+    );
+    println!(
+        "rss:    {} MiB after 1/4 of the appends, {} MiB at the end, peak {} MiB",
+        rss_at_quarter / 1024,
+        rss_at_end / 1024,
+        rss_kib("VmHWM:") / 1024
+    );
 }

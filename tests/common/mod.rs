@@ -104,22 +104,29 @@ pub fn missing_tool(what: &str) {
 
 /// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
 pub fn kafka_clients_classpath() -> Option<String> {
-    let dir = std::env::var_os("ODRADEK_JAVA_LIBS").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek/java/kafka-clients-3.9"))
-    })?;
+    let dir = std::env::var_os("ODRADEK_JAVA_LIBS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/odradek/java/kafka-clients-3.9"))
+        })?;
     let jars: Vec<String> = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "jar"))
         .map(|p| p.display().to_string())
         .collect();
-    jars.iter().any(|j| j.contains("kafka-clients")).then(|| jars.join(":"))
+    jars.iter()
+        .any(|j| j.contains("kafka-clients"))
+        .then(|| jars.join(":"))
 }
 
 /// Compiles one program from `compat-tests/java` into `out` and returns the classpath to run it.
 pub fn compile_java(program: &str, out: &Path) -> Option<String> {
     let cp = kafka_clients_classpath()?;
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/java").join(format!("{program}.java"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("compat-tests/java")
+        .join(format!("{program}.java"));
     let status = std::process::Command::new("javac")
         .args(["-nowarn", "-cp", &cp, "-d"])
         .arg(out)
@@ -132,7 +139,11 @@ pub fn compile_java(program: &str, out: &Path) -> Option<String> {
 
 /// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
 pub fn kafka_home() -> Option<PathBuf> {
-    std::env::var_os("KAFKA_HOME").map(PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek/kafka_2.13-2.4.1"))
-    }).filter(|p| p.join("bin").is_dir())
+    std::env::var_os("KAFKA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/odradek/kafka_2.13-2.4.1"))
+        })
+        .filter(|p| p.join("bin").is_dir())
 }
