@@ -2,7 +2,7 @@
 //! as group commit: appends that arrive while one fsync runs are made durable by the next one,
 //! so `flush.messages=1` costs one fsync per burst rather than one per batch.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ pub struct LogHandle {
     /// already durable.
     flush_lock: Mutex<()>,
     durable_offset: AtomicI64,
+    fsyncs: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -31,6 +32,7 @@ impl LogHandle {
             log: Mutex::new(log),
             flush_lock: Mutex::new(()),
             durable_offset: AtomicI64::new(durable),
+            fsyncs: AtomicU64::new(0),
         }
     }
 
@@ -90,9 +92,15 @@ impl LogHandle {
         for f in &files {
             f.sync_data().at(std::path::Path::new("<segment>"))?;
         }
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.lock().mark_flushed(end, messages, now_ms());
         self.durable_offset.fetch_max(end, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// How many flushes this log has run (each one fsync per unflushed segment).
+    pub fn flush_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
     }
 
     pub fn durable_offset(&self) -> i64 {

@@ -10,6 +10,7 @@ pub mod manager;
 pub mod partition;
 pub mod records;
 pub mod segment;
+pub mod tasks;
 pub mod txn_index;
 
 pub use error::{LogError, Result};
