@@ -1,3 +1,9 @@
+pub mod api;
 pub mod config;
+pub mod controller;
 pub mod log;
+pub mod metadata;
+pub mod network;
+pub mod replica;
+pub mod server;
 pub mod tools;

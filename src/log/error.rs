@@ -19,6 +19,10 @@ pub enum LogError {
         log_start: i64,
         log_end: i64,
     },
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
     #[error("malformed checkpoint file {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
     #[error("log directory {path}: {reason}")]
@@ -47,6 +51,8 @@ impl LogError {
             LogError::MessageTooLarge { .. } => 10,
             LogError::UnsupportedCompression(_) => 76,
             LogError::OffsetOutOfRange { .. } => 1,
+            LogError::OutOfOrderSequence(_) => 45,
+            LogError::InvalidProducerEpoch(_) => 47,
             // KAFKA_STORAGE_ERROR: the replica's disk failed us, the client may retry elsewhere.
             LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => 56,
         }

@@ -8,6 +8,7 @@ pub mod handle;
 pub mod index;
 pub mod manager;
 pub mod partition;
+pub mod producer_state;
 pub mod records;
 pub mod segment;
 pub mod tasks;

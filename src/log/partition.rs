@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::batch::{self, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
 use super::checkpoint::{self, LEADER_EPOCH_FILE};
 use super::error::{IoContext, LogError, Result};
+use super::producer_state::{ProducerStateManager, SequenceCheck};
 use super::records;
 use super::segment::{EntryInfo, LOG_SUFFIX, LogSegment, SegmentSettings, now_ms};
 use crate::config::LogConfig;
@@ -66,6 +67,7 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     /// Segments renamed to `.deleted`, removed for good after `file.delete.delay.ms`.
     pending_deletes: Vec<(i64, LogSegment)>,
+    producers: ProducerStateManager,
 }
 
 /// Splits `orders-0` / `my-topic-12` at the last `-`.
@@ -155,6 +157,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),
+            producers: ProducerStateManager::default(),
         };
 
         let last = bases.last().copied();
@@ -194,7 +197,30 @@ impl PartitionLog {
         }
         let leo = log.log_end_offset;
         log.truncate_epochs_from_end(leo)?;
+        log.rebuild_producer_state()?;
         Ok(log)
+    }
+
+    /// Replays every batch header in the log into the producer state. Kafka starts from its
+    /// `.snapshot` files; reading headers only (61 bytes per batch) keeps this cheap enough.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        self.producers.clear();
+        for seg in self.segments.values() {
+            let mut pos = 0;
+            while let Some(e) = seg.entry_at(pos)? {
+                if let Some(h) = e.header
+                    && h.producer_id >= 0
+                {
+                    self.producers.update(&h);
+                }
+                pos += e.size;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     /// Validates every entry from the segment holding `recovery_point` on, rebuilding indexes
@@ -362,6 +388,19 @@ impl PartitionLog {
             batch::validate_uncompressed_records(records, &header)?;
         }
 
+        if let SequenceCheck::Duplicate(dup) = self.producers.check(&header)? {
+            // A retry of a batch already in the log: acknowledge it where it went.
+            return Ok(AppendInfo {
+                base_offset: dup.first_offset,
+                last_offset: dup.last_offset,
+                max_timestamp: dup.timestamp,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset,
+                records: 0,
+                bytes: 0,
+            });
+        }
+
         let base_offset = self.log_end_offset;
         let now = now_ms();
         let append_time = self.config.log_append_time.then_some(now);
@@ -376,6 +415,7 @@ impl PartitionLog {
             now,
         )?;
         self.assign_epoch(leader_epoch, base_offset)?;
+        self.producers.update(&BatchHeader { base_offset, max_timestamp, ..header });
         self.after_append(header.records_count as u64, now)?;
         Ok(AppendInfo {
             base_offset,
@@ -424,6 +464,7 @@ impl PartitionLog {
             let b = &records[*pos..*pos + h.size()];
             self.append_parts(&[b], h.base_offset, h.last_offset(), h.max_timestamp, now)?;
             self.assign_epoch(h.partition_leader_epoch, h.base_offset)?;
+            self.producers.update(h);
             count += h.records_count.max(0) as u64;
             max_ts = max_ts.max(h.max_timestamp);
         }
@@ -673,6 +714,7 @@ impl PartitionLog {
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         let leo = self.log_end_offset;
         self.truncate_epochs_from_end(leo)?;
+        self.rebuild_producer_state()?;
         tracing::info!(topic = %self.topic, partition = self.partition, offset, log_end_offset = leo, "truncated log");
         Ok(())
     }
@@ -690,6 +732,7 @@ impl PartitionLog {
         self.high_watermark = offset;
         self.recovery_point = offset;
         self.leader_epochs.clear();
+        self.producers.clear();
         self.write_epochs()
     }
 

@@ -1,0 +1,45 @@
+//! ApiVersions: the first request every modern client sends.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+
+use super::{SUPPORTED_APIS, errors};
+
+fn table() -> Vec<ApiVersion> {
+    SUPPORTED_APIS
+        .iter()
+        .map(|(key, min, max)| {
+            let mut v = ApiVersion::default();
+            v.api_key = *key as i16;
+            v.min_version = *min;
+            v.max_version = *max;
+            v
+        })
+        .collect()
+}
+
+/// Kafka's rule for `client_software_name` / `_version` (v3+).
+fn valid_software_field(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+}
+
+pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.api_keys = table();
+    if version >= 3 && !(valid_software_field(&request.client_software_name) && valid_software_field(&request.client_software_version)) {
+        r.error_code = errors::INVALID_REQUEST;
+    }
+    r
+}
+
+/// The v0 answer to an ApiVersions version we do not know (KIP-511).
+pub fn unsupported_version_response() -> ApiVersionsResponse {
+    let mut r = ApiVersionsResponse::default();
+    r.error_code = errors::UNSUPPORTED_VERSION;
+    r.api_keys = table().into_iter().filter(|v| v.api_key == ApiKey::ApiVersions as i16).collect();
+    r
+}

@@ -1,0 +1,147 @@
+//! Fetch: bytes as stored, starting at the batch holding the fetch offset. A fetch that finds
+//! less than `min_bytes` waits until an append to one of its partitions or `max_wait_ms`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::select_all;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::{Api, errors};
+use crate::log::LogError;
+use crate::replica::Partition;
+
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    hosted: Option<Arc<Partition>>,
+}
+
+pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResponse {
+    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if version >= 3 { request.max_bytes.max(0) as usize } else { usize::MAX };
+    let read_committed = request.isolation_level == 1;
+    let mut wanted = Vec::new();
+    let topic_names: Vec<_> = request.topics.iter().map(|t| t.topic.clone()).collect();
+    for (ti, t) in request.topics.iter().enumerate() {
+        let name = t.topic.0.to_string();
+        for p in &t.partitions {
+            wanted.push(Wanted {
+                topic_index: ti,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                hosted: api.replicas.get(&name, p.partition),
+            });
+        }
+    }
+    loop {
+        // Register for wake-ups before reading, so an append racing with the read is not lost.
+        let mut waits: Vec<Pin<Box<tokio::sync::futures::Notified<'_>>>> = wanted
+            .iter()
+            .filter_map(|w| w.hosted.as_ref())
+            .map(|p| {
+                let mut n = Box::pin(p.appended());
+                n.as_mut().enable();
+                n
+            })
+            .collect();
+        let (partitions, total, errored) = read_all(api, &wanted, max_bytes, version, read_committed).await;
+        let now = Instant::now();
+        if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
+            return build_response(&topic_names, partitions);
+        }
+        let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut()))).await;
+    }
+}
+
+async fn read_all(api: &Api, wanted: &[Wanted], max_bytes: usize, version: i16, read_committed: bool) -> (Vec<(usize, PartitionData)>, usize, bool) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut errored = false;
+    // v3+: the first batch found is returned whole even if over the limits, so consumers can
+    // always make progress (KIP-74).
+    let mut min_one = version >= 3;
+    for w in wanted {
+        let mut pd = PartitionData::default();
+        pd.partition_index = w.partition;
+        pd.high_watermark = -1;
+        if read_committed {
+            pd.aborted_transactions = Some(Vec::new());
+        }
+        match &w.hosted {
+            None => {
+                pd.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                errored = true;
+            }
+            Some(p) => {
+                let limit = w.max_bytes.min(remaining);
+                match api.replicas.read(p, w.offset, limit, min_one).await {
+                    Ok(r) => {
+                        set_offsets(&mut pd, version, r.high_watermark, r.log_start_offset);
+                        let n = r.records.len();
+                        if n > 0 {
+                            min_one = false;
+                        }
+                        total += n;
+                        remaining = remaining.saturating_sub(n);
+                        pd.records = Some(r.records);
+                    }
+                    Err(e) => {
+                        let (hw, start) = {
+                            let log = p.log.lock();
+                            (log.high_watermark(), log.log_start_offset())
+                        };
+                        set_offsets(&mut pd, version, hw, start);
+                        pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) { errors::OFFSET_OUT_OF_RANGE } else { e.kafka_error_code() };
+                        errored = true;
+                    }
+                }
+            }
+        }
+        if pd.records.is_none() {
+            pd.records = Some(bytes::Bytes::new());
+        }
+        out.push((w.topic_index, pd));
+    }
+    (out, total, errored)
+}
+
+/// Sets what the version has: the last stable offset from v4, the log start offset from v5.
+fn set_offsets(pd: &mut PartitionData, version: i16, high_watermark: i64, log_start_offset: i64) {
+    pd.high_watermark = high_watermark;
+    if version >= 4 {
+        pd.last_stable_offset = high_watermark;
+    }
+    if version >= 5 {
+        pd.log_start_offset = log_start_offset;
+    }
+}
+
+fn build_response(names: &[kafka_protocol::messages::TopicName], partitions: Vec<(usize, PartitionData)>) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = names
+        .iter()
+        .map(|n| {
+            let mut t = FetchableTopicResponse::default();
+            t.topic = n.clone();
+            t
+        })
+        .collect();
+    for (ti, pd) in partitions {
+        if let Some(t) = topics.get_mut(ti) {
+            t.partitions.push(pd);
+        }
+    }
+    let mut response = FetchResponse::default();
+    // Session id 0: we answer every fetch in full, which KIP-227 allows a broker to do.
+    response.session_id = 0;
+    response.responses = topics;
+    response
+}

@@ -1,0 +1,101 @@
+//! Metadata: brokers, topics, partition leaders; creates unknown topics when allowed.
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Api, errors};
+use crate::controller::ControllerError;
+use crate::metadata::cache::{INTERNAL_TOPICS, TopicInfo};
+
+pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> MetadataResponse {
+    // v0 asks for all topics with an empty list; v1+ with null.
+    let requested: Option<Vec<String>> = match request.topics {
+        None => None,
+        Some(t) if t.is_empty() && version == 0 => None,
+        Some(t) => Some(t.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect()),
+    };
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    let mut response = MetadataResponse::default();
+    response.brokers = api
+        .cache
+        .brokers()
+        .into_iter()
+        .map(|b| {
+            let mut mb = MetadataResponseBroker::default();
+            mb.node_id = BrokerId(b.id);
+            mb.host = StrBytes::from_string(b.host);
+            mb.port = b.port as i32;
+            if version >= 1 {
+                mb.rack = b.rack.map(StrBytes::from_string);
+            }
+            mb
+        })
+        .collect();
+    if version >= 2 {
+        response.cluster_id = Some(StrBytes::from_string(api.cache.cluster_id()));
+    }
+    if version >= 1 {
+        response.controller_id = BrokerId(api.cache.controller_id());
+    }
+    let names = match requested {
+        None => api.cache.topic_names(),
+        Some(names) => names,
+    };
+    for name in names {
+        let mut t = MetadataResponseTopic::default();
+        t.name = Some(TopicName(StrBytes::from_string(name.clone())));
+        t.is_internal = version >= 1 && INTERNAL_TOPICS.contains(&name.as_str());
+        t.topic_authorized_operations = i32::MIN;
+        let info = match api.cache.topic(&name) {
+            Some(info) => Some(info),
+            None if allow_auto_create && api.config.auto_create_topics_enable => {
+                match api.controller.create_topic(&name, -1, -1, Default::default(), false).await {
+                    Ok(()) | Err(ControllerError::TopicExists(_)) => api.cache.topic(&name),
+                    Err(e) => {
+                        tracing::info!(topic = name, error = %e, "auto-creation refused");
+                        t.error_code = match e {
+                            ControllerError::InvalidTopic(_) => errors::INVALID_TOPIC_EXCEPTION,
+                            other => other.kafka_error_code(),
+                        };
+                        None
+                    }
+                }
+            }
+            None => {
+                t.error_code = if crate::controller::validate_topic_name(&name).is_err() { errors::INVALID_TOPIC_EXCEPTION } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
+                None
+            }
+        };
+        if let Some(info) = info {
+            fill_topic(&mut t, &info, version);
+        } else if t.error_code == errors::NONE {
+            t.error_code = errors::LEADER_NOT_AVAILABLE;
+        }
+        response.topics.push(t);
+    }
+    response.cluster_authorized_operations = i32::MIN;
+    response
+}
+
+fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16) {
+    if version >= 10 {
+        t.topic_id = info.id;
+    }
+    t.partitions = info
+        .partitions
+        .iter()
+        .map(|(p, pi)| {
+            let mut mp = MetadataResponsePartition::default();
+            mp.partition_index = *p;
+            mp.leader_id = BrokerId(pi.leader);
+            if version >= 7 {
+                mp.leader_epoch = pi.leader_epoch;
+            }
+            mp.replica_nodes = pi.replicas.iter().copied().map(BrokerId).collect();
+            mp.isr_nodes = pi.isr.iter().copied().map(BrokerId).collect();
+            mp.error_code = if pi.leader < 0 { errors::LEADER_NOT_AVAILABLE } else { errors::NONE };
+            mp
+        })
+        .collect();
+}

@@ -1,0 +1,137 @@
+//! Request handling: one module per API family, routed from one table that is also what
+//! ApiVersions advertises, so nothing unimplemented can be advertised.
+
+pub mod api_versions;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+pub mod producer_ids;
+pub mod topics;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::Encodable;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::controller::Controller;
+use crate::metadata::MetadataCache;
+use crate::network::frame::{self, FrameError};
+use crate::replica::ReplicaManager;
+use producer_ids::ProducerIdManager;
+
+/// Every API this broker answers, with the versions it answers. ApiVersions lists exactly these.
+///
+/// Fetch starts at v4: older versions need magic 0/1 down-conversion, which Kafka 4.0 removed as
+/// well (KIP-896). Produce v0-2 (legacy message sets) are converted to magic 2 on append.
+pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 8),
+    (ApiKey::Fetch, 4, 11),
+    (ApiKey::ListOffsets, 0, 5),
+    (ApiKey::Metadata, 0, 9),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 0, 5),
+    (ApiKey::DeleteTopics, 0, 4),
+    (ApiKey::InitProducerId, 0, 2),
+];
+
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
+}
+
+pub struct Api {
+    pub config: Arc<BrokerConfig>,
+    pub cache: Arc<MetadataCache>,
+    pub replicas: Arc<ReplicaManager>,
+    pub controller: Arc<Controller>,
+    pub producer_ids: ProducerIdManager,
+    open_connections: AtomicI64,
+}
+
+impl Api {
+    pub fn new(config: Arc<BrokerConfig>, cache: Arc<MetadataCache>, replicas: Arc<ReplicaManager>, controller: Arc<Controller>, producer_ids: ProducerIdManager) -> Self {
+        Api { config, cache, replicas, controller, producer_ids, open_connections: AtomicI64::new(0) }
+    }
+
+    pub fn metrics_connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn metrics_connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Parses one frame and starts its handler. An error here closes the connection, which is
+    /// what Kafka does for frames it cannot parse and for APIs or versions it does not enable.
+    pub fn dispatch(self: Arc<Self>, mut frame: Bytes) -> Result<JoinHandle<Result<Option<BytesMut>, String>>, FrameError> {
+        let (key, version) = frame::peek_api(&frame)?;
+        let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
+        let (min, max) = supported_versions(api_key).ok_or(FrameError::UnknownApi(key))?;
+        if api_key == ApiKey::ApiVersions && version > max {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION so the client retries with our max.
+            let correlation_id = frame::correlation_id(&frame);
+            let body = api_versions::unsupported_version_response();
+            let out = frame::encode_response(correlation_id, 0, |b| body.encode(b, 0).map_err(|e| e.to_string())).map_err(FrameError::Malformed)?;
+            return Ok(tokio::spawn(async move { Ok(Some(out)) }));
+        }
+        if version < min || version > max {
+            return Err(FrameError::Malformed(format!("{api_key:?} v{version} is not supported (v{min}-v{max})")));
+        }
+        let header = frame::decode_header(&mut frame, api_key, version)?;
+        let request = RequestKind::decode(api_key, &mut frame, version).map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
+        let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
+        Ok(tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let Some(response) = self.handle(&header, request).await else {
+                    return Ok(None);
+                };
+                let header_version = api_key.response_header_version(version);
+                // A response we cannot encode is our bug; the connection is closed rather than
+                // leaving the client waiting for an answer that never comes.
+                frame::encode_response(header.correlation_id, header_version, |b| response.encode(b, version).map_err(|e| e.to_string()))
+                    .map(Some)
+                    .map_err(|e| format!("{api_key:?} v{version}: {e}"))
+            },
+            span,
+        )))
+    }
+
+    async fn handle(&self, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
+        let version = header.request_api_version;
+        Some(match request {
+            RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r, version)),
+            RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(self, r, version).await),
+            RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(self, r, version).await?),
+            RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(self, r, version).await),
+            RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(self, r, version).await),
+            RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(self, r, version).await),
+            RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(self, r, version).await),
+            RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_ids::handle(self, r).await),
+            other => {
+                // Unreachable: dispatch only decodes APIs in SUPPORTED_APIS.
+                tracing::error!(request = ?std::mem::discriminant(&other), "no handler");
+                return None;
+            }
+        })
+    }
+}
+
+/// Kafka protocol error codes used across handlers.
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const LEADER_NOT_AVAILABLE: i16 = 5;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
+    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+}

@@ -1,0 +1,89 @@
+//! What this broker believes about the cluster: brokers, topics, leaders and ISR. Written from
+//! the controller's decisions (UpdateMetadata in Kafka), read by every request handler.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub id: uuid::Uuid,
+    pub partitions: BTreeMap<i32, PartitionInfo>,
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cluster_id: String,
+    controller_id: i32,
+    brokers: BTreeMap<i32, BrokerInfo>,
+    topics: BTreeMap<String, TopicInfo>,
+}
+
+#[derive(Debug, Default)]
+pub struct MetadataCache {
+    state: RwLock<State>,
+}
+
+pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+impl MetadataCache {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.read().cluster_id.clone()
+    }
+    pub fn set_cluster_id(&self, id: String) {
+        self.write().cluster_id = id;
+    }
+    pub fn controller_id(&self) -> i32 {
+        self.read().controller_id
+    }
+    pub fn set_controller_id(&self, id: i32) {
+        self.write().controller_id = id;
+    }
+    pub fn brokers(&self) -> Vec<BrokerInfo> {
+        self.read().brokers.values().cloned().collect()
+    }
+    pub fn set_brokers(&self, brokers: Vec<BrokerInfo>) {
+        self.write().brokers = brokers.into_iter().map(|b| (b.id, b)).collect();
+    }
+    pub fn topic(&self, name: &str) -> Option<TopicInfo> {
+        self.read().topics.get(name).cloned()
+    }
+    pub fn topic_names(&self) -> Vec<String> {
+        self.read().topics.keys().cloned().collect()
+    }
+    pub fn topics(&self) -> Vec<(String, TopicInfo)> {
+        self.read().topics.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<PartitionInfo> {
+        self.read().topics.get(topic).and_then(|t| t.partitions.get(&partition).cloned())
+    }
+    pub fn put_topic(&self, name: String, info: TopicInfo) {
+        self.write().topics.insert(name, info);
+    }
+    pub fn remove_topic(&self, name: &str) {
+        self.write().topics.remove(name);
+    }
+}

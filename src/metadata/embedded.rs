@@ -1,0 +1,265 @@
+//! The embedded metadata store: Kafka's znode tree kept in memory and persisted in the data
+//! directory, for a single broker without ZooKeeper. Ephemeral nodes live only as long as the
+//! process, as they would with a ZooKeeper session.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::store::{CreateMode, MetadataStore, Stat, StoreError, StoreFuture, StoreResult, WatchEvent};
+use crate::log::checkpoint::write_atomically;
+
+/// File name of the persisted tree inside the first log directory.
+pub const TREE_FILE: &str = "odradek-metadata.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Node {
+    /// Kafka's znode data is always UTF-8 (JSON or decimal text), so a string keeps the file
+    /// readable by people.
+    data: Option<String>,
+    version: i32,
+    czxid: i64,
+    #[serde(skip)]
+    ephemeral: bool,
+    #[serde(default)]
+    sequence: u32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Tree {
+    zxid: i64,
+    nodes: BTreeMap<String, Node>,
+}
+
+pub struct EmbeddedStore {
+    file: PathBuf,
+    tree: Mutex<Tree>,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+fn to_string(path: &str, data: Option<Vec<u8>>) -> StoreResult<Option<String>> {
+    data.map(|d| {
+        String::from_utf8(d).map_err(|_| StoreError::BadData {
+            path: path.to_string(),
+            reason: "not UTF-8".into(),
+        })
+    })
+    .transpose()
+}
+
+fn parent_of(path: &str) -> Option<&str> {
+    match path.rsplit_once('/') {
+        Some(("", _)) => Some("/"),
+        Some((p, _)) => Some(p),
+        None => None,
+    }
+}
+
+impl EmbeddedStore {
+    /// Loads the tree from `dir`, or starts an empty one. A damaged file stops start-up with a
+    /// message rather than silently forgetting every topic.
+    pub fn open(dir: &Path) -> StoreResult<EmbeddedStore> {
+        let file = dir.join(TREE_FILE);
+        let unavailable = |e: String| StoreError::Unavailable(format!("{}: {e}", file.display()));
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(e.to_string()))?;
+        let mut tree = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice::<Tree>(&bytes).map_err(|e| unavailable(format!("corrupt metadata file: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tree::default(),
+            Err(e) => return Err(unavailable(e.to_string())),
+        };
+        tree.nodes.entry("/".to_string()).or_insert(Node {
+            data: None,
+            version: 0,
+            czxid: 0,
+            ephemeral: false,
+            sequence: 0,
+        });
+        let (events, _) = broadcast::channel(1024);
+        Ok(EmbeddedStore {
+            file,
+            tree: Mutex::new(tree),
+            events,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tree> {
+        self.tree.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the persistent part of the tree. Called with the lock held so that writes reach
+    /// the file in the order they were made; the file is small and writes are rare (topic and
+    /// leadership changes), so the brief block is acceptable.
+    fn persist(&self, tree: &Tree) -> StoreResult<()> {
+        let persistent = Tree {
+            zxid: tree.zxid,
+            nodes: tree.nodes.iter().filter(|(_, n)| !n.ephemeral).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+        let bytes = serde_json::to_vec_pretty(&persistent).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        tokio::task::block_in_place(|| write_atomically(&self.file, &bytes)).map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    fn notify(&self, event: WatchEvent) {
+        // No subscriber is fine: nobody is watching yet.
+        let _ = self.events.send(event);
+    }
+}
+
+impl MetadataStore for EmbeddedStore {
+    fn create<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, mode: CreateMode) -> StoreFuture<'a, String> {
+        Box::pin(async move {
+            let data = to_string(path, data)?;
+            let parent = parent_of(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
+            let created = {
+                let mut tree = self.lock();
+                let seq = {
+                    let p = tree.nodes.get_mut(parent).ok_or_else(|| StoreError::NoNode(parent.to_string()))?;
+                    if p.ephemeral {
+                        return Err(StoreError::NoNode(format!("{path} (ephemeral parent)")));
+                    }
+                    let s = p.sequence;
+                    if mode == CreateMode::PersistentSequential {
+                        p.sequence += 1;
+                    }
+                    s
+                };
+                let actual = if mode == CreateMode::PersistentSequential { format!("{path}{seq:010}") } else { path.to_string() };
+                if tree.nodes.contains_key(&actual) {
+                    return Err(StoreError::NodeExists(actual));
+                }
+                tree.zxid += 1;
+                let czxid = tree.zxid;
+                tree.nodes.insert(actual.clone(), Node { data, version: 0, czxid, ephemeral: mode == CreateMode::Ephemeral, sequence: 0 });
+                if mode != CreateMode::Ephemeral {
+                    self.persist(&tree)?;
+                }
+                actual
+            };
+            self.notify(WatchEvent::Created(created.clone()));
+            Ok(created)
+        })
+    }
+
+    fn get<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<(Option<Vec<u8>>, Stat)>> {
+        Box::pin(async move {
+            let tree = self.lock();
+            Ok(tree.nodes.get(path).map(|n| (n.data.clone().map(String::into_bytes), Stat { version: n.version, czxid: n.czxid })))
+        })
+    }
+
+    fn set<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, expected_version: Option<i32>) -> StoreFuture<'a, Stat> {
+        Box::pin(async move {
+            let data = to_string(path, data)?;
+            let stat = {
+                let mut tree = self.lock();
+                let node = tree.nodes.get_mut(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
+                if expected_version.is_some_and(|v| v != node.version) {
+                    return Err(StoreError::BadVersion(path.to_string()));
+                }
+                node.data = data;
+                node.version += 1;
+                let stat = Stat { version: node.version, czxid: node.czxid };
+                let ephemeral = node.ephemeral;
+                tree.zxid += 1;
+                if !ephemeral {
+                    self.persist(&tree)?;
+                }
+                stat
+            };
+            self.notify(WatchEvent::Changed(path.to_string()));
+            Ok(stat)
+        })
+    }
+
+    fn delete<'a>(&'a self, path: &'a str, expected_version: Option<i32>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            {
+                let mut tree = self.lock();
+                let node = tree.nodes.get(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
+                if expected_version.is_some_and(|v| v != node.version) {
+                    return Err(StoreError::BadVersion(path.to_string()));
+                }
+                let prefix = format!("{path}/");
+                if tree.nodes.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+                    return Err(StoreError::NotEmpty(path.to_string()));
+                }
+                let ephemeral = node.ephemeral;
+                tree.nodes.remove(path);
+                tree.zxid += 1;
+                if !ephemeral {
+                    self.persist(&tree)?;
+                }
+            }
+            self.notify(WatchEvent::Deleted(path.to_string()));
+            Ok(())
+        })
+    }
+
+    fn children<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+        Box::pin(async move {
+            let tree = self.lock();
+            if !tree.nodes.contains_key(path) {
+                return Ok(None);
+            }
+            let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+            Ok(Some(
+                tree.nodes
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter_map(|(k, _)| {
+                        let rest = &k[prefix.len()..];
+                        (!rest.is_empty() && !rest.contains('/')).then(|| rest.to_string())
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
+        self.events.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::store::{create_recursive, delete_recursive};
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn znode_semantics_and_persistence() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let mut events = store.subscribe();
+        create_recursive(&store, "/brokers/topics/t", Some(b"{}".to_vec()), CreateMode::Persistent).await.unwrap();
+        assert_eq!(events.recv().await.unwrap(), WatchEvent::Created("/brokers".into()));
+        assert_eq!(store.create("/brokers/topics/t", None, CreateMode::Persistent).await, Err(StoreError::NodeExists("/brokers/topics/t".into())));
+        assert_eq!(store.create("/x/y", None, CreateMode::Persistent).await, Err(StoreError::NoNode("/x".into())));
+        let stat = store.set("/brokers/topics/t", Some(b"{\"a\":1}".to_vec()), Some(0)).await.unwrap();
+        assert_eq!(stat.version, 1);
+        assert_eq!(store.set("/brokers/topics/t", None, Some(0)).await, Err(StoreError::BadVersion("/brokers/topics/t".into())));
+        store.create("/controller", Some(b"{}".to_vec()), CreateMode::Ephemeral).await.unwrap();
+        store.create("/isr", None, CreateMode::Persistent).await.unwrap();
+        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000000");
+        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000001");
+        assert_eq!(store.children("/brokers").await.unwrap(), Some(vec!["topics".to_string()]));
+        assert_eq!(store.delete("/brokers", None).await, Err(StoreError::NotEmpty("/brokers".into())));
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let (data, stat) = store.get("/brokers/topics/t").await.unwrap().unwrap();
+        assert_eq!((data.unwrap(), stat.version), (b"{\"a\":1}".to_vec(), 1));
+        assert_eq!(store.get("/controller").await.unwrap(), None, "ephemeral nodes die with the process");
+        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000002");
+        delete_recursive(&store, "/brokers").await.unwrap();
+        assert_eq!(store.children("/").await.unwrap(), Some(vec!["isr".to_string()]));
+    }
+
+    #[test]
+    fn a_corrupt_tree_file_stops_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(TREE_FILE), b"{not json").unwrap();
+        let err = EmbeddedStore::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("corrupt metadata file"), "{err}");
+    }
+}

@@ -1,0 +1,10 @@
+//! Cluster metadata: the znode store (embedded or ZooKeeper), Kafka's znode formats, and the
+//! broker's cache of what the controller told it.
+
+pub mod cache;
+pub mod embedded;
+pub mod store;
+pub mod znodes;
+
+pub use cache::MetadataCache;
+pub use store::{CreateMode, MetadataStore, StoreError};

@@ -1,0 +1,179 @@
+//! Kafka's znode paths and JSON, as typed values. See `reference/zookeeper-layout.md`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::store::StoreError;
+
+pub const CLUSTER_ID: &str = "/cluster/id";
+pub const CONTROLLER: &str = "/controller";
+pub const CONTROLLER_EPOCH: &str = "/controller_epoch";
+pub const BROKER_IDS: &str = "/brokers/ids";
+pub const TOPICS: &str = "/brokers/topics";
+pub const TOPIC_CONFIGS: &str = "/config/topics";
+pub const DELETE_TOPICS: &str = "/admin/delete_topics";
+pub const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
+
+/// Paths a Kafka broker creates at start-up (`ZkData.PersistentZkPaths`).
+pub const PERSISTENT_PATHS: &[&str] = &[
+    "/consumers",
+    BROKER_IDS,
+    TOPICS,
+    "/config/changes",
+    DELETE_TOPICS,
+    "/brokers/seqid",
+    "/isr_change_notification",
+    PRODUCER_ID_BLOCK,
+    "/log_dir_event_notification",
+    TOPIC_CONFIGS,
+    "/config/clients",
+    "/config/users",
+    "/config/brokers",
+    "/config/ips",
+];
+
+pub fn broker_path(id: i32) -> String {
+    format!("{BROKER_IDS}/{id}")
+}
+pub fn topic_path(topic: &str) -> String {
+    format!("{TOPICS}/{topic}")
+}
+pub fn partition_state_path(topic: &str, partition: i32) -> String {
+    format!("{TOPICS}/{topic}/partitions/{partition}/state")
+}
+pub fn topic_config_path(topic: &str) -> String {
+    format!("{TOPIC_CONFIGS}/{topic}")
+}
+
+pub fn decode<'a, T: Deserialize<'a>>(path: &str, data: &'a [u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(data).map_err(|e| StoreError::BadData { path: path.to_string(), reason: e.to_string() })
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterId {
+    pub version: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControllerZnode {
+    pub version: i32,
+    pub brokerid: i32,
+    pub timestamp: String,
+    #[serde(rename = "kraftControllerEpoch", default = "minus_one", skip_serializing_if = "Option::is_none")]
+    pub kraft_controller_epoch: Option<i32>,
+}
+
+fn minus_one() -> Option<i32> {
+    Some(-1)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BrokerZnode {
+    pub version: i32,
+    pub host: Option<String>,
+    pub port: i32,
+    pub jmx_port: i32,
+    pub timestamp: String,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+    #[serde(default)]
+    pub listener_security_protocol_map: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicZnode {
+    pub version: i32,
+    pub partitions: BTreeMap<String, Vec<i32>>,
+    #[serde(default)]
+    pub adding_replicas: BTreeMap<String, Vec<i32>>,
+    #[serde(default)]
+    pub removing_replicas: BTreeMap<String, Vec<i32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_id: Option<String>,
+}
+
+impl TopicZnode {
+    /// Replica lists by partition number, skipping keys that are not numbers.
+    pub fn assignment(&self) -> BTreeMap<i32, Vec<i32>> {
+        self.partitions.iter().filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone()))).collect()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionStateZnode {
+    pub controller_epoch: i32,
+    pub leader: i32,
+    pub version: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_recovery_state: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfigZnode {
+    pub version: i32,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProducerIdBlockZnode {
+    pub version: i32,
+    pub broker: i32,
+    pub block_start: String,
+    pub block_end: String,
+}
+
+/// A new topic or cluster id: a random UUID in Kafka's base64url form (22 characters).
+pub fn random_uuid_base64() -> (uuid::Uuid, String) {
+    use base64::Engine;
+    let id = uuid::Uuid::new_v4();
+    (id, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()))
+}
+
+pub fn parse_uuid_base64(s: &str) -> Option<uuid::Uuid> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
+    uuid::Uuid::from_slice(&bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON a real Kafka 2.4.1 wrote reads into these types.
+    #[test]
+    fn fixture_znodes_parse() {
+        let tree: BTreeMap<String, Option<String>> = serde_json::from_str(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/kafka-2.4.1-single/zk-tree.json")).unwrap(),
+        )
+        .unwrap();
+        let get = |p: &str| tree[p].clone().unwrap();
+        let t: TopicZnode = decode("t", get("/brokers/topics/plain").as_bytes()).unwrap();
+        assert_eq!(t.assignment()[&2], vec![1]);
+        let s: PartitionStateZnode = decode("s", get("/brokers/topics/plain/partitions/0/state").as_bytes()).unwrap();
+        assert_eq!((s.leader, s.isr.clone()), (1, vec![1]));
+        let b: BrokerZnode = decode("b", get("/brokers/ids/1").as_bytes()).unwrap();
+        assert_eq!(b.endpoints, vec!["PLAINTEXT://127.0.0.1:19092".to_string()]);
+        let c: ConfigZnode = decode("c", get("/config/topics/multi-segment").as_bytes()).unwrap();
+        assert_eq!(c.config["segment.bytes"], "16384");
+        let id: ClusterId = decode("i", get("/cluster/id").as_bytes()).unwrap();
+        assert_eq!(id.id.len(), 22);
+        assert!(parse_uuid_base64(&id.id).is_some());
+        let p: ProducerIdBlockZnode = decode("p", get("/latest_producer_id_block").as_bytes()).unwrap();
+        assert_eq!(p.block_end, "999");
+        let ctl: ControllerZnode = decode("c", get("/controller").as_bytes()).unwrap();
+        assert_eq!(ctl.brokerid, 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! The partitions this broker hosts, their role, and appends and reads with the waiting that
+//! acks and long polls need. The log layer below knows nothing of requests; this layer knows
+//! nothing of the wire format.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::config::LogConfig;
+use crate::log::{AppendInfo, LogError, LogHandle, LogManager, ReadResult};
+
+pub type TopicPartition = (String, i32);
+
+/// One hosted partition.
+pub struct Partition {
+    pub topic: String,
+    pub partition: i32,
+    pub log: Arc<LogHandle>,
+    leader_epoch: AtomicI32,
+    /// Woken on every append, so that waiting fetches re-check without polling.
+    appended: Notify,
+}
+
+impl Partition {
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// A future that completes at the next append; create it before checking for data so that
+    /// an append in between is not missed.
+    pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+}
+
+pub struct ReplicaManager {
+    logs: Arc<LogManager>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+}
+
+impl ReplicaManager {
+    pub fn new(logs: Arc<LogManager>) -> Self {
+        ReplicaManager {
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        parts.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn hosted(&self) -> Vec<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        parts.values().cloned().collect()
+    }
+
+    /// LeaderAndIsr for a partition led here: open or create its log and take the epoch.
+    pub async fn become_leader(&self, topic: &str, partition: i32, leader_epoch: i32, config: LogConfig) -> Result<Arc<Partition>, LogError> {
+        if let Some(p) = self.get(topic, partition) {
+            p.leader_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
+            p.log.lock().set_config(config);
+            return Ok(p);
+        }
+        let logs = self.logs.clone();
+        let t = topic.to_string();
+        let log = blocking(move || logs.get_or_create(&t, partition, config)).await?;
+        // A single replica is its own ISR: everything in the log is committed.
+        {
+            let mut l = log.lock();
+            let leo = l.log_end_offset();
+            l.set_high_watermark(leo);
+        }
+        let p = Arc::new(Partition {
+            topic: topic.to_string(),
+            partition,
+            log,
+            leader_epoch: AtomicI32::new(leader_epoch),
+            appended: Notify::new(),
+        });
+        let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+        Ok(parts.entry((topic.to_string(), partition)).or_insert(p).clone())
+    }
+
+    /// StopReplica with deletion: the partition's log goes.
+    pub async fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let removed = {
+            let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            parts.remove(&(topic.to_string(), partition))
+        };
+        if let Some(p) = removed {
+            p.appended.notify_waiters();
+            drop(p);
+        }
+        let logs = self.logs.clone();
+        let t = topic.to_string();
+        blocking(move || logs.delete(&t, partition)).await
+    }
+
+    /// Appends a producer's batch as leader; with one replica the high watermark follows.
+    pub async fn append(&self, p: &Arc<Partition>, records: Bytes) -> Result<AppendInfo, LogError> {
+        let part = p.clone();
+        let info = blocking(move || {
+            let info = part.log.append_as_leader(&records, part.leader_epoch())?;
+            let mut log = part.log.lock();
+            let leo = log.log_end_offset();
+            log.set_high_watermark(leo);
+            Ok(info)
+        })
+        .await?;
+        p.appended.notify_waiters();
+        Ok(info)
+    }
+
+    pub async fn read(&self, p: &Arc<Partition>, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, LogError> {
+        let part = p.clone();
+        blocking(move || {
+            let log = part.log.lock();
+            let hw = log.high_watermark();
+            log.read(offset, max_bytes, hw, min_one)
+        })
+        .await
+    }
+
+    /// Runs a closure against the log on a blocking thread (ListOffsets, DeleteRecords, ...).
+    pub async fn with_log<T: Send + 'static>(&self, p: &Arc<Partition>, f: impl FnOnce(&mut crate::log::PartitionLog) -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+        let part = p.clone();
+        blocking(move || f(&mut part.log.lock())).await
+    }
+}
+
+/// Runs file I/O on tokio's blocking pool so it never stalls the reactor's workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(LogError::io("<blocking task>", std::io::Error::other(e.to_string()))))
+}
