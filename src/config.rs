@@ -526,12 +526,11 @@ impl<'a> Props<'a> {
     /// A Kafka int or long that we keep unsigned: `min` must be at least 0.
     fn unsigned<T, U>(&self, key: &str, min: T, default: T) -> Result<U, ConfigError>
     where
-        T: std::str::FromStr + PartialOrd + fmt::Display,
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
         U: TryFrom<T>,
     {
         let v = self.num(key, Some(min), default)?;
-        let shown = v.to_string();
-        U::try_from(v).map_err(|_| invalid(key, &shown, "out of range"))
+        U::try_from(v).map_err(|_| invalid(key, &v.to_string(), "out of range"))
     }
 
     fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
@@ -801,6 +800,7 @@ impl BrokerConfig {
             message_max_bytes: p.unsigned("message.max.bytes", 0i32, 1_048_588)?,
             socket_request_max_bytes: p.unsigned("socket.request.max.bytes", 1i32, 104_857_600)?,
             max_connections: p.unsigned("max.connections", 0i32, i32::MAX)?,
+            // Negative means "never close idle connections" in Kafka.
             connections_max_idle_ms: u64::try_from(p.num(
                 "connections.max.idle.ms",
                 None,

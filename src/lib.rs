@@ -1,3 +1,4 @@
+pub mod alloc;
 pub mod api;
 pub mod config;
 pub mod controller;

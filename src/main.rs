@@ -3,8 +3,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+#[global_allocator]
+static ALLOCATOR: odradek::alloc::Allocator = odradek::alloc::Allocator;
+
 #[derive(Parser)]
-#[command(name = "odradek", version, about = "A broker that speaks Apache Kafka's protocol and stores Kafka's format")]
+#[command(
+    name = "odradek",
+    version,
+    about = "A broker that speaks Apache Kafka's protocol and stores Kafka's format"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
@@ -44,8 +51,11 @@ enum Command {
 }
 
 fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
     if json {
         builder.json().init();
     } else {
@@ -56,7 +66,11 @@ fn init_logging(json: bool) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::DumpLog { files, print_data_log, .. }) => {
+        Some(Command::DumpLog {
+            files,
+            print_data_log,
+            ..
+        }) => {
             init_logging(false);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
@@ -67,7 +81,11 @@ fn main() -> ExitCode {
                     ok = false;
                 }
             }
-            if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Some(Command::Broker(args)) => run_broker(args),
         None => run_broker(cli.broker),
@@ -76,7 +94,8 @@ fn main() -> ExitCode {
 
 fn run_broker(args: BrokerArgs) -> ExitCode {
     init_logging(args.log_json);
-    let config = match odradek::config::BrokerConfig::load(args.config.as_deref(), &args.overrides) {
+    let config = match odradek::config::BrokerConfig::load(args.config.as_deref(), &args.overrides)
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("odradek: {e}");
@@ -86,7 +105,10 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key, ignored");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("odradek: cannot start the runtime: {e}");
@@ -121,7 +143,10 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         // Without signal handlers we can only run until killed.
         std::future::pending::<()>().await;
         return;

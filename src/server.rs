@@ -27,7 +27,10 @@ pub enum StartError {
     #[error("controller: {0}")]
     Controller(#[from] crate::controller::ControllerError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Config(String),
 }
@@ -49,21 +52,44 @@ impl Broker {
             return Err(StartError::Config("zookeeper.connect is not supported yet: remove it to run with the embedded metadata store".into()));
         }
         let config = Arc::new(config);
-        let listener_cfg = config.listeners.first().ok_or_else(|| StartError::Config("listeners is empty".into()))?;
-        let host = if listener_cfg.host.is_empty() { "0.0.0.0" } else { listener_cfg.host.as_str() };
+        let listener_cfg = config
+            .listeners
+            .first()
+            .ok_or_else(|| StartError::Config("listeners is empty".into()))?;
+        let host = if listener_cfg.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            listener_cfg.host.as_str()
+        };
         let addr = format!("{host}:{}", listener_cfg.port);
-        let listener = TcpListener::bind(&addr).await.map_err(|source| StartError::Bind { addr: addr.clone(), source })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(listener_cfg.port);
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(listener_cfg.port);
         let mut config_owned = (*config).clone();
         // An advertised port of 0 (tests) means "whatever we were given".
-        for l in config_owned.listeners.iter_mut().chain(config_owned.advertised_listeners.iter_mut()) {
+        for l in config_owned
+            .listeners
+            .iter_mut()
+            .chain(config_owned.advertised_listeners.iter_mut())
+        {
             if l.port == 0 {
                 l.port = port;
             }
         }
         let config = Arc::new(config_owned);
 
-        let first_dir = config.log_dirs.first().cloned().ok_or_else(|| StartError::Config("log.dirs is empty".into()))?;
+        let first_dir = config
+            .log_dirs
+            .first()
+            .cloned()
+            .ok_or_else(|| StartError::Config("log.dirs is empty".into()))?;
         let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(&first_dir)?);
         let config = if config.broker_id < 0 {
             let mut c = (*config).clone();
@@ -73,20 +99,36 @@ impl Broker {
             config
         };
         let cluster_id = cluster_id_hint(store.as_ref()).await?;
-        let identity = BrokerIdentity { broker_id: config.broker_id, cluster_id };
+        let identity = BrokerIdentity {
+            broker_id: config.broker_id,
+            cluster_id,
+        };
         let dirs = config.log_dirs.clone();
         let defaults = config.log.clone();
         let topic_defaults = defaults.clone();
         let logs = Arc::new(
-            tokio::task::spawn_blocking(move || LogManager::open(&dirs, &identity, defaults, move |_| topic_defaults.clone()))
-                .await
-                .map_err(|e| StartError::Config(e.to_string()))??,
+            tokio::task::spawn_blocking(move || {
+                LogManager::open(&dirs, &identity, defaults, move |_| topic_defaults.clone())
+            })
+            .await
+            .map_err(|e| StartError::Config(e.to_string()))??,
         );
         let cache = Arc::new(MetadataCache::default());
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
-        let controller = Arc::new(Controller::new(store.clone(), config.clone(), cache.clone(), replicas.clone()));
+        let controller = Arc::new(Controller::new(
+            store.clone(),
+            config.clone(),
+            cache.clone(),
+            replicas.clone(),
+        ));
         controller.start().await?;
-        let api = Arc::new(Api::new(config.clone(), cache, replicas, controller.clone(), ProducerIdManager::new(store, config.broker_id)));
+        let api = Arc::new(Api::new(
+            config.clone(),
+            cache,
+            replicas,
+            controller.clone(),
+            ProducerIdManager::new(store, config.broker_id),
+        ));
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Limits {
@@ -97,15 +139,34 @@ impl Broker {
         };
         let intervals = TaskIntervals {
             retention_check: Duration::from_millis(config.log_retention_check_interval_ms),
-            flush_check: Duration::from_millis(config.log_flush_scheduler_interval_ms.clamp(10, 60_000)),
-            checkpoint: Duration::from_millis(config.log_flush_offset_checkpoint_interval_ms.min(config.replica_high_watermark_checkpoint_interval_ms).max(100)),
+            flush_check: Duration::from_millis(
+                config.log_flush_scheduler_interval_ms.clamp(10, 60_000),
+            ),
+            checkpoint: Duration::from_millis(
+                config
+                    .log_flush_offset_checkpoint_interval_ms
+                    .min(config.replica_high_watermark_checkpoint_interval_ms)
+                    .max(100),
+            ),
         };
         let tasks = vec![
-            tokio::spawn(network::serve(listener, api.clone(), limits, shutdown_rx.clone())),
+            tokio::spawn(network::serve(
+                listener,
+                api.clone(),
+                limits,
+                shutdown_rx.clone(),
+            )),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ];
         tracing::info!(broker_id = config.broker_id, %addr, port, startup_ms = started.elapsed().as_millis() as u64, "broker started");
-        Ok(Broker { port, shutdown, tasks, logs, controller, api })
+        Ok(Broker {
+            port,
+            shutdown,
+            tasks,
+            logs,
+            controller,
+            api,
+        })
     }
 
     pub fn api(&self) -> &Arc<Api> {
@@ -130,12 +191,19 @@ impl Broker {
                 // Something still holds the manager (a request that outlived its connection):
                 // flush and checkpoint without the clean-shutdown marker, so the next start
                 // recovers rather than trusting a state we could not close.
-                tracing::warn!("log manager still shared at shutdown; skipping the clean-shutdown marker");
+                tracing::warn!(
+                    "log manager still shared at shutdown; skipping the clean-shutdown marker"
+                );
                 shared.write_checkpoints()
             }
         })
         .await
-        .unwrap_or_else(|e| Err(crate::log::LogError::io("<shutdown>", std::io::Error::other(e.to_string()))))?;
+        .unwrap_or_else(|e| {
+            Err(crate::log::LogError::io(
+                "<shutdown>",
+                std::io::Error::other(e.to_string()),
+            ))
+        })?;
         tracing::info!("shut down completed");
         Ok(())
     }
@@ -143,7 +211,9 @@ impl Broker {
 
 /// The cluster id already in the store, if any, so the log dirs' `meta.properties` can be
 /// checked against it before anything else happens.
-async fn cluster_id_hint(store: &dyn MetadataStore) -> Result<Option<String>, crate::metadata::StoreError> {
+async fn cluster_id_hint(
+    store: &dyn MetadataStore,
+) -> Result<Option<String>, crate::metadata::StoreError> {
     use crate::metadata::znodes;
     Ok(match store.get(znodes::CLUSTER_ID).await? {
         Some((Some(d), _)) => Some(znodes::decode::<znodes::ClusterId>(znodes::CLUSTER_ID, &d)?.id),
@@ -153,8 +223,13 @@ async fn cluster_id_hint(store: &dyn MetadataStore) -> Result<Option<String>, cr
 
 /// `broker.id=-1`: the id this data directory already has, else one from `/brokers/seqid`
 /// above `reserved.broker.max.id` (1000), as Kafka generates it.
-async fn generated_broker_id(store: &dyn MetadataStore, dir: &std::path::Path) -> Result<i32, StartError> {
-    let props = crate::log::checkpoint::read_properties(&dir.join(crate::log::checkpoint::META_PROPERTIES_FILE))?;
+async fn generated_broker_id(
+    store: &dyn MetadataStore,
+    dir: &std::path::Path,
+) -> Result<i32, StartError> {
+    let props = crate::log::checkpoint::read_properties(
+        &dir.join(crate::log::checkpoint::META_PROPERTIES_FILE),
+    )?;
     if let Some(id) = props.and_then(|p| p.get("broker.id").and_then(|v| v.parse::<i32>().ok())) {
         return Ok(id);
     }

@@ -24,13 +24,17 @@ fn valid_software_field(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.api_keys = table();
-    if version >= 3 && !(valid_software_field(&request.client_software_name) && valid_software_field(&request.client_software_version)) {
+    if version >= 3
+        && !(valid_software_field(&request.client_software_name)
+            && valid_software_field(&request.client_software_version))
+    {
         r.error_code = errors::INVALID_REQUEST;
     }
     r
@@ -40,6 +44,9 @@ pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse
 pub fn unsupported_version_response() -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = errors::UNSUPPORTED_VERSION;
-    r.api_keys = table().into_iter().filter(|v| v.api_key == ApiKey::ApiVersions as i16).collect();
+    r.api_keys = table()
+        .into_iter()
+        .filter(|v| v.api_key == ApiKey::ApiVersions as i16)
+        .collect();
     r
 }

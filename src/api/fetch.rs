@@ -25,7 +25,11 @@ struct Wanted {
 pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
-    let max_bytes = if version >= 3 { request.max_bytes.max(0) as usize } else { usize::MAX };
+    let max_bytes = if version >= 3 {
+        request.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
     let read_committed = request.isolation_level == 1;
     let mut wanted = Vec::new();
     let topic_names: Vec<_> = request.topics.iter().map(|t| t.topic.clone()).collect();
@@ -52,16 +56,24 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
                 n
             })
             .collect();
-        let (partitions, total, errored) = read_all(api, &wanted, max_bytes, version, read_committed).await;
+        let (partitions, total, errored) =
+            read_all(api, &wanted, max_bytes, version, read_committed).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
             return build_response(&topic_names, partitions);
         }
-        let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut()))).await;
+        let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut())))
+            .await;
     }
 }
 
-async fn read_all(api: &Api, wanted: &[Wanted], max_bytes: usize, version: i16, read_committed: bool) -> (Vec<(usize, PartitionData)>, usize, bool) {
+async fn read_all(
+    api: &Api,
+    wanted: &[Wanted],
+    max_bytes: usize,
+    version: i16,
+    read_committed: bool,
+) -> (Vec<(usize, PartitionData)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes;
     let mut total = 0usize;
@@ -100,7 +112,11 @@ async fn read_all(api: &Api, wanted: &[Wanted], max_bytes: usize, version: i16, 
                             (log.high_watermark(), log.log_start_offset())
                         };
                         set_offsets(&mut pd, version, hw, start);
-                        pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) { errors::OFFSET_OUT_OF_RANGE } else { e.kafka_error_code() };
+                        pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) {
+                            errors::OFFSET_OUT_OF_RANGE
+                        } else {
+                            e.kafka_error_code()
+                        };
                         errored = true;
                     }
                 }
@@ -125,7 +141,10 @@ fn set_offsets(pd: &mut PartitionData, version: i16, high_watermark: i64, log_st
     }
 }
 
-fn build_response(names: &[kafka_protocol::messages::TopicName], partitions: Vec<(usize, PartitionData)>) -> FetchResponse {
+fn build_response(
+    names: &[kafka_protocol::messages::TopicName],
+    partitions: Vec<(usize, PartitionData)>,
+) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = names
         .iter()
         .map(|n| {

@@ -1,6 +1,8 @@
 //! Metadata: brokers, topics, partition leaders; creates unknown topics when allowed.
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
@@ -13,7 +15,11 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
-        Some(t) => Some(t.into_iter().filter_map(|t| t.name.map(|n| n.0.to_string())).collect()),
+        Some(t) => Some(
+            t.into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
     };
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let mut response = MetadataResponse::default();
@@ -50,7 +56,11 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
         let info = match api.cache.topic(&name) {
             Some(info) => Some(info),
             None if allow_auto_create && api.config.auto_create_topics_enable => {
-                match api.controller.create_topic(&name, -1, -1, Default::default(), false).await {
+                match api
+                    .controller
+                    .create_topic(&name, -1, -1, Default::default(), false)
+                    .await
+                {
                     Ok(()) | Err(ControllerError::TopicExists(_)) => api.cache.topic(&name),
                     Err(e) => {
                         tracing::info!(topic = name, error = %e, "auto-creation refused");
@@ -63,7 +73,11 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
                 }
             }
             None => {
-                t.error_code = if crate::controller::validate_topic_name(&name).is_err() { errors::INVALID_TOPIC_EXCEPTION } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
+                t.error_code = if crate::controller::validate_topic_name(&name).is_err() {
+                    errors::INVALID_TOPIC_EXCEPTION
+                } else {
+                    errors::UNKNOWN_TOPIC_OR_PARTITION
+                };
                 None
             }
         };
@@ -94,7 +108,11 @@ fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16) {
             }
             mp.replica_nodes = pi.replicas.iter().copied().map(BrokerId).collect();
             mp.isr_nodes = pi.isr.iter().copied().map(BrokerId).collect();
-            mp.error_code = if pi.leader < 0 { errors::LEADER_NOT_AVAILABLE } else { errors::NONE };
+            mp.error_code = if pi.leader < 0 {
+                errors::LEADER_NOT_AVAILABLE
+            } else {
+                errors::NONE
+            };
             mp
         })
         .collect();

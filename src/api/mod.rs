@@ -40,7 +40,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (*min, *max))
+    SUPPORTED_APIS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
 }
 
 pub struct Api {
@@ -53,8 +56,21 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(config: Arc<BrokerConfig>, cache: Arc<MetadataCache>, replicas: Arc<ReplicaManager>, controller: Arc<Controller>, producer_ids: ProducerIdManager) -> Self {
-        Api { config, cache, replicas, controller, producer_ids, open_connections: AtomicI64::new(0) }
+    pub fn new(
+        config: Arc<BrokerConfig>,
+        cache: Arc<MetadataCache>,
+        replicas: Arc<ReplicaManager>,
+        controller: Arc<Controller>,
+        producer_ids: ProducerIdManager,
+    ) -> Self {
+        Api {
+            config,
+            cache,
+            replicas,
+            controller,
+            producer_ids,
+            open_connections: AtomicI64::new(0),
+        }
     }
 
     pub fn metrics_connection_opened(&self) {
@@ -66,7 +82,10 @@ impl Api {
 
     /// Parses one frame and starts its handler. An error here closes the connection, which is
     /// what Kafka does for frames it cannot parse and for APIs or versions it does not enable.
-    pub fn dispatch(self: Arc<Self>, mut frame: Bytes) -> Result<JoinHandle<Result<Option<BytesMut>, String>>, FrameError> {
+    pub fn dispatch(
+        self: Arc<Self>,
+        mut frame: Bytes,
+    ) -> Result<JoinHandle<Result<Option<BytesMut>, String>>, FrameError> {
         let (key, version) = frame::peek_api(&frame)?;
         let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
         let (min, max) = supported_versions(api_key).ok_or(FrameError::UnknownApi(key))?;
@@ -74,14 +93,20 @@ impl Api {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION so the client retries with our max.
             let correlation_id = frame::correlation_id(&frame);
             let body = api_versions::unsupported_version_response();
-            let out = frame::encode_response(correlation_id, 0, |b| body.encode(b, 0).map_err(|e| e.to_string())).map_err(FrameError::Malformed)?;
+            let out = frame::encode_response(correlation_id, 0, |b| {
+                body.encode(b, 0).map_err(|e| e.to_string())
+            })
+            .map_err(FrameError::Malformed)?;
             return Ok(tokio::spawn(async move { Ok(Some(out)) }));
         }
         if version < min || version > max {
-            return Err(FrameError::Malformed(format!("{api_key:?} v{version} is not supported (v{min}-v{max})")));
+            return Err(FrameError::Malformed(format!(
+                "{api_key:?} v{version} is not supported (v{min}-v{max})"
+            )));
         }
         let header = frame::decode_header(&mut frame, api_key, version)?;
-        let request = RequestKind::decode(api_key, &mut frame, version).map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
+        let request = RequestKind::decode(api_key, &mut frame, version)
+            .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
         Ok(tokio::spawn(tracing::Instrument::instrument(
             async move {
@@ -91,9 +116,11 @@ impl Api {
                 let header_version = api_key.response_header_version(version);
                 // A response we cannot encode is our bug; the connection is closed rather than
                 // leaving the client waiting for an answer that never comes.
-                frame::encode_response(header.correlation_id, header_version, |b| response.encode(b, version).map_err(|e| e.to_string()))
-                    .map(Some)
-                    .map_err(|e| format!("{api_key:?} v{version}: {e}"))
+                frame::encode_response(header.correlation_id, header_version, |b| {
+                    response.encode(b, version).map_err(|e| e.to_string())
+                })
+                .map(Some)
+                .map_err(|e| format!("{api_key:?} v{version}: {e}"))
             },
             span,
         )))
@@ -102,14 +129,28 @@ impl Api {
     async fn handle(&self, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
         let version = header.request_api_version;
         Some(match request {
-            RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r, version)),
-            RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(self, r, version).await),
-            RequestKind::Produce(r) => ResponseKind::Produce(produce::handle(self, r, version).await?),
+            RequestKind::ApiVersions(r) => {
+                ResponseKind::ApiVersions(api_versions::handle(&r, version))
+            }
+            RequestKind::Metadata(r) => {
+                ResponseKind::Metadata(metadata::handle(self, r, version).await)
+            }
+            RequestKind::Produce(r) => {
+                ResponseKind::Produce(produce::handle(self, r, version).await?)
+            }
             RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(self, r, version).await),
-            RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(self, r, version).await),
-            RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(topics::create(self, r, version).await),
-            RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(topics::delete(self, r, version).await),
-            RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(producer_ids::handle(self, r).await),
+            RequestKind::ListOffsets(r) => {
+                ResponseKind::ListOffsets(list_offsets::handle(self, r, version).await)
+            }
+            RequestKind::CreateTopics(r) => {
+                ResponseKind::CreateTopics(topics::create(self, r, version).await)
+            }
+            RequestKind::DeleteTopics(r) => {
+                ResponseKind::DeleteTopics(topics::delete(self, r, version).await)
+            }
+            RequestKind::InitProducerId(r) => {
+                ResponseKind::InitProducerId(producer_ids::handle(self, r).await)
+            }
             other => {
                 // Unreachable: dispatch only decodes APIs in SUPPORTED_APIS.
                 tracing::error!(request = ?std::mem::discriminant(&other), "no handler");

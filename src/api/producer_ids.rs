@@ -22,7 +22,11 @@ pub struct ProducerIdManager {
 
 impl ProducerIdManager {
     pub fn new(store: Arc<dyn MetadataStore>, broker_id: i32) -> Self {
-        ProducerIdManager { store, broker_id, block: Mutex::new((0, -1)) }
+        ProducerIdManager {
+            store,
+            broker_id,
+            block: Mutex::new((0, -1)),
+        }
     }
 
     pub async fn next_id(&self) -> Result<i64, StoreError> {
@@ -43,17 +47,36 @@ impl ProducerIdManager {
             let (start, version) = match &current {
                 Some((Some(data), stat)) if !data.is_empty() => {
                     let z: ProducerIdBlockZnode = znodes::decode(PRODUCER_ID_BLOCK, data)?;
-                    let end: i64 = z.block_end.parse().map_err(|_| StoreError::BadData { path: PRODUCER_ID_BLOCK.into(), reason: format!("block_end {:?}", z.block_end) })?;
+                    let end: i64 = z.block_end.parse().map_err(|_| StoreError::BadData {
+                        path: PRODUCER_ID_BLOCK.into(),
+                        reason: format!("block_end {:?}", z.block_end),
+                    })?;
                     (end + 1, Some(stat.version))
                 }
                 Some((_, stat)) => (0, Some(stat.version)),
                 None => (0, None),
             };
             let end = start + BLOCK_SIZE - 1;
-            let z = ProducerIdBlockZnode { version: 1, broker: self.broker_id, block_start: start.to_string(), block_end: end.to_string() };
+            let z = ProducerIdBlockZnode {
+                version: 1,
+                broker: self.broker_id,
+                block_start: start.to_string(),
+                block_end: end.to_string(),
+            };
             let written = match version {
-                Some(v) => self.store.set(PRODUCER_ID_BLOCK, Some(znodes::encode(&z)), Some(v)).await.map(|_| ()),
-                None => create_recursive(self.store.as_ref(), PRODUCER_ID_BLOCK, Some(znodes::encode(&z)), CreateMode::Persistent).await.map(|_| ()),
+                Some(v) => self
+                    .store
+                    .set(PRODUCER_ID_BLOCK, Some(znodes::encode(&z)), Some(v))
+                    .await
+                    .map(|_| ()),
+                None => create_recursive(
+                    self.store.as_ref(),
+                    PRODUCER_ID_BLOCK,
+                    Some(znodes::encode(&z)),
+                    CreateMode::Persistent,
+                )
+                .await
+                .map(|_| ()),
             };
             match written {
                 Ok(()) => {
@@ -64,7 +87,9 @@ impl ProducerIdManager {
                 Err(e) => return Err(e),
             }
         }
-        Err(StoreError::Unavailable("could not claim a producer id block after 100 attempts".into()))
+        Err(StoreError::Unavailable(
+            "could not claim a producer id block after 100 attempts".into(),
+        ))
     }
 }
 
@@ -72,7 +97,11 @@ pub async fn handle(api: &Api, request: InitProducerIdRequest) -> InitProducerId
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    if request.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
         // Transactions come with their own coordinator (a later issue); refuse clearly.
         r.error_code = errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         return r;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, errors};
@@ -18,23 +20,70 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
         r.name = topic.name.clone();
         if !seen.insert(name.clone()) {
             r.error_code = errors::INVALID_REQUEST;
-            set_message(&mut r.error_message, version, 1, format!("topic {name} appears more than once in the request"));
+            set_message(
+                &mut r.error_message,
+                version,
+                1,
+                format!("topic {name} appears more than once in the request"),
+            );
             response.topics.push(r);
             continue;
         }
         if !topic.assignments.is_empty() {
             // Manual replica assignment arrives with the multi-broker controller.
             r.error_code = errors::INVALID_REQUEST;
-            set_message(&mut r.error_message, version, 1, "manual replica assignment is not supported yet".into());
+            set_message(
+                &mut r.error_message,
+                version,
+                1,
+                "manual replica assignment is not supported yet".into(),
+            );
             response.topics.push(r);
             continue;
         }
-        let configs: BTreeMap<String, String> = topic.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect();
-        match api.controller.create_topic(&name, topic.num_partitions, topic.replication_factor, configs, request.validate_only).await {
+        let configs: BTreeMap<String, String> = topic
+            .configs
+            .iter()
+            .filter_map(|c| {
+                c.value
+                    .as_ref()
+                    .map(|v| (c.name.to_string(), v.to_string()))
+            })
+            .collect();
+        match api
+            .controller
+            .create_topic(
+                &name,
+                topic.num_partitions,
+                topic.replication_factor,
+                configs,
+                request.validate_only,
+            )
+            .await
+        {
             Ok(()) if version >= 5 => {
                 let info = api.cache.topic(&name);
-                r.num_partitions = info.as_ref().map_or(if topic.num_partitions == -1 { api.config.num_partitions } else { topic.num_partitions }, |i| i.partitions.len() as i32);
-                r.replication_factor = info.as_ref().and_then(|i| i.partitions.values().next().map(|p| p.replicas.len() as i16)).unwrap_or(if topic.replication_factor == -1 { api.config.default_replication_factor } else { topic.replication_factor });
+                r.num_partitions = info.as_ref().map_or(
+                    if topic.num_partitions == -1 {
+                        api.config.num_partitions
+                    } else {
+                        topic.num_partitions
+                    },
+                    |i| i.partitions.len() as i32,
+                );
+                r.replication_factor = info
+                    .as_ref()
+                    .and_then(|i| {
+                        i.partitions
+                            .values()
+                            .next()
+                            .map(|p| p.replicas.len() as i16)
+                    })
+                    .unwrap_or(if topic.replication_factor == -1 {
+                        api.config.default_replication_factor
+                    } else {
+                        topic.replication_factor
+                    });
                 if let (Some(i), true) = (info, version >= 7) {
                     r.topic_id = i.id;
                 }
@@ -64,11 +113,18 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
         .topic_names
         .iter()
         .map(|n| n.0.to_string())
-        .chain(request.topics.iter().filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())))
+        .chain(
+            request
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
+        )
         .collect();
     for name in names {
         let mut r = DeletableTopicResult::default();
-        r.name = Some(kafka_protocol::messages::TopicName(StrBytes::from_string(name.clone())));
+        r.name = Some(kafka_protocol::messages::TopicName(StrBytes::from_string(
+            name.clone(),
+        )));
         if let Err(e) = api.controller.delete_topic(&name).await {
             r.error_code = e.kafka_error_code();
             set_message(&mut r.error_message, version, 5, e.to_string());

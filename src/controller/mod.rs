@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
 use crate::metadata::cache::{BrokerInfo, PartitionInfo, TopicInfo};
-use crate::metadata::store::{CreateMode, StoreError, create_recursive, delete_recursive, ensure_path};
+use crate::metadata::store::{
+    CreateMode, StoreError, create_recursive, delete_recursive, ensure_path,
+};
 use crate::metadata::znodes::{self, ConfigZnode, PartitionStateZnode, TopicZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::replica::ReplicaManager;
@@ -57,7 +59,11 @@ impl ControllerError {
 
 /// Kafka's topic name rule: 1..249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
-    let bad = |why: &str| Err(ControllerError::InvalidTopic(format!("topic name {name:?} is illegal: {why}")));
+    let bad = |why: &str| {
+        Err(ControllerError::InvalidTopic(format!(
+            "topic name {name:?} is illegal: {why}"
+        )))
+    };
     if name.is_empty() {
         return bad("empty");
     }
@@ -67,7 +73,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     if name.len() > 249 {
         return bad("longer than 249 characters");
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
         return bad("only ASCII alphanumerics, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -75,13 +84,36 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 
 /// Every topic-level config Kafka 3.9 knows; others are refused as INVALID_CONFIG.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy", "compression.type", "delete.retention.ms", "file.delete.delay.ms", "flush.messages", "flush.ms",
-    "follower.replication.throttled.replicas", "index.interval.bytes", "leader.replication.throttled.replicas",
-    "local.retention.bytes", "local.retention.ms", "max.compaction.lag.ms", "max.message.bytes",
-    "message.downconversion.enable", "message.format.version", "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms", "message.timestamp.type",
-    "min.cleanable.dirty.ratio", "min.compaction.lag.ms", "min.insync.replicas", "preallocate", "remote.storage.enable",
-    "retention.bytes", "retention.ms", "segment.bytes", "segment.index.bytes", "segment.jitter.ms", "segment.ms",
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "follower.replication.throttled.replicas",
+    "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "remote.storage.enable",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
     "unclean.leader.election.enable",
 ];
 
@@ -102,8 +134,19 @@ fn now_string() -> String {
 }
 
 impl Controller {
-    pub fn new(store: Arc<dyn MetadataStore>, config: Arc<BrokerConfig>, cache: Arc<MetadataCache>, replicas: Arc<ReplicaManager>) -> Self {
-        Controller { store, config, cache, replicas, epoch: tokio::sync::Mutex::new(0) }
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        config: Arc<BrokerConfig>,
+        cache: Arc<MetadataCache>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Self {
+        Controller {
+            store,
+            config,
+            cache,
+            replicas,
+            epoch: tokio::sync::Mutex::new(0),
+        }
     }
 
     /// Start-up: the paths Kafka pre-creates, the cluster id, this broker's registration, the
@@ -114,11 +157,22 @@ impl Controller {
             ensure_path(store, p).await?;
         }
         let cluster_id = match store.get(znodes::CLUSTER_ID).await? {
-            Some((Some(data), _)) => znodes::decode::<znodes::ClusterId>(znodes::CLUSTER_ID, &data)?.id,
+            Some((Some(data), _)) => {
+                znodes::decode::<znodes::ClusterId>(znodes::CLUSTER_ID, &data)?.id
+            }
             _ => {
                 let (_, id) = znodes::random_uuid_base64();
-                let z = znodes::ClusterId { version: "1".into(), id: id.clone() };
-                create_recursive(store, znodes::CLUSTER_ID, Some(znodes::encode(&z)), CreateMode::Persistent).await?;
+                let z = znodes::ClusterId {
+                    version: "1".into(),
+                    id: id.clone(),
+                };
+                create_recursive(
+                    store,
+                    znodes::CLUSTER_ID,
+                    Some(znodes::encode(&z)),
+                    CreateMode::Persistent,
+                )
+                .await?;
                 id
             }
         };
@@ -130,7 +184,11 @@ impl Controller {
 
     async fn register_broker(&self) -> Result<(), ControllerError> {
         let c = &self.config;
-        let endpoints: Vec<String> = c.advertised_listeners.iter().map(|l| format!("{}://{}:{}", l.name, l.host, l.port)).collect();
+        let endpoints: Vec<String> = c
+            .advertised_listeners
+            .iter()
+            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+            .collect();
         let first = c.advertised_listeners.first();
         let z = znodes::BrokerZnode {
             version: 4,
@@ -140,21 +198,37 @@ impl Controller {
             timestamp: now_string(),
             endpoints,
             rack: None,
-            listener_security_protocol_map: c.advertised_listeners.iter().map(|l| (l.name.clone(), "PLAINTEXT".to_string())).collect(),
+            listener_security_protocol_map: c
+                .advertised_listeners
+                .iter()
+                .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
+                .collect(),
             features: None,
         };
         let path = znodes::broker_path(c.broker_id);
-        match self.store.create(&path, Some(znodes::encode(&z)), CreateMode::Ephemeral).await {
+        match self
+            .store
+            .create(&path, Some(znodes::encode(&z)), CreateMode::Ephemeral)
+            .await
+        {
             Ok(_) => {}
             Err(StoreError::NodeExists(_)) => {
-                return Err(ControllerError::Store(StoreError::NodeExists(format!("{path}: another broker is registered with broker.id={}", c.broker_id))));
+                return Err(ControllerError::Store(StoreError::NodeExists(format!(
+                    "{path}: another broker is registered with broker.id={}",
+                    c.broker_id
+                ))));
             }
             Err(e) => return Err(e.into()),
         }
         self.cache.set_brokers(
             c.advertised_listeners
                 .first()
-                .map(|l| BrokerInfo { id: c.broker_id, host: l.host.clone(), port: l.port, rack: None })
+                .map(|l| BrokerInfo {
+                    id: c.broker_id,
+                    host: l.host.clone(),
+                    port: l.port,
+                    rack: None,
+                })
                 .into_iter()
                 .collect(),
         );
@@ -164,27 +238,63 @@ impl Controller {
     async fn elect(&self) -> Result<(), ControllerError> {
         let store = self.store.as_ref();
         let current = match store.get(znodes::CONTROLLER_EPOCH).await? {
-            Some((Some(d), stat)) => (String::from_utf8_lossy(&d).trim().parse::<i32>().unwrap_or(0), Some(stat.version)),
+            Some((Some(d), stat)) => (
+                String::from_utf8_lossy(&d)
+                    .trim()
+                    .parse::<i32>()
+                    .unwrap_or(0),
+                Some(stat.version),
+            ),
             _ => (0, None),
         };
-        let z = znodes::ControllerZnode { version: 2, brokerid: self.config.broker_id, timestamp: now_string(), kraft_controller_epoch: Some(-1) };
-        store.create(znodes::CONTROLLER, Some(znodes::encode(&z)), CreateMode::Ephemeral).await?;
+        let z = znodes::ControllerZnode {
+            version: 2,
+            brokerid: self.config.broker_id,
+            timestamp: now_string(),
+            kraft_controller_epoch: Some(-1),
+        };
+        store
+            .create(
+                znodes::CONTROLLER,
+                Some(znodes::encode(&z)),
+                CreateMode::Ephemeral,
+            )
+            .await?;
         let next = current.0 + 1;
         match current.1 {
             Some(v) => {
-                store.set(znodes::CONTROLLER_EPOCH, Some(next.to_string().into_bytes()), Some(v)).await?;
+                store
+                    .set(
+                        znodes::CONTROLLER_EPOCH,
+                        Some(next.to_string().into_bytes()),
+                        Some(v),
+                    )
+                    .await?;
             }
             None => {
-                store.create(znodes::CONTROLLER_EPOCH, Some(next.to_string().into_bytes()), CreateMode::Persistent).await?;
+                store
+                    .create(
+                        znodes::CONTROLLER_EPOCH,
+                        Some(next.to_string().into_bytes()),
+                        CreateMode::Persistent,
+                    )
+                    .await?;
             }
         }
         *self.epoch.lock().await = next;
         self.cache.set_controller_id(self.config.broker_id);
-        tracing::info!(broker_id = self.config.broker_id, controller_epoch = next, "became controller");
+        tracing::info!(
+            broker_id = self.config.broker_id,
+            controller_epoch = next,
+            "became controller"
+        );
         Ok(())
     }
 
-    async fn topic_overrides(&self, topic: &str) -> Result<BTreeMap<String, String>, ControllerError> {
+    async fn topic_overrides(
+        &self,
+        topic: &str,
+    ) -> Result<BTreeMap<String, String>, ControllerError> {
         let path = znodes::topic_config_path(topic);
         Ok(match self.store.get(&path).await? {
             Some((Some(d), _)) => znodes::decode::<ConfigZnode>(&path, &d)?.config,
@@ -194,15 +304,25 @@ impl Controller {
 
     /// Reads every topic from the store and takes leadership of the partitions assigned here.
     async fn load_topics(&self) -> Result<(), ControllerError> {
-        let topics = self.store.children(znodes::TOPICS).await?.unwrap_or_default();
-        let pending_deletes = self.store.children(znodes::DELETE_TOPICS).await?.unwrap_or_default();
+        let topics = self
+            .store
+            .children(znodes::TOPICS)
+            .await?
+            .unwrap_or_default();
+        let pending_deletes = self
+            .store
+            .children(znodes::DELETE_TOPICS)
+            .await?
+            .unwrap_or_default();
         for topic in topics {
             if pending_deletes.contains(&topic) {
                 self.delete_topic_now(&topic).await?;
                 continue;
             }
             let path = znodes::topic_path(&topic);
-            let Some((Some(data), _)) = self.store.get(&path).await? else { continue };
+            let Some((Some(data), _)) = self.store.get(&path).await? else {
+                continue;
+            };
             let z: TopicZnode = match znodes::decode(&path, &data) {
                 Ok(z) => z,
                 Err(e) => {
@@ -230,28 +350,69 @@ impl Controller {
         for (p, replicas) in z.assignment() {
             let state_path = znodes::partition_state_path(topic, p);
             let previous = match self.store.get(&state_path).await? {
-                Some((Some(d), stat)) => Some((znodes::decode::<PartitionStateZnode>(&state_path, &d)?, stat.version)),
+                Some((Some(d), stat)) => Some((
+                    znodes::decode::<PartitionStateZnode>(&state_path, &d)?,
+                    stat.version,
+                )),
                 _ => None,
             };
             let leader = if replicas.contains(&me) { me } else { -1 };
-            let leader_epoch = previous.as_ref().map_or(0, |(s, _)| if s.leader == leader { s.leader_epoch } else { s.leader_epoch + 1 });
+            let leader_epoch = previous.as_ref().map_or(0, |(s, _)| {
+                if s.leader == leader {
+                    s.leader_epoch
+                } else {
+                    s.leader_epoch + 1
+                }
+            });
             let isr = if leader >= 0 { vec![leader] } else { vec![] };
-            let state = PartitionStateZnode { controller_epoch: epoch, leader, version: 1, leader_epoch, isr: isr.clone(), leader_recovery_state: None };
+            let state = PartitionStateZnode {
+                controller_epoch: epoch,
+                leader,
+                version: 1,
+                leader_epoch,
+                isr: isr.clone(),
+                leader_recovery_state: None,
+            };
             match previous {
                 Some((old, _)) if old == state => {}
                 Some((_, version)) => {
-                    self.store.set(&state_path, Some(znodes::encode(&state)), Some(version)).await?;
+                    self.store
+                        .set(&state_path, Some(znodes::encode(&state)), Some(version))
+                        .await?;
                 }
                 None => {
-                    create_recursive(self.store.as_ref(), &state_path, Some(znodes::encode(&state)), CreateMode::Persistent).await?;
+                    create_recursive(
+                        self.store.as_ref(),
+                        &state_path,
+                        Some(znodes::encode(&state)),
+                        CreateMode::Persistent,
+                    )
+                    .await?;
                 }
             }
             if leader == me {
-                self.replicas.become_leader(topic, p, leader_epoch, log_config.clone()).await?;
+                self.replicas
+                    .become_leader(topic, p, leader_epoch, log_config.clone())
+                    .await?;
             }
-            partitions.insert(p, PartitionInfo { leader, leader_epoch, replicas, isr });
+            partitions.insert(
+                p,
+                PartitionInfo {
+                    leader,
+                    leader_epoch,
+                    replicas,
+                    isr,
+                },
+            );
         }
-        self.cache.put_topic(topic.to_string(), TopicInfo { id, partitions, configs: overrides });
+        self.cache.put_topic(
+            topic.to_string(),
+            TopicInfo {
+                id,
+                partitions,
+                configs: overrides,
+            },
+        );
         Ok(())
     }
 
@@ -267,10 +428,20 @@ impl Controller {
         validate_only: bool,
     ) -> Result<(), ControllerError> {
         validate_topic_name(name)?;
-        let partitions = if partitions == -1 { self.config.num_partitions } else { partitions };
-        let rf = if replication_factor == -1 { self.config.default_replication_factor } else { replication_factor };
+        let partitions = if partitions == -1 {
+            self.config.num_partitions
+        } else {
+            partitions
+        };
+        let rf = if replication_factor == -1 {
+            self.config.default_replication_factor
+        } else {
+            replication_factor
+        };
         if partitions < 1 {
-            return Err(ControllerError::InvalidPartitions(format!("number of partitions must be at least 1, got {partitions}")));
+            return Err(ControllerError::InvalidPartitions(format!(
+                "number of partitions must be at least 1, got {partitions}"
+            )));
         }
         let brokers: Vec<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
         if rf < 1 || rf as usize > brokers.len() {
@@ -281,15 +452,28 @@ impl Controller {
         }
         self.config.topic_config(&configs)?;
         if let Some(unknown) = configs.keys().find(|k| !is_topic_config(k)) {
-            return Err(ControllerError::InvalidConfig(ConfigError { key: unknown.clone(), value: configs[unknown].clone(), reason: "unknown topic config".into() }));
+            return Err(ControllerError::InvalidConfig(ConfigError {
+                key: unknown.clone(),
+                value: configs[unknown].clone(),
+                reason: "unknown topic config".into(),
+            }));
         }
-        if self.store.get(&znodes::topic_path(name)).await?.is_some() || self.cache.topic(name).is_some() {
+        if self.store.get(&znodes::topic_path(name)).await?.is_some()
+            || self.cache.topic(name).is_some()
+        {
             return Err(ControllerError::TopicExists(name.to_string()));
         }
         // Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
         let normalized = name.replace('.', "_");
-        if let Some(other) = self.cache.topic_names().into_iter().find(|t| t.replace('.', "_") == normalized) {
-            return Err(ControllerError::InvalidTopic(format!("topic {name:?} collides with existing topic {other:?}")));
+        if let Some(other) = self
+            .cache
+            .topic_names()
+            .into_iter()
+            .find(|t| t.replace('.', "_") == normalized)
+        {
+            return Err(ControllerError::InvalidTopic(format!(
+                "topic {name:?} collides with existing topic {other:?}"
+            )));
         }
         if validate_only {
             return Ok(());
@@ -297,28 +481,65 @@ impl Controller {
         let (_, topic_id) = znodes::random_uuid_base64();
         let assignment: BTreeMap<String, Vec<i32>> = (0..partitions)
             .map(|p| {
-                let replicas = (0..rf as usize).map(|r| brokers[(p as usize + r) % brokers.len()]).collect();
+                let replicas = (0..rf as usize)
+                    .map(|r| brokers[(p as usize + r) % brokers.len()])
+                    .collect();
                 (p.to_string(), replicas)
             })
             .collect();
-        let topic = TopicZnode { version: 3, partitions: assignment, adding_replicas: BTreeMap::new(), removing_replicas: BTreeMap::new(), topic_id: Some(topic_id) };
-        let cfg = ConfigZnode { version: 1, config: configs };
+        let topic = TopicZnode {
+            version: 3,
+            partitions: assignment,
+            adding_replicas: BTreeMap::new(),
+            removing_replicas: BTreeMap::new(),
+            topic_id: Some(topic_id),
+        };
+        let cfg = ConfigZnode {
+            version: 1,
+            config: configs,
+        };
         let store = self.store.as_ref();
         match store.get(&znodes::topic_config_path(name)).await? {
             Some((_, stat)) => {
-                store.set(&znodes::topic_config_path(name), Some(znodes::encode(&cfg)), Some(stat.version)).await?;
+                store
+                    .set(
+                        &znodes::topic_config_path(name),
+                        Some(znodes::encode(&cfg)),
+                        Some(stat.version),
+                    )
+                    .await?;
             }
             None => {
-                create_recursive(store, &znodes::topic_config_path(name), Some(znodes::encode(&cfg)), CreateMode::Persistent).await?;
+                create_recursive(
+                    store,
+                    &znodes::topic_config_path(name),
+                    Some(znodes::encode(&cfg)),
+                    CreateMode::Persistent,
+                )
+                .await?;
             }
         }
-        match store.create(&znodes::topic_path(name), Some(znodes::encode(&topic)), CreateMode::Persistent).await {
-            Err(StoreError::NodeExists(_)) => return Err(ControllerError::TopicExists(name.to_string())),
+        match store
+            .create(
+                &znodes::topic_path(name),
+                Some(znodes::encode(&topic)),
+                CreateMode::Persistent,
+            )
+            .await
+        {
+            Err(StoreError::NodeExists(_)) => {
+                return Err(ControllerError::TopicExists(name.to_string()));
+            }
             other => {
                 other?;
             }
         }
-        tracing::info!(topic = name, partitions, replication_factor = rf, "created topic");
+        tracing::info!(
+            topic = name,
+            partitions,
+            replication_factor = rf,
+            "created topic"
+        );
         self.bring_online(name, &topic).await
     }
 
@@ -331,7 +552,15 @@ impl Controller {
         if self.store.get(&znodes::topic_path(name)).await?.is_none() {
             return Err(ControllerError::UnknownTopic(name.to_string()));
         }
-        match self.store.create(&format!("{}/{name}", znodes::DELETE_TOPICS), None, CreateMode::Persistent).await {
+        match self
+            .store
+            .create(
+                &format!("{}/{name}", znodes::DELETE_TOPICS),
+                None,
+                CreateMode::Persistent,
+            )
+            .await
+        {
             Ok(_) | Err(StoreError::NodeExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -339,7 +568,11 @@ impl Controller {
     }
 
     async fn delete_topic_now(&self, name: &str) -> Result<(), ControllerError> {
-        let partitions: Vec<i32> = self.cache.topic(name).map(|t| t.partitions.keys().copied().collect()).unwrap_or_default();
+        let partitions: Vec<i32> = self
+            .cache
+            .topic(name)
+            .map(|t| t.partitions.keys().copied().collect())
+            .unwrap_or_default();
         self.cache.remove_topic(name);
         for p in partitions {
             self.replicas.delete_partition(name, p).await?;
@@ -360,13 +593,22 @@ impl Controller {
 
     /// The topic-level config a topic's logs use.
     pub fn log_config_for(&self, topic: &str) -> LogConfig {
-        let overrides = self.cache.topic(topic).map(|t| t.configs).unwrap_or_default();
-        self.config.topic_config(&overrides).unwrap_or_else(|_| self.config.log.clone())
+        let overrides = self
+            .cache
+            .topic(topic)
+            .map(|t| t.configs)
+            .unwrap_or_default();
+        self.config
+            .topic_config(&overrides)
+            .unwrap_or_else(|_| self.config.log.clone())
     }
 
     /// Removes this broker's ephemeral registration and controllership (clean shutdown).
     pub async fn resign(&self) {
-        for path in [znodes::CONTROLLER.to_string(), znodes::broker_path(self.config.broker_id)] {
+        for path in [
+            znodes::CONTROLLER.to_string(),
+            znodes::broker_path(self.config.broker_id),
+        ] {
             if let Err(e) = self.store.delete(&path, None).await
                 && !matches!(e, StoreError::NoNode(_))
             {

@@ -415,7 +415,11 @@ impl PartitionLog {
             now,
         )?;
         self.assign_epoch(leader_epoch, base_offset)?;
-        self.producers.update(&BatchHeader { base_offset, max_timestamp, ..header });
+        self.producers.update(&BatchHeader {
+            base_offset,
+            max_timestamp,
+            ..header
+        });
         self.after_append(header.records_count as u64, now)?;
         Ok(AppendInfo {
             base_offset,

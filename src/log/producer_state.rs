@@ -91,10 +91,12 @@ impl ProducerStateManager {
             return Ok(SequenceCheck::Append);
         }
         match entry.batches.back() {
-            Some(last) if !in_sequence(last.last_seq, h.base_sequence) => Err(LogError::OutOfOrderSequence(format!(
-                "producer {} sent sequence {} after {}",
-                h.producer_id, h.base_sequence, last.last_seq
-            ))),
+            Some(last) if !in_sequence(last.last_seq, h.base_sequence) => {
+                Err(LogError::OutOfOrderSequence(format!(
+                    "producer {} sent sequence {} after {}",
+                    h.producer_id, h.base_sequence, last.last_seq
+                )))
+            }
             None if h.base_sequence != 0 => Err(LogError::OutOfOrderSequence(format!(
                 "producer {} has no batches in epoch {}, but sent sequence {}",
                 h.producer_id, h.producer_epoch, h.base_sequence
@@ -164,16 +166,36 @@ mod tests {
             SequenceCheck::Duplicate(m) => assert_eq!((m.first_offset, m.last_offset), (0, 9)),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(s.check(&header(7, 0, 16, 1, 0)), Err(LogError::OutOfOrderSequence(_))));
-        assert!(matches!(s.check(&header(7, 1, 3, 1, 0)), Err(LogError::OutOfOrderSequence(_))));
-        assert_eq!(s.check(&header(7, 1, 0, 1, 0)).unwrap(), SequenceCheck::Append);
+        assert!(matches!(
+            s.check(&header(7, 0, 16, 1, 0)),
+            Err(LogError::OutOfOrderSequence(_))
+        ));
+        assert!(matches!(
+            s.check(&header(7, 1, 3, 1, 0)),
+            Err(LogError::OutOfOrderSequence(_))
+        ));
+        assert_eq!(
+            s.check(&header(7, 1, 0, 1, 0)).unwrap(),
+            SequenceCheck::Append
+        );
         s.update(&header(7, 1, 0, 1, 15));
-        assert!(matches!(s.check(&header(7, 0, 15, 1, 0)), Err(LogError::InvalidProducerEpoch(_))));
+        assert!(matches!(
+            s.check(&header(7, 0, 15, 1, 0)),
+            Err(LogError::InvalidProducerEpoch(_))
+        ));
         // Only the last five batches are remembered.
         for i in 0..6 {
             s.update(&header(7, 1, 1 + i, 1, 16 + i as i64));
         }
-        assert_eq!(s.check(&header(7, 1, 1, 1, 0)).unwrap_err().kafka_error_code(), 45);
-        assert!(matches!(s.check(&header(7, 1, 6, 1, 0)).unwrap(), SequenceCheck::Duplicate(_)));
+        assert_eq!(
+            s.check(&header(7, 1, 1, 1, 0))
+                .unwrap_err()
+                .kafka_error_code(),
+            45
+        );
+        assert!(matches!(
+            s.check(&header(7, 1, 6, 1, 0)).unwrap(),
+            SequenceCheck::Duplicate(_)
+        ));
     }
 }

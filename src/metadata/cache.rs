@@ -75,10 +75,17 @@ impl MetadataCache {
         self.read().topics.keys().cloned().collect()
     }
     pub fn topics(&self) -> Vec<(String, TopicInfo)> {
-        self.read().topics.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.read()
+            .topics
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
     pub fn partition(&self, topic: &str, partition: i32) -> Option<PartitionInfo> {
-        self.read().topics.get(topic).and_then(|t| t.partitions.get(&partition).cloned())
+        self.read()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(&partition).cloned())
     }
     pub fn put_topic(&self, name: String, info: TopicInfo) {
         self.write().topics.insert(name, info);

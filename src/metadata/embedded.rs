@@ -9,7 +9,9 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::store::{CreateMode, MetadataStore, Stat, StoreError, StoreFuture, StoreResult, WatchEvent};
+use super::store::{
+    CreateMode, MetadataStore, Stat, StoreError, StoreFuture, StoreResult, WatchEvent,
+};
 use crate::log::checkpoint::write_atomically;
 
 /// File name of the persisted tree inside the first log directory.
@@ -66,7 +68,8 @@ impl EmbeddedStore {
         let unavailable = |e: String| StoreError::Unavailable(format!("{}: {e}", file.display()));
         std::fs::create_dir_all(dir).map_err(|e| unavailable(e.to_string()))?;
         let mut tree = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice::<Tree>(&bytes).map_err(|e| unavailable(format!("corrupt metadata file: {e}")))?,
+            Ok(bytes) => serde_json::from_slice::<Tree>(&bytes)
+                .map_err(|e| unavailable(format!("corrupt metadata file: {e}")))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Tree::default(),
             Err(e) => return Err(unavailable(e.to_string())),
         };
@@ -95,10 +98,17 @@ impl EmbeddedStore {
     fn persist(&self, tree: &Tree) -> StoreResult<()> {
         let persistent = Tree {
             zxid: tree.zxid,
-            nodes: tree.nodes.iter().filter(|(_, n)| !n.ephemeral).map(|(k, v)| (k.clone(), v.clone())).collect(),
+            nodes: tree
+                .nodes
+                .iter()
+                .filter(|(_, n)| !n.ephemeral)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
-        let bytes = serde_json::to_vec_pretty(&persistent).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        tokio::task::block_in_place(|| write_atomically(&self.file, &bytes)).map_err(|e| StoreError::Unavailable(e.to_string()))
+        let bytes = serde_json::to_vec_pretty(&persistent)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        tokio::task::block_in_place(|| write_atomically(&self.file, &bytes))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     fn notify(&self, event: WatchEvent) {
@@ -108,14 +118,22 @@ impl EmbeddedStore {
 }
 
 impl MetadataStore for EmbeddedStore {
-    fn create<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, mode: CreateMode) -> StoreFuture<'a, String> {
+    fn create<'a>(
+        &'a self,
+        path: &'a str,
+        data: Option<Vec<u8>>,
+        mode: CreateMode,
+    ) -> StoreFuture<'a, String> {
         Box::pin(async move {
             let data = to_string(path, data)?;
             let parent = parent_of(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
             let created = {
                 let mut tree = self.lock();
                 let seq = {
-                    let p = tree.nodes.get_mut(parent).ok_or_else(|| StoreError::NoNode(parent.to_string()))?;
+                    let p = tree
+                        .nodes
+                        .get_mut(parent)
+                        .ok_or_else(|| StoreError::NoNode(parent.to_string()))?;
                     if p.ephemeral {
                         return Err(StoreError::NoNode(format!("{path} (ephemeral parent)")));
                     }
@@ -125,13 +143,26 @@ impl MetadataStore for EmbeddedStore {
                     }
                     s
                 };
-                let actual = if mode == CreateMode::PersistentSequential { format!("{path}{seq:010}") } else { path.to_string() };
+                let actual = if mode == CreateMode::PersistentSequential {
+                    format!("{path}{seq:010}")
+                } else {
+                    path.to_string()
+                };
                 if tree.nodes.contains_key(&actual) {
                     return Err(StoreError::NodeExists(actual));
                 }
                 tree.zxid += 1;
                 let czxid = tree.zxid;
-                tree.nodes.insert(actual.clone(), Node { data, version: 0, czxid, ephemeral: mode == CreateMode::Ephemeral, sequence: 0 });
+                tree.nodes.insert(
+                    actual.clone(),
+                    Node {
+                        data,
+                        version: 0,
+                        czxid,
+                        ephemeral: mode == CreateMode::Ephemeral,
+                        sequence: 0,
+                    },
+                );
                 if mode != CreateMode::Ephemeral {
                     self.persist(&tree)?;
                 }
@@ -145,22 +176,41 @@ impl MetadataStore for EmbeddedStore {
     fn get<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<(Option<Vec<u8>>, Stat)>> {
         Box::pin(async move {
             let tree = self.lock();
-            Ok(tree.nodes.get(path).map(|n| (n.data.clone().map(String::into_bytes), Stat { version: n.version, czxid: n.czxid })))
+            Ok(tree.nodes.get(path).map(|n| {
+                (
+                    n.data.clone().map(String::into_bytes),
+                    Stat {
+                        version: n.version,
+                        czxid: n.czxid,
+                    },
+                )
+            }))
         })
     }
 
-    fn set<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, expected_version: Option<i32>) -> StoreFuture<'a, Stat> {
+    fn set<'a>(
+        &'a self,
+        path: &'a str,
+        data: Option<Vec<u8>>,
+        expected_version: Option<i32>,
+    ) -> StoreFuture<'a, Stat> {
         Box::pin(async move {
             let data = to_string(path, data)?;
             let stat = {
                 let mut tree = self.lock();
-                let node = tree.nodes.get_mut(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
+                let node = tree
+                    .nodes
+                    .get_mut(path)
+                    .ok_or_else(|| StoreError::NoNode(path.to_string()))?;
                 if expected_version.is_some_and(|v| v != node.version) {
                     return Err(StoreError::BadVersion(path.to_string()));
                 }
                 node.data = data;
                 node.version += 1;
-                let stat = Stat { version: node.version, czxid: node.czxid };
+                let stat = Stat {
+                    version: node.version,
+                    czxid: node.czxid,
+                };
                 let ephemeral = node.ephemeral;
                 tree.zxid += 1;
                 if !ephemeral {
@@ -177,12 +227,20 @@ impl MetadataStore for EmbeddedStore {
         Box::pin(async move {
             {
                 let mut tree = self.lock();
-                let node = tree.nodes.get(path).ok_or_else(|| StoreError::NoNode(path.to_string()))?;
+                let node = tree
+                    .nodes
+                    .get(path)
+                    .ok_or_else(|| StoreError::NoNode(path.to_string()))?;
                 if expected_version.is_some_and(|v| v != node.version) {
                     return Err(StoreError::BadVersion(path.to_string()));
                 }
                 let prefix = format!("{path}/");
-                if tree.nodes.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+                if tree
+                    .nodes
+                    .range(prefix.clone()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(&prefix))
+                {
                     return Err(StoreError::NotEmpty(path.to_string()));
                 }
                 let ephemeral = node.ephemeral;
@@ -203,7 +261,11 @@ impl MetadataStore for EmbeddedStore {
             if !tree.nodes.contains_key(path) {
                 return Ok(None);
             }
-            let prefix = if path == "/" { "/".to_string() } else { format!("{path}/") };
+            let prefix = if path == "/" {
+                "/".to_string()
+            } else {
+                format!("{path}/")
+            };
             Ok(Some(
                 tree.nodes
                     .range(prefix.clone()..)
@@ -232,27 +294,88 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let mut events = store.subscribe();
-        create_recursive(&store, "/brokers/topics/t", Some(b"{}".to_vec()), CreateMode::Persistent).await.unwrap();
-        assert_eq!(events.recv().await.unwrap(), WatchEvent::Created("/brokers".into()));
-        assert_eq!(store.create("/brokers/topics/t", None, CreateMode::Persistent).await, Err(StoreError::NodeExists("/brokers/topics/t".into())));
-        assert_eq!(store.create("/x/y", None, CreateMode::Persistent).await, Err(StoreError::NoNode("/x".into())));
-        let stat = store.set("/brokers/topics/t", Some(b"{\"a\":1}".to_vec()), Some(0)).await.unwrap();
+        create_recursive(
+            &store,
+            "/brokers/topics/t",
+            Some(b"{}".to_vec()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            events.recv().await.unwrap(),
+            WatchEvent::Created("/brokers".into())
+        );
+        assert_eq!(
+            store
+                .create("/brokers/topics/t", None, CreateMode::Persistent)
+                .await,
+            Err(StoreError::NodeExists("/brokers/topics/t".into()))
+        );
+        assert_eq!(
+            store.create("/x/y", None, CreateMode::Persistent).await,
+            Err(StoreError::NoNode("/x".into()))
+        );
+        let stat = store
+            .set("/brokers/topics/t", Some(b"{\"a\":1}".to_vec()), Some(0))
+            .await
+            .unwrap();
         assert_eq!(stat.version, 1);
-        assert_eq!(store.set("/brokers/topics/t", None, Some(0)).await, Err(StoreError::BadVersion("/brokers/topics/t".into())));
-        store.create("/controller", Some(b"{}".to_vec()), CreateMode::Ephemeral).await.unwrap();
-        store.create("/isr", None, CreateMode::Persistent).await.unwrap();
-        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000000");
-        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000001");
-        assert_eq!(store.children("/brokers").await.unwrap(), Some(vec!["topics".to_string()]));
-        assert_eq!(store.delete("/brokers", None).await, Err(StoreError::NotEmpty("/brokers".into())));
+        assert_eq!(
+            store.set("/brokers/topics/t", None, Some(0)).await,
+            Err(StoreError::BadVersion("/brokers/topics/t".into()))
+        );
+        store
+            .create("/controller", Some(b"{}".to_vec()), CreateMode::Ephemeral)
+            .await
+            .unwrap();
+        store
+            .create("/isr", None, CreateMode::Persistent)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .create("/isr/isr_change_", None, CreateMode::PersistentSequential)
+                .await
+                .unwrap(),
+            "/isr/isr_change_0000000000"
+        );
+        assert_eq!(
+            store
+                .create("/isr/isr_change_", None, CreateMode::PersistentSequential)
+                .await
+                .unwrap(),
+            "/isr/isr_change_0000000001"
+        );
+        assert_eq!(
+            store.children("/brokers").await.unwrap(),
+            Some(vec!["topics".to_string()])
+        );
+        assert_eq!(
+            store.delete("/brokers", None).await,
+            Err(StoreError::NotEmpty("/brokers".into()))
+        );
         drop(store);
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let (data, stat) = store.get("/brokers/topics/t").await.unwrap().unwrap();
         assert_eq!((data.unwrap(), stat.version), (b"{\"a\":1}".to_vec(), 1));
-        assert_eq!(store.get("/controller").await.unwrap(), None, "ephemeral nodes die with the process");
-        assert_eq!(store.create("/isr/isr_change_", None, CreateMode::PersistentSequential).await.unwrap(), "/isr/isr_change_0000000002");
+        assert_eq!(
+            store.get("/controller").await.unwrap(),
+            None,
+            "ephemeral nodes die with the process"
+        );
+        assert_eq!(
+            store
+                .create("/isr/isr_change_", None, CreateMode::PersistentSequential)
+                .await
+                .unwrap(),
+            "/isr/isr_change_0000000002"
+        );
         delete_recursive(&store, "/brokers").await.unwrap();
-        assert_eq!(store.children("/").await.unwrap(), Some(vec!["isr".to_string()]));
+        assert_eq!(
+            store.children("/").await.unwrap(),
+            Some(vec!["isr".to_string()])
+        );
     }
 
     #[test]

@@ -57,11 +57,21 @@ pub enum WatchEvent {
 pub trait MetadataStore: Send + Sync {
     /// Creates `path` (its parent must exist); returns the created path (sequential suffix
     /// included).
-    fn create<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, mode: CreateMode) -> StoreFuture<'a, String>;
+    fn create<'a>(
+        &'a self,
+        path: &'a str,
+        data: Option<Vec<u8>>,
+        mode: CreateMode,
+    ) -> StoreFuture<'a, String>;
     /// Data and stat, or `None` if there is no such node.
     fn get<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<(Option<Vec<u8>>, Stat)>>;
     /// Replaces the data if the version matches (`None`: any version).
-    fn set<'a>(&'a self, path: &'a str, data: Option<Vec<u8>>, expected_version: Option<i32>) -> StoreFuture<'a, Stat>;
+    fn set<'a>(
+        &'a self,
+        path: &'a str,
+        data: Option<Vec<u8>>,
+        expected_version: Option<i32>,
+    ) -> StoreFuture<'a, Stat>;
     fn delete<'a>(&'a self, path: &'a str, expected_version: Option<i32>) -> StoreFuture<'a, ()>;
     /// Child names (not paths), or `None` if there is no such node.
     fn children<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
@@ -71,7 +81,12 @@ pub trait MetadataStore: Send + Sync {
 }
 
 /// Helpers built on the trait, shared by every implementation.
-pub async fn create_recursive(store: &dyn MetadataStore, path: &str, data: Option<Vec<u8>>, mode: CreateMode) -> StoreResult<String> {
+pub async fn create_recursive(
+    store: &dyn MetadataStore,
+    path: &str,
+    data: Option<Vec<u8>>,
+    mode: CreateMode,
+) -> StoreResult<String> {
     match store.create(path, data.clone(), mode).await {
         Err(StoreError::NoNode(_)) => {
             if let Some((parent, _)) = path.rsplit_once('/')

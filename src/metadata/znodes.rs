@@ -47,7 +47,10 @@ pub fn topic_config_path(topic: &str) -> String {
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(path: &str, data: &'a [u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(data).map_err(|e| StoreError::BadData { path: path.to_string(), reason: e.to_string() })
+    serde_json::from_slice(data).map_err(|e| StoreError::BadData {
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
@@ -66,7 +69,11 @@ pub struct ControllerZnode {
     pub version: i32,
     pub brokerid: i32,
     pub timestamp: String,
-    #[serde(rename = "kraftControllerEpoch", default = "minus_one", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "kraftControllerEpoch",
+        default = "minus_one",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kraft_controller_epoch: Option<i32>,
 }
 
@@ -106,7 +113,10 @@ pub struct TopicZnode {
 impl TopicZnode {
     /// Replica lists by partition number, skipping keys that are not numbers.
     pub fn assignment(&self) -> BTreeMap<i32, Vec<i32>> {
-        self.partitions.iter().filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone()))).collect()
+        self.partitions
+            .iter()
+            .filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone())))
+            .collect()
     }
 }
 
@@ -139,12 +149,17 @@ pub struct ProducerIdBlockZnode {
 pub fn random_uuid_base64() -> (uuid::Uuid, String) {
     use base64::Engine;
     let id = uuid::Uuid::new_v4();
-    (id, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()))
+    (
+        id,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()),
+    )
 }
 
 pub fn parse_uuid_base64(s: &str) -> Option<uuid::Uuid> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
     uuid::Uuid::from_slice(&bytes).ok()
 }
 
@@ -156,13 +171,21 @@ mod tests {
     #[test]
     fn fixture_znodes_parse() {
         let tree: BTreeMap<String, Option<String>> = serde_json::from_str(
-            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/kafka-2.4.1-single/zk-tree.json")).unwrap(),
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shared/fixtures/kafka-2.4.1-single/zk-tree.json"
+            ))
+            .unwrap(),
         )
         .unwrap();
         let get = |p: &str| tree[p].clone().unwrap();
         let t: TopicZnode = decode("t", get("/brokers/topics/plain").as_bytes()).unwrap();
         assert_eq!(t.assignment()[&2], vec![1]);
-        let s: PartitionStateZnode = decode("s", get("/brokers/topics/plain/partitions/0/state").as_bytes()).unwrap();
+        let s: PartitionStateZnode = decode(
+            "s",
+            get("/brokers/topics/plain/partitions/0/state").as_bytes(),
+        )
+        .unwrap();
         assert_eq!((s.leader, s.isr.clone()), (1, vec![1]));
         let b: BrokerZnode = decode("b", get("/brokers/ids/1").as_bytes()).unwrap();
         assert_eq!(b.endpoints, vec!["PLAINTEXT://127.0.0.1:19092".to_string()]);
@@ -171,7 +194,8 @@ mod tests {
         let id: ClusterId = decode("i", get("/cluster/id").as_bytes()).unwrap();
         assert_eq!(id.id.len(), 22);
         assert!(parse_uuid_base64(&id.id).is_some());
-        let p: ProducerIdBlockZnode = decode("p", get("/latest_producer_id_block").as_bytes()).unwrap();
+        let p: ProducerIdBlockZnode =
+            decode("p", get("/latest_producer_id_block").as_bytes()).unwrap();
         assert_eq!(p.block_end, "999");
         let ctl: ControllerZnode = decode("c", get("/controller").as_bytes()).unwrap();
         assert_eq!(ctl.brokerid, 1);

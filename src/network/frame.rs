@@ -21,7 +21,10 @@ pub enum FrameError {
 }
 
 /// Reads one size-prefixed frame. A clean end of stream before the size is `Closed`.
-pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Bytes, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> Result<Bytes, FrameError> {
     let mut size = [0u8; 4];
     match reader.read_exact(&mut size).await {
         Ok(_) => {}
@@ -41,31 +44,49 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Res
 /// answered (ApiVersions) or refused without decoding a body we do not understand.
 pub fn peek_api(frame: &Bytes) -> Result<(i16, i16), FrameError> {
     if frame.len() < 8 {
-        return Err(FrameError::Malformed(format!("{} bytes is too short for a request header", frame.len())));
+        return Err(FrameError::Malformed(format!(
+            "{} bytes is too short for a request header",
+            frame.len()
+        )));
     }
-    Ok((i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]])))
+    Ok((
+        i16::from_be_bytes([frame[0], frame[1]]),
+        i16::from_be_bytes([frame[2], frame[3]]),
+    ))
 }
 
 pub fn correlation_id(frame: &Bytes) -> i32 {
-    frame.get(4..8).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    frame
+        .get(4..8)
+        .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Decodes the request header for `api_key`/`version`, leaving `frame` at the body.
-pub fn decode_header(frame: &mut Bytes, api_key: ApiKey, version: i16) -> Result<RequestHeader, FrameError> {
+pub fn decode_header(
+    frame: &mut Bytes,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<RequestHeader, FrameError> {
     let header_version = api_key.request_header_version(version);
-    RequestHeader::decode(frame, header_version).map_err(|e| FrameError::Malformed(format!("request header: {e}")))
+    RequestHeader::decode(frame, header_version)
+        .map_err(|e| FrameError::Malformed(format!("request header: {e}")))
 }
 
 /// Encodes a response: size, header (correlation id, tagged fields when flexible), body.
-pub fn encode_response(correlation_id: i32, header_version: i16, body: impl FnOnce(&mut BytesMut) -> Result<(), String>) -> Result<BytesMut, String> {
+pub fn encode_response(
+    correlation_id: i32,
+    header_version: i16,
+    body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<BytesMut, String> {
     let mut out = BytesMut::with_capacity(64);
     out.extend_from_slice(&[0; 4]);
     let mut header = kafka_protocol::messages::ResponseHeader::default();
     header.correlation_id = correlation_id;
-    header.encode(&mut out, header_version).map_err(|e| e.to_string())?;
+    header
+        .encode(&mut out, header_version)
+        .map_err(|e| e.to_string())?;
     body(&mut out)?;
     let size = (out.len() - 4) as i32;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out)
 }
-

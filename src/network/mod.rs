@@ -29,8 +29,15 @@ pub struct Limits {
 
 /// Accepts connections until `shutdown` turns true, then waits for open connections to finish
 /// their in-flight requests.
-pub async fn serve(listener: TcpListener, api: Arc<Api>, limits: Limits, mut shutdown: watch::Receiver<bool>) {
-    let connections = Arc::new(Semaphore::new(limits.max_connections.min(Semaphore::MAX_PERMITS)));
+pub async fn serve(
+    listener: TcpListener,
+    api: Arc<Api>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let connections = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let open = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -87,7 +94,12 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>, limits: Limits, mut shu
 
 type Pending = JoinHandle<Result<Option<BytesMut>, String>>;
 
-async fn handle_connection(stream: TcpStream, api: Arc<Api>, limits: Limits, mut shutdown: watch::Receiver<bool>) -> Result<(), FrameError> {
+async fn handle_connection(
+    stream: TcpStream,
+    api: Arc<Api>,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), FrameError> {
     let (mut reader, mut writer) = stream.into_split();
     // The bounded channel is the in-flight limit: when it is full we stop reading requests.
     let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_in_flight.max(1));

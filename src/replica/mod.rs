@@ -64,7 +64,13 @@ impl ReplicaManager {
     }
 
     /// LeaderAndIsr for a partition led here: open or create its log and take the epoch.
-    pub async fn become_leader(&self, topic: &str, partition: i32, leader_epoch: i32, config: LogConfig) -> Result<Arc<Partition>, LogError> {
+    pub async fn become_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+        leader_epoch: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
         if let Some(p) = self.get(topic, partition) {
             p.leader_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
             p.log.lock().set_config(config);
@@ -87,7 +93,10 @@ impl ReplicaManager {
             appended: Notify::new(),
         });
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        Ok(parts.entry((topic.to_string(), partition)).or_insert(p).clone())
+        Ok(parts
+            .entry((topic.to_string(), partition))
+            .or_insert(p)
+            .clone())
     }
 
     /// StopReplica with deletion: the partition's log goes.
@@ -120,7 +129,13 @@ impl ReplicaManager {
         Ok(info)
     }
 
-    pub async fn read(&self, p: &Arc<Partition>, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, LogError> {
+    pub async fn read(
+        &self,
+        p: &Arc<Partition>,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, LogError> {
         let part = p.clone();
         blocking(move || {
             let log = part.log.lock();
@@ -131,15 +146,24 @@ impl ReplicaManager {
     }
 
     /// Runs a closure against the log on a blocking thread (ListOffsets, DeleteRecords, ...).
-    pub async fn with_log<T: Send + 'static>(&self, p: &Arc<Partition>, f: impl FnOnce(&mut crate::log::PartitionLog) -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
+    pub async fn with_log<T: Send + 'static>(
+        &self,
+        p: &Arc<Partition>,
+        f: impl FnOnce(&mut crate::log::PartitionLog) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
         let part = p.clone();
         blocking(move || f(&mut part.log.lock())).await
     }
 }
 
 /// Runs file I/O on tokio's blocking pool so it never stalls the reactor's workers.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, LogError> + Send + 'static) -> Result<T, LogError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(LogError::io("<blocking task>", std::io::Error::other(e.to_string()))))
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(LogError::io(
+            "<blocking task>",
+            std::io::Error::other(e.to_string()),
+        ))
+    })
 }

@@ -147,3 +147,4 @@ pub fn kafka_home() -> Option<PathBuf> {
         })
         .filter(|p| p.join("bin").is_dir())
 }
+pub mod wire;

@@ -1,0 +1,528 @@
+//! A broker started in-process, driven over the wire: the protocol paths and bad input.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::client_batch;
+use common::wire::Conn;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use odradek::config::BrokerConfig;
+use odradek::server::Broker;
+
+async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
+    let mut overrides = vec![
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+        format!("log.dirs={}", dir.display()),
+        "broker.id=0".to_string(),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    let config = BrokerConfig::load(None, &overrides).unwrap();
+    Broker::start(config).await.unwrap()
+}
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut r = CreateTopicsRequest::default();
+    r.topics.push(t);
+    r.timeout_ms = 5000;
+    match c
+        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
+        .await
+    {
+        ResponseKind::CreateTopics(resp) => resp.topics[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn produce(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> produce_response::PartitionProduceResponse {
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(records);
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = topic_name(topic);
+    td.partition_data.push(pd);
+    let mut r = ProduceRequest::default();
+    r.acks = -1;
+    r.timeout_ms = 5000;
+    r.topic_data.push(td);
+    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
+        ResponseKind::Produce(mut resp) => resp.responses.remove(0).partition_responses.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = -1;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics.push(t);
+    match c
+        .call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(r))
+        .await
+    {
+        ResponseKind::ListOffsets(resp) => resp.topics[0].partitions[0].offset,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut p = fetch_request::FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = fetch_request::FetchTopic::default();
+    t.topic = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = FetchRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.max_wait_ms = max_wait_ms;
+    r.min_bytes = 1;
+    r.max_bytes = 50 << 20;
+    r.topics.push(t);
+    r
+}
+
+async fn fetch(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> fetch_response::PartitionData {
+    match c
+        .call(
+            ApiKey::Fetch,
+            11,
+            RequestKind::Fetch(fetch_request(topic, partition, offset, max_wait_ms)),
+        )
+        .await
+    {
+        ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A size prefix and then `body`, as a well-framed (if otherwise bad) request.
+fn framed(body: &[u8]) -> Vec<u8> {
+    [&(body.len() as i32).to_be_bytes()[..], body].concat()
+}
+
+async fn still_serves(port: u16) {
+    let mut c = Conn::connect(port).await;
+    match c
+        .call(
+            ApiKey::ApiVersions,
+            3,
+            RequestKind::ApiVersions(
+                ApiVersionsRequest::default()
+                    .with_client_software_name(StrBytes::from_static_str("t"))
+                    .with_client_software_version(StrBytes::from_static_str("1")),
+            ),
+        )
+        .await
+    {
+        ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_closes_only_that_connection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["socket.request.max.bytes=1048576"]).await;
+    let port = broker.port;
+
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage bytes", b"\x00\x00\x00\x0bhello world".to_vec()),
+        (
+            "size over socket.request.max.bytes",
+            2_000_000i32.to_be_bytes().to_vec(),
+        ),
+        ("negative size", (-5i32).to_be_bytes().to_vec()),
+        (
+            "unknown api key",
+            framed(
+                &[
+                    &999i16.to_be_bytes()[..],
+                    &0i16.to_be_bytes(),
+                    &7i32.to_be_bytes(),
+                    &[0xff, 0xff],
+                ]
+                .concat(),
+            ),
+        ),
+        (
+            "unsupported version of a known api",
+            framed(
+                &[
+                    &3i16.to_be_bytes()[..],
+                    &99i16.to_be_bytes(),
+                    &7i32.to_be_bytes(),
+                    &[0xff, 0xff],
+                ]
+                .concat(),
+            ),
+        ),
+        ("a header cut short", framed(&[0, 3, 0])),
+        (
+            "a metadata body that is garbage",
+            framed(
+                &[
+                    &3i16.to_be_bytes()[..],
+                    &1i16.to_be_bytes(),
+                    &7i32.to_be_bytes(),
+                    &[0xff, 0xff],
+                    &[0x7f, 0xff, 0xff, 0xff],
+                ]
+                .concat(),
+            ),
+        ),
+    ];
+    for (what, bytes) in cases {
+        let mut c = Conn::connect(port).await;
+        c.send_raw(&bytes).await;
+        assert!(c.is_closed().await, "{what}: connection should be closed");
+        still_serves(port).await;
+    }
+    // A truncated frame: the peer goes away mid-request.
+    let mut c = Conn::connect(port).await;
+    c.send_raw(&[0, 0, 0, 100, 0, 18, 0, 3]).await;
+    c.stream.shutdown().await.ok();
+    drop(c);
+    still_serves(port).await;
+    broker.shutdown().await.unwrap();
+}
+
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    // ApiVersions v9: header v2 (flexible) with an empty body.
+    c.send_raw(&framed(
+        &[
+            &18i16.to_be_bytes()[..],
+            &9i16.to_be_bytes(),
+            &42i32.to_be_bytes(),
+            &[0xff, 0xff, 0],
+        ]
+        .concat(),
+    ))
+    .await;
+    let mut frame = c.read_frame().await.unwrap();
+    let header = ResponseHeader::decode(&mut frame, 0).unwrap();
+    assert_eq!(header.correlation_id, 42);
+    let body = ApiVersionsResponse::decode(&mut frame, 0).unwrap();
+    assert_eq!(body.error_code, 35);
+    assert_eq!(body.api_keys.len(), 1);
+    assert_eq!(
+        (body.api_keys[0].api_key, body.api_keys[0].max_version),
+        (18, 3)
+    );
+    // And a supported version lists exactly the APIs we implement.
+    match c
+        .call(
+            ApiKey::ApiVersions,
+            0,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::ApiVersions(r) => {
+            let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+            assert_eq!(keys.len(), odradek::api::SUPPORTED_APIS.len());
+            assert!(
+                keys.contains(&0) && keys.contains(&1) && !keys.contains(&11),
+                "{keys:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    broker.shutdown().await.unwrap();
+}
+
+use kafka_protocol::protocol::Decodable;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_get_kafkas_errors_and_nothing_is_appended() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["message.max.bytes=2000"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "checked", 1).await, 0);
+    assert_eq!(
+        produce(&mut c, "checked", 0, client_batch(0, 3, 10, 1, 0))
+            .await
+            .error_code,
+        0
+    );
+
+    let mut bad_crc = client_batch(0, 3, 10, 1, 0).to_vec();
+    let n = bad_crc.len();
+    bad_crc[n - 1] ^= 1;
+    assert_eq!(
+        produce(&mut c, "checked", 0, Bytes::from(bad_crc))
+            .await
+            .error_code,
+        2,
+        "CORRUPT_MESSAGE"
+    );
+    assert_eq!(
+        produce(&mut c, "checked", 0, client_batch(0, 50, 100, 1, 0))
+            .await
+            .error_code,
+        10,
+        "MESSAGE_TOO_LARGE"
+    );
+    assert_eq!(
+        produce(&mut c, "no-such-topic", 0, client_batch(0, 1, 1, 1, 0))
+            .await
+            .error_code,
+        3
+    );
+    assert_eq!(
+        produce(&mut c, "checked", 7, client_batch(0, 1, 1, 1, 0))
+            .await
+            .error_code,
+        3
+    );
+    assert_eq!(
+        latest(&mut c, "checked", 0).await,
+        3,
+        "nothing of the bad requests was appended"
+    );
+
+    assert_eq!(
+        create_topic(&mut c, "bad topic!", 1).await,
+        17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+    assert_eq!(
+        create_topic(&mut c, "checked", 1).await,
+        36,
+        "TOPIC_ALREADY_EXISTS"
+    );
+    assert_eq!(
+        create_topic(&mut c, "zero", 0).await,
+        37,
+        "INVALID_PARTITIONS"
+    );
+    let mut m = MetadataRequest::default();
+    let mut mt = metadata_request::MetadataRequestTopic::default();
+    mt.name = Some(topic_name("bad topic!"));
+    m.topics = Some(vec![mt]);
+    m.allow_auto_topic_creation = true;
+    match c.call(ApiKey::Metadata, 9, RequestKind::Metadata(m)).await {
+        ResponseKind::Metadata(r) => assert_eq!(r.topics[0].error_code, 17),
+        other => panic!("{other:?}"),
+    }
+    broker.shutdown().await.unwrap();
+}
+
+async fn metadata_for(
+    c: &mut Conn,
+    topic: &str,
+    allow: bool,
+) -> metadata_response::MetadataResponseTopic {
+    let mut m = MetadataRequest::default();
+    let mut mt = metadata_request::MetadataRequestTopic::default();
+    mt.name = Some(topic_name(topic));
+    m.topics = Some(vec![mt]);
+    m.allow_auto_topic_creation = allow;
+    match c.call(ApiKey::Metadata, 9, RequestKind::Metadata(m)).await {
+        ResponseKind::Metadata(mut r) => r.topics.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_auto_creates_topics_only_when_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["num.partitions=3"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    let t = metadata_for(&mut c, "auto-made", true).await;
+    assert_eq!(t.error_code, 0);
+    assert_eq!(t.partitions.len(), 3, "num.partitions");
+    let t = metadata_for(&mut c, "not-made", false).await;
+    assert_eq!(t.error_code, 3, "the client said no");
+    broker.shutdown().await.unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["auto.create.topics.enable=false"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(
+        metadata_for(&mut c, "never", true).await.error_code,
+        3,
+        "the broker says no"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_waits_for_max_wait_and_wakes_on_append() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "poll", 1).await, 0);
+    let started = Instant::now();
+    let p = fetch(&mut c, "poll", 0, 0, 700).await;
+    let waited = started.elapsed();
+    assert_eq!(p.error_code, 0);
+    assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+    assert!(
+        waited >= Duration::from_millis(690),
+        "returned after {waited:?}, before max_wait_ms"
+    );
+    assert!(
+        waited < Duration::from_millis(3000),
+        "returned after {waited:?}"
+    );
+
+    let port = broker.port;
+    let waiter = tokio::spawn(async move {
+        let mut c = Conn::connect(port).await;
+        let p = fetch(&mut c, "poll", 0, 0, 10_000).await;
+        (Instant::now(), p)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the fetch start waiting
+    let produced_at = Instant::now();
+    assert_eq!(
+        produce(&mut c, "poll", 0, client_batch(0, 1, 5, 1, 0))
+            .await
+            .error_code,
+        0
+    );
+    let (answered_at, p) = waiter.await.unwrap();
+    assert!(!p.records.unwrap().is_empty());
+    let delay = answered_at.saturating_duration_since(produced_at);
+    assert!(
+        delay < Duration::from_millis(200),
+        "woken {delay:?} after the produce"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "idem", 1).await, 0);
+    let pid = match c
+        .call(
+            ApiKey::InitProducerId,
+            1,
+            RequestKind::InitProducerId(
+                InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+            ),
+        )
+        .await
+    {
+        ResponseKind::InitProducerId(r) => {
+            assert_eq!(r.error_code, 0);
+            r.producer_id.0
+        }
+        other => panic!("{other:?}"),
+    };
+    let batch = |seq: i32, n: usize| {
+        let b = odradek::log::records::BatchBuilder {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: seq,
+            records: (0..n)
+                .map(|i| odradek::log::records::NewRecord {
+                    timestamp: 1,
+                    key: None,
+                    value: Some(vec![i as u8]),
+                    headers: vec![],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        Bytes::from(b.build().unwrap())
+    };
+    assert_eq!(produce(&mut c, "idem", 0, batch(0, 5)).await.base_offset, 0);
+    assert_eq!(produce(&mut c, "idem", 0, batch(5, 5)).await.base_offset, 5);
+    let retry = produce(&mut c, "idem", 0, batch(0, 5)).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 0),
+        "a retry is acknowledged with its original offset"
+    );
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(20, 1)).await.error_code,
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+    assert_eq!(latest(&mut c, "idem", 0).await, 10);
+    drop(c);
+    broker.shutdown().await.unwrap();
+
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    let retry = produce(&mut c, "idem", 0, batch(5, 5)).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 5),
+        "producer state survived the restart"
+    );
+    assert_eq!(latest(&mut c, "idem", 0).await, 10);
+    assert_eq!(
+        produce(&mut c, "idem", 0, batch(10, 1)).await.base_offset,
+        10
+    );
+    // A second InitProducerId gets a fresh id from the same block.
+    match c
+        .call(
+            ApiKey::InitProducerId,
+            1,
+            RequestKind::InitProducerId(InitProducerIdRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::InitProducerId(r) => assert!(r.producer_id.0 > pid),
+        other => panic!("{other:?}"),
+    }
+    broker.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_bad_config_value_stops_start_up_with_a_message_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let props = tmp.path().join("server.properties");
+    std::fs::write(&props, "num.partitions=many\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_odradek"))
+        .arg(&props)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("num.partitions") && err.contains("many"),
+        "{err}"
+    );
+}
+
+#[global_allocator]
+static ALLOCATOR: odradek::alloc::Allocator = odradek::alloc::Allocator;
