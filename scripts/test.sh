@@ -13,8 +13,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null; fi
 fi
-ODRADEK_JAVA_LIBS=$(scripts/java-deps.sh)
-export ODRADEK_JAVA_LIBS
+scripts/java-deps.sh >/dev/null
 
 echo "== formatting and lints"
 cargo fmt --check

@@ -15,7 +15,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Encodable;
-use tokio::task::JoinHandle;
+
+/// A request being handled: resolves to the encoded response, `None` when none is owed.
+pub type PendingResponse =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<BytesMut>, String>> + Send>>;
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -82,10 +85,11 @@ impl Api {
 
     /// Parses one frame and starts its handler. An error here closes the connection, which is
     /// what Kafka does for frames it cannot parse and for APIs or versions it does not enable.
-    pub fn dispatch(
-        self: Arc<Self>,
-        mut frame: Bytes,
-    ) -> Result<JoinHandle<Result<Option<BytesMut>, String>>, FrameError> {
+    /// The returned future produces the encoded response (`None` for acks=0 produce). The
+    /// connection runs these one at a time, in arrival order: like Kafka, a broker handles a
+    /// connection's requests sequentially, which is what keeps one producer's pipelined batches
+    /// in order.
+    pub fn dispatch(self: Arc<Self>, mut frame: Bytes) -> Result<PendingResponse, FrameError> {
         let (key, version) = frame::peek_api(&frame)?;
         let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
         let (min, max) = supported_versions(api_key).ok_or(FrameError::UnknownApi(key))?;
@@ -97,7 +101,7 @@ impl Api {
                 body.encode(b, 0).map_err(|e| e.to_string())
             })
             .map_err(FrameError::Malformed)?;
-            return Ok(tokio::spawn(async move { Ok(Some(out)) }));
+            return Ok(Box::pin(async move { Ok(Some(out)) }));
         }
         if version < min || version > max {
             return Err(FrameError::Malformed(format!(
@@ -108,7 +112,7 @@ impl Api {
         let request = RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
-        Ok(tokio::spawn(tracing::Instrument::instrument(
+        Ok(Box::pin(tracing::Instrument::instrument(
             async move {
                 let Some(response) = self.handle(&header, request).await else {
                     return Ok(None);

@@ -8,11 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::api::Api;
@@ -92,7 +90,7 @@ pub async fn serve(
     }
 }
 
-type Pending = JoinHandle<Result<Option<BytesMut>, String>>;
+type Pending = crate::api::PendingResponse;
 
 async fn handle_connection(
     stream: TcpStream,
@@ -106,15 +104,11 @@ async fn handle_connection(
     let writer_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             match pending.await {
-                Ok(Ok(Some(bytes))) => writer.write_all(&bytes).await?,
-                Ok(Ok(None)) => {} // acks=0 produce: Kafka sends nothing
-                Ok(Err(e)) => {
+                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
+                Ok(None) => {} // acks=0 produce: Kafka sends nothing
+                Err(e) => {
                     tracing::error!(error = %e, "could not encode a response; closing connection");
                     return Err(std::io::Error::other(e));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "request handler failed; closing connection");
-                    return Err(std::io::Error::other("handler failed"));
                 }
             }
         }

@@ -104,12 +104,15 @@ pub fn missing_tool(what: &str) {
 
 /// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
 pub fn kafka_clients_classpath() -> Option<String> {
-    let dir = std::env::var_os("ODRADEK_JAVA_LIBS")
+    kafka_clients_classpath_for("3.9")
+}
+
+/// The jars of one kafka-clients version (`3.9` or `4.3`) as a classpath.
+pub fn kafka_clients_classpath_for(version: &str) -> Option<String> {
+    let root = std::env::var_os("ODRADEK_CACHE")
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .map(|h| PathBuf::from(h).join(".cache/odradek/java/kafka-clients-3.9"))
-        })?;
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek")))?;
+    let dir = root.join("java").join(format!("kafka-clients-{version}"));
     let jars: Vec<String> = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -147,4 +150,5 @@ pub fn kafka_home() -> Option<PathBuf> {
         })
         .filter(|p| p.join("bin").is_dir())
 }
+pub mod broker_process;
 pub mod wire;

@@ -1,0 +1,122 @@
+//! A real `odradek` process on a free loopback port, stopped by its PID when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct BrokerProcess {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    log: PathBuf,
+    extra: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl BrokerProcess {
+    pub fn start(dir: &Path, extra: &[&str]) -> BrokerProcess {
+        std::fs::create_dir_all(dir).unwrap();
+        let mut b = BrokerProcess {
+            child: None,
+            port: free_port(),
+            dir: dir.to_path_buf(),
+            log: dir.join("broker.log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_odradek"));
+        cmd.arg("broker")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/server.properties"))
+            .args([
+                "--override",
+                &format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port),
+            ])
+            .args([
+                "--override",
+                &format!("log.dirs={}", self.dir.join("logs").display()),
+            ])
+            .args(["--override", "metrics.port=0"]);
+        for e in &self.extra {
+            cmd.args(["--override", e]);
+        }
+        let child = cmd
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("broker exited with {status}:\n{}", self.log_tail());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker did not listen within 20 s:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Stops the broker with SIGTERM (or SIGKILL) and waits for it, bounded.
+    pub fn stop(&mut self, kill: bool) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let signal = if kill { "-KILL" } else { "-TERM" };
+        let _ = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().ok();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self, kill: bool) {
+        self.stop(kill);
+        self.spawn();
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.stop(true);
+    }
+}
