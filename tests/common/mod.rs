@@ -151,4 +151,14 @@ pub fn kafka_home() -> Option<PathBuf> {
         .filter(|p| p.join("bin").is_dir())
 }
 pub mod broker_process;
+pub mod cutting_proxy;
 pub mod wire;
+
+/// The Python of the compat-test venv (`scripts/python-deps.sh`), if installed.
+pub fn python_venv() -> Option<PathBuf> {
+    let root = std::env::var_os("ODRADEK_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek")))?;
+    let python = root.join("venv/bin/python");
+    python.exists().then_some(python)
+}
