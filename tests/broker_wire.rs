@@ -526,3 +526,139 @@ fn a_bad_config_value_stops_start_up_with_a_message_naming_it() {
 
 #[global_allocator]
 static ALLOCATOR: odradek::alloc::Allocator = odradek::alloc::Allocator;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_configs_create_partitions_and_describe_cluster() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["log.retention.hours=24"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = topic_name("configured");
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    let mut cfg = create_topics_request::CreatableTopicConfig::default();
+    cfg.name = StrBytes::from_static_str("segment.bytes");
+    cfg.value = Some(StrBytes::from_static_str("16384"));
+    t.configs.push(cfg);
+    let mut r = CreateTopicsRequest::default();
+    r.topics.push(t);
+    match c
+        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
+        .await
+    {
+        ResponseKind::CreateTopics(resp) => assert_eq!(resp.topics[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let mut res = describe_configs_request::DescribeConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_static_str("configured");
+    let mut req = DescribeConfigsRequest::default();
+    req.resources.push(res);
+    req.include_synonyms = true;
+    let configs = match c
+        .call(
+            ApiKey::DescribeConfigs,
+            2,
+            RequestKind::DescribeConfigs(req),
+        )
+        .await
+    {
+        ResponseKind::DescribeConfigs(mut resp) => resp.results.remove(0).configs,
+        other => panic!("{other:?}"),
+    };
+    let get = |name: &str| {
+        configs
+            .iter()
+            .find(|e| &*e.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
+    assert_eq!(
+        (
+            get("segment.bytes").value.as_deref(),
+            get("segment.bytes").config_source
+        ),
+        (Some("16384"), 1),
+        "topic override"
+    );
+    assert_eq!(
+        (
+            get("retention.ms").value.as_deref(),
+            get("retention.ms").config_source
+        ),
+        (Some("86400000"), 4),
+        "from server.properties"
+    );
+    assert_eq!(
+        (
+            get("cleanup.policy").value.as_deref(),
+            get("cleanup.policy").config_source
+        ),
+        (Some("delete"), 5),
+        "Kafka's default"
+    );
+    assert!(configs.len() >= 20, "every topic config is listed");
+
+    let mut cp = create_partitions_request::CreatePartitionsTopic::default();
+    cp.name = topic_name("configured");
+    cp.count = 3;
+    let mut req = CreatePartitionsRequest::default();
+    req.topics.push(cp.clone());
+    match c
+        .call(
+            ApiKey::CreatePartitions,
+            1,
+            RequestKind::CreatePartitions(req),
+        )
+        .await
+    {
+        ResponseKind::CreatePartitions(resp) => assert_eq!(resp.results[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        metadata_for(&mut c, "configured", false)
+            .await
+            .partitions
+            .len(),
+        3
+    );
+    cp.count = 2;
+    let mut req = CreatePartitionsRequest::default();
+    req.topics.push(cp);
+    match c
+        .call(
+            ApiKey::CreatePartitions,
+            1,
+            RequestKind::CreatePartitions(req),
+        )
+        .await
+    {
+        ResponseKind::CreatePartitions(resp) => {
+            assert_eq!(resp.results[0].error_code, 37, "no shrinking")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        produce(&mut c, "configured", 2, client_batch(0, 1, 1, 1, 0))
+            .await
+            .error_code,
+        0,
+        "new partitions take writes"
+    );
+
+    match c
+        .call(
+            ApiKey::DescribeCluster,
+            0,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::DescribeCluster(resp) => {
+            assert_eq!(resp.brokers.len(), 1);
+            assert_eq!(resp.brokers[0].port, broker.port as i32);
+            assert_eq!(resp.cluster_id.len(), 22);
+        }
+        other => panic!("{other:?}"),
+    }
+    broker.shutdown().await.unwrap();
+}

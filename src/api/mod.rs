@@ -2,6 +2,8 @@
 //! ApiVersions advertises, so nothing unimplemented can be advertised.
 
 pub mod api_versions;
+pub mod cluster;
+pub mod configs;
 pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
@@ -40,6 +42,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 0, 5),
     (ApiKey::DeleteTopics, 0, 4),
     (ApiKey::InitProducerId, 0, 2),
+    (ApiKey::CreatePartitions, 0, 1),
+    (ApiKey::DescribeConfigs, 0, 2),
+    (ApiKey::DescribeCluster, 0, 0),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -151,6 +156,15 @@ impl Api {
             }
             RequestKind::DeleteTopics(r) => {
                 ResponseKind::DeleteTopics(topics::delete(self, r, version).await)
+            }
+            RequestKind::DescribeConfigs(r) => {
+                ResponseKind::DescribeConfigs(configs::describe(self, r, version).await)
+            }
+            RequestKind::DescribeCluster(r) => {
+                ResponseKind::DescribeCluster(cluster::describe(self, r))
+            }
+            RequestKind::CreatePartitions(r) => {
+                ResponseKind::CreatePartitions(topics::create_partitions(self, r, version).await)
             }
             RequestKind::InitProducerId(r) => {
                 ResponseKind::InitProducerId(producer_ids::handle(self, r).await)

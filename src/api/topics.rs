@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
 };
@@ -130,6 +132,33 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
             set_message(&mut r.error_message, version, 5, e.to_string());
         }
         response.responses.push(r);
+    }
+    response
+}
+
+pub async fn create_partitions(
+    api: &Api,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut response = CreatePartitionsResponse::default();
+    for topic in request.topics {
+        let mut r = CreatePartitionsTopicResult::default();
+        r.name = topic.name.clone();
+        if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+            r.error_code = errors::INVALID_REQUEST;
+            r.error_message = Some(StrBytes::from_static_str(
+                "manual replica assignment is not supported yet",
+            ));
+        } else if let Err(e) = api
+            .controller
+            .create_partitions(&topic.name, topic.count, request.validate_only)
+            .await
+        {
+            r.error_code = e.kafka_error_code();
+            r.error_message = Some(StrBytes::from_string(e.to_string()));
+        }
+        response.results.push(r);
     }
     response
 }

@@ -543,6 +543,48 @@ impl Controller {
         self.bring_online(name, &topic).await
     }
 
+    /// CreatePartitions: grows a topic to `count` partitions (never shrinks), assigning the new
+    /// ones round-robin over live brokers and bringing them online.
+    pub async fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ControllerError> {
+        let path = znodes::topic_path(name);
+        let Some((Some(data), stat)) = self.store.get(&path).await? else {
+            return Err(ControllerError::UnknownTopic(name.to_string()));
+        };
+        let mut topic: TopicZnode = znodes::decode(&path, &data)?;
+        let current = topic.partitions.len() as i32;
+        if count <= current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "topic {name} has {current} partitions; the new count {count} must be larger"
+            )));
+        }
+        let brokers: Vec<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
+        let rf = topic
+            .partitions
+            .values()
+            .next()
+            .map_or(1, |r| r.len())
+            .min(brokers.len().max(1));
+        if validate_only {
+            return Ok(());
+        }
+        for p in current..count {
+            let replicas = (0..rf)
+                .map(|r| brokers[(p as usize + r) % brokers.len()])
+                .collect();
+            topic.partitions.insert(p.to_string(), replicas);
+        }
+        self.store
+            .set(&path, Some(znodes::encode(&topic)), Some(stat.version))
+            .await?;
+        tracing::info!(topic = name, from = current, to = count, "added partitions");
+        self.bring_online(name, &topic).await
+    }
+
     /// DeleteTopics: marks the topic in `/admin/delete_topics` (as Kafka's tools do), then the
     /// controller removes replicas and znodes.
     pub async fn delete_topic(&self, name: &str) -> Result<(), ControllerError> {
