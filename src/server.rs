@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::TcpSocket;
 use tokio::sync::watch;
 
 use crate::api::Api;
@@ -62,13 +62,27 @@ impl Broker {
             listener_cfg.host.as_str()
         };
         let addr = format!("{host}:{}", listener_cfg.port);
-        let listener = TcpListener::bind(&addr)
+        // Bind now, so a taken port fails start-up before anything else happens and port 0 is
+        // resolved for registration; listen only once the logs are loaded, so that a client
+        // connecting early is refused rather than left waiting (as with Kafka).
+        let bind_error = |source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        };
+        let socket_addr = tokio::net::lookup_host(&addr)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
-        let port = listener
+            .map_err(bind_error)?
+            .next()
+            .ok_or_else(|| bind_error(std::io::Error::other("no address")))?;
+        let socket = if socket_addr.is_ipv6() {
+            TcpSocket::new_v6()
+        } else {
+            TcpSocket::new_v4()
+        }
+        .map_err(bind_error)?;
+        socket.set_reuseaddr(true).map_err(bind_error)?;
+        socket.bind(socket_addr).map_err(bind_error)?;
+        let port = socket
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(listener_cfg.port);
@@ -130,6 +144,7 @@ impl Broker {
             ProducerIdManager::new(store, config.broker_id),
         ));
 
+        let listener = socket.listen(1024).map_err(bind_error)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Limits {
             max_request_bytes: config.socket_request_max_bytes,

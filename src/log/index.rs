@@ -156,6 +156,24 @@ impl IndexFile {
         lo.checked_sub(1)
     }
 
+    /// Drops the all-zero entries a preallocated file has after its last real entry. Real
+    /// entries never are all zeros (an offset entry's position and a time entry's timestamp are
+    /// positive), and they form a prefix, so a binary search finds the end without touching
+    /// every page of a 10 MiB file.
+    fn drop_zero_tail(&mut self) {
+        let zero = |n: usize| self.entry(n).iter().all(|&b| b == 0);
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if zero(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.entries = lo;
+    }
+
     fn rename(&mut self, to: &Path) -> Result<()> {
         std::fs::rename(&self.path, to).at(&self.path)?;
         self.path = to.to_path_buf();
@@ -228,15 +246,7 @@ impl OffsetIndex {
         if self.file.torn {
             return Err("length is not a multiple of the entry size".into());
         }
-        while self.file.entries > 0
-            && self
-                .file
-                .entry(self.file.entries - 1)
-                .iter()
-                .all(|&b| b == 0)
-        {
-            self.file.entries -= 1;
-        }
+        self.file.drop_zero_tail();
         let mut prev: Option<(i64, u32)> = None;
         for n in 0..self.file.entries {
             let (off, pos) = self.entry(n);
@@ -316,15 +326,7 @@ impl TimeIndex {
         if self.file.torn {
             return Err("length is not a multiple of the entry size".into());
         }
-        while self.file.entries > 0
-            && self
-                .file
-                .entry(self.file.entries - 1)
-                .iter()
-                .all(|&b| b == 0)
-        {
-            self.file.entries -= 1;
-        }
+        self.file.drop_zero_tail();
         let mut prev: Option<(i64, i64)> = None;
         for n in 0..self.file.entries {
             let (ts, off) = self.entry(n);

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use super::batch::{self, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
 use super::checkpoint::{self, LEADER_EPOCH_FILE};
 use super::error::{IoContext, LogError, Result};
-use super::producer_state::{ProducerStateManager, SequenceCheck};
+use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
 use super::segment::{EntryInfo, LOG_SUFFIX, LogSegment, SegmentSettings, now_ms};
 use crate::config::LogConfig;
@@ -201,15 +201,43 @@ impl PartitionLog {
         Ok(log)
     }
 
-    /// Replays every batch header in the log into the producer state. Kafka starts from its
-    /// `.snapshot` files; reading headers only (61 bytes per batch) keeps this cheap enough.
+    /// Loads producer state from the newest usable `.snapshot` at or below the log end and
+    /// replays the batch headers after it, as Kafka does; without a snapshot the whole log is
+    /// replayed. Snapshots past the log end (left by a truncation or a torn tail) are removed.
     fn rebuild_producer_state(&mut self) -> Result<()> {
+        let mut from = i64::MIN;
         self.producers.clear();
-        for seg in self.segments.values() {
-            let mut pos = 0;
+        for (offset, path) in snapshot::list(&self.dir)?.into_iter().rev() {
+            if offset > self.log_end_offset {
+                std::fs::remove_file(&path).at(&path)?;
+                continue;
+            }
+            if from != i64::MIN {
+                continue;
+            }
+            match snapshot::read(&path) {
+                Ok(state) => {
+                    self.producers = state;
+                    from = offset;
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring unreadable producer snapshot"),
+            }
+        }
+        let start_base = self
+            .segments
+            .range(..=from.max(0))
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+            let mut pos = if from > seg.base_offset {
+                seg.offset_index.lookup(from) as u64
+            } else {
+                0
+            };
             while let Some(e) = seg.entry_at(pos)? {
                 if let Some(h) = e.header
                     && h.producer_id >= 0
+                    && h.base_offset >= from
                 {
                     self.producers.update(&h);
                 }
@@ -217,6 +245,11 @@ impl PartitionLog {
             }
         }
         Ok(())
+    }
+
+    /// Writes the producer state as of the log end (at roll and clean shutdown).
+    fn take_producer_snapshot(&self) -> Result<()> {
+        snapshot::write(&self.dir, self.log_end_offset, &self.producers)
     }
 
     pub fn producer_state(&self) -> &ProducerStateManager {
@@ -232,6 +265,7 @@ impl PartitionLog {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         let bases: Vec<i64> = self.segments.range(start..).map(|(b, _)| *b).collect();
+        let before = self.leader_epochs.clone();
         let mut epochs = std::mem::take(&mut self.leader_epochs);
         epochs.retain(|&(_, off)| off < start.max(0));
         for (i, base) in bases.iter().enumerate() {
@@ -263,7 +297,10 @@ impl PartitionLog {
             seg.reopen_active()?;
         }
         self.leader_epochs = epochs;
-        self.write_epochs()
+        if self.leader_epochs != before {
+            self.write_epochs()?;
+        }
+        Ok(())
     }
 
     pub fn topic(&self) -> &str {
@@ -579,6 +616,10 @@ impl PartitionLog {
         }
         active.close_active()?;
         active.flush()?;
+        if base == self.log_end_offset {
+            // Named after the new segment: the state as of its first offset.
+            self.take_producer_snapshot()?;
+        }
         if let Some(stale) = self.segments.remove(&base) {
             // An empty segment left at the same base (e.g. after a truncation) is replaced.
             stale.delete_files()?;
@@ -737,6 +778,9 @@ impl PartitionLog {
         self.recovery_point = offset;
         self.leader_epochs.clear();
         self.producers.clear();
+        for (_, path) in snapshot::list(&self.dir)? {
+            std::fs::remove_file(&path).at(&path)?;
+        }
         self.write_epochs()
     }
 
@@ -830,6 +874,12 @@ impl PartitionLog {
             self.log_start_offset = first_base;
             self.truncate_epochs_from_start(first_base)?;
         }
+        // Snapshots of state before the remaining log describe data that is gone.
+        for (offset, path) in snapshot::list(&self.dir)? {
+            if offset < first_base {
+                std::fs::remove_file(&path).at(&path)?;
+            }
+        }
         self.high_watermark = self.high_watermark.max(self.log_start_offset);
         self.remove_expired_deletions(now_ms())?;
         Ok(doomed.len())
@@ -866,6 +916,7 @@ impl PartitionLog {
     /// Flushes and trims the active segment's indexes, as a clean shutdown leaves them.
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
+        self.take_producer_snapshot()?;
         self.active_mut().close_active()?;
         self.remove_expired_deletions(i64::MAX)
     }

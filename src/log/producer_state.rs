@@ -199,3 +199,113 @@ mod tests {
         ));
     }
 }
+
+/// `<offset>.snapshot`: Kafka's producer-state snapshot (version 1), valid at log end `offset`.
+pub mod snapshot {
+    use std::path::{Path, PathBuf};
+
+    use super::{BatchMetadata, ProducerEntry, ProducerStateManager};
+    use crate::log::checkpoint::write_atomically;
+    use crate::log::error::{IoContext, LogError, Result};
+    use crate::log::segment::file_prefix;
+
+    pub const SUFFIX: &str = "snapshot";
+    const VERSION: i16 = 1;
+    const HEADER: usize = 10;
+    const ENTRY: usize = 46;
+
+    pub fn path(dir: &Path, offset: i64) -> PathBuf {
+        dir.join(format!("{}.{SUFFIX}", file_prefix(offset)))
+    }
+
+    /// Snapshot files in `dir`, oldest first.
+    pub fn list(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).at(dir)? {
+            let entry = entry.at(dir)?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(stem) = name.strip_suffix(".snapshot")
+                && stem.len() == 20
+                && let Ok(offset) = stem.parse::<i64>()
+            {
+                out.push((offset, entry.path()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<()> {
+        let mut body = Vec::with_capacity(4 + state.producers.len() * ENTRY);
+        body.extend_from_slice(&(state.producers.len() as i32).to_be_bytes());
+        let mut ids: Vec<&i64> = state.producers.keys().collect();
+        ids.sort();
+        for id in ids {
+            let entry = &state.producers[id];
+            let last = entry.batches.back().copied().unwrap_or(BatchMetadata {
+                first_seq: -1,
+                last_seq: -1,
+                first_offset: -1,
+                last_offset: -1,
+                timestamp: -1,
+            });
+            body.extend_from_slice(&id.to_be_bytes());
+            body.extend_from_slice(&entry.epoch.to_be_bytes());
+            body.extend_from_slice(&last.last_seq.to_be_bytes());
+            body.extend_from_slice(&last.last_offset.to_be_bytes());
+            body.extend_from_slice(&(last.last_seq.wrapping_sub(last.first_seq)).to_be_bytes());
+            body.extend_from_slice(&last.timestamp.to_be_bytes());
+            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch: no transactions yet
+            body.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+        }
+        let mut out = Vec::with_capacity(6 + body.len());
+        out.extend_from_slice(&VERSION.to_be_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        write_atomically(&path(dir, offset), &out)
+    }
+
+    pub fn read(file: &Path) -> Result<ProducerStateManager> {
+        let data = std::fs::read(file).at(file)?;
+        let bad = |reason: &str| LogError::BadCheckpoint {
+            path: file.to_path_buf(),
+            reason: reason.to_string(),
+        };
+        if data.len() < HEADER {
+            return Err(bad("shorter than its header"));
+        }
+        if i16::from_be_bytes([data[0], data[1]]) != VERSION {
+            return Err(bad("unknown version"));
+        }
+        if crc32c::crc32c(&data[6..]) != u32::from_be_bytes([data[2], data[3], data[4], data[5]]) {
+            return Err(bad("CRC mismatch"));
+        }
+        let count = i32::from_be_bytes([data[6], data[7], data[8], data[9]]);
+        if count < 0 || data.len() != HEADER + count as usize * ENTRY {
+            return Err(bad("entry count does not match the size"));
+        }
+        let mut state = ProducerStateManager::default();
+        for e in data[HEADER..].chunks_exact(ENTRY) {
+            let i64_at = |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
+            let i32_at = |at: usize| i32::from_be_bytes(e[at..at + 4].try_into().unwrap_or([0; 4]));
+            let last_seq = i32_at(10);
+            let last_offset = i64_at(14);
+            let offset_delta = i32_at(22);
+            let mut entry = ProducerEntry {
+                epoch: i16::from_be_bytes([e[8], e[9]]),
+                batches: Default::default(),
+            };
+            if last_seq >= 0 {
+                entry.batches.push_back(BatchMetadata {
+                    first_seq: last_seq.wrapping_sub(offset_delta),
+                    last_seq,
+                    first_offset: last_offset - offset_delta as i64,
+                    last_offset,
+                    timestamp: i64_at(26),
+                });
+            }
+            state.producers.insert(i64_at(0), entry);
+        }
+        Ok(state)
+    }
+}
