@@ -1,0 +1,103 @@
+//! Kafka 2.4.1's own Java client and tools against odradek, when a Kafka 2.4.1 distribution is
+//! in `KAFKA_HOME` or `~/.cache/odradek/kafka_2.13-2.4.1` (DEVELOPERS.md says how to get one).
+
+mod common;
+
+use std::process::Command;
+
+use common::broker_process::BrokerProcess;
+
+fn kafka_241_clients() -> Option<(std::path::PathBuf, String)> {
+    let home = common::kafka_home()?;
+    let libs = home.join("libs");
+    let jars: Vec<String> = std::fs::read_dir(&libs)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            [
+                "kafka-clients-",
+                "lz4-java-",
+                "snappy-java-",
+                "zstd-jni-",
+                "slf4j-api-",
+            ]
+            .iter()
+            .any(|pre| n.starts_with(pre))
+                && n.ends_with(".jar")
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    jars.iter()
+        .any(|j| j.contains("kafka-clients-2.4.1"))
+        .then(|| (home, jars.join(":")))
+}
+
+#[test]
+fn kafka_241_java_client_and_verifiable_producer() {
+    let Some((home, jars)) = kafka_241_clients() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution with kafka-clients-2.4.1.jar in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let classes = tmp.path().join("classes");
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("compat-tests/java/ClientRoundTrip.java");
+    let status = Command::new("javac")
+        .args(["-nowarn", "-cp", &jars, "-d"])
+        .arg(&classes)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "ClientRoundTrip must compile against kafka-clients 2.4.1"
+    );
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let cp = format!("{}:{jars}", classes.display());
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let out = Command::new("java")
+            .args([
+                "-cp",
+                &cp,
+                "ClientRoundTrip",
+                &broker.bootstrap(),
+                &format!("k241-{codec}"),
+                codec,
+                "10000",
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("OK 10000"),
+            "Kafka 2.4.1 client, {codec}: {stdout}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            broker.log_tail()
+        );
+    }
+    let out = Command::new(home.join("bin/kafka-verifiable-producer.sh"))
+        .args([
+            "--broker-list",
+            &broker.bootstrap(),
+            "--topic",
+            "verifiable",
+            "--max-messages",
+            "5000",
+            "--acks",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("\"sent\":5000,\"acked\":5000"),
+        "kafka-verifiable-producer.sh: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
