@@ -83,6 +83,18 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// glibc grows its mmap threshold each time a large block is freed, after which multi-megabyte
+/// fetch and produce buffers come from the heap and their memory stays with the process once
+/// freed. A fixed threshold keeps such buffers in their own mappings, returned when dropped, and
+/// fewer arenas keep freed memory from being spread over one heap per thread.
+pub fn tune_malloc() {
+    // SAFETY: mallopt only changes allocator parameters; called before the runtime starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 4);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,7 @@ fn main() -> ExitCode {
 
 fn run_broker(args: BrokerArgs) -> ExitCode {
     init_logging(args.log_json);
+    odradek::alloc::tune_malloc();
     let config = match odradek::config::BrokerConfig::load(args.config.as_deref(), &args.overrides)
     {
         Ok(c) => c,
