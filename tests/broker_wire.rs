@@ -660,5 +660,96 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
         }
         other => panic!("{other:?}"),
     }
+    drop(c);
     broker.shutdown().await.unwrap();
+
+    // Topics, partitions and configs are kept across a restart.
+    let broker = start(tmp.path(), &["log.retention.hours=24"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(
+        metadata_for(&mut c, "configured", false)
+            .await
+            .partitions
+            .len(),
+        3
+    );
+    let mut res = describe_configs_request::DescribeConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_static_str("configured");
+    res.configuration_keys = Some(vec![StrBytes::from_static_str("segment.bytes")]);
+    let mut req = DescribeConfigsRequest::default();
+    req.resources.push(res);
+    match c
+        .call(
+            ApiKey::DescribeConfigs,
+            1,
+            RequestKind::DescribeConfigs(req),
+        )
+        .await
+    {
+        ResponseKind::DescribeConfigs(resp) => {
+            let cfg = &resp.results[0].configs;
+            assert_eq!(cfg.len(), 1, "only the key asked for");
+            assert_eq!(
+                (cfg[0].value.as_deref(), cfg[0].config_source),
+                (Some("16384"), 1)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        latest(&mut c, "configured", 2).await,
+        1,
+        "the record in the new partition is kept"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_configs_apply_to_logs_also_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        let broker = start(tmp.path(), &[]).await;
+        let mut c = Conn::connect(broker.port).await;
+        if round == 0 {
+            let mut t = create_topics_request::CreatableTopic::default();
+            t.name = topic_name("small-segments");
+            t.num_partitions = 1;
+            t.replication_factor = 1;
+            let mut cfg = create_topics_request::CreatableTopicConfig::default();
+            cfg.name = StrBytes::from_static_str("segment.bytes");
+            cfg.value = Some(StrBytes::from_static_str("1024"));
+            t.configs.push(cfg);
+            let mut r = CreateTopicsRequest::default();
+            r.topics.push(t);
+            c.call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
+                .await;
+        }
+        // Current timestamps: retention (7 days by default) must not take these segments.
+        let now = odradek::log::segment::now_ms();
+        for i in 0..10 {
+            assert_eq!(
+                produce(&mut c, "small-segments", 0, client_batch(i, 5, 40, now, 0))
+                    .await
+                    .error_code,
+                0
+            );
+        }
+        let segments = std::fs::read_dir(tmp.path().join("small-segments-0"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
+        assert!(
+            segments >= 5 * (round + 1),
+            "round {round}: {segments} segments; segment.bytes=1024 must apply"
+        );
+        drop(c);
+        broker.shutdown().await.unwrap();
+    }
 }

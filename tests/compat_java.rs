@@ -56,3 +56,66 @@ fn java_clients_round_trip_every_codec() {
         }
     }
 }
+
+/// A keyed record sent by the Java client and by confluent-kafka with `murmur2_random` lands in
+/// the same partition.
+#[test]
+fn java_and_librdkafka_murmur2_agree_on_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let classes = tmp.path().join("classes");
+    let Some(cp) = common::compile_java("KeyPartitions", &classes) else {
+        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return;
+    };
+    let Some(python) = common::python_venv() else {
+        common::missing_tool("the Python venv with confluent-kafka (scripts/python-deps.sh)");
+        return;
+    };
+    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
+    let java = Command::new("java")
+        .args([
+            "-cp",
+            &cp,
+            "KeyPartitions",
+            &broker.bootstrap(),
+            "keyed",
+            "7",
+            "500",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        java.status.success(),
+        "{}",
+        String::from_utf8_lossy(&java.stderr)
+    );
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("compat-tests/python/key_partitions.py");
+    let rdkafka = Command::new(python)
+        .arg(script)
+        .args([&broker.bootstrap(), "keyed", "500"])
+        .output()
+        .unwrap();
+    assert!(
+        rdkafka.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rdkafka.stderr)
+    );
+    let java = String::from_utf8_lossy(&java.stdout)
+        .lines()
+        .filter(|l| l.starts_with("key-"))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let rdkafka = String::from_utf8_lossy(&rdkafka.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    assert_eq!(java.len(), 500);
+    assert_eq!(
+        java, rdkafka,
+        "both clients put each key in the same partition"
+    );
+    let used: std::collections::HashSet<&str> =
+        java.iter().filter_map(|l| l.split(' ').nth(1)).collect();
+    assert_eq!(used.len(), 7, "keys spread over every partition");
+}

@@ -78,10 +78,14 @@ impl ReplicaManager {
         }
         let logs = self.logs.clone();
         let t = topic.to_string();
+        let topic_config = config.clone();
         let log = blocking(move || logs.get_or_create(&t, partition, config)).await?;
         // A single replica is its own ISR: everything in the log is committed.
         {
             let mut l = log.lock();
+            // Logs found at start-up were opened with the broker defaults; the topic's own
+            // settings are known only now.
+            l.set_config(topic_config);
             let leo = l.log_end_offset();
             l.set_high_watermark(leo);
         }
