@@ -239,7 +239,12 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
     assert_eq!(body.api_keys.len(), 1);
     assert_eq!(
         (body.api_keys[0].api_key, body.api_keys[0].max_version),
-        (18, 3)
+        (
+            18,
+            odradek::api::supported_versions(ApiKey::ApiVersions)
+                .unwrap()
+                .1
+        )
     );
     // And a supported version lists exactly the APIs we implement.
     match c
@@ -350,7 +355,7 @@ async fn metadata_for(
     mt.name = Some(topic_name(topic));
     m.topics = Some(vec![mt]);
     m.allow_auto_topic_creation = allow;
-    match c.call(ApiKey::Metadata, 9, RequestKind::Metadata(m)).await {
+    match c.call(ApiKey::Metadata, 12, RequestKind::Metadata(m)).await {
         ResponseKind::Metadata(mut r) => r.topics.remove(0),
         other => panic!("{other:?}"),
     }
@@ -752,4 +757,123 @@ async fn topic_configs_apply_to_logs_also_after_a_restart() {
         drop(c);
         broker.shutdown().await.unwrap();
     }
+}
+
+async fn list_offset(
+    c: &mut Conn,
+    version: i16,
+    topic: &str,
+    timestamp: i64,
+    leader_epoch: i32,
+) -> list_offsets_response::ListOffsetsPartitionResponse {
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.partition_index = 0;
+    p.timestamp = timestamp;
+    p.current_leader_epoch = leader_epoch;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics.push(t);
+    match c
+        .call(ApiKey::ListOffsets, version, RequestKind::ListOffsets(r))
+        .await
+    {
+        ResponseKind::ListOffsets(mut resp) => resp.topics.remove(0).partitions.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// What the newest versions a Kafka 3.9 client sends add: topic ids, leader-epoch fencing,
+/// MAX_TIMESTAMP, DescribeCluster's endpoint type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "ids", 1).await, 0);
+    let now = odradek::log::segment::now_ms();
+    for (i, ts) in [now - 5000, now, now - 9000].into_iter().enumerate() {
+        assert_eq!(
+            produce(&mut c, "ids", 0, client_batch(i * 2, 2, 5, ts, 0))
+                .await
+                .error_code,
+            0
+        );
+    }
+    let id = metadata_for(&mut c, "ids", false).await.topic_id;
+    assert!(!id.is_nil(), "Metadata v10+ carries the topic id");
+
+    // Fetch v13+ names the topic by id.
+    let mut req = fetch_request("", 0, 0, 0);
+    req.topics[0].topic = TopicName::default();
+    req.topics[0].topic_id = id;
+    match c
+        .call(ApiKey::Fetch, 16, RequestKind::Fetch(req.clone()))
+        .await
+    {
+        ResponseKind::Fetch(resp) => {
+            assert_eq!(resp.responses[0].topic_id, id);
+            let p = &resp.responses[0].partitions[0];
+            assert_eq!(p.error_code, 0);
+            assert!(!p.records.as_ref().unwrap().is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    req.topics[0].topic_id = uuid::Uuid::new_v4();
+    match c
+        .call(ApiKey::Fetch, 16, RequestKind::Fetch(req.clone()))
+        .await
+    {
+        ResponseKind::Fetch(resp) => assert_eq!(
+            resp.responses[0].partitions[0].error_code, 100,
+            "UNKNOWN_TOPIC_ID"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Leader epoch fencing (KIP-320): our epoch is 0.
+    req.topics[0].topic_id = id;
+    req.topics[0].partitions[0].current_leader_epoch = 3;
+    match c.call(ApiKey::Fetch, 16, RequestKind::Fetch(req)).await {
+        ResponseKind::Fetch(resp) => assert_eq!(
+            resp.responses[0].partitions[0].error_code, 75,
+            "UNKNOWN_LEADER_EPOCH"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(list_offset(&mut c, 9, "ids", -1, 2).await.error_code, 75);
+    assert_eq!(list_offset(&mut c, 9, "ids", -1, 0).await.offset, 6);
+    let max = list_offset(&mut c, 9, "ids", -3, -1).await;
+    assert_eq!(
+        (max.offset, max.timestamp),
+        (2, now),
+        "MAX_TIMESTAMP: the record with the largest timestamp"
+    );
+    assert_eq!(list_offset(&mut c, 9, "ids", -4, -1).await.offset, 0);
+    assert_eq!(
+        list_offset(&mut c, 9, "ids", -5, -1).await.offset,
+        -1,
+        "nothing is in tiered storage"
+    );
+
+    let mut dc = DescribeClusterRequest::default();
+    dc.endpoint_type = 2;
+    match c
+        .call(ApiKey::DescribeCluster, 1, RequestKind::DescribeCluster(dc))
+        .await
+    {
+        ResponseKind::DescribeCluster(resp) => assert_eq!(resp.error_code, 119),
+        other => panic!("{other:?}"),
+    }
+    drop(c);
+    broker.shutdown().await.unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(
+        metadata_for(&mut c, "ids", false).await.topic_id,
+        id,
+        "topic ids are stable across restarts"
+    );
+    broker.shutdown().await.unwrap();
 }

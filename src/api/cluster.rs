@@ -6,8 +6,25 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
 
-pub fn describe(api: &Api, _request: DescribeClusterRequest) -> DescribeClusterResponse {
+/// DescribeCluster v1 `endpoint_type`: 1 asks for brokers; 2 (controllers) is KRaft-only.
+const BROKERS: i8 = 1;
+
+pub fn describe(
+    api: &Api,
+    request: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
     let mut r = DescribeClusterResponse::default();
+    if version >= 1 {
+        r.endpoint_type = request.endpoint_type;
+        if request.endpoint_type != BROKERS {
+            r.error_code = super::errors::UNSUPPORTED_ENDPOINT_TYPE;
+            r.error_message = Some(StrBytes::from_static_str(
+                "a ZooKeeper-mode broker lists brokers only",
+            ));
+            return r;
+        }
+    }
     r.cluster_id = StrBytes::from_string(api.cache.cluster_id());
     r.controller_id = BrokerId(api.cache.controller_id());
     r.cluster_authorized_operations = i32::MIN;

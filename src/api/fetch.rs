@@ -19,7 +19,10 @@ struct Wanted {
     partition: i32,
     offset: i64,
     max_bytes: usize,
+    current_leader_epoch: i32,
     hosted: Option<Arc<Partition>>,
+    /// Why the partition cannot be read at all (unknown topic id).
+    error: Option<i16>,
 }
 
 pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResponse {
@@ -32,16 +35,31 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
     };
     let read_committed = request.isolation_level == 1;
     let mut wanted = Vec::new();
-    let topic_names: Vec<_> = request.topics.iter().map(|t| t.topic.clone()).collect();
+    // v13+ names topics by id; the response echoes whichever the request used.
+    let topic_keys: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid)> = request
+        .topics
+        .iter()
+        .map(|t| (t.topic.clone(), t.topic_id))
+        .collect();
     for (ti, t) in request.topics.iter().enumerate() {
-        let name = t.topic.0.to_string();
+        let name = if version >= 13 {
+            api.cache.topic_name_by_id(t.topic_id)
+        } else {
+            Some(t.topic.0.to_string())
+        };
         for p in &t.partitions {
             wanted.push(Wanted {
                 topic_index: ti,
                 partition: p.partition,
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
-                hosted: api.replicas.get(&name, p.partition),
+                current_leader_epoch: if version >= 9 {
+                    p.current_leader_epoch
+                } else {
+                    -1
+                },
+                hosted: name.as_ref().and_then(|n| api.replicas.get(n, p.partition)),
+                error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
             });
         }
     }
@@ -60,7 +78,7 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             read_all(api, &wanted, max_bytes, version, read_committed).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
-            return build_response(&topic_names, partitions);
+            return build_response(&topic_keys, partitions, version);
         }
         let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut())))
             .await;
@@ -88,12 +106,20 @@ async fn read_all(
         if read_committed {
             pd.aborted_transactions = Some(Vec::new());
         }
-        match &w.hosted {
-            None => {
+        let fenced = w
+            .hosted
+            .as_ref()
+            .and_then(|p| errors::leader_epoch_check(w.current_leader_epoch, p.leader_epoch()));
+        match (&w.hosted, w.error.or(fenced)) {
+            (_, Some(code)) => {
+                pd.error_code = code;
+                errored = true;
+            }
+            (None, None) => {
                 pd.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
                 errored = true;
             }
-            Some(p) => {
+            (Some(p), None) => {
                 let limit = w.max_bytes.min(remaining);
                 match api.replicas.read(p, w.offset, limit, min_one).await {
                     Ok(r) => {
@@ -142,14 +168,19 @@ fn set_offsets(pd: &mut PartitionData, version: i16, high_watermark: i64, log_st
 }
 
 fn build_response(
-    names: &[kafka_protocol::messages::TopicName],
+    keys: &[(kafka_protocol::messages::TopicName, uuid::Uuid)],
     partitions: Vec<(usize, PartitionData)>,
+    version: i16,
 ) -> FetchResponse {
-    let mut topics: Vec<FetchableTopicResponse> = names
+    let mut topics: Vec<FetchableTopicResponse> = keys
         .iter()
-        .map(|n| {
+        .map(|(name, id)| {
             let mut t = FetchableTopicResponse::default();
-            t.topic = n.clone();
+            if version >= 13 {
+                t.topic_id = *id;
+            } else {
+                t.topic = name.clone();
+            }
             t
         })
         .collect();

@@ -9,6 +9,11 @@ use super::{Api, errors};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
+/// v7+ (KIP-734): the record with the largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
+/// v8+ (KIP-405): the first offset kept locally, and the last offset in tiered storage.
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
@@ -27,12 +32,27 @@ pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> Lis
                 Some(part) => {
                     let ts = p.timestamp;
                     let epoch = part.leader_epoch();
+                    if let Some(code) = errors::leader_epoch_check(
+                        if version >= 4 {
+                            p.current_leader_epoch
+                        } else {
+                            -1
+                        },
+                        epoch,
+                    ) {
+                        r.error_code = code;
+                        t.partitions.push(r);
+                        continue;
+                    }
                     let found = api
                         .replicas
                         .with_log(&part, move |log| {
                             Ok(match ts {
                                 LATEST => Some((log.high_watermark(), -1)),
-                                EARLIEST => Some((log.log_start_offset(), -1)),
+                                EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
+                                // Without tiered storage nothing is tiered (Kafka answers -1).
+                                LATEST_TIERED => Some((-1, -1)),
+                                MAX_TIMESTAMP => log.offset_of_max_timestamp()?,
                                 ts => log.offset_for_timestamp(ts)?,
                             })
                         })

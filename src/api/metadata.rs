@@ -15,9 +15,13 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
         Some(t) if t.is_empty() && version == 0 => None,
+        // v10+ may name a topic by id instead; an unknown id is answered by id below.
         Some(t) => Some(
             t.into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .filter_map(|t| match t.name {
+                    Some(n) => Some(n.0.to_string()),
+                    None => api.cache.topic_name_by_id(t.topic_id),
+                })
                 .collect(),
         ),
     };

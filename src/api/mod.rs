@@ -34,17 +34,17 @@ use producer_ids::ProducerIdManager;
 /// Fetch starts at v4: older versions need magic 0/1 down-conversion, which Kafka 4.0 removed as
 /// well (KIP-896). Produce v0-2 (legacy message sets) are converted to magic 2 on append.
 pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 0, 8),
-    (ApiKey::Fetch, 4, 11),
-    (ApiKey::ListOffsets, 0, 5),
-    (ApiKey::Metadata, 0, 9),
-    (ApiKey::ApiVersions, 0, 3),
-    (ApiKey::CreateTopics, 0, 5),
-    (ApiKey::DeleteTopics, 0, 4),
-    (ApiKey::InitProducerId, 0, 2),
-    (ApiKey::CreatePartitions, 0, 1),
-    (ApiKey::DescribeConfigs, 0, 2),
-    (ApiKey::DescribeCluster, 0, 0),
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 17),
+    (ApiKey::ListOffsets, 0, 9),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 0, 7),
+    (ApiKey::DeleteTopics, 0, 6),
+    (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::DescribeCluster, 0, 1),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -161,7 +161,7 @@ impl Api {
                 ResponseKind::DescribeConfigs(configs::describe(self, r, version).await)
             }
             RequestKind::DescribeCluster(r) => {
-                ResponseKind::DescribeCluster(cluster::describe(self, r))
+                ResponseKind::DescribeCluster(cluster::describe(self, r, version))
             }
             RequestKind::CreatePartitions(r) => {
                 ResponseKind::CreatePartitions(topics::create_partitions(self, r, version).await)
@@ -193,4 +193,19 @@ pub mod errors {
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
+
+    /// KIP-320: a client that names the leader epoch it expects is told when it is behind
+    /// (fenced) or ahead (unknown) of this leader. -1 means it did not say.
+    pub fn leader_epoch_check(requested: i32, ours: i32) -> Option<i16> {
+        match requested {
+            r if r < 0 => None,
+            r if r < ours => Some(FENCED_LEADER_EPOCH),
+            r if r > ours => Some(UNKNOWN_LEADER_EPOCH),
+            _ => None,
+        }
+    }
 }

@@ -115,12 +115,10 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
         .topic_names
         .iter()
         .map(|n| n.0.to_string())
-        .chain(
-            request
-                .topics
-                .iter()
-                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string())),
-        )
+        .chain(request.topics.iter().filter_map(|t| match &t.name {
+            Some(n) => Some(n.0.to_string()),
+            None => api.cache.topic_name_by_id(t.topic_id),
+        }))
         .collect();
     for name in names {
         let mut r = DeletableTopicResult::default();

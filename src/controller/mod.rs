@@ -338,9 +338,21 @@ impl Controller {
     /// Elects a leader for every partition of `topic` (this broker, when it is a replica) and
     /// applies the decision.
     async fn bring_online(&self, topic: &str, z: &TopicZnode) -> Result<(), ControllerError> {
-        let (id, _) = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
-            Some(id) => (id, ()),
-            None => (znodes::random_uuid_base64().0, ()),
+        let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
+            Some(id) => id,
+            None => {
+                // Topics made by Kafka before 2.8 have no id; the controller gives them one and
+                // records it, as Kafka's does, so the id stays the same across restarts.
+                let (id, text) = znodes::random_uuid_base64();
+                let path = znodes::topic_path(topic);
+                let mut with_id = z.clone();
+                with_id.version = 3;
+                with_id.topic_id = Some(text);
+                self.store
+                    .set(&path, Some(znodes::encode(&with_id)), None)
+                    .await?;
+                id
+            }
         };
         let overrides = self.topic_overrides(topic).await?;
         let log_config = self.config.topic_config(&overrides)?;

@@ -735,6 +735,21 @@ impl PartitionLog {
         Ok(None)
     }
 
+    /// The first record carrying the log's largest timestamp, with that timestamp (ListOffsets
+    /// MAX_TIMESTAMP); `None` for an empty log.
+    pub fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        let max = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.largest_timestamp())
+            .max();
+        match max {
+            Some(ts) => self.offset_for_timestamp(ts),
+            None => Ok(None),
+        }
+    }
+
     /// Removes everything at or after `offset` (replication's truncation on a leader change).
     /// A batch that contains `offset` is removed whole.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {

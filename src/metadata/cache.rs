@@ -71,6 +71,15 @@ impl MetadataCache {
     pub fn topic(&self, name: &str) -> Option<TopicInfo> {
         self.read().topics.get(name).cloned()
     }
+    /// The name of the topic with this id (Fetch v13+, Metadata v10+, DeleteTopics v6).
+    pub fn topic_name_by_id(&self, id: uuid::Uuid) -> Option<String> {
+        self.read()
+            .topics
+            .iter()
+            .find(|(_, t)| t.id == id)
+            .map(|(n, _)| n.clone())
+    }
+
     pub fn topic_names(&self) -> Vec<String> {
         self.read().topics.keys().cloned().collect()
     }
