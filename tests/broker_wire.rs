@@ -877,3 +877,71 @@ async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
     );
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_and_max_connections_is_enforced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(
+        tmp.path(),
+        &["connections.max.idle.ms=300", "max.connections=2"],
+    )
+    .await;
+    let mut idle = Conn::connect(broker.port).await;
+    let started = Instant::now();
+    assert!(idle.is_closed().await, "an idle connection is closed");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(250) && after < Duration::from_secs(5),
+        "closed after {after:?}"
+    );
+
+    let mut a = Conn::connect(broker.port).await;
+    let mut b = Conn::connect(broker.port).await;
+    still_serves_on(&mut a).await;
+    still_serves_on(&mut b).await;
+    let mut third = Conn::connect(broker.port).await;
+    assert!(
+        third.is_closed().await,
+        "a third connection is refused at max.connections=2"
+    );
+    drop(a);
+    // Once one goes, a new connection is served (poll: the close is noticed asynchronously).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = Conn::connect(broker.port).await;
+        c.send_raw(&framed(
+            &[
+                &18i16.to_be_bytes()[..],
+                &0i16.to_be_bytes(),
+                &1i32.to_be_bytes(),
+                &[0xff, 0xff],
+            ]
+            .concat(),
+        ))
+        .await;
+        if c.read_frame().await.is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no connection accepted after one closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(b);
+    broker.shutdown().await.unwrap();
+}
+
+async fn still_serves_on(c: &mut Conn) {
+    match c
+        .call(
+            ApiKey::ApiVersions,
+            0,
+            RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
+        other => panic!("{other:?}"),
+    }
+}
