@@ -8,21 +8,11 @@ use std::time::{Duration, Instant};
 use common::client_batch;
 use odradek::config::LogConfig;
 use odradek::log::LogManager;
-use odradek::log::manager::BrokerIdentity;
 use odradek::log::segment::now_ms;
 use odradek::log::tasks::{TaskIntervals, run_periodic_tasks};
 
 fn manager(dir: &std::path::Path, c: LogConfig) -> Arc<LogManager> {
-    let identity = BrokerIdentity {
-        broker_id: 0,
-        cluster_id: None,
-    };
-    Arc::new(
-        LogManager::open(&[dir.to_path_buf()], &identity, c.clone(), move |_| {
-            c.clone()
-        })
-        .unwrap(),
-    )
+    Arc::new(common::open_manager(dir, c))
 }
 
 #[test]

@@ -183,17 +183,7 @@ fn missing_or_garbled_indexes_are_rebuilt() {
 fn a_damaged_checkpoint_or_stray_files_do_not_stop_the_log_dir() {
     let tmp = tempfile::tempdir().unwrap();
     write_log(tmp.path());
-    let identity = BrokerIdentity {
-        broker_id: 0,
-        cluster_id: None,
-    };
-    let m = LogManager::open(
-        &[tmp.path().to_path_buf()],
-        &identity,
-        small_segments(),
-        |_| small_segments(),
-    )
-    .unwrap();
+    let m = common::open_manager(tmp.path(), small_segments());
     m.shutdown().unwrap();
     std::fs::write(
         tmp.path().join("recovery-point-offset-checkpoint"),
@@ -209,13 +199,7 @@ fn a_damaged_checkpoint_or_stray_files_do_not_stop_the_log_dir() {
         b"orphan",
     )
     .unwrap();
-    let m = LogManager::open(
-        &[tmp.path().to_path_buf()],
-        &identity,
-        small_segments(),
-        |_| small_segments(),
-    )
-    .unwrap();
+    let m = common::open_manager(tmp.path(), small_segments());
     let h = m.get("damage", 0).unwrap();
     assert_prefix_intact(&h.lock(), 300);
     assert!(
@@ -230,17 +214,11 @@ fn a_damaged_checkpoint_or_stray_files_do_not_stop_the_log_dir() {
 #[test]
 fn a_second_manager_cannot_open_a_locked_log_dir() {
     let tmp = tempfile::tempdir().unwrap();
+    let _m = common::open_manager(tmp.path(), LogConfig::default());
     let identity = BrokerIdentity {
         broker_id: 0,
         cluster_id: None,
     };
-    let _m = LogManager::open(
-        &[tmp.path().to_path_buf()],
-        &identity,
-        LogConfig::default(),
-        |_| LogConfig::default(),
-    )
-    .unwrap();
     let err = LogManager::open(
         &[tmp.path().to_path_buf()],
         &identity,
@@ -262,14 +240,7 @@ fn appender_child_process() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else {
         return;
     };
-    let identity = BrokerIdentity {
-        broker_id: 0,
-        cluster_id: None,
-    };
-    let m = LogManager::open(&[PathBuf::from(dir)], &identity, small_segments(), |_| {
-        small_segments()
-    })
-    .unwrap();
+    let m = common::open_manager(&PathBuf::from(dir), small_segments());
     let h = m.get_or_create("crash", 0, small_segments()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut next = h.lock().log_end_offset() as usize;
@@ -317,17 +288,7 @@ fn kill_9_during_appends_loses_no_acknowledged_batch() {
         "child acknowledged only up to {last_acked}"
     );
 
-    let identity = BrokerIdentity {
-        broker_id: 0,
-        cluster_id: None,
-    };
-    let m = LogManager::open(
-        &[tmp.path().to_path_buf()],
-        &identity,
-        small_segments(),
-        |_| small_segments(),
-    )
-    .unwrap();
+    let m = common::open_manager(tmp.path(), small_segments());
     let h = m.get("crash", 0).unwrap();
     let mut log = h.lock();
     assert!(

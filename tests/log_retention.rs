@@ -7,7 +7,6 @@ use std::path::Path;
 
 use common::{client_batch, read_all};
 use odradek::config::LogConfig;
-use odradek::log::manager::BrokerIdentity;
 use odradek::log::segment::now_ms;
 use odradek::log::{LogError, LogManager};
 
@@ -20,14 +19,7 @@ fn config() -> LogConfig {
 }
 
 fn manager(dir: &Path, c: LogConfig) -> LogManager {
-    let identity = BrokerIdentity {
-        broker_id: 0,
-        cluster_id: None,
-    };
-    LogManager::open(&[dir.to_path_buf()], &identity, c.clone(), move |_| {
-        c.clone()
-    })
-    .unwrap()
+    common::open_manager(dir, c)
 }
 
 fn segment_files(dir: &Path) -> Vec<String> {

@@ -162,3 +162,15 @@ pub fn python_venv() -> Option<PathBuf> {
     let python = root.join("venv/bin/python");
     python.exists().then_some(python)
 }
+
+/// A log manager over one directory as broker 0, every topic with `config`.
+pub fn open_manager(dir: &Path, config: LogConfig) -> odradek::log::LogManager {
+    let identity = odradek::log::manager::BrokerIdentity {
+        broker_id: 0,
+        cluster_id: None,
+    };
+    odradek::log::LogManager::open(&[dir.to_path_buf()], &identity, config.clone(), move |_| {
+        config.clone()
+    })
+    .unwrap()
+}
