@@ -12,7 +12,6 @@ pub mod producer_ids;
 pub mod topics;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -60,7 +59,6 @@ pub struct Api {
     pub replicas: Arc<ReplicaManager>,
     pub controller: Arc<Controller>,
     pub producer_ids: ProducerIdManager,
-    open_connections: AtomicI64,
 }
 
 impl Api {
@@ -77,15 +75,7 @@ impl Api {
             replicas,
             controller,
             producer_ids,
-            open_connections: AtomicI64::new(0),
         }
-    }
-
-    pub fn metrics_connection_opened(&self) {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
-    }
-    pub fn metrics_connection_closed(&self) {
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Parses one frame and starts its handler. An error here closes the connection, which is

@@ -439,16 +439,13 @@ impl LogSegment {
     /// First step of deletion: rename every file to `*.deleted`, so that a crash before the
     /// actual removal never leaves the segment looking live.
     pub fn mark_deleted(&mut self) -> Result<()> {
-        let rename = |from: &Path| -> Result<PathBuf> {
-            let to = PathBuf::from(format!("{}.{DELETED_SUFFIX}", from.display()));
-            Ok(to)
-        };
-        let to = rename(&self.log_path)?;
+        let deleted = |from: &Path| PathBuf::from(format!("{}.{DELETED_SUFFIX}", from.display()));
+        let to = deleted(&self.log_path);
         fs::rename(&self.log_path, &to).at(&self.log_path)?;
         self.log_path = to;
-        let to = rename(self.offset_index.file.path())?;
+        let to = deleted(self.offset_index.file.path());
         rename_index(&mut self.offset_index.file, &to)?;
-        let to = rename(self.time_index.file.path())?;
+        let to = deleted(self.time_index.file.path());
         rename_index(&mut self.time_index.file, &to)?;
         self.txn_index.rename_with_suffix(DELETED_SUFFIX)?;
         Ok(())

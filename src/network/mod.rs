@@ -61,13 +61,11 @@ pub async fn serve(
         let open = open.clone();
         let shutdown = shutdown.clone();
         open.fetch_add(1, Ordering::Relaxed);
-        api.metrics_connection_opened();
         tasks.spawn(
             async move {
-                if let Err(e) = handle_connection(stream, api.clone(), limits, shutdown).await {
+                if let Err(e) = handle_connection(stream, api, limits, shutdown).await {
                     tracing::info!(error = %e, "connection closed");
                 }
-                api.metrics_connection_closed();
                 open.fetch_sub(1, Ordering::Relaxed);
                 drop(permit);
             }
