@@ -89,8 +89,8 @@ impl LogHandle {
                 log.unflushed_messages(),
             )
         };
-        for f in &files {
-            f.sync_data().at(std::path::Path::new("<segment>"))?;
+        for (path, f) in &files {
+            f.sync_data().at(path)?;
         }
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.lock().mark_flushed(end, messages, now_ms());
