@@ -37,6 +37,64 @@ struct BrokerArgs {
 enum Command {
     /// Run a broker.
     Broker(BrokerArgs),
+    /// Create, list, describe or delete topics (like kafka-topics.sh --bootstrap-server).
+    Topics {
+        #[arg(long)]
+        bootstrap_server: String,
+        #[arg(long, conflicts_with_all = ["list", "describe", "delete"])]
+        create: bool,
+        #[arg(long)]
+        list: bool,
+        #[arg(long)]
+        describe: bool,
+        #[arg(long)]
+        delete: bool,
+        #[arg(long)]
+        topic: Option<String>,
+        #[arg(long, default_value_t = -1)]
+        partitions: i32,
+        #[arg(long, default_value_t = -1)]
+        replication_factor: i16,
+        /// A topic config, `key=value`; repeat for more.
+        #[arg(long, value_name = "KEY=VALUE")]
+        config: Vec<String>,
+    },
+    /// Send standard input's lines as records (like kafka-console-producer.sh).
+    Produce {
+        #[arg(long)]
+        bootstrap_server: String,
+        #[arg(long)]
+        topic: String,
+        /// Split each line into key and value at this separator.
+        #[arg(long)]
+        key_separator: Option<String>,
+        #[arg(long, default_value = "none", value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
+        compression_codec: String,
+        #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+        acks: i16,
+        #[arg(long, default_value_t = 500)]
+        batch_lines: usize,
+    },
+    /// Print a topic's records (like kafka-console-consumer.sh, without a consumer group).
+    Consume {
+        #[arg(long)]
+        bootstrap_server: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        partition: Option<i32>,
+        #[arg(long)]
+        from_beginning: bool,
+        #[arg(long)]
+        max_messages: Option<u64>,
+        /// Exit after this many milliseconds without a record.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+        #[arg(long)]
+        print_key: bool,
+        #[arg(long, default_value = "\t")]
+        key_separator: String,
+    },
     /// Print the batches (and with --print-data-log the records) of log segments, indexes and
     /// producer snapshots, as Kafka's kafka-dump-log.sh does.
     DumpLog {
@@ -88,7 +146,138 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Broker(args)) => run_broker(args),
+        Some(
+            tool @ (Command::Topics { .. } | Command::Produce { .. } | Command::Consume { .. }),
+        ) => run_tool(tool),
         None => run_broker(cli.broker),
+    }
+}
+
+fn run_tool(tool: Command) -> ExitCode {
+    use odradek::tools::{consume, produce, topics};
+    init_logging(false);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("odradek: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let mut stdout = std::io::stdout();
+        match tool {
+            Command::Topics {
+                bootstrap_server,
+                create,
+                list,
+                describe,
+                delete,
+                topic,
+                partitions,
+                replication_factor,
+                config,
+            } => {
+                let need_topic = || {
+                    topic.clone().ok_or_else(|| {
+                        odradek::tools::client::ToolError::Usage("--topic is required".into())
+                    })
+                };
+                let action = if create {
+                    let configs = config
+                        .iter()
+                        .map(|c| {
+                            c.split_once('=')
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .ok_or_else(|| {
+                                    odradek::tools::client::ToolError::Usage(format!(
+                                        "--config {c:?} is not key=value"
+                                    ))
+                                })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    topics::Action::Create {
+                        topic: need_topic()?,
+                        partitions,
+                        replication_factor,
+                        configs,
+                    }
+                } else if delete {
+                    topics::Action::Delete {
+                        topic: need_topic()?,
+                    }
+                } else if describe {
+                    topics::Action::Describe {
+                        topic: topic.clone(),
+                    }
+                } else if list {
+                    topics::Action::List
+                } else {
+                    return Err(odradek::tools::client::ToolError::Usage(
+                        "one of --create, --list, --describe, --delete".into(),
+                    ));
+                };
+                topics::run(&bootstrap_server, action, &mut stdout).await
+            }
+            Command::Produce {
+                bootstrap_server,
+                topic,
+                key_separator,
+                compression_codec,
+                acks,
+                batch_lines,
+            } => {
+                let codec = ["none", "gzip", "snappy", "lz4", "zstd"]
+                    .iter()
+                    .position(|c| *c == compression_codec)
+                    .unwrap_or(0) as i16;
+                let opts = produce::Options {
+                    topic,
+                    key_separator,
+                    codec,
+                    acks,
+                    batch_lines,
+                };
+                let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+                let sent = produce::run(&bootstrap_server, &opts, stdin).await?;
+                eprintln!("{sent} records sent");
+                Ok(())
+            }
+            Command::Consume {
+                bootstrap_server,
+                topic,
+                partition,
+                from_beginning,
+                max_messages,
+                timeout_ms,
+                print_key,
+                key_separator,
+            } => {
+                let key_separator = key_separator.replace("\\t", "\t");
+                let opts = consume::Options {
+                    topic,
+                    partition,
+                    from_beginning,
+                    max_messages,
+                    timeout: std::time::Duration::from_millis(timeout_ms),
+                    print_key,
+                    key_separator,
+                };
+                let n = consume::run(&bootstrap_server, &opts, &mut stdout).await?;
+                eprintln!("Processed a total of {n} messages");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("odradek: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

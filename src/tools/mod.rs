@@ -1,1 +1,7 @@
+//! Bundled client tools behind `odradek <tool>`.
+
+pub mod client;
+pub mod consume;
 pub mod dump_log;
+pub mod produce;
+pub mod topics;

@@ -1,0 +1,126 @@
+//! `odradek produce`: lines from standard input become records, like
+//! `kafka-console-producer.sh`; with a key separator each line is `key<sep>value`.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use super::client::{Cluster, Result, ToolError, error_name, partition_for_key};
+use crate::log::records::{BatchBuilder, NewRecord};
+
+pub struct Options {
+    pub topic: String,
+    pub key_separator: Option<String>,
+    pub codec: i16,
+    pub acks: i16,
+    /// Lines sent per request.
+    pub batch_lines: usize,
+}
+
+/// Sends every line of `input`; returns how many records were acknowledged.
+pub async fn run(bootstrap: &str, opts: &Options, input: impl AsyncBufRead + Unpin) -> Result<u64> {
+    let mut cluster = Cluster::connect(bootstrap).await?;
+    let partitions = cluster.partitions(&opts.topic, true).await?;
+    let mut lines = input.lines();
+    let mut pending: Vec<NewRecord> = Vec::new();
+    let mut sent = 0u64;
+    let mut round_robin = 0usize;
+    loop {
+        let line = lines
+            .next_line()
+            .await
+            .map_err(|e| ToolError::Usage(format!("reading standard input: {e}")))?;
+        let done = line.is_none();
+        if let Some(line) = line {
+            let (key, value) = match &opts.key_separator {
+                Some(sep) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
+                    None => {
+                        return Err(ToolError::Usage(format!(
+                            "no key separator {sep:?} in line {line:?}"
+                        )));
+                    }
+                },
+                None => (None, line.into_bytes()),
+            };
+            pending.push(NewRecord {
+                timestamp: crate::log::segment::now_ms(),
+                key,
+                value: Some(value),
+                headers: vec![],
+            });
+        }
+        if pending.len() >= opts.batch_lines.max(1) || (done && !pending.is_empty()) {
+            let mut by_partition: BTreeMap<i32, Vec<NewRecord>> = BTreeMap::new();
+            for r in pending.drain(..) {
+                let p = match &r.key {
+                    Some(k) => partitions[partition_for_key(k, partitions.len())],
+                    None => partitions[round_robin % partitions.len()],
+                };
+                by_partition.entry(p).or_default().push(r);
+            }
+            round_robin += 1;
+            for (partition, records) in by_partition {
+                let n = records.len() as u64;
+                let batch = BatchBuilder {
+                    codec: opts.codec,
+                    records,
+                    ..BatchBuilder::default()
+                }
+                .build()
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+                produce(&mut cluster, opts, partition, Bytes::from(batch)).await?;
+                sent += n;
+            }
+        }
+        if done {
+            return Ok(sent);
+        }
+    }
+}
+
+async fn produce(
+    cluster: &mut Cluster,
+    opts: &Options,
+    partition: i32,
+    records: Bytes,
+) -> Result<()> {
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(records);
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(opts.topic.clone()));
+    td.partition_data.push(pd);
+    let mut req = ProduceRequest::default();
+    req.acks = opts.acks;
+    req.timeout_ms = 30_000;
+    req.topic_data.push(td);
+    let conn = cluster.leader(&opts.topic, partition).await?;
+    if opts.acks == 0 {
+        return Err(ToolError::Usage(
+            "acks=0 is not supported by this tool (no response to wait for)".into(),
+        ));
+    }
+    let ResponseKind::Produce(r) = conn
+        .call(ApiKey::Produce, RequestKind::Produce(req))
+        .await?
+    else {
+        return Err(ToolError::Kafka("unexpected response to Produce".into()));
+    };
+    for t in &r.responses {
+        for p in &t.partition_responses {
+            if p.error_code != 0 {
+                return Err(ToolError::Kafka(format!(
+                    "{}-{}: {}",
+                    opts.topic,
+                    p.index,
+                    error_name(p.error_code)
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! `odradek topics`: create, list, describe and delete topics, like `kafka-topics.sh
+//! --bootstrap-server`.
+
+use std::io::Write;
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{Cluster, Result, ToolError, error_name};
+
+pub enum Action {
+    Create {
+        topic: String,
+        partitions: i32,
+        replication_factor: i16,
+        configs: Vec<(String, String)>,
+    },
+    List,
+    Describe {
+        topic: Option<String>,
+    },
+    Delete {
+        topic: String,
+    },
+}
+
+pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Result<()> {
+    let mut cluster = Cluster::connect(bootstrap).await?;
+    let w = |out: &mut dyn Write, s: String| {
+        writeln!(out, "{s}").map_err(|e| ToolError::Usage(e.to_string()))
+    };
+    match action {
+        Action::Create {
+            topic,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            let mut t = create_topics_request::CreatableTopic::default();
+            t.name = TopicName(StrBytes::from_string(topic.clone()));
+            t.num_partitions = partitions;
+            t.replication_factor = replication_factor;
+            for (k, v) in configs {
+                let mut c = create_topics_request::CreatableTopicConfig::default();
+                c.name = StrBytes::from_string(k);
+                c.value = Some(StrBytes::from_string(v));
+                t.configs.push(c);
+            }
+            let mut req = CreateTopicsRequest::default();
+            req.topics.push(t);
+            req.timeout_ms = 30_000;
+            let ResponseKind::CreateTopics(r) = cluster
+                .admin()
+                .call(ApiKey::CreateTopics, RequestKind::CreateTopics(req))
+                .await?
+            else {
+                return Err(ToolError::Kafka(
+                    "unexpected response to CreateTopics".into(),
+                ));
+            };
+            let result = r
+                .topics
+                .first()
+                .ok_or_else(|| ToolError::Kafka("empty CreateTopics response".into()))?;
+            if result.error_code != 0 {
+                let msg = result.error_message.as_deref().unwrap_or("");
+                return Err(ToolError::Kafka(format!(
+                    "cannot create {topic}: {} {msg}",
+                    error_name(result.error_code)
+                )));
+            }
+            w(out, format!("Created topic {topic}."))
+        }
+        Action::List => {
+            let r = cluster.metadata(None, false).await?;
+            let mut names: Vec<String> = r
+                .topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect();
+            names.sort();
+            for n in names {
+                w(out, n)?;
+            }
+            Ok(())
+        }
+        Action::Describe { topic } => {
+            let wanted = topic.map(|t| vec![t]);
+            let r = cluster.metadata(wanted.as_deref(), false).await?;
+            let mut topics: Vec<_> = r.topics.iter().collect();
+            topics.sort_by_key(|t| t.name.as_ref().map(|n| n.0.to_string()));
+            for t in topics {
+                let name = t.name.as_ref().map_or(String::new(), |n| n.0.to_string());
+                if t.error_code != 0 {
+                    return Err(ToolError::Kafka(format!(
+                        "topic {name}: {}",
+                        error_name(t.error_code)
+                    )));
+                }
+                let rf = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
+                w(
+                    out,
+                    format!(
+                        "Topic: {name}\tPartitionCount: {}\tReplicationFactor: {rf}",
+                        t.partitions.len()
+                    ),
+                )?;
+                let mut parts: Vec<_> = t.partitions.iter().collect();
+                parts.sort_by_key(|p| p.partition_index);
+                for p in parts {
+                    let list = |ids: &[BrokerId]| {
+                        ids.iter()
+                            .map(|b| b.0.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
+                    w(
+                        out,
+                        format!(
+                            "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                            p.partition_index,
+                            p.leader_id.0,
+                            list(&p.replica_nodes),
+                            list(&p.isr_nodes)
+                        ),
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Action::Delete { topic } => {
+            let mut req = DeleteTopicsRequest::default();
+            req.topic_names
+                .push(TopicName(StrBytes::from_string(topic.clone())));
+            let mut state = delete_topics_request::DeleteTopicState::default();
+            state.name = Some(TopicName(StrBytes::from_string(topic.clone())));
+            req.topics.push(state);
+            req.timeout_ms = 30_000;
+            let version = cluster.admin().version(ApiKey::DeleteTopics)?;
+            // Versions before 6 name topics in `topic_names`, later ones in `topics`.
+            if version >= 6 {
+                req.topic_names.clear();
+            } else {
+                req.topics.clear();
+            }
+            let ResponseKind::DeleteTopics(r) = cluster
+                .admin()
+                .call(ApiKey::DeleteTopics, RequestKind::DeleteTopics(req))
+                .await?
+            else {
+                return Err(ToolError::Kafka(
+                    "unexpected response to DeleteTopics".into(),
+                ));
+            };
+            match r.responses.first() {
+                Some(d) if d.error_code != 0 => Err(ToolError::Kafka(format!(
+                    "cannot delete {topic}: {}",
+                    error_name(d.error_code)
+                ))),
+                _ => w(out, format!("Deleted topic {topic}.")),
+            }
+        }
+    }
+}
