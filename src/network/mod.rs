@@ -74,6 +74,9 @@ pub async fn serve(
         // Reap finished connections so the set does not grow without bound.
         while tasks.try_join_next().is_some() {}
     }
+    // Stop listening now: new clients should be refused (and go elsewhere) while the open
+    // connections finish what they started.
+    drop(listener);
     let deadline = tokio::time::sleep(Duration::from_secs(30));
     tokio::pin!(deadline);
     loop {

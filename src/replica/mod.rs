@@ -96,6 +96,7 @@ impl ReplicaManager {
             leader_epoch: AtomicI32::new(leader_epoch),
             appended: Notify::new(),
         });
+        tracing::info!(topic, partition, leader_epoch, "became leader");
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts
             .entry((topic.to_string(), partition))

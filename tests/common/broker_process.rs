@@ -10,6 +10,7 @@ pub struct BrokerProcess {
     pub dir: PathBuf,
     log: PathBuf,
     extra: Vec<String>,
+    args: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -22,6 +23,11 @@ fn free_port() -> u16 {
 
 impl BrokerProcess {
     pub fn start(dir: &Path, extra: &[&str]) -> BrokerProcess {
+        Self::start_with_args(dir, extra, &[])
+    }
+
+    /// Like `start`, with command-line flags (`--log-json`) besides the overrides.
+    pub fn start_with_args(dir: &Path, extra: &[&str], args: &[&str]) -> BrokerProcess {
         std::fs::create_dir_all(dir).unwrap();
         let mut b = BrokerProcess {
             child: None,
@@ -29,6 +35,7 @@ impl BrokerProcess {
             dir: dir.to_path_buf(),
             log: dir.join("broker.log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.to_string()).collect(),
         };
         b.spawn();
         b
@@ -55,6 +62,7 @@ impl BrokerProcess {
         for e in &self.extra {
             cmd.args(["--override", e]);
         }
+        cmd.args(&self.args);
         let child = cmd
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
@@ -106,6 +114,10 @@ impl BrokerProcess {
     pub fn restart(&mut self, kill: bool) {
         self.stop(kill);
         self.spawn();
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     pub fn log_tail(&self) -> String {

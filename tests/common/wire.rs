@@ -28,6 +28,16 @@ impl Conn {
 
     /// Sends a request and returns its decoded response.
     pub async fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
+        let id = self.send_request(key, version, request).await;
+        let mut response = self.read_frame().await.expect("a response");
+        let rh =
+            ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
+        assert_eq!(rh.correlation_id, id);
+        ResponseKind::decode(key, &mut response, version).unwrap()
+    }
+
+    /// Sends a request without waiting for its answer; returns its correlation id.
+    pub async fn send_request(&mut self, key: ApiKey, version: i16, request: RequestKind) -> i32 {
         let id = self.next_id;
         self.next_id += 1;
         let mut header = RequestHeader::default();
@@ -44,11 +54,7 @@ impl Conn {
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
         self.stream.write_all(&frame).await.unwrap();
-        let mut response = self.read_frame().await.expect("a response");
-        let rh =
-            ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
-        assert_eq!(rh.correlation_id, id);
-        ResponseKind::decode(key, &mut response, version).unwrap()
+        id
     }
 
     pub async fn read_frame(&mut self) -> Option<Bytes> {
