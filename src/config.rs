@@ -241,6 +241,13 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     /// `transaction.state.log.num.partitions` (50).
     pub transaction_state_log_num_partitions: i32,
+    /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance of an empty
+    /// group waits for more members.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` (6000).
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub group_max_session_timeout_ms: i32,
     /// `zookeeper.connect`. Kafka requires it; unset (or empty) here means the embedded metadata
     /// store, so that a single broker needs no ZooKeeper.
     pub zookeeper_connect: Option<String>,
@@ -295,6 +302,9 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
             transaction_state_log_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
             zookeeper_connect: None,
             zookeeper_session_timeout_ms: 18_000,
             zookeeper_connection_timeout_ms: None,
@@ -339,6 +349,9 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "transaction.state.log.num.partitions",
+    "group.initial.rebalance.delay.ms",
+    "group.min.session.timeout.ms",
+    "group.max.session.timeout.ms",
     "zookeeper.connect",
     "zookeeper.session.timeout.ms",
     "zookeeper.connection.timeout.ms",
@@ -435,9 +448,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     // Groups and committed offsets.
-    "group.min.session.timeout.ms",
-    "group.max.session.timeout.ms",
-    "group.initial.rebalance.delay.ms",
     "group.max.size",
     "offset.metadata.max.bytes",
     "offsets.load.buffer.size",
@@ -827,6 +837,21 @@ impl BrokerConfig {
                 "transaction.state.log.num.partitions",
                 Some(1),
                 defaults.transaction_state_log_num_partitions,
+            )?,
+            group_initial_rebalance_delay_ms: p.unsigned(
+                "group.initial.rebalance.delay.ms",
+                0i32,
+                3000,
+            )?,
+            group_min_session_timeout_ms: p.num(
+                "group.min.session.timeout.ms",
+                Some(0),
+                defaults.group_min_session_timeout_ms,
+            )?,
+            group_max_session_timeout_ms: p.num(
+                "group.max.session.timeout.ms",
+                Some(0),
+                defaults.group_max_session_timeout_ms,
             )?,
             zookeeper_connect: p
                 .get("zookeeper.connect")

@@ -2,6 +2,7 @@ pub mod alloc;
 pub mod api;
 pub mod config;
 pub mod controller;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod network;

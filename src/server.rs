@@ -10,6 +10,7 @@ use crate::api::Api;
 use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
+use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
@@ -136,12 +137,21 @@ impl Broker {
             replicas.clone(),
         ));
         controller.start().await?;
+        let groups = Arc::new(GroupCoordinator::new(
+            config.clone(),
+            cache.clone(),
+            replicas.clone(),
+            controller.clone(),
+        ));
+        // Committed offsets and groups come back from __consumer_offsets before clients can ask.
+        groups.load().await?;
         let api = Arc::new(Api::new(
             config.clone(),
             cache,
             replicas,
             controller.clone(),
             ProducerIdManager::new(store, config.broker_id),
+            groups.clone(),
         ));
 
         let listener = socket.listen(1024).map_err(bind_error)?;
@@ -171,6 +181,7 @@ impl Broker {
                 limits,
                 shutdown_rx.clone(),
             )),
+            tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ];
         tracing::info!(broker_id = config.broker_id, %addr, port, startup_ms = started.elapsed().as_millis() as u64, "broker started");

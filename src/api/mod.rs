@@ -5,8 +5,10 @@ pub mod api_versions;
 pub mod cluster;
 pub mod configs;
 pub mod fetch;
+pub mod groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
 pub mod topics;
@@ -23,6 +25,7 @@ pub type PendingResponse =
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
+use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::network::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
@@ -59,6 +62,7 @@ pub struct Api {
     pub replicas: Arc<ReplicaManager>,
     pub controller: Arc<Controller>,
     pub producer_ids: ProducerIdManager,
+    pub groups: Arc<GroupCoordinator>,
 }
 
 impl Api {
@@ -68,6 +72,7 @@ impl Api {
         replicas: Arc<ReplicaManager>,
         controller: Arc<Controller>,
         producer_ids: ProducerIdManager,
+        groups: Arc<GroupCoordinator>,
     ) -> Self {
         Api {
             config,
@@ -75,6 +80,7 @@ impl Api {
             replicas,
             controller,
             producer_ids,
+            groups,
         }
     }
 

@@ -1,0 +1,310 @@
+//! Group membership APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! ListGroups, DescribeGroups, DeleteGroups. The decisions are the group coordinator's (`crate::group`); this
+//! module only maps the wire versions. Fields a version lacks keep their defaults, or encoding
+//! fails.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::Api;
+use crate::group::{GroupState, JoinRequest, codes};
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// The coordinator of one key: this broker for groups (single node); transactions are not
+/// coordinated yet.
+async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+    if key_type != KEY_TYPE_GROUP {
+        return (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
+    }
+    if let Err(code) = api.groups.coordinator_partition(key).await {
+        return (code, -1, String::new(), -1);
+    }
+    let me = api
+        .cache
+        .brokers()
+        .into_iter()
+        .find(|b| b.id == api.config.broker_id);
+    match me {
+        Some(b) => (codes::NONE, b.id, b.host, b.port as i32),
+        None => (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
+    }
+}
+
+pub async fn find_coordinator(
+    api: &Api,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        for key in request.coordinator_keys {
+            let (error, node, host, port) = coordinator_for(api, &key, request.key_type).await;
+            let mut c = Coordinator::default();
+            c.key = key;
+            c.error_code = error;
+            c.node_id = BrokerId(node);
+            c.host = s(host);
+            c.port = port;
+            response.coordinators.push(c);
+        }
+        return response;
+    }
+    let key_type = if version >= 1 {
+        request.key_type
+    } else {
+        KEY_TYPE_GROUP
+    };
+    let (error, node, host, port) = coordinator_for(api, &request.key, key_type).await;
+    response.error_code = error;
+    response.node_id = BrokerId(node);
+    response.host = s(host);
+    response.port = port;
+    response
+}
+
+pub async fn join(
+    api: &Api,
+    header: &RequestHeader,
+    request: JoinGroupRequest,
+    version: i16,
+) -> JoinGroupResponse {
+    let group_instance_id = request.group_instance_id.map(|g| g.to_string());
+    let join = JoinRequest {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        require_known_member_id: version >= 4 && group_instance_id.is_none(),
+        group_instance_id,
+        client_id: header
+            .client_id
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        // The connection's address does not reach the handlers yet.
+        client_host: String::new(),
+        session_timeout_ms: request.session_timeout_ms,
+        // v0 has no rebalance timeout: Kafka uses the session timeout.
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+    };
+    let result = api.groups.join(join).await;
+    let mut response = JoinGroupResponse::default();
+    response.error_code = result.error;
+    response.generation_id = result.generation;
+    if version >= 7 {
+        response.protocol_type = result.protocol_type.map(s);
+    }
+    response.protocol_name = match result.protocol {
+        Some(p) => Some(s(p)),
+        // Before v7 the protocol name is not nullable.
+        None if version < 7 => Some(StrBytes::default()),
+        None => None,
+    };
+    response.leader = s(result.leader);
+    response.member_id = s(result.member_id);
+    response.members = result
+        .members
+        .into_iter()
+        .map(|(id, instance, metadata)| {
+            let mut m = JoinGroupResponseMember::default();
+            m.member_id = s(id);
+            if version >= 5 {
+                m.group_instance_id = instance.map(s);
+            }
+            m.metadata = metadata;
+            m
+        })
+        .collect();
+    response
+}
+
+pub async fn sync(api: &Api, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+    let assignments = request
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let result = api
+        .groups
+        .sync(
+            &request.group_id.0,
+            request.generation_id,
+            &request.member_id,
+            request.group_instance_id.as_deref(),
+            assignments,
+        )
+        .await;
+    let mut response = SyncGroupResponse::default();
+    response.error_code = result.error;
+    response.assignment = result.assignment;
+    if version >= 5 {
+        response.protocol_type = result.protocol_type.map(s);
+        response.protocol_name = result.protocol.map(s);
+    }
+    response
+}
+
+pub fn heartbeat(api: &Api, request: HeartbeatRequest) -> HeartbeatResponse {
+    let mut response = HeartbeatResponse::default();
+    response.error_code = api.groups.heartbeat(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+    );
+    response
+}
+
+pub async fn leave(api: &Api, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+    let mut response = LeaveGroupResponse::default();
+    if version < 3 {
+        let (error, per_member) = api
+            .groups
+            .leave(
+                &request.group_id.0,
+                &[(request.member_id.to_string(), None)],
+            )
+            .await;
+        response.error_code = if error != codes::NONE {
+            error
+        } else {
+            per_member.first().copied().unwrap_or(codes::NONE)
+        };
+        return response;
+    }
+    let ids: Vec<(String, Option<String>)> = request
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.to_string(),
+                m.group_instance_id.as_ref().map(|i| i.to_string()),
+            )
+        })
+        .collect();
+    let (error, per_member) = api.groups.leave(&request.group_id.0, &ids).await;
+    response.error_code = error;
+    response.members = request
+        .members
+        .into_iter()
+        .zip(per_member)
+        .map(|(m, code)| {
+            let mut r = MemberResponse::default();
+            r.member_id = m.member_id;
+            r.group_instance_id = m.group_instance_id;
+            r.error_code = code;
+            r
+        })
+        .collect();
+    response
+}
+
+pub fn list(api: &Api, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+    let mut response = ListGroupsResponse::default();
+    let filter: Vec<String> = if version >= 4 {
+        request
+            .states_filter
+            .iter()
+            .map(|f| f.to_lowercase())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Only classic groups exist here: a types filter without "classic" matches nothing.
+    let type_ok = version < 5
+        || request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
+    if !type_ok {
+        return response;
+    }
+    for (id, protocol_type, state) in api.groups.list() {
+        if !filter.is_empty() && !filter.contains(&state.name().to_lowercase()) {
+            continue;
+        }
+        let mut g = ListedGroup::default();
+        g.group_id = GroupId(s(id));
+        g.protocol_type = s(protocol_type);
+        if version >= 4 {
+            g.group_state = s(state.name());
+        }
+        if version >= 5 {
+            g.group_type = s("classic");
+        }
+        response.groups.push(g);
+    }
+    response
+}
+
+pub fn describe(api: &Api, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+    let mut response = DescribeGroupsResponse::default();
+    for id in request.groups {
+        let mut g = DescribedGroup::default();
+        if version >= 3 {
+            // Kafka sends INT_MIN when the operations were not asked for.
+            g.authorized_operations = i32::MIN;
+        }
+        match api.groups.describe(&id.0) {
+            None => {
+                // Kafka: an unknown group is described as Dead, without error.
+                g.group_state = s(GroupState::Dead.name());
+            }
+            Some(d) => {
+                g.group_state = s(d.state.name());
+                g.protocol_type = s(d.protocol_type);
+                g.protocol_data = s(d.protocol);
+                g.members = d
+                    .members
+                    .into_iter()
+                    .map(|m| {
+                        let mut dm = DescribedGroupMember::default();
+                        dm.member_id = s(m.member_id);
+                        if version >= 4 {
+                            dm.group_instance_id = m.group_instance_id.map(s);
+                        }
+                        dm.client_id = s(m.client_id);
+                        dm.client_host = s(m.client_host);
+                        dm.member_metadata = m.metadata;
+                        dm.member_assignment = m.assignment;
+                        dm
+                    })
+                    .collect();
+            }
+        }
+        g.group_id = id;
+        response.groups.push(g);
+    }
+    response
+}
+
+pub async fn delete(api: &Api, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut response = DeleteGroupsResponse::default();
+    for id in request.groups_names {
+        let mut r = DeletableGroupResult::default();
+        r.error_code = api.groups.delete(&id.0).await;
+        r.group_id = id;
+        response.results.push(r);
+    }
+    response
+}

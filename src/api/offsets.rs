@@ -1,0 +1,142 @@
+//! OffsetCommit and OffsetFetch: committed offsets, kept by the group coordinator in
+//! `__consumer_offsets`.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::Api;
+use crate::group::{CommittedOffset, OffsetToCommit};
+
+pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let mut shape: Vec<(TopicName, Vec<i32>)> = Vec::new();
+    let mut offsets: Vec<OffsetToCommit> = Vec::new();
+    for t in request.topics {
+        let name = t.name.0.to_string();
+        let mut partitions = Vec::new();
+        for p in t.partitions {
+            partitions.push(p.partition_index);
+            offsets.push((
+                name.clone(),
+                p.partition_index,
+                p.committed_offset,
+                if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                p.committed_metadata.map(|m| m.to_string()),
+            ));
+        }
+        shape.push((t.name, partitions));
+    }
+    // v0 has neither generation nor member id: a standalone commit.
+    let (generation, member_id) = if version >= 1 {
+        (
+            request.generation_id_or_member_epoch,
+            request.member_id.to_string(),
+        )
+    } else {
+        (-1, String::new())
+    };
+    let codes = api
+        .groups
+        .commit(
+            &request.group_id.0,
+            generation,
+            &member_id,
+            request.group_instance_id.as_deref(),
+            offsets,
+        )
+        .await;
+    let mut codes = codes.into_iter();
+    let mut response = OffsetCommitResponse::default();
+    for (name, partitions) in shape {
+        let mut t = OffsetCommitResponseTopic::default();
+        t.name = name;
+        for p in partitions {
+            let mut r = OffsetCommitResponsePartition::default();
+            r.partition_index = p;
+            r.error_code = codes.next().unwrap_or(-1);
+            t.partitions.push(r);
+        }
+        response.topics.push(t);
+    }
+    response
+}
+
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fetch_one(api: &Api, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    api.groups.fetch(group, topics)
+}
+
+/// offset -1 and empty metadata for partitions without a commit (error NONE), as Kafka does.
+fn parts(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, StrBytes) {
+    match c {
+        Some(c) => (
+            c.offset,
+            if version >= 5 { c.leader_epoch } else { -1 },
+            StrBytes::from_string(c.metadata.clone()),
+        ),
+        None => (-1, -1, StrBytes::default()),
+    }
+}
+
+pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    if version >= 8 {
+        for g in request.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let mut out = OffsetFetchResponseGroup::default();
+            for (topic, partitions) in fetch_one(api, &g.group_id.0, topics) {
+                let mut t = OffsetFetchResponseTopics::default();
+                t.name = TopicName(StrBytes::from_string(topic));
+                for (p, c) in partitions {
+                    let (offset, epoch, metadata) = parts(&c, version);
+                    let mut r = OffsetFetchResponsePartitions::default();
+                    r.partition_index = p;
+                    r.committed_offset = offset;
+                    r.committed_leader_epoch = epoch;
+                    r.metadata = Some(metadata);
+                    t.partitions.push(r);
+                }
+                out.topics.push(t);
+            }
+            out.group_id = g.group_id;
+            response.groups.push(out);
+        }
+        return response;
+    }
+    // v0/v1 cannot ask for "all partitions" (null topics came with v2).
+    let topics = request.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    for (topic, partitions) in fetch_one(api, &request.group_id.0, topics) {
+        let mut t = OffsetFetchResponseTopic::default();
+        t.name = TopicName(StrBytes::from_string(topic));
+        for (p, c) in partitions {
+            let (offset, epoch, metadata) = parts(&c, version);
+            let mut r = OffsetFetchResponsePartition::default();
+            r.partition_index = p;
+            r.committed_offset = offset;
+            r.committed_leader_epoch = epoch;
+            r.metadata = Some(metadata);
+            t.partitions.push(r);
+        }
+        response.topics.push(t);
+    }
+    response
+}
