@@ -4,6 +4,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod log;
+pub mod metrics;
 pub mod metadata;
 pub mod network;
 pub mod replica;

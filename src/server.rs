@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpSocket;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::api::Api;
@@ -39,6 +39,7 @@ pub enum StartError {
 /// A running broker; `shutdown` stops it cleanly.
 pub struct Broker {
     pub port: u16,
+    pub metrics_port: u16,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     logs: Arc<LogManager>,
@@ -174,7 +175,12 @@ impl Broker {
                     .max(100),
             ),
         };
-        let tasks = vec![
+        // Prometheus scrapes on metrics.port, on the listener's host.
+        let metrics_addr = format!("{host}:{}", config.metrics_port);
+        let metrics_listener = TcpListener::bind(&metrics_addr).await.map_err(|source| StartError::Bind { addr: metrics_addr.clone(), source })?;
+        let metrics_port = metrics_listener.local_addr().map(|a| a.port()).unwrap_or(config.metrics_port);
+        crate::metrics::global().watch_partitions(&api.replicas);
+        let mut tasks = vec![
             tokio::spawn(network::serve(
                 listener,
                 api.clone(),
@@ -184,8 +190,10 @@ impl Broker {
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ];
+        tasks.push(tokio::spawn(crate::metrics::http::serve(metrics_listener, shutdown.subscribe())));
         tracing::info!(broker_id = config.broker_id, %addr, port, startup_ms = started.elapsed().as_millis() as u64, "broker started");
         Ok(Broker {
+            metrics_port,
             port,
             shutdown,
             tasks,

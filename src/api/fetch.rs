@@ -23,6 +23,7 @@ struct Wanted {
     hosted: Option<Arc<Partition>>,
     /// Why the partition cannot be read at all (unknown topic id).
     error: Option<i16>,
+    topic: Option<String>,
 }
 
 pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResponse {
@@ -60,6 +61,7 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
                 },
                 hosted: name.as_ref().and_then(|n| api.replicas.get(n, p.partition)),
                 error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
+                topic: name.clone(),
             });
         }
     }
@@ -78,6 +80,10 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             read_all(api, &wanted, max_bytes, version, read_committed).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
+            for (w, (_, pd)) in wanted.iter().zip(&partitions) {
+                let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
+                crate::metrics::global().fetched(w.topic.as_deref().unwrap_or(""), bytes, pd.error_code != errors::NONE);
+            }
             return build_response(&topic_keys, partitions, version);
         }
         let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut())))

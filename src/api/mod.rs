@@ -113,8 +113,10 @@ impl Api {
         let request = RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
+        let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(
             async move {
+                let _timer = RequestTimer { api: api_key, version, arrived };
                 let Some(response) = self.handle(&header, request).await else {
                     return Ok(None);
                 };
@@ -171,6 +173,19 @@ impl Api {
                 return None;
             }
         })
+    }
+}
+
+/// Records a request's count and total time when its handling ends, however it ends.
+struct RequestTimer {
+    api: ApiKey,
+    version: i16,
+    arrived: std::time::Instant,
+}
+
+impl Drop for RequestTimer {
+    fn drop(&mut self) {
+        crate::metrics::global().request_done(&format!("{:?}", self.api), self.version, self.arrived.elapsed());
     }
 }
 

@@ -42,7 +42,11 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     r.error_code = if api.cache.topic(&name).is_some_and(|t| t.partitions.contains_key(&pd.index)) { errors::NOT_LEADER_OR_FOLLOWER } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
                     return r;
                 };
-                match api.replicas.append(&partition, records).await {
+                let bytes = records.len() as u64;
+                let appended = api.replicas.append(&partition, records).await;
+                let records_in = appended.as_ref().map_or(0, |i| i.records.max(0) as u64);
+                crate::metrics::global().produced(&name, records_in, bytes, appended.is_err());
+                match appended {
                     Ok(info) => {
                         r.base_offset = info.base_offset;
                         if version >= 2 {

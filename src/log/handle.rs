@@ -36,6 +36,15 @@ impl LogHandle {
         }
     }
 
+    /// The log if nobody holds it right now (metrics must not wait behind an append).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, PartitionLog>> {
+        match self.log.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Direct access for operations that are not on the hot path.
     pub fn lock(&self) -> MutexGuard<'_, PartitionLog> {
         lock(&self.log)

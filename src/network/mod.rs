@@ -61,12 +61,15 @@ pub async fn serve(
         let open = open.clone();
         let shutdown = shutdown.clone();
         open.fetch_add(1, Ordering::Relaxed);
+        let connections = &crate::metrics::global().connections;
+        connections.inc();
         tasks.spawn(
             async move {
                 if let Err(e) = handle_connection(stream, api, limits, shutdown).await {
                     tracing::info!(error = %e, "connection closed");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
+                crate::metrics::global().connections.dec();
                 drop(permit);
             }
             .instrument(tracing::info_span!("conn", %peer)),
