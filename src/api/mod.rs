@@ -47,6 +47,16 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeConfigs, 0, 4),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 0, 9),
+    (ApiKey::OffsetFetch, 0, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -166,6 +176,32 @@ impl Api {
             }
             RequestKind::InitProducerId(r) => {
                 ResponseKind::InitProducerId(producer_ids::handle(self, r).await)
+            }
+            RequestKind::FindCoordinator(r) => {
+                ResponseKind::FindCoordinator(groups::find_coordinator(self, r, version).await)
+            }
+            RequestKind::JoinGroup(r) => {
+                ResponseKind::JoinGroup(groups::join(self, header, r, version).await)
+            }
+            RequestKind::SyncGroup(r) => {
+                ResponseKind::SyncGroup(groups::sync(self, r, version).await)
+            }
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(self, r)),
+            RequestKind::LeaveGroup(r) => {
+                ResponseKind::LeaveGroup(groups::leave(self, r, version).await)
+            }
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(groups::list(self, r, version)),
+            RequestKind::DescribeGroups(r) => {
+                ResponseKind::DescribeGroups(groups::describe(self, r, version))
+            }
+            RequestKind::DeleteGroups(r) => {
+                ResponseKind::DeleteGroups(groups::delete(self, r).await)
+            }
+            RequestKind::OffsetCommit(r) => {
+                ResponseKind::OffsetCommit(offsets::commit(self, r, version).await)
+            }
+            RequestKind::OffsetFetch(r) => {
+                ResponseKind::OffsetFetch(offsets::fetch(self, r, version))
             }
             other => {
                 // Unreachable: dispatch only decodes APIs in SUPPORTED_APIS.
