@@ -177,8 +177,17 @@ impl Broker {
         };
         // Prometheus scrapes on metrics.port, on the listener's host.
         let metrics_addr = format!("{host}:{}", config.metrics_port);
-        let metrics_listener = TcpListener::bind(&metrics_addr).await.map_err(|source| StartError::Bind { addr: metrics_addr.clone(), source })?;
-        let metrics_port = metrics_listener.local_addr().map(|a| a.port()).unwrap_or(config.metrics_port);
+        let metrics_listener =
+            TcpListener::bind(&metrics_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: metrics_addr.clone(),
+                    source,
+                })?;
+        let metrics_port = metrics_listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
         let mut tasks = vec![
             tokio::spawn(network::serve(
@@ -190,7 +199,10 @@ impl Broker {
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ];
-        tasks.push(tokio::spawn(crate::metrics::http::serve(metrics_listener, shutdown.subscribe())));
+        tasks.push(tokio::spawn(crate::metrics::http::serve(
+            metrics_listener,
+            shutdown.subscribe(),
+        )));
         tracing::info!(broker_id = config.broker_id, %addr, port, startup_ms = started.elapsed().as_millis() as u64, "broker started");
         Ok(Broker {
             metrics_port,

@@ -258,10 +258,19 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
     {
         ResponseKind::ApiVersions(r) => {
             let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
-            let table: Vec<i16> = odradek::api::SUPPORTED_APIS.iter().map(|(k, _, _)| *k as i16).collect();
+            let table: Vec<i16> = odradek::api::SUPPORTED_APIS
+                .iter()
+                .map(|(k, _, _)| *k as i16)
+                .collect();
             assert_eq!(keys, table, "exactly the APIs with handlers");
             // DeleteRecords (21) and the transaction APIs are not implemented, so not offered.
-            assert!(keys.contains(&0) && keys.contains(&1) && !keys.contains(&21) && !keys.contains(&24), "{keys:?}");
+            assert!(
+                keys.contains(&0)
+                    && keys.contains(&1)
+                    && !keys.contains(&21)
+                    && !keys.contains(&24),
+                "{keys:?}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -948,10 +957,17 @@ async fn still_serves_on(c: &mut Conn) {
 
 async fn scrape(port: u16) -> String {
     use tokio::io::AsyncReadExt;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
     let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     out
 }
 
@@ -964,27 +980,44 @@ async fn prometheus_metrics_use_kafkas_names() {
     let batch = client_batch(0, 3, 10, odradek::log::segment::now_ms(), 0);
     let size = batch.len();
     assert_eq!(produce(&mut c, "metered", 0, batch).await.error_code, 0);
-    let fetched = fetch(&mut c, "metered", 0, 0, 0).await.records.unwrap().len();
+    let fetched = fetch(&mut c, "metered", 0, 0, 0)
+        .await
+        .records
+        .unwrap()
+        .len();
     let text = scrape(broker.metrics_port).await;
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     for line in [
         "kafka_server_brokertopicmetrics_messagesin_total{topic=\"metered\"} 3".to_string(),
         format!("kafka_server_brokertopicmetrics_bytesin_total{{topic=\"metered\"}} {size}"),
         format!("kafka_server_brokertopicmetrics_bytesout_total{{topic=\"metered\"}} {fetched}"),
-        "kafka_server_brokertopicmetrics_totalproducerequests_total{topic=\"metered\"} 1".to_string(),
+        "kafka_server_brokertopicmetrics_totalproducerequests_total{topic=\"metered\"} 1"
+            .to_string(),
         format!("kafka_log_log_size{{topic=\"metered\",partition=\"0\"}} {size}"),
         "kafka_log_log_logendoffset{topic=\"metered\",partition=\"0\"} 3".to_string(),
         "kafka_controller_kafkacontroller_activecontrollercount 1".to_string(),
     ] {
-        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
     }
-    assert!(text.contains("kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"8\"}"));
+    assert!(text.contains(
+        "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"8\"}"
+    ));
     assert!(text.contains("kafka_network_requestmetrics_totaltimems_bucket{request=\"Fetch\""));
     assert!(text.contains("kafka_server_socketservermetrics_connection_count"));
     assert!(text.contains("process_resident_memory_bytes"));
     // Every family says what it is.
-    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")).map(|l| l.split(' ').next().unwrap().to_string()) {
-        assert!(text.contains(&format!("# HELP {family} ")), "{family} has no HELP");
+    for family in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+    {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "{family} has no HELP"
+        );
     }
     broker.shutdown().await.unwrap();
 }

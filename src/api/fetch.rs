@@ -82,7 +82,11 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
             for (w, (_, pd)) in wanted.iter().zip(&partitions) {
                 let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
-                crate::metrics::global().fetched(w.topic.as_deref().unwrap_or(""), bytes, pd.error_code != errors::NONE);
+                crate::metrics::global().fetched(
+                    w.topic.as_deref().unwrap_or(""),
+                    bytes,
+                    pd.error_code != errors::NONE,
+                );
             }
             return build_response(&topic_keys, partitions, version);
         }

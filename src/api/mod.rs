@@ -126,7 +126,11 @@ impl Api {
         let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(
             async move {
-                let _timer = RequestTimer { api: api_key, version, arrived };
+                let _timer = RequestTimer {
+                    api: api_key,
+                    version,
+                    arrived,
+                };
                 let Some(response) = self.handle(&header, request).await else {
                     return Ok(None);
                 };
@@ -221,7 +225,11 @@ struct RequestTimer {
 
 impl Drop for RequestTimer {
     fn drop(&mut self) {
-        crate::metrics::global().request_done(&format!("{:?}", self.api), self.version, self.arrived.elapsed());
+        crate::metrics::global().request_done(
+            &format!("{:?}", self.api),
+            self.version,
+            self.arrived.elapsed(),
+        );
     }
 }
 

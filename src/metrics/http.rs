@@ -4,7 +4,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-
 /// Largest request head we read; a scrape's is a few hundred bytes.
 const MAX_HEAD: usize = 8192;
 
@@ -37,7 +36,8 @@ pub async fn serve(listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
             if !matches!(read, Ok(true)) {
                 return;
             }
-            let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(&[])).into_owned();
+            let line = String::from_utf8_lossy(head.split(|&b| b == b'\r').next().unwrap_or(&[]))
+                .into_owned();
             let mut parts = line.split_whitespace();
             let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             let (status, body) = match (method, path.split('?').next().unwrap_or("")) {

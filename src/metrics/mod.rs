@@ -36,8 +36,11 @@ pub struct Metrics {
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    registry.register(Box::new(c.clone())).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    registry
+        .register(Box::new(c.clone()))
+        .unwrap_or_else(|e| panic!("metric {name}: {e}"));
     c
 }
 
@@ -48,32 +51,85 @@ impl Metrics {
         let registry = Registry::new();
         let topic = &["topic"];
         let m = Metrics {
-            messages_in: counter(&registry, "kafka_server_brokertopicmetrics_messagesin_total", "Records appended, per topic (BrokerTopicMetrics MessagesInPerSec).", topic),
-            bytes_in: counter(&registry, "kafka_server_brokertopicmetrics_bytesin_total", "Bytes appended from producers, per topic (BytesInPerSec).", topic),
-            bytes_out: counter(&registry, "kafka_server_brokertopicmetrics_bytesout_total", "Bytes sent to consumers, per topic (BytesOutPerSec).", topic),
-            produce_requests: counter(&registry, "kafka_server_brokertopicmetrics_totalproducerequests_total", "Produce requests per topic (TotalProduceRequestsPerSec).", topic),
-            failed_produce_requests: counter(&registry, "kafka_server_brokertopicmetrics_failedproducerequests_total", "Failed produce requests per topic (FailedProduceRequestsPerSec).", topic),
-            fetch_requests: counter(&registry, "kafka_server_brokertopicmetrics_totalfetchrequests_total", "Fetch requests per topic (TotalFetchRequestsPerSec).", topic),
-            failed_fetch_requests: counter(&registry, "kafka_server_brokertopicmetrics_failedfetchrequests_total", "Failed fetch requests per topic (FailedFetchRequestsPerSec).", topic),
-            requests: counter(&registry, "kafka_network_requestmetrics_requests_total", "Requests handled, per API and version (RequestMetrics RequestsPerSec).", &["request", "version"]),
+            messages_in: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_messagesin_total",
+                "Records appended, per topic (BrokerTopicMetrics MessagesInPerSec).",
+                topic,
+            ),
+            bytes_in: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_bytesin_total",
+                "Bytes appended from producers, per topic (BytesInPerSec).",
+                topic,
+            ),
+            bytes_out: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_bytesout_total",
+                "Bytes sent to consumers, per topic (BytesOutPerSec).",
+                topic,
+            ),
+            produce_requests: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_totalproducerequests_total",
+                "Produce requests per topic (TotalProduceRequestsPerSec).",
+                topic,
+            ),
+            failed_produce_requests: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_failedproducerequests_total",
+                "Failed produce requests per topic (FailedProduceRequestsPerSec).",
+                topic,
+            ),
+            fetch_requests: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+                "Fetch requests per topic (TotalFetchRequestsPerSec).",
+                topic,
+            ),
+            failed_fetch_requests: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_failedfetchrequests_total",
+                "Failed fetch requests per topic (FailedFetchRequestsPerSec).",
+                topic,
+            ),
+            requests: counter(
+                &registry,
+                "kafka_network_requestmetrics_requests_total",
+                "Requests handled, per API and version (RequestMetrics RequestsPerSec).",
+                &["request", "version"],
+            ),
             request_time: {
                 let opts = HistogramOpts::new("kafka_network_requestmetrics_totaltimems", "Time from a request's arrival to its response, in ms, per API (RequestMetrics TotalTimeMs).")
                     .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0]);
-                let h = HistogramVec::new(opts, &["request"]).unwrap_or_else(|e| panic!("request time: {e}"));
-                registry.register(Box::new(h.clone())).unwrap_or_else(|e| panic!("request time: {e}"));
+                let h = HistogramVec::new(opts, &["request"])
+                    .unwrap_or_else(|e| panic!("request time: {e}"));
+                registry
+                    .register(Box::new(h.clone()))
+                    .unwrap_or_else(|e| panic!("request time: {e}"));
                 h
             },
             connections: {
-                let g = IntGauge::new("kafka_server_socketservermetrics_connection_count", "Open client connections (socket-server-metrics connection-count).").unwrap_or_else(|e| panic!("connections: {e}"));
-                registry.register(Box::new(g.clone())).unwrap_or_else(|e| panic!("connections: {e}"));
+                let g = IntGauge::new(
+                    "kafka_server_socketservermetrics_connection_count",
+                    "Open client connections (socket-server-metrics connection-count).",
+                )
+                .unwrap_or_else(|e| panic!("connections: {e}"));
+                registry
+                    .register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("connections: {e}"));
                 g
             },
             partitions: Arc::new(RwLock::new(Vec::new())),
             registry,
         };
-        let _ = m.registry.register(Box::new(PartitionCollector::new(m.partitions.clone())));
+        let _ = m
+            .registry
+            .register(Box::new(PartitionCollector::new(m.partitions.clone())));
         // Process CPU, memory and file descriptors, as the JMX exporter's process_* metrics.
-        let _ = m.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        let _ = m.registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         m
     }
 
@@ -88,7 +144,9 @@ impl Metrics {
     pub fn produced(&self, topic: &str, records: u64, bytes: u64, failed: bool) {
         self.produce_requests.with_label_values(&[topic]).inc();
         if failed {
-            self.failed_produce_requests.with_label_values(&[topic]).inc();
+            self.failed_produce_requests
+                .with_label_values(&[topic])
+                .inc();
         } else {
             self.messages_in.with_label_values(&[topic]).inc_by(records);
             self.bytes_in.with_label_values(&[topic]).inc_by(bytes);
@@ -105,13 +163,19 @@ impl Metrics {
     }
 
     pub fn request_done(&self, api: &str, version: i16, elapsed: Duration) {
-        self.requests.with_label_values(&[api, &version.to_string()]).inc();
-        self.request_time.with_label_values(&[api]).observe(elapsed.as_secs_f64() * 1000.0);
+        self.requests
+            .with_label_values(&[api, &version.to_string()])
+            .inc();
+        self.request_time
+            .with_label_values(&[api])
+            .observe(elapsed.as_secs_f64() * 1000.0);
     }
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+        if let Err(e) =
+            prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out)
+        {
             tracing::warn!(error = %e, "could not render metrics");
         }
         out
@@ -132,20 +196,64 @@ struct PartitionCollector {
 }
 
 const GAUGES: &[(&str, &str)] = &[
-    ("kafka_server_replicamanager_partitioncount", "Partitions hosted on this broker (ReplicaManager PartitionCount)."),
-    ("kafka_server_replicamanager_leadercount", "Partitions this broker leads (ReplicaManager LeaderCount)."),
-    ("kafka_server_replicamanager_underreplicatedpartitions", "Led partitions whose ISR is smaller than their replica set."),
-    ("kafka_controller_kafkacontroller_offlinepartitionscount", "Partitions without a leader (KafkaController OfflinePartitionsCount)."),
-    ("kafka_controller_kafkacontroller_activecontrollercount", "1 on the active controller (KafkaController ActiveControllerCount)."),
-    ("kafka_server_replicamanager_isrshrinks_total", "ISR shrinks (ReplicaManager IsrShrinksPerSec)."),
-    ("kafka_server_replicamanager_isrexpands_total", "ISR expansions (ReplicaManager IsrExpandsPerSec)."),
+    (
+        "kafka_server_replicamanager_partitioncount",
+        "Partitions hosted on this broker (ReplicaManager PartitionCount).",
+    ),
+    (
+        "kafka_server_replicamanager_leadercount",
+        "Partitions this broker leads (ReplicaManager LeaderCount).",
+    ),
+    (
+        "kafka_server_replicamanager_underreplicatedpartitions",
+        "Led partitions whose ISR is smaller than their replica set.",
+    ),
+    (
+        "kafka_controller_kafkacontroller_offlinepartitionscount",
+        "Partitions without a leader (KafkaController OfflinePartitionsCount).",
+    ),
+    (
+        "kafka_controller_kafkacontroller_activecontrollercount",
+        "1 on the active controller (KafkaController ActiveControllerCount).",
+    ),
+    (
+        "kafka_server_replicamanager_isrshrinks_total",
+        "ISR shrinks (ReplicaManager IsrShrinksPerSec).",
+    ),
+    (
+        "kafka_server_replicamanager_isrexpands_total",
+        "ISR expansions (ReplicaManager IsrExpandsPerSec).",
+    ),
 ];
 
 impl PartitionCollector {
     fn new(replicas: Arc<RwLock<Vec<Weak<ReplicaManager>>>>) -> Self {
-        let mut descs: Vec<Desc> = GAUGES.iter().filter_map(|(n, h)| Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()).collect();
-        for (n, h) in [("kafka_log_log_size", "Bytes in a partition's log (Log Size)."), ("kafka_log_log_logendoffset", "A partition's log end offset (Log LogEndOffset)."), ("kafka_log_log_logstartoffset", "A partition's log start offset (Log LogStartOffset).")] {
-            if let Ok(d) = Desc::new(n.to_string(), h.to_string(), vec!["topic".into(), "partition".into()], Default::default()) {
+        let mut descs: Vec<Desc> = GAUGES
+            .iter()
+            .filter_map(|(n, h)| {
+                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
+            })
+            .collect();
+        for (n, h) in [
+            (
+                "kafka_log_log_size",
+                "Bytes in a partition's log (Log Size).",
+            ),
+            (
+                "kafka_log_log_logendoffset",
+                "A partition's log end offset (Log LogEndOffset).",
+            ),
+            (
+                "kafka_log_log_logstartoffset",
+                "A partition's log start offset (Log LogStartOffset).",
+            ),
+        ] {
+            if let Ok(d) = Desc::new(
+                n.to_string(),
+                h.to_string(),
+                vec!["topic".into(), "partition".into()],
+                Default::default(),
+            ) {
                 descs.push(d);
             }
         }
@@ -185,14 +293,27 @@ impl Collector for PartitionCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let managers: Vec<Arc<ReplicaManager>> = self.replicas.read().unwrap_or_else(|p| p.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        let managers: Vec<Arc<ReplicaManager>> = self
+            .replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         let hosted: Vec<_> = managers.iter().flat_map(|r| r.hosted()).collect();
         let n = hosted.len() as f64;
         let values = [n, n, 0.0, 0.0, 1.0, 0.0, 0.0];
-        let mut out: Vec<MetricFamily> = GAUGES.iter().zip(values).map(|((name, help), v)| gauge_family(name, help, vec![(vec![], v)])).collect();
+        let mut out: Vec<MetricFamily> = GAUGES
+            .iter()
+            .zip(values)
+            .map(|((name, help), v)| gauge_family(name, help, vec![(vec![], v)]))
+            .collect();
         let (mut size, mut end, mut start) = (Vec::new(), Vec::new(), Vec::new());
         for p in hosted {
-            let labels = vec![("topic", p.topic.clone()), ("partition", p.partition.to_string())];
+            let labels = vec![
+                ("topic", p.topic.clone()),
+                ("partition", p.partition.to_string()),
+            ];
             // A scrape must not wait behind a long append; a busy log is reported next time.
             if let Some(log) = p.log.try_lock() {
                 size.push((labels.clone(), log.size_bytes() as f64));
@@ -200,9 +321,21 @@ impl Collector for PartitionCollector {
                 start.push((labels, log.log_start_offset() as f64));
             }
         }
-        out.push(gauge_family("kafka_log_log_size", "Bytes in a partition's log (Log Size).", size));
-        out.push(gauge_family("kafka_log_log_logendoffset", "A partition's log end offset (Log LogEndOffset).", end));
-        out.push(gauge_family("kafka_log_log_logstartoffset", "A partition's log start offset (Log LogStartOffset).", start));
+        out.push(gauge_family(
+            "kafka_log_log_size",
+            "Bytes in a partition's log (Log Size).",
+            size,
+        ));
+        out.push(gauge_family(
+            "kafka_log_log_logendoffset",
+            "A partition's log end offset (Log LogEndOffset).",
+            end,
+        ));
+        out.push(gauge_family(
+            "kafka_log_log_logstartoffset",
+            "A partition's log start offset (Log LogStartOffset).",
+            start,
+        ));
         out
     }
 }
