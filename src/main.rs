@@ -95,6 +95,14 @@ enum Command {
         #[arg(long, default_value = "\t")]
         key_separator: String,
     },
+    /// Seed the embedded metadata store of a log directory from a ZooKeeper tree dump (a JSON
+    /// object of znode path to data), to serve a data directory an Apache Kafka broker wrote.
+    ImportZkTree {
+        /// The dump: `{"/brokers/topics/t": "{...}", ...}`.
+        tree: PathBuf,
+        /// The first entry of the broker's `log.dirs`.
+        log_dir: PathBuf,
+    },
     /// Print the batches (and with --print-data-log the records) of log segments, indexes and
     /// producer snapshots, as Kafka's kafka-dump-log.sh does.
     DumpLog {
@@ -146,6 +154,26 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Broker(args)) => run_broker(args),
+        Some(Command::ImportZkTree { tree, log_dir }) => {
+            let parsed = std::fs::read_to_string(&tree)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    serde_json::from_str::<std::collections::BTreeMap<String, Option<String>>>(&t)
+                        .map_err(|e| e.to_string())
+                });
+            match parsed.map(|t| {
+                odradek::metadata::embedded::import_tree(&log_dir, &t).map_err(|e| e.to_string())
+            }) {
+                Ok(Ok(n)) => {
+                    println!("imported {n} znodes into {}", log_dir.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) | Err(e) => {
+                    eprintln!("odradek: {}: {e}", tree.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(
             tool @ (Command::Topics { .. } | Command::Produce { .. } | Command::Consume { .. }),
         ) => run_tool(tool),

@@ -284,6 +284,60 @@ impl MetadataStore for EmbeddedStore {
     }
 }
 
+/// Seeds an embedded store from a ZooKeeper tree dump (`{"<path>": <data or null>}`), so that a
+/// data directory written by an Apache Kafka broker opens in odradek with the topics, configs and
+/// cluster id its ZooKeeper held. Ephemeral znodes (broker registrations, the controller) are
+/// skipped: they belong to the session that wrote them.
+pub fn import_tree(dir: &Path, tree: &BTreeMap<String, Option<String>>) -> StoreResult<usize> {
+    let file = dir.join(TREE_FILE);
+    if file.exists() {
+        return Err(StoreError::NodeExists(format!(
+            "{} already holds a metadata tree",
+            file.display()
+        )));
+    }
+    let ephemeral = |p: &str| p == "/controller" || p.starts_with("/brokers/ids/");
+    let mut out = Tree::default();
+    out.nodes.insert(
+        "/".to_string(),
+        Node {
+            data: None,
+            version: 0,
+            czxid: 0,
+            ephemeral: false,
+            sequence: 0,
+        },
+    );
+    for (path, data) in tree
+        .iter()
+        .filter(|(p, _)| p.starts_with('/') && !ephemeral(p))
+    {
+        // Parents first: a dump lists every node, but a partial one should still load.
+        let mut at = String::new();
+        for part in path.split('/').filter(|s| !s.is_empty()) {
+            at.push('/');
+            at.push_str(part);
+            out.zxid += 1;
+            let zxid = out.zxid;
+            out.nodes.entry(at.clone()).or_insert(Node {
+                data: None,
+                version: 0,
+                czxid: zxid,
+                ephemeral: false,
+                sequence: 0,
+            });
+        }
+        if let Some(node) = out.nodes.get_mut(path.as_str()) {
+            node.data = data.clone();
+        }
+    }
+    let bytes =
+        serde_json::to_vec_pretty(&out).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    write_atomically(&file, &bytes).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(out.nodes.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
