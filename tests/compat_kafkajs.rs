@@ -32,6 +32,19 @@ fn kafkajs_creates_topics_and_produces_every_codec_it_supports() {
         String::from_utf8_lossy(&out.stderr),
         broker.log_tail()
     );
+    // KafkaJS consumes only through a group: read one topic back that way.
+    let out = Command::new("node")
+        .arg(node_dir.join("consume.js"))
+        .args([&broker.bootstrap(), "kafkajs-gzip", "10000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("consumed 10000"),
+        "{}\n{}\nbroker:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_tail()
+    );
     broker.stop(false);
     for codec in ["none", "gzip", "snappy"] {
         let mut seen = 0;

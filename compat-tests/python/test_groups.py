@@ -6,6 +6,8 @@ config/server.properties sets group.initial.rebalance.delay.ms=0, so the first m
 generation at once and each later member triggers a rebalance. Every wait has a deadline.
 """
 
+import os
+import signal
 import time
 import uuid
 
@@ -134,3 +136,118 @@ def test_three_consumers_share_then_take_over_and_commits_survive_restart(broker
         assert after == {}, f"records consumed again after restart: {list(after)[:5]}"
     finally:
         c.close()
+
+
+def _subprocess_consumer(bootstrap, topic, group):
+    """A group member in its own process, so it can be killed without a LeaveGroup."""
+    import subprocess
+    import sys
+    code = f"""
+import time
+from confluent_kafka import Consumer
+c = Consumer({{"bootstrap.servers": {bootstrap!r}, "group.id": {group!r}, "auto.offset.reset": "earliest",
+               "enable.auto.commit": False, "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
+               "partition.assignment.strategy": "range"}})
+c.subscribe([{topic!r}])
+deadline = time.monotonic() + 120
+while time.monotonic() < deadline:
+    c.consume(num_messages=100, timeout=0.2)
+"""
+    # Its own session: the interpreter may run behind a launcher process, and a kill must reach
+    # the process that holds the consumer.
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_a_killed_member_is_replaced_within_the_session_timeout(broker):
+    topic = f"grp-kill-{uuid.uuid4().hex[:8]}"
+    group = f"g-kill-{uuid.uuid4().hex[:8]}"
+    ck_create_topic(broker.bootstrap, topic, PARTITIONS)
+    victim = _subprocess_consumer(broker.bootstrap, topic, group)
+    survivor = group_consumer(broker.bootstrap, group)
+    try:
+        survivor.subscribe([topic])
+        seen, errors = {}, []
+        # First the two members share the partitions (the other half is the victim's).
+        deadline = time.monotonic() + DEADLINE_S
+        while len(survivor.assignment()) != PARTITIONS // 2 and time.monotonic() < deadline:
+            poll_all([survivor], seen, errors)
+        got = assignments([survivor])
+        assert got == [[3, 4, 5]] or got == [[0, 1, 2]], got
+        # SIGKILL to the whole process group: no LeaveGroup, only the session timeout tells.
+        os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        killed_at = time.monotonic()
+        got = wait_for_assignment([survivor], PARTITIONS, seen, errors)
+        took = time.monotonic() - killed_at
+        assert got == [list(range(PARTITIONS))]
+        assert took < 6.0 + 10.0, f"took {took:.1f}s to take over after the session timeout (6 s)"
+    finally:
+        survivor.close()
+        try:
+            os.killpg(victim.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_kafka_python_group_consumes_and_commits(broker):
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    topic = f"grp-kp-{uuid.uuid4().hex[:8]}"
+    group = f"g-kp-{uuid.uuid4().hex[:8]}"
+    ck_create_topic(broker.bootstrap, topic, 4)
+    ck_produce(broker.bootstrap, topic, N)
+    consumers = [KafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
+                               enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+                 for _ in range(2)]
+    try:
+        seen = set()
+        deadline = time.monotonic() + DEADLINE_S
+        while len(seen) < N and time.monotonic() < deadline:
+            for c in consumers:
+                for records in c.poll(timeout_ms=200).values():
+                    seen.update(r.value for r in records)
+        assert len(seen) == N
+        # Both members took part (the group split the four partitions between them).
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline and not all(c.assignment() for c in consumers):
+            for c in consumers:
+                c.poll(timeout_ms=100)
+        assert sorted(len(c.assignment()) for c in consumers) == [2, 2]
+        for c in consumers:
+            c.commit()
+        committed = sum(consumers[0].committed(KTP(topic, p)) or 0 for p in range(4))
+        assert committed == N, f"committed offsets sum to {committed}, expected {N}"
+    finally:
+        for c in consumers:
+            c.close()
+
+
+def test_aiokafka_group_consumes_and_commits(broker):
+    import asyncio
+    from aiokafka import AIOKafkaConsumer, TopicPartition as ATP
+    topic = f"grp-aio-{uuid.uuid4().hex[:8]}"
+    group = f"g-aio-{uuid.uuid4().hex[:8]}"
+    ck_create_topic(broker.bootstrap, topic, 3)
+    ck_produce(broker.bootstrap, topic, N)
+
+    async def run():
+        c = AIOKafkaConsumer(topic, bootstrap_servers=broker.bootstrap, group_id=group, auto_offset_reset="earliest",
+                             enable_auto_commit=False)
+        await c.start()
+        try:
+            seen = set()
+            deadline = time.monotonic() + DEADLINE_S
+            while len(seen) < N and time.monotonic() < deadline:
+                batches = await c.getmany(timeout_ms=500)
+                for records in batches.values():
+                    seen.update(r.value for r in records)
+            await c.commit()
+            committed = 0
+            for p in range(3):
+                committed += await c.committed(ATP(topic, p)) or 0
+            return len(seen), committed
+        finally:
+            await c.stop()
+
+    seen, committed = asyncio.run(asyncio.wait_for(run(), timeout=DEADLINE_S + 30))
+    assert seen == N
+    assert committed == N

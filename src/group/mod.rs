@@ -1101,6 +1101,10 @@ impl GroupCoordinator {
             for m in &group.members {
                 if m.join_waiter.is_none() && m.sync_waiter.is_none() {
                     earliest(m.session_deadline);
+                } else {
+                    // A parked member's session restarts when its answer goes out, and nothing
+                    // wakes this timer then: look again shortly rather than sleep past it.
+                    earliest(now + Duration::from_millis(500));
                 }
             }
             if group.state == GroupState::PreparingRebalance
