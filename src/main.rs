@@ -181,18 +181,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// The broker runs on all cores; a tool needs one thread.
+fn runtime(multi_thread: bool) -> Option<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("odradek: cannot start the runtime: {e}"))
+        .ok()
+}
+
 fn run_tool(tool: Command) -> ExitCode {
     use odradek::tools::{consume, produce, topics};
     init_logging(false);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("odradek: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(false) else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async move {
         let mut stdout = std::io::stdout();
@@ -323,15 +330,8 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key, ignored");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("odradek: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(true) else {
+        return ExitCode::FAILURE;
     };
     runtime.block_on(async move {
         let broker = match odradek::server::Broker::start(config).await {
