@@ -265,7 +265,22 @@ pub mod snapshot {
         write_atomically(&path(dir, offset), &out)
     }
 
-    pub fn read(file: &Path) -> Result<ProducerStateManager> {
+    /// One entry of a snapshot file, every field as Kafka writes it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SnapshotEntry {
+        pub producer_id: i64,
+        pub epoch: i16,
+        pub last_sequence: i32,
+        pub last_offset: i64,
+        pub offset_delta: i32,
+        pub timestamp: i64,
+        pub coordinator_epoch: i32,
+        /// -1 when the producer has no open transaction.
+        pub current_txn_first_offset: i64,
+    }
+
+    /// Decodes a snapshot file, checking its version, CRC and size.
+    pub fn read_entries(file: &Path) -> Result<Vec<SnapshotEntry>> {
         let data = std::fs::read(file).at(file)?;
         let bad = |reason: &str| LogError::BadCheckpoint {
             path: file.to_path_buf(),
@@ -284,27 +299,45 @@ pub mod snapshot {
         if count < 0 || data.len() != HEADER + count as usize * ENTRY {
             return Err(bad("entry count does not match the size"));
         }
+        Ok(data[HEADER..]
+            .chunks_exact(ENTRY)
+            .map(|e| {
+                let i64_at =
+                    |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
+                let i32_at =
+                    |at: usize| i32::from_be_bytes(e[at..at + 4].try_into().unwrap_or([0; 4]));
+                SnapshotEntry {
+                    producer_id: i64_at(0),
+                    epoch: i16::from_be_bytes([e[8], e[9]]),
+                    last_sequence: i32_at(10),
+                    last_offset: i64_at(14),
+                    offset_delta: i32_at(22),
+                    timestamp: i64_at(26),
+                    coordinator_epoch: i32_at(34),
+                    current_txn_first_offset: i64_at(38),
+                }
+            })
+            .collect())
+    }
+
+    /// The producer state a snapshot file holds.
+    pub fn read(file: &Path) -> Result<ProducerStateManager> {
         let mut state = ProducerStateManager::default();
-        for e in data[HEADER..].chunks_exact(ENTRY) {
-            let i64_at = |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
-            let i32_at = |at: usize| i32::from_be_bytes(e[at..at + 4].try_into().unwrap_or([0; 4]));
-            let last_seq = i32_at(10);
-            let last_offset = i64_at(14);
-            let offset_delta = i32_at(22);
+        for e in read_entries(file)? {
             let mut entry = ProducerEntry {
-                epoch: i16::from_be_bytes([e[8], e[9]]),
+                epoch: e.epoch,
                 batches: Default::default(),
             };
-            if last_seq >= 0 {
+            if e.last_sequence >= 0 {
                 entry.batches.push_back(BatchMetadata {
-                    first_seq: last_seq.wrapping_sub(offset_delta),
-                    last_seq,
-                    first_offset: last_offset - offset_delta as i64,
-                    last_offset,
-                    timestamp: i64_at(26),
+                    first_seq: e.last_sequence.wrapping_sub(e.offset_delta),
+                    last_seq: e.last_sequence,
+                    first_offset: e.last_offset - e.offset_delta as i64,
+                    last_offset: e.last_offset,
+                    timestamp: e.timestamp,
                 });
             }
-            state.producers.insert(i64_at(0), entry);
+            state.producers.insert(e.producer_id, entry);
         }
         Ok(state)
     }

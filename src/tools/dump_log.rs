@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::log::batch::{self, BatchHeader, codec_name};
 use crate::log::error::{IoContext, LogError, Result};
+use crate::log::producer_state::snapshot;
 use crate::log::records::{self, Record};
 use crate::log::segment::read_entry_info;
 use crate::log::txn_index::TxnIndex;
@@ -229,38 +230,23 @@ fn record_line(h: &BatchHeader, r: &Record) -> String {
 }
 
 fn dump_snapshot(path: &Path, out: &mut impl Write) -> Result<()> {
-    let data = std::fs::read(path).at(path)?;
-    let bad = |reason: &str| {
-        LogError::CorruptMessage(format!("producer snapshot {}: {reason}", path.display()))
-    };
-    if data.len() < 10 {
-        return Err(bad("shorter than its header"));
-    }
-    let crc = u32::from_be_bytes([data[2], data[3], data[4], data[5]]);
-    if crc32c::crc32c(&data[6..]) != crc {
-        return Err(bad("CRC mismatch"));
-    }
-    let count = i32::from_be_bytes([data[6], data[7], data[8], data[9]]).max(0) as usize;
-    const ENTRY: usize = 46;
-    for n in 0..count {
-        let e = data
-            .get(10 + n * ENTRY..10 + (n + 1) * ENTRY)
-            .ok_or_else(|| bad("truncated entry"))?;
-        let i64_at = |at: usize| i64::from_be_bytes(e[at..at + 8].try_into().unwrap_or([0; 8]));
-        let i32_at = |at: usize| i32::from_be_bytes(e[at..at + 4].try_into().unwrap_or([0; 4]));
-        let epoch = i16::from_be_bytes([e[8], e[9]]);
-        let last_seq = i32_at(10);
-        let last_offset = i64_at(14);
-        let offset_delta = i32_at(22);
-        let timestamp = i64_at(26);
-        let coordinator_epoch = i32_at(34);
-        let txn_first = i64_at(38);
+    for e in snapshot::read_entries(path)? {
+        let txn = if e.current_txn_first_offset < 0 {
+            "None".to_string()
+        } else {
+            format!("Some({})", e.current_txn_first_offset)
+        };
         writeln!(
             out,
-            "producerId: {} producerEpoch: {epoch} coordinatorEpoch: {coordinator_epoch} currentTxnFirstOffset: {} firstSequence: {} lastSequence: {last_seq} lastOffset: {last_offset} offsetDelta: {offset_delta} timestamp: {timestamp}",
-            i64_at(0),
-            if txn_first < 0 { "None".to_string() } else { format!("Some({txn_first})") },
-            last_seq - offset_delta,
+            "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {txn} firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
+            e.producer_id,
+            e.epoch,
+            e.coordinator_epoch,
+            e.last_sequence - e.offset_delta,
+            e.last_sequence,
+            e.last_offset,
+            e.offset_delta,
+            e.timestamp,
         )
         .map_err(|e| LogError::io("<stdout>", e))?;
     }
