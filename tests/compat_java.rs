@@ -28,32 +28,15 @@ fn java_clients_round_trip_every_codec() {
             common::missing_tool(&format!("kafka-clients {version} jars"));
             continue;
         };
-        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-            let topic = format!("java-{}-{codec}", version.replace('.', "-"));
-            let out = Command::new("java")
-                .args([
-                    "-cp",
-                    &cp,
-                    "ClientRoundTrip",
-                    &broker.bootstrap(),
-                    &topic,
-                    codec,
-                    "10000",
-                ])
-                .output()
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success() && stdout.contains("OK 10000"),
-                "Java {version} {codec}: {stdout}\n{}\nbroker log:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .filter(|l| !l.contains("SLF4J"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                broker.log_tail()
-            );
-        }
+        let prefix = format!("java-{}", version.replace('.', "-"));
+        common::java_round_trip_every_codec(
+            &cp,
+            &broker.bootstrap(),
+            &prefix,
+            10_000,
+            &format!("Java {version}"),
+            || broker.log_tail(),
+        );
     }
 }
 

@@ -46,41 +46,16 @@ fn kafka_241_java_client_and_verifiable_producer() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let classes = tmp.path().join("classes");
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("compat-tests/java/ClientRoundTrip.java");
-    let status = Command::new("javac")
-        .args(["-nowarn", "-cp", &jars, "-d"])
-        .arg(&classes)
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "ClientRoundTrip must compile against kafka-clients 2.4.1"
-    );
+    let cp = common::compile_java_against("ClientRoundTrip", &classes, &jars).expect("javac runs");
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
-    let cp = format!("{}:{jars}", classes.display());
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let out = Command::new("java")
-            .args([
-                "-cp",
-                &cp,
-                "ClientRoundTrip",
-                &broker.bootstrap(),
-                &format!("k241-{codec}"),
-                codec,
-                "10000",
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.contains("OK 10000"),
-            "Kafka 2.4.1 client, {codec}: {stdout}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            broker.log_tail()
-        );
-    }
+    common::java_round_trip_every_codec(
+        &cp,
+        &broker.bootstrap(),
+        "k241",
+        10_000,
+        "Kafka 2.4.1 client",
+        || broker.log_tail(),
+    );
     let out = Command::new(home.join("bin/kafka-verifiable-producer.sh"))
         .args([
             "--broker-list",

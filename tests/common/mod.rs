@@ -124,20 +124,67 @@ pub fn kafka_clients_classpath_for(version: &str) -> Option<String> {
         .then(|| jars.join(":"))
 }
 
-/// Compiles one program from `compat-tests/java` into `out` and returns the classpath to run it.
+/// Compiles one program from `compat-tests/java` into `out` against the kafka-clients 3.9 jars
+/// and returns the classpath to run it.
 pub fn compile_java(program: &str, out: &Path) -> Option<String> {
     let cp = kafka_clients_classpath()?;
+    compile_java_against(program, out, &cp)
+}
+
+/// Compiles one program from `compat-tests/java` against `jars`; returns the run classpath.
+pub fn compile_java_against(program: &str, out: &Path, jars: &str) -> Option<String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("compat-tests/java")
         .join(format!("{program}.java"));
     let status = std::process::Command::new("javac")
-        .args(["-nowarn", "-cp", &cp, "-d"])
+        .args(["-nowarn", "-cp", jars, "-d"])
         .arg(out)
         .arg(&src)
         .status()
         .ok()?;
-    assert!(status.success(), "javac failed on {}", src.display());
-    Some(format!("{}:{cp}", out.display()))
+    assert!(
+        status.success(),
+        "javac failed on {} against {jars}",
+        src.display()
+    );
+    Some(format!("{}:{jars}", out.display()))
+}
+
+/// Runs `ClientRoundTrip` (compiled onto `classpath`) for every codec against `bootstrap`,
+/// `count` records each, topics named `<prefix>-<codec>`; `who` names the client in failures.
+pub fn java_round_trip_every_codec(
+    classpath: &str,
+    bootstrap: &str,
+    prefix: &str,
+    count: usize,
+    who: &str,
+    broker_log: impl Fn() -> String,
+) {
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let out = std::process::Command::new("java")
+            .args([
+                "-cp",
+                classpath,
+                "ClientRoundTrip",
+                bootstrap,
+                &format!("{prefix}-{codec}"),
+                codec,
+                &count.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(&format!("OK {count}")),
+            "{who}, {codec}: {stdout}\n{}\nbroker log:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.contains("SLF4J"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            broker_log()
+        );
+    }
 }
 
 /// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
