@@ -10,16 +10,7 @@ use std::time::{Duration, Instant};
 use common::broker_process::BrokerProcess;
 
 fn tool(args: &[&str], stdin: &str) -> bool {
-    use std::io::Write;
-    let mut c = Command::new(env!("CARGO_BIN_EXE_odradek"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    c.wait().unwrap().success()
+    common::odradek(args, Some(stdin)).0
 }
 
 #[test]

@@ -2,45 +2,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::broker_process::BrokerProcess;
-
-fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_odradek"))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[test]
 fn topics_produce_and_consume_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
     let bs = broker.bootstrap();
-    let (ok, out, err) = odradek(
+    let (ok, out, err) = common::odradek(
         &[
             "topics",
             "--bootstrap-server",
@@ -56,7 +25,7 @@ fn topics_produce_and_consume_round_trip() {
         None,
     );
     assert!(ok && out.contains("Created topic tooled."), "{out}{err}");
-    let (ok, _, err) = odradek(
+    let (ok, _, err) = common::odradek(
         &[
             "topics",
             "--bootstrap-server",
@@ -70,9 +39,9 @@ fn topics_produce_and_consume_round_trip() {
         None,
     );
     assert!(!ok && err.contains("TopicAlreadyExists"), "{err}");
-    let (_, out, _) = odradek(&["topics", "--bootstrap-server", &bs, "--list"], None);
+    let (_, out, _) = common::odradek(&["topics", "--bootstrap-server", &bs, "--list"], None);
     assert!(out.lines().any(|l| l == "tooled"), "{out}");
-    let (_, out, _) = odradek(
+    let (_, out, _) = common::odradek(
         &[
             "topics",
             "--bootstrap-server",
@@ -89,7 +58,7 @@ fn topics_produce_and_consume_round_trip() {
     );
 
     let lines: String = (0..300).map(|i| format!("k{i}:value {i}\n")).collect();
-    let (ok, _, err) = odradek(
+    let (ok, _, err) = common::odradek(
         &[
             "produce",
             "--bootstrap-server",
@@ -106,7 +75,7 @@ fn topics_produce_and_consume_round_trip() {
         Some(&lines),
     );
     assert!(ok && err.contains("300 records sent"), "{err}");
-    let (ok, out, err) = odradek(
+    let (ok, out, err) = common::odradek(
         &[
             "consume",
             "--bootstrap-server",
@@ -133,7 +102,7 @@ fn topics_produce_and_consume_round_trip() {
     assert_eq!(got, want);
     // Keys are partitioned as the Java client partitions them.
     for p in 0..3 {
-        let (_, out, _) = odradek(
+        let (_, out, _) = common::odradek(
             &[
                 "consume",
                 "--bootstrap-server",
@@ -160,7 +129,7 @@ fn topics_produce_and_consume_round_trip() {
             );
         }
     }
-    let (ok, out, _) = odradek(
+    let (ok, out, _) = common::odradek(
         &[
             "consume",
             "--bootstrap-server",
@@ -175,7 +144,7 @@ fn topics_produce_and_consume_round_trip() {
     );
     assert!(ok && out.lines().count() == 7, "{out}");
 
-    let (ok, out, err) = odradek(
+    let (ok, out, err) = common::odradek(
         &[
             "topics",
             "--bootstrap-server",
@@ -187,9 +156,9 @@ fn topics_produce_and_consume_round_trip() {
         None,
     );
     assert!(ok && out.contains("Deleted topic tooled."), "{out}{err}");
-    let (_, out, _) = odradek(&["topics", "--bootstrap-server", &bs, "--list"], None);
+    let (_, out, _) = common::odradek(&["topics", "--bootstrap-server", &bs, "--list"], None);
     assert!(!out.lines().any(|l| l == "tooled"), "{out}");
-    let (ok, _, err) = odradek(
+    let (ok, _, err) = common::odradek(
         &[
             "consume",
             "--bootstrap-server",
