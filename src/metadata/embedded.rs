@@ -168,7 +168,10 @@ impl MetadataStore for EmbeddedStore {
                 }
                 actual
             };
-            self.notify(WatchEvent::Created(created.clone()));
+            self.notify(WatchEvent::NodeChanged(created.clone()));
+            if let Some(parent) = parent_of(&created) {
+                self.notify(WatchEvent::ChildrenChanged(parent.to_string()));
+            }
             Ok(created)
         })
     }
@@ -182,6 +185,7 @@ impl MetadataStore for EmbeddedStore {
                     Stat {
                         version: n.version,
                         czxid: n.czxid,
+                        ephemeral_owner: if n.ephemeral { EMBEDDED_SESSION } else { 0 },
                     },
                 )
             }))
@@ -210,6 +214,7 @@ impl MetadataStore for EmbeddedStore {
                 let stat = Stat {
                     version: node.version,
                     czxid: node.czxid,
+                    ephemeral_owner: if node.ephemeral { EMBEDDED_SESSION } else { 0 },
                 };
                 let ephemeral = node.ephemeral;
                 tree.zxid += 1;
@@ -218,7 +223,7 @@ impl MetadataStore for EmbeddedStore {
                 }
                 stat
             };
-            self.notify(WatchEvent::Changed(path.to_string()));
+            self.notify(WatchEvent::NodeChanged(path.to_string()));
             Ok(stat)
         })
     }
@@ -250,7 +255,10 @@ impl MetadataStore for EmbeddedStore {
                     self.persist(&tree)?;
                 }
             }
-            self.notify(WatchEvent::Deleted(path.to_string()));
+            self.notify(WatchEvent::NodeChanged(path.to_string()));
+            if let Some(parent) = parent_of(path) {
+                self.notify(WatchEvent::ChildrenChanged(parent.to_string()));
+            }
             Ok(())
         })
     }
@@ -282,7 +290,23 @@ impl MetadataStore for EmbeddedStore {
     fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
         self.events.subscribe()
     }
+
+    // Every change is reported to every subscriber, so there is nothing to arm.
+    fn watch_node<'a>(&'a self, _path: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn watch_children<'a>(&'a self, _path: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// One session for the life of the process: ephemeral nodes die with it.
+    fn session_id(&self) -> i64 {
+        EMBEDDED_SESSION
+    }
 }
+
+const EMBEDDED_SESSION: i64 = 1;
 
 /// Seeds an embedded store from a ZooKeeper tree dump (`{"<path>": <data or null>}`), so that a
 /// data directory written by an Apache Kafka broker opens in odradek with the topics, configs and
@@ -358,7 +382,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             events.recv().await.unwrap(),
-            WatchEvent::Created("/brokers".into())
+            WatchEvent::NodeChanged("/brokers".into())
+        );
+        assert_eq!(
+            events.recv().await.unwrap(),
+            WatchEvent::ChildrenChanged("/".into())
         );
         assert_eq!(
             store

@@ -36,21 +36,27 @@ pub enum CreateMode {
 }
 
 /// ZooKeeper's `Stat`, reduced to what Kafka uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stat {
     /// Data version, the basis of conditional updates (a partition state's "partition epoch").
     pub version: i32,
     /// Creation transaction id: for `/brokers/ids/<id>` this is the broker epoch.
     pub czxid: i64,
+    /// Session that owns an ephemeral node, 0 for a persistent one: lets a broker tell its own
+    /// registration (kept across a reconnect) from another broker's.
+    pub ephemeral_owner: i64,
 }
 
 /// A change to the tree, for the watches of the controller and the brokers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    Created(String),
-    Changed(String),
-    Deleted(String),
-    /// The session was lost: ephemeral nodes are gone and everything must be re-read.
+    /// The node was created, changed or deleted.
+    NodeChanged(String),
+    /// A child of the node was created or deleted.
+    ChildrenChanged(String),
+    /// The session was lost and a new one made: ephemeral nodes of the old session are gone,
+    /// events may have been missed, so everything must be re-read. Watches are re-armed by the
+    /// store before this is sent.
     SessionExpired,
 }
 
@@ -75,9 +81,17 @@ pub trait MetadataStore: Send + Sync {
     fn delete<'a>(&'a self, path: &'a str, expected_version: Option<i32>) -> StoreFuture<'a, ()>;
     /// Child names (not paths), or `None` if there is no such node.
     fn children<'a>(&'a self, path: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
-    /// Every change from now on. Watches are always armed: a subscriber never misses a change
-    /// between two events, unlike ZooKeeper's one-shot watches which the ZK store re-arms.
+    /// Events of every armed watch from now on. A store may report changes nobody asked for
+    /// (the embedded store reports all), so subscribers filter by path.
     fn subscribe(&self) -> broadcast::Receiver<WatchEvent>;
+    /// Arms a watch on `path` itself (creation, data change, deletion). It stays armed: the
+    /// store re-arms it after every event and after a new session, unlike ZooKeeper's one-shot
+    /// watches. Arming twice is harmless.
+    fn watch_node<'a>(&'a self, path: &'a str) -> StoreFuture<'a, ()>;
+    /// Arms a watch on the children of `path` (which may not exist yet), kept armed likewise.
+    fn watch_children<'a>(&'a self, path: &'a str) -> StoreFuture<'a, ()>;
+    /// The current session's id, as found in `Stat::ephemeral_owner` of nodes it created.
+    fn session_id(&self) -> i64;
 }
 
 /// Helpers built on the trait, shared by every implementation.
