@@ -255,6 +255,11 @@ pub struct BrokerConfig {
     pub zookeeper_session_timeout_ms: u64,
     /// `zookeeper.connection.timeout.ms`; unset means the session timeout, as in Kafka.
     pub zookeeper_connection_timeout_ms: Option<u64>,
+    /// `unclean.leader.election.enable` (false): may an out-of-sync replica become leader when
+    /// no in-sync one is alive, losing what it lacks.
+    pub unclean_leader_election_enable: bool,
+    /// `controller.socket.timeout.ms` (30000): how long the controller waits for a broker.
+    pub controller_socket_timeout_ms: u64,
     /// `log.retention.check.interval.ms` (300000).
     pub log_retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`: how often logs are checked against `flush.ms`. Kafka's
@@ -308,6 +313,8 @@ impl Default for BrokerConfig {
             zookeeper_connect: None,
             zookeeper_session_timeout_ms: 18_000,
             zookeeper_connection_timeout_ms: None,
+            unclean_leader_election_enable: false,
+            controller_socket_timeout_ms: 30_000,
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: i64::MAX as u64,
             log_flush_offset_checkpoint_interval_ms: 60_000,
@@ -321,6 +328,8 @@ impl Default for BrokerConfig {
 
 /// Broker keys this module reads, besides the `log.*` keys in [`LogConfig::KEYS`].
 const BROKER_KEYS: &[&str] = &[
+    "unclean.leader.election.enable",
+    "controller.socket.timeout.ms",
     "broker.id",
     "broker.id.generation.enable",
     "reserved.broker.max.id",
@@ -421,7 +430,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "log.local.retention.bytes",
     "compression.type",
     "min.insync.replicas",
-    "unclean.leader.election.enable",
     "create.topic.policy.class.name",
     "alter.config.policy.class.name",
     // Replication and the controller.
@@ -434,7 +442,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "replica.fetch.response.max.bytes",
     "replica.fetch.backoff.ms",
     "replica.selector.class",
-    "controller.socket.timeout.ms",
     "auto.leader.rebalance.enable",
     "leader.imbalance.per.broker.percentage",
     "leader.imbalance.check.interval.seconds",
@@ -863,6 +870,12 @@ impl BrokerConfig {
                 18_000,
             )?,
             zookeeper_connection_timeout_ms,
+            unclean_leader_election_enable: p.bool("unclean.leader.election.enable", false)?,
+            controller_socket_timeout_ms: p.unsigned(
+                "controller.socket.timeout.ms",
+                1i32,
+                30_000,
+            )?,
             log_retention_check_interval_ms: p.unsigned(
                 "log.retention.check.interval.ms",
                 1i64,

@@ -15,6 +15,7 @@ use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
 use crate::metadata::embedded::EmbeddedStore;
+use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
@@ -44,15 +45,14 @@ pub struct Broker {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     logs: Arc<LogManager>,
     controller: Arc<Controller>,
+    store: Arc<dyn MetadataStore>,
+    broker_id: i32,
     api: Arc<Api>,
 }
 
 impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let started = Instant::now();
-        if config.zookeeper_connect.is_some() {
-            return Err(StartError::Config("zookeeper.connect is not supported yet: remove it to run with the embedded metadata store".into()));
-        }
         let config = Arc::new(config);
         let listener_cfg = config
             .listeners
@@ -106,7 +106,8 @@ impl Broker {
             .first()
             .cloned()
             .ok_or_else(|| StartError::Config("log.dirs is empty".into()))?;
-        let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(&first_dir)?);
+        let store = open_store(&config, &first_dir).await?;
+        registration::create_top_level_paths(store.as_ref()).await?;
         let config = if config.broker_id < 0 {
             let mut c = (*config).clone();
             c.broker_id = generated_broker_id(store.as_ref(), &first_dir).await?;
@@ -114,10 +115,12 @@ impl Broker {
         } else {
             config
         };
-        let cluster_id = cluster_id_hint(store.as_ref()).await?;
+        // The cluster id comes first: data directories that belong to another cluster must
+        // stop start-up before anything is written.
+        let cluster_id = registration::cluster_id(store.as_ref()).await?;
         let identity = BrokerIdentity {
             broker_id: config.broker_id,
-            cluster_id,
+            cluster_id: Some(cluster_id.clone()),
         };
         let dirs = config.log_dirs.clone();
         let defaults = config.log.clone();
@@ -130,33 +133,63 @@ impl Broker {
             .map_err(|e| StartError::Config(e.to_string()))??,
         );
         let cache = Arc::new(MetadataCache::default());
-        let replicas = Arc::new(ReplicaManager::new(logs.clone()));
+        cache.set_cluster_id(cluster_id);
+        let replicas = Arc::new(ReplicaManager::new(logs.clone(), config.broker_id));
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
             cache.clone(),
-            replicas.clone(),
         ));
-        controller.start().await?;
         let groups = Arc::new(GroupCoordinator::new(
             config.clone(),
             cache.clone(),
             replicas.clone(),
             controller.clone(),
         ));
-        // Committed offsets and groups come back from __consumer_offsets before clients can ask.
-        groups.load().await?;
         let api = Arc::new(Api::new(
             config.clone(),
-            cache,
+            cache.clone(),
             replicas,
             controller.clone(),
-            ProducerIdManager::new(store, config.broker_id),
+            ProducerIdManager::new(store.clone(), config.broker_id),
             groups.clone(),
         ));
+        let weak_api = Arc::downgrade(&api);
+        controller.set_local_delivery(Arc::new(move |request, version| {
+            let api = weak_api.clone();
+            Box::pin(async move {
+                match api.upgrade() {
+                    Some(api) => api.handle_local(request, version).await,
+                    None => None,
+                }
+            })
+        }));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let session_wait = Duration::from_millis(config.zookeeper_session_timeout_ms);
+        let broker_epoch = registration::register(store.as_ref(), &config, session_wait).await?;
+        cache.set_broker_epoch(broker_epoch);
+        let mut tasks = vec![
+            tokio::spawn(registration::keep_registered(
+                store.clone(),
+                config.clone(),
+                cache.clone(),
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(controller.clone().run(shutdown_rx.clone())),
+        ];
+        // When this broker is controller it learns its own state without the network, so it
+        // is ready before clients can connect; when another broker is, that one must reach us
+        // first, so the listener opens without waiting.
+        let me = config.broker_id;
+        let ready_deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < ready_deadline
+            && cache.broker(me).is_none()
+            && (cache.controller_id() == -1 || cache.controller_id() == me)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
 
         let listener = socket.listen(1024).map_err(bind_error)?;
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let limits = Limits {
             max_request_bytes: config.socket_request_max_bytes,
             max_connections: config.max_connections,
@@ -189,7 +222,7 @@ impl Broker {
             .map(|a| a.port())
             .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
-        let mut tasks = vec![
+        tasks.extend([
             tokio::spawn(network::serve(
                 listener,
                 api.clone(),
@@ -198,7 +231,7 @@ impl Broker {
             )),
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
-        ];
+        ]);
         tasks.push(tokio::spawn(crate::metrics::http::serve(
             metrics_listener,
             shutdown.subscribe(),
@@ -211,6 +244,8 @@ impl Broker {
             tasks,
             logs,
             controller,
+            store,
+            broker_id: config.broker_id,
             api,
         })
     }
@@ -228,6 +263,7 @@ impl Broker {
             let _ = t.await;
         }
         self.controller.resign().await;
+        registration::deregister(self.store.as_ref(), self.broker_id).await;
         drop(self.api);
         drop(self.controller);
         let logs = self.logs;
@@ -255,20 +291,21 @@ impl Broker {
     }
 }
 
-/// The cluster id already in the store, if any, so the log dirs' `meta.properties` can be
-/// checked against it before anything else happens.
-async fn cluster_id_hint(
-    store: &dyn MetadataStore,
-) -> Result<Option<String>, crate::metadata::StoreError> {
-    use crate::metadata::znodes;
-    Ok(match store.get(znodes::CLUSTER_ID).await? {
-        Some((Some(d), _)) => Some(znodes::decode::<znodes::ClusterId>(znodes::CLUSTER_ID, &d)?.id),
-        _ => None,
-    })
+/// The metadata store: ZooKeeper with `zookeeper.connect`, else the embedded store kept in the
+/// first log directory.
+async fn open_store(
+    config: &BrokerConfig,
+    first_dir: &std::path::Path,
+) -> Result<Arc<dyn MetadataStore>, StartError> {
+    match &config.zookeeper_connect {
+        None => Ok(Arc::new(EmbeddedStore::open(first_dir)?)),
+        Some(_connect) => Err(StartError::Config(
+            "zookeeper.connect is not supported yet: remove it to run with the embedded metadata store".into(),
+        )),
+    }
 }
 
-/// `broker.id=-1`: the id this data directory already has, else one from `/brokers/seqid`
-/// above `reserved.broker.max.id` (1000), as Kafka generates it.
+/// `broker.id=-1`: the id this data directory already has, else a generated one.
 async fn generated_broker_id(
     store: &dyn MetadataStore,
     dir: &std::path::Path,
@@ -279,7 +316,5 @@ async fn generated_broker_id(
     if let Some(id) = props.and_then(|p| p.get("broker.id").and_then(|v| v.parse::<i32>().ok())) {
         return Ok(id);
     }
-    crate::metadata::store::ensure_path(store, "/brokers/seqid").await?;
-    let stat = store.set("/brokers/seqid", Some(Vec::new()), None).await?;
-    Ok(1000 + stat.version)
+    Ok(registration::generate_broker_id(store).await?)
 }

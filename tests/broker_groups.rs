@@ -639,6 +639,18 @@ async fn initial_rebalance_delay_gathers_members() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = start(tmp.path(), &["group.initial.rebalance.delay.ms=1000"]).await;
     let port = broker.port;
+    // As clients do, find the coordinator first: that creates `__consumer_offsets`, so both
+    // joins below reach the group in the order they are sent.
+    let mut r = FindCoordinatorRequest::default();
+    r.key = s("delayed");
+    let mut c = Conn::connect(port).await;
+    match c
+        .call(ApiKey::FindCoordinator, 1, RequestKind::FindCoordinator(r))
+        .await
+    {
+        ResponseKind::FindCoordinator(resp) => assert_eq!(resp.error_code, NONE),
+        other => panic!("{other:?}"),
+    }
     let first = tokio::spawn(async move {
         let mut a = Conn::connect(port).await;
         join_with_timeouts(&mut a, "delayed", "", 10_000, 5_000).await

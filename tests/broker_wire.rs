@@ -616,6 +616,8 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     cp.name = topic_name("configured");
     cp.count = 3;
     let mut req = CreatePartitionsRequest::default();
+    // As clients do: wait for the new partitions' leaders (0 answers before they exist).
+    req.timeout_ms = 10_000;
     req.topics.push(cp.clone());
     match c
         .call(

@@ -255,7 +255,9 @@ pub async fn describe(
         };
         let synonyms_wanted = version >= 1 && request.include_synonyms;
         match res.resource_type {
-            TOPIC => match api.cache.topic(&res.resource_name) {
+            // Read from the store, as Kafka's AdminZkClient does: every broker answers for
+            // every topic, hosted here or not.
+            TOPIC => match topic_overrides(api, &res.resource_name).await {
                 None => {
                     r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
                     r.error_message = Some(StrBytes::from_string(format!(
@@ -263,8 +265,8 @@ pub async fn describe(
                         &*res.resource_name
                     )));
                 }
-                Some(info) => {
-                    let overrides: &BTreeMap<String, String> = &info.configs;
+                Some(overrides) => {
+                    let overrides: &BTreeMap<String, String> = &overrides;
                     let broker_level = topic_values(&api.config.log);
                     let kafka_level = topic_values(&kafka_defaults.log);
                     for ((name, broker_key, broker_value), (_, _, default_value)) in
@@ -337,4 +339,16 @@ pub async fn describe(
         response.results.push(r);
     }
     response
+}
+
+/// A topic's config overrides, or `None` when the topic does not exist.
+async fn topic_overrides(api: &Api, topic: &str) -> Option<BTreeMap<String, String>> {
+    api.cache.topic(topic)?;
+    match api.controller.topic_overrides(topic).await {
+        Ok(o) => Some(o),
+        Err(e) => {
+            tracing::warn!(topic, error = %e, "cannot read topic config; showing defaults");
+            Some(BTreeMap::new())
+        }
+    }
 }

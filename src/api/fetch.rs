@@ -59,7 +59,9 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
                 } else {
                     -1
                 },
-                hosted: name.as_ref().and_then(|n| api.replicas.get(n, p.partition)),
+                hosted: name
+                    .as_ref()
+                    .and_then(|n| api.replicas.leader(n, p.partition)),
                 error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
                 topic: name.clone(),
             });
@@ -126,7 +128,7 @@ async fn read_all(
                 errored = true;
             }
             (None, None) => {
-                pd.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+                pd.error_code = api.not_leader_error(w.topic.as_deref().unwrap_or(""), w.partition);
                 errored = true;
             }
             (Some(p), None) => {

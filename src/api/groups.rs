@@ -21,21 +21,17 @@ fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
-/// The coordinator of one key: this broker for groups (single node); transactions are not
-/// coordinated yet.
+/// The coordinator of one key: for a group, the leader of its `__consumer_offsets`
+/// partition; transactions are not coordinated yet.
 async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, String, i32) {
     if key_type != KEY_TYPE_GROUP {
         return (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
     }
-    if let Err(code) = api.groups.coordinator_partition(key).await {
-        return (code, -1, String::new(), -1);
-    }
-    let me = api
-        .cache
-        .brokers()
-        .into_iter()
-        .find(|b| b.id == api.config.broker_id);
-    match me {
+    let broker = match api.groups.coordinator_broker(key).await {
+        Ok(b) => b,
+        Err(code) => return (code, -1, String::new(), -1),
+    };
+    match api.cache.broker(broker) {
         Some(b) => (codes::NONE, b.id, b.host, b.port as i32),
         None => (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
     }

@@ -27,8 +27,8 @@ pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> Lis
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
-            match api.replicas.get(&name, p.partition_index) {
-                None => r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
+            match api.replicas.leader(&name, p.partition_index) {
+                None => r.error_code = api.not_leader_error(&name, p.partition_index),
                 Some(part) => {
                     let ts = p.timestamp;
                     let epoch = part.leader_epoch();

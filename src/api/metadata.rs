@@ -10,6 +10,11 @@ use super::{Api, errors};
 use crate::controller::ControllerError;
 use crate::metadata::cache::{INTERNAL_TOPICS, TopicInfo};
 
+/// How long a Metadata request that auto-creates a topic waits for its leaders. Kafka answers
+/// LEADER_NOT_AVAILABLE at once and lets the client retry; a short wait saves that round trip
+/// in the usual case where the controller is quick.
+const AUTO_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> MetadataResponse {
     // v0 asks for all topics with an empty list; v1+ with null.
     let requested: Option<Vec<String>> = match request.topics {
@@ -62,7 +67,7 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
             None if allow_auto_create && api.config.auto_create_topics_enable => {
                 match api
                     .controller
-                    .create_topic(&name, -1, -1, Default::default(), false)
+                    .create_topic(&name, -1, -1, Default::default(), false, AUTO_CREATE_WAIT)
                     .await
                 {
                     Ok(()) | Err(ControllerError::TopicExists(_)) => api.cache.topic(&name),

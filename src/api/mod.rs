@@ -6,12 +6,15 @@ pub mod cluster;
 pub mod configs;
 pub mod fetch;
 pub mod groups;
+pub mod leader_and_isr;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_ids;
+pub mod stop_replica;
 pub mod topics;
+pub mod update_metadata;
 
 use std::sync::Arc;
 
@@ -57,6 +60,10 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    // From the controller (any broker may be it): the versions Kafka 3.9 brokers accept.
+    (ApiKey::LeaderAndIsr, 0, 7),
+    (ApiKey::StopReplica, 0, 4),
+    (ApiKey::UpdateMetadata, 0, 8),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -147,6 +154,23 @@ impl Api {
         )))
     }
 
+    /// The error for a partition this broker does not lead: NOT_LEADER_OR_FOLLOWER when the
+    /// partition exists (the client's metadata is stale), else UNKNOWN_TOPIC_OR_PARTITION.
+    pub fn not_leader_error(&self, topic: &str, partition: i32) -> i16 {
+        if self.cache.partition(topic, partition).is_some() {
+            errors::NOT_LEADER_OR_FOLLOWER
+        } else {
+            errors::UNKNOWN_TOPIC_OR_PARTITION
+        }
+    }
+
+    /// A request from the controller running in this broker, handled without the network.
+    pub async fn handle_local(&self, request: RequestKind, version: i16) -> Option<ResponseKind> {
+        let mut header = RequestHeader::default();
+        header.request_api_version = version;
+        self.handle(&header, request).await
+    }
+
     async fn handle(&self, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
         let version = header.request_api_version;
         Some(match request {
@@ -206,6 +230,15 @@ impl Api {
             }
             RequestKind::OffsetFetch(r) => {
                 ResponseKind::OffsetFetch(offsets::fetch(self, r, version))
+            }
+            RequestKind::LeaderAndIsr(r) => {
+                ResponseKind::LeaderAndIsr(leader_and_isr::handle(self, r, version).await)
+            }
+            RequestKind::UpdateMetadata(r) => {
+                ResponseKind::UpdateMetadata(update_metadata::handle(self, r, version))
+            }
+            RequestKind::StopReplica(r) => {
+                ResponseKind::StopReplica(stop_replica::handle(self, r, version).await)
             }
             other => {
                 // Unreachable: dispatch only decodes APIs in SUPPORTED_APIS.

@@ -38,8 +38,8 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     r.error_code = errors::UNSUPPORTED_COMPRESSION_TYPE;
                     return r;
                 }
-                let Some(partition) = api.replicas.get(&name, pd.index) else {
-                    r.error_code = if api.cache.topic(&name).is_some_and(|t| t.partitions.contains_key(&pd.index)) { errors::NOT_LEADER_OR_FOLLOWER } else { errors::UNKNOWN_TOPIC_OR_PARTITION };
+                let Some(partition) = api.replicas.leader(&name, pd.index) else {
+                    r.error_code = api.not_leader_error(&name, pd.index);
                     return r;
                 };
                 let bytes = records.len() as u64;

@@ -60,6 +60,7 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
                 topic.replication_factor,
                 configs,
                 request.validate_only,
+                std::time::Duration::from_millis(request.timeout_ms.max(0) as u64),
             )
             .await
         {
@@ -125,7 +126,14 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
         r.name = Some(kafka_protocol::messages::TopicName(StrBytes::from_string(
             name.clone(),
         )));
-        if let Err(e) = api.controller.delete_topic(&name).await {
+        if let Err(e) = api
+            .controller
+            .delete_topic(
+                &name,
+                std::time::Duration::from_millis(request.timeout_ms.max(0) as u64),
+            )
+            .await
+        {
             r.error_code = e.kafka_error_code();
             set_message(&mut r.error_message, version, 5, e.to_string());
         }
@@ -150,7 +158,12 @@ pub async fn create_partitions(
             ));
         } else if let Err(e) = api
             .controller
-            .create_partitions(&topic.name, topic.count, request.validate_only)
+            .create_partitions(
+                &topic.name,
+                topic.count,
+                request.validate_only,
+                std::time::Duration::from_millis(request.timeout_ms.max(0) as u64),
+            )
             .await
         {
             r.error_code = e.kafka_error_code();

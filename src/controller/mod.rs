@@ -1,22 +1,26 @@
-//! The controller: elected through `/controller`, it owns topic creation and deletion and
-//! partition leadership, writes Kafka's znodes, and tells brokers what to lead.
-//!
-//! With the embedded store this broker is always the controller. Kafka's controller reaches
-//! every broker (itself included) with LeaderAndIsr / UpdateMetadata requests; until the
-//! multi-broker issue brings that channel, decisions are applied to this broker's
-//! `ReplicaManager` and `MetadataCache` directly, through `apply_leadership`.
+//! The controller, as in Kafka's ZooKeeper mode. Every broker runs an elector that competes
+//! for the ephemeral `/controller`; the winner becomes the active controller (`active`), which
+//! owns partition leadership and tells brokers what to do over the Kafka protocol (`channel`).
+//! Topic administration (`Controller::create_topic` and friends) runs on whichever broker a
+//! client asked: like Kafka's AdminZkClient it only writes znodes, then waits for the active
+//! controller's decisions to reach this broker's metadata cache.
+
+pub mod active;
+pub mod assignment;
+pub mod channel;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
-use crate::metadata::cache::{BrokerInfo, PartitionInfo, TopicInfo};
-use crate::metadata::store::{
-    CreateMode, StoreError, create_recursive, delete_recursive, ensure_path,
-};
-use crate::metadata::znodes::{self, ConfigZnode, PartitionStateZnode, TopicZnode};
+use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use crate::metadata::znodes::{self, ConfigZnode, TopicZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
-use crate::replica::ReplicaManager;
+use channel::{BrokerChannels, LocalDelivery};
 
 /// Why a topic operation failed, as the Kafka error the client gets.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,8 @@ pub enum ControllerError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] crate::log::LogError),
+    #[error("{0}")]
+    TimedOut(String),
 }
 
 impl ControllerError {
@@ -53,6 +59,7 @@ impl ControllerError {
             ControllerError::DeletionDisabled => 73,
             ControllerError::Store(_) => 41, // NOT_CONTROLLER: retriable for the client
             ControllerError::Log(e) => e.kafka_error_code(),
+            ControllerError::TimedOut(_) => 7, // REQUEST_TIMED_OUT
         }
     }
 }
@@ -121,12 +128,14 @@ pub fn is_topic_config(key: &str) -> bool {
     TOPIC_CONFIG_KEYS.contains(&key)
 }
 
+/// The controller's face on every broker: the elector, and topic administration.
 pub struct Controller {
     store: Arc<dyn MetadataStore>,
     config: Arc<BrokerConfig>,
     cache: Arc<MetadataCache>,
-    replicas: Arc<ReplicaManager>,
-    epoch: tokio::sync::Mutex<i32>,
+    /// This broker's own request handlers, for the controller's requests to itself; set once
+    /// the API exists (it holds the controller, so it comes second).
+    local: OnceLock<LocalDelivery>,
 }
 
 fn now_string() -> String {
@@ -138,160 +147,196 @@ impl Controller {
         store: Arc<dyn MetadataStore>,
         config: Arc<BrokerConfig>,
         cache: Arc<MetadataCache>,
-        replicas: Arc<ReplicaManager>,
     ) -> Self {
         Controller {
             store,
             config,
             cache,
-            replicas,
-            epoch: tokio::sync::Mutex::new(0),
+            local: OnceLock::new(),
         }
     }
 
-    /// Start-up: the paths Kafka pre-creates, the cluster id, this broker's registration, the
-    /// controller election, then leadership of every existing partition.
-    pub async fn start(&self) -> Result<(), ControllerError> {
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    pub fn set_local_delivery(&self, local: LocalDelivery) {
+        let _ = self.local.set(local);
+    }
+
+    /// The elector: competes for `/controller` whenever it is free, runs the active controller
+    /// while this broker holds it, and competes again after losing it. Runs until shutdown.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut events = self.store.subscribe();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.store.watch_node(znodes::CONTROLLER).await {
+                tracing::warn!(error = %e, "cannot watch /controller");
+            }
+            match self.try_elect().await {
+                Ok(Some((epoch, epoch_zk_version))) => {
+                    backoff = Duration::from_millis(100);
+                    let Some(local) = self.local.get().cloned() else {
+                        tracing::error!("controller elected before the broker's handlers exist");
+                        return;
+                    };
+                    let channels = BrokerChannels::new(
+                        self.config.broker_id,
+                        local,
+                        Duration::from_millis(self.config.controller_socket_timeout_ms),
+                    );
+                    let controller = active::ActiveController::new(
+                        self.store.clone(),
+                        self.config.clone(),
+                        epoch,
+                        epoch_zk_version,
+                        channels,
+                    );
+                    match controller
+                        .run(self.store.subscribe(), shutdown.clone())
+                        .await
+                    {
+                        active::Stop::Shutdown => return,
+                        active::Stop::Resigned(why) => {
+                            tracing::warn!(reason = why, "resigned as controller");
+                            self.delete_controller_if_mine().await;
+                        }
+                    }
+                    // Start from a clean slate: whatever happened meanwhile is re-read.
+                    events = self.store.subscribe();
+                    continue;
+                }
+                Ok(None) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller election failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            // Someone else is controller: wait until `/controller` changes. The periodic
+            // re-check bounds the damage of a missed event.
+            let deadline = tokio::time::sleep(Duration::from_secs(10));
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => break,
+                    _ = shutdown.changed() => return,
+                    e = events.recv() => match e {
+                        Ok(WatchEvent::NodeChanged(p)) if p == znodes::CONTROLLER => break,
+                        Ok(WatchEvent::SessionExpired) | Err(RecvError::Lagged(_)) => break,
+                        Err(RecvError::Closed) => return,
+                        Ok(_) => {}
+                    },
+                }
+            }
+        }
+    }
+
+    /// Kafka's election: `/controller` is created by exactly one broker, which then bumps
+    /// `/controller_epoch`. Returns the new epoch and the epoch znode's version (what later
+    /// writes are fenced on), or `None` when another broker is controller.
+    async fn try_elect(&self) -> Result<Option<(i32, i32)>, StoreError> {
         let store = self.store.as_ref();
-        for p in znodes::PERSISTENT_PATHS {
-            ensure_path(store, p).await?;
-        }
-        let cluster_id = match store.get(znodes::CLUSTER_ID).await? {
-            Some((Some(data), _)) => {
-                znodes::decode::<znodes::ClusterId>(znodes::CLUSTER_ID, &data)?.id
-            }
-            _ => {
-                let (_, id) = znodes::random_uuid_base64();
-                let z = znodes::ClusterId {
-                    version: "1".into(),
-                    id: id.clone(),
-                };
-                create_recursive(
-                    store,
-                    znodes::CLUSTER_ID,
-                    Some(znodes::encode(&z)),
-                    CreateMode::Persistent,
-                )
-                .await?;
-                id
-            }
-        };
-        self.cache.set_cluster_id(cluster_id);
-        self.register_broker().await?;
-        self.elect().await?;
-        self.load_topics().await
-    }
-
-    async fn register_broker(&self) -> Result<(), ControllerError> {
-        let c = &self.config;
-        let endpoints: Vec<String> = c
-            .advertised_listeners
-            .iter()
-            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
-            .collect();
-        let first = c.advertised_listeners.first();
-        let z = znodes::BrokerZnode {
-            version: 4,
-            host: first.map(|l| l.host.clone()),
-            port: first.map_or(-1, |l| l.port as i32),
-            jmx_port: -1,
-            timestamp: now_string(),
-            endpoints,
-            rack: None,
-            listener_security_protocol_map: c
-                .advertised_listeners
-                .iter()
-                .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
-                .collect(),
-            features: None,
-        };
-        let path = znodes::broker_path(c.broker_id);
-        match self
-            .store
-            .create(&path, Some(znodes::encode(&z)), CreateMode::Ephemeral)
-            .await
-        {
-            Ok(_) => {}
-            Err(StoreError::NodeExists(_)) => {
-                return Err(ControllerError::Store(StoreError::NodeExists(format!(
-                    "{path}: another broker is registered with broker.id={}",
-                    c.broker_id
-                ))));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.cache.set_brokers(
-            c.advertised_listeners
-                .first()
-                .map(|l| BrokerInfo {
-                    id: c.broker_id,
-                    host: l.host.clone(),
-                    port: l.port,
-                    rack: None,
+        let me = self.config.broker_id;
+        if let Some((data, _)) = store.get(znodes::CONTROLLER).await? {
+            let holder = data
+                .and_then(|d| {
+                    znodes::decode::<znodes::ControllerZnode>(znodes::CONTROLLER, &d).ok()
                 })
-                .into_iter()
-                .collect(),
-        );
-        Ok(())
-    }
-
-    async fn elect(&self) -> Result<(), ControllerError> {
-        let store = self.store.as_ref();
-        let current = match store.get(znodes::CONTROLLER_EPOCH).await? {
+                .map_or(-1, |c| c.brokerid);
+            if holder != me {
+                self.cache.set_controller_id(holder);
+            }
+            return Ok(None);
+        }
+        let (current, version) = match store.get(znodes::CONTROLLER_EPOCH).await? {
             Some((Some(d), stat)) => (
                 String::from_utf8_lossy(&d)
                     .trim()
                     .parse::<i32>()
                     .unwrap_or(0),
-                Some(stat.version),
+                stat.version,
             ),
-            _ => (0, None),
+            Some((None, stat)) => (0, stat.version),
+            None => {
+                match store
+                    .create(
+                        znodes::CONTROLLER_EPOCH,
+                        Some(b"0".to_vec()),
+                        CreateMode::Persistent,
+                    )
+                    .await
+                {
+                    Ok(_) | Err(StoreError::NodeExists(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                return Box::pin(self.try_elect()).await;
+            }
         };
         let z = znodes::ControllerZnode {
             version: 2,
-            brokerid: self.config.broker_id,
+            brokerid: me,
             timestamp: now_string(),
             kraft_controller_epoch: Some(-1),
         };
-        store
+        match store
             .create(
                 znodes::CONTROLLER,
                 Some(znodes::encode(&z)),
                 CreateMode::Ephemeral,
             )
-            .await?;
-        let next = current.0 + 1;
-        match current.1 {
-            Some(v) => {
-                store
-                    .set(
-                        znodes::CONTROLLER_EPOCH,
-                        Some(next.to_string().into_bytes()),
-                        Some(v),
-                    )
-                    .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::NodeExists(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let next = current + 1;
+        match store
+            .set(
+                znodes::CONTROLLER_EPOCH,
+                Some(next.to_string().into_bytes()),
+                Some(version),
+            )
+            .await
+        {
+            Ok(stat) => {
+                self.cache.set_controller_id(me);
+                tracing::info!(broker_id = me, controller_epoch = next, "became controller");
+                Ok(Some((next, stat.version)))
             }
-            None => {
-                store
-                    .create(
-                        znodes::CONTROLLER_EPOCH,
-                        Some(next.to_string().into_bytes()),
-                        CreateMode::Persistent,
-                    )
-                    .await?;
+            Err(StoreError::BadVersion(_)) => {
+                // Another broker won an election between our read and our write.
+                self.delete_controller_if_mine().await;
+                Ok(None)
+            }
+            Err(e) => {
+                self.delete_controller_if_mine().await;
+                Err(e)
             }
         }
-        *self.epoch.lock().await = next;
-        self.cache.set_controller_id(self.config.broker_id);
-        tracing::info!(
-            broker_id = self.config.broker_id,
-            controller_epoch = next,
-            "became controller"
-        );
-        Ok(())
     }
 
-    async fn topic_overrides(
+    async fn delete_controller_if_mine(&self) {
+        let mine = match self.store.get(znodes::CONTROLLER).await {
+            Ok(Some((Some(d), stat))) => {
+                stat.ephemeral_owner == self.store.session_id()
+                    && znodes::decode::<znodes::ControllerZnode>(znodes::CONTROLLER, &d)
+                        .is_ok_and(|c| c.brokerid == self.config.broker_id)
+            }
+            _ => false,
+        };
+        if mine && let Err(e) = self.store.delete(znodes::CONTROLLER, None).await {
+            tracing::warn!(error = %e, "could not remove /controller");
+        }
+    }
+
+    /// A topic's config overrides as stored in `/config/topics/<topic>`.
+    pub async fn topic_overrides(
         &self,
         topic: &str,
     ) -> Result<BTreeMap<String, String>, ControllerError> {
@@ -302,135 +347,53 @@ impl Controller {
         })
     }
 
-    /// Reads every topic from the store and takes leadership of the partitions assigned here.
-    async fn load_topics(&self) -> Result<(), ControllerError> {
-        let topics = self
-            .store
-            .children(znodes::TOPICS)
-            .await?
-            .unwrap_or_default();
-        let pending_deletes = self
-            .store
-            .children(znodes::DELETE_TOPICS)
-            .await?
-            .unwrap_or_default();
-        for topic in topics {
-            if pending_deletes.contains(&topic) {
-                self.delete_topic_now(&topic).await?;
-                continue;
+    /// The log config of a topic this broker is about to host, read from the store (the
+    /// metadata cache may not have the topic yet). Falls back to the broker defaults, with a
+    /// log line, when the stored config cannot be read or is invalid.
+    pub async fn log_config_from_store(&self, topic: &str) -> LogConfig {
+        match self.topic_overrides(topic).await {
+            Ok(overrides) => {
+                let config = self.config.topic_config(&overrides).unwrap_or_else(|e| {
+                    tracing::error!(topic, error = %e, "invalid topic config; using broker defaults");
+                    self.config.log.clone()
+                });
+                self.cache.set_topic_configs(topic, overrides);
+                config
             }
-            let path = znodes::topic_path(&topic);
-            let Some((Some(data), _)) = self.store.get(&path).await? else {
-                continue;
-            };
-            let z: TopicZnode = match znodes::decode(&path, &data) {
-                Ok(z) => z,
-                Err(e) => {
-                    tracing::error!(topic, error = %e, "skipping topic with unreadable assignment");
-                    continue;
-                }
-            };
-            self.bring_online(&topic, &z).await?;
+            Err(e) => {
+                tracing::error!(topic, error = %e, "cannot read topic config; using broker defaults");
+                self.config.log.clone()
+            }
         }
-        Ok(())
     }
 
-    /// Elects a leader for every partition of `topic` (this broker, when it is a replica) and
-    /// applies the decision.
-    async fn bring_online(&self, topic: &str, z: &TopicZnode) -> Result<(), ControllerError> {
-        let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
-            Some(id) => id,
-            None => {
-                // Topics made by Kafka before 2.8 have no id; the controller gives them one and
-                // records it, as Kafka's does, so the id stays the same across restarts.
-                let (id, text) = znodes::random_uuid_base64();
-                let path = znodes::topic_path(topic);
-                let mut with_id = z.clone();
-                with_id.version = 3;
-                with_id.topic_id = Some(text);
-                self.store
-                    .set(&path, Some(znodes::encode(&with_id)), None)
-                    .await?;
-                id
+    /// Waits until the metadata cache satisfies `ready`, up to `timeout`.
+    async fn wait_for_cache(
+        &self,
+        timeout: Duration,
+        ready: impl Fn(&MetadataCache) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready(&self.cache) {
+                return true;
             }
-        };
-        let overrides = self.topic_overrides(topic).await?;
-        let log_config = self.config.topic_config(&overrides)?;
-        let me = self.config.broker_id;
-        let epoch = *self.epoch.lock().await;
-        let mut partitions = BTreeMap::new();
-        for (p, replicas) in z.assignment() {
-            let state_path = znodes::partition_state_path(topic, p);
-            let previous = match self.store.get(&state_path).await? {
-                Some((Some(d), stat)) => Some((
-                    znodes::decode::<PartitionStateZnode>(&state_path, &d)?,
-                    stat.version,
-                )),
-                _ => None,
-            };
-            let leader = if replicas.contains(&me) { me } else { -1 };
-            let leader_epoch = previous.as_ref().map_or(0, |(s, _)| {
-                if s.leader == leader {
-                    s.leader_epoch
-                } else {
-                    s.leader_epoch + 1
-                }
-            });
-            let isr = if leader >= 0 { vec![leader] } else { vec![] };
-            let state = PartitionStateZnode {
-                controller_epoch: epoch,
-                leader,
-                version: 1,
-                leader_epoch,
-                isr: isr.clone(),
-                leader_recovery_state: None,
-            };
-            match previous {
-                Some((old, _)) if old == state => {}
-                Some((_, version)) => {
-                    self.store
-                        .set(&state_path, Some(znodes::encode(&state)), Some(version))
-                        .await?;
-                }
-                None => {
-                    create_recursive(
-                        self.store.as_ref(),
-                        &state_path,
-                        Some(znodes::encode(&state)),
-                        CreateMode::Persistent,
-                    )
-                    .await?;
-                }
+            if Instant::now() >= deadline {
+                return false;
             }
-            if leader == me {
-                self.replicas
-                    .become_leader(topic, p, leader_epoch, log_config.clone())
-                    .await?;
-            }
-            partitions.insert(
-                p,
-                PartitionInfo {
-                    leader,
-                    leader_epoch,
-                    replicas,
-                    isr,
-                },
-            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        self.cache.put_topic(
-            topic.to_string(),
-            TopicInfo {
-                id,
-                partitions,
-                configs: overrides,
-            },
-        );
-        Ok(())
+    }
+
+    fn all_led(cache: &MetadataCache, name: &str, partitions: i32) -> bool {
+        cache.topic(name).is_some_and(|t| {
+            t.partitions.len() as i32 >= partitions && t.partitions.values().all(|p| p.leader >= 0)
+        })
     }
 
     /// CreateTopics (and auto-creation): validates, writes the config and assignment znodes as
-    /// Kafka's AdminZkClient does, then brings the partitions online. `validate_only` stops
-    /// after validation.
+    /// Kafka's AdminZkClient does, then waits up to `wait` for the controller to have brought
+    /// every partition online. `validate_only` stops after validation.
     pub async fn create_topic(
         &self,
         name: &str,
@@ -438,6 +401,7 @@ impl Controller {
         replication_factor: i16,
         configs: BTreeMap<String, String>,
         validate_only: bool,
+        wait: Duration,
     ) -> Result<(), ControllerError> {
         validate_topic_name(name)?;
         let partitions = if partitions == -1 {
@@ -470,19 +434,21 @@ impl Controller {
                 reason: "unknown topic config".into(),
             }));
         }
+        let marked_for_deletion = format!("{}/{name}", znodes::DELETE_TOPICS);
         if self.store.get(&znodes::topic_path(name)).await?.is_some()
+            || self.store.get(&marked_for_deletion).await?.is_some()
             || self.cache.topic(name).is_some()
         {
             return Err(ControllerError::TopicExists(name.to_string()));
         }
         // Kafka refuses names that collide once '.' and '_' are treated alike (metric names).
         let normalized = name.replace('.', "_");
-        if let Some(other) = self
-            .cache
-            .topic_names()
-            .into_iter()
-            .find(|t| t.replace('.', "_") == normalized)
-        {
+        let existing = self
+            .store
+            .children(znodes::TOPICS)
+            .await?
+            .unwrap_or_default();
+        if let Some(other) = existing.iter().find(|t| t.replace('.', "_") == normalized) {
             return Err(ControllerError::InvalidTopic(format!(
                 "topic {name:?} collides with existing topic {other:?}"
             )));
@@ -491,17 +457,14 @@ impl Controller {
             return Ok(());
         }
         let (_, topic_id) = znodes::random_uuid_base64();
-        let assignment: BTreeMap<String, Vec<i32>> = (0..partitions)
-            .map(|p| {
-                let replicas = (0..rf as usize)
-                    .map(|r| brokers[(p as usize + r) % brokers.len()])
-                    .collect();
-                (p.to_string(), replicas)
-            })
-            .collect();
+        let assignment =
+            assignment::assign_replicas(&brokers, partitions, rf as usize, 0, None, None);
         let topic = TopicZnode {
             version: 3,
-            partitions: assignment,
+            partitions: assignment
+                .into_iter()
+                .map(|(p, r)| (p.to_string(), r))
+                .collect(),
             adding_replicas: BTreeMap::new(),
             removing_replicas: BTreeMap::new(),
             topic_id: Some(topic_id),
@@ -511,20 +474,17 @@ impl Controller {
             config: configs,
         };
         let store = self.store.as_ref();
-        match store.get(&znodes::topic_config_path(name)).await? {
+        let config_path = znodes::topic_config_path(name);
+        match store.get(&config_path).await? {
             Some((_, stat)) => {
                 store
-                    .set(
-                        &znodes::topic_config_path(name),
-                        Some(znodes::encode(&cfg)),
-                        Some(stat.version),
-                    )
+                    .set(&config_path, Some(znodes::encode(&cfg)), Some(stat.version))
                     .await?;
             }
             None => {
                 create_recursive(
                     store,
-                    &znodes::topic_config_path(name),
+                    &config_path,
                     Some(znodes::encode(&cfg)),
                     CreateMode::Persistent,
                 )
@@ -552,54 +512,84 @@ impl Controller {
             replication_factor = rf,
             "created topic"
         );
-        self.bring_online(name, &topic).await
+        if !self
+            .wait_for_cache(wait, |c| Self::all_led(c, name, partitions))
+            .await
+        {
+            tracing::info!(topic = name, "topic created; leaders not elected yet");
+        }
+        Ok(())
     }
 
-    /// CreatePartitions: grows a topic to `count` partitions (never shrinks), assigning the new
-    /// ones round-robin over live brokers and bringing them online.
+    /// CreatePartitions: grows a topic to `count` partitions (never shrinks). The new
+    /// partitions continue Kafka's round robin from where the existing ones left it.
     pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
         validate_only: bool,
+        wait: Duration,
     ) -> Result<(), ControllerError> {
         let path = znodes::topic_path(name);
         let Some((Some(data), stat)) = self.store.get(&path).await? else {
             return Err(ControllerError::UnknownTopic(name.to_string()));
         };
+        if self
+            .store
+            .get(&format!("{}/{name}", znodes::DELETE_TOPICS))
+            .await?
+            .is_some()
+        {
+            return Err(ControllerError::UnknownTopic(name.to_string()));
+        }
         let mut topic: TopicZnode = znodes::decode(&path, &data)?;
-        let current = topic.partitions.len() as i32;
+        let existing = topic.assignment();
+        let current = existing.len() as i32;
         if count <= current {
             return Err(ControllerError::InvalidPartitions(format!(
                 "topic {name} has {current} partitions; the new count {count} must be larger"
             )));
         }
         let brokers: Vec<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
-        let rf = topic
-            .partitions
-            .values()
-            .next()
-            .map_or(1, |r| r.len())
-            .min(brokers.len().max(1));
+        let rf = existing.values().next().map_or(1, |r| r.len());
+        if rf > brokers.len() {
+            return Err(ControllerError::InvalidReplicationFactor(format!(
+                "the topic's replication factor {rf} is larger than the {} available broker(s)",
+                brokers.len()
+            )));
+        }
         if validate_only {
             return Ok(());
         }
-        for p in current..count {
-            let replicas = (0..rf)
-                .map(|r| brokers[(p as usize + r) % brokers.len()])
-                .collect();
+        let mut sorted = brokers.clone();
+        sorted.sort_unstable();
+        let start = existing
+            .get(&0)
+            .and_then(|r| r.first())
+            .and_then(|leader| sorted.iter().position(|b| b == leader));
+        let added =
+            assignment::assign_replicas(&brokers, count - current, rf, current, start, start);
+        for (p, replicas) in added {
             topic.partitions.insert(p.to_string(), replicas);
         }
         self.store
             .set(&path, Some(znodes::encode(&topic)), Some(stat.version))
-            .await?;
+            .await
+            .map_err(|e| match e {
+                StoreError::BadVersion(_) => ControllerError::InvalidPartitions(format!(
+                    "topic {name} changed while partitions were being added; retry"
+                )),
+                other => other.into(),
+            })?;
         tracing::info!(topic = name, from = current, to = count, "added partitions");
-        self.bring_online(name, &topic).await
+        self.wait_for_cache(wait, |c| Self::all_led(c, name, count))
+            .await;
+        Ok(())
     }
 
-    /// DeleteTopics: marks the topic in `/admin/delete_topics` (as Kafka's tools do), then the
-    /// controller removes replicas and znodes.
-    pub async fn delete_topic(&self, name: &str) -> Result<(), ControllerError> {
+    /// DeleteTopics: marks the topic in `/admin/delete_topics` (as Kafka's tools do) and waits
+    /// for the controller to have removed it from every broker.
+    pub async fn delete_topic(&self, name: &str, wait: Duration) -> Result<(), ControllerError> {
         if !self.config.delete_topic_enable {
             return Err(ControllerError::DeletionDisabled);
         }
@@ -618,31 +608,13 @@ impl Controller {
             Ok(_) | Err(StoreError::NodeExists(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.delete_topic_now(name).await
-    }
-
-    async fn delete_topic_now(&self, name: &str) -> Result<(), ControllerError> {
-        let partitions: Vec<i32> = self
-            .cache
-            .topic(name)
-            .map(|t| t.partitions.keys().copied().collect())
-            .unwrap_or_default();
-        self.cache.remove_topic(name);
-        for p in partitions {
-            self.replicas.delete_partition(name, p).await?;
+        if self.wait_for_cache(wait, |c| c.topic(name).is_none()).await {
+            Ok(())
+        } else {
+            Err(ControllerError::TimedOut(format!(
+                "topic {name} is marked for deletion; deletion has not completed yet"
+            )))
         }
-        // Logs of partitions never brought online (e.g. a half-created topic) go as well.
-        for (t, p) in self.replicas.logs().partitions() {
-            if t == name {
-                self.replicas.delete_partition(name, p).await?;
-            }
-        }
-        let store = self.store.as_ref();
-        delete_recursive(store, &znodes::topic_path(name)).await?;
-        delete_recursive(store, &znodes::topic_config_path(name)).await?;
-        delete_recursive(store, &format!("{}/{name}", znodes::DELETE_TOPICS)).await?;
-        tracing::info!(topic = name, "deleted topic");
-        Ok(())
     }
 
     /// The topic-level config a topic's logs use.
@@ -657,17 +629,9 @@ impl Controller {
             .unwrap_or_else(|_| self.config.log.clone())
     }
 
-    /// Removes this broker's ephemeral registration and controllership (clean shutdown).
+    /// Clean shutdown: gives up controllership (so another broker takes over at once rather
+    /// than after the session timeout).
     pub async fn resign(&self) {
-        for path in [
-            znodes::CONTROLLER.to_string(),
-            znodes::broker_path(self.config.broker_id),
-        ] {
-            if let Err(e) = self.store.delete(&path, None).await
-                && !matches!(e, StoreError::NoNode(_))
-            {
-                tracing::warn!(path, error = %e, "could not remove znode at shutdown");
-            }
-        }
+        self.delete_controller_if_mine().await;
     }
 }

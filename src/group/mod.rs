@@ -345,6 +345,24 @@ pub struct GroupCoordinator {
     topic_creation: tokio::sync::Mutex<()>,
 }
 
+impl Group {
+    /// Parked JoinGroup/SyncGroup requests are answered NOT_COORDINATOR: their clients look
+    /// the coordinator up again and rejoin.
+    fn answer_all_not_coordinator(&mut self) {
+        for m in &mut self.members {
+            if let Some(w) = m.join_waiter.take() {
+                let _ = w.send(JoinResult::error(codes::NOT_COORDINATOR, &m.member_id));
+            }
+            if let Some(w) = m.sync_waiter.take() {
+                let _ = w.send(SyncResult::error(codes::NOT_COORDINATOR));
+            }
+        }
+    }
+}
+
+/// How long the first group request waits for `__consumer_offsets` to come online.
+const OFFSETS_TOPIC_CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl GroupCoordinator {
     pub fn new(
         config: Arc<BrokerConfig>,
@@ -380,43 +398,62 @@ impl GroupCoordinator {
         records::partition_for(group, self.offsets_partitions())
     }
 
-    /// The partition holding `group`'s records, creating `__consumer_offsets` on first use as
-    /// Kafka does. Errors are Kafka error codes.
-    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
-        if self.cache.topic(OFFSETS_TOPIC).is_none() {
-            let _guard = self.topic_creation.lock().await;
-            if self.cache.topic(OFFSETS_TOPIC).is_none() {
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("compression.type".to_string(), "producer".to_string()),
-                    (
-                        "segment.bytes".to_string(),
-                        self.config.offsets_topic_segment_bytes.to_string(),
-                    ),
-                ]);
-                match self
-                    .controller
-                    .create_topic(
-                        OFFSETS_TOPIC,
-                        self.config.offsets_topic_num_partitions,
-                        self.config.offsets_topic_replication_factor,
-                        configs,
-                        false,
-                    )
-                    .await
-                {
-                    Ok(()) | Err(ControllerError::TopicExists(_)) => {}
-                    Err(e) => {
-                        // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
-                        // offsets.topic.replication.factor) and retries creation later.
-                        tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                        return Err(codes::COORDINATOR_NOT_AVAILABLE);
-                    }
-                }
+    /// Creates `__consumer_offsets` on first use, as Kafka does.
+    async fn ensure_offsets_topic(&self) -> Result<(), i16> {
+        if self.cache.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let _guard = self.topic_creation.lock().await;
+        if self.cache.topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("compression.type".to_string(), "producer".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]);
+        match self
+            .controller
+            .create_topic(
+                OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+                configs,
+                false,
+                OFFSETS_TOPIC_CREATION_WAIT,
+            )
+            .await
+        {
+            Ok(()) | Err(ControllerError::TopicExists(_)) => Ok(()),
+            Err(e) => {
+                // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
+                // offsets.topic.replication.factor) and retries creation later.
+                tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                Err(codes::COORDINATOR_NOT_AVAILABLE)
             }
         }
+    }
+
+    /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
+    pub async fn coordinator_broker(&self, group: &str) -> Result<i32, i16> {
+        self.ensure_offsets_topic().await?;
+        match self
+            .cache
+            .partition(OFFSETS_TOPIC, self.partition_for(group))
+        {
+            Some(p) if p.leader >= 0 => Ok(p.leader),
+            _ => Err(codes::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    /// The partition holding `group`'s records, when this broker is its coordinator.
+    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
+        self.ensure_offsets_topic().await?;
         let partition = self.partition_for(group);
-        match self.replicas.get(OFFSETS_TOPIC, partition) {
+        match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(p) => Ok(p),
             None if self.cache.partition(OFFSETS_TOPIC, partition).is_some() => {
                 Err(codes::NOT_COORDINATOR)
@@ -475,6 +512,11 @@ impl GroupCoordinator {
     pub async fn join(&self, req: JoinRequest) -> JoinResult {
         if req.group_id.is_empty() {
             return JoinResult::error(codes::INVALID_GROUP_ID, &req.member_id);
+        }
+        // A group lives on its coordinator only: a join that reached another broker (stale
+        // coordinator lookup) must not create the group here.
+        if let Err(code) = self.coordinator_partition(&req.group_id).await {
+            return JoinResult::error(code, &req.member_id);
         }
         if req.session_timeout_ms < self.config.group_min_session_timeout_ms
             || req.session_timeout_ms > self.config.group_max_session_timeout_ms
@@ -1140,14 +1182,7 @@ impl GroupCoordinator {
     fn release_parked(&self) {
         let mut groups = self.lock();
         for group in groups.values_mut() {
-            for m in &mut group.members {
-                if let Some(w) = m.join_waiter.take() {
-                    let _ = w.send(JoinResult::error(codes::NOT_COORDINATOR, &m.member_id));
-                }
-                if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult::error(codes::NOT_COORDINATOR));
-                }
-            }
+            group.answer_all_not_coordinator();
         }
     }
 
@@ -1395,13 +1430,11 @@ impl GroupCoordinator {
     // Loading
     // ---------------------------------------------------------------------------------------
 
-    /// Start-up: replays every hosted `__consumer_offsets` partition, so committed offsets and
-    /// groups survive restarts. Runs before the listener opens, so no request sees a half-load.
-    pub async fn load(&self) -> Result<(), LogError> {
-        for partition in self.replicas.hosted() {
-            if partition.topic != OFFSETS_TOPIC {
-                continue;
-            }
+    /// This broker became leader of `__consumer_offsets` partition `index`: replays it, so the
+    /// groups it holds (committed offsets, members) are served from here. Runs inside the
+    /// LeaderAndIsr that made it leader, before the controller announces the new leader.
+    pub async fn load_partition(&self, index: i32) -> Result<(), LogError> {
+        if let Some(partition) = self.replicas.leader(OFFSETS_TOPIC, index) {
             let mut offset = partition.log.lock().log_start_offset();
             loop {
                 let read = self
@@ -1442,9 +1475,33 @@ impl GroupCoordinator {
             }
         }
         let groups = self.lock();
-        let committed: usize = groups.values().map(|g| g.offsets.len()).sum();
-        tracing::info!(groups = groups.len(), committed, "loaded {OFFSETS_TOPIC}");
+        let loaded = groups
+            .iter()
+            .filter(|(g, _)| self.partition_for(g) == index)
+            .count();
+        tracing::info!(
+            partition = index,
+            groups = loaded,
+            "loaded groups from {OFFSETS_TOPIC}"
+        );
         Ok(())
+    }
+
+    /// This broker no longer leads `__consumer_offsets` partition `index`: its groups are
+    /// served elsewhere now. Parked joins and syncs are answered NOT_COORDINATOR so their
+    /// clients look for the new coordinator.
+    pub fn unload_partition(&self, index: i32) {
+        let mut groups = self.lock();
+        let leaving: Vec<String> = groups
+            .keys()
+            .filter(|g| self.partition_for(g) == index)
+            .cloned()
+            .collect();
+        for g in leaving {
+            if let Some(mut group) = groups.remove(&g) {
+                group.answer_all_not_coordinator();
+            }
+        }
     }
 }
 

@@ -31,13 +31,29 @@ pub struct TopicInfo {
 struct State {
     cluster_id: String,
     controller_id: i32,
+    /// The highest controller epoch seen in a control request: older ones are refused.
+    controller_epoch: i32,
+    /// This broker's epoch (the czxid of its registration znode), -1 before registration.
+    broker_epoch: i64,
     brokers: BTreeMap<i32, BrokerInfo>,
     topics: BTreeMap<String, TopicInfo>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MetadataCache {
     state: RwLock<State>,
+}
+
+impl Default for MetadataCache {
+    fn default() -> Self {
+        MetadataCache {
+            state: RwLock::new(State {
+                controller_id: -1,
+                broker_epoch: -1,
+                ..State::default()
+            }),
+        }
+    }
 }
 
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
@@ -61,6 +77,43 @@ impl MetadataCache {
     }
     pub fn set_controller_id(&self, id: i32) {
         self.write().controller_id = id;
+    }
+    pub fn controller_epoch(&self) -> i32 {
+        self.read().controller_epoch
+    }
+    pub fn broker_epoch(&self) -> i64 {
+        self.read().broker_epoch
+    }
+    pub fn set_broker_epoch(&self, epoch: i64) {
+        self.write().broker_epoch = epoch;
+    }
+
+    /// Fencing of control requests (LeaderAndIsr, UpdateMetadata, StopReplica): a request from
+    /// an older controller than one already heard from is refused, and so is one addressed to
+    /// an earlier registration of this broker. Returns the Kafka error code, or records the
+    /// controller as current.
+    pub fn accept_controller(
+        &self,
+        controller_id: i32,
+        controller_epoch: i32,
+        broker_epoch: i64,
+    ) -> Result<(), i16> {
+        const STALE_CONTROLLER_EPOCH: i16 = 11;
+        const STALE_BROKER_EPOCH: i16 = 77;
+        let mut s = self.write();
+        if controller_epoch < s.controller_epoch {
+            return Err(STALE_CONTROLLER_EPOCH);
+        }
+        if broker_epoch >= 0 && s.broker_epoch >= 0 && broker_epoch < s.broker_epoch {
+            return Err(STALE_BROKER_EPOCH);
+        }
+        s.controller_epoch = controller_epoch;
+        s.controller_id = controller_id;
+        Ok(())
+    }
+
+    pub fn broker(&self, id: i32) -> Option<BrokerInfo> {
+        self.read().brokers.get(&id).cloned()
     }
     pub fn brokers(&self) -> Vec<BrokerInfo> {
         self.read().brokers.values().cloned().collect()
@@ -98,6 +151,33 @@ impl MetadataCache {
     }
     pub fn put_topic(&self, name: String, info: TopicInfo) {
         self.write().topics.insert(name, info);
+    }
+    /// UpdateMetadata for some partitions of a topic: other partitions and the topic's
+    /// configs stay as they were.
+    pub fn update_partitions(
+        &self,
+        name: &str,
+        id: uuid::Uuid,
+        partitions: impl IntoIterator<Item = (i32, PartitionInfo)>,
+    ) {
+        let mut s = self.write();
+        let topic = s
+            .topics
+            .entry(name.to_string())
+            .or_insert_with(|| TopicInfo {
+                id,
+                partitions: BTreeMap::new(),
+                configs: BTreeMap::new(),
+            });
+        if !id.is_nil() {
+            topic.id = id;
+        }
+        topic.partitions.extend(partitions);
+    }
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) {
+        if let Some(t) = self.write().topics.get_mut(name) {
+            t.configs = configs;
+        }
     }
     pub fn remove_topic(&self, name: &str) {
         self.write().topics.remove(name);

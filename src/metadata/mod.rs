@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod embedded;
+pub mod registration;
 pub mod store;
 pub mod znodes;
 

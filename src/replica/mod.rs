@@ -20,6 +20,10 @@ pub struct Partition {
     pub partition: i32,
     pub log: Arc<LogHandle>,
     leader_epoch: AtomicI32,
+    /// The leader the controller last named: this broker's id when it leads, -1 when unknown.
+    leader: AtomicI32,
+    /// This broker's id, to tell leading from following.
+    local_broker: i32,
     /// Woken on every append, so that waiting fetches re-check without polling.
     appended: Notify,
 }
@@ -27,6 +31,14 @@ pub struct Partition {
 impl Partition {
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn leader(&self) -> i32 {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader() == self.local_broker
     }
 
     /// A future that completes at the next append; create it before checking for data so that
@@ -38,15 +50,28 @@ impl Partition {
 
 pub struct ReplicaManager {
     logs: Arc<LogManager>,
+    broker_id: i32,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
 }
 
+/// What LeaderAndIsr asks of this broker for one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower { leader: i32 },
+}
+
 impl ReplicaManager {
-    pub fn new(logs: Arc<LogManager>) -> Self {
+    pub fn new(logs: Arc<LogManager>, broker_id: i32) -> Self {
         ReplicaManager {
             logs,
+            broker_id,
             partitions: RwLock::new(HashMap::new()),
         }
+    }
+
+    pub fn broker_id(&self) -> i32 {
+        self.broker_id
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
@@ -63,6 +88,12 @@ impl ReplicaManager {
         parts.values().cloned().collect()
     }
 
+    /// The partition if this broker leads it: produce, consumer fetches and ListOffsets are
+    /// served by the leader only.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        self.get(topic, partition).filter(|p| p.is_leader())
+    }
+
     /// LeaderAndIsr for a partition led here: open or create its log and take the epoch.
     pub async fn become_leader(
         &self,
@@ -71,32 +102,68 @@ impl ReplicaManager {
         leader_epoch: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
+        self.apply_role(topic, partition, Role::Leader, leader_epoch, config)
+            .await
+    }
+
+    /// LeaderAndIsr: opens or creates the partition's log and takes the role and epoch. A
+    /// follower keeps its log as it is; fetching from the leader is the replica fetcher's job.
+    pub async fn apply_role(
+        &self,
+        topic: &str,
+        partition: i32,
+        role: Role,
+        leader_epoch: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
+        let leader = match role {
+            Role::Leader => self.broker_id,
+            Role::Follower { leader } => leader,
+        };
         if let Some(p) = self.get(topic, partition) {
+            let was = p.leader.swap(leader, Ordering::AcqRel);
             p.leader_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
-            p.log.lock().set_config(config);
+            {
+                let mut log = p.log.lock();
+                log.set_config(config);
+                if role == Role::Leader {
+                    let leo = log.log_end_offset();
+                    log.set_high_watermark(leo);
+                }
+            }
+            if was != leader {
+                // Fetches parked on this partition must see that it changed hands.
+                p.appended.notify_waiters();
+                log_role(topic, partition, role, leader_epoch);
+            }
             return Ok(p);
         }
         let logs = self.logs.clone();
         let t = topic.to_string();
         let topic_config = config.clone();
         let log = blocking(move || logs.get_or_create(&t, partition, config)).await?;
-        // A single replica is its own ISR: everything in the log is committed.
         {
             let mut l = log.lock();
             // Logs found at start-up were opened with the broker defaults; the topic's own
             // settings are known only now.
             l.set_config(topic_config);
-            let leo = l.log_end_offset();
-            l.set_high_watermark(leo);
+            // Until followers replicate, a leader is its own ISR: everything in the log is
+            // committed.
+            if role == Role::Leader {
+                let leo = l.log_end_offset();
+                l.set_high_watermark(leo);
+            }
         }
         let p = Arc::new(Partition {
             topic: topic.to_string(),
             partition,
             log,
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicI32::new(leader),
+            local_broker: self.broker_id,
             appended: Notify::new(),
         });
-        tracing::info!(topic, partition, leader_epoch, "became leader");
+        log_role(topic, partition, role, leader_epoch);
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts
             .entry((topic.to_string(), partition))
@@ -104,15 +171,25 @@ impl ReplicaManager {
             .clone())
     }
 
-    /// StopReplica with deletion: the partition's log goes.
-    pub async fn delete_partition(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+    /// StopReplica: the partition is no longer served here; with `delete` its log goes too.
+    pub async fn stop_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        delete: bool,
+    ) -> Result<(), LogError> {
         let removed = {
             let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             parts.remove(&(topic.to_string(), partition))
         };
         if let Some(p) = removed {
+            p.leader.store(-1, Ordering::Release);
             p.appended.notify_waiters();
             drop(p);
+            tracing::info!(topic, partition, delete, "stopped replica");
+        }
+        if !delete {
+            return Ok(());
         }
         let logs = self.logs.clone();
         let t = topic.to_string();
@@ -158,6 +235,15 @@ impl ReplicaManager {
     ) -> Result<T, LogError> {
         let part = p.clone();
         blocking(move || f(&mut part.log.lock())).await
+    }
+}
+
+fn log_role(topic: &str, partition: i32, role: Role, leader_epoch: i32) {
+    match role {
+        Role::Leader => tracing::info!(topic, partition, leader_epoch, "became leader"),
+        Role::Follower { leader } => {
+            tracing::info!(topic, partition, leader_epoch, leader, "became follower")
+        }
     }
 }
 

@@ -1,0 +1,115 @@
+//! LeaderAndIsr: the controller tells this broker which partitions it leads or follows.
+
+use kafka_protocol::messages::leader_and_isr_request::LeaderAndIsrPartitionState;
+use kafka_protocol::messages::leader_and_isr_response::{
+    LeaderAndIsrPartitionError, LeaderAndIsrTopicError,
+};
+use kafka_protocol::messages::{LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
+
+use super::{Api, errors};
+use crate::group::OFFSETS_TOPIC;
+use crate::replica::Role;
+
+const STALE_CONTROLLER_EPOCH: i16 = 11;
+
+pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
+    let mut response = LeaderAndIsrResponse::default();
+    if let Err(code) = api.cache.accept_controller(
+        request.controller_id.0,
+        request.controller_epoch,
+        request.broker_epoch,
+    ) {
+        tracing::warn!(
+            controller = request.controller_id.0,
+            controller_epoch = request.controller_epoch,
+            error = code,
+            "refused LeaderAndIsr from a stale controller"
+        );
+        response.error_code = code;
+        return response;
+    }
+    // v0-1 list partitions flat; v2+ group them by topic (v5+ with the topic id).
+    let mut states: Vec<(uuid::Uuid, LeaderAndIsrPartitionState)> = request
+        .ungrouped_partition_states
+        .into_iter()
+        .map(|s| (uuid::Uuid::nil(), s))
+        .collect();
+    for t in request.topic_states {
+        for mut s in t.partition_states {
+            s.topic_name = t.topic_name.clone();
+            states.push((t.topic_id, s));
+        }
+    }
+    let mut by_topic: Vec<LeaderAndIsrTopicError> = Vec::new();
+    for (topic_id, state) in states {
+        let code = apply(api, &state).await;
+        let mut e = LeaderAndIsrPartitionError::default();
+        e.partition_index = state.partition_index;
+        e.error_code = code;
+        if version >= 5 {
+            match by_topic.iter_mut().find(|t| t.topic_id == topic_id) {
+                Some(t) => t.partition_errors.push(e),
+                None => {
+                    let mut t = LeaderAndIsrTopicError::default();
+                    t.topic_id = topic_id;
+                    t.partition_errors.push(e);
+                    by_topic.push(t);
+                }
+            }
+        } else {
+            e.topic_name = TopicName(state.topic_name.0.clone());
+            response.partition_errors.push(e);
+        }
+    }
+    response.topics = by_topic;
+    response
+}
+
+/// One partition's new state; the Kafka error code for it.
+async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
+    let topic = state.topic_name.0.as_str();
+    let partition = state.partition_index;
+    let me = api.config.broker_id;
+    if !state.replicas.iter().any(|r| r.0 == me) {
+        return errors::UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    // Kafka applies a partition state only when it carries a newer leader epoch than the one
+    // in force, so a late or repeated request cannot undo a newer decision.
+    if let Some(p) = api.replicas.get(topic, partition)
+        && state.leader_epoch <= p.leader_epoch()
+    {
+        return STALE_CONTROLLER_EPOCH;
+    }
+    let role = if state.leader.0 == me {
+        Role::Leader
+    } else {
+        Role::Follower {
+            leader: state.leader.0,
+        }
+    };
+    let was_leader = api.replicas.leader(topic, partition).is_some();
+    let config = api.controller.log_config_from_store(topic).await;
+    match api
+        .replicas
+        .apply_role(topic, partition, role, state.leader_epoch, config)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(topic, partition, error = %e, "cannot take partition role");
+            return e.kafka_error_code();
+        }
+    }
+    // Groups move with the leadership of their `__consumer_offsets` partition.
+    if topic == OFFSETS_TOPIC && was_leader != (role == Role::Leader) {
+        match role {
+            Role::Leader => {
+                if let Err(e) = api.groups.load_partition(partition).await {
+                    tracing::error!(partition, error = %e, "cannot load groups");
+                }
+            }
+            Role::Follower { .. } => api.groups.unload_partition(partition),
+        }
+    }
+    errors::NONE
+}

@@ -1,0 +1,91 @@
+//! UpdateMetadata: the controller's view of brokers and partition leaders, which is all this
+//! broker's Metadata responses are built from.
+
+use kafka_protocol::messages::update_metadata_request::UpdateMetadataPartitionState;
+use kafka_protocol::messages::{UpdateMetadataRequest, UpdateMetadataResponse};
+
+use super::Api;
+use crate::metadata::cache::{BrokerInfo, PartitionInfo};
+
+/// Leader -2: the topic is being deleted (Kafka's `LeaderDuringDelete`).
+pub const LEADER_DURING_DELETE: i32 = -2;
+
+pub fn handle(api: &Api, request: UpdateMetadataRequest, _version: i16) -> UpdateMetadataResponse {
+    let mut response = UpdateMetadataResponse::default();
+    if let Err(code) = api.cache.accept_controller(
+        request.controller_id.0,
+        request.controller_epoch,
+        request.broker_epoch,
+    ) {
+        response.error_code = code;
+        return response;
+    }
+    let listener = api
+        .config
+        .advertised_listeners
+        .first()
+        .map(|l| l.name.clone())
+        .unwrap_or_default();
+    let brokers = request
+        .live_brokers
+        .into_iter()
+        .filter_map(|b| {
+            // v0 has one host and port; later versions list an endpoint per listener, and
+            // clients must be given the one of the listener they came in on.
+            let (host, port) = if b.endpoints.is_empty() {
+                (b.v0_host.to_string(), b.v0_port)
+            } else {
+                let e = b
+                    .endpoints
+                    .iter()
+                    .find(|e| e.listener.as_str() == listener)
+                    .or_else(|| b.endpoints.first())?;
+                (e.host.to_string(), e.port)
+            };
+            Some(BrokerInfo {
+                id: b.id.0,
+                host,
+                port: u16::try_from(port).ok()?,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+        })
+        .collect();
+    api.cache.set_brokers(brokers);
+    let mut states: Vec<(uuid::Uuid, UpdateMetadataPartitionState)> = request
+        .ungrouped_partition_states
+        .into_iter()
+        .map(|s| (uuid::Uuid::nil(), s))
+        .collect();
+    for t in request.topic_states {
+        for mut s in t.partition_states {
+            s.topic_name = t.topic_name.clone();
+            states.push((t.topic_id, s));
+        }
+    }
+    let mut deleted = Vec::new();
+    let mut updates: std::collections::BTreeMap<String, (uuid::Uuid, Vec<(i32, PartitionInfo)>)> =
+        Default::default();
+    for (id, s) in states {
+        let topic = s.topic_name.0.to_string();
+        if s.leader.0 == LEADER_DURING_DELETE {
+            deleted.push(topic);
+            continue;
+        }
+        updates.entry(topic).or_insert((id, Vec::new())).1.push((
+            s.partition_index,
+            PartitionInfo {
+                leader: s.leader.0,
+                leader_epoch: s.leader_epoch,
+                replicas: s.replicas.iter().map(|b| b.0).collect(),
+                isr: s.isr.iter().map(|b| b.0).collect(),
+            },
+        ));
+    }
+    for (topic, (id, partitions)) in updates {
+        api.cache.update_partitions(&topic, id, partitions);
+    }
+    for topic in deleted {
+        api.cache.remove_topic(&topic);
+    }
+    response
+}

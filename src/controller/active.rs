@@ -1,0 +1,1039 @@
+//! The active controller: the one broker that won `/controller`. It keeps the cluster's state
+//! (live brokers, assignments, partition leaders and ISR) in memory, reacts to changes in
+//! ZooKeeper, writes partition states, and tells brokers what to do. Everything runs on one
+//! task, one event at a time, as Kafka's controller event thread does, so no decision races
+//! another.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::leader_and_isr_request::{
+    LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
+};
+use kafka_protocol::messages::stop_replica_request::{
+    StopReplicaPartitionState, StopReplicaTopicState,
+};
+use kafka_protocol::messages::update_metadata_request::{
+    UpdateMetadataBroker, UpdateMetadataEndpoint, UpdateMetadataPartitionState,
+    UpdateMetadataTopicState,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, LeaderAndIsrRequest, RequestKind, ResponseKind, StopReplicaRequest,
+    TopicName, UpdateMetadataRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+
+use super::channel::BrokerChannels;
+use crate::config::BrokerConfig;
+use crate::metadata::MetadataStore;
+use crate::metadata::store::{
+    CreateMode, StoreError, WatchEvent, create_recursive, delete_recursive,
+};
+use crate::metadata::znodes::{self, BrokerZnode, PartitionStateZnode, TopicZnode};
+
+/// Versions Kafka 3.9's ZooKeeper controller sends (IBP 3.9).
+const LEADER_AND_ISR_VERSION: i16 = 7;
+const UPDATE_METADATA_VERSION: i16 = 8;
+const STOP_REPLICA_VERSION: i16 = 4;
+/// Leader and epoch that tell brokers a topic is being deleted.
+const LEADER_DURING_DELETE: i32 = -2;
+const EPOCH_DURING_DELETE: i32 = -2;
+const NO_LEADER: i32 = -1;
+
+/// Why the controller stopped being active.
+#[derive(Debug)]
+pub enum Stop {
+    /// Another broker is controller now, or this one's session or fencing was lost.
+    Resigned(String),
+    Shutdown,
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Resigned(format!("metadata store: {e}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LiveBroker {
+    /// The czxid of its registration: changes when the broker re-registers (a bounce).
+    epoch: i64,
+    rack: Option<String>,
+    /// (listener name, host, port, security protocol name)
+    endpoints: Vec<(String, String, u16, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct TopicState {
+    id: uuid::Uuid,
+    assignment: BTreeMap<i32, Vec<i32>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartitionState {
+    leader: i32,
+    leader_epoch: i32,
+    isr: Vec<i32>,
+    controller_epoch: i32,
+    /// zkVersion of the state znode: Kafka's partition epoch.
+    zk_version: i32,
+}
+
+type Tp = (String, i32);
+
+pub struct ActiveController {
+    store: Arc<dyn MetadataStore>,
+    config: Arc<BrokerConfig>,
+    epoch: i32,
+    epoch_zk_version: i32,
+    channels: BrokerChannels,
+    brokers: BTreeMap<i32, LiveBroker>,
+    topics: BTreeMap<String, TopicState>,
+    states: BTreeMap<Tp, PartitionState>,
+    /// Topics marked for deletion whose replicas could not all be deleted yet.
+    deleting: BTreeSet<String>,
+}
+
+impl ActiveController {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        config: Arc<BrokerConfig>,
+        epoch: i32,
+        epoch_zk_version: i32,
+        channels: BrokerChannels,
+    ) -> Self {
+        ActiveController {
+            store,
+            config,
+            epoch,
+            epoch_zk_version,
+            channels,
+            brokers: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            states: BTreeMap::new(),
+            deleting: BTreeSet::new(),
+        }
+    }
+
+    /// Runs until this broker is no longer controller or shuts down.
+    pub async fn run(
+        mut self,
+        mut events: broadcast::Receiver<WatchEvent>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Stop {
+        if let Err(stop) = self.failover().await {
+            return stop;
+        }
+        loop {
+            let event = tokio::select! {
+                e = events.recv() => e,
+                _ = shutdown.changed() => return Stop::Shutdown,
+            };
+            let result = match event {
+                Ok(event) => self.handle(event).await,
+                // Events were missed: re-read everything the controller watches.
+                Err(RecvError::Lagged(_)) => self.reconcile_all().await,
+                Err(RecvError::Closed) => Err(Stop::Resigned("metadata store closed".into())),
+            };
+            if let Err(stop) = result {
+                return stop;
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: WatchEvent) -> Result<(), Stop> {
+        match event {
+            WatchEvent::SessionExpired => Err(Stop::Resigned("session expired".into())),
+            WatchEvent::NodeChanged(p) if p == znodes::CONTROLLER => {
+                self.check_still_controller().await
+            }
+            WatchEvent::ChildrenChanged(p) if p == znodes::BROKER_IDS => {
+                self.on_broker_change().await
+            }
+            WatchEvent::NodeChanged(p) if p.starts_with(&format!("{}/", znodes::BROKER_IDS)) => {
+                self.on_broker_change().await
+            }
+            WatchEvent::ChildrenChanged(p) if p == znodes::TOPICS => self.on_topic_change().await,
+            WatchEvent::NodeChanged(p) => match p.strip_prefix(&format!("{}/", znodes::TOPICS)) {
+                Some(topic) if !topic.contains('/') && self.topics.contains_key(topic) => {
+                    let topic = topic.to_string();
+                    self.on_assignment_change(&topic).await
+                }
+                _ => Ok(()),
+            },
+            WatchEvent::ChildrenChanged(p) if p == znodes::DELETE_TOPICS => {
+                self.on_delete_topics().await
+            }
+            WatchEvent::ChildrenChanged(_) => Ok(()),
+        }
+    }
+
+    async fn reconcile_all(&mut self) -> Result<(), Stop> {
+        self.check_still_controller().await?;
+        self.on_broker_change().await?;
+        self.on_topic_change().await?;
+        self.on_delete_topics().await
+    }
+
+    /// Kafka's `onControllerFailover`: read everything, tell every broker the cluster state,
+    /// then bring offline and new partitions online.
+    async fn failover(&mut self) -> Result<(), Stop> {
+        let store = self.store.clone();
+        store.watch_node(znodes::CONTROLLER).await?;
+        store.watch_children(znodes::BROKER_IDS).await?;
+        store.watch_children(znodes::TOPICS).await?;
+        store.watch_children(znodes::DELETE_TOPICS).await?;
+        self.brokers = self.read_brokers().await?;
+        for (id, b) in &self.brokers {
+            if let Some(addr) = broker_address(b) {
+                self.channels.add(*id, addr);
+            }
+        }
+        for topic in store.children(znodes::TOPICS).await?.unwrap_or_default() {
+            self.load_topic(&topic).await?;
+        }
+        // Kafka sends UpdateMetadata first; here LeaderAndIsr goes first, so that a broker
+        // whose metadata names it leader has already taken the role (a starting broker opens
+        // its listener once its metadata arrives).
+        let live: Vec<i32> = self.brokers.keys().copied().collect();
+        let hosted: Vec<Tp> = self.states.keys().cloned().collect();
+        self.send_leader_and_isr(&hosted, None);
+        self.send_update_metadata(None, &live);
+        let all: Vec<Tp> = self.all_partitions();
+        self.bring_online(all).await?;
+        self.on_delete_topics().await?;
+        tracing::info!(
+            controller_epoch = self.epoch,
+            brokers = ?live,
+            topics = self.topics.len(),
+            "controller failover done"
+        );
+        Ok(())
+    }
+
+    fn all_partitions(&self) -> Vec<Tp> {
+        self.topics
+            .iter()
+            .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
+            .collect()
+    }
+
+    async fn check_still_controller(&mut self) -> Result<(), Stop> {
+        let me = self.config.broker_id;
+        match self.store.get(znodes::CONTROLLER).await? {
+            Some((Some(d), _)) => {
+                match znodes::decode::<znodes::ControllerZnode>(znodes::CONTROLLER, &d) {
+                    Ok(c) if c.brokerid == me => Ok(()),
+                    Ok(c) => Err(Stop::Resigned(format!(
+                        "broker {} is controller now",
+                        c.brokerid
+                    ))),
+                    Err(e) => Err(Stop::Resigned(e.to_string())),
+                }
+            }
+            _ => Err(Stop::Resigned("/controller is gone".into())),
+        }
+    }
+
+    /// Kafka fences every controller write with a check of `/controller_epoch`'s version in the
+    /// same ZooKeeper multi. zookeeper-async has no multi, so the check comes just before the
+    /// write: a newer controller is still noticed, with a window of one round trip.
+    async fn fence(&self) -> Result<(), Stop> {
+        match self.store.get(znodes::CONTROLLER_EPOCH).await? {
+            Some((_, stat)) if stat.version == self.epoch_zk_version => Ok(()),
+            _ => Err(Stop::Resigned("controller epoch moved on".into())),
+        }
+    }
+
+    async fn read_brokers(&self) -> Result<BTreeMap<i32, LiveBroker>, Stop> {
+        let mut out = BTreeMap::new();
+        for child in self
+            .store
+            .children(znodes::BROKER_IDS)
+            .await?
+            .unwrap_or_default()
+        {
+            let Ok(id) = child.parse::<i32>() else {
+                continue;
+            };
+            let path = znodes::broker_path(id);
+            self.store.watch_node(&path).await?;
+            let Some((Some(data), stat)) = self.store.get(&path).await? else {
+                continue;
+            };
+            let z: BrokerZnode = match znodes::decode(&path, &data) {
+                Ok(z) => z,
+                Err(e) => {
+                    tracing::error!(broker = id, error = %e, "ignoring unreadable broker registration");
+                    continue;
+                }
+            };
+            out.insert(id, live_broker(&z, stat.czxid));
+        }
+        Ok(out)
+    }
+
+    /// Reads a topic's assignment and partition states into the context, giving it a topic id
+    /// if it has none (topics written by Kafka before 2.8 or by old tools).
+    async fn load_topic(&mut self, topic: &str) -> Result<(), Stop> {
+        let path = znodes::topic_path(topic);
+        self.store.watch_node(&path).await?;
+        let Some((Some(data), stat)) = self.store.get(&path).await? else {
+            return Ok(());
+        };
+        let z: TopicZnode = match znodes::decode(&path, &data) {
+            Ok(z) => z,
+            Err(e) => {
+                tracing::error!(topic, error = %e, "skipping topic with unreadable assignment");
+                return Ok(());
+            }
+        };
+        let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
+            Some(id) => id,
+            None => {
+                let (id, text) = znodes::random_uuid_base64();
+                let mut with_id = z.clone();
+                with_id.version = 3;
+                with_id.topic_id = Some(text);
+                self.fence().await?;
+                match self
+                    .store
+                    .set(&path, Some(znodes::encode(&with_id)), Some(stat.version))
+                    .await
+                {
+                    Ok(_) => {}
+                    // Someone rewrote the assignment meanwhile: its watch brings it back.
+                    Err(StoreError::BadVersion(_)) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                }
+                id
+            }
+        };
+        let assignment = z.assignment();
+        for p in assignment.keys() {
+            if let Some(s) = self.read_state(topic, *p).await? {
+                self.states.insert((topic.to_string(), *p), s);
+            }
+        }
+        self.topics
+            .insert(topic.to_string(), TopicState { id, assignment });
+        Ok(())
+    }
+
+    async fn read_state(&self, topic: &str, p: i32) -> Result<Option<PartitionState>, Stop> {
+        let path = znodes::partition_state_path(topic, p);
+        Ok(match self.store.get(&path).await? {
+            Some((Some(d), stat)) => match znodes::decode::<PartitionStateZnode>(&path, &d) {
+                Ok(z) => Some(PartitionState {
+                    leader: z.leader,
+                    leader_epoch: z.leader_epoch,
+                    isr: z.isr,
+                    controller_epoch: z.controller_epoch,
+                    zk_version: stat.version,
+                }),
+                Err(e) => {
+                    tracing::error!(topic, partition = p, error = %e, "unreadable partition state");
+                    None
+                }
+            },
+            _ => None,
+        })
+    }
+
+    /// Writes a partition's new leader and ISR: created when new, else conditional on the
+    /// partition epoch the controller knows. Returns false when the write lost a race (the
+    /// state was re-read into the context, to be decided again).
+    async fn write_state(
+        &mut self,
+        tp: &Tp,
+        leader: i32,
+        leader_epoch: i32,
+        isr: Vec<i32>,
+    ) -> Result<bool, Stop> {
+        self.fence().await?;
+        let z = PartitionStateZnode {
+            controller_epoch: self.epoch,
+            leader,
+            version: 1,
+            leader_epoch,
+            isr: isr.clone(),
+            leader_recovery_state: None,
+        };
+        let path = znodes::partition_state_path(&tp.0, tp.1);
+        let result = match self.states.get(tp) {
+            Some(old) => self
+                .store
+                .set(&path, Some(znodes::encode(&z)), Some(old.zk_version))
+                .await
+                .map(|stat| stat.version),
+            None => create_recursive(
+                self.store.as_ref(),
+                &path,
+                Some(znodes::encode(&z)),
+                CreateMode::Persistent,
+            )
+            .await
+            .map(|_| 0),
+        };
+        match result {
+            Ok(zk_version) => {
+                self.states.insert(
+                    tp.clone(),
+                    PartitionState {
+                        leader,
+                        leader_epoch,
+                        isr,
+                        controller_epoch: self.epoch,
+                        zk_version,
+                    },
+                );
+                Ok(true)
+            }
+            Err(StoreError::BadVersion(_)) | Err(StoreError::NodeExists(_)) => {
+                match self.read_state(&tp.0, tp.1).await? {
+                    Some(s) if s.controller_epoch > self.epoch => Err(Stop::Resigned(
+                        "a newer controller wrote a partition state".into(),
+                    )),
+                    Some(s) => {
+                        self.states.insert(tp.clone(), s);
+                        Ok(false)
+                    }
+                    None => Ok(false),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Kafka's partition state machine, to OnlinePartition: new partitions get the first live
+    /// replica as leader and all live replicas as ISR; partitions whose leader is gone elect the
+    /// first live replica of the assignment that is in the ISR (or, with
+    /// `unclean.leader.election.enable`, any live replica). Then LeaderAndIsr to the replicas and
+    /// UpdateMetadata to every broker.
+    async fn bring_online(&mut self, partitions: Vec<Tp>) -> Result<(), Stop> {
+        let mut changed = Vec::new();
+        for tp in partitions {
+            for _attempt in 0..3 {
+                let Some(replicas) = self.replicas(&tp) else {
+                    break;
+                };
+                let live: Vec<i32> = replicas
+                    .iter()
+                    .copied()
+                    .filter(|r| self.brokers.contains_key(r))
+                    .collect();
+                let decided = match self.states.get(&tp) {
+                    None => live.first().map(|&leader| (leader, 0, live.clone())),
+                    Some(s) if s.leader >= 0 && self.brokers.contains_key(&s.leader) => None,
+                    Some(s) => self
+                        .elect(&tp, &replicas, s)
+                        .map(|(leader, isr)| (leader, s.leader_epoch + 1, isr)),
+                };
+                let Some((leader, epoch, isr)) = decided else {
+                    break;
+                };
+                if self.write_state(&tp, leader, epoch, isr).await? {
+                    tracing::info!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        leader,
+                        leader_epoch = epoch,
+                        "elected leader"
+                    );
+                    changed.push(tp.clone());
+                    break;
+                }
+            }
+        }
+        self.announce(&changed);
+        Ok(())
+    }
+
+    /// Offline election: first assigned replica that is live and in the ISR.
+    fn elect(&self, tp: &Tp, replicas: &[i32], s: &PartitionState) -> Option<(i32, Vec<i32>)> {
+        let live = |r: &i32| self.brokers.contains_key(r);
+        if let Some(&leader) = replicas.iter().find(|r| live(r) && s.isr.contains(r)) {
+            let isr: Vec<i32> = s.isr.iter().copied().filter(live).collect();
+            return Some((leader, isr));
+        }
+        if self.unclean_election_enabled(&tp.0) {
+            let leader = *replicas.iter().find(|r| live(r))?;
+            tracing::warn!(
+                topic = tp.0,
+                partition = tp.1,
+                leader,
+                "unclean leader election: records may be lost"
+            );
+            return Some((leader, vec![leader]));
+        }
+        None
+    }
+
+    fn unclean_election_enabled(&self, _topic: &str) -> bool {
+        // Topic overrides are read by brokers; the controller uses the broker-wide default, as
+        // Kafka's does when the topic has no override.
+        self.config.unclean_leader_election_enable
+    }
+
+    fn replicas(&self, tp: &Tp) -> Option<Vec<i32>> {
+        self.topics.get(&tp.0)?.assignment.get(&tp.1).cloned()
+    }
+
+    /// LeaderAndIsr to the live replicas of `changed`, then UpdateMetadata to every broker.
+    fn announce(&mut self, changed: &[Tp]) {
+        if changed.is_empty() {
+            return;
+        }
+        self.send_leader_and_isr(changed, None);
+        let live: Vec<i32> = self.brokers.keys().copied().collect();
+        self.send_update_metadata(Some(changed), &live);
+    }
+
+    async fn on_broker_change(&mut self) -> Result<(), Stop> {
+        let now = self.read_brokers().await?;
+        let mut dead: Vec<i32> = Vec::new();
+        let mut new: Vec<i32> = Vec::new();
+        for (id, b) in &self.brokers {
+            match now.get(id) {
+                None => dead.push(*id),
+                // Re-registered before we saw it go: a failure and a start-up (Kafka's bounce).
+                Some(n) if n.epoch != b.epoch => {
+                    dead.push(*id);
+                    new.push(*id);
+                }
+                Some(_) => {}
+            }
+        }
+        for id in now.keys() {
+            if !self.brokers.contains_key(id) {
+                new.push(*id);
+            }
+        }
+        if dead.is_empty() && new.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(?new, ?dead, "brokers changed");
+        for id in &dead {
+            self.channels.remove(*id);
+            self.brokers.remove(id);
+        }
+        if !dead.is_empty() {
+            self.on_brokers_failed(&dead).await?;
+        }
+        for id in &new {
+            if let Some(b) = now.get(id) {
+                if let Some(addr) = broker_address(b) {
+                    self.channels.add(*id, addr);
+                }
+                self.brokers.insert(*id, b.clone());
+            }
+        }
+        if !new.is_empty() {
+            let live: Vec<i32> = self.brokers.keys().copied().collect();
+            let theirs: Vec<Tp> = self
+                .states
+                .keys()
+                .filter(|tp| {
+                    self.replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| new.contains(b)))
+                })
+                .cloned()
+                .collect();
+            for id in &new {
+                self.send_leader_and_isr(&theirs, Some(*id));
+            }
+            // Every broker learns the new member; the new ones learn everything.
+            self.send_update_metadata(None, &live);
+            let all = self.all_partitions();
+            self.bring_online(all).await?;
+            self.retry_deletions().await?;
+        }
+        Ok(())
+    }
+
+    /// Kafka's OfflineReplica transition for every replica on the failed brokers: out of the
+    /// ISR (the last member stays, so a later clean election knows who has the data), leader
+    /// -1 if it led, leader epoch bumped; then the offline partitions elect again.
+    async fn on_brokers_failed(&mut self, dead: &[i32]) -> Result<(), Stop> {
+        let affected: Vec<(Tp, PartitionState)> = self
+            .states
+            .iter()
+            .filter(|(_, s)| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r)))
+            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .collect();
+        let mut changed = Vec::new();
+        for (tp, s) in affected {
+            let replicas = self.replicas(&tp).unwrap_or_default();
+            let survivors: Vec<i32> = s
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !dead.contains(r))
+                .collect();
+            let (leader, isr) = if dead.contains(&s.leader) {
+                let candidate = PartitionState {
+                    isr: survivors.clone(),
+                    ..s.clone()
+                };
+                match self.elect(&tp, &replicas, &candidate) {
+                    Some(decided) => decided,
+                    None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
+                    None => (NO_LEADER, survivors),
+                }
+            } else if survivors.is_empty() {
+                continue;
+            } else {
+                (s.leader, survivors)
+            };
+            if self
+                .write_state(&tp, leader, s.leader_epoch + 1, isr)
+                .await?
+            {
+                tracing::info!(
+                    topic = tp.0,
+                    partition = tp.1,
+                    leader,
+                    "partition changed after broker failure"
+                );
+                changed.push(tp);
+            }
+        }
+        self.announce(&changed);
+        Ok(())
+    }
+
+    async fn on_topic_change(&mut self) -> Result<(), Stop> {
+        let now: BTreeSet<String> = self
+            .store
+            .children(znodes::TOPICS)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let added: Vec<String> = now
+            .iter()
+            .filter(|t| !self.topics.contains_key(*t))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = self
+            .topics
+            .keys()
+            .filter(|t| !now.contains(*t))
+            .cloned()
+            .collect();
+        for t in removed {
+            self.forget_topic(&t);
+        }
+        for t in &added {
+            self.load_topic(t).await?;
+            tracing::info!(topic = t, "new topic");
+        }
+        let partitions: Vec<Tp> = self
+            .all_partitions()
+            .into_iter()
+            .filter(|(t, _)| added.contains(t))
+            .collect();
+        // Partitions that already have a state (a topic adopted from another cluster) are
+        // announced as they are; the others are elected.
+        let existing: Vec<Tp> = partitions
+            .iter()
+            .filter(|tp| self.states.contains_key(*tp))
+            .cloned()
+            .collect();
+        self.announce(&existing);
+        self.bring_online(partitions).await
+    }
+
+    /// Partitions added to a topic (CreatePartitions, or a tool rewriting the assignment).
+    async fn on_assignment_change(&mut self, topic: &str) -> Result<(), Stop> {
+        let before: BTreeSet<i32> = self
+            .topics
+            .get(topic)
+            .map(|t| t.assignment.keys().copied().collect())
+            .unwrap_or_default();
+        self.load_topic(topic).await?;
+        let added: Vec<Tp> = self
+            .topics
+            .get(topic)
+            .map(|t| {
+                t.assignment
+                    .keys()
+                    .filter(|p| !before.contains(p))
+                    .map(|p| (topic.to_string(), *p))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !added.is_empty() {
+            tracing::info!(topic, partitions = added.len(), "partitions added");
+        }
+        self.bring_online(added).await
+    }
+
+    fn forget_topic(&mut self, topic: &str) {
+        let tps: Vec<Tp> = self
+            .states
+            .keys()
+            .filter(|(t, _)| t == topic)
+            .cloned()
+            .collect();
+        let live: Vec<i32> = self.brokers.keys().copied().collect();
+        self.send_deleted(topic, &tps, &live);
+        for tp in tps {
+            self.states.remove(&tp);
+        }
+        self.topics.remove(topic);
+        self.deleting.remove(topic);
+    }
+
+    async fn on_delete_topics(&mut self) -> Result<(), Stop> {
+        let marked = self
+            .store
+            .children(znodes::DELETE_TOPICS)
+            .await?
+            .unwrap_or_default();
+        for topic in marked {
+            let marker = format!("{}/{topic}", znodes::DELETE_TOPICS);
+            if !self.config.delete_topic_enable || !self.topics.contains_key(&topic) {
+                // Nothing to delete (or deletion disabled): Kafka just removes the marker.
+                self.fence().await?;
+                delete_recursive(self.store.as_ref(), &marker).await?;
+                continue;
+            }
+            self.deleting.insert(topic);
+        }
+        self.retry_deletions().await
+    }
+
+    /// Kafka's TopicDeletionManager: brokers are told the topic is going (leader -2), each
+    /// replica is stopped and deleted; once every replica confirmed, the znodes go. Replicas on
+    /// dead brokers make the deletion wait until they come back.
+    async fn retry_deletions(&mut self) -> Result<(), Stop> {
+        let pending: Vec<String> = self.deleting.iter().cloned().collect();
+        for topic in pending {
+            let Some(state) = self.topics.get(&topic).cloned() else {
+                self.deleting.remove(&topic);
+                continue;
+            };
+            let tps: Vec<Tp> = state
+                .assignment
+                .keys()
+                .map(|p| (topic.clone(), *p))
+                .collect();
+            let live: Vec<i32> = self.brokers.keys().copied().collect();
+            self.send_deleted(&topic, &tps, &live);
+            let hosts: BTreeSet<i32> = state.assignment.values().flatten().copied().collect();
+            if hosts.iter().any(|b| !self.brokers.contains_key(b)) {
+                tracing::info!(topic, "deletion waits for replicas on offline brokers");
+                continue;
+            }
+            let mut ok = true;
+            for broker in hosts {
+                let parts: Vec<i32> = state
+                    .assignment
+                    .iter()
+                    .filter(|(_, r)| r.contains(&broker))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let mut ts = StopReplicaTopicState::default();
+                ts.topic_name = TopicName(StrBytes::from_string(topic.clone()));
+                ts.partition_states = parts
+                    .iter()
+                    .map(|p| {
+                        let mut s = StopReplicaPartitionState::default();
+                        s.partition_index = *p;
+                        s.leader_epoch = EPOCH_DURING_DELETE;
+                        s.delete_partition = true;
+                        s
+                    })
+                    .collect();
+                let mut req = StopReplicaRequest::default();
+                req.controller_id = BrokerId(self.config.broker_id);
+                req.controller_epoch = self.epoch;
+                req.broker_epoch = self.brokers.get(&broker).map_or(-1, |b| b.epoch);
+                req.topic_states = vec![ts];
+                let reply = self.channels.send(
+                    broker,
+                    ApiKey::StopReplica,
+                    STOP_REPLICA_VERSION,
+                    RequestKind::StopReplica(req),
+                );
+                let answered = match reply {
+                    Some(rx) => {
+                        tokio::time::timeout(
+                            Duration::from_millis(self.config.controller_socket_timeout_ms),
+                            rx,
+                        )
+                        .await
+                    }
+                    None => {
+                        ok = false;
+                        continue;
+                    }
+                };
+                match answered {
+                    Ok(Ok(ResponseKind::StopReplica(r)))
+                        if r.error_code == 0
+                            && r.partition_errors.iter().all(|e| e.error_code == 0) => {}
+                    other => {
+                        tracing::warn!(topic, broker, answer = ?other.map(|r| r.map(|_| ())), "replica deletion failed; will retry");
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            self.fence().await?;
+            let store = self.store.as_ref();
+            delete_recursive(store, &znodes::topic_path(&topic)).await?;
+            delete_recursive(store, &znodes::topic_config_path(&topic)).await?;
+            delete_recursive(store, &format!("{}/{topic}", znodes::DELETE_TOPICS)).await?;
+            self.forget_topic(&topic);
+            tracing::info!(topic, "deleted topic");
+        }
+        Ok(())
+    }
+
+    fn send_deleted(&mut self, topic: &str, tps: &[Tp], to: &[i32]) {
+        if tps.is_empty() {
+            return;
+        }
+        let id = self.topics.get(topic).map_or(uuid::Uuid::nil(), |t| t.id);
+        let mut ts = UpdateMetadataTopicState::default();
+        ts.topic_name = TopicName(StrBytes::from_string(topic.to_string()));
+        ts.topic_id = id;
+        ts.partition_states = tps
+            .iter()
+            .map(|(_, p)| {
+                let mut s = UpdateMetadataPartitionState::default();
+                s.partition_index = *p;
+                s.controller_epoch = self.epoch;
+                s.leader = BrokerId(LEADER_DURING_DELETE);
+                s.leader_epoch = EPOCH_DURING_DELETE;
+                s
+            })
+            .collect();
+        for broker in to {
+            let req = self.update_metadata_request(*broker, vec![ts.clone()]);
+            self.channels.send(
+                *broker,
+                ApiKey::UpdateMetadata,
+                UPDATE_METADATA_VERSION,
+                RequestKind::UpdateMetadata(req),
+            );
+        }
+    }
+
+    fn update_metadata_request(
+        &self,
+        broker: i32,
+        topic_states: Vec<UpdateMetadataTopicState>,
+    ) -> UpdateMetadataRequest {
+        let mut req = UpdateMetadataRequest::default();
+        req.controller_id = BrokerId(self.config.broker_id);
+        req.controller_epoch = self.epoch;
+        req.broker_epoch = self.brokers.get(&broker).map_or(-1, |b| b.epoch);
+        req.topic_states = topic_states;
+        req.live_brokers = self
+            .brokers
+            .iter()
+            .map(|(id, b)| {
+                let mut ub = UpdateMetadataBroker::default();
+                ub.id = BrokerId(*id);
+                ub.rack = b.rack.clone().map(StrBytes::from_string);
+                ub.endpoints = b
+                    .endpoints
+                    .iter()
+                    .map(|(listener, host, port, protocol)| {
+                        let mut e = UpdateMetadataEndpoint::default();
+                        e.listener = StrBytes::from_string(listener.clone());
+                        e.host = StrBytes::from_string(host.clone());
+                        e.port = *port as i32;
+                        e.security_protocol = security_protocol_id(protocol);
+                        e
+                    })
+                    .collect();
+                ub
+            })
+            .collect();
+        req
+    }
+
+    /// UpdateMetadata for `partitions` (all when `None`) to each broker in `to`.
+    fn send_update_metadata(&mut self, partitions: Option<&[Tp]>, to: &[i32]) {
+        let wanted: Vec<Tp> = match partitions {
+            Some(p) => p.to_vec(),
+            None => self.states.keys().cloned().collect(),
+        };
+        let mut by_topic: BTreeMap<String, UpdateMetadataTopicState> = BTreeMap::new();
+        for tp in &wanted {
+            let (Some(s), Some(topic)) = (self.states.get(tp), self.topics.get(&tp.0)) else {
+                continue;
+            };
+            let replicas = topic.assignment.get(&tp.1).cloned().unwrap_or_default();
+            let ts = by_topic.entry(tp.0.clone()).or_insert_with(|| {
+                let mut ts = UpdateMetadataTopicState::default();
+                ts.topic_name = TopicName(StrBytes::from_string(tp.0.clone()));
+                ts.topic_id = topic.id;
+                ts
+            });
+            let mut ps = UpdateMetadataPartitionState::default();
+            ps.partition_index = tp.1;
+            ps.controller_epoch = s.controller_epoch;
+            ps.leader = BrokerId(s.leader);
+            ps.leader_epoch = s.leader_epoch;
+            ps.isr = s.isr.iter().copied().map(BrokerId).collect();
+            ps.zk_version = s.zk_version;
+            ps.offline_replicas = replicas
+                .iter()
+                .copied()
+                .filter(|r| !self.brokers.contains_key(r))
+                .map(BrokerId)
+                .collect();
+            ps.replicas = replicas.into_iter().map(BrokerId).collect();
+            ts.partition_states.push(ps);
+        }
+        let topic_states: Vec<UpdateMetadataTopicState> = by_topic.into_values().collect();
+        for broker in to {
+            let req = self.update_metadata_request(*broker, topic_states.clone());
+            self.channels.send(
+                *broker,
+                ApiKey::UpdateMetadata,
+                UPDATE_METADATA_VERSION,
+                RequestKind::UpdateMetadata(req),
+            );
+        }
+    }
+
+    /// LeaderAndIsr for `partitions` to their live replicas (only to `only` when given).
+    fn send_leader_and_isr(&mut self, partitions: &[Tp], only: Option<i32>) {
+        let mut per_broker: BTreeMap<i32, BTreeMap<String, LeaderAndIsrTopicState>> =
+            BTreeMap::new();
+        let mut leaders: BTreeMap<i32, BTreeSet<i32>> = BTreeMap::new();
+        for tp in partitions {
+            let (Some(s), Some(topic)) = (self.states.get(tp), self.topics.get(&tp.0)) else {
+                continue;
+            };
+            let Some(replicas) = topic.assignment.get(&tp.1) else {
+                continue;
+            };
+            let mut ps = LeaderAndIsrPartitionState::default();
+            ps.topic_name = TopicName(StrBytes::from_string(tp.0.clone()));
+            ps.partition_index = tp.1;
+            ps.controller_epoch = s.controller_epoch;
+            ps.leader = BrokerId(s.leader);
+            ps.leader_epoch = s.leader_epoch;
+            ps.isr = s.isr.iter().copied().map(BrokerId).collect();
+            ps.partition_epoch = s.zk_version;
+            ps.replicas = replicas.iter().copied().map(BrokerId).collect();
+            for r in replicas {
+                if !self.brokers.contains_key(r) || only.is_some_and(|o| o != *r) {
+                    continue;
+                }
+                let ts = per_broker
+                    .entry(*r)
+                    .or_default()
+                    .entry(tp.0.clone())
+                    .or_insert_with(|| {
+                        let mut ts = LeaderAndIsrTopicState::default();
+                        ts.topic_name = TopicName(StrBytes::from_string(tp.0.clone()));
+                        ts.topic_id = topic.id;
+                        ts
+                    });
+                ts.partition_states.push(ps.clone());
+                if s.leader >= 0 {
+                    leaders.entry(*r).or_default().insert(s.leader);
+                }
+            }
+        }
+        for (broker, topics) in per_broker {
+            let mut req = LeaderAndIsrRequest::default();
+            req.controller_id = BrokerId(self.config.broker_id);
+            req.controller_epoch = self.epoch;
+            req.broker_epoch = self.brokers.get(&broker).map_or(-1, |b| b.epoch);
+            req.topic_states = topics.into_values().collect();
+            req.live_leaders = leaders
+                .get(&broker)
+                .into_iter()
+                .flatten()
+                .filter_map(|l| {
+                    let b = self.brokers.get(l)?;
+                    let (_, host, port, _) = b.endpoints.first()?;
+                    let mut ll = LeaderAndIsrLiveLeader::default();
+                    ll.broker_id = BrokerId(*l);
+                    ll.host_name = StrBytes::from_string(host.clone());
+                    ll.port = *port as i32;
+                    Some(ll)
+                })
+                .collect();
+            self.channels.send(
+                broker,
+                ApiKey::LeaderAndIsr,
+                LEADER_AND_ISR_VERSION,
+                RequestKind::LeaderAndIsr(req),
+            );
+        }
+    }
+}
+
+fn live_broker(z: &BrokerZnode, epoch: i64) -> LiveBroker {
+    let mut endpoints: Vec<(String, String, u16, String)> = z
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let (listener, rest) = e.split_once("://")?;
+            let (host, port) = rest.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let protocol = z
+                .listener_security_protocol_map
+                .get(listener)
+                .cloned()
+                .unwrap_or_else(|| listener.to_string());
+            Some((
+                listener.to_string(),
+                host.to_string(),
+                port.parse().ok()?,
+                protocol,
+            ))
+        })
+        .collect();
+    // Registrations of version 1 have only host and port, PLAINTEXT implied.
+    if endpoints.is_empty()
+        && let (Some(host), Ok(port)) = (&z.host, u16::try_from(z.port))
+    {
+        endpoints.push(("PLAINTEXT".into(), host.clone(), port, "PLAINTEXT".into()));
+    }
+    LiveBroker {
+        epoch,
+        rack: z.rack.clone(),
+        endpoints,
+    }
+}
+
+/// Where the controller reaches a broker: its first advertised endpoint (Kafka uses the
+/// inter-broker listener; odradek brokers have one listener).
+fn broker_address(b: &LiveBroker) -> Option<String> {
+    let (_, host, port, _) = b.endpoints.first()?;
+    let host = if host.is_empty() {
+        "localhost"
+    } else {
+        host.as_str()
+    };
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+fn security_protocol_id(name: &str) -> i16 {
+    match name {
+        "SSL" => 1,
+        "SASL_PLAINTEXT" => 2,
+        "SASL_SSL" => 3,
+        _ => 0,
+    }
+}
