@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod embedded;
 pub mod store;
+pub mod zk;
 pub mod znodes;
 
 pub use cache::MetadataCache;
