@@ -103,6 +103,20 @@ enum Command {
         /// The first entry of the broker's `log.dirs`.
         log_dir: PathBuf,
     },
+    /// Print the whole metadata tree as JSON, `{"<znode path>": <data as a string, or null>}`,
+    /// from ZooKeeper or from the embedded store of a broker's data directory.
+    MetadataDump {
+        /// Read this ZooKeeper, given as `zookeeper.connect` is: `host:port[,host:port...][/chroot]`.
+        #[arg(long, value_name = "CONNECT", conflicts_with = "data_dir")]
+        zookeeper: Option<String>,
+        /// Read the embedded store (`odradek-metadata.json`) of a broker running without
+        /// `zookeeper.connect`: the first entry of its `log.dirs`. Required without --zookeeper.
+        #[arg(long, value_name = "DIR", required_unless_present = "zookeeper")]
+        data_dir: Option<PathBuf>,
+        /// How long to wait for a ZooKeeper session and each answer.
+        #[arg(long, value_name = "MS", default_value_t = 18_000)]
+        zookeeper_connection_timeout_ms: u64,
+    },
     /// Print the batches (and with --print-data-log the records) of log segments, indexes and
     /// producer snapshots, as Kafka's kafka-dump-log.sh does.
     DumpLog {
@@ -154,6 +168,38 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Broker(args)) => run_broker(args),
+        Some(Command::MetadataDump {
+            zookeeper,
+            data_dir,
+            zookeeper_connection_timeout_ms,
+        }) => {
+            use odradek::tools::metadata_dump::{Source, dump};
+            init_logging(false);
+            let Some(runtime) = runtime(false) else {
+                return ExitCode::FAILURE;
+            };
+            let source = match (&zookeeper, &data_dir) {
+                (Some(connect), _) => Source::ZooKeeper {
+                    connect,
+                    connection_timeout: std::time::Duration::from_millis(
+                        zookeeper_connection_timeout_ms,
+                    ),
+                },
+                (None, Some(dir)) => Source::Embedded { data_dir: dir },
+                // clap requires one of the two.
+                (None, None) => return ExitCode::from(2),
+            };
+            match runtime.block_on(dump(source)) {
+                Ok(json) => {
+                    print!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("odradek: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Some(Command::ImportZkTree { tree, log_dir }) => {
             let parsed = std::fs::read_to_string(&tree)
                 .map_err(|e| e.to_string())

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod embedded;
 pub mod registration;
 pub mod store;
+pub mod zk;
 pub mod znodes;
 
 pub use cache::MetadataCache;

@@ -3,5 +3,6 @@
 pub mod client;
 pub mod consume;
 pub mod dump_log;
+pub mod metadata_dump;
 pub mod produce;
 pub mod topics;

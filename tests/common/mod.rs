@@ -200,6 +200,7 @@ pub fn kafka_home() -> Option<PathBuf> {
 pub mod broker_process;
 pub mod cutting_proxy;
 pub mod wire;
+pub mod zookeeper;
 
 /// The Python of the compat-test venv (`scripts/python-deps.sh`), if installed.
 pub fn python_venv() -> Option<PathBuf> {
