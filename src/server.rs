@@ -299,9 +299,15 @@ async fn open_store(
 ) -> Result<Arc<dyn MetadataStore>, StartError> {
     match &config.zookeeper_connect {
         None => Ok(Arc::new(EmbeddedStore::open(first_dir)?)),
-        Some(_connect) => Err(StartError::Config(
-            "zookeeper.connect is not supported yet: remove it to run with the embedded metadata store".into(),
-        )),
+        Some(connect) => {
+            let session = Duration::from_millis(config.zookeeper_session_timeout_ms);
+            let connection = config
+                .zookeeper_connection_timeout_ms
+                .map_or(session, Duration::from_millis);
+            Ok(Arc::new(
+                crate::metadata::zk::ZkStore::connect(connect, session, connection).await?,
+            ))
+        }
     }
 }
 

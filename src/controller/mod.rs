@@ -277,11 +277,13 @@ impl Controller {
                 return Box::pin(self.try_elect()).await;
             }
         };
+        // Version 1, as Kafka 2.x writes it; Kafka 3.x writes 2 with kraftControllerEpoch -1 and
+        // reads a version 1 node as exactly that.
         let z = znodes::ControllerZnode {
-            version: 2,
+            version: 1,
             brokerid: me,
             timestamp: now_string(),
-            kraft_controller_epoch: Some(-1),
+            kraft_controller_epoch: None,
         };
         match store
             .create(

@@ -1,0 +1,579 @@
+//! Several odradek brokers and one real ZooKeeper (Debian's package): the cluster forms, topics
+//! spread over the brokers, every client works through any bootstrap broker, the controller
+//! fails over, brokers come and go, and a ZooKeeper outage longer than the session timeout is
+//! survived.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::broker_process::BrokerProcess;
+use common::wire::Conn;
+use common::zookeeper::ZooKeeperServer;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use odradek::metadata::MetadataStore;
+use odradek::metadata::store::CreateMode;
+use odradek::metadata::zk::ZkStore;
+
+const SESSION_TIMEOUT_MS: u64 = 4000;
+const LEADER_NOT_AVAILABLE: i16 = 5;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+struct Cluster {
+    zk: ZooKeeperServer,
+    connect: String,
+    brokers: BTreeMap<i32, BrokerProcess>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(ids: &[i32]) -> Option<Cluster> {
+        let zk = ZooKeeperServer::start()?;
+        let connect = format!("{}/odradek", zk.connect_string());
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = Cluster {
+            zk,
+            connect,
+            brokers: BTreeMap::new(),
+            _tmp: tmp,
+        };
+        for &id in ids {
+            c.start_broker(id);
+        }
+        Some(c)
+    }
+
+    fn start_broker(&mut self, id: i32) {
+        let dir = self._tmp.path().join(format!("broker-{id}"));
+        let b = BrokerProcess::start(
+            &dir,
+            &[
+                &format!("broker.id={id}"),
+                &format!("zookeeper.connect={}", self.connect),
+                &format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+            ],
+        );
+        self.brokers.insert(id, b);
+    }
+
+    fn port(&self, id: i32) -> u16 {
+        self.brokers[&id].port
+    }
+
+    fn bootstrap(&self, id: i32) -> String {
+        self.brokers[&id].bootstrap()
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for (id, b) in &self.brokers {
+            out.push_str(&format!("--- broker {id}\n{}\n", b.log_tail()));
+        }
+        out
+    }
+
+    async fn store(&self) -> ZkStore {
+        ZkStore::connect(
+            &self.connect,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Until every running broker's metadata lists exactly `ids` as live.
+    async fn wait_for_brokers(&self, ids: &[i32]) {
+        let want: BTreeSet<i32> = ids.iter().copied().collect();
+        for id in ids {
+            let port = self.port(*id);
+            let want = &want;
+            wait_until(Duration::from_secs(30), &format!("broker {id} sees {want:?}"), || async move {
+                let md = metadata(port, Some(&[])).await;
+                md.brokers.iter().map(|b| b.node_id.0).collect::<BTreeSet<_>>() == *want
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        }
+    }
+}
+
+async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {limit:?} waiting until {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Metadata v12 from one broker; `None` asks for every topic. A broker that does not answer
+/// (stopped) gives an empty response.
+async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
+    let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return MetadataResponse::default();
+    };
+    drop(stream);
+    let mut c = Conn::connect(port).await;
+    let mut req = MetadataRequest::default();
+    req.topics = topics.map(|t| {
+        t.iter()
+            .map(|n| {
+                let mut mt = metadata_request::MetadataRequestTopic::default();
+                mt.name = Some(name(n));
+                mt
+            })
+            .collect()
+    });
+    req.allow_auto_topic_creation = false;
+    match c.call(ApiKey::Metadata, 12, RequestKind::Metadata(req)).await {
+        ResponseKind::Metadata(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// partition -> (leader, error) for `topic` as broker `port` sees it.
+async fn leaders(port: u16, topic: &str) -> BTreeMap<i32, (i32, i16)> {
+    let md = metadata(port, Some(&[topic])).await;
+    md.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, (p.leader_id.0, p.error_code)))
+        .collect()
+}
+
+fn run_tool(args: &[&str]) -> String {
+    let (ok, out, err) = common::odradek(args, None);
+    assert!(ok, "odradek {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+    ]);
+}
+
+/// Sends ten records (acks=all) to every partition of `topic`, each to the leader broker `via`
+/// names; the number acknowledged.
+async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) -> usize {
+    let mut acked = 0;
+    for (p, (leader, error)) in leaders(cluster.port(via), topic).await {
+        assert_eq!(error, 0, "{topic}-{p} has no leader:\n{}", cluster.logs());
+        assert_eq!(produce_records(cluster.port(leader), topic, p, 10).await, 0);
+        acked += 10;
+    }
+    acked
+}
+
+fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    let out = run_tool(&[
+        "consume",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--timeout-ms",
+        "2000",
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
+/// error code.
+async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
+    let mut c = Conn::connect(port).await;
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(common::client_batch(0, n, 10, 0, 0));
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = name(topic);
+    td.partition_data.push(pd);
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data.push(td);
+    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
+        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn controller_epoch(store: &ZkStore) -> i32 {
+    let (data, _) = store.get("/controller_epoch").await.unwrap().unwrap();
+    String::from_utf8(data.unwrap()).unwrap().parse().unwrap()
+}
+
+/// Acceptance 1: a 6-partition topic spreads over three brokers; every client produces to and
+/// consumes from every partition through any one bootstrap broker; a broker that does not
+/// lead a partition says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_serve_every_client_through_any_broker() {
+    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+
+    create_topic(&cluster.bootstrap(2), "spread", 6);
+    let spread = leaders(cluster.port(3), "spread").await;
+    assert_eq!(spread.len(), 6, "{}", cluster.logs());
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+    for (leader, error) in spread.values() {
+        assert_eq!(*error, 0);
+        *led.entry(*leader).or_default() += 1;
+    }
+    assert_eq!(led, BTreeMap::from([(1, 2), (2, 2), (3, 2)]), "leaders spread evenly");
+    // Every broker agrees on the leaders, whichever it is asked.
+    for id in [1, 2] {
+        assert_eq!(leaders(cluster.port(id), "spread").await, spread);
+    }
+    // Produce to a partition on a broker that is not its leader.
+    let (&p, &(leader, _)) = spread.iter().next().unwrap();
+    let other = [1, 2, 3].into_iter().find(|b| *b != leader).unwrap();
+    assert_eq!(
+        produce_records(cluster.port(other), "spread", p, 1).await,
+        NOT_LEADER_OR_FOLLOWER
+    );
+
+    // The bundled tools, through one broker: keyed lines reach every partition.
+    let lines: String = (0..120).map(|i| format!("key-{i}\ttool-{i}\n")).collect();
+    let (ok, _, err) = common::odradek(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &cluster.bootstrap(1),
+            "--topic",
+            "spread",
+            "--key-separator",
+            "\t",
+        ],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    let consumed = consume_all(&cluster.bootstrap(3), "spread");
+    assert_eq!(consumed.iter().filter(|l| l.starts_with("tool-")).count(), 120);
+
+    // kcat (librdkafka) to every partition through broker 2.
+    if Command::new("kcat").arg("-V").output().is_ok() {
+        for p in 0..6 {
+            let mut child = Command::new("kcat")
+                .args(["-b", &cluster.bootstrap(2), "-P", "-t", "spread", "-p", &p.to_string()])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("kcat-{p}\n").as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+            let out = Command::new("kcat")
+                .args(["-b", &cluster.bootstrap(2), "-C", "-t", "spread", "-p"])
+                .arg(p.to_string())
+                .args(["-o", "beginning", "-e", "-q"])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.lines().any(|l| l == format!("kcat-{p}")),
+                "kcat partition {p}: {text}"
+            );
+        }
+    } else {
+        common::missing_tool("kcat");
+    }
+
+    // The Python clients, each through a different broker.
+    if let Some(python) = common::python_venv() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/python/cluster_roundtrip.py");
+        for (client, via) in [("confluent", 1), ("kafka-python", 2), ("aiokafka", 3)] {
+            let topic = format!("py-{client}");
+            let out = Command::new(&python)
+                .arg(&script)
+                .args([client, &cluster.bootstrap(via), &topic, "6"])
+                .current_dir(script.parent().unwrap())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{client}: {}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                cluster.logs()
+            );
+        }
+    } else {
+        common::missing_tool("the Python client venv (scripts/python-deps.sh)");
+    }
+
+    // The Java client (admin, idempotent producer, consumer) through broker 3.
+    let classes = tempfile::tempdir().unwrap();
+    if let Some(cp) = common::compile_java("ClientRoundTrip", classes.path()) {
+        let out = Command::new("java")
+            .args(["-cp", &cp, "ClientRoundTrip", &cluster.bootstrap(3), "java-cluster", "none", "600"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "java: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            cluster.logs()
+        );
+    }
+
+    // KafkaJS, whose consumer joins a group: the coordinator may be any broker.
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/node");
+    if node_dir.join("node_modules/kafkajs").is_dir() {
+        let out = Command::new("node")
+            .arg(node_dir.join("produce.js"))
+            .args([&cluster.bootstrap(1), "kafkajs-cluster", "600"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("node")
+            .arg(node_dir.join("consume.js"))
+            .args([&cluster.bootstrap(2), "kafkajs-cluster-gzip", "600"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("consumed 600"),
+            "{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            cluster.logs()
+        );
+    } else {
+        common::missing_tool("KafkaJS (scripts/node-deps.sh)");
+    }
+}
+
+/// Acceptance 5: kill -9 the controller: another broker takes over with the next controller
+/// epoch within the session timeout and topics can still be created; the dead broker's
+/// partitions (replication factor 1) go offline and come back, with their records, when it
+/// restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_and_broker_failover() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic(&cluster.bootstrap(1), "durable", 6);
+    let acked = produce_each_partition(&cluster, 1, "durable").await;
+
+    let old = metadata(cluster.port(1), Some(&[])).await.controller_id.0;
+    assert!(cluster.brokers.contains_key(&old), "controller {old}");
+    let epoch = controller_epoch(&store).await;
+    let before = leaders(cluster.port(1), "durable").await;
+    let theirs: Vec<i32> = before.iter().filter(|(_, (l, _))| *l == old).map(|(p, _)| *p).collect();
+    assert_eq!(theirs.len(), 2);
+
+    cluster.brokers.get_mut(&old).unwrap().stop(true);
+    let killed = Instant::now();
+    let survivor = [1, 2, 3].into_iter().find(|b| *b != old).unwrap();
+    let port = cluster.port(survivor);
+    wait_until(
+        Duration::from_millis(SESSION_TIMEOUT_MS + 10_000),
+        "another broker is controller",
+        || async move {
+            let c = metadata(port, Some(&[])).await.controller_id.0;
+            c >= 0 && c != old
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(controller_epoch(&store).await, epoch + 1);
+    assert!(killed.elapsed() < Duration::from_millis(SESSION_TIMEOUT_MS + 10_000));
+
+    // Its partitions have no leader now, and clients are told so.
+    let theirs = &theirs;
+    wait_until(Duration::from_secs(10), "the dead broker's partitions are offline", || async move {
+        let now = leaders(port, "durable").await;
+        theirs.iter().all(|p| now.get(p) == Some(&(-1, LEADER_NOT_AVAILABLE)))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // The others still serve.
+    for (p, (leader, _)) in &before {
+        if *leader != old {
+            assert_eq!(produce_records(cluster.port(*leader), "durable", *p, 1).await, 0);
+        }
+    }
+    // Topic creation goes through the new controller.
+    create_topic(&cluster.bootstrap(survivor), "after-failover", 4);
+    let after = leaders(port, "after-failover").await;
+    assert_eq!(after.len(), 4);
+    assert!(after.values().all(|(l, e)| *l != old && *l >= 0 && *e == 0), "{after:?}");
+
+    // The dead broker returns: its partitions come back online with their records.
+    let b = cluster.brokers.get_mut(&old).unwrap();
+    b.restart(true);
+    wait_until(Duration::from_secs(30), "every partition has a leader again", || async move {
+        leaders(port, "durable").await.values().all(|(l, e)| *l >= 0 && *e == 0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let consumed = consume_all(&cluster.bootstrap(survivor), "durable");
+    // Ten records per partition, plus one to each partition that stayed up.
+    assert_eq!(consumed.len(), acked + 4, "{}", cluster.logs());
+    drop(store);
+    cluster.zk.stop();
+}
+
+/// Acceptance 6: ZooKeeper down for longer than the session timeout, then back: the brokers
+/// keep running, re-register, elect a controller and serve again, and no acknowledged record
+/// is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zookeeper_outage_longer_than_the_session() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    create_topic(&cluster.bootstrap(1), "outage", 6);
+    let mut acked = produce_each_partition(&cluster, 2, "outage").await;
+    let epoch = controller_epoch(&cluster.store().await).await;
+
+    cluster.zk.stop();
+    // The outage must outlast the session; meanwhile the brokers must stay up.
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_millis(SESSION_TIMEOUT_MS * 2) {
+        for (id, b) in &mut cluster.brokers {
+            assert!(b.is_running(), "broker {id} exited during the outage:\n{}", b.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.zk.restart();
+
+    let store = cluster.store().await;
+    let store_ref = &store;
+    wait_until(Duration::from_secs(30), "all brokers re-registered", || async move {
+        store_ref.children("/brokers/ids").await.ok().flatten().map(|c| c.len()) == Some(3)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    wait_until(Duration::from_secs(30), "a controller with a newer epoch", || async move {
+        store_ref.get("/controller").await.ok().flatten().is_some()
+            && controller_epoch(store_ref).await > epoch
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    for id in [1, 2, 3] {
+        let port = cluster.port(id);
+        wait_until(Duration::from_secs(30), "every partition led", || async move {
+            let l = leaders(port, "outage").await;
+            l.len() == 6 && l.values().all(|(l, e)| *l >= 0 && *e == 0)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    }
+    acked += produce_each_partition(&cluster, 3, "outage").await;
+    let consumed = consume_all(&cluster.bootstrap(1), "outage");
+    assert_eq!(consumed.len(), acked, "{}", cluster.logs());
+    for (id, b) in &mut cluster.brokers {
+        assert!(b.is_running(), "broker {id} exited:\n{}", b.log_tail());
+    }
+}
+
+/// Acceptance 4: a Kafka 2.4.1 cluster's metadata adopted. Its ZooKeeper tree goes into a fresh
+/// ZooKeeper, and one odradek broker with its broker id starts on a copy of its log dir: every
+/// topic is served with its records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_a_kafka_clusters_zookeeper_tree_and_data() {
+    let Some(zk) = ZooKeeperServer::start() else {
+        return;
+    };
+    let connect = format!("{}/adopted", zk.connect_string());
+    let store = ZkStore::connect(&connect, Duration::from_secs(10), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let tree: BTreeMap<String, Option<String>> = serde_json::from_str(
+        &std::fs::read_to_string(common::kafka_single().join("zk-tree.json")).unwrap(),
+    )
+    .unwrap();
+    for (path, data) in &tree {
+        // ZooKeeper's own nodes, and the ephemeral ones of the broker that wrote the tree.
+        if path == "/"
+            || path.starts_with("/zookeeper")
+            || path.starts_with("/brokers/ids/")
+            || path == "/controller"
+        {
+            continue;
+        }
+        store
+            .create(path, data.clone().map(String::into_bytes), CreateMode::Persistent)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("broker");
+    common::copy_tree(&common::kafka_single().join("logdir"), &dir.join("logs"));
+    let broker = BrokerProcess::start(
+        &dir,
+        &[
+            "broker.id=1",
+            "offsets.topic.num.partitions=50",
+            &format!("zookeeper.connect={connect}"),
+            &format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+        ],
+    );
+    let port = broker.port;
+    wait_until(Duration::from_secs(30), "the fixture's topics are led", || async move {
+        let l = leaders(port, "plain").await;
+        l.len() == 3 && l.values().all(|(l, e)| *l == 1 && *e == 0)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", broker.log_tail()));
+    let out = run_tool(&[
+        "consume",
+        "--bootstrap-server",
+        &broker.bootstrap(),
+        "--topic",
+        "plain",
+        "--from-beginning",
+        "--print-key",
+        "--key-separator",
+        "=",
+        "--timeout-ms",
+        "2000",
+    ]);
+    assert_eq!(out.lines().count(), 303, "{out}\n{}", broker.log_tail());
+    assert!(out.lines().any(|l| l == "key-298=value-298-partition-1"));
+    // The topic ids the controller gave the adopted topics were written back.
+    let (data, _) = store.get("/brokers/topics/plain").await.unwrap().unwrap();
+    let z: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+    assert_eq!(z["topic_id"].as_str().map(str::len), Some(22), "{z}");
+}
