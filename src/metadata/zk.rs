@@ -20,6 +20,8 @@
 //! - Connection loss: each call is retried until `connection_timeout` runs out, then fails with
 //!   `Unavailable`. A write retried after a connection loss may already have been applied by the
 //!   attempt whose answer was lost; see `create`, `set` and `delete` for how that is told apart.
+//!   A write that fails with `Unavailable` has an unknown outcome: the client keeps requests
+//!   queued while it reconnects and sends them once connected, even after the caller gave up.
 //!
 //! What it cannot do: ZooKeeper's `multi` (the client has no such request, and its request type is
 //! private), so writes cannot be fenced on `/controller_epoch`'s version as Kafka's controller
