@@ -6,9 +6,10 @@
 //!   itself and cannot create it. As in Kafka, a missing chroot is created at connect.
 //! - Watches: ZooKeeper's are one-shot and bound to one TCP connection; the client neither re-arms
 //!   them nor restores them after a reconnect (the Java client sends SetWatches). Every watch
-//!   asked for is kept in a registry; a supervisor task re-arms it after each event and after each
-//!   reconnect, and compares the node's `mzxid` / `pzxid` from before and after a reconnect to
-//!   report changes made while the connection was down.
+//!   asked for is kept in a registry (one entry per path and kind, however often it is asked
+//!   for); a supervisor task re-arms it after each event and after each reconnect, and compares
+//!   the node's `mzxid` / `pzxid` from before and after a reconnect to report changes made while
+//!   the connection was down.
 //! - Session id: the client keeps it private. It is learnt from the `ephemeralOwner` of an
 //!   ephemeral probe node created (and at once deleted) at the start of each session, and from
 //!   every ephemeral node this store creates.
@@ -19,6 +20,8 @@
 //! - Connection loss: each call is retried until `connection_timeout` runs out, then fails with
 //!   `Unavailable`. A write retried after a connection loss may already have been applied by the
 //!   attempt whose answer was lost; see `create`, `set` and `delete` for how that is told apart.
+//!   A write that fails with `Unavailable` has an unknown outcome: the client keeps requests
+//!   queued while it reconnects and sends them once connected, even after the caller gave up.
 //!
 //! What it cannot do: ZooKeeper's `multi` (the client has no such request, and its request type is
 //! private), so writes cannot be fenced on `/controller_epoch`'s version as Kafka's controller
@@ -92,18 +95,17 @@ enum Seen {
 }
 
 struct Armed {
-    /// The token carried by the callbacks of the current arming; 0 = not armed on the server.
-    /// Callbacks of earlier armings (left in the client after a reconnect) carry older tokens
-    /// and are ignored.
-    token: u64,
+    /// Set on the server for the current connection (ZooKeeper keeps one watch per path and
+    /// kind per connection, however often it is set).
+    armed: bool,
     seen: Seen,
 }
 
 enum Msg {
     State(ZkState),
+    /// A server notification, with the path as the server gave it (chroot included).
     Fired {
-        key: WatchKey,
-        token: u64,
+        path: String,
         event: WatchedEventType,
     },
     Arm {
@@ -243,11 +245,15 @@ impl Inner {
         }
     }
 
-    fn strip_chroot(&self, full: &str) -> String {
-        match full.strip_prefix(self.chroot.as_str()) {
-            Some("") => "/".to_string(),
-            Some(rest) if !self.chroot.is_empty() => rest.to_string(),
-            _ => full.to_string(),
+    /// The caller's path for a server path, `None` if it lies outside the chroot.
+    fn below_chroot(&self, full: &str) -> Option<String> {
+        if self.chroot.is_empty() {
+            return Some(full.to_string());
+        }
+        match full.strip_prefix(self.chroot.as_str())? {
+            "" => Some("/".to_string()),
+            rest if rest.starts_with('/') => Some(rest.to_string()),
+            _ => None,
         }
     }
 
@@ -362,7 +368,7 @@ impl Inner {
                 if mode == CreateMode::Ephemeral {
                     self.learn_session(generation, stat.ephemeral_owner);
                 }
-                Ok(self.strip_chroot(&created))
+                Ok(self.below_chroot(&created).unwrap_or(created))
             }
             // A sequential create never meets an existing node; retried after a lost answer it
             // may leave a second node (harmless for Kafka's notification queues, whose readers
@@ -522,13 +528,28 @@ impl ZkStore {
             ))
         };
         let deadline = Instant::now() + connection_timeout;
+        let (to_supervisor, from_client) = mpsc::unbounded_channel();
+        // Watches are set without a callback of their own (`exists(path, true)`), so that the
+        // client keeps none per arming (it would keep them after a reconnect, when the server
+        // has forgotten the watch); every notification comes here.
+        let notifications = {
+            let to_supervisor = to_supervisor.clone();
+            move |event: WatchedEvent| {
+                if let Some(path) = event.path {
+                    let _ = to_supervisor.send(Msg::Fired {
+                        path,
+                        event: event.event_type,
+                    });
+                }
+            }
+        };
         // The client makes its first TCP connection before returning, retrying forever.
         let zk = match tokio::time::timeout_at(
             deadline,
             ZooKeeper::connect_with_retry_time(
                 hosts,
                 session_timeout,
-                |event: WatchedEvent| tracing::debug!(?event, "unclaimed ZooKeeper event"),
+                notifications,
                 RECONNECT_PAUSE,
             ),
         )
@@ -543,7 +564,6 @@ impl ZkStore {
             Err(_) => return Err(no_session("no server accepted a connection".into())),
         };
         let link = Arc::new(watch::channel(Link::Starting).0);
-        let (to_supervisor, from_client) = mpsc::unbounded_channel();
         let session = Arc::new(Session::default());
         {
             let link = link.clone();
@@ -583,7 +603,6 @@ impl ZkStore {
             Supervisor {
                 inner: inner.clone(),
                 watches: HashMap::new(),
-                next_token: 0,
                 session_lost: false,
             }
             .run(from_client),
@@ -664,11 +683,6 @@ impl ZkStore {
             ))),
         }
     }
-
-    /// The connect string this store was made with.
-    pub fn connect_string(&self) -> &str {
-        &self.inner.connect
-    }
 }
 
 impl Drop for ZkStore {
@@ -694,7 +708,6 @@ impl Drop for ZkStore {
 struct Supervisor {
     inner: Arc<Inner>,
     watches: HashMap<WatchKey, Armed>,
-    next_token: u64,
     session_lost: bool,
 }
 
@@ -711,7 +724,7 @@ impl Supervisor {
                         return;
                     }
                 }
-                Msg::Fired { key, token, event } => self.on_fired(key, token, event).await,
+                Msg::Fired { path, event } => self.on_fired(&path, event).await,
                 Msg::Arm { key, reply } => {
                     let armed = self.on_arm(key).await;
                     let _ = reply.send(armed);
@@ -742,7 +755,7 @@ impl Supervisor {
     /// Server-side watches belong to the TCP connection and went with it.
     fn disarm_all(&mut self) {
         for armed in self.watches.values_mut() {
-            armed.token = 0;
+            armed.armed = false;
         }
     }
 
@@ -783,90 +796,67 @@ impl Supervisor {
 
     async fn on_arm(&mut self, key: WatchKey) -> StoreResult<()> {
         let armed = self.watches.entry(key.clone()).or_insert(Armed {
-            token: 0,
+            armed: false,
             seen: Seen::Unknown,
         });
-        if armed.token != 0 {
+        if armed.armed {
             return Ok(());
         }
         self.arm(&key).await.map(|_| ())
     }
 
-    async fn on_fired(&mut self, key: WatchKey, token: u64, event: WatchedEventType) {
-        let Some(armed) = self.watches.get(&key) else {
+    async fn on_fired(&mut self, full: &str, event: WatchedEventType) {
+        let Some(path) = self.inner.below_chroot(full) else {
             return;
         };
-        if token != armed.token {
-            // A callback of an earlier arming, left in the client by a reconnect.
-            return;
-        }
-        let relevant = match (key.kind, event) {
-            (
-                WatchKind::Node,
-                WatchedEventType::NodeCreated
-                | WatchedEventType::NodeDataChanged
-                | WatchedEventType::NodeDeleted,
-            ) => true,
-            // `NodeDataChanged` reaches a children watch only through the existence watch set
-            // while its node was missing, after the node appeared; the children watch itself is
-            // still armed.
-            (
-                WatchKind::Children,
-                WatchedEventType::NodeChildrenChanged
-                | WatchedEventType::NodeCreated
-                | WatchedEventType::NodeDeleted,
-            ) => true,
-            _ => false,
+        // One notification per path and connection: a deletion is reported once even when
+        // both a node watch and a children watch are set on the path.
+        let kinds: &[WatchKind] = match event {
+            WatchedEventType::NodeCreated | WatchedEventType::NodeDeleted => {
+                &[WatchKind::Node, WatchKind::Children]
+            }
+            WatchedEventType::NodeDataChanged => &[WatchKind::Node],
+            WatchedEventType::NodeChildrenChanged => &[WatchKind::Children],
+            _ => &[],
         };
-        if !relevant {
-            return;
-        }
-        // Re-armed before the event is sent, so that a subscriber's re-read cannot miss the next
-        // change. Should re-arming fail, the next reconnect re-arms it and reports it changed.
-        if self.arm(&key).await.is_err() {
-            tracing::warn!(path = %key.path, "ZooKeeper watch not re-armed; will retry on reconnect");
-        }
-        self.inner.notify(event_for(&key));
-    }
-
-    fn callback(&self, key: &WatchKey, token: u64) -> impl FnOnce(WatchedEvent) + Send + 'static {
-        let to_supervisor = self.inner.to_supervisor.clone();
-        let key = key.clone();
-        move |event: WatchedEvent| {
-            let _ = to_supervisor.send(Msg::Fired {
-                key,
-                token,
-                event: event.event_type,
-            });
+        for &kind in kinds {
+            let key = WatchKey {
+                kind,
+                path: path.clone(),
+            };
+            let Some(armed) = self.watches.get_mut(&key) else {
+                continue;
+            };
+            armed.armed = false;
+            // Re-armed before the event is sent, so that a subscriber's re-read cannot miss the
+            // next change. Should re-arming fail, the next reconnect re-arms it and reports it.
+            if self.arm(&key).await.is_err() {
+                tracing::warn!(path = %key.path, "ZooKeeper watch not re-armed; retried on reconnect");
+            }
+            self.inner.notify(event_for(&key));
         }
     }
 
-    /// Arms `key` on the server with a fresh token and records what it saw.
+    /// Sets `key`'s watch on the server and records what it saw.
     async fn arm(&mut self, key: &WatchKey) -> StoreResult<Seen> {
-        self.next_token += 1;
-        let token = self.next_token;
         let result = match key.kind {
-            WatchKind::Node => self.arm_node(key, token).await,
-            WatchKind::Children => self.arm_children(key, token).await,
+            WatchKind::Node => self.arm_node(key).await,
+            WatchKind::Children => self.arm_children(key).await,
         };
         let armed = self.watches.entry(key.clone()).or_insert(Armed {
-            token: 0,
+            armed: false,
             seen: Seen::Unknown,
         });
         match result {
             Ok(seen) => {
-                armed.token = token;
+                armed.armed = true;
                 armed.seen = seen;
                 Ok(seen)
             }
             Err(e) => {
-                // A request that timed out is still queued in the client and will arm the watch
+                // A request that timed out is still queued in the client and sets the watch
                 // when it goes out; one cut by a connection loss is re-armed on reconnect.
-                armed.token = if matches!(e, ArmError::TimedOut) {
-                    token
-                } else {
-                    0
-                };
+                armed.armed = matches!(e, ArmError::TimedOut);
                 armed.seen = Seen::Unknown;
                 Err(match e {
                     ArmError::TimedOut => self.inner.unavailable("watch"),
@@ -884,26 +874,17 @@ impl Supervisor {
         }
     }
 
-    async fn arm_node(&self, key: &WatchKey, token: u64) -> Result<Seen, ArmError> {
+    async fn arm_node(&self, key: &WatchKey) -> Result<Seen, ArmError> {
         let full = self.inner.full_path(&key.path);
         // An existence watch fires on creation, data change and deletion alike.
-        let stat = self
-            .bounded(self.inner.zk.exists_w(&full, self.callback(key, token)))
-            .await?;
+        let stat = self.bounded(self.inner.zk.exists(&full, true)).await?;
         Ok(stat.map_or(Seen::Absent, |s| Seen::At(s.mzxid)))
     }
 
-    async fn arm_children(&self, key: &WatchKey, token: u64) -> Result<Seen, ArmError> {
+    async fn arm_children(&self, key: &WatchKey) -> Result<Seen, ArmError> {
         let full = self.inner.full_path(&key.path);
         for _ in 0..ARM_ATTEMPTS {
-            match self
-                .bounded(
-                    self.inner
-                        .zk
-                        .get_children_w(&full, self.callback(key, token)),
-                )
-                .await
-            {
+            match self.bounded(self.inner.zk.get_children(&full, true)).await {
                 Ok(_) => {
                     // Read after arming: a change in between fires the watch, so nothing is lost.
                     let stat = self.bounded(self.inner.zk.exists(&full, false)).await?;
@@ -911,10 +892,7 @@ impl Supervisor {
                 }
                 Err(ArmError::Zk(ZkError::NoNode)) => {
                     // No node, no children watch: watch for its creation instead.
-                    match self
-                        .bounded(self.inner.zk.exists_w(&full, self.callback(key, token)))
-                        .await?
-                    {
+                    match self.bounded(self.inner.zk.exists(&full, true)).await? {
                         None => return Ok(Seen::Absent),
                         Some(_) => continue,
                     }
