@@ -202,6 +202,18 @@ impl ActiveController {
         let hosted: Vec<Tp> = self.states.keys().cloned().collect();
         self.send_leader_and_isr(&hosted, None);
         self.send_update_metadata(None, &live);
+        // Replicas on brokers that died while no controller was watching (this one's
+        // predecessor, say) go offline now, as Kafka's replica state machine does at start-up.
+        let dead: BTreeSet<i32> = self
+            .states
+            .values()
+            .flat_map(|s| s.isr.iter().copied().chain(std::iter::once(s.leader)))
+            .filter(|b| *b >= 0 && !self.brokers.contains_key(b))
+            .collect();
+        if !dead.is_empty() {
+            let dead: Vec<i32> = dead.into_iter().collect();
+            self.on_brokers_failed(&dead).await?;
+        }
         let all: Vec<Tp> = self.all_partitions();
         self.bring_online(all).await?;
         self.on_delete_topics().await?;
@@ -588,6 +600,10 @@ impl ActiveController {
             } else {
                 (s.leader, survivors)
             };
+            if leader == s.leader && isr == s.isr {
+                // Already recorded as offline (by an earlier controller).
+                continue;
+            }
             if self
                 .write_state(&tp, leader, s.leader_epoch + 1, isr)
                 .await?
