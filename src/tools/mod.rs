@@ -3,5 +3,8 @@
 pub mod client;
 pub mod consume;
 pub mod dump_log;
+pub mod groups;
+pub mod membership;
+pub mod perf;
 pub mod produce;
 pub mod topics;
