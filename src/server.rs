@@ -189,6 +189,7 @@ impl Broker {
             .map(|a| a.port())
             .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
+        crate::metrics::global().watch_groups(&groups);
         let mut tasks = vec![
             tokio::spawn(network::serve(
                 listener,
