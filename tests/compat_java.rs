@@ -41,8 +41,7 @@ fn java_clients_round_trip_every_codec() {
 }
 
 /// A keyed record sent by the Java client, by confluent-kafka with `murmur2_random` and by
-/// `odradek produce` lands in
-/// the same partition.
+/// `odradek produce` lands in the same partition.
 #[test]
 fn java_and_librdkafka_murmur2_agree_on_partitions() {
     let tmp = tempfile::tempdir().unwrap();
