@@ -467,8 +467,18 @@ fn run_tool(tool: Command) -> ExitCode {
                     timeout: std::time::Duration::from_millis(timeout_ms),
                     format,
                 };
+                // The first SIGINT/SIGTERM ends the loop (a group member commits and leaves);
+                // a second exits at once.
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let flag = stop.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    wait_for_signal().await;
+                    std::process::exit(130);
+                });
                 let mut out = std::io::BufWriter::new(stdout.lock());
-                let n = consume::run(&bootstrap_server, &opts, &mut out).await?;
+                let n = consume::run(&bootstrap_server, &opts, &stop, &mut out).await?;
                 eprintln!("Processed a total of {n} messages");
                 Ok(())
             }

@@ -650,7 +650,7 @@ fn consumer_groups_commit_share_and_are_described_with_lag() {
                 "--group",
                 "g",
                 "--timeout-ms",
-                "6000",
+                "10000",
             ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -719,4 +719,64 @@ fn consumer_groups_commit_share_and_are_described_with_lag() {
         !ok && err.contains("Consumer group 'nobody' does not exist."),
         "{err}"
     );
+}
+
+/// SIGTERM to a group member: it commits what it printed and leaves the group at once (no
+/// waiting for the session timeout), and exits 0.
+#[test]
+fn a_signalled_group_member_commits_and_leaves() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let bs = broker.bootstrap();
+    create_topic(&bs, "signalled", 2);
+    let lines: String = (0..100).map(|i| format!("v{i}\n")).collect();
+    produce_lines(&bs, "signalled", &[], &lines);
+    let mut member = std::process::Command::new(env!("CARGO_BIN_EXE_odradek"))
+        .args([
+            "consume",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "signalled",
+            "--group",
+            "sig",
+            "--from-beginning",
+            "--timeout-ms",
+            "60000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let printed = BufReader::new(member.stdout.take().unwrap())
+        .lines()
+        .take(100)
+        .count();
+    assert_eq!(printed, 100);
+    let signalled = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &member.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = member.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > std::time::Duration::from_secs(10) {
+            member.kill().unwrap();
+            panic!("the member did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let (ok, out, err) = groups(&bs, &["--describe", "--group", "sig"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("has no active members"),
+        "left the group: {err}"
+    );
+    let rows = describe_rows(&out);
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows.iter().all(|r| r["LAG"] == "0"), "committed all: {out}");
 }

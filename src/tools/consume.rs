@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::client::{
@@ -38,7 +39,14 @@ pub struct Options {
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 const FETCH_MAX_WAIT_MS: i32 = 500;
 
-pub async fn run(bootstrap: &str, opts: &Options, out: &mut impl Write) -> Result<u64> {
+/// Prints records until `max_messages`, `timeout` without a record, or `stop` (a signal): a
+/// group member then commits what it printed and leaves the group.
+pub async fn run(
+    bootstrap: &str,
+    opts: &Options,
+    stop: &AtomicBool,
+    out: &mut impl Write,
+) -> Result<u64> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let all = cluster.partitions(&opts.topic, false).await?;
     if let Some(p) = opts.partition
@@ -65,6 +73,9 @@ pub async fn run(bootstrap: &str, opts: &Options, out: &mut impl Write) -> Resul
     let mut last_commit = Instant::now();
     let write_err = |e: std::io::Error| ToolError::Usage(format!("writing output: {e}"));
     let result = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Ok(printed);
+        }
         if let Some(m) = member.as_mut() {
             let mut status = GroupStatus::Ok;
             if last_commit.elapsed() >= COMMIT_INTERVAL {
