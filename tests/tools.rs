@@ -780,3 +780,53 @@ fn a_signalled_group_member_commits_and_leaves() {
     assert_eq!(rows.len(), 2, "{out}");
     assert!(rows.iter().all(|r| r["LAG"] == "0"), "committed all: {out}");
 }
+
+/// A committed offset past the log end (the log was truncated or retention passed it) makes the
+/// member start again from the reset policy, as auto.offset.reset does, instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_offset_out_of_range_is_reset() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let bs = broker.bootstrap();
+    let setup = bs.clone();
+    tokio::task::spawn_blocking(move || {
+        create_topic(&setup, "reset", 1);
+        let lines: String = (0..10).map(|i| format!("v{i}\n")).collect();
+        produce_lines(&setup, "reset", &[], &lines);
+    })
+    .await
+    .unwrap();
+    // Find the coordinator first: that creates __consumer_offsets.
+    let (ok, _, err) = groups(&bs, &["--describe", "--group", "stale"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let mut c = common::wire::Conn::connect(broker.port).await;
+    let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 1000;
+    p.committed_leader_epoch = -1;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("reset"));
+    t.partitions.push(p);
+    let mut req = OffsetCommitRequest::default();
+    req.group_id = GroupId(StrBytes::from_static_str("stale"));
+    req.generation_id_or_member_epoch = -1;
+    req.topics.push(t);
+    match c
+        .call(ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(req))
+        .await
+    {
+        ResponseKind::OffsetCommit(r) => {
+            assert_eq!(r.topics[0].partitions[0].error_code, 0)
+        }
+        other => panic!("{other:?}"),
+    }
+    let printed = tokio::task::spawn_blocking(move || {
+        consume_lines(&bs, "reset", &["--group", "stale", "--from-beginning"])
+    })
+    .await
+    .unwrap();
+    let want: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    assert_eq!(printed, want);
+}

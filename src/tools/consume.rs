@@ -12,7 +12,7 @@ use super::client::{
 };
 use super::membership::{GroupStatus, Member, committed_offsets};
 use crate::log::records::{Record, decode_batch};
-use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 /// Where reading starts; with a group, for partitions without a committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,18 @@ pub async fn run(
                 .await?
                 .call_upto(ApiKey::Fetch, FETCH_VERSION_CAP, RequestKind::Fetch(req))
                 .await?;
+            let lost = out_of_range(&response);
+            if !lost.is_empty() {
+                // Retention (or a truncation) passed the position: start again per the reset
+                // policy, as a consumer's auto.offset.reset does.
+                let policy = match opts.start {
+                    Start::Latest => Start::Latest,
+                    _ => Start::Earliest,
+                };
+                let reset = start_positions(&mut cluster, &opts.topic, &lost, policy).await?;
+                positions.extend(reset);
+                continue;
+            }
             for (p, records) in fetched_records(&opts.topic, response)? {
                 let Some(position) = positions.get_mut(&p) else {
                     continue;
@@ -152,6 +164,21 @@ pub async fn run(
         m.leave(&mut cluster).await?;
     }
     result
+}
+
+/// Partitions a Fetch answered with OFFSET_OUT_OF_RANGE.
+fn out_of_range(response: &ResponseKind) -> Vec<i32> {
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    match response {
+        ResponseKind::Fetch(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.error_code == OFFSET_OUT_OF_RANGE)
+            .map(|p| p.partition_index)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Joins (or rejoins) the group and positions each assigned partition at its committed offset,
