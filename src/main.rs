@@ -40,14 +40,19 @@ enum Command {
     /// Create, list, describe, delete topics or add partitions (like kafka-topics.sh
     /// --bootstrap-server).
     Topics {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
+        /// Create --topic with --partitions, --replication-factor and --config.
         #[arg(long, conflicts_with_all = ["list", "describe", "delete", "alter"])]
         create: bool,
+        /// Print every topic's name.
         #[arg(long)]
         list: bool,
+        /// Print partitions, leaders, replicas and ISR of --topic (or of every topic).
         #[arg(long)]
         describe: bool,
+        /// Delete --topic.
         #[arg(long)]
         delete: bool,
         /// Grow the topic to --partitions partitions.
@@ -55,8 +60,10 @@ enum Command {
         alter: bool,
         #[arg(long)]
         topic: Option<String>,
+        /// Partitions to create, or to grow to with --alter (-1: the broker's default).
         #[arg(long, default_value_t = -1)]
         partitions: i32,
+        /// Replicas per partition (-1: the broker's default).
         #[arg(long, default_value_t = -1)]
         replication_factor: i16,
         /// A topic config, `key=value`; repeat for more.
@@ -65,6 +72,7 @@ enum Command {
     },
     /// Send standard input's lines as records (like kafka-console-producer.sh).
     Produce {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
         #[arg(long)]
@@ -91,10 +99,12 @@ enum Command {
     /// Print a topic's records (like kafka-console-consumer.sh): from the end, the beginning, an
     /// offset or a time, or as a member of a consumer group.
     Consume {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
         #[arg(long)]
         topic: String,
+        /// Read only this partition.
         #[arg(long)]
         partition: Option<i32>,
         /// Join this consumer group: start at its committed offsets and commit what was printed.
@@ -109,11 +119,13 @@ enum Command {
         /// Start at the first record at or after this time (ms since the epoch).
         #[arg(long)]
         timestamp: Option<i64>,
+        /// Exit after printing this many records.
         #[arg(long)]
         max_messages: Option<u64>,
         /// Exit after this many milliseconds without a record.
         #[arg(long, default_value_t = 5000)]
         timeout_ms: u64,
+        /// Print `key<separator>value` rather than the value alone.
         #[arg(long, conflicts_with = "format")]
         print_key: bool,
         #[arg(long, default_value = "\t")]
@@ -125,10 +137,13 @@ enum Command {
     },
     /// List consumer groups, or describe them with offsets and lag (like kafka-consumer-groups.sh).
     Groups {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
+        /// Print every consumer group's id.
         #[arg(long, conflicts_with = "describe")]
         list: bool,
+        /// Describe --group (or --all-groups): by default offsets and lag per partition.
         #[arg(long)]
         describe: bool,
         /// The group to describe; repeat for more.
@@ -181,6 +196,7 @@ enum Command {
 enum PerfMode {
     /// Send --num-records records of --record-size bytes and report records/s, MB/s and latency.
     Producer {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
         #[arg(long)]
@@ -212,6 +228,7 @@ enum PerfMode {
     },
     /// Read --messages records from the beginning and report records/s and MB/s.
     Consumer {
+        /// A broker to start from, host:port.
         #[arg(long)]
         bootstrap_server: String,
         #[arg(long)]
