@@ -13,13 +13,14 @@ cleanup() { [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/odradek"
 scripts/java-deps.sh >/dev/null
 jars=$(ls "${ODRADEK_CACHE:-$HOME/.cache/odradek}"/java/kafka-clients-3.9/*.jar | tr '\n' ':')
 javac -nowarn -cp "$jars" -d "$work/classes" compat-tests/java/ConsumerPerf.java
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_ns=$(date +%s%N)
-target/release/odradek broker config/server.properties --override "listeners=PLAINTEXT://127.0.0.1:$port" \
+"$bin" broker config/server.properties --override "listeners=PLAINTEXT://127.0.0.1:$port" \
   --override "log.dirs=$work/data" --override metrics.port=0 >"$work/broker.log" 2>&1 &
 broker_pid=$!
 for _ in $(seq 1 2000); do
@@ -58,6 +59,17 @@ cpu_s=$(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }')
 cpu_per_gb=$(awk -v c="$cpu_s" -v b="$bytes_moved" 'BEGIN { printf "%.2f", c / (b / 1e9) }')
 rss_mib=$(awk '/VmHWM/ {printf "%d", $2 / 1024}' "/proc/$broker_pid/status")
 echo "-- broker: ${cpu_s} CPU s for $(awk -v b="$bytes_moved" 'BEGIN{printf "%.2f", b/1e9}') GB of record payload moved = ${cpu_per_gb} CPU s/GB; peak RSS ${rss_mib} MiB"
+
+# The bundled perf tools on the same broker, after the broker's CPU and RSS were taken: a
+# client without a JVM, for comparison with the Java tools' figures above.
+echo "-- odradek perf producer, $records x 100 B, acks=1, linger 5 ms, batch 65536 B, unthrottled"
+"$bin" perf producer --bootstrap-server "127.0.0.1:$port" --topic perf-odradek \
+  --num-records "$records" --record-size 100 --throughput -1 --acks 1 --linger-ms 5 --batch-size 65536 2>/dev/null
+echo "-- odradek perf producer at a fixed 50,000 records/s, 500,000 x 100 B, acks=all"
+"$bin" perf producer --bootstrap-server "127.0.0.1:$port" --topic perf-odradek-fixed \
+  --num-records 500000 --record-size 100 --throughput 50000 --acks all 2>/dev/null
+echo "-- odradek perf consumer, the $records x 100 B records"
+"$bin" perf consumer --bootstrap-server "127.0.0.1:$port" --topic perf-100 --messages "$records" 2>/dev/null
 
 rate() { sed -nE 's/.* ([0-9.]+) records\/sec \(([0-9.]+) MB\/sec\).*/\1 \2/p' <<<"$1"; }
 lat() { sed -nE 's/.* ([0-9]+) ms 50th, [0-9]+ ms 95th, ([0-9]+) ms 99th.*/\1 \2/p' <<<"$1"; }

@@ -46,7 +46,7 @@ else
     --only-binary=confluent-kafka -r "$req"
   # Check the packages import (confluent-kafka must carry its own librdkafka).
   "$venv/bin/python" - <<'PY'
-import confluent_kafka, kafka, aiokafka, pytest, snappy, lz4.frame, zstandard
+import confluent_kafka, kafka, aiokafka, pytest, snappy, lz4.frame, zstandard, prometheus_client
 print("python-deps: confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0],
       "| kafka-python", kafka.__version__, "| aiokafka", aiokafka.__version__, "| pytest", pytest.__version__)
 PY

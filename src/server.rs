@@ -222,6 +222,7 @@ impl Broker {
             .map(|a| a.port())
             .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
+        crate::metrics::global().watch_groups(&groups);
         tasks.extend([
             tokio::spawn(network::serve(
                 listener,

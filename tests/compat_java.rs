@@ -40,8 +40,8 @@ fn java_clients_round_trip_every_codec() {
     }
 }
 
-/// A keyed record sent by the Java client and by confluent-kafka with `murmur2_random` lands in
-/// the same partition.
+/// A keyed record sent by the Java client, by confluent-kafka with `murmur2_random` and by
+/// `odradek produce` lands in the same partition.
 #[test]
 fn java_and_librdkafka_murmur2_agree_on_partitions() {
     let tmp = tempfile::tempdir().unwrap();
@@ -101,4 +101,59 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
     let used: std::collections::HashSet<&str> =
         java.iter().filter_map(|l| l.split(' ').nth(1)).collect();
     assert_eq!(used.len(), 7, "keys spread over every partition");
+
+    // The bundled producer puts each key where the Java client does.
+    let bs = broker.bootstrap();
+    let (ok, _, err) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            "keyed-by-odradek",
+            "--partitions",
+            "7",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let lines: String = (0..500).map(|i| format!("key-{i}\tv\n")).collect();
+    let (ok, _, err) = common::odradek(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "keyed-by-odradek",
+            "--key-separator",
+            "\t",
+        ],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = common::odradek(
+        &[
+            "consume",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "keyed-by-odradek",
+            "--from-beginning",
+            "--timeout-ms",
+            "1000",
+            "--format",
+            "%k %p",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut ours: Vec<String> = out.lines().map(str::to_string).collect();
+    let mut java_sorted = java.clone();
+    ours.sort();
+    java_sorted.sort();
+    assert_eq!(
+        ours, java_sorted,
+        "odradek produce and the Java client agree"
+    );
 }

@@ -96,4 +96,36 @@ async fn a_kafka_241_data_dir_is_served_with_its_offsets() {
         ],
         "the offsets Kafka's consumer committed (MANIFEST.md)"
     );
+
+    // `odradek groups` prints what Kafka's kafka-consumer-groups.sh printed for this group,
+    // column for column (Kafka's row order follows a hash map, so rows are compared sorted).
+    let described = Command::new(env!("CARGO_BIN_EXE_odradek"))
+        .args([
+            "groups",
+            "--bootstrap-server",
+            &bs,
+            "--describe",
+            "--group",
+            "fixture-group",
+        ])
+        .output()
+        .unwrap();
+    assert!(described.status.success());
+    assert!(
+        String::from_utf8_lossy(&described.stderr)
+            .contains("Consumer group 'fixture-group' has no active members.")
+    );
+    let expected = std::fs::read_to_string(
+        common::kafka_single().join("expected-consumer-groups-describe.txt"),
+    )
+    .unwrap();
+    let sorted = |text: &str| {
+        let mut lines: Vec<String> = text.lines().map(|l| l.trim_end().to_string()).collect();
+        lines[2..].sort();
+        lines
+    };
+    assert_eq!(
+        sorted(&String::from_utf8_lossy(&described.stdout)),
+        sorted(&expected)
+    );
 }

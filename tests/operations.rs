@@ -197,3 +197,145 @@ async fn a_second_signal_exits_at_once() {
     );
     assert_eq!(status.code(), Some(130), "the second signal exits at once");
 }
+
+/// SIGTERM while a producer sends acks=all batches as fast as they are acknowledged: the broker
+/// exits 0 within seconds, the next start finds the clean-shutdown marker and skips recovery,
+/// and every acknowledged record is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_recovery() {
+    use bytes::Bytes;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Decodable, StrBytes};
+    use odradek::log::records::{BatchBuilder, NewRecord};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("b");
+    let mut broker = BrokerProcess::start(&dir, &[]);
+    let bs = broker.bootstrap();
+    assert!(tool(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            "busy",
+            "--partitions",
+            "3"
+        ],
+        ""
+    ));
+    let acked = Arc::new(AtomicU64::new(0));
+    let port = broker.port;
+    let counter = acked.clone();
+    // Batches of 100 numbered records, round robin over the partitions; a batch counts once
+    // its acks=all answer says so. The load ends when the broker stops answering.
+    let producer = tokio::spawn(async move {
+        let mut c = common::wire::Conn::connect(port).await;
+        let mut next = 0u64;
+        loop {
+            let records = (next..next + 100)
+                .map(|i| NewRecord {
+                    timestamp: odradek::log::segment::now_ms(),
+                    key: None,
+                    value: Some(format!("r{i}").into_bytes()),
+                    headers: vec![],
+                })
+                .collect();
+            let batch = BatchBuilder {
+                records,
+                ..BatchBuilder::default()
+            }
+            .build()
+            .unwrap();
+            let mut pd = produce_request::PartitionProduceData::default();
+            pd.index = ((next / 100) % 3) as i32;
+            pd.records = Some(Bytes::from(batch));
+            let mut td = produce_request::TopicProduceData::default();
+            td.name = TopicName(StrBytes::from_static_str("busy"));
+            td.partition_data.push(pd);
+            let mut req = ProduceRequest::default();
+            req.acks = -1;
+            req.timeout_ms = 10_000;
+            req.topic_data.push(td);
+            c.send_request(ApiKey::Produce, 9, RequestKind::Produce(req))
+                .await;
+            let Some(mut frame) = c.read_frame().await else {
+                return next;
+            };
+            let _ = ResponseHeader::decode(&mut frame, 1);
+            let Ok(r) = ProduceResponse::decode(&mut frame, 9) else {
+                return next;
+            };
+            if r.responses[0].partition_responses[0].error_code != 0 {
+                return next;
+            }
+            next += 100;
+            counter.store(next, Ordering::SeqCst);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) < 5_000 {
+        assert!(Instant::now() < deadline, "the load did not get going");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let (mut broker, status) = tokio::task::spawn_blocking(move || {
+        let status = broker.stop(false);
+        (broker, status)
+    })
+    .await
+    .unwrap();
+    let stopped_in = started.elapsed();
+    assert!(status.unwrap().success(), "{}", broker.log_tail());
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "stopping under load took {stopped_in:?}"
+    );
+    let acked = tokio::time::timeout(Duration::from_secs(30), producer)
+        .await
+        .expect("the producer notices the broker is gone")
+        .unwrap();
+    assert!(clean_marker(&dir), "clean-shutdown marker written");
+
+    let log_path = broker.log_path().to_path_buf();
+    let log = || std::fs::read_to_string(&log_path).unwrap();
+    assert_eq!(log().matches("skipping recovery").count(), 0);
+    assert!(log().contains("recovering logs: no clean-shutdown marker"));
+    broker.restart(false);
+    assert_eq!(
+        log()
+            .matches("skipping recovery: clean-shutdown marker found")
+            .count(),
+        1,
+        "{}",
+        broker.log_tail()
+    );
+    let (ok, out, err) = common::odradek(
+        &[
+            "consume",
+            "--bootstrap-server",
+            &broker.bootstrap(),
+            "--topic",
+            "busy",
+            "--from-beginning",
+            "--timeout-ms",
+            "1500",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let stored: std::collections::HashSet<&str> = out.lines().collect();
+    assert_eq!(stored.len(), out.lines().count(), "no record stored twice");
+    let missing: Vec<u64> = (0..acked)
+        .filter(|i| !stored.contains(format!("r{i}").as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {acked} acknowledged records missing, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+}

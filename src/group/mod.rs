@@ -1340,6 +1340,19 @@ impl GroupCoordinator {
         out
     }
 
+    /// Groups per state and committed offsets held, for the metrics (GroupMetadataManager's
+    /// NumGroups* and NumOffsets gauges).
+    pub fn census(&self) -> (BTreeMap<GroupState, usize>, usize) {
+        let groups = self.lock();
+        let mut states = BTreeMap::new();
+        let mut offsets = 0;
+        for g in groups.values() {
+            *states.entry(g.state).or_insert(0) += 1;
+            offsets += g.offsets.len();
+        }
+        (states, offsets)
+    }
+
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.lock();
         let g = groups.get(group_id)?;

@@ -67,6 +67,11 @@ impl LogManager {
             let marker = path.join(CLEAN_SHUTDOWN_FILE);
             let clean = marker.exists();
             if clean {
+                tracing::info!(dir = %path.display(), "skipping recovery: clean-shutdown marker found");
+            } else {
+                tracing::info!(dir = %path.display(), "recovering logs: no clean-shutdown marker");
+            }
+            if clean {
                 fs::remove_file(&marker).at(&marker)?;
                 checkpoint::sync_dir(path)?;
             }

@@ -11,6 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
+use crate::group::{GroupCoordinator, GroupState};
 use crate::replica::ReplicaManager;
 
 /// The process's metrics. Kafka's are process-wide too (one Yammer registry per JVM); a global
@@ -33,6 +34,7 @@ pub struct Metrics {
     request_time: HistogramVec,
     pub connections: IntGauge,
     partitions: Arc<RwLock<Vec<Weak<ReplicaManager>>>>,
+    groups: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -121,8 +123,12 @@ impl Metrics {
                 g
             },
             partitions: Arc::new(RwLock::new(Vec::new())),
+            groups: Arc::new(RwLock::new(Vec::new())),
             registry,
         };
+        let _ = m
+            .registry
+            .register(Box::new(GroupCollector::new(m.groups.clone())));
         let _ = m
             .registry
             .register(Box::new(PartitionCollector::new(m.partitions.clone())));
@@ -139,6 +145,14 @@ impl Metrics {
         let mut all = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(replicas));
+    }
+
+    /// Report the consumer groups this broker coordinates, counted at scrape time; held weakly
+    /// like the partitions.
+    pub fn watch_groups(&self, groups: &Arc<GroupCoordinator>) {
+        let mut all = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(groups));
     }
 
     pub fn produced(&self, topic: &str, records: u64, bytes: u64, failed: bool) {
@@ -335,6 +349,107 @@ impl Collector for PartitionCollector {
             "kafka_log_log_logstartoffset",
             "A partition's log start offset (Log LogStartOffset).",
             start,
+        ));
+        out
+    }
+}
+
+/// GroupMetadataManager's gauges: groups in all and per state, and committed offsets held.
+struct GroupCollector {
+    coordinators: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>,
+    descs: Vec<Desc>,
+}
+
+const GROUP_GAUGES: &[(&str, Option<GroupState>, &str)] = &[
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroups",
+        None,
+        "Consumer groups this broker coordinates (GroupMetadataManager NumGroups).",
+    ),
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroupsstable",
+        Some(GroupState::Stable),
+        "Groups in state Stable (NumGroupsStable).",
+    ),
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroupspreparingrebalance",
+        Some(GroupState::PreparingRebalance),
+        "Groups in state PreparingRebalance (NumGroupsPreparingRebalance).",
+    ),
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroupscompletingrebalance",
+        Some(GroupState::CompletingRebalance),
+        "Groups in state CompletingRebalance (NumGroupsCompletingRebalance).",
+    ),
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroupsempty",
+        Some(GroupState::Empty),
+        "Groups in state Empty (NumGroupsEmpty).",
+    ),
+    (
+        "kafka_coordinator_group_groupmetadatamanager_numgroupsdead",
+        Some(GroupState::Dead),
+        "Groups in state Dead (NumGroupsDead).",
+    ),
+];
+
+const NUM_OFFSETS: (&str, &str) = (
+    "kafka_coordinator_group_groupmetadatamanager_numoffsets",
+    "Committed offsets held for all groups (GroupMetadataManager NumOffsets).",
+);
+
+impl GroupCollector {
+    fn new(coordinators: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>) -> Self {
+        let descs = GROUP_GAUGES
+            .iter()
+            .map(|(n, _, h)| (*n, *h))
+            .chain([NUM_OFFSETS])
+            .filter_map(|(n, h)| {
+                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
+            })
+            .collect();
+        GroupCollector {
+            coordinators,
+            descs,
+        }
+    }
+}
+
+impl Collector for GroupCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut states: std::collections::BTreeMap<GroupState, usize> = Default::default();
+        let mut offsets = 0;
+        for c in self
+            .coordinators
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+        {
+            let (s, o) = c.census();
+            for (state, n) in s {
+                *states.entry(state).or_insert(0) += n;
+            }
+            offsets += o;
+        }
+        let mut out: Vec<MetricFamily> = GROUP_GAUGES
+            .iter()
+            .map(|(name, state, help)| {
+                let n = match state {
+                    None => states.values().sum(),
+                    Some(s) => states.get(s).copied().unwrap_or(0),
+                };
+                gauge_family(name, help, vec![(vec![], n as f64)])
+            })
+            .collect();
+        out.push(gauge_family(
+            NUM_OFFSETS.0,
+            NUM_OFFSETS.1,
+            vec![(vec![], offsets as f64)],
         ));
         out
     }

@@ -1,176 +1,416 @@
-//! `odradek consume`: prints a topic's records, like `kafka-console-consumer.sh` with
-//! partitions assigned directly (no consumer group).
+//! `odradek consume`: prints a topic's records, like `kafka-console-consumer.sh`: partitions
+//! assigned directly (from the beginning, the end, an offset or a timestamp), or as a member of
+//! a consumer group that starts from the group's committed offsets and commits what it printed.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
+use super::client::{
+    Cluster, FETCH_VERSION_CAP, Result, ToolError, complete_batches, fetch_request, fetched_records,
+};
+use super::membership::{GroupStatus, Member, committed_offsets};
+use crate::log::records::{Record, decode_batch};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
-use super::client::{Cluster, Result, ToolError, error_name};
-use crate::log::batch;
-use crate::log::records::decode_batch;
+/// Where reading starts; with a group, for partitions without a committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Latest,
+    Earliest,
+    Offset(i64),
+    /// The first record at or after this time (ms since the epoch); the end when there is none.
+    Timestamp(i64),
+}
 
 pub struct Options {
     pub topic: String,
     pub partition: Option<i32>,
-    pub from_beginning: bool,
+    pub start: Start,
+    pub group: Option<String>,
     pub max_messages: Option<u64>,
     /// Stop after this long without a new record.
     pub timeout: Duration,
-    pub print_key: bool,
-    pub key_separator: String,
+    pub format: Format,
 }
 
-pub async fn run(bootstrap: &str, opts: &Options, out: &mut impl Write) -> Result<u64> {
+/// How often a group member commits what it has printed (the Java consumer's auto-commit).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+const FETCH_MAX_WAIT_MS: i32 = 500;
+
+/// Prints records until `max_messages`, `timeout` without a record, or `stop` (a signal): a
+/// group member then commits what it printed and leaves the group.
+pub async fn run(
+    bootstrap: &str,
+    opts: &Options,
+    stop: &AtomicBool,
+    out: &mut impl Write,
+) -> Result<u64> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let all = cluster.partitions(&opts.topic, false).await?;
-    let partitions: Vec<i32> = match opts.partition {
-        Some(p) if all.contains(&p) => vec![p],
-        Some(p) => {
-            return Err(ToolError::Usage(format!(
-                "topic {} has no partition {p}",
-                opts.topic
-            )));
-        }
-        None => all,
-    };
-    let mut positions = Vec::new();
-    for &p in &partitions {
-        positions.push((
-            p,
-            start_offset(&mut cluster, &opts.topic, p, opts.from_beginning).await?,
-        ));
+    if let Some(p) = opts.partition
+        && !all.contains(&p)
+    {
+        return Err(ToolError::Usage(format!(
+            "topic {} has no partition {p}",
+            opts.topic
+        )));
     }
+    let mut member = match &opts.group {
+        Some(g) => Some(Member::new(&mut cluster, g, &opts.topic).await?),
+        None => None,
+    };
+    let mut positions = match member.as_mut() {
+        Some(m) => group_positions(&mut cluster, m, opts).await?,
+        None => {
+            let partitions: Vec<i32> = opts.partition.map_or(all, |p| vec![p]);
+            start_positions(&mut cluster, &opts.topic, &partitions, opts.start).await?
+        }
+    };
     let mut printed = 0u64;
     let mut last_record = Instant::now();
-    loop {
+    let mut last_commit = Instant::now();
+    let write_err = |e: std::io::Error| ToolError::Usage(format!("writing output: {e}"));
+    let result = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Ok(printed);
+        }
+        if let Some(m) = member.as_mut() {
+            let mut status = GroupStatus::Ok;
+            if last_commit.elapsed() >= COMMIT_INTERVAL {
+                status = m.commit(&mut cluster, &positions).await?;
+                last_commit = Instant::now();
+            }
+            if status == GroupStatus::Ok && m.heartbeat_due() {
+                status = m.heartbeat(&mut cluster).await?;
+            }
+            if status == GroupStatus::Rejoin {
+                // Whatever was printed is committed before the partitions may move.
+                m.commit(&mut cluster, &positions).await?;
+                positions = group_positions(&mut cluster, m, opts).await?;
+            }
+        }
         let mut got_any = false;
-        for (p, offset) in positions.iter_mut() {
-            let records = fetch(&mut cluster, &opts.topic, *p, *offset).await?;
-            let mut pos = 0;
-            while let Some(size) = batch::entry_size(&records[pos..]) {
-                let size = size as usize;
-                if pos + size > records.len() {
-                    break;
-                }
-                let (h, recs) = decode_batch(&records[pos..pos + size])
-                    .map_err(|e| ToolError::Kafka(format!("{}-{p}: {e}", opts.topic)))?;
-                pos += size;
-                if !h.is_control() {
-                    for r in recs.iter().filter(|r| r.offset >= *offset) {
-                        let value = r
-                            .value
-                            .as_deref()
-                            .map_or("null".into(), String::from_utf8_lossy);
-                        let line = if opts.print_key {
-                            let key = r
-                                .key
-                                .as_deref()
-                                .map_or("null".into(), String::from_utf8_lossy);
-                            format!("{key}{}{value}", opts.key_separator)
-                        } else {
-                            value.into_owned()
-                        };
-                        writeln!(out, "{line}").map_err(|e| ToolError::Usage(e.to_string()))?;
+        if positions.is_empty() {
+            // A member without partitions stays in the group (heartbeats) until it times out.
+            tokio::time::sleep(Duration::from_millis(FETCH_MAX_WAIT_MS as u64)).await;
+        }
+        let mut by_leader: BTreeMap<i32, Vec<(i32, i64)>> = BTreeMap::new();
+        for (&p, &offset) in &positions {
+            by_leader
+                .entry(cluster.leader_id(&opts.topic, p)?)
+                .or_default()
+                .push((p, offset));
+        }
+        'leaders: for (leader, wanted) in by_leader {
+            let req = fetch_request(&opts.topic, &wanted, FETCH_MAX_WAIT_MS, 1 << 20);
+            let response = cluster
+                .broker(leader)
+                .await?
+                .call_upto(ApiKey::Fetch, FETCH_VERSION_CAP, RequestKind::Fetch(req))
+                .await?;
+            let lost = out_of_range(&response);
+            if !lost.is_empty() {
+                // Retention (or a truncation) passed the position: start again per the reset
+                // policy, as a consumer's auto.offset.reset does.
+                let policy = match opts.start {
+                    Start::Latest => Start::Latest,
+                    _ => Start::Earliest,
+                };
+                let reset = start_positions(&mut cluster, &opts.topic, &lost, policy).await?;
+                positions.extend(reset);
+                continue;
+            }
+            for (p, records) in fetched_records(&opts.topic, response)? {
+                let Some(position) = positions.get_mut(&p) else {
+                    continue;
+                };
+                for batch in complete_batches(&records) {
+                    let (h, recs) = decode_batch(batch)
+                        .map_err(|e| ToolError::Kafka(format!("{}-{p}: {e}", opts.topic)))?;
+                    if h.is_control() {
+                        *position = (*position).max(h.next_offset());
+                        continue;
+                    }
+                    let from = *position;
+                    for r in recs.iter().filter(|r| r.offset >= from) {
+                        opts.format
+                            .write(out, &opts.topic, p, r)
+                            .map_err(write_err)?;
                         printed += 1;
                         got_any = true;
+                        *position = r.offset + 1;
                         if opts.max_messages.is_some_and(|m| printed >= m) {
-                            return Ok(printed);
+                            break 'leaders;
                         }
                     }
+                    *position = (*position).max(h.next_offset());
                 }
-                *offset = (*offset).max(h.next_offset());
             }
+        }
+        out.flush().map_err(write_err)?;
+        if opts.max_messages.is_some_and(|m| printed >= m) {
+            break Ok(printed);
         }
         if got_any {
             last_record = Instant::now();
         } else if last_record.elapsed() >= opts.timeout {
-            return Ok(printed);
+            break Ok(printed);
+        }
+    };
+    if let Some(m) = member.as_mut() {
+        m.commit(&mut cluster, &positions).await?;
+        m.leave(&mut cluster).await?;
+    }
+    result
+}
+
+/// Partitions a Fetch answered with OFFSET_OUT_OF_RANGE.
+fn out_of_range(response: &ResponseKind) -> Vec<i32> {
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    match response {
+        ResponseKind::Fetch(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter(|p| p.error_code == OFFSET_OUT_OF_RANGE)
+            .map(|p| p.partition_index)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Joins (or rejoins) the group and positions each assigned partition at its committed offset,
+/// or per `opts.start` where nothing is committed.
+async fn group_positions(
+    cluster: &mut Cluster,
+    member: &mut Member,
+    opts: &Options,
+) -> Result<BTreeMap<i32, i64>> {
+    let assigned = member.join(cluster).await?;
+    // Leaders may have changed while the group rebalanced.
+    cluster.partitions(&opts.topic, false).await?;
+    let committed = committed_offsets(
+        cluster,
+        member.coordinator(),
+        opts.group.as_deref().unwrap_or(""),
+        Some(&[(opts.topic.clone(), assigned.clone())]),
+    )
+    .await?;
+    let fresh: Vec<i32> = assigned
+        .iter()
+        .copied()
+        .filter(|&p| !committed.contains_key(&(opts.topic.clone(), p)))
+        .collect();
+    let mut positions = start_positions(cluster, &opts.topic, &fresh, opts.start).await?;
+    for ((_, p), offset) in committed {
+        positions.insert(p, offset);
+    }
+    Ok(positions)
+}
+
+async fn start_positions(
+    cluster: &mut Cluster,
+    topic: &str,
+    partitions: &[i32],
+    start: Start,
+) -> Result<BTreeMap<i32, i64>> {
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    match start {
+        Start::Earliest => cluster.list_offsets(topic, partitions, -2).await,
+        Start::Latest => cluster.list_offsets(topic, partitions, -1).await,
+        Start::Offset(n) => {
+            // An offset outside the log is clamped into it, as the console consumer's is.
+            let earliest = cluster.list_offsets(topic, partitions, -2).await?;
+            let latest = cluster.list_offsets(topic, partitions, -1).await?;
+            Ok(partitions
+                .iter()
+                .map(|p| {
+                    let lo = earliest.get(p).copied().unwrap_or(0);
+                    let hi = latest.get(p).copied().unwrap_or(lo).max(lo);
+                    (*p, n.clamp(lo, hi))
+                })
+                .collect())
+        }
+        Start::Timestamp(ts) => {
+            let found = cluster.list_offsets(topic, partitions, ts).await?;
+            let latest = cluster.list_offsets(topic, partitions, -1).await?;
+            Ok(partitions
+                .iter()
+                .map(|p| {
+                    let end = latest.get(p).copied().unwrap_or(0);
+                    let at = found.get(p).copied().filter(|&o| o >= 0).unwrap_or(end);
+                    (*p, at)
+                })
+                .collect())
         }
     }
 }
 
-async fn start_offset(
-    cluster: &mut Cluster,
-    topic: &str,
-    partition: i32,
-    from_beginning: bool,
-) -> Result<i64> {
-    let mut lp = list_offsets_request::ListOffsetsPartition::default();
-    lp.partition_index = partition;
-    lp.timestamp = if from_beginning { -2 } else { -1 };
-    lp.current_leader_epoch = -1;
-    let mut lt = list_offsets_request::ListOffsetsTopic::default();
-    lt.name = TopicName(StrBytes::from_string(topic.to_string()));
-    lt.partitions.push(lp);
-    let mut req = ListOffsetsRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.topics.push(lt);
-    let conn = cluster.leader(topic, partition).await?;
-    let ResponseKind::ListOffsets(r) = conn
-        .call(ApiKey::ListOffsets, RequestKind::ListOffsets(req))
-        .await?
-    else {
-        return Err(ToolError::Kafka(
-            "unexpected response to ListOffsets".into(),
-        ));
-    };
-    let p = r
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or_else(|| ToolError::Kafka("empty ListOffsets response".into()))?;
-    if p.error_code != 0 {
-        return Err(ToolError::Kafka(format!(
-            "{topic}-{partition}: {}",
-            error_name(p.error_code)
-        )));
-    }
-    Ok(p.old_style_offsets.first().copied().unwrap_or(p.offset))
+/// One output line per record, from a kcat-style format: `%t` topic, `%p` partition, `%o`
+/// offset, `%T` timestamp (ms), `%k` key, `%s` value, `%h` headers (`k=v,k2=v2`), `%K` and `%S`
+/// key and value lengths (-1 for null), `%%`; `\t`, `\n` and `\\` escapes. A null key or value
+/// prints as `null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Format(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(Vec<u8>),
+    Topic,
+    Partition,
+    Offset,
+    Timestamp,
+    Key,
+    Value,
+    Headers,
+    KeyLen,
+    ValueLen,
 }
 
-async fn fetch(
-    cluster: &mut Cluster,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-) -> Result<bytes::Bytes> {
-    let mut fp = fetch_request::FetchPartition::default();
-    fp.partition = partition;
-    fp.fetch_offset = offset;
-    fp.partition_max_bytes = 1 << 20;
-    fp.current_leader_epoch = -1;
-    fp.last_fetched_epoch = -1;
-    fp.log_start_offset = -1;
-    let conn = cluster.leader(topic, partition).await?;
-    let mut ft = fetch_request::FetchTopic::default();
-    ft.topic = TopicName(StrBytes::from_string(topic.to_string()));
-    ft.partitions.push(fp);
-    let mut req = FetchRequest::default();
-    req.replica_id = BrokerId(-1);
-    req.max_wait_ms = 500;
-    req.min_bytes = 1;
-    req.max_bytes = 50 << 20;
-    req.session_epoch = -1;
-    req.topics.push(ft);
-    // v12 is the last version that names topics, which is all this tool needs.
-    let ResponseKind::Fetch(r) = conn
-        .call_upto(ApiKey::Fetch, 12, RequestKind::Fetch(req))
-        .await?
-    else {
-        return Err(ToolError::Kafka("unexpected response to Fetch".into()));
-    };
-    let p = r
-        .responses
-        .first()
-        .and_then(|t| t.partitions.first())
-        .ok_or_else(|| ToolError::Kafka("empty Fetch response".into()))?;
-    if p.error_code != 0 {
-        return Err(ToolError::Kafka(format!(
-            "{topic}-{partition}: {}",
-            error_name(p.error_code)
-        )));
+impl Format {
+    pub fn parse(spec: &str) -> Result<Format> {
+        let mut pieces = Vec::new();
+        let mut text = Vec::new();
+        let mut chars = spec.chars();
+        while let Some(c) = chars.next() {
+            let piece = match c {
+                '%' => match chars.next() {
+                    Some('t') => Piece::Topic,
+                    Some('p') => Piece::Partition,
+                    Some('o') => Piece::Offset,
+                    Some('T') => Piece::Timestamp,
+                    Some('k') => Piece::Key,
+                    Some('s') => Piece::Value,
+                    Some('h') => Piece::Headers,
+                    Some('K') => Piece::KeyLen,
+                    Some('S') => Piece::ValueLen,
+                    Some('%') => {
+                        text.push(b'%');
+                        continue;
+                    }
+                    other => {
+                        return Err(ToolError::Usage(format!(
+                            "unknown format token %{} in {spec:?}",
+                            other.map_or(String::new(), String::from)
+                        )));
+                    }
+                },
+                '\\' => {
+                    match chars.next() {
+                        Some('t') => text.push(b'\t'),
+                        Some('n') => text.push(b'\n'),
+                        Some('\\') => text.push(b'\\'),
+                        other => {
+                            text.push(b'\\');
+                            if let Some(o) = other {
+                                text.extend_from_slice(o.to_string().as_bytes());
+                            }
+                        }
+                    }
+                    continue;
+                }
+                c => {
+                    let mut b = [0u8; 4];
+                    text.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                    continue;
+                }
+            };
+            if !text.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut text)));
+            }
+            pieces.push(piece);
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(Format(pieces))
     }
-    Ok(p.records.clone().unwrap_or_default())
+
+    /// The console consumer's output: the value, or key, separator, value.
+    pub fn console(print_key: bool, key_separator: &str) -> Format {
+        let mut pieces = Vec::new();
+        if print_key {
+            pieces.push(Piece::Key);
+            pieces.push(Piece::Text(key_separator.as_bytes().to_vec()));
+        }
+        pieces.push(Piece::Value);
+        Format(pieces)
+    }
+
+    pub fn write(
+        &self,
+        out: &mut impl Write,
+        topic: &str,
+        partition: i32,
+        r: &Record,
+    ) -> std::io::Result<()> {
+        let bytes = |out: &mut dyn Write, b: &Option<bytes::Bytes>| match b {
+            Some(b) => out.write_all(b),
+            None => out.write_all(b"null"),
+        };
+        let len = |b: &Option<bytes::Bytes>| b.as_ref().map_or(-1, |b| b.len() as i64);
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.write_all(t)?,
+                Piece::Topic => out.write_all(topic.as_bytes())?,
+                Piece::Partition => write!(out, "{partition}")?,
+                Piece::Offset => write!(out, "{}", r.offset)?,
+                Piece::Timestamp => write!(out, "{}", r.timestamp)?,
+                Piece::Key => bytes(out, &r.key)?,
+                Piece::Value => bytes(out, &r.value)?,
+                Piece::KeyLen => write!(out, "{}", len(&r.key))?,
+                Piece::ValueLen => write!(out, "{}", len(&r.value))?,
+                Piece::Headers => {
+                    for (i, (k, v)) in r.headers.iter().enumerate() {
+                        if i > 0 {
+                            out.write_all(b",")?;
+                        }
+                        out.write_all(k)?;
+                        out.write_all(b"=")?;
+                        bytes(out, v)?;
+                    }
+                }
+            }
+        }
+        out.write_all(b"\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_prints_every_field_of_a_record() {
+        let r = Record {
+            offset: 42,
+            timestamp: 1700000000000,
+            key: Some(bytes::Bytes::from_static(b"k")),
+            value: None,
+            headers: vec![
+                (
+                    bytes::Bytes::from_static(b"a"),
+                    Some(bytes::Bytes::from_static(b"1")),
+                ),
+                (bytes::Bytes::from_static(b"b"), None),
+            ],
+        };
+        let f = Format::parse("%t/%p@%o %T %k=%s [%h] %K %S 100%%\\t.").unwrap();
+        let mut out = Vec::new();
+        f.write(&mut out, "top", 3, &r).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "top/3@42 1700000000000 k=null [a=1,b=null] 1 -1 100%\t.\n"
+        );
+        assert!(Format::parse("%x").is_err());
+        let mut out = Vec::new();
+        Format::console(true, ":")
+            .write(&mut out, "t", 0, &r)
+            .unwrap();
+        assert_eq!(out, b"k:null\n");
+    }
 }

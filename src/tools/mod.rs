@@ -3,6 +3,9 @@
 pub mod client;
 pub mod consume;
 pub mod dump_log;
+pub mod groups;
+pub mod membership;
 pub mod metadata_dump;
+pub mod perf;
 pub mod produce;
 pub mod topics;

@@ -1,5 +1,7 @@
 //! `odradek produce`: lines from standard input become records, like
-//! `kafka-console-producer.sh`; with a key separator each line is `key<sep>value`.
+//! `kafka-console-producer.sh`; with a key separator each line is `key<sep>value`, and with
+//! `parse_headers` the line starts with `k1:v1,k2:v2<TAB>` (the console producer's
+//! `parse.headers` with its default delimiters).
 
 use std::collections::BTreeMap;
 
@@ -11,9 +13,15 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use super::client::{Cluster, Result, ToolError, error_name, partition_for_key};
 use crate::log::records::{BatchBuilder, NewRecord};
 
+/// A record header: key, and value (null when `None`).
+type Header = (Vec<u8>, Option<Vec<u8>>);
+
 pub struct Options {
     pub topic: String,
     pub key_separator: Option<String>,
+    /// Headers every record carries.
+    pub headers: Vec<(String, String)>,
+    pub parse_headers: bool,
     pub codec: i16,
     pub acks: i16,
     /// Lines sent per request.
@@ -35,6 +43,22 @@ pub async fn run(bootstrap: &str, opts: &Options, input: impl AsyncBufRead + Unp
             .map_err(|e| ToolError::Usage(format!("reading standard input: {e}")))?;
         let done = line.is_none();
         if let Some(line) = line {
+            let mut headers: Vec<Header> = opts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), Some(v.as_bytes().to_vec())))
+                .collect();
+            let line = if opts.parse_headers {
+                let Some((hs, rest)) = line.split_once('\t') else {
+                    return Err(ToolError::Usage(format!(
+                        "no headers delimiter (a tab) in line {line:?}"
+                    )));
+                };
+                headers.extend(parse_line_headers(hs)?);
+                rest.to_string()
+            } else {
+                line
+            };
             let (key, value) = match &opts.key_separator {
                 Some(sep) => match line.split_once(sep.as_str()) {
                     Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
@@ -50,7 +74,7 @@ pub async fn run(bootstrap: &str, opts: &Options, input: impl AsyncBufRead + Unp
                 timestamp: crate::log::segment::now_ms(),
                 key,
                 value: Some(value),
-                headers: vec![],
+                headers,
             });
         }
         if pending.len() >= opts.batch_lines.max(1) || (done && !pending.is_empty()) {
@@ -100,9 +124,11 @@ async fn produce(
     req.topic_data.push(td);
     let conn = cluster.leader(&opts.topic, partition).await?;
     if opts.acks == 0 {
-        return Err(ToolError::Usage(
-            "acks=0 is not supported by this tool (no response to wait for)".into(),
-        ));
+        // The broker answers no acks=0 produce: written is all the acknowledgement there is.
+        let version = conn.version(ApiKey::Produce)?;
+        conn.write_request(ApiKey::Produce, version, RequestKind::Produce(req))
+            .await?;
+        return Ok(());
     }
     let ResponseKind::Produce(r) = conn
         .call(ApiKey::Produce, RequestKind::Produce(req))
@@ -123,4 +149,18 @@ async fn produce(
         }
     }
     Ok(())
+}
+
+/// `k1:v1,k2:v2`: the console producer's headers with its default separators; an empty string
+/// is no headers.
+fn parse_line_headers(s: &str) -> Result<Vec<Header>> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|h| match h.split_once(':') {
+            Some((k, v)) => Ok((k.as_bytes().to_vec(), Some(v.as_bytes().to_vec()))),
+            None => Err(ToolError::Usage(format!("header {h:?} is not key:value"))),
+        })
+        .collect()
 }

@@ -1,5 +1,5 @@
-//! `odradek topics`: create, list, describe and delete topics, like `kafka-topics.sh
-//! --bootstrap-server`.
+//! `odradek topics`: create, list, describe, delete topics and add partitions, like
+//! `kafka-topics.sh --bootstrap-server`.
 
 use std::io::Write;
 
@@ -21,6 +21,11 @@ pub enum Action {
     },
     Delete {
         topic: String,
+    },
+    /// Grow a topic to `partitions` partitions.
+    Alter {
+        topic: String,
+        partitions: i32,
     },
 }
 
@@ -158,6 +163,35 @@ pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Resul
                     error_name(d.error_code)
                 ))),
                 _ => w(out, format!("Deleted topic {topic}.")),
+            }
+        }
+        Action::Alter { topic, partitions } => {
+            let mut t = create_partitions_request::CreatePartitionsTopic::default();
+            t.name = TopicName(StrBytes::from_string(topic.clone()));
+            t.count = partitions;
+            let mut req = CreatePartitionsRequest::default();
+            req.topics.push(t);
+            req.timeout_ms = 30_000;
+            let ResponseKind::CreatePartitions(r) = cluster
+                .admin()
+                .call(ApiKey::CreatePartitions, RequestKind::CreatePartitions(req))
+                .await?
+            else {
+                return Err(ToolError::Kafka(
+                    "unexpected response to CreatePartitions".into(),
+                ));
+            };
+            match r.results.first() {
+                Some(res) if res.error_code != 0 => Err(ToolError::Kafka(format!(
+                    "cannot alter {topic}: {} {}",
+                    error_name(res.error_code),
+                    res.error_message.as_deref().unwrap_or("")
+                ))),
+                Some(_) => w(
+                    out,
+                    format!("Topic {topic} now has {partitions} partitions."),
+                ),
+                None => Err(ToolError::Kafka("empty CreatePartitions response".into())),
             }
         }
     }

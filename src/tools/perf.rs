@@ -1,0 +1,530 @@
+//! `odradek perf producer|consumer`: load like Kafka's `kafka-producer-perf-test.sh` and
+//! `kafka-consumer-perf-test.sh`. A progress line goes to standard error every reporting
+//! interval and a summary line to standard output at the end, in the Java tools' wording.
+//!
+//! Both keep requests in flight on one pipelined connection per leader: the producer up to
+//! `max_in_flight` produce requests, the consumer the next fetch, sent as soon as the previous
+//! answer's batch headers give the next offsets and before its records are decoded.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use super::client::{
+    Cluster, Connection, FETCH_VERSION_CAP, Pipeline, Responses, Result, ToolError,
+    complete_batches, error_name, fetch_request, fetched_records,
+};
+use crate::log::batch::BatchHeader;
+use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
+
+/// The fewest milliseconds between progress lines, however small the interval asked for.
+pub const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
+/// A produce request carries batches up to this many bytes (the Java client's max.request.size).
+const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Latency samples kept for the percentiles, as the Java tool keeps at most 500,000.
+const MAX_LATENCY_SAMPLES: u64 = 500_000;
+
+const MB: f64 = 1024.0 * 1024.0;
+
+pub struct ProducerOptions {
+    pub topic: String,
+    pub num_records: u64,
+    pub record_size: usize,
+    /// Records per second; zero or less sends as fast as the broker takes them.
+    pub throughput: f64,
+    pub acks: i16,
+    pub codec: i16,
+    /// Bytes of records per batch (the Java client's batch.size).
+    pub batch_size: usize,
+    pub linger: Duration,
+    pub max_in_flight: usize,
+    pub report_interval: Duration,
+}
+
+/// Latency and rate accounting, overall and for the current reporting window.
+struct Stats {
+    start: Instant,
+    count: u64,
+    bytes: u64,
+    latency_sum_ms: f64,
+    latency_max_ms: f64,
+    samples: Vec<f32>,
+    sampling: u64,
+    window_start: Instant,
+    window_count: u64,
+    window_bytes: u64,
+    window_latency_sum_ms: f64,
+    window_latency_max_ms: f64,
+}
+
+impl Stats {
+    fn new(expected: u64) -> Stats {
+        let now = Instant::now();
+        Stats {
+            start: now,
+            count: 0,
+            bytes: 0,
+            latency_sum_ms: 0.0,
+            latency_max_ms: 0.0,
+            samples: Vec::new(),
+            sampling: (expected / expected.clamp(1, MAX_LATENCY_SAMPLES)).max(1),
+            window_start: now,
+            window_count: 0,
+            window_bytes: 0,
+            window_latency_sum_ms: 0.0,
+            window_latency_max_ms: 0.0,
+        }
+    }
+
+    fn record(&mut self, bytes: u64, latency_ms: Option<f64>) {
+        if let Some(l) = latency_ms {
+            if self.count.is_multiple_of(self.sampling) {
+                self.samples.push(l as f32);
+            }
+            self.latency_sum_ms += l;
+            self.latency_max_ms = self.latency_max_ms.max(l);
+            self.window_latency_sum_ms += l;
+            self.window_latency_max_ms = self.window_latency_max_ms.max(l);
+        }
+        self.count += 1;
+        self.bytes += bytes;
+        self.window_count += 1;
+        self.window_bytes += bytes;
+    }
+
+    /// The window's line, then a new window.
+    fn window_line(&mut self, verb: &str, latencies: bool) -> String {
+        let secs = self.window_start.elapsed().as_secs_f64().max(1e-9);
+        let n = self.window_count;
+        let mut line = format!(
+            "{n} records {verb}, {:.1} records/sec ({:.2} MB/sec)",
+            n as f64 / secs,
+            self.window_bytes as f64 / MB / secs
+        );
+        if latencies {
+            line += &format!(
+                ", {:.1} ms avg latency, {:.1} ms max latency",
+                self.window_latency_sum_ms / n.max(1) as f64,
+                self.window_latency_max_ms
+            );
+        }
+        line.push('.');
+        self.window_start = Instant::now();
+        self.window_count = 0;
+        self.window_bytes = 0;
+        self.window_latency_sum_ms = 0.0;
+        self.window_latency_max_ms = 0.0;
+        line
+    }
+
+    fn rate(&self) -> (f64, f64, f64) {
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        (
+            self.count as f64 / secs,
+            self.bytes as f64 / MB / secs,
+            secs,
+        )
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.samples.is_empty() {
+            return 0.0;
+        }
+        let i = ((p * self.samples.len() as f64) as usize).min(self.samples.len() - 1);
+        self.samples[i] as f64
+    }
+
+    fn producer_summary(&mut self) -> String {
+        let (rps, mbs, _) = self.rate();
+        self.samples.sort_unstable_by(f32::total_cmp);
+        format!(
+            "{} records sent, {rps:.1} records/sec ({mbs:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+            self.count,
+            self.latency_sum_ms / self.count.max(1) as f64,
+            self.latency_max_ms,
+            self.percentile(0.5),
+            self.percentile(0.95),
+            self.percentile(0.99),
+            self.percentile(0.999),
+        )
+    }
+}
+
+/// Records of one partition waiting to be sent together, with when each was created.
+struct OpenBatch {
+    partition: i32,
+    records: Vec<NewRecord>,
+    created: Vec<Instant>,
+    bytes: usize,
+}
+
+struct SentBatch {
+    created: Vec<Instant>,
+}
+
+struct InFlight {
+    correlation: i32,
+    version: i16,
+    batches: Vec<SentBatch>,
+}
+
+/// Kafka's perf tool fills values with random upper-case letters: compressible like text.
+fn payload(size: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b'A' + (x % 26) as u8
+        })
+        .collect()
+}
+
+pub async fn producer(bootstrap: &str, opts: &ProducerOptions, out: &mut impl Write) -> Result<()> {
+    let mut cluster = Cluster::connect(bootstrap).await?;
+    let partitions = cluster.partitions(&opts.topic, true).await?;
+    let mut responses = Responses::default();
+    let mut leaders: Vec<i32> = Vec::new();
+    let mut pipelines: Vec<Pipeline> = Vec::new();
+    let mut leader_of: HashMap<i32, usize> = HashMap::new();
+    for &p in &partitions {
+        let id = cluster.leader_id(&opts.topic, p)?;
+        let slot = match leaders.iter().position(|&l| l == id) {
+            Some(s) => s,
+            None => {
+                let conn = Connection::open(&cluster.broker_addr(id)?).await?;
+                pipelines.push(conn.into_pipeline(leaders.len(), &responses));
+                leaders.push(id);
+                leaders.len() - 1
+            }
+        };
+        leader_of.insert(p, slot);
+    }
+    let mut in_flight: Vec<VecDeque<InFlight>> =
+        pipelines.iter().map(|_| VecDeque::new()).collect();
+    let value = payload(opts.record_size);
+    let record_bytes = opts.record_size as u64;
+    let mut stats = Stats::new(opts.num_records);
+    let start = stats.start;
+    let mut next_report = start + opts.report_interval.max(MIN_REPORT_INTERVAL);
+    let mut generated = 0u64;
+    let mut sticky = 0usize;
+    let mut open: Option<OpenBatch> = None;
+    let mut ready: VecDeque<OpenBatch> = VecDeque::new();
+    let max_in_flight = opts.max_in_flight.max(1);
+    let throttled = opts.throughput > 0.0;
+    loop {
+        let now = Instant::now();
+        // Records due by now (all, unthrottled, as long as the sender keeps up).
+        while generated < opts.num_records && ready.len() <= max_in_flight * pipelines.len() {
+            if throttled {
+                let due = start + Duration::from_secs_f64(generated as f64 / opts.throughput);
+                if due > now {
+                    break;
+                }
+            }
+            let batch = open.get_or_insert_with(|| OpenBatch {
+                partition: partitions[sticky % partitions.len()],
+                records: Vec::new(),
+                created: Vec::new(),
+                bytes: 0,
+            });
+            batch.records.push(NewRecord {
+                timestamp: crate::log::segment::now_ms(),
+                key: None,
+                value: Some(value.clone()),
+                headers: vec![],
+            });
+            batch.created.push(now);
+            batch.bytes += value.len();
+            generated += 1;
+            if batch.bytes >= opts.batch_size {
+                ready.extend(open.take());
+                // The sticky partitioner moves on once a batch is full.
+                sticky += 1;
+            }
+        }
+        let lingered = open.as_ref().is_some_and(|b| {
+            b.created[0].elapsed() >= opts.linger || generated == opts.num_records
+        });
+        if lingered {
+            ready.extend(open.take());
+            sticky += 1;
+        }
+        // Fill every connection's free request slots from the ready batches.
+        for slot in 0..pipelines.len() {
+            while in_flight[slot].len() < max_in_flight
+                && ready
+                    .iter()
+                    .any(|b| leader_of.get(&b.partition) == Some(&slot))
+            {
+                let mut taken: Vec<OpenBatch> = Vec::new();
+                let mut size = 0usize;
+                let mut i = 0;
+                while i < ready.len() {
+                    let b = &ready[i];
+                    let fits = taken.is_empty() || size + b.bytes <= MAX_REQUEST_BYTES;
+                    if leader_of.get(&b.partition) == Some(&slot)
+                        && fits
+                        && !taken.iter().any(|t| t.partition == b.partition)
+                    {
+                        size += b.bytes;
+                        taken.extend(ready.remove(i));
+                    } else {
+                        i += 1;
+                    }
+                }
+                let sent = send_produce(&mut pipelines[slot], opts, taken).await?;
+                if opts.acks == 0 {
+                    // No answer comes: the write is the acknowledgement.
+                    let at = Instant::now();
+                    for b in &sent.batches {
+                        for c in &b.created {
+                            stats.record(record_bytes, Some(ms(at - *c)));
+                        }
+                    }
+                } else {
+                    in_flight[slot].push_back(sent);
+                }
+            }
+        }
+        if Instant::now() >= next_report {
+            eprintln!("{}", stats.window_line("sent", true));
+            next_report += opts.report_interval.max(MIN_REPORT_INTERVAL);
+        }
+        let idle = in_flight.iter().all(VecDeque::is_empty);
+        if generated == opts.num_records && open.is_none() && ready.is_empty() && idle {
+            break;
+        }
+        // Wait for an answer, the next record's time, the linger deadline or the next report.
+        let mut wake = next_report;
+        if throttled && generated < opts.num_records {
+            wake = wake.min(start + Duration::from_secs_f64(generated as f64 / opts.throughput));
+        }
+        if let Some(b) = &open {
+            wake = wake.min(b.created[0] + opts.linger);
+        }
+        let can_make_more = generated < opts.num_records
+            && !throttled
+            && ready.len() <= max_in_flight * pipelines.len();
+        if can_make_more {
+            continue;
+        }
+        if idle {
+            tokio::time::sleep_until(wake.into()).await;
+            continue;
+        }
+        let frame = tokio::select! {
+            f = responses.next() => f,
+            _ = tokio::time::sleep_until(wake.into()) => continue,
+        };
+        let Some((slot, frame)) = frame else {
+            return Err(ToolError::Kafka("all connections closed".into()));
+        };
+        let (frame, at) = frame?;
+        let Some(request) = in_flight.get_mut(slot).and_then(VecDeque::pop_front) else {
+            return Err(ToolError::Kafka("a response nobody asked for".into()));
+        };
+        let response =
+            pipelines[slot].decode(ApiKey::Produce, request.version, request.correlation, frame)?;
+        check_produce(&opts.topic, response)?;
+        for b in &request.batches {
+            for c in &b.created {
+                stats.record(record_bytes, Some(ms(at - *c)));
+            }
+        }
+    }
+    writeln!(out, "{}", stats.producer_summary())
+        .map_err(|e| ToolError::Usage(format!("writing output: {e}")))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn send_produce(
+    pipeline: &mut Pipeline,
+    opts: &ProducerOptions,
+    batches: Vec<OpenBatch>,
+) -> Result<InFlight> {
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(opts.topic.clone()));
+    let mut sent = Vec::with_capacity(batches.len());
+    for b in batches {
+        let built = BatchBuilder {
+            codec: opts.codec,
+            records: b.records,
+            ..BatchBuilder::default()
+        }
+        .build()
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let mut pd = produce_request::PartitionProduceData::default();
+        pd.index = b.partition;
+        pd.records = Some(Bytes::from(built));
+        td.partition_data.push(pd);
+        sent.push(SentBatch { created: b.created });
+    }
+    let mut req = ProduceRequest::default();
+    req.acks = opts.acks;
+    req.timeout_ms = 30_000;
+    req.topic_data.push(td);
+    let version = pipeline.version(ApiKey::Produce)?;
+    let correlation = pipeline
+        .send(ApiKey::Produce, version, RequestKind::Produce(req))
+        .await?;
+    Ok(InFlight {
+        correlation,
+        version,
+        batches: sent,
+    })
+}
+
+fn check_produce(topic: &str, response: ResponseKind) -> Result<()> {
+    let ResponseKind::Produce(r) = response else {
+        return Err(ToolError::Kafka("unexpected response to Produce".into()));
+    };
+    for p in r.responses.iter().flat_map(|t| &t.partition_responses) {
+        if p.error_code != 0 {
+            return Err(ToolError::Kafka(format!(
+                "{topic}-{}: {}",
+                p.index,
+                error_name(p.error_code)
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub struct ConsumerOptions {
+    pub topic: String,
+    pub messages: u64,
+    /// Give up after this long without a record.
+    pub timeout: Duration,
+    /// Bytes per partition per fetch (the Java consumer's max.partition.fetch.bytes).
+    pub fetch_size: i32,
+    pub report_interval: Duration,
+}
+
+/// Reads `messages` records of the topic from the beginning, as fast as the broker serves them.
+pub async fn consumer(bootstrap: &str, opts: &ConsumerOptions, out: &mut impl Write) -> Result<()> {
+    let mut cluster = Cluster::connect(bootstrap).await?;
+    let partitions = cluster.partitions(&opts.topic, false).await?;
+    let mut positions = cluster.list_offsets(&opts.topic, &partitions, -2).await?;
+    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for &p in &partitions {
+        by_leader
+            .entry(cluster.leader_id(&opts.topic, p)?)
+            .or_default()
+            .push(p);
+    }
+    let mut responses = Responses::default();
+    let mut pipelines = Vec::new();
+    let mut owned: Vec<Vec<i32>> = Vec::new();
+    let mut in_flight: Vec<(i32, i16)> = Vec::new();
+    for (leader, ps) in by_leader {
+        let conn = Connection::open(&cluster.broker_addr(leader)?).await?;
+        pipelines.push(conn.into_pipeline(pipelines.len(), &responses));
+        owned.push(ps);
+        in_flight.push((0, 0));
+    }
+    let mut stats = Stats::new(opts.messages);
+    let mut next_report = stats.start + opts.report_interval.max(MIN_REPORT_INTERVAL);
+    let mut last_record = Instant::now();
+    for slot in 0..pipelines.len() {
+        in_flight[slot] = send_fetch(&mut pipelines[slot], opts, &owned[slot], &positions).await?;
+    }
+    while stats.count < opts.messages {
+        let wake = next_report.min(last_record + opts.timeout);
+        let frame = tokio::select! {
+            f = responses.next() => f,
+            _ = tokio::time::sleep_until(wake.into()) => None,
+        };
+        if Instant::now() >= next_report {
+            eprintln!("{}", stats.window_line("consumed", false));
+            next_report += opts.report_interval.max(MIN_REPORT_INTERVAL);
+        }
+        let Some((slot, frame)) = frame else {
+            if last_record.elapsed() >= opts.timeout {
+                return Err(ToolError::Kafka(format!(
+                    "only {} of {} records within {} ms of the last one",
+                    stats.count,
+                    opts.messages,
+                    opts.timeout.as_millis()
+                )));
+            }
+            continue;
+        };
+        let (frame, _) = frame?;
+        let (correlation, version) = in_flight[slot];
+        let fetched = fetched_records(
+            &opts.topic,
+            pipelines[slot].decode(ApiKey::Fetch, version, correlation, frame)?,
+        )?;
+        // The next offsets from the batch headers alone, so the next fetch goes out before
+        // this one's records are decoded.
+        let starts: HashMap<i32, i64> = fetched
+            .iter()
+            .filter_map(|(p, _)| positions.get(p).map(|&o| (*p, o)))
+            .collect();
+        for (p, records) in &fetched {
+            if let Some(pos) = positions.get_mut(p) {
+                for batch in complete_batches(records) {
+                    if let Ok(h) = BatchHeader::parse(batch) {
+                        *pos = (*pos).max(h.next_offset());
+                    }
+                }
+            }
+        }
+        in_flight[slot] = send_fetch(&mut pipelines[slot], opts, &owned[slot], &positions).await?;
+        for (p, records) in &fetched {
+            let from = starts.get(p).copied().unwrap_or(0);
+            for batch in complete_batches(records) {
+                let (h, recs) = decode_batch(batch)
+                    .map_err(|e| ToolError::Kafka(format!("{}-{p}: {e}", opts.topic)))?;
+                if h.is_control() {
+                    continue;
+                }
+                for r in recs.iter().filter(|r| r.offset >= from) {
+                    if stats.count >= opts.messages {
+                        break;
+                    }
+                    let size = r.key.as_ref().map_or(0, |k| k.len())
+                        + r.value.as_ref().map_or(0, |v| v.len());
+                    stats.record(size as u64, None);
+                    last_record = Instant::now();
+                }
+            }
+        }
+    }
+    let (rps, mbs, secs) = stats.rate();
+    writeln!(
+        out,
+        "{} records consumed, {rps:.1} records/sec ({mbs:.2} MB/sec), {:.2} MB in {secs:.2} s.",
+        stats.count,
+        stats.bytes as f64 / MB
+    )
+    .map_err(|e| ToolError::Usage(format!("writing output: {e}")))
+}
+
+async fn send_fetch(
+    pipeline: &mut Pipeline,
+    opts: &ConsumerOptions,
+    partitions: &[i32],
+    positions: &BTreeMap<i32, i64>,
+) -> Result<(i32, i16)> {
+    let wanted: Vec<(i32, i64)> = partitions
+        .iter()
+        .filter_map(|p| positions.get(p).map(|&o| (*p, o)))
+        .collect();
+    let req = fetch_request(&opts.topic, &wanted, 500, opts.fetch_size);
+    let version = pipeline.version(ApiKey::Fetch)?.min(FETCH_VERSION_CAP);
+    let correlation = pipeline
+        .send(ApiKey::Fetch, version, RequestKind::Fetch(req))
+        .await?;
+    Ok((correlation, version))
+}
