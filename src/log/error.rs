@@ -11,6 +11,8 @@ pub enum LogError {
     InvalidRecord(String),
     #[error("record batch of {size} bytes exceeds max.message.bytes ({max})")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(i16),
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
@@ -49,6 +51,7 @@ impl LogError {
             LogError::CorruptMessage(_) => 2,
             LogError::InvalidRecord(_) => 87,
             LogError::MessageTooLarge { .. } => 10,
+            LogError::InvalidTimestamp(_) => 32,
             LogError::UnsupportedCompression(_) => 76,
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::OutOfOrderSequence(_) => 45,
