@@ -97,14 +97,6 @@ impl DynamicBrokerConfig {
         self.read().log_defaults.clone()
     }
 
-    /// A topic's config: its overrides on top of the current topic defaults.
-    pub fn topic_config(
-        &self,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<LogConfig, ConfigError> {
-        self.read().log_defaults.with_overrides(overrides)
-    }
-
     pub fn dynamic(&self, level: BrokerLevel) -> BTreeMap<String, String> {
         let l = self.read();
         match level {

@@ -99,6 +99,17 @@ impl MetadataCache {
     pub fn put_topic(&self, name: String, info: TopicInfo) {
         self.write().topics.insert(name, info);
     }
+    /// A topic's config overrides changed (`/config/topics/<t>`). Returns false when the
+    /// topic is not known here.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> bool {
+        match self.write().topics.get_mut(name) {
+            Some(t) => {
+                t.configs = configs;
+                true
+            }
+            None => false,
+        }
+    }
     pub fn remove_topic(&self, name: &str) {
         self.write().topics.remove(name);
     }
