@@ -9,11 +9,13 @@ use tokio::sync::watch;
 use crate::api::Api;
 use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
+use crate::config::dynamic::DynamicBrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
+use crate::metadata::config_changes::ConfigManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
@@ -131,6 +133,14 @@ impl Broker {
         );
         let cache = Arc::new(MetadataCache::default());
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
+        // Dynamic broker configs before any log comes online, so logs get the defaults they give.
+        let configs = Arc::new(ConfigManager::new(
+            store.clone(),
+            Arc::new(DynamicBrokerConfig::new(&config)),
+            cache.clone(),
+            replicas.clone(),
+        ));
+        configs.load_broker_configs().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -153,6 +163,7 @@ impl Broker {
             controller.clone(),
             ProducerIdManager::new(store, config.broker_id),
             groups.clone(),
+            configs.clone(),
         ));
 
         let listener = socket.listen(1024).map_err(bind_error)?;
@@ -197,6 +208,7 @@ impl Broker {
                 shutdown_rx.clone(),
             )),
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
+            tokio::spawn(configs.run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ];
         tasks.push(tokio::spawn(crate::metrics::http::serve(

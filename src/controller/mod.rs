@@ -355,7 +355,7 @@ impl Controller {
             }
         };
         let overrides = self.topic_overrides(topic).await?;
-        let log_config = self.config.topic_config(&overrides)?;
+        let log_config = self.replicas.log_config(&overrides)?;
         let me = self.config.broker_id;
         let epoch = *self.epoch.lock().await;
         let mut partitions = BTreeMap::new();

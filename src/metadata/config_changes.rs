@@ -313,10 +313,9 @@ impl ConfigManager {
                 continue;
             }
             let path = format!("{}/{child}", znodes::CONFIG_CHANGES);
-            match self.store.get(&path).await? {
-                Some((Some(data), _)) => self.apply_notification(&path, &data).await?,
-                // Deleted (expired) between listing and reading: nothing to apply.
-                _ => {}
+            // A notification deleted (expired) between listing and reading has nothing to apply.
+            if let Some((Some(data), _)) = self.store.get(&path).await? {
+                self.apply_notification(&path, &data).await?;
             }
             progress.last_applied = *seq;
         }

@@ -175,8 +175,26 @@ impl ReplicaManager {
 
     /// Appends a producer's batch as leader; with one replica the high watermark follows.
     pub async fn append(&self, p: &Arc<Partition>, records: Bytes) -> Result<AppendInfo, LogError> {
+        self.append_as_producer(p, records, None).await
+    }
+
+    /// Like `append`, for a producer asking for `acks=all` when `in_sync` (the ISR size) is
+    /// given: as in Kafka, the append is refused while the ISR is smaller than the topic's
+    /// `min.insync.replicas`.
+    pub async fn append_as_producer(
+        &self,
+        p: &Arc<Partition>,
+        records: Bytes,
+        in_sync: Option<usize>,
+    ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
         let info = blocking(move || {
+            if let Some(in_sync) = in_sync {
+                let min = part.log.lock().config().min_insync_replicas;
+                if (in_sync as i64) < i64::from(min) {
+                    return Err(LogError::NotEnoughReplicas { in_sync, min });
+                }
+            }
             let info = part.log.append_as_leader(&records, part.leader_epoch())?;
             let mut log = part.log.lock();
             let leo = log.log_end_offset();
