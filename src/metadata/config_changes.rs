@@ -93,6 +93,10 @@ impl ConfigManager {
         &self.replicas
     }
 
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
     /// An entity's stored config (`AdminZkClient.fetchEntityConfig`); empty when none is stored.
     pub async fn entity_config(
         &self,
