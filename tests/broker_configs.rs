@@ -240,7 +240,12 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
     )
     .await;
     let mut c = Conn::connect(broker.port).await;
-    create_topic_with(&mut c, "described", &[("retention.bytes", "1000")]).await;
+    create_topic_with(
+        &mut c,
+        "described",
+        &[("retention.bytes", "1000"), ("compression.gzip.level", "5")],
+    )
+    .await;
     let configs = describe(&mut c, TOPIC, "described").await;
     let names: Vec<&str> = configs.iter().map(|e| &*e.name).collect();
     for expected in [
@@ -298,6 +303,10 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
             ("retention.bytes".into(), Some("1000".into()), DYNAMIC_TOPIC),
             ("log.retention.bytes".into(), Some("-1".into()), DEFAULT),
         ]
+    );
+    assert_eq!(
+        value_source(&configs, "compression.gzip.level"),
+        (Some("5".into()), DYNAMIC_TOPIC)
     );
     assert_eq!(
         value_source(&configs, "segment.bytes"),

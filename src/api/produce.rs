@@ -43,7 +43,7 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     return r;
                 };
                 let bytes = records.len() as u64;
-                let in_sync = (acks == -1).then(|| api.cache.partition(&name, pd.index).map_or(1, |p| p.isr.len()));
+                let in_sync = (acks == -1).then(|| api.cache.isr_len(&name, pd.index).unwrap_or(1));
                 let appended = api.replicas.append_as_producer(&partition, records, in_sync).await;
                 let records_in = appended.as_ref().map_or(0, |i| i.records.max(0) as u64);
                 crate::metrics::global().produced(&name, records_in, bytes, appended.is_err());

@@ -83,42 +83,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// Every topic-level config Kafka 3.9 knows; others are refused as INVALID_CONFIG.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-
 pub fn is_topic_config(key: &str) -> bool {
-    TOPIC_CONFIG_KEYS.contains(&key)
+    crate::config::defs::is_topic_config(key)
 }
 
 pub struct Controller {

@@ -96,6 +96,13 @@ impl MetadataCache {
             .get(topic)
             .and_then(|t| t.partitions.get(&partition).cloned())
     }
+    /// How many replicas of a partition are in sync, without copying its state.
+    pub fn isr_len(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.read()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
+    }
     pub fn put_topic(&self, name: String, info: TopicInfo) {
         self.write().topics.insert(name, info);
     }
