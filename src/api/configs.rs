@@ -269,7 +269,7 @@ pub async fn alter_resource(
                     format!("Unknown topic config name: {unknown}"),
                 ));
             }
-            api.configs.replicas().log_config(&configs).map_err(|e| {
+            api.replicas.log_config(&configs).map_err(|e| {
                 ResourceError::new(
                     errors::INVALID_CONFIG,
                     format!(
