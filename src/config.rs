@@ -3,6 +3,9 @@
 //! own settings come from a `server.properties` file and `--override key=value` arguments and
 //! live in [`BrokerConfig`].
 
+pub mod defs;
+pub mod dynamic;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,7 +18,19 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-/// The settings a partition log honours, under the topic-level names Kafka uses.
+/// How a topic compresses what it stores (`compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// Keep whatever codec the producer used (Kafka's default).
+    Producer,
+    /// Store with this codec (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), recompressing batches
+    /// that arrive with another.
+    Codec(i16),
+}
+
+/// The settings a partition log honours, under the topic-level names Kafka uses. Each field
+/// is one key of [`defs::TOPIC_CONFIGS`]; keys that change nothing in a log (`preallocate`,
+/// `message.downconversion.enable`, the tiered-storage ones) are validated there but not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub segment_bytes: u64,
@@ -26,11 +41,29 @@ pub struct LogConfig {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub log_append_time: bool,
+    /// `message.timestamp.difference.max.ms`, the pre-3.6 bound on both sides; see
+    /// [`LogConfig::timestamp_before_max_ms`].
+    pub timestamp_difference_max_ms: i64,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     pub flush_interval_messages: u64,
     pub flush_interval_ms: i64,
     pub file_delete_delay_ms: i64,
     pub cleanup_delete: bool,
     pub cleanup_compact: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps tombstones.
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub compression: TopicCompression,
+    /// `compression.gzip.level` (-1: zlib's default), `.lz4.level`, `.zstd.level`: used when the
+    /// broker compresses (see `compression`).
+    pub gzip_level: i32,
+    pub lz4_level: i32,
+    pub zstd_level: i32,
+    pub min_insync_replicas: i32,
+    pub unclean_leader_election_enable: bool,
 }
 
 impl Default for LogConfig {
@@ -44,11 +77,24 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 3_600_000,
             retention_bytes: -1,
             log_append_time: false,
+            timestamp_difference_max_ms: i64::MAX,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
             flush_interval_messages: i64::MAX as u64,
             flush_interval_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
             cleanup_delete: true,
             cleanup_compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+            compression: TopicCompression::Producer,
+            gzip_level: -1,
+            lz4_level: 9,
+            zstd_level: 3,
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
         }
     }
 }
@@ -75,23 +121,8 @@ where
 }
 
 impl LogConfig {
-    /// The names a topic-level key is known by: (topic key, broker key giving its default).
-    pub const KEYS: &'static [(&'static str, &'static str)] = &[
-        ("segment.bytes", "log.segment.bytes"),
-        ("segment.ms", "log.roll.ms"),
-        ("segment.index.bytes", "log.index.size.max.bytes"),
-        ("index.interval.bytes", "log.index.interval.bytes"),
-        ("max.message.bytes", "message.max.bytes"),
-        ("retention.ms", "log.retention.ms"),
-        ("retention.bytes", "log.retention.bytes"),
-        ("message.timestamp.type", "log.message.timestamp.type"),
-        ("flush.messages", "log.flush.interval.messages"),
-        ("flush.ms", "log.flush.interval.ms"),
-        ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
-        ("cleanup.policy", "log.cleanup.policy"),
-    ];
-
-    /// Applies topic-level overrides (`segment.bytes=16384`, ...) on top of `self`.
+    /// Applies topic-level overrides (`segment.bytes=16384`, ...) on top of `self`, then checks
+    /// the rules that span keys.
     pub fn with_overrides(
         &self,
         overrides: &BTreeMap<String, String>,
@@ -100,57 +131,151 @@ impl LogConfig {
         for (k, v) in overrides {
             c.set(k, v)?;
         }
+        c.check()?;
         Ok(c)
     }
 
-    /// Sets one topic-level key. Unknown keys are ignored here; the caller decides whether they
-    /// deserve a warning.
+    /// Kafka's `LogConfig.validateValues`: the rules no single key can check.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(invalid(
+                "min.compaction.lag.ms",
+                &self.min_compaction_lag_ms.to_string(),
+                format!(
+                    "conflict topic config setting min.compaction.lag.ms ({}) > max.compaction.lag.ms ({})",
+                    self.min_compaction_lag_ms, self.max_compaction_lag_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The oldest a CreateTime record may be, relative to the broker's clock: `.before.max.ms`
+    /// unless left at its default, then `.difference.max.ms`, as Kafka 3.6+ resolves them.
+    pub fn timestamp_before_max_ms(&self) -> i64 {
+        if self.timestamp_before_max_ms != i64::MAX {
+            self.timestamp_before_max_ms
+        } else {
+            self.timestamp_difference_max_ms
+        }
+    }
+
+    /// How far ahead of the broker's clock a CreateTime record may be.
+    pub fn timestamp_after_max_ms(&self) -> i64 {
+        if self.timestamp_after_max_ms != i64::MAX {
+            self.timestamp_after_max_ms
+        } else {
+            self.timestamp_difference_max_ms
+        }
+    }
+
+    /// Sets one topic-level key, checked as Kafka's `LogConfig` checks it. Keys that are not
+    /// topic configs are ignored here; the caller decides whether they deserve an error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let Some(t) = defs::topic_config(key) else {
+            return Ok(());
+        };
+        let v = defs::canonical(&t.def, value).map_err(|reason| invalid(key, value, reason))?;
+        // Canonical values parse: the checks above are stricter than these conversions.
+        let num = || v.parse::<i64>().unwrap_or_default();
+        let flag = || v == "true";
         match key {
-            "segment.bytes" => self.segment_bytes = parse(key, value, Some(14u64))?,
-            "segment.ms" => self.segment_ms = parse(key, value, Some(1i64))?,
-            "segment.index.bytes" => self.segment_index_bytes = parse(key, value, Some(8usize))?,
-            "index.interval.bytes" => self.index_interval_bytes = parse(key, value, Some(0usize))?,
-            "max.message.bytes" => self.max_message_bytes = parse(key, value, Some(0usize))?,
-            "retention.ms" => self.retention_ms = parse(key, value, Some(-1i64))?,
-            "retention.bytes" => self.retention_bytes = parse(key, value, None)?,
-            "flush.messages" => self.flush_interval_messages = parse(key, value, Some(1u64))?,
-            "flush.ms" => self.flush_interval_ms = parse(key, value, Some(0i64))?,
-            "file.delete.delay.ms" => self.file_delete_delay_ms = parse(key, value, Some(0i64))?,
-            "message.timestamp.type" => {
-                self.log_append_time = match value.trim() {
-                    "CreateTime" => false,
-                    "LogAppendTime" => true,
-                    _ => {
-                        return Err(ConfigError {
-                            key: key.into(),
-                            value: value.into(),
-                            reason: "must be CreateTime or LogAppendTime".into(),
-                        });
-                    }
+            "segment.bytes" => self.segment_bytes = num() as u64,
+            "segment.ms" => self.segment_ms = num(),
+            "segment.index.bytes" => self.segment_index_bytes = num() as usize,
+            "index.interval.bytes" => self.index_interval_bytes = num() as usize,
+            "max.message.bytes" => self.max_message_bytes = num() as usize,
+            "retention.ms" => self.retention_ms = num(),
+            "retention.bytes" => self.retention_bytes = num(),
+            "flush.messages" => self.flush_interval_messages = num() as u64,
+            "flush.ms" => self.flush_interval_ms = num(),
+            "file.delete.delay.ms" => self.file_delete_delay_ms = num(),
+            "message.timestamp.type" => self.log_append_time = v == "LogAppendTime",
+            "message.timestamp.difference.max.ms" => self.timestamp_difference_max_ms = num(),
+            "message.timestamp.before.max.ms" => self.timestamp_before_max_ms = num(),
+            "message.timestamp.after.max.ms" => self.timestamp_after_max_ms = num(),
+            "cleanup.policy" => {
+                self.cleanup_delete = v.split(',').any(|p| p == "delete");
+                self.cleanup_compact = v.split(',').any(|p| p == "compact");
+            }
+            "delete.retention.ms" => self.delete_retention_ms = num(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = num(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = num(),
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ratio = v.parse().unwrap_or(0.5);
+            }
+            "compression.type" => {
+                self.compression = match v.as_str() {
+                    "producer" => TopicCompression::Producer,
+                    "uncompressed" => TopicCompression::Codec(0),
+                    "gzip" => TopicCompression::Codec(1),
+                    "snappy" => TopicCompression::Codec(2),
+                    "lz4" => TopicCompression::Codec(3),
+                    _ => TopicCompression::Codec(4),
                 }
             }
-            "cleanup.policy" => {
-                let (mut delete, mut compact) = (false, false);
-                for p in value.split(',').map(str::trim) {
-                    match p {
-                        "delete" => delete = true,
-                        "compact" => compact = true,
-                        _ => {
-                            return Err(ConfigError {
-                                key: key.into(),
-                                value: value.into(),
-                                reason: "must be a list of delete and compact".into(),
-                            });
-                        }
-                    }
-                }
-                self.cleanup_delete = delete;
-                self.cleanup_compact = compact;
+            "compression.gzip.level" => self.gzip_level = num() as i32,
+            "compression.lz4.level" => self.lz4_level = num() as i32,
+            "compression.zstd.level" => self.zstd_level = num() as i32,
+            "min.insync.replicas" => self.min_insync_replicas = num() as i32,
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable = flag(),
+            // odradek has no tiered storage: Kafka refuses to enable it without a remote log
+            // manager, and refuses these two flags in ZooKeeper mode.
+            "remote.storage.enable" if flag() => {
+                return Err(invalid(
+                    key,
+                    value,
+                    "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+                ));
+            }
+            "remote.log.copy.disable" | "remote.log.delete.on.disable" if flag() => {
+                return Err(invalid(
+                    key,
+                    value,
+                    "It is invalid to set `remote.log.delete.on.disable` or `remote.log.copy.disable` under Zookeeper's mode.",
+                ));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// The topic defaults a broker's properties give (its `log.*` keys and their synonyms),
+    /// resolved as `KafkaConfig.extractLogConfigMap` does: `log.roll.ms` over `log.roll.hours`;
+    /// `log.retention.ms` over `.minutes` over `.hours`; `log.flush.interval.ms` defaults to
+    /// `log.flush.scheduler.interval.ms`. Used for `server.properties` and again whenever a
+    /// dynamic broker config changes.
+    pub fn from_broker_properties(
+        props: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
+        let get = |key: &str| props.get(key).map(|v| v.trim());
+        let flush_scheduler_ms: i64 = match get("log.flush.scheduler.interval.ms") {
+            Some(v) => parse("log.flush.scheduler.interval.ms", v, Some(1))?,
+            None => i64::MAX,
+        };
+        let mut log = LogConfig {
+            flush_interval_ms: flush_scheduler_ms,
+            segment_ms: roll_ms(props)?,
+            retention_ms: retention_ms(props)?,
+            ..LogConfig::default()
+        };
+        for t in defs::TOPIC_CONFIGS {
+            let Some(broker_key) = t.broker_key() else {
+                continue;
+            };
+            // Resolved above together with their minutes/hours fallbacks.
+            if matches!(broker_key, "log.roll.ms" | "log.retention.ms") {
+                continue;
+            }
+            if let Some(v) = get(broker_key) {
+                log.set(t.def.name, v).map_err(|e| ConfigError {
+                    key: broker_key.to_string(),
+                    ..e
+                })?;
+            }
+        }
+        log.check()?;
+        Ok(log)
     }
 }
 
@@ -273,10 +398,12 @@ pub struct BrokerConfig {
     pub replica_high_watermark_checkpoint_interval_ms: u64,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
-    /// Topic defaults from the broker's `log.*` keys (see [`LogConfig::KEYS`]), with Kafka's
-    /// fallbacks: `log.roll.ms` over `log.roll.hours`; `log.retention.ms` over `.minutes` over
-    /// `.hours`; `log.flush.interval.ms` defaults to `log.flush.scheduler.interval.ms`.
+    /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
+    /// configs (see [`LogConfig::from_broker_properties`]).
     pub log: LogConfig,
+    /// Every key and value given (file and overrides), as written: Kafka's "originals", which
+    /// DescribeConfigs reports as STATIC_BROKER_CONFIG and dynamic configs are layered on.
+    pub originals: BTreeMap<String, String>,
     /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
     /// but isn't a known config") and carries on; so should the caller.
     pub unknown_keys: Vec<String>,
@@ -321,12 +448,14 @@ impl Default for BrokerConfig {
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             metrics_port: 9404,
             log: LogConfig::default(),
+            originals: BTreeMap::new(),
             unknown_keys: Vec::new(),
         }
     }
 }
 
-/// Broker keys this module reads, besides the `log.*` keys in [`LogConfig::KEYS`].
+/// Broker keys this module reads, besides the broker synonyms of topic configs
+/// ([`defs::TOPIC_CONFIGS`]).
 const BROKER_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "controller.socket.timeout.ms",
@@ -369,9 +498,6 @@ const BROKER_KEYS: &[&str] = &[
     "log.flush.offset.checkpoint.interval.ms",
     "replica.high.watermark.checkpoint.interval.ms",
     "metrics.port",
-    "log.roll.hours",
-    "log.retention.minutes",
-    "log.retention.hours",
 ];
 
 /// Kafka broker keys we accept without acting on them, so that a Kafka `server.properties`
@@ -406,14 +532,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "zookeeper.clientCnxnSocket",
     "zookeeper.metadata.migration.enable",
     // Logs.
-    "log.roll.jitter.ms",
-    "log.roll.jitter.hours",
-    "log.preallocate",
-    "log.message.format.version",
-    "log.message.timestamp.difference.max.ms",
-    "log.message.timestamp.before.max.ms",
-    "log.message.timestamp.after.max.ms",
-    "log.message.downconversion.enable",
     "log.flush.start.offset.checkpoint.interval.ms",
     "log.cleaner.enable",
     "log.cleaner.threads",
@@ -422,14 +540,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "log.cleaner.io.buffer.size",
     "log.cleaner.io.buffer.load.factor",
     "log.cleaner.backoff.ms",
-    "log.cleaner.min.cleanable.ratio",
-    "log.cleaner.delete.retention.ms",
-    "log.cleaner.min.compaction.lag.ms",
-    "log.cleaner.max.compaction.lag.ms",
-    "log.local.retention.ms",
-    "log.local.retention.bytes",
-    "compression.type",
-    "min.insync.replicas",
     "create.topic.policy.class.name",
     "alter.config.policy.class.name",
     // Replication and the controller.
@@ -514,7 +624,10 @@ const KAFKA_PREFIXES_IGNORED: &[&str] = &[
 ];
 
 fn is_read(key: &str) -> bool {
-    BROKER_KEYS.contains(&key) || LogConfig::KEYS.iter().any(|&(_, broker)| broker == key)
+    BROKER_KEYS.contains(&key)
+        || defs::TOPIC_CONFIGS
+            .iter()
+            .any(|t| t.synonyms.iter().any(|s| s.name == key))
 }
 
 fn is_known(key: &str) -> bool {
@@ -672,7 +785,8 @@ fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, String>, ConfigErr
 }
 
 /// `log.retention.ms`, else `.minutes`, else `.hours`, as `KafkaConfig` resolves them.
-fn retention_ms(p: &Props<'_>) -> Result<i64, ConfigError> {
+fn retention_ms(props: &BTreeMap<String, String>) -> Result<i64, ConfigError> {
+    let p = Props(props);
     let (key, value, ms) = if let Some(v) = p.get("log.retention.ms") {
         (
             "log.retention.ms",
@@ -702,7 +816,8 @@ fn retention_ms(p: &Props<'_>) -> Result<i64, ConfigError> {
 }
 
 /// `log.roll.ms`, else `log.roll.hours`.
-fn roll_ms(p: &Props<'_>) -> Result<i64, ConfigError> {
+fn roll_ms(props: &BTreeMap<String, String>) -> Result<i64, ConfigError> {
+    let p = Props(props);
     if let Some(v) = p.get("log.roll.ms") {
         parse("log.roll.ms", v, Some(1i64))
     } else if let Some(v) = p.get("log.roll.hours") {
@@ -780,25 +895,7 @@ impl BrokerConfig {
         let flush_scheduler_ms: i64 =
             p.num("log.flush.scheduler.interval.ms", Some(1), i64::MAX)?;
 
-        let mut log = LogConfig {
-            // KafkaConfig.logFlushIntervalMs falls back to the scheduler interval.
-            flush_interval_ms: flush_scheduler_ms,
-            segment_ms: roll_ms(&p)?,
-            retention_ms: retention_ms(&p)?,
-            ..LogConfig::default()
-        };
-        for &(topic_key, broker_key) in LogConfig::KEYS {
-            // Resolved above together with their minutes/hours fallbacks.
-            if matches!(broker_key, "log.roll.ms" | "log.retention.ms") {
-                continue;
-            }
-            if let Some(v) = p.get(broker_key) {
-                log.set(topic_key, v).map_err(|e| ConfigError {
-                    key: broker_key.to_string(),
-                    ..e
-                })?;
-            }
-        }
+        let log = LogConfig::from_broker_properties(props)?;
 
         Ok(BrokerConfig {
             broker_id,
@@ -895,6 +992,7 @@ impl BrokerConfig {
             )?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
+            originals: props.clone(),
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
         })
     }

@@ -9,11 +9,13 @@ use tokio::sync::watch;
 use crate::api::Api;
 use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
+use crate::config::dynamic::DynamicBrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
+use crate::metadata::config_changes::ConfigManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
@@ -135,6 +137,14 @@ impl Broker {
         let cache = Arc::new(MetadataCache::default());
         cache.set_cluster_id(cluster_id);
         let replicas = Arc::new(ReplicaManager::new(logs.clone(), config.broker_id));
+        // Dynamic broker configs before any log comes online, so logs get the defaults they give.
+        let configs = Arc::new(ConfigManager::new(
+            store.clone(),
+            Arc::new(DynamicBrokerConfig::new(&config)),
+            cache.clone(),
+            replicas.clone(),
+        ));
+        configs.load_broker_configs().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -153,6 +163,7 @@ impl Broker {
             controller.clone(),
             ProducerIdManager::new(store.clone(), config.broker_id),
             groups.clone(),
+            configs.clone(),
         ));
         let weak_api = Arc::downgrade(&api);
         controller.set_local_delivery(Arc::new(move |request, version| {
@@ -231,6 +242,7 @@ impl Broker {
                 shutdown_rx.clone(),
             )),
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
+            tokio::spawn(configs.run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ]);
         tasks.push(tokio::spawn(crate::metrics::http::serve(

@@ -6,122 +6,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::client_batch;
-use common::wire::Conn;
+use common::wire::{
+    Conn, create_topic, fetch, fetch_request, latest, produce, start_broker as start, topic_name,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use odradek::config::BrokerConfig;
-use odradek::server::Broker;
-
-async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
-    let mut overrides = vec![
-        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
-        format!("log.dirs={}", dir.display()),
-        "broker.id=0".to_string(),
-        "metrics.port=0".to_string(),
-    ];
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    let config = BrokerConfig::load(None, &overrides).unwrap();
-    Broker::start(config).await.unwrap()
-}
-
-fn topic_name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = topic_name(name);
-    t.num_partitions = partitions;
-    t.replication_factor = 1;
-    let mut r = CreateTopicsRequest::default();
-    r.topics.push(t);
-    r.timeout_ms = 5000;
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
-        .await
-    {
-        ResponseKind::CreateTopics(resp) => resp.topics[0].error_code,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn produce(
-    c: &mut Conn,
-    topic: &str,
-    partition: i32,
-    records: Bytes,
-) -> produce_response::PartitionProduceResponse {
-    let mut pd = produce_request::PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(records);
-    let mut td = produce_request::TopicProduceData::default();
-    td.name = topic_name(topic);
-    td.partition_data.push(pd);
-    let mut r = ProduceRequest::default();
-    r.acks = -1;
-    r.timeout_ms = 5000;
-    r.topic_data.push(td);
-    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
-        ResponseKind::Produce(mut resp) => resp.responses.remove(0).partition_responses.remove(0),
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
-    let mut p = list_offsets_request::ListOffsetsPartition::default();
-    p.partition_index = partition;
-    p.timestamp = -1;
-    let mut t = list_offsets_request::ListOffsetsTopic::default();
-    t.name = topic_name(topic);
-    t.partitions.push(p);
-    let mut r = ListOffsetsRequest::default();
-    r.replica_id = BrokerId(-1);
-    r.topics.push(t);
-    match c
-        .call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(r))
-        .await
-    {
-        ResponseKind::ListOffsets(resp) => resp.topics[0].partitions[0].offset,
-        other => panic!("{other:?}"),
-    }
-}
-
-fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
-    let mut p = fetch_request::FetchPartition::default();
-    p.partition = partition;
-    p.fetch_offset = offset;
-    p.partition_max_bytes = 1 << 20;
-    let mut t = fetch_request::FetchTopic::default();
-    t.topic = topic_name(topic);
-    t.partitions.push(p);
-    let mut r = FetchRequest::default();
-    r.replica_id = BrokerId(-1);
-    r.max_wait_ms = max_wait_ms;
-    r.min_bytes = 1;
-    r.max_bytes = 50 << 20;
-    r.topics.push(t);
-    r
-}
-
-async fn fetch(
-    c: &mut Conn,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    max_wait_ms: i32,
-) -> fetch_response::PartitionData {
-    match c
-        .call(
-            ApiKey::Fetch,
-            11,
-            RequestKind::Fetch(fetch_request(topic, partition, offset, max_wait_ms)),
-        )
-        .await
-    {
-        ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
-        other => panic!("{other:?}"),
-    }
-}
 
 /// A size prefix and then `body`, as a well-framed (if otherwise bad) request.
 fn framed(body: &[u8]) -> Vec<u8> {
@@ -263,12 +152,9 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
                 .map(|(k, _, _)| *k as i16)
                 .collect();
             assert_eq!(keys, table, "exactly the APIs with handlers");
-            // DeleteRecords (21) and the transaction APIs are not implemented, so not offered.
+            // The transaction APIs (AddPartitionsToTxn is 24) are not implemented, so not offered.
             assert!(
-                keys.contains(&0)
-                    && keys.contains(&1)
-                    && !keys.contains(&21)
-                    && !keys.contains(&24),
+                keys.contains(&0) && keys.contains(&1) && keys.contains(&21) && !keys.contains(&24),
                 "{keys:?}"
             );
         }
@@ -599,8 +485,9 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
             get("retention.ms").value.as_deref(),
             get("retention.ms").config_source
         ),
-        (Some("86400000"), 4),
-        "from server.properties"
+        (Some("86400000"), 5),
+        "from server.properties' log.retention.hours; Kafka reports DEFAULT_CONFIG here because it \
+         lists only synonyms from log.retention.ms on"
     );
     assert_eq!(
         (

@@ -157,3 +157,64 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
         "odradek produce and the Java client agree"
     );
 }
+
+/// The Java admin client (3.9): DescribeConfigs lists every topic config with its source,
+/// IncrementalAlterConfigs' four operations and its errors arrive as Kafka's exceptions,
+/// DeleteRecords moves the start a consumer reading from the beginning sees.
+#[test]
+fn java_admin_configs_and_delete_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let classes = tmp.path().join("classes");
+    let Some(cp) = common::compile_java("ConfigAdmin", &classes) else {
+        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return;
+    };
+    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
+    let out = Command::new("java")
+        .args(["-cp", &cp, "ConfigAdmin", &broker.bootstrap(), "java-admin"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_tail()
+    );
+    let has = |line: &str| {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line {line:?} in:\n{stdout}"
+        );
+    };
+    let configs: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("config "))
+        .collect();
+    assert_eq!(configs.len(), 36, "every topic config: {configs:#?}");
+    has("config retention.bytes=1000000 source=DYNAMIC_TOPIC_CONFIG synonyms=2 readOnly=false");
+    has("config cleanup.policy=delete source=DEFAULT_CONFIG synonyms=1 readOnly=false");
+    has("config segment.bytes=1073741824 source=STATIC_BROKER_CONFIG synonyms=2 readOnly=false");
+    has("alter set ok");
+    has("value retention.ms=90000 source=DYNAMIC_TOPIC_CONFIG");
+    has("alter append ok");
+    has("value cleanup.policy=delete,compact source=DYNAMIC_TOPIC_CONFIG");
+    has("alter subtract ok");
+    has("value cleanup.policy=compact source=DYNAMIC_TOPIC_CONFIG");
+    has("alter delete ok");
+    has("value retention.ms=604800000 source=DEFAULT_CONFIG");
+    has("value cleanup.policy=delete source=DEFAULT_CONFIG");
+    has("alter validate-only ok");
+    has("alter append-to-a-number error InvalidConfigurationException");
+    has("alter unknown-key error InvalidConfigurationException");
+    has("alter bad-value error InvalidConfigurationException");
+    has("alter missing-topic error UnknownTopicOrPartitionException");
+    has("alter read-only-broker-key error InvalidRequestException");
+    has("alter broker-default ok");
+    has("value retention.ms=120000 source=DYNAMIC_DEFAULT_BROKER_CONFIG");
+    has("value log.retention.ms=120000 source=DYNAMIC_DEFAULT_BROKER_CONFIG");
+    has("alter broker-default-delete ok");
+    has("deleted lowWatermark=20");
+    has("earliest 20");
+    has("first 20 count 30");
+}

@@ -76,3 +76,69 @@ fn kafka_241_java_client_and_verifiable_producer() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Kafka 2.4.1's `kafka-configs.sh --bootstrap-server`, which in 2.4 alters broker configs only
+/// (topics need `--zookeeper` there): a cluster-wide dynamic default is stored and described, and
+/// a key Kafka does not change at runtime is refused.
+#[test]
+fn kafka_241_kafka_configs_alters_dynamic_broker_configs() {
+    let Some(home) = common::kafka_home() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let configs = |args: &[&str]| {
+        let out = Command::new(home.join("bin/kafka-configs.sh"))
+            .args(["--bootstrap-server", &broker.bootstrap()])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) =
+        configs(&["--describe", "--entity-type", "brokers", "--entity-default"]);
+    if stderr.contains("kafka.admin.ConfigCommand") && stderr.contains("ClassNotFoundException") {
+        eprintln!(
+            "SKIPPED: kafka-configs.sh cannot start here: this Kafka 2.4.1 distribution lacks the \
+             broker jar (libs/kafka_2.13-2.4.1.jar) and the Scala library that hold \
+             kafka.admin.ConfigCommand"
+        );
+        return;
+    }
+    assert!(ok, "{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = configs(&[
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-default",
+        "--add-config",
+        "log.retention.ms=120000",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}\n{}", broker.log_tail());
+    let (ok, stdout, stderr) =
+        configs(&["--describe", "--entity-type", "brokers", "--entity-default"]);
+    assert!(
+        ok && stdout.contains("log.retention.ms=120000"),
+        "{stdout}\n{stderr}"
+    );
+    let (ok, stdout, stderr) = configs(&[
+        "--alter",
+        "--entity-type",
+        "brokers",
+        "--entity-name",
+        "0",
+        "--add-config",
+        "log.retention.hours=1",
+    ]);
+    assert!(
+        !ok && format!("{stdout}{stderr}").contains("Cannot update these configs dynamically"),
+        "{stdout}\n{stderr}"
+    );
+}

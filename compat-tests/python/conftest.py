@@ -68,8 +68,9 @@ class Broker:
     """A running odradek process. `bootstrap` is "127.0.0.1:<port>"; the port is kept across
     restart() so clients created afterwards (and librdkafka's reconnects) find it again."""
 
-    def __init__(self, binary, config, workdir):
+    def __init__(self, binary, config, workdir, overrides=()):
         self.binary = Path(binary)
+        self.overrides = list(overrides)
         self.config = Path(config)
         self.workdir = Path(workdir)
         self.log_dir = self.workdir / "data"
@@ -98,7 +99,7 @@ class Broker:
             f"log.dirs={self.log_dir}",
             "--override",
             f"metrics.port={self.metrics_port}",
-        ]
+        ] + [arg for o in self.overrides for arg in ("--override", o)]
 
     # -- output -------------------------------------------------------------------------------
 
@@ -220,9 +221,15 @@ class Broker:
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
+    yield from running_broker(tmp_path_factory)
+
+
+def running_broker(tmp_path_factory, overrides=()):
+    """Starts a broker (with `overrides` as --override key=value) for a fixture to yield, and
+    stops it when the fixture ends."""
     binary = Path(os.environ.get("ODRADEK_BIN") or DEFAULT_BIN)
     config = Path(os.environ.get("ODRADEK_CONFIG") or DEFAULT_CONFIG)
-    b = Broker(binary, config, tmp_path_factory.mktemp("odradek"))
+    b = Broker(binary, config, tmp_path_factory.mktemp("odradek"), overrides)
     error = None
     try:
         b.start()
@@ -253,6 +260,6 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed and _session_broker:
         report.sections.append(
-            ("odradek broker output (tail)", _session_broker[0].output_tail())
+            ("odradek broker output (tail)", _session_broker[-1].output_tail())
         )
     return report

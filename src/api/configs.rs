@@ -1,5 +1,7 @@
-//! DescribeConfigs: every topic config with its value and where the value comes from, and the
-//! broker's own settings.
+//! DescribeConfigs, as Kafka 3.9's `ConfigHelper` answers it: every topic config with its value,
+//! source and synonyms (the topic's override, then the broker keys it defaults from, layer by
+//! layer); every broker config of this broker, or the cluster-wide dynamic defaults. Also what
+//! AlterConfigs and IncrementalAlterConfigs share: resource types and how they name brokers.
 
 use std::collections::BTreeMap;
 
@@ -10,230 +12,105 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, errors};
-use crate::config::{BrokerConfig, LogConfig};
+use crate::config::defs::{self, DynamicMode};
+use crate::config::dynamic::{BrokerLevel, ConfigSource, SynonymValue};
 
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
+/// Kafka's `ConfigResource.Type` ids.
+pub const TOPIC: i8 = 2;
+pub const BROKER: i8 = 4;
 
-/// Kafka's `ConfigSource` values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
-
-/// Topic config name, the broker key it defaults from, and its value under `log`; topic
-/// settings we do not act on yet report Kafka's default.
-fn topic_values(log: &LogConfig) -> Vec<(&'static str, Option<&'static str>, String)> {
-    let policy = match (log.cleanup_delete, log.cleanup_compact) {
-        (true, true) => "compact,delete",
-        (false, true) => "compact",
-        _ => "delete",
-    };
-    let max = i64::MAX.to_string();
-    vec![
-        (
-            "cleanup.policy",
-            Some("log.cleanup.policy"),
-            policy.to_string(),
-        ),
-        (
-            "compression.type",
-            Some("compression.type"),
-            "producer".into(),
-        ),
-        (
-            "delete.retention.ms",
-            Some("log.cleaner.delete.retention.ms"),
-            "86400000".into(),
-        ),
-        (
-            "file.delete.delay.ms",
-            Some("log.segment.delete.delay.ms"),
-            log.file_delete_delay_ms.to_string(),
-        ),
-        (
-            "flush.messages",
-            Some("log.flush.interval.messages"),
-            log.flush_interval_messages.min(i64::MAX as u64).to_string(),
-        ),
-        (
-            "flush.ms",
-            Some("log.flush.interval.ms"),
-            log.flush_interval_ms.to_string(),
-        ),
-        (
-            "follower.replication.throttled.replicas",
-            None,
-            String::new(),
-        ),
-        (
-            "index.interval.bytes",
-            Some("log.index.interval.bytes"),
-            log.index_interval_bytes.to_string(),
-        ),
-        ("leader.replication.throttled.replicas", None, String::new()),
-        (
-            "max.compaction.lag.ms",
-            Some("log.cleaner.max.compaction.lag.ms"),
-            max.clone(),
-        ),
-        (
-            "max.message.bytes",
-            Some("message.max.bytes"),
-            log.max_message_bytes.to_string(),
-        ),
-        (
-            "message.downconversion.enable",
-            Some("log.message.downconversion.enable"),
-            "true".into(),
-        ),
-        (
-            "message.timestamp.difference.max.ms",
-            Some("log.message.timestamp.difference.max.ms"),
-            max.clone(),
-        ),
-        (
-            "message.timestamp.type",
-            Some("log.message.timestamp.type"),
-            if log.log_append_time {
-                "LogAppendTime"
-            } else {
-                "CreateTime"
-            }
-            .into(),
-        ),
-        (
-            "min.cleanable.dirty.ratio",
-            Some("log.cleaner.min.cleanable.ratio"),
-            "0.5".into(),
-        ),
-        (
-            "min.compaction.lag.ms",
-            Some("log.cleaner.min.compaction.lag.ms"),
-            "0".into(),
-        ),
-        (
-            "min.insync.replicas",
-            Some("min.insync.replicas"),
-            "1".into(),
-        ),
-        ("preallocate", Some("log.preallocate"), "false".into()),
-        (
-            "retention.bytes",
-            Some("log.retention.bytes"),
-            log.retention_bytes.to_string(),
-        ),
-        (
-            "retention.ms",
-            Some("log.retention.ms"),
-            log.retention_ms.to_string(),
-        ),
-        (
-            "segment.bytes",
-            Some("log.segment.bytes"),
-            log.segment_bytes.to_string(),
-        ),
-        (
-            "segment.index.bytes",
-            Some("log.index.size.max.bytes"),
-            log.segment_index_bytes.to_string(),
-        ),
-        ("segment.jitter.ms", Some("log.roll.jitter.ms"), "0".into()),
-        (
-            "segment.ms",
-            Some("log.roll.ms"),
-            log.segment_ms.to_string(),
-        ),
-        (
-            "unclean.leader.election.enable",
-            Some("unclean.leader.election.enable"),
-            "false".into(),
-        ),
-    ]
+/// A request-level failure for one resource: Kafka's error code and message.
+#[derive(Debug, Clone)]
+pub struct ResourceError {
+    pub code: i16,
+    pub message: String,
 }
 
-fn broker_values(c: &BrokerConfig) -> Vec<(&'static str, String)> {
-    let list = |ls: &[crate::config::Listener]| {
-        ls.iter()
-            .map(|l| l.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+impl ResourceError {
+    pub fn new(code: i16, message: impl Into<String>) -> Self {
+        ResourceError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Which dynamic broker layer a BROKER resource names: empty is the cluster-wide default,
+/// otherwise it must be this broker's id (`ConfigAdminManager.validateResourceNameIsCurrentNodeId`).
+pub fn broker_level(api: &Api, name: &str) -> Result<BrokerLevel, ResourceError> {
+    if name.is_empty() {
+        return Ok(BrokerLevel::ClusterDefault);
+    }
+    let id: i32 = name.parse().map_err(|_| {
+        ResourceError::new(
+            errors::INVALID_REQUEST,
+            format!("Node id must be an integer, but it is: {name}"),
+        )
+    })?;
+    if id != api.config.broker_id {
+        return Err(ResourceError::new(
+            errors::INVALID_REQUEST,
+            format!(
+                "Unexpected broker id, expected {}, but received {name}",
+                api.config.broker_id
+            ),
+        ));
+    }
+    Ok(BrokerLevel::ThisBroker)
+}
+
+/// "ConfigResource(type=TOPIC, name='t')", as Kafka names resources in messages.
+pub fn resource_label(resource_type: i8, name: &str) -> String {
+    let kind = match resource_type {
+        TOPIC => "TOPIC",
+        BROKER => "BROKER",
+        8 => "BROKER_LOGGER",
+        16 => "CLIENT_METRICS",
+        _ => "UNKNOWN",
     };
-    vec![
-        ("advertised.listeners", list(&c.advertised_listeners)),
-        (
-            "auto.create.topics.enable",
-            c.auto_create_topics_enable.to_string(),
-        ),
-        ("broker.id", c.broker_id.to_string()),
-        (
-            "default.replication.factor",
-            c.default_replication_factor.to_string(),
-        ),
-        ("delete.topic.enable", c.delete_topic_enable.to_string()),
-        ("listeners", list(&c.listeners)),
-        (
-            "log.dirs",
-            c.log_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-        (
-            "log.index.interval.bytes",
-            c.log.index_interval_bytes.to_string(),
-        ),
-        ("log.retention.bytes", c.log.retention_bytes.to_string()),
-        ("log.retention.ms", c.log.retention_ms.to_string()),
-        ("log.segment.bytes", c.log.segment_bytes.to_string()),
-        ("message.max.bytes", c.message_max_bytes.to_string()),
-        ("num.partitions", c.num_partitions.to_string()),
-        (
-            "offsets.topic.num.partitions",
-            c.offsets_topic_num_partitions.to_string(),
-        ),
-        (
-            "offsets.topic.replication.factor",
-            c.offsets_topic_replication_factor.to_string(),
-        ),
-        (
-            "socket.request.max.bytes",
-            c.socket_request_max_bytes.to_string(),
-        ),
-        (
-            "zookeeper.connect",
-            c.zookeeper_connect.clone().unwrap_or_default(),
-        ),
-    ]
+    format!("ConfigResource(type={kind}, name='{name}')")
 }
 
 fn entry(
     name: &str,
-    value: String,
-    source: i8,
+    value: Option<String>,
+    source: ConfigSource,
     read_only: bool,
-    version: i16,
-    synonyms: Vec<DescribeConfigsSynonym>,
+    kind: Option<defs::ConfigType>,
+    synonyms: Vec<SynonymValue>,
+    (version, include_synonyms): (i16, bool),
 ) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
     e.name = StrBytes::from_string(name.to_string());
-    e.value = Some(StrBytes::from_string(value));
+    e.value = value.map(StrBytes::from_string);
     e.read_only = read_only;
     if version == 0 {
-        e.is_default = source == DEFAULT_CONFIG;
+        e.is_default = source == ConfigSource::Default;
     } else {
-        e.config_source = source;
-        e.synonyms = synonyms;
+        e.config_source = source as i8;
+        if include_synonyms {
+            e.synonyms = synonyms
+                .into_iter()
+                .map(|s| {
+                    let mut d = DescribeConfigsSynonym::default();
+                    d.name = StrBytes::from_string(s.name);
+                    d.value = s.value.map(StrBytes::from_string);
+                    d.source = s.source as i8;
+                    d
+                })
+                .collect();
+        }
+    }
+    if version >= 3 {
+        e.config_type = kind.map_or(0, |k| k.describe_id());
+        // Kafka sends documentation only on request; odradek has none to send.
+        e.documentation = None;
     }
     e
 }
 
-fn synonym(name: &str, value: &str, source: i8) -> DescribeConfigsSynonym {
-    let mut s = DescribeConfigsSynonym::default();
-    s.name = StrBytes::from_string(name.to_string());
-    s.value = Some(StrBytes::from_string(value.to_string()));
-    s.source = source;
-    s
+fn source_of(synonyms: &[SynonymValue]) -> ConfigSource {
+    synonyms.first().map_or(ConfigSource::Default, |s| s.source)
 }
 
 pub async fn describe(
@@ -241,7 +118,8 @@ pub async fn describe(
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
-    let kafka_defaults = BrokerConfig::default();
+    let dynamic = api.configs.broker();
+    let include_synonyms = version >= 1 && request.include_synonyms;
     let mut response = DescribeConfigsResponse::default();
     for res in request.resources {
         let mut r = DescribeConfigsResult::default();
@@ -253,87 +131,109 @@ pub async fn describe(
                 .as_ref()
                 .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| &**k == name))
         };
-        let synonyms_wanted = version >= 1 && request.include_synonyms;
-        match res.resource_type {
-            // Read from the store, as Kafka's AdminZkClient does: every broker answers for
-            // every topic, hosted here or not.
-            TOPIC => match topic_overrides(api, &res.resource_name).await {
-                None => {
-                    r.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
-                    r.error_message = Some(StrBytes::from_string(format!(
-                        "topic {} does not exist",
-                        &*res.resource_name
-                    )));
-                }
-                Some(overrides) => {
-                    let overrides: &BTreeMap<String, String> = &overrides;
-                    let broker_level = topic_values(&api.config.log);
-                    let kafka_level = topic_values(&kafka_defaults.log);
-                    for ((name, broker_key, broker_value), (_, _, default_value)) in
-                        broker_level.into_iter().zip(kafka_level)
-                    {
-                        if !wanted(name) {
-                            continue;
-                        }
-                        let from_broker = broker_value != default_value;
-                        let mut synonyms = Vec::new();
-                        if synonyms_wanted {
-                            if let Some(v) = overrides.get(name) {
-                                synonyms.push(synonym(name, v, DYNAMIC_TOPIC_CONFIG));
-                            }
-                            if let (Some(key), true) = (broker_key, from_broker) {
-                                synonyms.push(synonym(key, &broker_value, STATIC_BROKER_CONFIG));
-                            }
-                            if let Some(key) = broker_key {
-                                synonyms.push(synonym(key, &default_value, DEFAULT_CONFIG));
-                            }
-                        }
-                        let (value, source) = match overrides.get(name) {
-                            Some(v) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
-                            None if from_broker => (broker_value, STATIC_BROKER_CONFIG),
-                            None => (default_value, DEFAULT_CONFIG),
-                        };
-                        r.configs
-                            .push(entry(name, value, source, false, version, synonyms));
+        let name = res.resource_name.to_string();
+        // Topic overrides come from the store, as Kafka's AdminZkClient reads them: every broker
+        // answers for every topic, hosted here or not.
+        let stored = if res.resource_type == TOPIC && api.cache.topic(&name).is_some() {
+            api.controller.topic_overrides(&name).await.ok()
+        } else {
+            None
+        };
+        let result: Result<Vec<DescribeConfigsResourceResult>, ResourceError> =
+            match res.resource_type {
+                TOPIC => match api.cache.topic(&name) {
+                    None if crate::controller::validate_topic_name(&name).is_err() => {
+                        Err(ResourceError::new(
+                            errors::INVALID_TOPIC_EXCEPTION,
+                            format!("{name:?} is not a valid topic name"),
+                        ))
                     }
-                }
-            },
-            BROKER => {
-                let ours = res.resource_name.is_empty()
-                    || res.resource_name.parse::<i32>().ok() == Some(api.config.broker_id);
-                if !ours {
-                    r.error_code = errors::INVALID_REQUEST;
-                    r.error_message = Some(StrBytes::from_string(format!(
-                        "broker {} is not this broker",
-                        &*res.resource_name
-                    )));
-                } else {
-                    let defaults: BTreeMap<_, _> =
-                        broker_values(&kafka_defaults).into_iter().collect();
-                    for (name, value) in broker_values(&api.config) {
-                        if !wanted(name) {
-                            continue;
-                        }
-                        let source = if defaults.get(name) == Some(&value) {
-                            DEFAULT_CONFIG
-                        } else {
-                            STATIC_BROKER_CONFIG
-                        };
-                        let synonyms = if synonyms_wanted {
-                            vec![synonym(name, &value, source)]
-                        } else {
-                            vec![]
-                        };
-                        r.configs
-                            .push(entry(name, value, source, true, version, synonyms));
+                    None => Err(ResourceError::new(
+                        errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("The topic '{name}' does not exist."),
+                    )),
+                    Some(info) => {
+                        let overrides: &BTreeMap<String, String> =
+                            stored.as_ref().unwrap_or(&info.configs);
+                        Ok(defs::TOPIC_CONFIGS
+                            .iter()
+                            .filter(|t| wanted(t.def.name))
+                            .map(|t| {
+                                let synonyms = dynamic.topic_synonyms(t, overrides);
+                                entry(
+                                    t.def.name,
+                                    dynamic.topic_value(t, overrides),
+                                    source_of(&synonyms),
+                                    false,
+                                    Some(t.def.kind),
+                                    synonyms,
+                                    (version, include_synonyms),
+                                )
+                            })
+                            .collect())
                     }
-                }
-            }
-            other => {
-                r.error_code = errors::INVALID_REQUEST;
-                r.error_message = Some(StrBytes::from_string(format!(
-                    "resource type {other} is not supported"
-                )));
+                },
+                BROKER => broker_level(api, &name).map(|level| match level {
+                    // The cluster-wide defaults: only what is set there, with only those synonyms.
+                    BrokerLevel::ClusterDefault => dynamic
+                        .dynamic(BrokerLevel::ClusterDefault)
+                        .into_iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            let synonyms: Vec<SynonymValue> = dynamic
+                                .synonyms(&k)
+                                .into_iter()
+                                .filter(|s| s.source == ConfigSource::DynamicDefaultBroker)
+                                .collect();
+                            let def = defs::broker_config(&k);
+                            entry(
+                                &k,
+                                Some(v),
+                                source_of(&synonyms),
+                                def.is_none_or(|d| d.mode == DynamicMode::ReadOnly),
+                                def.map(|d| d.def.kind),
+                                synonyms,
+                                (version, include_synonyms),
+                            )
+                        })
+                        .collect(),
+                    BrokerLevel::ThisBroker => {
+                        let mut names: Vec<String> = defs::BROKER_CONFIGS
+                            .iter()
+                            .map(|b| b.def.name.to_string())
+                            .collect();
+                        names.extend(dynamic.merged().into_keys());
+                        names.sort_unstable();
+                        names.dedup();
+                        names
+                            .into_iter()
+                            .filter(|k| wanted(k))
+                            .map(|k| {
+                                let synonyms = dynamic.synonyms(&k);
+                                let def = defs::broker_config(&k);
+                                entry(
+                                    &k,
+                                    dynamic.broker_value(&k),
+                                    source_of(&synonyms),
+                                    def.is_none_or(|d| d.mode == DynamicMode::ReadOnly),
+                                    def.map(|d| d.def.kind),
+                                    synonyms,
+                                    (version, include_synonyms),
+                                )
+                            })
+                            .collect()
+                    }
+                }),
+                other => Err(ResourceError::new(
+                    errors::INVALID_REQUEST,
+                    format!("Unsupported resource type: {other}"),
+                )),
+            };
+        match result {
+            Ok(configs) => r.configs = configs,
+            Err(e) => {
+                r.error_code = e.code;
+                r.error_message = Some(StrBytes::from_string(e.message));
             }
         }
         response.results.push(r);
@@ -341,14 +241,114 @@ pub async fn describe(
     response
 }
 
-/// A topic's config overrides, or `None` when the topic does not exist.
-async fn topic_overrides(api: &Api, topic: &str) -> Option<BTreeMap<String, String>> {
-    api.cache.topic(topic)?;
-    match api.controller.topic_overrides(topic).await {
-        Ok(o) => Some(o),
-        Err(e) => {
-            tracing::warn!(topic, error = %e, "cannot read topic config; showing defaults");
-            Some(BTreeMap::new())
+/// Validates and (unless `validate_only`) stores one resource's complete new set of configs,
+/// as Kafka's `ZkAdminManager.alterTopicConfigs` / `alterBrokerConfigs` do. Topic errors are
+/// INVALID_CONFIG; broker errors are INVALID_REQUEST, as Kafka 3.9 reports them (KAFKA-13609).
+pub async fn alter_resource(
+    api: &Api,
+    resource_type: i8,
+    name: &str,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), ResourceError> {
+    let stored = |e: crate::metadata::StoreError| {
+        ResourceError::new(
+            errors::UNKNOWN_SERVER_ERROR,
+            format!("could not store the configs: {e}"),
+        )
+    };
+    match resource_type {
+        TOPIC => {
+            if name.is_empty() {
+                return Err(ResourceError::new(
+                    errors::INVALID_REQUEST,
+                    "Default topic resources are not allowed.",
+                ));
+            }
+            if api.cache.topic(name).is_none() {
+                return Err(ResourceError::new(
+                    errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    format!("The topic '{name}' does not exist."),
+                ));
+            }
+            if let Some(unknown) = configs.keys().find(|k| !defs::is_topic_config(k)) {
+                return Err(ResourceError::new(
+                    errors::INVALID_CONFIG,
+                    format!("Unknown topic config name: {unknown}"),
+                ));
+            }
+            api.replicas.log_config(&configs).map_err(|e| {
+                ResourceError::new(
+                    errors::INVALID_CONFIG,
+                    format!(
+                        "Invalid config value for resource {}: {e}",
+                        resource_label(TOPIC, name)
+                    ),
+                )
+            })?;
+            if !validate_only {
+                tracing::info!(topic = name, ?configs, "updating topic configs");
+                api.configs
+                    .change_topic_config(name, configs)
+                    .await
+                    .map_err(stored)?;
+            }
+            Ok(())
         }
+        BROKER => {
+            let level = broker_level(api, name)?;
+            api.configs
+                .broker()
+                .validate(level, &configs)
+                .map_err(|e| ResourceError::new(errors::INVALID_REQUEST, e.to_string()))?;
+            if !validate_only {
+                tracing::info!(broker = name, ?configs, "updating dynamic broker configs");
+                api.configs
+                    .change_broker_config(level, configs)
+                    .await
+                    .map_err(stored)?;
+            }
+            Ok(())
+        }
+        other => Err(ResourceError::new(
+            errors::INVALID_REQUEST,
+            format!(
+                "AlterConfigs is only supported for topics and brokers, but resource type is {other}"
+            ),
+        )),
     }
+}
+
+/// Kafka's preprocessing shared by both AlterConfigs APIs: each resource at most once
+/// (otherwise every copy fails) and each key at most once within a resource.
+pub fn duplicates<'a>(
+    resources: impl Iterator<Item = (i8, &'a str, Vec<&'a str>)>,
+) -> Vec<Option<ResourceError>> {
+    let resources: Vec<(i8, &str, Vec<&str>)> = resources.collect();
+    resources
+        .iter()
+        .map(|(t, n, keys)| {
+            if resources
+                .iter()
+                .filter(|(t2, n2, _)| t2 == t && n2 == n)
+                .count()
+                > 1
+            {
+                return Some(ResourceError::new(
+                    errors::INVALID_REQUEST,
+                    "Each resource must appear at most once.",
+                ));
+            }
+            let mut sorted = keys.clone();
+            sorted.sort_unstable();
+            let before = sorted.len();
+            sorted.dedup();
+            (sorted.len() != before).then(|| {
+                ResourceError::new(
+                    errors::INVALID_REQUEST,
+                    "Error due to duplicate config keys",
+                )
+            })
+        })
+        .collect()
 }

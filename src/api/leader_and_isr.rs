@@ -88,7 +88,7 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
         }
     };
     let was_leader = api.replicas.leader(topic, partition).is_some();
-    let config = api.controller.log_config_from_store(topic).await;
+    let config = log_config(api, topic).await;
     match api
         .replicas
         .apply_role(topic, partition, role, state.leader_epoch, config)
@@ -112,4 +112,29 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
         }
     }
     errors::NONE
+}
+
+/// The log config of a topic this broker is about to host: its overrides, read from the store
+/// (the metadata cache may not know the topic yet), on the current broker defaults. Falls back
+/// to the defaults, with a log line, when the stored config cannot be read or is invalid.
+async fn log_config(api: &Api, topic: &str) -> crate::config::LogConfig {
+    let overrides = match api.controller.topic_overrides(topic).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(topic, error = %e, "cannot read topic config; using broker defaults");
+            Default::default()
+        }
+    };
+    match api.replicas.log_config(&overrides) {
+        Ok(config) => {
+            api.cache.set_topic_configs(topic, overrides);
+            config
+        }
+        Err(e) => {
+            tracing::error!(topic, error = %e, "invalid topic config; using broker defaults");
+            api.replicas
+                .log_config(&Default::default())
+                .unwrap_or_default()
+        }
+    }
 }

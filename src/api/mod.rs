@@ -1,11 +1,14 @@
 //! Request handling: one module per API family, routed from one table that is also what
 //! ApiVersions advertises, so nothing unimplemented can be advertised.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod delete_records;
 pub mod fetch;
 pub mod groups;
+pub mod incremental_alter_configs;
 pub mod leader_and_isr;
 pub mod list_offsets;
 pub mod metadata;
@@ -30,6 +33,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
+use crate::metadata::config_changes::ConfigManager;
 use crate::network::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use producer_ids::ProducerIdManager;
@@ -48,7 +52,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteTopics, 0, 6),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::DescribeConfigs, 0, 4),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
@@ -64,6 +70,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaderAndIsr, 0, 7),
     (ApiKey::StopReplica, 0, 4),
     (ApiKey::UpdateMetadata, 0, 8),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -80,6 +87,7 @@ pub struct Api {
     pub controller: Arc<Controller>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
+    pub configs: Arc<ConfigManager>,
 }
 
 impl Api {
@@ -90,6 +98,7 @@ impl Api {
         controller: Arc<Controller>,
         producer_ids: ProducerIdManager,
         groups: Arc<GroupCoordinator>,
+        configs: Arc<ConfigManager>,
     ) -> Self {
         Api {
             config,
@@ -98,6 +107,7 @@ impl Api {
             controller,
             producer_ids,
             groups,
+            configs,
         }
     }
 
@@ -196,6 +206,15 @@ impl Api {
             RequestKind::DescribeConfigs(r) => {
                 ResponseKind::DescribeConfigs(configs::describe(self, r, version).await)
             }
+            RequestKind::AlterConfigs(r) => {
+                ResponseKind::AlterConfigs(alter_configs::handle(self, r).await)
+            }
+            RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+                incremental_alter_configs::handle(self, r).await,
+            ),
+            RequestKind::DeleteRecords(r) => {
+                ResponseKind::DeleteRecords(delete_records::handle(self, r).await)
+            }
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(cluster::describe(self, r, version))
             }
@@ -277,7 +296,11 @@ pub mod errors {
     pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
     pub const INVALID_REQUIRED_ACKS: i16 = 21;
     pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_TIMESTAMP: i16 = 32;
+    pub const INVALID_CONFIG: i16 = 40;
     pub const INVALID_REQUEST: i16 = 42;
+    pub const POLICY_VIOLATION: i16 = 44;
+    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
     pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;

@@ -43,7 +43,8 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     return r;
                 };
                 let bytes = records.len() as u64;
-                let appended = api.replicas.append(&partition, records).await;
+                let in_sync = (acks == -1).then(|| api.cache.isr_len(&name, pd.index).unwrap_or(1));
+                let appended = api.replicas.append_as_producer(&partition, records, in_sync).await;
                 let records_in = appended.as_ref().map_or(0, |i| i.records.max(0) as u64);
                 crate::metrics::global().produced(&name, records_in, bytes, appended.is_err());
                 match appended {

@@ -90,42 +90,8 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// Every topic-level config Kafka 3.9 knows; others are refused as INVALID_CONFIG.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "follower.replication.throttled.replicas",
-    "index.interval.bytes",
-    "leader.replication.throttled.replicas",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "remote.storage.enable",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
-
 pub fn is_topic_config(key: &str) -> bool {
-    TOPIC_CONFIG_KEYS.contains(&key)
+    crate::config::defs::is_topic_config(key)
 }
 
 /// The controller's face on every broker: the elector, and topic administration.
@@ -347,26 +313,6 @@ impl Controller {
             Some((Some(d), _)) => znodes::decode::<ConfigZnode>(&path, &d)?.config,
             _ => BTreeMap::new(),
         })
-    }
-
-    /// The log config of a topic this broker is about to host, read from the store (the
-    /// metadata cache may not have the topic yet). Falls back to the broker defaults, with a
-    /// log line, when the stored config cannot be read or is invalid.
-    pub async fn log_config_from_store(&self, topic: &str) -> LogConfig {
-        match self.topic_overrides(topic).await {
-            Ok(overrides) => {
-                let config = self.config.topic_config(&overrides).unwrap_or_else(|e| {
-                    tracing::error!(topic, error = %e, "invalid topic config; using broker defaults");
-                    self.config.log.clone()
-                });
-                self.cache.set_topic_configs(topic, overrides);
-                config
-            }
-            Err(e) => {
-                tracing::error!(topic, error = %e, "cannot read topic config; using broker defaults");
-                self.config.log.clone()
-            }
-        }
     }
 
     /// Waits until the metadata cache satisfies `ready`, up to `timeout`.

@@ -98,11 +98,22 @@ fn snappy_decompress(data: &[u8], limit: usize) -> Result<Vec<u8>> {
 }
 
 pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>> {
+    compress_at_level(codec, data, None)
+}
+
+/// Compresses at a `compression.<codec>.level` (Kafka 3.8+, KIP-390); `None` takes the codec
+/// library's default, which is what clients use. gzip -1 is zlib's default level; snappy has no
+/// levels.
+pub fn compress_at_level(codec: i16, data: &[u8], level: Option<i32>) -> Result<Vec<u8>> {
     let failed = |e: std::io::Error| LogError::io("<compression buffer>", e);
     match codec {
         NONE => Ok(data.to_vec()),
         GZIP => {
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = match level {
+                Some(l @ 1..=9) => flate2::Compression::new(l as u32),
+                _ => flate2::Compression::default(),
+            };
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
             enc.write_all(data).map_err(failed)?;
             enc.finish().map_err(failed)
         }
@@ -127,6 +138,7 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>> {
                 .block_size(lz4::BlockSize::Max64KB)
                 .block_mode(lz4::BlockMode::Independent)
                 .checksum(lz4::ContentChecksum::NoChecksum)
+                .level(level.map_or(0, |l| l.clamp(0, 16) as u32))
                 .build(Vec::new())
                 .map_err(failed)?;
             enc.write_all(data).map_err(failed)?;
@@ -134,7 +146,7 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>> {
             res.map_err(failed)?;
             Ok(out)
         }
-        ZSTD => zstd::stream::encode_all(data, 3).map_err(failed),
+        ZSTD => zstd::stream::encode_all(data, level.unwrap_or(3)).map_err(failed),
         other => Err(LogError::UnsupportedCompression(other)),
     }
 }
@@ -150,6 +162,13 @@ mod tests {
             .collect();
         for codec in [NONE, GZIP, SNAPPY, LZ4, ZSTD] {
             let packed = compress(codec, &data).unwrap();
+            let levelled =
+                compress_at_level(codec, &data, Some(if codec == ZSTD { 19 } else { 9 })).unwrap();
+            assert_eq!(
+                decompress(codec, &levelled, data.len()).unwrap(),
+                data,
+                "codec {codec} at a level"
+            );
             assert_eq!(
                 decompress(codec, &packed, data.len()).unwrap(),
                 data,

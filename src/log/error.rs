@@ -11,6 +11,10 @@ pub enum LogError {
     InvalidRecord(String),
     #[error("record batch of {size} bytes exceeds max.message.bytes ({max})")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("the in-sync replicas ({in_sync}) are fewer than min.insync.replicas ({min})")]
+    NotEnoughReplicas { in_sync: usize, min: i32 },
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error("unsupported compression codec {0}")]
     UnsupportedCompression(i16),
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
@@ -49,6 +53,8 @@ impl LogError {
             LogError::CorruptMessage(_) => 2,
             LogError::InvalidRecord(_) => 87,
             LogError::MessageTooLarge { .. } => 10,
+            LogError::InvalidTimestamp(_) => 32,
+            LogError::NotEnoughReplicas { .. } => 19,
             LogError::UnsupportedCompression(_) => 76,
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::OutOfOrderSequence(_) => 45,

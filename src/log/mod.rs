@@ -13,6 +13,7 @@ pub mod records;
 pub mod segment;
 pub mod tasks;
 pub mod txn_index;
+pub mod validator;
 
 pub use error::{LogError, Result};
 pub use handle::LogHandle;

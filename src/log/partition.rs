@@ -16,6 +16,7 @@ use super::error::{IoContext, LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
 use super::segment::{EntryInfo, LOG_SUFFIX, LogSegment, SegmentSettings, now_ms};
+use super::validator;
 use crate::config::LogConfig;
 
 /// What the log directory's checkpoint files say about this partition.
@@ -424,6 +425,21 @@ impl PartitionLog {
         if header.compression() == 0 {
             batch::validate_uncompressed_records(records, &header)?;
         }
+        let now = now_ms();
+        let rebuilt = validator::validate_records(records, &header, &self.config, now)?;
+        let (records, header) = match &rebuilt {
+            Some(b) => {
+                // Kafka checks the size again when the broker changed the batch.
+                if b.len() > self.config.max_message_bytes {
+                    return Err(LogError::MessageTooLarge {
+                        size: b.len(),
+                        max: self.config.max_message_bytes,
+                    });
+                }
+                (&b[..], batch::validate_stored(b)?)
+            }
+            None => (records, header),
+        };
 
         if let SequenceCheck::Duplicate(dup) = self.producers.check(&header)? {
             // A retry of a batch already in the log: acknowledge it where it went.
@@ -439,7 +455,6 @@ impl PartitionLog {
         }
 
         let base_offset = self.log_end_offset;
-        let now = now_ms();
         let append_time = self.config.log_append_time.then_some(now);
         let stamped = batch::stamp_header(records, base_offset, leader_epoch, append_time);
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);

@@ -98,7 +98,7 @@ fn decode_records(body: &[u8], header: &BatchHeader) -> Result<Vec<Record>> {
             timestamp: if header.is_log_append_time() {
                 header.max_timestamp
             } else {
-                header.base_timestamp + ts_delta
+                header.base_timestamp.wrapping_add(ts_delta)
             },
             key,
             value,
@@ -132,6 +132,8 @@ pub struct BatchBuilder {
     pub base_sequence: i32,
     pub transactional: bool,
     pub control: bool,
+    /// The codec's level (`compression.<codec>.level`); `None` is the library default.
+    pub compression_level: Option<i32>,
     pub records: Vec<NewRecord>,
 }
 
@@ -146,6 +148,7 @@ impl Default for BatchBuilder {
             base_sequence: -1,
             transactional: false,
             control: false,
+            compression_level: None,
             records: Vec::new(),
         }
     }
@@ -160,7 +163,8 @@ impl BatchBuilder {
         for (i, r) in self.records.iter().enumerate() {
             rec.clear();
             rec.push(0);
-            put_varint(&mut rec, r.timestamp - base_ts);
+            // Wrapping, as Java's long arithmetic: a client may send any timestamp.
+            put_varint(&mut rec, r.timestamp.wrapping_sub(base_ts));
             put_varint(&mut rec, i as i64);
             put_opt_bytes(&mut rec, r.key.as_deref());
             put_opt_bytes(&mut rec, r.value.as_deref());
@@ -172,7 +176,7 @@ impl BatchBuilder {
             put_varint(&mut body, rec.len() as i64);
             body.extend_from_slice(&rec);
         }
-        let body = compression::compress(self.codec, &body)?;
+        let body = compression::compress_at_level(self.codec, &body, self.compression_level)?;
         let mut attrs = self.codec;
         if self.transactional {
             attrs |= ATTR_TRANSACTIONAL;

@@ -149,6 +149,13 @@ impl MetadataCache {
             .get(topic)
             .and_then(|t| t.partitions.get(&partition).cloned())
     }
+    /// How many replicas of a partition are in sync, without copying its state.
+    pub fn isr_len(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.read()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(&partition).map(|p| p.isr.len()))
+    }
     pub fn put_topic(&self, name: String, info: TopicInfo) {
         self.write().topics.insert(name, info);
     }
@@ -174,9 +181,15 @@ impl MetadataCache {
         }
         topic.partitions.extend(partitions);
     }
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) {
-        if let Some(t) = self.write().topics.get_mut(name) {
-            t.configs = configs;
+    /// A topic's config overrides changed (`/config/topics/<t>`). Returns false when the
+    /// topic is not known here.
+    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> bool {
+        match self.write().topics.get_mut(name) {
+            Some(t) => {
+                t.configs = configs;
+                true
+            }
+            None => false,
         }
     }
     pub fn remove_topic(&self, name: &str) {

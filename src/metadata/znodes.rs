@@ -14,6 +14,11 @@ pub const TOPICS: &str = "/brokers/topics";
 pub const TOPIC_CONFIGS: &str = "/config/topics";
 pub const DELETE_TOPICS: &str = "/admin/delete_topics";
 pub const PRODUCER_ID_BLOCK: &str = "/latest_producer_id_block";
+pub const CONFIG_CHANGES: &str = "/config/changes";
+/// Sequential children of [`CONFIG_CHANGES`] are named this plus ZooKeeper's 10-digit counter.
+pub const CONFIG_CHANGE_PREFIX: &str = "config_change_";
+/// The entity name of cluster-wide defaults: `/config/brokers/<default>`.
+pub const DEFAULT_ENTITY: &str = "<default>";
 
 /// Paths a Kafka broker creates at start-up (`ZkData.PersistentZkPaths`).
 pub const PERSISTENT_PATHS: &[&str] = &[
@@ -44,6 +49,11 @@ pub fn partition_state_path(topic: &str, partition: i32) -> String {
 }
 pub fn topic_config_path(topic: &str) -> String {
     format!("{TOPIC_CONFIGS}/{topic}")
+}
+
+/// `/config/<entityType>/<entityName>`, e.g. `/config/topics/orders`, `/config/brokers/<default>`.
+pub fn entity_config_path(entity_type: &str, name: &str) -> String {
+    format!("/config/{entity_type}/{name}")
 }
 
 pub fn decode<'a, T: Deserialize<'a>>(path: &str, data: &'a [u8]) -> Result<T, StoreError> {
@@ -135,6 +145,47 @@ pub struct PartitionStateZnode {
 pub struct ConfigZnode {
     pub version: i32,
     pub config: BTreeMap<String, String>,
+}
+
+/// `/config/changes/config_change_<seq>`: version 2 names the changed entity by path
+/// (`topics/orders`, `brokers/<default>`); version 1 (before Kafka 2.0, topics and clients only)
+/// by type and name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConfigChangeZnode {
+    pub version: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_name: Option<String>,
+}
+
+impl ConfigChangeZnode {
+    pub fn for_entity(entity_type: &str, name: &str) -> Self {
+        ConfigChangeZnode {
+            version: 2,
+            entity_path: Some(format!("{entity_type}/{name}")),
+            entity_type: None,
+            entity_name: None,
+        }
+    }
+
+    /// The changed entity's type and name, whichever version wrote it.
+    pub fn entity(&self) -> Option<(String, String)> {
+        match (
+            self.version,
+            &self.entity_path,
+            &self.entity_type,
+            &self.entity_name,
+        ) {
+            (2, Some(path), _, _) => path
+                .split_once('/')
+                .map(|(t, n)| (t.to_string(), n.to_string())),
+            (1, _, Some(t), Some(n)) => Some((t.clone(), n.clone())),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

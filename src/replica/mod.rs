@@ -2,14 +2,14 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::config::LogConfig;
+use crate::config::{ConfigError, LogConfig};
 use crate::log::{AppendInfo, LogError, LogHandle, LogManager, ReadResult};
 
 pub type TopicPartition = (String, i32);
@@ -52,6 +52,9 @@ pub struct ReplicaManager {
     logs: Arc<LogManager>,
     broker_id: i32,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    /// The topic defaults as the broker's static and dynamic configs give them now; a topic's
+    /// logs use its overrides on top of these.
+    log_defaults: RwLock<LogConfig>,
 }
 
 /// What LeaderAndIsr asks of this broker for one partition.
@@ -63,15 +66,66 @@ pub enum Role {
 
 impl ReplicaManager {
     pub fn new(logs: Arc<LogManager>, broker_id: i32) -> Self {
+        let log_defaults = RwLock::new(logs.default_config().clone());
         ReplicaManager {
             logs,
             broker_id,
             partitions: RwLock::new(HashMap::new()),
+            log_defaults,
         }
     }
 
     pub fn broker_id(&self) -> i32 {
         self.broker_id
+    }
+
+    /// The config for a topic's logs: its overrides on the current topic defaults.
+    pub fn log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
+        self.log_defaults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .with_overrides(overrides)
+    }
+
+    /// New topic defaults (a dynamic broker config changed); the caller re-applies each topic's
+    /// config with [`ReplicaManager::set_topic_config`].
+    pub fn set_log_defaults(&self, defaults: LogConfig) {
+        *self.log_defaults.write().unwrap_or_else(|p| p.into_inner()) = defaults;
+    }
+
+    /// Gives every hosted partition of `topic` this config, effective from its next append,
+    /// roll, flush check or retention pass.
+    pub async fn set_topic_config(&self, topic: &str, config: LogConfig) -> Result<(), LogError> {
+        let partitions: Vec<Arc<Partition>> = self
+            .hosted()
+            .into_iter()
+            .filter(|p| p.topic == topic)
+            .collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        blocking(move || {
+            for p in partitions {
+                let mut log = p.log.lock();
+                if *log.config() != config {
+                    tracing::info!(topic = %p.topic, partition = p.partition, "applying new topic config");
+                    log.set_config(config.clone());
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The topics with a partition hosted here.
+    pub fn hosted_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self.hosted().into_iter().map(|p| p.topic.clone()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        topics
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
@@ -198,8 +252,26 @@ impl ReplicaManager {
 
     /// Appends a producer's batch as leader; with one replica the high watermark follows.
     pub async fn append(&self, p: &Arc<Partition>, records: Bytes) -> Result<AppendInfo, LogError> {
+        self.append_as_producer(p, records, None).await
+    }
+
+    /// Like `append`, for a producer asking for `acks=all` when `in_sync` (the ISR size) is
+    /// given: as in Kafka, the append is refused while the ISR is smaller than the topic's
+    /// `min.insync.replicas`.
+    pub async fn append_as_producer(
+        &self,
+        p: &Arc<Partition>,
+        records: Bytes,
+        in_sync: Option<usize>,
+    ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
         let info = blocking(move || {
+            if let Some(in_sync) = in_sync {
+                let min = part.log.lock().config().min_insync_replicas;
+                if (in_sync as i64) < i64::from(min) {
+                    return Err(LogError::NotEnoughReplicas { in_sync, min });
+                }
+            }
             let info = part.log.append_as_leader(&records, part.leader_epoch())?;
             let mut log = part.log.lock();
             let leo = log.log_end_offset();

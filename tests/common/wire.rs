@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use odradek::config::BrokerConfig;
+use odradek::server::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -75,5 +77,137 @@ impl Conn {
             tokio::time::timeout(Duration::from_secs(10), self.stream.read(&mut buf)).await,
             Ok(Ok(0)) | Ok(Err(_))
         )
+    }
+}
+
+/// A broker in this process on an ephemeral loopback port, as broker 0 with its data in `dir`.
+pub async fn start_broker(dir: &std::path::Path, extra: &[&str]) -> Broker {
+    let mut overrides = vec![
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+        format!("log.dirs={}", dir.display()),
+        "broker.id=0".to_string(),
+        "metrics.port=0".to_string(),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    let config = BrokerConfig::load(None, &overrides).unwrap();
+    Broker::start(config).await.unwrap()
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+pub async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut r = CreateTopicsRequest::default();
+    r.topics.push(t);
+    r.timeout_ms = 5000;
+    match c
+        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
+        .await
+    {
+        ResponseKind::CreateTopics(resp) => resp.topics[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn produce(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+) -> produce_response::PartitionProduceResponse {
+    produce_with_acks(c, topic, partition, records, -1).await
+}
+
+pub async fn produce_with_acks(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> produce_response::PartitionProduceResponse {
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(records);
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = topic_name(topic);
+    td.partition_data.push(pd);
+    let mut r = ProduceRequest::default();
+    r.acks = acks;
+    r.timeout_ms = 5000;
+    r.topic_data.push(td);
+    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
+        ResponseKind::Produce(mut resp) => resp.responses.remove(0).partition_responses.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
+    list_offset(c, topic, partition, -1).await.offset
+}
+
+/// ListOffsets v5 for one partition: -1 latest, -2 earliest, or a timestamp.
+pub async fn list_offset(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> list_offsets_response::ListOffsetsPartitionResponse {
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = timestamp;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics.push(t);
+    match c
+        .call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(r))
+        .await
+    {
+        ResponseKind::ListOffsets(mut resp) => resp.topics.remove(0).partitions.remove(0),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    let mut p = fetch_request::FetchPartition::default();
+    p.partition = partition;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = fetch_request::FetchTopic::default();
+    t.topic = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = FetchRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.max_wait_ms = max_wait_ms;
+    r.min_bytes = 1;
+    r.max_bytes = 50 << 20;
+    r.topics.push(t);
+    r
+}
+
+pub async fn fetch(
+    c: &mut Conn,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+) -> fetch_response::PartitionData {
+    match c
+        .call(
+            ApiKey::Fetch,
+            11,
+            RequestKind::Fetch(fetch_request(topic, partition, offset, max_wait_ms)),
+        )
+        .await
+    {
+        ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
+        other => panic!("{other:?}"),
     }
 }

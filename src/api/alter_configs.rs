@@ -1,0 +1,69 @@
+//! AlterConfigs (deprecated since Kafka 2.3, still what older tools send): replaces a topic's
+//! overrides or a dynamic broker layer with exactly the configs given.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Api;
+use super::configs::{self, ResourceError};
+use super::errors;
+
+pub async fn handle(api: &Api, request: AlterConfigsRequest) -> AlterConfigsResponse {
+    let early = configs::duplicates(request.resources.iter().map(|r| {
+        (
+            r.resource_type,
+            &*r.resource_name,
+            r.configs.iter().map(|c| &*c.name).collect(),
+        )
+    }));
+    let mut response = AlterConfigsResponse::default();
+    for (resource, early) in request.resources.into_iter().zip(early) {
+        let name = resource.resource_name.to_string();
+        let result = match early {
+            Some(e) => Err(e),
+            None => {
+                let nulls: Vec<&str> = resource
+                    .configs
+                    .iter()
+                    .filter(|c| c.value.is_none())
+                    .map(|c| &*c.name)
+                    .collect();
+                if nulls.is_empty() {
+                    let props: BTreeMap<String, String> = resource
+                        .configs
+                        .iter()
+                        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                        .collect();
+                    configs::alter_resource(
+                        api,
+                        resource.resource_type,
+                        &name,
+                        props,
+                        request.validate_only,
+                    )
+                    .await
+                } else {
+                    Err(ResourceError::new(
+                        errors::INVALID_REQUEST,
+                        format!("Null value not supported for : {}", nulls.join(", ")),
+                    ))
+                }
+            }
+        };
+        let mut r = AlterConfigsResourceResponse::default();
+        r.resource_type = resource.resource_type;
+        r.resource_name = resource.resource_name;
+        if let Err(e) = result {
+            tracing::info!(resource = %configs::resource_label(r.resource_type, &name), error = %e.message, "alter configs refused");
+            r.error_code = e.code;
+            r.error_message = Some(StrBytes::from_string(e.message));
+        } else {
+            r.error_message = None;
+        }
+        response.responses.push(r);
+    }
+    response
+}

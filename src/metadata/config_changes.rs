@@ -1,0 +1,540 @@
+//! Dynamic configs in the metadata store: `/config/topics/<t>` and `/config/brokers/<id>` or
+//! `<default>`, written as Kafka's `AdminZkClient.changeEntityConfig` writes them (the config
+//! node, then a `/config/changes/config_change_<seq>` notification), and applied by every
+//! broker as Kafka's `ZkConfigManager` does: it watches the notifications, re-reads the entity
+//! each new one names, and gives the new config to the open logs (topics) or to the topic
+//! defaults (brokers). A change made through this broker is applied at once as well, so that a
+//! DescribeConfigs right after an AlterConfigs sees it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, broadcast, watch};
+
+use super::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use super::znodes::{self, ConfigChangeZnode, ConfigZnode};
+use super::{MetadataCache, MetadataStore};
+use crate::config::dynamic::{BrokerLevel, DynamicBrokerConfig};
+use crate::replica::ReplicaManager;
+
+pub const TOPICS: &str = "topics";
+pub const BROKERS: &str = "brokers";
+
+/// Kafka's `changeExpirationMs`: notifications older than this are deleted.
+pub const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
+/// How long to wait before retrying when the store could not be read.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Progress {
+    /// Sequence number of the last notification applied; -1 before the first.
+    last_applied: i64,
+    /// When this broker first saw each notification. Kafka ages notifications by their
+    /// znode's creation time; the store's `Stat` does not carry it, so a notification expires
+    /// 15 minutes after this broker first saw it, which every broker notices within one
+    /// processing pass of its creation.
+    first_seen: HashMap<String, Instant>,
+}
+
+pub struct ConfigManager {
+    store: Arc<dyn MetadataStore>,
+    broker: Arc<DynamicBrokerConfig>,
+    cache: Arc<MetadataCache>,
+    replicas: Arc<ReplicaManager>,
+    /// Held while a change is applied: each application reads its znode under it, so the last
+    /// one applied always read the newest content, whichever of the API and the listener ran it.
+    progress: Mutex<Progress>,
+    expiry: Duration,
+}
+
+fn sequence_of(child: &str) -> Option<i64> {
+    child
+        .strip_prefix(znodes::CONFIG_CHANGE_PREFIX)
+        .and_then(|n| n.parse().ok())
+}
+
+impl ConfigManager {
+    pub fn new(
+        store: Arc<dyn MetadataStore>,
+        broker: Arc<DynamicBrokerConfig>,
+        cache: Arc<MetadataCache>,
+        replicas: Arc<ReplicaManager>,
+    ) -> Self {
+        Self::with_expiry(store, broker, cache, replicas, NOTIFICATION_EXPIRY)
+    }
+
+    /// Like `new`, with notifications expiring after `expiry` (tests).
+    pub fn with_expiry(
+        store: Arc<dyn MetadataStore>,
+        broker: Arc<DynamicBrokerConfig>,
+        cache: Arc<MetadataCache>,
+        replicas: Arc<ReplicaManager>,
+        expiry: Duration,
+    ) -> Self {
+        ConfigManager {
+            store,
+            broker,
+            cache,
+            replicas,
+            progress: Mutex::new(Progress {
+                last_applied: -1,
+                first_seen: HashMap::new(),
+            }),
+            expiry,
+        }
+    }
+
+    pub fn broker(&self) -> &Arc<DynamicBrokerConfig> {
+        &self.broker
+    }
+
+    pub fn replicas(&self) -> &Arc<ReplicaManager> {
+        &self.replicas
+    }
+
+    pub fn store(&self) -> &Arc<dyn MetadataStore> {
+        &self.store
+    }
+
+    /// An entity's stored config (`AdminZkClient.fetchEntityConfig`); empty when none is stored.
+    pub async fn entity_config(
+        &self,
+        entity_type: &str,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, StoreError> {
+        let path = znodes::entity_config_path(entity_type, name);
+        Ok(match self.store.get(&path).await? {
+            Some((Some(data), _)) => znodes::decode::<ConfigZnode>(&path, &data)?.config,
+            _ => BTreeMap::new(),
+        })
+    }
+
+    /// Stores a topic's whole set of overrides, tells every broker, and applies it here.
+    pub async fn change_topic_config(
+        &self,
+        topic: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.change_entity_config(TOPICS, topic, configs).await?;
+        let _guard = self.progress.lock().await;
+        self.apply_topic(topic).await
+    }
+
+    /// Stores one dynamic broker layer whole (`/config/brokers/<default>` or this broker's
+    /// id), tells every broker, and applies it here.
+    pub async fn change_broker_config(
+        &self,
+        level: BrokerLevel,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let name = self.broker_entity(level);
+        self.change_entity_config(BROKERS, &name, configs).await?;
+        let _guard = self.progress.lock().await;
+        self.apply_broker(level).await
+    }
+
+    fn broker_entity(&self, level: BrokerLevel) -> String {
+        match level {
+            BrokerLevel::ClusterDefault => znodes::DEFAULT_ENTITY.to_string(),
+            BrokerLevel::ThisBroker => self.broker.broker_id().to_string(),
+        }
+    }
+
+    /// `AdminZkClient.changeEntityConfig`: the config node (created if missing), then the
+    /// sequential notification naming it.
+    async fn change_entity_config(
+        &self,
+        entity_type: &str,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let path = znodes::entity_config_path(entity_type, name);
+        let data = znodes::encode(&ConfigZnode {
+            version: 1,
+            config: configs,
+        });
+        match self.store.set(&path, Some(data.clone()), None).await {
+            Err(StoreError::NoNode(_)) => {
+                match create_recursive(
+                    self.store.as_ref(),
+                    &path,
+                    Some(data.clone()),
+                    CreateMode::Persistent,
+                )
+                .await
+                {
+                    // Created by someone else in between: ours is the newer write.
+                    Err(StoreError::NodeExists(_)) => {
+                        self.store.set(&path, Some(data), None).await?;
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            other => {
+                other?;
+            }
+        }
+        let notification = znodes::encode(&ConfigChangeZnode::for_entity(entity_type, name));
+        create_recursive(
+            self.store.as_ref(),
+            &format!(
+                "{}/{}",
+                znodes::CONFIG_CHANGES,
+                znodes::CONFIG_CHANGE_PREFIX
+            ),
+            Some(notification),
+            CreateMode::PersistentSequential,
+        )
+        .await?;
+        tracing::info!(entity_type, name, "stored config change");
+        Ok(())
+    }
+
+    /// Start-up, before logs come online: the dynamic broker configs, so that every log is
+    /// opened with the topic defaults they give (Kafka's `DynamicBrokerConfig.initialize`).
+    pub async fn load_broker_configs(&self) -> Result<(), StoreError> {
+        let _guard = self.progress.lock().await;
+        self.apply_broker(BrokerLevel::ClusterDefault).await?;
+        self.apply_broker(BrokerLevel::ThisBroker).await
+    }
+
+    /// Re-reads one dynamic broker layer and gives every hosted topic its config again.
+    async fn apply_broker(&self, level: BrokerLevel) -> Result<(), StoreError> {
+        let stored = self
+            .entity_config(BROKERS, &self.broker_entity(level))
+            .await?;
+        let defaults = self.broker.set_dynamic(level, stored);
+        self.replicas.set_log_defaults(defaults);
+        for topic in self.replicas.hosted_topics() {
+            self.apply_topic(&topic).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads a topic's overrides and gives them to the cache and the topic's logs. An
+    /// invalid stored config (written by another tool) is logged and leaves the logs as they are.
+    async fn apply_topic(&self, topic: &str) -> Result<(), StoreError> {
+        let overrides = self.entity_config(TOPICS, topic).await?;
+        let config = match self.replicas.log_config(&overrides) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "stored topic config is invalid; not applied");
+                return Ok(());
+            }
+        };
+        self.cache.set_topic_configs(topic, overrides);
+        if let Err(e) = self.replicas.set_topic_config(topic, config).await {
+            tracing::warn!(topic, error = %e, "could not apply topic config");
+        }
+        Ok(())
+    }
+
+    /// Watches `/config/changes` until `shutdown`, applying each new notification. At start
+    /// every topic's stored config is read directly, then the notifications already there.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        // Subscribe before reading, so that a change made in between is not missed.
+        let mut events = self.store.subscribe();
+        let mut pending = true;
+        let mut full_reload = true;
+        loop {
+            if pending {
+                let result = if full_reload {
+                    self.reload_all().await
+                } else {
+                    self.process_notifications(Instant::now()).await
+                };
+                match result {
+                    Ok(()) => {
+                        pending = false;
+                        full_reload = false;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "config changes not processed yet; retrying");
+                    }
+                }
+            }
+            let retry = tokio::time::sleep(RETRY_AFTER);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = retry, if pending => {}
+                event = events.recv() => match event {
+                    Ok(WatchEvent::ChildrenChanged(path)) if path == znodes::CONFIG_CHANGES => {
+                        pending = true;
+                    }
+                    Ok(WatchEvent::SessionExpired) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        // Events may have been missed: read everything again.
+                        pending = true;
+                        full_reload = true;
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Every stored config read directly, then the notifications.
+    async fn reload_all(&self) -> Result<(), StoreError> {
+        self.store.watch_children(znodes::CONFIG_CHANGES).await?;
+        {
+            let _guard = self.progress.lock().await;
+            self.apply_broker(BrokerLevel::ClusterDefault).await?;
+            self.apply_broker(BrokerLevel::ThisBroker).await?;
+            let topics = self
+                .store
+                .children(znodes::TOPIC_CONFIGS)
+                .await?
+                .unwrap_or_default();
+            for topic in topics {
+                self.apply_topic(&topic).await?;
+            }
+        }
+        self.process_notifications(Instant::now()).await
+    }
+
+    /// `ZkNodeChangeNotificationListener.processNotifications`: applies notifications newer
+    /// than the last applied, in sequence order, then deletes expired ones.
+    pub async fn process_notifications(&self, now: Instant) -> Result<(), StoreError> {
+        let mut progress = self.progress.lock().await;
+        let mut children: Vec<(i64, String)> = self
+            .store
+            .children(znodes::CONFIG_CHANGES)
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
+            .collect();
+        children.sort_unstable();
+        for (seq, child) in &children {
+            progress.first_seen.entry(child.clone()).or_insert(now);
+            if *seq <= progress.last_applied {
+                continue;
+            }
+            let path = format!("{}/{child}", znodes::CONFIG_CHANGES);
+            // A notification deleted (expired) between listing and reading has nothing to apply.
+            if let Some((Some(data), _)) = self.store.get(&path).await? {
+                self.apply_notification(&path, &data).await?;
+            }
+            progress.last_applied = *seq;
+        }
+        let expired: Vec<String> = children
+            .iter()
+            .map(|(_, c)| c)
+            .filter(|c| {
+                progress
+                    .first_seen
+                    .get(*c)
+                    .is_some_and(|seen| now.saturating_duration_since(*seen) > self.expiry)
+            })
+            .cloned()
+            .collect();
+        for child in expired {
+            let path = format!("{}/{child}", znodes::CONFIG_CHANGES);
+            match self.store.delete(&path, None).await {
+                Ok(()) | Err(StoreError::NoNode(_)) => {
+                    progress.first_seen.remove(&child);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        progress
+            .first_seen
+            .retain(|c, _| children.iter().any(|(_, have)| have == c));
+        Ok(())
+    }
+
+    async fn apply_notification(&self, path: &str, data: &[u8]) -> Result<(), StoreError> {
+        let entity = match znodes::decode::<ConfigChangeZnode>(path, data) {
+            Ok(n) => n.entity(),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable config change notification");
+                return Ok(());
+            }
+        };
+        match entity.as_ref().map(|(t, n)| (t.as_str(), n.as_str())) {
+            Some((TOPICS, topic)) => self.apply_topic(topic).await,
+            Some((BROKERS, znodes::DEFAULT_ENTITY)) => {
+                self.apply_broker(BrokerLevel::ClusterDefault).await
+            }
+            Some((BROKERS, id))
+                if id.trim().parse::<i32>().ok() == Some(self.broker.broker_id()) =>
+            {
+                self.apply_broker(BrokerLevel::ThisBroker).await
+            }
+            // Another broker's configs, or quotas and credentials, which odradek does not apply.
+            Some((entity_type, name)) => {
+                tracing::debug!(
+                    entity_type,
+                    name,
+                    "config change not for this broker's logs"
+                );
+                Ok(())
+            }
+            None => {
+                tracing::warn!(path, "config change notification names no entity");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::metadata::embedded::EmbeddedStore;
+
+    async fn manager(
+        dir: &std::path::Path,
+        expiry: Duration,
+    ) -> (Arc<ConfigManager>, Arc<dyn MetadataStore>) {
+        let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir).unwrap());
+        crate::metadata::store::ensure_path(store.as_ref(), znodes::CONFIG_CHANGES)
+            .await
+            .unwrap();
+        let identity = crate::log::manager::BrokerIdentity {
+            broker_id: 0,
+            cluster_id: None,
+        };
+        let logs = Arc::new(
+            crate::log::LogManager::open(
+                &[dir.join("logs")],
+                &identity,
+                Default::default(),
+                |_| Default::default(),
+            )
+            .unwrap(),
+        );
+        let config = BrokerConfig {
+            broker_id: 0,
+            ..BrokerConfig::default()
+        };
+        let m = Arc::new(ConfigManager::with_expiry(
+            store.clone(),
+            Arc::new(DynamicBrokerConfig::new(&config)),
+            Arc::new(MetadataCache::default()),
+            Arc::new(ReplicaManager::new(logs, 0)),
+            expiry,
+        ));
+        (m, store)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn changes_are_written_as_kafka_writes_them_and_expired_ones_purged() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, store) = manager(dir.path(), Duration::from_secs(900)).await;
+        let mut c = BTreeMap::new();
+        c.insert("retention.ms".to_string(), "60000".to_string());
+        m.change_topic_config("orders", c).await.unwrap();
+        let (data, _) = store.get("/config/topics/orders").await.unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version":1,"config":{"retention.ms":"60000"}})
+        );
+        let (data, _) = store
+            .get("/config/changes/config_change_0000000000")
+            .await
+            .unwrap()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version":2,"entity_path":"topics/orders"})
+        );
+
+        let start = Instant::now();
+        m.process_notifications(start).await.unwrap();
+        m.change_broker_config(BrokerLevel::ClusterDefault, BTreeMap::new())
+            .await
+            .unwrap();
+        m.process_notifications(start + Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .children(znodes::CONFIG_CHANGES)
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            2
+        );
+        m.process_notifications(start + Duration::from_secs(901))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .children(znodes::CONFIG_CHANGES)
+                .await
+                .unwrap()
+                .unwrap(),
+            vec!["config_change_0000000001".to_string()],
+            "only the notification seen more than 15 minutes ago is gone"
+        );
+        m.process_notifications(start + Duration::from_secs(1502))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .children(znodes::CONFIG_CHANGES)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn broker_notifications_written_by_another_tool_are_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, store) = manager(dir.path(), NOTIFICATION_EXPIRY).await;
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(m.clone().run(rx));
+        create_recursive(
+            store.as_ref(),
+            "/config/brokers/<default>",
+            Some(
+                br#"{"version":1,"config":{"log.retention.ms":"1234","log.retention.hours":"1"}}"#
+                    .to_vec(),
+            ),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        store
+            .create(
+                "/config/changes/config_change_",
+                Some(br#"{"version":2,"entity_path":"brokers/<default>"}"#.to_vec()),
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while m
+            .replicas()
+            .log_config(&BTreeMap::new())
+            .unwrap()
+            .retention_ms
+            != 1234
+        {
+            assert!(Instant::now() < deadline, "the change was not applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A read-only key in the store is dropped, not applied.
+        assert_eq!(
+            m.broker()
+                .dynamic(BrokerLevel::ClusterDefault)
+                .keys()
+                .collect::<Vec<_>>(),
+            vec!["log.retention.ms"]
+        );
+        task.abort();
+    }
+}
