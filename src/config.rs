@@ -31,6 +31,17 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     pub cleanup_delete: bool,
     pub cleanup_compact: bool,
+    /// `min.cleanable.dirty.ratio`: the share of a compacted log that must be dirty (not yet
+    /// cleaned) before the cleaner rewrites it.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms`: how long a tombstone (and a transaction marker) survives once the
+    /// cleaner has first seen it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this stay uncompacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: dirty records older than this make the log eligible regardless
+    /// of its dirty ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -49,6 +60,10 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             cleanup_delete: true,
             cleanup_compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 3_600_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -89,6 +104,13 @@ impl LogConfig {
         ("flush.ms", "log.flush.interval.ms"),
         ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
         ("cleanup.policy", "log.cleanup.policy"),
+        (
+            "min.cleanable.dirty.ratio",
+            "log.cleaner.min.cleanable.ratio",
+        ),
+        ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+        ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+        ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
     ];
 
     /// Applies topic-level overrides (`segment.bytes=16384`, ...) on top of `self`.
@@ -99,6 +121,17 @@ impl LogConfig {
         let mut c = self.clone();
         for (k, v) in overrides {
             c.set(k, v)?;
+        }
+        if c.min_compaction_lag_ms > c.max_compaction_lag_ms {
+            // Kafka's LogConfig.validateValues refuses this pair.
+            return Err(invalid(
+                "min.compaction.lag.ms",
+                &c.min_compaction_lag_ms.to_string(),
+                format!(
+                    "must not be greater than max.compaction.lag.ms ({})",
+                    c.max_compaction_lag_ms
+                ),
+            ));
         }
         Ok(c)
     }
@@ -117,6 +150,16 @@ impl LogConfig {
             "flush.messages" => self.flush_interval_messages = parse(key, value, Some(1u64))?,
             "flush.ms" => self.flush_interval_ms = parse(key, value, Some(0i64))?,
             "file.delete.delay.ms" => self.file_delete_delay_ms = parse(key, value, Some(0i64))?,
+            "min.cleanable.dirty.ratio" => {
+                let ratio: f64 = parse(key, value, Some(0.0))?;
+                if ratio > 1.0 {
+                    return Err(invalid(key, value, "must be between 0 and 1"));
+                }
+                self.min_cleanable_dirty_ratio = ratio;
+            }
+            "delete.retention.ms" => self.delete_retention_ms = parse(key, value, Some(0i64))?,
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms = parse(key, value, Some(0i64))?,
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms = parse(key, value, Some(1i64))?,
             "message.timestamp.type" => {
                 self.log_append_time = match value.trim() {
                     "CreateTime" => false,
@@ -151,6 +194,42 @@ impl LogConfig {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// The log cleaner's broker settings (`log.cleaner.*`, Kafka's `CleanerConfig`). The topic-level
+/// cleaner settings (`min.cleanable.dirty.ratio`, ...) are in [`LogConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable` (true).
+    pub enable: bool,
+    /// `log.cleaner.threads` (1).
+    pub threads: usize,
+    /// `log.cleaner.dedupe.buffer.size` (128 MiB): memory for the key -> offset maps of all
+    /// cleaner threads together.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.size` (512 KiB): read and write buffers of all threads together.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor` (0.9): despite its name, how full the dedupe map
+    /// may get.
+    pub dedupe_buffer_load_factor: f64,
+    /// `log.cleaner.io.max.bytes.per.second` (unlimited): reads plus writes of all threads.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms` (15000): the pause when no log needs cleaning.
+    pub backoff_ms: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            threads: 1,
+            dedupe_buffer_size: 128 * 1024 * 1024,
+            io_buffer_size: 512 * 1024,
+            dedupe_buffer_load_factor: 0.9,
+            io_max_bytes_per_second: f64::MAX,
+            backoff_ms: 15_000,
+        }
     }
 }
 
@@ -272,6 +351,8 @@ pub struct BrokerConfig {
     /// fallbacks: `log.roll.ms` over `log.roll.hours`; `log.retention.ms` over `.minutes` over
     /// `.hours`; `log.flush.interval.ms` defaults to `log.flush.scheduler.interval.ms`.
     pub log: LogConfig,
+    /// `log.cleaner.*`: the threads that compact `cleanup.policy=compact` topics.
+    pub log_cleaner: CleanerConfig,
     /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
     /// but isn't a known config") and carries on; so should the caller.
     pub unknown_keys: Vec<String>,
@@ -314,6 +395,7 @@ impl Default for BrokerConfig {
             replica_high_watermark_checkpoint_interval_ms: 5_000,
             metrics_port: 9404,
             log: LogConfig::default(),
+            log_cleaner: CleanerConfig::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -363,6 +445,13 @@ const BROKER_KEYS: &[&str] = &[
     "log.roll.hours",
     "log.retention.minutes",
     "log.retention.hours",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
 ];
 
 /// Kafka broker keys we accept without acting on them, so that a Kafka `server.properties`
@@ -406,17 +495,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "log.message.timestamp.after.max.ms",
     "log.message.downconversion.enable",
     "log.flush.start.offset.checkpoint.interval.ms",
-    "log.cleaner.enable",
-    "log.cleaner.threads",
-    "log.cleaner.io.max.bytes.per.second",
-    "log.cleaner.dedupe.buffer.size",
-    "log.cleaner.io.buffer.size",
-    "log.cleaner.io.buffer.load.factor",
-    "log.cleaner.backoff.ms",
-    "log.cleaner.min.cleanable.ratio",
-    "log.cleaner.delete.retention.ms",
-    "log.cleaner.min.compaction.lag.ms",
-    "log.cleaner.max.compaction.lag.ms",
     "log.local.retention.ms",
     "log.local.retention.bytes",
     "compression.type",
@@ -882,7 +960,50 @@ impl BrokerConfig {
             )?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
+            log_cleaner: Self::cleaner(&p)?,
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
+        })
+    }
+
+    /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.
+    fn cleaner(p: &Props<'_>) -> Result<CleanerConfig, ConfigError> {
+        let d = CleanerConfig::default();
+        let load_factor: f64 = p.num(
+            "log.cleaner.io.buffer.load.factor",
+            None,
+            d.dedupe_buffer_load_factor,
+        )?;
+        if !(load_factor > 0.0 && load_factor <= 1.0) {
+            return Err(invalid(
+                "log.cleaner.io.buffer.load.factor",
+                &load_factor.to_string(),
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        let rate: f64 = p.num(
+            "log.cleaner.io.max.bytes.per.second",
+            None,
+            d.io_max_bytes_per_second,
+        )?;
+        if rate.is_nan() || rate <= 0.0 {
+            return Err(invalid(
+                "log.cleaner.io.max.bytes.per.second",
+                &rate.to_string(),
+                "must be positive",
+            ));
+        }
+        Ok(CleanerConfig {
+            enable: p.bool("log.cleaner.enable", d.enable)?,
+            threads: p.unsigned("log.cleaner.threads", 0i32, 1)?,
+            dedupe_buffer_size: p.unsigned(
+                "log.cleaner.dedupe.buffer.size",
+                0i64,
+                d.dedupe_buffer_size as i64,
+            )?,
+            io_buffer_size: p.unsigned("log.cleaner.io.buffer.size", 0i32, 512 * 1024)?,
+            dedupe_buffer_load_factor: load_factor,
+            io_max_bytes_per_second: rate,
+            backoff_ms: p.unsigned("log.cleaner.backoff.ms", 0i64, 15_000)?,
         })
     }
 
