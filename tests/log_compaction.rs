@@ -49,7 +49,7 @@ fn key(k: usize) -> Vec<u8> {
 }
 
 fn is_deleted(k: usize) -> bool {
-    k % 10 == 0
+    k.is_multiple_of(10)
 }
 
 /// Every data record from the log start, through `read` as a consumer fetches. Compaction leaves
