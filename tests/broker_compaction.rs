@@ -85,6 +85,8 @@ async fn create_topic(c: &mut Conn, name: &str, configs: &[(&str, &str)]) {
 }
 
 type Rec = (Vec<u8>, Option<Vec<u8>>);
+/// Key -> (offset, value) of a compacted topic.
+type Contents = BTreeMap<Vec<u8>, (i64, Vec<u8>)>;
 
 fn produce_request(topic: &str, records: &[Rec]) -> ProduceRequest {
     let batch = BatchBuilder {
@@ -156,7 +158,7 @@ impl Produced {
     }
 
     /// Exactly the last record of each key not deleted, at the offset it was produced at.
-    fn compacted(&self) -> BTreeMap<Vec<u8>, (i64, Vec<u8>)> {
+    fn compacted(&self) -> Contents {
         self.latest
             .iter()
             .filter_map(|(k, (o, v))| v.as_ref().map(|v| (k.clone(), (*o, v.clone()))))
@@ -244,10 +246,7 @@ async fn consume_all(c: &mut Conn, topic: &str) -> Vec<Record> {
 }
 
 /// The topic as a consumer sees it, if every key is there once; `Err` describes what is off.
-fn as_compacted(
-    records: &[Record],
-    produced: &Produced,
-) -> Result<BTreeMap<Vec<u8>, (i64, Vec<u8>)>, String> {
+fn as_compacted(records: &[Record], produced: &Produced) -> Result<Contents, String> {
     let mut seen = BTreeMap::new();
     for r in records {
         let (k, v) = produced
