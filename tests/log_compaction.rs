@@ -806,3 +806,155 @@ fn a_crash_in_the_middle_of_renaming_loses_nothing() {
     std::fs::rename(&log, log.to_string_lossy().trim_end_matches(".swap")).unwrap();
     reopen_and_finish(tmp.path(), &w);
 }
+
+// ---- Kafka's data and Kafka's reader --------------------------------------------------------
+
+/// Kafka 2.4.1's `txn-0` (committed, aborted, committed transaction of 10 records each), rolled
+/// and cleaned: the aborted records go, the committed stay, and the markers stay while their
+/// transactions' records do, with the abort listed in the cleaned segment's `.txnindex`.
+fn clean_kafka_txn_fixture(root: &Path) -> (LogManager, Arc<LogHandle>) {
+    common::copy_tree(
+        &common::kafka_single().join("logdir/txn-0"),
+        &root.join("txn-0"),
+    );
+    let m = open_manager(root, compacted());
+    let h = m.get("txn", 0).unwrap();
+    h.lock().set_config(compacted());
+    {
+        let mut log = h.lock();
+        assert_eq!(log.log_end_offset(), 33);
+        log.roll(None).unwrap();
+        log.set_high_watermark(33);
+    }
+    let cleaner = m.start_cleaner(manual()).unwrap();
+    let stats = cleaner.clean_filthiest(now_ms()).unwrap().unwrap();
+    assert_eq!((stats.end_offset, stats.records_written), (33, 23));
+    (m, h)
+}
+
+#[test]
+fn kafkas_transactional_log_is_cleaned_as_kafka_cleans_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_m, h) = clean_kafka_txn_fixture(tmp.path());
+    let log = h.lock();
+    let offsets: Vec<i64> = read_all(&log).iter().map(|r| r.offset).collect();
+    let committed: Vec<i64> = (0..10).chain(22..32).collect();
+    assert_eq!(
+        offsets, committed,
+        "the aborted transaction's records are gone"
+    );
+    let first = log.segments().next().unwrap();
+    let mut markers = Vec::new();
+    let mut pos = 0;
+    while let Some(e) = first.entry_at(pos).unwrap() {
+        if e.header.is_some_and(|h| h.is_control()) {
+            markers.push(e.base_offset);
+        }
+        pos += e.size;
+    }
+    assert_eq!(markers, vec![10, 21, 32]);
+    let aborted = first.txn_index.entries();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(
+        (
+            aborted[0].producer_id,
+            aborted[0].first_offset,
+            aborted[0].last_offset,
+            aborted[0].last_stable_offset
+        ),
+        (1, 11, 21, 22)
+    );
+}
+
+#[test]
+fn kafkas_record_classes_read_cleaned_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (m, txn) = clean_kafka_txn_fixture(tmp.path());
+    // A keyed log with tombstones (stamped with a delete horizon) and an idempotent producer
+    // whose only batch loses its record (kept empty, for its sequence).
+    let h = m.get_or_create("keyed", 0, compacted()).unwrap();
+    let idempotent = BatchBuilder {
+        producer_id: 5,
+        producer_epoch: 0,
+        base_sequence: 0,
+        records: vec![NewRecord {
+            timestamp: now_ms(),
+            key: Some(b"a".to_vec()),
+            value: Some(b"first".to_vec()),
+            headers: Vec::new(),
+        }],
+        ..BatchBuilder::default()
+    };
+    h.append_as_leader(&Bytes::from(idempotent.build().unwrap()), 0)
+        .unwrap();
+    let mut w = Written::default();
+    for round in 0..10 {
+        w.append(
+            &h,
+            (0..100)
+                .map(|k| (key(k), Some(format!("v{round}").into_bytes())))
+                .collect(),
+        );
+    }
+    w.append(&h, (0..100).step_by(10).map(|k| (key(k), None)).collect());
+    w.append(&h, vec![(b"a".to_vec(), Some(b"second".to_vec()))]);
+    {
+        let mut log = h.lock();
+        log.roll(None).unwrap();
+        let leo = log.log_end_offset();
+        log.set_high_watermark(leo);
+    }
+    let cleaner = m.start_cleaner(manual()).unwrap();
+    cleaner.clean_filthiest(now_ms()).unwrap().unwrap();
+    let ours: Vec<String> = read_all(&h.lock())
+        .iter()
+        .map(|r| format!("record offset={} ", r.offset))
+        .collect();
+
+    let classes = tmp.path().join("classes");
+    let Some(cp) = common::compile_java("SegmentCheck", &classes) else {
+        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return;
+    };
+    let files: Vec<PathBuf> = [&h, &txn]
+        .iter()
+        .flat_map(|h| {
+            h.lock()
+                .segments()
+                .map(|s| s.log_path().to_path_buf())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let out = Command::new("java")
+        .args(["-cp", &cp, "SegmentCheck", "--compacted"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "Kafka's classes rejected our cleaned segments:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let batches: Vec<&str> = stdout.lines().filter(|l| l.starts_with("batch ")).collect();
+    assert!(batches.iter().all(|b| b.ends_with("valid=true")));
+    assert!(
+        batches
+            .iter()
+            .any(|b| b.contains("count=0") && b.contains("producerId=5")),
+        "the idempotent producer's emptied batch: {batches:#?}"
+    );
+    assert!(
+        batches.iter().any(|b| !b.contains("deleteHorizon=-1")),
+        "tombstone batches carry a delete horizon: {batches:#?}"
+    );
+    let keyed_records: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("record ") && l.contains(" key=key-"))
+        .collect();
+    let ours_keyed: Vec<&String> = ours.iter().take(keyed_records.len()).collect();
+    assert_eq!(keyed_records.len(), 100, "{stdout}");
+    for (theirs, mine) in keyed_records.iter().zip(ours_keyed) {
+        assert!(theirs.starts_with(mine.as_str()), "{theirs} vs {mine}");
+    }
+}
