@@ -613,37 +613,43 @@ fn appends_and_reads_go_on_while_the_cleaner_thread_works() {
         })
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut slowest = Duration::ZERO;
+    let mut longest_wait = Duration::ZERO;
     let mut appended_during = 0;
-    let mut n = 0;
     while h.lock().cleaner_offset().is_none_or(|c| c < active_base) {
         assert!(
             Instant::now() < deadline,
             "cleaning did not finish in 2 minutes"
         );
-        let started = Instant::now();
+        // Only the cleaner thread contends for the log here: how long it made us wait.
+        let asked = Instant::now();
+        let log = h.lock();
+        longest_wait = longest_wait.max(asked.elapsed());
+        drop(log);
         w.append(
             &h,
-            vec![(format!("new-{n}").into_bytes(), Some(b"v".to_vec()))],
+            vec![(
+                format!("new-{appended_during}").into_bytes(),
+                Some(b"v".to_vec()),
+            )],
         );
         {
             let mut log = h.lock();
             let leo = log.log_end_offset();
             log.set_high_watermark(leo);
-            log.read(0, 1024, leo, true).unwrap();
+            assert!(!log.read(0, 1024, leo, true).unwrap().records.is_empty());
         }
-        slowest = slowest.max(started.elapsed());
         appended_during += 1;
-        n += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(
         appended_during > 50,
         "only {appended_during} appends during cleaning"
     );
+    // The throttled pass takes seconds; the cleaner holds the log only to look at it and to
+    // swap a segment in (renames and a directory fsync).
     assert!(
-        slowest < Duration::from_millis(500),
-        "an append or read waited {slowest:?} behind the cleaner"
+        longest_wait < Duration::from_secs(1),
+        "the log was held by the cleaner for {longest_wait:?}"
     );
     let recs = read_all(&h.lock());
     assert_latest_of_every_key_present(&recs, &w);
