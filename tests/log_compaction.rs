@@ -964,3 +964,41 @@ fn kafkas_record_classes_read_cleaned_segments() {
         assert!(theirs.starts_with(mine.as_str()), "{theirs} vs {mine}");
     }
 }
+
+#[test]
+fn a_truncation_below_the_cleaned_offset_lowers_the_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let m = open_manager(tmp.path(), compacted());
+    let h = handle(&m);
+    let mut w = Written::default();
+    for round in 0..20 {
+        w.append(
+            &h,
+            (0..100)
+                .map(|k| (key(k), Some(format!("v{round}").into_bytes())))
+                .collect(),
+        );
+    }
+    {
+        let mut log = h.lock();
+        log.roll(None).unwrap();
+        let leo = log.log_end_offset();
+        log.set_high_watermark(leo);
+    }
+    let cleaner = m.start_cleaner(manual()).unwrap();
+    let end = cleaner
+        .clean_filthiest(now_ms())
+        .unwrap()
+        .unwrap()
+        .end_offset;
+    assert_eq!(end, 2000);
+    // A follower truncating to an earlier leader's log end must not keep a cleaned offset past
+    // it: the data that will fill the gap was never cleaned.
+    h.lock().truncate_to(1500).unwrap();
+    assert_eq!(h.lock().cleaner_offset(), Some(1500));
+    m.write_checkpoints().unwrap();
+    assert_eq!(
+        cleaner_checkpoint(tmp.path()),
+        format!("0\n1\n{TOPIC} 0 1500\n")
+    );
+}

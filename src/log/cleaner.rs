@@ -247,11 +247,16 @@ impl LogCleaner {
             };
             let horizon = match horizons.get(&tp) {
                 Some(h) => *h,
-                None => {
-                    let h = self.scan_delete_horizons(&handle, d.first_dirty)?;
-                    lock(&self.state).delete_horizons.insert(tp.clone(), h);
-                    h
-                }
+                None => match self.scan_delete_horizons(&handle, d.first_dirty) {
+                    Ok(h) => {
+                        lock(&self.state).delete_horizons.insert(tp.clone(), h);
+                        h
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "cannot read the log's delete horizons");
+                        continue;
+                    }
+                },
             };
             let tombstones_due = horizon.is_some_and(|h| h <= now);
             let eligible = d.total_bytes() > 0
@@ -336,7 +341,7 @@ impl LogCleaner {
             let mut pos = 0;
             while let Some(e) = read_entry_info(&file, pos, size)? {
                 self.throttler
-                    .maybe_throttle(e.size.min(64), &self.shutdown);
+                    .maybe_throttle(batch::BATCH_HEADER_LEN as u64, &self.shutdown);
                 if let Some(h) = e.header
                     && h.attributes & ATTR_DELETE_HORIZON != 0
                 {
@@ -552,6 +557,12 @@ impl LogCleaner {
             }
         }
         Ok(())
+    }
+
+    /// Rewrites every directory's `cleaner-offset-checkpoint` (also from the log manager's
+    /// periodic checkpoint, so that an offset lowered by a truncation reaches the file).
+    pub fn write_checkpoints(&self) -> Result<()> {
+        (0..self.dirs.len()).try_for_each(|d| self.write_checkpoint(d))
     }
 
     /// Rewrites `cleaner-offset-checkpoint` of one directory from its logs' cleaner offsets.

@@ -165,6 +165,9 @@ impl LogManager {
             .take();
         if let Some(c) = cleaner {
             c.stop();
+            if let Err(e) = c.write_checkpoints() {
+                tracing::warn!(error = %e, "cannot write cleaner-offset-checkpoint");
+            }
         }
     }
 
@@ -241,7 +244,8 @@ impl LogManager {
         Ok(())
     }
 
-    /// Writes the three per-directory checkpoint files from the logs' current state.
+    /// Writes the per-directory checkpoint files from the logs' current state (and, when the
+    /// cleaner runs, `cleaner-offset-checkpoint`).
     pub fn write_checkpoints(&self) -> Result<()> {
         let logs: Vec<(TopicPartition, usize, Arc<LogHandle>)> = {
             let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
@@ -266,7 +270,15 @@ impl LogManager {
             checkpoint::write_offsets(&dir.path.join(REPLICATION_OFFSET_FILE), &hws)?;
             checkpoint::write_offsets(&dir.path.join(LOG_START_OFFSET_FILE), &starts)?;
         }
-        Ok(())
+        let cleaner = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match cleaner {
+            Some(c) => c.write_checkpoints(),
+            None => Ok(()),
+        }
     }
 
     /// One pass of retention over every log; returns the segments deleted.
