@@ -328,13 +328,13 @@ impl LogCleaner {
     /// The earliest delete horizon among the batches below `first_dirty`: what an earlier run
     /// of the broker stamped on tombstones and markers it has not removed yet.
     fn scan_delete_horizons(&self, handle: &LogHandle, first_dirty: i64) -> Result<Option<i64>> {
-        let files: Vec<(File, u64)> = {
+        let files: Vec<(Arc<File>, u64)> = {
             let log = handle.lock();
             let active = log.segments().last().map(|s| s.base_offset);
             log.segments()
                 .filter(|s| Some(s.base_offset) != active && s.base_offset < first_dirty)
-                .map(|s| Ok((dup(s)?, s.size())))
-                .collect::<Result<_>>()?
+                .map(|s| (s.shared_file(), s.size()))
+                .collect()
         };
         let mut earliest: Option<i64> = None;
         for (file, size) in files {
@@ -595,13 +595,6 @@ fn legacy_max_timestamp(bytes: &[u8]) -> i64 {
     }
 }
 
-/// A second handle on a segment's file, to read it without holding the log.
-fn dup(seg: &LogSegment) -> Result<File> {
-    seg.file()
-        .try_clone()
-        .map_err(|e| LogError::io(seg.log_path(), e))
-}
-
 /// Stops the process at one step of a cleaned segment's swap, for crash tests:
 /// `ODRADEK_CLEANER_FAILPOINT=<step>` aborts the process there (as abruptly as `kill -9`),
 /// `<step>:pause` logs and waits there (bounded, ten minutes) for the test to kill it. Steps:
@@ -750,7 +743,7 @@ struct SegmentView {
     id: u64,
     /// Base offset of the next segment (the active one, for the last).
     next_base: i64,
-    file: File,
+    file: Arc<File>,
     size: u64,
     last_modified: SystemTime,
     offset_index_bytes: u64,
@@ -791,7 +784,7 @@ impl LogView {
                 base: s.base_offset,
                 id: s.id(),
                 next_base,
-                file: dup(s)?,
+                file: s.shared_file(),
                 size: s.size(),
                 last_modified: s.last_modified(),
                 offset_index_bytes: (s.offset_index.file.len() * super::index::OFFSET_ENTRY) as u64,

@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -137,7 +138,8 @@ pub struct LogSegment {
     id: u64,
     dir: PathBuf,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the log cleaner, which reads closed segments without holding the log.
+    log: Arc<File>,
     size: u64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
@@ -239,7 +241,7 @@ impl LogSegment {
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             dir: dir.to_path_buf(),
             log_path,
-            log,
+            log: Arc::new(log),
             size,
             offset_index,
             time_index,
@@ -272,6 +274,10 @@ impl LogSegment {
     pub fn file(&self) -> &File {
         &self.log
     }
+    /// The segment's file, for reading it without holding the log (no new descriptor).
+    pub fn shared_file(&self) -> Arc<File> {
+        self.log.clone()
+    }
 
     /// Appends already-validated entries whose offsets end at `last_offset`. `parts` are written
     /// with one vectored write so a stamped header and the client's bytes need no joining copy.
@@ -284,7 +290,7 @@ impl LogSegment {
     ) -> Result<()> {
         let position = self.size;
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        write_all_vectored(&mut self.log, parts).at(&self.log_path)?;
+        write_all_vectored(&self.log, parts).at(&self.log_path)?;
         self.size += total as u64;
         if self.rolling_timestamp.is_none() && position == 0 {
             self.rolling_timestamp = Some(max_timestamp);
@@ -580,7 +586,7 @@ pub fn now_ms() -> i64 {
     system_time_ms(SystemTime::now())
 }
 
-fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
+fn write_all_vectored(mut file: &File, parts: &[&[u8]]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
     let mut bufs = &mut slices[..];
     IoSlice::advance_slices(&mut bufs, 0);
