@@ -116,7 +116,9 @@ fn complete_interrupted_swaps(dir: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().to_string();
         let path = entry.path();
         if name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
-            min_cleaned = min_cleaned.min(segment_file_base(&name).unwrap_or(i64::MIN));
+            if let Some(base) = segment_file_base(&name) {
+                min_cleaned = min_cleaned.min(base);
+            }
             tracing::info!(path = %path.display(), "deleting incomplete cleaned segment file");
             fs::remove_file(&path).at(&path)?;
         } else if let Some(real) = name.strip_suffix(&format!(".{SWAP_SUFFIX}")) {
