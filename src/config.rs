@@ -279,6 +279,42 @@ impl LogConfig {
     }
 }
 
+/// The log cleaner's broker settings (`log.cleaner.*`, Kafka's `CleanerConfig`). The topic-level
+/// cleaner settings (`min.cleanable.dirty.ratio`, ...) are in [`LogConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable` (true).
+    pub enable: bool,
+    /// `log.cleaner.threads` (1).
+    pub threads: usize,
+    /// `log.cleaner.dedupe.buffer.size` (128 MiB): memory for the key -> offset maps of all
+    /// cleaner threads together.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.size` (512 KiB): read and write buffers of all threads together.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor` (0.9): despite its name, how full the dedupe map
+    /// may get.
+    pub dedupe_buffer_load_factor: f64,
+    /// `log.cleaner.io.max.bytes.per.second` (unlimited): reads plus writes of all threads.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms` (15000): the pause when no log needs cleaning.
+    pub backoff_ms: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            threads: 1,
+            dedupe_buffer_size: 128 * 1024 * 1024,
+            io_buffer_size: 512 * 1024,
+            dedupe_buffer_load_factor: 0.9,
+            io_max_bytes_per_second: f64::MAX,
+            backoff_ms: 15_000,
+        }
+    }
+}
+
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_string(),
@@ -404,6 +440,8 @@ pub struct BrokerConfig {
     /// Every key and value given (file and overrides), as written: Kafka's "originals", which
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG and dynamic configs are layered on.
     pub originals: BTreeMap<String, String>,
+    /// `log.cleaner.*`: the threads that compact `cleanup.policy=compact` topics.
+    pub log_cleaner: CleanerConfig,
     /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
     /// but isn't a known config") and carries on; so should the caller.
     pub unknown_keys: Vec<String>,
@@ -449,6 +487,7 @@ impl Default for BrokerConfig {
             metrics_port: 9404,
             log: LogConfig::default(),
             originals: BTreeMap::new(),
+            log_cleaner: CleanerConfig::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -498,6 +537,13 @@ const BROKER_KEYS: &[&str] = &[
     "log.flush.offset.checkpoint.interval.ms",
     "replica.high.watermark.checkpoint.interval.ms",
     "metrics.port",
+    "log.cleaner.enable",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
 ];
 
 /// Kafka broker keys we accept without acting on them, so that a Kafka `server.properties`
@@ -533,13 +579,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "zookeeper.metadata.migration.enable",
     // Logs.
     "log.flush.start.offset.checkpoint.interval.ms",
-    "log.cleaner.enable",
-    "log.cleaner.threads",
-    "log.cleaner.io.max.bytes.per.second",
-    "log.cleaner.dedupe.buffer.size",
-    "log.cleaner.io.buffer.size",
-    "log.cleaner.io.buffer.load.factor",
-    "log.cleaner.backoff.ms",
     "create.topic.policy.class.name",
     "alter.config.policy.class.name",
     // Replication and the controller.
@@ -993,7 +1032,50 @@ impl BrokerConfig {
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
             originals: props.clone(),
+            log_cleaner: Self::cleaner(&p)?,
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
+        })
+    }
+
+    /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.
+    fn cleaner(p: &Props<'_>) -> Result<CleanerConfig, ConfigError> {
+        let d = CleanerConfig::default();
+        let load_factor: f64 = p.num(
+            "log.cleaner.io.buffer.load.factor",
+            None,
+            d.dedupe_buffer_load_factor,
+        )?;
+        if !(load_factor > 0.0 && load_factor <= 1.0) {
+            return Err(invalid(
+                "log.cleaner.io.buffer.load.factor",
+                &load_factor.to_string(),
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        let rate: f64 = p.num(
+            "log.cleaner.io.max.bytes.per.second",
+            None,
+            d.io_max_bytes_per_second,
+        )?;
+        if rate.is_nan() || rate <= 0.0 {
+            return Err(invalid(
+                "log.cleaner.io.max.bytes.per.second",
+                &rate.to_string(),
+                "must be positive",
+            ));
+        }
+        Ok(CleanerConfig {
+            enable: p.bool("log.cleaner.enable", d.enable)?,
+            threads: p.unsigned("log.cleaner.threads", 0i32, 1)?,
+            dedupe_buffer_size: p.unsigned(
+                "log.cleaner.dedupe.buffer.size",
+                0i64,
+                d.dedupe_buffer_size as i64,
+            )?,
+            io_buffer_size: p.unsigned("log.cleaner.io.buffer.size", 0i32, 512 * 1024)?,
+            dedupe_buffer_load_factor: load_factor,
+            io_max_bytes_per_second: rate,
+            backoff_ms: p.unsigned("log.cleaner.backoff.ms", 0i64, 15_000)?,
         })
     }
 

@@ -127,9 +127,13 @@ impl Broker {
         let dirs = config.log_dirs.clone();
         let defaults = config.log.clone();
         let topic_defaults = defaults.clone();
+        let cleaner_config = config.log_cleaner.clone();
         let logs = Arc::new(
             tokio::task::spawn_blocking(move || {
-                LogManager::open(&dirs, &identity, defaults, move |_| topic_defaults.clone())
+                let m =
+                    LogManager::open(&dirs, &identity, defaults, move |_| topic_defaults.clone())?;
+                m.start_cleaner(cleaner_config)?;
+                Ok::<_, crate::log::LogError>(m)
             })
             .await
             .map_err(|e| StartError::Config(e.to_string()))??,

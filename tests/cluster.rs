@@ -86,6 +86,21 @@ impl Cluster {
         .unwrap()
     }
 
+    /// Until broker `id`'s metadata shows `partitions` partitions of `topic`, each with a leader.
+    async fn wait_led(&self, id: i32, topic: &str, partitions: usize) {
+        let port = self.port(id);
+        wait_until(
+            Duration::from_secs(30),
+            &format!("broker {id} sees {topic} led"),
+            || async move {
+                let l = leaders(port, topic).await;
+                l.len() == partitions && l.values().all(|(l, e)| *l >= 0 && *e == 0)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+    }
+
     /// Until every running broker's metadata lists exactly `ids` as live.
     async fn wait_for_brokers(&self, ids: &[i32]) {
         let want: BTreeSet<i32> = ids.iter().copied().collect();
@@ -255,6 +270,9 @@ async fn three_brokers_serve_every_client_through_any_broker() {
     cluster.wait_for_brokers(&[1, 2, 3]).await;
 
     create_topic(&cluster.bootstrap(2), "spread", 6);
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "spread", 6).await;
+    }
     let spread = leaders(cluster.port(3), "spread").await;
     assert_eq!(spread.len(), 6, "{}", cluster.logs());
     let mut led: BTreeMap<i32, usize> = BTreeMap::new();
@@ -430,6 +448,7 @@ async fn controller_and_broker_failover() {
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let store = cluster.store().await;
     create_topic(&cluster.bootstrap(1), "durable", 6);
+    cluster.wait_led(1, "durable", 6).await;
     let acked = produce_each_partition(&cluster, 1, "durable").await;
 
     let old = metadata(cluster.port(1), Some(&[])).await.controller_id.0;
@@ -485,6 +504,7 @@ async fn controller_and_broker_failover() {
     }
     // Topic creation goes through the new controller.
     create_topic(&cluster.bootstrap(survivor), "after-failover", 4);
+    cluster.wait_led(survivor, "after-failover", 4).await;
     let after = leaders(port, "after-failover").await;
     assert_eq!(after.len(), 4);
     assert!(
@@ -525,6 +545,7 @@ async fn zookeeper_outage_longer_than_the_session() {
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     create_topic(&cluster.bootstrap(1), "outage", 6);
+    cluster.wait_led(2, "outage", 6).await;
     let mut acked = produce_each_partition(&cluster, 2, "outage").await;
     let epoch = controller_epoch(&cluster.store().await).await;
 

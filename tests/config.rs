@@ -441,3 +441,63 @@ fn a_missing_file_is_an_error_naming_it() {
     assert_eq!(err.key, "config file");
     assert_eq!(err.value, path.display().to_string());
 }
+
+#[test]
+fn log_cleaner_keys_have_kafkas_defaults_and_ranges() {
+    let c = from(&[]).unwrap();
+    assert!(c.log_cleaner.enable);
+    assert_eq!(c.log_cleaner.threads, 1);
+    assert_eq!(c.log_cleaner.dedupe_buffer_size, 128 * 1024 * 1024);
+    assert_eq!(c.log_cleaner.backoff_ms, 15_000);
+    assert_eq!(c.log.min_cleanable_dirty_ratio, 0.5);
+    assert_eq!(c.log.delete_retention_ms, 24 * HOUR_MS);
+    assert_eq!(c.log.min_compaction_lag_ms, 0);
+    assert_eq!(c.log.max_compaction_lag_ms, i64::MAX);
+
+    let c = from(&[
+        ("log.cleaner.enable", "false"),
+        ("log.cleaner.threads", "3"),
+        ("log.cleaner.io.max.bytes.per.second", "1048576"),
+        ("log.cleaner.backoff.ms", "100"),
+        ("log.cleaner.min.cleanable.ratio", "0.1"),
+        ("log.cleaner.delete.retention.ms", "1000"),
+        ("log.cleaner.min.compaction.lag.ms", "5"),
+    ])
+    .unwrap();
+    assert!(c.unknown_keys.is_empty());
+    assert!(!c.log_cleaner.enable);
+    assert_eq!(c.log_cleaner.threads, 3);
+    assert_eq!(c.log_cleaner.io_max_bytes_per_second, 1_048_576.0);
+    assert_eq!(c.log_cleaner.backoff_ms, 100);
+    // The log.cleaner.* topic defaults reach topics, whose own keys win.
+    assert_eq!(c.log.min_cleanable_dirty_ratio, 0.1);
+    assert_eq!(c.log.delete_retention_ms, 1000);
+    let topic = c
+        .topic_config(&props(&[
+            ("delete.retention.ms", "7"),
+            ("cleanup.policy", "compact"),
+        ]))
+        .unwrap();
+    assert_eq!(
+        (topic.delete_retention_ms, topic.min_compaction_lag_ms),
+        (7, 5)
+    );
+
+    for (key, value) in [
+        ("log.cleaner.min.cleanable.ratio", "1.5"),
+        ("log.cleaner.threads", "-1"),
+        ("log.cleaner.delete.retention.ms", "-1"),
+        ("log.cleaner.max.compaction.lag.ms", "0"),
+        ("log.cleaner.io.max.bytes.per.second", "0"),
+    ] {
+        let err = from(&[(key, value)]).unwrap_err();
+        assert_eq!((err.key.as_str(), err.value.as_str()), (key, value));
+    }
+    let err = c
+        .topic_config(&props(&[
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ]))
+        .unwrap_err();
+    assert_eq!(err.key, "min.compaction.lag.ms");
+}

@@ -1,23 +1,28 @@
 //! `LogManager`: every partition log in every `log.dirs` entry, the per-directory files
 //! (`meta.properties`, checkpoints, the clean-shutdown marker, `.lock`) and the periodic work
-//! (flush, retention, checkpoints).
+//! (flush, retention, checkpoints, and the log cleaner's threads).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::checkpoint::{
-    self, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_FILE, META_PROPERTIES_FILE, RECOVERY_POINT_FILE,
-    REPLICATION_OFFSET_FILE,
+    self, CLEAN_SHUTDOWN_FILE, CLEANER_OFFSET_FILE, LOG_START_OFFSET_FILE, META_PROPERTIES_FILE,
+    RECOVERY_POINT_FILE, REPLICATION_OFFSET_FILE,
 };
+use super::cleaner::LogCleaner;
 use super::error::{IoContext, LogError, Result};
 use super::handle::LogHandle;
 use super::partition::{LoadParams, PartitionLog, parse_partition_dir};
 use super::segment::now_ms;
-use crate::config::LogConfig;
+use crate::config::{CleanerConfig, LogConfig};
 
 pub type TopicPartition = (String, i32);
+
+/// Every hosted log with the index (into `log.dirs`) of the directory holding it; shared with
+/// the log cleaner's threads.
+pub(crate) type LogMap = Arc<RwLock<HashMap<TopicPartition, (usize, Arc<LogHandle>)>>>;
 
 struct LogDir {
     path: PathBuf,
@@ -28,7 +33,8 @@ struct LogDir {
 pub struct LogManager {
     dirs: Vec<LogDir>,
     default_config: LogConfig,
-    logs: RwLock<HashMap<TopicPartition, (usize, Arc<LogHandle>)>>,
+    logs: LogMap,
+    cleaner: Mutex<Option<Arc<LogCleaner>>>,
 }
 
 /// Identity written to each log dir's `meta.properties` (ZooKeeper mode, version 0).
@@ -78,6 +84,7 @@ impl LogManager {
             let recovery = read_checkpoint_or_warn(&path.join(RECOVERY_POINT_FILE));
             let hws = read_checkpoint_or_warn(&path.join(REPLICATION_OFFSET_FILE));
             let starts = read_checkpoint_or_warn(&path.join(LOG_START_OFFSET_FILE));
+            let cleaned = read_checkpoint_or_warn(&path.join(CLEANER_OFFSET_FILE));
             for entry in fs::read_dir(path).at(path)? {
                 let entry = entry.at(path)?;
                 if !entry.file_type().at(&entry.path())?.is_dir() {
@@ -92,6 +99,7 @@ impl LogManager {
                     recovery_point: recovery.get(&tp).copied().unwrap_or(0),
                     log_start_offset: starts.get(&tp).copied().unwrap_or(0),
                     high_watermark: hws.get(&tp).copied().unwrap_or(0),
+                    cleaner_offset: cleaned.get(&tp).copied(),
                 };
                 let config = topic_config(&tp.0);
                 let started = std::time::Instant::now();
@@ -121,8 +129,51 @@ impl LogManager {
         Ok(LogManager {
             dirs: opened,
             default_config,
-            logs: RwLock::new(logs),
+            logs: Arc::new(RwLock::new(logs)),
+            cleaner: Mutex::new(None),
         })
+    }
+
+    /// Sets up the log cleaner and, when `log.cleaner.enable` is on and there are threads,
+    /// starts its threads. Each directory gets its `cleaner-offset-checkpoint` (empty at first,
+    /// as Kafka creates it). Returns the cleaner, which tests may also drive pass by pass.
+    pub fn start_cleaner(&self, config: CleanerConfig) -> Result<Arc<LogCleaner>> {
+        for dir in &self.dirs {
+            let path = dir.path.join(CLEANER_OFFSET_FILE);
+            if !path.exists() {
+                checkpoint::write_atomically(&path, b"")?;
+            }
+        }
+        let run_threads = config.enable && config.threads > 0;
+        let cleaner = LogCleaner::new(config, self.logs.clone(), self.dirs());
+        if run_threads {
+            cleaner.start();
+        }
+        let previous = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(cleaner.clone());
+        if let Some(old) = previous {
+            old.stop();
+        }
+        Ok(cleaner)
+    }
+
+    /// Stops the cleaner's threads (an interrupted clean leaves only `.cleaned` files, which the
+    /// next start deletes).
+    pub fn stop_cleaner(&self) {
+        let cleaner = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = cleaner {
+            c.stop();
+            if let Err(e) = c.write_checkpoints() {
+                tracing::warn!(error = %e, "cannot write cleaner-offset-checkpoint");
+            }
+        }
     }
 
     pub fn default_config(&self) -> &LogConfig {
@@ -182,6 +233,15 @@ impl LogManager {
             logs.remove(&(topic.to_string(), partition))
         };
         if let Some((_, handle)) = removed {
+            let cleaner = self
+                .cleaner
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(c) = cleaner {
+                // The cleaner must not be writing into the directory about to go.
+                c.abort_and_wait(&(topic.to_string(), partition));
+            }
             let dir = handle.lock().dir().to_path_buf();
             drop(handle);
             fs::remove_dir_all(&dir).at(&dir)?;
@@ -189,7 +249,8 @@ impl LogManager {
         Ok(())
     }
 
-    /// Writes the three per-directory checkpoint files from the logs' current state.
+    /// Writes the per-directory checkpoint files from the logs' current state (and, when the
+    /// cleaner runs, `cleaner-offset-checkpoint`).
     pub fn write_checkpoints(&self) -> Result<()> {
         let logs: Vec<(TopicPartition, usize, Arc<LogHandle>)> = {
             let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
@@ -214,7 +275,15 @@ impl LogManager {
             checkpoint::write_offsets(&dir.path.join(REPLICATION_OFFSET_FILE), &hws)?;
             checkpoint::write_offsets(&dir.path.join(LOG_START_OFFSET_FILE), &starts)?;
         }
-        Ok(())
+        let cleaner = self
+            .cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match cleaner {
+            Some(c) => c.write_checkpoints(),
+            None => Ok(()),
+        }
     }
 
     /// One pass of retention over every log; returns the segments deleted.
@@ -252,6 +321,7 @@ impl LogManager {
     /// Clean shutdown: flush and close every log, write checkpoints, then the marker that lets
     /// the next start skip recovery.
     pub fn shutdown(self) -> Result<()> {
+        self.stop_cleaner();
         self.write_checkpoints_after_flush()?;
         let logs = std::mem::take(&mut *self.logs.write().unwrap_or_else(|p| p.into_inner()));
         for (_, (_, handle)) in logs {
@@ -277,6 +347,12 @@ impl LogManager {
 
     pub fn dirs(&self) -> Vec<PathBuf> {
         self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        self.stop_cleaner();
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cleaner;
 pub mod compression;
 pub mod error;
 pub mod handle;

@@ -15,7 +15,11 @@ use super::checkpoint::{self, LEADER_EPOCH_FILE};
 use super::error::{IoContext, LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
-use super::segment::{EntryInfo, LOG_SUFFIX, LogSegment, SegmentSettings, now_ms};
+use super::segment::{
+    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings,
+    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
+};
+use super::txn_index::AbortedTxn;
 use super::validator;
 use crate::config::LogConfig;
 
@@ -27,6 +31,8 @@ pub struct LoadParams {
     pub recovery_point: i64,
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// The log cleaner's first dirty offset from `cleaner-offset-checkpoint`, if listed.
+    pub cleaner_offset: Option<i64>,
 }
 
 /// The outcome of an append, what Produce answers with.
@@ -69,6 +75,12 @@ pub struct PartitionLog {
     /// Segments renamed to `.deleted`, removed for good after `file.delete.delay.ms`.
     pending_deletes: Vec<(i64, LogSegment)>,
     producers: ProducerStateManager,
+    /// Where the log cleaner's dirty section starts (`cleaner-offset-checkpoint`); `None` for a
+    /// log never cleaned.
+    cleaner_offset: Option<i64>,
+    /// Bumped whenever segments are truncated or rewritten in place, so the cleaner, which reads
+    /// segments without holding the log, can tell that what it read is no longer the log.
+    layout_epoch: u64,
 }
 
 /// Splits `orders-0` / `my-topic-12` at the last `-`.
@@ -79,6 +91,97 @@ pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
         return None;
     }
     Some((topic.to_string(), partition))
+}
+
+/// The base offset a segment file's name starts with (`00000000000000000042.index.swap` -> 42).
+fn segment_file_base(file_name: &str) -> Option<i64> {
+    let prefix = file_name.get(..21)?;
+    let digits = prefix.strip_suffix('.')?;
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// Finishes or rolls back what a crash interrupted in the log cleaner's swap, by Kafka's rules
+/// (`LogLoader.removeTempFilesAndCollectSwapFiles` and `load`): `.cleaned` files are incomplete
+/// and go, together with any `.swap` at or after the lowest of them (a swap still being
+/// prepared); the remaining `.swap` files are complete, so the segments they replace (those
+/// whose base offset lies in the swapped offset range) are deleted and the `.swap` suffix drops.
+fn complete_interrupted_swaps(dir: &Path) -> Result<()> {
+    let mut swaps = Vec::new();
+    let mut min_cleaned = i64::MAX;
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let path = entry.path();
+        if name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
+            if let Some(base) = segment_file_base(&name) {
+                min_cleaned = min_cleaned.min(base);
+            }
+            tracing::info!(path = %path.display(), "deleting incomplete cleaned segment file");
+            fs::remove_file(&path).at(&path)?;
+        } else if let Some(real) = name.strip_suffix(&format!(".{SWAP_SUFFIX}")) {
+            swaps.push((path, real.to_string()));
+        }
+    }
+    let mut swapped_from = i64::MAX;
+    let mut swapped_to = i64::MIN;
+    let mut complete = Vec::new();
+    for (path, real) in swaps {
+        let Some(base) = segment_file_base(&real) else {
+            continue;
+        };
+        if base >= min_cleaned {
+            tracing::info!(path = %path.display(), "deleting swap file of an unfinished swap");
+            fs::remove_file(&path).at(&path)?;
+            continue;
+        }
+        if real.ends_with(&format!(".{LOG_SUFFIX}")) {
+            let file = fs::File::open(&path).at(&path)?;
+            let size = file.metadata().at(&path)?.len();
+            let mut pos = 0;
+            let mut next = base;
+            while let Some(e) = read_entry_info(&file, pos, size)? {
+                next = e.last_offset + 1;
+                pos += e.size;
+            }
+            swapped_from = swapped_from.min(base);
+            // An empty cleaned segment still replaces the files at its own base.
+            swapped_to = swapped_to.max(next.max(base + 1));
+        }
+        complete.push((path, real));
+    }
+    if complete.is_empty() {
+        return Ok(());
+    }
+    let segment_suffixes = [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ];
+    for entry in fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let is_segment_file = segment_suffixes
+            .iter()
+            .any(|suffix| name.ends_with(&format!(".{suffix}")));
+        if is_segment_file
+            && let Some(base) = segment_file_base(&name)
+            && (swapped_from..swapped_to).contains(&base)
+        {
+            tracing::info!(file = %name, "deleting segment file replaced by an interrupted swap");
+            fs::remove_file(entry.path()).at(&entry.path())?;
+        }
+    }
+    for (path, real) in complete {
+        tracing::info!(path = %path.display(), "completing interrupted swap of a cleaned segment");
+        let to = dir.join(real);
+        fs::rename(&path, &to).at(&path)?;
+    }
+    checkpoint::sync_dir(dir)
 }
 
 fn parse_base_offset(file_name: &str, suffix: &str) -> Option<i64> {
@@ -100,6 +203,7 @@ impl PartitionLog {
             reason: "not a <topic>-<partition> directory".into(),
         })?;
         fs::create_dir_all(dir).at(dir)?;
+        complete_interrupted_swaps(dir)?;
         let settings = SegmentSettings {
             index_interval_bytes: config.index_interval_bytes,
             max_index_bytes: config.segment_index_bytes,
@@ -110,18 +214,9 @@ impl PartitionLog {
             let entry = entry.at(dir)?;
             let file_name = entry.file_name().to_string_lossy().to_string();
             let path = entry.path();
-            if file_name.ends_with(".deleted")
-                || file_name.ends_with(".cleaned")
-                || file_name.ends_with(".tmp")
-            {
-                // Leftovers of a deletion, a clean or a checkpoint write that a crash interrupted.
+            if file_name.ends_with(".deleted") || file_name.ends_with(".tmp") {
+                // Leftovers of a deletion or a checkpoint write that a crash interrupted.
                 fs::remove_file(&path).at(&path)?;
-            } else if let Some(real) = file_name.strip_suffix(".swap") {
-                // A cleaned segment whose swap-in was interrupted: complete it, as Kafka does.
-                fs::rename(&path, dir.join(real)).at(&path)?;
-                if let Some(base) = parse_base_offset(real, LOG_SUFFIX) {
-                    bases.push(base);
-                }
             } else if let Some(base) = parse_base_offset(&file_name, LOG_SUFFIX) {
                 bases.push(base);
             } else if let Some(base) = parse_base_offset(&file_name, "index")
@@ -159,6 +254,8 @@ impl PartitionLog {
             last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),
             producers: ProducerStateManager::default(),
+            cleaner_offset: params.cleaner_offset,
+            layout_epoch: 0,
         };
 
         let last = bases.last().copied();
@@ -344,6 +441,72 @@ impl PartitionLog {
         self.segments.values().map(|s| s.size()).sum()
     }
 
+    /// The log cleaner's first dirty offset, if this log was ever cleaned.
+    pub fn cleaner_offset(&self) -> Option<i64> {
+        self.cleaner_offset
+    }
+    pub fn set_cleaner_offset(&mut self, offset: i64) {
+        self.cleaner_offset = Some(offset);
+    }
+    pub fn layout_epoch(&self) -> u64 {
+        self.layout_epoch
+    }
+
+    /// Below this offset no transaction is open and every offset is committed (Kafka's
+    /// `lastStableOffset`): the high watermark or the first open transaction, if earlier.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producers
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |o| o.min(self.high_watermark))
+    }
+
+    /// Swaps a segment written by the log cleaner in for the segments it was cleaned from, the
+    /// way Kafka's `replaceSegments` does, so that a crash at any point leaves either the old
+    /// segments or the cleaned one (see `complete_interrupted_swaps`): `.cleaned` -> `.swap`,
+    /// the old segments -> `.deleted`, `.swap` -> the segment's own name. Returns false, and
+    /// deletes `cleaned`, when `replaced` (base offset and segment id) are no longer all in the
+    /// log, or the log was truncated since the cleaner read it (`layout_epoch`). `step` is told
+    /// each point reached, for crash tests.
+    pub fn replace_with_cleaned(
+        &mut self,
+        mut cleaned: LogSegment,
+        replaced: &[(i64, u64)],
+        layout_epoch: u64,
+        mut step: impl FnMut(&str),
+    ) -> Result<bool> {
+        let active_base = self.active().base_offset;
+        let unchanged = self.layout_epoch == layout_epoch
+            && replaced.iter().all(|(base, id)| {
+                *base < active_base && self.segments.get(base).is_some_and(|s| s.id() == *id)
+            });
+        if !unchanged {
+            cleaned.delete_files()?;
+            return Ok(false);
+        }
+        cleaned.change_suffix(Some(CLEANED_SUFFIX), Some(SWAP_SUFFIX))?;
+        checkpoint::sync_dir(&self.dir)?;
+        step("swap");
+        let due = now_ms() + self.config.file_delete_delay_ms;
+        let mut result = Ok(());
+        for (base, _) in replaced {
+            if let Some(mut seg) = self.segments.remove(base) {
+                result = result.and(seg.mark_deleted());
+                self.pending_deletes.push((due, seg));
+            }
+        }
+        step("deleted");
+        // From here the cleaned segment is the log's even if a rename fails: its open files
+        // serve reads, and the next start completes the swap from whatever names are on disk.
+        let renamed = cleaned
+            .change_suffix(Some(SWAP_SUFFIX), None)
+            .and_then(|()| checkpoint::sync_dir(&self.dir));
+        self.segments.insert(cleaned.base_offset, cleaned);
+        result?;
+        renamed?;
+        self.remove_expired_deletions(now_ms())?;
+        Ok(true)
+    }
+
     /// Moves the high watermark (replication decides where); clamped to the log.
     pub fn set_high_watermark(&mut self, hw: i64) {
         self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset);
@@ -424,6 +587,13 @@ impl PartitionLog {
         }
         if header.compression() == 0 {
             batch::validate_uncompressed_records(records, &header)?;
+        }
+        if self.config.cleanup_compact && records::has_keyless_record(records, &header)? {
+            // Compaction keeps the last record per key; a record without one could never be.
+            return Err(LogError::InvalidRecord(format!(
+                "Compacted topic cannot accept message without key in topic partition {}-{}",
+                self.topic, self.partition
+            )));
         }
         let now = now_ms();
         let rebuilt = validator::validate_records(records, &header, &self.config, now)?;
@@ -520,6 +690,9 @@ impl PartitionLog {
             let b = &records[*pos..*pos + h.size()];
             self.append_parts(&[b], h.base_offset, h.last_offset(), h.max_timestamp, now)?;
             self.assign_epoch(h.partition_leader_epoch, h.base_offset)?;
+            if h.is_control() {
+                self.complete_transaction(h, b)?;
+            }
             self.producers.update(h);
             count += h.records_count.max(0) as u64;
             max_ts = max_ts.max(h.max_timestamp);
@@ -535,6 +708,38 @@ impl PartitionLog {
             records: count as i32,
             bytes: records.len(),
         }))
+    }
+
+    /// A transaction marker was appended: an ABORT is listed in the active segment's
+    /// `.txnindex` with the transaction's first offset and the last stable offset after it, as
+    /// Kafka's `completeTxn` does (read_committed fetches and the cleaner read it there).
+    fn complete_transaction(&mut self, h: &BatchHeader, marker: &[u8]) -> Result<()> {
+        let (_, recs) = records::decode_batch(marker)?;
+        let is_abort = recs
+            .first()
+            .and_then(|r| r.key.as_ref())
+            .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+        if !is_abort {
+            return Ok(());
+        }
+        let first_offset = self
+            .producers
+            .get(h.producer_id)
+            .and_then(|e| e.current_txn_first_offset)
+            .unwrap_or(h.base_offset);
+        let others_first = self
+            .producers
+            .iter_open_transactions()
+            .filter(|(pid, _)| *pid != h.producer_id)
+            .map(|(_, first)| first)
+            .min();
+        let txn = AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset,
+            last_offset: h.last_offset(),
+            last_stable_offset: others_first.unwrap_or(self.log_end_offset),
+        };
+        self.active_mut().txn_index.append(txn)
     }
 
     fn append_parts(
@@ -786,6 +991,8 @@ impl PartitionLog {
                 seg.delete_files()?;
             }
         }
+        self.layout_epoch += 1;
+        self.cleaner_offset = self.cleaner_offset.map(|c| c.min(offset));
         let active = self.active_mut();
         active.truncate_to(offset)?;
         active.reopen_active()?;
@@ -801,6 +1008,8 @@ impl PartitionLog {
 
     /// Deletes every segment and starts an empty log at `offset`.
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
+        self.layout_epoch += 1;
+        self.cleaner_offset = self.cleaner_offset.map(|c| c.min(offset));
         let segments = std::mem::take(&mut self.segments);
         for seg in segments.into_values() {
             seg.delete_files()?;

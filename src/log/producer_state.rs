@@ -24,6 +24,9 @@ pub struct BatchMetadata {
 pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
+    /// First offset of the producer's open transaction, if one is open: the log is not stable
+    /// (read_committed readers and the cleaner stop) from there until its marker.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 /// The verdict on an incoming batch.
@@ -115,6 +118,11 @@ impl ProducerStateManager {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
         }
+        if h.is_control() {
+            entry.current_txn_first_offset = None;
+        } else if h.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(h.base_offset);
+        }
         if h.base_sequence < 0 || h.is_control() {
             return;
         }
@@ -132,6 +140,28 @@ impl ProducerStateManager {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+    }
+
+    /// Producer id and first offset of every open transaction.
+    pub fn iter_open_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.current_txn_first_offset.map(|f| (*id, f)))
+    }
+
+    /// The first offset of the oldest open transaction (Kafka's `firstUnstableOffset`).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.iter_open_transactions().map(|(_, first)| first).min()
+    }
+
+    /// Per producer: the last offset of its last data batch (if it has one) and its epoch. The
+    /// log cleaner keeps the batches these point at, so a producer's state survives cleaning
+    /// (Kafka's `lastRecordsOfActiveProducers`).
+    pub fn last_records(&self) -> HashMap<i64, (Option<i64>, i16)> {
+        self.producers
+            .iter()
+            .map(|(id, e)| (*id, (e.batches.back().map(|b| b.last_offset), e.epoch)))
+            .collect()
     }
 }
 
@@ -255,8 +285,8 @@ pub mod snapshot {
             body.extend_from_slice(&last.last_offset.to_be_bytes());
             body.extend_from_slice(&(last.last_seq.wrapping_sub(last.first_seq)).to_be_bytes());
             body.extend_from_slice(&last.timestamp.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch: no transactions yet
-            body.extend_from_slice(&(-1i64).to_be_bytes()); // no open transaction
+            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch: no coordinator yet
+            body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&VERSION.to_be_bytes());
@@ -327,6 +357,8 @@ pub mod snapshot {
             let mut entry = ProducerEntry {
                 epoch: e.epoch,
                 batches: Default::default(),
+                current_txn_first_offset: (e.current_txn_first_offset >= 0)
+                    .then_some(e.current_txn_first_offset),
             };
             if e.last_sequence >= 0 {
                 entry.batches.push_back(BatchMetadata {

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use super::batch::{
-    self, ATTR_CONTROL, ATTR_TRANSACTIONAL, BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD,
-    put_varint, read_varint, read_varlong,
+    self, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL,
+    BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, put_varint, read_varint, read_varlong,
 };
 use super::compression;
 use super::error::{LogError, Result};
@@ -111,6 +111,122 @@ fn decode_records(body: &[u8], header: &BatchHeader) -> Result<Vec<Record>> {
     Ok(records)
 }
 
+/// Whether any record of a magic-2 batch has a null key: a compacted topic refuses such a batch
+/// (Kafka's `LogValidator.validateKey`). Decompresses when it must; reads only the framing.
+pub fn has_keyless_record(batch: &[u8], header: &BatchHeader) -> Result<bool> {
+    let body = batch.get(BATCH_HEADER_LEN..).unwrap_or(&[]);
+    let plain;
+    let body = if header.compression() == compression::NONE {
+        body
+    } else {
+        plain = compression::decompress(header.compression(), body, MAX_DECOMPRESSED_BATCH)?;
+        &plain[..]
+    };
+    let bad = |what: &str| LogError::InvalidRecord(format!("record {what}"));
+    let mut pos = 0usize;
+    for _ in 0..header.records_count {
+        let (len, n) = read_varint(&body[pos.min(body.len())..]).ok_or_else(|| bad("length"))?;
+        pos += n;
+        let end = pos + len.max(0) as usize;
+        if len < 1 || end > body.len() {
+            return Err(bad("length overruns the batch"));
+        }
+        let rec = &body[pos + 1..end];
+        let (_, n1) = read_varlong(rec).ok_or_else(|| bad("timestamp"))?;
+        let (_, n2) = read_varint(&rec[n1..]).ok_or_else(|| bad("offset delta"))?;
+        let (klen, _) = read_varint(&rec[n1 + n2..]).ok_or_else(|| bad("key length"))?;
+        if klen < 0 {
+            return Ok(true);
+        }
+        pos = end;
+    }
+    Ok(false)
+}
+
+/// Writes the records a log cleaner keeps of `original` as a new batch the way Kafka's
+/// `MemoryRecords.filterTo` does: same base offset and last offset delta (so the producer's last
+/// sequence survives), each record at its own offset, same producer fields, codec, timestamp
+/// type and leader epoch. With `delete_horizon` the batch carries the delete-horizon flag and
+/// the horizon as its base timestamp.
+pub fn build_cleaned_batch(
+    original: &BatchHeader,
+    records: &[Record],
+    delete_horizon: Option<i64>,
+) -> Result<Vec<u8>> {
+    let base_ts = match (delete_horizon, records.first()) {
+        (Some(h), _) => h,
+        (None, Some(r)) => r.timestamp,
+        (None, None) => -1,
+    };
+    let max_ts = if original.is_log_append_time() {
+        original.max_timestamp
+    } else {
+        records.iter().map(|r| r.timestamp).max().unwrap_or(-1)
+    };
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for r in records {
+        put_record(
+            &mut body,
+            &mut rec,
+            r.timestamp - base_ts,
+            r.offset - original.base_offset,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.headers.iter().map(|(k, v)| (&k[..], v.as_deref())),
+        );
+    }
+    let body = compression::compress(original.compression(), &body)?;
+    let mut attrs = original.attributes & !ATTR_DELETE_HORIZON;
+    if delete_horizon.is_some() {
+        attrs |= ATTR_DELETE_HORIZON;
+    }
+    Ok(write_batch(
+        original,
+        attrs,
+        base_ts,
+        max_ts,
+        records.len() as i32,
+        &body,
+    ))
+}
+
+/// A batch without records that keeps `original`'s offsets and producer fields: what the cleaner
+/// leaves when a producer's last batch lost all its records, so its sequence and epoch survive
+/// (Kafka's `DefaultRecordBatch.writeEmptyHeader`).
+pub fn empty_batch(original: &BatchHeader) -> Vec<u8> {
+    let attrs = original.attributes & (ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL);
+    write_batch(original, attrs, -1, original.max_timestamp, 0, &[])
+}
+
+fn write_batch(
+    original: &BatchHeader,
+    attrs: i16,
+    base_ts: i64,
+    max_ts: i64,
+    count: i32,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
+    out.extend_from_slice(&original.base_offset.to_be_bytes());
+    out.extend_from_slice(&((BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
+    out.extend_from_slice(&original.partition_leader_epoch.to_be_bytes());
+    out.push(2);
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&attrs.to_be_bytes());
+    out.extend_from_slice(&original.last_offset_delta.to_be_bytes());
+    out.extend_from_slice(&base_ts.to_be_bytes());
+    out.extend_from_slice(&max_ts.to_be_bytes());
+    out.extend_from_slice(&original.producer_id.to_be_bytes());
+    out.extend_from_slice(&original.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&original.base_sequence.to_be_bytes());
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(body);
+    let crc = batch::compute_crc(&out);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
 /// A record to be written by [`BatchBuilder`].
 #[derive(Debug, Clone, Default)]
 pub struct NewRecord {
@@ -161,20 +277,15 @@ impl BatchBuilder {
         let mut body = Vec::new();
         let mut rec = Vec::new();
         for (i, r) in self.records.iter().enumerate() {
-            rec.clear();
-            rec.push(0);
-            // Wrapping, as Java's long arithmetic: a client may send any timestamp.
-            put_varint(&mut rec, r.timestamp.wrapping_sub(base_ts));
-            put_varint(&mut rec, i as i64);
-            put_opt_bytes(&mut rec, r.key.as_deref());
-            put_opt_bytes(&mut rec, r.value.as_deref());
-            put_varint(&mut rec, r.headers.len() as i64);
-            for (k, v) in &r.headers {
-                put_opt_bytes(&mut rec, Some(k));
-                put_opt_bytes(&mut rec, v.as_deref());
-            }
-            put_varint(&mut body, rec.len() as i64);
-            body.extend_from_slice(&rec);
+            put_record(
+                &mut body,
+                &mut rec,
+                r.timestamp.wrapping_sub(base_ts),
+                i as i64,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                r.headers.iter().map(|(k, v)| (&k[..], v.as_deref())),
+            );
         }
         let body = compression::compress_at_level(self.codec, &body, self.compression_level)?;
         let mut attrs = self.codec;
@@ -184,27 +295,55 @@ impl BatchBuilder {
         if self.control {
             attrs |= ATTR_CONTROL;
         }
-        let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
-        out.extend_from_slice(&self.base_offset.to_be_bytes());
-        out.extend_from_slice(
-            &((BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32).to_be_bytes(),
-        );
-        out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
-        out.push(2);
-        out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&attrs.to_be_bytes());
-        out.extend_from_slice(&(self.records.len() as i32 - 1).max(0).to_be_bytes());
-        out.extend_from_slice(&base_ts.to_be_bytes());
-        out.extend_from_slice(&max_ts.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&(self.records.len() as i32).to_be_bytes());
-        out.extend_from_slice(&body);
-        let crc = batch::compute_crc(&out);
-        out[17..21].copy_from_slice(&crc.to_be_bytes());
-        Ok(out)
+        let header = BatchHeader {
+            base_offset: self.base_offset,
+            batch_length: 0,
+            partition_leader_epoch: self.partition_leader_epoch,
+            magic: 2,
+            crc: 0,
+            attributes: attrs,
+            last_offset_delta: (self.records.len() as i32 - 1).max(0),
+            base_timestamp: base_ts,
+            max_timestamp: max_ts,
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            base_sequence: self.base_sequence,
+            records_count: self.records.len() as i32,
+        };
+        Ok(write_batch(
+            &header,
+            attrs,
+            base_ts,
+            max_ts,
+            header.records_count,
+            &body,
+        ))
     }
+}
+
+/// Appends one v2 record (length-prefixed) to `body`; `scratch` is reused between records.
+fn put_record<'a>(
+    body: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl ExactSizeIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) {
+    scratch.clear();
+    scratch.push(0);
+    put_varint(scratch, timestamp_delta);
+    put_varint(scratch, offset_delta);
+    put_opt_bytes(scratch, key);
+    put_opt_bytes(scratch, value);
+    put_varint(scratch, headers.len() as i64);
+    for (k, v) in headers {
+        put_opt_bytes(scratch, Some(k));
+        put_opt_bytes(scratch, v);
+    }
+    put_varint(body, scratch.len() as i64);
+    body.extend_from_slice(scratch);
 }
 
 fn put_opt_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
@@ -385,6 +524,65 @@ mod tests {
                 assert_eq!(r.value.as_deref(), want.value.as_deref());
                 assert_eq!(r.headers.len(), 2, "repeated header keys are kept");
             }
+        }
+    }
+
+    #[test]
+    fn cleaned_batches_keep_offsets_producer_fields_and_carry_the_horizon() {
+        for codec in 0..=4 {
+            let mut b = sample(codec);
+            b.producer_id = 7;
+            b.producer_epoch = 3;
+            b.base_sequence = 100;
+            let bytes = b.build().unwrap();
+            let (h, recs) = decode_batch(&bytes).unwrap();
+            // Keep records 1 and 3 (offsets 43 and 45); the batch still ends at offset 46.
+            let kept = vec![recs[1].clone(), recs[3].clone()];
+            let out = build_cleaned_batch(&h, &kept, Some(9_999)).unwrap();
+            let (h2, recs2) = decode_batch(&out).unwrap();
+            assert_eq!(h2.base_offset, 42);
+            assert_eq!(h2.last_offset(), 46, "last offset delta kept");
+            assert_eq!(h2.records_count, 2);
+            assert_eq!(h2.compression(), codec);
+            assert_eq!(
+                (h2.producer_id, h2.producer_epoch, h2.base_sequence),
+                (7, 3, 100)
+            );
+            assert_ne!(h2.attributes & ATTR_DELETE_HORIZON, 0);
+            assert_eq!(
+                h2.base_timestamp, 9_999,
+                "the horizon is the base timestamp"
+            );
+            assert_eq!(h2.max_timestamp, 1003);
+            assert_eq!(
+                recs2, kept,
+                "offsets, timestamps, keys, values and headers intact"
+            );
+
+            let empty = empty_batch(&h);
+            let (h3, recs3) = decode_batch(&empty).unwrap();
+            assert!(recs3.is_empty());
+            assert_eq!((h3.base_offset, h3.last_offset()), (42, 46));
+            assert_eq!((h3.producer_id, h3.base_sequence), (7, 100));
+            assert_eq!(h3.compression(), 0);
+        }
+    }
+
+    #[test]
+    fn keyless_records_are_found_in_any_codec() {
+        for codec in 0..=4 {
+            let b = sample(codec);
+            let bytes = b.build().unwrap();
+            let h = BatchHeader::parse(&bytes).unwrap();
+            assert!(
+                has_keyless_record(&bytes, &h).unwrap(),
+                "record 2 has no key"
+            );
+            let mut keyed = sample(codec);
+            keyed.records.remove(2);
+            let bytes = keyed.build().unwrap();
+            let h = BatchHeader::parse(&bytes).unwrap();
+            assert!(!has_keyless_record(&bytes, &h).unwrap());
         }
     }
 

@@ -4,6 +4,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +20,13 @@ pub const INDEX_SUFFIX: &str = "index";
 pub const TIME_INDEX_SUFFIX: &str = "timeindex";
 pub const TXN_INDEX_SUFFIX: &str = "txnindex";
 pub const DELETED_SUFFIX: &str = "deleted";
+/// A segment written by the log cleaner, not yet part of the log (Kafka's `.cleaned`).
+pub const CLEANED_SUFFIX: &str = "cleaned";
+/// A cleaned segment being swapped in; found at load, the swap is completed (Kafka's `.swap`).
+pub const SWAP_SUFFIX: &str = "swap";
+
+/// Source of [`LogSegment::id`].
+static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The smallest legacy entry: offset, size, crc, magic, attributes, key and value lengths.
 const MIN_LEGACY_ENTRY: u64 = LOG_OVERHEAD as u64 + 14;
@@ -124,9 +133,13 @@ fn validate_entry(bytes: &[u8], info: &EntryInfo) -> Result<()> {
 
 pub struct LogSegment {
     pub base_offset: i64,
+    /// Unique among the segments this process opened: lets the cleaner, which works without the
+    /// log's lock, tell at swap time whether the segments it read are still the log's.
+    id: u64,
     dir: PathBuf,
     log_path: PathBuf,
-    log: File,
+    /// Shared with the log cleaner, which reads closed segments without holding the log.
+    log: Arc<File>,
     size: u64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
@@ -156,9 +169,49 @@ impl LogSegment {
         settings: SegmentSettings,
         active: bool,
     ) -> Result<(LogSegment, bool)> {
-        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
-        let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        Self::open_with_suffix(dir, base_offset, settings, active, None)
+    }
+
+    /// Creates an empty segment whose files carry the `.cleaned` suffix, for the log cleaner to
+    /// fill; leftovers of an earlier attempt are replaced.
+    pub fn create_cleaned(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+    ) -> Result<LogSegment> {
+        for suffix in [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ] {
+            let path = with_suffix(&segment_path(dir, base_offset, suffix), CLEANED_SUFFIX);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(LogError::io(&path, e));
+                }
+                _ => {}
+            }
+        }
+        let (seg, _) =
+            Self::open_with_suffix(dir, base_offset, settings, true, Some(CLEANED_SUFFIX))?;
+        Ok(seg)
+    }
+
+    fn open_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        active: bool,
+        extra: Option<&str>,
+    ) -> Result<(LogSegment, bool)> {
+        let path = |suffix: &str| {
+            let p = segment_path(dir, base_offset, suffix);
+            extra.map_or_else(|| p.clone(), |e| with_suffix(&p, e))
+        };
+        let log_path = path(LOG_SUFFIX);
+        let index_path = path(INDEX_SUFFIX);
+        let time_path = path(TIME_INDEX_SUFFIX);
         let indexes_existed = index_path.exists() && time_path.exists();
         let log = OpenOptions::new()
             .read(true)
@@ -172,7 +225,7 @@ impl LogSegment {
         let mut offset_index =
             OffsetIndex::open(&index_path, base_offset, max_index_bytes, active)?;
         let mut time_index = TimeIndex::open(&time_path, base_offset, max_index_bytes, active)?;
-        let txn_index = TxnIndex::open(&segment_path(dir, base_offset, TXN_INDEX_SUFFIX))?;
+        let txn_index = TxnIndex::open(&path(TXN_INDEX_SUFFIX))?;
         let mut needs_rebuild = !indexes_existed && size > 0;
         if let Err(reason) = offset_index.check(size) {
             tracing::warn!(path = %index_path.display(), %reason, "corrupt offset index, rebuilding");
@@ -185,9 +238,10 @@ impl LogSegment {
         let (max_ts, max_ts_offset) = time_index.last().unwrap_or((-1, base_offset));
         let segment = LogSegment {
             base_offset,
+            id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             dir: dir.to_path_buf(),
             log_path,
-            log,
+            log: Arc::new(log),
             size,
             offset_index,
             time_index,
@@ -208,6 +262,9 @@ impl LogSegment {
     pub fn size(&self) -> u64 {
         self.size
     }
+    pub fn id(&self) -> u64 {
+        self.id
+    }
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
@@ -216,6 +273,10 @@ impl LogSegment {
     }
     pub fn file(&self) -> &File {
         &self.log
+    }
+    /// The segment's file, for reading it without holding the log (no new descriptor).
+    pub fn shared_file(&self) -> Arc<File> {
+        self.log.clone()
     }
 
     /// Appends already-validated entries whose offsets end at `last_offset`. `parts` are written
@@ -229,7 +290,7 @@ impl LogSegment {
     ) -> Result<()> {
         let position = self.size;
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        write_all_vectored(&mut self.log, parts).at(&self.log_path)?;
+        write_all_vectored(&self.log, parts).at(&self.log_path)?;
         self.size += total as u64;
         if self.rolling_timestamp.is_none() && position == 0 {
             self.rolling_timestamp = Some(max_timestamp);
@@ -439,16 +500,49 @@ impl LogSegment {
     /// First step of deletion: rename every file to `*.deleted`, so that a crash before the
     /// actual removal never leaves the segment looking live.
     pub fn mark_deleted(&mut self) -> Result<()> {
-        let deleted = |from: &Path| PathBuf::from(format!("{}.{DELETED_SUFFIX}", from.display()));
-        let to = deleted(&self.log_path);
+        self.rename_files(|p| Some(with_suffix(p, DELETED_SUFFIX)))
+    }
+
+    /// Renames every file from `*.<from>` to `*.<to>` (`None`: the plain segment name), the log
+    /// first, as Kafka's `changeFileSuffixes` does; the swap of a cleaned segment is built on it.
+    pub fn change_suffix(&mut self, from: Option<&str>, to: Option<&str>) -> Result<()> {
+        self.rename_files(|p| {
+            let plain = match from {
+                Some(f) => PathBuf::from(p.to_str()?.strip_suffix(&format!(".{f}"))?),
+                None => p.to_path_buf(),
+            };
+            Some(to.map_or_else(|| plain.clone(), |t| with_suffix(&plain, t)))
+        })
+    }
+
+    fn rename_files(&mut self, new_path: impl Fn(&Path) -> Option<PathBuf>) -> Result<()> {
+        let target = |p: &Path| {
+            new_path(p).ok_or_else(|| LogError::BadLogDir {
+                path: p.to_path_buf(),
+                reason: "segment file does not carry the expected suffix".into(),
+            })
+        };
+        let to = target(&self.log_path)?;
         fs::rename(&self.log_path, &to).at(&self.log_path)?;
         self.log_path = to;
-        let to = deleted(self.offset_index.file.path());
+        let to = target(self.offset_index.file.path())?;
         rename_index(&mut self.offset_index.file, &to)?;
-        let to = deleted(self.time_index.file.path());
+        let to = target(self.time_index.file.path())?;
         rename_index(&mut self.time_index.file, &to)?;
-        self.txn_index.rename_with_suffix(DELETED_SUFFIX)?;
-        Ok(())
+        let to = target(self.txn_index.path())?;
+        self.txn_index.rename_to(&to)
+    }
+
+    /// When the segment's file was last written: Kafka's `lastModified`, kept across cleaning.
+    pub fn last_modified(&self) -> SystemTime {
+        self.log
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    pub fn set_last_modified(&self, t: SystemTime) -> Result<()> {
+        self.log.set_modified(t).at(&self.log_path)
     }
 
     /// Removes this segment's files (after `mark_deleted`, or directly).
@@ -475,6 +569,14 @@ impl LogSegment {
     }
 }
 
+/// `path` with `.<suffix>` appended: `00000000000000000000.log` -> `...log.cleaned`.
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(".");
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 pub fn system_time_ms(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -484,7 +586,7 @@ pub fn now_ms() -> i64 {
     system_time_ms(SystemTime::now())
 }
 
-fn write_all_vectored(file: &mut File, parts: &[&[u8]]) -> std::io::Result<()> {
+fn write_all_vectored(mut file: &File, parts: &[&[u8]]) -> std::io::Result<()> {
     let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
     let mut bufs = &mut slices[..];
     IoSlice::advance_slices(&mut bufs, 0);

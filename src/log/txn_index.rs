@@ -122,12 +122,12 @@ impl TxnIndex {
         Ok(())
     }
 
-    pub fn rename_with_suffix(&mut self, suffix: &str) -> Result<()> {
-        let to = PathBuf::from(format!("{}.{suffix}", self.path.display()));
+    /// Moves the file (if it exists: it only does once something was recorded) to `to`.
+    pub fn rename_to(&mut self, to: &Path) -> Result<()> {
         if self.path.exists() {
-            fs::rename(&self.path, &to).at(&self.path)?;
+            fs::rename(&self.path, to).at(&self.path)?;
         }
-        self.path = to;
+        self.path = to.to_path_buf();
         Ok(())
     }
 }

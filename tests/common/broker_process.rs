@@ -11,6 +11,9 @@ pub struct BrokerProcess {
     log: PathBuf,
     extra: Vec<String>,
     args: Vec<String>,
+    /// Environment variables of the broker process (crash tests' failpoints); used at every
+    /// (re)start, so a test clears them before restarting.
+    pub env: Vec<(String, String)>,
 }
 
 pub fn free_port() -> u16 {
@@ -28,6 +31,15 @@ impl BrokerProcess {
 
     /// Like `start`, with command-line flags (`--log-json`) besides the overrides.
     pub fn start_with_args(dir: &Path, extra: &[&str], args: &[&str]) -> BrokerProcess {
+        Self::launch(dir, extra, args, &[])
+    }
+
+    /// Like `start`, with environment variables for the broker process.
+    pub fn start_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+        Self::launch(dir, extra, &[], env)
+    }
+
+    fn launch(dir: &Path, extra: &[&str], args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
         std::fs::create_dir_all(dir).unwrap();
         let mut b = BrokerProcess {
             child: None,
@@ -36,6 +48,10 @@ impl BrokerProcess {
             log: dir.join("broker.log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         b.spawn();
         b
@@ -63,6 +79,7 @@ impl BrokerProcess {
             cmd.args(["--override", e]);
         }
         cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = cmd
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
