@@ -128,10 +128,18 @@ impl Broker {
         let defaults = config.log.clone();
         let topic_defaults = defaults.clone();
         let cleaner_config = config.log_cleaner.clone();
+        // Each log opens with its topic's stored config, as Kafka's LogManager does: until the
+        // controller's LeaderAndIsr arrives, retention and compaction must already follow the
+        // topic's own `cleanup.policy` and `retention.*`, not the broker defaults.
+        let stored_configs = stored_topic_configs(store.as_ref(), &config.log).await;
         let logs = Arc::new(
             tokio::task::spawn_blocking(move || {
-                let m =
-                    LogManager::open(&dirs, &identity, defaults, move |_| topic_defaults.clone())?;
+                let m = LogManager::open(&dirs, &identity, defaults, move |topic| {
+                    stored_configs
+                        .get(topic)
+                        .cloned()
+                        .unwrap_or_else(|| topic_defaults.clone())
+                })?;
                 m.start_cleaner(cleaner_config)?;
                 Ok::<_, crate::log::LogError>(m)
             })
@@ -340,4 +348,43 @@ async fn generated_broker_id(
         return Ok(id);
     }
     Ok(registration::generate_broker_id(store).await?)
+}
+
+/// Every topic's log config from `/config/topics` (its overrides on the broker defaults); a
+/// topic whose stored config is unreadable or invalid is left out, with a log line, and gets
+/// the defaults until LeaderAndIsr brings its config again.
+async fn stored_topic_configs(
+    store: &dyn MetadataStore,
+    defaults: &crate::config::LogConfig,
+) -> std::collections::HashMap<String, crate::config::LogConfig> {
+    use crate::metadata::znodes;
+    let mut out = std::collections::HashMap::new();
+    let topics = match store.children(znodes::TOPIC_CONFIGS).await {
+        Ok(t) => t.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list topic configs");
+            return out;
+        }
+    };
+    for topic in topics {
+        let path = znodes::topic_config_path(&topic);
+        let config = match store.get(&path).await {
+            Ok(Some((Some(data), _))) => znodes::decode::<znodes::ConfigZnode>(&path, &data)
+                .map_err(|e| e.to_string())
+                .and_then(|z| {
+                    defaults
+                        .with_overrides(&z.config)
+                        .map_err(|e| e.to_string())
+                }),
+            Ok(_) => continue,
+            Err(e) => Err(e.to_string()),
+        };
+        match config {
+            Ok(c) => {
+                out.insert(topic, c);
+            }
+            Err(e) => tracing::warn!(topic, error = %e, "ignoring unreadable topic config"),
+        }
+    }
+    out
 }

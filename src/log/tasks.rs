@@ -37,7 +37,12 @@ pub async fn run_periodic_tasks(
     intervals: TaskIntervals,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut retention = tokio::time::interval(intervals.retention_check);
+    // Retention first runs one interval after start-up (Kafka waits 30 s): never before the
+    // controller has told this broker which topics it hosts.
+    let first_retention = tokio::time::Instant::now()
+        .checked_add(intervals.retention_check)
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(365 * 86_400));
+    let mut retention = tokio::time::interval_at(first_retention, intervals.retention_check);
     let mut flush = tokio::time::interval(intervals.flush_check);
     let mut checkpoint = tokio::time::interval(intervals.checkpoint);
     for t in [&mut retention, &mut flush, &mut checkpoint] {
