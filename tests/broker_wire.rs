@@ -910,3 +910,83 @@ async fn prometheus_metrics_use_kafkas_names() {
     }
     broker.shutdown().await.unwrap();
 }
+
+/// Control requests from a controller older than the one this broker follows are refused
+/// with STALE_CONTROLLER_EPOCH, and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_from_a_stale_controller_are_refused() {
+    const STALE_CONTROLLER_EPOCH: i16 = 11;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    create_topic(&mut c, "fenced", 1).await;
+    // This broker's own controller was elected with epoch 1; a request from epoch 0 is stale.
+    let mut ps = leader_and_isr_request::LeaderAndIsrPartitionState::default();
+    ps.partition_index = 0;
+    ps.leader = BrokerId(-1);
+    ps.leader_epoch = 100;
+    ps.replicas = vec![BrokerId(0)];
+    let mut ts = leader_and_isr_request::LeaderAndIsrTopicState::default();
+    ts.topic_name = topic_name("fenced");
+    ts.partition_states.push(ps);
+    let mut req = LeaderAndIsrRequest::default();
+    req.controller_id = BrokerId(7);
+    req.controller_epoch = 0;
+    req.broker_epoch = -1;
+    req.topic_states.push(ts);
+    match c
+        .call(ApiKey::LeaderAndIsr, 4, RequestKind::LeaderAndIsr(req))
+        .await
+    {
+        ResponseKind::LeaderAndIsr(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
+        other => panic!("{other:?}"),
+    }
+    let mut req = UpdateMetadataRequest::default();
+    req.controller_id = BrokerId(7);
+    req.controller_epoch = 0;
+    req.broker_epoch = -1;
+    match c
+        .call(ApiKey::UpdateMetadata, 6, RequestKind::UpdateMetadata(req))
+        .await
+    {
+        ResponseKind::UpdateMetadata(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
+        other => panic!("{other:?}"),
+    }
+    let mut sp = stop_replica_request::StopReplicaPartitionState::default();
+    sp.partition_index = 0;
+    sp.leader_epoch = -2;
+    sp.delete_partition = true;
+    let mut st = stop_replica_request::StopReplicaTopicState::default();
+    st.topic_name = topic_name("fenced");
+    st.partition_states.push(sp);
+    let mut req = StopReplicaRequest::default();
+    req.controller_id = BrokerId(7);
+    req.controller_epoch = 0;
+    req.broker_epoch = -1;
+    req.topic_states.push(st);
+    match c
+        .call(ApiKey::StopReplica, 3, RequestKind::StopReplica(req))
+        .await
+    {
+        ResponseKind::StopReplica(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
+        other => panic!("{other:?}"),
+    }
+    // The partition is still led and served here.
+    assert_eq!(latest(&mut c, "fenced", 0).await, 0);
+    let mut all = MetadataRequest::default();
+    all.topics = None;
+    let md = match c
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(all))
+        .await
+    {
+        ResponseKind::Metadata(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "fenced"))
+        .unwrap();
+    assert_eq!(t.partitions[0].leader_id, BrokerId(0));
+    assert_eq!(md.brokers.len(), 1);
+}

@@ -688,3 +688,368 @@ async fn adopts_a_kafka_clusters_zookeeper_tree_and_data() {
     let z: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
     assert_eq!(z["topic_id"].as_str().map(str::len), Some(22), "{z}");
 }
+
+/// The shape of a JSON znode: its keys and its `version`.
+fn shape(data: &Option<String>) -> Option<(BTreeSet<String>, Option<serde_json::Value>)> {
+    let v: serde_json::Value = serde_json::from_str(data.as_deref()?).ok()?;
+    let obj = v.as_object()?;
+    Some((obj.keys().cloned().collect(), obj.get("version").cloned()))
+}
+
+/// A path with its names (topics, partitions, broker ids, sequence numbers) replaced by
+/// placeholders, so that the same kinds of objects compare.
+fn kind(path: &str, topics: &BTreeSet<String>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for (i, part) in path.split('/').enumerate() {
+        let prev = parts.last().map(String::as_str);
+        let k = match (prev, part) {
+            (Some("topics"), t) if topics.contains(t) => "<topic>".to_string(),
+            (Some("partitions"), p) if p.parse::<i32>().is_ok() => "<partition>".to_string(),
+            (Some("ids"), id) if id.parse::<i32>().is_ok() => "<broker>".to_string(),
+            (_, s) if s.starts_with("config_change_") => "config_change_<seq>".to_string(),
+            (_, s) if i > 0 && topics.contains(s) => "<topic>".to_string(),
+            (_, s) => s.to_string(),
+        };
+        parts.push(k);
+    }
+    parts.join("/")
+}
+
+fn kinds(tree: &BTreeMap<String, Option<String>>) -> BTreeMap<String, Option<String>> {
+    let topics: BTreeSet<String> = tree
+        .keys()
+        .filter_map(|p| p.strip_prefix("/brokers/topics/"))
+        .filter(|t| !t.contains('/'))
+        .map(str::to_string)
+        .collect();
+    tree.iter()
+        .map(|(p, d)| (kind(p, &topics), d.clone()))
+        .collect()
+}
+
+/// Acceptance 2: the tree odradek writes has the paths, JSON keys and `version` numbers of the
+/// tree a real Kafka 2.4.1 broker wrote, object kind by object kind. Topic assignments are the
+/// one deliberate difference: Kafka 2.8+'s version 3 with `topic_id` (2.4.1 wrote version 2),
+/// which topic ids need and every Kafka since 2.0 reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_has_kafkas_layout() {
+    let Some(cluster) = Cluster::start(&[1]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1]).await;
+    let bs = cluster.bootstrap(1);
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        &bs,
+        "--create",
+        "--topic",
+        "shaped",
+        "--partitions",
+        "2",
+        "--config",
+        "segment.bytes=16384",
+    ]);
+    cluster.wait_led(1, "shaped", 2).await;
+    // A group's commit brings __consumer_offsets; an idempotent producer id, the id block; a
+    // config change, the change notification.
+    let (ok, _, err) = common::odradek(
+        &[
+            "consume",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "shaped",
+            "--group",
+            "g",
+            "--from-beginning",
+            "--timeout-ms",
+            "500",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let mut c = Conn::connect(cluster.port(1)).await;
+    let mut req = InitProducerIdRequest::default();
+    req.transaction_timeout_ms = 60_000;
+    req.producer_id = ProducerId(-1);
+    req.producer_epoch = -1;
+    match c
+        .call(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req))
+        .await
+    {
+        ResponseKind::InitProducerId(r) => assert_eq!(r.error_code, 0),
+        other => panic!("{other:?}"),
+    }
+    let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+    res.resource_type = 2;
+    res.resource_name = StrBytes::from_static_str("shaped");
+    let mut cfg = incremental_alter_configs_request::AlterableConfig::default();
+    cfg.name = StrBytes::from_static_str("retention.ms");
+    cfg.value = Some(StrBytes::from_static_str("600000"));
+    res.configs.push(cfg);
+    let mut req = IncrementalAlterConfigsRequest::default();
+    req.resources.push(res);
+    match c
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            RequestKind::IncrementalAlterConfigs(req),
+        )
+        .await
+    {
+        ResponseKind::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
+        other => panic!("{other:?}"),
+    }
+
+    let out = run_tool(&["metadata-dump", "--zookeeper", &cluster.connect]);
+    let ours: BTreeMap<String, Option<String>> = serde_json::from_str(&out).unwrap();
+    let theirs: BTreeMap<String, Option<String>> = serde_json::from_str(
+        &std::fs::read_to_string(common::kafka_single().join("zk-tree.json")).unwrap(),
+    )
+    .unwrap();
+    let (ours, theirs) = (kinds(&ours), kinds(&theirs));
+    let mut differences = Vec::new();
+    for (k, data) in &theirs {
+        // ZooKeeper's own nodes.
+        if k.starts_with("/zookeeper") {
+            continue;
+        }
+        let Some(our_data) = ours.get(k) else {
+            differences.push(format!("{k}: missing"));
+            continue;
+        };
+        let (want, got) = (shape(data), shape(our_data));
+        if k == "/brokers/topics/<topic>" {
+            let (mut keys, _) = want.clone().unwrap();
+            keys.insert("topic_id".into());
+            let (got_keys, got_version) = got.clone().unwrap();
+            if got_keys != keys || got_version != Some(serde_json::json!(3)) {
+                differences.push(format!("{k}: {got:?}, want {keys:?} version 3"));
+            }
+            continue;
+        }
+        if want != got {
+            differences.push(format!("{k}: ours {got:?}, Kafka's {want:?}"));
+        }
+        // Plain-text nodes (`/controller_epoch`) stay plain integers.
+        if want.is_none() && data.as_deref().is_some_and(|d| d.parse::<i64>().is_ok()) {
+            assert!(
+                our_data
+                    .as_deref()
+                    .is_some_and(|d| d.parse::<i64>().is_ok()),
+                "{k}"
+            );
+        }
+    }
+    assert!(differences.is_empty(), "{differences:#?}");
+    // Objects Kafka 2.4.1's tree had no instance of, checked against Kafka's format.
+    let change = ours
+        .get("/config/changes/config_change_<seq>")
+        .expect("a config change notification");
+    assert_eq!(
+        shape(change),
+        Some((
+            ["entity_path", "version"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            Some(serde_json::json!(2))
+        ))
+    );
+}
+
+/// Acceptance 3: what Kafka's ZooKeeper tools do, written straight to ZooKeeper as
+/// `kafka-topics.sh --zookeeper --create` and `kafka-configs.sh --zookeeper --alter` write it:
+/// the topic comes online on the odradek brokers and the leader applies the new config. With
+/// Kafka 2.4.1's tools present and runnable, the same through the tools themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_and_configs_written_by_zookeeper_tools_are_applied() {
+    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    // AdminZkClient.createTopicWithAssignment (Kafka 2.4): the config, then the assignment.
+    store
+        .create(
+            "/config/topics/external",
+            Some(br#"{"version":1,"config":{}}"#.to_vec()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            "/brokers/topics/external",
+            Some(br#"{"version":2,"partitions":{"0":[1],"1":[2],"2":[3]},"adding_replicas":{},"removing_replicas":{}}"#.to_vec()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "external", 3).await;
+    }
+    assert_eq!(
+        leaders(cluster.port(2), "external").await,
+        BTreeMap::from([(0, (1, 0)), (1, (2, 0)), (2, (3, 0))])
+    );
+    let (data, _) = store
+        .get("/brokers/topics/external")
+        .await
+        .unwrap()
+        .unwrap();
+    let z: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+    assert_eq!(
+        z["topic_id"].as_str().map(str::len),
+        Some(22),
+        "topic id backfilled: {z}"
+    );
+    // The state znodes `kafka-topics.sh --describe` reads: leader and ISR per partition.
+    let (data, _) = store
+        .get("/brokers/topics/external/partitions/1/state")
+        .await
+        .unwrap()
+        .unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+    assert_eq!(
+        (state["leader"].as_i64(), state["isr"].clone()),
+        (Some(2), serde_json::json!([2]))
+    );
+
+    // ConfigCommand (--zookeeper): the new config, then a change notification.
+    assert_eq!(produce_records(cluster.port(1), "external", 0, 20).await, 0);
+    store
+        .set(
+            "/config/topics/external",
+            Some(
+                br#"{"version":1,"config":{"max.message.bytes":"200","retention.ms":"60000"}}"#
+                    .to_vec(),
+            ),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            "/config/changes/config_change_",
+            Some(br#"{"version":2,"entity_path":"topics/external"}"#.to_vec()),
+            CreateMode::PersistentSequential,
+        )
+        .await
+        .unwrap();
+    let port = cluster.port(1);
+    wait_until(
+        Duration::from_secs(20),
+        "the leader refuses batches over 200 bytes",
+        || async move {
+            produce_records(port, "external", 0, 20).await == 10 // MESSAGE_TOO_LARGE
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(
+        produce_records(port, "external", 0, 1).await,
+        0,
+        "a small batch still fits"
+    );
+
+    // The tools themselves, when they can run here.
+    let Some(home) = common::kafka_home() else {
+        eprintln!("SKIPPED: Kafka 2.4.1 is not installed (~/.cache/odradek/kafka_2.13-2.4.1)");
+        return;
+    };
+    let zk = cluster.connect.clone();
+    let topics = |args: &[&str]| {
+        let out = Command::new(home.join("bin/kafka-topics.sh"))
+            .args(["--zookeeper", &zk])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = topics(&["--list"]);
+    if stderr.contains("ClassNotFoundException") || stderr.contains("NoClassDefFoundError") {
+        eprintln!(
+            "SKIPPED: kafka-topics.sh cannot start here: this Kafka 2.4.1 distribution lacks the \
+             broker jar (libs/kafka_2.13-2.4.1.jar) and the Scala library that hold \
+             kafka.admin.TopicCommand"
+        );
+        return;
+    }
+    assert!(
+        ok && stdout.lines().any(|l| l == "external"),
+        "{stdout}\n{stderr}"
+    );
+    let (ok, stdout, stderr) = topics(&["--describe", "--topic", "external"]);
+    assert!(
+        ok && stdout.contains("Leader: 2") && stdout.contains("Isr: 2"),
+        "{stdout}\n{stderr}"
+    );
+    let (ok, _, stderr) = topics(&[
+        "--create",
+        "--topic",
+        "by-tool",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ]);
+    assert!(ok, "{stderr}");
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "by-tool", 3).await;
+    }
+}
+
+/// `/cluster/id` against `meta.properties`: a broker whose data belongs to another cluster
+/// refuses to start and says why; `broker.id=-1` takes an id from `/brokers/seqid`.
+#[test]
+fn data_of_another_cluster_is_refused_and_ids_are_generated() {
+    let Some(zk_a) = ZooKeeperServer::start() else {
+        return;
+    };
+    let Some(zk_b) = ZooKeeperServer::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("broker");
+    let mut b = BrokerProcess::start(
+        &dir,
+        &[
+            "broker.id=-1",
+            &format!("zookeeper.connect={}", zk_a.connect_string()),
+        ],
+    );
+    b.stop(false);
+    let props = std::fs::read_to_string(dir.join("logs/meta.properties")).unwrap();
+    assert!(props.lines().any(|l| l == "broker.id=1001"), "{props}");
+    // The same data directory pointed at another ZooKeeper: another cluster id.
+    let out = Command::new(env!("CARGO_BIN_EXE_odradek"))
+        .arg("broker")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/server.properties"))
+        .args([
+            "--override",
+            "listeners=PLAINTEXT://127.0.0.1:0",
+            "--override",
+            "metrics.port=0",
+        ])
+        .args([
+            "--override",
+            &format!("log.dirs={}", dir.join("logs").display()),
+        ])
+        .args(["--override", "broker.id=-1"])
+        .args([
+            "--override",
+            &format!("zookeeper.connect={}", zk_b.connect_string()),
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("belongs to cluster"), "{text}");
+}
