@@ -4,7 +4,7 @@ use kafka_protocol::messages::leader_and_isr_request::LeaderAndIsrPartitionState
 use kafka_protocol::messages::leader_and_isr_response::{
     LeaderAndIsrPartitionError, LeaderAndIsrTopicError,
 };
-use kafka_protocol::messages::{LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
 
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
@@ -14,17 +14,12 @@ const STALE_CONTROLLER_EPOCH: i16 = 11;
 
 pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
     let mut response = LeaderAndIsrResponse::default();
-    if let Err(code) = api.cache.accept_controller(
+    if let Some(code) = api.refuse_stale_controller(
+        ApiKey::LeaderAndIsr,
         request.controller_id.0,
         request.controller_epoch,
         request.broker_epoch,
     ) {
-        tracing::warn!(
-            controller = request.controller_id.0,
-            controller_epoch = request.controller_epoch,
-            error = code,
-            "refused LeaderAndIsr from a stale controller"
-        );
         response.error_code = code;
         return response;
     }

@@ -174,6 +174,31 @@ impl Api {
         }
     }
 
+    /// Fencing of LeaderAndIsr, UpdateMetadata and StopReplica: the error code when the request
+    /// comes from a controller older than one already followed, or is addressed to an earlier
+    /// registration of this broker.
+    pub fn refuse_stale_controller(
+        &self,
+        api: ApiKey,
+        controller_id: i32,
+        controller_epoch: i32,
+        broker_epoch: i64,
+    ) -> Option<i16> {
+        let code = self
+            .cache
+            .accept_controller(controller_id, controller_epoch, broker_epoch)
+            .err()?;
+        tracing::warn!(
+            ?api,
+            controller = controller_id,
+            controller_epoch,
+            broker_epoch,
+            error = code,
+            "refused a request from a stale controller"
+        );
+        Some(code)
+    }
+
     /// A request from the controller running in this broker, handled without the network.
     pub async fn handle_local(&self, request: RequestKind, version: i16) -> Option<ResponseKind> {
         let mut header = RequestHeader::default();

@@ -2,7 +2,7 @@
 //! the topic is deleted or the replica moved.
 
 use kafka_protocol::messages::stop_replica_response::StopReplicaPartitionError;
-use kafka_protocol::messages::{StopReplicaRequest, StopReplicaResponse, TopicName};
+use kafka_protocol::messages::{ApiKey, StopReplicaRequest, StopReplicaResponse, TopicName};
 
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
@@ -12,7 +12,8 @@ const EPOCH_DURING_DELETE: i32 = -2;
 
 pub async fn handle(api: &Api, request: StopReplicaRequest, version: i16) -> StopReplicaResponse {
     let mut response = StopReplicaResponse::default();
-    if let Err(code) = api.cache.accept_controller(
+    if let Some(code) = api.refuse_stale_controller(
+        ApiKey::StopReplica,
         request.controller_id.0,
         request.controller_epoch,
         request.broker_epoch,

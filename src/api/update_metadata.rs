@@ -2,7 +2,7 @@
 //! broker's Metadata responses are built from.
 
 use kafka_protocol::messages::update_metadata_request::UpdateMetadataPartitionState;
-use kafka_protocol::messages::{UpdateMetadataRequest, UpdateMetadataResponse};
+use kafka_protocol::messages::{ApiKey, UpdateMetadataRequest, UpdateMetadataResponse};
 
 use super::Api;
 use crate::metadata::cache::{BrokerInfo, PartitionInfo};
@@ -12,7 +12,8 @@ pub const LEADER_DURING_DELETE: i32 = -2;
 
 pub fn handle(api: &Api, request: UpdateMetadataRequest, _version: i16) -> UpdateMetadataResponse {
     let mut response = UpdateMetadataResponse::default();
-    if let Err(code) = api.cache.accept_controller(
+    if let Some(code) = api.refuse_stale_controller(
+        ApiKey::UpdateMetadata,
         request.controller_id.0,
         request.controller_epoch,
         request.broker_epoch,
