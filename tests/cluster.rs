@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::broker_process::BrokerProcess;
 use common::wire::Conn;
-use common::zookeeper::ZooKeeperServer;
+use common::zookeeper::{NetworkPartition, ZooKeeperServer};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use odradek::metadata::MetadataStore;
@@ -48,12 +48,18 @@ impl Cluster {
     }
 
     fn start_broker(&mut self, id: i32) {
+        let connect = self.connect.clone();
+        self.start_broker_via(id, &connect);
+    }
+
+    /// A broker reaching ZooKeeper through `connect` (a relay that can be cut, say).
+    fn start_broker_via(&mut self, id: i32, connect: &str) {
         let dir = self._tmp.path().join(format!("broker-{id}"));
         let b = BrokerProcess::start(
             &dir,
             &[
                 &format!("broker.id={id}"),
-                &format!("zookeeper.connect={}", self.connect),
+                &format!("zookeeper.connect={connect}"),
                 &format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
             ],
         );
@@ -1052,4 +1058,67 @@ fn data_of_another_cluster_is_refused_and_ids_are_generated() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("belongs to cluster"), "{text}");
+}
+
+/// Session expiry: the controller cut off from ZooKeeper for longer than its session loses it.
+/// Another broker becomes controller with the next epoch and takes the cut-off broker's
+/// partitions offline; when the network heals, that broker notices its lost session,
+/// re-registers under a new one, stops acting as controller, and leads its partitions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_loses_its_session_steps_down_and_rejoins() {
+    let Some(mut cluster) = Cluster::start(&[]) else {
+        return;
+    };
+    let relay = NetworkPartition::start(cluster.zk.port).await;
+    // The first broker up becomes controller: it reaches ZooKeeper through the relay.
+    cluster.start_broker_via(3, &format!("{}/odradek", relay.address()));
+    cluster.start_broker(1);
+    cluster.start_broker(2);
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    assert_eq!(
+        metadata(cluster.port(1), Some(&[])).await.controller_id.0,
+        3
+    );
+    let store = cluster.store().await;
+    let epoch = controller_epoch(&store).await;
+    let (_, before) = store.get("/brokers/ids/3").await.unwrap().unwrap();
+    create_topic(&cluster.bootstrap(1), "cut", 6);
+    cluster.wait_led(1, "cut", 6).await;
+    let acked = produce_each_partition(&cluster, 1, "cut").await;
+
+    relay.cut();
+    let port = cluster.port(1);
+    wait_until(
+        Duration::from_millis(SESSION_TIMEOUT_MS + 15_000),
+        "another broker is controller, broker 3's partitions offline",
+        || async move {
+            let md = metadata(port, Some(&["cut"])).await;
+            let offline = md
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter(|p| p.leader_id.0 == -1)
+                .count();
+            md.controller_id.0 != 3 && md.controller_id.0 >= 0 && offline == 2
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(controller_epoch(&store).await, epoch + 1);
+
+    relay.heal();
+    let store_ref = &store;
+    wait_until(Duration::from_secs(30), "broker 3 registered with a new session", || async move {
+        matches!(store_ref.get("/brokers/ids/3").await, Ok(Some((_, stat))) if stat.czxid != before.czxid)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "cut", 6).await;
+    }
+    let c = metadata(cluster.port(3), Some(&[])).await.controller_id.0;
+    assert!(c == 1 || c == 2, "controller {c}");
+    let consumed = consume_all(&cluster.bootstrap(3), "cut");
+    assert_eq!(consumed.len(), acked, "{}", cluster.logs());
+    assert!(cluster.brokers.get_mut(&3).unwrap().is_running());
 }
