@@ -1122,3 +1122,140 @@ async fn a_controller_that_loses_its_session_steps_down_and_rejoins() {
     assert_eq!(consumed.len(), acked, "{}", cluster.logs());
     assert!(cluster.brokers.get_mut(&3).unwrap().is_running());
 }
+
+/// Topic deletion through `/admin/delete_topics`: every broker drops the topic's data and the
+/// znodes go; with a replica's broker down, the deletion waits for it and completes when it
+/// returns (Kafka's TopicDeletionManager).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_removes_its_data_on_every_broker() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let dirs = |cluster: &Cluster, topic: &str| -> usize {
+        cluster
+            .brokers
+            .values()
+            .flat_map(|b| std::fs::read_dir(b.dir.join("logs")).into_iter().flatten())
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_prefix(&format!("{topic}-"))
+                    .is_some_and(|p| p.parse::<i32>().is_ok())
+            })
+            .count()
+    };
+    for topic in ["doomed", "waits"] {
+        create_topic(&cluster.bootstrap(1), topic, 6);
+        cluster.wait_led(1, topic, 6).await;
+        produce_each_partition(&cluster, 1, topic).await;
+        assert_eq!(dirs(&cluster, topic), 6);
+    }
+
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        &cluster.bootstrap(2),
+        "--delete",
+        "--topic",
+        "doomed",
+    ]);
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(20),
+        "the topic's znodes are gone",
+        || async move {
+            store_ref
+                .get("/brokers/topics/doomed")
+                .await
+                .unwrap()
+                .is_none()
+                && store_ref
+                    .get("/config/topics/doomed")
+                    .await
+                    .unwrap()
+                    .is_none()
+                && store_ref
+                    .get("/admin/delete_topics/doomed")
+                    .await
+                    .unwrap()
+                    .is_none()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    for id in [1, 2, 3] {
+        let port = cluster.port(id);
+        wait_until(
+            Duration::from_secs(10),
+            "no broker lists the topic",
+            || async move { leaders(port, "doomed").await.is_empty() },
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(dirs(&cluster, "doomed"), 0, "every replica's data is gone");
+
+    // A replica's broker is down: the deletion waits for it.
+    cluster.brokers.get_mut(&3).unwrap().stop(false);
+    cluster.wait_for_brokers(&[1, 2]).await;
+    let (ok, _, _) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &cluster.bootstrap(1),
+            "--delete",
+            "--topic",
+            "waits",
+        ],
+        None,
+    );
+    // Kafka answers REQUEST_TIMED_OUT while the deletion cannot finish; either way it is queued.
+    let _ = ok;
+    wait_until(
+        Duration::from_secs(10),
+        "the deletion is queued",
+        || async move {
+            store_ref
+                .get("/admin/delete_topics/waits")
+                .await
+                .unwrap()
+                .is_some()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        store.get("/brokers/topics/waits").await.unwrap().is_some(),
+        "not deleted while a replica is offline"
+    );
+    cluster.brokers.get_mut(&3).unwrap().restart(false);
+    wait_until(
+        Duration::from_secs(30),
+        "the deletion completes once the broker is back",
+        || async move {
+            store_ref
+                .get("/brokers/topics/waits")
+                .await
+                .unwrap()
+                .is_none()
+                && store_ref
+                    .get("/admin/delete_topics/waits")
+                    .await
+                    .unwrap()
+                    .is_none()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let cluster_ref = &cluster;
+    wait_until(
+        Duration::from_secs(10),
+        "the returning broker's replicas are gone too",
+        || async move { dirs(cluster_ref, "waits") == 0 },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+}
