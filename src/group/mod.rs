@@ -2089,4 +2089,94 @@ mod tests {
         assert_eq!(g.offsets[&("t".to_string(), 0)].offset, 7);
         assert_eq!(g.state, GroupState::Empty);
     }
+
+    fn committed(at: i64, expire: Option<i64>) -> CommittedOffset {
+        CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: at,
+            expire_timestamp: expire,
+        }
+    }
+
+    fn tp(topic: &str, p: i32) -> (String, i32) {
+        (topic.to_string(), p)
+    }
+
+    /// KIP-211's rules, with the clock in the test's hands.
+    #[test]
+    fn offsets_expire_by_group_kind() {
+        // Empty group that had consumers: every offset goes `retention` after it became Empty,
+        // however recent the commit.
+        let mut g = Group::new();
+        g.protocol_type = Some("consumer".into());
+        g.generation = 3;
+        g.current_state_timestamp = 1_000;
+        g.offsets.insert(tp("a", 0), committed(0, None));
+        g.offsets.insert(tp("a", 1), committed(5_000, None));
+        assert!(g.expired_offsets(1_099, 100).is_empty());
+        assert_eq!(g.expired_offsets(1_100, 100), vec![tp("a", 0), tp("a", 1)]);
+        // An offset still being appended is kept, and keeps the group alive.
+        g.pending_commits.insert(tp("a", 1), 1);
+        assert_eq!(g.expired_offsets(1_100, 100), vec![tp("a", 0)]);
+        let tombstones = g.remove_offsets("g", &[tp("a", 0)]);
+        assert_eq!(tombstones.len(), 1);
+        assert_eq!(g.state, GroupState::Empty);
+        g.pending_commits.clear();
+        let tombstones = g.remove_offsets("g", &[tp("a", 1)]);
+        assert_eq!(g.state, GroupState::Dead);
+        assert_eq!(
+            tombstones,
+            vec![
+                (records::offset_key("g", "a", 1), None),
+                (records::group_key("g"), None)
+            ]
+        );
+
+        // Offsets stored without group management: each on its own commit time, or at the
+        // expiry time its commit asked for.
+        let mut g = Group::new();
+        g.offsets.insert(tp("a", 0), committed(0, None));
+        g.offsets.insert(tp("a", 1), committed(500, None));
+        g.offsets.insert(tp("a", 2), committed(500, Some(550)));
+        assert_eq!(g.expired_offsets(549, 100), vec![tp("a", 0)]);
+        assert_eq!(g.expired_offsets(550, 100), vec![tp("a", 0), tp("a", 2)]);
+        let all: Vec<_> = g.offsets.keys().cloned().collect();
+        let tombstones = g.remove_offsets("s", &all);
+        // Dead, but no group record was ever written for it: no group tombstone either.
+        assert_eq!(g.state, GroupState::Dead);
+        assert_eq!(tombstones.len(), 3);
+
+        // A Stable consumer group keeps what it subscribes to; unknown subscriptions keep all.
+        let mut g = Group::new();
+        g.protocol_type = Some("consumer".into());
+        g.state = GroupState::Stable;
+        g.offsets.insert(tp("sub", 0), committed(0, None));
+        g.offsets.insert(tp("gone", 0), committed(0, None));
+        assert!(g.expired_offsets(1_000, 100).is_empty());
+        g.subscribed_topics = Some(BTreeSet::from(["sub".to_string()]));
+        assert_eq!(g.expired_offsets(1_000, 100), vec![tp("gone", 0)]);
+        // Rebalancing groups keep everything until they settle.
+        g.state = GroupState::PreparingRebalance;
+        assert!(g.expired_offsets(1_000, 100).is_empty());
+    }
+
+    #[test]
+    fn max_size_counts_members_waiting_in_a_rebalance() {
+        let mut g = Group::new();
+        assert!(g.accepts_joining_member("", 1));
+        g.members.push(member("a", &["range"]));
+        g.members.push(member("b", &["range"]));
+        g.state = GroupState::Stable;
+        assert!(g.accepts_joining_member("a", 2));
+        assert!(!g.accepts_joining_member("", 2));
+        assert!(g.accepts_joining_member("", 3));
+        // Rebalancing: the first to rejoin get in, up to the size.
+        g.state = GroupState::PreparingRebalance;
+        assert!(g.accepts_joining_member("b", 1));
+        g.members[0].join_waiter = Some(oneshot::channel().0);
+        assert!(g.accepts_joining_member("a", 1));
+        assert!(!g.accepts_joining_member("b", 1));
+    }
 }
