@@ -347,3 +347,151 @@ fn kafka_241_verifiable_consumers_share_a_group_and_a_static_member_returns() {
         broker.log_tail()
     );
 }
+
+/// Rows of a `kafka-consumer-groups.sh --describe` (or `--reset-offsets`) table, by column name.
+fn table_rows(out: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut header: Option<Vec<String>> = None;
+    let mut rows = Vec::new();
+    for line in out.lines() {
+        let cells: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        if cells.first().is_some_and(|c| c == "GROUP") {
+            header = Some(cells);
+        } else if let Some(h) = &header
+            && cells.len() == h.len()
+        {
+            rows.push(h.iter().cloned().zip(cells).collect());
+        }
+    }
+    rows
+}
+
+fn column_sum(rows: &[std::collections::BTreeMap<String, String>], column: &str) -> i64 {
+    rows.iter()
+        .map(|r| {
+            r[column]
+                .parse::<i64>()
+                .unwrap_or_else(|_| panic!("{column}: {r:?}"))
+        })
+        .sum()
+}
+
+/// Kafka 2.4.1's `kafka-consumer-groups.sh --bootstrap-server`: lists the group, describes its
+/// committed offsets, log end offsets and lag, resets them to the earliest, and deletes it.
+#[test]
+fn kafka_241_consumer_groups_command() {
+    let Some(home) = common::kafka_home() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let bs = broker.bootstrap();
+    let groups = |args: &[&str]| {
+        let out = Command::new(home.join("bin/kafka-consumer-groups.sh"))
+            .args(["--bootstrap-server", &bs])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (_, _, stderr) = groups(&["--list"]);
+    if stderr.contains("kafka.admin.ConsumerGroupCommand") && stderr.contains("ClassNotFound") {
+        eprintln!(
+            "SKIPPED: kafka-consumer-groups.sh cannot start here: this Kafka 2.4.1 distribution \
+             lacks the broker jar (libs/kafka_2.13-2.4.1.jar) and the Scala library that hold \
+             kafka.admin.ConsumerGroupCommand"
+        );
+        return;
+    }
+    let (ok, out, err) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            "cg",
+            "--partitions",
+            "2",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let lines: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
+    let (ok, _, err) = common::odradek(
+        &[
+            "produce",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "cg",
+            "--key-separator",
+            ":",
+        ],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    // A member that consumed (and committed) everything, then left.
+    let (ok, out, err) = common::odradek(
+        &[
+            "consume",
+            "--bootstrap-server",
+            &bs,
+            "--topic",
+            "cg",
+            "--group",
+            "cg-group",
+            "--from-beginning",
+            "--max-messages",
+            "100",
+            "--timeout-ms",
+            "5000",
+        ],
+        None,
+    );
+    assert!(ok && out.lines().count() == 100, "{out}{err}");
+
+    let (ok, out, err) = groups(&["--list"]);
+    assert!(
+        ok && out.lines().any(|l| l.trim() == "cg-group"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = groups(&["--describe", "--group", "cg-group"]);
+    assert!(ok, "{out}{err}");
+    let rows = table_rows(&out);
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(column_sum(&rows, "CURRENT-OFFSET"), 100, "{out}");
+    assert_eq!(column_sum(&rows, "LOG-END-OFFSET"), 100, "{out}");
+    assert_eq!(column_sum(&rows, "LAG"), 0, "{out}");
+
+    let (ok, out, err) = groups(&[
+        "--reset-offsets",
+        "--group",
+        "cg-group",
+        "--topic",
+        "cg",
+        "--to-earliest",
+        "--execute",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(column_sum(&table_rows(&out), "NEW-OFFSET"), 0, "{out}");
+    let (ok, out, err) = groups(&["--describe", "--group", "cg-group"]);
+    assert!(ok, "{out}{err}");
+    let rows = table_rows(&out);
+    assert_eq!(column_sum(&rows, "CURRENT-OFFSET"), 0, "{out}");
+    assert_eq!(column_sum(&rows, "LAG"), 100, "{out}");
+
+    let (ok, out, err) = groups(&["--delete", "--group", "cg-group"]);
+    assert!(ok && out.contains("was successful"), "{out}{err}");
+    let (ok, out, err) = groups(&["--list"]);
+    assert!(
+        ok && !out.lines().any(|l| l.trim() == "cg-group"),
+        "{out}{err}"
+    );
+}
