@@ -495,3 +495,69 @@ fn kafka_241_consumer_groups_command() {
         "{out}{err}"
     );
 }
+
+/// Kafka 2.4.1's `kafka-console-consumer.sh --group`: reads everything once, commits it, and a
+/// second run of the same group starts where the first stopped.
+#[test]
+fn kafka_241_console_consumer_in_a_group() {
+    let Some(home) = common::kafka_home() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let bs = broker.bootstrap();
+    let consume = |group: &str, max: &str, timeout_ms: &str| {
+        let out = Command::new(home.join("bin/kafka-console-consumer.sh"))
+            .args(["--bootstrap-server", &bs, "--topic", "console"])
+            .args(["--group", group, "--from-beginning"])
+            .args(["--max-messages", max, "--timeout-ms", timeout_ms])
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &bs,
+            "--create",
+            "--topic",
+            "console",
+            "--partitions",
+            "3",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    let lines: String = (0..100).map(|i| format!("v{i}\n")).collect();
+    let (ok, _, err) = common::odradek(
+        &["produce", "--bootstrap-server", &bs, "--topic", "console"],
+        Some(&lines),
+    );
+    assert!(ok, "{err}");
+    // A group of its own, so that a tool that does start leaves the group under test alone.
+    let (_, stderr) = consume("console-probe", "1", "1000");
+    if stderr.contains("kafka.tools.ConsoleConsumer") && stderr.contains("ClassNotFound") {
+        eprintln!(
+            "SKIPPED: kafka-console-consumer.sh cannot start here: this Kafka 2.4.1 distribution \
+             lacks the broker jar (libs/kafka_2.13-2.4.1.jar) and the Scala library that hold \
+             kafka.tools.ConsoleConsumer"
+        );
+        return;
+    }
+    let (out, err) = consume("console-group", "100", "20000");
+    let mut got: Vec<&str> = out.lines().collect();
+    got.sort();
+    let mut want: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "{err}");
+    // The group committed on the way out: nothing is left for it.
+    let (out, err) = consume("console-group", "1", "3000");
+    assert_eq!(out.lines().count(), 0, "{out}{err}");
+}
