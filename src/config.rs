@@ -409,6 +409,13 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms` (1800000).
     pub group_max_session_timeout_ms: i32,
+    /// `group.max.size` (`i32::MAX`): members a group may have.
+    pub group_max_size: i32,
+    /// `offsets.retention.minutes` (10080): how long committed offsets outlive their group's
+    /// consumers (KIP-211), or their commit for groups that only store offsets.
+    pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms` (600000): how often offsets are checked for expiry.
+    pub offsets_retention_check_interval_ms: u64,
     /// `zookeeper.connect`. Kafka requires it; unset (or empty) here means the embedded metadata
     /// store, so that a single broker needs no ZooKeeper.
     pub zookeeper_connect: Option<String>,
@@ -475,6 +482,9 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
             zookeeper_connect: None,
             zookeeper_session_timeout_ms: 18_000,
             zookeeper_connection_timeout_ms: None,
@@ -529,6 +539,9 @@ const BROKER_KEYS: &[&str] = &[
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
+    "group.max.size",
+    "offsets.retention.minutes",
+    "offsets.retention.check.interval.ms",
     "zookeeper.connect",
     "zookeeper.session.timeout.ms",
     "zookeeper.connection.timeout.ms",
@@ -604,12 +617,9 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     // Groups and committed offsets.
-    "group.max.size",
     "offset.metadata.max.bytes",
     "offsets.load.buffer.size",
     "offsets.topic.compression.codec",
-    "offsets.retention.minutes",
-    "offsets.retention.check.interval.ms",
     "offsets.commit.timeout.ms",
     "offsets.commit.required.acks",
     // Transactions and producer ids.
@@ -995,6 +1005,18 @@ impl BrokerConfig {
                 "group.max.session.timeout.ms",
                 Some(0),
                 defaults.group_max_session_timeout_ms,
+            )?,
+            // Kafka's ranges: atLeast(1) for all three.
+            group_max_size: p.num("group.max.size", Some(1), defaults.group_max_size)?,
+            offsets_retention_minutes: p.num(
+                "offsets.retention.minutes",
+                Some(1),
+                defaults.offsets_retention_minutes,
+            )?,
+            offsets_retention_check_interval_ms: p.unsigned(
+                "offsets.retention.check.interval.ms",
+                1i64,
+                600_000,
             )?,
             zookeeper_connect: p
                 .get("zookeeper.connect")

@@ -854,3 +854,832 @@ async fn shutdown_answers_parked_joins() {
     );
     assert_eq!(b.await.unwrap().error, NOT_COORDINATOR);
 }
+
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const NOT_COORDINATOR: i16 = 16;
+const GROUP_MAX_SIZE_REACHED: i16 = 81;
+
+/// The consumer protocol's subscription (version 0) for `topics`, as JoinGroup metadata.
+fn subscription(topics: &[&str]) -> Bytes {
+    let mut b = vec![0u8, 0];
+    b.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(b)
+}
+
+/// JoinGroup v3 (no MEMBER_ID_REQUIRED round) with the given protocol type and metadata.
+async fn join_as(
+    c: &mut Conn,
+    group: &str,
+    member_id: &str,
+    protocol_type: &str,
+    metadata: Bytes,
+) -> Joined {
+    let mut r = JoinGroupRequest::default();
+    r.group_id = gid(group);
+    r.session_timeout_ms = 10_000;
+    r.rebalance_timeout_ms = 5_000;
+    r.member_id = s(member_id);
+    r.protocol_type = s(protocol_type);
+    let mut p = join_group_request::JoinGroupRequestProtocol::default();
+    p.name = s("range");
+    p.metadata = metadata;
+    r.protocols.push(p);
+    match c
+        .call(ApiKey::JoinGroup, 3, RequestKind::JoinGroup(r))
+        .await
+    {
+        ResponseKind::JoinGroup(resp) => Joined {
+            error: resp.error_code,
+            generation: resp.generation_id,
+            member_id: resp.member_id.to_string(),
+            leader: resp.leader.to_string(),
+            members: resp.members.len(),
+            protocol: resp.protocol_name.map(|p| p.to_string()),
+        },
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A Stable group with one consumer subscribed to `topics`: its member id and generation.
+async fn stable_consumer(c: &mut Conn, group: &str, topics: &[&str]) -> (String, i32) {
+    let j = join_as(c, group, "", "consumer", subscription(topics)).await;
+    assert_eq!(j.error, NONE);
+    let (e, _) = sync(c, 3, group, j.generation, &j.member_id, &[]).await;
+    assert_eq!(e, NONE);
+    (j.member_id, j.generation)
+}
+
+/// Members as DescribeGroups shows them: (member id, client id, client host).
+async fn describe_members(c: &mut Conn, group: &str) -> (i16, Vec<(String, String, String)>) {
+    let mut r = DescribeGroupsRequest::default();
+    r.groups.push(gid(group));
+    match c
+        .call(ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(r))
+        .await
+    {
+        ResponseKind::DescribeGroups(resp) => (
+            resp.groups[0].error_code,
+            resp.groups[0]
+                .members
+                .iter()
+                .map(|m| {
+                    (
+                        m.member_id.to_string(),
+                        m.client_id.to_string(),
+                        m.client_host.to_string(),
+                    )
+                })
+                .collect(),
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// OffsetDelete: the group error and each partition's (topic, partition, error), sorted.
+async fn offset_delete(
+    c: &mut Conn,
+    group: &str,
+    partitions: &[(&str, i32)],
+) -> (i16, Vec<(String, i32, i16)>) {
+    let mut r = OffsetDeleteRequest::default();
+    r.group_id = gid(group);
+    for (topic, p) in partitions {
+        let mut x = offset_delete_request::OffsetDeleteRequestPartition::default();
+        x.partition_index = *p;
+        match r.topics.iter_mut().find(|t| t.name.0.as_str() == *topic) {
+            Some(t) => t.partitions.push(x),
+            None => {
+                let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+                t.name = TopicName(s(topic));
+                t.partitions.push(x);
+                r.topics.push(t);
+            }
+        }
+    }
+    match c
+        .call(ApiKey::OffsetDelete, 0, RequestKind::OffsetDelete(r))
+        .await
+    {
+        ResponseKind::OffsetDelete(resp) => {
+            let mut out: Vec<_> = resp
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
+                })
+                .collect();
+            out.sort();
+            (resp.error_code, out)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// OffsetCommit v2 with its own retention time (`retention_ms`, -1 for the broker's rule).
+async fn commit_with_retention(
+    c: &mut Conn,
+    group: &str,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    retention_ms: i64,
+) -> i16 {
+    let mut r = OffsetCommitRequest::default();
+    r.group_id = gid(group);
+    r.generation_id_or_member_epoch = -1;
+    r.retention_time_ms = retention_ms;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(s(topic));
+    let mut x = offset_commit_request::OffsetCommitRequestPartition::default();
+    x.partition_index = partition;
+    x.committed_offset = offset;
+    t.partitions.push(x);
+    r.topics.push(t);
+    match c
+        .call(ApiKey::OffsetCommit, 2, RequestKind::OffsetCommit(r))
+        .await
+    {
+        ResponseKind::OffsetCommit(resp) => resp.topics[0].partitions[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Committed offsets of `group` (all partitions): (topic, partition) -> offset.
+async fn committed(c: &mut Conn, group: &str) -> Vec<(String, i32, i64)> {
+    fetch_offsets(c, 8, group, "", None)
+        .await
+        .into_iter()
+        .map(|(t, p, o, _)| (t, p, o))
+        .collect()
+}
+
+/// Two members (v3 joins) in a Stable group: (connection, member id) each, and the generation.
+async fn two_member_group(port: u16, g: &str) -> ((Conn, String), (Conn, String), i32) {
+    let mut a = Conn::connect(port).await;
+    let ja = join_with_timeouts(&mut a, g, "", 10_000, 5_000).await;
+    assert_eq!(ja.error, NONE);
+    assert_eq!(
+        sync(&mut a, 3, g, ja.generation, &ja.member_id, &[])
+            .await
+            .0,
+        NONE
+    );
+    let group = g.to_string();
+    let b_join = tokio::spawn(async move {
+        let mut b = Conn::connect(port).await;
+        let jb = join_with_timeouts(&mut b, &group, "", 10_000, 5_000).await;
+        (b, jb)
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heartbeat(&mut a, 3, g, ja.generation, &ja.member_id).await != REBALANCE_IN_PROGRESS {
+        assert!(std::time::Instant::now() < deadline, "no rebalance");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ja2 = join_with_timeouts(&mut a, g, &ja.member_id, 10_000, 5_000).await;
+    let (mut b, jb) = b_join.await.unwrap();
+    assert_eq!((ja2.error, jb.error), (NONE, NONE));
+    let generation = ja2.generation;
+    let b_id = jb.member_id.clone();
+    let group = g.to_string();
+    let b_sync = tokio::spawn(async move {
+        let r = sync(&mut b, 3, &group, generation, &b_id, &[]).await;
+        (b, r)
+    });
+    assert_eq!(
+        sync(&mut a, 3, g, generation, &ja.member_id, &[]).await.0,
+        NONE
+    );
+    let (b, (e, _)) = b_sync.await.unwrap();
+    assert_eq!(e, NONE);
+    ((a, ja.member_id), (b, jb.member_id), generation)
+}
+
+/// `group.max.size`: a full group turns new members away (GROUP_MAX_SIZE_REACHED) while its
+/// members keep their place; a group loaded over a lowered size rebalances down to it. Members
+/// are described with the address they connected from, as Kafka shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_max_size_turns_new_members_away() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["group.max.size=2"]).await;
+    let port = broker.port;
+    let g = "full";
+    let ((mut a, a_id), (_b, b_id), generation) = two_member_group(port, g).await;
+
+    let mut c = Conn::connect(port).await;
+    let jc = join_with_timeouts(&mut c, g, "", 10_000, 5_000).await;
+    assert_eq!(
+        (jc.error, jc.member_id.as_str()),
+        (GROUP_MAX_SIZE_REACHED, "")
+    );
+    // Also before a v4+ client gets its member id.
+    assert_eq!(join(&mut c, 9, g, "").await.error, GROUP_MAX_SIZE_REACHED);
+    // The members were not disturbed: no rebalance.
+    assert_eq!(heartbeat(&mut a, 3, g, generation, &a_id).await, NONE);
+    let (e, members) = describe_members(&mut c, g).await;
+    assert_eq!(e, NONE);
+    let mut ids: Vec<_> = members.iter().map(|m| m.0.clone()).collect();
+    ids.sort();
+    let mut want = vec![a_id.clone(), b_id.clone()];
+    want.sort();
+    assert_eq!(ids, want);
+    for (_, client_id, host) in &members {
+        assert_eq!(
+            (client_id.as_str(), host.as_str()),
+            ("odradek-test", "/127.0.0.1")
+        );
+    }
+    drop((a, c));
+    broker.shutdown().await.unwrap();
+
+    // Loaded with two members over a size of one: a rebalance keeps the first to rejoin.
+    let broker = start(tmp.path(), &["group.max.size=1"]).await;
+    let port = broker.port;
+    let mut c = Conn::connect(port).await;
+    assert_eq!(
+        describe(&mut c, 5, g).await,
+        ("PreparingRebalance".to_string(), 2)
+    );
+    let (_, members) = describe_members(&mut c, g).await;
+    assert!(members.iter().all(|m| m.2 == "/127.0.0.1"), "{members:?}");
+    let rejoin = |id: String| {
+        tokio::spawn(async move {
+            let mut conn = Conn::connect(port).await;
+            join_with_timeouts(&mut conn, "full", &id, 10_000, 5_000).await
+        })
+    };
+    let (ra, rb) = (rejoin(a_id.clone()), rejoin(b_id.clone()));
+    let (ra, rb) = (ra.await.unwrap(), rb.await.unwrap());
+    let (kept, turned_away) = if ra.error == NONE { (ra, rb) } else { (rb, ra) };
+    assert_eq!(turned_away.error, GROUP_MAX_SIZE_REACHED);
+    assert_eq!(kept.error, NONE);
+    assert_eq!((kept.generation, kept.members), (generation + 1, 1));
+    assert_eq!(kept.leader, kept.member_id);
+    broker.shutdown().await.unwrap();
+}
+
+/// OffsetDelete: an Empty group's offsets go; a consumer group with members keeps those of
+/// topics it subscribes to; other groups with members keep all; deletions survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offset_delete_follows_the_subscription() {
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const NON_EMPTY_GROUP: i16 = 68;
+    const GROUP_ID_NOT_FOUND: i16 = 69;
+    const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(common::wire::create_topic(&mut c, "od-sub", 2).await, NONE);
+    assert_eq!(
+        common::wire::create_topic(&mut c, "od-other", 1).await,
+        NONE
+    );
+
+    // Standalone offsets (an Empty group): any may go; unknown topics are said to be unknown.
+    assert_eq!(
+        commit(
+            &mut c,
+            2,
+            "od-simple",
+            -1,
+            "",
+            "od-sub",
+            &[(0, 1, ""), (1, 2, "")]
+        )
+        .await,
+        vec![NONE, NONE]
+    );
+    assert_eq!(
+        commit(&mut c, 2, "od-simple", -1, "", "od-other", &[(0, 3, "")]).await,
+        vec![NONE]
+    );
+    assert_eq!(
+        offset_delete(
+            &mut c,
+            "od-simple",
+            &[("od-sub", 0), ("od-other", 0), ("nope", 0)]
+        )
+        .await,
+        (
+            NONE,
+            vec![
+                ("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+                ("od-other".to_string(), 0, NONE),
+                ("od-sub".to_string(), 0, NONE),
+            ]
+        )
+    );
+    assert_eq!(
+        committed(&mut c, "od-simple").await,
+        vec![("od-sub".to_string(), 1, 2)]
+    );
+
+    // A consumer group subscribed to od-sub: only od-other's offset may go.
+    let (member, generation) = stable_consumer(&mut c, "od-consumer", &["od-sub"]).await;
+    for topic in ["od-sub", "od-other"] {
+        assert_eq!(
+            commit(
+                &mut c,
+                5,
+                "od-consumer",
+                generation,
+                &member,
+                topic,
+                &[(0, 9, "")]
+            )
+            .await,
+            vec![NONE]
+        );
+    }
+    assert_eq!(
+        offset_delete(&mut c, "od-consumer", &[("od-sub", 0), ("od-other", 0)]).await,
+        (
+            NONE,
+            vec![
+                ("od-other".to_string(), 0, NONE),
+                ("od-sub".to_string(), 0, GROUP_SUBSCRIBED_TO_TOPIC),
+            ]
+        )
+    );
+    assert_eq!(
+        committed(&mut c, "od-consumer").await,
+        vec![("od-sub".to_string(), 0, 9)]
+    );
+
+    // A group with members that are not consumers: nothing may go.
+    let j = join_as(
+        &mut c,
+        "od-connect",
+        "",
+        "connect",
+        Bytes::from_static(b"x"),
+    )
+    .await;
+    assert_eq!(j.error, NONE);
+    assert_eq!(
+        offset_delete(&mut c, "od-connect", &[("od-sub", 0)]).await,
+        (NON_EMPTY_GROUP, vec![])
+    );
+    assert_eq!(
+        offset_delete(&mut c, "od-nobody", &[("od-sub", 0)]).await,
+        (GROUP_ID_NOT_FOUND, vec![])
+    );
+
+    // The last offset of an Empty group goes, and the group with it.
+    assert_eq!(
+        offset_delete(&mut c, "od-simple", &[("od-sub", 1)]).await,
+        (NONE, vec![("od-sub".to_string(), 1, NONE)])
+    );
+    assert_eq!(
+        describe(&mut c, 5, "od-simple").await,
+        ("Dead".to_string(), 0)
+    );
+    drop(c);
+    broker.shutdown().await.unwrap();
+
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert!(committed(&mut c, "od-simple").await.is_empty());
+    assert_eq!(
+        committed(&mut c, "od-consumer").await,
+        vec![("od-sub".to_string(), 0, 9)]
+    );
+    broker.shutdown().await.unwrap();
+}
+
+/// A commit that names its own retention (OffsetCommit v2-v4) expires then, is tombstoned
+/// (it stays gone after a restart), and its group, left without offsets, is removed. Offsets
+/// under the broker's retention stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offsets_with_their_own_retention_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &["offsets.retention.check.interval.ms=100"]).await;
+    let mut c = Conn::connect(broker.port).await;
+    let before = std::time::Instant::now();
+    assert_eq!(
+        commit_with_retention(&mut c, "short", "t", 0, 5, 1_000).await,
+        NONE
+    );
+    assert_eq!(
+        commit_with_retention(&mut c, "long", "t", 0, 6, -1).await,
+        NONE
+    );
+    assert_eq!(
+        committed(&mut c, "short").await,
+        vec![("t".to_string(), 0, 5)]
+    );
+    let deadline = before + Duration::from_secs(20);
+    while !committed(&mut c, "short").await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the offset never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        before.elapsed() >= Duration::from_millis(1_000),
+        "{:?}",
+        before.elapsed()
+    );
+    assert_eq!(describe(&mut c, 5, "short").await, ("Dead".to_string(), 0));
+    assert_eq!(
+        committed(&mut c, "long").await,
+        vec![("t".to_string(), 0, 6)]
+    );
+    drop(c);
+    broker.shutdown().await.unwrap();
+
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert!(committed(&mut c, "short").await.is_empty());
+    assert_eq!(
+        committed(&mut c, "long").await,
+        vec![("t".to_string(), 0, 6)]
+    );
+    broker.shutdown().await.unwrap();
+}
+
+/// `offsets.retention.minutes` (KIP-211), at its smallest (one minute): an Empty consumer
+/// group loses every offset one retention after it became Empty, offsets stored without a group
+/// one retention after their commit, and a Stable consumer group only those of topics it does
+/// not subscribe to. An Empty group without offsets is removed at the next check. Tombstones
+/// keep all of it gone after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offsets_expire_after_the_retention() {
+    const RETENTION: Duration = Duration::from_secs(60);
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = [
+        "offsets.retention.minutes=1",
+        "offsets.retention.check.interval.ms=200",
+    ];
+    let broker = start(tmp.path(), &extra).await;
+    let mut c = Conn::connect(broker.port).await;
+
+    // Committed, then left: Empty from then on.
+    let (member, generation) = stable_consumer(&mut c, "ret-empty", &["x"]).await;
+    let empty_commit = std::time::Instant::now();
+    assert_eq!(
+        commit(
+            &mut c,
+            5,
+            "ret-empty",
+            generation,
+            &member,
+            "x",
+            &[(0, 1, "")]
+        )
+        .await,
+        vec![NONE]
+    );
+    // Ten seconds later the group empties: its offset goes one retention after that.
+    // Meanwhile the other groups start.
+    let simple_commit = std::time::Instant::now();
+    assert_eq!(
+        commit(&mut c, 2, "ret-simple", -1, "", "x", &[(0, 2, "")]).await,
+        vec![NONE]
+    );
+    let (stable_member, stable_generation) = stable_consumer(&mut c, "ret-stable", &["x"]).await;
+    let stable_commit = std::time::Instant::now();
+    for topic in ["x", "y"] {
+        assert_eq!(
+            commit(
+                &mut c,
+                5,
+                "ret-stable",
+                stable_generation,
+                &stable_member,
+                topic,
+                &[(0, 3, "")]
+            )
+            .await,
+            vec![NONE]
+        );
+    }
+    // A group that never committed is gone at the next check once Empty.
+    let (bare, _) = stable_consumer(&mut c, "ret-bare", &["x"]).await;
+    assert_eq!(leave(&mut c, 3, "ret-bare", &bare).await.0, NONE);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while describe(&mut c, 5, "ret-bare").await.0 != "Dead" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bare group stayed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let leave_at = empty_commit + Duration::from_secs(10);
+    while std::time::Instant::now() < leave_at {
+        assert_eq!(
+            heartbeat(&mut c, 3, "ret-stable", stable_generation, &stable_member).await,
+            NONE
+        );
+        assert_eq!(
+            heartbeat(&mut c, 3, "ret-empty", generation, &member).await,
+            NONE
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let emptied = std::time::Instant::now();
+    assert_eq!(leave(&mut c, 3, "ret-empty", &member).await.0, NONE);
+    assert_eq!(describe(&mut c, 5, "ret-empty").await.0, "Empty");
+
+    // Poll until everything due has expired, noting when each went.
+    let mut gone: [Option<std::time::Instant>; 3] = [None; 3];
+    let deadline = emptied + RETENTION + Duration::from_secs(30);
+    while gone.iter().any(Option::is_none) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not expired in time: {gone:?}"
+        );
+        assert_eq!(
+            heartbeat(&mut c, 3, "ret-stable", stable_generation, &stable_member).await,
+            NONE
+        );
+        let now = std::time::Instant::now();
+        if gone[0].is_none() && committed(&mut c, "ret-empty").await.is_empty() {
+            gone[0] = Some(now);
+        }
+        if gone[1].is_none() && committed(&mut c, "ret-simple").await.is_empty() {
+            gone[1] = Some(now);
+        }
+        if gone[2].is_none() && committed(&mut c, "ret-stable").await.len() == 1 {
+            gone[2] = Some(now);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let [empty_gone, simple_gone, stable_gone] = gone.map(|g| g.unwrap());
+    assert!(
+        empty_gone >= emptied + RETENTION,
+        "an Empty group's offsets count from Empty"
+    );
+    assert!(empty_gone >= empty_commit + RETENTION + Duration::from_secs(10));
+    assert!(simple_gone >= simple_commit + RETENTION);
+    assert!(stable_gone >= stable_commit + RETENTION);
+    assert_eq!(describe(&mut c, 5, "ret-empty").await.0, "Dead");
+    assert_eq!(describe(&mut c, 5, "ret-simple").await.0, "Dead");
+    assert_eq!(
+        committed(&mut c, "ret-stable").await,
+        vec![("x".to_string(), 0, 3)]
+    );
+    assert_eq!(describe(&mut c, 5, "ret-stable").await.0, "Stable");
+    drop(c);
+    broker.shutdown().await.unwrap();
+
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert!(committed(&mut c, "ret-empty").await.is_empty());
+    assert!(committed(&mut c, "ret-simple").await.is_empty());
+    assert_eq!(
+        committed(&mut c, "ret-stable").await,
+        vec![("x".to_string(), 0, 3)]
+    );
+    broker.shutdown().await.unwrap();
+}
+
+/// While this broker reads a `__consumer_offsets` partition it has just come to lead (what
+/// LeaderAndIsr starts), requests for its groups get COORDINATOR_LOAD_IN_PROGRESS (heartbeats
+/// are let through, as in Kafka) rather than an empty group; once read, the group is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn requests_wait_while_the_partition_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = start(tmp.path(), &[]).await;
+    let mut c = Conn::connect(broker.port).await;
+    let g = "loading";
+    assert_eq!(
+        commit(&mut c, 2, g, -1, "", "t", &[(0, 5, "")]).await,
+        vec![NONE]
+    );
+    let groups = broker.api().groups.clone();
+    let partition = groups.partition_for(g);
+    groups.begin_loading(partition);
+
+    assert_eq!(
+        join(&mut c, 5, g, "").await.error,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_eq!(
+        sync(&mut c, 3, g, 1, "m", &[]).await.0,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_eq!(heartbeat(&mut c, 3, g, 1, "m").await, NONE);
+    assert_eq!(
+        leave(&mut c, 3, g, "m").await.0,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_eq!(
+        commit(&mut c, 2, g, -1, "", "t", &[(0, 6, "")]).await,
+        vec![COORDINATOR_LOAD_IN_PROGRESS]
+    );
+    assert_eq!(
+        describe_members(&mut c, g).await.0,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_eq!(
+        delete_group(&mut c, 2, g).await,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_eq!(
+        offset_delete(&mut c, g, &[]).await.0,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
+    assert_offset_fetch_error(&mut c, g, COORDINATOR_LOAD_IN_PROGRESS).await;
+    match c
+        .call(
+            ApiKey::ListGroups,
+            4,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::ListGroups(r) => assert_eq!(r.error_code, COORDINATOR_LOAD_IN_PROGRESS),
+        other => panic!("{other:?}"),
+    }
+
+    groups.load_partition(partition).await.unwrap();
+    assert_eq!(committed(&mut c, g).await, vec![("t".to_string(), 0, 5)]);
+    assert_eq!(describe_members(&mut c, g).await.0, NONE);
+    broker.shutdown().await.unwrap();
+}
+
+/// OffsetFetch's group error, in each shape: per group (v8+), top level (v2-v7), and on every
+/// partition asked for (v0-v1, which have no top-level error).
+async fn assert_offset_fetch_error(c: &mut Conn, group: &str, code: i16) {
+    let mut r = OffsetFetchRequest::default();
+    let mut x = offset_fetch_request::OffsetFetchRequestGroup::default();
+    x.group_id = gid(group);
+    r.groups.push(x);
+    match c
+        .call(ApiKey::OffsetFetch, 8, RequestKind::OffsetFetch(r))
+        .await
+    {
+        ResponseKind::OffsetFetch(r) => assert_eq!(r.groups[0].error_code, code),
+        other => panic!("{other:?}"),
+    }
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = gid(group);
+    match c
+        .call(ApiKey::OffsetFetch, 5, RequestKind::OffsetFetch(r))
+        .await
+    {
+        ResponseKind::OffsetFetch(r) => assert_eq!(r.error_code, code),
+        other => panic!("{other:?}"),
+    }
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = gid(group);
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = TopicName(s("t"));
+    t.partition_indexes = vec![0, 1];
+    r.topics = Some(vec![t]);
+    match c
+        .call(ApiKey::OffsetFetch, 1, RequestKind::OffsetFetch(r))
+        .await
+    {
+        ResponseKind::OffsetFetch(r) => {
+            let codes: Vec<_> = r.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.error_code)
+                .collect();
+            assert_eq!(codes, vec![code, code]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Two brokers and a real ZooKeeper: every group request for a group the other broker
+/// coordinates is answered NOT_COORDINATOR, and creates nothing here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_requests_to_another_broker_get_not_coordinator() {
+    let Some(zk) = common::zookeeper::ZooKeeperServer::start() else {
+        return;
+    };
+    let connect = format!("{}/groups", zk.connect_string());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut brokers = Vec::new();
+    for id in 0..2 {
+        let dir = tmp.path().join(format!("broker-{id}"));
+        let config = BrokerConfig::load(
+            None,
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+                format!("log.dirs={}", dir.display()),
+                format!("broker.id={id}"),
+                format!("zookeeper.connect={connect}"),
+                "offsets.topic.replication.factor=1".to_string(),
+                "offsets.topic.num.partitions=4".to_string(),
+                "group.initial.rebalance.delay.ms=0".to_string(),
+                "metrics.port=0".to_string(),
+            ],
+        )
+        .unwrap();
+        brokers.push(Broker::start(config).await.unwrap());
+    }
+    let ports: Vec<u16> = brokers.iter().map(|b| b.port).collect();
+    let mut c0 = Conn::connect(ports[0]).await;
+    // Both brokers must be known before `__consumer_offsets` is created, so that its
+    // partitions are spread over them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let known = match c0
+            .call(
+                ApiKey::Metadata,
+                9,
+                RequestKind::Metadata(MetadataRequest::default()),
+            )
+            .await
+        {
+            ResponseKind::Metadata(m) => m.brokers.len(),
+            other => panic!("{other:?}"),
+        };
+        if known == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "brokers never met");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A group coordinated by broker 1 (groups land on partitions by hash; try names).
+    let mut found = None;
+    'search: while std::time::Instant::now() < deadline {
+        for i in 0..20 {
+            let g = format!("elsewhere-{i}");
+            let mut r = FindCoordinatorRequest::default();
+            r.key = s(&g);
+            match c0
+                .call(ApiKey::FindCoordinator, 2, RequestKind::FindCoordinator(r))
+                .await
+            {
+                ResponseKind::FindCoordinator(resp) if resp.error_code == NONE => {
+                    if resp.node_id == BrokerId(1) {
+                        found = Some(g);
+                        break 'search;
+                    }
+                }
+                ResponseKind::FindCoordinator(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'search;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        panic!("no group name of 20 is coordinated by broker 1");
+    }
+    let g = found.expect("the coordinators were never found");
+
+    // Its coordinator serves it ...
+    let mut c1 = Conn::connect(ports[1]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while commit(&mut c1, 2, &g, -1, "", "t", &[(0, 4, "")]).await != vec![NONE] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the coordinator never took commits"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ... the other broker does not.
+    assert_eq!(join(&mut c0, 5, &g, "").await.error, NOT_COORDINATOR);
+    assert_eq!(
+        join_with_timeouts(&mut c0, &g, "", 10_000, 5_000)
+            .await
+            .error,
+        NOT_COORDINATOR
+    );
+    assert_eq!(sync(&mut c0, 3, &g, 1, "m", &[]).await.0, NOT_COORDINATOR);
+    assert_eq!(heartbeat(&mut c0, 3, &g, 1, "m").await, NOT_COORDINATOR);
+    assert_eq!(leave(&mut c0, 3, &g, "m").await.0, NOT_COORDINATOR);
+    assert_eq!(
+        commit(&mut c0, 2, &g, -1, "", "t", &[(0, 6, "")]).await,
+        vec![NOT_COORDINATOR]
+    );
+    assert_eq!(describe_members(&mut c0, &g).await.0, NOT_COORDINATOR);
+    assert_eq!(delete_group(&mut c0, 2, &g).await, NOT_COORDINATOR);
+    assert_eq!(offset_delete(&mut c0, &g, &[]).await.0, NOT_COORDINATOR);
+    assert_offset_fetch_error(&mut c0, &g, NOT_COORDINATOR).await;
+    match c0
+        .call(
+            ApiKey::ListGroups,
+            4,
+            RequestKind::ListGroups(ListGroupsRequest::default()),
+        )
+        .await
+    {
+        ResponseKind::ListGroups(r) => {
+            assert_eq!(r.error_code, NONE);
+            assert!(r.groups.iter().all(|x| x.group_id.0.as_str() != g));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing of that reached the group.
+    assert_eq!(committed(&mut c1, &g).await, vec![("t".to_string(), 0, 4)]);
+    assert_eq!(describe(&mut c1, 5, &g).await, ("Empty".to_string(), 0));
+    drop((c0, c1));
+    for b in brokers {
+        b.shutdown().await.unwrap();
+    }
+    drop(zk);
+}

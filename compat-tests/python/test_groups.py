@@ -1,5 +1,6 @@
 """Consumer groups with a real client (confluent-kafka / librdkafka) against a real odradek
-process: subscription, rebalances on join and on LeaveGroup, committed offsets, and those offsets
+process: subscription, rebalances on join and on LeaveGroup, committed offsets (no record
+committed after processing is consumed again after a clean rebalance), and those offsets
 surviving a broker restart.
 
 config/server.properties sets group.initial.rebalance.delay.ms=0, so the first member gets a
@@ -12,7 +13,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from test_clients import ck_create_topic, ck_produce
 
@@ -27,6 +28,9 @@ def group_consumer(bootstrap, group):
         "group.id": group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
+        # Offsets are stored by the test once a record is processed, then committed: librdkafka
+        # commits stored offsets of the partitions the consumer holds at that moment only.
+        "enable.auto.offset.store": False,
         "enable.partition.eof": False,
         # The broker's minimum; short heartbeats make rebalances quick to notice.
         "session.timeout.ms": 6000,
@@ -35,10 +39,38 @@ def group_consumer(bootstrap, group):
     })
 
 
-def poll_all(consumers, seen, errors, rounds=1):
-    """Polls each consumer briefly (keeping all of them alive in the group); records values."""
+class Commits:
+    """Commits after processing: what the group has committed (per partition, as the broker
+    confirmed it) and every record consumed although its offset was already committed."""
+
+    def __init__(self):
+        self.upto = {}
+        self.again = []
+
+    def commit_processed(self, consumer, processed, errors):
+        for msg in processed:
+            try:
+                consumer.store_offsets(message=msg)
+            except KafkaException as e:  # the partition was revoked meanwhile: not ours to commit
+                errors.append(str(e))
+        try:
+            done = consumer.commit(asynchronous=False)
+        except KafkaException as e:
+            # Nothing new stored; or a rebalance began: what is stored is committed next time.
+            if e.args[0].code() != KafkaError._NO_OFFSET:
+                errors.append(str(e))
+            return
+        for tp in done or []:
+            if tp.error is None and tp.offset >= 0:
+                self.upto[tp.partition] = max(self.upto.get(tp.partition, 0), tp.offset)
+
+
+def poll_all(consumers, seen, errors, rounds=1, commits=None):
+    """Polls each consumer briefly (keeping all of them alive in the group); records values.
+    With `commits`, each consumer commits what it processed after each poll."""
     for _ in range(rounds):
         for c in consumers:
+            processed = []
             for msg in c.consume(num_messages=500, timeout=0.1):
                 if msg.error() is not None:
                     if msg.error().fatal():
@@ -46,16 +78,22 @@ def poll_all(consumers, seen, errors, rounds=1):
                     errors.append(str(msg.error()))
                     continue
                 seen.setdefault(msg.value(), []).append((msg.partition(), msg.offset()))
+                if commits is not None:
+                    if msg.offset() < commits.upto.get(msg.partition(), 0):
+                        commits.again.append((msg.partition(), msg.offset()))
+                    processed.append(msg)
+            if commits is not None:
+                commits.commit_processed(c, processed, errors)
 
 
 def assignments(consumers):
     return [sorted(tp.partition for tp in c.assignment()) for c in consumers]
 
 
-def wait_for_assignment(consumers, per_consumer, seen, errors):
+def wait_for_assignment(consumers, per_consumer, seen, errors, commits=None):
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
-        poll_all(consumers, seen, errors)
+        poll_all(consumers, seen, errors, commits=commits)
         got = assignments(consumers)
         flat = sorted(p for a in got for p in a)
         if all(len(a) == per_consumer for a in got) and flat == list(range(PARTITIONS)):
@@ -75,36 +113,55 @@ def test_three_consumers_share_then_take_over_and_commits_survive_restart(broker
     assert sorted(ends) == list(range(PARTITIONS)), f"records did not reach every partition: {ends}"
 
     consumers = [group_consumer(broker.bootstrap, group) for _ in range(3)]
-    seen, errors = {}, []
+    seen, errors, commits = {}, [], Commits()
     try:
+        # Every member commits what it processed after each poll, from the start: the joins
+        # and the leave below are all clean rebalances.
         for c in consumers:
             c.subscribe([topic])
-        got = wait_for_assignment(consumers, 2, seen, errors)
+        got = wait_for_assignment(consumers, 2, seen, errors, commits)
         assert [len(a) for a in got] == [2, 2, 2], got
 
-        # One leaves (close sends LeaveGroup): the other two take its partitions.
-        leaving = consumers.pop()
-        leaving.close()
-        got = wait_for_assignment(consumers, 3, seen, errors)
-        assert [len(a) for a in got] == [3, 3], got
-
-        deadline = time.monotonic() + DEADLINE_S
-        while len(seen) < N and time.monotonic() < deadline:
-            poll_all(consumers, seen, errors)
-        assert len(seen) == N, f"consumed {len(seen)} distinct records of {N}; errors {errors[:5]}"
-        assert set(seen) == {f"v-{i}".encode() for i in range(N)}
-
-        # Partitions that changed hands are read again from the start (nothing was committed
-        # yet): poll until every owner has reached the end, so that what it commits is the end.
         def at_end():
             return all(tp.offset == ends[tp.partition]
                        for c in consumers for tp in c.position(c.assignment()))
-        deadline = time.monotonic() + DEADLINE_S
-        while not at_end() and time.monotonic() < deadline:
-            poll_all(consumers, seen, errors)
-        assert at_end(), [c.position(c.assignment()) for c in consumers]
-        for c in consumers:
-            c.commit(offsets=c.position(c.assignment()), asynchronous=False)
+
+        def consume_and_commit_everything():
+            deadline = time.monotonic() + DEADLINE_S
+            while not (at_end() and commits.upto == ends) and time.monotonic() < deadline:
+                poll_all(consumers, seen, errors, commits=commits)
+            assert at_end(), [c.position(c.assignment()) for c in consumers]
+            assert commits.upto == ends, f"committed {commits.upto} of {ends}; {errors[-5:]}"
+
+        consume_and_commit_everything()
+        assert len(seen) == N, f"consumed {len(seen)} distinct records of {N}; errors {errors[:5]}"
+        assert set(seen) == {f"v-{i}".encode() for i in range(N)}
+
+        # One leaves (close sends LeaveGroup): the other two take its partitions, and start
+        # where it had committed (the end), not at the beginning.
+        leaving = consumers.pop()
+        moved = sorted(tp.partition for tp in leaving.assignment())
+        leaving.close()
+        got = wait_for_assignment(consumers, 3, seen, errors, commits)
+        assert [len(a) for a in got] == [3, 3], got
+        assert all(any(p in a for a in got) for p in moved), (moved, got)
+        # One more record in every partition: each owner must reach it without delivering
+        # anything committed before the rebalance (an owner that started at the beginning
+        # would).
+        late = Producer({"bootstrap.servers": broker.bootstrap})
+        for p in range(PARTITIONS):
+            late.produce(topic, value=f"late-{p}".encode(), partition=p)
+        assert late.flush(30) == 0, "late records not delivered"
+        del late  # closed now, not after the broker restart below
+        for p in range(PARTITIONS):
+            ends[p] += 1
+        consume_and_commit_everything()
+
+        assert set(seen) == ({f"v-{i}".encode() for i in range(N)}
+                             | {f"late-{p}".encode() for p in range(PARTITIONS)})
+        # At-least-once, and not more than that: no committed record was delivered again,
+        # through the joins and the leave.
+        assert commits.again == [], f"committed records consumed again: {commits.again[:10]}"
         check = consumers[0].committed(
             [TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
         assert {tp.partition: tp.offset for tp in check} == ends

@@ -12,7 +12,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, ClientInfo};
 use crate::group::{GroupState, JoinRequest, codes};
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -72,6 +72,7 @@ pub async fn find_coordinator(
 pub async fn join(
     api: &Api,
     header: &RequestHeader,
+    client: &ClientInfo,
     request: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
@@ -86,8 +87,7 @@ pub async fn join(
             .as_ref()
             .map(|c| c.to_string())
             .unwrap_or_default(),
-        // The connection's address does not reach the handlers yet.
-        client_host: String::new(),
+        client_host: client.host(),
         session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout: Kafka uses the session timeout.
         rebalance_timeout_ms: if version >= 1 {
@@ -235,7 +235,9 @@ pub fn list(api: &Api, request: ListGroupsRequest, version: i16) -> ListGroupsRe
     if !type_ok {
         return response;
     }
-    for (id, protocol_type, state) in api.groups.list() {
+    let (error, groups) = api.groups.list();
+    response.error_code = error;
+    for (id, protocol_type, state) in groups {
         if !filter.is_empty() && !filter.contains(&state.name().to_lowercase()) {
             continue;
         }
@@ -262,11 +264,12 @@ pub fn describe(api: &Api, request: DescribeGroupsRequest, version: i16) -> Desc
             g.authorized_operations = i32::MIN;
         }
         match api.groups.describe(&id.0) {
-            None => {
+            Err(code) => g.error_code = code,
+            Ok(None) => {
                 // Kafka: an unknown group is described as Dead, without error.
                 g.group_state = s(GroupState::Dead.name());
             }
-            Some(d) => {
+            Ok(Some(d)) => {
                 g.group_state = s(d.state.name());
                 g.protocol_type = s(d.protocol_type);
                 g.protocol_data = s(d.protocol);

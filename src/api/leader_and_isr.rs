@@ -84,6 +84,12 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
     };
     let was_leader = api.replicas.leader(topic, partition).is_some();
     let config = log_config(api, topic).await;
+    // From the moment this broker leads the partition until its groups are read, their
+    // requests must get COORDINATOR_LOAD_IN_PROGRESS, not an empty group.
+    let loads_groups = topic == OFFSETS_TOPIC && !was_leader && role == Role::Leader;
+    if loads_groups {
+        api.groups.begin_loading(partition);
+    }
     match api
         .replicas
         .apply_role(topic, partition, role, state.leader_epoch, config)
@@ -92,6 +98,10 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
         Ok(_) => {}
         Err(e) => {
             tracing::error!(topic, partition, error = %e, "cannot take partition role");
+            if loads_groups {
+                // Not the leader after all: nothing to load, nothing to wait for.
+                api.groups.unload_partition(partition);
+            }
             return e.kafka_error_code();
         }
     }

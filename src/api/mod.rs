@@ -66,6 +66,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
     // From the controller (any broker may be it): the versions Kafka 3.9 brokers accept.
     (ApiKey::LeaderAndIsr, 0, 7),
     (ApiKey::StopReplica, 0, 4),
@@ -78,6 +79,30 @@ pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
         .iter()
         .find(|(k, _, _)| *k == key)
         .map(|(_, min, max)| (*min, *max))
+}
+
+/// What a handler knows of the connection a request came on, besides the request header.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientInfo {
+    /// The peer's address; None for requests that did not come over the network (the
+    /// controller in this broker talking to it).
+    pub address: Option<std::net::SocketAddr>,
+}
+
+impl ClientInfo {
+    /// The client's host as Kafka reports it (`InetAddress.toString` of an address it did not
+    /// resolve: "/127.0.0.1"), e.g. in DescribeGroups and in `__consumer_offsets` members.
+    pub fn host(&self) -> String {
+        match self.address.map(|a| a.ip()) {
+            None => String::new(),
+            Some(std::net::IpAddr::V4(ip)) => format!("/{ip}"),
+            // Java writes IPv6 addresses in full, without the "::" shorthand.
+            Some(std::net::IpAddr::V6(ip)) => {
+                let parts: Vec<String> = ip.segments().iter().map(|s| format!("{s:x}")).collect();
+                format!("/{}", parts.join(":"))
+            }
+        }
+    }
 }
 
 pub struct Api {
@@ -117,7 +142,11 @@ impl Api {
     /// connection runs these one at a time, in arrival order: like Kafka, a broker handles a
     /// connection's requests sequentially, which is what keeps one producer's pipelined batches
     /// in order.
-    pub fn dispatch(self: Arc<Self>, mut frame: Bytes) -> Result<PendingResponse, FrameError> {
+    pub fn dispatch(
+        self: Arc<Self>,
+        mut frame: Bytes,
+        client: ClientInfo,
+    ) -> Result<PendingResponse, FrameError> {
         let (key, version) = frame::peek_api(&frame)?;
         let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
         let (min, max) = supported_versions(api_key).ok_or(FrameError::UnknownApi(key))?;
@@ -148,7 +177,7 @@ impl Api {
                     version,
                     arrived,
                 };
-                let Some(response) = self.handle(&header, request).await else {
+                let Some(response) = self.handle(&header, &client, request).await else {
                     return Ok(None);
                 };
                 let header_version = api_key.response_header_version(version);
@@ -203,10 +232,15 @@ impl Api {
     pub async fn handle_local(&self, request: RequestKind, version: i16) -> Option<ResponseKind> {
         let mut header = RequestHeader::default();
         header.request_api_version = version;
-        self.handle(&header, request).await
+        self.handle(&header, &ClientInfo::default(), request).await
     }
 
-    async fn handle(&self, header: &RequestHeader, request: RequestKind) -> Option<ResponseKind> {
+    async fn handle(
+        &self,
+        header: &RequestHeader,
+        client: &ClientInfo,
+        request: RequestKind,
+    ) -> Option<ResponseKind> {
         let version = header.request_api_version;
         Some(match request {
             RequestKind::ApiVersions(r) => {
@@ -253,7 +287,7 @@ impl Api {
                 ResponseKind::FindCoordinator(groups::find_coordinator(self, r, version).await)
             }
             RequestKind::JoinGroup(r) => {
-                ResponseKind::JoinGroup(groups::join(self, header, r, version).await)
+                ResponseKind::JoinGroup(groups::join(self, header, client, r, version).await)
             }
             RequestKind::SyncGroup(r) => {
                 ResponseKind::SyncGroup(groups::sync(self, r, version).await)
@@ -274,6 +308,9 @@ impl Api {
             }
             RequestKind::OffsetFetch(r) => {
                 ResponseKind::OffsetFetch(offsets::fetch(self, r, version))
+            }
+            RequestKind::OffsetDelete(r) => {
+                ResponseKind::OffsetDelete(offsets::delete(self, r).await)
             }
             RequestKind::LeaderAndIsr(r) => {
                 ResponseKind::LeaderAndIsr(leader_and_isr::handle(self, r, version).await)

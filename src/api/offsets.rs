@@ -1,8 +1,11 @@
-//! OffsetCommit and OffsetFetch: committed offsets, kept by the group coordinator in
-//! `__consumer_offsets`.
+//! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets, kept by the group
+//! coordinator in `__consumer_offsets`.
 
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -11,7 +14,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, errors};
 use crate::group::{CommittedOffset, OffsetToCommit};
 
 pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
@@ -53,6 +56,12 @@ pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> Of
             &member_id,
             request.group_instance_id.as_deref(),
             offsets,
+            // Only v2-v4 carry a retention time; -1 leaves expiry to the broker's rule.
+            if (2..=4).contains(&version) {
+                request.retention_time_ms
+            } else {
+                -1
+            },
         )
         .await;
     let mut codes = codes.into_iter();
@@ -73,7 +82,11 @@ pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> Of
 
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
-fn fetch_one(api: &Api, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+fn fetch_one(
+    api: &Api,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Fetched, i16> {
     api.groups.fetch(group, topics)
 }
 
@@ -99,7 +112,14 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
                     .collect()
             });
             let mut out = OffsetFetchResponseGroup::default();
-            for (topic, partitions) in fetch_one(api, &g.group_id.0, topics) {
+            let fetched = match fetch_one(api, &g.group_id.0, topics) {
+                Ok(f) => f,
+                Err(code) => {
+                    out.error_code = code;
+                    Vec::new()
+                }
+            };
+            for (topic, partitions) in fetched {
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = TopicName(StrBytes::from_string(topic));
                 for (p, c) in partitions {
@@ -119,12 +139,37 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
         return response;
     }
     // v0/v1 cannot ask for "all partitions" (null topics came with v2).
-    let topics = request.topics.map(|ts| {
+    let topics: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    for (topic, partitions) in fetch_one(api, &request.group_id.0, topics) {
+    let fetched = match fetch_one(api, &request.group_id.0, topics.clone()) {
+        Ok(f) => f,
+        Err(code) if version >= 2 => {
+            response.error_code = code;
+            return response;
+        }
+        Err(code) => {
+            // v0/v1 have no top-level error: Kafka puts it on every partition asked for.
+            for (topic, partitions) in topics.unwrap_or_default() {
+                let mut t = OffsetFetchResponseTopic::default();
+                t.name = TopicName(StrBytes::from_string(topic));
+                for p in partitions {
+                    let mut r = OffsetFetchResponsePartition::default();
+                    r.partition_index = p;
+                    r.committed_offset = -1;
+                    r.committed_leader_epoch = -1;
+                    r.metadata = Some(StrBytes::default());
+                    r.error_code = code;
+                    t.partitions.push(r);
+                }
+                response.topics.push(t);
+            }
+            return response;
+        }
+    };
+    for (topic, partitions) in fetched {
         let mut t = OffsetFetchResponseTopic::default();
         t.name = TopicName(StrBytes::from_string(topic));
         for (p, c) in partitions {
@@ -137,6 +182,49 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
             t.partitions.push(r);
         }
         response.topics.push(t);
+    }
+    response
+}
+
+/// OffsetDelete (KIP-496). Partitions of topics this cluster does not have are answered
+/// UNKNOWN_TOPIC_OR_PARTITION without asking the coordinator, as in Kafka; a group-level error
+/// replaces every partition's.
+pub async fn delete(api: &Api, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let mut response = OffsetDeleteResponse::default();
+    let mut results: Vec<((String, i32), i16)> = Vec::new();
+    let mut known = Vec::new();
+    for t in request.topics {
+        let topic = t.name.0.to_string();
+        for p in t.partitions {
+            let tp = (topic.clone(), p.partition_index);
+            if api.cache.partition(&topic, p.partition_index).is_some() {
+                known.push(tp);
+            } else {
+                results.push((tp, errors::UNKNOWN_TOPIC_OR_PARTITION));
+            }
+        }
+    }
+    match api.groups.delete_offsets(&request.group_id.0, known).await {
+        Ok(r) => results.extend(r),
+        Err(code) => {
+            response.error_code = code;
+            return response;
+        }
+    }
+    for ((topic, partition), code) in results {
+        let name = TopicName(StrBytes::from_string(topic));
+        let mut r = OffsetDeleteResponsePartition::default();
+        r.partition_index = partition;
+        r.error_code = code;
+        match response.topics.iter_mut().find(|t| t.name == name) {
+            Some(t) => t.partitions.push(r),
+            None => {
+                let mut t = OffsetDeleteResponseTopic::default();
+                t.name = name;
+                t.partitions.push(r);
+                response.topics.push(t);
+            }
+        }
     }
     response
 }

@@ -11,13 +11,18 @@
 //! with an empty member id replaces the old id (which is then fenced) and, when the group is
 //! Stable and the protocols are unchanged, costs no rebalance.
 //!
-//! Differences from Kafka, on purpose for now: `group.max.size` is not enforced; offsets are
-//! never expired; transactional offset commits are not supported; a static member's
-//! replacement is not written to `__consumer_offsets` until the next rebalance.
+//! Committed offsets expire as in Kafka 2.1+ (KIP-211): an Empty group's offsets all go
+//! `offsets.retention.minutes` after it became Empty, a group that only stores offsets loses
+//! each one that long after its commit, and a Stable consumer group those of topics it no longer
+//! subscribes to. An Empty group left without offsets is removed (Dead), with tombstones.
+//!
+//! Differences from Kafka, on purpose for now: transactional offset commits are not supported;
+//! a static member's replacement is not written to `__consumer_offsets` until the next
+//! rebalance.
 
 pub mod records;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,6 +40,9 @@ use records::{GroupValue, MemberValue, OffsetValue, RecordKey};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+/// The protocol type of Kafka consumers, whose JoinGroup metadata the coordinator reads.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
 /// Kafka error codes the coordinator answers with.
 pub mod codes {
     pub const NONE: i16 = 0;
@@ -49,6 +57,9 @@ pub mod codes {
     pub const INVALID_SESSION_TIMEOUT: i16 = 26;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
+    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const NON_EMPTY_GROUP: i16 = 68;
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
@@ -146,6 +157,9 @@ pub struct CommittedOffset {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+    /// Set when the commit named its own retention (OffsetCommit v2-v4): it expires then,
+    /// whatever the group does.
+    pub expire_timestamp: Option<i64>,
 }
 
 /// Committed offsets by topic: partition and offset (None when nothing was committed).
@@ -153,6 +167,12 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 /// One offset to commit: topic, partition, offset, leader epoch, metadata.
 pub type OffsetToCommit = (String, i32, i64, i32, Option<String>);
+
+/// A topic partition named in a request.
+pub type TopicPartition = (String, i32);
+
+/// A record for `__consumer_offsets`: key and value (None: a tombstone).
+type Record = (Vec<u8>, Option<Vec<u8>>);
 
 pub struct MemberDescription {
     pub member_id: String,
@@ -214,6 +234,13 @@ struct Group {
     rebalance_cap: Option<Instant>,
     current_state_timestamp: i64,
     offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets being appended by OffsetCommit: not expired meanwhile (the tombstone could land
+    /// after the new commit and undo it), and they keep an Empty group alive.
+    pending_commits: HashMap<(String, i32), u32>,
+    /// The topics a "consumer" group's members subscribe to, as of the current generation
+    /// (Kafka's `subscribedTopics`); None when unknown (not a consumer group, or metadata that
+    /// does not parse), which OffsetDelete and expiry treat as "subscribed to everything".
+    subscribed_topics: Option<BTreeSet<String>>,
 }
 
 impl Group {
@@ -231,7 +258,125 @@ impl Group {
             rebalance_cap: None,
             current_state_timestamp: now_ms(),
             offsets: BTreeMap::new(),
+            pending_commits: HashMap::new(),
+            subscribed_topics: None,
         }
+    }
+
+    fn has_offsets(&self) -> bool {
+        !self.offsets.is_empty() || !self.pending_commits.is_empty()
+    }
+
+    /// Kafka's `computeSubscribedTopics`: the union of the members' subscriptions for the
+    /// chosen protocol, read from the consumer protocol's JoinGroup metadata.
+    fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return None;
+        }
+        if self.members.is_empty() {
+            return Some(BTreeSet::new());
+        }
+        let protocol = self.protocol.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in &self.members {
+            match records::subscribed_topics(&m.metadata_for(protocol)) {
+                Ok(t) => topics.extend(t),
+                Err(e) => {
+                    tracing::debug!(member = m.member_id, error = %e, "subscription not readable");
+                    return None;
+                }
+            }
+        }
+        Some(topics)
+    }
+
+    fn is_subscribed_to(&self, topic: &str) -> bool {
+        self.subscribed_topics
+            .as_ref()
+            .is_none_or(|t| t.contains(topic))
+    }
+
+    /// Kafka's `acceptJoiningMember`: may `member_id` join under `group.max.size`? Members
+    /// already waiting in a rebalance stay; counting only those lets the last members to
+    /// rejoin a group over its size (the size was lowered) be the ones turned away.
+    fn accepts_joining_member(&self, member_id: &str, max_size: usize) -> bool {
+        let member = self.members.iter().find(|m| m.member_id == member_id);
+        match self.state {
+            GroupState::Empty | GroupState::Dead => true,
+            GroupState::PreparingRebalance => {
+                member.is_some_and(|m| m.join_waiter.is_some())
+                    || self
+                        .members
+                        .iter()
+                        .filter(|m| m.join_waiter.is_some())
+                        .count()
+                        < max_size
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                member.is_some() || self.members.len() < max_size
+            }
+        }
+    }
+
+    /// Kafka's `removeExpiredOffsets` (KIP-211): the offsets that have expired at `now`.
+    fn expired_offsets(&self, now: i64, retention_ms: i64) -> Vec<(String, i32)> {
+        let state_timestamp = Some(self.current_state_timestamp).filter(|&t| t >= 0);
+        let (since_state_change, keep): (bool, Option<&BTreeSet<String>>) =
+            match (&self.protocol_type, self.state) {
+                // No consumers: everything goes `retention` after the group became Empty.
+                (Some(_), GroupState::Empty) => (true, None),
+                // Consumers: only offsets of topics none of them subscribes to any more.
+                (Some(p), GroupState::Stable) if p == CONSUMER_PROTOCOL_TYPE => {
+                    match &self.subscribed_topics {
+                        Some(topics) => (false, Some(topics)),
+                        None => return Vec::new(),
+                    }
+                }
+                // Offsets stored without group management: each on its own commit time.
+                (None, _) => (false, None),
+                _ => return Vec::new(),
+            };
+        self.offsets
+            .iter()
+            .filter(|((topic, p), c)| {
+                if keep.is_some_and(|k| k.contains(topic))
+                    || self.pending_commits.contains_key(&(topic.clone(), *p))
+                {
+                    return false;
+                }
+                match c.expire_timestamp {
+                    Some(at) => now >= at,
+                    None => {
+                        let base = if since_state_change {
+                            state_timestamp.unwrap_or(c.commit_timestamp)
+                        } else {
+                            c.commit_timestamp
+                        };
+                        now.saturating_sub(base) >= retention_ms
+                    }
+                }
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Kafka's `cleanupGroupMetadata` for one group: drops `offsets`, and an Empty group left
+    /// without any becomes Dead. Returns the tombstones to append: one per dropped offset, and
+    /// the group's own when it died having had a generation (a group that only stored offsets
+    /// never wrote a group record).
+    fn remove_offsets(&mut self, id: &str, offsets: &[(String, i32)]) -> Vec<Record> {
+        let mut tombstones: Vec<Record> = offsets
+            .iter()
+            .filter(|tp| self.offsets.remove(*tp).is_some())
+            .map(|(topic, p)| (records::offset_key(id, topic, *p), None))
+            .collect();
+        if self.state == GroupState::Empty && !self.has_offsets() {
+            self.set_state(GroupState::Dead);
+        }
+        if self.state == GroupState::Dead && self.generation > 0 {
+            tombstones.push((records::group_key(id), None));
+        }
+        tombstones
     }
 
     fn member(&mut self, id: &str) -> Option<&mut Member> {
@@ -339,6 +484,9 @@ pub struct GroupCoordinator {
     replicas: Arc<ReplicaManager>,
     controller: Arc<Controller>,
     groups: Mutex<HashMap<String, Group>>,
+    /// `__consumer_offsets` partitions this broker leads but has not finished reading: their
+    /// groups answer COORDINATOR_LOAD_IN_PROGRESS rather than look empty.
+    loading: Mutex<BTreeSet<i32>>,
     /// Wakes the timer task when a deadline earlier than the one it sleeps to may exist.
     timer: Notify,
     /// Serializes creation of `__consumer_offsets` between concurrent first requests.
@@ -376,6 +524,7 @@ impl GroupCoordinator {
             replicas,
             controller,
             groups: Mutex::new(HashMap::new()),
+            loading: Mutex::new(BTreeSet::new()),
             timer: Notify::new(),
             topic_creation: tokio::sync::Mutex::new(()),
         }
@@ -449,10 +598,12 @@ impl GroupCoordinator {
         }
     }
 
-    /// The partition holding `group`'s records, when this broker is its coordinator.
+    /// The partition holding `group`'s records, when this broker is its coordinator and has
+    /// loaded it. Creates `__consumer_offsets` on first use.
     pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
         self.ensure_offsets_topic().await?;
         let partition = self.partition_for(group);
+        self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(p) => Ok(p),
             None if self.cache.partition(OFFSETS_TOPIC, partition).is_some() => {
@@ -460,6 +611,29 @@ impl GroupCoordinator {
             }
             None => Err(codes::COORDINATOR_NOT_AVAILABLE),
         }
+    }
+
+    /// Kafka's `validateGroupStatus` for requests that must not create `__consumer_offsets`:
+    /// this broker coordinates `group` and has loaded it.
+    fn validate(&self, group: &str) -> Result<(), i16> {
+        let partition = self.partition_for(group);
+        self.check_loaded(partition)?;
+        match self.replicas.leader(OFFSETS_TOPIC, partition) {
+            Some(_) => Ok(()),
+            None => Err(codes::NOT_COORDINATOR),
+        }
+    }
+
+    fn check_loaded(&self, partition: i32) -> Result<(), i16> {
+        if self.loading_lock().contains(&partition) {
+            Err(codes::COORDINATOR_LOAD_IN_PROGRESS)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn loading_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<i32>> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends records for `group` to its partition.
@@ -541,16 +715,16 @@ impl GroupCoordinator {
             let Some(group) = groups.get_mut(&req.group_id) else {
                 return JoinResult::error(codes::UNKNOWN_SERVER_ERROR, &req.member_id);
             };
-            match self.join_locked(group, &req, now) {
-                Ok(rx) => {
-                    let pending = self.try_complete_join(&req.group_id, group, now);
-                    (rx, pending)
-                }
-                Err(result) => return *result,
-            }
+            let outcome = self.join_locked(group, &req, now);
+            // A member turned away by `group.max.size` may have been the last one awaited.
+            (outcome, self.try_complete_join(&req.group_id, group, now))
         };
         self.timer.notify_one();
         self.persist_groups(pending.into_iter().collect()).await;
+        let rx = match rx {
+            Ok(rx) => rx,
+            Err(result) => return *result,
+        };
         match tokio::time::timeout(wait_bound, rx).await {
             Ok(Ok(result)) => result,
             // The member was removed (left, replaced) while waiting.
@@ -567,6 +741,23 @@ impl GroupCoordinator {
         req: &JoinRequest,
         now: Instant,
     ) -> Result<oneshot::Receiver<JoinResult>, Box<JoinResult>> {
+        let max_size = usize::try_from(self.config.group_max_size).unwrap_or(usize::MAX);
+        if !group.accepts_joining_member(&req.member_id, max_size) {
+            // Kafka drops the member it turns away: one that had not rejoined this rebalance.
+            // We also forget a pending member id (Kafka keeps it until it expires, which holds
+            // the rebalance up to its timeout for a member that cannot get in).
+            group.members.retain(|m| m.member_id != req.member_id);
+            group.pending.remove(&req.member_id);
+            tracing::info!(
+                member = req.member_id,
+                max = max_size,
+                "group is full (group.max.size)"
+            );
+            return Err(Box::new(JoinResult::error(
+                codes::GROUP_MAX_SIZE_REACHED,
+                "",
+            )));
+        }
         if group.state == GroupState::Dead {
             return Err(Box::new(JoinResult::error(
                 codes::COORDINATOR_NOT_AVAILABLE,
@@ -838,11 +1029,13 @@ impl GroupCoordinator {
         if group.members.is_empty() {
             group.protocol = None;
             group.leader = None;
+            group.subscribed_topics = group.compute_subscribed_topics();
             group.set_state(GroupState::Empty);
             tracing::info!(group = id, generation = group.generation, "group is empty");
             return Some((id.to_string(), group.to_value()));
         }
         group.protocol = group.select_protocol();
+        group.subscribed_topics = group.compute_subscribed_topics();
         let leader_stays = group
             .leader
             .as_ref()
@@ -892,6 +1085,9 @@ impl GroupCoordinator {
         instance: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
+        if let Err(code) = self.validate(group_id) {
+            return SyncResult::error(code);
+        }
         let (rx, to_persist, wait_bound) = {
             let mut groups = self.lock();
             let now = Instant::now();
@@ -999,6 +1195,12 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
     ) -> i16 {
+        match self.validate(group_id) {
+            Ok(()) => {}
+            // Kafka answers blindly while the group loads: the member keeps its session.
+            Err(codes::COORDINATOR_LOAD_IN_PROGRESS) => return codes::NONE,
+            Err(code) => return code,
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return codes::UNKNOWN_MEMBER_ID;
@@ -1035,6 +1237,9 @@ impl GroupCoordinator {
         group_id: &str,
         member_ids: &[(String, Option<String>)],
     ) -> (i16, Vec<i16>) {
+        if let Err(code) = self.validate(group_id) {
+            return (code, Vec::new());
+        }
         let (codes_out, pending) = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
@@ -1158,12 +1363,25 @@ impl GroupCoordinator {
         (next, pending_records)
     }
 
-    /// The timer task: sleeps until the earliest deadline (or a change), then expires what is due.
+    /// The timer task: sleeps until the earliest deadline (or a change), then expires what is
+    /// due; every `offsets.retention.check.interval.ms` (first at start, as in Kafka) it also
+    /// expires committed offsets.
     pub async fn run_timer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let check_interval = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        let mut next_offsets_check = Instant::now();
         loop {
             let (next, pending) = self.expire(Instant::now());
             self.persist_groups(pending).await;
-            let sleep_to = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            if Instant::now() >= next_offsets_check {
+                self.expire_offsets().await;
+                // An interval too long for a deadline means never again.
+                next_offsets_check = Instant::now()
+                    .checked_add(check_interval)
+                    .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
+            }
+            let sleep_to = next
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(60))
+                .min(next_offsets_check);
             tokio::select! {
                 _ = tokio::time::sleep_until(sleep_to) => {}
                 _ = self.timer.notified() => {}
@@ -1190,7 +1408,8 @@ impl GroupCoordinator {
     // Offsets
     // ---------------------------------------------------------------------------------------
 
-    /// OffsetCommit: one error code per offset, in order.
+    /// OffsetCommit: one error code per offset, in order. `retention_ms` (OffsetCommit v2-v4;
+    /// -1 for the broker's rule) gives the offsets a fixed expiry time.
     pub async fn commit(
         &self,
         group_id: &str,
@@ -1198,9 +1417,15 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         offsets: Vec<OffsetToCommit>,
+        retention_ms: i64,
     ) -> Vec<i16> {
         if group_id.is_empty() {
             return vec![codes::INVALID_GROUP_ID; offsets.len()];
+        }
+        // Before the group is looked at: a commit that reached another broker must not create
+        // the group here.
+        if let Err(code) = self.coordinator_partition(group_id).await {
+            return vec![code; offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -1234,6 +1459,7 @@ impl GroupCoordinator {
             return vec![code; offsets.len()];
         }
         let now = now_ms();
+        let expire_timestamp = (retention_ms >= 0).then(|| now.saturating_add(retention_ms));
         let mut results = vec![codes::NONE; offsets.len()];
         let mut to_write = Vec::new();
         let mut values = Vec::new();
@@ -1250,6 +1476,7 @@ impl GroupCoordinator {
                 leader_epoch,
                 metadata,
                 commit_timestamp: now,
+                expire_timestamp,
             };
             to_write.push((
                 records::offset_key(group_id, &topic, partition),
@@ -1258,7 +1485,7 @@ impl GroupCoordinator {
                     leader_epoch,
                     metadata: value.metadata.clone(),
                     commit_timestamp: now,
-                    expire_timestamp: None,
+                    expire_timestamp,
                 })),
             ));
             values.push((i, topic, partition, value));
@@ -1266,7 +1493,10 @@ impl GroupCoordinator {
         if to_write.is_empty() {
             return results;
         }
-        match self.append(group_id, to_write).await {
+        self.track_pending_commits(group_id, &values, true);
+        let outcome = self.append(group_id, to_write).await;
+        self.track_pending_commits(group_id, &values, false);
+        match outcome {
             Ok(()) => {
                 let mut groups = self.lock();
                 let group = groups
@@ -1286,12 +1516,42 @@ impl GroupCoordinator {
         results
     }
 
+    /// Marks offsets as being appended (`start`) or no longer.
+    fn track_pending_commits(
+        &self,
+        group_id: &str,
+        values: &[(usize, String, i32, CommittedOffset)],
+        start: bool,
+    ) {
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return;
+        };
+        for (_, topic, partition, _) in values {
+            let key = (topic.clone(), *partition);
+            if start {
+                *group.pending_commits.entry(key).or_default() += 1;
+            } else if let Some(n) = group.pending_commits.get_mut(&key) {
+                *n -= 1;
+                if *n == 0 {
+                    group.pending_commits.remove(&key);
+                }
+            }
+        }
+    }
+
     /// OffsetFetch: `topics` None means every committed partition of the group. Each entry:
-    /// topic, partition, committed offset (None when nothing was committed).
-    pub fn fetch(&self, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+    /// topic, partition, committed offset (None when nothing was committed). Err: the group's
+    /// error (not its coordinator, still loading).
+    pub fn fetch(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<FetchedOffsets, i16> {
+        self.validate(group_id)?;
         let groups = self.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
-        match topics {
+        Ok(match topics {
             Some(topics) => topics
                 .into_iter()
                 .map(|(topic, partitions)| {
@@ -1315,15 +1575,22 @@ impl GroupCoordinator {
                 }
                 out
             }
-        }
+        })
     }
 
     // ---------------------------------------------------------------------------------------
     // ListGroups, DescribeGroups
     // ---------------------------------------------------------------------------------------
 
-    /// Every group this broker coordinates: id, protocol type, state.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group this broker coordinates: id, protocol type, state; and the error to send
+    /// with them (COORDINATOR_LOAD_IN_PROGRESS while some partition is loading, as in Kafka:
+    /// the list may lack groups then).
+    pub fn list(&self) -> (i16, Vec<(String, String, GroupState)>) {
+        let error = if self.loading_lock().is_empty() {
+            codes::NONE
+        } else {
+            codes::COORDINATOR_LOAD_IN_PROGRESS
+        };
         let groups = self.lock();
         let mut out: Vec<_> = groups
             .iter()
@@ -1337,7 +1604,7 @@ impl GroupCoordinator {
             })
             .collect();
         out.sort();
-        out
+        (error, out)
     }
 
     /// Groups per state and committed offsets held, for the metrics (GroupMetadataManager's
@@ -1353,12 +1620,16 @@ impl GroupCoordinator {
         (states, offsets)
     }
 
-    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+    /// DescribeGroups: Ok(None) for a group that does not exist.
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+        self.validate(group_id)?;
         let groups = self.lock();
-        let g = groups.get(group_id)?;
+        let Some(g) = groups.get(group_id) else {
+            return Ok(None);
+        };
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
-        Some(GroupDescription {
+        Ok(Some(GroupDescription {
             state: g.state,
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             // Kafka shows the protocol (and member metadata/assignment) only when Stable.
@@ -1387,7 +1658,7 @@ impl GroupCoordinator {
                     },
                 })
                 .collect(),
-        })
+        }))
     }
 
     /// DeleteGroups: only an Empty group goes; its offsets and metadata are tombstoned in
@@ -1395,6 +1666,9 @@ impl GroupCoordinator {
     pub async fn delete(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
             return codes::INVALID_GROUP_ID;
+        }
+        if let Err(code) = self.validate(group_id) {
+            return code;
         }
         let tombstones = {
             let mut groups = self.lock();
@@ -1407,46 +1681,159 @@ impl GroupCoordinator {
                 _ => return codes::NON_EMPTY_GROUP,
             }
             group.set_state(GroupState::Dead);
-            let mut t: Vec<(Vec<u8>, Option<Vec<u8>>)> = group
-                .offsets
-                .keys()
-                .map(|(topic, p)| (records::offset_key(group_id, topic, *p), None))
-                .collect();
-            t.push((records::group_key(group_id), None));
-            t
+            let all: Vec<_> = group.offsets.keys().cloned().collect();
+            let tombstones = group.remove_offsets(group_id, &all);
+            // The group is gone whatever happens to the tombstones, as in Kafka: should they be
+            // lost, the offsets come back at the next load and expire again.
+            groups.remove(group_id);
+            tombstones
         };
-        let outcome = self.append(group_id, tombstones).await;
-        let mut groups = self.lock();
-        match outcome {
-            Ok(()) => {
-                if groups
-                    .get(group_id)
-                    .is_some_and(|g| g.state == GroupState::Dead)
-                {
-                    groups.remove(group_id);
-                }
-                tracing::info!(group = group_id, "group deleted");
-                codes::NONE
+        self.append_tombstones(group_id, tombstones).await;
+        tracing::info!(group = group_id, "group deleted");
+        codes::NONE
+    }
+
+    /// OffsetDelete: removes the group's committed offsets for `partitions`, Kafka's way: any
+    /// of an Empty group; of a consumer group with members only those of topics none of them
+    /// subscribes to (GROUP_SUBSCRIBED_TO_TOPIC for the others); none of any other group with
+    /// members (NON_EMPTY_GROUP). Err is the group-level error.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<Vec<(TopicPartition, i16)>, i16> {
+        if group_id.is_empty() {
+            return Err(codes::INVALID_GROUP_ID);
+        }
+        self.validate(group_id)?;
+        let (results, tombstones) = {
+            let mut groups = self.lock();
+            let group = match groups.get_mut(group_id) {
+                Some(g) if g.state != GroupState::Dead => g,
+                _ => return Err(codes::GROUP_ID_NOT_FOUND),
+            };
+            let (eligible, subscribed): (Vec<_>, Vec<_>) = match group.state {
+                GroupState::Empty => (partitions, Vec::new()),
+                _ if group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE) => partitions
+                    .into_iter()
+                    .partition(|(topic, _)| !group.is_subscribed_to(topic)),
+                _ => return Err(codes::NON_EMPTY_GROUP),
+            };
+            let tombstones = group.remove_offsets(group_id, &eligible);
+            if group.state == GroupState::Dead {
+                groups.remove(group_id);
             }
-            Err(e) => {
-                if let Some(g) = groups.get_mut(group_id)
-                    && g.state == GroupState::Dead
-                {
-                    g.set_state(GroupState::Empty);
+            let results: Vec<_> = eligible
+                .into_iter()
+                .map(|tp| (tp, codes::NONE))
+                .chain(
+                    subscribed
+                        .into_iter()
+                        .map(|tp| (tp, codes::GROUP_SUBSCRIBED_TO_TOPIC)),
+                )
+                .collect();
+            (results, tombstones)
+        };
+        self.append_tombstones(group_id, tombstones).await;
+        Ok(results)
+    }
+
+    /// Appends tombstones for offsets and groups removed from memory. Like Kafka, a failure is
+    /// only logged: the records they delete are removed again when next loaded and expired.
+    async fn append_tombstones(&self, group_id: &str, tombstones: Vec<Record>) {
+        if tombstones.is_empty() {
+            return;
+        }
+        if let Err(e) = self.append(group_id, tombstones).await {
+            tracing::warn!(group = group_id, error = ?e, "could not write tombstones");
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Offset expiry
+    // ---------------------------------------------------------------------------------------
+
+    /// One pass of Kafka's `cleanupGroupMetadata`: expired offsets are removed and tombstoned,
+    /// Empty groups left without offsets die. Returns how many offsets expired.
+    async fn expire_offsets(&self) -> usize {
+        let now = now_ms();
+        let retention_ms = i64::from(self.config.offsets_retention_minutes) * 60_000;
+        let mut work: Vec<(String, Vec<Record>)> = Vec::new();
+        let mut expired = 0;
+        {
+            let mut groups = self.lock();
+            let mut dead = Vec::new();
+            for (id, group) in groups.iter_mut() {
+                if group.state == GroupState::Dead {
+                    continue;
                 }
-                e.offset_commit_code()
+                let offsets = group.expired_offsets(now, retention_ms);
+                expired += offsets.len();
+                let tombstones = group.remove_offsets(id, &offsets);
+                if group.state == GroupState::Dead {
+                    tracing::info!(group = id, "group has no offsets left and is removed");
+                    dead.push(id.clone());
+                }
+                if !tombstones.is_empty() {
+                    work.push((id.clone(), tombstones));
+                }
+            }
+            for id in dead {
+                groups.remove(&id);
             }
         }
+        for (id, tombstones) in work {
+            self.append_tombstones(&id, tombstones).await;
+        }
+        if expired > 0 {
+            tracing::info!(offsets = expired, "removed expired offsets");
+        }
+        expired
     }
 
     // ---------------------------------------------------------------------------------------
     // Loading
     // ---------------------------------------------------------------------------------------
 
+    /// This broker is about to lead `__consumer_offsets` partition `index`: until
+    /// [`Self::load_partition`] has read it, its groups answer COORDINATOR_LOAD_IN_PROGRESS
+    /// (clients retry) instead of looking empty.
+    pub fn begin_loading(&self, index: i32) {
+        self.loading_lock().insert(index);
+    }
+
     /// This broker became leader of `__consumer_offsets` partition `index`: replays it, so the
     /// groups it holds (committed offsets, members) are served from here. Runs inside the
     /// LeaderAndIsr that made it leader, before the controller announces the new leader.
     pub async fn load_partition(&self, index: i32) -> Result<(), LogError> {
+        self.begin_loading(index);
+        let outcome = self.read_partition(index).await;
+        self.groups_loaded(index);
+        self.loading_lock().remove(&index);
+        outcome
+    }
+
+    /// Kafka's `onGroupLoaded`: a group with more members than `group.max.size` (lowered since
+    /// it was stored) rebalances, so that members over the size are turned away as they rejoin.
+    fn groups_loaded(&self, index: i32) {
+        let max_size = usize::try_from(self.config.group_max_size).unwrap_or(usize::MAX);
+        let mut groups = self.lock();
+        let now = Instant::now();
+        for (id, group) in groups.iter_mut() {
+            if self.partition_for(id) == index && group.members.len() > max_size {
+                tracing::info!(
+                    group = id,
+                    members = group.members.len(),
+                    max = max_size,
+                    "loaded group is over group.max.size; rebalancing"
+                );
+                self.prepare_rebalance(group, now);
+            }
+        }
+    }
+
+    /// Applies the records of `__consumer_offsets` partition `index`, from its start to its end.
+    async fn read_partition(&self, index: i32) -> Result<(), LogError> {
         if let Some(partition) = self.replicas.leader(OFFSETS_TOPIC, index) {
             let mut offset = partition.log.lock().log_start_offset();
             loop {
@@ -1504,6 +1891,7 @@ impl GroupCoordinator {
     /// served elsewhere now. Parked joins and syncs are answered NOT_COORDINATOR so their
     /// clients look for the new coordinator.
     pub fn unload_partition(&self, index: i32) {
+        self.loading_lock().remove(&index);
         let mut groups = self.lock();
         let leaving: Vec<String> = groups
             .keys()
@@ -1552,6 +1940,7 @@ fn apply_record(groups: &mut HashMap<String, Group>, key: &[u8], value: Option<&
                             leader_epoch: v.leader_epoch,
                             metadata: v.metadata,
                             commit_timestamp: v.commit_timestamp,
+                            expire_timestamp: v.expire_timestamp,
                         },
                     );
             }
@@ -1600,6 +1989,7 @@ fn apply_record(groups: &mut HashMap<String, Group>, key: &[u8], value: Option<&
                 } else {
                     GroupState::Stable
                 };
+                g.subscribed_topics = g.compute_subscribed_topics();
             }
             Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
         },
@@ -1698,5 +2088,95 @@ mod tests {
         assert_eq!(g.offsets.len(), 1);
         assert_eq!(g.offsets[&("t".to_string(), 0)].offset, 7);
         assert_eq!(g.state, GroupState::Empty);
+    }
+
+    fn committed(at: i64, expire: Option<i64>) -> CommittedOffset {
+        CommittedOffset {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: at,
+            expire_timestamp: expire,
+        }
+    }
+
+    fn tp(topic: &str, p: i32) -> (String, i32) {
+        (topic.to_string(), p)
+    }
+
+    /// KIP-211's rules, with the clock in the test's hands.
+    #[test]
+    fn offsets_expire_by_group_kind() {
+        // Empty group that had consumers: every offset goes `retention` after it became Empty,
+        // however recent the commit.
+        let mut g = Group::new();
+        g.protocol_type = Some("consumer".into());
+        g.generation = 3;
+        g.current_state_timestamp = 1_000;
+        g.offsets.insert(tp("a", 0), committed(0, None));
+        g.offsets.insert(tp("a", 1), committed(5_000, None));
+        assert!(g.expired_offsets(1_099, 100).is_empty());
+        assert_eq!(g.expired_offsets(1_100, 100), vec![tp("a", 0), tp("a", 1)]);
+        // An offset still being appended is kept, and keeps the group alive.
+        g.pending_commits.insert(tp("a", 1), 1);
+        assert_eq!(g.expired_offsets(1_100, 100), vec![tp("a", 0)]);
+        let tombstones = g.remove_offsets("g", &[tp("a", 0)]);
+        assert_eq!(tombstones.len(), 1);
+        assert_eq!(g.state, GroupState::Empty);
+        g.pending_commits.clear();
+        let tombstones = g.remove_offsets("g", &[tp("a", 1)]);
+        assert_eq!(g.state, GroupState::Dead);
+        assert_eq!(
+            tombstones,
+            vec![
+                (records::offset_key("g", "a", 1), None),
+                (records::group_key("g"), None)
+            ]
+        );
+
+        // Offsets stored without group management: each on its own commit time, or at the
+        // expiry time its commit asked for.
+        let mut g = Group::new();
+        g.offsets.insert(tp("a", 0), committed(0, None));
+        g.offsets.insert(tp("a", 1), committed(500, None));
+        g.offsets.insert(tp("a", 2), committed(500, Some(550)));
+        assert_eq!(g.expired_offsets(549, 100), vec![tp("a", 0)]);
+        assert_eq!(g.expired_offsets(550, 100), vec![tp("a", 0), tp("a", 2)]);
+        let all: Vec<_> = g.offsets.keys().cloned().collect();
+        let tombstones = g.remove_offsets("s", &all);
+        // Dead, but no group record was ever written for it: no group tombstone either.
+        assert_eq!(g.state, GroupState::Dead);
+        assert_eq!(tombstones.len(), 3);
+
+        // A Stable consumer group keeps what it subscribes to; unknown subscriptions keep all.
+        let mut g = Group::new();
+        g.protocol_type = Some("consumer".into());
+        g.state = GroupState::Stable;
+        g.offsets.insert(tp("sub", 0), committed(0, None));
+        g.offsets.insert(tp("gone", 0), committed(0, None));
+        assert!(g.expired_offsets(1_000, 100).is_empty());
+        g.subscribed_topics = Some(BTreeSet::from(["sub".to_string()]));
+        assert_eq!(g.expired_offsets(1_000, 100), vec![tp("gone", 0)]);
+        // Rebalancing groups keep everything until they settle.
+        g.state = GroupState::PreparingRebalance;
+        assert!(g.expired_offsets(1_000, 100).is_empty());
+    }
+
+    #[test]
+    fn max_size_counts_members_waiting_in_a_rebalance() {
+        let mut g = Group::new();
+        assert!(g.accepts_joining_member("", 1));
+        g.members.push(member("a", &["range"]));
+        g.members.push(member("b", &["range"]));
+        g.state = GroupState::Stable;
+        assert!(g.accepts_joining_member("a", 2));
+        assert!(!g.accepts_joining_member("", 2));
+        assert!(g.accepts_joining_member("", 3));
+        // Rebalancing: the first to rejoin get in, up to the size.
+        g.state = GroupState::PreparingRebalance;
+        assert!(g.accepts_joining_member("b", 1));
+        g.members[0].join_waiter = Some(oneshot::channel().0);
+        assert!(g.accepts_joining_member("a", 1));
+        assert!(!g.accepts_joining_member("b", 1));
     }
 }

@@ -1,6 +1,10 @@
 //! The keys and values Kafka's `GroupMetadataManager` writes to `__consumer_offsets`: classic
 //! (non-flexible) protocol encoding, each starting with an int16 schema version. The key version
 //! says what the record is: 0/1 an offset commit, 2 group metadata.
+//!
+//! Values are written at the versions a Kafka 3.9 broker in ZooKeeper mode writes (offset v3,
+//! group v3). Version 4 of both values is the first flexible one (compact strings and bytes,
+//! tagged fields): newer Kafka coordinators write it, so it is read too.
 
 /// Why a record could not be decoded (a truncated field, an unknown version).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,7 +27,7 @@ pub enum RecordKey {
     Unknown(i16),
 }
 
-/// An offset commit value (v0-v3 read; v3 written, as Kafka 2.1+ does).
+/// An offset commit value (v0-v4 read; v3 written, as Kafka 2.1+ does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetValue {
     pub offset: i64,
@@ -46,7 +50,7 @@ pub struct MemberValue {
     pub assignment: Vec<u8>,
 }
 
-/// A group metadata value (v0-v3 read; v3 written, as Kafka 2.3+ does).
+/// A group metadata value (v0-v4 read; v3 written, as Kafka 2.3+ does).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupValue {
     pub protocol_type: String,
@@ -90,13 +94,26 @@ pub fn group_key(group: &str) -> Vec<u8> {
     out
 }
 
+/// Version 3, or version 1 (no leader epoch, with the expire timestamp) for a commit that set
+/// its own retention, as Kafka writes them.
 pub fn offset_value(v: &OffsetValue) -> Vec<u8> {
     let mut out = Vec::with_capacity(26 + v.metadata.len());
-    out.extend_from_slice(&3i16.to_be_bytes());
-    out.extend_from_slice(&v.offset.to_be_bytes());
-    out.extend_from_slice(&v.leader_epoch.to_be_bytes());
-    put_str(&mut out, &v.metadata);
-    out.extend_from_slice(&v.commit_timestamp.to_be_bytes());
+    match v.expire_timestamp {
+        Some(expire) => {
+            out.extend_from_slice(&1i16.to_be_bytes());
+            out.extend_from_slice(&v.offset.to_be_bytes());
+            put_str(&mut out, &v.metadata);
+            out.extend_from_slice(&v.commit_timestamp.to_be_bytes());
+            out.extend_from_slice(&expire.to_be_bytes());
+        }
+        None => {
+            out.extend_from_slice(&3i16.to_be_bytes());
+            out.extend_from_slice(&v.offset.to_be_bytes());
+            out.extend_from_slice(&v.leader_epoch.to_be_bytes());
+            put_str(&mut out, &v.metadata);
+            out.extend_from_slice(&v.commit_timestamp.to_be_bytes());
+        }
+    }
     out
 }
 
@@ -175,6 +192,88 @@ impl<'a> Reader<'a> {
         }
         Ok(self.take(len as usize)?.to_vec())
     }
+    fn uvarint(&mut self) -> Result<u32> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let b = self.take(1)?[0];
+            value |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(RecordError("varint longer than 5 bytes".into()))
+    }
+    /// Flexible versions: length + 1 as an unsigned varint, 0 meaning null.
+    fn compact_len(&mut self) -> Result<Option<usize>> {
+        Ok(match self.uvarint()? {
+            0 => None,
+            n => Some(n as usize - 1),
+        })
+    }
+    fn compact_opt_str(&mut self) -> Result<Option<String>> {
+        let Some(len) = self.compact_len()? else {
+            return Ok(None);
+        };
+        String::from_utf8(self.take(len)?.to_vec())
+            .map(Some)
+            .map_err(|_| RecordError("string is not UTF-8".into()))
+    }
+    fn compact_bytes(&mut self) -> Result<Vec<u8>> {
+        match self.compact_len()? {
+            None => Ok(Vec::new()),
+            Some(len) => Ok(self.take(len)?.to_vec()),
+        }
+    }
+    /// Tagged fields: none of these records defines one, so all are skipped.
+    fn skip_tagged_fields(&mut self) -> Result<()> {
+        for _ in 0..self.uvarint()? {
+            self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.take(size)?;
+        }
+        Ok(())
+    }
+}
+
+/// The string and bytes encodings of one schema version: classic before the first flexible
+/// version, compact (varint lengths) from it.
+struct Fields<'a, 'b> {
+    r: &'b mut Reader<'a>,
+    flexible: bool,
+}
+
+impl Fields<'_, '_> {
+    fn opt_str(&mut self) -> Result<Option<String>> {
+        if self.flexible {
+            self.r.compact_opt_str()
+        } else {
+            self.r.opt_str()
+        }
+    }
+    fn str(&mut self) -> Result<String> {
+        self.opt_str()?
+            .ok_or_else(|| RecordError("null where a string is required".into()))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>> {
+        if self.flexible {
+            self.r.compact_bytes()
+        } else {
+            self.r.bytes()
+        }
+    }
+    fn array_len(&mut self) -> Result<usize> {
+        if self.flexible {
+            Ok(self.r.compact_len()?.unwrap_or(0))
+        } else {
+            Ok(self.r.i32()?.max(0) as usize)
+        }
+    }
+    fn end_struct(&mut self) -> Result<()> {
+        if self.flexible {
+            self.r.skip_tagged_fields()?;
+        }
+        Ok(())
+    }
 }
 
 pub fn decode_key(key: &[u8]) -> Result<RecordKey> {
@@ -194,16 +293,21 @@ pub fn decode_key(key: &[u8]) -> Result<RecordKey> {
 pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue> {
     let mut r = Reader { buf: value, pos: 0 };
     let version = r.i16()?;
-    if !(0..=3).contains(&version) {
+    if !(0..=4).contains(&version) {
         return Err(RecordError(format!(
             "offset commit value version {version}"
         )));
     }
     let offset = r.i64()?;
     let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-    let metadata = r.str()?;
-    let commit_timestamp = r.i64()?;
-    let expire_timestamp = if version == 1 { Some(r.i64()?) } else { None };
+    let mut f = Fields {
+        r: &mut r,
+        flexible: version >= 4,
+    };
+    let metadata = f.str()?;
+    let commit_timestamp = f.r.i64()?;
+    let expire_timestamp = if version == 1 { Some(f.r.i64()?) } else { None };
+    f.end_struct()?;
     Ok(OffsetValue {
         offset,
         leader_epoch,
@@ -216,25 +320,32 @@ pub fn decode_offset_value(value: &[u8]) -> Result<OffsetValue> {
 pub fn decode_group_value(value: &[u8]) -> Result<GroupValue> {
     let mut r = Reader { buf: value, pos: 0 };
     let version = r.i16()?;
-    if !(0..=3).contains(&version) {
+    if !(0..=4).contains(&version) {
         return Err(RecordError(format!(
             "group metadata value version {version}"
         )));
     }
-    let protocol_type = r.str()?;
-    let generation = r.i32()?;
-    let protocol = r.opt_str()?;
-    let leader = r.opt_str()?;
-    let current_state_timestamp = if version >= 2 { r.i64()? } else { -1 };
-    let count = r.i32()?;
+    let mut f = Fields {
+        r: &mut r,
+        flexible: version >= 4,
+    };
+    let protocol_type = f.str()?;
+    let generation = f.r.i32()?;
+    let protocol = f.opt_str()?;
+    let leader = f.opt_str()?;
+    let current_state_timestamp = if version >= 2 { f.r.i64()? } else { -1 };
+    let count = f.array_len()?;
     let mut members = Vec::new();
-    for _ in 0..count.max(0) {
-        let member_id = r.str()?;
-        let group_instance_id = if version >= 3 { r.opt_str()? } else { None };
-        let client_id = r.str()?;
-        let client_host = r.str()?;
-        let rebalance_timeout_ms = if version >= 1 { Some(r.i32()?) } else { None };
-        let session_timeout_ms = r.i32()?;
+    for _ in 0..count {
+        let member_id = f.str()?;
+        let group_instance_id = if version >= 3 { f.opt_str()? } else { None };
+        let client_id = f.str()?;
+        let client_host = f.str()?;
+        let rebalance_timeout_ms = if version >= 1 { Some(f.r.i32()?) } else { None };
+        let session_timeout_ms = f.r.i32()?;
+        let subscription = f.bytes()?;
+        let assignment = f.bytes()?;
+        f.end_struct()?;
         members.push(MemberValue {
             member_id,
             group_instance_id,
@@ -243,10 +354,11 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue> {
             // v0 had no rebalance timeout: Kafka uses the session timeout.
             rebalance_timeout_ms: rebalance_timeout_ms.unwrap_or(session_timeout_ms),
             session_timeout_ms,
-            subscription: r.bytes()?,
-            assignment: r.bytes()?,
+            subscription,
+            assignment,
         });
     }
+    f.end_struct()?;
     Ok(GroupValue {
         protocol_type,
         generation,
@@ -255,6 +367,31 @@ pub fn decode_group_value(value: &[u8]) -> Result<GroupValue> {
         current_state_timestamp,
         members,
     })
+}
+
+/// The topics a consumer subscribes to, from its JoinGroup metadata for protocol type
+/// "consumer". Read with the version 0 layout (version, topics, user data), which every later
+/// version extends, as Kafka's coordinator does, so it does not depend on newer fields.
+pub fn subscribed_topics(metadata: &[u8]) -> Result<Vec<String>> {
+    let mut r = Reader {
+        buf: metadata,
+        pos: 0,
+    };
+    let version = r.i16()?;
+    if version < 0 {
+        return Err(RecordError(format!("consumer protocol version {version}")));
+    }
+    let count = r.i32()?;
+    if count < 0 {
+        return Err(RecordError("null topic list".into()));
+    }
+    let mut topics = Vec::new();
+    for _ in 0..count {
+        topics.push(r.str()?);
+    }
+    // User data must be there too (nullable bytes) for the subscription to be well formed.
+    r.bytes()?;
+    Ok(topics)
 }
 
 /// Java's `String.hashCode`: over UTF-16 code units, wrapping int32.
@@ -308,6 +445,14 @@ mod tests {
             expire_timestamp: None,
         };
         assert_eq!(decode_offset_value(&offset_value(&o)).unwrap(), o);
+        // With its own retention: version 1, which has no leader epoch.
+        let v1 = OffsetValue {
+            leader_epoch: -1,
+            expire_timestamp: Some(2000),
+            ..o.clone()
+        };
+        assert_eq!(offset_value(&v1)[..2], [0, 1]);
+        assert_eq!(decode_offset_value(&offset_value(&v1)).unwrap(), v1);
         let g = GroupValue {
             protocol_type: "consumer".into(),
             generation: 7,
@@ -339,5 +484,85 @@ mod tests {
             RecordKey::Group { group: "g".into() }
         );
         assert!(decode_offset_value(&[0, 3, 1]).is_err());
+    }
+
+    /// Version 4 (flexible) as Kafka 3.x+ coordinators write it: compact strings and bytes,
+    /// an empty tagged-field section after each struct (one with an unknown tag here).
+    #[test]
+    fn flexible_v4_values_are_read() {
+        let compact = |out: &mut Vec<u8>, b: &[u8]| {
+            out.push(b.len() as u8 + 1);
+            out.extend_from_slice(b);
+        };
+        let mut o = vec![0, 4];
+        o.extend_from_slice(&42i64.to_be_bytes());
+        o.extend_from_slice(&7i32.to_be_bytes());
+        compact(&mut o, b"meta");
+        o.extend_from_slice(&1000i64.to_be_bytes());
+        // One tagged field (tag 5, two bytes) that this broker does not know.
+        o.extend_from_slice(&[1, 5, 2, 0xaa, 0xbb]);
+        assert_eq!(
+            decode_offset_value(&o).unwrap(),
+            OffsetValue {
+                offset: 42,
+                leader_epoch: 7,
+                metadata: "meta".into(),
+                commit_timestamp: 1000,
+                expire_timestamp: None,
+            }
+        );
+        assert!(decode_offset_value(&o[..o.len() - 1]).is_err());
+
+        let mut g = vec![0, 4];
+        compact(&mut g, b"consumer");
+        g.extend_from_slice(&3i32.to_be_bytes());
+        compact(&mut g, b"range");
+        g.push(0); // null leader
+        g.extend_from_slice(&55i64.to_be_bytes());
+        g.push(2); // one member
+        compact(&mut g, b"m-1");
+        g.push(0); // no group instance id
+        compact(&mut g, b"c");
+        compact(&mut g, b"/127.0.0.1");
+        g.extend_from_slice(&300i32.to_be_bytes());
+        g.extend_from_slice(&100i32.to_be_bytes());
+        compact(&mut g, &[1, 2]);
+        compact(&mut g, &[3]);
+        g.push(0); // member's tagged fields
+        g.push(0); // value's tagged fields
+        assert_eq!(
+            decode_group_value(&g).unwrap(),
+            GroupValue {
+                protocol_type: "consumer".into(),
+                generation: 3,
+                protocol: Some("range".into()),
+                leader: None,
+                current_state_timestamp: 55,
+                members: vec![MemberValue {
+                    member_id: "m-1".into(),
+                    group_instance_id: None,
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300,
+                    session_timeout_ms: 100,
+                    subscription: vec![1, 2],
+                    assignment: vec![3],
+                }],
+            }
+        );
+        assert!(decode_group_value(&g[..g.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn consumer_subscriptions_are_read_at_any_version() {
+        // Version 1 (topics, user data, owned partitions): the v0 prefix is enough.
+        let mut m = vec![0, 1, 0, 0, 0, 2];
+        put_str(&mut m, "a");
+        put_str(&mut m, "bb");
+        m.extend_from_slice(&(-1i32).to_be_bytes());
+        m.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(subscribed_topics(&m).unwrap(), vec!["a", "bb"]);
+        assert!(subscribed_topics(b"sub").is_err());
+        assert!(subscribed_topics(&m[..8]).is_err());
     }
 }

@@ -65,7 +65,7 @@ pub async fn serve(
         connections.inc();
         tasks.spawn(
             async move {
-                if let Err(e) = handle_connection(stream, api, limits, shutdown).await {
+                if let Err(e) = handle_connection(stream, peer, api, limits, shutdown).await {
                     tracing::info!(error = %e, "connection closed");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
@@ -98,6 +98,7 @@ type Pending = crate::api::PendingResponse;
 
 async fn handle_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     api: Arc<Api>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
@@ -131,7 +132,10 @@ async fn handle_connection(
             Err(FrameError::Closed) => break Ok(()),
             Err(e) => break Err(e),
         };
-        match api.clone().dispatch(frame) {
+        let client = crate::api::ClientInfo {
+            address: Some(peer),
+        };
+        match api.clone().dispatch(frame, client) {
             Ok(pending) => {
                 if tx.send(pending).await.is_err() {
                     break Ok(()); // the writer stopped: the peer is gone
