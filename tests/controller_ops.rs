@@ -1,0 +1,657 @@
+//! The controller's work beyond topic creation and failover, on three brokers and a real
+//! ZooKeeper: ISR changes reported by leaders reach every broker's metadata, a topic's own
+//! `unclean.leader.election.enable`, controlled shutdown on SIGTERM, preferred leader election,
+//! and partition reassignment through the API and through `/admin/reassign_partitions`.
+//!
+//! Topics here are written to ZooKeeper directly, as `kafka-topics.sh --zookeeper` does, so
+//! that each test knows its replica assignment. Where a test needs an ISR to change, it writes
+//! the partition state and the `/isr_change_notification` entry exactly as a leader does
+//! (Kafka's `ZkAlterPartitionManager`): that is the controller's input, and what a leader does
+//! to produce it is the replication data path's concern, tested with it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::cluster::*;
+use common::wire::Conn;
+use kafka_protocol::messages::*;
+use odradek::metadata::MetadataStore;
+use odradek::metadata::store::{CreateMode, StoreError};
+use odradek::metadata::zk::ZkStore;
+use odradek::metadata::znodes::{
+    ConfigChangeZnode, ConfigZnode, PartitionListZnode, PartitionStateZnode, TopicPartitionJson,
+    TopicZnode,
+};
+
+const NOT_CONTROLLER: i16 = 41;
+
+/// Writes a topic as `kafka-topics.sh --zookeeper --create` does: its config, then its
+/// assignment (version 1, no topic id: the controller gives it one).
+async fn create_topic_in_zk(store: &ZkStore, topic: &str, assignment: &[(i32, &[i32])]) {
+    let config = ConfigZnode {
+        version: 1,
+        config: BTreeMap::new(),
+    };
+    store
+        .create(
+            &format!("/config/topics/{topic}"),
+            Some(serde_json::to_vec(&config).unwrap()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    let z = TopicZnode {
+        version: 1,
+        partitions: assignment
+            .iter()
+            .map(|(p, r)| (p.to_string(), r.to_vec()))
+            .collect(),
+        adding_replicas: BTreeMap::new(),
+        removing_replicas: BTreeMap::new(),
+        topic_id: None,
+    };
+    store
+        .create(
+            &format!("/brokers/topics/{topic}"),
+            Some(serde_json::to_vec(&z).unwrap()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+}
+
+async fn state(store: &ZkStore, topic: &str, p: i32) -> Option<(PartitionStateZnode, i32)> {
+    let path = format!("/brokers/topics/{topic}/partitions/{p}/state");
+    let (data, stat) = store.get(&path).await.unwrap()?;
+    Some((serde_json::from_slice(&data?).ok()?, stat.version))
+}
+
+async fn topic_znode(store: &ZkStore, topic: &str) -> TopicZnode {
+    let (data, _) = store
+        .get(&format!("/brokers/topics/{topic}"))
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_slice(&data.unwrap()).unwrap()
+}
+
+/// What a leader does when it changes a partition's ISR (IBP < 2.7-IV2): a conditional write
+/// of the state with the new ISR, same leader and epoch, then a notification for the controller.
+async fn leader_writes_isr(store: &ZkStore, topic: &str, p: i32, isr: &[i32]) {
+    let path = format!("/brokers/topics/{topic}/partitions/{p}/state");
+    for _ in 0..20 {
+        let (mut s, version) = state(store, topic, p).await.unwrap();
+        s.isr = isr.to_vec();
+        match store
+            .set(&path, Some(serde_json::to_vec(&s).unwrap()), Some(version))
+            .await
+        {
+            Ok(_) => {
+                let note = PartitionListZnode {
+                    version: 1,
+                    partitions: vec![TopicPartitionJson {
+                        topic: topic.to_string(),
+                        partition: p,
+                    }],
+                };
+                store
+                    .create(
+                        "/isr_change_notification/isr_change_",
+                        Some(serde_json::to_vec(&note).unwrap()),
+                        CreateMode::PersistentSequential,
+                    )
+                    .await
+                    .unwrap();
+                return;
+            }
+            // The controller wrote meanwhile; a leader re-reads on its next LeaderAndIsr.
+            Err(StoreError::BadVersion(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("could not write the ISR of {topic}-{p}");
+}
+
+/// (leader, isr, replicas, error) of one partition in broker `port`'s Metadata.
+async fn partition_md(port: u16, topic: &str, p: i32) -> Option<(i32, Vec<i32>, Vec<i32>, i16)> {
+    let md = metadata(port, Some(&[topic])).await;
+    let part = md
+        .topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|x| x.partition_index == p)?;
+    Some((
+        part.leader_id.0,
+        part.isr_nodes.iter().map(|b| b.0).collect(),
+        part.replica_nodes.iter().map(|b| b.0).collect(),
+        part.error_code,
+    ))
+}
+
+/// Until every broker in `ids` reports `topic`-`p` as `check` wants.
+async fn wait_metadata(
+    cluster: &Cluster,
+    ids: &[i32],
+    topic: &str,
+    p: i32,
+    what: &str,
+    check: impl Fn(&(i32, Vec<i32>, Vec<i32>, i16)) -> bool,
+) {
+    for id in ids {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = partition_md(cluster.port(*id), topic, p).await;
+            if now.as_ref().is_some_and(&check) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "broker {id}: {topic}-{p} {what}: timed out, it says {now:?}\n{}",
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The broker's log lines without the terminal colour codes its logger adds.
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn controller_id(cluster: &Cluster, via: i32) -> i32 {
+    metadata(cluster.port(via), Some(&[])).await.controller_id.0
+}
+
+/// A leader's ISR change reaches every broker: the controller reads the notification, re-reads
+/// the state, sends UpdateMetadata to all, and removes the notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isr_change_notification_updates_every_brokers_metadata() {
+    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic_in_zk(&store, "isr-note", &[(0, &[1, 2, 3])]).await;
+    wait_metadata(
+        &cluster,
+        &[1, 2, 3],
+        "isr-note",
+        0,
+        "has ISR [1,2,3]",
+        |m| m.0 == 1 && m.1 == [1, 2, 3],
+    )
+    .await;
+
+    leader_writes_isr(&store, "isr-note", 0, &[1, 2]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "isr-note", 0, "has ISR [1,2]", |m| {
+        m.0 == 1 && m.1 == [1, 2] && m.2 == [1, 2, 3]
+    })
+    .await;
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(10),
+        "the notification is deleted",
+        || async move {
+            store_ref
+                .children("/isr_change_notification")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+                .is_empty()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // The controller only relayed the change: leader epoch and ISR are the leader's.
+    let (s, _) = state(&store, "isr-note", 0).await.unwrap();
+    assert_eq!((s.leader, s.leader_epoch, s.isr), (1, 0, vec![1, 2]));
+
+    // And back: the follower rejoins.
+    leader_writes_isr(&store, "isr-note", 0, &[1, 2, 3]).await;
+    wait_metadata(
+        &cluster,
+        &[1, 2, 3],
+        "isr-note",
+        0,
+        "has ISR [1,2,3] again",
+        |m| m.1 == [1, 2, 3],
+    )
+    .await;
+}
+
+/// A topic's `unclean.leader.election.enable=true` (the brokers' default is false) lets an
+/// out-of-sync replica lead once the only in-sync one is gone, alone in the ISR; a topic
+/// without the override stays offline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_level_unclean_leader_election() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    for topic in ["unclean-on", "unclean-off"] {
+        create_topic_in_zk(&store, topic, &[(0, &[2, 3])]).await;
+        wait_metadata(&cluster, &[1], topic, 0, "is led by 2", |m| m.0 == 2).await;
+        // Replica 3 fell behind.
+        leader_writes_isr(&store, topic, 0, &[2]).await;
+        wait_metadata(&cluster, &[1], topic, 0, "has ISR [2]", |m| m.1 == [2]).await;
+    }
+    cluster.brokers.get_mut(&2).unwrap().stop(true);
+    for topic in ["unclean-on", "unclean-off"] {
+        wait_metadata(&cluster, &[1, 3], topic, 0, "is offline", |m| {
+            m.0 == -1 && m.3 == LEADER_NOT_AVAILABLE
+        })
+        .await;
+        let (s, _) = state(&store, topic, 0).await.unwrap();
+        // The last in-sync replica stays in the ISR: it has the data a clean election needs.
+        assert_eq!((s.leader, s.isr.clone()), (-1, vec![2]), "{topic}");
+    }
+    let (before, _) = state(&store, "unclean-on", 0).await.unwrap();
+
+    // As `kafka-configs.sh --zookeeper --alter --add-config` writes it.
+    let config = ConfigZnode {
+        version: 1,
+        config: BTreeMap::from([(
+            "unclean.leader.election.enable".to_string(),
+            "true".to_string(),
+        )]),
+    };
+    store
+        .set(
+            "/config/topics/unclean-on",
+            Some(serde_json::to_vec(&config).unwrap()),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            "/config/changes/config_change_",
+            Some(
+                serde_json::to_vec(&ConfigChangeZnode::for_entity("topics", "unclean-on")).unwrap(),
+            ),
+            CreateMode::PersistentSequential,
+        )
+        .await
+        .unwrap();
+
+    wait_metadata(&cluster, &[1, 3], "unclean-on", 0, "is led by 3", |m| {
+        m.0 == 3 && m.1 == [3] && m.3 == 0
+    })
+    .await;
+    let (s, _) = state(&store, "unclean-on", 0).await.unwrap();
+    assert_eq!(
+        (s.leader, s.isr, s.leader_epoch),
+        (3, vec![3], before.leader_epoch + 1)
+    );
+    assert_eq!(
+        partition_md(cluster.port(3), "unclean-off", 0)
+            .await
+            .map(|m| m.0),
+        Some(-1),
+        "a topic without the override must stay offline\n{}",
+        cluster.logs()
+    );
+    let (s, _) = state(&store, "unclean-off", 0).await.unwrap();
+    assert_eq!((s.leader, s.isr), (-1, vec![2]));
+}
+
+/// SIGTERM on a broker that leads replicated partitions: before it stops, the controller moves
+/// each leadership to the next in-sync replica (leader epoch + 1) and takes it out of every
+/// ISR; a partition with a single replica does not hold its shutdown up. When it returns and
+/// is in sync again, the leader-imbalance check gives it back the partition it is preferred
+/// leader of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
+    let Some(mut cluster) =
+        Cluster::start_with(&[1, 2, 3], &["leader.imbalance.check.interval.seconds=2"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic_in_zk(
+        &store,
+        "moving",
+        &[(0, &[1, 2, 3]), (1, &[2, 3, 1]), (2, &[3, 1, 2])],
+    )
+    .await;
+    create_topic_in_zk(&store, "single", &[(0, &[1])]).await;
+    for p in 0..3 {
+        wait_metadata(&cluster, &[1, 2, 3], "moving", p, "is led", |m| {
+            m.0 >= 0 && m.1.len() == 3
+        })
+        .await;
+    }
+    wait_metadata(&cluster, &[1, 2, 3], "single", 0, "is led by 1", |m| {
+        m.0 == 1
+    })
+    .await;
+    let mut before = BTreeMap::new();
+    for p in 0..3 {
+        before.insert(p, state(&store, "moving", p).await.unwrap().0);
+    }
+    assert_eq!(before[&0].leader, 1);
+
+    let stopping = Instant::now();
+    let status = cluster.brokers.get_mut(&1).unwrap().stop(false);
+    let took = stopping.elapsed();
+    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
+    let log1 = without_colours(&std::fs::read_to_string(cluster.brokers[&1].log_path()).unwrap());
+    // The broker was told it follows now while it still ran: the controller acted on its
+    // ControlledShutdown, not on its disappearance.
+    assert!(
+        log1.lines().any(|l| l.contains("became follower")
+            && l.contains("moving")
+            && l.contains("partition=0")),
+        "broker 1 never became a follower of moving-0:\n{log1}"
+    );
+    assert!(
+        log1.contains("no other in-sync replica"),
+        "the single-replica partition should end the retries at once:\n{log1}"
+    );
+    // Kafka's defaults (3 attempts, 5 s apart) would take 10 s for a partition that can't move.
+    assert!(took < Duration::from_secs(8), "shutdown took {took:?}");
+
+    let s0 = state(&store, "moving", 0).await.unwrap().0;
+    assert_eq!(
+        (s0.leader, s0.leader_epoch, s0.isr.clone()),
+        (2, before[&0].leader_epoch + 1, vec![2, 3])
+    );
+    for p in [1, 2] {
+        let s = state(&store, "moving", p).await.unwrap().0;
+        assert_eq!(s.leader, before[&p].leader, "moving-{p} keeps its leader");
+        assert_eq!(s.leader_epoch, before[&p].leader_epoch + 1, "moving-{p}");
+        assert!(!s.isr.contains(&1), "moving-{p} ISR {:?}", s.isr);
+    }
+    wait_metadata(&cluster, &[2, 3], "moving", 0, "is led by 2", |m| m.0 == 2).await;
+
+    // Broker 1 returns; its followers catch up and the leaders add it back to the ISR.
+    cluster.brokers.get_mut(&1).unwrap().restart(false);
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    for p in 0..3 {
+        let mut isr = state(&store, "moving", p).await.unwrap().0.isr;
+        isr.push(1);
+        leader_writes_isr(&store, "moving", p, &isr).await;
+    }
+    wait_metadata(
+        &cluster,
+        &[1, 2, 3],
+        "moving",
+        0,
+        "is led by 1 again",
+        |m| m.0 == 1,
+    )
+    .await;
+    let s0 = state(&store, "moving", 0).await.unwrap().0;
+    assert_eq!(s0.leader_epoch, before[&0].leader_epoch + 2);
+    for p in [1, 2] {
+        assert_eq!(
+            state(&store, "moving", p).await.unwrap().0.leader,
+            before[&p].leader,
+            "moving-{p} was led by its preferred replica throughout"
+        );
+    }
+}
+
+async fn alter_reassignment(
+    port: u16,
+    topic: &str,
+    p: i32,
+    replicas: Option<&[i32]>,
+) -> AlterPartitionReassignmentsResponse {
+    let mut c = Conn::connect(port).await;
+    let mut rp = alter_partition_reassignments_request::ReassignablePartition::default();
+    rp.partition_index = p;
+    rp.replicas = replicas.map(|r| r.iter().copied().map(BrokerId).collect());
+    let mut rt = alter_partition_reassignments_request::ReassignableTopic::default();
+    rt.name = name(topic);
+    rt.partitions = vec![rp];
+    let mut req = AlterPartitionReassignmentsRequest::default();
+    req.timeout_ms = 30_000;
+    req.topics = vec![rt];
+    match c
+        .call(
+            ApiKey::AlterPartitionReassignments,
+            0,
+            RequestKind::AlterPartitionReassignments(req),
+        )
+        .await
+    {
+        ResponseKind::AlterPartitionReassignments(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// topic -> partition -> (replicas, adding, removing) from ListPartitionReassignments (all).
+async fn list_reassignments(
+    port: u16,
+) -> (i16, BTreeMap<(String, i32), (Vec<i32>, Vec<i32>, Vec<i32>)>) {
+    let mut c = Conn::connect(port).await;
+    let req = ListPartitionReassignmentsRequest::default();
+    let r = match c
+        .call(
+            ApiKey::ListPartitionReassignments,
+            0,
+            RequestKind::ListPartitionReassignments(req),
+        )
+        .await
+    {
+        ResponseKind::ListPartitionReassignments(r) => r,
+        other => panic!("{other:?}"),
+    };
+    let ids = |v: &[BrokerId]| v.iter().map(|b| b.0).collect::<Vec<i32>>();
+    let listed = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    (t.name.0.to_string(), p.partition_index),
+                    (
+                        ids(&p.replicas),
+                        ids(&p.adding_replicas),
+                        ids(&p.removing_replicas),
+                    ),
+                )
+            })
+        })
+        .collect();
+    (r.error_code, listed)
+}
+
+fn hosts_log(cluster: &Cluster, id: i32, topic: &str, p: i32) -> bool {
+    cluster.brokers[&id]
+        .dir
+        .join("logs")
+        .join(format!("{topic}-{p}"))
+        .is_dir()
+}
+
+/// Waits until the reassignment of `topic`-0 from [1,2] to [2,3] has completed: assignment,
+/// leader and ISR in ZooKeeper and every broker's metadata, broker 1's replica deleted.
+async fn wait_reassigned(cluster: &Cluster, store: &ZkStore, topic: &str) {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{topic} is assigned to [2,3]"),
+        || async move {
+            let z = topic_znode(store, topic).await;
+            z.partitions.get("0") == Some(&vec![2, 3])
+                && z.adding_replicas.is_empty()
+                && z.removing_replicas.is_empty()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let s = state(store, topic, 0).await.unwrap().0;
+    assert_eq!((s.leader, s.isr), (2, vec![2, 3]), "{}", cluster.logs());
+    wait_metadata(cluster, &[1, 2, 3], topic, 0, "has replicas [2,3]", |m| {
+        m.0 == 2 && m.2 == [2, 3] && m.1 == [2, 3]
+    })
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        &format!("broker 1 deleted its replica of {topic}-0"),
+        || async move { !hosts_log(cluster, 1, topic, 0) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(hosts_log(cluster, 3, topic, 0));
+}
+
+/// Acceptance 6 (controller side): a partition moves from brokers [1,2] to [2,3] through
+/// AlterPartitionReassignments, and again through `/admin/reassign_partitions` as Kafka's
+/// `kafka-reassign-partitions.sh --zookeeper` writes it. The new replica starts following at
+/// once; the old one is dropped only after the new one joined the ISR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
+    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic_in_zk(&store, "moved", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "moved", 0, "is led by 1", |m| {
+        m.0 == 1 && m.1 == [1, 2]
+    })
+    .await;
+    let controller = controller_id(&cluster, 1).await;
+    let other = [1, 2, 3].into_iter().find(|b| *b != controller).unwrap();
+
+    // Only the controller takes reassignments.
+    let r = alter_reassignment(cluster.port(other), "moved", 0, Some(&[2, 3])).await;
+    assert_eq!(r.error_code, NOT_CONTROLLER);
+    assert_eq!(
+        list_reassignments(cluster.port(other)).await.0,
+        NOT_CONTROLLER
+    );
+    // Invalid targets are refused per partition.
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 2])).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 39, "{r:?}");
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 9])).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 39, "{r:?}");
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, None).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 85, "{r:?}");
+    let r = alter_reassignment(cluster.port(controller), "nonexistent", 0, Some(&[1])).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 3, "{r:?}");
+
+    let before = state(&store, "moved", 0).await.unwrap().0;
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 3])).await;
+    assert_eq!(
+        (r.error_code, r.responses[0].partitions[0].error_code),
+        (0, 0),
+        "{r:?}"
+    );
+    // In progress: the full replica set with what is added and removed, in the topic znode
+    // and in ListPartitionReassignments; the new replica follows already.
+    let z = topic_znode(&store, "moved").await;
+    assert_eq!(z.partitions["0"], vec![2, 3, 1]);
+    assert_eq!(z.adding_replicas["0"], vec![3]);
+    assert_eq!(z.removing_replicas["0"], vec![1]);
+    let (code, listed) = list_reassignments(cluster.port(controller)).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        listed.get(&("moved".to_string(), 0)),
+        Some(&(vec![2, 3, 1], vec![3], vec![1]))
+    );
+    let s = state(&store, "moved", 0).await.unwrap().0;
+    assert_eq!(
+        (s.leader, s.leader_epoch, s.isr.clone()),
+        (1, before.leader_epoch + 1, vec![1, 2])
+    );
+    let cluster_ref = &cluster;
+    wait_until(
+        Duration::from_secs(10),
+        "broker 3 hosts a replica",
+        || async move { hosts_log(cluster_ref, 3, "moved", 0) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // Nothing is dropped while the new replica is out of sync.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hosts_log(&cluster, 1, "moved", 0));
+    assert_eq!(
+        topic_znode(&store, "moved").await.partitions["0"],
+        vec![2, 3, 1]
+    );
+
+    // Replica 3 caught up: leader 1 adds it to the ISR.
+    leader_writes_isr(&store, "moved", 0, &[1, 2, 3]).await;
+    wait_reassigned(&cluster, &store, "moved").await;
+    assert!(
+        list_reassignments(cluster.port(controller))
+            .await
+            .1
+            .is_empty()
+    );
+
+    // The same through the legacy znode.
+    create_topic_in_zk(&store, "moved-zk", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "moved-zk", 0, "is led by 1", |m| {
+        m.0 == 1
+    })
+    .await;
+    store
+        .create(
+            "/admin/reassign_partitions",
+            Some(
+                br#"{"version":1,"partitions":[{"topic":"moved-zk","partition":0,"replicas":[2,3]}]}"#
+                    .to_vec(),
+            ),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(10),
+        "the reassignment is recorded in the topic",
+        || async move {
+            topic_znode(store_ref, "moved-zk")
+                .await
+                .adding_replicas
+                .get("0")
+                == Some(&vec![3])
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(
+        store
+            .get("/admin/reassign_partitions")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    leader_writes_isr(&store, "moved-zk", 0, &[1, 2, 3]).await;
+    wait_reassigned(&cluster, &store, "moved-zk").await;
+    wait_until(
+        Duration::from_secs(10),
+        "/admin/reassign_partitions is removed",
+        || async move {
+            store_ref
+                .get("/admin/reassign_partitions")
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+}
