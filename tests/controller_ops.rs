@@ -655,3 +655,186 @@ async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
+
+/// Runs `ReassignAdmin` (the Java admin client) with `args`; its output lines.
+fn java_admin(cp: &str, bootstrap: &str, args: &[&str], cluster: &Cluster) -> String {
+    let out = std::process::Command::new("java")
+        .args(["-cp", cp, "ReassignAdmin", bootstrap])
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "ReassignAdmin {args:?}: {stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    stdout
+}
+
+fn java_admin_classpath(classes: &std::path::Path) -> Option<String> {
+    let cp = common::compile_java("ReassignAdmin", classes);
+    if cp.is_none() {
+        common::missing_tool("the kafka-clients 3.9 jars (scripts/java-deps.sh)");
+    }
+    cp
+}
+
+/// The Java admin client drives reassignment (alter, list, cancel) and preferred leader
+/// election through whichever broker it bootstraps from; `/admin/preferred_replica_election`
+/// (Kafka's older tool) does the same election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_admin_client_reassigns_and_elects_preferred_leaders() {
+    let classes = tempfile::tempdir().unwrap();
+    let Some(cp) = java_admin_classpath(classes.path()) else {
+        return;
+    };
+    // Elections here are the admin's: the imbalance check must not make them first.
+    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["auto.leader.rebalance.enable=false"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let bootstrap = cluster.bootstrap(3);
+    create_topic_in_zk(&store, "java-moved", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "java-moved", 0, "is led by 1", |m| {
+        m.0 == 1
+    })
+    .await;
+
+    let out = java_admin(
+        &cp,
+        &bootstrap,
+        &["reassign", "java-moved", "0", "2,3"],
+        &cluster,
+    );
+    assert!(out.contains("reassigning"), "{out}");
+    let out = java_admin(&cp, &bootstrap, &["list"], &cluster);
+    assert!(
+        out.contains("reassignment java-moved-0 replicas=[2, 3, 1] adding=[3] removing=[1]"),
+        "{out}"
+    );
+    leader_writes_isr(&store, "java-moved", 0, &[1, 2, 3]).await;
+    wait_reassigned(&cluster, &store, "java-moved").await;
+    let out = java_admin(&cp, &bootstrap, &["list"], &cluster);
+    assert!(out.contains("listed 0"), "{out}");
+    let out = java_admin(&cp, &bootstrap, &["describe", "java-moved"], &cluster);
+    assert!(
+        out.contains("partition 0 leader=2 replicas=[2, 3] isr=[2, 3]"),
+        "{out}"
+    );
+    let out = java_admin(&cp, &bootstrap, &["cancel", "java-moved", "0"], &cluster);
+    assert!(
+        out.contains("error NoReassignmentInProgressException"),
+        "{out}"
+    );
+
+    // Reordering the replicas makes 2 the preferred leader of partitions 1 leads.
+    create_topic_in_zk(&store, "java-pref", &[(0, &[1, 2]), (1, &[1, 2])]).await;
+    for p in 0..2 {
+        wait_metadata(&cluster, &[1, 2, 3], "java-pref", p, "is led by 1", |m| {
+            m.0 == 1 && m.1 == [1, 2]
+        })
+        .await;
+        let out = java_admin(
+            &cp,
+            &bootstrap,
+            &["reassign", "java-pref", &p.to_string(), "2,1"],
+            &cluster,
+        );
+        assert!(out.contains("reassigning"), "{out}");
+    }
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(10),
+        "java-pref's preferred replica is 2",
+        || async move {
+            let z = topic_znode(store_ref, "java-pref").await;
+            z.partitions.values().all(|r| r == &vec![2, 1]) && z.adding_replicas.is_empty()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(state(&store, "java-pref", 0).await.unwrap().0.leader, 1);
+
+    let out = java_admin(
+        &cp,
+        &bootstrap,
+        &["elect-preferred", "java-pref", "0"],
+        &cluster,
+    );
+    assert!(out.contains("elected"), "{out}");
+    wait_metadata(&cluster, &[1, 2, 3], "java-pref", 0, "is led by 2", |m| {
+        m.0 == 2
+    })
+    .await;
+    let out = java_admin(
+        &cp,
+        &bootstrap,
+        &["elect-preferred", "java-pref", "0"],
+        &cluster,
+    );
+    assert!(out.contains("error ElectionNotNeededException"), "{out}");
+
+    // Partition 1 through the znode Kafka's kafka-preferred-replica-election.sh writes.
+    store
+        .create(
+            "/admin/preferred_replica_election",
+            Some(br#"{"version":1,"partitions":[{"topic":"java-pref","partition":1}]}"#.to_vec()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+    wait_metadata(&cluster, &[1, 2, 3], "java-pref", 1, "is led by 2", |m| {
+        m.0 == 2
+    })
+    .await;
+    wait_until(
+        Duration::from_secs(10),
+        "/admin/preferred_replica_election is removed",
+        || async move {
+            store_ref
+                .get("/admin/preferred_replica_election")
+                .await
+                .unwrap()
+                .is_none()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+}
+
+/// Acceptance 6 with its data: records written before a reassignment from [1,2] to [2,3] are
+/// all there afterwards, read from the new leader. This needs followers that replicate and
+/// leaders that add caught-up followers to the ISR (the replication data path, issue 6); until
+/// that is merged the reassignment waits for an ISR change that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs follower replication and ISR expansion by leaders (issue 6 data path)"]
+async fn reassignment_keeps_every_record() {
+    let classes = tempfile::tempdir().unwrap();
+    let Some(cp) = java_admin_classpath(classes.path()) else {
+        return;
+    };
+    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic_in_zk(&store, "kept", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "kept", 0, "is led by 1", |m| m.0 == 1).await;
+    for _ in 0..10 {
+        assert_eq!(produce_records(cluster.port(1), "kept", 0, 10).await, 0);
+    }
+    let out = java_admin(
+        &cp,
+        &cluster.bootstrap(1),
+        &["reassign", "kept", "0", "2,3"],
+        &cluster,
+    );
+    assert!(out.contains("reassigning"), "{out}");
+    wait_reassigned(&cluster, &store, "kept").await;
+    let consumed = consume_all(&cluster.bootstrap(3), "kept");
+    assert_eq!(consumed.len(), 100, "{}", cluster.logs());
+}
