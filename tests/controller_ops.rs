@@ -347,6 +347,27 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     for p in 0..3 {
         before.insert(p, state(&store, "moving", p).await.unwrap().0);
     }
+
+    // ControlledShutdown is the controller's, for the current registration of a live broker.
+    let controller = controller_id(&cluster, 1).await;
+    let other = [1, 2, 3].into_iter().find(|b| *b != controller).unwrap();
+    let epoch = store.get("/brokers/ids/2").await.unwrap().unwrap().1.czxid;
+    let refused = [
+        (other, 2, epoch, NOT_CONTROLLER),
+        (controller, 2, epoch - 1, 77), // STALE_BROKER_EPOCH
+        (controller, 9, -1, 8),         // BROKER_NOT_AVAILABLE
+    ];
+    for (to, broker, broker_epoch, error) in refused {
+        let r = controlled_shutdown(cluster.port(to), broker, broker_epoch).await;
+        assert_eq!(
+            r.error_code, error,
+            "to {to} for {broker}@{broker_epoch}: {r:?}"
+        );
+    }
+    // Nothing moved.
+    for p in 0..3 {
+        assert_eq!(state(&store, "moving", p).await.unwrap().0, before[&p]);
+    }
     assert_eq!(before[&0].leader, 1);
 
     let stopping = Instant::now();
@@ -407,6 +428,49 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
             before[&p].leader,
             "moving-{p} was led by its preferred replica throughout"
         );
+    }
+
+    // A broker that is not the controller asks it over the network.
+    let controller = controller_id(&cluster, 1).await;
+    let b = if controller == 2 { 3 } else { 2 };
+    let p = b - 1; // moving-1 is led by 2, moving-2 by 3
+    wait_metadata(&cluster, &[1, 2, 3], "moving", p, "has a full ISR", |m| {
+        m.0 == b && m.1.len() == 3
+    })
+    .await;
+    let before = state(&store, "moving", p).await.unwrap().0;
+    let status = cluster.brokers.get_mut(&b).unwrap().stop(false);
+    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
+    let log = without_colours(&std::fs::read_to_string(cluster.brokers[&b].log_path()).unwrap());
+    assert!(
+        log.contains("controlled shutdown succeeded"),
+        "broker {b} (controller {controller}):\n{log}"
+    );
+    let s = state(&store, "moving", p).await.unwrap().0;
+    assert_ne!(s.leader, b);
+    assert_eq!(s.leader_epoch, before.leader_epoch + 1);
+    assert!(!s.isr.contains(&b), "{:?}", s.isr);
+}
+
+async fn controlled_shutdown(
+    port: u16,
+    broker: i32,
+    broker_epoch: i64,
+) -> ControlledShutdownResponse {
+    let mut c = Conn::connect(port).await;
+    let mut req = ControlledShutdownRequest::default();
+    req.broker_id = BrokerId(broker);
+    req.broker_epoch = broker_epoch;
+    match c
+        .call(
+            ApiKey::ControlledShutdown,
+            3,
+            RequestKind::ControlledShutdown(req),
+        )
+        .await
+    {
+        ResponseKind::ControlledShutdown(r) => r,
+        other => panic!("{other:?}"),
     }
 }
 
@@ -654,6 +718,46 @@ async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+
+    // A reassignment cancelled before it completes: the added replica goes, the origin
+    // replicas stay (in target-first order, as in Kafka).
+    create_topic_in_zk(&store, "cancelled", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "cancelled", 0, "is led by 1", |m| {
+        m.0 == 1
+    })
+    .await;
+    let r = alter_reassignment(cluster.port(controller), "cancelled", 0, Some(&[2, 3])).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    wait_until(
+        Duration::from_secs(10),
+        "broker 3 hosts a replica of cancelled-0",
+        || async move { hosts_log(cluster_ref, 3, "cancelled", 0) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let r = alter_reassignment(cluster.port(controller), "cancelled", 0, None).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    let z = topic_znode(&store, "cancelled").await;
+    assert_eq!(z.partitions["0"], vec![2, 1]);
+    assert!(
+        z.adding_replicas.is_empty() && z.removing_replicas.is_empty(),
+        "{z:?}"
+    );
+    let s = state(&store, "cancelled", 0).await.unwrap().0;
+    assert_eq!((s.leader, s.isr), (1, vec![1, 2]));
+    wait_until(
+        Duration::from_secs(10),
+        "broker 3 deleted its replica of cancelled-0",
+        || async move { !hosts_log(cluster_ref, 3, "cancelled", 0) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert!(
+        list_reassignments(cluster.port(controller))
+            .await
+            .1
+            .is_empty()
+    );
 }
 
 /// Runs `ReassignAdmin` (the Java admin client) with `args`; its output lines.
@@ -837,4 +941,132 @@ async fn reassignment_keeps_every_record() {
     wait_reassigned(&cluster, &store, "kept").await;
     let consumed = consume_all(&cluster.bootstrap(3), "kept");
     assert_eq!(consumed.len(), 100, "{}", cluster.logs());
+}
+
+/// Runs a Kafka 2.4.1 tool from `home`; (success, stdout + stderr).
+fn kafka_tool(home: &std::path::Path, tool: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(home.join("bin").join(tool))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Acceptance 6 through Kafka 2.4.1's own tools, which write ZooKeeper directly:
+/// `kafka-reassign-partitions.sh --zookeeper` moves a partition from [1,2] to [2,3] and
+/// `--verify` reports it complete; `kafka-preferred-replica-election.sh --zookeeper` gives the
+/// partition back to its preferred replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
+    let Some(home) = common::kafka_home() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    if !home.join("libs/kafka_2.13-2.4.1.jar").exists() {
+        eprintln!(
+            "SKIPPED: this Kafka 2.4.1 distribution lacks the broker jar \
+             (libs/kafka_2.13-2.4.1.jar) that holds kafka-reassign-partitions.sh's and \
+             kafka-preferred-replica-election.sh's classes"
+        );
+        return;
+    }
+    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["auto.leader.rebalance.enable=false"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    create_topic_in_zk(&store, "tool-moved", &[(0, &[1, 2])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led by 1", |m| {
+        m.0 == 1
+    })
+    .await;
+    let plan = cluster._tmp.path().join("plan.json");
+    std::fs::write(
+        &plan,
+        r#"{"version":1,"partitions":[{"topic":"tool-moved","partition":0,"replicas":[2,3]}]}"#,
+    )
+    .unwrap();
+    let plan = plan.display().to_string();
+    let zk = cluster.connect.clone();
+    let reassign = |action: &str| {
+        kafka_tool(
+            &home,
+            "kafka-reassign-partitions.sh",
+            &[
+                "--zookeeper",
+                &zk,
+                "--reassignment-json-file",
+                &plan,
+                action,
+            ],
+        )
+    };
+    let (ok, out) = reassign("--execute");
+    assert!(
+        ok && out.contains("Successfully started reassignment"),
+        "{out}"
+    );
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(10),
+        "the reassignment is under way",
+        || async move {
+            topic_znode(store_ref, "tool-moved")
+                .await
+                .adding_replicas
+                .get("0")
+                == Some(&vec![3])
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let (_, out) = reassign("--verify");
+    assert!(out.contains("is still in progress"), "{out}");
+    leader_writes_isr(&store, "tool-moved", 0, &[1, 2, 3]).await;
+    wait_reassigned(&cluster, &store, "tool-moved").await;
+    let (_, out) = reassign("--verify");
+    assert!(
+        out.contains("Reassignment of partition tool-moved-0 completed successfully"),
+        "{out}"
+    );
+
+    // Leader 2 is the preferred replica now; move leadership to 3, then back with the tool.
+    let r = alter_reassignment(
+        cluster.port(controller_id(&cluster, 1).await),
+        "tool-moved",
+        0,
+        Some(&[3, 2]),
+    )
+    .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    wait_until(Duration::from_secs(10), "3 is preferred", || async move {
+        topic_znode(store_ref, "tool-moved")
+            .await
+            .partitions
+            .get("0")
+            == Some(&vec![3, 2])
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(state(&store, "tool-moved", 0).await.unwrap().0.leader, 2);
+    let (ok, out) = kafka_tool(
+        &home,
+        "kafka-preferred-replica-election.sh",
+        &["--zookeeper", &zk],
+    );
+    assert!(ok, "{out}");
+    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led by 3", |m| {
+        m.0 == 3
+    })
+    .await;
 }
