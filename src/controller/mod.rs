@@ -195,8 +195,11 @@ impl Controller {
     }
 
     /// Hands a request to the active controller and waits for its answer; NOT_CONTROLLER
-    /// when this broker is not the controller or stops being it meanwhile.
+    /// when this broker is not the controller or stops being it meanwhile, REQUEST_TIMED_OUT
+    /// when the controller is busy (ZooKeeper unreachable, say) for longer than
+    /// `controller.socket.timeout.ms`.
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, i16> {
+        const REQUEST_TIMED_OUT: i16 = 7;
         let tx = self
             .commands
             .lock()
@@ -205,7 +208,12 @@ impl Controller {
             .ok_or(NOT_CONTROLLER)?;
         let (reply, rx) = oneshot::channel();
         tx.send(make(reply)).map_err(|_| NOT_CONTROLLER)?;
-        rx.await.map_err(|_| NOT_CONTROLLER)
+        let wait = Duration::from_millis(self.config.controller_socket_timeout_ms);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(NOT_CONTROLLER),
+            Err(_) => Err(REQUEST_TIMED_OUT),
+        }
     }
 
     /// ControlledShutdown from broker `broker`: moves its leaderships away; the partitions it

@@ -536,6 +536,31 @@ impl ActiveController {
         }
     }
 
+    /// Writes the leader and ISR `decide` picks from the partition's current state, with the
+    /// leader epoch bumped; decided again on the fresh state when a leader's own ISR write got
+    /// there first. False when `decide` finds nothing to do or the writes keep losing.
+    async fn change_leadership(
+        &mut self,
+        tp: &Tp,
+        decide: impl Fn(&Self, &PartitionState) -> Option<(i32, Vec<i32>)>,
+    ) -> Result<bool, Stop> {
+        for _attempt in 0..5 {
+            let Some(s) = self.states.get(tp).cloned() else {
+                return Ok(false);
+            };
+            let Some((leader, isr)) = decide(self, &s) else {
+                return Ok(false);
+            };
+            if self
+                .write_state(tp, leader, s.leader_epoch + 1, isr)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Kafka's partition state machine, to OnlinePartition: new partitions get the first live
     /// replica as leader and all live replicas as ISR; partitions whose leader is gone elect the
     /// first live replica of the assignment that is in the ISR (or, with
@@ -737,51 +762,64 @@ impl ActiveController {
     /// ISR (the last member stays, so a later clean election knows who has the data), leader
     /// -1 if it led, leader epoch bumped; then the offline partitions elect again.
     async fn on_brokers_failed(&mut self, dead: &[i32]) -> Result<(), Stop> {
-        let affected: Vec<(Tp, PartitionState)> = self
+        let touches_dead =
+            |s: &PartitionState| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r));
+        let affected: Vec<Tp> = self
             .states
             .iter()
-            .filter(|(_, s)| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r)))
-            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .filter(|(_, s)| touches_dead(s))
+            .map(|(tp, _)| tp.clone())
             .collect();
         let mut changed = Vec::new();
-        for (tp, s) in affected {
-            let replicas = self.replicas(&tp).unwrap_or_default();
-            let survivors: Vec<i32> = s
-                .isr
-                .iter()
-                .copied()
-                .filter(|r| !dead.contains(r))
-                .collect();
-            let (leader, isr) = if dead.contains(&s.leader) {
-                let candidate = PartitionState {
-                    isr: survivors.clone(),
-                    ..s.clone()
+        for tp in affected {
+            // A leader may change the ISR meanwhile (its own conditional write): decide again
+            // on the state as it is then.
+            for _attempt in 0..5 {
+                let Some(s) = self.states.get(&tp).cloned() else {
+                    break;
                 };
-                match self.elect(&tp, &replicas, &candidate, false).await? {
-                    Some(decided) => decided,
-                    None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
-                    None => (NO_LEADER, survivors),
+                if !touches_dead(&s) {
+                    break;
                 }
-            } else if survivors.is_empty() {
-                continue;
-            } else {
-                (s.leader, survivors)
-            };
-            if leader == s.leader && isr == s.isr {
-                // Already recorded as offline (by an earlier controller).
-                continue;
-            }
-            if self
-                .write_state(&tp, leader, s.leader_epoch + 1, isr)
-                .await?
-            {
-                tracing::info!(
-                    topic = tp.0,
-                    partition = tp.1,
-                    leader,
-                    "partition changed after broker failure"
-                );
-                changed.push(tp);
+                let replicas = self.replicas(&tp).unwrap_or_default();
+                let survivors: Vec<i32> = s
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !dead.contains(r))
+                    .collect();
+                let (leader, isr) = if dead.contains(&s.leader) {
+                    let candidate = PartitionState {
+                        isr: survivors.clone(),
+                        ..s.clone()
+                    };
+                    match self.elect(&tp, &replicas, &candidate, false).await? {
+                        Some(decided) => decided,
+                        None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
+                        None => (NO_LEADER, survivors),
+                    }
+                } else if survivors.is_empty() {
+                    break;
+                } else {
+                    (s.leader, survivors)
+                };
+                if leader == s.leader && isr == s.isr {
+                    // Already recorded as offline (by an earlier controller).
+                    break;
+                }
+                if self
+                    .write_state(&tp, leader, s.leader_epoch + 1, isr)
+                    .await?
+                {
+                    tracing::info!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        leader,
+                        "partition changed after broker failure"
+                    );
+                    changed.push(tp);
+                    break;
+                }
             }
         }
         self.announce(&changed);

@@ -360,10 +360,9 @@ impl ActiveController {
         if !self.reassignment_caught_up(tp, &full).await? {
             // A: the leader learns the new replica set (epoch bumped so it takes it), and the
             // new replicas start following.
-            if let Some(s) = self.states.get(tp).cloned()
-                && self
-                    .write_state(tp, s.leader, s.leader_epoch + 1, s.isr.clone())
-                    .await?
+            if self
+                .change_leadership(tp, |_, s| Some((s.leader, s.isr.clone())))
+                .await?
             {
                 self.announce(std::slice::from_ref(tp));
             }
@@ -380,32 +379,26 @@ impl ActiveController {
         self.set_assignment_in_memory(tp, &done);
         // B3: a leader outside the target (or dead) gives way to the first live in-sync target
         // replica; otherwise the epoch moves so the leader takes the smaller replica set.
-        if let Some(s) = self.states.get(tp).cloned() {
-            let leader = if target.contains(&s.leader) && self.is_live(s.leader) {
-                Some(s.leader)
-            } else {
-                target
-                    .iter()
-                    .copied()
-                    .find(|r| self.is_live(*r) && s.isr.contains(r))
-            };
-            match leader {
-                Some(leader) => {
-                    if self
-                        .write_state(tp, leader, s.leader_epoch + 1, s.isr.clone())
-                        .await?
-                    {
-                        self.send_leader_and_isr(std::slice::from_ref(tp), None);
-                    }
-                }
-                None => {
-                    tracing::warn!(
-                        topic = tp.0,
-                        partition = tp.1,
-                        "no live in-sync target replica can lead"
-                    )
-                }
-            }
+        let moved = self
+            .change_leadership(tp, |me, s| {
+                let leader = if target.contains(&s.leader) && me.is_live(s.leader) {
+                    s.leader
+                } else {
+                    *target
+                        .iter()
+                        .find(|r| me.is_live(**r) && s.isr.contains(r))?
+                };
+                Some((leader, s.isr.clone()))
+            })
+            .await?;
+        if moved {
+            self.send_leader_and_isr(std::slice::from_ref(tp), None);
+        } else {
+            tracing::warn!(
+                topic = tp.0,
+                partition = tp.1,
+                "no live in-sync target replica can lead"
+            );
         }
         // B4, B5: the removed replicas leave the ISR and are deleted.
         for r in &full.removing {

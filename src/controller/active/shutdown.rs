@@ -45,33 +45,26 @@ impl ActiveController {
             .partition(|tp| self.states.get(tp).is_some_and(|s| s.leader == broker));
         let mut moved = Vec::new();
         for tp in led {
-            for _attempt in 0..3 {
-                let (Some(s), Some(replicas)) = (self.states.get(&tp).cloned(), self.replicas(&tp))
-                else {
-                    break;
-                };
-                if s.leader != broker {
-                    break;
-                }
-                let isr: Vec<i32> = s
-                    .isr
-                    .iter()
-                    .copied()
-                    .filter(|r| !self.shutting_down.contains(r))
-                    .collect();
-                let Some(&leader) = replicas
-                    .iter()
-                    .find(|r| self.is_live(**r) && isr.contains(r))
-                else {
-                    break;
-                };
-                if self
-                    .write_state(&tp, leader, s.leader_epoch + 1, isr)
-                    .await?
-                {
-                    moved.push(tp.clone());
-                    break;
-                }
+            let decided = self
+                .change_leadership(&tp, |me, s| {
+                    if s.leader != broker {
+                        return None;
+                    }
+                    let isr: Vec<i32> = s
+                        .isr
+                        .iter()
+                        .copied()
+                        .filter(|r| !me.shutting_down.contains(r))
+                        .collect();
+                    let leader = *me
+                        .replicas(&tp)?
+                        .iter()
+                        .find(|r| me.is_live(**r) && isr.contains(r))?;
+                    Some((leader, isr))
+                })
+                .await?;
+            if decided {
+                moved.push(tp);
             }
         }
         // The new leaders, and the shutting-down broker (a follower now), hear it first.
@@ -114,30 +107,26 @@ impl ActiveController {
         }
         let mut changed = Vec::new();
         for tp in partitions {
-            for _attempt in 0..3 {
-                let Some(s) = self.states.get(tp).cloned() else {
-                    break;
-                };
-                if !s.isr.contains(&broker) && s.leader != broker {
-                    break;
-                }
-                let leader = if s.leader == broker {
-                    NO_LEADER
-                } else {
-                    s.leader
-                };
-                let isr: Vec<i32> = if s.isr == [broker] {
-                    s.isr.clone()
-                } else {
-                    s.isr.iter().copied().filter(|r| *r != broker).collect()
-                };
-                if self
-                    .write_state(tp, leader, s.leader_epoch + 1, isr)
-                    .await?
-                {
-                    changed.push(tp.clone());
-                    break;
-                }
+            let decided = self
+                .change_leadership(tp, |_, s| {
+                    if !s.isr.contains(&broker) && s.leader != broker {
+                        return None;
+                    }
+                    let leader = if s.leader == broker {
+                        NO_LEADER
+                    } else {
+                        s.leader
+                    };
+                    let isr: Vec<i32> = if s.isr == [broker] {
+                        s.isr.clone()
+                    } else {
+                        s.isr.iter().copied().filter(|r| *r != broker).collect()
+                    };
+                    Some((leader, isr))
+                })
+                .await?;
+            if decided {
+                changed.push(tp.clone());
             }
         }
         if !changed.is_empty() {
