@@ -235,9 +235,41 @@ async fn isr_change_notification_updates_every_brokers_metadata() {
     .await;
 }
 
-/// A topic's `unclean.leader.election.enable=true` (the brokers' default is false) lets an
-/// out-of-sync replica lead once the only in-sync one is gone, alone in the ISR; a topic
-/// without the override stays offline.
+/// Sets one config of an entity as `kafka-configs.sh --zookeeper --alter --add-config` does:
+/// the entity's znode, then a change notification.
+async fn set_config(store: &ZkStore, entity_type: &str, name: &str, key: &str, value: &str) {
+    let path = format!("/config/{entity_type}/{name}");
+    let mut config = match store.get(&path).await.unwrap() {
+        Some((Some(d), _)) => serde_json::from_slice::<ConfigZnode>(&d).unwrap(),
+        _ => ConfigZnode {
+            version: 1,
+            config: BTreeMap::new(),
+        },
+    };
+    config.config.insert(key.to_string(), value.to_string());
+    let data = serde_json::to_vec(&config).unwrap();
+    if store.get(&path).await.unwrap().is_some() {
+        store.set(&path, Some(data), None).await.unwrap();
+    } else {
+        store
+            .create(&path, Some(data), CreateMode::Persistent)
+            .await
+            .unwrap();
+    }
+    store
+        .create(
+            "/config/changes/config_change_",
+            Some(serde_json::to_vec(&ConfigChangeZnode::for_entity(entity_type, name)).unwrap()),
+            CreateMode::PersistentSequential,
+        )
+        .await
+        .unwrap();
+}
+
+/// `unclean.leader.election.enable` (false by default) lets an out-of-sync replica lead once
+/// the only in-sync one is gone, alone in the ISR: set on a topic, only that topic's partition
+/// comes back; set as a cluster-wide broker default, every topic without its own setting does;
+/// a topic that says false stays offline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topic_level_unclean_leader_election() {
     let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
@@ -245,15 +277,25 @@ async fn topic_level_unclean_leader_election() {
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let store = cluster.store().await;
-    for topic in ["unclean-on", "unclean-off"] {
+    let topics = ["unclean-on", "unclean-off", "unclean-pinned"];
+    for topic in topics {
         create_topic_in_zk(&store, topic, &[(0, &[2, 3])]).await;
         wait_metadata(&cluster, &[1], topic, 0, "is led by 2", |m| m.0 == 2).await;
         // Replica 3 fell behind.
         leader_writes_isr(&store, topic, 0, &[2]).await;
         wait_metadata(&cluster, &[1], topic, 0, "has ISR [2]", |m| m.1 == [2]).await;
     }
+    set_config(
+        &store,
+        "topics",
+        "unclean-pinned",
+        "unclean.leader.election.enable",
+        "false",
+    )
+    .await;
     cluster.brokers.get_mut(&2).unwrap().stop(true);
-    for topic in ["unclean-on", "unclean-off"] {
+    let mut before = BTreeMap::new();
+    for topic in topics {
         wait_metadata(&cluster, &[1, 3], topic, 0, "is offline", |m| {
             m.0 == -1 && m.3 == LEADER_NOT_AVAILABLE
         })
@@ -261,36 +303,17 @@ async fn topic_level_unclean_leader_election() {
         let (s, _) = state(&store, topic, 0).await.unwrap();
         // The last in-sync replica stays in the ISR: it has the data a clean election needs.
         assert_eq!((s.leader, s.isr.clone()), (-1, vec![2]), "{topic}");
+        before.insert(topic, s);
     }
-    let (before, _) = state(&store, "unclean-on", 0).await.unwrap();
 
-    // As `kafka-configs.sh --zookeeper --alter --add-config` writes it.
-    let config = ConfigZnode {
-        version: 1,
-        config: BTreeMap::from([(
-            "unclean.leader.election.enable".to_string(),
-            "true".to_string(),
-        )]),
-    };
-    store
-        .set(
-            "/config/topics/unclean-on",
-            Some(serde_json::to_vec(&config).unwrap()),
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .create(
-            "/config/changes/config_change_",
-            Some(
-                serde_json::to_vec(&ConfigChangeZnode::for_entity("topics", "unclean-on")).unwrap(),
-            ),
-            CreateMode::PersistentSequential,
-        )
-        .await
-        .unwrap();
-
+    set_config(
+        &store,
+        "topics",
+        "unclean-on",
+        "unclean.leader.election.enable",
+        "true",
+    )
+    .await;
     wait_metadata(&cluster, &[1, 3], "unclean-on", 0, "is led by 3", |m| {
         m.0 == 3 && m.1 == [3] && m.3 == 0
     })
@@ -298,18 +321,37 @@ async fn topic_level_unclean_leader_election() {
     let (s, _) = state(&store, "unclean-on", 0).await.unwrap();
     assert_eq!(
         (s.leader, s.isr, s.leader_epoch),
-        (3, vec![3], before.leader_epoch + 1)
+        (3, vec![3], before["unclean-on"].leader_epoch + 1)
     );
+    for topic in ["unclean-off", "unclean-pinned"] {
+        let (s, _) = state(&store, topic, 0).await.unwrap();
+        assert_eq!(
+            (s.leader, s.isr),
+            (-1, vec![2]),
+            "{topic} has no override and must stay offline\n{}",
+            cluster.logs()
+        );
+    }
+
+    set_config(
+        &store,
+        "brokers",
+        "<default>",
+        "unclean.leader.election.enable",
+        "true",
+    )
+    .await;
+    wait_metadata(&cluster, &[1, 3], "unclean-off", 0, "is led by 3", |m| {
+        m.0 == 3 && m.1 == [3]
+    })
+    .await;
+    let (s, _) = state(&store, "unclean-pinned", 0).await.unwrap();
     assert_eq!(
-        partition_md(cluster.port(3), "unclean-off", 0)
-            .await
-            .map(|m| m.0),
-        Some(-1),
-        "a topic without the override must stay offline\n{}",
+        (s.leader, s.isr),
+        (-1, vec![2]),
+        "the topic's own false wins over the broker default\n{}",
         cluster.logs()
     );
-    let (s, _) = state(&store, "unclean-off", 0).await.unwrap();
-    assert_eq!((s.leader, s.isr), (-1, vec![2]));
 }
 
 /// SIGTERM on a broker that leads replicated partitions: before it stops, the controller moves

@@ -636,26 +636,33 @@ impl ActiveController {
         Ok(Some((leader, vec![leader])))
     }
 
-    /// The topic's `unclean.leader.election.enable` from `/config/topics/<topic>`, else the
-    /// broker's, read when it is needed as Kafka's controller does (a partition without a live
-    /// in-sync replica is rare; a stale copy would be wrong exactly then).
+    /// `unclean.leader.election.enable` for a topic: its override in `/config/topics/<topic>`,
+    /// else this broker's dynamic config (`/config/brokers/<id>`, then `<default>`), else the
+    /// static one. Read when needed, as Kafka's controller does: a partition without a live
+    /// in-sync replica is rare, and a stale copy would be wrong exactly then.
     async fn unclean_election_enabled(&self, topic: &str) -> Result<bool, Stop> {
         const KEY: &str = "unclean.leader.election.enable";
-        let path = znodes::topic_config_path(topic);
-        let overridden = match self.store.get(&path).await? {
-            Some((Some(d), _)) => match znodes::decode::<znodes::ConfigZnode>(&path, &d) {
-                Ok(c) => c
-                    .config
-                    .get(KEY)
-                    .map(|v| v.trim().eq_ignore_ascii_case("true")),
-                Err(e) => {
-                    tracing::error!(topic, error = %e, "unreadable topic config; using the broker's {KEY}");
-                    None
+        let layers = [
+            znodes::topic_config_path(topic),
+            znodes::entity_config_path("brokers", &self.config.broker_id.to_string()),
+            znodes::entity_config_path("brokers", znodes::DEFAULT_ENTITY),
+        ];
+        for path in layers {
+            let Some((Some(d), _)) = self.store.get(&path).await? else {
+                continue;
+            };
+            match znodes::decode::<znodes::ConfigZnode>(&path, &d) {
+                Ok(c) => {
+                    if let Some(v) = c.config.get(KEY) {
+                        return Ok(v.trim().eq_ignore_ascii_case("true"));
+                    }
                 }
-            },
-            _ => None,
-        };
-        Ok(overridden.unwrap_or(self.config.unclean_leader_election_enable))
+                Err(e) => {
+                    tracing::error!(path, error = %e, "unreadable config; {KEY} not taken from it")
+                }
+            }
+        }
+        Ok(self.config.unclean_leader_election_enable)
     }
 
     /// Eligible as leader or ISR member: registered and not shutting down.
