@@ -352,6 +352,23 @@ async fn topic_level_unclean_leader_election() {
         "the topic's own false wins over the broker default\n{}",
         cluster.logs()
     );
+
+    // An admin's unclean election ignores the topic's setting, as Kafka's does; a preferred
+    // election needs the preferred replica alive and in sync.
+    let controller = controller_id(&cluster, 1).await;
+    let other = [1, 3].into_iter().find(|b| *b != controller).unwrap();
+    let r = elect_leaders(cluster.port(other), 1, "unclean-pinned", 0).await;
+    assert_eq!(r, NOT_CONTROLLER);
+    let r = elect_leaders(cluster.port(controller), 0, "unclean-pinned", 0).await;
+    assert_eq!(r, 80, "PREFERRED_LEADER_NOT_AVAILABLE");
+    let r = elect_leaders(cluster.port(controller), 1, "unclean-on", 0).await;
+    assert_eq!(r, 84, "ELECTION_NOT_NEEDED");
+    let r = elect_leaders(cluster.port(controller), 1, "unclean-pinned", 0).await;
+    assert_eq!(r, 0);
+    wait_metadata(&cluster, &[1, 3], "unclean-pinned", 0, "is led by 3", |m| {
+        m.0 == 3 && m.1 == [3]
+    })
+    .await;
 }
 
 /// SIGTERM on a broker that leads replicated partitions: before it stops, the controller moves
@@ -492,6 +509,28 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     assert_ne!(s.leader, b);
     assert_eq!(s.leader_epoch, before.leader_epoch + 1);
     assert!(!s.isr.contains(&b), "{:?}", s.isr);
+}
+
+/// ElectLeaders v2 (0 preferred, 1 unclean) for one partition: its error code.
+async fn elect_leaders(port: u16, election_type: i8, topic: &str, p: i32) -> i16 {
+    let mut c = Conn::connect(port).await;
+    let mut tp = elect_leaders_request::TopicPartitions::default();
+    tp.topic = name(topic);
+    tp.partitions = vec![p];
+    let mut req = ElectLeadersRequest::default();
+    req.election_type = election_type;
+    req.topic_partitions = Some(vec![tp]);
+    req.timeout_ms = 10_000;
+    match c
+        .call(ApiKey::ElectLeaders, 2, RequestKind::ElectLeaders(req))
+        .await
+    {
+        ResponseKind::ElectLeaders(r) => {
+            assert_eq!(r.error_code, 0, "{r:?}");
+            r.replica_election_results[0].partition_result[0].error_code
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 async fn controlled_shutdown(
@@ -1110,5 +1149,88 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
     wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led by 3", |m| {
         m.0 == 3
     })
+    .await;
+}
+
+/// A reassignment is recorded in the topic znode before anything else, so a new controller
+/// takes it over: the controller dies (kill -9) mid-way, its successor finishes the move once
+/// the new replica is in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_survives_a_controller_failover() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let controller = controller_id(&cluster, 1).await;
+    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
+    let (keep, add) = (others[0], others[1]);
+    // From [keep, controller] to [keep, add].
+    create_topic_in_zk(&store, "handed-over", &[(0, &[keep, controller])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "handed-over", 0, "is led", |m| {
+        m.0 == keep && m.1.len() == 2
+    })
+    .await;
+    let r = alter_reassignment(
+        cluster.port(controller),
+        "handed-over",
+        0,
+        Some(&[keep, add]),
+    )
+    .await;
+    assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
+    let z = topic_znode(&store, "handed-over").await;
+    assert_eq!(z.adding_replicas["0"], vec![add]);
+    assert_eq!(z.removing_replicas["0"], vec![controller]);
+
+    cluster.brokers.get_mut(&controller).unwrap().stop(true);
+    let port = cluster.port(keep);
+    wait_until(
+        Duration::from_millis(SESSION_TIMEOUT_MS + 10_000),
+        "another broker is controller",
+        || async move {
+            let c = metadata(port, Some(&[])).await.controller_id.0;
+            c >= 0 && c != controller
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let new_controller = controller_id(&cluster, keep).await;
+    let (code, listed) = list_reassignments(cluster.port(new_controller)).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        listed.get(&("handed-over".to_string(), 0)),
+        Some(&(vec![keep, add, controller], vec![add], vec![controller])),
+        "{}",
+        cluster.logs()
+    );
+    // The dead broker left the ISR; the new replica catches up and the leader adds it.
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(10),
+        "the dead replica left the ISR",
+        || async move { state(store_ref, "handed-over", 0).await.unwrap().0.isr == vec![keep] },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    leader_writes_isr(&store, "handed-over", 0, &[keep, add]).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the reassignment completes",
+        || async move {
+            let z = topic_znode(store_ref, "handed-over").await;
+            z.partitions.get("0") == Some(&vec![keep, add]) && z.adding_replicas.is_empty()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    wait_metadata(
+        &cluster,
+        &[keep, add],
+        "handed-over",
+        0,
+        "is on its new replicas",
+        |m| m.0 == keep && m.2 == [keep, add] && m.1 == [keep, add],
+    )
     .await;
 }
