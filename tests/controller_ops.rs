@@ -989,6 +989,24 @@ async fn java_admin_client_reassigns_and_elects_preferred_leaders() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+
+    // Every partition has its preferred leader now: an election over all partitions (no list)
+    // reports nothing, as Kafka leaves out the ones that needed none.
+    let mut c = Conn::connect(cluster.port(controller_id(&cluster, 1).await)).await;
+    let mut req = ElectLeadersRequest::default();
+    req.election_type = 0;
+    req.topic_partitions = None;
+    req.timeout_ms = 10_000;
+    match c
+        .call(ApiKey::ElectLeaders, 2, RequestKind::ElectLeaders(req))
+        .await
+    {
+        ResponseKind::ElectLeaders(r) => {
+            assert_eq!(r.error_code, 0);
+            assert!(r.replica_election_results.is_empty(), "{r:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Acceptance 6 with its data: records written before a reassignment from [1,2] to [2,3] are

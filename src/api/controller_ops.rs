@@ -25,6 +25,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::Api;
 use crate::controller::{PartitionResult, TopicPartition};
 
+const ELECTION_NOT_NEEDED: i16 = 84;
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }
@@ -75,7 +77,13 @@ pub async fn elect_leaders(
             })
             .collect()
     });
+    let every_partition = asked.is_none();
     let results = match api.controller.elect_leaders(unclean, asked.clone()).await {
+        // Asked for every partition, a client hears only of elections held or failed.
+        Ok(r) if every_partition => r
+            .into_iter()
+            .filter(|(_, r)| r.error_code != ELECTION_NOT_NEEDED)
+            .collect(),
         Ok(r) => r,
         Err(code) => asked
             .unwrap_or_default()
