@@ -428,6 +428,21 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `controller.socket.timeout.ms` (30000): how long the controller waits for a broker.
     pub controller_socket_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable` (true): the controller moves leadership back to each
+    /// partition's preferred (first) replica when a broker leads too few of its own.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (300).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage` (10): the share of a broker's preferred
+    /// partitions led elsewhere above which they are moved back.
+    pub leader_imbalance_per_broker_percentage: u32,
+    /// `controlled.shutdown.enable` (true): on SIGTERM, ask the controller to move this
+    /// broker's leaderships away before stopping.
+    pub controlled_shutdown_enable: bool,
+    /// `controlled.shutdown.max.retries` (3).
+    pub controlled_shutdown_max_retries: u32,
+    /// `controlled.shutdown.retry.backoff.ms` (5000).
+    pub controlled_shutdown_retry_backoff_ms: u64,
     /// `log.retention.check.interval.ms` (300000).
     pub log_retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`: how often logs are checked against `flush.ms`. Kafka's
@@ -490,6 +505,12 @@ impl Default for BrokerConfig {
             zookeeper_connection_timeout_ms: None,
             unclean_leader_election_enable: false,
             controller_socket_timeout_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 5000,
             log_retention_check_interval_ms: 300_000,
             log_flush_scheduler_interval_ms: i64::MAX as u64,
             log_flush_offset_checkpoint_interval_ms: 60_000,
@@ -508,6 +529,12 @@ impl Default for BrokerConfig {
 const BROKER_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "controller.socket.timeout.ms",
+    "auto.leader.rebalance.enable",
+    "leader.imbalance.per.broker.percentage",
+    "leader.imbalance.check.interval.seconds",
+    "controlled.shutdown.enable",
+    "controlled.shutdown.max.retries",
+    "controlled.shutdown.retry.backoff.ms",
     "broker.id",
     "broker.id.generation.enable",
     "reserved.broker.max.id",
@@ -604,16 +631,10 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "replica.fetch.response.max.bytes",
     "replica.fetch.backoff.ms",
     "replica.selector.class",
-    "auto.leader.rebalance.enable",
-    "leader.imbalance.per.broker.percentage",
-    "leader.imbalance.check.interval.seconds",
     "inter.broker.protocol.version",
     "fetch.purgatory.purge.interval.requests",
     "producer.purgatory.purge.interval.requests",
     "delete.records.purgatory.purge.interval.requests",
-    "controlled.shutdown.enable",
-    "controlled.shutdown.max.retries",
-    "controlled.shutdown.retry.backoff.ms",
     "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     // Groups and committed offsets.
@@ -1033,6 +1054,28 @@ impl BrokerConfig {
                 "controller.socket.timeout.ms",
                 1i32,
                 30_000,
+            )?,
+            auto_leader_rebalance_enable: p.bool("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_seconds: p.unsigned(
+                "leader.imbalance.check.interval.seconds",
+                1i64,
+                300,
+            )?,
+            leader_imbalance_per_broker_percentage: p.unsigned(
+                "leader.imbalance.per.broker.percentage",
+                0i32,
+                10,
+            )?,
+            controlled_shutdown_enable: p.bool("controlled.shutdown.enable", true)?,
+            controlled_shutdown_max_retries: p.unsigned(
+                "controlled.shutdown.max.retries",
+                0i32,
+                3,
+            )?,
+            controlled_shutdown_retry_backoff_ms: p.unsigned(
+                "controlled.shutdown.retry.backoff.ms",
+                0i64,
+                5000,
             )?,
             log_retention_check_interval_ms: p.unsigned(
                 "log.retention.check.interval.ms",

@@ -283,6 +283,7 @@ impl Broker {
     /// shutdown marker, and drop the broker's registration.
     pub async fn shutdown(self) -> Result<(), crate::log::LogError> {
         tracing::info!("shutting down");
+        self.controlled_shutdown().await;
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -313,6 +314,115 @@ impl Broker {
         })?;
         tracing::info!("shut down completed");
         Ok(())
+    }
+}
+
+impl Broker {
+    /// Kafka's `KafkaServer.controlledShutdown`: asks the controller to move this broker's
+    /// leaderships elsewhere, so clients move on at once rather than after a session timeout.
+    /// Retried (`controlled.shutdown.max.retries`, `controlled.shutdown.retry.backoff.ms`)
+    /// while some partition could still move; a partition with no other in-sync replica cannot,
+    /// so waiting for it would only delay the shutdown. Only with ZooKeeper and other brokers.
+    async fn controlled_shutdown(&self) {
+        let config = &self.api.config;
+        let cache = &self.api.cache;
+        let me = self.broker_id;
+        if config.zookeeper_connect.is_none()
+            || !config.controlled_shutdown_enable
+            || cache.brokers().iter().all(|b| b.id == me)
+        {
+            return;
+        }
+        let backoff = Duration::from_millis(config.controlled_shutdown_retry_backoff_ms);
+        let attempts = config.controlled_shutdown_max_retries;
+        for attempt in 1..=attempts {
+            match self.ask_controller_to_shut_down().await {
+                Ok(remaining) if remaining.is_empty() => {
+                    tracing::info!("controlled shutdown succeeded");
+                    return;
+                }
+                Ok(remaining) => {
+                    let movable = remaining.iter().any(|(t, p)| {
+                        cache
+                            .partition(t, *p)
+                            .is_some_and(|info| info.isr.iter().any(|r| *r != me))
+                    });
+                    if !movable {
+                        tracing::info!(
+                            remaining = remaining.len(),
+                            "controlled shutdown: the partitions still led here have no other in-sync replica"
+                        );
+                        return;
+                    }
+                    tracing::warn!(
+                        attempt,
+                        remaining = remaining.len(),
+                        "controlled shutdown: partitions still to move"
+                    );
+                }
+                Err(why) => tracing::warn!(attempt, why, "controlled shutdown attempt failed"),
+            }
+            if attempt < attempts {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+        tracing::warn!("proceeding without a complete controlled shutdown");
+    }
+
+    /// One ControlledShutdown to the controller (the controller in this process directly):
+    /// the partitions this broker still leads afterwards.
+    async fn ask_controller_to_shut_down(&self) -> Result<Vec<(String, i32)>, String> {
+        use kafka_protocol::messages::{
+            ApiKey, BrokerId, ControlledShutdownRequest, RequestKind, ResponseKind,
+        };
+        let cache = &self.api.cache;
+        let me = self.broker_id;
+        let epoch = cache.broker_epoch();
+        let controller = cache.controller_id();
+        if controller == me {
+            return self
+                .controller
+                .controlled_shutdown(me, epoch)
+                .await
+                .map_err(crate::tools::client::error_name);
+        }
+        let broker = cache
+            .broker(controller)
+            .ok_or_else(|| format!("controller {controller} is not known"))?;
+        let addr = if broker.host.contains(':') {
+            format!("[{}]:{}", broker.host, broker.port)
+        } else {
+            format!("{}:{}", broker.host, broker.port)
+        };
+        let timeout = Duration::from_millis(self.api.config.controller_socket_timeout_ms);
+        let call = async {
+            let mut conn = crate::tools::client::Connection::open(&addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut req = ControlledShutdownRequest::default();
+            req.broker_id = BrokerId(me);
+            req.broker_epoch = epoch;
+            conn.call_upto(
+                ApiKey::ControlledShutdown,
+                3,
+                RequestKind::ControlledShutdown(req),
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(format!("controller {controller} did not answer in time")),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(ResponseKind::ControlledShutdown(r))) if r.error_code == 0 => Ok(r
+                .remaining_partitions
+                .into_iter()
+                .map(|p| (p.topic_name.0.to_string(), p.partition_index))
+                .collect()),
+            Ok(Ok(ResponseKind::ControlledShutdown(r))) => {
+                Err(crate::tools::client::error_name(r.error_code))
+            }
+            Ok(Ok(_)) => Err("unexpected response".into()),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod alter_configs;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod controller_ops;
 pub mod delete_records;
 pub mod fetch;
 pub mod groups;
@@ -72,6 +73,11 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::StopReplica, 0, 4),
     (ApiKey::UpdateMetadata, 0, 8),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    // Answered by the active controller (NOT_CONTROLLER elsewhere).
+    (ApiKey::ControlledShutdown, 0, 3),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 0),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -321,6 +327,20 @@ impl Api {
             RequestKind::StopReplica(r) => {
                 ResponseKind::StopReplica(stop_replica::handle(self, r, version).await)
             }
+            RequestKind::ControlledShutdown(r) => {
+                ResponseKind::ControlledShutdown(controller_ops::controlled_shutdown(self, r).await)
+            }
+            RequestKind::ElectLeaders(r) => {
+                ResponseKind::ElectLeaders(controller_ops::elect_leaders(self, r, version).await)
+            }
+            RequestKind::AlterPartitionReassignments(r) => {
+                ResponseKind::AlterPartitionReassignments(
+                    controller_ops::alter_reassignments(self, r).await,
+                )
+            }
+            RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+                controller_ops::list_reassignments(self, r).await,
+            ),
             other => {
                 // Unreachable: dispatch only decodes APIs in SUPPORTED_APIS.
                 tracing::error!(request = ?std::mem::discriminant(&other), "no handler");

@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
 use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
@@ -64,6 +64,71 @@ impl ControllerError {
     }
 }
 
+pub type TopicPartition = (String, i32);
+
+/// NOT_CONTROLLER: the request went to a broker that is not (or no longer) the controller;
+/// clients look the controller up again and retry.
+pub const NOT_CONTROLLER: i16 = 41;
+
+/// One partition's outcome of a controller operation: a Kafka error code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionResult {
+    pub error_code: i16,
+    pub message: Option<String>,
+}
+
+impl PartitionResult {
+    pub fn ok() -> Self {
+        PartitionResult {
+            error_code: 0,
+            message: None,
+        }
+    }
+    pub fn error(error_code: i16, message: impl Into<String>) -> Self {
+        PartitionResult {
+            error_code,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// A reassignment in progress, as ListPartitionReassignments reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    pub partition: TopicPartition,
+    pub replicas: Vec<i32>,
+    pub adding: Vec<i32>,
+    pub removing: Vec<i32>,
+}
+
+/// Requests that only the active controller answers (Kafka sends them to the controller
+/// broker), handed from this broker's API to its active controller's event loop.
+pub enum Command {
+    /// ControlledShutdown: the partitions the broker still leads afterwards, or an error code.
+    ControlledShutdown {
+        broker: i32,
+        broker_epoch: i64,
+        reply: oneshot::Sender<Result<Vec<TopicPartition>, i16>>,
+    },
+    /// AlterPartitionReassignments: a target replica list, or `None` to cancel.
+    AlterReassignments {
+        partitions: Vec<(TopicPartition, Option<Vec<i32>>)>,
+        reply: oneshot::Sender<Vec<(TopicPartition, PartitionResult)>>,
+    },
+    /// ListPartitionReassignments: the given partitions, or all in progress.
+    ListReassignments {
+        partitions: Option<Vec<TopicPartition>>,
+        reply: oneshot::Sender<Vec<Reassignment>>,
+    },
+    /// ElectLeaders: preferred (or, with `unclean`, offline-with-unclean) election of the given
+    /// partitions, or all.
+    ElectLeaders {
+        unclean: bool,
+        partitions: Option<Vec<TopicPartition>>,
+        reply: oneshot::Sender<Vec<(TopicPartition, PartitionResult)>>,
+    },
+}
+
 /// Kafka's topic name rule: 1..249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     let bad = |why: &str| {
@@ -102,6 +167,8 @@ pub struct Controller {
     /// This broker's own request handlers, for the controller's requests to itself; set once
     /// the API exists (it holds the controller, so it comes second).
     local: OnceLock<LocalDelivery>,
+    /// The active controller's command queue while this broker is controller.
+    commands: std::sync::Mutex<Option<mpsc::UnboundedSender<Command>>>,
 }
 
 fn now_string() -> String {
@@ -119,7 +186,78 @@ impl Controller {
             config,
             cache,
             local: OnceLock::new(),
+            commands: std::sync::Mutex::new(None),
         }
+    }
+
+    fn set_commands(&self, tx: Option<mpsc::UnboundedSender<Command>>) {
+        *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = tx;
+    }
+
+    /// Hands a request to the active controller and waits for its answer; NOT_CONTROLLER
+    /// when this broker is not the controller or stops being it meanwhile, REQUEST_TIMED_OUT
+    /// when the controller is busy (ZooKeeper unreachable, say) for longer than
+    /// `controller.socket.timeout.ms`.
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, i16> {
+        const REQUEST_TIMED_OUT: i16 = 7;
+        let tx = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(NOT_CONTROLLER)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(make(reply)).map_err(|_| NOT_CONTROLLER)?;
+        let wait = Duration::from_millis(self.config.controller_socket_timeout_ms);
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(_)) => Err(NOT_CONTROLLER),
+            Err(_) => Err(REQUEST_TIMED_OUT),
+        }
+    }
+
+    /// ControlledShutdown from broker `broker`: moves its leaderships away; the partitions it
+    /// still leads (nothing else could take them), or an error code.
+    pub async fn controlled_shutdown(
+        &self,
+        broker: i32,
+        broker_epoch: i64,
+    ) -> Result<Vec<TopicPartition>, i16> {
+        self.ask(|reply| Command::ControlledShutdown {
+            broker,
+            broker_epoch,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn alter_reassignments(
+        &self,
+        partitions: Vec<(TopicPartition, Option<Vec<i32>>)>,
+    ) -> Result<Vec<(TopicPartition, PartitionResult)>, i16> {
+        self.ask(|reply| Command::AlterReassignments { partitions, reply })
+            .await
+    }
+
+    pub async fn list_reassignments(
+        &self,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Result<Vec<Reassignment>, i16> {
+        self.ask(|reply| Command::ListReassignments { partitions, reply })
+            .await
+    }
+
+    pub async fn elect_leaders(
+        &self,
+        unclean: bool,
+        partitions: Option<Vec<TopicPartition>>,
+    ) -> Result<Vec<(TopicPartition, PartitionResult)>, i16> {
+        self.ask(|reply| Command::ElectLeaders {
+            unclean,
+            partitions,
+            reply,
+        })
+        .await
     }
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
@@ -161,10 +299,13 @@ impl Controller {
                         epoch_zk_version,
                         channels,
                     );
-                    match controller
-                        .run(self.store.subscribe(), shutdown.clone())
-                        .await
-                    {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.set_commands(Some(tx));
+                    let stopped = controller
+                        .run(self.store.subscribe(), rx, shutdown.clone())
+                        .await;
+                    self.set_commands(None);
+                    match stopped {
                         active::Stop::Shutdown => return,
                         active::Stop::Resigned(why) => {
                             tracing::warn!(reason = why, "resigned as controller");

@@ -19,6 +19,13 @@ pub const CONFIG_CHANGES: &str = "/config/changes";
 pub const CONFIG_CHANGE_PREFIX: &str = "config_change_";
 /// The entity name of cluster-wide defaults: `/config/brokers/<default>`.
 pub const DEFAULT_ENTITY: &str = "<default>";
+/// Leaders that changed an ISR themselves tell the controller here (IBP < 2.7-IV2).
+pub const ISR_CHANGE_NOTIFICATION: &str = "/isr_change_notification";
+/// Sequential children of [`ISR_CHANGE_NOTIFICATION`]: this plus ZooKeeper's counter.
+pub const ISR_CHANGE_PREFIX: &str = "isr_change_";
+/// Legacy tools' requests to the controller.
+pub const REASSIGN_PARTITIONS: &str = "/admin/reassign_partitions";
+pub const PREFERRED_REPLICA_ELECTION: &str = "/admin/preferred_replica_election";
 
 /// Paths a Kafka broker creates at start-up (`ZkData.PersistentZkPaths`).
 pub const PERSISTENT_PATHS: &[&str] = &[
@@ -188,6 +195,38 @@ impl ConfigChangeZnode {
     }
 }
 
+/// A partition named in `/isr_change_notification/*` and `/admin/preferred_replica_election`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TopicPartitionJson {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// `{"version":1,"partitions":[{"topic":..,"partition":..}]}`: an ISR change notification or
+/// a preferred replica election request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionListZnode {
+    pub version: i32,
+    pub partitions: Vec<TopicPartitionJson>,
+}
+
+/// `/admin/reassign_partitions`: `{"version":1,"partitions":[{"topic":..,"partition":..,
+/// "replicas":[..]}]}` (the tool may add `log_dirs`, which brokers here do not use).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReassignPartitionsZnode {
+    pub version: i32,
+    pub partitions: Vec<PartitionReassignmentJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartitionReassignmentJson {
+    pub topic: String,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_dirs: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProducerIdBlockZnode {
     pub version: i32,
@@ -198,12 +237,14 @@ pub struct ProducerIdBlockZnode {
 
 /// A new topic or cluster id: a random UUID in Kafka's base64url form (22 characters).
 pub fn random_uuid_base64() -> (uuid::Uuid, String) {
-    use base64::Engine;
     let id = uuid::Uuid::new_v4();
-    (
-        id,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes()),
-    )
+    (id, uuid_base64(&id))
+}
+
+/// A topic or cluster id in Kafka's base64url form (22 characters).
+pub fn uuid_base64(id: &uuid::Uuid) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
 
 pub fn parse_uuid_base64(s: &str) -> Option<uuid::Uuid> {

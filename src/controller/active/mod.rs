@@ -2,7 +2,13 @@
 //! (live brokers, assignments, partition leaders and ISR) in memory, reacts to changes in
 //! ZooKeeper, writes partition states, and tells brokers what to do. Everything runs on one
 //! task, one event at a time, as Kafka's controller event thread does, so no decision races
-//! another.
+//! another: ZooKeeper watches, requests forwarded by this broker's API (controlled shutdown,
+//! reassignments, elections) and the leader-imbalance timer all queue on it.
+
+mod election;
+mod isr_change;
+mod reassign;
+mod shutdown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,8 +30,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
+use super::Command;
 use super::channel::BrokerChannels;
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
@@ -69,7 +76,12 @@ struct LiveBroker {
 #[derive(Debug, Clone)]
 struct TopicState {
     id: uuid::Uuid,
+    /// Each partition's full replica set (with a reassignment in progress: target and origin
+    /// replicas together, as Kafka keeps it).
     assignment: BTreeMap<i32, Vec<i32>>,
+    /// Replicas being added and removed by a reassignment in progress, by partition.
+    adding: BTreeMap<i32, Vec<i32>>,
+    removing: BTreeMap<i32, Vec<i32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +107,11 @@ pub struct ActiveController {
     states: BTreeMap<Tp, PartitionState>,
     /// Topics marked for deletion whose replicas could not all be deleted yet.
     deleting: BTreeSet<String>,
+    /// Brokers that asked for a controlled shutdown: still reachable, but no longer eligible as
+    /// leaders or ISR members (Kafka's `shuttingDownBrokerIds`).
+    shutting_down: BTreeSet<i32>,
+    /// The creation id (czxid) of the `/admin/reassign_partitions` znode already acted on.
+    zk_reassignment_seen: Option<i64>,
 }
 
 impl ActiveController {
@@ -115,6 +132,8 @@ impl ActiveController {
             topics: BTreeMap::new(),
             states: BTreeMap::new(),
             deleting: BTreeSet::new(),
+            shutting_down: BTreeSet::new(),
+            zk_reassignment_seen: None,
         }
     }
 
@@ -122,21 +141,30 @@ impl ActiveController {
     pub async fn run(
         mut self,
         mut events: broadcast::Receiver<WatchEvent>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Stop {
         if let Err(stop) = self.failover().await {
             return stop;
         }
+        // Kafka's auto leader rebalance task: first check one interval after failover.
+        let period =
+            Duration::from_secs(self.config.leader_imbalance_check_interval_seconds.max(1));
+        let mut rebalance = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = tokio::select! {
-                e = events.recv() => e,
+            let result = tokio::select! {
+                e = events.recv() => match e {
+                    Ok(event) => self.handle(event).await,
+                    // Events were missed: re-read everything the controller watches.
+                    Err(RecvError::Lagged(_)) => self.reconcile_all().await,
+                    Err(RecvError::Closed) => Err(Stop::Resigned("metadata store closed".into())),
+                },
+                Some(command) = commands.recv() => self.command(command).await,
+                _ = rebalance.tick(), if self.config.auto_leader_rebalance_enable => {
+                    self.check_leader_imbalance().await
+                }
                 _ = shutdown.changed() => return Stop::Shutdown,
-            };
-            let result = match event {
-                Ok(event) => self.handle(event).await,
-                // Events were missed: re-read everything the controller watches.
-                Err(RecvError::Lagged(_)) => self.reconcile_all().await,
-                Err(RecvError::Closed) => Err(Stop::Resigned("metadata store closed".into())),
             };
             if let Err(stop) = result {
                 return stop;
@@ -157,15 +185,35 @@ impl ActiveController {
                 self.on_broker_change().await
             }
             WatchEvent::ChildrenChanged(p) if p == znodes::TOPICS => self.on_topic_change().await,
+            WatchEvent::NodeChanged(p) if p == znodes::REASSIGN_PARTITIONS => {
+                self.on_zk_reassignment().await.map(|_| ())
+            }
+            WatchEvent::NodeChanged(p) if p == znodes::PREFERRED_REPLICA_ELECTION => {
+                self.on_zk_preferred_election().await
+            }
             WatchEvent::NodeChanged(p) => match p.strip_prefix(&format!("{}/", znodes::TOPICS)) {
                 Some(topic) if !topic.contains('/') && self.topics.contains_key(topic) => {
                     let topic = topic.to_string();
                     self.on_assignment_change(&topic).await
                 }
-                _ => Ok(()),
+                // A partition state written by its leader (ISR change): a reassignment waiting
+                // for its new replicas to join the ISR may complete.
+                Some(rest) => match parse_state_path(rest) {
+                    Some(tp) if self.is_reassigning(&tp) => {
+                        self.maybe_complete_reassignment(&tp).await
+                    }
+                    _ => Ok(()),
+                },
+                None => Ok(()),
             },
             WatchEvent::ChildrenChanged(p) if p == znodes::DELETE_TOPICS => {
                 self.on_delete_topics().await
+            }
+            WatchEvent::ChildrenChanged(p) if p == znodes::ISR_CHANGE_NOTIFICATION => {
+                self.on_isr_change_notifications().await
+            }
+            WatchEvent::ChildrenChanged(p) if p == znodes::CONFIG_CHANGES => {
+                self.on_config_change().await
             }
             WatchEvent::ChildrenChanged(_) => Ok(()),
         }
@@ -175,7 +223,40 @@ impl ActiveController {
         self.check_still_controller().await?;
         self.on_broker_change().await?;
         self.on_topic_change().await?;
-        self.on_delete_topics().await
+        self.on_delete_topics().await?;
+        self.on_isr_change_notifications().await?;
+        self.on_zk_reassignment().await?;
+        self.on_zk_preferred_election().await
+    }
+
+    /// A request forwarded by this broker's API to the active controller.
+    async fn command(&mut self, command: Command) -> Result<(), Stop> {
+        match command {
+            Command::ControlledShutdown {
+                broker,
+                broker_epoch,
+                reply,
+            } => {
+                let result = self.controlled_shutdown(broker, broker_epoch).await?;
+                let _ = reply.send(result);
+            }
+            Command::AlterReassignments { partitions, reply } => {
+                let result = self.alter_reassignments(partitions).await?;
+                let _ = reply.send(result);
+            }
+            Command::ListReassignments { partitions, reply } => {
+                let _ = reply.send(self.list_reassignments(partitions));
+            }
+            Command::ElectLeaders {
+                unclean,
+                partitions,
+                reply,
+            } => {
+                let result = self.elect_leaders(unclean, partitions).await?;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
     }
 
     /// Kafka's `onControllerFailover`: read everything, tell every broker the cluster state,
@@ -186,6 +267,14 @@ impl ActiveController {
         store.watch_children(znodes::BROKER_IDS).await?;
         store.watch_children(znodes::TOPICS).await?;
         store.watch_children(znodes::DELETE_TOPICS).await?;
+        store
+            .watch_children(znodes::ISR_CHANGE_NOTIFICATION)
+            .await?;
+        store.watch_children(znodes::CONFIG_CHANGES).await?;
+        store.watch_node(znodes::REASSIGN_PARTITIONS).await?;
+        store.watch_node(znodes::PREFERRED_REPLICA_ELECTION).await?;
+        // Every partition state is read below: older ISR change notifications say nothing new.
+        self.delete_isr_change_notifications(None).await?;
         self.brokers = self.read_brokers().await?;
         for (id, b) in &self.brokers {
             if let Some(addr) = broker_address(b) {
@@ -216,6 +305,11 @@ impl ActiveController {
         }
         let all: Vec<Tp> = self.all_partitions();
         self.bring_online(all).await?;
+        // Reassignments through `/admin/reassign_partitions` supplant those in progress; the
+        // others resume where the previous controller left them.
+        let resumed = self.on_zk_reassignment().await?;
+        self.resume_reassignments(&resumed).await?;
+        self.on_zk_preferred_election().await?;
         self.on_delete_topics().await?;
         tracing::info!(
             controller_epoch = self.epoch,
@@ -330,8 +424,30 @@ impl ActiveController {
                 self.states.insert((topic.to_string(), *p), s);
             }
         }
-        self.topics
-            .insert(topic.to_string(), TopicState { id, assignment });
+        let by_partition = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
+            m.iter()
+                .filter(|(_, r)| !r.is_empty())
+                .filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone())))
+                .collect()
+        };
+        let adding = by_partition(&z.adding_replicas);
+        let removing = by_partition(&z.removing_replicas);
+        for p in adding.keys().chain(removing.keys()) {
+            // Kafka's PartitionReassignmentIsrChangeHandler: the leader's ISR writes tell when
+            // the new replicas have caught up.
+            self.store
+                .watch_node(&znodes::partition_state_path(topic, *p))
+                .await?;
+        }
+        self.topics.insert(
+            topic.to_string(),
+            TopicState {
+                id,
+                assignment,
+                adding,
+                removing,
+            },
+        );
         Ok(())
     }
 
@@ -420,6 +536,31 @@ impl ActiveController {
         }
     }
 
+    /// Writes the leader and ISR `decide` picks from the partition's current state, with the
+    /// leader epoch bumped; decided again on the fresh state when a leader's own ISR write got
+    /// there first. False when `decide` finds nothing to do or the writes keep losing.
+    async fn change_leadership(
+        &mut self,
+        tp: &Tp,
+        decide: impl Fn(&Self, &PartitionState) -> Option<(i32, Vec<i32>)>,
+    ) -> Result<bool, Stop> {
+        for _attempt in 0..5 {
+            let Some(s) = self.states.get(tp).cloned() else {
+                return Ok(false);
+            };
+            let Some((leader, isr)) = decide(self, &s) else {
+                return Ok(false);
+            };
+            if self
+                .write_state(tp, leader, s.leader_epoch + 1, isr)
+                .await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Kafka's partition state machine, to OnlinePartition: new partitions get the first live
     /// replica as leader and all live replicas as ISR; partitions whose leader is gone elect the
     /// first live replica of the assignment that is in the ISR (or, with
@@ -435,13 +576,14 @@ impl ActiveController {
                 let live: Vec<i32> = replicas
                     .iter()
                     .copied()
-                    .filter(|r| self.brokers.contains_key(r))
+                    .filter(|r| self.is_live(*r))
                     .collect();
-                let decided = match self.states.get(&tp) {
+                let decided = match self.states.get(&tp).cloned() {
                     None => live.first().map(|&leader| (leader, 0, live.clone())),
                     Some(s) if s.leader >= 0 && self.brokers.contains_key(&s.leader) => None,
                     Some(s) => self
-                        .elect(&tp, &replicas, s)
+                        .elect(&tp, &replicas, &s, false)
+                        .await?
                         .map(|(leader, isr)| (leader, s.leader_epoch + 1, isr)),
                 };
                 let Some((leader, epoch, isr)) = decided else {
@@ -464,30 +606,74 @@ impl ActiveController {
         Ok(())
     }
 
-    /// Offline election: first assigned replica that is live and in the ISR.
-    fn elect(&self, tp: &Tp, replicas: &[i32], s: &PartitionState) -> Option<(i32, Vec<i32>)> {
-        let live = |r: &i32| self.brokers.contains_key(r);
+    /// Offline election: first assigned replica that is live and in the ISR; failing that, with
+    /// `unclean.leader.election.enable` (the topic's, else the broker's) or when an admin asked
+    /// for it (`force_unclean`), the first live replica, alone in the ISR.
+    async fn elect(
+        &self,
+        tp: &Tp,
+        replicas: &[i32],
+        s: &PartitionState,
+        force_unclean: bool,
+    ) -> Result<Option<(i32, Vec<i32>)>, Stop> {
+        let live = |r: &i32| self.is_live(*r);
         if let Some(&leader) = replicas.iter().find(|r| live(r) && s.isr.contains(r)) {
             let isr: Vec<i32> = s.isr.iter().copied().filter(live).collect();
-            return Some((leader, isr));
+            return Ok(Some((leader, isr)));
         }
-        if self.unclean_election_enabled(&tp.0) {
-            let leader = *replicas.iter().find(|r| live(r))?;
-            tracing::warn!(
-                topic = tp.0,
-                partition = tp.1,
-                leader,
-                "unclean leader election: records may be lost"
-            );
-            return Some((leader, vec![leader]));
+        let Some(&leader) = replicas.iter().find(|r| live(r)) else {
+            return Ok(None);
+        };
+        if !force_unclean && !self.unclean_election_enabled(&tp.0).await? {
+            return Ok(None);
         }
-        None
+        tracing::warn!(
+            topic = tp.0,
+            partition = tp.1,
+            leader,
+            "unclean leader election: records may be lost"
+        );
+        Ok(Some((leader, vec![leader])))
     }
 
-    fn unclean_election_enabled(&self, _topic: &str) -> bool {
-        // Topic overrides are read by brokers; the controller uses the broker-wide default, as
-        // Kafka's does when the topic has no override.
-        self.config.unclean_leader_election_enable
+    /// `unclean.leader.election.enable` for a topic: its override in `/config/topics/<topic>`,
+    /// else this broker's dynamic config (`/config/brokers/<id>`, then `<default>`), else the
+    /// static one. Read when needed, as Kafka's controller does: a partition without a live
+    /// in-sync replica is rare, and a stale copy would be wrong exactly then.
+    async fn unclean_election_enabled(&self, topic: &str) -> Result<bool, Stop> {
+        const KEY: &str = "unclean.leader.election.enable";
+        let layers = [
+            znodes::topic_config_path(topic),
+            znodes::entity_config_path("brokers", &self.config.broker_id.to_string()),
+            znodes::entity_config_path("brokers", znodes::DEFAULT_ENTITY),
+        ];
+        for path in layers {
+            let Some((Some(d), _)) = self.store.get(&path).await? else {
+                continue;
+            };
+            match znodes::decode::<znodes::ConfigZnode>(&path, &d) {
+                Ok(c) => {
+                    if let Some(v) = c.config.get(KEY) {
+                        return Ok(v.trim().eq_ignore_ascii_case("true"));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path, error = %e, "unreadable config; {KEY} not taken from it")
+                }
+            }
+        }
+        Ok(self.config.unclean_leader_election_enable)
+    }
+
+    /// Eligible as leader or ISR member: registered and not shutting down.
+    fn is_live(&self, broker: i32) -> bool {
+        self.brokers.contains_key(&broker) && !self.shutting_down.contains(&broker)
+    }
+
+    fn is_reassigning(&self, tp: &Tp) -> bool {
+        self.topics
+            .get(&tp.0)
+            .is_some_and(|t| t.adding.contains_key(&tp.1) || t.removing.contains_key(&tp.1))
     }
 
     fn replicas(&self, tp: &Tp) -> Option<Vec<i32>> {
@@ -531,6 +717,7 @@ impl ActiveController {
         for id in &dead {
             self.channels.remove(*id);
             self.brokers.remove(id);
+            self.shutting_down.remove(id);
         }
         if !dead.is_empty() {
             self.on_brokers_failed(&dead).await?;
@@ -562,6 +749,18 @@ impl ActiveController {
             let all = self.all_partitions();
             self.bring_online(all).await?;
             self.retry_deletions().await?;
+            // Reassignments waiting for a replica on a returning broker carry on.
+            let waiting: Vec<Tp> = self
+                .reassigning()
+                .into_iter()
+                .filter(|tp| {
+                    self.replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| new.contains(b)))
+                })
+                .collect();
+            for tp in waiting {
+                self.continue_reassignment(&tp).await?;
+            }
         }
         Ok(())
     }
@@ -570,51 +769,64 @@ impl ActiveController {
     /// ISR (the last member stays, so a later clean election knows who has the data), leader
     /// -1 if it led, leader epoch bumped; then the offline partitions elect again.
     async fn on_brokers_failed(&mut self, dead: &[i32]) -> Result<(), Stop> {
-        let affected: Vec<(Tp, PartitionState)> = self
+        let touches_dead =
+            |s: &PartitionState| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r));
+        let affected: Vec<Tp> = self
             .states
             .iter()
-            .filter(|(_, s)| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r)))
-            .map(|(tp, s)| (tp.clone(), s.clone()))
+            .filter(|(_, s)| touches_dead(s))
+            .map(|(tp, _)| tp.clone())
             .collect();
         let mut changed = Vec::new();
-        for (tp, s) in affected {
-            let replicas = self.replicas(&tp).unwrap_or_default();
-            let survivors: Vec<i32> = s
-                .isr
-                .iter()
-                .copied()
-                .filter(|r| !dead.contains(r))
-                .collect();
-            let (leader, isr) = if dead.contains(&s.leader) {
-                let candidate = PartitionState {
-                    isr: survivors.clone(),
-                    ..s.clone()
+        for tp in affected {
+            // A leader may change the ISR meanwhile (its own conditional write): decide again
+            // on the state as it is then.
+            for _attempt in 0..5 {
+                let Some(s) = self.states.get(&tp).cloned() else {
+                    break;
                 };
-                match self.elect(&tp, &replicas, &candidate) {
-                    Some(decided) => decided,
-                    None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
-                    None => (NO_LEADER, survivors),
+                if !touches_dead(&s) {
+                    break;
                 }
-            } else if survivors.is_empty() {
-                continue;
-            } else {
-                (s.leader, survivors)
-            };
-            if leader == s.leader && isr == s.isr {
-                // Already recorded as offline (by an earlier controller).
-                continue;
-            }
-            if self
-                .write_state(&tp, leader, s.leader_epoch + 1, isr)
-                .await?
-            {
-                tracing::info!(
-                    topic = tp.0,
-                    partition = tp.1,
-                    leader,
-                    "partition changed after broker failure"
-                );
-                changed.push(tp);
+                let replicas = self.replicas(&tp).unwrap_or_default();
+                let survivors: Vec<i32> = s
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !dead.contains(r))
+                    .collect();
+                let (leader, isr) = if dead.contains(&s.leader) {
+                    let candidate = PartitionState {
+                        isr: survivors.clone(),
+                        ..s.clone()
+                    };
+                    match self.elect(&tp, &replicas, &candidate, false).await? {
+                        Some(decided) => decided,
+                        None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
+                        None => (NO_LEADER, survivors),
+                    }
+                } else if survivors.is_empty() {
+                    break;
+                } else {
+                    (s.leader, survivors)
+                };
+                if leader == s.leader && isr == s.isr {
+                    // Already recorded as offline (by an earlier controller).
+                    break;
+                }
+                if self
+                    .write_state(&tp, leader, s.leader_epoch + 1, isr)
+                    .await?
+                {
+                    tracing::info!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        leader,
+                        "partition changed after broker failure"
+                    );
+                    changed.push(tp);
+                    break;
+                }
             }
         }
         self.announce(&changed);
@@ -740,6 +952,10 @@ impl ActiveController {
                 .collect();
             let live: Vec<i32> = self.brokers.keys().copied().collect();
             self.send_deleted(&topic, &tps, &live);
+            if tps.iter().any(|tp| self.is_reassigning(tp)) {
+                tracing::info!(topic, "deletion waits for a reassignment in progress");
+                continue;
+            }
             let hosts: BTreeSet<i32> = state.assignment.values().flatten().copied().collect();
             if hosts.iter().any(|b| !self.brokers.contains_key(b)) {
                 tracing::info!(topic, "deletion waits for replicas on offline brokers");
@@ -753,29 +969,11 @@ impl ActiveController {
                     .filter(|(_, r)| r.contains(&broker))
                     .map(|(p, _)| *p)
                     .collect();
-                let mut ts = StopReplicaTopicState::default();
-                ts.topic_name = TopicName(StrBytes::from_string(topic.clone()));
-                ts.partition_states = parts
+                let parts: Vec<(Tp, i32)> = parts
                     .iter()
-                    .map(|p| {
-                        let mut s = StopReplicaPartitionState::default();
-                        s.partition_index = *p;
-                        s.leader_epoch = EPOCH_DURING_DELETE;
-                        s.delete_partition = true;
-                        s
-                    })
+                    .map(|p| ((topic.clone(), *p), EPOCH_DURING_DELETE))
                     .collect();
-                let mut req = StopReplicaRequest::default();
-                req.controller_id = BrokerId(self.config.broker_id);
-                req.controller_epoch = self.epoch;
-                req.broker_epoch = self.brokers.get(&broker).map_or(-1, |b| b.epoch);
-                req.topic_states = vec![ts];
-                let reply = self.channels.send(
-                    broker,
-                    ApiKey::StopReplica,
-                    STOP_REPLICA_VERSION,
-                    RequestKind::StopReplica(req),
-                );
+                let reply = self.send_stop_replica(broker, &parts, true);
                 let answered = match reply {
                     Some(rx) => {
                         tokio::time::timeout(
@@ -811,6 +1009,42 @@ impl ActiveController {
             tracing::info!(topic, "deleted topic");
         }
         Ok(())
+    }
+
+    /// StopReplica to `broker` for `partitions` (each with the leader epoch it is sent with).
+    fn send_stop_replica(
+        &self,
+        broker: i32,
+        partitions: &[(Tp, i32)],
+        delete: bool,
+    ) -> Option<super::channel::Reply> {
+        if partitions.is_empty() {
+            return None;
+        }
+        let mut by_topic: BTreeMap<&str, StopReplicaTopicState> = BTreeMap::new();
+        for ((topic, p), epoch) in partitions {
+            let ts = by_topic.entry(topic.as_str()).or_insert_with(|| {
+                let mut ts = StopReplicaTopicState::default();
+                ts.topic_name = TopicName(StrBytes::from_string(topic.clone()));
+                ts
+            });
+            let mut s = StopReplicaPartitionState::default();
+            s.partition_index = *p;
+            s.leader_epoch = *epoch;
+            s.delete_partition = delete;
+            ts.partition_states.push(s);
+        }
+        let mut req = StopReplicaRequest::default();
+        req.controller_id = BrokerId(self.config.broker_id);
+        req.controller_epoch = self.epoch;
+        req.broker_epoch = self.brokers.get(&broker).map_or(-1, |b| b.epoch);
+        req.topic_states = by_topic.into_values().collect();
+        self.channels.send(
+            broker,
+            ApiKey::StopReplica,
+            STOP_REPLICA_VERSION,
+            RequestKind::StopReplica(req),
+        )
     }
 
     fn send_deleted(&mut self, topic: &str, tps: &[Tp], to: &[i32]) {
@@ -926,6 +1160,11 @@ impl ActiveController {
 
     /// LeaderAndIsr for `partitions` to their live replicas (only to `only` when given).
     fn send_leader_and_isr(&mut self, partitions: &[Tp], only: Option<i32>) {
+        self.send_leader_and_isr_to(partitions, |r| only.is_none_or(|o| o == r));
+    }
+
+    /// LeaderAndIsr for `partitions` to those of their live replicas that `to` accepts.
+    fn send_leader_and_isr_to(&mut self, partitions: &[Tp], to: impl Fn(i32) -> bool) {
         let mut per_broker: BTreeMap<i32, BTreeMap<String, LeaderAndIsrTopicState>> =
             BTreeMap::new();
         let mut leaders: BTreeMap<i32, BTreeSet<i32>> = BTreeMap::new();
@@ -945,8 +1184,18 @@ impl ActiveController {
             ps.isr = s.isr.iter().copied().map(BrokerId).collect();
             ps.partition_epoch = s.zk_version;
             ps.replicas = replicas.iter().copied().map(BrokerId).collect();
+            let ids = |m: &BTreeMap<i32, Vec<i32>>| -> Vec<BrokerId> {
+                m.get(&tp.1)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .map(BrokerId)
+                    .collect()
+            };
+            ps.adding_replicas = ids(&topic.adding);
+            ps.removing_replicas = ids(&topic.removing);
             for r in replicas {
-                if !self.brokers.contains_key(r) || only.is_some_and(|o| o != *r) {
+                if !self.brokers.contains_key(r) || !to(*r) {
                     continue;
                 }
                 let ts = per_broker
@@ -1052,4 +1301,11 @@ fn security_protocol_id(name: &str) -> i16 {
         "SASL_SSL" => 3,
         _ => 0,
     }
+}
+
+/// `<topic>/partitions/<p>/state` (below `/brokers/topics/`) as a topic partition.
+fn parse_state_path(rest: &str) -> Option<Tp> {
+    let (topic, tail) = rest.split_once("/partitions/")?;
+    let partition = tail.strip_suffix("/state")?.parse().ok()?;
+    Some((topic.to_string(), partition))
 }

@@ -1,0 +1,272 @@
+//! Several odradek brokers and one real ZooKeeper, with the wire helpers cluster tests share:
+//! Metadata from one broker, leaders as it sees them, raw produce, the bundled tools.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use odradek::metadata::MetadataStore;
+use odradek::metadata::zk::ZkStore;
+
+use super::broker_process::BrokerProcess;
+use super::wire::Conn;
+use super::zookeeper::ZooKeeperServer;
+
+pub const SESSION_TIMEOUT_MS: u64 = 4000;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+
+pub struct Cluster {
+    pub zk: ZooKeeperServer,
+    pub connect: String,
+    pub brokers: BTreeMap<i32, BrokerProcess>,
+    /// Overrides every broker of this cluster starts with.
+    pub extra: Vec<String>,
+    pub _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(ids: &[i32]) -> Option<Cluster> {
+        Self::start_with(ids, &[])
+    }
+
+    /// Like `start`, every broker with the `extra` overrides too.
+    pub fn start_with(ids: &[i32], extra: &[&str]) -> Option<Cluster> {
+        let zk = ZooKeeperServer::start()?;
+        let connect = format!("{}/odradek", zk.connect_string());
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = Cluster {
+            zk,
+            connect,
+            brokers: BTreeMap::new(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            _tmp: tmp,
+        };
+        for &id in ids {
+            c.start_broker(id);
+        }
+        Some(c)
+    }
+
+    pub fn start_broker(&mut self, id: i32) {
+        let connect = self.connect.clone();
+        self.start_broker_via(id, &connect);
+    }
+
+    /// A broker reaching ZooKeeper through `connect` (a relay that can be cut, say).
+    pub fn start_broker_via(&mut self, id: i32, connect: &str) {
+        let dir = self._tmp.path().join(format!("broker-{id}"));
+        let mut overrides = vec![
+            format!("broker.id={id}"),
+            format!("zookeeper.connect={connect}"),
+            format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+        ];
+        overrides.extend(self.extra.iter().cloned());
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let b = BrokerProcess::start(&dir, &overrides);
+        self.brokers.insert(id, b);
+    }
+
+    pub fn port(&self, id: i32) -> u16 {
+        self.brokers[&id].port
+    }
+
+    pub fn bootstrap(&self, id: i32) -> String {
+        self.brokers[&id].bootstrap()
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (id, b) in &self.brokers {
+            out.push_str(&format!("--- broker {id}\n{}\n", b.log_tail()));
+        }
+        out
+    }
+
+    pub async fn store(&self) -> ZkStore {
+        ZkStore::connect(
+            &self.connect,
+            Duration::from_secs(10),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Until broker `id`'s metadata shows `partitions` partitions of `topic`, each with a leader.
+    pub async fn wait_led(&self, id: i32, topic: &str, partitions: usize) {
+        let port = self.port(id);
+        wait_until(
+            Duration::from_secs(30),
+            &format!("broker {id} sees {topic} led"),
+            || async move {
+                let l = leaders(port, topic).await;
+                l.len() == partitions && l.values().all(|(l, e)| *l >= 0 && *e == 0)
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+    }
+
+    /// Until every running broker's metadata lists exactly `ids` as live.
+    pub async fn wait_for_brokers(&self, ids: &[i32]) {
+        let want: BTreeSet<i32> = ids.iter().copied().collect();
+        for id in ids {
+            let port = self.port(*id);
+            let want = &want;
+            wait_until(
+                Duration::from_secs(30),
+                &format!("broker {id} sees {want:?}"),
+                || async move {
+                    let md = metadata(port, Some(&[])).await;
+                    md.brokers
+                        .iter()
+                        .map(|b| b.node_id.0)
+                        .collect::<BTreeSet<_>>()
+                        == *want
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        }
+    }
+}
+
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {limit:?} waiting until {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// Metadata v12 from one broker; `None` asks for every topic. A broker that does not answer
+/// (stopped) gives an empty response.
+pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
+    let Ok(Ok(stream)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return MetadataResponse::default();
+    };
+    drop(stream);
+    let mut c = Conn::connect(port).await;
+    let mut req = MetadataRequest::default();
+    req.topics = topics.map(|t| {
+        t.iter()
+            .map(|n| {
+                let mut mt = metadata_request::MetadataRequestTopic::default();
+                mt.name = Some(name(n));
+                mt
+            })
+            .collect()
+    });
+    req.allow_auto_topic_creation = false;
+    match c
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
+        .await
+    {
+        ResponseKind::Metadata(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// partition -> (leader, error) for `topic` as broker `port` sees it.
+pub async fn leaders(port: u16, topic: &str) -> BTreeMap<i32, (i32, i16)> {
+    let md = metadata(port, Some(&[topic])).await;
+    md.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| (p.partition_index, (p.leader_id.0, p.error_code)))
+        .collect()
+}
+
+pub fn run_tool(args: &[&str]) -> String {
+    let (ok, out, err) = super::odradek(args, None);
+    assert!(ok, "odradek {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+    ]);
+}
+
+/// Sends ten records (acks=all) to every partition of `topic`, each to the leader broker `via`
+/// names; the number acknowledged.
+pub async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) -> usize {
+    let mut acked = 0;
+    for (p, (leader, error)) in leaders(cluster.port(via), topic).await {
+        assert_eq!(error, 0, "{topic}-{p} has no leader:\n{}", cluster.logs());
+        assert_eq!(produce_records(cluster.port(leader), topic, p, 10).await, 0);
+        acked += 10;
+    }
+    acked
+}
+
+pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    let out = run_tool(&[
+        "consume",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--timeout-ms",
+        "2000",
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
+/// error code. The records carry the current time: with timestamp 0 the 7-day time retention
+/// would delete them at the first retention check (a restarted broker runs one at once).
+pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
+    let mut c = Conn::connect(port).await;
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    pd.records = Some(super::client_batch(0, n, 10, now, 0));
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = name(topic);
+    td.partition_data.push(pd);
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data.push(td);
+    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
+        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn controller_epoch(store: &ZkStore) -> i32 {
+    let (data, _) = store.get("/controller_epoch").await.unwrap().unwrap();
+    String::from_utf8(data.unwrap()).unwrap().parse().unwrap()
+}
