@@ -5,189 +5,22 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::broker_process::BrokerProcess;
+use common::cluster::{Cluster, SESSION_TIMEOUT_MS, leaders, metadata, name, wait_until};
 use common::wire::Conn;
 use common::zookeeper::ZooKeeperServer;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::metadata::MetadataStore;
 use odradek::metadata::store::CreateMode;
 use odradek::metadata::zk::ZkStore;
 
-const SESSION_TIMEOUT_MS: u64 = 4000;
 const LEADER_NOT_AVAILABLE: i16 = 5;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-
-struct Cluster {
-    zk: ZooKeeperServer,
-    connect: String,
-    brokers: BTreeMap<i32, BrokerProcess>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Cluster {
-    fn start(ids: &[i32]) -> Option<Cluster> {
-        let zk = ZooKeeperServer::start()?;
-        let connect = format!("{}/odradek", zk.connect_string());
-        let tmp = tempfile::tempdir().unwrap();
-        let mut c = Cluster {
-            zk,
-            connect,
-            brokers: BTreeMap::new(),
-            _tmp: tmp,
-        };
-        for &id in ids {
-            c.start_broker(id);
-        }
-        Some(c)
-    }
-
-    fn start_broker(&mut self, id: i32) {
-        let dir = self._tmp.path().join(format!("broker-{id}"));
-        let b = BrokerProcess::start(
-            &dir,
-            &[
-                &format!("broker.id={id}"),
-                &format!("zookeeper.connect={}", self.connect),
-                &format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
-            ],
-        );
-        self.brokers.insert(id, b);
-    }
-
-    fn port(&self, id: i32) -> u16 {
-        self.brokers[&id].port
-    }
-
-    fn bootstrap(&self, id: i32) -> String {
-        self.brokers[&id].bootstrap()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for (id, b) in &self.brokers {
-            out.push_str(&format!("--- broker {id}\n{}\n", b.log_tail()));
-        }
-        out
-    }
-
-    async fn store(&self) -> ZkStore {
-        ZkStore::connect(
-            &self.connect,
-            Duration::from_secs(10),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap()
-    }
-
-    /// Until broker `id`'s metadata shows `partitions` partitions of `topic`, each with a leader.
-    async fn wait_led(&self, id: i32, topic: &str, partitions: usize) {
-        let port = self.port(id);
-        wait_until(
-            Duration::from_secs(30),
-            &format!("broker {id} sees {topic} led"),
-            || async move {
-                let l = leaders(port, topic).await;
-                l.len() == partitions && l.values().all(|(l, e)| *l >= 0 && *e == 0)
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
-    }
-
-    /// Until every running broker's metadata lists exactly `ids` as live.
-    async fn wait_for_brokers(&self, ids: &[i32]) {
-        let want: BTreeSet<i32> = ids.iter().copied().collect();
-        for id in ids {
-            let port = self.port(*id);
-            let want = &want;
-            wait_until(
-                Duration::from_secs(30),
-                &format!("broker {id} sees {want:?}"),
-                || async move {
-                    let md = metadata(port, Some(&[])).await;
-                    md.brokers
-                        .iter()
-                        .map(|b| b.node_id.0)
-                        .collect::<BTreeSet<_>>()
-                        == *want
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
-        }
-    }
-}
-
-async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F) -> Result<(), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {limit:?} waiting until {what}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-/// Metadata v12 from one broker; `None` asks for every topic. A broker that does not answer
-/// (stopped) gives an empty response.
-async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
-    let Ok(Ok(stream)) = tokio::time::timeout(
-        Duration::from_secs(2),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    else {
-        return MetadataResponse::default();
-    };
-    drop(stream);
-    let mut c = Conn::connect(port).await;
-    let mut req = MetadataRequest::default();
-    req.topics = topics.map(|t| {
-        t.iter()
-            .map(|n| {
-                let mut mt = metadata_request::MetadataRequestTopic::default();
-                mt.name = Some(name(n));
-                mt
-            })
-            .collect()
-    });
-    req.allow_auto_topic_creation = false;
-    match c
-        .call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
-        .await
-    {
-        ResponseKind::Metadata(r) => r,
-        other => panic!("{other:?}"),
-    }
-}
-
-/// partition -> (leader, error) for `topic` as broker `port` sees it.
-async fn leaders(port: u16, topic: &str) -> BTreeMap<i32, (i32, i16)> {
-    let md = metadata(port, Some(&[topic])).await;
-    md.topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .map(|p| (p.partition_index, (p.leader_id.0, p.error_code)))
-        .collect()
-}
 
 fn run_tool(args: &[&str]) -> String {
     let (ok, out, err) = common::odradek(args, None);

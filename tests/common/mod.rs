@@ -198,6 +198,7 @@ pub fn kafka_home() -> Option<PathBuf> {
         .filter(|p| p.join("bin").is_dir())
 }
 pub mod broker_process;
+pub mod cluster;
 pub mod cutting_proxy;
 pub mod wire;
 pub mod zookeeper;
