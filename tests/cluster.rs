@@ -11,86 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::broker_process::BrokerProcess;
-use common::cluster::{Cluster, SESSION_TIMEOUT_MS, leaders, metadata, name, wait_until};
-use common::wire::Conn;
+use common::cluster::*;
 use common::zookeeper::ZooKeeperServer;
-use kafka_protocol::messages::*;
 use odradek::metadata::MetadataStore;
 use odradek::metadata::store::CreateMode;
 use odradek::metadata::zk::ZkStore;
-
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-
-fn run_tool(args: &[&str]) -> String {
-    let (ok, out, err) = common::odradek(args, None);
-    assert!(ok, "odradek {args:?} failed:\n{out}\n{err}");
-    out
-}
-
-fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    run_tool(&[
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        &partitions.to_string(),
-    ]);
-}
-
-/// Sends ten records (acks=all) to every partition of `topic`, each to the leader broker `via`
-/// names; the number acknowledged.
-async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) -> usize {
-    let mut acked = 0;
-    for (p, (leader, error)) in leaders(cluster.port(via), topic).await {
-        assert_eq!(error, 0, "{topic}-{p} has no leader:\n{}", cluster.logs());
-        assert_eq!(produce_records(cluster.port(leader), topic, p, 10).await, 0);
-        acked += 10;
-    }
-    acked
-}
-
-fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
-    let out = run_tool(&[
-        "consume",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--timeout-ms",
-        "2000",
-    ]);
-    out.lines().map(str::to_string).collect()
-}
-
-/// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
-/// error code.
-async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
-    let mut c = Conn::connect(port).await;
-    let mut pd = produce_request::PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(common::client_batch(0, n, 10, 0, 0));
-    let mut td = produce_request::TopicProduceData::default();
-    td.name = name(topic);
-    td.partition_data.push(pd);
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 5000;
-    req.topic_data.push(td);
-    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
-        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn controller_epoch(store: &ZkStore) -> i32 {
-    let (data, _) = store.get("/controller_epoch").await.unwrap().unwrap();
-    String::from_utf8(data.unwrap()).unwrap().parse().unwrap()
-}
 
 /// Acceptance 1: a 6-partition topic spreads over three brokers; every client produces to and
 /// consumes from every partition through any one bootstrap broker; a broker that does not

@@ -1,11 +1,12 @@
-//! A cluster of odradek broker processes on one real ZooKeeper, and the Metadata calls tests
-//! make against it.
+//! Several odradek brokers and one real ZooKeeper, with the wire helpers cluster tests share:
+//! Metadata from one broker, leaders as it sees them, raw produce, the bundled tools.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use odradek::metadata::MetadataStore;
 use odradek::metadata::zk::ZkStore;
 
 use super::broker_process::BrokerProcess;
@@ -13,13 +14,15 @@ use super::wire::Conn;
 use super::zookeeper::ZooKeeperServer;
 
 pub const SESSION_TIMEOUT_MS: u64 = 4000;
+pub const LEADER_NOT_AVAILABLE: i16 = 5;
+pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 
 pub struct Cluster {
     pub zk: ZooKeeperServer,
     pub connect: String,
     pub brokers: BTreeMap<i32, BrokerProcess>,
-    /// Broker overrides every broker of this cluster starts with.
-    pub overrides: Vec<String>,
+    /// Overrides every broker of this cluster starts with.
+    pub extra: Vec<String>,
     pub _tmp: tempfile::TempDir,
 }
 
@@ -28,8 +31,8 @@ impl Cluster {
         Self::start_with(ids, &[])
     }
 
-    /// Like `start`, every broker with these overrides besides the cluster's own.
-    pub fn start_with(ids: &[i32], overrides: &[&str]) -> Option<Cluster> {
+    /// Like `start`, every broker with the `extra` overrides too.
+    pub fn start_with(ids: &[i32], extra: &[&str]) -> Option<Cluster> {
         let zk = ZooKeeperServer::start()?;
         let connect = format!("{}/odradek", zk.connect_string());
         let tmp = tempfile::tempdir().unwrap();
@@ -37,7 +40,7 @@ impl Cluster {
             zk,
             connect,
             brokers: BTreeMap::new(),
-            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             _tmp: tmp,
         };
         for &id in ids {
@@ -48,14 +51,14 @@ impl Cluster {
 
     pub fn start_broker(&mut self, id: i32) {
         let dir = self._tmp.path().join(format!("broker-{id}"));
-        let mut args = vec![
+        let mut overrides = vec![
             format!("broker.id={id}"),
             format!("zookeeper.connect={}", self.connect),
             format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
         ];
-        args.extend(self.overrides.iter().cloned());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let b = BrokerProcess::start(&dir, &args);
+        overrides.extend(self.extra.iter().cloned());
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let b = BrokerProcess::start(&dir, &overrides);
         self.brokers.insert(id, b);
     }
 
@@ -186,4 +189,74 @@ pub async fn leaders(port: u16, topic: &str) -> BTreeMap<i32, (i32, i16)> {
         .flat_map(|t| t.partitions.iter())
         .map(|p| (p.partition_index, (p.leader_id.0, p.error_code)))
         .collect()
+}
+
+pub fn run_tool(args: &[&str]) -> String {
+    let (ok, out, err) = super::odradek(args, None);
+    assert!(ok, "odradek {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        bootstrap,
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+    ]);
+}
+
+/// Sends ten records (acks=all) to every partition of `topic`, each to the leader broker `via`
+/// names; the number acknowledged.
+pub async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) -> usize {
+    let mut acked = 0;
+    for (p, (leader, error)) in leaders(cluster.port(via), topic).await {
+        assert_eq!(error, 0, "{topic}-{p} has no leader:\n{}", cluster.logs());
+        assert_eq!(produce_records(cluster.port(leader), topic, p, 10).await, 0);
+        acked += 10;
+    }
+    acked
+}
+
+pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
+    let out = run_tool(&[
+        "consume",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--timeout-ms",
+        "2000",
+    ]);
+    out.lines().map(str::to_string).collect()
+}
+
+/// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
+/// error code.
+pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
+    let mut c = Conn::connect(port).await;
+    let mut pd = produce_request::PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(super::client_batch(0, n, 10, 0, 0));
+    let mut td = produce_request::TopicProduceData::default();
+    td.name = name(topic);
+    td.partition_data.push(pd);
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 5000;
+    req.topic_data.push(td);
+    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
+        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn controller_epoch(store: &ZkStore) -> i32 {
+    let (data, _) = store.get("/controller_epoch").await.unwrap().unwrap();
+    String::from_utf8(data.unwrap()).unwrap().parse().unwrap()
 }
