@@ -178,32 +178,41 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
-    create_topic(
-        &cluster.bootstrap(1),
-        "paused",
-        2,
-        &["min.insync.replicas=2"],
-    );
-    cluster.wait_led(1, "paused", 1).await;
-    let leader = wait_leader(&cluster, 1, "paused", None).await;
+    // The follower must not be the controller: a paused controller could not pass the ISR
+    // change on. Topics are placed from a random broker, so a few tries find such a topic.
+    let controller = metadata(cluster.port(1), Some(&[])).await.controller_id.0;
     let store = cluster.store().await;
-    let before = state(&store, "paused").await.unwrap();
-    assert_eq!(before.isr.len(), 2, "{before:?}");
-    let follower = *before.isr.iter().find(|b| **b != leader).unwrap();
+    let mut chosen = None;
+    for attempt in 0..20 {
+        let topic = format!("paused-{attempt}");
+        create_topic(&cluster.bootstrap(1), &topic, 2, &["min.insync.replicas=2"]);
+        cluster.wait_led(1, &topic, 1).await;
+        let leader = wait_leader(&cluster, 1, &topic, None).await;
+        let before = state(&store, &topic).await.unwrap();
+        assert_eq!(before.isr.len(), 2, "{before:?}");
+        let follower = *before.isr.iter().find(|b| **b != leader).unwrap();
+        if follower != controller {
+            chosen = Some((topic, leader, follower, before));
+            break;
+        }
+    }
+    let (topic, leader, follower, before) =
+        chosen.expect("a topic whose follower is not the controller");
+    let topic = topic.as_str();
     let lp = cluster.port(leader);
-    assert_eq!(produce(lp, "paused", 0, 10, -1).await.0, 0);
+    assert_eq!(produce(lp, topic, 0, 10, -1).await.0, 0);
 
     let pid = cluster.brokers[&follower].pid();
     signal(pid, "-STOP");
     // A follower with everything the leader has is in sync however long it is silent (as in
     // Kafka): it falls behind only once the leader gets more.
-    assert_eq!(produce(lp, "paused", 10, 5, 1).await, (0, 10));
+    assert_eq!(produce(lp, topic, 10, 5, 1).await, (0, 10));
     let store_ref = &store;
     let shrunk = wait_until(
         Duration::from_secs(20),
         "the leader drops the paused follower from the ISR",
         || async move {
-            state(store_ref, "paused")
+            state(store_ref, topic)
                 .await
                 .is_some_and(|s| s.isr == vec![leader])
         },
@@ -213,18 +222,18 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         signal(pid, "-CONT");
         panic!("{e}\n{}", cluster.logs());
     }
-    let after = state(&store, "paused").await.unwrap();
+    let after = state(&store, topic).await.unwrap();
     // The leader, not the controller, wrote it: the leader epoch is unchanged.
     assert_eq!(after.leader, leader);
     assert_eq!(after.leader_epoch, before.leader_epoch);
-    let (code, _) = produce(lp, "paused", 15, 5, -1).await;
+    let (code, _) = produce(lp, topic, 15, 5, -1).await;
     assert_eq!(code, NOT_ENOUGH_REPLICAS, "{}", cluster.logs());
     // acks=1 is not subject to min.insync.replicas.
-    assert_eq!(produce(lp, "paused", 15, 5, 1).await, (0, 15));
+    assert_eq!(produce(lp, topic, 15, 5, 1).await, (0, 15));
     let shown = wait_until(
         Duration::from_secs(20),
         "Metadata shows the smaller ISR",
-        || async move { metadata_isr(lp, "paused").await == vec![leader] },
+        || async move { metadata_isr(lp, topic).await == vec![leader] },
     )
     .await;
     signal(pid, "-CONT");
@@ -237,7 +246,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         Duration::from_secs(20),
         "the resumed follower rejoins the ISR",
         || async move {
-            state(store_ref, "paused").await.is_some_and(|s| {
+            state(store_ref, topic).await.is_some_and(|s| {
                 let mut isr = s.isr.clone();
                 isr.sort_unstable();
                 isr == *both
@@ -249,11 +258,11 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     wait_until(
         Duration::from_secs(20),
         "Metadata shows the follower back in the ISR",
-        || async move { metadata_isr(lp, "paused").await == *both },
+        || async move { metadata_isr(lp, topic).await == *both },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    let (code, base) = produce(lp, "paused", 20, 5, -1).await;
+    let (code, base) = produce(lp, topic, 20, 5, -1).await;
     assert_eq!((code, base), (0, 20), "{}", cluster.logs());
 }
 
