@@ -376,3 +376,169 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
         );
     }
 }
+
+/// The latest offset (the high watermark) of partition 0 at broker `port`, -1 if it cannot say.
+async fn latest_offset(port: u16, topic: &str) -> i64 {
+    let Ok(Ok(_)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return -1;
+    };
+    let mut c = Conn::connect(port).await;
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.partition_index = 0;
+    p.timestamp = -1;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = name(topic);
+    t.partitions.push(p);
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics.push(t);
+    match c
+        .call(ApiKey::ListOffsets, 1, RequestKind::ListOffsets(req))
+        .await
+    {
+        ResponseKind::ListOffsets(r) => {
+            let p = &r.topics[0].partitions[0];
+            if p.error_code == 0 { p.offset } else { -1 }
+        }
+        _ => -1,
+    }
+}
+
+/// Acceptances 1 and 2: three replicas, `min.insync.replicas=2`; the Java producer (acks=all,
+/// idempotent) sends 100,000 numbered records and the leader is killed with SIGKILL part-way.
+/// The producer carries on through the new leader and every record is acknowledged; a
+/// consumer from the beginning reads every number once, in order. The old leader returns,
+/// catches up, and the three logs are the same bytes up to the high watermark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_survives_the_leader_killed_and_replicas_stay_identical() {
+    const COUNT: i64 = 100_000;
+    let classes = tempfile::tempdir().unwrap();
+    let Some(cp) = common::compile_java("NumberedProducer", classes.path()) else {
+        common::missing_tool("the Java client (scripts/java-deps.sh)");
+        return;
+    };
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    create_topic(
+        &cluster.bootstrap(1),
+        "numbers",
+        3,
+        &["min.insync.replicas=2"],
+    );
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "numbers", 1).await;
+    }
+    let old = wait_leader(&cluster, 1, "numbers", None).await;
+    let bootstrap = [1, 2, 3]
+        .iter()
+        .map(|id| cluster.bootstrap(*id))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut producer = Command::new("java")
+        .args(["-cp", &cp, "NumberedProducer", &bootstrap, "numbers"])
+        .arg(COUNT.to_string())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Part-way: once a fifth of the records are committed.
+    let port = cluster.port(old);
+    let reached = wait_until(
+        Duration::from_secs(120),
+        "a fifth of the records are committed",
+        || async move { latest_offset(port, "numbers").await >= COUNT / 5 },
+    )
+    .await;
+    if let Err(e) = reached {
+        let _ = producer.kill();
+        panic!("{e}\n{}", cluster.logs());
+    }
+    let killed_at = latest_offset(port, "numbers").await;
+    cluster.brokers.get_mut(&old).unwrap().stop(true);
+    assert!(killed_at < COUNT, "the producer finished before the kill");
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = producer.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = producer.kill();
+            panic!("the producer did not finish:\n{}", cluster.logs());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = producer.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.success() && stdout.contains("failed=0"),
+        "producer: {stdout}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    let new = wait_leader(&cluster, 1 + (old % 3), "numbers", Some(old)).await;
+    let consumed = common::odradek(
+        &[
+            "consume",
+            "--bootstrap-server",
+            &cluster.bootstrap(new),
+            "--topic",
+            "numbers",
+            "--from-beginning",
+            "--timeout-ms",
+            "3000",
+        ],
+        None,
+    )
+    .1;
+    let numbers: Vec<i64> = consumed.lines().filter_map(|l| l.parse().ok()).collect();
+    let expected: Vec<i64> = (0..COUNT).collect();
+    if numbers != expected {
+        let seen: std::collections::HashSet<i64> = numbers.iter().copied().collect();
+        let missing = expected.iter().filter(|n| !seen.contains(n)).count();
+        panic!(
+            "consumed {} numbers ({missing} missing), not 0..{COUNT} in order; killed at {killed_at}\n{}",
+            numbers.len(),
+            cluster.logs()
+        );
+    }
+
+    // The old leader returns as a follower and catches up.
+    cluster.brokers.get_mut(&old).unwrap().restart(false);
+    let store = cluster.store().await;
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(60),
+        "the old leader rejoins the ISR",
+        || async move {
+            state(store_ref, "numbers")
+                .await
+                .is_some_and(|s| s.isr.len() == 3)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let leader = state(&store, "numbers").await.unwrap().leader;
+    for b in cluster.brokers.values_mut() {
+        b.stop(false);
+    }
+    let hw = checkpointed_hw(&cluster.brokers[&leader].dir, "numbers");
+    assert!(hw >= COUNT, "leader {leader} checkpointed HW {hw}");
+    let reference = log_bytes(&cluster.brokers[&leader].dir, "numbers", hw);
+    for id in [1, 2, 3] {
+        let theirs = log_bytes(&cluster.brokers[&id].dir, "numbers", hw);
+        assert!(
+            theirs == reference,
+            "broker {id}'s log differs from leader {leader}'s below the high watermark {hw} ({} vs {} bytes)",
+            theirs.len(),
+            reference.len()
+        );
+    }
+}
