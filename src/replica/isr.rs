@@ -23,6 +23,18 @@ const MAX_DELAY_MS: i64 = 60_000;
 /// `/isr_change_notification/isr_change_<seq>` (Kafka's `IsrChangeNotificationSequenceZNode`).
 pub const ISR_CHANGE_PREFIX: &str = "/isr_change_notification/isr_change_";
 
+/// The outcome of an ISR write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrWrite {
+    /// Written; the state znode's new version is the partition epoch from now on.
+    Written(i32),
+    /// The state znode changed since the last LeaderAndIsr: no ISR change until the
+    /// controller's next one brings the current state.
+    Stale,
+    /// The store could not be reached; the next check may try again.
+    Failed,
+}
+
 #[derive(Serialize)]
 struct Notification<'a> {
     version: i32,
@@ -67,16 +79,15 @@ impl IsrWriter {
         let _ = self.0.store.set(store);
     }
 
-    /// Writes the proposal; the state znode's new version, or `None` when it was not written
-    /// (changed meanwhile: the controller's next LeaderAndIsr brings the truth).
-    pub async fn write(&self, topic: &str, partition: i32, proposal: &IsrProposal) -> Option<i32> {
+    /// Writes the proposal to the partition's state znode.
+    pub async fn write(&self, topic: &str, partition: i32, proposal: &IsrProposal) -> IsrWrite {
         let Some(store) = self.0.store.get() else {
             tracing::warn!(
                 topic,
                 partition,
                 "no metadata store yet; ISR change not written"
             );
-            return None;
+            return IsrWrite::Failed;
         };
         let state = PartitionStateZnode {
             controller_epoch: proposal.controller_epoch,
@@ -100,7 +111,7 @@ impl IsrWriter {
                 let mut p = self.0.pending.lock().unwrap_or_else(|p| p.into_inner());
                 p.changed.insert((topic.to_string(), partition));
                 p.last_change_ms = crate::log::segment::now_ms();
-                Some(stat.version)
+                IsrWrite::Written(stat.version)
             }
             Err(StoreError::BadVersion(_)) => {
                 tracing::info!(
@@ -109,11 +120,11 @@ impl IsrWriter {
                     partition_epoch = proposal.partition_epoch,
                     "ISR not updated: the partition state changed; waiting for the controller"
                 );
-                None
+                IsrWrite::Stale
             }
             Err(e) => {
-                tracing::warn!(topic, partition, error = %e, "ISR not updated");
-                None
+                tracing::warn!(topic, partition, error = %e, "ISR not updated; will try again");
+                IsrWrite::Failed
             }
         }
     }

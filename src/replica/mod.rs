@@ -774,12 +774,14 @@ impl ReplicaManager {
                 let mut r = part.replication();
                 r.pending_isr = None;
                 match written {
-                    Some(version) if part.leader_epoch() == proposal.leader_epoch => {
+                    isr::IsrWrite::Written(version)
+                        if part.leader_epoch() == proposal.leader_epoch =>
+                    {
                         r.isr = proposal.isr.clone();
                         r.partition_epoch = version;
                     }
-                    Some(_) => {}
-                    None => r.stale = true,
+                    isr::IsrWrite::Stale => r.stale = true,
+                    isr::IsrWrite::Written(_) | isr::IsrWrite::Failed => {}
                 }
                 let mut log = part.log.lock();
                 Ok(part.maybe_increment_hw(&r, &mut log, now_ms(), lag))
