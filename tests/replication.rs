@@ -63,6 +63,35 @@ async fn produce(port: u16, topic: &str, first: usize, n: usize, acks: i16) -> (
     }
 }
 
+/// OffsetsForLeaderEpoch v3 (as a consumer) for partition 0: (error, epoch, end offset).
+async fn epoch_end(port: u16, topic: &str, epoch: i32) -> (i16, i32, i64) {
+    let mut c = Conn::connect(port).await;
+    let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+    p.partition = 0;
+    p.current_leader_epoch = -1;
+    p.leader_epoch = epoch;
+    let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+    t.topic = name(topic);
+    t.partitions.push(p);
+    let mut req = OffsetForLeaderEpochRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics.push(t);
+    match c
+        .call(
+            ApiKey::OffsetForLeaderEpoch,
+            3,
+            RequestKind::OffsetForLeaderEpoch(req),
+        )
+        .await
+    {
+        ResponseKind::OffsetForLeaderEpoch(r) => {
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.leader_epoch, p.end_offset)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The state znode of partition 0.
 async fn state(store: &dyn MetadataStore, topic: &str) -> Option<PartitionStateZnode> {
     let path = znodes::partition_state_path(topic, 0);
@@ -281,6 +310,10 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
     cluster.wait_led(1, "diverge", 1).await;
     let old = wait_leader(&cluster, 1, "diverge", None).await;
     let followers: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != old).collect();
+    let old_epoch = state(&cluster.store().await, "diverge")
+        .await
+        .unwrap()
+        .leader_epoch;
     assert_eq!(
         produce(cluster.port(old), "diverge", 0, 10, -1).await,
         (0, 0)
@@ -324,6 +357,12 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
         }
     }
 
+    // Where the old leader's epoch ends on the new leader: the old leader's fetches learn the
+    // same (diverging_epoch) and truncate there; OffsetsForLeaderEpoch says so too.
+    assert_eq!(
+        epoch_end(cluster.port(new), "diverge", old_epoch).await,
+        (0, old_epoch, 10)
+    );
     cluster.brokers.get_mut(&old).unwrap().restart(false);
     let store = cluster.store().await;
     let store_ref = &store;
