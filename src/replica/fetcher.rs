@@ -64,6 +64,9 @@ struct Target {
     leader_epoch: i32,
     /// After an error, the partition waits until then.
     retry_at: Option<Instant>,
+    /// With a leader that predates `last_fetched_epoch` (Fetch < v12), the log is first
+    /// truncated by OffsetsForLeaderEpoch; this says that was done.
+    epochs_checked: bool,
 }
 
 struct Shared {
@@ -149,6 +152,7 @@ impl ReplicaFetchers {
                 partition: p,
                 leader_epoch: epoch,
                 retry_at: None,
+                epochs_checked: false,
             },
         );
         f.shared.changed.notify_one();
@@ -241,6 +245,37 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             }
             continue;
         }
+        if conn.is_none() {
+            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr)).await {
+                Ok(Ok(c)) => conn = Some(c),
+                Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
+                Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            backoff(&shared, config.backoff).await;
+            continue;
+        };
+        if c.version(ApiKey::Fetch)
+            .is_ok_and(|v| v < FOLLOWER_FETCH_VERSION)
+        {
+            let unchecked: Vec<(TopicPartition, Arc<Partition>, i32)> = {
+                let parts = shared.parts();
+                ready
+                    .iter()
+                    .filter(|(tp, _, _)| parts.get(tp).is_some_and(|t| !t.epochs_checked))
+                    .cloned()
+                    .collect()
+            };
+            if !unchecked.is_empty() {
+                if let Err(e) = truncate_by_epochs(c, me, &shared, &unchecked, &config).await {
+                    tracing::info!(leader, addr, error = %e, "OffsetsForLeaderEpoch to the leader failed");
+                    conn = None;
+                    backoff(&shared, config.backoff).await;
+                }
+                continue;
+            }
+        }
         let parts: Vec<Arc<Partition>> = ready.iter().map(|(_, p, _)| p.clone()).collect();
         let positions = match blocking(move || {
             Ok(parts
@@ -265,17 +300,6 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             }
         };
         let request = fetch_request(me, &config, &ready, &positions);
-        if conn.is_none() {
-            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr)).await {
-                Ok(Ok(c)) => conn = Some(c),
-                Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
-                Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),
-            }
-        }
-        let Some(c) = conn.as_mut() else {
-            backoff(&shared, config.backoff).await;
-            continue;
-        };
         let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
         let response = match tokio::time::timeout(
             wait,
@@ -434,6 +458,7 @@ fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied
         code => return Ok(Applied::Backoff(code)),
     }
     if pd.diverging_epoch.end_offset >= 0 || pd.diverging_epoch.epoch >= 0 {
+        // Not complete: the next fetch's last_fetched_epoch asks again.
         truncate_diverging(p, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)?;
         return Ok(Applied::Done);
     }
@@ -457,18 +482,136 @@ fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied
 /// Kafka's `getOffsetTruncationState`: the leader says its log matches ours only up to
 /// `end_offset` of `epoch`; truncate to where both logs agree (repeated, if our epochs do not
 /// know the leader's, until they do).
-fn truncate_diverging(p: &Partition, epoch: i32, end_offset: i64) -> Result<(), LogError> {
+///
+/// Returns false when our epochs do not know the leader's and the leader must be asked again.
+fn truncate_diverging(p: &Partition, epoch: i32, end_offset: i64) -> Result<bool, LogError> {
     let mut log = p.log.lock();
     let leo = log.log_end_offset();
-    let to = if end_offset < 0 {
-        log.high_watermark()
+    let (to, complete) = if end_offset < 0 {
+        (log.high_watermark(), true)
     } else {
         match log.end_offset_for_epoch(epoch) {
-            (ours, our_end) if ours >= 0 && ours != epoch => our_end.min(leo),
-            (ours, our_end) if ours >= 0 => our_end.min(end_offset).min(leo),
-            _ => end_offset.min(leo),
+            (ours, our_end) if ours >= 0 && ours != epoch => (our_end.min(leo), false),
+            (ours, our_end) if ours >= 0 => (our_end.min(end_offset).min(leo), true),
+            _ => (end_offset.min(leo), true),
         }
     };
     tracing::info!(topic = %p.topic, partition = p.partition, leader_epoch = epoch, leader_end_offset = end_offset, truncate_to = to, log_end_offset = leo, "follower log diverges from the leader's; truncating");
-    log.truncate_to(to)
+    log.truncate_to(to)?;
+    Ok(complete)
+}
+
+/// A partition to truncate by epochs: our latest epoch, and the leader's (error, epoch, end
+/// offset) for it.
+type EpochCheck = (
+    TopicPartition,
+    Arc<Partition>,
+    Option<i32>,
+    Option<(i16, i32, i64)>,
+);
+
+/// Truncation before fetching from a leader whose Fetch has no `last_fetched_epoch` (Kafka
+/// before 2.7): OffsetsForLeaderEpoch with our latest epoch, truncating where the leader says
+/// that epoch ends, and asking again until our epochs agree; without any epoch, or with a
+/// leader that predates OffsetsForLeaderEpoch, only the high watermark is known to be safe.
+async fn truncate_by_epochs(
+    c: &mut Connection,
+    me: i32,
+    shared: &Shared,
+    unchecked: &[(TopicPartition, Arc<Partition>, i32)],
+    config: &FetcherConfig,
+) -> crate::tools::client::Result<()> {
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let parts: Vec<Arc<Partition>> = unchecked.iter().map(|(_, p, _)| p.clone()).collect();
+    let latest: Vec<Option<i32>> =
+        blocking(move || Ok(parts.iter().map(|p| p.log.lock().latest_epoch()).collect()))
+            .await
+            .unwrap_or_else(|_| vec![None; unchecked.len()]);
+    let mut answers: HashMap<TopicPartition, (i16, i32, i64)> = HashMap::new();
+    if c.version(ApiKey::OffsetForLeaderEpoch).is_ok() {
+        let mut req = OffsetForLeaderEpochRequest::default();
+        req.replica_id = BrokerId(me);
+        for ((tp, _, epoch), ours) in unchecked.iter().zip(&latest) {
+            let Some(ours) = ours else { continue };
+            let mut p = OffsetForLeaderPartition::default();
+            p.partition = tp.1;
+            p.current_leader_epoch = *epoch;
+            p.leader_epoch = *ours;
+            match req.topics.iter_mut().find(|t| t.topic.0.as_str() == tp.0) {
+                Some(t) => t.partitions.push(p),
+                None => {
+                    let mut t = OffsetForLeaderTopic::default();
+                    t.topic = TopicName(StrBytes::from_string(tp.0.clone()));
+                    t.partitions.push(p);
+                    req.topics.push(t);
+                }
+            }
+        }
+        if !req.topics.is_empty()
+            && let ResponseKind::OffsetForLeaderEpoch(r) = c
+                .call_upto(
+                    ApiKey::OffsetForLeaderEpoch,
+                    4,
+                    RequestKind::OffsetForLeaderEpoch(req),
+                )
+                .await?
+        {
+            for t in r.topics {
+                for p in t.partitions {
+                    answers.insert(
+                        (t.topic.0.to_string(), p.partition),
+                        (p.error_code, p.leader_epoch, p.end_offset),
+                    );
+                }
+            }
+        }
+    }
+    let _applying = shared.applying.lock().await;
+    let work: Vec<EpochCheck> = {
+        let parts = shared.parts();
+        unchecked
+            .iter()
+            .zip(latest)
+            .filter(|((tp, p, epoch), _)| {
+                parts
+                    .get(tp)
+                    .is_some_and(|t| Arc::ptr_eq(&t.partition, p) && t.leader_epoch == *epoch)
+            })
+            .map(|((tp, p, _), ours)| (tp.clone(), p.clone(), ours, answers.get(tp).copied()))
+            .collect()
+    };
+    let outcomes = blocking(move || {
+        Ok(work
+            .into_iter()
+            .map(|(tp, p, ours, answer)| {
+                let result = match (ours, answer) {
+                    (Some(_), Some((0, epoch, end))) => truncate_diverging(&p, epoch, end),
+                    (Some(_), Some((code, _, _))) => return (tp, Err(code)),
+                    // No epochs here, or a leader that cannot say where they end.
+                    _ => {
+                        let mut log = p.log.lock();
+                        let hw = log.high_watermark();
+                        log.truncate_to(hw).map(|()| true)
+                    }
+                };
+                (tp, result.map_err(|e| e.kafka_error_code()))
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .unwrap_or_default();
+    let retry_at = Instant::now() + config.backoff;
+    let mut parts = shared.parts();
+    for (tp, outcome) in outcomes {
+        if let Some(t) = parts.get_mut(&tp) {
+            match outcome {
+                Ok(complete) => t.epochs_checked = complete,
+                Err(_) => t.retry_at = Some(retry_at),
+            }
+        }
+    }
+    Ok(())
 }
