@@ -65,7 +65,9 @@ for id in 1 2 3; do
   pids+=($!)
   wait_port "$port" "broker $id"
 done
-bootstrap="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+# The bundled tools take one bootstrap broker; the Java tools get all three.
+bootstrap="127.0.0.1:${ports[0]}"
+bootstrap_all="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 
 create() { # <topic>
   "$bin" topics --bootstrap-server "$bootstrap" --create --topic "$1" --partitions 1 \
@@ -95,11 +97,11 @@ if [ -x "$kafka_home/bin/kafka-producer-perf-test.sh" ]; then
   create repl-java
   echo "-- kafka-producer-perf-test.sh (2.4.1 client), $records x 100 B, acks=all, linger.ms=5, batch.size=65536, unthrottled"
   "$kafka_home/bin/kafka-producer-perf-test.sh" --topic repl-java --num-records "$records" --record-size 100 \
-    --throughput -1 --producer-props "bootstrap.servers=$bootstrap" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
+    --throughput -1 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
   create repl-java-fixed
   echo "-- kafka-producer-perf-test.sh at a fixed 50,000 records/s, 500,000 x 100 B, acks=all"
   "$kafka_home/bin/kafka-producer-perf-test.sh" --topic repl-java-fixed --num-records 500000 --record-size 100 \
-    --throughput 50000 --producer-props "bootstrap.servers=$bootstrap" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
+    --throughput 50000 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
 else
   echo "-- kafka-producer-perf-test.sh not found in $kafka_home (see DEVELOPERS.md); Java client figures skipped"
 fi
