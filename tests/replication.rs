@@ -92,6 +92,20 @@ async fn epoch_end(port: u16, topic: &str, epoch: i32) -> (i16, i32, i64) {
     }
 }
 
+/// Ten records 0..10 with acks=all to a new topic's leader: the leader's metadata may name it
+/// before it has taken the role, so NOT_LEADER_OR_FOLLOWER is retried for a while.
+async fn first_produce(port: u16, topic: &str) -> (i16, i64) {
+    const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = produce(port, topic, 0, 10, -1).await;
+        if r.0 != NOT_LEADER_OR_FOLLOWER || Instant::now() > deadline {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The state znode of partition 0.
 async fn state(store: &dyn MetadataStore, topic: &str) -> Option<PartitionStateZnode> {
     let path = znodes::partition_state_path(topic, 0);
@@ -229,7 +243,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         chosen.expect("a topic whose follower is not the controller");
     let topic = topic.as_str();
     let lp = cluster.port(leader);
-    assert_eq!(produce(lp, topic, 0, 10, -1).await.0, 0);
+    assert_eq!(first_produce(lp, topic).await, (0, 0), "{}", cluster.logs());
 
     let pid = cluster.brokers[&follower].pid();
     signal(pid, "-STOP");
@@ -315,8 +329,10 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
         .unwrap()
         .leader_epoch;
     assert_eq!(
-        produce(cluster.port(old), "diverge", 0, 10, -1).await,
-        (0, 0)
+        first_produce(cluster.port(old), "diverge").await,
+        (0, 0),
+        "{}",
+        cluster.logs()
     );
 
     // The followers are paused (briefly: they stay registered and in the ISR) while the
