@@ -597,3 +597,156 @@ async fn acks_all_survives_the_leader_killed_and_replicas_stay_identical() {
         );
     }
 }
+
+/// Acceptance 1 with Kafka 2.4.1's own verification tools, when a 2.4.1 distribution is
+/// present: `kafka-verifiable-producer.sh` (acks=all, not idempotent) through a leader killed
+/// part-way; `kafka-verifiable-consumer.sh` then finds, at the offset of every acknowledged
+/// record, that record's value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_241_verifiable_tools_lose_nothing_across_a_leader_kill() {
+    const COUNT: i64 = 20_000;
+    let Some(home) = common::kafka_home() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    create_topic(
+        &cluster.bootstrap(1),
+        "verifiable",
+        3,
+        &["min.insync.replicas=2"],
+    );
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "verifiable", 1).await;
+    }
+    let old = wait_leader(&cluster, 1, "verifiable", None).await;
+    let brokers = [1, 2, 3]
+        .iter()
+        .map(|id| cluster.bootstrap(*id))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut producer = Command::new(home.join("bin/kafka-verifiable-producer.sh"))
+        .args([
+            "--topic",
+            "verifiable",
+            "--broker-list",
+            &brokers,
+            "--acks",
+            "-1",
+        ])
+        .args(["--max-messages", &COUNT.to_string(), "--throughput", "5000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // A line per record: read as it comes, or the pipe fills and the producer stalls.
+    let mut stdout = producer.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).map(|_| text)
+    });
+    let port = cluster.port(old);
+    let reached = wait_until(
+        Duration::from_secs(120),
+        "a fifth of the records are committed",
+        || async move { latest_offset(port, "verifiable").await >= COUNT / 5 },
+    )
+    .await;
+    if let Err(e) = reached {
+        let _ = producer.kill();
+        panic!("{e}\n{}", cluster.logs());
+    }
+    cluster.brokers.get_mut(&old).unwrap().stop(true);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while producer.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = producer.kill();
+            panic!(
+                "the verifiable producer did not finish:\n{}",
+                cluster.logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stdout = reader.join().unwrap().unwrap();
+    // (offset, value) of every acknowledged record.
+    let acked: Vec<(i64, String)> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["name"] == "producer_send_success")
+        .map(|v| {
+            (
+                v["offset"].as_i64().unwrap(),
+                v["value"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        acked.len() as i64 >= COUNT * 9 / 10,
+        "only {} acknowledged",
+        acked.len()
+    );
+
+    let new = wait_leader(&cluster, 1 + (old % 3), "verifiable", Some(old)).await;
+    let end = latest_offset(cluster.port(new), "verifiable").await;
+    // The consumer's group coordinator may live on the killed broker (its offsets topic has
+    // one replica in the shipped server.properties): it comes back first.
+    cluster.brokers.get_mut(&old).unwrap().restart(false);
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let consumer = tokio::task::spawn_blocking({
+        let home = home.clone();
+        let bootstrap = cluster.bootstrap(new);
+        move || {
+            Command::new("timeout")
+                .arg("120")
+                .arg(home.join("bin/kafka-verifiable-consumer.sh"))
+                .args(["--topic", "verifiable", "--broker-list", &bootstrap])
+                // 2.4.1's tool insists on a static member id.
+                .args([
+                    "--group-id",
+                    "verifier",
+                    "--group-instance-id",
+                    "verifier-1",
+                ])
+                .args(["--reset-policy", "earliest", "--verbose"])
+                .args(["--max-messages", &end.to_string()])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let consumed: std::collections::HashMap<i64, String> =
+        String::from_utf8_lossy(&consumer.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["name"] == "record_data")
+            .map(|v| {
+                (
+                    v["offset"].as_i64().unwrap(),
+                    v["value"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+    assert_eq!(
+        consumed.len() as i64,
+        end,
+        "the consumer read every offset once"
+    );
+    let lost: Vec<&(i64, String)> = acked
+        .iter()
+        .filter(|(offset, value)| consumed.get(offset) != Some(value))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged records are not where the producer was told (first {:?})\n{}",
+        lost.len(),
+        lost.first(),
+        cluster.logs()
+    );
+}
