@@ -454,6 +454,19 @@ pub struct BrokerConfig {
     pub log_flush_offset_checkpoint_interval_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms` (5000).
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `replica.lag.time.max.ms` (30000): a follower that has not caught up with the leader's
+    /// log end for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms` (500): how long a follower's fetch waits at the leader.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.min.bytes` (1).
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (1048576): per partition in one follower fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10485760): per follower fetch.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
     /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
@@ -515,6 +528,12 @@ impl Default for BrokerConfig {
             log_flush_scheduler_interval_ms: i64::MAX as u64,
             log_flush_offset_checkpoint_interval_ms: 60_000,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
             metrics_port: 9404,
             log: LogConfig::default(),
             originals: BTreeMap::new(),
@@ -576,6 +595,12 @@ const BROKER_KEYS: &[&str] = &[
     "log.flush.scheduler.interval.ms",
     "log.flush.offset.checkpoint.interval.ms",
     "replica.high.watermark.checkpoint.interval.ms",
+    "replica.lag.time.max.ms",
+    "replica.fetch.wait.max.ms",
+    "replica.fetch.min.bytes",
+    "replica.fetch.max.bytes",
+    "replica.fetch.response.max.bytes",
+    "replica.fetch.backoff.ms",
     "metrics.port",
     "log.cleaner.enable",
     "log.cleaner.threads",
@@ -622,14 +647,8 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "create.topic.policy.class.name",
     "alter.config.policy.class.name",
     // Replication and the controller.
-    "replica.lag.time.max.ms",
     "replica.socket.timeout.ms",
     "replica.socket.receive.buffer.bytes",
-    "replica.fetch.max.bytes",
-    "replica.fetch.wait.max.ms",
-    "replica.fetch.min.bytes",
-    "replica.fetch.response.max.bytes",
-    "replica.fetch.backoff.ms",
     "replica.selector.class",
     "inter.broker.protocol.version",
     "fetch.purgatory.purge.interval.requests",
@@ -967,6 +986,18 @@ impl BrokerConfig {
 
         let log = LogConfig::from_broker_properties(props)?;
 
+        // Kafka refuses a follower fetch wait at or above the lag limit: a follower parked that
+        // long at an idle leader would be thrown out of the ISR.
+        let replica_fetch_wait_max_ms: u64 = p.unsigned("replica.fetch.wait.max.ms", 0i32, 500)?;
+        let lag: i64 = p.num("replica.lag.time.max.ms", Some(1), 30_000)?;
+        if replica_fetch_wait_max_ms as i64 >= lag {
+            return Err(invalid(
+                "replica.fetch.wait.max.ms",
+                &replica_fetch_wait_max_ms.to_string(),
+                "must be less than replica.lag.time.max.ms",
+            ));
+        }
+
         Ok(BrokerConfig {
             broker_id,
             listeners,
@@ -1094,6 +1125,16 @@ impl BrokerConfig {
                 1i64,
                 5_000,
             )?,
+            replica_lag_time_max_ms: p.unsigned("replica.lag.time.max.ms", 1i64, 30_000)?,
+            replica_fetch_wait_max_ms,
+            replica_fetch_min_bytes: p.num("replica.fetch.min.bytes", Some(1), 1)?,
+            replica_fetch_max_bytes: p.num("replica.fetch.max.bytes", Some(0), 1_048_576)?,
+            replica_fetch_response_max_bytes: p.num(
+                "replica.fetch.response.max.bytes",
+                Some(0),
+                10_485_760,
+            )?,
+            replica_fetch_backoff_ms: p.unsigned("replica.fetch.backoff.ms", 0i32, 1_000)?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
             originals: props.clone(),

@@ -246,6 +246,10 @@ impl Broker {
             .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
         crate::metrics::global().watch_groups(&groups);
+        tasks.extend(
+            api.replicas
+                .start_replication(&config, store.clone(), shutdown_rx.clone()),
+        );
         tasks.extend([
             tokio::spawn(network::serve(
                 listener,
@@ -288,6 +292,7 @@ impl Broker {
         for t in self.tasks {
             let _ = t.await;
         }
+        self.api.replicas.stop_fetchers().await;
         self.controller.resign().await;
         registration::deregister(self.store.as_ref(), self.broker_id).await;
         drop(self.api);

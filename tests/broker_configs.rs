@@ -30,7 +30,6 @@ const DEFAULT: i8 = 5;
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const MESSAGE_TOO_LARGE: i16 = 10;
-const NOT_ENOUGH_REPLICAS: i16 = 19;
 const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
@@ -1051,7 +1050,9 @@ async fn changed_topic_configs_reach_open_logs() {
         0
     );
 
-    // min.insync.replicas: one replica cannot satisfy 2 for acks=all; acks=1 still works.
+    // min.insync.replicas: Kafka 3.9 counts it as at most the replication factor
+    // (`effectiveMinIsr`), so a single replica still takes acks=all (below that, see
+    // tests/replication.rs); acks=1 is never subject to it.
     assert_eq!(
         incremental(
             &mut c,
@@ -1066,7 +1067,7 @@ async fn changed_topic_configs_reach_open_logs() {
         produce(&mut c, "live", 0, records_at(now_ms(), 1, 10))
             .await
             .error_code,
-        NOT_ENOUGH_REPLICAS
+        0
     );
     assert_eq!(
         produce_with_acks(&mut c, "live", 0, records_at(now_ms(), 1, 10), 1)

@@ -501,3 +501,33 @@ fn log_cleaner_keys_have_kafkas_defaults_and_ranges() {
         .unwrap_err();
     assert_eq!(err.key, "min.compaction.lag.ms");
 }
+
+#[test]
+fn replica_keys_have_kafkas_defaults_and_ranges() {
+    let c = from(&[]).unwrap();
+    assert_eq!(c.replica_lag_time_max_ms, 30_000);
+    assert_eq!(c.replica_fetch_wait_max_ms, 500);
+    assert_eq!(c.replica_fetch_min_bytes, 1);
+    assert_eq!(c.replica_fetch_max_bytes, 1_048_576);
+    assert_eq!(c.replica_fetch_response_max_bytes, 10_485_760);
+    assert_eq!(c.replica_fetch_backoff_ms, 1_000);
+    let c = from(&[
+        ("replica.lag.time.max.ms", "2000"),
+        ("replica.fetch.wait.max.ms", "100"),
+    ])
+    .unwrap();
+    assert_eq!(
+        (c.replica_lag_time_max_ms, c.replica_fetch_wait_max_ms),
+        (2000, 100)
+    );
+    for bad in [
+        &[("replica.lag.time.max.ms", "0")][..],
+        &[("replica.fetch.min.bytes", "0")],
+        &[("replica.fetch.max.bytes", "-1")],
+        &[("replica.fetch.backoff.ms", "x")],
+        // Kafka: a follower's fetch must not wait as long as the lag that evicts it.
+        &[("replica.lag.time.max.ms", "500")],
+    ] {
+        assert!(from(bad).is_err(), "{bad:?}");
+    }
+}

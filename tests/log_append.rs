@@ -455,3 +455,41 @@ fn segments_roll_on_segment_ms() {
     );
     assert_eq!(log.segments().last().unwrap().base_offset, 2);
 }
+
+/// Kafka's `endOffsetFor`, which OffsetsForLeaderEpoch and the follower fetch's divergence
+/// check answer with: the largest epoch at or below the one asked, and where the next starts.
+#[test]
+fn epoch_end_offsets_follow_the_leader_epoch_cache() {
+    let (_tmp, mut log) = tmp_log(LogConfig::default());
+    // Epoch 1: offsets 0..6, epoch 3: 6..9; epoch 5 begins (as a new leader) at 9 with no batch.
+    for (first, epoch) in [(0, 1), (3, 1), (6, 3)] {
+        log.append_as_leader(&client_batch(first, 3, 10, 9, 0), epoch)
+            .unwrap();
+    }
+    log.assign_leader_epoch_start(5).unwrap();
+    assert_eq!(log.leader_epochs(), &[(1, 0), (3, 6), (5, 9)]);
+    assert_eq!(log.latest_epoch(), Some(5));
+    assert_eq!(log.end_offset_for_epoch(1), (1, 6));
+    assert_eq!(
+        log.end_offset_for_epoch(2),
+        (1, 6),
+        "unknown epoch: the one below"
+    );
+    assert_eq!(log.end_offset_for_epoch(3), (3, 9));
+    assert_eq!(log.end_offset_for_epoch(5), (5, 9), "latest: the log end");
+    assert_eq!(log.end_offset_for_epoch(0), (0, 0), "before any epoch");
+    assert_eq!(log.end_offset_for_epoch(6), (-1, -1), "later than any");
+    assert_eq!(log.end_offset_for_epoch(-1), (-1, -1));
+    // A new leader epoch that starts where an empty one started replaces it.
+    log.assign_leader_epoch_start(7).unwrap();
+    assert_eq!(log.leader_epochs(), &[(1, 0), (3, 6), (7, 9)]);
+    // Reopened, the cache comes back from leader-epoch-checkpoint.
+    let dir = log.dir().to_path_buf();
+    drop(log);
+    let log = open_log(&dir, LogConfig::default(), true);
+    assert_eq!(
+        log.leader_epochs(),
+        &[(1, 0), (3, 6)],
+        "an epoch starting at the log end is dropped on load, as Kafka does"
+    );
+}

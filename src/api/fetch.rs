@@ -20,6 +20,8 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    /// The epoch of the follower's last batch (v12+), -1 when not given.
+    last_fetched_epoch: i32,
     hosted: Option<Arc<Partition>>,
     /// Why the partition cannot be read at all (unknown topic id).
     error: Option<i16>,
@@ -35,6 +37,12 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
         usize::MAX
     };
     let read_committed = request.isolation_level == 1;
+    // A follower names itself: in the body up to v14, in the tagged replica_state from v15.
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let mut wanted = Vec::new();
     // v13+ names topics by id; the response echoes whichever the request used.
     let topic_keys: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid)> = request
@@ -59,6 +67,11 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
                 } else {
                     -1
                 },
+                last_fetched_epoch: if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
                 hosted: name
                     .as_ref()
                     .and_then(|n| api.replicas.leader(n, p.partition)),
@@ -79,7 +92,7 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             })
             .collect();
         let (partitions, total, errored) =
-            read_all(api, &wanted, max_bytes, version, read_committed).await;
+            read_all(api, &wanted, max_bytes, version, read_committed, replica_id).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
             for (w, (_, pd)) in wanted.iter().zip(&partitions) {
@@ -103,6 +116,7 @@ async fn read_all(
     max_bytes: usize,
     version: i16,
     read_committed: bool,
+    replica_id: i32,
 ) -> (Vec<(usize, PartitionData)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes;
@@ -130,6 +144,50 @@ async fn read_all(
             (None, None) => {
                 pd.error_code = api.not_leader_error(w.topic.as_deref().unwrap_or(""), w.partition);
                 errored = true;
+            }
+            (Some(p), None) if replica_id >= 0 => {
+                let limit = w.max_bytes.min(remaining);
+                match api
+                    .replicas
+                    .read_for_follower(
+                        p,
+                        replica_id,
+                        w.offset,
+                        w.last_fetched_epoch,
+                        limit,
+                        min_one,
+                    )
+                    .await
+                {
+                    Ok(r) => {
+                        set_offsets(&mut pd, version, r.high_watermark, r.log_start_offset);
+                        if let Some(proposal) = r.isr_proposal {
+                            api.replicas.propose_isr(p, proposal);
+                        }
+                        if let Some((epoch, end_offset)) = r.diverging {
+                            pd.diverging_epoch.epoch = epoch;
+                            pd.diverging_epoch.end_offset = end_offset;
+                            // The follower must truncate before anything else: answer now.
+                            errored = true;
+                        }
+                        let n = r.records.len();
+                        if n > 0 {
+                            min_one = false;
+                        }
+                        total += n;
+                        remaining = remaining.saturating_sub(n);
+                        pd.records = Some(r.records);
+                    }
+                    Err(e) => {
+                        let (hw, start) = {
+                            let log = p.log.lock();
+                            (log.high_watermark(), log.log_start_offset())
+                        };
+                        set_offsets(&mut pd, version, hw, start);
+                        pd.error_code = e.kafka_error_code();
+                        errored = true;
+                    }
+                }
             }
             (Some(p), None) => {
                 let limit = w.max_bytes.min(remaining);

@@ -1,5 +1,7 @@
 //! LeaderAndIsr: the controller tells this broker which partitions it leads or follows.
 
+use std::collections::HashMap;
+
 use kafka_protocol::messages::leader_and_isr_request::LeaderAndIsrPartitionState;
 use kafka_protocol::messages::leader_and_isr_response::{
     LeaderAndIsrPartitionError, LeaderAndIsrTopicError,
@@ -8,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse
 
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
-use crate::replica::Role;
+use crate::replica::{LeaderAndIsrState, Role};
 
 const STALE_CONTROLLER_EPOCH: i16 = 11;
 
@@ -35,9 +37,15 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
             states.push((t.topic_id, s));
         }
     }
+    // Followers fetch from the leaders at the addresses the controller gives.
+    let leader_addresses: HashMap<i32, String> = request
+        .live_leaders
+        .iter()
+        .map(|l| (l.broker_id.0, format!("{}:{}", l.host_name, l.port)))
+        .collect();
     let mut by_topic: Vec<LeaderAndIsrTopicError> = Vec::new();
     for (topic_id, state) in states {
-        let code = apply(api, &state).await;
+        let code = apply(api, &state, &leader_addresses).await;
         let mut e = LeaderAndIsrPartitionError::default();
         e.partition_index = state.partition_index;
         e.error_code = code;
@@ -61,7 +69,11 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
 }
 
 /// One partition's new state; the Kafka error code for it.
-async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
+async fn apply(
+    api: &Api,
+    state: &LeaderAndIsrPartitionState,
+    leader_addresses: &HashMap<i32, String>,
+) -> i16 {
     let topic = state.topic_name.0.as_str();
     let partition = state.partition_index;
     let me = api.config.broker_id;
@@ -82,6 +94,20 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
             leader: state.leader.0,
         }
     };
+    let leader_address = leader_addresses.get(&state.leader.0).cloned().or_else(|| {
+        api.cache
+            .broker(state.leader.0)
+            .map(|b| format!("{}:{}", b.host, b.port))
+    });
+    let wanted = LeaderAndIsrState {
+        role,
+        leader_epoch: state.leader_epoch,
+        partition_epoch: state.partition_epoch,
+        controller_epoch: state.controller_epoch,
+        replicas: state.replicas.iter().map(|r| r.0).collect(),
+        isr: state.isr.iter().map(|r| r.0).collect(),
+        leader_address,
+    };
     let was_leader = api.replicas.leader(topic, partition).is_some();
     let config = log_config(api, topic).await;
     // From the moment this broker leads the partition until its groups are read, their
@@ -92,7 +118,7 @@ async fn apply(api: &Api, state: &LeaderAndIsrPartitionState) -> i16 {
     }
     match api
         .replicas
-        .apply_role(topic, partition, role, state.leader_epoch, config)
+        .apply_role(topic, partition, &wanted, config)
         .await
     {
         Ok(_) => {}

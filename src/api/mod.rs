@@ -14,6 +14,7 @@ pub mod leader_and_isr;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
+pub mod offsets_for_leader_epoch;
 pub mod produce;
 pub mod producer_ids;
 pub mod stop_replica;
@@ -47,6 +48,7 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 0, 9),
+    (ApiKey::OffsetForLeaderEpoch, 0, 4),
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 0, 7),
@@ -262,6 +264,9 @@ impl Api {
             RequestKind::ListOffsets(r) => {
                 ResponseKind::ListOffsets(list_offsets::handle(self, r, version).await)
             }
+            RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+                offsets_for_leader_epoch::handle(self, r, version).await,
+            ),
             RequestKind::CreateTopics(r) => {
                 ResponseKind::CreateTopics(topics::create(self, r, version).await)
             }

@@ -9,6 +9,7 @@ use crate::log::batch::{ATTR_COMPRESSION_MASK, MAGIC_OFFSET};
 
 pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let transactional = request_is_transactional(&request.transactional_id);
     let mut response = ProduceResponse::default();
     for topic in request.topic_data {
@@ -43,13 +44,18 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     return r;
                 };
                 let bytes = records.len() as u64;
-                let in_sync = (acks == -1).then(|| api.cache.isr_len(&name, pd.index).unwrap_or(1));
-                let appended = api.replicas.append_as_producer(&partition, records, in_sync).await;
+                let appended = api.replicas.append_as_producer(&partition, records, acks == -1).await;
                 let records_in = appended.as_ref().map_or(0, |i| i.records.max(0) as u64);
                 crate::metrics::global().produced(&name, records_in, bytes, appended.is_err());
                 match appended {
                     Ok(info) => {
                         r.base_offset = info.base_offset;
+                        if acks == -1
+                            && let Err(e) = api.replicas.wait_for_acks(&partition, info.last_offset, timeout).await
+                        {
+                            r.error_code = e.kafka_error_code();
+                            return r;
+                        }
                         if version >= 2 {
                             r.log_append_time_ms = info.log_append_time;
                         }

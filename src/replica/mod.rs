@@ -2,15 +2,19 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+pub mod fetcher;
+mod isr;
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use crate::config::{ConfigError, LogConfig};
-use crate::log::{AppendInfo, LogError, LogHandle, LogManager, ReadResult};
+use crate::log::{AppendInfo, LogError, LogHandle, LogManager, PartitionLog, ReadResult};
+use crate::metadata::MetadataStore;
 
 pub type TopicPartition = (String, i32);
 
@@ -24,8 +28,108 @@ pub struct Partition {
     leader: AtomicI32,
     /// This broker's id, to tell leading from following.
     local_broker: i32,
-    /// Woken on every append, so that waiting fetches re-check without polling.
+    /// Woken on every append and every high watermark advance, so that waiting fetches
+    /// re-check without polling.
     appended: Notify,
+    /// Assignment, ISR and what the leader knows of its followers. Lock order: this, then the
+    /// log.
+    replication: Mutex<Replication>,
+    /// The high watermark as acks=all produces wait on it.
+    hw: watch::Sender<HwView>,
+}
+
+/// What a produce waiting for acks=all needs to see change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HwView {
+    pub high_watermark: i64,
+    pub leader_epoch: i32,
+    pub leading: bool,
+}
+
+/// The leader's view of one follower, from its fetches (Kafka's `ReplicaState`).
+#[derive(Debug, Clone, Copy)]
+struct FollowerState {
+    /// -1 until its first fetch in this leader epoch.
+    log_end_offset: i64,
+    last_fetch_leader_leo: i64,
+    last_fetch_ms: i64,
+    last_caught_up_ms: i64,
+}
+
+impl FollowerState {
+    fn reset(in_sync: bool, now: i64) -> Self {
+        FollowerState {
+            log_end_offset: -1,
+            last_fetch_leader_leo: -1,
+            last_fetch_ms: 0,
+            last_caught_up_ms: if in_sync { now } else { 0 },
+        }
+    }
+
+    fn is_caught_up(&self, leader_leo: i64, now: i64, lag_max_ms: i64) -> bool {
+        self.log_end_offset == leader_leo || now - self.last_caught_up_ms <= lag_max_ms
+    }
+}
+
+#[derive(Debug, Default)]
+struct Replication {
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    /// An ISR being written to the store: until it is, HW and acks count its members too
+    /// (Kafka's "maximal ISR").
+    pending_isr: Option<Vec<i32>>,
+    /// The state znode's version as of the last LeaderAndIsr or our own write.
+    partition_epoch: i32,
+    /// The epoch of the controller that made the last leader decision, kept in ISR writes.
+    controller_epoch: i32,
+    /// A conditional ISR write found the znode changed: no ISR change until the controller
+    /// tells us the new state.
+    stale: bool,
+    /// The log end offset when this broker became leader in the current epoch.
+    epoch_start_offset: i64,
+    followers: HashMap<i32, FollowerState>,
+}
+
+impl Replication {
+    fn in_maximal_isr(&self, id: i32) -> bool {
+        self.isr.contains(&id) || self.pending_isr.as_ref().is_some_and(|p| p.contains(&id))
+    }
+
+    fn maximal_isr_len(&self) -> usize {
+        match &self.pending_isr {
+            Some(p) => self.isr.len() + p.iter().filter(|r| !self.isr.contains(r)).count(),
+            None => self.isr.len(),
+        }
+    }
+
+    /// min(min.insync.replicas, replication factor), as Kafka counts it.
+    fn effective_min_isr(&self, min_insync: i32) -> usize {
+        (min_insync.max(1) as usize).min(self.replicas.len().max(1))
+    }
+}
+
+/// An ISR change the leader must write to the store.
+#[derive(Debug, Clone)]
+pub struct IsrProposal {
+    pub isr: Vec<i32>,
+    pub leader_epoch: i32,
+    pub controller_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// What a follower's fetch gets from the leader's log.
+#[derive(Debug)]
+pub struct FollowerRead {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    /// Where the follower's log diverges from ours: (epoch, end offset).
+    pub diverging: Option<(i32, i64)>,
+    pub isr_proposal: Option<IsrProposal>,
+}
+
+fn now_ms() -> i64 {
+    crate::log::segment::now_ms()
 }
 
 impl Partition {
@@ -41,10 +145,153 @@ impl Partition {
         self.leader() == self.local_broker
     }
 
-    /// A future that completes at the next append; create it before checking for data so that
-    /// an append in between is not missed.
+    /// A future that completes at the next append or high watermark advance; create it before
+    /// checking for data so that a change in between is not missed.
     pub fn appended(&self) -> tokio::sync::futures::Notified<'_> {
         self.appended.notified()
+    }
+
+    fn replication(&self) -> std::sync::MutexGuard<'_, Replication> {
+        self.replication.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The ISR as this broker last learnt or wrote it.
+    pub fn isr(&self) -> Vec<i32> {
+        self.replication().isr.clone()
+    }
+
+    pub fn replicas(&self) -> Vec<i32> {
+        self.replication().replicas.clone()
+    }
+
+    fn publish_hw(&self, high_watermark: i64) {
+        let view = HwView {
+            high_watermark,
+            leader_epoch: self.leader_epoch(),
+            leading: self.is_leader(),
+        };
+        self.hw.send_if_modified(|v| {
+            let changed = *v != view;
+            *v = view;
+            changed
+        });
+        self.appended.notify_waiters();
+    }
+
+    /// Kafka's `maybeIncrementLeaderHW`: the smallest log end offset among the leader, the
+    /// (maximal) ISR and followers caught up enough to join it; never while the ISR is below
+    /// the effective `min.insync.replicas`, never backwards. Returns the new HW if it moved.
+    fn maybe_increment_hw(
+        &self,
+        r: &Replication,
+        log: &mut PartitionLog,
+        now: i64,
+        lag_max_ms: i64,
+    ) -> Option<i64> {
+        if !self.is_leader() {
+            return None;
+        }
+        if r.isr.len() < r.effective_min_isr(log.config().min_insync_replicas) {
+            return None;
+        }
+        let leo = log.log_end_offset();
+        let mut hw = leo;
+        for (id, f) in &r.followers {
+            if f.log_end_offset < hw
+                && (r.in_maximal_isr(*id) || f.is_caught_up(leo, now, lag_max_ms))
+            {
+                hw = f.log_end_offset;
+            }
+        }
+        if hw > log.high_watermark() {
+            log.set_high_watermark(hw);
+            Some(log.high_watermark())
+        } else {
+            None
+        }
+    }
+
+    /// Applies the controller's decision for this partition (the log is open already).
+    fn take_state(&self, state: &LeaderAndIsrState, lag_max_ms: i64) -> Result<(), LogError> {
+        let leader = match state.role {
+            Role::Leader => self.local_broker,
+            Role::Follower { leader } => leader,
+        };
+        let now = now_ms();
+        let mut r = self.replication();
+        let new_epoch = state.leader_epoch > self.leader_epoch() || !self.is_leader();
+        self.leader.store(leader, Ordering::Release);
+        self.leader_epoch
+            .fetch_max(state.leader_epoch, Ordering::AcqRel);
+        r.replicas = state.replicas.clone();
+        r.isr = state.isr.clone();
+        r.pending_isr = None;
+        r.stale = false;
+        r.partition_epoch = state.partition_epoch;
+        r.controller_epoch = state.controller_epoch;
+        let mut log = self.log.lock();
+        let hw = if state.role == Role::Leader {
+            if new_epoch {
+                log.assign_leader_epoch_start(state.leader_epoch)?;
+                r.epoch_start_offset = log.log_end_offset();
+                let isr = r.isr.clone();
+                r.followers = state
+                    .replicas
+                    .iter()
+                    .filter(|&&id| id != self.local_broker)
+                    .map(|&id| (id, FollowerState::reset(isr.contains(&id), now)))
+                    .collect();
+            } else {
+                // Same epoch: the ISR or assignment changed; keep what fetches told us.
+                let mut followers = std::mem::take(&mut r.followers);
+                followers.retain(|id, _| state.replicas.contains(id));
+                for &id in &state.replicas {
+                    if id != self.local_broker {
+                        followers
+                            .entry(id)
+                            .or_insert_with(|| FollowerState::reset(false, now));
+                    }
+                }
+                r.followers = followers;
+            }
+            self.maybe_increment_hw(&r, &mut log, now, lag_max_ms);
+            log.high_watermark()
+        } else {
+            r.followers.clear();
+            log.high_watermark()
+        };
+        drop(log);
+        drop(r);
+        self.publish_hw(hw);
+        Ok(())
+    }
+}
+
+/// What LeaderAndIsr says about one partition.
+#[derive(Debug, Clone)]
+pub struct LeaderAndIsrState {
+    pub role: Role,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub controller_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// `host:port` of the leader, for a follower.
+    pub leader_address: Option<String>,
+}
+
+impl LeaderAndIsrState {
+    /// A partition this broker leads alone (tests, and logs served before any controller).
+    pub fn sole_leader(broker_id: i32, leader_epoch: i32) -> Self {
+        LeaderAndIsrState {
+            role: Role::Leader,
+            leader_epoch,
+            partition_epoch: 0,
+            controller_epoch: 0,
+            replicas: vec![broker_id],
+            isr: vec![broker_id],
+            leader_address: None,
+        }
     }
 }
 
@@ -55,6 +302,10 @@ pub struct ReplicaManager {
     /// The topic defaults as the broker's static and dynamic configs give them now; a topic's
     /// logs use its overrides on top of these.
     log_defaults: RwLock<LogConfig>,
+    /// `replica.lag.time.max.ms`.
+    lag_max_ms: AtomicI64,
+    fetchers: fetcher::ReplicaFetchers,
+    isr: isr::IsrWriter,
 }
 
 /// What LeaderAndIsr asks of this broker for one partition.
@@ -62,6 +313,24 @@ pub struct ReplicaManager {
 pub enum Role {
     Leader,
     Follower { leader: i32 },
+}
+
+/// Why a produce with acks=all did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcksError {
+    NotLeader,
+    TimedOut,
+    NotEnoughReplicasAfterAppend,
+}
+
+impl AcksError {
+    pub fn kafka_error_code(self) -> i16 {
+        match self {
+            AcksError::NotLeader => 6,
+            AcksError::TimedOut => 7,
+            AcksError::NotEnoughReplicasAfterAppend => 20,
+        }
+    }
 }
 
 impl ReplicaManager {
@@ -72,7 +341,38 @@ impl ReplicaManager {
             broker_id,
             partitions: RwLock::new(HashMap::new()),
             log_defaults,
+            lag_max_ms: AtomicI64::new(30_000),
+            fetchers: fetcher::ReplicaFetchers::new(broker_id),
+            isr: isr::IsrWriter::new(broker_id),
         }
+    }
+
+    /// Starts replication: follower fetchers with the broker's `replica.*` settings, the ISR
+    /// shrink check, and ISR writes to `store`. Runs until `shutdown`.
+    pub fn start_replication(
+        self: &Arc<Self>,
+        config: &crate::config::BrokerConfig,
+        store: Arc<dyn MetadataStore>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.lag_max_ms
+            .store(config.replica_lag_time_max_ms as i64, Ordering::Release);
+        self.fetchers
+            .configure(fetcher::FetcherConfig::from_broker(config));
+        self.isr.set_store(store);
+        vec![
+            tokio::spawn(self.clone().run_isr_shrink(shutdown.clone())),
+            tokio::spawn(self.isr.clone_handle().run_notifications(shutdown)),
+        ]
+    }
+
+    /// Stops every follower fetcher (shutdown).
+    pub async fn stop_fetchers(&self) {
+        self.fetchers.shutdown().await;
+    }
+
+    fn lag_max_ms(&self) -> i64 {
+        self.lag_max_ms.load(Ordering::Acquire)
     }
 
     pub fn broker_id(&self) -> i32 {
@@ -142,82 +442,97 @@ impl ReplicaManager {
         parts.values().cloned().collect()
     }
 
-    /// The partition if this broker leads it: produce, consumer fetches and ListOffsets are
-    /// served by the leader only.
+    /// The partition if this broker leads it: produce, fetches (consumers' and followers') and
+    /// ListOffsets are served by the leader only.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         self.get(topic, partition).filter(|p| p.is_leader())
     }
 
-    /// LeaderAndIsr for a partition led here: open or create its log and take the epoch.
-    pub async fn become_leader(
-        &self,
-        topic: &str,
-        partition: i32,
-        leader_epoch: i32,
-        config: LogConfig,
-    ) -> Result<Arc<Partition>, LogError> {
-        self.apply_role(topic, partition, Role::Leader, leader_epoch, config)
-            .await
-    }
-
-    /// LeaderAndIsr: opens or creates the partition's log and takes the role and epoch. A
-    /// follower keeps its log as it is; fetching from the leader is the replica fetcher's job.
+    /// LeaderAndIsr: opens or creates the partition's log, takes the role, epoch and ISR, and
+    /// starts or stops fetching from the leader.
     pub async fn apply_role(
         &self,
         topic: &str,
         partition: i32,
-        role: Role,
-        leader_epoch: i32,
+        state: &LeaderAndIsrState,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
-        let leader = match role {
-            Role::Leader => self.broker_id,
-            Role::Follower { leader } => leader,
+        let p = match self.get(topic, partition) {
+            Some(p) => {
+                p.log.lock().set_config(config);
+                p
+            }
+            None => self.open_partition(topic, partition, config).await?,
         };
-        if let Some(p) = self.get(topic, partition) {
-            let was = p.leader.swap(leader, Ordering::AcqRel);
-            p.leader_epoch.fetch_max(leader_epoch, Ordering::AcqRel);
-            {
-                let mut log = p.log.lock();
-                log.set_config(config);
-                if role == Role::Leader {
-                    let leo = log.log_end_offset();
-                    log.set_high_watermark(leo);
+        let was = (p.leader(), p.leader_epoch());
+        // A fetcher must not append while the partition changes hands; removing it waits out
+        // a response being applied.
+        if state.role == Role::Leader {
+            self.fetchers
+                .remove(&[(topic.to_string(), partition)])
+                .await;
+        }
+        let part = p.clone();
+        let st = state.clone();
+        let lag = self.lag_max_ms();
+        blocking(move || part.take_state(&st, lag)).await?;
+        if let Role::Follower { leader } = state.role {
+            match &state.leader_address {
+                Some(addr) if leader >= 0 => {
+                    self.fetchers.follow(p.clone(), leader, addr.clone()).await
+                }
+                _ => {
+                    self.fetchers
+                        .remove(&[(topic.to_string(), partition)])
+                        .await;
+                    tracing::warn!(
+                        topic,
+                        partition,
+                        leader,
+                        "no address for the leader; not fetching until the next LeaderAndIsr"
+                    );
                 }
             }
-            if was != leader {
-                // Fetches parked on this partition must see that it changed hands.
-                p.appended.notify_waiters();
-                log_role(topic, partition, role, leader_epoch);
-            }
-            return Ok(p);
         }
+        if was != (p.leader(), p.leader_epoch()) {
+            log_role(topic, partition, state.role, state.leader_epoch);
+        }
+        Ok(p)
+    }
+
+    async fn open_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
         let logs = self.logs.clone();
         let t = topic.to_string();
         let topic_config = config.clone();
         let log = blocking(move || logs.get_or_create(&t, partition, config)).await?;
-        {
+        let hw = {
             let mut l = log.lock();
             // Logs found at start-up were opened with the broker defaults; the topic's own
             // settings are known only now.
             l.set_config(topic_config);
-            // Until followers replicate, a leader is its own ISR: everything in the log is
-            // committed.
-            if role == Role::Leader {
-                let leo = l.log_end_offset();
-                l.set_high_watermark(leo);
-            }
-        }
+            l.high_watermark()
+        };
+        let (hw_tx, _) = watch::channel(HwView {
+            high_watermark: hw,
+            leader_epoch: -1,
+            leading: false,
+        });
         let p = Arc::new(Partition {
             topic: topic.to_string(),
             partition,
             log,
-            leader_epoch: AtomicI32::new(leader_epoch),
-            leader: AtomicI32::new(leader),
+            leader_epoch: AtomicI32::new(-1),
+            leader: AtomicI32::new(-1),
             local_broker: self.broker_id,
             appended: Notify::new(),
+            replication: Mutex::new(Replication::default()),
+            hw: hw_tx,
         });
-        log_role(topic, partition, role, leader_epoch);
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts
             .entry((topic.to_string(), partition))
@@ -232,13 +547,17 @@ impl ReplicaManager {
         partition: i32,
         delete: bool,
     ) -> Result<(), LogError> {
+        self.fetchers
+            .remove(&[(topic.to_string(), partition)])
+            .await;
         let removed = {
             let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
             parts.remove(&(topic.to_string(), partition))
         };
         if let Some(p) = removed {
             p.leader.store(-1, Ordering::Release);
-            p.appended.notify_waiters();
+            let hw = p.log.lock().high_watermark();
+            p.publish_hw(hw);
             drop(p);
             tracing::info!(topic, partition, delete, "stopped replica");
         }
@@ -250,37 +569,76 @@ impl ReplicaManager {
         blocking(move || logs.delete(&t, partition)).await
     }
 
-    /// Appends a producer's batch as leader; with one replica the high watermark follows.
+    /// Appends a batch as leader without waiting for followers (acks=1, internal topics).
     pub async fn append(&self, p: &Arc<Partition>, records: Bytes) -> Result<AppendInfo, LogError> {
-        self.append_as_producer(p, records, None).await
+        self.append_as_producer(p, records, false).await
     }
 
-    /// Like `append`, for a producer asking for `acks=all` when `in_sync` (the ISR size) is
-    /// given: as in Kafka, the append is refused while the ISR is smaller than the topic's
-    /// `min.insync.replicas`.
+    /// Appends a producer's batch as leader. With `acks_all`, as in Kafka, the append is
+    /// refused while the ISR is smaller than the topic's `min.insync.replicas`; the caller then
+    /// waits with [`ReplicaManager::wait_for_acks`].
     pub async fn append_as_producer(
         &self,
         p: &Arc<Partition>,
         records: Bytes,
-        in_sync: Option<usize>,
+        acks_all: bool,
     ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
-        let info = blocking(move || {
-            if let Some(in_sync) = in_sync {
+        let lag = self.lag_max_ms();
+        let (info, hw) = blocking(move || {
+            if acks_all {
+                let in_sync = part.replication().isr.len();
                 let min = part.log.lock().config().min_insync_replicas;
-                if (in_sync as i64) < i64::from(min) {
+                let needed = part.replication().effective_min_isr(min);
+                if in_sync < needed {
                     return Err(LogError::NotEnoughReplicas { in_sync, min });
                 }
             }
             let info = part.log.append_as_leader(&records, part.leader_epoch())?;
+            let r = part.replication();
             let mut log = part.log.lock();
-            let leo = log.log_end_offset();
-            log.set_high_watermark(leo);
-            Ok(info)
+            let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
+            Ok((info, hw))
         })
         .await?;
-        p.appended.notify_waiters();
+        match hw {
+            Some(hw) => p.publish_hw(hw),
+            None => p.appended.notify_waiters(),
+        }
         Ok(info)
+    }
+
+    /// acks=all: waits until the high watermark passes `last_offset` (woken by the follower
+    /// fetches that move it, never by polling), or `timeout`.
+    pub async fn wait_for_acks(
+        &self,
+        p: &Arc<Partition>,
+        last_offset: i64,
+        timeout: std::time::Duration,
+    ) -> Result<(), AcksError> {
+        let mut rx = p.hw.subscribe();
+        let epoch = p.leader_epoch();
+        let waited = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|v| {
+                v.high_watermark > last_offset || !v.leading || v.leader_epoch != epoch
+            }),
+        )
+        .await;
+        let view = match waited {
+            Err(_) => return Err(AcksError::TimedOut),
+            Ok(Err(_)) => return Err(AcksError::NotLeader),
+            Ok(Ok(v)) => *v,
+        };
+        if !view.leading || view.leader_epoch != epoch {
+            return Err(AcksError::NotLeader);
+        }
+        let min = p.log.lock().config().min_insync_replicas;
+        let r = p.replication();
+        if r.maximal_isr_len() < r.effective_min_isr(min) {
+            return Err(AcksError::NotEnoughReplicasAfterAppend);
+        }
+        Ok(())
     }
 
     pub async fn read(
@@ -297,6 +655,198 @@ impl ReplicaManager {
             log.read(offset, max_bytes, hw, min_one)
         })
         .await
+    }
+
+    /// A follower's fetch at the leader: checks `last_fetched_epoch` against our epochs (a
+    /// diverging follower gets where to truncate and no data), reads up to the log end, and
+    /// records the follower's position, which may move the high watermark or let it rejoin
+    /// the ISR (the proposal is written by [`ReplicaManager::propose_isr`]).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_for_follower(
+        &self,
+        p: &Arc<Partition>,
+        replica_id: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FollowerRead, LogError> {
+        let part = p.clone();
+        let lag = self.lag_max_ms();
+        let read = blocking(move || {
+            let (records, leader_leo, diverging) = {
+                let log = part.log.lock();
+                let leo = log.log_end_offset();
+                if last_fetched_epoch >= 0 {
+                    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
+                    if end < fetch_offset || epoch < last_fetched_epoch {
+                        (Bytes::new(), leo, Some((epoch, end)))
+                    } else {
+                        (
+                            log.read(fetch_offset, max_bytes, leo, min_one)?.records,
+                            leo,
+                            None,
+                        )
+                    }
+                } else {
+                    (
+                        log.read(fetch_offset, max_bytes, leo, min_one)?.records,
+                        leo,
+                        None,
+                    )
+                }
+            };
+            let now = now_ms();
+            let mut r = part.replication();
+            let mut proposal = None;
+            let mut moved = None;
+            if diverging.is_none()
+                && let Some(f) = r.followers.get_mut(&replica_id)
+            {
+                let caught_up_at = if fetch_offset >= leader_leo {
+                    Some(now)
+                } else if fetch_offset >= f.last_fetch_leader_leo {
+                    Some(f.last_fetch_ms)
+                } else {
+                    None
+                };
+                if let Some(t) = caught_up_at {
+                    f.last_caught_up_ms = f.last_caught_up_ms.max(t);
+                }
+                let advanced = f.log_end_offset != fetch_offset;
+                f.log_end_offset = fetch_offset;
+                f.last_fetch_leader_leo = f.last_fetch_leader_leo.max(leader_leo);
+                f.last_fetch_ms = now;
+                let mut log = part.log.lock();
+                // Kafka's maybeExpandIsr: caught up with the HW and with this epoch's data.
+                if part.is_leader()
+                    && r.pending_isr.is_none()
+                    && !r.stale
+                    && !r.isr.contains(&replica_id)
+                    && fetch_offset >= log.high_watermark()
+                    && fetch_offset >= r.epoch_start_offset
+                {
+                    let mut isr = r.isr.clone();
+                    isr.push(replica_id);
+                    r.pending_isr = Some(isr.clone());
+                    proposal = Some(IsrProposal {
+                        isr,
+                        leader_epoch: part.leader_epoch(),
+                        controller_epoch: r.controller_epoch,
+                        partition_epoch: r.partition_epoch,
+                    });
+                }
+                if advanced || proposal.is_some() {
+                    moved = part.maybe_increment_hw(&r, &mut log, now, lag);
+                }
+            }
+            drop(r);
+            let log = part.log.lock();
+            Ok((
+                FollowerRead {
+                    records,
+                    high_watermark: log.high_watermark(),
+                    log_start_offset: log.log_start_offset(),
+                    diverging,
+                    isr_proposal: proposal,
+                },
+                moved,
+            ))
+        })
+        .await;
+        let (read, moved) = read?;
+        if let Some(hw) = moved {
+            p.publish_hw(hw);
+        }
+        Ok(read)
+    }
+
+    /// Writes an ISR change to the partition's state znode (conditional on the partition
+    /// epoch) in the background; on success the new ISR takes effect here.
+    pub fn propose_isr(self: &Arc<Self>, p: &Arc<Partition>, proposal: IsrProposal) {
+        let me = self.clone();
+        let p = p.clone();
+        tokio::spawn(async move {
+            let written = me.isr.write(&p.topic, p.partition, &proposal).await;
+            let lag = me.lag_max_ms();
+            let part = p.clone();
+            let moved = blocking(move || {
+                let mut r = part.replication();
+                r.pending_isr = None;
+                match written {
+                    isr::IsrWrite::Written(version)
+                        if part.leader_epoch() == proposal.leader_epoch =>
+                    {
+                        r.isr = proposal.isr.clone();
+                        r.partition_epoch = version;
+                    }
+                    isr::IsrWrite::Stale => r.stale = true,
+                    isr::IsrWrite::Written(_) | isr::IsrWrite::Failed => {}
+                }
+                let mut log = part.log.lock();
+                Ok(part.maybe_increment_hw(&r, &mut log, now_ms(), lag))
+            })
+            .await;
+            if let Ok(Some(hw)) = moved {
+                p.publish_hw(hw);
+            }
+        });
+    }
+
+    /// Kafka's `maybeShrinkIsr`, every `replica.lag.time.max.ms / 2`: followers in the ISR that
+    /// have not caught up with the leader's log end for that long are removed.
+    async fn run_isr_shrink(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            let period = std::time::Duration::from_millis((self.lag_max_ms() / 2).max(10) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let lag = self.lag_max_ms();
+            for p in self.hosted().into_iter().filter(|p| p.is_leader()) {
+                let part = p.clone();
+                let proposal = blocking(move || {
+                    let now = now_ms();
+                    let mut r = part.replication();
+                    if r.pending_isr.is_some() || r.stale {
+                        return Ok(None);
+                    }
+                    let leo = part.log.lock().log_end_offset();
+                    let me = part.local_broker;
+                    let out: Vec<i32> = r
+                        .isr
+                        .iter()
+                        .copied()
+                        .filter(|id| *id != me)
+                        .filter(|id| {
+                            r.followers
+                                .get(id)
+                                .is_none_or(|f| !f.is_caught_up(leo, now, lag))
+                        })
+                        .collect();
+                    if out.is_empty() {
+                        return Ok(None);
+                    }
+                    let isr: Vec<i32> = r.isr.iter().copied().filter(|id| !out.contains(id)).collect();
+                    tracing::info!(topic = %part.topic, partition = part.partition, ?out, ?isr, "shrinking ISR: followers lagging");
+                    // The current (larger) ISR stays in force for HW and acks until written.
+                    r.pending_isr = Some(r.isr.clone());
+                    Ok(Some(IsrProposal {
+                        isr,
+                        leader_epoch: part.leader_epoch(),
+                        controller_epoch: r.controller_epoch,
+                        partition_epoch: r.partition_epoch,
+                    }))
+                })
+                .await;
+                if let Ok(Some(proposal)) = proposal {
+                    self.propose_isr(&p, proposal);
+                }
+            }
+        }
     }
 
     /// Runs a closure against the log on a blocking thread (ListOffsets, DeleteRecords, ...).

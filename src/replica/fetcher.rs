@@ -1,0 +1,617 @@
+//! Follower fetchers (Kafka's `ReplicaFetcherThread`): one fetch loop per leader broker, each
+//! request carrying every partition this broker follows from that leader. A fetch names the
+//! follower (`replica_id`), its log end offset and the epoch of its last batch; the leader
+//! answers with data, its high watermark, or where the follower's log diverges from its own,
+//! which the follower then truncates before fetching again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Partition, TopicPartition, blocking};
+use crate::log::LogError;
+use crate::tools::client::Connection;
+
+/// The Fetch version followers send: v12 is the first with `last_fetched_epoch` and
+/// `diverging_epoch` (KIP-595's truncation without OffsetsForLeaderEpoch) and the last that
+/// names topics rather than topic ids, which the fetcher knows without the metadata cache.
+/// Kafka 3.9 followers send v17; leaders answer any version.
+const FOLLOWER_FETCH_VERSION: i16 = 12;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+/// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
+/// `replica.socket.timeout.ms` default.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    pub max_wait_ms: i32,
+    pub min_bytes: i32,
+    pub max_bytes: i32,
+    pub partition_max_bytes: i32,
+    pub backoff: Duration,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        FetcherConfig::from_broker(&crate::config::BrokerConfig::default())
+    }
+}
+
+impl FetcherConfig {
+    pub fn from_broker(c: &crate::config::BrokerConfig) -> Self {
+        FetcherConfig {
+            max_wait_ms: i32::try_from(c.replica_fetch_wait_max_ms).unwrap_or(i32::MAX),
+            min_bytes: c.replica_fetch_min_bytes,
+            max_bytes: c.replica_fetch_response_max_bytes,
+            partition_max_bytes: c.replica_fetch_max_bytes,
+            backoff: Duration::from_millis(c.replica_fetch_backoff_ms),
+        }
+    }
+}
+
+struct Target {
+    partition: Arc<Partition>,
+    /// The leader epoch this broker follows in; the leader fences fetches of other epochs.
+    leader_epoch: i32,
+    /// After an error, the partition waits until then.
+    retry_at: Option<Instant>,
+    /// With a leader that predates `last_fetched_epoch` (Fetch < v12), the log is first
+    /// truncated by OffsetsForLeaderEpoch; this says that was done.
+    epochs_checked: bool,
+}
+
+struct Shared {
+    partitions: Mutex<HashMap<TopicPartition, Target>>,
+    changed: Notify,
+    /// Held while a response is applied to the logs: removing a partition takes it, so that
+    /// once removed no fetched data reaches the log (the broker may be its leader next).
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Shared {
+    fn parts(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, Target>> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct LeaderFetcher {
+    addr: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaderFetcher {
+    async fn stop(self) {
+        let _applying = self.shared.applying.lock().await;
+        self.task.abort();
+    }
+}
+
+pub struct ReplicaFetchers {
+    broker_id: i32,
+    config: Mutex<FetcherConfig>,
+    fetchers: tokio::sync::Mutex<HashMap<i32, LeaderFetcher>>,
+}
+
+impl ReplicaFetchers {
+    pub fn new(broker_id: i32) -> Self {
+        ReplicaFetchers {
+            broker_id,
+            config: Mutex::new(FetcherConfig::default()),
+            fetchers: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn configure(&self, config: FetcherConfig) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    /// Fetches `p` from broker `leader` at `addr` from now on (and from nobody else).
+    pub async fn follow(&self, p: Arc<Partition>, leader: i32, addr: String) {
+        let tp = (p.topic.clone(), p.partition);
+        let mut fetchers = self.fetchers.lock().await;
+        for (id, f) in fetchers.iter() {
+            if *id != leader {
+                remove_from(&f.shared, std::slice::from_ref(&tp)).await;
+            }
+        }
+        if fetchers.get(&leader).is_some_and(|f| f.addr != addr)
+            && let Some(old) = fetchers.remove(&leader)
+        {
+            old.stop().await;
+        }
+        let config = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let me = self.broker_id;
+        let f = fetchers.entry(leader).or_insert_with(|| {
+            let shared = Arc::new(Shared {
+                partitions: Mutex::new(HashMap::new()),
+                changed: Notify::new(),
+                applying: tokio::sync::Mutex::new(()),
+            });
+            tracing::info!(leader, addr, "starting replica fetcher");
+            let task = tokio::spawn(run(shared.clone(), me, leader, addr.clone(), config));
+            LeaderFetcher { addr, shared, task }
+        });
+        let epoch = p.leader_epoch();
+        f.shared.parts().insert(
+            tp,
+            Target {
+                partition: p,
+                leader_epoch: epoch,
+                retry_at: None,
+                epochs_checked: false,
+            },
+        );
+        f.shared.changed.notify_one();
+        self.stop_idle(&mut fetchers).await;
+    }
+
+    /// Stops fetching these partitions; returns once no fetched data can reach their logs.
+    pub async fn remove(&self, tps: &[TopicPartition]) {
+        let mut fetchers = self.fetchers.lock().await;
+        for f in fetchers.values() {
+            remove_from(&f.shared, tps).await;
+        }
+        self.stop_idle(&mut fetchers).await;
+    }
+
+    async fn stop_idle(&self, fetchers: &mut HashMap<i32, LeaderFetcher>) {
+        let idle: Vec<i32> = fetchers
+            .iter()
+            .filter(|(_, f)| f.shared.parts().is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle {
+            if let Some(f) = fetchers.remove(&id) {
+                tracing::info!(leader = id, "stopping idle replica fetcher");
+                f.stop().await;
+            }
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let mut fetchers = self.fetchers.lock().await;
+        for (_, f) in fetchers.drain() {
+            f.stop().await;
+        }
+    }
+}
+
+async fn remove_from(shared: &Shared, tps: &[TopicPartition]) {
+    let present = {
+        let parts = shared.parts();
+        tps.iter().any(|tp| parts.contains_key(tp))
+    };
+    if !present {
+        return;
+    }
+    let _applying = shared.applying.lock().await;
+    let mut parts = shared.parts();
+    for tp in tps {
+        parts.remove(tp);
+    }
+}
+
+/// Where a follower's log stands, for its next fetch.
+struct Position {
+    fetch_offset: i64,
+    log_start_offset: i64,
+    last_fetched_epoch: i32,
+}
+
+/// What applying one partition's response asks of the loop.
+enum Applied {
+    Done,
+    /// A partition-level error: wait before fetching it again.
+    Backoff(i16),
+}
+
+async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: FetcherConfig) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let now = Instant::now();
+        let ready: Vec<(TopicPartition, Arc<Partition>, i32)> = {
+            let parts = shared.parts();
+            parts
+                .iter()
+                .filter(|(_, t)| t.retry_at.is_none_or(|at| at <= now))
+                .map(|(tp, t)| (tp.clone(), t.partition.clone(), t.leader_epoch))
+                .collect()
+        };
+        if ready.is_empty() {
+            let next = shared.parts().values().filter_map(|t| t.retry_at).min();
+            let changed = shared.changed.notified();
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at) => {}
+                        _ = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+            continue;
+        }
+        if conn.is_none() {
+            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr)).await {
+                Ok(Ok(c)) => conn = Some(c),
+                Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
+                Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),
+            }
+        }
+        let Some(c) = conn.as_mut() else {
+            backoff(&shared, config.backoff).await;
+            continue;
+        };
+        if c.version(ApiKey::Fetch)
+            .is_ok_and(|v| v < FOLLOWER_FETCH_VERSION)
+        {
+            let unchecked: Vec<(TopicPartition, Arc<Partition>, i32)> = {
+                let parts = shared.parts();
+                ready
+                    .iter()
+                    .filter(|(tp, _, _)| parts.get(tp).is_some_and(|t| !t.epochs_checked))
+                    .cloned()
+                    .collect()
+            };
+            if !unchecked.is_empty() {
+                if let Err(e) = truncate_by_epochs(c, me, &shared, &unchecked, &config).await {
+                    tracing::info!(leader, addr, error = %e, "OffsetsForLeaderEpoch to the leader failed");
+                    conn = None;
+                    backoff(&shared, config.backoff).await;
+                }
+                continue;
+            }
+        }
+        let parts: Vec<Arc<Partition>> = ready.iter().map(|(_, p, _)| p.clone()).collect();
+        let positions = match blocking(move || {
+            Ok(parts
+                .iter()
+                .map(|p| {
+                    let log = p.log.lock();
+                    Position {
+                        fetch_offset: log.log_end_offset(),
+                        log_start_offset: log.log_start_offset(),
+                        last_fetched_epoch: log.latest_epoch().unwrap_or(-1),
+                    }
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(leader, error = %e, "cannot read follower positions");
+                tokio::time::sleep(config.backoff).await;
+                continue;
+            }
+        };
+        let request = fetch_request(me, &config, &ready, &positions);
+        let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
+        let response = match tokio::time::timeout(
+            wait,
+            c.call_upto(
+                ApiKey::Fetch,
+                FOLLOWER_FETCH_VERSION,
+                RequestKind::Fetch(request),
+            ),
+        )
+        .await
+        {
+            Ok(Ok(ResponseKind::Fetch(r))) => r,
+            Ok(Ok(_)) => {
+                conn = None;
+                continue;
+            }
+            Ok(Err(e)) => {
+                tracing::info!(leader, addr, error = %e, "fetch from leader failed");
+                conn = None;
+                backoff(&shared, config.backoff).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::info!(leader, addr, "fetch from leader timed out");
+                conn = None;
+                continue;
+            }
+        };
+        if response.error_code != 0 {
+            tracing::info!(
+                leader,
+                error = response.error_code,
+                "leader refused the fetch"
+            );
+            backoff(&shared, config.backoff).await;
+            continue;
+        }
+        // Responses are matched to what was asked by name and partition.
+        let mut answers: HashMap<TopicPartition, PartitionData> = HashMap::new();
+        for t in response.responses {
+            let topic = t.topic.0.to_string();
+            for pd in t.partitions {
+                answers.insert((topic.clone(), pd.partition_index), pd);
+            }
+        }
+        let applying = shared.applying.lock().await;
+        let work: Vec<(TopicPartition, Arc<Partition>, i64, PartitionData)> = {
+            let parts = shared.parts();
+            ready
+                .iter()
+                .zip(&positions)
+                .filter_map(|((tp, p, epoch), pos)| {
+                    // Removed or re-assigned meanwhile: the answer is for a state gone.
+                    let t = parts.get(tp)?;
+                    if !Arc::ptr_eq(&t.partition, p) || t.leader_epoch != *epoch {
+                        return None;
+                    }
+                    let pd = answers.remove(tp)?;
+                    Some((tp.clone(), p.clone(), pos.fetch_offset, pd))
+                })
+                .collect()
+        };
+        let outcomes = blocking(move || {
+            Ok(work
+                .into_iter()
+                .map(|(tp, p, offset, pd)| {
+                    let outcome = apply(&p, offset, &pd).unwrap_or_else(|e| {
+                        tracing::error!(topic = %tp.0, partition = tp.1, error = %e, "cannot apply replicated data");
+                        Applied::Backoff(e.kafka_error_code())
+                    });
+                    (tp, outcome)
+                })
+                .collect::<Vec<_>>())
+        })
+        .await
+        .unwrap_or_default();
+        drop(applying);
+        let retry_at = Instant::now() + config.backoff;
+        let mut parts = shared.parts();
+        for (tp, outcome) in outcomes {
+            if let (Applied::Backoff(code), Some(t)) = (outcome, parts.get_mut(&tp)) {
+                tracing::debug!(topic = %tp.0, partition = tp.1, error = code, "follower fetch error; backing off");
+                t.retry_at = Some(retry_at);
+            }
+        }
+    }
+}
+
+async fn backoff(shared: &Shared, pause: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => {}
+        _ = shared.changed.notified() => {}
+    }
+}
+
+fn fetch_request(
+    me: i32,
+    config: &FetcherConfig,
+    ready: &[(TopicPartition, Arc<Partition>, i32)],
+    positions: &[Position],
+) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for ((tp, _, epoch), pos) in ready.iter().zip(positions) {
+        let mut fp = FetchPartition::default();
+        fp.partition = tp.1;
+        fp.current_leader_epoch = *epoch;
+        fp.fetch_offset = pos.fetch_offset;
+        fp.last_fetched_epoch = pos.last_fetched_epoch;
+        fp.log_start_offset = pos.log_start_offset;
+        fp.partition_max_bytes = config.partition_max_bytes;
+        match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.0) {
+            Some(t) => t.partitions.push(fp),
+            None => {
+                let mut t = FetchTopic::default();
+                t.topic = TopicName(StrBytes::from_string(tp.0.clone()));
+                t.partitions.push(fp);
+                topics.push(t);
+            }
+        }
+    }
+    let mut req = FetchRequest::default();
+    req.replica_id = BrokerId(me);
+    let mut state = ReplicaState::default();
+    state.replica_id = BrokerId(me);
+    state.replica_epoch = -1;
+    req.replica_state = state;
+    req.max_wait_ms = config.max_wait_ms;
+    req.min_bytes = config.min_bytes;
+    req.max_bytes = config.max_bytes;
+    req.isolation_level = 0;
+    req.session_id = 0;
+    req.session_epoch = -1;
+    req.topics = topics;
+    req
+}
+
+/// One partition's answer, applied to the follower's log (on a blocking thread).
+fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied, LogError> {
+    match pd.error_code {
+        0 => {}
+        OFFSET_OUT_OF_RANGE => {
+            let mut log = p.log.lock();
+            if fetch_offset < pd.log_start_offset {
+                // The leader deleted what we would fetch next (retention, DeleteRecords).
+                tracing::info!(topic = %p.topic, partition = p.partition, leader_log_start = pd.log_start_offset, "follower behind the leader's log start; starting over there");
+                log.truncate_fully_and_start_at(pd.log_start_offset)?;
+            } else {
+                // Ahead of the leader with no epoch to tell where we diverge: what the leader
+                // has committed is all we may keep.
+                let to = pd.high_watermark.max(log.log_start_offset());
+                tracing::info!(topic = %p.topic, partition = p.partition, to, "follower ahead of the leader; truncating to its high watermark");
+                log.truncate_to(to)?;
+            }
+            return Ok(Applied::Done);
+        }
+        code => return Ok(Applied::Backoff(code)),
+    }
+    if pd.diverging_epoch.end_offset >= 0 || pd.diverging_epoch.epoch >= 0 {
+        // Not complete: the next fetch's last_fetched_epoch asks again.
+        truncate_diverging(p, pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)?;
+        return Ok(Applied::Done);
+    }
+    if p.log.lock().log_end_offset() != fetch_offset {
+        // The log changed since the request was built (truncated); fetch again from its end.
+        return Ok(Applied::Done);
+    }
+    if let Some(records) = pd.records.as_ref().filter(|r| !r.is_empty()) {
+        p.log.append_as_follower(records)?;
+    }
+    let mut log = p.log.lock();
+    // A follower's HW: what the leader has committed, as far as this log reaches.
+    let hw = pd.high_watermark.min(log.log_end_offset());
+    log.set_high_watermark(hw);
+    if pd.log_start_offset > log.log_start_offset() && pd.log_start_offset <= log.high_watermark() {
+        log.delete_records(pd.log_start_offset)?;
+    }
+    Ok(Applied::Done)
+}
+
+/// Kafka's `getOffsetTruncationState`: the leader says its log matches ours only up to
+/// `end_offset` of `epoch`; truncate to where both logs agree (repeated, if our epochs do not
+/// know the leader's, until they do).
+///
+/// Returns false when our epochs do not know the leader's and the leader must be asked again.
+fn truncate_diverging(p: &Partition, epoch: i32, end_offset: i64) -> Result<bool, LogError> {
+    let mut log = p.log.lock();
+    let leo = log.log_end_offset();
+    let (to, complete) = if end_offset < 0 {
+        (log.high_watermark(), true)
+    } else {
+        match log.end_offset_for_epoch(epoch) {
+            (ours, our_end) if ours >= 0 && ours != epoch => (our_end.min(leo), false),
+            (ours, our_end) if ours >= 0 => (our_end.min(end_offset).min(leo), true),
+            _ => (end_offset.min(leo), true),
+        }
+    };
+    tracing::info!(topic = %p.topic, partition = p.partition, leader_epoch = epoch, leader_end_offset = end_offset, truncate_to = to, log_end_offset = leo, "follower log diverges from the leader's; truncating");
+    log.truncate_to(to)?;
+    Ok(complete)
+}
+
+/// A partition to truncate by epochs: our latest epoch, and the leader's (error, epoch, end
+/// offset) for it.
+type EpochCheck = (
+    TopicPartition,
+    Arc<Partition>,
+    Option<i32>,
+    Option<(i16, i32, i64)>,
+);
+
+/// Truncation before fetching from a leader whose Fetch has no `last_fetched_epoch` (Kafka
+/// before 2.7): OffsetsForLeaderEpoch with our latest epoch, truncating where the leader says
+/// that epoch ends, and asking again until our epochs agree; without any epoch, or with a
+/// leader that predates OffsetsForLeaderEpoch, only the high watermark is known to be safe.
+async fn truncate_by_epochs(
+    c: &mut Connection,
+    me: i32,
+    shared: &Shared,
+    unchecked: &[(TopicPartition, Arc<Partition>, i32)],
+    config: &FetcherConfig,
+) -> crate::tools::client::Result<()> {
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let parts: Vec<Arc<Partition>> = unchecked.iter().map(|(_, p, _)| p.clone()).collect();
+    let latest: Vec<Option<i32>> =
+        blocking(move || Ok(parts.iter().map(|p| p.log.lock().latest_epoch()).collect()))
+            .await
+            .unwrap_or_else(|_| vec![None; unchecked.len()]);
+    let mut answers: HashMap<TopicPartition, (i16, i32, i64)> = HashMap::new();
+    if c.version(ApiKey::OffsetForLeaderEpoch).is_ok() {
+        let mut req = OffsetForLeaderEpochRequest::default();
+        req.replica_id = BrokerId(me);
+        for ((tp, _, epoch), ours) in unchecked.iter().zip(&latest) {
+            let Some(ours) = ours else { continue };
+            let mut p = OffsetForLeaderPartition::default();
+            p.partition = tp.1;
+            p.current_leader_epoch = *epoch;
+            p.leader_epoch = *ours;
+            match req.topics.iter_mut().find(|t| t.topic.0.as_str() == tp.0) {
+                Some(t) => t.partitions.push(p),
+                None => {
+                    let mut t = OffsetForLeaderTopic::default();
+                    t.topic = TopicName(StrBytes::from_string(tp.0.clone()));
+                    t.partitions.push(p);
+                    req.topics.push(t);
+                }
+            }
+        }
+        if !req.topics.is_empty()
+            && let ResponseKind::OffsetForLeaderEpoch(r) = c
+                .call_upto(
+                    ApiKey::OffsetForLeaderEpoch,
+                    4,
+                    RequestKind::OffsetForLeaderEpoch(req),
+                )
+                .await?
+        {
+            for t in r.topics {
+                for p in t.partitions {
+                    answers.insert(
+                        (t.topic.0.to_string(), p.partition),
+                        (p.error_code, p.leader_epoch, p.end_offset),
+                    );
+                }
+            }
+        }
+    }
+    let _applying = shared.applying.lock().await;
+    let work: Vec<EpochCheck> = {
+        let parts = shared.parts();
+        unchecked
+            .iter()
+            .zip(latest)
+            .filter(|((tp, p, epoch), _)| {
+                parts
+                    .get(tp)
+                    .is_some_and(|t| Arc::ptr_eq(&t.partition, p) && t.leader_epoch == *epoch)
+            })
+            .map(|((tp, p, _), ours)| (tp.clone(), p.clone(), ours, answers.get(tp).copied()))
+            .collect()
+    };
+    let outcomes = blocking(move || {
+        Ok(work
+            .into_iter()
+            .map(|(tp, p, ours, answer)| {
+                let result = match (ours, answer) {
+                    (Some(_), Some((0, epoch, end))) => truncate_diverging(&p, epoch, end),
+                    (Some(_), Some((code, _, _))) => return (tp, Err(code)),
+                    // No epochs here, or a leader that cannot say where they end.
+                    _ => {
+                        let mut log = p.log.lock();
+                        let hw = log.high_watermark();
+                        log.truncate_to(hw).map(|()| true)
+                    }
+                };
+                (tp, result.map_err(|e| e.kafka_error_code()))
+            })
+            .collect::<Vec<_>>())
+    })
+    .await
+    .unwrap_or_default();
+    let retry_at = Instant::now() + config.backoff;
+    let mut parts = shared.parts();
+    for (tp, outcome) in outcomes {
+        if let Some(t) = parts.get_mut(&tp) {
+            match outcome {
+                Ok(complete) => t.epochs_checked = complete,
+                Err(_) => t.retry_at = Some(retry_at),
+            }
+        }
+    }
+    Ok(())
+}
