@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::{IsrProposal, TopicPartition};
 use crate::metadata::MetadataStore;
 use crate::metadata::store::{CreateMode, StoreError};
@@ -20,9 +18,6 @@ const CHECK_INTERVAL: Duration = Duration::from_millis(2500);
 const LINGER_MS: i64 = 5000;
 const MAX_DELAY_MS: i64 = 60_000;
 
-/// `/isr_change_notification/isr_change_<seq>` (Kafka's `IsrChangeNotificationSequenceZNode`).
-pub const ISR_CHANGE_PREFIX: &str = "/isr_change_notification/isr_change_";
-
 /// The outcome of an ISR write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IsrWrite {
@@ -33,18 +28,6 @@ pub enum IsrWrite {
     Stale,
     /// The store could not be reached; the next check may try again.
     Failed,
-}
-
-#[derive(Serialize)]
-struct Notification<'a> {
-    version: i32,
-    partitions: Vec<NotifiedPartition<'a>>,
-}
-
-#[derive(Serialize)]
-struct NotifiedPartition<'a> {
-    topic: &'a str,
-    partition: i32,
 }
 
 #[derive(Default)]
@@ -154,21 +137,25 @@ impl IsrWriter {
             let Some(store) = self.0.store.get() else {
                 continue;
             };
-            let body = Notification {
+            let body = znodes::PartitionListZnode {
                 version: 1,
                 partitions: due
                     .iter()
-                    .map(|(topic, partition)| NotifiedPartition {
-                        topic,
+                    .map(|(topic, partition)| znodes::TopicPartitionJson {
+                        topic: topic.clone(),
                         partition: *partition,
                     })
                     .collect(),
             };
-            let data = serde_json::to_vec(&body).unwrap_or_default();
+            let path = format!(
+                "{}/{}",
+                znodes::ISR_CHANGE_NOTIFICATION,
+                znodes::ISR_CHANGE_PREFIX
+            );
             if let Err(e) = store
                 .create(
-                    ISR_CHANGE_PREFIX,
-                    Some(data),
+                    &path,
+                    Some(znodes::encode(&body)),
                     CreateMode::PersistentSequential,
                 )
                 .await
