@@ -57,6 +57,8 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+    /// Where read_committed readers stop (Kafka's last stable offset).
+    pub last_stable_offset: i64,
 }
 
 pub struct PartitionLog {
@@ -654,6 +656,80 @@ impl PartitionLog {
         })
     }
 
+    /// Writes a transaction marker (COMMIT or ABORT, as the transaction coordinator asks with
+    /// WriteTxnMarkers) as the leader: a control batch of one record, key (version 0, type) and
+    /// value (version 0, coordinator epoch), as Kafka's `EndTransactionMarker` writes it. A
+    /// marker from an epoch older than the producer's current one is refused, as Kafka does.
+    pub fn append_marker_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        if let Some(e) = self.producers.get(producer_id)
+            && producer_epoch < e.epoch
+        {
+            return Err(LogError::InvalidProducerEpoch(format!(
+                "marker for producer {producer_id} with epoch {producer_epoch}, older than the current epoch {}",
+                e.epoch
+            )));
+        }
+        let now = now_ms();
+        let base_offset = self.log_end_offset;
+        let mut value = vec![0u8, 0];
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let marker = records::BatchBuilder {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            producer_id,
+            producer_epoch,
+            transactional: true,
+            control: true,
+            records: vec![records::NewRecord {
+                timestamp: now,
+                key: Some(vec![0, 0, 0, u8::from(commit)]),
+                value: Some(value),
+                headers: Vec::new(),
+            }],
+            ..records::BatchBuilder::default()
+        }
+        .build()?;
+        let header = batch::validate_stored(&marker)?;
+        self.append_parts(&[&marker], base_offset, base_offset, now, now)?;
+        self.assign_epoch(leader_epoch, base_offset)?;
+        self.complete_transaction(&header, &marker)?;
+        self.producers.update(&header);
+        self.after_append(1, now)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: base_offset,
+            max_timestamp: now,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            records: 1,
+            bytes: marker.len(),
+        })
+    }
+
+    /// The aborted transactions a read_committed fetch from `from` up to `to` must be told of
+    /// (Kafka's `collectAbortedTransactions`): those listed in the `.txnindex` of the segments
+    /// from the one holding `from` on, that end at or after `from` and began before `to`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        self.segments
+            .range(start_base..)
+            .flat_map(|(_, s)| s.txn_index.entries().iter())
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .copied()
+            .collect()
+    }
+
     /// Appends batches that already carry their offsets (a follower copying its leader): each is
     /// checked, and must start at or after the log end offset.
     pub fn append_as_follower(&mut self, records: &Bytes) -> Result<Option<AppendInfo>> {
@@ -873,6 +949,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset(),
         };
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(LogError::OffsetOutOfRange {

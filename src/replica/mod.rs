@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::config::{ConfigError, LogConfig};
+use crate::log::txn_index::AbortedTxn;
 use crate::log::{AppendInfo, LogError, LogHandle, LogManager, ReadResult};
 
 pub type TopicPartition = (String, i32);
@@ -281,6 +282,59 @@ impl ReplicaManager {
         .await?;
         p.appended.notify_waiters();
         Ok(info)
+    }
+
+    /// Writes a transaction marker as leader (WriteTxnMarkers); the high watermark follows as
+    /// for any other append here.
+    pub async fn append_marker(
+        &self,
+        p: &Arc<Partition>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        let part = p.clone();
+        let info = blocking(move || {
+            let mut log = part.log.lock();
+            let info = log.append_marker_as_leader(
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                part.leader_epoch(),
+            )?;
+            let leo = log.log_end_offset();
+            log.set_high_watermark(leo);
+            Ok(info)
+        })
+        .await?;
+        p.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// A read_committed read: up to the last stable offset, with the aborted transactions the
+    /// consumer must skip.
+    pub async fn read_committed(
+        &self,
+        p: &Arc<Partition>,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
+        let part = p.clone();
+        blocking(move || {
+            let log = part.log.lock();
+            let lso = log.last_stable_offset();
+            let read = log.read(offset, max_bytes, lso, min_one)?;
+            let aborted = if read.records.is_empty() {
+                Vec::new()
+            } else {
+                log.aborted_transactions(offset, lso)
+            };
+            Ok((read, aborted))
+        })
+        .await
     }
 
     pub async fn read(
