@@ -618,3 +618,140 @@ async fn kafka_241_transactional_fixture_is_served_as_kafka_served_it() {
     );
     drop(broker);
 }
+
+async fn offset_fetch(c: &mut Conn, group: &str, topic: &str, require_stable: bool) -> (i16, i64) {
+    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partition_indexes = vec![0];
+    let mut r = OffsetFetchRequest::default();
+    r.group_id = GroupId(s(group));
+    r.topics = Some(vec![t]);
+    r.require_stable = require_stable;
+    match c
+        .call(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(r))
+        .await
+    {
+        ResponseKind::OffsetFetch(r) => {
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.committed_offset)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn txn_offset_commit(
+    c: &mut Conn,
+    id: &str,
+    group: &str,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+    offset: i64,
+) -> i16 {
+    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = offset;
+    p.committed_leader_epoch = -1;
+    let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    t.name = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = TxnOffsetCommitRequest::default();
+    r.transactional_id = tid(id);
+    r.group_id = GroupId(s(group));
+    r.producer_id = ProducerId(pid);
+    r.producer_epoch = epoch;
+    r.generation_id = -1;
+    r.topics.push(t);
+    match c
+        .call(ApiKey::TxnOffsetCommit, 3, RequestKind::TxnOffsetCommit(r))
+        .await
+    {
+        ResponseKind::TxnOffsetCommit(r) => r.topics[0].partitions[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn add_offsets(c: &mut Conn, id: &str, pid: i64, epoch: i16, group: &str) -> i16 {
+    let mut r = AddOffsetsToTxnRequest::default();
+    r.transactional_id = tid(id);
+    r.producer_id = ProducerId(pid);
+    r.producer_epoch = epoch;
+    r.group_id = GroupId(s(group));
+    match c
+        .call(ApiKey::AddOffsetsToTxn, 3, RequestKind::AddOffsetsToTxn(r))
+        .await
+    {
+        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Until OffsetFetch with `require_stable` answers without UNSTABLE_OFFSET_COMMIT.
+async fn stable_offset(c: &mut Conn, group: &str, topic: &str) -> i64 {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (err, offset) = offset_fetch(c, group, topic, true).await;
+        if err == NONE {
+            return offset;
+        }
+        assert_eq!(
+            err, 88,
+            "UNSTABLE_OFFSET_COMMIT while the transaction is open"
+        );
+        assert!(Instant::now() < deadline, "the offset never became stable");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_offsets_take_effect_with_the_commit_marker_also_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = [
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.num.partitions=3",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=3",
+    ];
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "source", 1).await, NONE);
+    let (id, group) = ("offsets-writer", "offsets-group");
+    assert_eq!(find_txn_coordinator(&mut c, id).await, (NONE, 0));
+    let (pid, epoch) = init_pid_retrying(&mut c, id, 60_000).await;
+
+    for (offset, commit) in [(42, true), (50, false)] {
+        assert_eq!(add_offsets(&mut c, id, pid, epoch, group).await, NONE);
+        assert_eq!(
+            txn_offset_commit(&mut c, id, group, pid, epoch, "source", offset).await,
+            NONE
+        );
+        // Pending: read_committed consumers (require_stable) are told to wait, others see
+        // the offset committed before.
+        assert_eq!(offset_fetch(&mut c, group, "source", true).await.0, 88);
+        let before = if commit { -1 } else { 42 };
+        assert_eq!(
+            offset_fetch(&mut c, group, "source", false).await,
+            (NONE, before)
+        );
+        assert_eq!(end_txn(&mut c, 3, id, pid, epoch, commit).await, NONE);
+        assert_eq!(stable_offset(&mut c, group, "source").await, 42);
+        describe_until(
+            &mut c,
+            id,
+            if commit {
+                "CompleteCommit"
+            } else {
+                "CompleteAbort"
+            },
+        )
+        .await;
+    }
+    broker.shutdown().await.unwrap();
+
+    // Loaded back from __consumer_offsets: the committed transaction's offset, not the
+    // aborted one's.
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(stable_offset(&mut c, group, "source").await, 42);
+    broker.shutdown().await.unwrap();
+}

@@ -1401,6 +1401,21 @@ impl GroupCoordinator {
         }
     }
 
+    /// Whether an open transaction holds an uncommitted offset for this partition (OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it, KIP-447).
+    pub fn has_pending_transactional_offset(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).is_some_and(|g| {
+            let key = (topic.to_string(), partition);
+            g.pending_txn_offsets.values().any(|o| o.contains_key(&key))
+        })
+    }
+
     // ---------------------------------------------------------------------------------------
     // ListGroups, DescribeGroups
     // ---------------------------------------------------------------------------------------
