@@ -414,6 +414,11 @@ pub struct BrokerConfig {
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000): how often the
     /// coordinator looks for transactions past their timeout (and aborts them).
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms` (604800000): a transactional id idle this long with no
+    /// open transaction is forgotten (its record tombstoned).
+    pub transactional_id_expiration_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000).
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance of an empty
     /// group waits for more members.
     pub group_initial_rebalance_delay_ms: u64,
@@ -489,6 +494,8 @@ impl Default for BrokerConfig {
             transaction_state_log_segment_bytes: 104_857_600,
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -548,6 +555,8 @@ const BROKER_KEYS: &[&str] = &[
     "transaction.state.log.segment.bytes",
     "transaction.max.timeout.ms",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transactional.id.expiration.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -635,9 +644,7 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "offsets.commit.timeout.ms",
     "offsets.commit.required.acks",
     // Transactions and producer ids.
-    "transactional.id.expiration.ms",
     "transaction.state.log.load.buffer.size",
-    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.partition.verification.enable",
     "producer.id.expiration.ms",
     "producer.id.expiration.check.interval.ms",
@@ -1022,6 +1029,16 @@ impl BrokerConfig {
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 1i32,
                 10_000,
+            )?,
+            transactional_id_expiration_ms: p.unsigned(
+                "transactional.id.expiration.ms",
+                1i32,
+                604_800_000,
+            )?,
+            transaction_remove_expired_transaction_cleanup_interval_ms: p.unsigned(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1i32,
+                3_600_000,
             )?,
             group_initial_rebalance_delay_ms: p.unsigned(
                 "group.initial.rebalance.delay.ms",

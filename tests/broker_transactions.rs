@@ -755,3 +755,48 @@ async fn transactional_offsets_take_effect_with_the_commit_marker_also_after_res
     assert_eq!(stable_offset(&mut c, group, "source").await, 42);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_transactional_ids_expire_and_stay_gone_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = [
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.num.partitions=2",
+        "transactional.id.expiration.ms=300",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=100",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=50",
+    ];
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    let id = "short-lived";
+    assert_eq!(find_txn_coordinator(&mut c, id).await, (NONE, 0));
+    let (pid, _) = init_pid_retrying(&mut c, id, 60_000).await;
+    assert_eq!(
+        describe(&mut c, id).await.transaction_state.as_str(),
+        "Empty"
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while describe(&mut c, id).await.error_code != 105 {
+        assert!(Instant::now() < deadline, "{id} never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    broker.shutdown().await.unwrap();
+
+    // The tombstone keeps it gone when the partition is loaded again.
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    let deadline = Instant::now() + DEADLINE;
+    let code = loop {
+        let code = describe(&mut c, id).await.error_code;
+        if code != 14 && code != 16 {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "coordinator never loaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    let (new_pid, epoch) = init_pid_retrying(&mut c, id, 60_000).await;
+    assert_ne!(new_pid, pid, "a forgotten id starts with a new producer id");
+    assert_eq!(epoch, 0);
+    broker.shutdown().await.unwrap();
+}

@@ -10,9 +10,12 @@
 //! partition finishes the prepared transactions it finds there; ongoing ones are aborted when
 //! their timeout passes.
 //!
-//! Differences from Kafka, for now: transactional ids never expire
-//! (`transactional.id.expiration.ms`); appends to `__transaction_state` do not wait for the
-//! followers (the replica layer's acks=all path decides that for every internal topic alike).
+//! Differences from Kafka, for now: appends to `__transaction_state` do not wait for the
+//! followers (the replica layer's acks=all path decides that for every internal topic alike);
+//! partition leaders on other brokers do not verify a transactional produce with the
+//! coordinator (AddPartitionsToTxn v4, KIP-890): only a coordinator on the same broker checks
+//! that the partition was added; producer state in partitions does not expire
+//! (`producer.id.expiration.ms`).
 
 pub mod records;
 
@@ -250,13 +253,30 @@ impl TransactionCoordinator {
     /// Writes a transactional id's new state to its partition (Kafka's `appendTransactionToLog`,
     /// with its error mapping).
     async fn write(&self, transactional_id: &str, transit: &Transit) -> Result<(), i16> {
+        self.write_record(
+            transactional_id,
+            transit.partition,
+            transit.coordinator_epoch,
+            Some(records::value(&transit.target)),
+        )
+        .await
+    }
+
+    /// Appends one record for the id, a tombstone when `value` is `None`.
+    async fn write_record(
+        &self,
+        transactional_id: &str,
+        state_partition: i32,
+        coordinator_epoch: i32,
+        value: Option<Vec<u8>>,
+    ) -> Result<(), i16> {
         let Some(partition) = self
             .replicas
-            .leader(TRANSACTION_STATE_TOPIC, transit.partition)
+            .leader(TRANSACTION_STATE_TOPIC, state_partition)
         else {
             return Err(codes::NOT_COORDINATOR);
         };
-        if partition.leader_epoch() != transit.coordinator_epoch {
+        if partition.leader_epoch() != coordinator_epoch {
             return Err(codes::NOT_COORDINATOR);
         }
         let now = now_ms();
@@ -264,7 +284,7 @@ impl TransactionCoordinator {
             records: vec![NewRecord {
                 timestamp: now,
                 key: Some(records::key(transactional_id)),
-                value: Some(records::value(&transit.target)),
+                value,
                 headers: Vec::new(),
             }],
             ..BatchBuilder::default()
@@ -1078,13 +1098,64 @@ impl TransactionCoordinator {
         }
     }
 
+    /// Forgets transactional ids idle longer than `transactional.id.expiration.ms` with no
+    /// transaction open (Kafka's `removeExpiredTransactionalIds`): each gets a tombstone, so
+    /// compaction drops its records and a reload does not bring it back.
+    async fn expire_transactional_ids(&self) {
+        let now = now_ms();
+        let expiration =
+            i64::try_from(self.config.transactional_id_expiration_ms).unwrap_or(i64::MAX);
+        let expired: Vec<(String, i32, TxnValue)> = {
+            let mut txns = self.lock();
+            txns.iter_mut()
+                .filter(|(_, m)| {
+                    m.pending.is_none()
+                        && matches!(
+                            m.value.state,
+                            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                        )
+                        && now.saturating_sub(m.value.last_update_timestamp) >= expiration
+                })
+                .map(|(id, m)| {
+                    m.pending = Some(TxnState::Dead);
+                    (id.clone(), m.partition, m.value.clone())
+                })
+                .collect()
+        };
+        for (id, partition, value) in expired {
+            let written = match self.coordinator_epoch(partition) {
+                Ok(epoch) => self.write_record(&id, partition, epoch, None).await,
+                Err(code) => Err(code),
+            };
+            let mut txns = self.lock();
+            match written {
+                Ok(()) if txns.get(&id).is_some_and(|m| m.value == value) => {
+                    txns.remove(&id);
+                    tracing::info!(transactional_id = id, "expired transactional id");
+                }
+                _ => {
+                    if let Some(m) = txns.get_mut(&id) {
+                        m.pending = None;
+                    }
+                }
+            }
+        }
+    }
+
     /// Aborts ongoing transactions past their timeout, every
-    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, until shutdown.
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, and expires idle
+    /// transactional ids every `transaction.remove.expired.transaction.cleanup.interval.ms`,
+    /// until shutdown.
     pub async fn run_timer(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let interval = Duration::from_millis(
             self.config
                 .transaction_abort_timed_out_transaction_cleanup_interval_ms,
         );
+        let expire_every = Duration::from_millis(
+            self.config
+                .transaction_remove_expired_transaction_cleanup_interval_ms,
+        );
+        let mut next_expiry = tokio::time::Instant::now() + expire_every;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -1120,6 +1191,10 @@ impl TransactionCoordinator {
                         "cannot abort timed-out transaction"
                     );
                 }
+            }
+            if tokio::time::Instant::now() >= next_expiry {
+                self.expire_transactional_ids().await;
+                next_expiry = tokio::time::Instant::now() + expire_every;
             }
         }
     }
