@@ -328,7 +328,7 @@ impl PartitionLog {
             .range(..=from.max(0))
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+        for seg in self.segments.range_mut(start_base..).map(|(_, s)| s) {
             let mut pos = if from > seg.base_offset {
                 seg.offset_index.lookup(from) as u64
             } else {
@@ -339,6 +339,22 @@ impl PartitionLog {
                     && h.producer_id >= 0
                     && h.base_offset >= from
                 {
+                    // A crash between a marker's append and its `.txnindex` entry leaves the
+                    // ABORT unlisted; it is listed again here, as Kafka's recovery does, or
+                    // read_committed readers would take the aborted records as committed.
+                    if h.is_control()
+                        && !seg
+                            .txn_index
+                            .entries()
+                            .iter()
+                            .any(|t| t.last_offset == h.last_offset())
+                    {
+                        let marker = seg.read_bytes(e.position, e.size as usize)?;
+                        if let Some(txn) = aborted_txn_of_marker(&self.producers, &h, &marker)? {
+                            tracing::info!(topic = %self.topic, partition = self.partition, marker = h.base_offset, "listing an aborted transaction the index lacked");
+                            seg.txn_index.append(txn)?;
+                        }
+                    }
                     self.producers.update(&h);
                 }
                 pos += e.size;
@@ -790,32 +806,10 @@ impl PartitionLog {
     /// `.txnindex` with the transaction's first offset and the last stable offset after it, as
     /// Kafka's `completeTxn` does (read_committed fetches and the cleaner read it there).
     fn complete_transaction(&mut self, h: &BatchHeader, marker: &[u8]) -> Result<()> {
-        let (_, recs) = records::decode_batch(marker)?;
-        let is_abort = recs
-            .first()
-            .and_then(|r| r.key.as_ref())
-            .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
-        if !is_abort {
-            return Ok(());
+        match aborted_txn_of_marker(&self.producers, h, marker)? {
+            Some(txn) => self.active_mut().txn_index.append(txn),
+            None => Ok(()),
         }
-        let first_offset = self
-            .producers
-            .get(h.producer_id)
-            .and_then(|e| e.current_txn_first_offset)
-            .unwrap_or(h.base_offset);
-        let others_first = self
-            .producers
-            .iter_open_transactions()
-            .filter(|(pid, _)| *pid != h.producer_id)
-            .map(|(_, first)| first)
-            .min();
-        let txn = AbortedTxn {
-            producer_id: h.producer_id,
-            first_offset,
-            last_offset: h.last_offset(),
-            last_stable_offset: others_first.unwrap_or(self.log_end_offset),
-        };
-        self.active_mut().txn_index.append(txn)
     }
 
     fn append_parts(
@@ -1285,6 +1279,39 @@ impl PartitionLog {
     fn write_epochs(&self) -> Result<()> {
         checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)
     }
+}
+
+/// The `.txnindex` entry for a marker about to be applied to `producers`: `None` for a COMMIT.
+/// The last stable offset after an ABORT is the first offset of the oldest other open
+/// transaction, or the offset after the marker.
+fn aborted_txn_of_marker(
+    producers: &ProducerStateManager,
+    h: &BatchHeader,
+    marker: &[u8],
+) -> Result<Option<AbortedTxn>> {
+    let (_, recs) = records::decode_batch(marker)?;
+    let is_abort = recs
+        .first()
+        .and_then(|r| r.key.as_ref())
+        .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+    if !is_abort {
+        return Ok(None);
+    }
+    let first_offset = producers
+        .get(h.producer_id)
+        .and_then(|e| e.current_txn_first_offset)
+        .unwrap_or(h.base_offset);
+    let others_first = producers
+        .iter_open_transactions()
+        .filter(|(pid, _)| *pid != h.producer_id)
+        .map(|(_, first)| first)
+        .min();
+    Ok(Some(AbortedTxn {
+        producer_id: h.producer_id,
+        first_offset,
+        last_offset: h.last_offset(),
+        last_stable_offset: others_first.unwrap_or(h.next_offset()),
+    }))
 }
 
 /// Length of the prefix of `buf` that holds only complete entries.

@@ -1,0 +1,93 @@
+//! Transactions in one partition log: markers written as the leader, the last stable offset,
+//! the aborted transactions a read_committed fetch is told of, and the `.txnindex` rebuilt by
+//! recovery when a crash lost its entry.
+
+mod common;
+
+use bytes::Bytes;
+use odradek::log::records::{BatchBuilder, NewRecord};
+use odradek::log::txn_index::AbortedTxn;
+
+fn txn_batch(pid: i64, seq: i32, n: usize) -> Bytes {
+    Bytes::from(
+        BatchBuilder {
+            producer_id: pid,
+            producer_epoch: 0,
+            base_sequence: seq,
+            transactional: true,
+            records: (0..n)
+                .map(|i| NewRecord {
+                    timestamp: odradek::log::segment::now_ms(),
+                    key: None,
+                    value: Some(format!("{pid}-{i}").into_bytes()),
+                    headers: Vec::new(),
+                })
+                .collect(),
+            ..BatchBuilder::default()
+        }
+        .build()
+        .unwrap(),
+    )
+}
+
+#[test]
+fn markers_move_the_last_stable_offset_and_a_lost_txnindex_entry_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders-0");
+    let mut log = common::open_log(&dir, Default::default(), false);
+    // Producer 7 commits offsets 0-2 (marker 3); producer 8 opens at 4, producer 7 opens at 6.
+    log.append_as_leader(&txn_batch(7, 0, 3), 0).unwrap();
+    log.append_marker_as_leader(7, 0, true, 0, 0).unwrap();
+    log.append_as_leader(&txn_batch(8, 0, 2), 0).unwrap();
+    log.append_as_leader(&txn_batch(7, 3, 2), 0).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 4, "producer 8's open transaction");
+    // Producer 8 aborts: the LSO moves to producer 7's open transaction.
+    log.append_marker_as_leader(8, 0, false, 0, 0).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), 6);
+    let aborted = AbortedTxn {
+        producer_id: 8,
+        first_offset: 4,
+        last_offset: 8,
+        last_stable_offset: 6,
+    };
+    assert_eq!(log.aborted_transactions(0, 9), vec![aborted]);
+    assert!(log.aborted_transactions(9, 20).is_empty());
+    // A marker from an older producer epoch is refused.
+    log.append_as_leader(
+        &Bytes::from(
+            BatchBuilder {
+                producer_id: 7,
+                producer_epoch: 1,
+                base_sequence: 0,
+                transactional: true,
+                records: vec![NewRecord {
+                    timestamp: odradek::log::segment::now_ms(),
+                    value: Some(b"e1".to_vec()),
+                    ..NewRecord::default()
+                }],
+                ..BatchBuilder::default()
+            }
+            .build()
+            .unwrap(),
+        ),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        log.append_marker_as_leader(7, 0, true, 0, 0)
+            .unwrap_err()
+            .kafka_error_code(),
+        47
+    );
+    log.append_marker_as_leader(7, 1, true, 0, 0).unwrap();
+    log.set_high_watermark(log.log_end_offset());
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+    drop(log);
+
+    // A crash lost the index entry (the marker itself is in the log): recovery lists it again.
+    std::fs::remove_file(dir.join("00000000000000000000.txnindex")).unwrap();
+    let log = common::open_log(&dir, Default::default(), false);
+    assert_eq!(log.aborted_transactions(0, 20), vec![aborted]);
+}
