@@ -800,3 +800,78 @@ async fn idle_transactional_ids_expire_and_stay_gone_after_a_restart() {
     assert_eq!(epoch, 0);
     broker.shutdown().await.unwrap();
 }
+
+/// A coordinator that stopped after writing PrepareCommit (before the markers) leaves the
+/// transaction to the next one: loading `__transaction_state` it finds the prepared
+/// transaction, writes the markers and completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_transaction_found_at_load_is_completed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = [
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.num.partitions=1",
+    ];
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "prepared", 1).await, NONE);
+    let id = "prepared-writer";
+    assert_eq!(find_txn_coordinator(&mut c, id).await, (NONE, 0));
+    let (pid, epoch) = init_pid_retrying(&mut c, id, 60_000).await;
+    assert_eq!(
+        add_partitions(&mut c, 3, id, pid, epoch, "prepared", &[0]).await,
+        vec![NONE]
+    );
+    assert_eq!(
+        produce_txn(
+            &mut c,
+            Some(id),
+            "prepared",
+            0,
+            txn_batch(pid, epoch, 0, &["a", "b"])
+        )
+        .await,
+        NONE
+    );
+    assert!(
+        fetch_values(&mut c, "prepared", 0, true)
+            .await
+            .values
+            .is_empty()
+    );
+    broker.shutdown().await.unwrap();
+
+    // What the coordinator would have written before the markers, in Kafka's format.
+    let state_dir = tmp.path().join("__transaction_state-0");
+    let mut log = common::open_log(&state_dir, Default::default(), true);
+    let now = odradek::log::segment::now_ms();
+    let value = odradek::txn::records::TxnValue {
+        producer_id: pid,
+        producer_epoch: epoch,
+        timeout_ms: 60_000,
+        state: odradek::txn::records::TxnState::PrepareCommit,
+        partitions: [("prepared".to_string(), 0)].into_iter().collect(),
+        last_update_timestamp: now,
+        start_timestamp: now,
+    };
+    let batch = BatchBuilder {
+        records: vec![NewRecord {
+            timestamp: now,
+            key: Some(odradek::txn::records::key(id)),
+            value: Some(odradek::txn::records::value(&value)),
+            headers: Vec::new(),
+        }],
+        ..BatchBuilder::default()
+    }
+    .build()
+    .unwrap();
+    log.append_as_leader(&Bytes::from(batch), 0).unwrap();
+    log.close().unwrap();
+
+    let broker = common::wire::start_broker(tmp.path(), &config).await;
+    let mut c = Conn::connect(broker.port).await;
+    let d = describe_until(&mut c, id, "CompleteCommit").await;
+    assert_eq!((d.producer_id.0, d.producer_epoch), (pid, epoch));
+    let f = wait_stable(&mut c, "prepared", 0).await;
+    assert_eq!(f.values, vec!["a".to_string(), "b".to_string()]);
+    broker.shutdown().await.unwrap();
+}
