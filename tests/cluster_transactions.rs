@@ -5,6 +5,10 @@
 
 mod common;
 
+/// How long the successor of a killed processor runs without input before it ends: its first
+/// assignment waits for the killed member's session (6 s) to expire, so this must be longer.
+const SUCCESSOR_IDLE_EXIT_MS: &str = "15000";
+
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,9 +76,11 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
         common::missing_tool("kafka-clients 3.9 jars (scripts/java-deps.sh)");
         return;
     };
-    let Some(cp) =
-        common::compile_java_against("TransactionalClient", &tmp.path().join("classes"), &jars)
-    else {
+    let classes = tmp.path().join("classes");
+    let (Some(cp), Some(_)) = (
+        common::compile_java_against("TransactionalClient", &classes, &jars),
+        common::compile_java_against("TransactionalProcessor", &classes, &jars),
+    ) else {
         common::missing_tool("javac");
         return;
     };
@@ -159,7 +165,7 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
     assert!(ok, "{err}");
     let processor = |idle_ms: &str| {
         Command::new("java")
-            .args(["-cp", &cp, "TransactionalClient", "process", &bs])
+            .args(["-cp", &cp, "TransactionalProcessor", &bs])
             .args(["ctp-in", "ctp-out", "ctp-group", "ctp-txn", idle_ms])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -180,7 +186,7 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
         .args(["-9", &first.id().to_string()])
         .status();
     let _ = first.wait();
-    let mut second = processor("5000");
+    let mut second = processor(SUCCESSOR_IDLE_EXIT_MS);
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = second.try_wait().unwrap() {

@@ -4,6 +4,10 @@
 
 mod common;
 
+/// How long the successor of a killed processor runs without input before it ends: its first
+/// assignment waits for the killed member's session (6 s) to expire, so this must be longer.
+const SUCCESSOR_IDLE_EXIT_MS: &str = "15000";
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,9 +16,9 @@ use common::broker_process::BrokerProcess;
 
 const VERSIONS: [&str; 2] = ["3.9", "4.3"];
 
-/// Compiles `TransactionalClient` against one kafka-clients version; `None` (with the
-/// missing-tool notice) when the jars or javac are not installed.
-fn client_classpath(version: &str, dir: &std::path::Path) -> Option<String> {
+/// Compiles `program` against one kafka-clients version; `None` (with the missing-tool
+/// notice) when the jars or javac are not installed.
+fn client_classpath(program: &str, version: &str, dir: &std::path::Path) -> Option<String> {
     let Some(jars) = common::kafka_clients_classpath_for(version) else {
         common::missing_tool(&format!(
             "kafka-clients {version} jars (scripts/java-deps.sh)"
@@ -22,7 +26,7 @@ fn client_classpath(version: &str, dir: &std::path::Path) -> Option<String> {
         return None;
     };
     let classes = dir.join(format!("classes-{version}"));
-    let cp = common::compile_java_against("TransactionalClient", &classes, &jars);
+    let cp = common::compile_java_against(program, &classes, &jars);
     if cp.is_none() {
         common::missing_tool("javac");
     }
@@ -51,7 +55,7 @@ fn java_transactions_commit_abort_and_fencing() {
     let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
     let bs = broker.bootstrap();
     for version in VERSIONS {
-        let Some(cp) = client_classpath(version, tmp.path()) else {
+        let Some(cp) = client_classpath("TransactionalClient", version, tmp.path()) else {
             continue;
         };
         let tag = version.replace('.', "-");
@@ -89,7 +93,11 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
     let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
     let bs = broker.bootstrap();
     for version in VERSIONS {
-        let Some(cp) = client_classpath(version, tmp.path()) else {
+        let Some(cp) = client_classpath("TransactionalClient", version, tmp.path()) else {
+            continue;
+        };
+        let Some(processor_cp) = client_classpath("TransactionalProcessor", version, tmp.path())
+        else {
             continue;
         };
         let tag = version.replace('.', "-");
@@ -122,7 +130,7 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
         let txn_id = format!("jctp-txn-{tag}");
         let processor = |idle_ms: &str| {
             Command::new("java")
-                .args(["-cp", &cp, "TransactionalClient", "process", &bs])
+                .args(["-cp", &processor_cp, "TransactionalProcessor", &bs])
                 .args([&input, &output, &group, &txn_id, idle_ms])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -163,7 +171,7 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
 
         // Its successor fences it, aborts what it left open, and carries on from the offsets
         // committed with the last committed transaction.
-        let mut second = processor("5000");
+        let mut second = processor(SUCCESSOR_IDLE_EXIT_MS);
         let deadline = Instant::now() + Duration::from_secs(120);
         let status = loop {
             if let Some(status) = second.try_wait().unwrap() {

@@ -1,7 +1,5 @@
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -9,15 +7,13 @@ import java.util.UUID;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 
 /**
- * The Java client's transactional API against a broker. Usage:
+ * The Java client's transactional API against a broker (kafka-clients 2.4 and later). Usage:
  *
  *   TransactionalClient commit-abort <bootstrap> <topic>
  *     creates <topic> (3 partitions), commits 30 records and aborts 30 more in one producer,
@@ -27,10 +23,6 @@ import org.apache.kafka.common.TopicPartition;
  *     a second producer with the same transactional.id fences the first, whose next send or
  *     commit fails: prints "fenced=<exception classes, outermost first>" and what
  *     read_committed sees.
- *   TransactionalClient process <bootstrap> <input> <output> <group> <transactional.id> <idleExitMs>
- *     consume-transform-produce: every input value v becomes "out-v" on the same partition of
- *     <output>, with the consumed offsets committed in the same transaction
- *     (sendOffsetsToTransaction); prints "committed <n>" after each transaction.
  *   TransactionalClient read <bootstrap> <topic> <partitions>
  *     prints every value a read_committed consumer sees, one per line.
  */
@@ -57,9 +49,6 @@ public class TransactionalClient {
         c.put("isolation.level", isolation);
         c.put("session.timeout.ms", "6000");
         c.put("heartbeat.interval.ms", "500");
-        // Small polls: one transaction holds at most ten records, so a processor can be killed
-        // between transactions and in the middle of one.
-        c.put("max.poll.records", "10");
         return new KafkaConsumer<>(c);
     }
 
@@ -141,36 +130,6 @@ public class TransactionalClient {
                     System.out.println("fenced=" + fenced);
                 }
                 System.out.println("read_committed=" + String.join(",", readAll(bootstrap, topic, 1, "read_committed")));
-                break;
-            }
-            case "process": {
-                String input = args[2], output = args[3], group = args[4], id = args[5];
-                long idleExit = Long.parseLong(args[6]);
-                try (KafkaProducer<String, String> p = new KafkaProducer<>(producerProps(bootstrap, id));
-                     KafkaConsumer<String, String> c = consumer(bootstrap, group, "read_committed")) {
-                    p.initTransactions();
-                    c.subscribe(Collections.singletonList(input));
-                    long lastInput = System.currentTimeMillis();
-                    int total = 0;
-                    while (System.currentTimeMillis() - lastInput < idleExit) {
-                        ConsumerRecords<String, String> records = c.poll(Duration.ofMillis(200));
-                        if (records.isEmpty()) continue;
-                        lastInput = System.currentTimeMillis();
-                        p.beginTransaction();
-                        Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
-                        for (ConsumerRecord<String, String> r : records) {
-                            p.send(new ProducerRecord<>(output, r.partition(), r.key(), "out-" + r.value()));
-                            offsets.put(new TopicPartition(r.topic(), r.partition()), new OffsetAndMetadata(r.offset() + 1));
-                            total++;
-                        }
-                        p.flush();
-                        Thread.sleep(50);
-                        p.sendOffsetsToTransaction(offsets, c.groupMetadata());
-                        p.commitTransaction();
-                        System.out.println("committed " + total);
-                        System.out.flush();
-                    }
-                }
                 break;
             }
             case "read": {

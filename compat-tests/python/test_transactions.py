@@ -22,6 +22,9 @@ HERE = Path(__file__).resolve().parent
 DEADLINE_S = 60.0
 # The broker looks for transactions past their timeout this often (Kafka's default is 10 s).
 ABORT_CHECK_MS = 500
+# How long the successor of a killed processor runs without input before it ends: its first
+# assignment waits for the killed member's session (6 s) to expire, so this must be longer.
+SUCCESSOR_IDLE_EXIT_S = 15
 
 
 @pytest.fixture(scope="module")
@@ -183,7 +186,7 @@ def test_consume_transform_produce_is_exactly_once_across_a_killed_processor(
             os.kill(first.pid, signal.SIGKILL)
             first.wait(timeout=10)
 
-    second = start_processor(bs, source, sink, group, txn_id, 5)
+    second = start_processor(bs, source, sink, group, txn_id, SUCCESSOR_IDLE_EXIT_S)
     try:
         out, _ = second.communicate(timeout=DEADLINE_S * 2)
     finally:
