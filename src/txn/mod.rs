@@ -619,7 +619,8 @@ impl TransactionCoordinator {
 
     /// Whether a transactional produce to `topic`/`partition` may go ahead: `None` when it
     /// may, or when another broker coordinates the id (then the coordinator checked it when
-    /// the partition was added), else the error Kafka's verification gives.
+    /// the partition was added), else the error Kafka's verification gives. On the produce
+    /// path: one map lookup, no metadata copied.
     pub fn check_produce(
         &self,
         transactional_id: &str,
@@ -628,13 +629,20 @@ impl TransactionCoordinator {
         topic: &str,
         partition: i32,
     ) -> Option<i16> {
-        let wanted = [(topic.to_string(), partition)];
-        match self.verify_partitions(transactional_id, producer_id, producer_epoch, &wanted) {
-            Ok(codes) => codes.first().copied().filter(|&c| c != codes::NONE),
-            Err(codes::NOT_COORDINATOR) | Err(codes::COORDINATOR_LOAD_IN_PROGRESS) => None,
-            Err(codes::PRODUCER_FENCED) => Some(codes::INVALID_PRODUCER_EPOCH),
-            Err(_) => Some(codes::INVALID_TXN_STATE),
+        let txns = self.lock();
+        let m = txns.get(transactional_id)?;
+        if m.value.producer_id != producer_id {
+            return Some(codes::INVALID_TXN_STATE);
         }
+        if m.value.producer_epoch != producer_epoch {
+            return Some(codes::INVALID_PRODUCER_EPOCH);
+        }
+        let added = m.value.state == TxnState::Ongoing
+            && m.value
+                .partitions
+                .iter()
+                .any(|(t, p)| t == topic && *p == partition);
+        (!added).then_some(codes::INVALID_TXN_STATE)
     }
 
     // -------------------------------------------------------------------------------------
