@@ -69,6 +69,36 @@ fn java_transactions_commit_abort_and_fencing() {
             out.lines().any(|l| l == "read_uncommitted=60"),
             "Java {version}:\n{out}"
         );
+        // The admin client describes and lists the producer's transaction (KIP-664).
+        let Some(admin_cp) = client_classpath("TransactionAdmin", version, tmp.path()) else {
+            continue;
+        };
+        let id = format!("java-jtx-{tag}");
+        let out = Command::new("java")
+            .args(["-cp", &admin_cp, "TransactionAdmin", &bs, &id])
+            .output()
+            .unwrap();
+        let admin = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "Java {version} admin:\n{admin}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let described = admin
+            .lines()
+            .find(|l| l.starts_with("describe "))
+            .unwrap_or("");
+        assert!(
+            described.starts_with("describe state=CompleteAbort producerId=")
+                && described.ends_with(" epoch=0 timeoutMs=20000 partitions=0"),
+            "Java {version} admin:\n{admin}"
+        );
+        assert!(
+            admin
+                .lines()
+                .any(|l| l == format!("listed {id} state=CompleteAbort")),
+            "Java {version} admin:\n{admin}"
+        );
 
         let out = run(&cp, &["fence", &bs, &format!("jfence-{tag}")], &broker);
         let fenced = out
