@@ -138,3 +138,31 @@ fn kafka_transaction_state_records_round_trip_byte_for_byte() {
         ]
     );
 }
+
+#[test]
+fn a_marker_from_an_older_coordinator_is_refused_also_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fenced-0");
+    let mut log = common::open_log(&dir, Default::default(), false);
+    log.append_as_leader(&txn_batch(5, 0, 1), 0).unwrap();
+    log.append_marker_as_leader(5, 0, true, 3, 0).unwrap();
+    log.append_as_leader(&txn_batch(5, 1, 1), 0).unwrap();
+    let code = |log: &mut odradek::log::PartitionLog| {
+        log.append_marker_as_leader(5, 0, true, 2, 0)
+            .unwrap_err()
+            .kafka_error_code()
+    };
+    assert_eq!(code(&mut log), 52, "TRANSACTION_COORDINATOR_FENCED");
+    // The coordinator epoch is in the producer snapshot a clean shutdown writes, and is
+    // replayed from the marker without one.
+    log.close().unwrap();
+    let mut log = common::open_log(&dir, Default::default(), true);
+    assert_eq!(code(&mut log), 52);
+    drop(log);
+    for (_, path) in odradek::log::producer_state::snapshot::list(&dir).unwrap() {
+        std::fs::remove_file(path).unwrap();
+    }
+    let mut log = common::open_log(&dir, Default::default(), false);
+    assert_eq!(code(&mut log), 52);
+    log.append_marker_as_leader(5, 0, true, 3, 0).unwrap();
+}

@@ -342,15 +342,19 @@ impl PartitionLog {
                     // A crash between a marker's append and its `.txnindex` entry leaves the
                     // ABORT unlisted; it is listed again here, as Kafka's recovery does, or
                     // read_committed readers would take the aborted records as committed.
-                    if h.is_control()
-                        && !seg
+                    if h.is_control() {
+                        let marker = seg.read_bytes(e.position, e.size as usize)?;
+                        if let Some(epoch) = marker_coordinator_epoch(&marker) {
+                            self.producers.set_coordinator_epoch(h.producer_id, epoch);
+                        }
+                        let listed = seg
                             .txn_index
                             .entries()
                             .iter()
-                            .any(|t| t.last_offset == h.last_offset())
-                    {
-                        let marker = seg.read_bytes(e.position, e.size as usize)?;
-                        if let Some(txn) = aborted_txn_of_marker(&self.producers, &h, &marker)? {
+                            .any(|t| t.last_offset == h.last_offset());
+                        if !listed
+                            && let Some(txn) = aborted_txn_of_marker(&self.producers, &h, &marker)?
+                        {
                             tracing::info!(topic = %self.topic, partition = self.partition, marker = h.base_offset, "listing an aborted transaction the index lacked");
                             seg.txn_index.append(txn)?;
                         }
@@ -684,13 +688,20 @@ impl PartitionLog {
         coordinator_epoch: i32,
         leader_epoch: i32,
     ) -> Result<AppendInfo> {
-        if let Some(e) = self.producers.get(producer_id)
-            && producer_epoch < e.epoch
-        {
-            return Err(LogError::InvalidProducerEpoch(format!(
-                "marker for producer {producer_id} with epoch {producer_epoch}, older than the current epoch {}",
-                e.epoch
-            )));
+        if let Some(e) = self.producers.get(producer_id) {
+            if producer_epoch < e.epoch {
+                return Err(LogError::InvalidProducerEpoch(format!(
+                    "marker for producer {producer_id} with epoch {producer_epoch}, older than the current epoch {}",
+                    e.epoch
+                )));
+            }
+            if let Some(known) = e.coordinator_epoch
+                && coordinator_epoch < known
+            {
+                return Err(LogError::TransactionCoordinatorFenced(format!(
+                    "marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {known}"
+                )));
+            }
         }
         let now = now_ms();
         let base_offset = self.log_end_offset;
@@ -806,6 +817,9 @@ impl PartitionLog {
     /// `.txnindex` with the transaction's first offset and the last stable offset after it, as
     /// Kafka's `completeTxn` does (read_committed fetches and the cleaner read it there).
     fn complete_transaction(&mut self, h: &BatchHeader, marker: &[u8]) -> Result<()> {
+        if let Some(epoch) = marker_coordinator_epoch(marker) {
+            self.producers.set_coordinator_epoch(h.producer_id, epoch);
+        }
         match aborted_txn_of_marker(&self.producers, h, marker)? {
             Some(txn) => self.active_mut().txn_index.append(txn),
             None => Ok(()),
@@ -1279,6 +1293,14 @@ impl PartitionLog {
     fn write_epochs(&self) -> Result<()> {
         checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)
     }
+}
+
+/// The coordinator epoch a COMMIT/ABORT marker carries (its value: version, epoch).
+fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
+    let (_, recs) = records::decode_batch(marker).ok()?;
+    let value = recs.first()?.value.as_ref()?;
+    let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
+    Some(i32::from_be_bytes(epoch))
 }
 
 /// The `.txnindex` entry for a marker about to be applied to `producers`: `None` for a COMMIT.
