@@ -34,6 +34,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
@@ -71,6 +72,9 @@ pub mod codes {
 const TOPIC_CREATION_WAIT: Duration = Duration::from_secs(5);
 /// How long one WriteTxnMarkers exchange with another broker may take.
 const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a partition of a transaction must be missing from the metadata before the
+/// coordinator takes it for deleted and writes no marker there.
+const UNKNOWN_PARTITION_GRACE: Duration = Duration::from_secs(30);
 /// `transaction.state.log.load.buffer.size`.
 const LOAD_BUFFER: usize = 5 * 1024 * 1024;
 
@@ -734,6 +738,8 @@ impl TransactionCoordinator {
         let commit = value.state == TxnState::PrepareCommit;
         let mut remaining: BTreeSet<(String, i32)> = value.partitions.clone();
         let mut backoff = Duration::from_millis(20);
+        // Since when each partition has been missing from the metadata this broker knows.
+        let mut unknown_since: HashMap<(String, i32), Instant> = HashMap::new();
         while !remaining.is_empty() {
             if !self.still_coordinator(prepared.partition, prepared.coordinator_epoch) {
                 tracing::info!(
@@ -743,22 +749,39 @@ impl TransactionCoordinator {
                 return;
             }
             let mut by_broker: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+            let mut deleted = Vec::new();
             for (topic, p) in &remaining {
+                let key = (topic.clone(), *p);
                 match self.cache.partition(topic, *p) {
-                    // A deleted partition needs no marker (Kafka drops it too).
-                    None if self.cache.topic(topic).is_none() => {}
-                    Some(info) if info.leader >= 0 => by_broker
-                        .entry(info.leader)
-                        .or_default()
-                        .push((topic.clone(), *p)),
-                    _ => by_broker.entry(-1).or_default().push((topic.clone(), *p)),
+                    Some(info) if info.leader >= 0 => {
+                        unknown_since.remove(&key);
+                        by_broker.entry(info.leader).or_default().push(key);
+                    }
+                    Some(_) => {
+                        unknown_since.remove(&key);
+                    }
+                    None => {
+                        // A deleted partition needs no marker (Kafka drops it too). Right after
+                        // a start or a coordinator move the metadata may simply not list it
+                        // yet, so it counts as deleted only once it stayed unknown a while.
+                        let since = *unknown_since
+                            .entry(key.clone())
+                            .or_insert_with(Instant::now);
+                        if since.elapsed() >= UNKNOWN_PARTITION_GRACE {
+                            tracing::info!(
+                                transactional_id,
+                                topic,
+                                partition = p,
+                                "no marker for a partition that no longer exists"
+                            );
+                            deleted.push(key);
+                        }
+                    }
                 }
             }
-            remaining.retain(|(t, p)| {
-                by_broker
-                    .values()
-                    .any(|v| v.iter().any(|(vt, vp)| vt == t && vp == p))
-            });
+            for key in deleted {
+                remaining.remove(&key);
+            }
             for (broker, partitions) in by_broker {
                 if broker < 0 {
                     continue;
@@ -778,11 +801,6 @@ impl TransactionCoordinator {
                                     let key = (t.name.0.to_string(), p.partition_index);
                                     match p.error_code {
                                         codes::NONE => {
-                                            remaining.remove(&key);
-                                        }
-                                        codes::UNKNOWN_TOPIC_OR_PARTITION
-                                            if self.cache.topic(&key.0).is_none() =>
-                                        {
                                             remaining.remove(&key);
                                         }
                                         code => tracing::debug!(
