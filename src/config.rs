@@ -402,6 +402,23 @@ pub struct BrokerConfig {
     pub offsets_topic_segment_bytes: u64,
     /// `transaction.state.log.num.partitions` (50).
     pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3; the shipped `server.properties` sets 1).
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr` (2): `min.insync.replicas` of `__transaction_state`.
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes` (104857600).
+    pub transaction_state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms` (900000): the longest `transaction.timeout.ms` a producer
+    /// may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000): how often the
+    /// coordinator looks for transactions past their timeout (and aborts them).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms` (604800000): a transactional id idle this long with no
+    /// open transaction is forgotten (its record tombstoned).
+    pub transactional_id_expiration_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000).
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance of an empty
     /// group waits for more members.
     pub group_initial_rebalance_delay_ms: u64,
@@ -507,6 +524,13 @@ impl Default for BrokerConfig {
             offsets_topic_replication_factor: 3,
             offsets_topic_segment_bytes: 104_857_600,
             transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_state_log_segment_bytes: 104_857_600,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
@@ -582,6 +606,13 @@ const BROKER_KEYS: &[&str] = &[
     "offsets.topic.replication.factor",
     "offsets.topic.segment.bytes",
     "transaction.state.log.num.partitions",
+    "transaction.state.log.replication.factor",
+    "transaction.state.log.min.isr",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transactional.id.expiration.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "group.initial.rebalance.delay.ms",
     "group.min.session.timeout.ms",
     "group.max.session.timeout.ms",
@@ -663,14 +694,7 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "offsets.commit.timeout.ms",
     "offsets.commit.required.acks",
     // Transactions and producer ids.
-    "transactional.id.expiration.ms",
-    "transaction.max.timeout.ms",
-    "transaction.state.log.replication.factor",
-    "transaction.state.log.min.isr",
-    "transaction.state.log.segment.bytes",
     "transaction.state.log.load.buffer.size",
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "transaction.partition.verification.enable",
     "producer.id.expiration.ms",
     "producer.id.expiration.check.interval.ms",
@@ -1042,6 +1066,41 @@ impl BrokerConfig {
                 "transaction.state.log.num.partitions",
                 Some(1),
                 defaults.transaction_state_log_num_partitions,
+            )?,
+            transaction_state_log_replication_factor: p.num(
+                "transaction.state.log.replication.factor",
+                Some(1),
+                defaults.transaction_state_log_replication_factor,
+            )?,
+            transaction_state_log_min_isr: p.num(
+                "transaction.state.log.min.isr",
+                Some(1),
+                defaults.transaction_state_log_min_isr,
+            )?,
+            transaction_state_log_segment_bytes: p.unsigned(
+                "transaction.state.log.segment.bytes",
+                1i32,
+                104_857_600,
+            )?,
+            transaction_max_timeout_ms: p.num(
+                "transaction.max.timeout.ms",
+                Some(1),
+                defaults.transaction_max_timeout_ms,
+            )?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: p.unsigned(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1i32,
+                10_000,
+            )?,
+            transactional_id_expiration_ms: p.unsigned(
+                "transactional.id.expiration.ms",
+                1i32,
+                604_800_000,
+            )?,
+            transaction_remove_expired_transaction_cleanup_interval_ms: p.unsigned(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1i32,
+                3_600_000,
             )?,
             group_initial_rebalance_delay_ms: p.unsigned(
                 "group.initial.rebalance.delay.ms",

@@ -10,3 +10,4 @@ pub mod network;
 pub mod replica;
 pub mod server;
 pub mod tools;
+pub mod txn;

@@ -21,6 +21,7 @@ use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
+use crate::txn::TransactionCoordinator;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -168,17 +169,24 @@ impl Broker {
             replicas.clone(),
             controller.clone(),
         ));
-        let api = Arc::new(Api::new(
+        let txn = Arc::new(TransactionCoordinator::new(
             config.clone(),
             cache.clone(),
-            replicas,
+            replicas.clone(),
             controller.clone(),
-            ProducerIdManager::new(store.clone(), config.broker_id),
-            groups.clone(),
-            configs.clone(),
         ));
+        let api = Arc::new(Api {
+            config: config.clone(),
+            cache: cache.clone(),
+            replicas,
+            controller: controller.clone(),
+            producer_ids: ProducerIdManager::new(store.clone(), config.broker_id),
+            groups: groups.clone(),
+            txn: txn.clone(),
+            configs: configs.clone(),
+        });
         let weak_api = Arc::downgrade(&api);
-        controller.set_local_delivery(Arc::new(move |request, version| {
+        let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
             let api = weak_api.clone();
             Box::pin(async move {
                 match api.upgrade() {
@@ -186,7 +194,9 @@ impl Broker {
                     None => None,
                 }
             })
-        }));
+        });
+        controller.set_local_delivery(local.clone());
+        txn.set_local_delivery(local);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let session_wait = Duration::from_millis(config.zookeeper_session_timeout_ms);
         let broker_epoch = registration::register(store.as_ref(), &config, session_wait).await?;
@@ -258,6 +268,7 @@ impl Broker {
                 shutdown_rx.clone(),
             )),
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
+            tokio::spawn(txn.run_timer(shutdown_rx.clone())),
             tokio::spawn(configs.run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ]);

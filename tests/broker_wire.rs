@@ -152,9 +152,10 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
                 .map(|(k, _, _)| *k as i16)
                 .collect();
             assert_eq!(keys, table, "exactly the APIs with handlers");
-            // The transaction APIs (AddPartitionsToTxn is 24) are not implemented, so not offered.
+            // The ACL APIs (DescribeAcls is 29) are not implemented, so not offered; the
+            // transaction APIs (AddPartitionsToTxn is 24) are.
             assert!(
-                keys.contains(&0) && keys.contains(&1) && keys.contains(&21) && !keys.contains(&24),
+                keys.contains(&0) && keys.contains(&1) && keys.contains(&24) && !keys.contains(&29),
                 "{keys:?}"
             );
         }
@@ -334,7 +335,10 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
             ApiKey::InitProducerId,
             1,
             RequestKind::InitProducerId(
-                InitProducerIdRequest::default().with_transaction_timeout_ms(60000),
+                // A null transactional id: idempotence only (Kafka refuses an empty one).
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60000),
             ),
         )
         .await
@@ -397,7 +401,9 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
         .call(
             ApiKey::InitProducerId,
             1,
-            RequestKind::InitProducerId(InitProducerIdRequest::default()),
+            RequestKind::InitProducerId(
+                InitProducerIdRequest::default().with_transactional_id(None),
+            ),
         )
         .await
     {

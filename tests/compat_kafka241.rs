@@ -561,3 +561,56 @@ fn kafka_241_console_consumer_in_a_group() {
     let (out, err) = consume("console-group", "1", "3000");
     assert_eq!(out.lines().count(), 0, "{out}{err}");
 }
+
+/// Kafka 2.4.1's transactional producer: one committed and one aborted transaction over three
+/// partitions read back as read_committed and read_uncommitted consumers should see them, and a
+/// second producer with the same transactional.id fences the first.
+#[test]
+fn kafka_241_java_transactional_producer() {
+    let Some((_, jars)) = kafka_241_clients() else {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cp) =
+        common::compile_java_against("TransactionalClient", &tmp.path().join("classes"), &jars)
+    else {
+        common::missing_tool("javac");
+        return;
+    };
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    let run = |args: &[&str]| {
+        let out = Command::new("java")
+            .args(["-cp", &cp, "TransactionalClient"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{args:?}:\n{stdout}\n{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            broker.log_tail()
+        );
+        stdout
+    };
+    let out = run(&["commit-abort", &broker.bootstrap(), "txn-241"]);
+    assert!(
+        out.lines()
+            .any(|l| l == "read_committed=30 committed-values-ok=true"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "read_uncommitted=60"), "{out}");
+    let out = run(&["fence", &broker.bootstrap(), "fence-241"]);
+    let fenced = out
+        .lines()
+        .find_map(|l| l.strip_prefix("fenced="))
+        .unwrap_or("");
+    assert!(fenced.contains("ProducerFencedException"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "read_committed=successor"),
+        "{out}"
+    );
+}

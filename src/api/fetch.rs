@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select_all;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 
 use super::{Api, errors};
@@ -191,9 +193,34 @@ async fn read_all(
             }
             (Some(p), None) => {
                 let limit = w.max_bytes.min(remaining);
-                match api.replicas.read(p, w.offset, limit, min_one).await {
-                    Ok(r) => {
+                let read = if read_committed {
+                    api.replicas
+                        .read_committed(p, w.offset, limit, min_one)
+                        .await
+                        .map(|(r, aborted)| (r, Some(aborted)))
+                } else {
+                    api.replicas
+                        .read(p, w.offset, limit, min_one)
+                        .await
+                        .map(|r| (r, None))
+                };
+                match read {
+                    Ok((r, aborted)) => {
                         set_offsets(&mut pd, version, r.high_watermark, r.log_start_offset);
+                        pd.last_stable_offset = r.last_stable_offset;
+                        if let Some(aborted) = aborted {
+                            pd.aborted_transactions = Some(
+                                aborted
+                                    .into_iter()
+                                    .map(|t| {
+                                        let mut a = AbortedTransaction::default();
+                                        a.producer_id = ProducerId(t.producer_id);
+                                        a.first_offset = t.first_offset;
+                                        a
+                                    })
+                                    .collect(),
+                            );
+                        }
                         let n = r.records.len();
                         if n > 0 {
                             min_one = false;
@@ -203,11 +230,16 @@ async fn read_all(
                         pd.records = Some(r.records);
                     }
                     Err(e) => {
-                        let (hw, start) = {
+                        let (hw, start, lso) = {
                             let log = p.log.lock();
-                            (log.high_watermark(), log.log_start_offset())
+                            (
+                                log.high_watermark(),
+                                log.log_start_offset(),
+                                log.last_stable_offset(),
+                            )
                         };
                         set_offsets(&mut pd, version, hw, start);
+                        pd.last_stable_offset = lso;
                         pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) {
                             errors::OFFSET_OUT_OF_RANGE
                         } else {
@@ -226,12 +258,10 @@ async fn read_all(
     (out, total, errored)
 }
 
-/// Sets what the version has: the last stable offset from v4, the log start offset from v5.
+/// Sets what the version has: the log start offset from v5 (the last stable offset, from v4,
+/// is set by the caller).
 fn set_offsets(pd: &mut PartitionData, version: i16, high_watermark: i64, log_start_offset: i64) {
     pd.high_watermark = high_watermark;
-    if version >= 4 {
-        pd.last_stable_offset = high_watermark;
-    }
     if version >= 5 {
         pd.log_start_offset = log_start_offset;
     }

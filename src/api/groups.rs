@@ -16,18 +16,21 @@ use super::{Api, ClientInfo};
 use crate::group::{GroupState, JoinRequest, codes};
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 
 /// The coordinator of one key: for a group, the leader of its `__consumer_offsets`
-/// partition; transactions are not coordinated yet.
+/// partition; for a transactional id, the leader of its `__transaction_state` partition.
 async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, String, i32) {
-    if key_type != KEY_TYPE_GROUP {
-        return (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1);
-    }
-    let broker = match api.groups.coordinator_broker(key).await {
+    let broker = match key_type {
+        KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
+        KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
+        _ => Err(crate::api::errors::INVALID_REQUEST),
+    };
+    let broker = match broker {
         Ok(b) => b,
         Err(code) => return (code, -1, String::new(), -1),
     };

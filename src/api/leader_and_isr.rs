@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 const STALE_CONTROLLER_EPOCH: i16 = 11;
 
@@ -140,6 +141,18 @@ async fn apply(
                 }
             }
             Role::Follower { .. } => api.groups.unload_partition(partition),
+        }
+    }
+    // And transactional ids with that of their `__transaction_state` partition; a new leader
+    // epoch is a new coordinator epoch, so a leader reloads even when it led before.
+    if topic == TRANSACTION_STATE_TOPIC {
+        match role {
+            Role::Leader => {
+                if let Err(e) = api.txn.load_partition(partition).await {
+                    tracing::error!(partition, error = %e, "cannot load transactions");
+                }
+            }
+            Role::Follower { .. } => api.txn.unload_partition(partition),
         }
     }
     errors::NONE

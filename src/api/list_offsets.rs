@@ -17,6 +17,8 @@ const LATEST_TIERED: i64 = -5;
 
 pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    // v2+: a read_committed consumer's "latest" is the last stable offset.
+    let read_committed = version >= 2 && request.isolation_level == 1;
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut t = ListOffsetsTopicResponse::default();
@@ -48,6 +50,7 @@ pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> Lis
                         .replicas
                         .with_log(&part, move |log| {
                             Ok(match ts {
+                                LATEST if read_committed => Some((log.last_stable_offset(), -1)),
                                 LATEST => Some((log.high_watermark(), -1)),
                                 EARLIEST | EARLIEST_LOCAL => Some((log.log_start_offset(), -1)),
                                 // Without tiered storage nothing is tiered (Kafka answers -1).

@@ -19,6 +19,7 @@ pub mod produce;
 pub mod producer_ids;
 pub mod stop_replica;
 pub mod topics;
+pub mod transactions;
 pub mod update_metadata;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use crate::metadata::MetadataCache;
 use crate::metadata::config_changes::ConfigManager;
 use crate::network::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
+use crate::txn::TransactionCoordinator;
 use producer_ids::ProducerIdManager;
 
 /// Every API this broker answers, with the versions it answers. ApiVersions lists exactly these.
@@ -80,6 +82,15 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 0),
     (ApiKey::ListPartitionReassignments, 0, 0),
+    // Transactions. AddPartitionsToTxn v4+ is the batched form brokers use to verify a
+    // transactional produce; v5 and EndTxn v5 need transaction.version 2 (KRaft only).
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::WriteTxnMarkers, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
@@ -120,30 +131,11 @@ pub struct Api {
     pub controller: Arc<Controller>,
     pub producer_ids: ProducerIdManager,
     pub groups: Arc<GroupCoordinator>,
+    pub txn: Arc<TransactionCoordinator>,
     pub configs: Arc<ConfigManager>,
 }
 
 impl Api {
-    pub fn new(
-        config: Arc<BrokerConfig>,
-        cache: Arc<MetadataCache>,
-        replicas: Arc<ReplicaManager>,
-        controller: Arc<Controller>,
-        producer_ids: ProducerIdManager,
-        groups: Arc<GroupCoordinator>,
-        configs: Arc<ConfigManager>,
-    ) -> Self {
-        Api {
-            config,
-            cache,
-            replicas,
-            controller,
-            producer_ids,
-            groups,
-            configs,
-        }
-    }
-
     /// Parses one frame and starts its handler. An error here closes the connection, which is
     /// what Kafka does for frames it cannot parse and for APIs or versions it does not enable.
     /// The returned future produces the encoded response (`None` for acks=0 produce). The
@@ -292,7 +284,7 @@ impl Api {
                 ResponseKind::CreatePartitions(topics::create_partitions(self, r, version).await)
             }
             RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(producer_ids::handle(self, r).await)
+                ResponseKind::InitProducerId(producer_ids::handle(self, r, version).await)
             }
             RequestKind::FindCoordinator(r) => {
                 ResponseKind::FindCoordinator(groups::find_coordinator(self, r, version).await)
@@ -322,6 +314,27 @@ impl Api {
             }
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(offsets::delete(self, r).await)
+            }
+            RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+                transactions::add_partitions(self, r, version).await,
+            ),
+            RequestKind::AddOffsetsToTxn(r) => {
+                ResponseKind::AddOffsetsToTxn(transactions::add_offsets(self, r, version).await)
+            }
+            RequestKind::EndTxn(r) => {
+                ResponseKind::EndTxn(transactions::end_txn(self, r, version).await)
+            }
+            RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+                transactions::txn_offset_commit(self, r, version).await,
+            ),
+            RequestKind::WriteTxnMarkers(r) => {
+                ResponseKind::WriteTxnMarkers(transactions::write_markers(self, r).await)
+            }
+            RequestKind::DescribeTransactions(r) => {
+                ResponseKind::DescribeTransactions(transactions::describe(self, r))
+            }
+            RequestKind::ListTransactions(r) => {
+                ResponseKind::ListTransactions(transactions::list(self, r, version))
             }
             RequestKind::LeaderAndIsr(r) => {
                 ResponseKind::LeaderAndIsr(leader_and_isr::handle(self, r, version).await)
@@ -389,8 +402,8 @@ pub mod errors {
     pub const POLICY_VIOLATION: i16 = 44;
     pub const NOT_ENOUGH_REPLICAS: i16 = 19;
     pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
-    pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
+    pub const INVALID_RECORD: i16 = 87;
     pub const FENCED_LEADER_EPOCH: i16 = 74;
     pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
     pub const UNKNOWN_TOPIC_ID: i16 = 100;

@@ -102,8 +102,20 @@ fn parts(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, StrBytes) {
     }
 }
 
+/// v7+ `require_stable`: a partition whose offset an open transaction is changing answers
+/// UNSTABLE_OFFSET_COMMIT (the client retries) rather than the offset about to be replaced.
+fn unstable(api: &Api, require_stable: bool, group: &str, topic: &str, partition: i32) -> bool {
+    require_stable
+        && api
+            .groups
+            .has_pending_transactional_offset(group, topic, partition)
+}
+
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
 pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
+    let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
         for g in request.groups {
             let topics = g.topics.map(|ts| {
@@ -121,16 +133,24 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
             };
             for (topic, partitions) in fetched {
                 let mut t = OffsetFetchResponseTopics::default();
-                t.name = TopicName(StrBytes::from_string(topic));
                 for (p, c) in partitions {
                     let (offset, epoch, metadata) = parts(&c, version);
                     let mut r = OffsetFetchResponsePartitions::default();
                     r.partition_index = p;
+                    if unstable(api, require_stable, &g.group_id.0, &topic, p) {
+                        r.error_code = UNSTABLE_OFFSET_COMMIT;
+                        r.committed_offset = -1;
+                        r.committed_leader_epoch = -1;
+                        r.metadata = Some(StrBytes::default());
+                        t.partitions.push(r);
+                        continue;
+                    }
                     r.committed_offset = offset;
                     r.committed_leader_epoch = epoch;
                     r.metadata = Some(metadata);
                     t.partitions.push(r);
                 }
+                t.name = TopicName(StrBytes::from_string(topic));
                 out.topics.push(t);
             }
             out.group_id = g.group_id;
@@ -171,16 +191,24 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
     };
     for (topic, partitions) in fetched {
         let mut t = OffsetFetchResponseTopic::default();
-        t.name = TopicName(StrBytes::from_string(topic));
         for (p, c) in partitions {
             let (offset, epoch, metadata) = parts(&c, version);
             let mut r = OffsetFetchResponsePartition::default();
             r.partition_index = p;
+            if unstable(api, require_stable, &request.group_id.0, &topic, p) {
+                r.error_code = UNSTABLE_OFFSET_COMMIT;
+                r.committed_offset = -1;
+                r.committed_leader_epoch = -1;
+                r.metadata = Some(StrBytes::default());
+                t.partitions.push(r);
+                continue;
+            }
             r.committed_offset = offset;
             r.committed_leader_epoch = epoch;
             r.metadata = Some(metadata);
             t.partitions.push(r);
         }
+        t.name = TopicName(StrBytes::from_string(topic));
         response.topics.push(t);
     }
     response

@@ -5,12 +5,17 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{Api, errors};
-use crate::log::batch::{ATTR_COMPRESSION_MASK, MAGIC_OFFSET};
+use crate::log::batch::{ATTR_COMPRESSION_MASK, BatchHeader, MAGIC_OFFSET};
 
 pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
-    let transactional = request_is_transactional(&request.transactional_id);
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| !t.is_empty());
+    let transactional_id = transactional_id.as_deref();
     let mut response = ProduceResponse::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
@@ -26,14 +31,14 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                     r.error_code = errors::INVALID_REQUIRED_ACKS;
                     return r;
                 }
-                if transactional {
-                    r.error_code = errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-                    return r;
-                }
                 let Some(records) = pd.records else {
                     r.error_code = errors::CORRUPT_MESSAGE;
                     return r;
                 };
+                if let Some(code) = transaction_check(api, transactional_id, &records, &name, pd.index) {
+                    r.error_code = code;
+                    return r;
+                }
                 // zstd needs Produce v7+ (KIP-110), so older clients cannot have asked for it.
                 if version < 7 && records.get(MAGIC_OFFSET) == Some(&2) && records.len() > 22 && (i16::from_be_bytes([records[21], records[22]]) & ATTR_COMPRESSION_MASK) == 4 {
                     r.error_code = errors::UNSUPPORTED_COMPRESSION_TYPE;
@@ -84,6 +89,31 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
     (acks != 0).then_some(response)
 }
 
-fn request_is_transactional(id: &Option<kafka_protocol::messages::TransactionalId>) -> bool {
-    id.as_ref().is_some_and(|t| !t.0.is_empty())
+/// Kafka's checks of a transactional produce: transactional batches come with the producer's
+/// transactional id, and (`transaction.partition.verification.enable`, KIP-890) only into a
+/// partition added to the producer's open transaction. The coordinator is asked only when it
+/// is this broker.
+fn transaction_check(
+    api: &Api,
+    transactional_id: Option<&str>,
+    records: &[u8],
+    topic: &str,
+    partition: i32,
+) -> Option<i16> {
+    if records.get(MAGIC_OFFSET) != Some(&2) {
+        return None;
+    }
+    let header = BatchHeader::parse(records).ok()?;
+    match (header.is_transactional(), transactional_id) {
+        (false, _) => None,
+        // Kafka's `ProduceRequest.validateRecords`.
+        (true, None) => Some(errors::INVALID_RECORD),
+        (true, Some(id)) => api.txn.check_produce(
+            id,
+            header.producer_id,
+            header.producer_epoch,
+            topic,
+            partition,
+        ),
+    }
 }

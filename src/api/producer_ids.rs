@@ -1,12 +1,12 @@
-//! InitProducerId for idempotent producers, with ids taken in blocks from
-//! `/latest_producer_id_block` exactly as Kafka's brokers take them.
+//! InitProducerId, with ids taken in blocks from `/latest_producer_id_block` exactly as
+//! Kafka's brokers take them; a transactional id goes to the transaction coordinator.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use tokio::sync::Mutex;
 
-use super::{Api, errors};
+use super::Api;
 use crate::metadata::MetadataStore;
 use crate::metadata::store::{CreateMode, StoreError, create_recursive};
 use crate::metadata::znodes::{self, PRODUCER_ID_BLOCK, ProducerIdBlockZnode};
@@ -93,17 +93,34 @@ impl ProducerIdManager {
     }
 }
 
-pub async fn handle(api: &Api, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub async fn handle(
+    api: &Api,
+    request: InitProducerIdRequest,
+    version: i16,
+) -> InitProducerIdResponse {
     let mut r = InitProducerIdResponse::default();
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    if request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|t| !t.0.is_empty())
-    {
-        // Transactions come with their own coordinator (a later issue); refuse clearly.
-        r.error_code = errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    if let Some(id) = &request.transactional_id {
+        // v3+ (KIP-360): the producer says which id and epoch it had, if any.
+        let expected = (version >= 3 && request.producer_id.0 >= 0)
+            .then_some((request.producer_id.0, request.producer_epoch));
+        match api
+            .txn
+            .init_producer_id(
+                &id.0,
+                request.transaction_timeout_ms,
+                expected,
+                &api.producer_ids,
+            )
+            .await
+        {
+            Ok((pid, epoch)) => {
+                r.producer_id = ProducerId(pid);
+                r.producer_epoch = epoch;
+            }
+            Err(code) => r.error_code = super::transactions::fenced_for(version, 4, code),
+        }
         return r;
     }
     match api.producer_ids.next_id().await {

@@ -61,6 +61,9 @@ pub async fn handle(api: &Api, request: StopReplicaRequest, version: i16) -> Sto
             if name == OFFSETS_TOPIC {
                 api.groups.unload_partition(partition);
             }
+            if name == crate::txn::TRANSACTION_STATE_TOPIC {
+                api.txn.unload_partition(partition);
+            }
             if let Err(e) = api.replicas.stop_replica(name, partition, delete).await {
                 tracing::error!(topic = name, partition, error = %e, "cannot stop replica");
                 code = e.kafka_error_code();

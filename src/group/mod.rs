@@ -16,9 +16,11 @@
 //! each one that long after its commit, and a Stable consumer group those of topics it no longer
 //! subscribes to. An Empty group left without offsets is removed (Dead), with tombstones.
 //!
-//! Differences from Kafka, on purpose for now: transactional offset commits are not supported;
-//! a static member's replacement is not written to `__consumer_offsets` until the next
+//! Differences from Kafka, on purpose for now: a static member's replacement is not written to `__consumer_offsets` until the next
 //! rebalance.
+//!
+//! Offsets committed inside a transaction (TxnOffsetCommit) are written as transactional
+//! batches and held per producer until the transaction's marker commits or aborts them.
 
 pub mod records;
 
@@ -241,6 +243,9 @@ struct Group {
     /// (Kafka's `subscribedTopics`); None when unknown (not a consumer group, or metadata that
     /// does not parse), which OffsetDelete and expiry treat as "subscribed to everything".
     subscribed_topics: Option<BTreeSet<String>>,
+    /// Offsets committed inside a transaction (TxnOffsetCommit), per producer id: they take
+    /// effect when the transaction's COMMIT marker reaches `__consumer_offsets`.
+    pending_txn_offsets: HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl Group {
@@ -260,6 +265,7 @@ impl Group {
             offsets: BTreeMap::new(),
             pending_commits: HashMap::new(),
             subscribed_topics: None,
+            pending_txn_offsets: HashMap::new(),
         }
     }
 
@@ -642,6 +648,19 @@ impl GroupCoordinator {
         group: &str,
         records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<(), AppendError> {
+        self.append_for(group, records, None).await
+    }
+
+    /// Appends records for `group`, inside the transaction of `producer` (id, epoch) when
+    /// given: a transactional batch, as TxnOffsetCommit writes. Kafka gives these batches
+    /// sequence 0 and skips sequence checks for coordinator appends; they are written without
+    /// a sequence here, which the partition's producer state accepts as is.
+    async fn append_for(
+        &self,
+        group: &str,
+        records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), AppendError> {
         let partition = self
             .coordinator_partition(group)
             .await
@@ -657,6 +676,9 @@ impl GroupCoordinator {
                     headers: Vec::new(),
                 })
                 .collect(),
+            producer_id: producer.map_or(-1, |p| p.0),
+            producer_epoch: producer.map_or(-1, |p| p.1),
+            transactional: producer.is_some(),
             ..BatchBuilder::default()
         };
         let bytes = builder.build().map_err(AppendError::Log)?;
@@ -1458,6 +1480,66 @@ impl GroupCoordinator {
         if let Err(code) = allowed {
             return vec![code; offsets.len()];
         }
+        self.write_offsets(group_id, offsets, None, retention_ms)
+            .await
+    }
+
+    /// TxnOffsetCommit: offsets committed inside the producer's transaction, one error code
+    /// per offset. They are written now and take effect with the transaction's COMMIT marker
+    /// (Kafka's `handleTxnCommitOffsets`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_transactional(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        offsets: Vec<OffsetToCommit>,
+    ) -> Vec<i16> {
+        if group_id.is_empty() {
+            return vec![codes::INVALID_GROUP_ID; offsets.len()];
+        }
+        let allowed = {
+            let mut groups = self.lock();
+            match groups.get_mut(group_id) {
+                None => {
+                    groups.insert(group_id.to_string(), Group::new());
+                    Ok(())
+                }
+                Some(g) if g.state == GroupState::Dead => Err(codes::COORDINATOR_NOT_AVAILABLE),
+                Some(g) if g.fenced(member_id, instance) => Err(codes::FENCED_INSTANCE_ID),
+                Some(g)
+                    if !member_id.is_empty()
+                        && !g.members.iter().any(|m| m.member_id == member_id) =>
+                {
+                    Err(codes::UNKNOWN_MEMBER_ID)
+                }
+                Some(g) if generation >= 0 && generation != g.generation => {
+                    Err(codes::ILLEGAL_GENERATION)
+                }
+                Some(_) => Ok(()),
+            }
+        };
+        if let Err(code) = allowed {
+            return vec![code; offsets.len()];
+        }
+        // TxnOffsetCommit has no retention of its own: the broker's rule applies.
+        self.write_offsets(group_id, offsets, Some((producer_id, producer_epoch)), -1)
+            .await
+    }
+
+    /// Writes committed offsets (inside `producer`'s transaction when given) and, once
+    /// written, makes them the group's (or holds them pending the transaction's end).
+    /// `retention_ms` >= 0 gives them a fixed expiry time.
+    async fn write_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<OffsetToCommit>,
+        producer: Option<(i64, i16)>,
+        retention_ms: i64,
+    ) -> Vec<i16> {
         let now = now_ms();
         let expire_timestamp = (retention_ms >= 0).then(|| now.saturating_add(retention_ms));
         let mut results = vec![codes::NONE; offsets.len()];
@@ -1494,7 +1576,7 @@ impl GroupCoordinator {
             return results;
         }
         self.track_pending_commits(group_id, &values, true);
-        let outcome = self.append(group_id, to_write).await;
+        let outcome = self.append_for(group_id, to_write, producer).await;
         self.track_pending_commits(group_id, &values, false);
         match outcome {
             Ok(()) => {
@@ -1502,8 +1584,12 @@ impl GroupCoordinator {
                 let group = groups
                     .entry(group_id.to_string())
                     .or_insert_with(Group::new);
+                let target = match producer {
+                    Some((pid, _)) => group.pending_txn_offsets.entry(pid).or_default(),
+                    None => &mut group.offsets,
+                };
                 for (_, topic, partition, value) in values {
-                    group.offsets.insert((topic, partition), value);
+                    target.insert((topic, partition), value);
                 }
             }
             Err(e) => {
@@ -1575,6 +1661,21 @@ impl GroupCoordinator {
                 }
                 out
             }
+        })
+    }
+
+    /// Whether an open transaction holds an uncommitted offset for this partition (OffsetFetch
+    /// with `require_stable` answers UNSTABLE_OFFSET_COMMIT for it, KIP-447).
+    pub fn has_pending_transactional_offset(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> bool {
+        let groups = self.lock();
+        groups.get(group_id).is_some_and(|g| {
+            let key = (topic.to_string(), partition);
+            g.pending_txn_offsets.values().any(|o| o.contains_key(&key))
         })
     }
 
@@ -1857,15 +1958,21 @@ impl GroupCoordinator {
                     let (header, recs) = decode_batch(&buf[pos..pos + size])?;
                     pos += size;
                     offset = offset.max(header.next_offset());
-                    // Transactional offset commits are not supported yet; control batches
-                    // carry no group data.
-                    if header.is_control() || header.is_transactional() {
+                    let mut groups = self.lock();
+                    if header.is_control() {
+                        // A transaction's end: its offsets take effect or are dropped.
+                        if let Some(commit) = recs
+                            .first()
+                            .and_then(|r| marker_is_commit(r.key.as_deref()))
+                        {
+                            complete_txn_offsets(&mut groups, |_| true, header.producer_id, commit);
+                        }
                         continue;
                     }
-                    let mut groups = self.lock();
+                    let producer = header.is_transactional().then_some(header.producer_id);
                     for r in recs {
                         if let Some(key) = r.key {
-                            apply_record(&mut groups, &key, r.value.as_deref());
+                            apply_record(&mut groups, &key, r.value.as_deref(), producer);
                         }
                     }
                 }
@@ -1885,6 +1992,18 @@ impl GroupCoordinator {
             "loaded groups from {OFFSETS_TOPIC}"
         );
         Ok(())
+    }
+
+    /// A transaction marker was written to `__consumer_offsets` partition `index`: the
+    /// producer's pending offsets in that partition's groups take effect (COMMIT) or go.
+    pub fn complete_transaction(&self, index: i32, producer_id: i64, commit: bool) {
+        let mut groups = self.lock();
+        complete_txn_offsets(
+            &mut groups,
+            |g| self.partition_for(g) == index,
+            producer_id,
+            commit,
+        );
     }
 
     /// This broker no longer leads `__consumer_offsets` partition `index`: its groups are
@@ -1909,7 +2028,14 @@ impl GroupCoordinator {
 /// Applies one `__consumer_offsets` record to the in-memory groups, as Kafka's loader does:
 /// offset records replace (tombstones remove) an offset; group records replace the group's
 /// metadata (tombstones remove the group). Undecodable records are skipped with a warning.
-fn apply_record(groups: &mut HashMap<String, Group>, key: &[u8], value: Option<&[u8]>) {
+/// `producer` is set for records inside a transaction: their offsets stay pending until the
+/// transaction's marker.
+fn apply_record(
+    groups: &mut HashMap<String, Group>,
+    key: &[u8],
+    value: Option<&[u8]>,
+    producer: Option<i64>,
+) {
     let key = match records::decode_key(key) {
         Ok(k) => k,
         Err(e) => {
@@ -1929,20 +2055,21 @@ fn apply_record(groups: &mut HashMap<String, Group>, key: &[u8], value: Option<&
                 }
             }
             Some(Ok(v)) => {
-                groups
-                    .entry(group)
-                    .or_insert_with(Group::new)
-                    .offsets
-                    .insert(
-                        (topic, partition),
-                        CommittedOffset {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp: v.commit_timestamp,
-                            expire_timestamp: v.expire_timestamp,
-                        },
-                    );
+                let g = groups.entry(group).or_insert_with(Group::new);
+                let target = match producer {
+                    Some(pid) => g.pending_txn_offsets.entry(pid).or_default(),
+                    None => &mut g.offsets,
+                };
+                target.insert(
+                    (topic, partition),
+                    CommittedOffset {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp: v.commit_timestamp,
+                        expire_timestamp: v.expire_timestamp,
+                    },
+                );
             }
             Some(Err(e)) => tracing::warn!(error = %e, "skipping offset record"),
         },
@@ -1994,6 +2121,36 @@ fn apply_record(groups: &mut HashMap<String, Group>, key: &[u8], value: Option<&
             Some(Err(e)) => tracing::warn!(error = %e, "skipping group record"),
         },
         RecordKey::Unknown(v) => tracing::debug!(version = v, "skipping unknown record key"),
+    }
+}
+
+/// The type of a transaction marker from its record key (version, type): `Some(true)` for
+/// COMMIT, `Some(false)` for ABORT.
+fn marker_is_commit(key: Option<&[u8]>) -> Option<bool> {
+    match key? {
+        [0, 0, 0, 1] => Some(true),
+        [0, 0, 0, 0] => Some(false),
+        _ => None,
+    }
+}
+
+/// Moves (COMMIT) or drops (ABORT) a producer's pending transactional offsets in the groups
+/// `in_partition` selects.
+fn complete_txn_offsets(
+    groups: &mut HashMap<String, Group>,
+    in_partition: impl Fn(&str) -> bool,
+    producer_id: i64,
+    commit: bool,
+) {
+    for (id, g) in groups.iter_mut() {
+        if !in_partition(id) {
+            continue;
+        }
+        if let Some(pending) = g.pending_txn_offsets.remove(&producer_id)
+            && commit
+        {
+            g.offsets.extend(pending);
+        }
     }
 }
 
@@ -2080,10 +2237,25 @@ mod tests {
                 expire_timestamp: None,
             })
         };
-        apply_record(&mut groups, &records::offset_key("g", "t", 0), Some(&v(5)));
-        apply_record(&mut groups, &records::offset_key("g", "t", 0), Some(&v(7)));
-        apply_record(&mut groups, &records::offset_key("g", "t", 1), Some(&v(9)));
-        apply_record(&mut groups, &records::offset_key("g", "t", 1), None);
+        apply_record(
+            &mut groups,
+            &records::offset_key("g", "t", 0),
+            Some(&v(5)),
+            None,
+        );
+        apply_record(
+            &mut groups,
+            &records::offset_key("g", "t", 0),
+            Some(&v(7)),
+            None,
+        );
+        apply_record(
+            &mut groups,
+            &records::offset_key("g", "t", 1),
+            Some(&v(9)),
+            None,
+        );
+        apply_record(&mut groups, &records::offset_key("g", "t", 1), None, None);
         let g = &groups["g"];
         assert_eq!(g.offsets.len(), 1);
         assert_eq!(g.offsets[&("t".to_string(), 0)].offset, 7);

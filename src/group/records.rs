@@ -61,7 +61,7 @@ pub struct GroupValue {
     pub members: Vec<MemberValue>,
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as i16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -140,13 +140,20 @@ pub fn group_value(v: &GroupValue) -> Vec<u8> {
     out
 }
 
-/// A cursor over a record's bytes where every read is bounds-checked.
-struct Reader<'a> {
+/// A cursor over a record's bytes where every read is bounds-checked (also used for
+/// `__transaction_state` records, which use the same classic encoding).
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    pub(crate) fn i8(&mut self) -> Result<i8> {
+        Ok(self.take(1)?[0] as i8)
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -157,21 +164,21 @@ impl<'a> Reader<'a> {
         self.pos = end;
         Ok(b)
     }
-    fn i16(&mut self) -> Result<i16> {
+    pub(crate) fn i16(&mut self) -> Result<i16> {
         let b = self.take(2)?;
         Ok(i16::from_be_bytes([b[0], b[1]]))
     }
-    fn i32(&mut self) -> Result<i32> {
+    pub(crate) fn i32(&mut self) -> Result<i32> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.take(4)?);
         Ok(i32::from_be_bytes(a))
     }
-    fn i64(&mut self) -> Result<i64> {
+    pub(crate) fn i64(&mut self) -> Result<i64> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(i64::from_be_bytes(a))
     }
-    fn opt_str(&mut self) -> Result<Option<String>> {
+    pub(crate) fn opt_str(&mut self) -> Result<Option<String>> {
         let len = self.i16()?;
         if len < 0 {
             return Ok(None);
@@ -181,7 +188,7 @@ impl<'a> Reader<'a> {
             .map(Some)
             .map_err(|_| RecordError("string is not UTF-8".into()))
     }
-    fn str(&mut self) -> Result<String> {
+    pub(crate) fn str(&mut self) -> Result<String> {
         self.opt_str()?
             .ok_or_else(|| RecordError("null where a string is required".into()))
     }

@@ -27,6 +27,8 @@ pub enum LogError {
     OutOfOrderSequence(String),
     #[error("invalid producer epoch: {0}")]
     InvalidProducerEpoch(String),
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
     #[error("malformed checkpoint file {path}: {reason}")]
     BadCheckpoint { path: PathBuf, reason: String },
     #[error("log directory {path}: {reason}")]
@@ -59,6 +61,7 @@ impl LogError {
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::OutOfOrderSequence(_) => 45,
             LogError::InvalidProducerEpoch(_) => 47,
+            LogError::TransactionCoordinatorFenced(_) => 52,
             // KAFKA_STORAGE_ERROR: the replica's disk failed us, the client may retry elsewhere.
             LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => 56,
         }

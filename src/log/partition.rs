@@ -57,6 +57,8 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     pub log_end_offset: i64,
     pub high_watermark: i64,
+    /// Where read_committed readers stop (Kafka's last stable offset).
+    pub last_stable_offset: i64,
 }
 
 pub struct PartitionLog {
@@ -326,7 +328,7 @@ impl PartitionLog {
             .range(..=from.max(0))
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range(start_base..).map(|(_, s)| s) {
+        for seg in self.segments.range_mut(start_base..).map(|(_, s)| s) {
             let mut pos = if from > seg.base_offset {
                 seg.offset_index.lookup(from) as u64
             } else {
@@ -337,6 +339,26 @@ impl PartitionLog {
                     && h.producer_id >= 0
                     && h.base_offset >= from
                 {
+                    // A crash between a marker's append and its `.txnindex` entry leaves the
+                    // ABORT unlisted; it is listed again here, as Kafka's recovery does, or
+                    // read_committed readers would take the aborted records as committed.
+                    if h.is_control() {
+                        let marker = seg.read_bytes(e.position, e.size as usize)?;
+                        if let Some(epoch) = marker_coordinator_epoch(&marker) {
+                            self.producers.set_coordinator_epoch(h.producer_id, epoch);
+                        }
+                        let listed = seg
+                            .txn_index
+                            .entries()
+                            .iter()
+                            .any(|t| t.last_offset == h.last_offset());
+                        if !listed
+                            && let Some(txn) = aborted_txn_of_marker(&self.producers, &h, &marker)?
+                        {
+                            tracing::info!(topic = %self.topic, partition = self.partition, marker = h.base_offset, "listing an aborted transaction the index lacked");
+                            seg.txn_index.append(txn)?;
+                        }
+                    }
                     self.producers.update(&h);
                 }
                 pos += e.size;
@@ -654,6 +676,87 @@ impl PartitionLog {
         })
     }
 
+    /// Writes a transaction marker (COMMIT or ABORT, as the transaction coordinator asks with
+    /// WriteTxnMarkers) as the leader: a control batch of one record, key (version 0, type) and
+    /// value (version 0, coordinator epoch), as Kafka's `EndTransactionMarker` writes it. A
+    /// marker from an epoch older than the producer's current one is refused, as Kafka does.
+    pub fn append_marker_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<AppendInfo> {
+        if let Some(e) = self.producers.get(producer_id) {
+            if producer_epoch < e.epoch {
+                return Err(LogError::InvalidProducerEpoch(format!(
+                    "marker for producer {producer_id} with epoch {producer_epoch}, older than the current epoch {}",
+                    e.epoch
+                )));
+            }
+            if let Some(known) = e.coordinator_epoch
+                && coordinator_epoch < known
+            {
+                return Err(LogError::TransactionCoordinatorFenced(format!(
+                    "marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {known}"
+                )));
+            }
+        }
+        let now = now_ms();
+        let base_offset = self.log_end_offset;
+        let mut value = vec![0u8, 0];
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let marker = records::BatchBuilder {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            producer_id,
+            producer_epoch,
+            transactional: true,
+            control: true,
+            records: vec![records::NewRecord {
+                timestamp: now,
+                key: Some(vec![0, 0, 0, u8::from(commit)]),
+                value: Some(value),
+                headers: Vec::new(),
+            }],
+            ..records::BatchBuilder::default()
+        }
+        .build()?;
+        let header = batch::validate_stored(&marker)?;
+        self.append_parts(&[&marker], base_offset, base_offset, now, now)?;
+        self.assign_epoch(leader_epoch, base_offset)?;
+        self.complete_transaction(&header, &marker)?;
+        self.producers.update(&header);
+        self.after_append(1, now)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: base_offset,
+            max_timestamp: now,
+            log_append_time: -1,
+            log_start_offset: self.log_start_offset,
+            records: 1,
+            bytes: marker.len(),
+        })
+    }
+
+    /// The aborted transactions a read_committed fetch from `from` up to `to` must be told of
+    /// (Kafka's `collectAbortedTransactions`): those listed in the `.txnindex` of the segments
+    /// from the one holding `from` on, that end at or after `from` and began before `to`.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start_base = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        self.segments
+            .range(start_base..)
+            .flat_map(|(_, s)| s.txn_index.entries().iter())
+            .filter(|t| t.last_offset >= from && t.first_offset < to)
+            .copied()
+            .collect()
+    }
+
     /// Appends batches that already carry their offsets (a follower copying its leader): each is
     /// checked, and must start at or after the log end offset.
     pub fn append_as_follower(&mut self, records: &Bytes) -> Result<Option<AppendInfo>> {
@@ -714,32 +817,13 @@ impl PartitionLog {
     /// `.txnindex` with the transaction's first offset and the last stable offset after it, as
     /// Kafka's `completeTxn` does (read_committed fetches and the cleaner read it there).
     fn complete_transaction(&mut self, h: &BatchHeader, marker: &[u8]) -> Result<()> {
-        let (_, recs) = records::decode_batch(marker)?;
-        let is_abort = recs
-            .first()
-            .and_then(|r| r.key.as_ref())
-            .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
-        if !is_abort {
-            return Ok(());
+        if let Some(epoch) = marker_coordinator_epoch(marker) {
+            self.producers.set_coordinator_epoch(h.producer_id, epoch);
         }
-        let first_offset = self
-            .producers
-            .get(h.producer_id)
-            .and_then(|e| e.current_txn_first_offset)
-            .unwrap_or(h.base_offset);
-        let others_first = self
-            .producers
-            .iter_open_transactions()
-            .filter(|(pid, _)| *pid != h.producer_id)
-            .map(|(_, first)| first)
-            .min();
-        let txn = AbortedTxn {
-            producer_id: h.producer_id,
-            first_offset,
-            last_offset: h.last_offset(),
-            last_stable_offset: others_first.unwrap_or(self.log_end_offset),
-        };
-        self.active_mut().txn_index.append(txn)
+        match aborted_txn_of_marker(&self.producers, h, marker)? {
+            Some(txn) => self.active_mut().txn_index.append(txn),
+            None => Ok(()),
+        }
     }
 
     fn append_parts(
@@ -873,6 +957,7 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             log_end_offset: self.log_end_offset,
             high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset(),
         };
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -1250,6 +1335,47 @@ impl PartitionLog {
     fn write_epochs(&self) -> Result<()> {
         checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)
     }
+}
+
+/// The coordinator epoch a COMMIT/ABORT marker carries (its value: version, epoch).
+fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
+    let (_, recs) = records::decode_batch(marker).ok()?;
+    let value = recs.first()?.value.as_ref()?;
+    let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
+    Some(i32::from_be_bytes(epoch))
+}
+
+/// The `.txnindex` entry for a marker about to be applied to `producers`: `None` for a COMMIT.
+/// The last stable offset after an ABORT is the first offset of the oldest other open
+/// transaction, or the offset after the marker.
+fn aborted_txn_of_marker(
+    producers: &ProducerStateManager,
+    h: &BatchHeader,
+    marker: &[u8],
+) -> Result<Option<AbortedTxn>> {
+    let (_, recs) = records::decode_batch(marker)?;
+    let is_abort = recs
+        .first()
+        .and_then(|r| r.key.as_ref())
+        .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
+    if !is_abort {
+        return Ok(None);
+    }
+    let first_offset = producers
+        .get(h.producer_id)
+        .and_then(|e| e.current_txn_first_offset)
+        .unwrap_or(h.base_offset);
+    let others_first = producers
+        .iter_open_transactions()
+        .filter(|(pid, _)| *pid != h.producer_id)
+        .map(|(_, first)| first)
+        .min();
+    Ok(Some(AbortedTxn {
+        producer_id: h.producer_id,
+        first_offset,
+        last_offset: h.last_offset(),
+        last_stable_offset: others_first.unwrap_or(h.next_offset()),
+    }))
 }
 
 /// Length of the prefix of `buf` that holds only complete entries.

@@ -27,6 +27,9 @@ pub struct ProducerEntry {
     /// First offset of the producer's open transaction, if one is open: the log is not stable
     /// (read_committed readers and the cleaner stop) from there until its marker.
     pub current_txn_first_offset: Option<i64>,
+    /// The transaction coordinator epoch of the producer's last marker (None before any):
+    /// a marker from an older coordinator is refused (a zombie coordinator).
+    pub coordinator_epoch: Option<i32>,
 }
 
 /// The verdict on an incoming batch.
@@ -140,6 +143,14 @@ impl ProducerStateManager {
 
     pub fn clear(&mut self) {
         self.producers.clear();
+    }
+
+    /// Records the coordinator epoch of a marker written for the producer.
+    pub fn set_coordinator_epoch(&mut self, producer_id: i64, coordinator_epoch: i32) {
+        self.producers
+            .entry(producer_id)
+            .or_default()
+            .coordinator_epoch = Some(coordinator_epoch);
     }
 
     /// Producer id and first offset of every open transaction.
@@ -285,7 +296,7 @@ pub mod snapshot {
             body.extend_from_slice(&last.last_offset.to_be_bytes());
             body.extend_from_slice(&(last.last_seq.wrapping_sub(last.first_seq)).to_be_bytes());
             body.extend_from_slice(&last.timestamp.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch: no coordinator yet
+            body.extend_from_slice(&entry.coordinator_epoch.unwrap_or(-1).to_be_bytes());
             body.extend_from_slice(&entry.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
@@ -359,6 +370,7 @@ pub mod snapshot {
                 batches: Default::default(),
                 current_txn_first_offset: (e.current_txn_first_offset >= 0)
                     .then_some(e.current_txn_first_offset),
+                coordinator_epoch: (e.coordinator_epoch >= 0).then_some(e.coordinator_epoch),
             };
             if e.last_sequence >= 0 {
                 entry.batches.push_back(BatchMetadata {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{ConfigError, LogConfig};
+use crate::log::txn_index::AbortedTxn;
 use crate::log::{AppendInfo, LogError, LogHandle, LogManager, PartitionLog, ReadResult};
 use crate::metadata::MetadataStore;
 
@@ -639,6 +640,64 @@ impl ReplicaManager {
             return Err(AcksError::NotEnoughReplicasAfterAppend);
         }
         Ok(())
+    }
+
+    /// Writes a transaction marker as leader (WriteTxnMarkers); the high watermark moves as for
+    /// any other append, once the ISR has the marker.
+    pub async fn append_marker(
+        &self,
+        p: &Arc<Partition>,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        let part = p.clone();
+        let lag = self.lag_max_ms();
+        let (info, hw) = blocking(move || {
+            // The replication state before the log, as every other path takes them.
+            let r = part.replication();
+            let mut log = part.log.lock();
+            let info = log.append_marker_as_leader(
+                producer_id,
+                producer_epoch,
+                commit,
+                coordinator_epoch,
+                part.leader_epoch(),
+            )?;
+            let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
+            Ok((info, hw))
+        })
+        .await?;
+        match hw {
+            Some(hw) => p.publish_hw(hw),
+            None => p.appended.notify_waiters(),
+        }
+        Ok(info)
+    }
+
+    /// A read_committed read: up to the last stable offset, with the aborted transactions the
+    /// consumer must skip.
+    pub async fn read_committed(
+        &self,
+        p: &Arc<Partition>,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
+        let part = p.clone();
+        blocking(move || {
+            let log = part.log.lock();
+            let lso = log.last_stable_offset();
+            let read = log.read(offset, max_bytes, lso, min_one)?;
+            let aborted = if read.records.is_empty() {
+                Vec::new()
+            } else {
+                log.aborted_transactions(offset, lso)
+            };
+            Ok((read, aborted))
+        })
+        .await
     }
 
     pub async fn read(

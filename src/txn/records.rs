@@ -1,0 +1,187 @@
+//! The records Kafka's `TransactionStateManager` writes to `__transaction_state`: key
+//! (version 0, transactional id) and value (version 0: producer id and epoch, timeout, state,
+//! partitions, timestamps), in the classic encoding, so that Kafka's tools decode ours and a
+//! Kafka-written log loads here. A null value is a tombstone (an expired transactional id).
+
+use std::collections::BTreeSet;
+
+use crate::group::records::{Reader, RecordError, put_str};
+
+type Result<T> = std::result::Result<T, RecordError>;
+
+/// Kafka's `TransactionState`, with its ids as written in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnState {
+    Empty = 0,
+    Ongoing = 1,
+    PrepareCommit = 2,
+    PrepareAbort = 3,
+    CompleteCommit = 4,
+    CompleteAbort = 5,
+    Dead = 6,
+    PrepareEpochFence = 7,
+}
+
+impl TxnState {
+    pub fn from_id(id: i8) -> Option<TxnState> {
+        use TxnState::*;
+        Some(match id {
+            0 => Empty,
+            1 => Ongoing,
+            2 => PrepareCommit,
+            3 => PrepareAbort,
+            4 => CompleteCommit,
+            5 => CompleteAbort,
+            6 => Dead,
+            7 => PrepareEpochFence,
+            _ => return None,
+        })
+    }
+
+    /// The name DescribeTransactions and ListTransactions use (Kafka's `stateName`).
+    pub fn name(self) -> &'static str {
+        use TxnState::*;
+        match self {
+            Empty => "Empty",
+            Ongoing => "Ongoing",
+            PrepareCommit => "PrepareCommit",
+            PrepareAbort => "PrepareAbort",
+            CompleteCommit => "CompleteCommit",
+            CompleteAbort => "CompleteAbort",
+            Dead => "Dead",
+            PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+}
+
+/// One transactional id's state as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnValue {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub last_update_timestamp: i64,
+    pub start_timestamp: i64,
+}
+
+pub fn key(transactional_id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + transactional_id.len());
+    out.extend_from_slice(&0i16.to_be_bytes());
+    put_str(&mut out, transactional_id);
+    out
+}
+
+/// The transactional id of a key; `None` for a key version Kafka would skip as unknown.
+pub fn decode_key(key: &[u8]) -> Result<Option<String>> {
+    let mut r = Reader::new(key);
+    match r.i16()? {
+        0 => Ok(Some(r.str()?)),
+        _ => Ok(None),
+    }
+}
+
+pub fn value(v: &TxnValue) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&v.producer_id.to_be_bytes());
+    out.extend_from_slice(&v.producer_epoch.to_be_bytes());
+    out.extend_from_slice(&v.timeout_ms.to_be_bytes());
+    out.push(v.state as u8);
+    if v.state == TxnState::Empty {
+        // Kafka writes a null partition list for Empty, an (often empty) array otherwise.
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+    } else {
+        let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
+        for (topic, partition) in &v.partitions {
+            match topics.last_mut() {
+                Some((t, ps)) if *t == topic.as_str() => ps.push(*partition),
+                _ => topics.push((topic, vec![*partition])),
+            }
+        }
+        out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for (topic, partitions) in topics {
+            put_str(&mut out, topic);
+            out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+            for p in partitions {
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&v.last_update_timestamp.to_be_bytes());
+    out.extend_from_slice(&v.start_timestamp.to_be_bytes());
+    out
+}
+
+/// Decodes a value of version 0 (what Kafka writes unless `transaction.version` 2 is enabled,
+/// which needs KRaft).
+pub fn decode_value(value: &[u8]) -> Result<TxnValue> {
+    let mut r = Reader::new(value);
+    let version = r.i16()?;
+    if version != 0 {
+        return Err(RecordError(format!(
+            "__transaction_state value version {version}"
+        )));
+    }
+    let producer_id = r.i64()?;
+    let producer_epoch = r.i16()?;
+    let timeout_ms = r.i32()?;
+    let state_id = r.i8()?;
+    let state = TxnState::from_id(state_id)
+        .ok_or_else(|| RecordError(format!("unknown transaction state {state_id}")))?;
+    let mut partitions = BTreeSet::new();
+    let topics = r.i32()?;
+    for _ in 0..topics.max(0) {
+        let topic = r.str()?;
+        let count = r.i32()?;
+        for _ in 0..count.max(0) {
+            partitions.insert((topic.clone(), r.i32()?));
+        }
+    }
+    let last_update_timestamp = r.i64()?;
+    let start_timestamp = r.i64()?;
+    if state == TxnState::Empty {
+        partitions.clear();
+    }
+    Ok(TxnValue {
+        producer_id,
+        producer_epoch,
+        timeout_ms,
+        state,
+        partitions,
+        last_update_timestamp,
+        start_timestamp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_match_kafka_records() {
+        // expected-dump-transaction-state-16.txt: keysize 15, valuesize 37 (no partitions)
+        // and 50 (partitions txn-0).
+        assert_eq!(key("fixture-txn").len(), 15);
+        let mut v = TxnValue {
+            producer_id: 1,
+            producer_epoch: 0,
+            timeout_ms: 60000,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            last_update_timestamp: 1,
+            start_timestamp: -1,
+        };
+        assert_eq!(value(&v).len(), 37);
+        v.state = TxnState::Ongoing;
+        v.partitions.insert(("txn".into(), 0));
+        let bytes = value(&v);
+        assert_eq!(bytes.len(), 50);
+        assert_eq!(decode_value(&bytes).unwrap(), v);
+        assert_eq!(
+            decode_key(&key("fixture-txn")).unwrap().as_deref(),
+            Some("fixture-txn")
+        );
+    }
+}
