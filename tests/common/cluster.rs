@@ -237,12 +237,16 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
 }
 
 /// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
-/// error code.
+/// error code. The records carry the current time: with timestamp 0 the 7-day time retention
+/// would delete them at the first retention check (a restarted broker runs one at once).
 pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
     let mut c = Conn::connect(port).await;
     let mut pd = produce_request::PartitionProduceData::default();
     pd.index = partition;
-    pd.records = Some(super::client_batch(0, n, 10, 0, 0));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    pd.records = Some(super::client_batch(0, n, 10, now, 0));
     let mut td = produce_request::TopicProduceData::default();
     td.name = name(topic);
     td.partition_data.push(pd);
