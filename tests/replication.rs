@@ -46,7 +46,12 @@ async fn produce(port: u16, topic: &str, first: usize, n: usize, acks: i16) -> (
     let mut c = Conn::connect(port).await;
     let mut pd = produce_request::PartitionProduceData::default();
     pd.index = 0;
-    pd.records = Some(common::client_batch(first, n, 10, 0, 0));
+    // The current time: with timestamp 0 a restarted broker's first retention check would
+    // delete them (7-day retention).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    pd.records = Some(common::client_batch(first, n, 10, now, 0));
     let mut td = produce_request::TopicProduceData::default();
     td.name = name(topic);
     td.partition_data.push(pd);

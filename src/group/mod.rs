@@ -682,11 +682,17 @@ impl GroupCoordinator {
             ..BatchBuilder::default()
         };
         let bytes = builder.build().map_err(AppendError::Log)?;
-        self.replicas
-            .append(&partition, Bytes::from(bytes))
+        // As Kafka (`offsets.commit.required.acks=-1`): acknowledged once the ISR has it, so
+        // that a commit survives the coordinator's failure.
+        let info = self
+            .replicas
+            .append_as_producer(&partition, Bytes::from(bytes), true)
             .await
             .map_err(AppendError::Log)?;
-        Ok(())
+        self.replicas
+            .wait_for_acks(&partition, info.last_offset, OFFSETS_COMMIT_TIMEOUT)
+            .await
+            .map_err(|e| AppendError::Replication(e.kafka_error_code()))
     }
 
     async fn persist_groups(&self, pending: Vec<PendingGroupRecord>) {
@@ -2159,15 +2165,28 @@ fn complete_txn_offsets(
 enum AppendError {
     Coordinator(i16),
     Log(LogError),
+    /// The ISR did not take the records (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    Replication(i16),
 }
 
+/// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the ISR.
+const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
+
 impl AppendError {
+    fn log_code(&self) -> i16 {
+        match self {
+            AppendError::Coordinator(c) | AppendError::Replication(c) => *c,
+            AppendError::Log(e) => e.kafka_error_code(),
+        }
+    }
+
     /// Kafka's `maybeConvertOffsetCommitError`.
     fn offset_commit_code(&self) -> i16 {
         match self {
             AppendError::Coordinator(c) => *c,
-            AppendError::Log(e) => match e.kafka_error_code() {
-                3 | 19 | 20 => codes::COORDINATOR_NOT_AVAILABLE,
+            AppendError::Log(_) | AppendError::Replication(_) => match self.log_code() {
+                3 | 19 | 20 | codes::REQUEST_TIMED_OUT => codes::COORDINATOR_NOT_AVAILABLE,
                 6 | 56 => codes::NOT_COORDINATOR,
                 10 | 18 | 4 => codes::INVALID_COMMIT_OFFSET_SIZE,
                 other => other,
@@ -2179,7 +2198,7 @@ impl AppendError {
     fn group_metadata_code(&self) -> i16 {
         match self {
             AppendError::Coordinator(c) => *c,
-            AppendError::Log(e) => match e.kafka_error_code() {
+            AppendError::Log(_) | AppendError::Replication(_) => match self.log_code() {
                 3 | 19 | 20 => codes::COORDINATOR_NOT_AVAILABLE,
                 6 | 56 => codes::NOT_COORDINATOR,
                 codes::REQUEST_TIMED_OUT => codes::REBALANCE_IN_PROGRESS,

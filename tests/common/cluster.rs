@@ -244,7 +244,7 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
 
 /// A raw produce of one batch of `n` records to `partition` at broker `port`, acks=all: its
 /// error code. The records carry the current time: with timestamp 0 the 7-day time retention
-/// would delete them at the first retention check .
+/// would delete them at the first retention check.
 pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
     let mut c = Conn::connect(port).await;
     let mut pd = produce_request::PartitionProduceData::default();
