@@ -1014,3 +1014,79 @@ async fn deleting_a_topic_removes_its_data_on_every_broker() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
+
+/// DeleteRecords on a replicated topic: the leader's log start moves, and every follower's
+/// follows it (their `log-start-offset-checkpoint` files say so); consumers start there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_the_log_start_on_every_replica() {
+    let Some(cluster) =
+        Cluster::start_with(&[1, 2, 3], &["log.flush.offset.checkpoint.interval.ms=200"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        &cluster.bootstrap(1),
+        "--create",
+        "--topic",
+        "trimmed",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "3",
+    ]);
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, "trimmed", 1).await;
+    }
+    let leader = leaders(cluster.port(1), "trimmed").await[&0].0;
+    for _ in 0..10 {
+        assert_eq!(
+            produce_records(cluster.port(leader), "trimmed", 0, 10).await,
+            0
+        );
+    }
+    let mut c = Conn::connect(cluster.port(leader)).await;
+    let mut p = delete_records_request::DeleteRecordsPartition::default();
+    p.partition_index = 0;
+    p.offset = 40;
+    let mut t = delete_records_request::DeleteRecordsTopic::default();
+    t.name = name("trimmed");
+    t.partitions.push(p);
+    let mut req = DeleteRecordsRequest::default();
+    req.timeout_ms = 10_000;
+    req.topics.push(t);
+    match c
+        .call(ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(req))
+        .await
+    {
+        ResponseKind::DeleteRecords(r) => {
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.low_watermark), (0, 40), "{r:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let cluster_ref = &cluster;
+    wait_until(
+        Duration::from_secs(20),
+        "every replica's log starts at 40",
+        || async move {
+            cluster_ref.brokers.values().all(|b| {
+                odradek::log::checkpoint::read_offsets(
+                    &b.dir
+                        .join("logs")
+                        .join(odradek::log::checkpoint::LOG_START_OFFSET_FILE),
+                )
+                .ok()
+                .and_then(|m| m.get(&("trimmed".to_string(), 0)).copied())
+                    == Some(40)
+            })
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // A consumer from the beginning starts at 40.
+    let consumed = consume_all(&cluster.bootstrap(2), "trimmed");
+    assert_eq!(consumed.len(), 60, "{}", cluster.logs());
+}
