@@ -532,6 +532,7 @@ async fn the_tree_has_kafkas_layout() {
     assert!(ok, "{err}");
     let mut c = Conn::connect(cluster.port(1)).await;
     let mut req = InitProducerIdRequest::default();
+    req.transactional_id = None;
     req.transaction_timeout_ms = 60_000;
     req.producer_id = ProducerId(-1);
     req.producer_epoch = -1;
