@@ -465,10 +465,19 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     // Broker 1 returns; its followers catch up and the leaders add it back to the ISR.
     cluster.brokers.get_mut(&1).unwrap().restart(false);
     cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store_ref = &store;
     for p in 0..3 {
-        let mut isr = state(&store, "moving", p).await.unwrap().0.isr;
-        isr.push(1);
-        leader_writes_isr(&store, "moving", p, &isr).await;
+        wait_until(
+            Duration::from_secs(30),
+            "the leader adds broker 1 back to the ISR",
+            || async move {
+                state(store_ref, "moving", p)
+                    .await
+                    .is_some_and(|(s, _)| s.isr.contains(&1))
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     }
     wait_metadata(
         &cluster,
