@@ -298,7 +298,9 @@ impl Broker {
     /// shutdown marker, and drop the broker's registration.
     pub async fn shutdown(self) -> Result<(), crate::log::LogError> {
         tracing::info!("shutting down");
-        self.controlled_shutdown().await;
+        if let Some(remaining) = self.controlled_shutdown().await {
+            self.wait_for_leadership_handover(&remaining).await;
+        }
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
@@ -339,7 +341,9 @@ impl Broker {
     /// Retried (`controlled.shutdown.max.retries`, `controlled.shutdown.retry.backoff.ms`)
     /// while some partition could still move; a partition with no other in-sync replica cannot,
     /// so waiting for it would only delay the shutdown. Only with ZooKeeper and other brokers.
-    async fn controlled_shutdown(&self) {
+    /// Returns the partitions the controller left led here, or `None` when no controlled
+    /// shutdown took place.
+    async fn controlled_shutdown(&self) -> Option<Vec<(String, i32)>> {
         let config = &self.api.config;
         let cache = &self.api.cache;
         let me = self.broker_id;
@@ -347,7 +351,7 @@ impl Broker {
             || !config.controlled_shutdown_enable
             || cache.brokers().iter().all(|b| b.id == me)
         {
-            return;
+            return None;
         }
         let backoff = Duration::from_millis(config.controlled_shutdown_retry_backoff_ms);
         let attempts = config.controlled_shutdown_max_retries;
@@ -355,7 +359,7 @@ impl Broker {
             match self.ask_controller_to_shut_down().await {
                 Ok(remaining) if remaining.is_empty() => {
                     tracing::info!("controlled shutdown succeeded");
-                    return;
+                    return Some(remaining);
                 }
                 Ok(remaining) => {
                     let movable = remaining.iter().any(|(t, p)| {
@@ -368,7 +372,7 @@ impl Broker {
                             remaining = remaining.len(),
                             "controlled shutdown: the partitions still led here have no other in-sync replica"
                         );
-                        return;
+                        return Some(remaining);
                     }
                     tracing::warn!(
                         attempt,
@@ -383,6 +387,33 @@ impl Broker {
             }
         }
         tracing::warn!("proceeding without a complete controlled shutdown");
+        None
+    }
+
+    /// After a controlled shutdown, the controller's LeaderAndIsr taking the moved leaderships
+    /// away must reach this broker before its in-flight requests are drained (and before the
+    /// controller, if it runs here, stops): an acks=all produce parked on a moved partition
+    /// then answers NOT_LEADER_OR_FOLLOWER at once, and its client retries on the new leader,
+    /// instead of waiting out its request timeout. Bounded: a lost request must not hold the
+    /// shutdown.
+    async fn wait_for_leadership_handover(&self, remaining: &[(String, i32)]) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let still_leading = self.api.replicas.hosted().into_iter().any(|p| {
+                p.is_leader()
+                    && !remaining
+                        .iter()
+                        .any(|(t, n)| *t == p.topic && *n == p.partition)
+            });
+            if !still_leading {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("leaderships moved by the controller were not handed over in time");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// One ControlledShutdown to the controller (the controller in this process directly):
