@@ -13,6 +13,8 @@ import time
 import uuid
 
 import pytest
+
+from conftest import running_broker
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from test_clients import ck_create_topic, ck_produce
@@ -21,6 +23,13 @@ PARTITIONS = 6
 N = 600
 DEADLINE_S = 60.0
 
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """A broker of this module's own: these tests time rebalances and session expiry, which
+    the load other suites leave on a shared broker disturbs."""
+    yield from running_broker(tmp_path_factory)
 
 def group_consumer(bootstrap, group):
     return Consumer({
