@@ -298,6 +298,7 @@ impl Broker {
     /// shutdown marker, and drop the broker's registration.
     pub async fn shutdown(self) -> Result<(), crate::log::LogError> {
         tracing::info!("shutting down");
+        self.api.replicas.begin_shutdown();
         if let Some(remaining) = self.controlled_shutdown().await {
             self.wait_for_leadership_handover(&remaining).await;
         }

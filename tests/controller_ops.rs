@@ -638,15 +638,44 @@ fn hosts_log(cluster: &Cluster, id: i32, topic: &str, p: i32) -> bool {
         .is_dir()
 }
 
-/// Waits until the reassignment of `topic`-0 from [1,2] to [2,3] has completed: assignment,
-/// leader and ISR in ZooKeeper and every broker's metadata, broker 1's replica deleted.
-async fn wait_reassigned(cluster: &Cluster, store: &ZkStore, topic: &str) {
+/// A move of partition 0 from [a, b] to [b, c] (`from`, `to`), with `c` not the controller:
+/// the tests pause `c` to hold the reassignment in progress, and a paused controller could
+/// not decide anything.
+fn move_plan(controller: i32) -> ([i32; 2], [i32; 2]) {
+    let add = [1, 2, 3].into_iter().find(|b| *b != controller).unwrap();
+    let rest: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != add).collect();
+    ([rest[0], rest[1]], [rest[1], add])
+}
+
+fn sorted(ids: &[i32]) -> Vec<i32> {
+    let mut v = ids.to_vec();
+    v.sort_unstable();
+    v
+}
+
+/// The full replica set while moving from `from` to `to`, as Kafka records it: the target
+/// first, then the origin replicas being removed.
+fn in_flight(from: &[i32; 2], to: &[i32; 2]) -> Vec<i32> {
+    let mut v = to.to_vec();
+    v.extend(from.iter().filter(|r| !to.contains(r)));
+    v
+}
+
+/// Waits until the reassignment of `topic`-0 from `from` to `to` has completed: assignment,
+/// leader and ISR in ZooKeeper and every broker's metadata, the removed replica's log deleted.
+async fn wait_reassigned(
+    cluster: &Cluster,
+    store: &ZkStore,
+    topic: &str,
+    from: [i32; 2],
+    to: [i32; 2],
+) {
     wait_until(
         Duration::from_secs(30),
-        &format!("{topic} is assigned to [2,3]"),
+        &format!("{topic} is assigned to {to:?}"),
         || async move {
             let z = topic_znode(store, topic).await;
-            z.partitions.get("0") == Some(&vec![2, 3])
+            z.partitions.get("0") == Some(&to.to_vec())
                 && z.adding_replicas.is_empty()
                 && z.removing_replicas.is_empty()
         },
@@ -654,122 +683,145 @@ async fn wait_reassigned(cluster: &Cluster, store: &ZkStore, topic: &str) {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let s = state(store, topic, 0).await.unwrap().0;
-    assert_eq!((s.leader, s.isr), (2, vec![2, 3]), "{}", cluster.logs());
-    wait_metadata(cluster, &[1, 2, 3], topic, 0, "has replicas [2,3]", |m| {
-        m.0 == 2 && m.2 == [2, 3] && m.1 == [2, 3]
-    })
+    assert_eq!(
+        (s.leader, sorted(&s.isr)),
+        (to[0], sorted(&to)),
+        "{}",
+        cluster.logs()
+    );
+    wait_metadata(
+        cluster,
+        &[1, 2, 3],
+        topic,
+        0,
+        &format!("has replicas {to:?}"),
+        |m| m.0 == to[0] && m.2 == to && sorted(&m.1) == sorted(&to),
+    )
     .await;
+    let removed = from[0];
     wait_until(
         Duration::from_secs(10),
-        &format!("broker 1 deleted its replica of {topic}-0"),
-        || async move { !hosts_log(cluster, 1, topic, 0) },
+        &format!("broker {removed} deleted its replica of {topic}-0"),
+        || async move { !hosts_log(cluster, removed, topic, 0) },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    assert!(hosts_log(cluster, 3, topic, 0));
+    assert!(hosts_log(cluster, to[1], topic, 0));
 }
 
-/// Acceptance 6 (controller side): a partition moves from brokers [1,2] to [2,3] through
+/// Acceptance 6 (controller side): a partition moves from [a, b] to [b, c] through
 /// AlterPartitionReassignments, and again through `/admin/reassign_partitions` as Kafka's
-/// `kafka-reassign-partitions.sh --zookeeper` writes it. The new replica starts following at
-/// once; the old one is dropped only after the new one joined the ISR.
-#[ignore = "written before follower replication: it holds a reassignment in progress by not \
-            writing the ISR, and replicas now catch up at once; to be rewritten with the new \
-            replica paused (SIGSTOP)"]
+/// `kafka-reassign-partitions.sh --zookeeper` writes it. While the new replica is paused the
+/// reassignment stays in progress (recorded in the topic znode, listed, the old replica kept,
+/// the partition writable); resumed, it catches up through replication and the old replica
+/// is dropped. A reassignment cancelled while in progress removes the replica it added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
-    let Some(cluster) = Cluster::start(&[1, 2, 3]) else {
+async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() {
+    // A session longer than the pauses: the paused replica is slow, not dead.
+    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["zookeeper.session.timeout.ms=30000"])
+    else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let store = cluster.store().await;
-    create_topic_in_zk(&store, "moved", &[(0, &[1, 2])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "moved", 0, "is led by 1", |m| {
-        m.0 == 1 && m.1 == [1, 2]
+    let controller = controller_id(&cluster, 1).await;
+    let (from, to) = move_plan(controller);
+    let add = to[1];
+    create_topic_in_zk(&store, "moved", &[(0, &from)]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "moved", 0, "is led", |m| {
+        m.0 == from[0] && sorted(&m.1) == sorted(&from)
     })
     .await;
-    let controller = controller_id(&cluster, 1).await;
     let other = [1, 2, 3].into_iter().find(|b| *b != controller).unwrap();
 
     // Only the controller takes reassignments.
-    let r = alter_reassignment(cluster.port(other), "moved", 0, Some(&[2, 3])).await;
+    let r = alter_reassignment(cluster.port(other), "moved", 0, Some(&to)).await;
     assert_eq!(r.error_code, NOT_CONTROLLER);
     assert_eq!(
         list_reassignments(cluster.port(other)).await.0,
         NOT_CONTROLLER
     );
     // Invalid targets are refused per partition.
-    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 2])).await;
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[add, add])).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 39, "{r:?}");
-    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 9])).await;
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[add, 9])).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 39, "{r:?}");
     let r = alter_reassignment(cluster.port(controller), "moved", 0, None).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 85, "{r:?}");
     let r = alter_reassignment(cluster.port(controller), "nonexistent", 0, Some(&[1])).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 3, "{r:?}");
 
+    assert_eq!(
+        produce_records(cluster.port(from[0]), "moved", 0, 10).await,
+        0
+    );
     let before = state(&store, "moved", 0).await.unwrap().0;
-    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&[2, 3])).await;
+    let paused = cluster.brokers[&add].pause();
+    let r = alter_reassignment(cluster.port(controller), "moved", 0, Some(&to)).await;
     assert_eq!(
         (r.error_code, r.responses[0].partitions[0].error_code),
         (0, 0),
         "{r:?}"
     );
     // In progress: the full replica set with what is added and removed, in the topic znode
-    // and in ListPartitionReassignments; the new replica follows already.
+    // and in ListPartitionReassignments; the leader took the new replica set (epoch + 1).
     let z = topic_znode(&store, "moved").await;
-    assert_eq!(z.partitions["0"], vec![2, 3, 1]);
-    assert_eq!(z.adding_replicas["0"], vec![3]);
-    assert_eq!(z.removing_replicas["0"], vec![1]);
+    assert_eq!(z.partitions["0"], in_flight(&from, &to));
+    assert_eq!(z.adding_replicas["0"], vec![add]);
+    assert_eq!(z.removing_replicas["0"], vec![from[0]]);
     let (code, listed) = list_reassignments(cluster.port(controller)).await;
     assert_eq!(code, 0);
     assert_eq!(
         listed.get(&("moved".to_string(), 0)),
-        Some(&(vec![2, 3, 1], vec![3], vec![1]))
+        Some(&(in_flight(&from, &to), vec![add], vec![from[0]]))
     );
     let s = state(&store, "moved", 0).await.unwrap().0;
     assert_eq!(
-        (s.leader, s.leader_epoch, s.isr.clone()),
-        (1, before.leader_epoch + 1, vec![1, 2])
+        (s.leader, s.leader_epoch, sorted(&s.isr)),
+        (from[0], before.leader_epoch + 1, sorted(&from))
     );
-    let cluster_ref = &cluster;
-    wait_until(
-        Duration::from_secs(10),
-        "broker 3 hosts a replica",
-        || async move { hosts_log(cluster_ref, 3, "moved", 0) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    // Nothing is dropped while the new replica is out of sync.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(hosts_log(&cluster, 1, "moved", 0));
+    // The partition stays writable with the old ISR, and nothing is dropped while the new
+    // replica is out of sync.
+    for _ in 0..4 {
+        assert_eq!(
+            produce_records(cluster.port(from[0]), "moved", 0, 10).await,
+            0
+        );
+    }
+    assert!(hosts_log(&cluster, from[0], "moved", 0));
     assert_eq!(
         topic_znode(&store, "moved").await.partitions["0"],
-        vec![2, 3, 1]
+        in_flight(&from, &to)
     );
 
-    // Replica 3 caught up: leader 1 adds it to the ISR.
-    leader_writes_isr(&store, "moved", 0, &[1, 2, 3]).await;
-    wait_reassigned(&cluster, &store, "moved").await;
+    // Resumed, the new replica catches up and joins the ISR: the move completes.
+    paused.resume();
+    wait_reassigned(&cluster, &store, "moved", from, to).await;
     assert!(
         list_reassignments(cluster.port(controller))
             .await
             .1
             .is_empty()
     );
+    let consumed = consume_all(&cluster.bootstrap(to[1]), "moved");
+    assert_eq!(consumed.len(), 50, "{}", cluster.logs());
 
     // The same through the legacy znode.
-    create_topic_in_zk(&store, "moved-zk", &[(0, &[1, 2])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "moved-zk", 0, "is led by 1", |m| {
-        m.0 == 1
+    create_topic_in_zk(&store, "moved-zk", &[(0, &from)]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "moved-zk", 0, "is led", |m| {
+        m.0 == from[0]
     })
     .await;
+    let paused = cluster.brokers[&add].pause();
     store
         .create(
             "/admin/reassign_partitions",
             Some(
-                br#"{"version":1,"partitions":[{"topic":"moved-zk","partition":0,"replicas":[2,3]}]}"#
-                    .to_vec(),
+                format!(
+                    r#"{{"version":1,"partitions":[{{"topic":"moved-zk","partition":0,"replicas":[{},{}]}}]}}"#,
+                    to[0], to[1]
+                )
+                .into_bytes(),
             ),
             CreateMode::Persistent,
         )
@@ -784,11 +836,12 @@ async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
                 .await
                 .adding_replicas
                 .get("0")
-                == Some(&vec![3])
+                == Some(&vec![add])
         },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    // Kafka's tool reads this znode to tell that the move is still under way.
     assert!(
         store
             .get("/admin/reassign_partitions")
@@ -796,8 +849,8 @@ async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
             .unwrap()
             .is_some()
     );
-    leader_writes_isr(&store, "moved-zk", 0, &[1, 2, 3]).await;
-    wait_reassigned(&cluster, &store, "moved-zk").await;
+    paused.resume();
+    wait_reassigned(&cluster, &store, "moved-zk", from, to).await;
     wait_until(
         Duration::from_secs(10),
         "/admin/reassign_partitions is removed",
@@ -814,43 +867,50 @@ async fn reassignment_from_1_2_to_2_3_through_the_api_and_zookeeper() {
 
     // A reassignment cancelled before it completes: the added replica goes, the origin
     // replicas stay (in target-first order, as in Kafka).
-    create_topic_in_zk(&store, "cancelled", &[(0, &[1, 2])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "cancelled", 0, "is led by 1", |m| {
-        m.0 == 1
+    create_topic_in_zk(&store, "cancelled", &[(0, &from)]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "cancelled", 0, "is led", |m| {
+        m.0 == from[0]
     })
     .await;
-    let r = alter_reassignment(cluster.port(controller), "cancelled", 0, Some(&[2, 3])).await;
+    let paused = cluster.brokers[&add].pause();
+    let r = alter_reassignment(cluster.port(controller), "cancelled", 0, Some(&to)).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
-    wait_until(
-        Duration::from_secs(10),
-        "broker 3 hosts a replica of cancelled-0",
-        || async move { hosts_log(cluster_ref, 3, "cancelled", 0) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let r = alter_reassignment(cluster.port(controller), "cancelled", 0, None).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
     let z = topic_znode(&store, "cancelled").await;
-    assert_eq!(z.partitions["0"], vec![2, 1]);
+    assert_eq!(z.partitions["0"], vec![from[1], from[0]]);
     assert!(
         z.adding_replicas.is_empty() && z.removing_replicas.is_empty(),
         "{z:?}"
     );
     let s = state(&store, "cancelled", 0).await.unwrap().0;
-    assert_eq!((s.leader, s.isr), (1, vec![1, 2]));
-    wait_until(
-        Duration::from_secs(10),
-        "broker 3 deleted its replica of cancelled-0",
-        || async move { !hosts_log(cluster_ref, 3, "cancelled", 0) },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!((s.leader, sorted(&s.isr)), (from[0], sorted(&from)));
     assert!(
         list_reassignments(cluster.port(controller))
             .await
             .1
             .is_empty()
     );
+    // Resumed, the replica that was being added learns it was dropped: its metadata shows
+    // the origin replicas, which the controller sends after the StopReplica that deletes it.
+    paused.resume();
+    wait_metadata(
+        &cluster,
+        &[add],
+        "cancelled",
+        0,
+        "is back on its origin",
+        |m| m.2 == [from[1], from[0]],
+    )
+    .await;
+    let cluster_ref = &cluster;
+    wait_until(
+        Duration::from_secs(10),
+        &format!("broker {add} has no replica of cancelled-0"),
+        || async move { !hosts_log(cluster_ref, add, "cancelled", 0) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 }
 
 /// Runs `ReassignAdmin` (the Java admin client) with `args`; its output lines.
@@ -881,48 +941,64 @@ fn java_admin_classpath(classes: &std::path::Path) -> Option<String> {
 /// The Java admin client drives reassignment (alter, list, cancel) and preferred leader
 /// election through whichever broker it bootstraps from; `/admin/preferred_replica_election`
 /// (Kafka's older tool) does the same election.
-#[ignore = "written before follower replication: it holds a reassignment in progress by not \
-            writing the ISR, and replicas now catch up at once; to be rewritten with the new \
-            replica paused (SIGSTOP)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_admin_client_reassigns_and_elects_preferred_leaders() {
     let classes = tempfile::tempdir().unwrap();
     let Some(cp) = java_admin_classpath(classes.path()) else {
         return;
     };
-    // Elections here are the admin's: the imbalance check must not make them first.
-    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["auto.leader.rebalance.enable=false"])
-    else {
+    // Elections here are the admin's: the imbalance check must not make them first. The
+    // session outlasts the pause of the new replica.
+    let Some(cluster) = Cluster::start_with(
+        &[1, 2, 3],
+        &[
+            "auto.leader.rebalance.enable=false",
+            "zookeeper.session.timeout.ms=30000",
+        ],
+    ) else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let store = cluster.store().await;
-    let bootstrap = cluster.bootstrap(3);
-    create_topic_in_zk(&store, "java-moved", &[(0, &[1, 2])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "java-moved", 0, "is led by 1", |m| {
-        m.0 == 1
+    let (from, to) = move_plan(controller_id(&cluster, 1).await);
+    // Not through the replica about to be paused, which would not answer.
+    let bootstrap = cluster.bootstrap(from[1]);
+    create_topic_in_zk(&store, "java-moved", &[(0, &from)]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "java-moved", 0, "is led", |m| {
+        m.0 == from[0]
     })
     .await;
 
+    let paused = cluster.brokers[&to[1]].pause();
+    let target = format!("{},{}", to[0], to[1]);
     let out = java_admin(
         &cp,
         &bootstrap,
-        &["reassign", "java-moved", "0", "2,3"],
+        &["reassign", "java-moved", "0", &target],
         &cluster,
     );
     assert!(out.contains("reassigning"), "{out}");
     let out = java_admin(&cp, &bootstrap, &["list"], &cluster);
+    let [a, b, c] = in_flight(&from, &to)[..] else {
+        unreachable!()
+    };
     assert!(
-        out.contains("reassignment java-moved-0 replicas=[2, 3, 1] adding=[3] removing=[1]"),
+        out.contains(&format!(
+            "reassignment java-moved-0 replicas=[{a}, {b}, {c}] adding=[{}] removing=[{}]",
+            to[1], from[0]
+        )),
         "{out}"
     );
-    leader_writes_isr(&store, "java-moved", 0, &[1, 2, 3]).await;
-    wait_reassigned(&cluster, &store, "java-moved").await;
+    paused.resume();
+    wait_reassigned(&cluster, &store, "java-moved", from, to).await;
     let out = java_admin(&cp, &bootstrap, &["list"], &cluster);
     assert!(out.contains("listed 0"), "{out}");
     let out = java_admin(&cp, &bootstrap, &["describe", "java-moved"], &cluster);
     assert!(
-        out.contains("partition 0 leader=2 replicas=[2, 3] isr=[2, 3]"),
+        out.contains(&format!(
+            "partition 0 leader={} replicas=[{}, {}]",
+            to[0], to[0], to[1]
+        )),
         "{out}"
     );
     let out = java_admin(&cp, &bootstrap, &["cancel", "java-moved", "0"], &cluster);
@@ -1050,7 +1126,7 @@ async fn reassignment_keeps_every_record() {
         &cluster,
     );
     assert!(out.contains("reassigning"), "{out}");
-    wait_reassigned(&cluster, &store, "kept").await;
+    wait_reassigned(&cluster, &store, "kept", [1, 2], [2, 3]).await;
     let consumed = consume_all(&cluster.bootstrap(3), "kept");
     assert_eq!(consumed.len(), 100, "{}", cluster.logs());
 }
@@ -1091,21 +1167,30 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
         );
         return;
     }
-    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["auto.leader.rebalance.enable=false"])
-    else {
+    let Some(cluster) = Cluster::start_with(
+        &[1, 2, 3],
+        &[
+            "auto.leader.rebalance.enable=false",
+            "zookeeper.session.timeout.ms=30000",
+        ],
+    ) else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let store = cluster.store().await;
-    create_topic_in_zk(&store, "tool-moved", &[(0, &[1, 2])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led by 1", |m| {
-        m.0 == 1
+    let (from, to) = move_plan(controller_id(&cluster, 1).await);
+    create_topic_in_zk(&store, "tool-moved", &[(0, &from)]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led", |m| {
+        m.0 == from[0]
     })
     .await;
     let plan = cluster._tmp.path().join("plan.json");
     std::fs::write(
         &plan,
-        r#"{"version":1,"partitions":[{"topic":"tool-moved","partition":0,"replicas":[2,3]}]}"#,
+        format!(
+            r#"{{"version":1,"partitions":[{{"topic":"tool-moved","partition":0,"replicas":[{},{}]}}]}}"#,
+            to[0], to[1]
+        ),
     )
     .unwrap();
     let plan = plan.display().to_string();
@@ -1123,6 +1208,7 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
             ],
         )
     };
+    let paused = cluster.brokers[&to[1]].pause();
     let (ok, out) = reassign("--execute");
     assert!(
         ok && out.contains("Successfully started reassignment"),
@@ -1137,58 +1223,69 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
                 .await
                 .adding_replicas
                 .get("0")
-                == Some(&vec![3])
+                == Some(&vec![to[1]])
         },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let (_, out) = reassign("--verify");
     assert!(out.contains("is still in progress"), "{out}");
-    leader_writes_isr(&store, "tool-moved", 0, &[1, 2, 3]).await;
-    wait_reassigned(&cluster, &store, "tool-moved").await;
+    paused.resume();
+    wait_reassigned(&cluster, &store, "tool-moved", from, to).await;
     let (_, out) = reassign("--verify");
     assert!(
         out.contains("Reassignment of partition tool-moved-0 completed successfully"),
         "{out}"
     );
 
-    // Leader 2 is the preferred replica now; move leadership to 3, then back with the tool.
+    // The first target replica leads now; make the other one preferred, then give it the
+    // leadership with the tool.
     let r = alter_reassignment(
         cluster.port(controller_id(&cluster, 1).await),
         "tool-moved",
         0,
-        Some(&[3, 2]),
+        Some(&[to[1], to[0]]),
     )
     .await;
     assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
-    wait_until(Duration::from_secs(10), "3 is preferred", || async move {
-        topic_znode(store_ref, "tool-moved")
-            .await
-            .partitions
-            .get("0")
-            == Some(&vec![3, 2])
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the order is swapped",
+        || async move {
+            topic_znode(store_ref, "tool-moved")
+                .await
+                .partitions
+                .get("0")
+                == Some(&vec![to[1], to[0]])
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    assert_eq!(state(&store, "tool-moved", 0).await.unwrap().0.leader, 2);
+    assert_eq!(
+        state(&store, "tool-moved", 0).await.unwrap().0.leader,
+        to[0]
+    );
     let (ok, out) = kafka_tool(
         &home,
         "kafka-preferred-replica-election.sh",
         &["--zookeeper", &zk],
     );
     assert!(ok, "{out}");
-    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led by 3", |m| {
-        m.0 == 3
-    })
+    wait_metadata(
+        &cluster,
+        &[1, 2, 3],
+        "tool-moved",
+        0,
+        "is led by its preferred",
+        |m| m.0 == to[1],
+    )
     .await;
 }
 
 /// A reassignment is recorded in the topic znode before anything else, so a new controller
-/// takes it over: the controller dies (kill -9) mid-way, its successor finishes the move once
-/// the new replica is in sync.
-#[ignore = "written before follower replication: it holds a reassignment in progress by not \
-            writing the ISR, and replicas now catch up at once; to be rewritten with the new \
-            replica paused (SIGSTOP)"]
+/// takes it over: with the new replica paused, the controller dies (kill -9) mid-way; its
+/// successor lists the reassignment and finishes it once the resumed replica, which lost its
+/// session meanwhile and registers again, has caught up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignment_survives_a_controller_failover() {
     let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
@@ -1205,6 +1302,13 @@ async fn reassignment_survives_a_controller_failover() {
         m.0 == keep && m.1.len() == 2
     })
     .await;
+    for _ in 0..5 {
+        assert_eq!(
+            produce_records(cluster.port(keep), "handed-over", 0, 10).await,
+            0
+        );
+    }
+    let paused = cluster.brokers[&add].pause();
     let r = alter_reassignment(
         cluster.port(controller),
         "handed-over",
@@ -1230,6 +1334,7 @@ async fn reassignment_survives_a_controller_failover() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let new_controller = controller_id(&cluster, keep).await;
+    assert_eq!(new_controller, keep, "the paused broker cannot be elected");
     let (code, listed) = list_reassignments(cluster.port(new_controller)).await;
     assert_eq!(code, 0);
     assert_eq!(
@@ -1238,7 +1343,7 @@ async fn reassignment_survives_a_controller_failover() {
         "{}",
         cluster.logs()
     );
-    // The dead broker left the ISR; the new replica catches up and the leader adds it.
+    // The dead broker left the ISR; the move waits for the paused replica.
     let store_ref = &store;
     wait_until(
         Duration::from_secs(10),
@@ -1247,9 +1352,16 @@ async fn reassignment_survives_a_controller_failover() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    leader_writes_isr(&store, "handed-over", 0, &[keep, add]).await;
+    assert!(
+        topic_znode(&store, "handed-over")
+            .await
+            .adding_replicas
+            .contains_key("0")
+    );
+
+    paused.resume();
     wait_until(
-        Duration::from_secs(30),
+        Duration::from_secs(40),
         "the reassignment completes",
         || async move {
             let z = topic_znode(store_ref, "handed-over").await;
@@ -1264,7 +1376,20 @@ async fn reassignment_survives_a_controller_failover() {
         "handed-over",
         0,
         "is on its new replicas",
-        |m| m.0 == keep && m.2 == [keep, add] && m.1 == [keep, add],
+        |m| m.0 == keep && m.2 == [keep, add] && sorted(&m.1) == sorted(&[keep, add]),
     )
     .await;
+    // The new replica has every record: with the leader gone it leads, and serves them all.
+    cluster.brokers.get_mut(&keep).unwrap().stop(true);
+    wait_metadata(
+        &cluster,
+        &[add],
+        "handed-over",
+        0,
+        "is led by the new replica",
+        |m| m.0 == add,
+    )
+    .await;
+    let consumed = consume_all(&cluster.bootstrap(add), "handed-over");
+    assert_eq!(consumed.len(), 50, "{}", cluster.logs());
 }

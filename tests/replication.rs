@@ -132,14 +132,6 @@ async fn metadata_isr(port: u16, topic: &str) -> Vec<i32> {
     isr
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
 /// The leader of partition 0 as broker `via` sees it, once it has one.
 async fn wait_leader(cluster: &Cluster, via: i32, topic: &str, not: Option<i32>) -> i32 {
     let port = cluster.port(via);
@@ -250,8 +242,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     let lp = cluster.port(leader);
     assert_eq!(first_produce(lp, topic).await, (0, 0), "{}", cluster.logs());
 
-    let pid = cluster.brokers[&follower].pid();
-    signal(pid, "-STOP");
+    let paused = cluster.brokers[&follower].pause();
     // A follower with everything the leader has is in sync however long it is silent (as in
     // Kafka): it falls behind only once the leader gets more.
     assert_eq!(produce(lp, topic, 10, 5, 1).await, (0, 10));
@@ -266,10 +257,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         },
     )
     .await;
-    if let Err(e) = shrunk {
-        signal(pid, "-CONT");
-        panic!("{e}\n{}", cluster.logs());
-    }
+    shrunk.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let after = state(&store, topic).await.unwrap();
     // The leader, not the controller, wrote it: the leader epoch is unchanged.
     assert_eq!(after.leader, leader);
@@ -284,7 +272,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         || async move { metadata_isr(lp, topic).await == vec![leader] },
     )
     .await;
-    signal(pid, "-CONT");
+    paused.resume();
     shown.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
 
     let mut both = vec![leader, follower];
@@ -342,18 +330,17 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
 
     // The followers are paused (briefly: they stay registered and in the ISR) while the
     // leader takes five records with acks=1, then the leader dies.
-    for f in &followers {
-        signal(cluster.brokers[f].pid(), "-STOP");
-    }
+    let paused: Vec<_> = followers
+        .iter()
+        .map(|f| cluster.brokers[f].pause())
+        .collect();
     // A fetch they sent before pausing waits at the leader up to replica.fetch.wait.max.ms
     // (500 ms) and would carry the new records into their sockets; it must have been answered
     // (empty) first. Nothing outside the brokers shows that moment, hence a fixed wait.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let only_on_old = produce(cluster.port(old), "diverge", 1000, 5, 1).await;
     cluster.brokers.get_mut(&old).unwrap().stop(true);
-    for f in &followers {
-        signal(cluster.brokers[f].pid(), "-CONT");
-    }
+    drop(paused);
     assert_eq!(only_on_old, (0, 10));
 
     let new = wait_leader(&cluster, followers[0], "diverge", Some(old)).await;

@@ -6,7 +6,7 @@ pub mod fetcher;
 mod isr;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -307,6 +307,10 @@ pub struct ReplicaManager {
     lag_max_ms: AtomicI64,
     fetchers: fetcher::ReplicaFetchers,
     isr: isr::IsrWriter,
+    /// Set when the broker starts shutting down. As in Kafka's ReplicaManager, partitions it
+    /// becomes a follower of from then on get no fetcher: a broker on its way out that kept
+    /// fetching would be added back to the ISR its controlled shutdown just took it out of.
+    shutting_down: AtomicBool,
 }
 
 /// What LeaderAndIsr asks of this broker for one partition.
@@ -345,6 +349,7 @@ impl ReplicaManager {
             lag_max_ms: AtomicI64::new(30_000),
             fetchers: fetcher::ReplicaFetchers::new(broker_id),
             isr: isr::IsrWriter::new(broker_id),
+            shutting_down: AtomicBool::new(false),
         }
     }
 
@@ -365,6 +370,11 @@ impl ReplicaManager {
             tokio::spawn(self.clone().run_isr_shrink(shutdown.clone())),
             tokio::spawn(self.isr.clone_handle().run_notifications(shutdown)),
         ]
+    }
+
+    /// From now on, becoming a follower starts no fetcher (see `shutting_down`).
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
     }
 
     /// Stops every follower fetcher (shutdown).
@@ -479,6 +489,17 @@ impl ReplicaManager {
         blocking(move || part.take_state(&st, lag)).await?;
         if let Role::Follower { leader } = state.role {
             match &state.leader_address {
+                _ if self.shutting_down.load(Ordering::Acquire) => {
+                    self.fetchers
+                        .remove(&[(topic.to_string(), partition)])
+                        .await;
+                    tracing::info!(
+                        topic,
+                        partition,
+                        leader,
+                        "shutting down: not fetching as a follower"
+                    );
+                }
                 Some(addr) if leader >= 0 => {
                     self.fetchers.follow(p.clone(), leader, addr.clone()).await
                 }

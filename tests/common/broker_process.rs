@@ -115,6 +115,11 @@ impl BrokerProcess {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    pub fn pause(&self) -> Paused {
+        signal(self.pid(), "-STOP");
+        Paused { pid: self.pid() }
+    }
+
     /// Stops the broker with SIGTERM (or SIGKILL) and waits for it, bounded.
     pub fn stop(&mut self, kill: bool) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
@@ -148,6 +153,35 @@ impl BrokerProcess {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Sends `sig` ("-STOP", "-CONT", ...) to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// A broker frozen with SIGSTOP, resumed (SIGCONT) when this is dropped, so that a failing
+/// assertion does not leave it stopped. While frozen it answers nothing and fetches nothing,
+/// but stays registered until its ZooKeeper session times out, like a broker in a long pause.
+pub struct Paused {
+    pid: u32,
+}
+
+impl Paused {
+    pub fn resume(self) {}
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // The broker may have been killed meanwhile; then there is nothing to resume.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid.to_string()])
+            .status();
     }
 }
 
