@@ -55,19 +55,53 @@ pids+=($!)
 wait_port "$zk_port" ZooKeeper
 
 ports=()
+metrics_ports=()
+broker_pids=()
 for id in 1 2 3; do
   port=$(free_port)
   ports+=("$port")
+  metrics_ports+=("$(free_port)")
   "$bin" broker config/server.properties --override "broker.id=$id" \
     --override "listeners=PLAINTEXT://127.0.0.1:$port" --override "log.dirs=$work/broker-$id" \
-    --override metrics.port=0 --override "zookeeper.connect=127.0.0.1:$zk_port/odradek" \
+    --override "metrics.port=${metrics_ports[-1]}" --override "zookeeper.connect=127.0.0.1:$zk_port/odradek" \
     >"$work/broker-$id.log" 2>&1 &
   pids+=($!)
+  broker_pids+=($!)
   wait_port "$port" "broker $id"
 done
 # The bundled tools take one bootstrap broker; the Java tools get all three.
 bootstrap="127.0.0.1:${ports[0]}"
 bootstrap_all="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
+
+# CPU time the three brokers have used so far, in clock ticks: how much of the two cores a load
+# left to its client tells whether the broker or the client set the pace.
+hz=$(getconf CLK_TCK)
+broker_ticks() { for p in "${broker_pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{ s += $1 } END { print s }'; }
+# Produce requests answered so far by all three brokers, per latency bucket ("<le> <count>"
+# lines), from their TotalTimeMs histograms: the broker's share of the latency a client reports.
+produce_buckets() {
+  for m in "${metrics_ports[@]}"; do
+    curl -s "http://127.0.0.1:$m/metrics" | sed -nE 's/^kafka_network_requestmetrics_totaltimems_bucket\{request="Produce",le="([^"]+)"\} ([0-9]+)$/\1 \2/p'
+  done | awk '{ n[$1] += $2 } END { for (le in n) print le, n[le] }'
+}
+measured() { # <command...>: runs it, then prints what the brokers spent on it
+  local t0 c0 t1 c1 b0 b1
+  t0=$(date +%s%N); c0=$(broker_ticks); b0=$(produce_buckets)
+  "$@"
+  t1=$(date +%s%N); c1=$(broker_ticks); b1=$(produce_buckets)
+  awk -v c=$((c1 - c0)) -v hz="$hz" -v ns=$((t1 - t0)) -v n="$(nproc)" 'BEGIN {
+    s = ns / 1e9; printf "   brokers: %.2f CPU s in %.1f s, %.0f%% of the machine'"'"'s %d cores\n", c / hz, s, 100 * c / hz / s / n, n }'
+  # The histogram's buckets bound each percentile from above.
+  join <(sort <<<"$b0") <(sort <<<"$b1") | awk '{ print ($1 == "+Inf" ? 1e12 : $1), $3 - $2 }' | sort -g | awk '
+    { le[NR] = $1; cum[NR] = $2 } END {
+      total = cum[NR]; if (total == 0) exit
+      split("50 99 99.9", q, " ")
+      out = sprintf("   broker-side Produce time (%d requests):", total)
+      for (i = 1; i <= 3; i++) for (j = 1; j <= NR; j++) if (cum[j] >= total * q[i] / 100) {
+        out = out sprintf(" p%s <= %g ms", q[i], le[j]); break }
+      for (j = 1; j <= NR; j++) if (cum[j] == total) { out = out sprintf(", all <= %g ms", le[j]); break }
+      print out }'
+}
 
 create() { # <topic>
   "$bin" topics --bootstrap-server "$bootstrap" --create --topic "$1" --partitions 1 \
@@ -86,22 +120,23 @@ create() { # <topic>
 echo "== odradek $(git rev-parse --short HEAD), $(nproc) cores; 3 brokers, RF=3, min.insync.replicas=2, acks=all"
 create repl-odradek
 echo "-- odradek perf producer, $records x 100 B, acks=all, linger 5 ms, batch 65536 B, unthrottled"
-"$bin" perf producer --bootstrap-server "$bootstrap" --topic repl-odradek \
+measured "$bin" perf producer --bootstrap-server "$bootstrap" --topic repl-odradek \
   --num-records "$records" --record-size 100 --throughput -1 --acks all --linger-ms 5 --batch-size 65536 2>/dev/null
 create repl-odradek-fixed
 echo "-- odradek perf producer at a fixed 50,000 records/s, 500,000 x 100 B, acks=all"
-"$bin" perf producer --bootstrap-server "$bootstrap" --topic repl-odradek-fixed \
+measured "$bin" perf producer --bootstrap-server "$bootstrap" --topic repl-odradek-fixed \
   --num-records 500000 --record-size 100 --throughput 50000 --acks all --linger-ms 5 --batch-size 65536 2>/dev/null
 
+java_perf() { "$kafka_home/bin/kafka-producer-perf-test.sh" "$@" 2>/dev/null | tail -1; }
 if [ -x "$kafka_home/bin/kafka-producer-perf-test.sh" ]; then
   create repl-java
   echo "-- kafka-producer-perf-test.sh (2.4.1 client), $records x 100 B, acks=all, linger.ms=5, batch.size=65536, unthrottled"
-  "$kafka_home/bin/kafka-producer-perf-test.sh" --topic repl-java --num-records "$records" --record-size 100 \
-    --throughput -1 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
+  measured java_perf --topic repl-java --num-records "$records" --record-size 100 \
+    --throughput -1 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536
   create repl-java-fixed
   echo "-- kafka-producer-perf-test.sh at a fixed 50,000 records/s, 500,000 x 100 B, acks=all"
-  "$kafka_home/bin/kafka-producer-perf-test.sh" --topic repl-java-fixed --num-records 500000 --record-size 100 \
-    --throughput 50000 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536 2>/dev/null | tail -1
+  measured java_perf --topic repl-java-fixed --num-records 500000 --record-size 100 \
+    --throughput 50000 --producer-props "bootstrap.servers=$bootstrap_all" acks=all linger.ms=5 batch.size=65536
 else
   echo "-- kafka-producer-perf-test.sh not found in $kafka_home (see DEVELOPERS.md); Java client figures skipped"
 fi
