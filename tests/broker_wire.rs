@@ -746,6 +746,31 @@ async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
         ),
         other => panic!("{other:?}"),
     }
+    // A broker that is not a replica of the partition cannot fetch as its follower (Kafka's
+    // followerReplicaOrThrow): told to retry when it names an epoch, refused when it does not.
+    for (epoch, version, code) in [(0, 16, 75), (-1, 8, 6)] {
+        let mut req = fetch_request("ids", 0, 0, 0);
+        if version >= 15 {
+            req.replica_id = BrokerId(-1);
+            req.replica_state.replica_id = BrokerId(7);
+            req.topics[0].topic = TopicName::default();
+            req.topics[0].topic_id = id;
+        } else {
+            req.replica_id = BrokerId(7);
+        }
+        req.topics[0].partitions[0].current_leader_epoch = epoch;
+        match c
+            .call(ApiKey::Fetch, version, RequestKind::Fetch(req))
+            .await
+        {
+            ResponseKind::Fetch(resp) => {
+                let p = &resp.responses[0].partitions[0];
+                assert_eq!(p.error_code, code, "Fetch v{version} as broker 7");
+                assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     assert_eq!(list_offset(&mut c, 9, "ids", -1, 2).await.error_code, 75);
     assert_eq!(list_offset(&mut c, 9, "ids", -1, 0).await.offset, 6);
     let max = list_offset(&mut c, 9, "ids", -3, -1).await;

@@ -147,6 +147,24 @@ async fn read_all(
                 pd.error_code = api.not_leader_error(w.topic.as_deref().unwrap_or(""), w.partition);
                 errored = true;
             }
+            // Kafka's followerReplicaOrThrow: a broker that is not a replica gets no data and
+            // does not count towards the high watermark. With a leader epoch in the request,
+            // the leader may just not have learnt of a new replica yet, so the follower is
+            // told to retry (UNKNOWN_LEADER_EPOCH).
+            (Some(p), None) if replica_id >= 0 && !p.has_follower(replica_id) => {
+                tracing::debug!(
+                    topic = p.topic,
+                    partition = p.partition,
+                    replica_id,
+                    "fetch from a broker that is not a replica"
+                );
+                pd.error_code = if w.current_leader_epoch >= 0 {
+                    errors::UNKNOWN_LEADER_EPOCH
+                } else {
+                    errors::NOT_LEADER_OR_FOLLOWER
+                };
+                errored = true;
+            }
             (Some(p), None) if replica_id >= 0 => {
                 let limit = w.max_bytes.min(remaining);
                 match api

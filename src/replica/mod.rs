@@ -161,6 +161,11 @@ impl Partition {
         self.replication().isr.clone()
     }
 
+    /// Whether `id` is one of the other replicas this leader tracks (Kafka's `getReplica`).
+    pub fn has_follower(&self, id: i32) -> bool {
+        self.replication().followers.contains_key(&id)
+    }
+
     pub fn replicas(&self) -> Vec<i32> {
         self.replication().replicas.clone()
     }
