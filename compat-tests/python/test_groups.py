@@ -13,8 +13,6 @@ import time
 import uuid
 
 import pytest
-
-from conftest import running_broker
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from test_clients import ck_create_topic, ck_produce
@@ -23,13 +21,6 @@ PARTITIONS = 6
 N = 600
 DEADLINE_S = 60.0
 
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
-    """A broker of this module's own: these tests time rebalances and session expiry, which
-    the load other suites leave on a shared broker disturbs."""
-    yield from running_broker(tmp_path_factory)
 
 def group_consumer(bootstrap, group):
     return Consumer({
@@ -121,30 +112,54 @@ def test_three_consumers_share_then_take_over_and_commits_survive_restart(broker
         ends[ack.partition] = max(ends.get(ack.partition, 0), ack.offset + 1)
     assert sorted(ends) == list(range(PARTITIONS)), f"records did not reach every partition: {ends}"
 
-    consumers = [group_consumer(broker.bootstrap, group) for _ in range(3)]
+    consumers = [group_consumer(broker.bootstrap, group)]
     seen, errors, commits = {}, [], Commits()
+
+    def at_end():
+        # position() is the offset after the last record this consumer delivered since it was
+        # assigned the partition; OFFSET_INVALID (-1001) until it delivers one. So this holds
+        # only once every owner has delivered the last record of each of its partitions.
+        return all(tp.offset == ends[tp.partition]
+                   for c in consumers for tp in c.position(c.assignment()))
+
+    def consume_and_commit_everything():
+        deadline = time.monotonic() + DEADLINE_S
+        while not (at_end() and commits.upto == ends) and time.monotonic() < deadline:
+            poll_all(consumers, seen, errors, commits=commits)
+        assert at_end(), [c.position(c.assignment()) for c in consumers]
+        assert commits.upto == ends, f"committed {commits.upto} of {ends}; {errors[-5:]}"
+
+    def one_more_record_everywhere(tag):
+        # After a rebalance every owner must reach this record without delivering anything
+        # committed before it (an owner that started at the beginning would), and delivering
+        # it is what makes the owner's position() the end again. The producer is closed when
+        # this returns, not after the broker restart below.
+        late = Producer({"bootstrap.servers": broker.bootstrap})
+        for p in range(PARTITIONS):
+            late.produce(topic, value=f"{tag}-{p}".encode(), partition=p)
+        assert late.flush(30) == 0, f"{tag} records not delivered"
+        for p in range(PARTITIONS):
+            ends[p] += 1
+
     try:
         # Every member commits what it processed after each poll, from the start: the joins
         # and the leave below are all clean rebalances.
-        for c in consumers:
-            c.subscribe([topic])
-        got = wait_for_assignment(consumers, 2, seen, errors, commits)
-        assert [len(a) for a in got] == [2, 2, 2], got
-
-        def at_end():
-            return all(tp.offset == ends[tp.partition]
-                       for c in consumers for tp in c.position(c.assignment()))
-
-        def consume_and_commit_everything():
-            deadline = time.monotonic() + DEADLINE_S
-            while not (at_end() and commits.upto == ends) and time.monotonic() < deadline:
-                poll_all(consumers, seen, errors, commits=commits)
-            assert at_end(), [c.position(c.assignment()) for c in consumers]
-            assert commits.upto == ends, f"committed {commits.upto} of {ends}; {errors[-5:]}"
-
+        # The first member consumes and commits everything alone before the others join, so
+        # the joins move partitions whose committed offset is already the end. (Whether the
+        # first member got that far used to depend on how fast the others' JoinGroups came.)
+        consumers[0].subscribe([topic])
+        wait_for_assignment(consumers, PARTITIONS, seen, errors, commits)
         consume_and_commit_everything()
         assert len(seen) == N, f"consumed {len(seen)} distinct records of {N}; errors {errors[:5]}"
         assert set(seen) == {f"v-{i}".encode() for i in range(N)}
+
+        consumers += [group_consumer(broker.bootstrap, group) for _ in range(2)]
+        for c in consumers[1:]:
+            c.subscribe([topic])
+        got = wait_for_assignment(consumers, 2, seen, errors, commits)
+        assert [len(a) for a in got] == [2, 2, 2], got
+        one_more_record_everywhere("joined")
+        consume_and_commit_everything()
 
         # One leaves (close sends LeaveGroup): the other two take its partitions, and start
         # where it had committed (the end), not at the beginning.
@@ -154,20 +169,12 @@ def test_three_consumers_share_then_take_over_and_commits_survive_restart(broker
         got = wait_for_assignment(consumers, 3, seen, errors, commits)
         assert [len(a) for a in got] == [3, 3], got
         assert all(any(p in a for a in got) for p in moved), (moved, got)
-        # One more record in every partition: each owner must reach it without delivering
-        # anything committed before the rebalance (an owner that started at the beginning
-        # would).
-        late = Producer({"bootstrap.servers": broker.bootstrap})
-        for p in range(PARTITIONS):
-            late.produce(topic, value=f"late-{p}".encode(), partition=p)
-        assert late.flush(30) == 0, "late records not delivered"
-        del late  # closed now, not after the broker restart below
-        for p in range(PARTITIONS):
-            ends[p] += 1
+        one_more_record_everywhere("left")
         consume_and_commit_everything()
 
         assert set(seen) == ({f"v-{i}".encode() for i in range(N)}
-                             | {f"late-{p}".encode() for p in range(PARTITIONS)})
+                             | {f"{tag}-{p}".encode()
+                                for tag in ("joined", "left") for p in range(PARTITIONS)})
         # At-least-once, and not more than that: no committed record was delivered again,
         # through the joins and the leave.
         assert commits.again == [], f"committed records consumed again: {commits.again[:10]}"
