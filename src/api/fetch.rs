@@ -172,6 +172,7 @@ async fn read_all(
                     .read_for_follower(
                         p,
                         replica_id,
+                        api.cache.is_live(replica_id),
                         w.offset,
                         w.last_fetched_epoch,
                         limit,

@@ -115,6 +115,10 @@ impl MetadataCache {
     pub fn broker(&self, id: i32) -> Option<BrokerInfo> {
         self.read().brokers.get(&id).cloned()
     }
+    /// Whether the controller last named `id` among the live brokers.
+    pub fn is_live(&self, id: i32) -> bool {
+        self.read().brokers.contains_key(&id)
+    }
     pub fn brokers(&self) -> Vec<BrokerInfo> {
         self.read().brokers.values().cloned().collect()
     }

@@ -745,12 +745,15 @@ impl ReplicaManager {
     /// A follower's fetch at the leader: checks `last_fetched_epoch` against our epochs (a
     /// diverging follower gets where to truncate and no data), reads up to the log end, and
     /// records the follower's position, which may move the high watermark or let it rejoin
-    /// the ISR (the proposal is written by [`ReplicaManager::propose_isr`]).
+    /// the ISR (the proposal is written by [`ReplicaManager::propose_isr`]). As in Kafka's
+    /// ZooKeeper mode, only a broker the controller counts as live may join the ISR: one whose
+    /// session expired while it was paused must register again first.
     #[allow(clippy::too_many_arguments)]
     pub async fn read_for_follower(
         &self,
         p: &Arc<Partition>,
         replica_id: i32,
+        replica_live: bool,
         fetch_offset: i64,
         last_fetched_epoch: i32,
         max_bytes: usize,
@@ -805,6 +808,7 @@ impl ReplicaManager {
                 let mut log = part.log.lock();
                 // Kafka's maybeExpandIsr: caught up with the HW and with this epoch's data.
                 if part.is_leader()
+                    && replica_live
                     && r.pending_isr.is_none()
                     && !r.stale
                     && !r.isr.contains(&replica_id)
