@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{Cluster, leaders, metadata, name, run_tool, wait_until};
 use common::wire::Conn;
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use odradek::config::LogConfig;
 use odradek::log::batch::{BatchHeader, entry_size};
 use odradek::log::{LoadParams, PartitionLog};
@@ -773,4 +774,100 @@ async fn kafka_241_verifiable_tools_lose_nothing_across_a_leader_kill() {
         lost.first(),
         cluster.logs()
     );
+}
+
+/// InitProducerId for `transactional_id`, sent without waiting: its correlation id.
+async fn send_init_producer_id(c: &mut Conn, transactional_id: &str) -> i32 {
+    let mut req = InitProducerIdRequest::default();
+    req.transactional_id = Some(TransactionalId(StrBytes::from_string(
+        transactional_id.to_string(),
+    )));
+    req.transaction_timeout_ms = 60_000;
+    req.producer_id = ProducerId(-1);
+    req.producer_epoch = -1;
+    c.send_request(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req))
+        .await
+}
+
+async fn init_producer_id(c: &mut Conn, transactional_id: &str) -> i16 {
+    let id = send_init_producer_id(c, transactional_id).await;
+    match c.read_response(ApiKey::InitProducerId, 4, id).await {
+        ResponseKind::InitProducerId(r) => r.error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The transaction coordinator's writes to `__transaction_state` are acknowledged only once
+/// its ISR has them, as Kafka writes its transaction log with acks=all: otherwise a
+/// coordinator failover could lose a transaction state the client was already told of. With
+/// the coordinator's follower paused, InitProducerId gets no answer; resumed, it completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_state_is_acknowledged_once_replicated() {
+    let Some(cluster) = Cluster::start_with(
+        &[1, 2, 3],
+        &[
+            "transaction.state.log.num.partitions=1",
+            "transaction.state.log.replication.factor=2",
+            // The pause must not end the follower's session.
+            "zookeeper.session.timeout.ms=30000",
+        ],
+    ) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    // FindCoordinator creates the transaction log; until it is led, the coordinator is not
+    // available.
+    let mut leader = -1;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let mut c = Conn::connect(cluster.port(1)).await;
+        let mut req = FindCoordinatorRequest::default();
+        req.key = StrBytes::from_static_str("first");
+        req.key_type = 1;
+        let node = match c
+            .call(
+                ApiKey::FindCoordinator,
+                3,
+                RequestKind::FindCoordinator(req),
+            )
+            .await
+        {
+            ResponseKind::FindCoordinator(r) if r.error_code == 0 => r.node_id.0,
+            ResponseKind::FindCoordinator(_) => -1,
+            other => panic!("{other:?}"),
+        };
+        if node >= 0 {
+            let mut c = Conn::connect(cluster.port(node)).await;
+            if init_producer_id(&mut c, "first").await == 0 {
+                leader = node;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(leader >= 0, "no coordinator:\n{}", cluster.logs());
+    let store = cluster.store().await;
+    let s = state(&store, "__transaction_state").await.unwrap();
+    assert_eq!(s.leader, leader);
+    let follower = *s
+        .isr
+        .iter()
+        .find(|b| **b != leader)
+        .unwrap_or_else(|| panic!("a follower in the ISR: {s:?}"));
+
+    let paused = cluster.brokers[&follower].pause();
+    let mut c = Conn::connect(cluster.port(leader)).await;
+    let id = send_init_producer_id(&mut c, "second").await;
+    assert!(
+        !c.answers_within(Duration::from_millis(1500)).await,
+        "InitProducerId was answered while the only follower of the transaction log was paused"
+    );
+    paused.resume();
+    match c.read_response(ApiKey::InitProducerId, 4, id).await {
+        ResponseKind::InitProducerId(r) => {
+            assert_eq!(r.error_code, 0, "{}", cluster.logs());
+            assert!(r.producer_id.0 >= 0);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -269,16 +269,32 @@ pub async fn write_markers(api: &Api, request: WriteTxnMarkersRequest) -> WriteT
                         )
                         .await
                     {
-                        Ok(_) => {
-                            if name == OFFSETS_TOPIC {
-                                api.groups.complete_transaction(
-                                    p,
-                                    marker.producer_id.0,
-                                    marker.transaction_result,
-                                );
+                        // Kafka appends markers with acks=-1: the coordinator counts a
+                        // transaction complete only once its markers are replicated.
+                        Ok(info) => match api
+                            .replicas
+                            .wait_for_acks(
+                                &part,
+                                info.last_offset,
+                                crate::replica::INTERNAL_WRITE_TIMEOUT,
+                            )
+                            .await
+                        {
+                            Err(e) => {
+                                tracing::warn!(topic = name, partition = p, error = ?e, "transaction marker not replicated");
+                                e.kafka_error_code()
                             }
-                            errors::NONE
-                        }
+                            Ok(()) => {
+                                if name == OFFSETS_TOPIC {
+                                    api.groups.complete_transaction(
+                                        p,
+                                        marker.producer_id.0,
+                                        marker.transaction_result,
+                                    );
+                                }
+                                errors::NONE
+                            }
+                        },
                         Err(e) => {
                             tracing::warn!(topic = name, partition = p, error = %e, "cannot write transaction marker");
                             e.kafka_error_code()

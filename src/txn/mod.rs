@@ -43,7 +43,7 @@ use crate::controller::{Controller, ControllerError};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
-use crate::replica::ReplicaManager;
+use crate::replica::{INTERNAL_WRITE_TIMEOUT, ReplicaManager};
 use crate::tools::client::Connection;
 use records::{TxnState, TxnValue};
 
@@ -295,17 +295,32 @@ impl TransactionCoordinator {
         }
         .build()
         .map_err(|_| codes::UNKNOWN_SERVER_ERROR)?;
-        match self.replicas.append(&partition, Bytes::from(bytes)).await {
-            Ok(_) => Ok(()),
+        // As Kafka (TransactionLog.EnforcedRequiredAcks): acknowledged once the ISR has it, so
+        // that a new coordinator after a failover reads every state the clients were told of.
+        let written = match self
+            .replicas
+            .append_as_producer(&partition, Bytes::from(bytes), true)
+            .await
+        {
+            Ok(info) => self
+                .replicas
+                .wait_for_acks(&partition, info.last_offset, INTERNAL_WRITE_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(transactional_id, error = ?e, "transaction state not replicated");
+                    e.kafka_error_code()
+                }),
             Err(e) => {
                 tracing::warn!(transactional_id, error = %e, "cannot write transaction state");
-                Err(match e.kafka_error_code() {
-                    3 | 19 | 20 | 7 => codes::COORDINATOR_NOT_AVAILABLE,
-                    6 | 56 => codes::NOT_COORDINATOR,
-                    _ => codes::UNKNOWN_SERVER_ERROR,
-                })
+                Err(e.kafka_error_code())
             }
-        }
+        };
+        // Kafka's appendTransactionToLog callback.
+        written.map_err(|code| match code {
+            3 | 19 | 20 | 7 => codes::COORDINATOR_NOT_AVAILABLE,
+            6 | 56 => codes::NOT_COORDINATOR,
+            _ => codes::UNKNOWN_SERVER_ERROR,
+        })
     }
 
     /// Applies (or, on failure, forgets) a transition written with `write`.

@@ -31,11 +31,25 @@ impl Conn {
     /// Sends a request and returns its decoded response.
     pub async fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
         let id = self.send_request(key, version, request).await;
+        self.read_response(key, version, id).await
+    }
+
+    /// Reads and decodes the response to request `id` sent with `send_request`.
+    pub async fn read_response(&mut self, key: ApiKey, version: i16, id: i32) -> ResponseKind {
         let mut response = self.read_frame().await.expect("a response");
         let rh =
             ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
         assert_eq!(rh.correlation_id, id);
         ResponseKind::decode(key, &mut response, version).unwrap()
+    }
+
+    /// Whether a response starts arriving within `limit` (nothing is consumed).
+    pub async fn answers_within(&mut self, limit: Duration) -> bool {
+        let mut first = [0u8; 1];
+        matches!(
+            tokio::time::timeout(limit, self.stream.peek(&mut first)).await,
+            Ok(Ok(n)) if n > 0
+        )
     }
 
     /// Sends a request without waiting for its answer; returns its correlation id.
