@@ -372,6 +372,10 @@ pub struct BrokerConfig {
     /// `advertised.listeners`, defaulting to `listeners`. An empty host stands for the
     /// machine's host name, which the caller fills in when it registers the broker.
     pub advertised_listeners: Vec<Listener>,
+    /// `broker.rack` (unset): the rack (or zone) this broker runs in. Registered in
+    /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
+    /// spread over racks.
+    pub broker_rack: Option<String>,
     /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
@@ -509,6 +513,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             broker_id: -1,
             advertised_listeners: listeners.clone(),
+            broker_rack: None,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
@@ -580,6 +585,7 @@ const BROKER_KEYS: &[&str] = &[
     "controlled.shutdown.retry.backoff.ms",
     "broker.id",
     "broker.id.generation.enable",
+    "broker.rack",
     "reserved.broker.max.id",
     "listeners",
     "advertised.listeners",
@@ -668,7 +674,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "connection.failed.authentication.delay.ms",
     "control.plane.listener.name",
     // Broker identity and the ZooKeeper client.
-    "broker.rack",
     "zookeeper.set.acl",
     "zookeeper.max.in.flight.requests",
     "zookeeper.clientCnxnSocket",
@@ -1026,6 +1031,7 @@ impl BrokerConfig {
             broker_id,
             listeners,
             advertised_listeners,
+            broker_rack: p.get("broker.rack").map(String::from),
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
             default_replication_factor: p.num(

@@ -1091,3 +1091,181 @@ async fn delete_records_moves_the_log_start_on_every_replica() {
     let consumed = consume_all(&cluster.bootstrap(2), "trimmed");
     assert_eq!(consumed.len(), 60, "{}", cluster.logs());
 }
+
+/// `broker.rack`: two brokers in rack "a", one in "b". Each registration carries its rack,
+/// every broker's Metadata and DescribeCluster name each broker's rack, and a topic created or
+/// grown with two replicas has each partition in both racks and leaders spread evenly; once a
+/// broker without a rack joins, creating a topic fails as in Kafka (UNKNOWN_SERVER_ERROR).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racks_are_registered_shown_and_spread_replicas() {
+    let Some(mut cluster) = Cluster::start_each(
+        &[
+            (1, &["broker.rack=a"]),
+            (2, &["broker.rack=a"]),
+            (3, &["broker.rack=b"]),
+        ],
+        &[],
+    ) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let racks: BTreeMap<i32, String> = [(1, "a"), (2, "a"), (3, "b")]
+        .into_iter()
+        .map(|(id, r)| (id, r.to_string()))
+        .collect();
+
+    let store = cluster.store().await;
+    for (id, rack) in &racks {
+        let path = format!("/brokers/ids/{id}");
+        let (data, _) = store.get(&path).await.unwrap().expect("registered");
+        let json: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+        assert_eq!(json["rack"], serde_json::json!(rack), "{path}: {json}");
+    }
+
+    for id in racks.keys() {
+        let md = metadata(cluster.port(*id), Some(&[])).await;
+        let seen: BTreeMap<i32, String> = md
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, b.rack.as_deref().unwrap_or("-").to_string()))
+            .collect();
+        assert_eq!(seen, racks, "Metadata from broker {id}");
+        let mut c = Conn::connect(cluster.port(*id)).await;
+        let described = match c
+            .call(
+                ApiKey::DescribeCluster,
+                0,
+                RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+            )
+            .await
+        {
+            ResponseKind::DescribeCluster(r) => r,
+            other => panic!("{other:?}"),
+        };
+        let seen: BTreeMap<i32, String> = described
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.rack.as_deref().unwrap_or("-").to_string()))
+            .collect();
+        assert_eq!(seen, racks, "DescribeCluster from broker {id}");
+    }
+
+    let mut c = Conn::connect(cluster.port(2)).await;
+    assert_eq!(create_replicated(&mut c, "racked", 6, 2).await, 0);
+    for id in racks.keys() {
+        cluster.wait_led(*id, "racked", 6).await;
+    }
+    let check_spread = |assignment: &BTreeMap<i32, Vec<i32>>, partitions: usize| {
+        assert_eq!(assignment.len(), partitions, "{assignment:?}");
+        let mut leaders: BTreeMap<i32, usize> = BTreeMap::new();
+        for (p, replicas) in assignment {
+            let in_racks: BTreeSet<&str> = replicas.iter().map(|b| racks[b].as_str()).collect();
+            assert_eq!(replicas.len(), 2, "partition {p}: {replicas:?}");
+            assert_eq!(in_racks.len(), 2, "partition {p}: {replicas:?}");
+            *leaders.entry(replicas[0]).or_default() += 1;
+        }
+        assert_eq!(
+            leaders.values().copied().collect::<Vec<_>>(),
+            vec![partitions / 3; 3],
+            "preferred leaders {leaders:?}"
+        );
+    };
+    let assigned = topic_assignment(&store, "racked").await;
+    check_spread(&assigned, 6);
+    for id in racks.keys() {
+        let md = metadata(cluster.port(*id), Some(&["racked"])).await;
+        let seen: BTreeMap<i32, Vec<i32>> = md.topics[0]
+            .partitions
+            .iter()
+            .map(|p| {
+                let replicas = p.replica_nodes.iter().map(|b| b.0).collect();
+                (p.partition_index, replicas)
+            })
+            .collect();
+        assert_eq!(seen, assigned, "Metadata from broker {id}");
+    }
+
+    let mut topic = create_partitions_request::CreatePartitionsTopic::default();
+    topic.name = name("racked");
+    topic.count = 9;
+    let mut req = CreatePartitionsRequest::default();
+    req.topics.push(topic);
+    req.timeout_ms = 10_000;
+    match c
+        .call(
+            ApiKey::CreatePartitions,
+            1,
+            RequestKind::CreatePartitions(req),
+        )
+        .await
+    {
+        ResponseKind::CreatePartitions(r) => assert_eq!(r.results[0].error_code, 0, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let grown = topic_assignment(&store, "racked").await;
+    check_spread(&grown, 9);
+    assert_eq!(
+        grown
+            .range(..6)
+            .map(|(p, r)| (*p, r.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        assigned,
+        "existing partitions keep their replicas"
+    );
+
+    // A broker without a rack: Kafka's AdminUtils refuses to assign ("Not all brokers have
+    // rack information"), an error that is no ApiException, so UNKNOWN_SERVER_ERROR.
+    cluster.start_broker(4);
+    cluster.wait_for_brokers(&[1, 2, 3, 4]).await;
+    let mut c = Conn::connect(cluster.port(4)).await;
+    assert_eq!(create_replicated(&mut c, "mixed", 3, 2).await, -1);
+    assert!(
+        store.get("/brokers/topics/mixed").await.unwrap().is_none(),
+        "nothing is created"
+    );
+}
+
+/// CreateTopics v5 for `partitions` partitions with `replication_factor` replicas each; the
+/// topic's error code.
+async fn create_replicated(
+    c: &mut Conn,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i16,
+) -> i16 {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = name(topic);
+    t.num_partitions = partitions;
+    t.replication_factor = replication_factor;
+    let mut req = CreateTopicsRequest::default();
+    req.topics.push(t);
+    req.timeout_ms = 10_000;
+    match c
+        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(req))
+        .await
+    {
+        ResponseKind::CreateTopics(r) => r.topics[0].error_code,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Partition -> replicas as `/brokers/topics/<topic>` holds them.
+async fn topic_assignment(store: &ZkStore, topic: &str) -> BTreeMap<i32, Vec<i32>> {
+    let path = format!("/brokers/topics/{topic}");
+    let (data, _) = store.get(&path).await.unwrap().expect("topic znode");
+    let json: serde_json::Value = serde_json::from_slice(&data.unwrap()).unwrap();
+    json["partitions"]
+        .as_object()
+        .expect("partitions")
+        .iter()
+        .map(|(p, r)| {
+            let replicas = r
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_i64().unwrap() as i32)
+                .collect();
+            (p.parse().unwrap(), replicas)
+        })
+        .collect()
+}

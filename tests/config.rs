@@ -128,6 +128,7 @@ fn defaults_are_kafkas() {
     assert_eq!(c.log_flush_offset_checkpoint_interval_ms, 60_000);
     assert_eq!(c.replica_high_watermark_checkpoint_interval_ms, 5_000);
     assert_eq!(c.metrics_port, 9404);
+    assert_eq!(c.broker_rack, None);
     assert_eq!(c.log, LogConfig::default());
     assert_eq!(c.log.segment_ms, 168 * HOUR_MS);
     assert_eq!(c.log.retention_ms, 168 * HOUR_MS);
@@ -394,6 +395,13 @@ fn unknown_keys_are_reported_and_kafka_keys_are_not() {
     ])
     .expect("unknown keys are not errors");
     assert_eq!(c.unknown_keys, vec!["foo.bar", "num.partitionz"]);
+}
+
+#[test]
+fn broker_rack_is_read_as_written() {
+    let c = from(&[("broker.rack", " eu-west-1a ")]).expect("any rack name is valid");
+    assert_eq!(c.broker_rack.as_deref(), Some("eu-west-1a"));
+    assert!(c.unknown_keys.is_empty());
 }
 
 #[test]

@@ -465,6 +465,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Validator::None,
         Ro,
     ),
+    broker("broker.rack", Str, None, Validator::None, Ro),
     broker(
         "compression.gzip.level",
         Int,

@@ -45,6 +45,8 @@ pub enum ControllerError {
     Log(#[from] crate::log::LogError),
     #[error("{0}")]
     TimedOut(String),
+    #[error(transparent)]
+    IncompleteRacks(#[from] assignment::IncompleteRacks),
 }
 
 impl ControllerError {
@@ -60,6 +62,8 @@ impl ControllerError {
             ControllerError::Store(_) => 41, // NOT_CONTROLLER: retriable for the client
             ControllerError::Log(e) => e.kafka_error_code(),
             ControllerError::TimedOut(_) => 7, // REQUEST_TIMED_OUT
+            // Kafka's AdminOperationException is no ApiException: UNKNOWN_SERVER_ERROR.
+            ControllerError::IncompleteRacks(_) => -1,
         }
     }
 }
@@ -169,6 +173,11 @@ pub struct Controller {
     local: OnceLock<LocalDelivery>,
     /// The active controller's command queue while this broker is controller.
     commands: std::sync::Mutex<Option<mpsc::UnboundedSender<Command>>>,
+}
+
+/// Live brokers as replica assignment takes them: id and `broker.rack`.
+fn racks(brokers: &[crate::metadata::cache::BrokerInfo]) -> Vec<(i32, Option<&str>)> {
+    brokers.iter().map(|b| (b.id, b.rack.as_deref())).collect()
 }
 
 fn now_string() -> String {
@@ -508,13 +517,16 @@ impl Controller {
                 "number of partitions must be at least 1, got {partitions}"
             )));
         }
-        let brokers: Vec<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
+        let brokers = self.cache.brokers();
         if rf < 1 || rf as usize > brokers.len() {
             return Err(ControllerError::InvalidReplicationFactor(format!(
                 "replication factor {rf} is invalid: {} broker(s) available",
                 brokers.len()
             )));
         }
+        // Kafka assigns before it validates configs and names, so a rack problem shows first.
+        let assignment =
+            assignment::assign_replicas(&racks(&brokers), partitions, rf as usize, 0, None, None)?;
         self.config.topic_config(&configs)?;
         if let Some(unknown) = configs.keys().find(|k| !is_topic_config(k)) {
             return Err(ControllerError::InvalidConfig(ConfigError {
@@ -546,8 +558,6 @@ impl Controller {
             return Ok(());
         }
         let (_, topic_id) = znodes::random_uuid_base64();
-        let assignment =
-            assignment::assign_replicas(&brokers, partitions, rf as usize, 0, None, None);
         let topic = TopicZnode {
             version: 3,
             partitions: assignment
@@ -639,7 +649,7 @@ impl Controller {
                 "topic {name} has {current} partitions; the new count {count} must be larger"
             )));
         }
-        let brokers: Vec<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
+        let brokers = self.cache.brokers();
         let rf = existing.values().next().map_or(1, |r| r.len());
         if rf > brokers.len() {
             return Err(ControllerError::InvalidReplicationFactor(format!(
@@ -647,17 +657,24 @@ impl Controller {
                 brokers.len()
             )));
         }
+        // Kafka's `createNewPartitionsAssignment`: the turn starts at the first broker (by id)
+        // not below partition 0's preferred leader, and that index is also the shift.
+        let start = existing.get(&0).and_then(|r| r.first()).map(|leader| {
+            let mut ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
+            ids.sort_unstable();
+            ids.iter().position(|b| b >= leader).unwrap_or(0)
+        });
+        let added = assignment::assign_replicas(
+            &racks(&brokers),
+            count - current,
+            rf,
+            current,
+            start,
+            start,
+        )?;
         if validate_only {
             return Ok(());
         }
-        let mut sorted = brokers.clone();
-        sorted.sort_unstable();
-        let start = existing
-            .get(&0)
-            .and_then(|r| r.first())
-            .and_then(|leader| sorted.iter().position(|b| b == leader));
-        let added =
-            assignment::assign_replicas(&brokers, count - current, rf, current, start, start);
         for (p, replicas) in added {
             topic.partitions.insert(p.to_string(), replicas);
         }

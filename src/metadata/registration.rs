@@ -80,7 +80,7 @@ fn registration(config: &BrokerConfig) -> BrokerZnode {
         jmx_port: -1,
         timestamp: crate::log::segment::now_ms().to_string(),
         endpoints,
-        rack: None,
+        rack: config.broker_rack.clone(),
         listener_security_protocol_map: config
             .advertised_listeners
             .iter()
@@ -181,5 +181,28 @@ pub async fn deregister(store: &dyn MetadataStore, broker_id: i32) {
         && let Err(e) = store.delete(&path, None).await
     {
         tracing::warn!(path, error = %e, "could not remove broker registration");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration_json(rack: Option<&str>) -> serde_json::Value {
+        let config = BrokerConfig {
+            broker_id: 1,
+            broker_rack: rack.map(String::from),
+            ..BrokerConfig::default()
+        };
+        serde_json::from_slice(&znodes::encode(&registration(&config))).unwrap()
+    }
+
+    /// Kafka's `BrokerIdZNode.encode`: `"rack"` only when `broker.rack` is set.
+    #[test]
+    fn rack_is_registered_only_when_configured() {
+        assert_eq!(registration_json(Some("r1"))["rack"], "r1");
+        let without = registration_json(None);
+        assert!(without.get("rack").is_none(), "{without}");
+        assert_eq!(without["version"], 4);
     }
 }

@@ -23,6 +23,8 @@ pub struct Cluster {
     pub brokers: BTreeMap<i32, BrokerProcess>,
     /// Overrides every broker of this cluster starts with.
     pub extra: Vec<String>,
+    /// Overrides one broker starts with, after `extra` (its `broker.rack`, say).
+    pub per_broker: BTreeMap<i32, Vec<String>>,
     pub _tmp: tempfile::TempDir,
 }
 
@@ -33,17 +35,25 @@ impl Cluster {
 
     /// Like `start`, every broker with the `extra` overrides too.
     pub fn start_with(ids: &[i32], extra: &[&str]) -> Option<Cluster> {
+        let each: Vec<(i32, &[&str])> = ids.iter().map(|&id| (id, &[][..])).collect();
+        Self::start_each(&each, extra)
+    }
+
+    /// Like `start_with`, each broker also with its own overrides (kept for its restarts).
+    pub fn start_each(brokers: &[(i32, &[&str])], extra: &[&str]) -> Option<Cluster> {
         let zk = ZooKeeperServer::start()?;
         let connect = format!("{}/odradek", zk.connect_string());
         let tmp = tempfile::tempdir().unwrap();
+        let owned = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut c = Cluster {
             zk,
             connect,
             brokers: BTreeMap::new(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra: owned(extra),
+            per_broker: brokers.iter().map(|(id, o)| (*id, owned(o))).collect(),
             _tmp: tmp,
         };
-        for &id in ids {
+        for &(id, _) in brokers {
             c.start_broker(id);
         }
         Some(c)
@@ -63,6 +73,7 @@ impl Cluster {
             format!("zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}"),
         ];
         overrides.extend(self.extra.iter().cloned());
+        overrides.extend(self.per_broker.get(&id).into_iter().flatten().cloned());
         let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
         let b = BrokerProcess::start(&dir, &overrides);
         self.brokers.insert(id, b);
