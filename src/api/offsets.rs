@@ -17,28 +17,64 @@ use kafka_protocol::protocol::StrBytes;
 use super::{Api, errors};
 use crate::group::{CommittedOffset, OffsetToCommit};
 
-pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    let mut shape: Vec<(TopicName, Vec<i32>)> = Vec::new();
-    let mut offsets: Vec<OffsetToCommit> = Vec::new();
-    for t in request.topics {
-        let name = t.name.0.to_string();
-        let mut partitions = Vec::new();
-        for p in t.partitions {
-            partitions.push(p.partition_index);
-            offsets.push((
-                name.clone(),
-                p.partition_index,
-                p.committed_offset,
-                if version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                p.committed_metadata.map(|m| m.to_string()),
-            ));
+/// A partition of an OffsetCommit or TxnOffsetCommit request: two generated types with the
+/// same fields.
+pub(super) trait PartitionToCommit {
+    fn partition_index(&self) -> i32;
+    /// What to commit to this partition of `topic`; versions without a leader epoch commit -1.
+    fn into_offset(self, topic: &str, has_leader_epoch: bool) -> OffsetToCommit;
+}
+
+macro_rules! impl_partition_to_commit {
+    ($($partition:ty),*) => {$(
+        impl PartitionToCommit for $partition {
+            fn partition_index(&self) -> i32 {
+                self.partition_index
+            }
+
+            fn into_offset(self, topic: &str, has_leader_epoch: bool) -> OffsetToCommit {
+                (
+                    topic.to_string(),
+                    self.partition_index,
+                    self.committed_offset,
+                    if has_leader_epoch { self.committed_leader_epoch } else { -1 },
+                    self.committed_metadata.map(|m| m.to_string()),
+                )
+            }
         }
-        shape.push((t.name, partitions));
+    )*};
+}
+
+impl_partition_to_commit!(
+    offset_commit_request::OffsetCommitRequestPartition,
+    txn_offset_commit_request::TxnOffsetCommitRequestPartition
+);
+
+/// The offsets an OffsetCommit or TxnOffsetCommit carries, flattened for the group
+/// coordinator, and the request's shape (each topic's partitions in order) to answer in.
+pub(super) fn offsets_to_commit<P: PartitionToCommit>(
+    topics: impl IntoIterator<Item = (TopicName, Vec<P>)>,
+    has_leader_epoch: bool,
+) -> (Vec<(TopicName, Vec<i32>)>, Vec<OffsetToCommit>) {
+    let mut shape = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic, partitions) in topics {
+        let indexes = partitions.iter().map(|p| p.partition_index()).collect();
+        offsets.extend(
+            partitions
+                .into_iter()
+                .map(|p| p.into_offset(&topic.0, has_leader_epoch)),
+        );
+        shape.push((topic, indexes));
     }
+    (shape, offsets)
+}
+
+pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let (shape, offsets) = offsets_to_commit(
+        request.topics.into_iter().map(|t| (t.name, t.partitions)),
+        version >= 6,
+    );
     // v0 has neither generation nor member id: a standalone commit.
     let (generation, member_id) = if version >= 1 {
         (
