@@ -178,13 +178,7 @@ pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
             .collect()
     });
     req.allow_auto_topic_creation = false;
-    match c
-        .call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
-        .await
-    {
-        ResponseKind::Metadata(r) => r,
-        other => panic!("{other:?}"),
-    }
+    c.send(12, req).await
 }
 
 /// partition -> (leader, error) for `topic` as broker `port` sees it.
@@ -260,10 +254,7 @@ pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -
     req.acks = -1;
     req.timeout_ms = 5000;
     req.topic_data.push(td);
-    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
-        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(9, req).await.responses[0].partition_responses[0].error_code
 }
 
 pub async fn controller_epoch(store: &ZkStore) -> i32 {
