@@ -134,21 +134,8 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
         let input = format!("jctp-in-{tag}");
         let output = format!("jctp-out-{tag}");
         let n = 300usize;
-        for (topic, partitions) in [(&input, "3"), (&output, "3")] {
-            let (ok, _, err) = common::odradek(
-                &[
-                    "topics",
-                    "--bootstrap-server",
-                    &bs,
-                    "--create",
-                    "--topic",
-                    topic,
-                    "--partitions",
-                    partitions,
-                ],
-                None,
-            );
-            assert!(ok, "{err}");
+        for (topic, partitions) in [(&input, 3), (&output, 3)] {
+            common::cluster::create_topic(&bs, topic, partitions);
         }
         let lines: String = (0..n).map(|i| format!("v-{i}\n")).collect();
         let (ok, _, err) = common::odradek(
@@ -202,20 +189,7 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
         // Its successor fences it, aborts what it left open, and carries on from the offsets
         // committed with the last committed transaction.
         let mut second = processor(SUCCESSOR_IDLE_EXIT_MS);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = second.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = Command::new("kill")
-                    .args(["-9", &second.id().to_string()])
-                    .status();
-                let _ = second.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = common::wait_or_kill(&mut second, Duration::from_secs(120));
         assert!(
             status.is_some_and(|s| s.success()),
             "Java {version}: second processor {status:?}\n{}",

@@ -18,6 +18,23 @@ pub fn kafka_single() -> PathBuf {
     fixtures().join("kafka-2.4.1-single")
 }
 
+/// Puts a copy of the Kafka 2.4.1 fixture's data in `dir/logs` (where `BrokerProcess` keeps its
+/// data) with the fixture's ZooKeeper tree imported, for a broker started on `dir`.
+pub fn kafka_single_broker_dir(dir: &Path) {
+    let logs = dir.join("logs");
+    copy_tree(&kafka_single().join("logdir"), &logs);
+    let tree = kafka_single().join("zk-tree.json");
+    let (ok, _, err) = odradek(
+        &[
+            "import-zk-tree",
+            tree.to_str().unwrap(),
+            logs.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+}
+
 /// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -100,6 +117,26 @@ pub fn missing_tool(what: &str) {
         panic!("{what} is missing under CI; the test command (scripts/test.sh) installs it");
     }
     eprintln!("SKIPPED: {what} is not installed (run scripts/test.sh to install it)");
+}
+
+/// Waits (polling) up to `limit` for `child` to exit: its exit status, or `None` once it has
+/// been killed (SIGKILL, by its PID) for not exiting in time.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
