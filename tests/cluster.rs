@@ -536,13 +536,7 @@ async fn the_tree_has_kafkas_layout() {
     req.transaction_timeout_ms = 60_000;
     req.producer_id = ProducerId(-1);
     req.producer_epoch = -1;
-    match c
-        .call(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req))
-        .await
-    {
-        ResponseKind::InitProducerId(r) => assert_eq!(r.error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(4, req).await.error_code, 0);
     let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
     res.resource_type = 2;
     res.resource_name = StrBytes::from_static_str("shaped");
@@ -552,17 +546,7 @@ async fn the_tree_has_kafkas_layout() {
     res.configs.push(cfg);
     let mut req = IncrementalAlterConfigsRequest::default();
     req.resources.push(res);
-    match c
-        .call(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            RequestKind::IncrementalAlterConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(1, req).await.responses[0].error_code, 0);
 
     let out = run_tool(&["metadata-dump", "--zookeeper", &cluster.connect]);
     let ours: BTreeMap<String, Option<String>> = serde_json::from_str(&out).unwrap();
@@ -1058,15 +1042,10 @@ async fn delete_records_moves_the_log_start_on_every_replica() {
     let mut req = DeleteRecordsRequest::default();
     req.timeout_ms = 10_000;
     req.topics.push(t);
-    match c
-        .call(ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(req))
-        .await
     {
-        ResponseKind::DeleteRecords(r) => {
-            let p = &r.topics[0].partitions[0];
-            assert_eq!((p.error_code, p.low_watermark), (0, 40), "{r:?}");
-        }
-        other => panic!("{other:?}"),
+        let r = c.send(2, req).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.low_watermark), (0, 40), "{r:?}");
     }
     let cluster_ref = &cluster;
     wait_until(

@@ -181,6 +181,17 @@ pub async fn produce_with_acks(
     records: Bytes,
     acks: i16,
 ) -> produce_response::PartitionProduceResponse {
+    let r = produce_request(topic, partition, records, acks);
+    c.send(8, r)
+        .await
+        .responses
+        .remove(0)
+        .partition_responses
+        .remove(0)
+}
+
+/// A Produce of `records` to one partition, timeout 5 s.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
     let mut pd = produce_request::PartitionProduceData::default();
     pd.index = partition;
     pd.records = Some(records);
@@ -191,12 +202,7 @@ pub async fn produce_with_acks(
     r.acks = acks;
     r.timeout_ms = 5000;
     r.topic_data.push(td);
-    c.send(8, r)
-        .await
-        .responses
-        .remove(0)
-        .partition_responses
-        .remove(0)
+    r
 }
 
 pub async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
