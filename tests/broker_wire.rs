@@ -29,7 +29,7 @@ async fn still_serves(port: u16) {
         .await
         .error_code,
         0
-    )
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -737,7 +737,7 @@ async fn idle_connections_close_and_max_connections_is_enforced() {
 }
 
 async fn still_serves_on(c: &mut Conn) {
-    assert_eq!(c.send(0, ApiVersionsRequest::default()).await.error_code, 0)
+    assert_eq!(c.send(0, ApiVersionsRequest::default()).await.error_code, 0);
 }
 
 async fn scrape(port: u16) -> String {

@@ -701,21 +701,15 @@ async fn topics_and_configs_written_by_zookeeper_tools_are_applied() {
     );
 
     // The tools themselves, when they can run here.
-    let Some(home) = common::kafka_home() else {
-        eprintln!("SKIPPED: Kafka 2.4.1 is not installed (~/.cache/odradek/kafka_2.13-2.4.1)");
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     let zk = cluster.connect.clone();
     let topics = |args: &[&str]| {
-        let out = Command::new(home.join("bin/kafka-topics.sh"))
-            .args(["--zookeeper", &zk])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::run_command(
+            Command::new(home.join("bin/kafka-topics.sh"))
+                .args(["--zookeeper", &zk])
+                .args(args),
         )
     };
     let (ok, stdout, stderr) = topics(&["--list"]);

@@ -65,21 +65,7 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
     };
     let bs = cluster.bootstrap(1);
 
-    let run = |args: &[&str]| {
-        let out = Command::new("java")
-            .args(["-cp", &cp, "TransactionalClient"])
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?}:\n{stdout}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            cluster.logs()
-        );
-        stdout
-    };
+    let run = |args: &[&str]| common::transactional_client(&cp, args, || cluster.logs());
 
     // The producer's transactional id is "java-<topic>" (TransactionalClient).
     let out = run(&["commit-abort", &bs, "spread-txn"]);

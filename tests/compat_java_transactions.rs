@@ -34,19 +34,7 @@ fn client_classpath(program: &str, version: &str, dir: &std::path::Path) -> Opti
 }
 
 fn run(cp: &str, args: &[&str], broker: &BrokerProcess) -> String {
-    let out = Command::new("java")
-        .args(["-cp", cp, "TransactionalClient"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "TransactionalClient {args:?} failed:\n{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    stdout
+    common::transactional_client(cp, args, || broker.log_tail())
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod common;
 
 use common::broker_process::BrokerProcess;
+use common::cluster::create_topic;
 
 #[test]
 fn topics_produce_and_consume_round_trip() {
@@ -171,23 +172,6 @@ fn topics_produce_and_consume_round_trip() {
         None,
     );
     assert!(!ok && err.contains("UnknownTopicOrPartition"), "{err}");
-}
-
-fn create_topic(bs: &str, topic: &str, partitions: u32) {
-    let (ok, out, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            bs,
-            "--create",
-            "--topic",
-            topic,
-            "--partitions",
-            &partitions.to_string(),
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
 }
 
 /// Every tool's `--help` names the options the issue asks of it.

@@ -139,6 +139,22 @@ pub fn wait_or_kill(
     }
 }
 
+/// Runs the `TransactionalClient` Java program (compiled onto `classpath`) with `args`: its
+/// stdout. Fails the test, with `logs` (the brokers'), when the program fails.
+pub fn transactional_client(classpath: &str, args: &[&str], logs: impl Fn() -> String) -> String {
+    let (ok, stdout, stderr) = run_command(
+        std::process::Command::new("java")
+            .args(["-cp", classpath, "TransactionalClient"])
+            .args(args),
+    );
+    assert!(
+        ok,
+        "TransactionalClient {args:?} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
+        logs()
+    );
+    stdout
+}
+
 /// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
 pub fn kafka_clients_classpath() -> Option<String> {
     kafka_clients_classpath_for("3.9")
@@ -234,6 +250,18 @@ pub fn kafka_home() -> Option<PathBuf> {
         })
         .filter(|p| p.join("bin").is_dir())
 }
+
+/// `kafka_home`, or `None` after saying that the test skips: Kafka 2.4.1 is optional (the test
+/// command does not install it).
+pub fn kafka_home_or_skip() -> Option<PathBuf> {
+    let home = kafka_home();
+    if home.is_none() {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+    }
+    home
+}
 pub mod broker_process;
 pub mod cluster;
 pub mod cutting_proxy;
@@ -283,7 +311,15 @@ pub fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
+    outcome(child.wait_with_output().unwrap())
+}
+
+/// Runs `command` to its end: success, stdout, stderr.
+pub fn run_command(command: &mut std::process::Command) -> (bool, String, String) {
+    outcome(command.output().unwrap())
+}
+
+fn outcome(out: std::process::Output) -> (bool, String, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
