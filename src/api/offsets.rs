@@ -126,15 +126,19 @@ fn fetch_one(
     api.groups.fetch(group, topics)
 }
 
-/// offset -1 and empty metadata for partitions without a commit (error NONE), as Kafka does.
-fn parts(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, StrBytes) {
+/// One partition's OffsetFetch answer: error, offset, leader epoch, metadata. Offset -1 and
+/// empty metadata for partitions without a commit (error NONE), as Kafka does, and for an
+/// `unstable` one (UNSTABLE_OFFSET_COMMIT).
+fn answer(c: &Option<CommittedOffset>, unstable: bool, version: i16) -> (i16, i64, i32, StrBytes) {
     match c {
+        _ if unstable => (UNSTABLE_OFFSET_COMMIT, -1, -1, StrBytes::default()),
         Some(c) => (
+            errors::NONE,
             c.offset,
             if version >= 5 { c.leader_epoch } else { -1 },
             StrBytes::from_string(c.metadata.clone()),
         ),
-        None => (-1, -1, StrBytes::default()),
+        None => (errors::NONE, -1, -1, StrBytes::default()),
     }
 }
 
@@ -170,17 +174,14 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
             for (topic, partitions) in fetched {
                 let mut t = OffsetFetchResponseTopics::default();
                 for (p, c) in partitions {
-                    let (offset, epoch, metadata) = parts(&c, version);
+                    let (error_code, offset, epoch, metadata) = answer(
+                        &c,
+                        unstable(api, require_stable, &g.group_id.0, &topic, p),
+                        version,
+                    );
                     let mut r = OffsetFetchResponsePartitions::default();
                     r.partition_index = p;
-                    if unstable(api, require_stable, &g.group_id.0, &topic, p) {
-                        r.error_code = UNSTABLE_OFFSET_COMMIT;
-                        r.committed_offset = -1;
-                        r.committed_leader_epoch = -1;
-                        r.metadata = Some(StrBytes::default());
-                        t.partitions.push(r);
-                        continue;
-                    }
+                    r.error_code = error_code;
                     r.committed_offset = offset;
                     r.committed_leader_epoch = epoch;
                     r.metadata = Some(metadata);
@@ -228,17 +229,14 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
     for (topic, partitions) in fetched {
         let mut t = OffsetFetchResponseTopic::default();
         for (p, c) in partitions {
-            let (offset, epoch, metadata) = parts(&c, version);
+            let (error_code, offset, epoch, metadata) = answer(
+                &c,
+                unstable(api, require_stable, &request.group_id.0, &topic, p),
+                version,
+            );
             let mut r = OffsetFetchResponsePartition::default();
             r.partition_index = p;
-            if unstable(api, require_stable, &request.group_id.0, &topic, p) {
-                r.error_code = UNSTABLE_OFFSET_COMMIT;
-                r.committed_offset = -1;
-                r.committed_leader_epoch = -1;
-                r.metadata = Some(StrBytes::default());
-                t.partitions.push(r);
-                continue;
-            }
+            r.error_code = error_code;
             r.committed_offset = offset;
             r.committed_leader_epoch = epoch;
             r.metadata = Some(metadata);
