@@ -60,19 +60,12 @@ async fn three_brokers_serve_every_client_through_any_broker() {
 
     // The bundled tools, through one broker: keyed lines reach every partition.
     let lines: String = (0..120).map(|i| format!("key-{i}\ttool-{i}\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &[
-            "produce",
-            "--bootstrap-server",
-            &cluster.bootstrap(1),
-            "--topic",
-            "spread",
-            "--key-separator",
-            "\t",
-        ],
-        Some(&lines),
+    produce_lines(
+        &cluster.bootstrap(1),
+        "spread",
+        &["--key-separator", "\t"],
+        &lines,
     );
-    assert!(ok, "{err}");
     let consumed = consume_all(&cluster.bootstrap(3), "spread");
     assert_eq!(
         consumed.iter().filter(|l| l.starts_with("tool-")).count(),

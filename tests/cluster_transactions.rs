@@ -90,11 +90,7 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
         cluster.wait_led(1, topic, 3).await;
     }
     let lines: String = (0..n).map(|i| format!("v-{i}\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &["produce", "--bootstrap-server", &bs, "--topic", "ctp-in"],
-        Some(&lines),
-    );
-    assert!(ok, "{err}");
+    common::cluster::produce_lines(&bs, "ctp-in", &[], &lines);
     let processor = |idle_ms: &str| {
         Command::new("java")
             .args(["-cp", &cp, "TransactionalProcessor", &bs])

@@ -107,19 +107,7 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
     let bs = broker.bootstrap();
     create_topic(&bs, "keyed-by-odradek", 7);
     let lines: String = (0..500).map(|i| format!("key-{i}\tv\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &[
-            "produce",
-            "--bootstrap-server",
-            &bs,
-            "--topic",
-            "keyed-by-odradek",
-            "--key-separator",
-            "\t",
-        ],
-        Some(&lines),
-    );
-    assert!(ok, "{err}");
+    common::cluster::produce_lines(&bs, "keyed-by-odradek", &["--key-separator", "\t"], &lines);
     let (ok, out, err) = common::odradek(
         &[
             "consume",

@@ -126,11 +126,7 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
             common::cluster::create_topic(&bs, topic, partitions);
         }
         let lines: String = (0..n).map(|i| format!("v-{i}\n")).collect();
-        let (ok, _, err) = common::odradek(
-            &["produce", "--bootstrap-server", &bs, "--topic", &input],
-            Some(&lines),
-        );
-        assert!(ok, "{err}");
+        common::cluster::produce_lines(&bs, &input, &[], &lines);
         let group = format!("jctp-group-{tag}");
         let txn_id = format!("jctp-txn-{tag}");
         let processor = |idle_ms: &str| {

@@ -476,11 +476,7 @@ fn kafka_241_console_consumer_in_a_group() {
     };
     create_topic(&bs, "console", 3);
     let lines: String = (0..100).map(|i| format!("v{i}\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &["produce", "--bootstrap-server", &bs, "--topic", "console"],
-        Some(&lines),
-    );
-    assert!(ok, "{err}");
+    common::cluster::produce_lines(&bs, "console", &[], &lines);
     // A group of its own, so that a tool that does start leaves the group under test alone.
     let (_, stderr) = consume("console-probe", "1", "1000");
     if stderr.contains("kafka.tools.ConsoleConsumer") && stderr.contains("ClassNotFound") {

@@ -222,6 +222,14 @@ pub async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) ->
     acked
 }
 
+/// `odradek produce` of `lines` (one record a line) to `topic`, with `extra` options.
+pub fn produce_lines(bootstrap: &str, topic: &str, extra: &[&str], lines: &str) {
+    let mut args = vec!["produce", "--bootstrap-server", bootstrap, "--topic", topic];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = super::odradek(&args, Some(lines));
+    assert!(ok, "{out}{err}");
+}
+
 pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
     let out = run_tool(&[
         "consume",
