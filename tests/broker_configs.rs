@@ -248,24 +248,29 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
     }
     assert_eq!(names.len(), 36);
 
-    assert_eq!(
-        value_source(&configs, "retention.bytes"),
-        (Some("1000".into()), DYNAMIC_TOPIC)
-    );
+    let flush_messages_default = i64::MAX.to_string();
+    for (name, value, source) in [
+        ("retention.bytes", "1000", DYNAMIC_TOPIC),
+        ("compression.gzip.level", "5", DYNAMIC_TOPIC),
+        ("segment.bytes", "50000", STATIC_BROKER),
+        ("retention.ms", "7200000", STATIC_BROKER),
+        ("cleanup.policy", "delete", DEFAULT),
+        ("min.cleanable.dirty.ratio", "0.5", DEFAULT),
+        ("flush.messages", flush_messages_default.as_str(), DEFAULT),
+        ("leader.replication.throttled.replicas", "", DEFAULT),
+    ] {
+        assert_eq!(
+            value_source(&configs, name),
+            (Some(value.to_string()), source),
+            "{name}"
+        );
+    }
     assert_eq!(
         synonyms(&configs, "retention.bytes"),
         vec![
             ("retention.bytes".into(), Some("1000".into()), DYNAMIC_TOPIC),
             ("log.retention.bytes".into(), Some("-1".into()), DEFAULT),
         ]
-    );
-    assert_eq!(
-        value_source(&configs, "compression.gzip.level"),
-        (Some("5".into()), DYNAMIC_TOPIC)
-    );
-    assert_eq!(
-        value_source(&configs, "segment.bytes"),
-        (Some("50000".into()), STATIC_BROKER)
     );
     assert_eq!(
         synonyms(&configs, "segment.bytes"),
@@ -281,26 +286,6 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
                 DEFAULT
             ),
         ]
-    );
-    assert_eq!(
-        value_source(&configs, "retention.ms"),
-        (Some("7200000".into()), STATIC_BROKER)
-    );
-    assert_eq!(
-        value_source(&configs, "cleanup.policy"),
-        (Some("delete".into()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "min.cleanable.dirty.ratio"),
-        (Some("0.5".into()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "flush.messages"),
-        (Some(i64::MAX.to_string()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "leader.replication.throttled.replicas"),
-        (Some(String::new()), DEFAULT)
     );
     assert!(synonyms(&configs, "leader.replication.throttled.replicas").is_empty());
     assert_eq!(find(&configs, "segment.bytes").config_type, 3, "INT");
