@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
-use common::wire::Conn;
+use common::wire::{Conn, create_topic_with, start_broker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use odradek::config::BrokerConfig;
 use odradek::log::records::{BatchBuilder, NewRecord, Record};
 use odradek::server::Broker;
 
@@ -31,17 +30,10 @@ const QUICK_CLEANER: &[&str] = &[
 ];
 
 async fn start(dir: &Path, extra: &[&str]) -> Broker {
-    let mut overrides = vec![
-        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
-        format!("log.dirs={}", dir.display()),
-        "broker.id=0".to_string(),
-        "metrics.port=0".to_string(),
-        "offsets.topic.replication.factor=1".to_string(),
-    ];
-    overrides.extend(QUICK_CLEANER.iter().map(|s| s.to_string()));
-    overrides.extend(extra.iter().map(|s| s.to_string()));
-    let config = BrokerConfig::load(None, &overrides).unwrap();
-    Broker::start(config).await.unwrap()
+    let mut overrides = vec!["offsets.topic.replication.factor=1"];
+    overrides.extend(QUICK_CLEANER);
+    overrides.extend(extra);
+    start_broker(dir, &overrides).await
 }
 
 fn s(v: &str) -> StrBytes {
@@ -49,7 +41,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 async fn create_compacted_topic(c: &mut Conn, name: &str, delete_retention_ms: &str) {
-    create_topic(
+    create_topic_with(
         c,
         name,
         &[
@@ -59,29 +51,6 @@ async fn create_compacted_topic(c: &mut Conn, name: &str, delete_retention_ms: &
         ],
     )
     .await
-}
-
-async fn create_topic(c: &mut Conn, name: &str, configs: &[(&str, &str)]) {
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = TopicName(s(name));
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    for (k, v) in configs {
-        let mut cfg = create_topics_request::CreatableTopicConfig::default();
-        cfg.name = s(k);
-        cfg.value = Some(s(v));
-        t.configs.push(cfg);
-    }
-    let mut r = CreateTopicsRequest::default();
-    r.topics.push(t);
-    r.timeout_ms = 5000;
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
-        .await
-    {
-        ResponseKind::CreateTopics(resp) => assert_eq!(resp.topics[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
 }
 
 type Rec = (Vec<u8>, Option<Vec<u8>>);
@@ -222,10 +191,7 @@ async fn consume_all(c: &mut Conn, topic: &str) -> Vec<Record> {
         r.min_bytes = 1;
         r.max_bytes = 8 << 20;
         r.topics.push(t);
-        let data = match c.call(ApiKey::Fetch, 11, RequestKind::Fetch(r)).await {
-            ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
-            other => panic!("{other:?}"),
-        };
+        let data = c.send(11, r).await.responses.remove(0).partitions.remove(0);
         assert_eq!(data.error_code, 0, "fetch at {offset}");
         let records = data.records.unwrap_or_default();
         if records.is_empty() {
@@ -310,12 +276,10 @@ async fn a_compacted_topic_reads_back_as_the_last_value_of_each_live_key() {
         ..BatchBuilder::default()
     };
     r.topic_data[0].partition_data[0].records = Some(Bytes::from(batch.build().unwrap()));
-    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
-        ResponseKind::Produce(resp) => {
-            assert_eq!(partition_response(&resp).error_code, INVALID_RECORD)
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        partition_response(&c.send(8, r).await).error_code,
+        INVALID_RECORD
+    );
     let mut after = Produced::default();
     after
         .produce(
@@ -428,13 +392,7 @@ async fn committed(c: &mut Conn) -> i64 {
     t.name = TopicName(s("events"));
     t.partition_indexes = vec![0];
     r.topics = Some(vec![t]);
-    match c
-        .call(ApiKey::OffsetFetch, 5, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(resp) => resp.topics[0].partitions[0].committed_offset,
-        other => panic!("{other:?}"),
-    }
+    c.send(5, r).await.topics[0].partitions[0].committed_offset
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +406,7 @@ async fn consumer_offsets_stays_bounded_under_100000_commits() {
     ];
     let broker = start(tmp.path(), &settings).await;
     let mut c = Conn::connect(broker.port).await;
-    create_topic(&mut c, "events", &[]).await;
+    create_topic_with(&mut c, "events", &[]).await;
     let part = tmp.path().join("__consumer_offsets-0");
     let mut largest = 0;
     for window_start in (0..COMMITS).step_by(200) {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::client_batch;
-use common::wire::{Conn, create_topic, fetch, produce, produce_with_acks, start_broker};
+use common::wire::{
+    Conn, create_topic, create_topic_with, fetch, produce, produce_with_acks, start_broker,
+};
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -51,17 +53,7 @@ async fn describe_version(
     let mut req = DescribeConfigsRequest::default();
     req.resources.push(res);
     req.include_synonyms = version >= 1;
-    match c
-        .call(
-            ApiKey::DescribeConfigs,
-            version,
-            RequestKind::DescribeConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::DescribeConfigs(mut resp) => resp.results.remove(0),
-        other => panic!("{other:?}"),
-    }
+    c.send(version, req).await.results.remove(0)
 }
 
 async fn describe(
@@ -127,17 +119,10 @@ async fn alter(
     let mut req = AlterConfigsRequest::default();
     req.resources.push(res);
     req.validate_only = validate_only;
-    match c
-        .call(ApiKey::AlterConfigs, 2, RequestKind::AlterConfigs(req))
-        .await
-    {
-        ResponseKind::AlterConfigs(mut resp) => {
-            let r = resp.responses.remove(0);
-            assert_eq!((r.resource_type, &*r.resource_name), (resource_type, name));
-            r.error_code
-        }
-        other => panic!("{other:?}"),
-    }
+    let mut resp = c.send(2, req).await;
+    let r = resp.responses.remove(0);
+    assert_eq!((r.resource_type, &*r.resource_name), (resource_type, name));
+    r.error_code
 }
 
 type Op<'a> = (&'a str, i8, Option<&'a str>);
@@ -168,19 +153,8 @@ async fn incremental_many(
     let mut req = IncrementalAlterConfigsRequest::default();
     req.resources = resources;
     req.validate_only = validate_only;
-    match c
-        .call(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            RequestKind::IncrementalAlterConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::IncrementalAlterConfigs(resp) => {
-            resp.responses.iter().map(|r| r.error_code).collect()
-        }
-        other => panic!("{other:?}"),
-    }
+    let resp = c.send(1, req).await;
+    resp.responses.iter().map(|r| r.error_code).collect()
 }
 
 async fn incremental(c: &mut Conn, resource_type: i8, name: &str, ops: &[Op<'_>]) -> i16 {
@@ -192,30 +166,12 @@ async fn incremental(c: &mut Conn, resource_type: i8, name: &str, ops: &[Op<'_>]
     .await[0]
 }
 
-async fn create_topic_with(c: &mut Conn, name: &str, configs: &[(&str, &str)]) {
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = common::wire::topic_name(name);
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    for (k, v) in configs {
-        let mut cfg = create_topics_request::CreatableTopicConfig::default();
-        cfg.name = s(k);
-        cfg.value = Some(s(v));
-        t.configs.push(cfg);
-    }
-    let mut r = CreateTopicsRequest::default();
-    r.topics.push(t);
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
-        .await
-    {
-        ResponseKind::CreateTopics(resp) => assert_eq!(
-            resp.topics[0].error_code, 0,
-            "{:?}",
-            resp.topics[0].error_message
-        ),
-        other => panic!("{other:?}"),
-    }
+async fn incremental_ok(c: &mut Conn, resource_type: i8, name: &str, ops: &[Op<'_>]) {
+    assert_eq!(
+        incremental(c, resource_type, name, ops).await,
+        0,
+        "{name}: {ops:?}"
+    );
 }
 
 fn log_config(broker: &Broker, topic: &str) -> odradek::config::LogConfig {
@@ -292,24 +248,29 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
     }
     assert_eq!(names.len(), 36);
 
-    assert_eq!(
-        value_source(&configs, "retention.bytes"),
-        (Some("1000".into()), DYNAMIC_TOPIC)
-    );
+    let flush_messages_default = i64::MAX.to_string();
+    for (name, value, source) in [
+        ("retention.bytes", "1000", DYNAMIC_TOPIC),
+        ("compression.gzip.level", "5", DYNAMIC_TOPIC),
+        ("segment.bytes", "50000", STATIC_BROKER),
+        ("retention.ms", "7200000", STATIC_BROKER),
+        ("cleanup.policy", "delete", DEFAULT),
+        ("min.cleanable.dirty.ratio", "0.5", DEFAULT),
+        ("flush.messages", flush_messages_default.as_str(), DEFAULT),
+        ("leader.replication.throttled.replicas", "", DEFAULT),
+    ] {
+        assert_eq!(
+            value_source(&configs, name),
+            (Some(value.to_string()), source),
+            "{name}"
+        );
+    }
     assert_eq!(
         synonyms(&configs, "retention.bytes"),
         vec![
             ("retention.bytes".into(), Some("1000".into()), DYNAMIC_TOPIC),
             ("log.retention.bytes".into(), Some("-1".into()), DEFAULT),
         ]
-    );
-    assert_eq!(
-        value_source(&configs, "compression.gzip.level"),
-        (Some("5".into()), DYNAMIC_TOPIC)
-    );
-    assert_eq!(
-        value_source(&configs, "segment.bytes"),
-        (Some("50000".into()), STATIC_BROKER)
     );
     assert_eq!(
         synonyms(&configs, "segment.bytes"),
@@ -325,26 +286,6 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
                 DEFAULT
             ),
         ]
-    );
-    assert_eq!(
-        value_source(&configs, "retention.ms"),
-        (Some("7200000".into()), STATIC_BROKER)
-    );
-    assert_eq!(
-        value_source(&configs, "cleanup.policy"),
-        (Some("delete".into()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "min.cleanable.dirty.ratio"),
-        (Some("0.5".into()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "flush.messages"),
-        (Some(i64::MAX.to_string()), DEFAULT)
-    );
-    assert_eq!(
-        value_source(&configs, "leader.replication.throttled.replicas"),
-        (Some(String::new()), DEFAULT)
     );
     assert!(synonyms(&configs, "leader.replication.throttled.replicas").is_empty());
     assert_eq!(find(&configs, "segment.bytes").config_type, 3, "INT");
@@ -362,20 +303,15 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
     res.configuration_keys = Some(vec![s("segment.ms")]);
     let mut req = DescribeConfigsRequest::default();
     req.resources.push(res);
-    match c
-        .call(
-            ApiKey::DescribeConfigs,
-            1,
-            RequestKind::DescribeConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::DescribeConfigs(resp) => {
-            let names: Vec<&str> = resp.results[0].configs.iter().map(|e| &*e.name).collect();
-            assert_eq!(names, vec!["segment.ms"]);
-        }
-        other => panic!("{other:?}"),
-    }
+    let narrowed = c.send(1, req).await;
+    assert_eq!(
+        narrowed.results[0]
+            .configs
+            .iter()
+            .map(|e| &*e.name)
+            .collect::<Vec<_>>(),
+        vec!["segment.ms"]
+    );
     assert_eq!(
         describe_version(&mut c, TOPIC, "missing", 4)
             .await
@@ -534,22 +470,18 @@ async fn alter_configs_replaces_a_topics_overrides_and_refuses_bad_ones() {
     );
 
     // Broker resources: only keys Kafka changes at runtime, errors are INVALID_REQUEST.
-    assert_eq!(
-        alter(&mut c, BROKER, "0", &[("log.retention.hours", "1")], false).await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        alter(&mut c, BROKER, "0", &[("broker.id", "4")], false).await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        alter(&mut c, BROKER, "0", &[("log.retention.ms", "soon")], false).await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        alter(&mut c, BROKER, "3", &[("log.retention.ms", "1000")], false).await,
-        INVALID_REQUEST
-    );
+    for (broker_name, configs) in [
+        ("0", [("log.retention.hours", "1")]),
+        ("0", [("broker.id", "4")]),
+        ("0", [("log.retention.ms", "soon")]),
+        ("3", [("log.retention.ms", "1000")]),
+    ] {
+        assert_eq!(
+            alter(&mut c, BROKER, broker_name, &configs, false).await,
+            INVALID_REQUEST,
+            "broker {broker_name:?}: {configs:?}"
+        );
+    }
     assert_eq!(
         alter(&mut c, BROKER, "", &[("log.segment.bytes", "4096")], false).await,
         0
@@ -572,27 +504,21 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
 
     let policy =
         |configs: &[DescribeConfigsResourceResult]| value_source(configs, "cleanup.policy");
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[("retention.ms", SET, Some("90000"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[("retention.ms", SET, Some("90000"))],
+    )
+    .await;
     // APPEND starts from the default list, delete.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[("cleanup.policy", APPEND, Some("compact"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[("cleanup.policy", APPEND, Some("compact"))],
+    )
+    .await;
     let configs = describe(&mut c, TOPIC, "inc").await;
     assert_eq!(
         policy(&configs),
@@ -609,64 +535,52 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
     );
     let cfg = log_config(&broker, "inc");
     assert!(cfg.cleanup_compact && cfg.cleanup_delete);
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[("cleanup.policy", APPEND, Some("compact"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[("cleanup.policy", APPEND, Some("compact"))],
+    )
+    .await;
     assert_eq!(
         policy(&describe(&mut c, TOPIC, "inc").await).0.as_deref(),
         Some("delete,compact"),
         "no duplicates"
     );
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[("cleanup.policy", SUBTRACT, Some("delete"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[("cleanup.policy", SUBTRACT, Some("delete"))],
+    )
+    .await;
     assert_eq!(
         policy(&describe(&mut c, TOPIC, "inc").await).0.as_deref(),
         Some("compact")
     );
     assert!(!log_config(&broker, "inc").cleanup_delete);
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[(
-                "leader.replication.throttled.replicas",
-                APPEND,
-                Some("0:1,1:0")
-            )]
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[(
-                "leader.replication.throttled.replicas",
-                SUBTRACT,
-                Some("0:1")
-            )]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[(
+            "leader.replication.throttled.replicas",
+            APPEND,
+            Some("0:1,1:0"),
+        )],
+    )
+    .await;
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[(
+            "leader.replication.throttled.replicas",
+            SUBTRACT,
+            Some("0:1"),
+        )],
+    )
+    .await;
     let configs = describe(&mut c, TOPIC, "inc").await;
     assert_eq!(
         value_source(&configs, "leader.replication.throttled.replicas")
@@ -674,19 +588,16 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
             .as_deref(),
         Some("1:0")
     );
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "inc",
-            &[
-                ("retention.ms", DELETE, None),
-                ("cleanup.policy", DELETE, None)
-            ]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "inc",
+        &[
+            ("retention.ms", DELETE, None),
+            ("cleanup.policy", DELETE, None),
+        ],
+    )
+    .await;
     let configs = describe(&mut c, TOPIC, "inc").await;
     assert_eq!(
         value_source(&configs, "retention.ms"),
@@ -761,16 +672,13 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
     );
 
     // Dynamic broker configs: the cluster default, then this broker's own, each with its source.
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
-            "",
-            &[("log.retention.ms", SET, Some("120000"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        BROKER,
+        "",
+        &[("log.retention.ms", SET, Some("120000"))],
+    )
+    .await;
     assert_eq!(
         log_config(&broker, "inc").retention_ms,
         120_000,
@@ -781,16 +689,13 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
         value_source(&configs, "retention.ms"),
         (Some("120000".into()), DYNAMIC_DEFAULT_BROKER)
     );
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
-            "0",
-            &[("log.retention.ms", SET, Some("180000"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        BROKER,
+        "0",
+        &[("log.retention.ms", SET, Some("180000"))],
+    )
+    .await;
     let configs = describe(&mut c, TOPIC, "inc").await;
     assert_eq!(
         value_source(&configs, "retention.ms"),
@@ -804,69 +709,50 @@ async fn incremental_alter_configs_set_delete_append_subtract_and_errors() {
         vec![DYNAMIC_BROKER, DYNAMIC_DEFAULT_BROKER, DEFAULT]
     );
     assert_eq!(log_config(&broker, "inc").retention_ms, 180_000);
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
-            "0",
-            &[("log.cleanup.policy", APPEND, Some("compact"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        BROKER,
+        "0",
+        &[("log.cleanup.policy", APPEND, Some("compact"))],
+    )
+    .await;
     assert!(log_config(&broker, "inc").cleanup_compact);
     let b = describe(&mut c, BROKER, "0").await;
     assert_eq!(
         value_source(&b, "log.cleanup.policy"),
         (Some("delete,compact".into()), DYNAMIC_BROKER)
     );
-    assert_eq!(
-        incremental(&mut c, BROKER, "0", &[("log.retention.ms", DELETE, None)]).await,
-        0
-    );
+    incremental_ok(&mut c, BROKER, "0", &[("log.retention.ms", DELETE, None)]).await;
     assert_eq!(
         log_config(&broker, "inc").retention_ms,
         120_000,
         "back to the cluster default"
     );
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
+    for (broker_name, ops, code) in [
+        (
             "0",
-            &[("log.retention.hours", SET, Some("1"))]
-        )
-        .await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
+            [("log.retention.hours", SET, Some("1"))],
+            INVALID_REQUEST,
+        ),
+        (
             "0",
-            &[("listeners", SET, Some("PLAINTEXT://:1"))]
-        )
-        .await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        incremental(&mut c, BROKER, "0", &[("log.retention.ms", SET, Some("x"))]).await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
+            [("listeners", SET, Some("PLAINTEXT://:1"))],
+            INVALID_REQUEST,
+        ),
+        ("0", [("log.retention.ms", SET, Some("x"))], INVALID_REQUEST),
+        (
             "0",
-            &[("log.retention.ms", APPEND, Some("1"))]
-        )
-        .await,
-        INVALID_CONFIG
-    );
-    assert_eq!(
-        incremental(&mut c, BROKER, "9", &[("log.retention.ms", SET, Some("1"))]).await,
-        INVALID_REQUEST
-    );
+            [("log.retention.ms", APPEND, Some("1"))],
+            INVALID_CONFIG,
+        ),
+        ("9", [("log.retention.ms", SET, Some("1"))], INVALID_REQUEST),
+    ] {
+        assert_eq!(
+            incremental(&mut c, BROKER, broker_name, &ops).await,
+            code,
+            "broker {broker_name:?}: {ops:?}"
+        );
+    }
     broker.shutdown().await.unwrap();
 }
 
@@ -900,16 +786,13 @@ async fn changed_topic_configs_reach_open_logs() {
         );
     }
     assert_eq!(segments(&broker), 1);
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[("segment.bytes", SET, Some("1000"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[("segment.bytes", SET, Some("1000"))],
+    )
+    .await;
     for _ in 0..4 {
         assert_eq!(
             produce(&mut c, "live", 0, records_at(now_ms(), 4, 100))
@@ -925,16 +808,13 @@ async fn changed_topic_configs_reach_open_logs() {
     );
 
     // max.message.bytes.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[("max.message.bytes", SET, Some("300"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[("max.message.bytes", SET, Some("300"))],
+    )
+    .await;
     assert_eq!(
         produce(&mut c, "live", 0, records_at(now_ms(), 4, 100))
             .await
@@ -949,19 +829,16 @@ async fn changed_topic_configs_reach_open_logs() {
     );
 
     // message.timestamp.type=LogAppendTime: the broker stamps its own time.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[
-                ("max.message.bytes", DELETE, None),
-                ("message.timestamp.type", SET, Some("LogAppendTime"))
-            ]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[
+            ("max.message.bytes", DELETE, None),
+            ("message.timestamp.type", SET, Some("LogAppendTime")),
+        ],
+    )
+    .await;
     let before = now_ms();
     let r = produce(&mut c, "live", 0, records_at(1_000, 2, 10)).await;
     assert_eq!(r.error_code, 0);
@@ -979,19 +856,16 @@ async fn changed_topic_configs_reach_open_logs() {
     );
 
     // compression.type: a batch sent uncompressed is stored gzip and reads back the same.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[
-                ("message.timestamp.type", DELETE, None),
-                ("compression.type", SET, Some("gzip"))
-            ]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[
+            ("message.timestamp.type", DELETE, None),
+            ("compression.type", SET, Some("gzip")),
+        ],
+    )
+    .await;
     let sent = client_batch(500, 20, 300, now_ms(), 0);
     let r = produce(&mut c, "live", 0, sent.clone()).await;
     assert_eq!(r.error_code, 0);
@@ -1017,20 +891,17 @@ async fn changed_topic_configs_reach_open_logs() {
     );
 
     // message.timestamp.before.max.ms / after.max.ms.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[
-                ("compression.type", DELETE, None),
-                ("message.timestamp.before.max.ms", SET, Some("3600000")),
-                ("message.timestamp.after.max.ms", SET, Some("60000"))
-            ]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[
+            ("compression.type", DELETE, None),
+            ("message.timestamp.before.max.ms", SET, Some("3600000")),
+            ("message.timestamp.after.max.ms", SET, Some("60000")),
+        ],
+    )
+    .await;
     assert_eq!(
         produce(&mut c, "live", 0, records_at(now_ms() - 7_200_000, 1, 10))
             .await
@@ -1053,16 +924,13 @@ async fn changed_topic_configs_reach_open_logs() {
     // min.insync.replicas: Kafka 3.9 counts it as at most the replication factor
     // (`effectiveMinIsr`), so a single replica still takes acks=all (below that, see
     // tests/replication.rs); acks=1 is never subject to it.
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "live",
-            &[("min.insync.replicas", SET, Some("2"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "live",
+        &[("min.insync.replicas", SET, Some("2"))],
+    )
+    .await;
     assert_eq!(
         produce(&mut c, "live", 0, records_at(now_ms(), 1, 10))
             .await
@@ -1085,26 +953,20 @@ async fn a_change_written_by_another_tool_is_applied_and_changes_survive_a_resta
     let mut c = Conn::connect(broker.port).await;
     assert_eq!(create_topic(&mut c, "kept", 1).await, 0);
     assert_eq!(create_topic(&mut c, "external", 1).await, 0);
-    assert_eq!(
-        incremental(
-            &mut c,
-            TOPIC,
-            "kept",
-            &[("retention.ms", SET, Some("65000"))]
-        )
-        .await,
-        0
-    );
-    assert_eq!(
-        incremental(
-            &mut c,
-            BROKER,
-            "",
-            &[("log.segment.bytes", SET, Some("70000"))]
-        )
-        .await,
-        0
-    );
+    incremental_ok(
+        &mut c,
+        TOPIC,
+        "kept",
+        &[("retention.ms", SET, Some("65000"))],
+    )
+    .await;
+    incremental_ok(
+        &mut c,
+        BROKER,
+        "",
+        &[("log.segment.bytes", SET, Some("70000"))],
+    )
+    .await;
 
     // What kafka-configs.sh --zookeeper (Kafka 2.4) writes: the config, then a version 1 notification.
     let store = broker.api().configs.store().clone();

@@ -7,7 +7,6 @@ use common::broker_process::BrokerProcess;
 use common::client_batch;
 use common::wire::{Conn, create_topic, fetch, list_offset, produce, start_broker};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::log::segment::now_ms;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
@@ -32,23 +31,12 @@ async fn delete_records(
     let mut r = DeleteRecordsRequest::default();
     r.topics.push(t);
     r.timeout_ms = 5000;
-    match c
-        .call(
-            ApiKey::DeleteRecords,
-            version,
-            RequestKind::DeleteRecords(r),
-        )
-        .await
-    {
-        ResponseKind::DeleteRecords(mut resp) => {
-            let mut t = resp.topics.remove(0);
-            assert_eq!(&*t.name.0, topic);
-            let p = t.partitions.remove(0);
-            assert_eq!(p.partition_index, partition);
-            (p.error_code, p.low_watermark)
-        }
-        other => panic!("{other:?}"),
-    }
+    let mut resp = c.send(version, r).await;
+    let mut t = resp.topics.remove(0);
+    assert_eq!(&*t.name.0, topic);
+    let p = t.partitions.remove(0);
+    assert_eq!(p.partition_index, partition);
+    (p.error_code, p.low_watermark)
 }
 
 async fn produce_n(c: &mut Conn, topic: &str, batches: usize) {
@@ -135,23 +123,7 @@ async fn delete_records_moves_the_low_watermark_and_reads_follow() {
     );
 
     // A compacted topic keeps its records (Kafka: POLICY_VIOLATION).
-    let mut t = create_topics_request::CreatableTopic::default();
-    t.name = common::wire::topic_name("compacted");
-    t.num_partitions = 1;
-    t.replication_factor = 1;
-    let mut cfg = create_topics_request::CreatableTopicConfig::default();
-    cfg.name = StrBytes::from_static_str("cleanup.policy");
-    cfg.value = Some(StrBytes::from_static_str("compact"));
-    t.configs.push(cfg);
-    let mut r = CreateTopicsRequest::default();
-    r.topics.push(t);
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
-        .await
-    {
-        ResponseKind::CreateTopics(resp) => assert_eq!(resp.topics[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    common::wire::create_topic_with(&mut c, "compacted", &[("cleanup.policy", "compact")]).await;
     produce_n(&mut c, "compacted", 1).await;
     assert_eq!(
         delete_records(&mut c, 2, "compacted", 0, 5).await,

@@ -66,19 +66,14 @@ async fn join(c: &mut Conn, version: i16, group: &str, member_id: &str) -> Joine
     p.name = s("range");
     p.metadata = Bytes::from_static(b"sub");
     r.protocols.push(p);
-    match c
-        .call(ApiKey::JoinGroup, version, RequestKind::JoinGroup(r))
-        .await
-    {
-        ResponseKind::JoinGroup(resp) => Joined {
-            error: resp.error_code,
-            generation: resp.generation_id,
-            member_id: resp.member_id.to_string(),
-            leader: resp.leader.to_string(),
-            members: resp.members.len(),
-            protocol: resp.protocol_name.map(|p| p.to_string()),
-        },
-        other => panic!("{other:?}"),
+    let resp = c.send(version, r).await;
+    Joined {
+        error: resp.error_code,
+        generation: resp.generation_id,
+        member_id: resp.member_id.to_string(),
+        leader: resp.leader.to_string(),
+        members: resp.members.len(),
+        protocol: resp.protocol_name.map(|p| p.to_string()),
     }
 }
 
@@ -112,13 +107,8 @@ async fn sync(
         r.protocol_type = Some(s("consumer"));
         r.protocol_name = Some(s("range"));
     }
-    match c
-        .call(ApiKey::SyncGroup, version, RequestKind::SyncGroup(r))
-        .await
-    {
-        ResponseKind::SyncGroup(resp) => (resp.error_code, resp.assignment),
-        other => panic!("{other:?}"),
-    }
+    let resp = c.send(version, r).await;
+    (resp.error_code, resp.assignment)
 }
 
 async fn heartbeat(c: &mut Conn, version: i16, group: &str, generation: i32, member: &str) -> i16 {
@@ -126,13 +116,7 @@ async fn heartbeat(c: &mut Conn, version: i16, group: &str, generation: i32, mem
     r.group_id = gid(group);
     r.generation_id = generation;
     r.member_id = s(member);
-    match c
-        .call(ApiKey::Heartbeat, version, RequestKind::Heartbeat(r))
-        .await
-    {
-        ResponseKind::Heartbeat(resp) => resp.error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(version, r).await.error_code
 }
 
 async fn leave(c: &mut Conn, version: i16, group: &str, member: &str) -> (i16, Vec<i16>) {
@@ -145,16 +129,11 @@ async fn leave(c: &mut Conn, version: i16, group: &str, member: &str) -> (i16, V
         m.member_id = s(member);
         r.members.push(m);
     }
-    match c
-        .call(ApiKey::LeaveGroup, version, RequestKind::LeaveGroup(r))
-        .await
-    {
-        ResponseKind::LeaveGroup(resp) => (
-            resp.error_code,
-            resp.members.iter().map(|m| m.error_code).collect(),
-        ),
-        other => panic!("{other:?}"),
-    }
+    let resp = c.send(version, r).await;
+    (
+        resp.error_code,
+        resp.members.iter().map(|m| m.error_code).collect(),
+    )
 }
 
 async fn commit(
@@ -182,17 +161,11 @@ async fn commit(
         t.partitions.push(x);
     }
     r.topics.push(t);
-    match c
-        .call(ApiKey::OffsetCommit, version, RequestKind::OffsetCommit(r))
-        .await
-    {
-        ResponseKind::OffsetCommit(resp) => resp.topics[0]
-            .partitions
-            .iter()
-            .map(|p| p.error_code)
-            .collect(),
-        other => panic!("{other:?}"),
-    }
+    c.send(version, r).await.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
 }
 
 /// (topic, partition, offset, metadata) for the group; `partitions` None asks for all.
@@ -215,26 +188,18 @@ async fn fetch_offsets(
             vec![t]
         });
         r.groups.push(g);
-        match c
-            .call(ApiKey::OffsetFetch, version, RequestKind::OffsetFetch(r))
-            .await
-        {
-            ResponseKind::OffsetFetch(resp) => {
-                for t in &resp.groups[0].topics {
-                    for p in &t.partitions {
-                        out.push((
-                            t.name.0.to_string(),
-                            p.partition_index,
-                            p.committed_offset,
-                            p.metadata
-                                .as_ref()
-                                .map(|m| m.to_string())
-                                .unwrap_or_default(),
-                        ));
-                    }
-                }
+        for t in &c.send(version, r).await.groups[0].topics {
+            for p in &t.partitions {
+                out.push((
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.committed_offset,
+                    p.metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
+                ));
             }
-            other => panic!("{other:?}"),
         }
         return out;
     }
@@ -245,26 +210,18 @@ async fn fetch_offsets(
         t.partition_indexes = ps.to_vec();
         vec![t]
     });
-    match c
-        .call(ApiKey::OffsetFetch, version, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(resp) => {
-            for t in &resp.topics {
-                for p in &t.partitions {
-                    out.push((
-                        t.name.0.to_string(),
-                        p.partition_index,
-                        p.committed_offset,
-                        p.metadata
-                            .as_ref()
-                            .map(|m| m.to_string())
-                            .unwrap_or_default(),
-                    ));
-                }
-            }
+    for t in &c.send(version, r).await.topics {
+        for p in &t.partitions {
+            out.push((
+                t.name.0.to_string(),
+                p.partition_index,
+                p.committed_offset,
+                p.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            ));
         }
-        other => panic!("{other:?}"),
     }
     out
 }
@@ -272,20 +229,11 @@ async fn fetch_offsets(
 async fn describe(c: &mut Conn, version: i16, group: &str) -> (String, usize) {
     let mut r = DescribeGroupsRequest::default();
     r.groups.push(gid(group));
-    match c
-        .call(
-            ApiKey::DescribeGroups,
-            version,
-            RequestKind::DescribeGroups(r),
-        )
-        .await
-    {
-        ResponseKind::DescribeGroups(resp) => (
-            resp.groups[0].group_state.to_string(),
-            resp.groups[0].members.len(),
-        ),
-        other => panic!("{other:?}"),
-    }
+    let resp = c.send(version, r).await;
+    (
+        resp.groups[0].group_state.to_string(),
+        resp.groups[0].members.len(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,52 +244,31 @@ async fn find_coordinator_every_version() {
     for version in 0..=3 {
         let mut r = FindCoordinatorRequest::default();
         r.key = s("g");
-        match c
-            .call(
-                ApiKey::FindCoordinator,
-                version,
-                RequestKind::FindCoordinator(r),
-            )
-            .await
-        {
-            ResponseKind::FindCoordinator(resp) => {
-                assert_eq!(resp.error_code, NONE, "v{version}");
-                assert_eq!(resp.node_id, BrokerId(0));
-                assert_eq!(resp.port, broker.port as i32);
-            }
-            other => panic!("{other:?}"),
-        }
+        let resp = c.send(version, r).await;
+        assert_eq!(resp.error_code, NONE, "v{version}");
+        assert_eq!(resp.node_id, BrokerId(0));
+        assert_eq!(resp.port, broker.port as i32);
     }
     let mut r = FindCoordinatorRequest::default();
     r.key_type = 0;
     r.coordinator_keys = vec![s("a"), s("b")];
-    match c
-        .call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(r))
-        .await
     {
-        ResponseKind::FindCoordinator(resp) => {
-            assert_eq!(resp.coordinators.len(), 2);
-            for co in &resp.coordinators {
-                assert_eq!(
-                    (co.error_code, co.node_id, co.port),
-                    (NONE, BrokerId(0), broker.port as i32)
-                );
-            }
+        let resp = c.send(4, r).await;
+        assert_eq!(resp.coordinators.len(), 2);
+        for co in &resp.coordinators {
+            assert_eq!(
+                (co.error_code, co.node_id, co.port),
+                (NONE, BrokerId(0), broker.port as i32)
+            );
         }
-        other => panic!("{other:?}"),
     }
     let mut r = FindCoordinatorRequest::default();
     r.key_type = 1;
     r.coordinator_keys = vec![s("txn")];
-    match c
-        .call(ApiKey::FindCoordinator, 4, RequestKind::FindCoordinator(r))
-        .await
-    {
-        ResponseKind::FindCoordinator(resp) => {
-            assert_eq!(resp.coordinators[0].error_code, COORDINATOR_NOT_AVAILABLE)
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        c.send(4, r).await.coordinators[0].error_code,
+        COORDINATOR_NOT_AVAILABLE
+    );
     broker.shutdown().await.unwrap();
 }
 
@@ -577,20 +504,9 @@ async fn every_version_answers() {
         }
     }
     for version in 0..=5 {
-        match c
-            .call(
-                ApiKey::ListGroups,
-                version,
-                RequestKind::ListGroups(ListGroupsRequest::default()),
-            )
-            .await
-        {
-            ResponseKind::ListGroups(resp) => {
-                assert_eq!(resp.error_code, NONE);
-                assert!(resp.groups.iter().any(|g| g.group_id.0.as_str() == "v3"));
-            }
-            other => panic!("{other:?}"),
-        }
+        let resp = c.send(version, ListGroupsRequest::default()).await;
+        assert_eq!(resp.error_code, NONE);
+        assert!(resp.groups.iter().any(|g| g.group_id.0.as_str() == "v3"));
     }
     assert_eq!(
         describe(&mut c, 5, "unknown").await,
@@ -616,19 +532,14 @@ async fn join_with_timeouts(
     p.name = s("range");
     r.protocols.push(p);
     // v3: members are added at once (no MEMBER_ID_REQUIRED round).
-    match c
-        .call(ApiKey::JoinGroup, 3, RequestKind::JoinGroup(r))
-        .await
-    {
-        ResponseKind::JoinGroup(resp) => Joined {
-            error: resp.error_code,
-            generation: resp.generation_id,
-            member_id: resp.member_id.to_string(),
-            leader: resp.leader.to_string(),
-            members: resp.members.len(),
-            protocol: resp.protocol_name.map(|p| p.to_string()),
-        },
-        other => panic!("{other:?}"),
+    let resp = c.send(3, r).await;
+    Joined {
+        error: resp.error_code,
+        generation: resp.generation_id,
+        member_id: resp.member_id.to_string(),
+        leader: resp.leader.to_string(),
+        members: resp.members.len(),
+        protocol: resp.protocol_name.map(|p| p.to_string()),
     }
 }
 
@@ -644,13 +555,7 @@ async fn initial_rebalance_delay_gathers_members() {
     let mut r = FindCoordinatorRequest::default();
     r.key = s("delayed");
     let mut c = Conn::connect(port).await;
-    match c
-        .call(ApiKey::FindCoordinator, 1, RequestKind::FindCoordinator(r))
-        .await
-    {
-        ResponseKind::FindCoordinator(resp) => assert_eq!(resp.error_code, NONE),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(1, r).await.error_code, NONE);
     let first = tokio::spawn(async move {
         let mut a = Conn::connect(port).await;
         join_with_timeouts(&mut a, "delayed", "", 10_000, 5_000).await
@@ -738,13 +643,7 @@ async fn static_member_rejoins_without_rebalance() {
     hb.generation_id = 1;
     hb.member_id = s(&old_id);
     hb.group_instance_id = Some(s("instance-a"));
-    match c
-        .call(ApiKey::Heartbeat, 3, RequestKind::Heartbeat(hb))
-        .await
-    {
-        ResponseKind::Heartbeat(r) => assert_eq!(r.error_code, FENCED_INSTANCE_ID),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(3, hb).await.error_code, FENCED_INSTANCE_ID);
     assert_eq!(
         sync(&mut c, 3, g, 1, &new_id, &[]).await,
         (NONE, Bytes::from_static(b"mine"))
@@ -757,14 +656,9 @@ async fn static_member_rejoins_without_rebalance() {
     let mut m = leave_group_request::MemberIdentity::default();
     m.group_instance_id = Some(s("instance-a"));
     r.members.push(m);
-    match c
-        .call(ApiKey::LeaveGroup, 4, RequestKind::LeaveGroup(r))
-        .await
     {
-        ResponseKind::LeaveGroup(r) => {
-            assert_eq!((r.error_code, r.members[0].error_code), (NONE, NONE))
-        }
-        other => panic!("{other:?}"),
+        let r = c.send(4, r).await;
+        assert_eq!((r.error_code, r.members[0].error_code), (NONE, NONE));
     }
     assert_eq!(describe(&mut c, 4, g).await, ("Empty".to_string(), 0));
     broker.shutdown().await.unwrap();
@@ -773,13 +667,7 @@ async fn static_member_rejoins_without_rebalance() {
 async fn delete_group(c: &mut Conn, version: i16, group: &str) -> i16 {
     let mut r = DeleteGroupsRequest::default();
     r.groups_names.push(gid(group));
-    match c
-        .call(ApiKey::DeleteGroups, version, RequestKind::DeleteGroups(r))
-        .await
-    {
-        ResponseKind::DeleteGroups(resp) => resp.results[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(version, r).await.results[0].error_code
 }
 
 /// DeleteGroups: only Empty groups go, and their offsets stay gone after a restart.
@@ -889,19 +777,14 @@ async fn join_as(
     p.name = s("range");
     p.metadata = metadata;
     r.protocols.push(p);
-    match c
-        .call(ApiKey::JoinGroup, 3, RequestKind::JoinGroup(r))
-        .await
-    {
-        ResponseKind::JoinGroup(resp) => Joined {
-            error: resp.error_code,
-            generation: resp.generation_id,
-            member_id: resp.member_id.to_string(),
-            leader: resp.leader.to_string(),
-            members: resp.members.len(),
-            protocol: resp.protocol_name.map(|p| p.to_string()),
-        },
-        other => panic!("{other:?}"),
+    let resp = c.send(3, r).await;
+    Joined {
+        error: resp.error_code,
+        generation: resp.generation_id,
+        member_id: resp.member_id.to_string(),
+        leader: resp.leader.to_string(),
+        members: resp.members.len(),
+        protocol: resp.protocol_name.map(|p| p.to_string()),
     }
 }
 
@@ -918,26 +801,21 @@ async fn stable_consumer(c: &mut Conn, group: &str, topics: &[&str]) -> (String,
 async fn describe_members(c: &mut Conn, group: &str) -> (i16, Vec<(String, String, String)>) {
     let mut r = DescribeGroupsRequest::default();
     r.groups.push(gid(group));
-    match c
-        .call(ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(r))
-        .await
-    {
-        ResponseKind::DescribeGroups(resp) => (
-            resp.groups[0].error_code,
-            resp.groups[0]
-                .members
-                .iter()
-                .map(|m| {
-                    (
-                        m.member_id.to_string(),
-                        m.client_id.to_string(),
-                        m.client_host.to_string(),
-                    )
-                })
-                .collect(),
-        ),
-        other => panic!("{other:?}"),
-    }
+    let resp = c.send(5, r).await;
+    (
+        resp.groups[0].error_code,
+        resp.groups[0]
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.client_id.to_string(),
+                    m.client_host.to_string(),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// OffsetDelete: the group error and each partition's (topic, partition, error), sorted.
@@ -961,25 +839,18 @@ async fn offset_delete(
             }
         }
     }
-    match c
-        .call(ApiKey::OffsetDelete, 0, RequestKind::OffsetDelete(r))
-        .await
-    {
-        ResponseKind::OffsetDelete(resp) => {
-            let mut out: Vec<_> = resp
-                .topics
+    let resp = c.send(0, r).await;
+    let mut out: Vec<_> = resp
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
                 .iter()
-                .flat_map(|t| {
-                    t.partitions
-                        .iter()
-                        .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
-                })
-                .collect();
-            out.sort();
-            (resp.error_code, out)
-        }
-        other => panic!("{other:?}"),
-    }
+                .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
+        })
+        .collect();
+    out.sort();
+    (resp.error_code, out)
 }
 
 /// OffsetCommit v2 with its own retention time (`retention_ms`, -1 for the broker's rule).
@@ -1002,13 +873,7 @@ async fn commit_with_retention(
     x.committed_offset = offset;
     t.partitions.push(x);
     r.topics.push(t);
-    match c
-        .call(ApiKey::OffsetCommit, 2, RequestKind::OffsetCommit(r))
-        .await
-    {
-        ResponseKind::OffsetCommit(resp) => resp.topics[0].partitions[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(2, r).await.topics[0].partitions[0].error_code
 }
 
 /// Committed offsets of `group` (all partitions): (topic, partition) -> offset.
@@ -1489,17 +1354,10 @@ async fn requests_wait_while_the_partition_loads() {
         COORDINATOR_LOAD_IN_PROGRESS
     );
     assert_offset_fetch_error(&mut c, g, COORDINATOR_LOAD_IN_PROGRESS).await;
-    match c
-        .call(
-            ApiKey::ListGroups,
-            4,
-            RequestKind::ListGroups(ListGroupsRequest::default()),
-        )
-        .await
-    {
-        ResponseKind::ListGroups(r) => assert_eq!(r.error_code, COORDINATOR_LOAD_IN_PROGRESS),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        c.send(4, ListGroupsRequest::default()).await.error_code,
+        COORDINATOR_LOAD_IN_PROGRESS
+    );
 
     groups.load_partition(partition).await.unwrap();
     assert_eq!(committed(&mut c, g).await, vec![("t".to_string(), 0, 5)]);
@@ -1514,42 +1372,23 @@ async fn assert_offset_fetch_error(c: &mut Conn, group: &str, code: i16) {
     let mut x = offset_fetch_request::OffsetFetchRequestGroup::default();
     x.group_id = gid(group);
     r.groups.push(x);
-    match c
-        .call(ApiKey::OffsetFetch, 8, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(r) => assert_eq!(r.groups[0].error_code, code),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(8, r).await.groups[0].error_code, code);
     let mut r = OffsetFetchRequest::default();
     r.group_id = gid(group);
-    match c
-        .call(ApiKey::OffsetFetch, 5, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(r) => assert_eq!(r.error_code, code),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(5, r).await.error_code, code);
     let mut r = OffsetFetchRequest::default();
     r.group_id = gid(group);
     let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
     t.name = TopicName(s("t"));
     t.partition_indexes = vec![0, 1];
     r.topics = Some(vec![t]);
-    match c
-        .call(ApiKey::OffsetFetch, 1, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(r) => {
-            let codes: Vec<_> = r.topics[0]
-                .partitions
-                .iter()
-                .map(|p| p.error_code)
-                .collect();
-            assert_eq!(codes, vec![code, code]);
-        }
-        other => panic!("{other:?}"),
-    }
+    let r = c.send(1, r).await;
+    let codes: Vec<_> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(codes, vec![code, code]);
 }
 
 /// Two brokers and a real ZooKeeper: every group request for a group the other broker
@@ -1586,17 +1425,7 @@ async fn group_requests_to_another_broker_get_not_coordinator() {
     // partitions are spread over them.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let known = match c0
-            .call(
-                ApiKey::Metadata,
-                9,
-                RequestKind::Metadata(MetadataRequest::default()),
-            )
-            .await
-        {
-            ResponseKind::Metadata(m) => m.brokers.len(),
-            other => panic!("{other:?}"),
-        };
+        let known = c0.send(9, MetadataRequest::default()).await.brokers.len();
         if known == 2 {
             break;
         }
@@ -1660,19 +1489,10 @@ async fn group_requests_to_another_broker_get_not_coordinator() {
     assert_eq!(delete_group(&mut c0, 2, &g).await, NOT_COORDINATOR);
     assert_eq!(offset_delete(&mut c0, &g, &[]).await.0, NOT_COORDINATOR);
     assert_offset_fetch_error(&mut c0, &g, NOT_COORDINATOR).await;
-    match c0
-        .call(
-            ApiKey::ListGroups,
-            4,
-            RequestKind::ListGroups(ListGroupsRequest::default()),
-        )
-        .await
     {
-        ResponseKind::ListGroups(r) => {
-            assert_eq!(r.error_code, NONE);
-            assert!(r.groups.iter().all(|x| x.group_id.0.as_str() != g));
-        }
-        other => panic!("{other:?}"),
+        let r = c0.send(4, ListGroupsRequest::default()).await;
+        assert_eq!(r.error_code, NONE);
+        assert!(r.groups.iter().all(|x| x.group_id.0.as_str() != g));
     }
     // Nothing of that reached the group.
     assert_eq!(committed(&mut c1, &g).await, vec![("t".to_string(), 0, 4)]);

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,13 +35,8 @@ async fn find_txn_coordinator(c: &mut Conn, id: &str) -> (i16, i32) {
     let mut r = FindCoordinatorRequest::default();
     r.key = s(id);
     r.key_type = 1;
-    match c
-        .call(ApiKey::FindCoordinator, 2, RequestKind::FindCoordinator(r))
-        .await
-    {
-        ResponseKind::FindCoordinator(r) => (r.error_code, r.node_id.0),
-        other => panic!("{other:?}"),
-    }
+    let r = c.send(2, r).await;
+    (r.error_code, r.node_id.0)
 }
 
 async fn init_pid(c: &mut Conn, version: i16, id: &str, timeout_ms: i32) -> (i16, i64, i16) {
@@ -51,17 +45,8 @@ async fn init_pid(c: &mut Conn, version: i16, id: &str, timeout_ms: i32) -> (i16
     r.transaction_timeout_ms = timeout_ms;
     r.producer_id = ProducerId(-1);
     r.producer_epoch = -1;
-    match c
-        .call(
-            ApiKey::InitProducerId,
-            version,
-            RequestKind::InitProducerId(r),
-        )
-        .await
-    {
-        ResponseKind::InitProducerId(r) => (r.error_code, r.producer_id.0, r.producer_epoch),
-        other => panic!("{other:?}"),
-    }
+    let r = c.send(version, r).await;
+    (r.error_code, r.producer_id.0, r.producer_epoch)
 }
 
 /// InitProducerId until it stops answering CONCURRENT_TRANSACTIONS (an abort it started).
@@ -101,25 +86,16 @@ async fn add_partitions(
     r.v3_and_below_producer_id = ProducerId(pid);
     r.v3_and_below_producer_epoch = epoch;
     r.v3_and_below_topics.push(t);
-    match c
-        .call(
-            ApiKey::AddPartitionsToTxn,
-            version,
-            RequestKind::AddPartitionsToTxn(r),
-        )
+    c.send(version, r)
         .await
-    {
-        ResponseKind::AddPartitionsToTxn(r) => r
-            .results_by_topic_v3_and_below
-            .iter()
-            .flat_map(|t| {
-                t.results_by_partition
-                    .iter()
-                    .map(|p| p.partition_error_code)
-            })
-            .collect(),
-        other => panic!("{other:?}"),
-    }
+        .results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| {
+            t.results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+        })
+        .collect()
 }
 
 async fn end_txn(c: &mut Conn, version: i16, id: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
@@ -128,13 +104,7 @@ async fn end_txn(c: &mut Conn, version: i16, id: &str, pid: i64, epoch: i16, com
     r.producer_id = ProducerId(pid);
     r.producer_epoch = epoch;
     r.committed = commit;
-    match c
-        .call(ApiKey::EndTxn, version, RequestKind::EndTxn(r))
-        .await
-    {
-        ResponseKind::EndTxn(r) => r.error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(version, r).await.error_code
 }
 
 fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
@@ -174,21 +144,9 @@ async fn produce_txn(
     partition: i32,
     records: Bytes,
 ) -> i16 {
-    let mut pd = produce_request::PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(records);
-    let mut td = produce_request::TopicProduceData::default();
-    td.name = topic_name(topic);
-    td.partition_data.push(pd);
-    let mut r = ProduceRequest::default();
+    let mut r = common::wire::produce_request(topic, partition, records, -1);
     r.transactional_id = id.map(tid);
-    r.acks = -1;
-    r.timeout_ms = 5000;
-    r.topic_data.push(td);
-    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
-        ResponseKind::Produce(resp) => resp.responses[0].partition_responses[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(8, r).await.responses[0].partition_responses[0].error_code
 }
 
 /// What a read_committed (or read_uncommitted) consumer gets from offset 0: the data records'
@@ -204,10 +162,7 @@ async fn fetch_values(c: &mut Conn, topic: &str, partition: i32, read_committed:
     let mut r = common::wire::fetch_request(topic, partition, 0, 0);
     r.isolation_level = i8::from(read_committed);
     r.min_bytes = 0;
-    let pd = match c.call(ApiKey::Fetch, 11, RequestKind::Fetch(r)).await {
-        ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
-        other => panic!("{other:?}"),
-    };
+    let pd = c.send(11, r).await.responses.remove(0).partitions.remove(0);
     assert_eq!(pd.error_code, NONE);
     let aborted: Vec<(i64, i64)> = pd
         .aborted_transactions
@@ -278,17 +233,7 @@ async fn wait_stable(c: &mut Conn, topic: &str, partition: i32) -> Fetched {
 async fn describe(c: &mut Conn, id: &str) -> describe_transactions_response::TransactionState {
     let mut r = DescribeTransactionsRequest::default();
     r.transactional_ids.push(tid(id));
-    match c
-        .call(
-            ApiKey::DescribeTransactions,
-            0,
-            RequestKind::DescribeTransactions(r),
-        )
-        .await
-    {
-        ResponseKind::DescribeTransactions(mut r) => r.transaction_states.remove(0),
-        other => panic!("{other:?}"),
-    }
+    c.send(0, r).await.transaction_states.remove(0)
 }
 
 async fn describe_until(
@@ -437,13 +382,7 @@ async fn commit_abort_fencing_and_the_produce_checks() {
     lr.replica_id = BrokerId(-1);
     lr.isolation_level = 1;
     lr.topics.push(lt);
-    match c
-        .call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(lr))
-        .await
-    {
-        ResponseKind::ListOffsets(r) => assert_eq!(r.topics[0].partitions[0].offset, 10),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(5, lr).await.topics[0].partitions[0].offset, 10);
 
     // A second producer with the same id: the epoch is bumped and the first one is fenced,
     // with the error each version knows.
@@ -502,20 +441,11 @@ async fn commit_abort_fencing_and_the_produce_checks() {
     let mut lr = ListTransactionsRequest::default();
     lr.state_filters.push(s("Empty"));
     lr.state_filters.push(s("NoSuchState"));
-    match c
-        .call(
-            ApiKey::ListTransactions,
-            1,
-            RequestKind::ListTransactions(lr),
-        )
-        .await
     {
-        ResponseKind::ListTransactions(r) => {
-            assert_eq!(r.unknown_state_filters, vec![s("NoSuchState")]);
-            assert_eq!(r.transaction_states.len(), 1);
-            assert_eq!(r.transaction_states[0].transactional_id.0.as_str(), id);
-        }
-        other => panic!("{other:?}"),
+        let r = c.send(1, lr).await;
+        assert_eq!(r.unknown_state_filters, vec![s("NoSuchState")]);
+        assert_eq!(r.transaction_states.len(), 1);
+        assert_eq!(r.transaction_states[0].transactional_id.0.as_str(), id);
     }
     broker.shutdown().await.unwrap();
 }
@@ -574,19 +504,7 @@ async fn a_transaction_past_its_timeout_is_aborted_and_its_producer_fenced() {
 async fn kafka_241_transactional_fixture_is_served_as_kafka_served_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("broker");
-    let logs = dir.join("logs");
-    common::copy_tree(&common::kafka_single().join("logdir"), &logs);
-    let out = Command::new(env!("CARGO_BIN_EXE_odradek"))
-        .arg("import-zk-tree")
-        .arg(common::kafka_single().join("zk-tree.json"))
-        .arg(&logs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::kafka_single_broker_dir(&dir);
     let broker = BrokerProcess::start(&dir, &["broker.id=1"]);
     let mut c = Conn::connect(broker.port).await;
 
@@ -627,16 +545,9 @@ async fn offset_fetch(c: &mut Conn, group: &str, topic: &str, require_stable: bo
     r.group_id = GroupId(s(group));
     r.topics = Some(vec![t]);
     r.require_stable = require_stable;
-    match c
-        .call(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(r))
-        .await
-    {
-        ResponseKind::OffsetFetch(r) => {
-            let p = &r.topics[0].partitions[0];
-            (p.error_code, p.committed_offset)
-        }
-        other => panic!("{other:?}"),
-    }
+    let r = c.send(7, r).await;
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
 }
 
 async fn txn_offset_commit(
@@ -662,13 +573,7 @@ async fn txn_offset_commit(
     r.producer_epoch = epoch;
     r.generation_id = -1;
     r.topics.push(t);
-    match c
-        .call(ApiKey::TxnOffsetCommit, 3, RequestKind::TxnOffsetCommit(r))
-        .await
-    {
-        ResponseKind::TxnOffsetCommit(r) => r.topics[0].partitions[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(3, r).await.topics[0].partitions[0].error_code
 }
 
 async fn add_offsets(c: &mut Conn, id: &str, pid: i64, epoch: i16, group: &str) -> i16 {
@@ -677,13 +582,7 @@ async fn add_offsets(c: &mut Conn, id: &str, pid: i64, epoch: i16, group: &str) 
     r.producer_id = ProducerId(pid);
     r.producer_epoch = epoch;
     r.group_id = GroupId(s(group));
-    match c
-        .call(ApiKey::AddOffsetsToTxn, 3, RequestKind::AddOffsetsToTxn(r))
-        .await
-    {
-        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
-        other => panic!("{other:?}"),
-    }
+    c.send(3, r).await.error_code
 }
 
 /// Until OffsetFetch with `require_stable` answers without UNSTABLE_OFFSET_COMMIT.

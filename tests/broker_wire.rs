@@ -19,21 +19,17 @@ fn framed(body: &[u8]) -> Vec<u8> {
 
 async fn still_serves(port: u16) {
     let mut c = Conn::connect(port).await;
-    match c
-        .call(
-            ApiKey::ApiVersions,
+    assert_eq!(
+        c.send(
             3,
-            RequestKind::ApiVersions(
-                ApiVersionsRequest::default()
-                    .with_client_software_name(StrBytes::from_static_str("t"))
-                    .with_client_software_version(StrBytes::from_static_str("1")),
-            ),
+            ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
         )
         .await
-    {
-        ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
-        other => panic!("{other:?}"),
-    }
+        .error_code,
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,29 +133,20 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
         )
     );
     // And a supported version lists exactly the APIs we implement.
-    match c
-        .call(
-            ApiKey::ApiVersions,
-            0,
-            RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        )
-        .await
     {
-        ResponseKind::ApiVersions(r) => {
-            let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
-            let table: Vec<i16> = odradek::api::SUPPORTED_APIS
-                .iter()
-                .map(|(k, _, _)| *k as i16)
-                .collect();
-            assert_eq!(keys, table, "exactly the APIs with handlers");
-            // The ACL APIs (DescribeAcls is 29) are not implemented, so not offered; the
-            // transaction APIs (AddPartitionsToTxn is 24) are.
-            assert!(
-                keys.contains(&0) && keys.contains(&1) && keys.contains(&24) && !keys.contains(&29),
-                "{keys:?}"
-            );
-        }
-        other => panic!("{other:?}"),
+        let r = c.send(0, ApiVersionsRequest::default()).await;
+        let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
+        let table: Vec<i16> = odradek::api::SUPPORTED_APIS
+            .iter()
+            .map(|(k, _, _)| *k as i16)
+            .collect();
+        assert_eq!(keys, table, "exactly the APIs with handlers");
+        // The ACL APIs (DescribeAcls is 29) are not implemented, so not offered; the
+        // transaction APIs (AddPartitionsToTxn is 24) are.
+        assert!(
+            keys.contains(&0) && keys.contains(&1) && keys.contains(&24) && !keys.contains(&29),
+            "{keys:?}"
+        );
     }
     broker.shutdown().await.unwrap();
 }
@@ -234,10 +221,7 @@ async fn bad_batches_get_kafkas_errors_and_nothing_is_appended() {
     mt.name = Some(topic_name("bad topic!"));
     m.topics = Some(vec![mt]);
     m.allow_auto_topic_creation = true;
-    match c.call(ApiKey::Metadata, 9, RequestKind::Metadata(m)).await {
-        ResponseKind::Metadata(r) => assert_eq!(r.topics[0].error_code, 17),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(9, m).await.topics[0].error_code, 17);
     broker.shutdown().await.unwrap();
 }
 
@@ -251,10 +235,7 @@ async fn metadata_for(
     mt.name = Some(topic_name(topic));
     m.topics = Some(vec![mt]);
     m.allow_auto_topic_creation = allow;
-    match c.call(ApiKey::Metadata, 12, RequestKind::Metadata(m)).await {
-        ResponseKind::Metadata(mut r) => r.topics.remove(0),
-        other => panic!("{other:?}"),
-    }
+    c.send(12, m).await.topics.remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,24 +311,18 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
     let broker = start(tmp.path(), &[]).await;
     let mut c = Conn::connect(broker.port).await;
     assert_eq!(create_topic(&mut c, "idem", 1).await, 0);
-    let pid = match c
-        .call(
-            ApiKey::InitProducerId,
-            1,
-            RequestKind::InitProducerId(
+    let pid = {
+        let r = c
+            .send(
+                1,
                 // A null transactional id: idempotence only (Kafka refuses an empty one).
                 InitProducerIdRequest::default()
                     .with_transactional_id(None)
                     .with_transaction_timeout_ms(60000),
-            ),
-        )
-        .await
-    {
-        ResponseKind::InitProducerId(r) => {
-            assert_eq!(r.error_code, 0);
-            r.producer_id.0
-        }
-        other => panic!("{other:?}"),
+            )
+            .await;
+        assert_eq!(r.error_code, 0);
+        r.producer_id.0
     };
     let batch = |seq: i32, n: usize| {
         let b = odradek::log::records::BatchBuilder {
@@ -397,19 +372,15 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
         10
     );
     // A second InitProducerId gets a fresh id from the same block.
-    match c
-        .call(
-            ApiKey::InitProducerId,
+    assert!(
+        c.send(
             1,
-            RequestKind::InitProducerId(
-                InitProducerIdRequest::default().with_transactional_id(None),
-            ),
+            InitProducerIdRequest::default().with_transactional_id(None),
         )
         .await
-    {
-        ResponseKind::InitProducerId(r) => assert!(r.producer_id.0 > pid),
-        other => panic!("{other:?}"),
-    }
+        .producer_id
+        .0 > pid
+    );
     broker.shutdown().await.unwrap();
 }
 
@@ -448,30 +419,14 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     t.configs.push(cfg);
     let mut r = CreateTopicsRequest::default();
     r.topics.push(t);
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
-        .await
-    {
-        ResponseKind::CreateTopics(resp) => assert_eq!(resp.topics[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(5, r).await.topics[0].error_code, 0);
     let mut res = describe_configs_request::DescribeConfigsResource::default();
     res.resource_type = 2;
     res.resource_name = StrBytes::from_static_str("configured");
     let mut req = DescribeConfigsRequest::default();
     req.resources.push(res);
     req.include_synonyms = true;
-    let configs = match c
-        .call(
-            ApiKey::DescribeConfigs,
-            2,
-            RequestKind::DescribeConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::DescribeConfigs(mut resp) => resp.results.remove(0).configs,
-        other => panic!("{other:?}"),
-    };
+    let configs = c.send(2, req).await.results.remove(0).configs;
     let get = |name: &str| {
         configs
             .iter()
@@ -512,17 +467,7 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     // As clients do: wait for the new partitions' leaders (0 answers before they exist).
     req.timeout_ms = 10_000;
     req.topics.push(cp.clone());
-    match c
-        .call(
-            ApiKey::CreatePartitions,
-            1,
-            RequestKind::CreatePartitions(req),
-        )
-        .await
-    {
-        ResponseKind::CreatePartitions(resp) => assert_eq!(resp.results[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(1, req).await.results[0].error_code, 0);
     assert_eq!(
         metadata_for(&mut c, "configured", false)
             .await
@@ -533,19 +478,11 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     cp.count = 2;
     let mut req = CreatePartitionsRequest::default();
     req.topics.push(cp);
-    match c
-        .call(
-            ApiKey::CreatePartitions,
-            1,
-            RequestKind::CreatePartitions(req),
-        )
-        .await
-    {
-        ResponseKind::CreatePartitions(resp) => {
-            assert_eq!(resp.results[0].error_code, 37, "no shrinking")
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        c.send(1, req).await.results[0].error_code,
+        37,
+        "no shrinking"
+    );
     assert_eq!(
         produce(&mut c, "configured", 2, client_batch(0, 1, 1, 1, 0))
             .await
@@ -554,20 +491,11 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
         "new partitions take writes"
     );
 
-    match c
-        .call(
-            ApiKey::DescribeCluster,
-            0,
-            RequestKind::DescribeCluster(DescribeClusterRequest::default()),
-        )
-        .await
     {
-        ResponseKind::DescribeCluster(resp) => {
-            assert_eq!(resp.brokers.len(), 1);
-            assert_eq!(resp.brokers[0].port, broker.port as i32);
-            assert_eq!(resp.cluster_id.len(), 22);
-        }
-        other => panic!("{other:?}"),
+        let resp = c.send(0, DescribeClusterRequest::default()).await;
+        assert_eq!(resp.brokers.len(), 1);
+        assert_eq!(resp.brokers[0].port, broker.port as i32);
+        assert_eq!(resp.cluster_id.len(), 22);
     }
     drop(c);
     broker.shutdown().await.unwrap();
@@ -588,23 +516,14 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     res.configuration_keys = Some(vec![StrBytes::from_static_str("segment.bytes")]);
     let mut req = DescribeConfigsRequest::default();
     req.resources.push(res);
-    match c
-        .call(
-            ApiKey::DescribeConfigs,
-            1,
-            RequestKind::DescribeConfigs(req),
-        )
-        .await
     {
-        ResponseKind::DescribeConfigs(resp) => {
-            let cfg = &resp.results[0].configs;
-            assert_eq!(cfg.len(), 1, "only the key asked for");
-            assert_eq!(
-                (cfg[0].value.as_deref(), cfg[0].config_source),
-                (Some("16384"), 1)
-            );
-        }
-        other => panic!("{other:?}"),
+        let resp = c.send(1, req).await;
+        let cfg = &resp.results[0].configs;
+        assert_eq!(cfg.len(), 1, "only the key asked for");
+        assert_eq!(
+            (cfg[0].value.as_deref(), cfg[0].config_source),
+            (Some("16384"), 1)
+        );
     }
     assert_eq!(
         latest(&mut c, "configured", 2).await,
@@ -680,13 +599,12 @@ async fn list_offset(
     let mut r = ListOffsetsRequest::default();
     r.replica_id = BrokerId(-1);
     r.topics.push(t);
-    match c
-        .call(ApiKey::ListOffsets, version, RequestKind::ListOffsets(r))
+    c.send(version, r)
         .await
-    {
-        ResponseKind::ListOffsets(mut resp) => resp.topics.remove(0).partitions.remove(0),
-        other => panic!("{other:?}"),
-    }
+        .topics
+        .remove(0)
+        .partitions
+        .remove(0)
 }
 
 /// What the newest versions a Kafka 3.9 client sends add: topic ids, leader-epoch fencing,
@@ -713,39 +631,27 @@ async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
     let mut req = fetch_request("", 0, 0, 0);
     req.topics[0].topic = TopicName::default();
     req.topics[0].topic_id = id;
-    match c
-        .call(ApiKey::Fetch, 16, RequestKind::Fetch(req.clone()))
-        .await
     {
-        ResponseKind::Fetch(resp) => {
-            assert_eq!(resp.responses[0].topic_id, id);
-            let p = &resp.responses[0].partitions[0];
-            assert_eq!(p.error_code, 0);
-            assert!(!p.records.as_ref().unwrap().is_empty());
-        }
-        other => panic!("{other:?}"),
+        let resp = c.send(16, req.clone()).await;
+        assert_eq!(resp.responses[0].topic_id, id);
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        assert!(!p.records.as_ref().unwrap().is_empty());
     }
     req.topics[0].topic_id = uuid::Uuid::new_v4();
-    match c
-        .call(ApiKey::Fetch, 16, RequestKind::Fetch(req.clone()))
-        .await
-    {
-        ResponseKind::Fetch(resp) => assert_eq!(
-            resp.responses[0].partitions[0].error_code, 100,
-            "UNKNOWN_TOPIC_ID"
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        c.send(16, req.clone()).await.responses[0].partitions[0].error_code,
+        100,
+        "UNKNOWN_TOPIC_ID"
+    );
     // Leader epoch fencing (KIP-320): our epoch is 0.
     req.topics[0].topic_id = id;
     req.topics[0].partitions[0].current_leader_epoch = 3;
-    match c.call(ApiKey::Fetch, 16, RequestKind::Fetch(req)).await {
-        ResponseKind::Fetch(resp) => assert_eq!(
-            resp.responses[0].partitions[0].error_code, 75,
-            "UNKNOWN_LEADER_EPOCH"
-        ),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(
+        c.send(16, req).await.responses[0].partitions[0].error_code,
+        75,
+        "UNKNOWN_LEADER_EPOCH"
+    );
     // A broker that is not a replica of the partition cannot fetch as its follower (Kafka's
     // followerReplicaOrThrow): told to retry when it names an epoch, refused when it does not.
     for (epoch, version, code) in [(0, 16, 75), (-1, 8, 6)] {
@@ -759,17 +665,10 @@ async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
             req.replica_id = BrokerId(7);
         }
         req.topics[0].partitions[0].current_leader_epoch = epoch;
-        match c
-            .call(ApiKey::Fetch, version, RequestKind::Fetch(req))
-            .await
-        {
-            ResponseKind::Fetch(resp) => {
-                let p = &resp.responses[0].partitions[0];
-                assert_eq!(p.error_code, code, "Fetch v{version} as broker 7");
-                assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
-            }
-            other => panic!("{other:?}"),
-        }
+        let resp = c.send(version, req).await;
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, code, "Fetch v{version} as broker 7");
+        assert!(p.records.as_ref().is_none_or(|r| r.is_empty()));
     }
     assert_eq!(list_offset(&mut c, 9, "ids", -1, 2).await.error_code, 75);
     assert_eq!(list_offset(&mut c, 9, "ids", -1, 0).await.offset, 6);
@@ -788,13 +687,7 @@ async fn newest_versions_topic_ids_epochs_and_max_timestamp() {
 
     let mut dc = DescribeClusterRequest::default();
     dc.endpoint_type = 2;
-    match c
-        .call(ApiKey::DescribeCluster, 1, RequestKind::DescribeCluster(dc))
-        .await
-    {
-        ResponseKind::DescribeCluster(resp) => assert_eq!(resp.error_code, 119),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(1, dc).await.error_code, 119);
     drop(c);
     broker.shutdown().await.unwrap();
     let broker = start(tmp.path(), &[]).await;
@@ -862,17 +755,7 @@ async fn idle_connections_close_and_max_connections_is_enforced() {
 }
 
 async fn still_serves_on(c: &mut Conn) {
-    match c
-        .call(
-            ApiKey::ApiVersions,
-            0,
-            RequestKind::ApiVersions(ApiVersionsRequest::default()),
-        )
-        .await
-    {
-        ResponseKind::ApiVersions(r) => assert_eq!(r.error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(0, ApiVersionsRequest::default()).await.error_code, 0);
 }
 
 async fn scrape(port: u16) -> String {
@@ -965,24 +848,12 @@ async fn requests_from_a_stale_controller_are_refused() {
     req.controller_epoch = 0;
     req.broker_epoch = -1;
     req.topic_states.push(ts);
-    match c
-        .call(ApiKey::LeaderAndIsr, 4, RequestKind::LeaderAndIsr(req))
-        .await
-    {
-        ResponseKind::LeaderAndIsr(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(4, req).await.error_code, STALE_CONTROLLER_EPOCH);
     let mut req = UpdateMetadataRequest::default();
     req.controller_id = BrokerId(7);
     req.controller_epoch = 0;
     req.broker_epoch = -1;
-    match c
-        .call(ApiKey::UpdateMetadata, 6, RequestKind::UpdateMetadata(req))
-        .await
-    {
-        ResponseKind::UpdateMetadata(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(6, req).await.error_code, STALE_CONTROLLER_EPOCH);
     let mut sp = stop_replica_request::StopReplicaPartitionState::default();
     sp.partition_index = 0;
     sp.leader_epoch = -2;
@@ -995,24 +866,12 @@ async fn requests_from_a_stale_controller_are_refused() {
     req.controller_epoch = 0;
     req.broker_epoch = -1;
     req.topic_states.push(st);
-    match c
-        .call(ApiKey::StopReplica, 3, RequestKind::StopReplica(req))
-        .await
-    {
-        ResponseKind::StopReplica(r) => assert_eq!(r.error_code, STALE_CONTROLLER_EPOCH),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(3, req).await.error_code, STALE_CONTROLLER_EPOCH);
     // The partition is still led and served here.
     assert_eq!(latest(&mut c, "fenced", 0).await, 0);
     let mut all = MetadataRequest::default();
     all.topics = None;
-    let md = match c
-        .call(ApiKey::Metadata, 12, RequestKind::Metadata(all))
-        .await
-    {
-        ResponseKind::Metadata(r) => r,
-        other => panic!("{other:?}"),
-    };
+    let md = c.send(12, all).await;
     let t = md
         .topics
         .iter()

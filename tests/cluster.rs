@@ -60,19 +60,12 @@ async fn three_brokers_serve_every_client_through_any_broker() {
 
     // The bundled tools, through one broker: keyed lines reach every partition.
     let lines: String = (0..120).map(|i| format!("key-{i}\ttool-{i}\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &[
-            "produce",
-            "--bootstrap-server",
-            &cluster.bootstrap(1),
-            "--topic",
-            "spread",
-            "--key-separator",
-            "\t",
-        ],
-        Some(&lines),
+    produce_lines(
+        &cluster.bootstrap(1),
+        "spread",
+        &["--key-separator", "\t"],
+        &lines,
     );
-    assert!(ok, "{err}");
     let consumed = consume_all(&cluster.bootstrap(3), "spread");
     assert_eq!(
         consumed.iter().filter(|l| l.starts_with("tool-")).count(),
@@ -536,13 +529,7 @@ async fn the_tree_has_kafkas_layout() {
     req.transaction_timeout_ms = 60_000;
     req.producer_id = ProducerId(-1);
     req.producer_epoch = -1;
-    match c
-        .call(ApiKey::InitProducerId, 4, RequestKind::InitProducerId(req))
-        .await
-    {
-        ResponseKind::InitProducerId(r) => assert_eq!(r.error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(4, req).await.error_code, 0);
     let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
     res.resource_type = 2;
     res.resource_name = StrBytes::from_static_str("shaped");
@@ -552,17 +539,7 @@ async fn the_tree_has_kafkas_layout() {
     res.configs.push(cfg);
     let mut req = IncrementalAlterConfigsRequest::default();
     req.resources.push(res);
-    match c
-        .call(
-            ApiKey::IncrementalAlterConfigs,
-            1,
-            RequestKind::IncrementalAlterConfigs(req),
-        )
-        .await
-    {
-        ResponseKind::IncrementalAlterConfigs(r) => assert_eq!(r.responses[0].error_code, 0),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(c.send(1, req).await.responses[0].error_code, 0);
 
     let out = run_tool(&["metadata-dump", "--zookeeper", &cluster.connect]);
     let ours: BTreeMap<String, Option<String>> = serde_json::from_str(&out).unwrap();
@@ -717,21 +694,15 @@ async fn topics_and_configs_written_by_zookeeper_tools_are_applied() {
     );
 
     // The tools themselves, when they can run here.
-    let Some(home) = common::kafka_home() else {
-        eprintln!("SKIPPED: Kafka 2.4.1 is not installed (~/.cache/odradek/kafka_2.13-2.4.1)");
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     let zk = cluster.connect.clone();
     let topics = |args: &[&str]| {
-        let out = Command::new(home.join("bin/kafka-topics.sh"))
-            .args(["--zookeeper", &zk])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::run_command(
+            Command::new(home.join("bin/kafka-topics.sh"))
+                .args(["--zookeeper", &zk])
+                .args(args),
         )
     };
     let (ok, stdout, stderr) = topics(&["--list"]);
@@ -1058,15 +1029,10 @@ async fn delete_records_moves_the_log_start_on_every_replica() {
     let mut req = DeleteRecordsRequest::default();
     req.timeout_ms = 10_000;
     req.topics.push(t);
-    match c
-        .call(ApiKey::DeleteRecords, 2, RequestKind::DeleteRecords(req))
-        .await
     {
-        ResponseKind::DeleteRecords(r) => {
-            let p = &r.topics[0].partitions[0];
-            assert_eq!((p.error_code, p.low_watermark), (0, 40), "{r:?}");
-        }
-        other => panic!("{other:?}"),
+        let r = c.send(2, req).await;
+        let p = &r.topics[0].partitions[0];
+        assert_eq!((p.error_code, p.low_watermark), (0, 40), "{r:?}");
     }
     let cluster_ref = &cluster;
     wait_until(

@@ -5,6 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::broker_process::BrokerProcess;
+use common::cluster::create_topic;
 
 fn classpath(version: &str, classes: &std::path::Path) -> Option<String> {
     Some(format!(
@@ -104,34 +105,9 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
 
     // The bundled producer puts each key where the Java client does.
     let bs = broker.bootstrap();
-    let (ok, _, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "keyed-by-odradek",
-            "--partitions",
-            "7",
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    create_topic(&bs, "keyed-by-odradek", 7);
     let lines: String = (0..500).map(|i| format!("key-{i}\tv\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &[
-            "produce",
-            "--bootstrap-server",
-            &bs,
-            "--topic",
-            "keyed-by-odradek",
-            "--key-separator",
-            "\t",
-        ],
-        Some(&lines),
-    );
-    assert!(ok, "{err}");
+    common::cluster::produce_lines(&bs, "keyed-by-odradek", &["--key-separator", "\t"], &lines);
     let (ok, out, err) = common::odradek(
         &[
             "consume",

@@ -34,19 +34,7 @@ fn client_classpath(program: &str, version: &str, dir: &std::path::Path) -> Opti
 }
 
 fn run(cp: &str, args: &[&str], broker: &BrokerProcess) -> String {
-    let out = Command::new("java")
-        .args(["-cp", cp, "TransactionalClient"])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "TransactionalClient {args:?} failed:\n{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    stdout
+    common::transactional_client(cp, args, || broker.log_tail())
 }
 
 #[test]
@@ -134,28 +122,11 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
         let input = format!("jctp-in-{tag}");
         let output = format!("jctp-out-{tag}");
         let n = 300usize;
-        for (topic, partitions) in [(&input, "3"), (&output, "3")] {
-            let (ok, _, err) = common::odradek(
-                &[
-                    "topics",
-                    "--bootstrap-server",
-                    &bs,
-                    "--create",
-                    "--topic",
-                    topic,
-                    "--partitions",
-                    partitions,
-                ],
-                None,
-            );
-            assert!(ok, "{err}");
+        for (topic, partitions) in [(&input, 3), (&output, 3)] {
+            common::cluster::create_topic(&bs, topic, partitions);
         }
         let lines: String = (0..n).map(|i| format!("v-{i}\n")).collect();
-        let (ok, _, err) = common::odradek(
-            &["produce", "--bootstrap-server", &bs, "--topic", &input],
-            Some(&lines),
-        );
-        assert!(ok, "{err}");
+        common::cluster::produce_lines(&bs, &input, &[], &lines);
         let group = format!("jctp-group-{tag}");
         let txn_id = format!("jctp-txn-{tag}");
         let processor = |idle_ms: &str| {
@@ -202,20 +173,7 @@ fn java_consume_transform_produce_is_exactly_once_across_a_killed_processor() {
         // Its successor fences it, aborts what it left open, and carries on from the offsets
         // committed with the last committed transaction.
         let mut second = processor(SUCCESSOR_IDLE_EXIT_MS);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = second.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = Command::new("kill")
-                    .args(["-9", &second.id().to_string()])
-                    .status();
-                let _ = second.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = common::wait_or_kill(&mut second, Duration::from_secs(120));
         assert!(
             status.is_some_and(|s| s.success()),
             "Java {version}: second processor {status:?}\n{}",

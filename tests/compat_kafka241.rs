@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::broker_process::BrokerProcess;
+use common::cluster::create_topic;
 
 fn kafka_241_clients() -> Option<(std::path::PathBuf, String)> {
     let home = common::kafka_home()?;
@@ -82,24 +83,16 @@ fn kafka_241_java_client_and_verifiable_producer() {
 /// a key Kafka does not change at runtime is refused.
 #[test]
 fn kafka_241_kafka_configs_alters_dynamic_broker_configs() {
-    let Some(home) = common::kafka_home() else {
-        eprintln!(
-            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
-        );
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
     let configs = |args: &[&str]| {
-        let out = Command::new(home.join("bin/kafka-configs.sh"))
-            .args(["--bootstrap-server", &broker.bootstrap()])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::run_command(
+            Command::new(home.join("bin/kafka-configs.sh"))
+                .args(["--bootstrap-server", &broker.bootstrap()])
+                .args(args),
         )
     };
     let (ok, stdout, stderr) =
@@ -252,10 +245,7 @@ fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bo
 /// session timeout gets its partitions back while the other member goes on untouched.
 #[test]
 fn kafka_241_verifiable_consumers_share_a_group_and_a_static_member_returns() {
-    let Some(home) = common::kafka_home() else {
-        eprintln!(
-            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
-        );
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     if !home.join("bin/kafka-verifiable-consumer.sh").exists() {
@@ -265,20 +255,7 @@ fn kafka_241_verifiable_consumers_share_a_group_and_a_static_member_returns() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
     let bs = broker.bootstrap();
-    let (ok, out, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "shared",
-            "--partitions",
-            "4",
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
+    create_topic(&bs, "shared", 4);
     let out = Command::new(home.join("bin/kafka-verifiable-producer.sh"))
         .args(["--broker-list", &bs, "--topic", "shared"])
         .args(["--max-messages", "4000", "--acks", "-1"])
@@ -379,25 +356,17 @@ fn column_sum(rows: &[std::collections::BTreeMap<String, String>], column: &str)
 /// committed offsets, log end offsets and lag, resets them to the earliest, and deletes it.
 #[test]
 fn kafka_241_consumer_groups_command() {
-    let Some(home) = common::kafka_home() else {
-        eprintln!(
-            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
-        );
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
     let bs = broker.bootstrap();
     let groups = |args: &[&str]| {
-        let out = Command::new(home.join("bin/kafka-consumer-groups.sh"))
-            .args(["--bootstrap-server", &bs])
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::run_command(
+            Command::new(home.join("bin/kafka-consumer-groups.sh"))
+                .args(["--bootstrap-server", &bs])
+                .args(args),
         )
     };
     let (_, _, stderr) = groups(&["--list"]);
@@ -409,20 +378,7 @@ fn kafka_241_consumer_groups_command() {
         );
         return;
     }
-    let (ok, out, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "cg",
-            "--partitions",
-            "2",
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
+    create_topic(&bs, "cg", 2);
     let lines: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
     let (ok, _, err) = common::odradek(
         &[
@@ -500,10 +456,7 @@ fn kafka_241_consumer_groups_command() {
 /// second run of the same group starts where the first stopped.
 #[test]
 fn kafka_241_console_consumer_in_a_group() {
-    let Some(home) = common::kafka_home() else {
-        eprintln!(
-            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
-        );
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -521,26 +474,9 @@ fn kafka_241_console_consumer_in_a_group() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, out, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "console",
-            "--partitions",
-            "3",
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
+    create_topic(&bs, "console", 3);
     let lines: String = (0..100).map(|i| format!("v{i}\n")).collect();
-    let (ok, _, err) = common::odradek(
-        &["produce", "--bootstrap-server", &bs, "--topic", "console"],
-        Some(&lines),
-    );
-    assert!(ok, "{err}");
+    common::cluster::produce_lines(&bs, "console", &[], &lines);
     // A group of its own, so that a tool that does start leaves the group under test alone.
     let (_, stderr) = consume("console-probe", "1", "1000");
     if stderr.contains("kafka.tools.ConsoleConsumer") && stderr.contains("ClassNotFound") {
@@ -581,21 +517,7 @@ fn kafka_241_java_transactional_producer() {
         return;
     };
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
-    let run = |args: &[&str]| {
-        let out = Command::new("java")
-            .args(["-cp", &cp, "TransactionalClient"])
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "{args:?}:\n{stdout}\n{}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            broker.log_tail()
-        );
-        stdout
-    };
+    let run = |args: &[&str]| common::transactional_client(&cp, args, || broker.log_tail());
     let out = run(&["commit-abort", &broker.bootstrap(), "txn-241"]);
     assert!(
         out.lines()

@@ -14,19 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 async fn a_kafka_241_data_dir_is_served_with_its_offsets() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("broker");
-    let logs = dir.join("logs");
-    common::copy_tree(&common::kafka_single().join("logdir"), &logs);
-    let out = Command::new(env!("CARGO_BIN_EXE_odradek"))
-        .arg("import-zk-tree")
-        .arg(common::kafka_single().join("zk-tree.json"))
-        .arg(&logs)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::kafka_single_broker_dir(&dir);
     // Kafka's broker was broker 1 with 50 offsets partitions; its meta.properties says so.
     let broker = BrokerProcess::start(&dir, &["broker.id=1", "offsets.topic.num.partitions=50"]);
 

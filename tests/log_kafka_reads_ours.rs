@@ -127,10 +127,7 @@ fn kafkas_java_record_classes_validate_and_read_our_segments() {
 
 #[test]
 fn kafka_dump_log_reports_our_batches_valid() {
-    let Some(home) = common::kafka_home() else {
-        eprintln!(
-            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
-        );
+    let Some(home) = common::kafka_home_or_skip() else {
         return;
     };
     if !home.join("libs/kafka_2.13-2.4.1.jar").is_file() {

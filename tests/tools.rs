@@ -3,6 +3,7 @@
 mod common;
 
 use common::broker_process::BrokerProcess;
+use common::cluster::{create_topic, produce_lines};
 
 #[test]
 fn topics_produce_and_consume_round_trip() {
@@ -171,23 +172,6 @@ fn topics_produce_and_consume_round_trip() {
         None,
     );
     assert!(!ok && err.contains("UnknownTopicOrPartition"), "{err}");
-}
-
-fn create_topic(bs: &str, topic: &str, partitions: u32) {
-    let (ok, out, err) = common::odradek(
-        &[
-            "topics",
-            "--bootstrap-server",
-            bs,
-            "--create",
-            "--topic",
-            topic,
-            "--partitions",
-            &partitions.to_string(),
-        ],
-        None,
-    );
-    assert!(ok, "{out}{err}");
 }
 
 /// Every tool's `--help` names the options the issue asks of it.
@@ -450,13 +434,6 @@ fn perf_prints_progress_while_running_and_a_final_summary() {
         None,
     );
     assert!(!ok && err.contains("only 6000 of 6001"), "{err}");
-}
-
-fn produce_lines(bs: &str, topic: &str, extra: &[&str], lines: &str) {
-    let mut args = vec!["produce", "--bootstrap-server", bs, "--topic", topic];
-    args.extend_from_slice(extra);
-    let (ok, out, err) = common::odradek(&args, Some(lines));
-    assert!(ok, "{out}{err}");
 }
 
 fn consume_lines(bs: &str, topic: &str, extra: &[&str]) -> Vec<String> {
@@ -759,16 +736,11 @@ fn a_signalled_group_member_commits_and_leaves() {
         .args(["-TERM", &member.id().to_string()])
         .status()
         .unwrap();
-    let status = loop {
-        if let Some(status) = member.try_wait().unwrap() {
-            break status;
-        }
-        if signalled.elapsed() > std::time::Duration::from_secs(10) {
-            member.kill().unwrap();
-            panic!("the member did not stop within 10 s of SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = common::wait_or_kill(
+        &mut member,
+        std::time::Duration::from_secs(10).saturating_sub(signalled.elapsed()),
+    )
+    .expect("the member stops within 10 s of SIGTERM");
     assert!(status.success(), "{status}");
     let (ok, out, err) = groups(&bs, &["--describe", "--group", "sig"]);
     assert!(ok, "{err}");

@@ -2,9 +2,14 @@
 
 use std::collections::HashMap;
 
-use kafka_protocol::messages::leader_and_isr_request::LeaderAndIsrPartitionState;
+use kafka_protocol::messages::leader_and_isr_request::{
+    LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
+};
 use kafka_protocol::messages::leader_and_isr_response::{
     LeaderAndIsrPartitionError, LeaderAndIsrTopicError,
+};
+use kafka_protocol::messages::update_metadata_request::{
+    UpdateMetadataPartitionState, UpdateMetadataTopicState,
 };
 use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
 
@@ -26,18 +31,7 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
         response.error_code = code;
         return response;
     }
-    // v0-1 list partitions flat; v2+ group them by topic (v5+ with the topic id).
-    let mut states: Vec<(uuid::Uuid, LeaderAndIsrPartitionState)> = request
-        .ungrouped_partition_states
-        .into_iter()
-        .map(|s| (uuid::Uuid::nil(), s))
-        .collect();
-    for t in request.topic_states {
-        for mut s in t.partition_states {
-            s.topic_name = t.topic_name.clone();
-            states.push((t.topic_id, s));
-        }
-    }
+    let states = flatten_partition_states(request.ungrouped_partition_states, request.topic_states);
     // Followers fetch from the leaders at the addresses the controller gives.
     let leader_addresses: HashMap<i32, String> = request
         .live_leaders
@@ -67,6 +61,58 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     }
     response.topics = by_topic;
     response
+}
+
+/// The per-topic partition states of LeaderAndIsr and UpdateMetadata: two generated types
+/// with the same fields.
+pub(super) trait TopicPartitionStates {
+    type State;
+    /// The topic id and the topic's partition states, each naming the topic (the grouped
+    /// states leave the name to their topic).
+    fn into_states(self) -> (uuid::Uuid, Vec<Self::State>);
+}
+
+macro_rules! impl_topic_partition_states {
+    ($($topic:ty => $state:ty),*) => {$(
+        impl TopicPartitionStates for $topic {
+            type State = $state;
+
+            fn into_states(self) -> (uuid::Uuid, Vec<$state>) {
+                let states = self
+                    .partition_states
+                    .into_iter()
+                    .map(|mut s| {
+                        s.topic_name = self.topic_name.clone();
+                        s
+                    })
+                    .collect();
+                (self.topic_id, states)
+            }
+        }
+    )*};
+}
+
+impl_topic_partition_states!(
+    LeaderAndIsrTopicState => LeaderAndIsrPartitionState,
+    UpdateMetadataTopicState => UpdateMetadataPartitionState
+);
+
+/// LeaderAndIsr and UpdateMetadata list partition states flat in v0-1 and by topic since v2
+/// (with the topic id in later versions): both as one list of (topic id, state), the nil id
+/// for flat ones.
+pub(super) fn flatten_partition_states<T: TopicPartitionStates>(
+    ungrouped: Vec<T::State>,
+    topics: Vec<T>,
+) -> Vec<(uuid::Uuid, T::State)> {
+    let mut states: Vec<_> = ungrouped
+        .into_iter()
+        .map(|s| (uuid::Uuid::nil(), s))
+        .collect();
+    for t in topics {
+        let (id, partitions) = t.into_states();
+        states.extend(partitions.into_iter().map(|s| (id, s)));
+    }
+    states
 }
 
 /// One partition's new state; the Kafka error code for it.

@@ -17,28 +17,64 @@ use kafka_protocol::protocol::StrBytes;
 use super::{Api, errors};
 use crate::group::{CommittedOffset, OffsetToCommit};
 
-pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    let mut shape: Vec<(TopicName, Vec<i32>)> = Vec::new();
-    let mut offsets: Vec<OffsetToCommit> = Vec::new();
-    for t in request.topics {
-        let name = t.name.0.to_string();
-        let mut partitions = Vec::new();
-        for p in t.partitions {
-            partitions.push(p.partition_index);
-            offsets.push((
-                name.clone(),
-                p.partition_index,
-                p.committed_offset,
-                if version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                p.committed_metadata.map(|m| m.to_string()),
-            ));
+/// A partition of an OffsetCommit or TxnOffsetCommit request: two generated types with the
+/// same fields.
+pub(super) trait PartitionToCommit {
+    fn partition_index(&self) -> i32;
+    /// What to commit to this partition of `topic`; versions without a leader epoch commit -1.
+    fn into_offset(self, topic: &str, has_leader_epoch: bool) -> OffsetToCommit;
+}
+
+macro_rules! impl_partition_to_commit {
+    ($($partition:ty),*) => {$(
+        impl PartitionToCommit for $partition {
+            fn partition_index(&self) -> i32 {
+                self.partition_index
+            }
+
+            fn into_offset(self, topic: &str, has_leader_epoch: bool) -> OffsetToCommit {
+                (
+                    topic.to_string(),
+                    self.partition_index,
+                    self.committed_offset,
+                    if has_leader_epoch { self.committed_leader_epoch } else { -1 },
+                    self.committed_metadata.map(|m| m.to_string()),
+                )
+            }
         }
-        shape.push((t.name, partitions));
+    )*};
+}
+
+impl_partition_to_commit!(
+    offset_commit_request::OffsetCommitRequestPartition,
+    txn_offset_commit_request::TxnOffsetCommitRequestPartition
+);
+
+/// The offsets an OffsetCommit or TxnOffsetCommit carries, flattened for the group
+/// coordinator, and the request's shape (each topic's partitions in order) to answer in.
+pub(super) fn offsets_to_commit<P: PartitionToCommit>(
+    topics: impl IntoIterator<Item = (TopicName, Vec<P>)>,
+    has_leader_epoch: bool,
+) -> (Vec<(TopicName, Vec<i32>)>, Vec<OffsetToCommit>) {
+    let mut shape = Vec::new();
+    let mut offsets = Vec::new();
+    for (topic, partitions) in topics {
+        let indexes = partitions.iter().map(|p| p.partition_index()).collect();
+        offsets.extend(
+            partitions
+                .into_iter()
+                .map(|p| p.into_offset(&topic.0, has_leader_epoch)),
+        );
+        shape.push((topic, indexes));
     }
+    (shape, offsets)
+}
+
+pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
+    let (shape, offsets) = offsets_to_commit(
+        request.topics.into_iter().map(|t| (t.name, t.partitions)),
+        version >= 6,
+    );
     // v0 has neither generation nor member id: a standalone commit.
     let (generation, member_id) = if version >= 1 {
         (
@@ -90,15 +126,19 @@ fn fetch_one(
     api.groups.fetch(group, topics)
 }
 
-/// offset -1 and empty metadata for partitions without a commit (error NONE), as Kafka does.
-fn parts(c: &Option<CommittedOffset>, version: i16) -> (i64, i32, StrBytes) {
+/// One partition's OffsetFetch answer: error, offset, leader epoch, metadata. Offset -1 and
+/// empty metadata for partitions without a commit (error NONE), as Kafka does, and for an
+/// `unstable` one (UNSTABLE_OFFSET_COMMIT).
+fn answer(c: &Option<CommittedOffset>, unstable: bool, version: i16) -> (i16, i64, i32, StrBytes) {
     match c {
+        _ if unstable => (UNSTABLE_OFFSET_COMMIT, -1, -1, StrBytes::default()),
         Some(c) => (
+            errors::NONE,
             c.offset,
             if version >= 5 { c.leader_epoch } else { -1 },
             StrBytes::from_string(c.metadata.clone()),
         ),
-        None => (-1, -1, StrBytes::default()),
+        None => (errors::NONE, -1, -1, StrBytes::default()),
     }
 }
 
@@ -134,17 +174,14 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
             for (topic, partitions) in fetched {
                 let mut t = OffsetFetchResponseTopics::default();
                 for (p, c) in partitions {
-                    let (offset, epoch, metadata) = parts(&c, version);
+                    let (error_code, offset, epoch, metadata) = answer(
+                        &c,
+                        unstable(api, require_stable, &g.group_id.0, &topic, p),
+                        version,
+                    );
                     let mut r = OffsetFetchResponsePartitions::default();
                     r.partition_index = p;
-                    if unstable(api, require_stable, &g.group_id.0, &topic, p) {
-                        r.error_code = UNSTABLE_OFFSET_COMMIT;
-                        r.committed_offset = -1;
-                        r.committed_leader_epoch = -1;
-                        r.metadata = Some(StrBytes::default());
-                        t.partitions.push(r);
-                        continue;
-                    }
+                    r.error_code = error_code;
                     r.committed_offset = offset;
                     r.committed_leader_epoch = epoch;
                     r.metadata = Some(metadata);
@@ -192,17 +229,14 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
     for (topic, partitions) in fetched {
         let mut t = OffsetFetchResponseTopic::default();
         for (p, c) in partitions {
-            let (offset, epoch, metadata) = parts(&c, version);
+            let (error_code, offset, epoch, metadata) = answer(
+                &c,
+                unstable(api, require_stable, &request.group_id.0, &topic, p),
+                version,
+            );
             let mut r = OffsetFetchResponsePartition::default();
             r.partition_index = p;
-            if unstable(api, require_stable, &request.group_id.0, &topic, p) {
-                r.error_code = UNSTABLE_OFFSET_COMMIT;
-                r.committed_offset = -1;
-                r.committed_leader_epoch = -1;
-                r.metadata = Some(StrBytes::default());
-                t.partitions.push(r);
-                continue;
-            }
+            r.error_code = error_code;
             r.committed_offset = offset;
             r.committed_leader_epoch = epoch;
             r.metadata = Some(metadata);

@@ -18,7 +18,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, errors};
-use crate::group::{OFFSETS_TOPIC, OffsetToCommit};
+use crate::group::OFFSETS_TOPIC;
 use crate::txn::codes;
 use crate::txn::records::TxnState as State;
 
@@ -183,27 +183,10 @@ pub async fn txn_offset_commit(
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
-    let mut shape: Vec<(TopicName, Vec<i32>)> = Vec::new();
-    let mut offsets: Vec<OffsetToCommit> = Vec::new();
-    for t in request.topics {
-        let name = t.name.0.to_string();
-        let mut partitions = Vec::new();
-        for p in t.partitions {
-            partitions.push(p.partition_index);
-            offsets.push((
-                name.clone(),
-                p.partition_index,
-                p.committed_offset,
-                if version >= 2 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                p.committed_metadata.map(|m| m.to_string()),
-            ));
-        }
-        shape.push((t.name, partitions));
-    }
+    let (shape, offsets) = super::offsets::offsets_to_commit(
+        request.topics.into_iter().map(|t| (t.name, t.partitions)),
+        version >= 2,
+    );
     // v3+ (KIP-447) names the member; older clients commit as the whole group.
     let (generation, member_id, instance) = if version >= 3 {
         (

@@ -1,10 +1,10 @@
 //! UpdateMetadata: the controller's view of brokers and partition leaders, which is all this
 //! broker's Metadata responses are built from.
 
-use kafka_protocol::messages::update_metadata_request::UpdateMetadataPartitionState;
 use kafka_protocol::messages::{ApiKey, UpdateMetadataRequest, UpdateMetadataResponse};
 
 use super::Api;
+use super::leader_and_isr::flatten_partition_states;
 use crate::metadata::cache::{BrokerInfo, PartitionInfo};
 
 /// Leader -2: the topic is being deleted (Kafka's `LeaderDuringDelete`).
@@ -52,17 +52,7 @@ pub fn handle(api: &Api, request: UpdateMetadataRequest, _version: i16) -> Updat
         })
         .collect();
     api.cache.set_brokers(brokers);
-    let mut states: Vec<(uuid::Uuid, UpdateMetadataPartitionState)> = request
-        .ungrouped_partition_states
-        .into_iter()
-        .map(|s| (uuid::Uuid::nil(), s))
-        .collect();
-    for t in request.topic_states {
-        for mut s in t.partition_states {
-            s.topic_name = t.topic_name.clone();
-            states.push((t.topic_id, s));
-        }
-    }
+    let states = flatten_partition_states(request.ungrouped_partition_states, request.topic_states);
     let mut deleted = Vec::new();
     let mut updates: std::collections::BTreeMap<String, (uuid::Uuid, Vec<(i32, PartitionInfo)>)> =
         Default::default();

@@ -163,6 +163,9 @@ pub fn is_topic_config(key: &str) -> bool {
     crate::config::defs::is_topic_config(key)
 }
 
+/// How long a coordinator's first request waits for its internal topic to come online.
+const INTERNAL_TOPIC_CREATION_WAIT: Duration = Duration::from_secs(5);
+
 /// The controller's face on every broker: the elector, and topic administration.
 pub struct Controller {
     store: Arc<dyn MetadataStore>,
@@ -487,6 +490,42 @@ impl Controller {
         cache.topic(name).is_some_and(|t| {
             t.partitions.len() as i32 >= partitions && t.partitions.values().all(|p| p.leader >= 0)
         })
+    }
+
+    /// Creates an internal topic (`__consumer_offsets`, `__transaction_state`) on its
+    /// coordinator's first use, as Kafka does, and waits (bounded) until every partition is
+    /// led. `creation` serializes the coordinator's concurrent first requests; `configs` is
+    /// only built when the topic is missing. A topic created meanwhile (by another broker)
+    /// counts as created.
+    pub async fn ensure_internal_topic(
+        &self,
+        creation: &tokio::sync::Mutex<()>,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: impl FnOnce() -> BTreeMap<String, String>,
+    ) -> Result<(), ControllerError> {
+        if self.cache.topic(name).is_some() {
+            return Ok(());
+        }
+        let _guard = creation.lock().await;
+        if self.cache.topic(name).is_some() {
+            return Ok(());
+        }
+        match self
+            .create_topic(
+                name,
+                partitions,
+                replication_factor,
+                configs(),
+                false,
+                INTERNAL_TOPIC_CREATION_WAIT,
+            )
+            .await
+        {
+            Ok(()) | Err(ControllerError::TopicExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// CreateTopics (and auto-creation): validates, writes the config and assignment znodes as

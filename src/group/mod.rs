@@ -33,7 +33,7 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::config::BrokerConfig;
-use crate::controller::{Controller, ControllerError};
+use crate::controller::Controller;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
@@ -514,9 +514,6 @@ impl Group {
     }
 }
 
-/// How long the first group request waits for `__consumer_offsets` to come online.
-const OFFSETS_TOPIC_CREATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl GroupCoordinator {
     pub fn new(
         config: Arc<BrokerConfig>,
@@ -555,41 +552,30 @@ impl GroupCoordinator {
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
     async fn ensure_offsets_topic(&self) -> Result<(), i16> {
-        if self.cache.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let _guard = self.topic_creation.lock().await;
-        if self.cache.topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("compression.type".to_string(), "producer".to_string()),
-            (
-                "segment.bytes".to_string(),
-                self.config.offsets_topic_segment_bytes.to_string(),
-            ),
-        ]);
-        match self
-            .controller
-            .create_topic(
+        self.controller
+            .ensure_internal_topic(
+                &self.topic_creation,
                 OFFSETS_TOPIC,
                 self.config.offsets_topic_num_partitions,
                 self.config.offsets_topic_replication_factor,
-                configs,
-                false,
-                OFFSETS_TOPIC_CREATION_WAIT,
+                || {
+                    BTreeMap::from([
+                        ("cleanup.policy".to_string(), "compact".to_string()),
+                        ("compression.type".to_string(), "producer".to_string()),
+                        (
+                            "segment.bytes".to_string(),
+                            self.config.offsets_topic_segment_bytes.to_string(),
+                        ),
+                    ])
+                },
             )
             .await
-        {
-            Ok(()) | Err(ControllerError::TopicExists(_)) => Ok(()),
-            Err(e) => {
+            .map_err(|e| {
                 // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
                 // offsets.topic.replication.factor) and retries creation later.
                 tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                Err(codes::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
+                codes::COORDINATOR_NOT_AVAILABLE
+            })
     }
 
     /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.

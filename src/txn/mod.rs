@@ -38,8 +38,8 @@ use tokio::time::Instant;
 
 use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
+use crate::controller::Controller;
 use crate::controller::channel::LocalDelivery;
-use crate::controller::{Controller, ControllerError};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
@@ -68,8 +68,6 @@ pub mod codes {
     pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 }
 
-/// How long the first transactional request waits for `__transaction_state` to come online.
-const TOPIC_CREATION_WAIT: Duration = Duration::from_secs(5);
 /// How long one WriteTxnMarkers exchange with another broker may take.
 const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a partition of a transaction must be missing from the metadata before the
@@ -174,44 +172,33 @@ impl TransactionCoordinator {
 
     /// Creates `__transaction_state` on first use, with Kafka's enforced configs.
     async fn ensure_topic(&self) -> Result<(), i16> {
-        if self.cache.topic(TRANSACTION_STATE_TOPIC).is_some() {
-            return Ok(());
-        }
-        let _guard = self.topic_creation.lock().await;
-        if self.cache.topic(TRANSACTION_STATE_TOPIC).is_some() {
-            return Ok(());
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            ("compression.type".to_string(), "uncompressed".to_string()),
-            ("unclean.leader.election.enable".to_string(), "false".into()),
-            (
-                "min.insync.replicas".to_string(),
-                self.config.transaction_state_log_min_isr.to_string(),
-            ),
-            (
-                "segment.bytes".to_string(),
-                self.config.transaction_state_log_segment_bytes.to_string(),
-            ),
-        ]);
-        match self
-            .controller
-            .create_topic(
+        self.controller
+            .ensure_internal_topic(
+                &self.topic_creation,
                 TRANSACTION_STATE_TOPIC,
                 self.config.transaction_state_log_num_partitions,
                 self.config.transaction_state_log_replication_factor,
-                configs,
-                false,
-                TOPIC_CREATION_WAIT,
+                || {
+                    BTreeMap::from([
+                        ("cleanup.policy".to_string(), "compact".to_string()),
+                        ("compression.type".to_string(), "uncompressed".to_string()),
+                        ("unclean.leader.election.enable".to_string(), "false".into()),
+                        (
+                            "min.insync.replicas".to_string(),
+                            self.config.transaction_state_log_min_isr.to_string(),
+                        ),
+                        (
+                            "segment.bytes".to_string(),
+                            self.config.transaction_state_log_segment_bytes.to_string(),
+                        ),
+                    ])
+                },
             )
             .await
-        {
-            Ok(()) | Err(ControllerError::TopicExists(_)) => Ok(()),
-            Err(e) => {
+            .map_err(|e| {
                 tracing::warn!(error = %e, "cannot create {TRANSACTION_STATE_TOPIC}");
-                Err(codes::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
+                codes::COORDINATOR_NOT_AVAILABLE
+            })
     }
 
     /// FindCoordinator for a transactional id: the leader of its partition.

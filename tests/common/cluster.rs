@@ -10,7 +10,7 @@ use odradek::metadata::MetadataStore;
 use odradek::metadata::zk::ZkStore;
 
 use super::broker_process::BrokerProcess;
-use super::wire::Conn;
+use super::wire::{Conn, produce_request};
 use super::zookeeper::ZooKeeperServer;
 
 pub const SESSION_TIMEOUT_MS: u64 = 4000;
@@ -189,13 +189,7 @@ pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
             .collect()
     });
     req.allow_auto_topic_creation = false;
-    match c
-        .call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
-        .await
-    {
-        ResponseKind::Metadata(r) => r,
-        other => panic!("{other:?}"),
-    }
+    c.send(12, req).await
 }
 
 /// partition -> (leader, error) for `topic` as broker `port` sees it.
@@ -239,6 +233,14 @@ pub async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) ->
     acked
 }
 
+/// `odradek produce` of `lines` (one record a line) to `topic`, with `extra` options.
+pub fn produce_lines(bootstrap: &str, topic: &str, extra: &[&str], lines: &str) {
+    let mut args = vec!["produce", "--bootstrap-server", bootstrap, "--topic", topic];
+    args.extend_from_slice(extra);
+    let (ok, out, err) = super::odradek(&args, Some(lines));
+    assert!(ok, "{out}{err}");
+}
+
 pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
     let out = run_tool(&[
         "consume",
@@ -257,24 +259,12 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Vec<String> {
 /// error code. The records carry the current time: with timestamp 0 the 7-day time retention
 /// would delete them at the first retention check.
 pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -> i16 {
-    let mut c = Conn::connect(port).await;
-    let mut pd = produce_request::PartitionProduceData::default();
-    pd.index = partition;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    pd.records = Some(super::client_batch(0, n, 10, now, 0));
-    let mut td = produce_request::TopicProduceData::default();
-    td.name = name(topic);
-    td.partition_data.push(pd);
-    let mut req = ProduceRequest::default();
-    req.acks = -1;
-    req.timeout_ms = 5000;
-    req.topic_data.push(td);
-    match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
-        ResponseKind::Produce(r) => r.responses[0].partition_responses[0].error_code,
-        other => panic!("{other:?}"),
-    }
+    let req = produce_request(topic, partition, super::client_batch(0, n, 10, now, 0), -1);
+    let mut c = Conn::connect(port).await;
+    c.send(9, req).await.responses[0].partition_responses[0].error_code
 }
 
 pub async fn controller_epoch(store: &ZkStore) -> i32 {

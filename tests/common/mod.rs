@@ -18,6 +18,23 @@ pub fn kafka_single() -> PathBuf {
     fixtures().join("kafka-2.4.1-single")
 }
 
+/// Puts a copy of the Kafka 2.4.1 fixture's data in `dir/logs` (where `BrokerProcess` keeps its
+/// data) with the fixture's ZooKeeper tree imported, for a broker started on `dir`.
+pub fn kafka_single_broker_dir(dir: &Path) {
+    let logs = dir.join("logs");
+    copy_tree(&kafka_single().join("logdir"), &logs);
+    let tree = kafka_single().join("zk-tree.json");
+    let (ok, _, err) = odradek(
+        &[
+            "import-zk-tree",
+            tree.to_str().unwrap(),
+            logs.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+}
+
 /// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -100,6 +117,42 @@ pub fn missing_tool(what: &str) {
         panic!("{what} is missing under CI; the test command (scripts/test.sh) installs it");
     }
     eprintln!("SKIPPED: {what} is not installed (run scripts/test.sh to install it)");
+}
+
+/// Waits (polling) up to `limit` for `child` to exit: its exit status, or `None` once it has
+/// been killed (SIGKILL, by its PID) for not exiting in time.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs the `TransactionalClient` Java program (compiled onto `classpath`) with `args`: its
+/// stdout. Fails the test, with `logs` (the brokers'), when the program fails.
+pub fn transactional_client(classpath: &str, args: &[&str], logs: impl Fn() -> String) -> String {
+    let (ok, stdout, stderr) = run_command(
+        std::process::Command::new("java")
+            .args(["-cp", classpath, "TransactionalClient"])
+            .args(args),
+    );
+    assert!(
+        ok,
+        "TransactionalClient {args:?} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
+        logs()
+    );
+    stdout
 }
 
 /// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
@@ -197,6 +250,18 @@ pub fn kafka_home() -> Option<PathBuf> {
         })
         .filter(|p| p.join("bin").is_dir())
 }
+
+/// `kafka_home`, or `None` after saying that the test skips: Kafka 2.4.1 is optional (the test
+/// command does not install it).
+pub fn kafka_home_or_skip() -> Option<PathBuf> {
+    let home = kafka_home();
+    if home.is_none() {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+    }
+    home
+}
 pub mod broker_process;
 pub mod cluster;
 pub mod cutting_proxy;
@@ -246,7 +311,15 @@ pub fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
+    outcome(child.wait_with_output().unwrap())
+}
+
+/// Runs `command` to its end: success, stdout, stderr.
+pub fn run_command(command: &mut std::process::Command) -> (bool, String, String) {
+    outcome(command.output().unwrap())
+}
+
+fn outcome(out: std::process::Output) -> (bool, String, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use odradek::config::BrokerConfig;
 use odradek::server::Broker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,16 +30,50 @@ impl Conn {
 
     /// Sends a request and returns its decoded response.
     pub async fn call(&mut self, key: ApiKey, version: i16, request: RequestKind) -> ResponseKind {
-        let id = self.send_request(key, version, request).await;
-        self.read_response(key, version, id).await
+        let mut response = self
+            .exchange(key, version, |body| request.encode(body, version).unwrap())
+            .await;
+        ResponseKind::decode(key, &mut response, version).unwrap()
     }
 
-    /// Reads and decodes the response to request `id` sent with `send_request`.
-    pub async fn read_response(&mut self, key: ApiKey, version: i16, id: i32) -> ResponseKind {
+    /// Sends a request and returns its typed response (the request type names the API).
+    pub async fn send<R: Request>(&mut self, version: i16, request: R) -> R::Response {
+        let key = ApiKey::try_from(R::KEY).expect("a known API key");
+        let mut response = self
+            .exchange(key, version, |body| request.encode(body, version).unwrap())
+            .await;
+        R::Response::decode(&mut response, version).unwrap()
+    }
+
+    /// Sends a request without waiting for its answer; returns its correlation id.
+    pub async fn send_request(&mut self, key: ApiKey, version: i16, request: RequestKind) -> i32 {
+        self.send_frame(key, version, |body| request.encode(body, version).unwrap())
+            .await
+    }
+
+    /// Sends a request and returns its response body after the header.
+    async fn exchange(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        encode: impl FnOnce(&mut BytesMut),
+    ) -> Bytes {
+        let id = self.send_frame(key, version, encode).await;
+        self.read_body(key, version, id).await
+    }
+
+    /// Reads the response to request `id`: its body after the header.
+    async fn read_body(&mut self, key: ApiKey, version: i16, id: i32) -> Bytes {
         let mut response = self.read_frame().await.expect("a response");
         let rh =
             ResponseHeader::decode(&mut response, key.response_header_version(version)).unwrap();
         assert_eq!(rh.correlation_id, id);
+        response
+    }
+
+    /// Reads and decodes the response to request `id` sent with `send_request`.
+    pub async fn read_response(&mut self, key: ApiKey, version: i16, id: i32) -> ResponseKind {
+        let mut response = self.read_body(key, version, id).await;
         ResponseKind::decode(key, &mut response, version).unwrap()
     }
 
@@ -52,8 +86,12 @@ impl Conn {
         )
     }
 
-    /// Sends a request without waiting for its answer; returns its correlation id.
-    pub async fn send_request(&mut self, key: ApiKey, version: i16, request: RequestKind) -> i32 {
+    async fn send_frame(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        encode: impl FnOnce(&mut BytesMut),
+    ) -> i32 {
         let id = self.next_id;
         self.next_id += 1;
         let mut header = RequestHeader::default();
@@ -65,7 +103,7 @@ impl Conn {
         header
             .encode(&mut body, key.request_header_version(version))
             .unwrap();
-        request.encode(&mut body, version).unwrap();
+        encode(&mut body);
         let mut frame = BytesMut::new();
         frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
         frame.extend_from_slice(&body);
@@ -111,21 +149,40 @@ pub fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }
 
-pub async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
+/// CreateTopics v5 of one topic, replication factor 1, with `configs` overrides.
+pub async fn create_topic_result(
+    c: &mut Conn,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> create_topics_response::CreatableTopicResult {
     let mut t = create_topics_request::CreatableTopic::default();
     t.name = topic_name(name);
     t.num_partitions = partitions;
     t.replication_factor = 1;
+    for (k, v) in configs {
+        let mut cfg = create_topics_request::CreatableTopicConfig::default();
+        cfg.name = StrBytes::from_string(k.to_string());
+        cfg.value = Some(StrBytes::from_string(v.to_string()));
+        t.configs.push(cfg);
+    }
     let mut r = CreateTopicsRequest::default();
     r.topics.push(t);
     r.timeout_ms = 5000;
-    match c
-        .call(ApiKey::CreateTopics, 5, RequestKind::CreateTopics(r))
+    c.send(5, r).await.topics.remove(0)
+}
+
+/// CreateTopics of one topic without overrides: its error code.
+pub async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
+    create_topic_result(c, name, partitions, &[])
         .await
-    {
-        ResponseKind::CreateTopics(resp) => resp.topics[0].error_code,
-        other => panic!("{other:?}"),
-    }
+        .error_code
+}
+
+/// Creates a one-partition topic with `configs` overrides; panics unless it is created.
+pub async fn create_topic_with(c: &mut Conn, name: &str, configs: &[(&str, &str)]) {
+    let r = create_topic_result(c, name, 1, configs).await;
+    assert_eq!(r.error_code, 0, "creating {name}: {:?}", r.error_message);
 }
 
 pub async fn produce(
@@ -144,6 +201,17 @@ pub async fn produce_with_acks(
     records: Bytes,
     acks: i16,
 ) -> produce_response::PartitionProduceResponse {
+    let r = produce_request(topic, partition, records, acks);
+    c.send(8, r)
+        .await
+        .responses
+        .remove(0)
+        .partition_responses
+        .remove(0)
+}
+
+/// A Produce of `records` to one partition, timeout 5 s.
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
     let mut pd = produce_request::PartitionProduceData::default();
     pd.index = partition;
     pd.records = Some(records);
@@ -154,10 +222,7 @@ pub async fn produce_with_acks(
     r.acks = acks;
     r.timeout_ms = 5000;
     r.topic_data.push(td);
-    match c.call(ApiKey::Produce, 8, RequestKind::Produce(r)).await {
-        ResponseKind::Produce(mut resp) => resp.responses.remove(0).partition_responses.remove(0),
-        other => panic!("{other:?}"),
-    }
+    r
 }
 
 pub async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
@@ -180,13 +245,7 @@ pub async fn list_offset(
     let mut r = ListOffsetsRequest::default();
     r.replica_id = BrokerId(-1);
     r.topics.push(t);
-    match c
-        .call(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(r))
-        .await
-    {
-        ResponseKind::ListOffsets(mut resp) => resp.topics.remove(0).partitions.remove(0),
-        other => panic!("{other:?}"),
-    }
+    c.send(5, r).await.topics.remove(0).partitions.remove(0)
 }
 
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
@@ -213,15 +272,10 @@ pub async fn fetch(
     offset: i64,
     max_wait_ms: i32,
 ) -> fetch_response::PartitionData {
-    match c
-        .call(
-            ApiKey::Fetch,
-            11,
-            RequestKind::Fetch(fetch_request(topic, partition, offset, max_wait_ms)),
-        )
+    c.send(11, fetch_request(topic, partition, offset, max_wait_ms))
         .await
-    {
-        ResponseKind::Fetch(mut resp) => resp.responses.remove(0).partitions.remove(0),
-        other => panic!("{other:?}"),
-    }
+        .responses
+        .remove(0)
+        .partitions
+        .remove(0)
 }
