@@ -761,7 +761,9 @@ impl Supervisor {
 
     async fn on_connected(&mut self) {
         let new_session = self.session_lost;
-        if new_session || self.inner.session.id.load(Ordering::SeqCst) == 0 {
+        // The first session is probed by `start_session` once it has created the chroot; a
+        // probe from here could come first and find no chroot to create its node in.
+        if new_session {
             let probed =
                 tokio::time::timeout(self.inner.connection_timeout, self.inner.probe_session())
                     .await;
