@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::metadata::MetadataStore;
 use odradek::metadata::zk::ZkStore;
 
@@ -161,9 +160,8 @@ where
     }
 }
 
-pub fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
+/// Cluster tests name topics with the wire helper's constructor.
+pub use super::wire::topic_name as name;
 
 /// Metadata v12 from one broker; `None` asks for every topic. A broker that does not answer
 /// (stopped) gives an empty response.
