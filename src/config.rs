@@ -449,6 +449,9 @@ pub struct BrokerConfig {
     pub unclean_leader_election_enable: bool,
     /// `controller.socket.timeout.ms` (30000): how long the controller waits for a broker.
     pub controller_socket_timeout_ms: u64,
+    /// `request.timeout.ms` (30000): how long the transaction coordinator's log writes and
+    /// WriteTxnMarkers wait for the ISR, as in Kafka.
+    pub request_timeout_ms: u64,
     /// `auto.leader.rebalance.enable` (true): the controller moves leadership back to each
     /// partition's preferred (first) replica when a broker leads too few of its own.
     pub auto_leader_rebalance_enable: bool,
@@ -547,6 +550,7 @@ impl Default for BrokerConfig {
             zookeeper_connection_timeout_ms: None,
             unclean_leader_election_enable: false,
             controller_socket_timeout_ms: 30_000,
+            request_timeout_ms: 30_000,
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval_seconds: 300,
             leader_imbalance_per_broker_percentage: 10,
@@ -577,6 +581,7 @@ impl Default for BrokerConfig {
 const BROKER_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "controller.socket.timeout.ms",
+    "request.timeout.ms",
     "auto.leader.rebalance.enable",
     "leader.imbalance.per.broker.percentage",
     "leader.imbalance.check.interval.seconds",
@@ -665,7 +670,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "socket.connection.setup.timeout.ms",
     "socket.connection.setup.timeout.max.ms",
     "queued.max.request.bytes",
-    "request.timeout.ms",
     // Connections and listeners.
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
@@ -1151,6 +1155,7 @@ impl BrokerConfig {
                 1i32,
                 30_000,
             )?,
+            request_timeout_ms: p.unsigned("request.timeout.ms", 1i32, 30_000)?,
             auto_leader_rebalance_enable: p.bool("auto.leader.rebalance.enable", true)?,
             leader_imbalance_check_interval_seconds: p.unsigned(
                 "leader.imbalance.check.interval.seconds",

@@ -259,7 +259,7 @@ pub async fn write_markers(api: &Api, request: WriteTxnMarkersRequest) -> WriteT
                             .wait_for_acks(
                                 &part,
                                 info.last_offset,
-                                crate::replica::INTERNAL_WRITE_TIMEOUT,
+                                std::time::Duration::from_millis(api.config.request_timeout_ms),
                             )
                             .await
                         {

@@ -19,10 +19,6 @@ use crate::metadata::MetadataStore;
 
 pub type TopicPartition = (String, i32);
 
-/// How long the transaction coordinator and WriteTxnMarkers wait for the ISR to take their
-/// writes: Kafka uses its `request.timeout.ms` (30 s by default) for both.
-pub const INTERNAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// One hosted partition.
 pub struct Partition {
     pub topic: String,

@@ -43,7 +43,7 @@ use crate::controller::channel::LocalDelivery;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
-use crate::replica::{INTERNAL_WRITE_TIMEOUT, ReplicaManager};
+use crate::replica::ReplicaManager;
 use crate::tools::client::Connection;
 use records::{TxnState, TxnValue};
 
@@ -291,7 +291,11 @@ impl TransactionCoordinator {
         {
             Ok(info) => self
                 .replicas
-                .wait_for_acks(&partition, info.last_offset, INTERNAL_WRITE_TIMEOUT)
+                .wait_for_acks(
+                    &partition,
+                    info.last_offset,
+                    std::time::Duration::from_millis(self.config.request_timeout_ms),
+                )
                 .await
                 .map_err(|e| {
                     tracing::warn!(transactional_id, error = ?e, "transaction state not replicated");
