@@ -265,6 +265,8 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     assert_eq!(after.leader_epoch, before.leader_epoch);
     let (code, _) = produce(lp, topic, 15, 5, -1).await;
     assert_eq!(code, NOT_ENOUGH_REPLICAS, "{}", cluster.logs());
+    // Transaction markers are written with acks=-1 too, so they are refused as well.
+    assert_eq!(write_marker(lp, topic).await, NOT_ENOUGH_REPLICAS);
     // acks=1 is not subject to min.insync.replicas.
     assert_eq!(produce(lp, topic, 15, 5, 1).await, (0, 15));
     let shown = wait_until(
@@ -774,6 +776,23 @@ async fn kafka_241_verifiable_tools_lose_nothing_across_a_leader_kill() {
         lost.first(),
         cluster.logs()
     );
+}
+
+/// A COMMIT marker (WriteTxnMarkers v1, as a coordinator sends it) for partition 0: its error.
+async fn write_marker(port: u16, topic: &str) -> i16 {
+    let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+    t.name = name(topic);
+    t.partition_indexes = vec![0];
+    let mut m = write_txn_markers_request::WritableTxnMarker::default();
+    m.producer_id = ProducerId(4242);
+    m.producer_epoch = 0;
+    m.transaction_result = true;
+    m.coordinator_epoch = 0;
+    m.topics = vec![t];
+    let mut req = WriteTxnMarkersRequest::default();
+    req.markers = vec![m];
+    let mut c = Conn::connect(port).await;
+    c.send(1, req).await.markers[0].topics[0].partitions[0].error_code
 }
 
 /// InitProducerId for `transactional_id`, sent without waiting: its correlation id.

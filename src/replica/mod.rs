@@ -668,8 +668,9 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Writes a transaction marker as leader (WriteTxnMarkers); the high watermark moves as for
-    /// any other append, once the ISR has the marker.
+    /// Writes a transaction marker as leader (WriteTxnMarkers), refused while the ISR is
+    /// smaller than `min.insync.replicas`; the high watermark moves as for any other append,
+    /// once the ISR has the marker.
     pub async fn append_marker(
         &self,
         p: &Arc<Partition>,
@@ -684,6 +685,15 @@ impl ReplicaManager {
             // The replication state before the log, as every other path takes them.
             let r = part.replication();
             let mut log = part.log.lock();
+            // Kafka appends markers with acks=-1, so min.insync.replicas applies; the
+            // coordinator retries until the ISR is back.
+            let needed = r.effective_min_isr(log.config().min_insync_replicas);
+            if r.isr.len() < needed {
+                return Err(LogError::NotEnoughReplicas {
+                    in_sync: r.isr.len(),
+                    min: log.config().min_insync_replicas,
+                });
+            }
             let info = log.append_marker_as_leader(
                 producer_id,
                 producer_epoch,
