@@ -107,6 +107,19 @@ impl Replication {
     fn effective_min_isr(&self, min_insync: i32) -> usize {
         (min_insync.max(1) as usize).min(self.replicas.len().max(1))
     }
+
+    /// An acks=all append (a producer's or a transaction marker) is refused before it is
+    /// written while the ISR is smaller than `min.insync.replicas`.
+    fn check_min_isr(&self, min_insync: i32) -> Result<(), LogError> {
+        let in_sync = self.isr.len();
+        if in_sync < self.effective_min_isr(min_insync) {
+            return Err(LogError::NotEnoughReplicas {
+                in_sync,
+                min: min_insync,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// An ISR change the leader must write to the store.
@@ -493,31 +506,25 @@ impl ReplicaManager {
         let lag = self.lag_max_ms();
         blocking(move || part.take_state(&st, lag)).await?;
         if let Role::Follower { leader } = state.role {
+            let shutting_down = self.shutting_down.load(Ordering::Acquire);
             match &state.leader_address {
-                _ if self.shutting_down.load(Ordering::Acquire) => {
-                    self.fetchers
-                        .remove(&[(topic.to_string(), partition)])
-                        .await;
-                    tracing::info!(
-                        topic,
-                        partition,
-                        leader,
-                        "shutting down: not fetching as a follower"
-                    );
-                }
-                Some(addr) if leader >= 0 => {
+                Some(addr) if leader >= 0 && !shutting_down => {
                     self.fetchers.follow(p.clone(), leader, addr.clone()).await
                 }
                 _ => {
                     self.fetchers
                         .remove(&[(topic.to_string(), partition)])
                         .await;
-                    tracing::warn!(
-                        topic,
-                        partition,
-                        leader,
-                        "no address for the leader; not fetching until the next LeaderAndIsr"
-                    );
+                    if shutting_down {
+                        tracing::info!(topic, partition, leader, "shutting down: not fetching");
+                    } else {
+                        tracing::warn!(
+                            topic,
+                            partition,
+                            leader,
+                            "no address for the leader; not fetching until the next LeaderAndIsr"
+                        );
+                    }
                 }
             }
         }
@@ -614,12 +621,8 @@ impl ReplicaManager {
         let lag = self.lag_max_ms();
         let (info, hw) = blocking(move || {
             if acks_all {
-                let in_sync = part.replication().isr.len();
                 let min = part.log.lock().config().min_insync_replicas;
-                let needed = part.replication().effective_min_isr(min);
-                if in_sync < needed {
-                    return Err(LogError::NotEnoughReplicas { in_sync, min });
-                }
+                part.replication().check_min_isr(min)?;
             }
             let info = part.log.append_as_leader(&records, part.leader_epoch())?;
             let r = part.replication();
@@ -687,13 +690,7 @@ impl ReplicaManager {
             let mut log = part.log.lock();
             // Kafka appends markers with acks=-1, so min.insync.replicas applies; the
             // coordinator retries until the ISR is back.
-            let needed = r.effective_min_isr(log.config().min_insync_replicas);
-            if r.isr.len() < needed {
-                return Err(LogError::NotEnoughReplicas {
-                    in_sync: r.isr.len(),
-                    min: log.config().min_insync_replicas,
-                });
-            }
+            r.check_min_isr(log.config().min_insync_replicas)?;
             let info = log.append_marker_as_leader(
                 producer_id,
                 producer_epoch,
