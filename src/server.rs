@@ -184,6 +184,9 @@ impl Broker {
             groups: groups.clone(),
             txn: txn.clone(),
             configs: configs.clone(),
+            fetch_sessions: crate::api::fetch_session::FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+            ),
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
