@@ -345,6 +345,12 @@ impl FetchSessionCache {
         session.last_used_ms = now;
         session.cached_size = session.partitions.len();
         session.epoch = next_epoch(session.epoch);
+        tracing::trace!(
+            session_id,
+            epoch,
+            partitions = session.cached_size,
+            "incremental fetch"
+        );
         FetchContext::Incremental {
             session_id,
             request_epoch: epoch,
@@ -416,6 +422,12 @@ impl FetchSessionCache {
             session.reindex();
         }
         session.cached_size = session.partitions.len();
+        tracing::debug!(
+            session_id = id,
+            privileged,
+            partitions = session.cached_size,
+            "created fetch session"
+        );
         sessions.insert(id, session);
         id
     }
