@@ -11,6 +11,7 @@
 //! the bookkeeping, never across a read.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -211,6 +212,16 @@ pub struct FetchSessionCache {
     max_entries: usize,
     started: Instant,
     sessions: Mutex<HashMap<i32, Session>>,
+    evictions: AtomicU64,
+}
+
+/// What Kafka's `FetchSessionCache` metrics report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchSessionStats {
+    pub sessions: usize,
+    /// Partitions over all sessions, as of each session's last use.
+    pub partitions: usize,
+    pub evictions: u64,
 }
 
 impl FetchSessionCache {
@@ -219,6 +230,16 @@ impl FetchSessionCache {
             max_entries,
             started: Instant::now(),
             sessions: Mutex::new(HashMap::new()),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> FetchSessionStats {
+        let sessions = self.lock();
+        FetchSessionStats {
+            sessions: sessions.len(),
+            partitions: sessions.values().map(|s| s.cached_size).sum(),
+            evictions: self.evictions.load(Ordering::Relaxed),
         }
     }
 
@@ -384,11 +405,12 @@ impl FetchSessionCache {
         now: i64,
     ) -> i32 {
         let mut sessions = self.lock();
-        if sessions.len() >= self.max_entries
-            && !try_evict(&mut sessions, privileged, targets.len(), now)
-        {
-            tracing::debug!(privileged, size = targets.len(), "no fetch session created");
-            return NO_SESSION;
+        if sessions.len() >= self.max_entries {
+            if !try_evict(&mut sessions, privileged, targets.len(), now) {
+                tracing::debug!(privileged, size = targets.len(), "no fetch session created");
+                return NO_SESSION;
+            }
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         let id = new_session_id(&sessions);
         let mut session = Session {
@@ -602,6 +624,11 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert!(cache.lock().contains_key(&follower));
         assert!(!cache.lock().contains_key(&big));
+        let stats = cache.stats();
+        assert_eq!(
+            (stats.sessions, stats.partitions, stats.evictions),
+            (2, 3, 2)
+        );
     }
 
     #[test]

@@ -134,7 +134,7 @@ pub struct Api {
     pub groups: Arc<GroupCoordinator>,
     pub txn: Arc<TransactionCoordinator>,
     pub configs: Arc<ConfigManager>,
-    pub fetch_sessions: fetch_session::FetchSessionCache,
+    pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
 }
 
 impl Api {
