@@ -251,14 +251,6 @@ impl FetchSessionCache {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Kafka's `FetchManager.newContext`. Versions before 7 have no sessions.
     pub fn new_context(
         &self,
@@ -266,35 +258,22 @@ impl FetchSessionCache {
         version: i16,
         from_follower: bool,
     ) -> FetchContext {
+        self.context_at(request, version, from_follower, self.now_ms())
+    }
+
+    fn context_at(
+        &self,
+        request: &FetchRequest,
+        version: i16,
+        from_follower: bool,
+        now: i64,
+    ) -> FetchContext {
         let targets = request_targets(request, version);
         let (session_id, epoch) = if version >= 7 {
             (request.session_id, request.session_epoch)
         } else {
             (NO_SESSION, FINAL_EPOCH)
         };
-        let now = self.now_ms();
-        self.context_at(
-            request,
-            version,
-            from_follower,
-            targets,
-            session_id,
-            epoch,
-            now,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn context_at(
-        &self,
-        request: &FetchRequest,
-        version: i16,
-        from_follower: bool,
-        targets: Vec<FetchTarget>,
-        session_id: i32,
-        epoch: i32,
-        now: i64,
-    ) -> FetchContext {
         let mut sessions = self.lock();
         if epoch == INITIAL_EPOCH || epoch == FINAL_EPOCH {
             // A full fetch closes the session it names.
@@ -621,7 +600,6 @@ mod tests {
         // A session unused for longer than the eviction time goes first, whatever its size.
         let later = 1000 + EVICTION_MS + 1;
         assert!(session(&cache, 1, false, later) > 0);
-        assert_eq!(cache.len(), 2);
         assert!(cache.lock().contains_key(&follower));
         assert!(!cache.lock().contains_key(&big));
         let stats = cache.stats();
@@ -641,35 +619,77 @@ mod tests {
     fn incremental_epochs_and_forgetting() {
         let cache = FetchSessionCache::new(10);
         let id = session(&cache, 2, false, 0);
-        let r = request(id, 1, &[]);
-        let ctx = cache.context_at(&r, 12, false, vec![], id, 1, 10);
+        let ctx = cache.context_at(&request(id, 1, &[]), 12, false, 10);
         assert_eq!(ctx.targets().len(), 2);
         // The same epoch again is a duplicate.
-        let again = cache.context_at(&r, 12, false, vec![], id, 1, 10);
+        let again = cache.context_at(&request(id, 1, &[]), 12, false, 10);
         assert!(matches!(
             again,
             FetchContext::Error(INVALID_FETCH_SESSION_EPOCH)
         ));
         // v13 on a session made by names is refused.
-        let ids = cache.context_at(&r, 13, false, vec![], id, 2, 10);
+        let ids = cache.context_at(&request(id, 2, &[]), 13, false, 10);
         assert!(matches!(
             ids,
             FetchContext::Error(FETCH_SESSION_TOPIC_ID_ERROR)
         ));
-        let mut forget = request(id, 2, &[]);
+        // A new partition joins at the back; a forgotten one leaves.
+        let mut forget = request(id, 2, &[("u", 7)]);
         let mut f = ForgottenTopic::default();
         f.topic = name("t");
         f.partitions = vec![0];
         forget.forgotten_topics_data.push(f);
-        let ctx = cache.context_at(&forget, 12, false, vec![], id, 2, 10);
-        let targets = ctx.targets();
-        assert_eq!(targets.len(), 1);
-        assert_eq!(targets[0].partition, 1);
-        // Forgetting the last partition closes the session.
-        forget.forgotten_topics_data[0].partitions = vec![1];
-        let ctx = cache.context_at(&forget, 12, false, vec![], id, 3, 10);
+        let ctx = cache.context_at(&forget, 12, false, 10);
+        let kept: Vec<_> = ctx
+            .targets()
+            .iter()
+            .map(|t| (t.topic.0.to_string(), t.partition))
+            .collect();
+        assert_eq!(kept, [("t".to_string(), 1), ("u".to_string(), 7)]);
+        // Forgetting the last partitions closes the session.
+        let mut forget = request(id, 3, &[]);
+        for (t, p) in [("t", 1), ("u", 7)] {
+            let mut f = ForgottenTopic::default();
+            f.topic = name(t);
+            f.partitions = vec![p];
+            forget.forgotten_topics_data.push(f);
+        }
+        let ctx = cache.context_at(&forget, 12, false, 10);
         assert!(matches!(ctx, FetchContext::Sessionless(_)));
-        assert!(cache.is_empty());
+        assert_eq!(cache.stats().sessions, 0);
+    }
+
+    #[test]
+    fn incremental_answers_hold_only_news_and_rotate_partitions_with_records() {
+        let cache = FetchSessionCache::new(10);
+        let id = session(&cache, 4, false, 0);
+        let ctx = cache.context_at(&request(id, 1, &[]), 12, false, 10);
+        let FetchContext::Incremental { targets, .. } = &ctx else {
+            panic!("{ctx:?}");
+        };
+        // As created: high watermark 5, log start 0, nothing new.
+        let mut read = answers(4);
+        read[1].records = Some(bytes::Bytes::from_static(b"batch"));
+        read[2].high_watermark = 6;
+        read[3].error_code = 6;
+        let keep = cache.finish_incremental(id, 1, targets, &read).unwrap();
+        assert_eq!(keep, [false, true, true, true]);
+        // The partition that returned records is read last next time; the errored one is
+        // answered again once its error clears (its high watermark was forgotten).
+        let ctx = cache.context_at(&request(id, 2, &[]), 12, false, 10);
+        let order: Vec<i32> = ctx.targets().iter().map(|t| t.partition).collect();
+        assert_eq!(order, [0, 2, 3, 1]);
+        let mut read = answers(4);
+        read[1].high_watermark = 6;
+        let keep = cache
+            .finish_incremental(id, 2, ctx.targets(), &read)
+            .unwrap();
+        assert_eq!(keep, [false, false, true, false]);
+        // A response for an epoch the session has moved past is refused.
+        assert_eq!(
+            cache.finish_incremental(id, 1, ctx.targets(), &read),
+            Err(INVALID_FETCH_SESSION_EPOCH)
+        );
     }
 
     #[test]
