@@ -491,6 +491,9 @@ pub struct BrokerConfig {
     pub replica_fetch_response_max_bytes: i32,
     /// `replica.fetch.backoff.ms` (1000): pause after a failed follower fetch.
     pub replica_fetch_backoff_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots` (1000): how many KIP-227 fetch sessions
+    /// the broker keeps; 0 answers every fetch in full, without a session.
+    pub max_incremental_fetch_session_cache_slots: usize,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
     /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
@@ -565,6 +568,7 @@ impl Default for BrokerConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_min_bytes: 1,
             replica_fetch_max_bytes: 1_048_576,
+            max_incremental_fetch_session_cache_slots: 1000,
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
             metrics_port: 9404,
@@ -643,6 +647,7 @@ const BROKER_KEYS: &[&str] = &[
     "replica.fetch.max.bytes",
     "replica.fetch.response.max.bytes",
     "replica.fetch.backoff.ms",
+    "max.incremental.fetch.session.cache.slots",
     "metrics.port",
     "log.cleaner.enable",
     "log.cleaner.threads",
@@ -694,7 +699,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "fetch.purgatory.purge.interval.requests",
     "producer.purgatory.purge.interval.requests",
     "delete.records.purgatory.purge.interval.requests",
-    "max.incremental.fetch.session.cache.slots",
     "fetch.max.bytes",
     // Groups and committed offsets.
     "offset.metadata.max.bytes",
@@ -1205,6 +1209,11 @@ impl BrokerConfig {
                 10_485_760,
             )?,
             replica_fetch_backoff_ms: p.unsigned("replica.fetch.backoff.ms", 0i32, 1_000)?,
+            max_incremental_fetch_session_cache_slots: p.unsigned(
+                "max.incremental.fetch.session.cache.slots",
+                0i32,
+                1000,
+            )?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
             originals: props.clone(),

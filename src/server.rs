@@ -184,6 +184,9 @@ impl Broker {
             groups: groups.clone(),
             txn: txn.clone(),
             configs: configs.clone(),
+            fetch_sessions: Arc::new(crate::api::fetch_session::FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+            )),
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
@@ -256,6 +259,7 @@ impl Broker {
             .unwrap_or(config.metrics_port);
         crate::metrics::global().watch_partitions(&api.replicas);
         crate::metrics::global().watch_groups(&groups);
+        crate::metrics::global().watch_fetch_sessions(&api.fetch_sessions);
         tasks.extend(
             api.replicas
                 .start_replication(&config, store.clone(), shutdown_rx.clone()),

@@ -168,3 +168,35 @@ def test_group_gauges_count_a_new_group(broker):
     assert sample(after, prefix + "numgroups") == sum(
         sample(after, prefix + "numgroups" + s) for s in states
     )
+
+
+def test_fetch_session_gauges_count_a_consumers_session(broker):
+    """kafka-python opens a KIP-227 fetch session with the broker it fetches from, reads every
+    record through it, and the FetchSessionCache gauges count that session and its partitions."""
+    topic = unique_topic("metered-session")
+    ck_create_topic(broker.bootstrap, topic, 2)
+    n = 10
+    acks, _ = ck_produce(broker.bootstrap, topic, n)
+    assert len(acks) == n
+    prefix = "kafka_server_fetchsessioncache_"
+    before = scrape(broker)
+    sessions_before = sample(before, prefix + "numincrementalfetchsessions")
+    partitions_before = sample(before, prefix + "numincrementalfetchpartitionscached")
+
+    consumer = kafka.KafkaConsumer(
+        bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
+    )
+    try:
+        consumer.assign([kafka.TopicPartition(topic, p) for p in (0, 1)])
+        consumer.seek_to_beginning()
+        got = []
+        deadline = time.monotonic() + DEADLINE_S
+        while len(got) < n and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(r.value for r in records)
+        assert sorted(got) == sorted(f"v-{i}".encode() for i in range(n))
+        during = scrape(broker)
+        assert sample(during, prefix + "numincrementalfetchsessions") == sessions_before + 1
+        assert sample(during, prefix + "numincrementalfetchpartitionscached") > partitions_before
+    finally:
+        consumer.close()

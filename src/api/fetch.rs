@@ -1,5 +1,6 @@
 //! Fetch: bytes as stored, starting at the batch holding the fetch offset. A fetch that finds
 //! less than `min_bytes` waits until an append to one of its partitions or `max_wait_ms`.
+//! Which partitions are read and answered is the fetch session's choice (`fetch_session`).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use futures::future::select_all;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 
+use super::fetch_session::{FetchContext, NO_SESSION};
 use super::{Api, errors};
 use crate::log::LogError;
 use crate::replica::Partition;
@@ -45,42 +47,43 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
     } else {
         request.replica_id.0
     };
-    let mut wanted = Vec::new();
-    // v13+ names topics by id; the response echoes whichever the request used.
-    let topic_keys: Vec<(kafka_protocol::messages::TopicName, uuid::Uuid)> = request
-        .topics
-        .iter()
-        .map(|t| (t.topic.clone(), t.topic_id))
-        .collect();
-    for (ti, t) in request.topics.iter().enumerate() {
-        let name = if version >= 13 {
-            api.cache.topic_name_by_id(t.topic_id)
-        } else {
-            Some(t.topic.0.to_string())
-        };
-        for p in &t.partitions {
-            wanted.push(Wanted {
-                topic_index: ti,
-                partition: p.partition,
-                offset: p.fetch_offset,
-                max_bytes: p.partition_max_bytes.max(0) as usize,
-                current_leader_epoch: if version >= 9 {
-                    p.current_leader_epoch
-                } else {
-                    -1
-                },
-                last_fetched_epoch: if version >= 12 {
-                    p.last_fetched_epoch
-                } else {
-                    -1
-                },
-                hosted: name
-                    .as_ref()
-                    .and_then(|n| api.replicas.leader(n, p.partition)),
-                error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
-                topic: name.clone(),
-            });
+    let context = api
+        .fetch_sessions
+        .new_context(&request, version, replica_id >= 0);
+    if let FetchContext::Error(code) = context {
+        return session_error(code, NO_SESSION);
+    }
+    let targets = context.targets();
+    // The response groups consecutive partitions of a topic, echoing its name before v13 and
+    // its id from v13, as the request (or the session) named it.
+    let mut topic_keys: Vec<(TopicName, uuid::Uuid)> = Vec::new();
+    let mut wanted = Vec::with_capacity(targets.len());
+    let mut name: Option<String> = None;
+    for t in targets {
+        let same_topic = topic_keys
+            .last()
+            .is_some_and(|(n, id)| *n == t.topic && *id == t.topic_id);
+        if !same_topic {
+            topic_keys.push((t.topic.clone(), t.topic_id));
+            name = if version >= 13 {
+                api.cache.topic_name_by_id(t.topic_id)
+            } else {
+                Some(t.topic.0.to_string())
+            };
         }
+        wanted.push(Wanted {
+            topic_index: topic_keys.len() - 1,
+            partition: t.partition,
+            offset: t.fetch_offset,
+            max_bytes: t.max_bytes.max(0) as usize,
+            current_leader_epoch: t.current_leader_epoch,
+            last_fetched_epoch: t.last_fetched_epoch,
+            hosted: name
+                .as_ref()
+                .and_then(|n| api.replicas.leader(n, t.partition)),
+            error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
+            topic: name.clone(),
+        });
     }
     loop {
         // Register for wake-ups before reading, so an append racing with the read is not lost.
@@ -105,7 +108,44 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
                     pd.error_code != errors::NONE,
                 );
             }
-            return build_response(&topic_keys, partitions, version);
+            let (session_id, keep) = match &context {
+                FetchContext::Full {
+                    targets,
+                    privileged,
+                    uses_topic_ids,
+                } => {
+                    let id = api.fetch_sessions.create_session(
+                        targets,
+                        partitions.iter().map(|(_, pd)| pd),
+                        *privileged,
+                        *uses_topic_ids,
+                    );
+                    (id, None)
+                }
+                FetchContext::Incremental {
+                    session_id,
+                    request_epoch,
+                    targets,
+                } => match api.fetch_sessions.finish_incremental(
+                    *session_id,
+                    *request_epoch,
+                    targets,
+                    partitions.iter().map(|(_, pd)| pd),
+                ) {
+                    Ok(keep) => (*session_id, Some(keep)),
+                    Err(code) => return session_error(code, *session_id),
+                },
+                FetchContext::Sessionless(_) | FetchContext::Error(_) => (NO_SESSION, None),
+            };
+            let partitions = match keep {
+                Some(keep) => partitions
+                    .into_iter()
+                    .zip(keep)
+                    .filter_map(|(p, k)| k.then_some(p))
+                    .collect(),
+                None => partitions,
+            };
+            return build_response(&topic_keys, partitions, version, session_id);
         }
         let _ = tokio::time::timeout_at(deadline, select_all(waits.iter_mut().map(|w| w.as_mut())))
             .await;
@@ -286,10 +326,19 @@ fn set_offsets(pd: &mut PartitionData, version: i16, high_watermark: i64, log_st
     }
 }
 
+/// A fetch that failed as a whole (a session error): the top-level code, no partitions.
+fn session_error(code: i16, session_id: i32) -> FetchResponse {
+    let mut response = FetchResponse::default();
+    response.error_code = code;
+    response.session_id = session_id;
+    response
+}
+
 fn build_response(
-    keys: &[(kafka_protocol::messages::TopicName, uuid::Uuid)],
+    keys: &[(TopicName, uuid::Uuid)],
     partitions: Vec<(usize, PartitionData)>,
     version: i16,
+    session_id: i32,
 ) -> FetchResponse {
     let mut topics: Vec<FetchableTopicResponse> = keys
         .iter()
@@ -308,9 +357,10 @@ fn build_response(
             t.partitions.push(pd);
         }
     }
+    // An incremental answer leaves out topics none of whose partitions changed.
+    topics.retain(|t| !t.partitions.is_empty());
     let mut response = FetchResponse::default();
-    // Session id 0: we answer every fetch in full, which KIP-227 allows a broker to do.
-    response.session_id = 0;
+    response.session_id = session_id;
     response.responses = topics;
     response
 }

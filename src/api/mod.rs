@@ -8,6 +8,7 @@ pub mod configs;
 pub mod controller_ops;
 pub mod delete_records;
 pub mod fetch;
+pub mod fetch_session;
 pub mod groups;
 pub mod incremental_alter_configs;
 pub mod leader_and_isr;
@@ -133,6 +134,7 @@ pub struct Api {
     pub groups: Arc<GroupCoordinator>,
     pub txn: Arc<TransactionCoordinator>,
     pub configs: Arc<ConfigManager>,
+    pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
 }
 
 impl Api {

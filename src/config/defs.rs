@@ -755,6 +755,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Dyn,
     ),
     broker("max.connections", Int, Some("2147483647"), AtLeast(0), Ro),
+    broker(
+        "max.incremental.fetch.session.cache.slots",
+        Int,
+        Some("1000"),
+        AtLeast(0),
+        Ro,
+    ),
     broker("message.max.bytes", Int, Some("1048588"), AtLeast(0), Dyn),
     // odradek's Prometheus endpoint; Kafka has no such key.
     broker("metrics.port", Int, Some("9404"), Validator::None, Ro),

@@ -11,6 +11,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
+use crate::api::fetch_session::FetchSessionCache;
 use crate::group::{GroupCoordinator, GroupState};
 use crate::replica::ReplicaManager;
 
@@ -35,6 +36,7 @@ pub struct Metrics {
     pub connections: IntGauge,
     partitions: Arc<RwLock<Vec<Weak<ReplicaManager>>>>,
     groups: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>,
+    fetch_sessions: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -124,6 +126,7 @@ impl Metrics {
             },
             partitions: Arc::new(RwLock::new(Vec::new())),
             groups: Arc::new(RwLock::new(Vec::new())),
+            fetch_sessions: Arc::new(RwLock::new(Vec::new())),
             registry,
         };
         let _ = m
@@ -132,6 +135,9 @@ impl Metrics {
         let _ = m
             .registry
             .register(Box::new(PartitionCollector::new(m.partitions.clone())));
+        let _ = m.registry.register(Box::new(FetchSessionCollector::new(
+            m.fetch_sessions.clone(),
+        )));
         // Process CPU, memory and file descriptors, as the JMX exporter's process_* metrics.
         let _ = m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -153,6 +159,17 @@ impl Metrics {
         let mut all = self.groups.write().unwrap_or_else(|p| p.into_inner());
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(groups));
+    }
+
+    /// Report the incremental fetch sessions this broker keeps, counted at scrape time; held
+    /// weakly like the partitions.
+    pub fn watch_fetch_sessions(&self, cache: &Arc<FetchSessionCache>) {
+        let mut all = self
+            .fetch_sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(cache));
     }
 
     pub fn produced(&self, topic: &str, records: u64, bytes: u64, failed: bool) {
@@ -452,5 +469,83 @@ impl Collector for GroupCollector {
             vec![(vec![], offsets as f64)],
         ));
         out
+    }
+}
+
+/// Kafka's `FetchSessionCache` metrics: sessions, partitions cached in them, evictions.
+struct FetchSessionCollector {
+    caches: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>,
+    descs: Vec<Desc>,
+}
+
+const FETCH_SESSION_METRICS: [(&str, &str); 3] = [
+    (
+        "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+        "Incremental fetch sessions kept (FetchSessionCache NumIncrementalFetchSessions).",
+    ),
+    (
+        "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+        "Partitions held by incremental fetch sessions (NumIncrementalFetchPartitionsCached).",
+    ),
+    (
+        "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total",
+        "Fetch sessions evicted to make room for others (IncrementalFetchSessionEvictionsPerSec).",
+    ),
+];
+
+impl FetchSessionCollector {
+    fn new(caches: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>) -> Self {
+        let descs = FETCH_SESSION_METRICS
+            .iter()
+            .filter_map(|(n, h)| {
+                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
+            })
+            .collect();
+        FetchSessionCollector { caches, descs }
+    }
+}
+
+impl Collector for FetchSessionCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut totals = [0u64; 3];
+        for c in self
+            .caches
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+        {
+            let stats = c.stats();
+            totals[0] += stats.sessions as u64;
+            totals[1] += stats.partitions as u64;
+            totals[2] += stats.evictions;
+        }
+        let [
+            (sessions, sessions_help),
+            (partitions, partitions_help),
+            (evictions, evictions_help),
+        ] = FETCH_SESSION_METRICS;
+        let mut counter = MetricFamily::default();
+        counter.set_name(evictions.to_string());
+        counter.set_help(evictions_help.to_string());
+        counter.set_field_type(prometheus::proto::MetricType::COUNTER);
+        let mut m = prometheus::proto::Metric::default();
+        let mut c = prometheus::proto::Counter::default();
+        c.set_value(totals[2] as f64);
+        m.set_counter(c);
+        counter.mut_metric().push(m);
+        vec![
+            gauge_family(sessions, sessions_help, vec![(vec![], totals[0] as f64)]),
+            gauge_family(
+                partitions,
+                partitions_help,
+                vec![(vec![], totals[1] as f64)],
+            ),
+            counter,
+        ]
     }
 }
