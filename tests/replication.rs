@@ -8,7 +8,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, leaders, metadata, name, run_tool, wait_until};
+use std::collections::BTreeMap;
+
+use common::broker_process::free_port;
+use common::cluster::{
+    Cluster, leaders, metadata, name, produce_each_partition, run_tool, wait_until,
+};
 use common::wire::Conn;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -155,7 +160,13 @@ async fn wait_leader(cluster: &Cluster, via: i32, topic: &str, not: Option<i32>)
 
 /// Every batch of `<dir>/logs/<topic>-0` below `upto`, as stored (the broker must be stopped).
 fn log_bytes(broker_dir: &Path, topic: &str, upto: i64) -> Vec<u8> {
-    let dir = broker_dir.join("logs").join(format!("{topic}-0"));
+    partition_bytes(broker_dir, topic, 0, upto)
+}
+
+/// Every batch of `<dir>/logs/<topic>-<partition>` below `upto`, as stored (the broker must be
+/// stopped).
+fn partition_bytes(broker_dir: &Path, topic: &str, partition: i32, upto: i64) -> Vec<u8> {
+    let dir = broker_dir.join("logs").join(format!("{topic}-{partition}"));
     let log = PartitionLog::open(
         &dir,
         LogConfig::default(),
@@ -889,4 +900,158 @@ async fn transaction_state_is_acknowledged_once_replicated() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// One gauge from broker metrics at `port` (Prometheus text), if exposed.
+async fn gauge(port: u16, metric: &str) -> Option<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `topic` with `partitions` partitions on all three brokers; `rounds` times ten records with
+/// acks=all to every partition.
+async fn create_and_produce(cluster: &mut Cluster, topic: &str, partitions: i32, rounds: usize) {
+    let p = partitions.to_string();
+    run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        &cluster.bootstrap(1),
+        "--create",
+        "--topic",
+        topic,
+        "--partitions",
+        &p,
+        "--replication-factor",
+        "3",
+    ]);
+    cluster.wait_led(1, topic, partitions as usize).await;
+    for _ in 0..rounds {
+        let acked = produce_each_partition(cluster, 1, topic).await;
+        assert_eq!(acked, 10 * partitions as usize);
+    }
+}
+
+/// Stops every broker; then each partition's log must be the same bytes on all three, holding
+/// `records` records.
+fn assert_replicas_identical(cluster: &mut Cluster, topic: &str, partitions: i32, records: i64) {
+    for b in cluster.brokers.values_mut() {
+        b.stop(false);
+    }
+    for p in 0..partitions {
+        let logs: Vec<(i32, Vec<u8>)> = cluster
+            .brokers
+            .iter()
+            .map(|(id, b)| (*id, partition_bytes(&b.dir, topic, p, i64::MAX)))
+            .collect();
+        let (first, reference) = &logs[0];
+        let count: i64 = {
+            let mut n = 0;
+            let mut pos = 0;
+            while pos < reference.len() {
+                let size = entry_size(&reference[pos..]).unwrap() as usize;
+                let h = BatchHeader::parse(&reference[pos..pos + size]).unwrap();
+                n += i64::from(h.records_count);
+                pos += size;
+            }
+            n
+        };
+        assert_eq!(count, records, "{topic}-{p} on broker {first}");
+        for (id, bytes) in &logs[1..] {
+            assert!(
+                bytes == reference,
+                "{topic}-{p}: broker {id} ({} bytes) differs from broker {first} ({} bytes)",
+                bytes.len(),
+                reference.len()
+            );
+        }
+    }
+}
+
+/// KIP-227 on the follower side: each follower keeps one incremental fetch session with each
+/// leader (as Kafka's `FetchSessionHandler`), so the leaders' FetchSessionCache gauges count
+/// two sessions holding every partition they lead, and every record still reaches every
+/// replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_fetch_through_incremental_sessions() {
+    let metrics: BTreeMap<i32, u16> = [1, 2, 3].into_iter().map(|id| (id, free_port())).collect();
+    let overrides: Vec<(i32, [String; 1])> = metrics
+        .iter()
+        .map(|(id, port)| (*id, [format!("metrics.port={port}")]))
+        .collect();
+    let refs: Vec<Vec<&str>> = overrides
+        .iter()
+        .map(|(_, o)| o.iter().map(String::as_str).collect())
+        .collect();
+    let each: Vec<(i32, &[&str])> = overrides
+        .iter()
+        .zip(&refs)
+        .map(|((id, _), r)| (*id, r.as_slice()))
+        .collect();
+    let Some(mut cluster) = Cluster::start_each(&each, &[]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let partitions = 6;
+    create_and_produce(&mut cluster, "sessions", partitions, 3).await;
+    let mut led: BTreeMap<i32, usize> = BTreeMap::new();
+    for (_, (leader, _)) in leaders(cluster.port(1), "sessions").await {
+        *led.entry(leader).or_default() += 1;
+    }
+    for (&leader, &count) in &led {
+        let port = metrics[&leader];
+        let want = (2.0, 2.0 * count as f64);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = (
+                gauge(
+                    port,
+                    "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+                )
+                .await,
+                gauge(
+                    port,
+                    "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+                )
+                .await,
+            );
+            if seen == (Some(want.0), Some(want.1)) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "leader {leader} of {count} partitions: sessions and partitions cached {seen:?}, \
+                 want {want:?}\n{}",
+                cluster.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_replicas_identical(&mut cluster, "sessions", partitions, 30);
+}
+
+/// A leader keeping no fetch sessions (`max.incremental.fetch.session.cache.slots=0`, like a
+/// leader before KIP-227) answers with session id 0; followers then fetch in full every time
+/// and replication works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_fetch_in_full_from_leaders_without_sessions() {
+    let Some(mut cluster) =
+        Cluster::start_with(&[1, 2, 3], &["max.incremental.fetch.session.cache.slots=0"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    create_and_produce(&mut cluster, "sessionless", 4, 3).await;
+    assert_replicas_identical(&mut cluster, "sessionless", 4, 30);
 }

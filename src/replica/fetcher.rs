@@ -3,12 +3,19 @@
 //! follower (`replica_id`), its log end offset and the epoch of its last batch; the leader
 //! answers with data, its high watermark, or where the follower's log diverges from its own,
 //! which the follower then truncates before fetching again.
+//!
+//! Like Kafka's `FetchSessionHandler`, each loop keeps a KIP-227 fetch session with its leader:
+//! after one full fetch, requests name only partitions whose fetch state changed (and those
+//! to forget), and answers hold only partitions with something new, so thousands of idle
+//! partitions cost the leader and the wire nothing per fetch.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::fetch_request::{
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
+};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, RequestKind, ResponseKind, TopicName,
@@ -27,6 +34,7 @@ use crate::tools::client::Connection;
 /// Kafka 3.9 followers send v17; leaders answer any version.
 const FOLLOWER_FETCH_VERSION: i16 = 12;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
 /// `replica.socket.timeout.ms` default.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -212,6 +220,109 @@ struct Position {
     last_fetched_epoch: i32,
 }
 
+/// What the leader's fetch session holds for one partition: when any of it changes, the
+/// partition is named again (Kafka's `FetchRequest.PartitionData` equality).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SentState {
+    fetch_offset: i64,
+    log_start_offset: i64,
+    last_fetched_epoch: i32,
+    current_leader_epoch: i32,
+    max_bytes: i32,
+}
+
+/// The follower's side of a fetch session with one leader (Kafka's `FetchSessionHandler`).
+struct FetchSession {
+    /// 0 (`INVALID_SESSION_ID`) until the leader creates one.
+    id: i32,
+    /// The epoch of the next request: 0 is a full fetch asking for a new session (and closing
+    /// `id`, if any).
+    epoch: i32,
+    /// The partitions the leader's session holds, as last sent.
+    sent: HashMap<TopicPartition, SentState>,
+}
+
+/// What one request asks: the partitions to name, and those the session should drop.
+struct SessionRequest {
+    send: Vec<usize>,
+    forget: Vec<TopicPartition>,
+}
+
+impl FetchSession {
+    fn new() -> Self {
+        FetchSession {
+            id: 0,
+            epoch: 0,
+            sent: HashMap::new(),
+        }
+    }
+
+    /// Kafka's `FetchSessionHandler.Builder.build`: a full fetch names every partition; an
+    /// incremental one those added or changed since the last request, and forgets those no
+    /// longer fetched (removed, or backing off after an error).
+    fn build(&mut self, next: &[(TopicPartition, SentState)]) -> SessionRequest {
+        if self.epoch == 0 {
+            self.sent = next.iter().cloned().collect();
+            return SessionRequest {
+                send: (0..next.len()).collect(),
+                forget: Vec::new(),
+            };
+        }
+        let mut send = Vec::new();
+        let mut wanted: HashSet<&TopicPartition> = HashSet::with_capacity(next.len());
+        for (i, (tp, state)) in next.iter().enumerate() {
+            wanted.insert(tp);
+            if self.sent.get(tp) != Some(state) {
+                self.sent.insert(tp.clone(), *state);
+                send.push(i);
+            }
+        }
+        let forget: Vec<TopicPartition> = self
+            .sent
+            .keys()
+            .filter(|tp| !wanted.contains(tp))
+            .cloned()
+            .collect();
+        for tp in &forget {
+            self.sent.remove(tp);
+        }
+        SessionRequest { send, forget }
+    }
+
+    /// Kafka's `handleResponse` for an answer without a top-level error: a session id of 0
+    /// means the leader keeps none (no free slot, or a leader without sessions), so the next
+    /// request is full again.
+    fn answered(&mut self, full: bool, session_id: i32) {
+        if session_id == 0 {
+            self.id = 0;
+            self.epoch = 0;
+        } else if full {
+            self.id = session_id;
+            self.epoch = 1;
+        } else {
+            self.epoch = next_epoch(self.epoch);
+        }
+    }
+
+    /// A refused fetch or a failed connection: the leader's session state is unknown, so the
+    /// next request is full, closing the old session (unless the leader no longer knows it).
+    fn reset(&mut self, error: i16) {
+        if error == FETCH_SESSION_ID_NOT_FOUND {
+            self.id = 0;
+        }
+        self.epoch = 0;
+    }
+}
+
+/// `FetchMetadata.nextEpoch`: wraps to 1, never back to the initial epoch.
+fn next_epoch(epoch: i32) -> i32 {
+    match epoch {
+        e if e < 0 => -1,
+        i32::MAX => 1,
+        e => e + 1,
+    }
+}
+
 /// What applying one partition's response asks of the loop.
 enum Applied {
     Done,
@@ -221,6 +332,7 @@ enum Applied {
 
 async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: FetcherConfig) {
     let mut conn: Option<Connection> = None;
+    let mut session = FetchSession::new();
     loop {
         let now = Instant::now();
         let ready: Vec<(TopicPartition, Arc<Partition>, i32)> = {
@@ -246,6 +358,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             continue;
         }
         if conn.is_none() {
+            session.reset(0);
             match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr)).await {
                 Ok(Ok(c)) => conn = Some(c),
                 Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
@@ -299,7 +412,8 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
                 continue;
             }
         };
-        let request = fetch_request(me, &config, &ready, &positions);
+        let request = fetch_request(me, &config, &mut session, &ready, &positions);
+        let full = session.epoch == 0;
         let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
         let response = match tokio::time::timeout(
             wait,
@@ -332,12 +446,17 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             tracing::info!(
                 leader,
                 error = response.error_code,
+                session_id = session.id,
+                session_epoch = session.epoch,
                 "leader refused the fetch"
             );
+            session.reset(response.error_code);
             backoff(&shared, config.backoff).await;
             continue;
         }
-        // Responses are matched to what was asked by name and partition.
+        session.answered(full, response.session_id);
+        // Responses are matched to what was asked by name and partition; a partition missing
+        // from an incremental answer has nothing new.
         let mut answers: HashMap<TopicPartition, PartitionData> = HashMap::new();
         for t in response.responses {
             let topic = t.topic.0.to_string();
@@ -398,18 +517,34 @@ async fn backoff(shared: &Shared, pause: Duration) {
 fn fetch_request(
     me: i32,
     config: &FetcherConfig,
+    session: &mut FetchSession,
     ready: &[(TopicPartition, Arc<Partition>, i32)],
     positions: &[Position],
 ) -> FetchRequest {
+    let next: Vec<(TopicPartition, SentState)> = ready
+        .iter()
+        .zip(positions)
+        .map(|((tp, _, epoch), pos)| {
+            let state = SentState {
+                fetch_offset: pos.fetch_offset,
+                log_start_offset: pos.log_start_offset,
+                last_fetched_epoch: pos.last_fetched_epoch,
+                current_leader_epoch: *epoch,
+                max_bytes: config.partition_max_bytes,
+            };
+            (tp.clone(), state)
+        })
+        .collect();
+    let asked = session.build(&next);
     let mut topics: Vec<FetchTopic> = Vec::new();
-    for ((tp, _, epoch), pos) in ready.iter().zip(positions) {
+    for (tp, state) in asked.send.iter().map(|&i| &next[i]) {
         let mut fp = FetchPartition::default();
         fp.partition = tp.1;
-        fp.current_leader_epoch = *epoch;
-        fp.fetch_offset = pos.fetch_offset;
-        fp.last_fetched_epoch = pos.last_fetched_epoch;
-        fp.log_start_offset = pos.log_start_offset;
-        fp.partition_max_bytes = config.partition_max_bytes;
+        fp.current_leader_epoch = state.current_leader_epoch;
+        fp.fetch_offset = state.fetch_offset;
+        fp.last_fetched_epoch = state.last_fetched_epoch;
+        fp.log_start_offset = state.log_start_offset;
+        fp.partition_max_bytes = state.max_bytes;
         match topics.iter_mut().find(|t| t.topic.0.as_str() == tp.0) {
             Some(t) => t.partitions.push(fp),
             None => {
@@ -430,9 +565,24 @@ fn fetch_request(
     req.min_bytes = config.min_bytes;
     req.max_bytes = config.max_bytes;
     req.isolation_level = 0;
-    req.session_id = 0;
-    req.session_epoch = -1;
+    req.session_id = session.id;
+    req.session_epoch = session.epoch;
     req.topics = topics;
+    for (topic, partition) in asked.forget {
+        match req
+            .forgotten_topics_data
+            .iter_mut()
+            .find(|t| t.topic.0.as_str() == topic)
+        {
+            Some(t) => t.partitions.push(partition),
+            None => {
+                let mut t = ForgottenTopic::default();
+                t.topic = TopicName(StrBytes::from_string(topic));
+                t.partitions.push(partition);
+                req.forgotten_topics_data.push(t);
+            }
+        }
+    }
     req
 }
 
@@ -614,4 +764,91 @@ async fn truncate_by_epochs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(fetch_offset: i64) -> SentState {
+        SentState {
+            fetch_offset,
+            log_start_offset: 0,
+            last_fetched_epoch: 0,
+            current_leader_epoch: 0,
+            max_bytes: 1 << 20,
+        }
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        ("t".to_string(), p)
+    }
+
+    fn forgotten(r: &SessionRequest) -> Vec<i32> {
+        let mut out: Vec<i32> = r.forget.iter().map(|tp| tp.1).collect();
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn after_a_full_fetch_only_changes_and_removals_are_sent() {
+        let mut s = FetchSession::new();
+        let all = [(tp(0), state(5)), (tp(1), state(7)), (tp(2), state(9))];
+        assert_eq!(s.build(&all).send, vec![0, 1, 2]);
+        s.answered(true, 42);
+        assert_eq!((s.id, s.epoch), (42, 1));
+
+        // Nothing changed: an empty incremental fetch.
+        let r = s.build(&all);
+        assert!(r.send.is_empty() && r.forget.is_empty());
+        s.answered(false, 42);
+        assert_eq!(s.epoch, 2);
+
+        // Partition 1 advanced, partition 2 backs off (not fetched), partition 3 is new.
+        let mut changed = state(8);
+        changed.current_leader_epoch = 3;
+        let next = [(tp(0), state(5)), (tp(1), changed), (tp(3), state(0))];
+        let r = s.build(&next);
+        assert_eq!(r.send, vec![1, 2]);
+        assert_eq!(forgotten(&r), vec![2]);
+        s.answered(false, 42);
+
+        // Partition 2 back: named again, though its state is what was sent before.
+        let next = [(tp(0), state(5)), (tp(1), changed), (tp(2), state(9))];
+        let r = s.build(&next);
+        assert_eq!(r.send, vec![2]);
+        assert_eq!(forgotten(&r), vec![3]);
+    }
+
+    #[test]
+    fn errors_and_sessionless_leaders_mean_full_fetches() {
+        let mut s = FetchSession::new();
+        let all = [(tp(0), state(5)), (tp(1), state(7))];
+        s.build(&all);
+        s.answered(true, 42);
+        s.build(&all);
+        s.answered(false, 42);
+        // INVALID_FETCH_SESSION_EPOCH: close the session and ask for a new one.
+        s.reset(71);
+        assert_eq!((s.id, s.epoch), (42, 0));
+        assert_eq!(s.build(&all).send, vec![0, 1]);
+        // FETCH_SESSION_ID_NOT_FOUND: the leader has no such session to close.
+        s.reset(FETCH_SESSION_ID_NOT_FOUND);
+        assert_eq!((s.id, s.epoch), (0, 0));
+        // A leader keeping no session: every fetch stays full.
+        s.build(&all);
+        s.answered(true, 0);
+        assert_eq!((s.id, s.epoch), (0, 0));
+        assert_eq!(s.build(&all).send, vec![0, 1]);
+    }
+
+    #[test]
+    fn session_epochs_wrap_to_one() {
+        let mut s = FetchSession::new();
+        s.build(&[(tp(0), state(0))]);
+        s.answered(true, 7);
+        s.epoch = i32::MAX;
+        s.answered(false, 7);
+        assert_eq!(s.epoch, 1);
+    }
 }
