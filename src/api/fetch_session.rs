@@ -34,7 +34,7 @@ pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 
 /// `FetchMetadata.nextEpoch`: wraps to 1, never back to the initial epoch.
-fn next_epoch(epoch: i32) -> i32 {
+pub fn next_epoch(epoch: i32) -> i32 {
     match epoch {
         e if e < 0 => FINAL_EPOCH,
         i32::MAX => 1,

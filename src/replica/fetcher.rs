@@ -25,6 +25,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Partition, TopicPartition, blocking};
+use crate::api::fetch_session::{FETCH_SESSION_ID_NOT_FOUND, NO_SESSION, next_epoch};
 use crate::log::LogError;
 use crate::tools::client::Connection;
 
@@ -34,7 +35,6 @@ use crate::tools::client::Connection;
 /// Kafka 3.9 followers send v17; leaders answer any version.
 const FOLLOWER_FETCH_VERSION: i16 = 12;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
-const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 /// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
 /// `replica.socket.timeout.ms` default.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -233,7 +233,7 @@ struct SentState {
 
 /// The follower's side of a fetch session with one leader (Kafka's `FetchSessionHandler`).
 struct FetchSession {
-    /// 0 (`INVALID_SESSION_ID`) until the leader creates one.
+    /// `NO_SESSION` until the leader creates one.
     id: i32,
     /// The epoch of the next request: 0 is a full fetch asking for a new session (and closing
     /// `id`, if any).
@@ -251,7 +251,7 @@ struct SessionRequest {
 impl FetchSession {
     fn new() -> Self {
         FetchSession {
-            id: 0,
+            id: NO_SESSION,
             epoch: 0,
             sent: HashMap::new(),
         }
@@ -293,8 +293,8 @@ impl FetchSession {
     /// means the leader keeps none (no free slot, or a leader without sessions), so the next
     /// request is full again.
     fn answered(&mut self, full: bool, session_id: i32) {
-        if session_id == 0 {
-            self.id = 0;
+        if session_id == NO_SESSION {
+            self.id = NO_SESSION;
             self.epoch = 0;
         } else if full {
             self.id = session_id;
@@ -308,18 +308,9 @@ impl FetchSession {
     /// next request is full, closing the old session (unless the leader no longer knows it).
     fn reset(&mut self, error: i16) {
         if error == FETCH_SESSION_ID_NOT_FOUND {
-            self.id = 0;
+            self.id = NO_SESSION;
         }
         self.epoch = 0;
-    }
-}
-
-/// `FetchMetadata.nextEpoch`: wraps to 1, never back to the initial epoch.
-fn next_epoch(epoch: i32) -> i32 {
-    match epoch {
-        e if e < 0 => -1,
-        i32::MAX => 1,
-        e => e + 1,
     }
 }
 
