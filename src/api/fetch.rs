@@ -47,6 +47,10 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
     } else {
         request.replica_id.0
     };
+    let follower = (replica_id >= 0).then(|| Follower {
+        id: replica_id,
+        live: api.cache.is_live(replica_id),
+    });
     let context = api
         .fetch_sessions
         .new_context(&request, version, replica_id >= 0);
@@ -97,7 +101,7 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             })
             .collect();
         let (partitions, total, errored) =
-            read_all(api, &wanted, max_bytes, version, read_committed, replica_id).await;
+            read_all(api, &wanted, max_bytes, version, read_committed, follower).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
             for (w, (_, pd)) in wanted.iter().zip(&partitions) {
@@ -152,13 +156,21 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
     }
 }
 
+/// The broker a follower's fetch comes from, and whether the controller counts it live
+/// (looked up once per request, not per partition).
+#[derive(Clone, Copy)]
+struct Follower {
+    id: i32,
+    live: bool,
+}
+
 async fn read_all(
     api: &Api,
     wanted: &[Wanted],
     max_bytes: usize,
     version: i16,
     read_committed: bool,
-    replica_id: i32,
+    follower: Option<Follower>,
 ) -> (Vec<(usize, PartitionData)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes;
@@ -178,12 +190,12 @@ async fn read_all(
             .hosted
             .as_ref()
             .and_then(|p| errors::leader_epoch_check(w.current_leader_epoch, p.leader_epoch()));
-        match (&w.hosted, w.error.or(fenced)) {
-            (_, Some(code)) => {
+        match (&w.hosted, w.error.or(fenced), follower) {
+            (_, Some(code), _) => {
                 pd.error_code = code;
                 errored = true;
             }
-            (None, None) => {
+            (None, None, _) => {
                 pd.error_code = api.not_leader_error(w.topic.as_deref().unwrap_or(""), w.partition);
                 errored = true;
             }
@@ -191,11 +203,11 @@ async fn read_all(
             // does not count towards the high watermark. With a leader epoch in the request,
             // the leader may just not have learnt of a new replica yet, so the follower is
             // told to retry (UNKNOWN_LEADER_EPOCH).
-            (Some(p), None) if replica_id >= 0 && !p.has_follower(replica_id) => {
+            (Some(p), None, Some(follower)) if !p.has_follower(follower.id) => {
                 tracing::debug!(
                     topic = p.topic,
                     partition = p.partition,
-                    replica_id,
+                    replica_id = follower.id,
                     "fetch from a broker that is not a replica"
                 );
                 pd.error_code = if w.current_leader_epoch >= 0 {
@@ -205,14 +217,14 @@ async fn read_all(
                 };
                 errored = true;
             }
-            (Some(p), None) if replica_id >= 0 => {
+            (Some(p), None, Some(follower)) => {
                 let limit = w.max_bytes.min(remaining);
                 match api
                     .replicas
                     .read_for_follower(
                         p,
-                        replica_id,
-                        api.cache.is_live(replica_id),
+                        follower.id,
+                        follower.live,
                         w.offset,
                         w.last_fetched_epoch,
                         limit,
@@ -250,7 +262,7 @@ async fn read_all(
                     }
                 }
             }
-            (Some(p), None) => {
+            (Some(p), None, None) => {
                 let limit = w.max_bytes.min(remaining);
                 let read = if read_committed {
                     api.replicas

@@ -670,15 +670,11 @@ impl GroupCoordinator {
         let bytes = builder.build().map_err(AppendError::Log)?;
         // As Kafka (`offsets.commit.required.acks=-1`): acknowledged once the ISR has it, so
         // that a commit survives the coordinator's failure.
-        let info = self
-            .replicas
-            .append_as_producer(&partition, Bytes::from(bytes), true)
-            .await
-            .map_err(AppendError::Log)?;
         self.replicas
-            .wait_for_acks(&partition, info.last_offset, OFFSETS_COMMIT_TIMEOUT)
+            .append_acked(&partition, Bytes::from(bytes), OFFSETS_COMMIT_TIMEOUT)
             .await
-            .map_err(|e| AppendError::Replication(e.kafka_error_code()))
+            .map(|_| ())
+            .map_err(AppendError::Replication)
     }
 
     async fn persist_groups(&self, pending: Vec<PendingGroupRecord>) {
@@ -2151,8 +2147,8 @@ fn complete_txn_offsets(
 enum AppendError {
     Coordinator(i16),
     Log(LogError),
-    /// The ISR did not take the records (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT,
-    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND).
+    /// The leader refused the append, or its ISR did not take the records
+    /// (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...).
     Replication(i16),
 }
 

@@ -638,6 +638,25 @@ impl ReplicaManager {
         Ok(info)
     }
 
+    /// The broker's own acks=all write (a coordinator's state): appended as
+    /// [`ReplicaManager::append_as_producer`] does, then acknowledged once the ISR has it, or
+    /// not within `timeout`. Fails with the Kafka error code of whichever step failed.
+    pub async fn append_acked(
+        &self,
+        p: &Arc<Partition>,
+        records: Bytes,
+        timeout: std::time::Duration,
+    ) -> Result<AppendInfo, i16> {
+        let info = self
+            .append_as_producer(p, records, true)
+            .await
+            .map_err(|e| e.kafka_error_code())?;
+        self.wait_for_acks(p, info.last_offset, timeout)
+            .await
+            .map_err(|e| e.kafka_error_code())?;
+        Ok(info)
+    }
+
     /// acks=all: waits until the high watermark passes `last_offset` (woken by the follower
     /// fetches that move it, never by polling), or `timeout`.
     pub async fn wait_for_acks(

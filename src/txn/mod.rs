@@ -284,28 +284,22 @@ impl TransactionCoordinator {
         .map_err(|_| codes::UNKNOWN_SERVER_ERROR)?;
         // As Kafka (TransactionLog.EnforcedRequiredAcks): acknowledged once the ISR has it, so
         // that a new coordinator after a failover reads every state the clients were told of.
-        let written = match self
+        let written = self
             .replicas
-            .append_as_producer(&partition, Bytes::from(bytes), true)
+            .append_acked(
+                &partition,
+                Bytes::from(bytes),
+                std::time::Duration::from_millis(self.config.request_timeout_ms),
+            )
             .await
-        {
-            Ok(info) => self
-                .replicas
-                .wait_for_acks(
-                    &partition,
-                    info.last_offset,
-                    std::time::Duration::from_millis(self.config.request_timeout_ms),
-                )
-                .await
-                .map_err(|e| {
-                    tracing::warn!(transactional_id, error = ?e, "transaction state not replicated");
-                    e.kafka_error_code()
-                }),
-            Err(e) => {
-                tracing::warn!(transactional_id, error = %e, "cannot write transaction state");
-                Err(e.kafka_error_code())
-            }
-        };
+            .map(|_| ())
+            .inspect_err(|code| {
+                tracing::warn!(
+                    transactional_id,
+                    error = code,
+                    "cannot write transaction state"
+                );
+            });
         // Kafka's appendTransactionToLog callback.
         written.map_err(|code| match code {
             3 | 19 | 20 | 7 => codes::COORDINATOR_NOT_AVAILABLE,
