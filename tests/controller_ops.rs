@@ -661,6 +661,28 @@ fn in_flight(from: &[i32; 2], to: &[i32; 2]) -> Vec<i32> {
     v
 }
 
+/// Three brokers whose sessions outlast the pause of a replica (slow, not dead), `extra`
+/// overrides on each, and a `move_plan` for the controller they elected.
+async fn cluster_for_moves(extra: &[&str]) -> Option<(Cluster, ZkStore, [i32; 2], [i32; 2])> {
+    let mut overrides = vec!["zookeeper.session.timeout.ms=30000"];
+    overrides.extend_from_slice(extra);
+    let cluster = Cluster::start_with(&[1, 2, 3], &overrides)?;
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let (from, to) = move_plan(controller_id(&cluster, 1).await);
+    Some((cluster, store, from, to))
+}
+
+/// Creates `topic` with partition 0 on `from`, and waits until every broker sees it led by
+/// `from[0]` with both replicas in sync.
+async fn create_on(cluster: &Cluster, store: &ZkStore, topic: &str, from: [i32; 2]) {
+    create_topic_in_zk(store, topic, &[(0, &from)]).await;
+    wait_metadata(cluster, &[1, 2, 3], topic, 0, "is led", |m| {
+        m.0 == from[0] && sorted(&m.1) == sorted(&from)
+    })
+    .await;
+}
+
 /// Waits until the reassignment of `topic`-0 from `from` to `to` has completed: assignment,
 /// leader and ISR in ZooKeeper and every broker's metadata, the removed replica's log deleted.
 async fn wait_reassigned(
@@ -717,21 +739,12 @@ async fn wait_reassigned(
 /// is dropped. A reassignment cancelled while in progress removes the replica it added.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() {
-    // A session longer than the pauses: the paused replica is slow, not dead.
-    let Some(cluster) = Cluster::start_with(&[1, 2, 3], &["zookeeper.session.timeout.ms=30000"])
-    else {
+    let Some((cluster, store, from, to)) = cluster_for_moves(&[]).await else {
         return;
     };
-    cluster.wait_for_brokers(&[1, 2, 3]).await;
-    let store = cluster.store().await;
     let controller = controller_id(&cluster, 1).await;
-    let (from, to) = move_plan(controller);
     let add = to[1];
-    create_topic_in_zk(&store, "moved", &[(0, &from)]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "moved", 0, "is led", |m| {
-        m.0 == from[0] && sorted(&m.1) == sorted(&from)
-    })
-    .await;
+    create_on(&cluster, &store, "moved", from).await;
     let other = [1, 2, 3].into_iter().find(|b| *b != controller).unwrap();
 
     // Only the controller takes reassignments.
@@ -807,11 +820,7 @@ async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() 
     assert_eq!(consumed.len(), 50, "{}", cluster.logs());
 
     // The same through the legacy znode.
-    create_topic_in_zk(&store, "moved-zk", &[(0, &from)]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "moved-zk", 0, "is led", |m| {
-        m.0 == from[0]
-    })
-    .await;
+    create_on(&cluster, &store, "moved-zk", from).await;
     let paused = cluster.brokers[&add].pause();
     store
         .create(
@@ -867,11 +876,7 @@ async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() 
 
     // A reassignment cancelled before it completes: the added replica goes, the origin
     // replicas stay (in target-first order, as in Kafka).
-    create_topic_in_zk(&store, "cancelled", &[(0, &from)]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "cancelled", 0, "is led", |m| {
-        m.0 == from[0]
-    })
-    .await;
+    create_on(&cluster, &store, "cancelled", from).await;
     let paused = cluster.brokers[&add].pause();
     let r = alter_reassignment(cluster.port(controller), "cancelled", 0, Some(&to)).await;
     assert_eq!(r.responses[0].partitions[0].error_code, 0, "{r:?}");
@@ -947,27 +952,15 @@ async fn java_admin_client_reassigns_and_elects_preferred_leaders() {
     let Some(cp) = java_admin_classpath(classes.path()) else {
         return;
     };
-    // Elections here are the admin's: the imbalance check must not make them first. The
-    // session outlasts the pause of the new replica.
-    let Some(cluster) = Cluster::start_with(
-        &[1, 2, 3],
-        &[
-            "auto.leader.rebalance.enable=false",
-            "zookeeper.session.timeout.ms=30000",
-        ],
-    ) else {
+    // Elections here are the admin's: the imbalance check must not make them first.
+    let Some((cluster, store, from, to)) =
+        cluster_for_moves(&["auto.leader.rebalance.enable=false"]).await
+    else {
         return;
     };
-    cluster.wait_for_brokers(&[1, 2, 3]).await;
-    let store = cluster.store().await;
-    let (from, to) = move_plan(controller_id(&cluster, 1).await);
     // Not through the replica about to be paused, which would not answer.
     let bootstrap = cluster.bootstrap(from[1]);
-    create_topic_in_zk(&store, "java-moved", &[(0, &from)]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "java-moved", 0, "is led", |m| {
-        m.0 == from[0]
-    })
-    .await;
+    create_on(&cluster, &store, "java-moved", from).await;
 
     let paused = cluster.brokers[&to[1]].pause();
     let target = format!("{},{}", to[0], to[1]);
@@ -1167,23 +1160,12 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
         );
         return;
     }
-    let Some(cluster) = Cluster::start_with(
-        &[1, 2, 3],
-        &[
-            "auto.leader.rebalance.enable=false",
-            "zookeeper.session.timeout.ms=30000",
-        ],
-    ) else {
+    let Some((cluster, store, from, to)) =
+        cluster_for_moves(&["auto.leader.rebalance.enable=false"]).await
+    else {
         return;
     };
-    cluster.wait_for_brokers(&[1, 2, 3]).await;
-    let store = cluster.store().await;
-    let (from, to) = move_plan(controller_id(&cluster, 1).await);
-    create_topic_in_zk(&store, "tool-moved", &[(0, &from)]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "tool-moved", 0, "is led", |m| {
-        m.0 == from[0]
-    })
-    .await;
+    create_on(&cluster, &store, "tool-moved", from).await;
     let plan = cluster._tmp.path().join("plan.json");
     std::fs::write(
         &plan,
