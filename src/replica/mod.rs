@@ -86,6 +86,10 @@ struct Replication {
     /// A conditional ISR write found the znode changed: no ISR change until the controller
     /// tells us the new state.
     stale: bool,
+    /// Bumped by every LeaderAndIsr: an ISR write's outcome applies only to the state it was
+    /// proposed against. A write the controller overtook (its Stale answer arriving after the
+    /// new LeaderAndIsr) would otherwise block ISR changes until the next LeaderAndIsr.
+    generation: u64,
     /// The log end offset when this broker became leader in the current epoch.
     epoch_start_offset: i64,
     followers: HashMap<i32, FollowerState>,
@@ -120,6 +124,34 @@ impl Replication {
         }
         Ok(())
     }
+
+    /// Starts an ISR change: `in_force` is what counts for HW and acks until it is written.
+    fn propose(&mut self, isr: Vec<i32>, in_force: Vec<i32>, leader_epoch: i32) -> IsrProposal {
+        self.pending_isr = Some(in_force);
+        IsrProposal {
+            isr,
+            leader_epoch,
+            controller_epoch: self.controller_epoch,
+            partition_epoch: self.partition_epoch,
+            generation: self.generation,
+        }
+    }
+
+    /// Takes an ISR write's outcome, unless a LeaderAndIsr replaced the state it was made for.
+    fn settle(&mut self, proposal: &IsrProposal, written: isr::IsrWrite) {
+        if proposal.generation != self.generation {
+            return;
+        }
+        self.pending_isr = None;
+        match written {
+            isr::IsrWrite::Written(version) => {
+                self.isr = proposal.isr.clone();
+                self.partition_epoch = version;
+            }
+            isr::IsrWrite::Stale => self.stale = true,
+            isr::IsrWrite::Failed => {}
+        }
+    }
 }
 
 /// An ISR change the leader must write to the store.
@@ -129,6 +161,7 @@ pub struct IsrProposal {
     pub leader_epoch: i32,
     pub controller_epoch: i32,
     pub partition_epoch: i32,
+    generation: u64,
 }
 
 /// What a follower's fetch gets from the leader's log.
@@ -246,6 +279,7 @@ impl Partition {
         r.isr = state.isr.clone();
         r.pending_isr = None;
         r.stale = false;
+        r.generation += 1;
         r.partition_epoch = state.partition_epoch;
         r.controller_epoch = state.controller_epoch;
         let mut log = self.log.lock();
@@ -843,13 +877,7 @@ impl ReplicaManager {
                 {
                     let mut isr = r.isr.clone();
                     isr.push(replica_id);
-                    r.pending_isr = Some(isr.clone());
-                    proposal = Some(IsrProposal {
-                        isr,
-                        leader_epoch: part.leader_epoch(),
-                        controller_epoch: r.controller_epoch,
-                        partition_epoch: r.partition_epoch,
-                    });
+                    proposal = Some(r.propose(isr.clone(), isr, part.leader_epoch()));
                 }
                 if advanced || proposal.is_some() {
                     moved = part.maybe_increment_hw(&r, &mut log, now, lag);
@@ -887,17 +915,7 @@ impl ReplicaManager {
             let part = p.clone();
             let moved = blocking(move || {
                 let mut r = part.replication();
-                r.pending_isr = None;
-                match written {
-                    isr::IsrWrite::Written(version)
-                        if part.leader_epoch() == proposal.leader_epoch =>
-                    {
-                        r.isr = proposal.isr.clone();
-                        r.partition_epoch = version;
-                    }
-                    isr::IsrWrite::Stale => r.stale = true,
-                    isr::IsrWrite::Written(_) | isr::IsrWrite::Failed => {}
-                }
+                r.settle(&proposal, written);
                 let mut log = part.log.lock();
                 Ok(part.maybe_increment_hw(&r, &mut log, now_ms(), lag))
             })
@@ -948,13 +966,8 @@ impl ReplicaManager {
                     let isr: Vec<i32> = r.isr.iter().copied().filter(|id| !out.contains(id)).collect();
                     tracing::info!(topic = %part.topic, partition = part.partition, ?out, ?isr, "shrinking ISR: followers lagging");
                     // The current (larger) ISR stays in force for HW and acks until written.
-                    r.pending_isr = Some(r.isr.clone());
-                    Ok(Some(IsrProposal {
-                        isr,
-                        leader_epoch: part.leader_epoch(),
-                        controller_epoch: r.controller_epoch,
-                        partition_epoch: r.partition_epoch,
-                    }))
+                    let in_force = r.isr.clone();
+                    Ok(Some(r.propose(isr, in_force, part.leader_epoch())))
                 })
                 .await;
                 if let Ok(Some(proposal)) = proposal {
@@ -994,4 +1007,48 @@ pub async fn blocking<T: Send + 'static>(
             std::io::Error::other(e.to_string()),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader_state(isr: Vec<i32>, partition_epoch: i32) -> Replication {
+        Replication {
+            replicas: vec![1, 2, 3],
+            isr,
+            partition_epoch,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_write_overtaken_by_leader_and_isr_changes_nothing() {
+        let mut r = leader_state(vec![1], 3);
+        let proposal = r.propose(vec![1, 3], vec![1, 3], 3);
+        // The controller rewrote the state znode and its LeaderAndIsr arrived first.
+        r.isr = vec![1];
+        r.pending_isr = None;
+        r.partition_epoch = 4;
+        r.generation += 1;
+        r.settle(&proposal, isr::IsrWrite::Stale);
+        assert!(!r.stale, "the follower could never rejoin the ISR");
+        assert_eq!(r.isr, vec![1]);
+        // The next proposal is made against the new state, and its outcome counts.
+        let next = r.propose(vec![1, 3], vec![1, 3], 4);
+        assert_eq!(next.partition_epoch, 4);
+        r.settle(&next, isr::IsrWrite::Written(5));
+        assert_eq!((r.isr.clone(), r.partition_epoch), (vec![1, 3], 5));
+        assert!(r.pending_isr.is_none());
+    }
+
+    #[test]
+    fn a_stale_write_waits_for_the_controller() {
+        let mut r = leader_state(vec![1, 2], 7);
+        let proposal = r.propose(vec![1], vec![1, 2], 2);
+        r.settle(&proposal, isr::IsrWrite::Stale);
+        assert!(r.stale);
+        assert_eq!(r.isr, vec![1, 2]);
+        assert!(r.pending_isr.is_none());
+    }
 }
