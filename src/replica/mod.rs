@@ -137,19 +137,27 @@ impl Replication {
         }
     }
 
-    /// Takes an ISR write's outcome, unless a LeaderAndIsr replaced the state it was made for.
+    /// Takes an ISR write's outcome. A LeaderAndIsr that arrived meanwhile replaced the state the
+    /// write was proposed against: then only a successful write that is newer than that state
+    /// (znode versions only grow) still counts, and any proposal made since, against the
+    /// older version, is dropped with it.
     fn settle(&mut self, proposal: &IsrProposal, written: isr::IsrWrite) {
-        if proposal.generation != self.generation {
-            return;
-        }
-        self.pending_isr = None;
+        let overtaken = proposal.generation != self.generation;
         match written {
-            isr::IsrWrite::Written(version) => {
+            isr::IsrWrite::Written(version) if version > self.partition_epoch => {
+                if overtaken {
+                    self.generation += 1;
+                }
                 self.isr = proposal.isr.clone();
                 self.partition_epoch = version;
+                self.pending_isr = None;
             }
-            isr::IsrWrite::Stale => self.stale = true,
-            isr::IsrWrite::Failed => {}
+            _ if overtaken => {}
+            isr::IsrWrite::Stale => {
+                self.stale = true;
+                self.pending_isr = None;
+            }
+            isr::IsrWrite::Written(_) | isr::IsrWrite::Failed => self.pending_isr = None,
         }
     }
 }
@@ -1040,6 +1048,24 @@ mod tests {
         r.settle(&next, isr::IsrWrite::Written(5));
         assert_eq!((r.isr.clone(), r.partition_epoch), (vec![1, 3], 5));
         assert!(r.pending_isr.is_none());
+    }
+
+    #[test]
+    fn a_write_newer_than_an_overtaking_leader_and_isr_still_counts() {
+        let mut r = leader_state(vec![1], 3);
+        let proposal = r.propose(vec![1, 3], vec![1, 3], 3);
+        // A LeaderAndIsr read before the write landed (the same version) arrives first, and a
+        // second proposal is made against it.
+        r.pending_isr = None;
+        r.generation += 1;
+        let second = r.propose(vec![1, 2], vec![1, 2], 3);
+        r.settle(&proposal, isr::IsrWrite::Written(4));
+        assert_eq!((r.isr.clone(), r.partition_epoch), (vec![1, 3], 4));
+        assert!(r.pending_isr.is_none());
+        // The second write was conditional on version 3 and fails: that changes nothing.
+        r.settle(&second, isr::IsrWrite::Stale);
+        assert!(!r.stale);
+        assert_eq!((r.isr.clone(), r.partition_epoch), (vec![1, 3], 4));
     }
 
     #[test]
