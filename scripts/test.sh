@@ -27,7 +27,7 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 echo "== Rust tests (unit, integration, and compat tests driving Java and Node clients)"
 mkdir -p target
-cargo test --all-targets 2>&1 | tee target/test-output.txt
+cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "cargo: %d passed, %d failed, %d skipped\n", p, f, i }' target/test-output.txt
 
 echo "== Python clients (confluent-kafka, kafka-python, aiokafka) and kcat"
