@@ -103,14 +103,18 @@ async fn epoch_end(port: u16, topic: &str, epoch: i32) -> (i16, i32, i64) {
     }
 }
 
-/// Ten records 0..10 with acks=all to a new topic's leader: the leader's metadata may name it
-/// before it has taken the role, so NOT_LEADER_OR_FOLLOWER is retried for a while.
-async fn first_produce(port: u16, topic: &str) -> (i16, i64) {
+/// `n` records from `first` with acks=all, retried as a producer retries what was refused
+/// before the append: NOT_LEADER_OR_FOLLOWER (a new topic's leader may be named in Metadata
+/// before it has taken the role) and NOT_ENOUGH_REPLICAS (on a loaded machine a follower can
+/// miss `replica.lag.time.max.ms` and be out of the ISR until its next fetch).
+async fn produce_acked(port: u16, topic: &str, first: usize, n: usize) -> (i16, i64) {
     const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let r = produce(port, topic, 0, 10, -1).await;
-        if r.0 != NOT_LEADER_OR_FOLLOWER || Instant::now() > deadline {
+        let r = produce(port, topic, first, n, -1).await;
+        if ![NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS].contains(&r.0)
+            || Instant::now() > deadline
+        {
             return r;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -252,7 +256,12 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
         chosen.expect("a topic whose follower is not the controller");
     let topic = topic.as_str();
     let lp = cluster.port(leader);
-    assert_eq!(first_produce(lp, topic).await, (0, 0), "{}", cluster.logs());
+    assert_eq!(
+        produce_acked(lp, topic, 0, 10).await,
+        (0, 0),
+        "{}",
+        cluster.logs()
+    );
 
     let paused = cluster.brokers[&follower].pause();
     // A follower with everything the leader has is in sync however long it is silent (as in
@@ -312,7 +321,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    let (code, base) = produce(lp, topic, 20, 5, -1).await;
+    let (code, base) = produce_acked(lp, topic, 20, 5).await;
     assert_eq!((code, base), (0, 20), "{}", cluster.logs());
 }
 
@@ -336,7 +345,7 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
         .unwrap()
         .leader_epoch;
     assert_eq!(
-        first_produce(cluster.port(old), "diverge").await,
+        produce_acked(cluster.port(old), "diverge", 0, 10).await,
         (0, 0),
         "{}",
         cluster.logs()
