@@ -22,6 +22,9 @@ const STALE_CONTROLLER_EPOCH: i16 = 11;
 
 pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
     let mut response = LeaderAndIsrResponse::default();
+    // The controller epoch is checked under the lock too: a request that waited for it may
+    // have been overtaken by a newer controller's.
+    let _state_change = api.replicas.lock_state_changes().await;
     if let Some(code) = api.refuse_stale_controller(
         ApiKey::LeaderAndIsr,
         request.controller_id.0,

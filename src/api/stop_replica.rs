@@ -12,6 +12,9 @@ const EPOCH_DURING_DELETE: i32 = -2;
 
 pub async fn handle(api: &Api, request: StopReplicaRequest, version: i16) -> StopReplicaResponse {
     let mut response = StopReplicaResponse::default();
+    // The controller epoch is checked under the lock too: a request that waited for it may
+    // have been overtaken by a newer controller's.
+    let _state_change = api.replicas.lock_state_changes().await;
     if let Some(code) = api.refuse_stale_controller(
         ApiKey::StopReplica,
         request.controller_id.0,

@@ -19,13 +19,18 @@ const LINGER_MS: i64 = 5000;
 const MAX_DELAY_MS: i64 = 60_000;
 
 /// The outcome of an ISR write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IsrWrite {
     /// Written; the state znode's new version is the partition epoch from now on.
     Written(i32),
     /// The state znode changed since the last LeaderAndIsr: no ISR change until the
     /// controller's next one brings the current state.
     Stale,
+    /// The znode changed, but still names this broker leader in the proposal's leader epoch, so
+    /// no controller decision came in between: it was this leader's own earlier write, whose
+    /// answer was lost (the client gave up, the write landed). Its ISR and version are taken
+    /// as they are, as Kafka's leader does after checking the znode's data on BADVERSION.
+    Adopted { isr: Vec<i32>, version: i32 },
     /// The store could not be reached; the next check may try again.
     Failed,
 }
@@ -91,25 +96,54 @@ impl IsrWriter {
         {
             Ok(stat) => {
                 tracing::info!(topic, partition, isr = ?proposal.isr, partition_epoch = stat.version, "ISR updated");
-                let mut p = self.0.pending.lock().unwrap_or_else(|p| p.into_inner());
-                p.changed.insert((topic.to_string(), partition));
-                p.last_change_ms = crate::log::segment::now_ms();
+                self.changed(topic, partition);
                 IsrWrite::Written(stat.version)
             }
             Err(StoreError::BadVersion(_)) => {
-                tracing::info!(
-                    topic,
-                    partition,
-                    partition_epoch = proposal.partition_epoch,
-                    "ISR not updated: the partition state changed; waiting for the controller"
-                );
-                IsrWrite::Stale
+                let current = match store.get(&path).await {
+                    Ok(Some((Some(data), stat))) => {
+                        serde_json::from_slice::<PartitionStateZnode>(&data)
+                            .ok()
+                            .map(|s| (s, stat.version))
+                    }
+                    _ => None,
+                };
+                match current {
+                    Some((s, version))
+                        if s.leader == self.0.broker_id
+                            && s.leader_epoch == proposal.leader_epoch =>
+                    {
+                        tracing::info!(topic, partition, isr = ?s.isr, partition_epoch = version, "ISR as this leader last wrote it, answer lost; taken as it is");
+                        // The lost write's notification was never queued.
+                        self.changed(topic, partition);
+                        IsrWrite::Adopted {
+                            isr: s.isr,
+                            version,
+                        }
+                    }
+                    _ => {
+                        tracing::info!(
+                            topic,
+                            partition,
+                            partition_epoch = proposal.partition_epoch,
+                            "ISR not updated: the partition state changed; waiting for the controller"
+                        );
+                        IsrWrite::Stale
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(topic, partition, error = %e, "ISR not updated; will try again");
                 IsrWrite::Failed
             }
         }
+    }
+
+    /// Queues an ISR change notification for the partition.
+    fn changed(&self, topic: &str, partition: i32) {
+        let mut p = self.0.pending.lock().unwrap_or_else(|p| p.into_inner());
+        p.changed.insert((topic.to_string(), partition));
+        p.last_change_ms = crate::log::segment::now_ms();
     }
 
     /// Sends the batched ISR change notifications until `shutdown`.
@@ -165,5 +199,85 @@ impl IsrWriter {
                 p.changed.extend(due);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::embedded::EmbeddedStore;
+    use crate::metadata::store::create_recursive;
+
+    fn state(leader: i32, leader_epoch: i32, isr: Vec<i32>) -> PartitionStateZnode {
+        PartitionStateZnode {
+            controller_epoch: 1,
+            leader,
+            version: 1,
+            leader_epoch,
+            isr,
+            leader_recovery_state: None,
+        }
+    }
+
+    fn proposal(isr: Vec<i32>, leader_epoch: i32, partition_epoch: i32) -> IsrProposal {
+        IsrProposal {
+            isr,
+            leader_epoch,
+            controller_epoch: 1,
+            partition_epoch,
+            generation: 0,
+        }
+    }
+
+    /// Broker 1 leads t-0 at leader epoch 5; its state znode is at version 0.
+    async fn writer_and_store() -> (IsrWriter, Arc<dyn MetadataStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        create_recursive(
+            store.as_ref(),
+            &znodes::partition_state_path("t", 0),
+            Some(znodes::encode(&state(1, 5, vec![1]))),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        let writer = IsrWriter::new(1);
+        writer.set_store(store.clone());
+        (writer, store, dir)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_lost_answer_to_this_leaders_own_write_is_adopted() {
+        let (writer, _store, _dir) = writer_and_store().await;
+        assert_eq!(
+            writer.write("t", 0, &proposal(vec![1, 2], 5, 0)).await,
+            IsrWrite::Written(1)
+        );
+        // The leader never heard of version 1 and proposes against version 0 again.
+        assert_eq!(
+            writer.write("t", 0, &proposal(vec![1, 2, 3], 5, 0)).await,
+            IsrWrite::Adopted {
+                isr: vec![1, 2],
+                version: 1
+            }
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_controller_decision_in_between_makes_the_write_stale() {
+        let (writer, store, _dir) = writer_and_store().await;
+        // The controller moved the leader epoch on (as every decision of its does).
+        store
+            .set(
+                &znodes::partition_state_path("t", 0),
+                Some(znodes::encode(&state(1, 6, vec![1]))),
+                Some(0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            writer.write("t", 0, &proposal(vec![1, 2], 5, 0)).await,
+            IsrWrite::Stale
+        );
     }
 }

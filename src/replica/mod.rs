@@ -143,21 +143,23 @@ impl Replication {
     /// older version, is dropped with it.
     fn settle(&mut self, proposal: &IsrProposal, written: isr::IsrWrite) {
         let overtaken = proposal.generation != self.generation;
-        match written {
-            isr::IsrWrite::Written(version) if version > self.partition_epoch => {
-                if overtaken {
-                    self.generation += 1;
-                }
-                self.isr = proposal.isr.clone();
-                self.partition_epoch = version;
-                self.pending_isr = None;
+        let landed = match &written {
+            isr::IsrWrite::Written(version) => Some((proposal.isr.clone(), *version)),
+            isr::IsrWrite::Adopted { isr, version } => Some((isr.clone(), *version)),
+            isr::IsrWrite::Stale | isr::IsrWrite::Failed => None,
+        };
+        if let Some((isr, version)) = landed
+            && version > self.partition_epoch
+        {
+            if overtaken {
+                self.generation += 1;
             }
-            _ if overtaken => {}
-            isr::IsrWrite::Stale => {
-                self.stale = true;
-                self.pending_isr = None;
-            }
-            isr::IsrWrite::Written(_) | isr::IsrWrite::Failed => self.pending_isr = None,
+            self.isr = isr;
+            self.partition_epoch = version;
+            self.pending_isr = None;
+        } else if !overtaken {
+            self.pending_isr = None;
+            self.stale = written == isr::IsrWrite::Stale;
         }
     }
 }
@@ -371,6 +373,11 @@ pub struct ReplicaManager {
     /// becomes a follower of from then on get no fetcher: a broker on its way out that kept
     /// fetching would be added back to the ISR its controlled shutdown just took it out of.
     shutting_down: AtomicBool,
+    /// Kafka's `replicaStateChangeLock`. A LeaderAndIsr awaits (the topic's config, opening
+    /// the log, stopping a fetcher) between its epoch check and taking the role; without this,
+    /// a request overtaken by a newer one on another connection (the controller's retry, or a
+    /// new controller's) would be applied last and undo the newer decision.
+    state_change: tokio::sync::Mutex<()>,
 }
 
 /// What LeaderAndIsr asks of this broker for one partition.
@@ -410,6 +417,7 @@ impl ReplicaManager {
             fetchers: fetcher::ReplicaFetchers::new(broker_id),
             isr: isr::IsrWriter::new(broker_id),
             shutting_down: AtomicBool::new(false),
+            state_change: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -430,6 +438,11 @@ impl ReplicaManager {
             tokio::spawn(self.clone().run_isr_shrink(shutdown.clone())),
             tokio::spawn(self.isr.clone_handle().run_notifications(shutdown)),
         ]
+    }
+
+    /// Held while a LeaderAndIsr or StopReplica is applied (see `state_change`).
+    pub async fn lock_state_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.state_change.lock().await
     }
 
     /// From now on, becoming a follower starts no fetcher (see `shutting_down`).
