@@ -520,6 +520,61 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     assert!(!s.isr.contains(&b), "{:?}", s.isr);
 }
 
+/// A leader writes an ISR expansion itself, and the controller hears of it only seconds later
+/// (the change notifications linger 5 s). A broker that shuts down right after rejoining an
+/// ISR must still be taken out of it, or acks=all would wait for it until the leader's lag
+/// check (`replica.lag.time.max.ms`, 30 s) drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_shut_down_right_after_rejoining_an_isr_leaves_it() {
+    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let controller = controller_id(&cluster, 1).await;
+    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
+    let (leader, follower) = (others[0], others[1]);
+    create_topic_in_zk(&store, "rejoined", &[(0, &[leader, follower])]).await;
+    wait_metadata(&cluster, &[1, 2, 3], "rejoined", 0, "is led", |m| {
+        m.0 == leader && m.1.len() == 2
+    })
+    .await;
+    let status = cluster.brokers.get_mut(&follower).unwrap().stop(false);
+    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
+    assert_eq!(
+        state(&store, "rejoined", 0).await.unwrap().0.isr,
+        vec![leader]
+    );
+    cluster.brokers.get_mut(&follower).unwrap().restart(false);
+    let store_ref = &store;
+    wait_until(
+        Duration::from_secs(30),
+        "the leader adds the follower back to the ISR",
+        || async move {
+            state(store_ref, "rejoined", 0)
+                .await
+                .is_some_and(|(s, _)| s.isr.contains(&follower))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}
+{}",
+            cluster.logs()
+        )
+    });
+    let status = cluster.brokers.get_mut(&follower).unwrap().stop(false);
+    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
+    let s = state(&store, "rejoined", 0).await.unwrap().0;
+    assert_eq!(
+        (s.leader, s.isr.clone()),
+        (leader, vec![leader]),
+        "{}",
+        cluster.logs()
+    );
+}
+
 /// ElectLeaders v2 (0 preferred, 1 unclean) for one partition: its error code.
 async fn elect_leaders(port: u16, election_type: i8, topic: &str, p: i32) -> i16 {
     let mut c = Conn::connect(port).await;

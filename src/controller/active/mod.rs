@@ -471,6 +471,19 @@ impl ActiveController {
         })
     }
 
+    /// Re-reads a partition's state into the context; true when it had changed.
+    async fn refresh_state(&mut self, tp: &Tp) -> Result<bool, Stop> {
+        let Some(fresh) = self.read_state(&tp.0, tp.1).await? else {
+            return Ok(false);
+        };
+        let changed = self
+            .states
+            .get(tp)
+            .is_none_or(|s| s.zk_version != fresh.zk_version);
+        self.states.insert(tp.clone(), fresh);
+        Ok(changed)
+    }
+
     /// Writes a partition's new leader and ISR: created when new, else conditional on the
     /// partition epoch the controller knows. Returns false when the write lost a race (the
     /// state was re-read into the context, to be decided again).
@@ -544,11 +557,20 @@ impl ActiveController {
         tp: &Tp,
         decide: impl Fn(&Self, &PartitionState) -> Option<(i32, Vec<i32>)>,
     ) -> Result<bool, Stop> {
+        let mut refreshed = false;
         for _attempt in 0..5 {
             let Some(s) = self.states.get(tp).cloned() else {
                 return Ok(false);
             };
             let Some((leader, isr)) = decide(self, &s) else {
+                // Only a write finds a stale cache out, so "nothing to do" is checked against
+                // the znode once: a leader's own ISR expansion reaches the controller seconds
+                // later (the notifications linger), and the broker it added may be the one
+                // leaving now.
+                if !refreshed && self.refresh_state(tp).await? {
+                    refreshed = true;
+                    continue;
+                }
                 return Ok(false);
             };
             if self
@@ -774,11 +796,22 @@ impl ActiveController {
         let affected: Vec<Tp> = self
             .states
             .iter()
-            .filter(|(_, s)| touches_dead(s))
+            .filter(|(tp, s)| {
+                touches_dead(s)
+                    || self
+                        .replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| dead.contains(b)))
+            })
             .map(|(tp, _)| tp.clone())
             .collect();
         let mut changed = Vec::new();
         for tp in affected {
+            // A leader's own ISR expansion reaches the controller seconds later (the
+            // notifications linger): a dead replica missing from the cached ISR may be in the
+            // znode's.
+            if self.states.get(&tp).is_some_and(|s| !touches_dead(s)) {
+                self.refresh_state(&tp).await?;
+            }
             // A leader may change the ISR meanwhile (its own conditional write): decide again
             // on the state as it is then.
             for _attempt in 0..5 {
