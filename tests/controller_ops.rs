@@ -521,11 +521,12 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
 }
 
 /// A leader writes an ISR expansion itself, and the controller hears of it only seconds later
-/// (the change notifications linger 5 s). A broker that shuts down right after rejoining an
-/// ISR must still be taken out of it, or acks=all would wait for it until the leader's lag
-/// check (`replica.lag.time.max.ms`, 30 s) drops it.
+/// (the change notifications linger 5 s). Right after a broker rejoined the ISRs, an election
+/// of it as preferred leader must succeed, and when it shuts down it must be taken out of the
+/// ISRs, or acks=all would wait for it until the leader's lag check
+/// (`replica.lag.time.max.ms`, 30 s) drops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broker_shut_down_right_after_rejoining_an_isr_leaves_it() {
+async fn a_broker_that_just_rejoined_the_isr_is_elected_and_shut_down_at_once() {
     let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
         return;
     };
@@ -533,46 +534,64 @@ async fn a_broker_shut_down_right_after_rejoining_an_isr_leaves_it() {
     let store = cluster.store().await;
     let controller = controller_id(&cluster, 1).await;
     let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
-    let (leader, follower) = (others[0], others[1]);
-    create_topic_in_zk(&store, "rejoined", &[(0, &[leader, follower])]).await;
-    wait_metadata(&cluster, &[1, 2, 3], "rejoined", 0, "is led", |m| {
-        m.0 == leader && m.1.len() == 2
-    })
+    let (stays, returns) = (others[0], others[1]);
+    // Partition 1 prefers the broker that goes away and comes back.
+    create_topic_in_zk(
+        &store,
+        "rejoined",
+        &[(0, &[stays, returns]), (1, &[returns, stays])],
+    )
     .await;
-    let status = cluster.brokers.get_mut(&follower).unwrap().stop(false);
+    for p in 0..2 {
+        wait_metadata(&cluster, &[1, 2, 3], "rejoined", p, "is led", |m| {
+            m.0 >= 0 && m.1.len() == 2
+        })
+        .await;
+    }
+    let status = cluster.brokers.get_mut(&returns).unwrap().stop(false);
     assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
-    assert_eq!(
-        state(&store, "rejoined", 0).await.unwrap().0.isr,
-        vec![leader]
-    );
-    cluster.brokers.get_mut(&follower).unwrap().restart(false);
+    for p in 0..2 {
+        let s = state(&store, "rejoined", p).await.unwrap().0;
+        assert_eq!((s.leader, s.isr), (stays, vec![stays]));
+    }
+    cluster.brokers.get_mut(&returns).unwrap().restart(false);
     let store_ref = &store;
     wait_until(
         Duration::from_secs(30),
-        "the leader adds the follower back to the ISR",
+        "the leader adds the returning broker back to both ISRs",
         || async move {
-            state(store_ref, "rejoined", 0)
-                .await
-                .is_some_and(|(s, _)| s.isr.contains(&follower))
+            let mut both = true;
+            for p in 0..2 {
+                both &= state(store_ref, "rejoined", p)
+                    .await
+                    .is_some_and(|(s, _)| s.isr.contains(&returns));
+            }
+            both
         },
     )
     .await
-    .unwrap_or_else(|e| {
-        panic!(
-            "{e}
-{}",
-            cluster.logs()
-        )
-    });
-    let status = cluster.brokers.get_mut(&follower).unwrap().stop(false);
-    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
-    let s = state(&store, "rejoined", 0).await.unwrap().0;
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(
-        (s.leader, s.isr.clone()),
-        (leader, vec![leader]),
+        elect_leaders(cluster.port(controller), 0, "rejoined", 1).await,
+        0,
         "{}",
         cluster.logs()
     );
+    assert_eq!(
+        state(&store, "rejoined", 1).await.unwrap().0.leader,
+        returns
+    );
+    let status = cluster.brokers.get_mut(&returns).unwrap().stop(false);
+    assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
+    for p in 0..2 {
+        let s = state(&store, "rejoined", p).await.unwrap().0;
+        assert_eq!(
+            (s.leader, s.isr.clone()),
+            (stays, vec![stays]),
+            "rejoined-{p}\n{}",
+            cluster.logs()
+        );
+    }
 }
 
 /// ElectLeaders v2 (0 preferred, 1 unclean) for one partition: its error code.

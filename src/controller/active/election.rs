@@ -49,6 +49,7 @@ impl ActiveController {
         tp: &Tp,
         changed: &mut Vec<Tp>,
     ) -> Result<PartitionResult, Stop> {
+        let mut refreshed = false;
         for _attempt in 0..3 {
             let (Some(s), Some(replicas)) = (self.states.get(tp).cloned(), self.replicas(tp))
             else {
@@ -57,6 +58,14 @@ impl ActiveController {
             let Some(&preferred) = replicas.first() else {
                 break;
             };
+            // The leader adds a returning replica to the ISR itself, and the controller's
+            // copy learns it seconds later: the znode decides, as Kafka reads it.
+            if !s.isr.contains(&preferred) && !refreshed {
+                refreshed = true;
+                if self.refresh_state(tp).await? {
+                    continue;
+                }
+            }
             if s.leader == preferred {
                 return Ok(PartitionResult::error(
                     ELECTION_NOT_NEEDED,
