@@ -77,6 +77,15 @@ struct Target {
     epochs_checked: bool,
 }
 
+impl Target {
+    /// Whether this is still the state a request was made for: `follow` may replace a
+    /// partition's target (a new leader epoch) while its answer is on the way, and the answer
+    /// must not be taken for the new one.
+    fn is(&self, partition: &Arc<Partition>, leader_epoch: i32) -> bool {
+        Arc::ptr_eq(&self.partition, partition) && self.leader_epoch == leader_epoch
+    }
+}
+
 struct Shared {
     partitions: Mutex<HashMap<TopicPartition, Target>>,
     changed: Notify,
@@ -456,31 +465,30 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             }
         }
         let applying = shared.applying.lock().await;
-        let work: Vec<(TopicPartition, Arc<Partition>, i64, PartitionData)> = {
+        let work: Vec<(TopicPartition, Arc<Partition>, i32, i64, PartitionData)> = {
             let parts = shared.parts();
             ready
                 .iter()
                 .zip(&positions)
                 .filter_map(|((tp, p, epoch), pos)| {
                     // Removed or re-assigned meanwhile: the answer is for a state gone.
-                    let t = parts.get(tp)?;
-                    if !Arc::ptr_eq(&t.partition, p) || t.leader_epoch != *epoch {
+                    if !parts.get(tp)?.is(p, *epoch) {
                         return None;
                     }
                     let pd = answers.remove(tp)?;
-                    Some((tp.clone(), p.clone(), pos.fetch_offset, pd))
+                    Some((tp.clone(), p.clone(), *epoch, pos.fetch_offset, pd))
                 })
                 .collect()
         };
         let outcomes = blocking(move || {
             Ok(work
                 .into_iter()
-                .map(|(tp, p, offset, pd)| {
+                .map(|(tp, p, epoch, offset, pd)| {
                     let outcome = apply(&p, offset, &pd).unwrap_or_else(|e| {
                         tracing::error!(topic = %tp.0, partition = tp.1, error = %e, "cannot apply replicated data");
                         Applied::Backoff(e.kafka_error_code())
                     });
-                    (tp, outcome)
+                    (tp, p, epoch, outcome)
                 })
                 .collect::<Vec<_>>())
         })
@@ -489,8 +497,10 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         drop(applying);
         let retry_at = Instant::now() + config.backoff;
         let mut parts = shared.parts();
-        for (tp, outcome) in outcomes {
-            if let (Applied::Backoff(code), Some(t)) = (outcome, parts.get_mut(&tp)) {
+        for (tp, p, epoch, outcome) in outcomes {
+            if let (Applied::Backoff(code), Some(t)) = (outcome, parts.get_mut(&tp))
+                && t.is(&p, epoch)
+            {
                 tracing::debug!(topic = %tp.0, partition = tp.1, error = code, "follower fetch error; backing off");
                 t.retry_at = Some(retry_at);
             }
@@ -647,6 +657,7 @@ fn truncate_diverging(p: &Partition, epoch: i32, end_offset: i64) -> Result<bool
 type EpochCheck = (
     TopicPartition,
     Arc<Partition>,
+    i32,
     Option<i32>,
     Option<(i16, i32, i64)>,
 );
@@ -716,21 +727,25 @@ async fn truncate_by_epochs(
         unchecked
             .iter()
             .zip(latest)
-            .filter(|((tp, p, epoch), _)| {
-                parts
-                    .get(tp)
-                    .is_some_and(|t| Arc::ptr_eq(&t.partition, p) && t.leader_epoch == *epoch)
+            .filter(|((tp, p, epoch), _)| parts.get(tp).is_some_and(|t| t.is(p, *epoch)))
+            .map(|((tp, p, epoch), ours)| {
+                (
+                    tp.clone(),
+                    p.clone(),
+                    *epoch,
+                    ours,
+                    answers.get(tp).copied(),
+                )
             })
-            .map(|((tp, p, _), ours)| (tp.clone(), p.clone(), ours, answers.get(tp).copied()))
             .collect()
     };
     let outcomes = blocking(move || {
         Ok(work
             .into_iter()
-            .map(|(tp, p, ours, answer)| {
+            .map(|(tp, p, leader_epoch, ours, answer)| {
                 let result = match (ours, answer) {
                     (Some(_), Some((0, epoch, end))) => truncate_diverging(&p, epoch, end),
-                    (Some(_), Some((code, _, _))) => return (tp, Err(code)),
+                    (Some(_), Some((code, _, _))) => return (tp, p, leader_epoch, Err(code)),
                     // No epochs here, or a leader that cannot say where they end.
                     _ => {
                         let mut log = p.log.lock();
@@ -738,7 +753,12 @@ async fn truncate_by_epochs(
                         log.truncate_to(hw).map(|()| true)
                     }
                 };
-                (tp, result.map_err(|e| e.kafka_error_code()))
+                (
+                    tp,
+                    p,
+                    leader_epoch,
+                    result.map_err(|e| e.kafka_error_code()),
+                )
             })
             .collect::<Vec<_>>())
     })
@@ -746,8 +766,10 @@ async fn truncate_by_epochs(
     .unwrap_or_default();
     let retry_at = Instant::now() + config.backoff;
     let mut parts = shared.parts();
-    for (tp, outcome) in outcomes {
-        if let Some(t) = parts.get_mut(&tp) {
+    for (tp, p, leader_epoch, outcome) in outcomes {
+        if let Some(t) = parts.get_mut(&tp)
+            && t.is(&p, leader_epoch)
+        {
             match outcome {
                 Ok(complete) => t.epochs_checked = complete,
                 Err(_) => t.retry_at = Some(retry_at),
