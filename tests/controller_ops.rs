@@ -527,14 +527,10 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
 /// (`replica.lag.time.max.ms`, 30 s) drops it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_just_rejoined_the_isr_is_elected_and_shut_down_at_once() {
-    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+    let Some((mut cluster, store, controller, [stays, returns])) = cluster_and_controller().await
+    else {
         return;
     };
-    cluster.wait_for_brokers(&[1, 2, 3]).await;
-    let store = cluster.store().await;
-    let controller = controller_id(&cluster, 1).await;
-    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
-    let (stays, returns) = (others[0], others[1]);
     // Partition 1 prefers the broker that goes away and comes back.
     create_topic_in_zk(
         &store,
@@ -733,6 +729,16 @@ fn in_flight(from: &[i32; 2], to: &[i32; 2]) -> Vec<i32> {
     let mut v = to.to_vec();
     v.extend(from.iter().filter(|r| !to.contains(r)));
     v
+}
+
+/// Three brokers, the one they elected controller and the other two.
+async fn cluster_and_controller() -> Option<(Cluster, ZkStore, i32, [i32; 2])> {
+    let cluster = Cluster::start(&[1, 2, 3])?;
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let store = cluster.store().await;
+    let controller = controller_id(&cluster, 1).await;
+    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
+    Some((cluster, store, controller, [others[0], others[1]]))
 }
 
 /// Three brokers whose sessions outlast the pause of a replica (slow, not dead), `extra`
@@ -1344,14 +1350,9 @@ async fn kafka_241_tools_reassign_and_elect_through_zookeeper() {
 /// session meanwhile and registers again, has caught up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignment_survives_a_controller_failover() {
-    let Some(mut cluster) = Cluster::start(&[1, 2, 3]) else {
+    let Some((mut cluster, store, controller, [keep, add])) = cluster_and_controller().await else {
         return;
     };
-    cluster.wait_for_brokers(&[1, 2, 3]).await;
-    let store = cluster.store().await;
-    let controller = controller_id(&cluster, 1).await;
-    let others: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != controller).collect();
-    let (keep, add) = (others[0], others[1]);
     // From [keep, controller] to [keep, add].
     create_topic_in_zk(&store, "handed-over", &[(0, &[keep, controller])]).await;
     wait_metadata(&cluster, &[1, 2, 3], "handed-over", 0, "is led", |m| {
