@@ -86,7 +86,8 @@ struct Replication {
     /// A conditional ISR write found the znode changed: no ISR change until the controller
     /// tells us the new state.
     stale: bool,
-    /// Bumped by every LeaderAndIsr: an ISR write's outcome applies only to the state it was
+    /// Bumped whenever the state is replaced from outside a proposal (a LeaderAndIsr, or a
+    /// write that lands after one): an ISR write's outcome applies only to the state it was
     /// proposed against. A write the controller overtook (its Stale answer arriving after the
     /// new LeaderAndIsr) would otherwise block ISR changes until the next LeaderAndIsr.
     generation: u64,
