@@ -12,9 +12,16 @@ records=${RECORDS:-2000000}
 kafka_home=${KAFKA_HOME:-$HOME/.cache/odradek/kafka_2.13-2.4.1}
 work=$(mktemp -d "${TMPDIR:-/tmp}/odradek-bench-repl.XXXXXX")
 pids=()
+stop_pid() { # <pid>: SIGTERM, and SIGKILL when it has not exited within 30 s
+  kill "$1" 2>/dev/null || return 0
+  for _ in $(seq 300); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # Brokers first, one at a time, and ZooKeeper last: a broker's controlled shutdown needs
+  # ZooKeeper, and without it runs into a minute of timeouts.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
