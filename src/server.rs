@@ -311,8 +311,19 @@ impl Broker {
             let _ = t.await;
         }
         self.api.replicas.stop_fetchers().await;
-        self.controller.resign().await;
-        registration::deregister(self.store.as_ref(), self.broker_id).await;
+        // Both only hurry along what the end of the ZooKeeper session does anyway (the
+        // ephemeral znodes go), so an unreachable ZooKeeper must not hold the exit for its
+        // whole request timeout each.
+        let leave = async {
+            self.controller.resign().await;
+            registration::deregister(self.store.as_ref(), self.broker_id).await;
+        };
+        if tokio::time::timeout(Duration::from_secs(3), leave)
+            .await
+            .is_err()
+        {
+            tracing::warn!("metadata store not answering; leaving the registration to expire");
+        }
         drop(self.api);
         drop(self.controller);
         let logs = self.logs;

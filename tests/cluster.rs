@@ -365,6 +365,31 @@ async fn zookeeper_outage_longer_than_the_session() {
     }
 }
 
+/// SIGTERM while ZooKeeper is down: the broker must still shut down cleanly (logs flushed, checkpoints and the clean-shutdown marker written)
+/// rather than wait out ZooKeeper request timeouts until it is killed (`stop` sends SIGKILL
+/// after 30 s, as an orchestrator's grace period would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_stops_cleanly_while_zookeeper_is_down() {
+    let Some(mut cluster) =
+        Cluster::start_with(&[1, 2], &["controlled.shutdown.retry.backoff.ms=1000"])
+    else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2]).await;
+    create_topic(&cluster.bootstrap(1), "stopping", 2);
+    cluster.wait_led(2, "stopping", 2).await;
+    produce_each_partition(&cluster, 2, "stopping").await;
+    cluster.zk.stop();
+    let started = Instant::now();
+    let status = cluster.brokers.get_mut(&2).unwrap().stop(false);
+    let took = started.elapsed();
+    let log = cluster.brokers[&2].log_text();
+    assert!(
+        status.is_some_and(|s| s.success()) && log.contains("shut down completed"),
+        "no clean exit after {took:?} ({status:?}):\n{log}"
+    );
+}
+
 /// Acceptance 4: a Kafka 2.4.1 cluster's metadata adopted. Its ZooKeeper tree goes into a fresh
 /// ZooKeeper, and one odradek broker with its broker id starts on a copy of its log dir: every
 /// topic is served with its records.

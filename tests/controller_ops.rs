@@ -156,24 +156,6 @@ async fn wait_metadata(
     }
 }
 
-/// The broker's log lines without the terminal colour codes its logger adds.
-fn without_colours(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 async fn controller_id(cluster: &Cluster, via: i32) -> i32 {
     metadata(cluster.port(via), Some(&[])).await.controller_id.0
 }
@@ -433,7 +415,7 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     let status = cluster.brokers.get_mut(&1).unwrap().stop(false);
     let took = stopping.elapsed();
     assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
-    let log1 = without_colours(&std::fs::read_to_string(cluster.brokers[&1].log_path()).unwrap());
+    let log1 = cluster.brokers[&1].log_text();
     // The broker was told it follows now while it still ran: the controller acted on its
     // ControlledShutdown, not on its disappearance.
     assert!(
@@ -509,7 +491,7 @@ async fn sigterm_moves_leadership_and_the_preferred_leader_returns() {
     let before = state(&store, "moving", p).await.unwrap().0;
     let status = cluster.brokers.get_mut(&b).unwrap().stop(false);
     assert!(status.is_some_and(|s| s.success()), "{}", cluster.logs());
-    let log = without_colours(&std::fs::read_to_string(cluster.brokers[&b].log_path()).unwrap());
+    let log = cluster.brokers[&b].log_text();
     assert!(
         log.contains("controlled shutdown succeeded"),
         "broker {b} (controller {controller}):\n{log}"
