@@ -897,10 +897,14 @@ async fn transaction_state_is_acknowledged_once_replicated() {
     let paused = cluster.brokers[&follower].pause();
     let mut c = Conn::connect(cluster.port(leader)).await;
     let id = send_init_producer_id(&mut c, "second").await;
-    assert!(
-        !c.answers_within(Duration::from_millis(1500)).await,
-        "InitProducerId was answered while the only follower of the transaction log was paused"
-    );
+    if c.answers_within(Duration::from_millis(1500)).await {
+        let r = c.read_response(ApiKey::InitProducerId, 4, id).await;
+        panic!(
+            "InitProducerId was answered while the only follower of the transaction log was \
+             paused: {r:?}\n{}",
+            cluster.logs()
+        );
+    }
     paused.resume();
     match c.read_response(ApiKey::InitProducerId, 4, id).await {
         ResponseKind::InitProducerId(r) => {

@@ -116,8 +116,22 @@ impl BrokerProcess {
     }
 
     pub fn pause(&self) -> Paused {
-        signal(self.pid(), "-STOP");
-        Paused { pid: self.pid() }
+        let pid = self.pid();
+        signal(pid, "-STOP");
+        let paused = Paused { pid };
+        // kill(1) returns once the signal is queued; the process stops when one of its threads
+        // takes it, and on a loaded machine that thread may wait for a CPU while the others
+        // keep working (fetching, acknowledging) for milliseconds. Only a stopped process is
+        // paused.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !all_threads_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "broker {pid} did not stop within 10 s of SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        paused
     }
 
     /// Stops the broker with SIGTERM (or SIGKILL) and waits for it, bounded.
@@ -182,6 +196,22 @@ pub fn signal(pid: u32, sig: &str) {
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "kill {sig} {pid}");
+}
+
+/// Whether every thread of process `pid` is in the stopped state ('T' in /proc).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat")).is_ok_and(|stat| {
+            // "tid (comm) S ...": the command may contain anything, so the state is the first
+            // field after the last ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "T" || state == "t")
+        })
+    })
 }
 
 /// A broker frozen with SIGSTOP, resumed (SIGCONT) when this is dropped, so that a failing
