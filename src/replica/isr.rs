@@ -102,7 +102,7 @@ impl IsrWriter {
             Err(StoreError::BadVersion(_)) => {
                 let current = match store.get(&path).await {
                     Ok(Some((Some(data), stat))) => {
-                        serde_json::from_slice::<PartitionStateZnode>(&data)
+                        znodes::decode::<PartitionStateZnode>(&path, &data)
                             .ok()
                             .map(|s| (s, stat.version))
                     }
