@@ -1022,18 +1022,7 @@ async fn delete_records_moves_the_log_start_on_every_replica() {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
-    run_tool(&[
-        "topics",
-        "--bootstrap-server",
-        &cluster.bootstrap(1),
-        "--create",
-        "--topic",
-        "trimmed",
-        "--partitions",
-        "1",
-        "--replication-factor",
-        "3",
-    ]);
+    create_replicated_topic(&cluster.bootstrap(1), "trimmed", 1, 3, &[]);
     for id in [1, 2, 3] {
         cluster.wait_led(id, "trimmed", 1).await;
     }

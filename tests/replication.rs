@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use common::broker_process::free_port;
 use common::cluster::{
-    Cluster, leaders, metadata, name, produce_each_partition, run_tool, wait_until,
+    Cluster, create_replicated_topic, leaders, metadata, name, produce_each_partition, wait_until,
 };
 use common::wire::Conn;
 use kafka_protocol::messages::*;
@@ -24,27 +24,6 @@ use odradek::metadata::MetadataStore;
 use odradek::metadata::znodes::{self, PartitionStateZnode};
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
-
-/// One partition, `rf` replicas, `configs` as `key=value`.
-fn create_topic(bootstrap: &str, topic: &str, rf: i16, configs: &[&str]) {
-    let rf = rf.to_string();
-    let mut args = vec![
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        "1",
-        "--replication-factor",
-        &rf,
-    ];
-    for c in configs {
-        args.extend(["--config", c]);
-    }
-    run_tool(&args);
-}
 
 /// Produces one batch of `n` records numbered from `first` to partition 0 at broker `port`:
 /// (error code, base offset).
@@ -241,7 +220,13 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     let mut chosen = None;
     for attempt in 0..20 {
         let topic = format!("paused-{attempt}");
-        create_topic(&cluster.bootstrap(1), &topic, 2, &["min.insync.replicas=2"]);
+        create_replicated_topic(
+            &cluster.bootstrap(1),
+            &topic,
+            1,
+            2,
+            &["min.insync.replicas=2"],
+        );
         cluster.wait_led(1, &topic, 1).await;
         let leader = wait_leader(&cluster, 1, &topic, None).await;
         let before = state(&store, &topic).await.unwrap();
@@ -336,7 +321,7 @@ async fn a_returning_leader_truncates_records_the_new_leader_lacks() {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
-    create_topic(&cluster.bootstrap(1), "diverge", 3, &[]);
+    create_replicated_topic(&cluster.bootstrap(1), "diverge", 1, 3, &[]);
     cluster.wait_led(1, "diverge", 1).await;
     let old = wait_leader(&cluster, 1, "diverge", None).await;
     let followers: Vec<i32> = [1, 2, 3].into_iter().filter(|b| *b != old).collect();
@@ -512,9 +497,10 @@ async fn numbered_records_survive_the_leader_stopping(kill: bool, count: i64) {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
-    create_topic(
+    create_replicated_topic(
         &cluster.bootstrap(1),
         "numbers",
+        1,
         3,
         &["min.insync.replicas=2"],
     );
@@ -662,9 +648,10 @@ async fn kafka_241_verifiable_tools_lose_nothing_across_a_leader_kill() {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
-    create_topic(
+    create_replicated_topic(
         &cluster.bootstrap(1),
         "verifiable",
+        1,
         3,
         &["min.insync.replicas=2"],
     );
@@ -936,19 +923,7 @@ async fn gauge(port: u16, metric: &str) -> Option<f64> {
 /// `topic` with `partitions` partitions on all three brokers; `rounds` times ten records with
 /// acks=all to every partition.
 async fn create_and_produce(cluster: &mut Cluster, topic: &str, partitions: i32, rounds: usize) {
-    let p = partitions.to_string();
-    run_tool(&[
-        "topics",
-        "--bootstrap-server",
-        &cluster.bootstrap(1),
-        "--create",
-        "--topic",
-        topic,
-        "--partitions",
-        &p,
-        "--replication-factor",
-        "3",
-    ]);
+    create_replicated_topic(&cluster.bootstrap(1), topic, partitions, 3, &[]);
     cluster.wait_led(1, topic, partitions as usize).await;
     for _ in 0..rounds {
         let acked = produce_each_partition(cluster, 1, topic).await;

@@ -207,7 +207,32 @@ pub fn run_tool(args: &[&str]) -> String {
 }
 
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    run_tool(&[
+    create_topic_by_tool(bootstrap, topic, partitions, None, &[]);
+}
+
+/// Creates `topic` with the bundled tool: `partitions` partitions of `rf` replicas, `configs`
+/// as `key=value`.
+pub fn create_replicated_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    rf: i16,
+    configs: &[&str],
+) {
+    create_topic_by_tool(bootstrap, topic, partitions, Some(rf), configs);
+}
+
+/// `odradek topics --create`; without `rf` the broker's `default.replication.factor` applies.
+fn create_topic_by_tool(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    rf: Option<i16>,
+    configs: &[&str],
+) {
+    let partitions = partitions.to_string();
+    let rf = rf.map(|rf| rf.to_string());
+    let mut args = vec![
         "topics",
         "--bootstrap-server",
         bootstrap,
@@ -215,8 +240,15 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
         "--topic",
         topic,
         "--partitions",
-        &partitions.to_string(),
-    ]);
+        &partitions,
+    ];
+    if let Some(rf) = &rf {
+        args.extend(["--replication-factor", rf]);
+    }
+    for c in configs {
+        args.extend(["--config", c]);
+    }
+    run_tool(&args);
 }
 
 /// Sends ten records (acks=all) to every partition of `topic`, each to the leader broker `via`
