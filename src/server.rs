@@ -257,9 +257,9 @@ impl Broker {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.metrics_port);
-        crate::metrics::global().watch_partitions(&api.replicas);
-        crate::metrics::global().watch_groups(&groups);
-        crate::metrics::global().watch_fetch_sessions(&api.fetch_sessions);
+        api.replicas.register_metrics();
+        groups.register_metrics();
+        api.fetch_sessions.register_metrics();
         tasks.extend(
             api.replicas
                 .start_replication(&config, store.clone(), shutdown_rx.clone()),

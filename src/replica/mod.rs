@@ -4,6 +4,7 @@
 
 pub mod fetcher;
 mod isr;
+mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
