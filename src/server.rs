@@ -15,12 +15,12 @@ use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
-use crate::metadata::config_changes::ConfigManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
+use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+pub mod config_changes;
 pub mod fetcher;
 mod isr;
 mod metrics;
