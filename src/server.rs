@@ -7,7 +7,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::api::Api;
-use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
 use crate::config::dynamic::DynamicBrokerConfig;
 use crate::controller::Controller;
@@ -22,6 +21,7 @@ use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
+use crate::txn::producer_ids::ProducerIdManager;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

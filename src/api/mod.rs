@@ -41,7 +41,7 @@ use crate::network::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
-use producer_ids::ProducerIdManager;
+use crate::txn::producer_ids::ProducerIdManager;
 
 /// Every API this broker answers, with the versions it answers. ApiVersions lists exactly these.
 ///
