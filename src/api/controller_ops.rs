@@ -23,7 +23,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
-use crate::controller::{PartitionResult, TopicPartition};
+use crate::controller::PartitionResult;
+use crate::log::TopicPartition;
 
 const ELECTION_NOT_NEEDED: i16 = 84;
 

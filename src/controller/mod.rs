@@ -17,6 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{BrokerConfig, ConfigError, LogConfig};
+use crate::log::TopicPartition;
 use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
 use crate::metadata::znodes::{self, ConfigZnode, TopicZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
@@ -67,8 +68,6 @@ impl ControllerError {
         }
     }
 }
-
-pub type TopicPartition = (String, i32);
 
 /// NOT_CONTROLLER: the request went to a broker that is not (or no longer) the controller;
 /// clients look the controller up again and retry.

@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
-use crate::log::{LogError, batch};
+use crate::log::{LogError, TopicPartition, batch};
 use crate::metadata::MetadataCache;
 use crate::replica::{Partition, ReplicaManager};
 use records::{GroupValue, MemberValue, OffsetValue, RecordKey};
@@ -170,9 +170,6 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 /// One offset to commit: topic, partition, offset, leader epoch, metadata.
 pub type OffsetToCommit = (String, i32, i64, i32, Option<String>);
-
-/// A topic partition named in a request.
-pub type TopicPartition = (String, i32);
 
 /// A record for `__consumer_offsets`: key and value (None: a tombstone).
 type Record = (Vec<u8>, Option<Vec<u8>>);

@@ -18,6 +18,7 @@ use super::partition::{LoadParams, PartitionLog, parse_partition_dir};
 use super::segment::now_ms;
 use crate::config::{CleanerConfig, LogConfig};
 
+/// A partition by topic name and index: the one key every layer uses for a partition.
 pub type TopicPartition = (String, i32);
 
 /// Every hosted log with the index (into `log.dirs`) of the directory holding it; shared with

@@ -18,5 +18,5 @@ pub mod validator;
 
 pub use error::{LogError, Result};
 pub use handle::LogHandle;
-pub use manager::LogManager;
+pub use manager::{LogManager, TopicPartition};
 pub use partition::{AppendInfo, LoadParams, PartitionLog, ReadResult};

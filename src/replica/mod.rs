@@ -16,10 +16,10 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{ConfigError, LogConfig};
 use crate::log::txn_index::AbortedTxn;
-use crate::log::{AppendInfo, LogError, LogHandle, LogManager, PartitionLog, ReadResult};
+use crate::log::{
+    AppendInfo, LogError, LogHandle, LogManager, PartitionLog, ReadResult, TopicPartition,
+};
 use crate::metadata::MetadataStore;
-
-pub type TopicPartition = (String, i32);
 
 /// One hosted partition.
 pub struct Partition {
