@@ -13,9 +13,10 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 
-use super::fetch_session::{FetchContext, NO_SESSION};
+use super::fetch_session::FetchContext;
 use super::{Api, errors};
 use crate::log::LogError;
+use crate::protocol::fetch_metadata::NO_SESSION;
 use crate::replica::Partition;
 
 struct Wanted {

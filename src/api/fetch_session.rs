@@ -21,13 +21,8 @@ use prometheus::proto::{MetricFamily, MetricType};
 use uuid::Uuid;
 
 use crate::metrics::{Family, Scraped};
+use crate::protocol::fetch_metadata::{FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION, next_epoch};
 
-/// `FetchMetadata.INVALID_SESSION_ID`: no session.
-pub const NO_SESSION: i32 = 0;
-/// `FetchMetadata.INITIAL_EPOCH`: a full fetch that asks for a new session.
-const INITIAL_EPOCH: i32 = 0;
-/// `FetchMetadata.FINAL_EPOCH`: a full fetch that wants no session.
-const FINAL_EPOCH: i32 = -1;
 /// `KafkaServer.MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS`: a session unused this long may be
 /// evicted by anyone, and a session younger than this only by a more valuable one.
 const EVICTION_MS: i64 = 120_000;
@@ -35,15 +30,6 @@ const EVICTION_MS: i64 = 120_000;
 pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
 pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
-
-/// `FetchMetadata.nextEpoch`: wraps to 1, never back to the initial epoch.
-pub fn next_epoch(epoch: i32) -> i32 {
-    match epoch {
-        e if e < 0 => FINAL_EPOCH,
-        i32::MAX => 1,
-        e => e + 1,
-    }
-}
 
 /// One partition a fetch reads, with the parameters its request (or its session) gave.
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{
     FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
 };
@@ -25,8 +26,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Partition, TopicPartition, blocking};
-use crate::api::fetch_session::{FETCH_SESSION_ID_NOT_FOUND, NO_SESSION, next_epoch};
 use crate::log::LogError;
+use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
 use crate::tools::client::Connection;
 
 /// The Fetch version followers send: v12 is the first with `last_fetched_epoch` and
@@ -316,7 +317,7 @@ impl FetchSession {
     /// A refused fetch or a failed connection: the leader's session state is unknown, so the
     /// next request is full, closing the old session (unless the leader no longer knows it).
     fn reset(&mut self, error: i16) {
-        if error == FETCH_SESSION_ID_NOT_FOUND {
+        if error == ResponseError::FetchSessionIdNotFound.code() {
             self.id = NO_SESSION;
         }
         self.epoch = 0;
@@ -846,7 +847,7 @@ mod tests {
         assert_eq!((s.id, s.epoch), (42, 0));
         assert_eq!(s.build(&all).send, vec![0, 1]);
         // FETCH_SESSION_ID_NOT_FOUND: the leader has no such session to close.
-        s.reset(FETCH_SESSION_ID_NOT_FOUND);
+        s.reset(ResponseError::FetchSessionIdNotFound.code());
         assert_eq!((s.id, s.epoch), (0, 0));
         // A leader keeping no session: every fetch stays full.
         s.build(&all);
