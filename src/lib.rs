@@ -1,5 +1,6 @@
 pub mod alloc;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod group;
@@ -7,6 +8,7 @@ pub mod log;
 pub mod metadata;
 pub mod metrics;
 pub mod network;
+pub mod protocol;
 pub mod replica;
 pub mod server;
 pub mod tools;

@@ -14,6 +14,7 @@ use kafka_protocol::messages::update_metadata_request::{
 use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
 
 use super::{Api, errors};
+use crate::client::address;
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
 use crate::txn::TRANSACTION_STATE_TOPIC;
@@ -39,7 +40,7 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     let leader_addresses: HashMap<i32, String> = request
         .live_leaders
         .iter()
-        .map(|l| (l.broker_id.0, format!("{}:{}", l.host_name, l.port)))
+        .map(|l| (l.broker_id.0, address(&l.host_name, l.port)))
         .collect();
     let mut by_topic: Vec<LeaderAndIsrTopicError> = Vec::new();
     for (topic_id, state) in states {
@@ -147,7 +148,7 @@ async fn apply(
     let leader_address = leader_addresses.get(&state.leader.0).cloned().or_else(|| {
         api.cache
             .broker(state.leader.0)
-            .map(|b| format!("{}:{}", b.host, b.port))
+            .map(|b| address(&b.host, b.port))
     });
     let wanted = LeaderAndIsrState {
         role,

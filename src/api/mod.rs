@@ -38,7 +38,7 @@ use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::metadata::config_changes::ConfigManager;
-use crate::network::frame::{self, FrameError};
+use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::txn::TransactionCoordinator;
 use producer_ids::ProducerIdManager;
