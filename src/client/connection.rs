@@ -298,3 +298,59 @@ fn decode_response(
     }
     ResponseKind::decode(key, &mut frame, version).map_err(|e| protocol(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::ApiVersionsResponse;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::protocol::Encodable;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::client::address;
+
+    /// A broker on an IPv6 listener is reached at the address `address` formats, and hears
+    /// the client id the caller chose.
+    #[tokio::test]
+    async fn connects_to_an_ipv6_listener_at_its_formatted_address() {
+        let listener = match TcpListener::bind("[::1]:0").await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("no IPv6 loopback on this machine ({e}): nothing to connect to");
+                return;
+            }
+        };
+        let port = listener.local_addr().expect("bound").port();
+        let broker = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("a connection");
+            let mut request = frame::read_frame(&mut stream, 1 << 20)
+                .await
+                .expect("a request");
+            let (_, version) = frame::peek_api(&request).expect("a header");
+            let header = frame::decode_header(&mut request, ApiKey::ApiVersions, version)
+                .expect("a request header");
+            let mut metadata = ApiVersion::default();
+            metadata.api_key = ApiKey::Metadata as i16;
+            metadata.max_version = 9;
+            let mut response = ApiVersionsResponse::default();
+            response.api_keys.push(metadata);
+            let answer = frame::encode_response(
+                header.correlation_id,
+                ApiKey::ApiVersions.response_header_version(version),
+                |b| response.encode(b, version).map_err(|e| e.to_string()),
+            )
+            .expect("encodes");
+            stream.write_all(&answer).await.expect("answers");
+            header.client_id.map(|id| id.to_string())
+        });
+        let addr = address("::1", port);
+        let c = Connection::open(&addr, &ClientId::txn_marker_sender(7))
+            .await
+            .expect("connects");
+        assert_eq!(c.version(ApiKey::Metadata).ok(), Some(9));
+        assert_eq!(
+            broker.await.expect("the broker task").as_deref(),
+            Some("broker-7-txn-marker-sender")
+        );
+    }
+}
