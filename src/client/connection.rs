@@ -253,29 +253,33 @@ async fn write(addr: &str, stream: &mut (impl AsyncWriteExt + Unpin), frame: &[u
         })
 }
 
-/// One response frame. The broker closing the connection is an I/O error here: a client that
-/// waits for an answer has lost it.
+/// One response frame.
 async fn read_response_frame(addr: &str, stream: &mut (impl AsyncRead + Unpin)) -> Result<Bytes> {
     frame::read_frame(stream, MAX_RESPONSE_BYTES)
         .await
-        .map_err(|e| match e {
-            FrameError::Closed => ClientError::Io {
-                addr: addr.to_string(),
-                source: std::io::ErrorKind::UnexpectedEof.into(),
-            },
-            FrameError::Io(source) => ClientError::Io {
-                addr: addr.to_string(),
-                source,
-            },
-            FrameError::TooLarge { size, .. } => ClientError::Protocol {
-                addr: addr.to_string(),
-                reason: format!("response size {size}"),
-            },
-            other => ClientError::Protocol {
-                addr: addr.to_string(),
-                reason: other.to_string(),
-            },
-        })
+        .map_err(|e| frame_error(addr, e))
+}
+
+/// A framing error in what the broker at `addr` sent. The broker closing the connection is an
+/// I/O error here: a client that waits for an answer has lost it.
+fn frame_error(addr: &str, e: FrameError) -> ClientError {
+    let addr = addr.to_string();
+    match e {
+        FrameError::Closed => ClientError::Io {
+            addr,
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        },
+        FrameError::Io(source) => ClientError::Io { addr, source },
+        FrameError::TooLarge { size, .. } => ClientError::Protocol {
+            addr,
+            reason: format!("response size {size}"),
+        },
+        FrameError::Malformed(reason) => ClientError::Protocol { addr, reason },
+        FrameError::UnknownApi(_) => ClientError::Protocol {
+            addr,
+            reason: e.to_string(),
+        },
+    }
 }
 
 fn decode_response(
@@ -290,7 +294,7 @@ fn decode_response(
         reason,
     };
     let answers = frame::decode_response_header(&mut frame, key, version)
-        .map_err(|e| protocol(e.to_string()))?;
+        .map_err(|e| frame_error(addr, e))?;
     if answers != correlation {
         return Err(protocol(format!(
             "correlation id {answers} for request {correlation}"

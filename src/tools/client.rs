@@ -9,6 +9,8 @@ use bytes::Bytes;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+// The tools name error codes the way every client of odradek does; re-exported so each tool
+// takes what it needs from here.
 pub use crate::client::error_name;
 use crate::client::{ClientError, ClientId, Connection, address};
 
