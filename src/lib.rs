@@ -1,5 +1,6 @@
 pub mod alloc;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod controller;
 pub mod group;

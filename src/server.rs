@@ -447,21 +447,18 @@ impl Broker {
                 .controller
                 .controlled_shutdown(me, epoch)
                 .await
-                .map_err(crate::tools::client::error_name);
+                .map_err(crate::client::error_name);
         }
         let broker = cache
             .broker(controller)
             .ok_or_else(|| format!("controller {controller} is not known"))?;
-        let addr = if broker.host.contains(':') {
-            format!("[{}]:{}", broker.host, broker.port)
-        } else {
-            format!("{}:{}", broker.host, broker.port)
-        };
+        let addr = crate::client::address(&broker.host, broker.port);
         let timeout = Duration::from_millis(self.api.config.controller_socket_timeout_ms);
         let call = async {
-            let mut conn = crate::tools::client::Connection::open(&addr)
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut conn =
+                crate::client::Connection::open(&addr, &crate::client::ClientId::broker(me))
+                    .await
+                    .map_err(|e| e.to_string())?;
             let mut req = ControlledShutdownRequest::default();
             req.broker_id = BrokerId(me);
             req.broker_epoch = epoch;
@@ -482,7 +479,7 @@ impl Broker {
                 .map(|p| (p.topic_name.0.to_string(), p.partition_index))
                 .collect()),
             Ok(Ok(ResponseKind::ControlledShutdown(r))) => {
-                Err(crate::tools::client::error_name(r.error_code))
+                Err(crate::client::error_name(r.error_code))
             }
             Ok(Ok(_)) => Err("unexpected response".into()),
         }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use kafka_protocol::messages::leader_and_isr_request::{
-    LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
+    LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
 };
 use kafka_protocol::messages::leader_and_isr_response::{
     LeaderAndIsrPartitionError, LeaderAndIsrTopicError,
@@ -14,6 +14,7 @@ use kafka_protocol::messages::update_metadata_request::{
 use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
 
 use super::{Api, errors};
+use crate::client::address;
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
 use crate::txn::TRANSACTION_STATE_TOPIC;
@@ -35,12 +36,7 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
         return response;
     }
     let states = flatten_partition_states(request.ungrouped_partition_states, request.topic_states);
-    // Followers fetch from the leaders at the addresses the controller gives.
-    let leader_addresses: HashMap<i32, String> = request
-        .live_leaders
-        .iter()
-        .map(|l| (l.broker_id.0, format!("{}:{}", l.host_name, l.port)))
-        .collect();
+    let leader_addresses = leader_addresses(&request.live_leaders);
     let mut by_topic: Vec<LeaderAndIsrTopicError> = Vec::new();
     for (topic_id, state) in states {
         let code = apply(api, &state, &leader_addresses).await;
@@ -119,6 +115,14 @@ pub(super) fn flatten_partition_states<T: TopicPartitionStates>(
 }
 
 /// One partition's new state; the Kafka error code for it.
+/// Where followers fetch from: the leaders at the addresses the controller gives.
+fn leader_addresses(live_leaders: &[LeaderAndIsrLiveLeader]) -> HashMap<i32, String> {
+    live_leaders
+        .iter()
+        .map(|l| (l.broker_id.0, address(&l.host_name, l.port)))
+        .collect()
+}
+
 async fn apply(
     api: &Api,
     state: &LeaderAndIsrPartitionState,
@@ -147,7 +151,7 @@ async fn apply(
     let leader_address = leader_addresses.get(&state.leader.0).cloned().or_else(|| {
         api.cache
             .broker(state.leader.0)
-            .map(|b| format!("{}:{}", b.host, b.port))
+            .map(|b| address(&b.host, b.port))
     });
     let wanted = LeaderAndIsrState {
         role,
@@ -229,5 +233,29 @@ async fn log_config(api: &Api, topic: &str) -> crate::config::LogConfig {
                 .log_config(&Default::default())
                 .unwrap_or_default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::BrokerId;
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+
+    /// A follower of a leader on an IPv6 listener fetches from the bracketed address, the only
+    /// form in which the port cannot be read as part of the host.
+    #[test]
+    fn followers_fetch_from_ipv6_leaders_at_a_bracketed_address() {
+        let leader = |id: i32, host: &'static str| {
+            let mut l = LeaderAndIsrLiveLeader::default();
+            l.broker_id = BrokerId(id);
+            l.host_name = StrBytes::from_static_str(host);
+            l.port = 9092;
+            l
+        };
+        let addresses = leader_addresses(&[leader(1, "::1"), leader(2, "10.0.0.2")]);
+        assert_eq!(addresses[&1], "[::1]:9092");
+        assert_eq!(addresses[&2], "10.0.0.2:9092");
     }
 }

@@ -37,7 +37,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
-use crate::network::frame::{self, FrameError};
+use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::tools::client::Connection;
+use crate::client::{ClientId, Connection};
 
 pub type Reply = oneshot::Receiver<ResponseKind>;
 type LocalFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
@@ -60,7 +60,8 @@ impl BrokerChannels {
         let task = if id == self.local_id {
             tokio::spawn(deliver_locally(self.local.clone(), rx))
         } else {
-            tokio::spawn(deliver_remotely(addr.clone(), rx, self.timeout))
+            let client = ClientId::broker(self.local_id);
+            tokio::spawn(deliver_remotely(addr.clone(), client, rx, self.timeout))
         };
         self.queues.insert(id, BrokerQueue { addr, tx, task });
     }
@@ -116,6 +117,7 @@ async fn deliver_locally(local: LocalDelivery, mut rx: mpsc::UnboundedReceiver<O
 
 async fn deliver_remotely(
     addr: String,
+    client: ClientId,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     timeout: Duration,
 ) {
@@ -125,7 +127,7 @@ async fn deliver_remotely(
         // Retried until it is answered or the broker is removed (which aborts this task).
         loop {
             if conn.is_none() {
-                match tokio::time::timeout(timeout, Connection::open(&addr)).await {
+                match tokio::time::timeout(timeout, Connection::open(&addr, &client)).await {
                     Ok(Ok(c)) => {
                         conn = Some(c);
                         backoff = Duration::from_millis(50);

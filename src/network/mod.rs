@@ -2,8 +2,6 @@
 //! API layer, and writes responses in request order (clients pipeline requests and match
 //! responses by order as well as by correlation id).
 
-pub mod frame;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -14,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::Instrument;
 
 use crate::api::Api;
-use frame::FrameError;
+use crate::protocol::frame::{self, FrameError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -26,9 +26,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Partition, TopicPartition, blocking};
+use crate::client::{ClientId, Connection};
 use crate::log::LogError;
 use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
-use crate::tools::client::Connection;
 
 /// The Fetch version followers send: v12 is the first with `last_fetched_epoch` and
 /// `diverging_epoch` (KIP-595's truncation without OffsetsForLeaderEpoch) and the last that
@@ -332,6 +332,9 @@ enum Applied {
 }
 
 async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: FetcherConfig) {
+    // One fetcher per leader, as Kafka with num.replica.fetchers=1 (which odradek ignores): every
+    // fetcher is number 0.
+    let client = ClientId::replica_fetcher(me, 0);
     let mut conn: Option<Connection> = None;
     let mut session = FetchSession::new();
     loop {
@@ -360,7 +363,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         }
         if conn.is_none() {
             session.reset(0);
-            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr)).await {
+            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr, &client)).await {
                 Ok(Ok(c)) => conn = Some(c),
                 Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
                 Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),
@@ -673,7 +676,7 @@ async fn truncate_by_epochs(
     shared: &Shared,
     unchecked: &[(TopicPartition, Arc<Partition>, i32)],
     config: &FetcherConfig,
-) -> crate::tools::client::Result<()> {
+) -> crate::client::Result<()> {
     use kafka_protocol::messages::OffsetForLeaderEpochRequest;
     use kafka_protocol::messages::offset_for_leader_epoch_request::{
         OffsetForLeaderPartition, OffsetForLeaderTopic,

@@ -1,30 +1,23 @@
-//! A small Kafka client over kafka-protocol, for the bundled tools: one connection per broker,
-//! versions negotiated with ApiVersions, partition leaders from Metadata.
+//! What the bundled tools need beyond a connection (`crate::client`): a cluster's brokers and
+//! partition leaders from Metadata, and the requests and answers the tools share.
 
 use std::collections::{BTreeMap, HashMap};
 
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::protocol::StrBytes;
+
+// The tools name error codes the way every client of odradek does; re-exported so each tool
+// takes what it needs from here.
+pub use crate::client::error_name;
+use crate::client::{ClientError, ClientId, Connection, address};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    #[error("cannot reach {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("connection to {addr} failed: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("protocol error talking to {addr}: {reason}")]
-    Protocol { addr: String, reason: String },
+    #[error(transparent)]
+    Client(#[from] ClientError),
     #[error("{0}")]
     Kafka(String),
     #[error("{0}")]
@@ -33,294 +26,9 @@ pub enum ToolError {
 
 pub type Result<T> = std::result::Result<T, ToolError>;
 
-/// Kafka's message for an error code, enough for a person reading a tool's output.
-pub fn error_name(code: i16) -> String {
-    match kafka_protocol::ResponseError::try_from_code(code) {
-        Some(e) => format!("{e:?} ({code})"),
-        None => format!("error {code}"),
-    }
-}
-
-/// One broker connection.
-pub struct Connection {
-    addr: String,
-    stream: TcpStream,
-    next_correlation: i32,
-    versions: HashMap<i16, (i16, i16)>,
-}
-
-impl Connection {
-    pub async fn open(addr: &str) -> Result<Connection> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ToolError::Connect {
-                addr: addr.to_string(),
-                source,
-            })?;
-        let _ = stream.set_nodelay(true);
-        let mut c = Connection {
-            addr: addr.to_string(),
-            stream,
-            next_correlation: 1,
-            versions: HashMap::new(),
-        };
-        let mut req = ApiVersionsRequest::default();
-        req.client_software_name = StrBytes::from_static_str("odradek-tools");
-        req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
-        if let ResponseKind::ApiVersions(r) = c
-            .send(ApiKey::ApiVersions, 3, RequestKind::ApiVersions(req))
-            .await?
-        {
-            c.versions = r
-                .api_keys
-                .iter()
-                .map(|k| (k.api_key, (k.min_version, k.max_version)))
-                .collect();
-        }
-        Ok(c)
-    }
-
-    /// The highest version both sides speak.
-    pub fn version(&self, key: ApiKey) -> Result<i16> {
-        negotiate(&self.addr, &self.versions, key)
-    }
-
-    pub async fn call(&mut self, key: ApiKey, request: RequestKind) -> Result<ResponseKind> {
-        let version = self.version(key)?;
-        self.send(key, version, request).await
-    }
-
-    /// Like `call`, at most at version `cap` (for requests built in an older shape, such as a
-    /// Fetch that names topics rather than topic ids).
-    pub async fn call_upto(
-        &mut self,
-        key: ApiKey,
-        cap: i16,
-        request: RequestKind,
-    ) -> Result<ResponseKind> {
-        let version = self.version(key)?.min(cap);
-        self.send(key, version, request).await
-    }
-
-    async fn send(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        request: RequestKind,
-    ) -> Result<ResponseKind> {
-        let correlation = self.write_request(key, version, request).await?;
-        self.read_response(key, version, correlation).await
-    }
-
-    /// Writes a request without waiting for its response (acks=0 produce expects none); returns
-    /// its correlation id.
-    pub async fn write_request(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        request: RequestKind,
-    ) -> Result<i32> {
-        let correlation = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        let frame = encode_request(&self.addr, key, version, correlation, &request)?;
-        self.stream
-            .write_all(&frame)
-            .await
-            .map_err(|source| ToolError::Io {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        Ok(correlation)
-    }
-
-    async fn read_response(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        correlation: i32,
-    ) -> Result<ResponseKind> {
-        let frame = read_frame(&self.addr, &mut self.stream).await?;
-        decode_response(&self.addr, key, version, correlation, frame)
-    }
-
-    /// Hands the connection to a writer and a background reader that passes each response
-    /// frame, tagged with `tag` and stamped with its arrival, to `responses`: several requests
-    /// can then be in flight at once (Kafka answers them in order), on several connections.
-    pub fn into_pipeline(self, tag: usize, responses: &Responses) -> Pipeline {
-        let (mut read, write) = self.stream.into_split();
-        let tx = responses.tx.clone();
-        let addr = self.addr.clone();
-        tokio::spawn(async move {
-            loop {
-                let frame = read_frame(&addr, &mut read).await;
-                let failed = frame.is_err();
-                if tx.send((tag, frame.map(|f| (f, Instant::now())))).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Pipeline {
-            addr: self.addr,
-            write,
-            next_correlation: self.next_correlation,
-            versions: self.versions,
-        }
-    }
-}
-
-/// A response frame from a pipelined connection: its tag, and the frame with its arrival time.
-pub type TaggedFrame = (usize, Result<(Bytes, Instant)>);
-
-/// Where pipelined connections deliver their response frames.
-pub struct Responses {
-    tx: tokio::sync::mpsc::UnboundedSender<TaggedFrame>,
-    rx: tokio::sync::mpsc::UnboundedReceiver<TaggedFrame>,
-}
-
-impl Default for Responses {
-    fn default() -> Self {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Responses { tx, rx }
-    }
-}
-
-impl Responses {
-    /// The next frame from any connection (never `None` while `self` holds a sender).
-    pub async fn next(&mut self) -> Option<TaggedFrame> {
-        self.rx.recv().await
-    }
-}
-
-/// The writing side of a pipelined connection; its responses arrive at a [`Responses`].
-pub struct Pipeline {
-    addr: String,
-    write: tokio::net::tcp::OwnedWriteHalf,
-    next_correlation: i32,
-    versions: HashMap<i16, (i16, i16)>,
-}
-
-impl Pipeline {
-    pub fn version(&self, key: ApiKey) -> Result<i16> {
-        negotiate(&self.addr, &self.versions, key)
-    }
-
-    pub async fn send(&mut self, key: ApiKey, version: i16, request: RequestKind) -> Result<i32> {
-        let correlation = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
-        let frame = encode_request(&self.addr, key, version, correlation, &request)?;
-        self.write
-            .write_all(&frame)
-            .await
-            .map_err(|source| ToolError::Io {
-                addr: self.addr.clone(),
-                source,
-            })?;
-        Ok(correlation)
-    }
-
-    /// Decodes a frame of this connection, which must answer request `correlation`.
-    pub fn decode(
-        &self,
-        key: ApiKey,
-        version: i16,
-        correlation: i32,
-        frame: Bytes,
-    ) -> Result<ResponseKind> {
-        decode_response(&self.addr, key, version, correlation, frame)
-    }
-}
-
-fn negotiate(addr: &str, versions: &HashMap<i16, (i16, i16)>, key: ApiKey) -> Result<i16> {
-    let ours = key.valid_versions();
-    let (min, max) = versions
-        .get(&(key as i16))
-        .copied()
-        .ok_or_else(|| ToolError::Protocol {
-            addr: addr.to_string(),
-            reason: format!("the broker does not support {key:?}"),
-        })?;
-    let v = max.min(ours.max);
-    if v < min.max(ours.min) {
-        return Err(ToolError::Protocol {
-            addr: addr.to_string(),
-            reason: format!("no common version of {key:?}"),
-        });
-    }
-    Ok(v)
-}
-
-/// One request as it goes on the wire: size, header, body.
-fn encode_request(
-    addr: &str,
-    key: ApiKey,
-    version: i16,
-    correlation: i32,
-    request: &RequestKind,
-) -> Result<BytesMut> {
-    let protocol = |reason: String| ToolError::Protocol {
-        addr: addr.to_string(),
-        reason,
-    };
-    let mut header = RequestHeader::default();
-    header.request_api_key = key as i16;
-    header.request_api_version = version;
-    header.correlation_id = correlation;
-    header.client_id = Some(StrBytes::from_static_str("odradek-tools"));
-    let mut body = BytesMut::with_capacity(256);
-    body.extend_from_slice(&[0; 4]);
-    header
-        .encode(&mut body, key.request_header_version(version))
-        .map_err(|e| protocol(e.to_string()))?;
-    request
-        .encode(&mut body, version)
-        .map_err(|e| protocol(e.to_string()))?;
-    let size = (body.len() - 4) as i32;
-    body[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(body)
-}
-
-/// Responses larger than this are a broken or hostile peer, not a Kafka broker.
-const MAX_RESPONSE_BYTES: i32 = 1 << 30;
-
-async fn read_frame(addr: &str, stream: &mut (impl AsyncReadExt + Unpin)) -> Result<Bytes> {
-    let io = |source| ToolError::Io {
-        addr: addr.to_string(),
-        source,
-    };
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).await.map_err(io)?;
-    let size = i32::from_be_bytes(size);
-    if !(0..=MAX_RESPONSE_BYTES).contains(&size) {
-        return Err(ToolError::Protocol {
-            addr: addr.to_string(),
-            reason: format!("response size {size}"),
-        });
-    }
-    let mut buf = BytesMut::zeroed(size as usize);
-    stream.read_exact(&mut buf).await.map_err(io)?;
-    Ok(buf.freeze())
-}
-
-fn decode_response(
-    addr: &str,
-    key: ApiKey,
-    version: i16,
-    correlation: i32,
-    mut frame: Bytes,
-) -> Result<ResponseKind> {
-    let protocol = |reason: String| ToolError::Protocol {
-        addr: addr.to_string(),
-        reason,
-    };
-    let rh = ResponseHeader::decode(&mut frame, key.response_header_version(version))
-        .map_err(|e| protocol(e.to_string()))?;
-    if rh.correlation_id != correlation {
-        return Err(protocol(format!(
-            "correlation id {} for request {correlation}",
-            rh.correlation_id
-        )));
-    }
-    ResponseKind::decode(key, &mut frame, version).map_err(|e| protocol(e.to_string()))
+/// A connection to the broker at `addr`, introduced as the tools.
+pub async fn connect(addr: &str) -> Result<Connection> {
+    Ok(Connection::open(addr, &ClientId::tools()).await?)
 }
 
 /// Connections to a cluster: the bootstrap broker for metadata and admin, and each leader.
@@ -334,7 +42,7 @@ pub struct Cluster {
 impl Cluster {
     pub async fn connect(bootstrap: &str) -> Result<Cluster> {
         Ok(Cluster {
-            bootstrap: Connection::open(bootstrap).await?,
+            bootstrap: connect(bootstrap).await?,
             brokers: HashMap::new(),
             leaders: HashMap::new(),
             connections: HashMap::new(),
@@ -370,8 +78,7 @@ impl Cluster {
             return Err(ToolError::Kafka("unexpected response to Metadata".into()));
         };
         for b in &r.brokers {
-            self.brokers
-                .insert(b.node_id.0, format!("{}:{}", &*b.host, b.port));
+            self.brokers.insert(b.node_id.0, address(&b.host, b.port));
         }
         for t in &r.topics {
             if let Some(name) = &t.name {
@@ -430,7 +137,7 @@ impl Cluster {
     /// The connection to broker `id`, opened on first use.
     pub async fn broker(&mut self, id: i32) -> Result<&mut Connection> {
         if !self.connections.contains_key(&id) {
-            let c = Connection::open(&self.broker_addr(id)?).await?;
+            let c = connect(&self.broker_addr(id)?).await?;
             self.connections.insert(id, c);
         }
         self.connections
@@ -469,7 +176,7 @@ impl Cluster {
             match r.error_code {
                 0 => {
                     let id = r.node_id.0;
-                    self.brokers.insert(id, format!("{}:{}", &*r.host, r.port));
+                    self.brokers.insert(id, address(&r.host, r.port));
                     return Ok(id);
                 }
                 // COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS: the offsets topic is

@@ -15,9 +15,10 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{
-    Cluster, Connection, FETCH_VERSION_CAP, Pipeline, Responses, Result, ToolError,
-    complete_batches, error_name, fetch_request, fetched_records,
+    Cluster, FETCH_VERSION_CAP, Result, ToolError, complete_batches, connect, error_name,
+    fetch_request, fetched_records,
 };
+use crate::client::{Pipeline, Responses};
 use crate::log::batch::BatchHeader;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 
@@ -197,7 +198,7 @@ pub async fn producer(bootstrap: &str, opts: &ProducerOptions, out: &mut impl Wr
         let slot = match leaders.iter().position(|&l| l == id) {
             Some(s) => s,
             None => {
-                let conn = Connection::open(&cluster.broker_addr(id)?).await?;
+                let conn = connect(&cluster.broker_addr(id)?).await?;
                 pipelines.push(conn.into_pipeline(leaders.len(), &responses));
                 leaders.push(id);
                 leaders.len() - 1
@@ -427,7 +428,7 @@ pub async fn consumer(bootstrap: &str, opts: &ConsumerOptions, out: &mut impl Wr
     let mut owned: Vec<Vec<i32>> = Vec::new();
     let mut in_flight: Vec<(i32, i16)> = Vec::new();
     for (leader, ps) in by_leader {
-        let conn = Connection::open(&cluster.broker_addr(leader)?).await?;
+        let conn = connect(&cluster.broker_addr(leader)?).await?;
         pipelines.push(conn.into_pipeline(pipelines.len(), &responses));
         owned.push(ps);
         in_flight.push((0, 0));

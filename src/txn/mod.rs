@@ -37,6 +37,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::client::{ClientId, Connection, address};
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::controller::channel::LocalDelivery;
@@ -44,7 +45,6 @@ use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
-use crate::tools::client::Connection;
 use producer_ids::ProducerIdManager;
 use records::{TxnState, TxnValue};
 
@@ -904,9 +904,10 @@ impl TransactionCoordinator {
             conns.entry(broker).or_default().clone()
         };
         let mut conn = slot.lock().await;
-        let addr = format!("{}:{}", info.host, info.port);
+        let addr = address(&info.host, info.port);
         if conn.is_none() {
-            let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, Connection::open(&addr))
+            let client = ClientId::txn_marker_sender(self.config.broker_id);
+            let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, Connection::open(&addr, &client))
                 .await
                 .map_err(|_| format!("connecting to {addr} timed out"))?
                 .map_err(|e| e.to_string())?;

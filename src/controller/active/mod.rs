@@ -1320,11 +1320,7 @@ fn broker_address(b: &LiveBroker) -> Option<String> {
     } else {
         host.as_str()
     };
-    Some(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    })
+    Some(crate::client::address(host, *port))
 }
 
 fn security_protocol_id(name: &str) -> i16 {

@@ -1,9 +1,10 @@
-//! Kafka's framing: an int32 size, then a request header and body. Header parsing is here so
-//! that malformed input is judged in one place.
+//! Kafka's framing: an int32 size, then a header and a body. Requests and responses are
+//! framed, sized and their headers parsed here, for the broker's listeners and for its own
+//! connections to brokers alike, so that malformed input is judged in one place.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +79,59 @@ pub fn encode_response(
     header_version: i16,
     body: impl FnOnce(&mut BytesMut) -> Result<(), String>,
 ) -> Result<BytesMut, String> {
-    let mut out = BytesMut::with_capacity(64);
-    out.extend_from_slice(&[0; 4]);
-    let mut header = kafka_protocol::messages::ResponseHeader::default();
+    let mut header = ResponseHeader::default();
     header.correlation_id = correlation_id;
-    header
-        .encode(&mut out, header_version)
-        .map_err(|e| e.to_string())?;
-    body(&mut out)?;
-    let size = (out.len() - 4) as i32;
+    sized(64, |out| {
+        header
+            .encode(out, header_version)
+            .map_err(|e| e.to_string())?;
+        body(out)
+    })
+}
+
+/// Encodes request `correlation_id` from `client_id`: size, header, body.
+pub fn encode_request(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    client_id: Option<StrBytes>,
+    request: &RequestKind,
+) -> Result<BytesMut, String> {
+    let mut header = RequestHeader::default();
+    header.request_api_key = api_key as i16;
+    header.request_api_version = version;
+    header.correlation_id = correlation_id;
+    header.client_id = client_id;
+    sized(256, |out| {
+        header
+            .encode(out, api_key.request_header_version(version))
+            .map_err(|e| e.to_string())?;
+        request.encode(out, version).map_err(|e| e.to_string())
+    })
+}
+
+/// Decodes the header of a response to `api_key`/`version`, leaving `frame` at the body;
+/// returns the correlation id it answers.
+pub fn decode_response_header(
+    frame: &mut Bytes,
+    api_key: ApiKey,
+    version: i16,
+) -> Result<i32, FrameError> {
+    ResponseHeader::decode(frame, api_key.response_header_version(version))
+        .map(|h| h.correlation_id)
+        .map_err(|e| FrameError::Malformed(format!("response header: {e}")))
+}
+
+/// A frame written by `contents`, preceded by its size (known only once it is written).
+fn sized(
+    capacity: usize,
+    contents: impl FnOnce(&mut BytesMut) -> Result<(), String>,
+) -> Result<BytesMut, String> {
+    let mut out = BytesMut::with_capacity(capacity);
+    out.extend_from_slice(&[0; 4]);
+    contents(&mut out)?;
+    let size = i32::try_from(out.len() - 4)
+        .map_err(|_| format!("a frame of {} bytes is too large", out.len() - 4))?;
     out[..4].copy_from_slice(&size.to_be_bytes());
     Ok(out)
 }
