@@ -7,15 +7,10 @@ use odradek::config::LogConfig;
 use odradek::log::records::{BatchBuilder, NewRecord, Record};
 use odradek::log::{LoadParams, PartitionLog};
 
-/// `../shared/fixtures` beside the repository, or `ODRADEK_FIXTURES`.
-pub fn fixtures() -> PathBuf {
-    std::env::var_os("ODRADEK_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures"))
-}
-
+/// The data directory and ZooKeeper dump a real Apache Kafka 2.4.1 broker wrote
+/// (`tests/fixtures/kafka-2.4.1-single/MANIFEST.md` says what is in it).
 pub fn kafka_single() -> PathBuf {
-    fixtures().join("kafka-2.4.1-single")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-2.4.1-single")
 }
 
 /// Puts a copy of the Kafka 2.4.1 fixture's data in `dir/logs` (where `BrokerProcess` keeps its
