@@ -15,8 +15,17 @@ async fn a_kafka_241_data_dir_is_served_with_its_offsets() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("broker");
     common::kafka_single_broker_dir(&dir);
-    // Kafka's broker was broker 1 with 50 offsets partitions; its meta.properties says so.
-    let broker = BrokerProcess::start(&dir, &["broker.id=1", "offsets.topic.num.partitions=50"]);
+    // Kafka's broker was broker 1 with 50 offsets partitions; its meta.properties says so. Its
+    // consumer committed on 2026-11-24 (MANIFEST.md): under the default retention of 7 days the
+    // offsets expire as the group loads (as they would in Kafka), so they are kept for a century.
+    let broker = BrokerProcess::start(
+        &dir,
+        &[
+            "broker.id=1",
+            "offsets.topic.num.partitions=50",
+            "offsets.retention.minutes=52560000",
+        ],
+    );
 
     let bs = broker.bootstrap();
     let consumed = Command::new(env!("CARGO_BIN_EXE_odradek"))
