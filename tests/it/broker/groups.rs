@@ -236,6 +236,24 @@ async fn describe(c: &mut Conn, version: i16, group: &str) -> (String, usize) {
     )
 }
 
+/// Waits (bounded) until DescribeGroups shows `group` with `members` members: how a test knows
+/// that a JoinGroup sent on another connection has reached the coordinator and is held there.
+async fn wait_for_members(port: u16, group: &str, members: usize) {
+    let mut c = Conn::connect(port).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = describe(&mut c, 5, group).await;
+        if seen.1 == members {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{group} never had {members} members: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn find_coordinator_every_version() {
     let tmp = tempfile::tempdir().unwrap();
@@ -560,7 +578,7 @@ async fn initial_rebalance_delay_gathers_members() {
         let mut a = Conn::connect(port).await;
         join_with_timeouts(&mut a, "delayed", "", 10_000, 5_000).await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    wait_for_members(port, "delayed", 1).await;
     let mut b = Conn::connect(port).await;
     let jb = join_with_timeouts(&mut b, "delayed", "", 10_000, 5_000).await;
     let ja = first.await.unwrap();
@@ -732,7 +750,7 @@ async fn shutdown_answers_parked_joins() {
         let mut b = Conn::connect(port).await;
         join_with_timeouts(&mut b, "parked", "", 10_000, 60_000).await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_members(port, "parked", 2).await;
     let started = std::time::Instant::now();
     broker.shutdown().await.unwrap();
     assert!(
