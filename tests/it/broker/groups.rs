@@ -334,6 +334,8 @@ async fn rebalance_sync_heartbeat_leave_commit_and_restart() {
         let r = sync(&mut b, 3, "wire-group", 2, &b_id, &[]).await;
         (b, r)
     });
+    // A held SyncGroup changes nothing DescribeGroups shows (the group awaits the leader's
+    // either way), so a fixed wait lets the follower's arrive first.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let (e, asg) = sync(
         &mut a,

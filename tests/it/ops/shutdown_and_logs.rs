@@ -112,6 +112,8 @@ fn sigterm_answers_in_flight_requests_then_stops_cleanly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Nothing outside the broker shows a fetch held in its wait (requests are counted when
+    // answered), hence a fixed wait for the consumer to get there.
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     let status = broker.stop(false).unwrap();
@@ -176,6 +178,7 @@ async fn a_second_signal_exits_at_once() {
             .await;
         c.read_frame().await
     });
+    // Nothing outside the broker shows the fetch held (requests are counted when answered).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = broker.pid().to_string();
     let started = Instant::now();
