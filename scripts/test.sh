@@ -12,7 +12,7 @@ need_apt=()
 command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip python3-venv)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
-# The ZooKeeper server that tests/common/zookeeper.rs runs (Debian's package starts no service).
+# The ZooKeeper server that tests/it/common/zookeeper.rs runs (Debian's package starts no service).
 dpkg-query -W -f='${Status}' zookeeper 2>/dev/null | grep -q 'install ok installed' || need_apt+=(zookeeper)
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq && as_root apt-get install -y -qq "${need_apt[@]}" >/dev/null

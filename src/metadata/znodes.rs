@@ -265,7 +265,7 @@ mod tests {
         let tree: BTreeMap<String, Option<String>> = serde_json::from_str(
             &std::fs::read_to_string(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../shared/fixtures/kafka-2.4.1-single/zk-tree.json"
+                "/tests/fixtures/kafka-2.4.1-single/zk-tree.json"
             ))
             .unwrap(),
         )

@@ -1,0 +1,11 @@
+//! One broker in this process (or one broker process) over Kafka's wire protocol, and its
+//! `server.properties`.
+
+mod compaction;
+mod configs;
+mod delete_records;
+mod fetch_sessions;
+mod groups;
+mod server_properties;
+mod transactions;
+mod wire;

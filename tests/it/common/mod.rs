@@ -1,0 +1,341 @@
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use odradek::config::LogConfig;
+use odradek::log::records::{BatchBuilder, NewRecord, Record};
+use odradek::log::{LoadParams, PartitionLog};
+
+/// The data directory and ZooKeeper dump a real Apache Kafka 2.4.1 broker wrote
+/// (`tests/fixtures/kafka-2.4.1-single/MANIFEST.md` says what is in it).
+pub fn kafka_single() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kafka-2.4.1-single")
+}
+
+/// Puts a copy of the Kafka 2.4.1 fixture's data in `dir/logs` (where `BrokerProcess` keeps its
+/// data) with the fixture's ZooKeeper tree imported, for a broker started on `dir`.
+pub fn kafka_single_broker_dir(dir: &Path) {
+    let logs = dir.join("logs");
+    copy_tree(&kafka_single().join("logdir"), &logs);
+    let tree = kafka_single().join("zk-tree.json");
+    let (ok, _, err) = odradek(
+        &[
+            "import-zk-tree",
+            tree.to_str().unwrap(),
+            logs.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+}
+
+/// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            let mut perms = std::fs::metadata(&target).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms).unwrap();
+        }
+    }
+}
+
+/// A batch as a client would send it: `n` records with keys, values and a header.
+pub fn client_batch(first: usize, n: usize, value_len: usize, ts: i64, codec: i16) -> Bytes {
+    let b = BatchBuilder {
+        codec,
+        records: (first..first + n)
+            .map(|i| NewRecord {
+                timestamp: ts,
+                key: Some(format!("key-{i}").into_bytes()),
+                value: Some(format!("{i:0width$}", width = value_len).into_bytes()),
+                headers: vec![(b"idx".to_vec(), Some(i.to_string().into_bytes()))],
+            })
+            .collect(),
+        ..BatchBuilder::default()
+    };
+    Bytes::from(b.build().unwrap())
+}
+
+pub fn open_log(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
+    PartitionLog::open(
+        dir,
+        config,
+        LoadParams {
+            clean_shutdown: clean,
+            ..LoadParams::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Reads the whole log from its start through `read`, decoding every record.
+pub fn read_all(log: &PartitionLog) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    let mut guard = 0;
+    while next < log.log_end_offset() {
+        guard += 1;
+        assert!(guard < 1_000_000, "read loop does not advance");
+        let r = log
+            .read(next, 64 * 1024, log.log_end_offset(), true)
+            .unwrap();
+        assert!(!r.records.is_empty(), "no data at {next} below the log end");
+        let mut pos = 0;
+        while pos < r.records.len() {
+            let size = odradek::log::batch::entry_size(&r.records[pos..]).unwrap() as usize;
+            let (h, recs) =
+                odradek::log::records::decode_batch(&r.records[pos..pos + size]).unwrap();
+            out.extend(
+                recs.into_iter()
+                    .filter(|rec| rec.offset >= next && !h.is_control()),
+            );
+            next = next.max(h.next_offset());
+            pos += size;
+        }
+    }
+    out
+}
+
+/// A tool the test needs but that is not here: under CI (where the test command installs
+/// everything) that is a failure; on a developer's machine the test says why it skips.
+pub fn missing_tool(what: &str) {
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{what} is missing under CI; the test command (scripts/test.sh) installs it");
+    }
+    eprintln!("SKIPPED: {what} is not installed (run scripts/test.sh to install it)");
+}
+
+/// This test binary, set to run only the `#[ignore]`d test `name` of module `module` (pass
+/// `module_path!()`): a process of its own for a crash test to kill, since every other test
+/// shares this one.
+pub fn child_test(module: &str, name: &str) -> std::process::Command {
+    // libtest names a test by its path inside the crate, without the crate's own name.
+    let test = match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{name}"),
+        None => name.to_string(),
+    };
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([
+        "--ignored",
+        "--exact",
+        &test,
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    command
+}
+
+/// Waits (polling) up to `limit` for `child` to exit: its exit status, or `None` once it has
+/// been killed (SIGKILL, by its PID) for not exiting in time.
+pub fn wait_or_kill(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs the `TransactionalClient` Java program (compiled onto `classpath`) with `args`: its
+/// stdout. Fails the test, with `logs` (the brokers'), when the program fails.
+pub fn transactional_client(classpath: &str, args: &[&str], logs: impl Fn() -> String) -> String {
+    let (ok, stdout, stderr) = run_command(
+        std::process::Command::new("java")
+            .args(["-cp", classpath, "TransactionalClient"])
+            .args(args),
+    );
+    assert!(
+        ok,
+        "TransactionalClient {args:?} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
+        logs()
+    );
+    stdout
+}
+
+/// The kafka-clients 3.9 jars (`scripts/java-deps.sh`), as a classpath.
+pub fn kafka_clients_classpath() -> Option<String> {
+    kafka_clients_classpath_for("3.9")
+}
+
+/// The jars of one kafka-clients version (`3.9` or `4.3`) as a classpath.
+pub fn kafka_clients_classpath_for(version: &str) -> Option<String> {
+    let root = std::env::var_os("ODRADEK_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek")))?;
+    let dir = root.join("java").join(format!("kafka-clients-{version}"));
+    let jars: Vec<String> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jar"))
+        .map(|p| p.display().to_string())
+        .collect();
+    jars.iter()
+        .any(|j| j.contains("kafka-clients"))
+        .then(|| jars.join(":"))
+}
+
+/// Compiles one program from `compat-tests/java` into `out` against the kafka-clients 3.9 jars
+/// and returns the classpath to run it.
+pub fn compile_java(program: &str, out: &Path) -> Option<String> {
+    let cp = kafka_clients_classpath()?;
+    compile_java_against(program, out, &cp)
+}
+
+/// Compiles one program from `compat-tests/java` against `jars`; returns the run classpath.
+pub fn compile_java_against(program: &str, out: &Path, jars: &str) -> Option<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("compat-tests/java")
+        .join(format!("{program}.java"));
+    let status = std::process::Command::new("javac")
+        .args(["-nowarn", "-cp", jars, "-d"])
+        .arg(out)
+        .arg(&src)
+        .status()
+        .ok()?;
+    assert!(
+        status.success(),
+        "javac failed on {} against {jars}",
+        src.display()
+    );
+    Some(format!("{}:{jars}", out.display()))
+}
+
+/// Runs `ClientRoundTrip` (compiled onto `classpath`) for every codec against `bootstrap`,
+/// `count` records each, topics named `<prefix>-<codec>`; `who` names the client in failures.
+pub fn java_round_trip_every_codec(
+    classpath: &str,
+    bootstrap: &str,
+    prefix: &str,
+    count: usize,
+    who: &str,
+    broker_log: impl Fn() -> String,
+) {
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let out = std::process::Command::new("java")
+            .args([
+                "-cp",
+                classpath,
+                "ClientRoundTrip",
+                bootstrap,
+                &format!("{prefix}-{codec}"),
+                codec,
+                &count.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(&format!("OK {count}")),
+            "{who}, {codec}: {stdout}\n{}\nbroker log:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|l| !l.contains("SLF4J"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            broker_log()
+        );
+    }
+}
+
+/// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
+pub fn kafka_home() -> Option<PathBuf> {
+    std::env::var_os("KAFKA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/odradek/kafka_2.13-2.4.1"))
+        })
+        .filter(|p| p.join("bin").is_dir())
+}
+
+/// `kafka_home`, or `None` after saying that the test skips: Kafka 2.4.1 is optional (the test
+/// command does not install it).
+pub fn kafka_home_or_skip() -> Option<PathBuf> {
+    let home = kafka_home();
+    if home.is_none() {
+        eprintln!(
+            "SKIPPED: no Kafka 2.4.1 distribution in KAFKA_HOME or ~/.cache/odradek/kafka_2.13-2.4.1"
+        );
+    }
+    home
+}
+pub mod broker_process;
+pub mod cluster;
+pub mod cutting_proxy;
+pub mod wire;
+pub mod zookeeper;
+
+/// The Python of the compat-test venv (`scripts/python-deps.sh`), if installed.
+pub fn python_venv() -> Option<PathBuf> {
+    let root = std::env::var_os("ODRADEK_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odradek")))?;
+    let python = root.join("venv/bin/python");
+    python.exists().then_some(python)
+}
+
+/// A log manager over one directory as broker 0, every topic with `config`.
+pub fn open_manager(dir: &Path, config: LogConfig) -> odradek::log::LogManager {
+    let identity = odradek::log::manager::BrokerIdentity {
+        broker_id: 0,
+        cluster_id: None,
+    };
+    odradek::log::LogManager::open(&[dir.to_path_buf()], &identity, config.clone(), move |_| {
+        config.clone()
+    })
+    .unwrap()
+}
+
+/// Runs the `odradek` binary with `args` (and `stdin` fed to it); returns success, stdout, stderr.
+pub fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_odradek"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    outcome(child.wait_with_output().unwrap())
+}
+
+/// Runs `command` to its end: success, stdout, stderr.
+pub fn run_command(command: &mut std::process::Command) -> (bool, String, String) {
+    outcome(command.output().unwrap())
+}
+
+fn outcome(out: std::process::Output) -> (bool, String, String) {
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,9 @@
+//! Other implementations against ours: the Java, Kafka 2.4.1 and KafkaJS clients, and a data
+//! directory Kafka 2.4.1 wrote, served by our broker.
+
+mod idempotence;
+mod java;
+mod java_transactions;
+mod kafka241;
+mod kafka_data_dir;
+mod kafkajs;

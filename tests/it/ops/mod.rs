@@ -1,0 +1,6 @@
+//! The `odradek` binary as an operator runs it: the bundled tools, logs and shutdown on signals,
+//! the container image.
+
+mod dockerfile;
+mod shutdown_and_logs;
+mod tools;
