@@ -9,6 +9,7 @@ mod broker;
 mod cluster;
 mod common;
 mod compat;
+mod layering;
 mod log;
 mod ops;
 
