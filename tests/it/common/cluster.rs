@@ -257,7 +257,23 @@ pub async fn produce_each_partition(cluster: &Cluster, via: i32, topic: &str) ->
     let mut acked = 0;
     for (p, (leader, error)) in leaders(cluster.port(via), topic).await {
         assert_eq!(error, 0, "{topic}-{p} has no leader:\n{}", cluster.logs());
-        assert_eq!(produce_records(cluster.port(leader), topic, p, 10).await, 0);
+        // `via` may name a leader before the leader has heard it leads; a producer retries
+        // what is refused before the append (UNKNOWN_TOPIC_OR_PARTITION,
+        // NOT_LEADER_OR_FOLLOWER) until the leader knows.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let code = loop {
+            let code = produce_records(cluster.port(leader), topic, p, 10).await;
+            if ![3, 6].contains(&code) || Instant::now() > deadline {
+                break code;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            code,
+            0,
+            "{topic}-{p} at broker {leader}:\n{}",
+            cluster.logs()
+        );
         acked += 10;
     }
     acked
