@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 
 use super::store::{
     CreateMode, MetadataStore, Stat, StoreError, StoreFuture, StoreResult, WatchEvent,
@@ -37,9 +37,42 @@ struct Tree {
 }
 
 pub struct EmbeddedStore {
-    file: PathBuf,
     tree: Mutex<Tree>,
     events: broadcast::Sender<WatchEvent>,
+    writer: std::sync::mpsc::Sender<Snapshot>,
+}
+
+/// The persistent part of the tree as of one change, and who waits for it to be on disk.
+struct Snapshot {
+    bytes: Vec<u8>,
+    written: oneshot::Sender<Result<(), String>>,
+}
+
+/// The thread that writes snapshots to `file`, in the order the changes were made. Writing
+/// (temp file, fsync, rename) happens here rather than on the async runtime or under the
+/// tree's lock; when changes come faster than the disk, only the newest waiting snapshot is
+/// written, and it makes every older one durable too.
+fn spawn_writer(file: PathBuf) -> std::io::Result<std::sync::mpsc::Sender<Snapshot>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Snapshot>();
+    std::thread::Builder::new()
+        .name("metadata-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut newest = first.bytes;
+                let mut waiting = vec![first.written];
+                while let Ok(next) = rx.try_recv() {
+                    newest = next.bytes;
+                    waiting.push(next.written);
+                }
+                let result = write_atomically(&file, &newest)
+                    .map_err(|e| format!("{}: {e}", file.display()));
+                for w in waiting {
+                    // A waiter that gave up (its request was dropped) needs no answer.
+                    let _ = w.send(result.clone());
+                }
+            }
+        })?;
+    Ok(tx)
 }
 
 fn to_string(path: &str, data: Option<Vec<u8>>) -> StoreResult<Option<String>> {
@@ -81,10 +114,11 @@ impl EmbeddedStore {
             sequence: 0,
         });
         let (events, _) = broadcast::channel(1024);
+        let writer = spawn_writer(file.clone()).map_err(|e| unavailable(e.to_string()))?;
         Ok(EmbeddedStore {
-            file,
             tree: Mutex::new(tree),
             events,
+            writer,
         })
     }
 
@@ -92,10 +126,10 @@ impl EmbeddedStore {
         self.tree.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes the persistent part of the tree. Called with the lock held so that writes reach
-    /// the file in the order they were made; the file is small and writes are rare (topic and
-    /// leadership changes), so the brief block is acceptable.
-    fn persist(&self, tree: &Tree) -> StoreResult<()> {
+    /// Hands the persistent part of the tree to the writer thread. Called with the lock held, so
+    /// snapshots reach the writer in the order the changes were made; the caller awaits
+    /// `written` once it has let go of the lock, and answers only when the change is on disk.
+    fn persist(&self, tree: &Tree) -> StoreResult<Written> {
         let persistent = Tree {
             zxid: tree.zxid,
             nodes: tree
@@ -107,13 +141,31 @@ impl EmbeddedStore {
         };
         let bytes = serde_json::to_vec_pretty(&persistent)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        tokio::task::block_in_place(|| write_atomically(&self.file, &bytes))
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+        let (written, done) = oneshot::channel();
+        self.writer
+            .send(Snapshot { bytes, written })
+            .map_err(|_| StoreError::Unavailable("the metadata writer has stopped".into()))?;
+        Ok(Written(Some(done)))
     }
 
     fn notify(&self, event: WatchEvent) {
         // No subscriber is fine: nobody is watching yet.
         let _ = self.events.send(event);
+    }
+}
+
+/// A change's way to disk: None for a change with nothing to persist (ephemeral nodes).
+struct Written(Option<oneshot::Receiver<Result<(), String>>>);
+
+impl Written {
+    async fn wait(self) -> StoreResult<()> {
+        let Some(done) = self.0 else { return Ok(()) };
+        match done.await {
+            Ok(result) => result.map_err(StoreError::Unavailable),
+            Err(_) => Err(StoreError::Unavailable(
+                "the metadata writer has stopped".into(),
+            )),
+        }
     }
 }
 
@@ -163,11 +215,15 @@ impl MetadataStore for EmbeddedStore {
                         sequence: 0,
                     },
                 );
-                if mode != CreateMode::Ephemeral {
-                    self.persist(&tree)?;
-                }
-                actual
+                let written = if mode != CreateMode::Ephemeral {
+                    self.persist(&tree)?
+                } else {
+                    Written(None)
+                };
+                (actual, written)
             };
+            let (created, written) = created;
+            written.wait().await?;
             self.notify(WatchEvent::NodeChanged(created.clone()));
             if let Some(parent) = parent_of(&created) {
                 self.notify(WatchEvent::ChildrenChanged(parent.to_string()));
@@ -218,11 +274,15 @@ impl MetadataStore for EmbeddedStore {
                 };
                 let ephemeral = node.ephemeral;
                 tree.zxid += 1;
-                if !ephemeral {
-                    self.persist(&tree)?;
-                }
-                stat
+                let written = if !ephemeral {
+                    self.persist(&tree)?
+                } else {
+                    Written(None)
+                };
+                (stat, written)
             };
+            let (stat, written) = stat;
+            written.wait().await?;
             self.notify(WatchEvent::NodeChanged(path.to_string()));
             Ok(stat)
         })
@@ -252,9 +312,13 @@ impl MetadataStore for EmbeddedStore {
                 tree.nodes.remove(path);
                 tree.zxid += 1;
                 if !ephemeral {
-                    self.persist(&tree)?;
+                    self.persist(&tree)?
+                } else {
+                    Written(None)
                 }
             }
+            .wait()
+            .await?;
             self.notify(WatchEvent::NodeChanged(path.to_string()));
             if let Some(parent) = parent_of(path) {
                 self.notify(WatchEvent::ChildrenChanged(parent.to_string()));
