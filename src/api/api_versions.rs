@@ -3,16 +3,16 @@
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{SUPPORTED_APIS, errors};
+use super::{ROUTES, errors};
 
 fn table() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
+    ROUTES
         .iter()
-        .map(|(key, min, max)| {
+        .map(|route| {
             let mut v = ApiVersion::default();
-            v.api_key = *key as i16;
-            v.min_version = *min;
-            v.max_version = *max;
+            v.api_key = route.key as i16;
+            v.min_version = route.min_version;
+            v.max_version = route.max_version;
             v
         })
         .collect()
