@@ -3,6 +3,7 @@
 //! module only maps the wire versions. Fields a version lacks keep their defaults, or encoding
 //! fails.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -28,7 +29,7 @@ async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, Strin
     let broker = match key_type {
         KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
         KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
-        _ => Err(crate::api::errors::INVALID_REQUEST),
+        _ => Err(ResponseError::InvalidRequest.code()),
     };
     let broker = match broker {
         Ok(b) => b,
@@ -36,7 +37,12 @@ async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, Strin
     };
     match api.cache.broker(broker) {
         Some(b) => (codes::NONE, b.id, b.host, b.port as i32),
-        None => (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
+        None => (
+            ResponseError::CoordinatorNotAvailable.code(),
+            -1,
+            String::new(),
+            -1,
+        ),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod configs;
 pub mod controller_ops;
 pub mod delete_records;
+pub mod errors;
 pub mod fetch;
 pub mod fetch_session;
 pub mod groups;
@@ -27,6 +28,7 @@ pub mod update_metadata;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
@@ -143,9 +145,9 @@ impl Api {
     /// partition exists (the client's metadata is stale), else UNKNOWN_TOPIC_OR_PARTITION.
     pub fn not_leader_error(&self, topic: &str, partition: i32) -> i16 {
         if self.cache.partition(topic, partition).is_some() {
-            errors::NOT_LEADER_OR_FOLLOWER
+            ResponseError::NotLeaderOrFollower.code()
         } else {
-            errors::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition.code()
         }
     }
 
@@ -215,41 +217,5 @@ impl Drop for RequestTimer {
             self.version,
             self.arrived.elapsed(),
         );
-    }
-}
-
-/// Kafka protocol error codes used across handlers.
-pub mod errors {
-    pub const NONE: i16 = 0;
-    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
-    pub const CORRUPT_MESSAGE: i16 = 2;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const LEADER_NOT_AVAILABLE: i16 = 5;
-    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-    pub const INVALID_REQUIRED_ACKS: i16 = 21;
-    pub const UNSUPPORTED_VERSION: i16 = 35;
-    pub const INVALID_TIMESTAMP: i16 = 32;
-    pub const INVALID_CONFIG: i16 = 40;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const POLICY_VIOLATION: i16 = 44;
-    pub const NOT_ENOUGH_REPLICAS: i16 = 19;
-    pub const UNSUPPORTED_COMPRESSION_TYPE: i16 = 76;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-    pub const INVALID_RECORD: i16 = 87;
-    pub const FENCED_LEADER_EPOCH: i16 = 74;
-    pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
-    pub const UNKNOWN_TOPIC_ID: i16 = 100;
-    pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
-
-    /// KIP-320: a client that names the leader epoch it expects is told when it is behind
-    /// (fenced) or ahead (unknown) of this leader. -1 means it did not say.
-    pub fn leader_epoch_check(requested: i32, ours: i32) -> Option<i16> {
-        match requested {
-            r if r < 0 => None,
-            r if r < ours => Some(FENCED_LEADER_EPOCH),
-            r if r > ours => Some(UNKNOWN_LEADER_EPOCH),
-            _ => None,
-        }
     }
 }
