@@ -182,6 +182,8 @@ impl Api {
         header.request_api_version = version;
         match self.handle(&header, &ClientInfo::default(), request).await {
             Ok(response) => response,
+            // No answer: the controller's channel sees the reply dropped, as when this broker
+            // is gone.
             Err(e) => {
                 tracing::error!("{e}");
                 None
