@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
 use super::configs::{self, ResourceError};
-use super::errors;
 
 pub async fn handle(api: &Api, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let early = configs::duplicates(request.resources.iter().map(|r| {
@@ -47,7 +47,7 @@ pub async fn handle(api: &Api, request: AlterConfigsRequest) -> AlterConfigsResp
                     .await
                 } else {
                     Err(ResourceError::new(
-                        errors::INVALID_REQUEST,
+                        ResponseError::InvalidRequest.code(),
                         format!("Null value not supported for : {}", nulls.join(", ")),
                     ))
                 }

@@ -1,18 +1,19 @@
 //! ApiVersions: the first request every modern client sends.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{SUPPORTED_APIS, errors};
+use super::ROUTES;
 
 fn table() -> Vec<ApiVersion> {
-    SUPPORTED_APIS
+    ROUTES
         .iter()
-        .map(|(key, min, max)| {
+        .map(|route| {
             let mut v = ApiVersion::default();
-            v.api_key = *key as i16;
-            v.min_version = *min;
-            v.max_version = *max;
+            v.api_key = route.key as i16;
+            v.min_version = route.min_version;
+            v.max_version = route.max_version;
             v
         })
         .collect()
@@ -35,7 +36,7 @@ pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse
         && !(valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version))
     {
-        r.error_code = errors::INVALID_REQUEST;
+        r.error_code = ResponseError::InvalidRequest.code();
     }
     r
 }
@@ -43,7 +44,7 @@ pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse
 /// The v0 answer to an ApiVersions version we do not know (KIP-511).
 pub fn unsupported_version_response() -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
-    r.error_code = errors::UNSUPPORTED_VERSION;
+    r.error_code = ResponseError::UnsupportedVersion.code();
     r.api_keys = table()
         .into_iter()
         .filter(|v| v.api_key == ApiKey::ApiVersions as i16)

@@ -5,13 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, errors};
+use super::Api;
 use crate::config::defs::{self, DynamicMode};
 use crate::config::dynamic::{BrokerLevel, ConfigSource, SynonymValue};
 
@@ -43,13 +44,13 @@ pub fn broker_level(api: &Api, name: &str) -> Result<BrokerLevel, ResourceError>
     }
     let id: i32 = name.parse().map_err(|_| {
         ResourceError::new(
-            errors::INVALID_REQUEST,
+            ResponseError::InvalidRequest.code(),
             format!("Node id must be an integer, but it is: {name}"),
         )
     })?;
     if id != api.config.broker_id {
         return Err(ResourceError::new(
-            errors::INVALID_REQUEST,
+            ResponseError::InvalidRequest.code(),
             format!(
                 "Unexpected broker id, expected {}, but received {name}",
                 api.config.broker_id
@@ -144,12 +145,12 @@ pub async fn describe(
                 TOPIC => match api.cache.topic(&name) {
                     None if crate::controller::validate_topic_name(&name).is_err() => {
                         Err(ResourceError::new(
-                            errors::INVALID_TOPIC_EXCEPTION,
+                            ResponseError::InvalidTopicException.code(),
                             format!("{name:?} is not a valid topic name"),
                         ))
                     }
                     None => Err(ResourceError::new(
-                        errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        ResponseError::UnknownTopicOrPartition.code(),
                         format!("The topic '{name}' does not exist."),
                     )),
                     Some(info) => {
@@ -225,7 +226,7 @@ pub async fn describe(
                     }
                 }),
                 other => Err(ResourceError::new(
-                    errors::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     format!("Unsupported resource type: {other}"),
                 )),
             };
@@ -253,7 +254,7 @@ pub async fn alter_resource(
 ) -> Result<(), ResourceError> {
     let stored = |e: crate::metadata::StoreError| {
         ResourceError::new(
-            errors::UNKNOWN_SERVER_ERROR,
+            ResponseError::UnknownServerError.code(),
             format!("could not store the configs: {e}"),
         )
     };
@@ -261,25 +262,25 @@ pub async fn alter_resource(
         TOPIC => {
             if name.is_empty() {
                 return Err(ResourceError::new(
-                    errors::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     "Default topic resources are not allowed.",
                 ));
             }
             if api.cache.topic(name).is_none() {
                 return Err(ResourceError::new(
-                    errors::UNKNOWN_TOPIC_OR_PARTITION,
+                    ResponseError::UnknownTopicOrPartition.code(),
                     format!("The topic '{name}' does not exist."),
                 ));
             }
             if let Some(unknown) = configs.keys().find(|k| !defs::is_topic_config(k)) {
                 return Err(ResourceError::new(
-                    errors::INVALID_CONFIG,
+                    ResponseError::InvalidConfig.code(),
                     format!("Unknown topic config name: {unknown}"),
                 ));
             }
             api.replicas.log_config(&configs).map_err(|e| {
                 ResourceError::new(
-                    errors::INVALID_CONFIG,
+                    ResponseError::InvalidConfig.code(),
                     format!(
                         "Invalid config value for resource {}: {e}",
                         resource_label(TOPIC, name)
@@ -300,7 +301,9 @@ pub async fn alter_resource(
             api.configs
                 .broker()
                 .validate(level, &configs)
-                .map_err(|e| ResourceError::new(errors::INVALID_REQUEST, e.to_string()))?;
+                .map_err(|e| {
+                    ResourceError::new(ResponseError::InvalidRequest.code(), e.to_string())
+                })?;
             if !validate_only {
                 tracing::info!(broker = name, ?configs, "updating dynamic broker configs");
                 api.configs
@@ -311,7 +314,7 @@ pub async fn alter_resource(
             Ok(())
         }
         other => Err(ResourceError::new(
-            errors::INVALID_REQUEST,
+            ResponseError::InvalidRequest.code(),
             format!(
                 "AlterConfigs is only supported for topics and brokers, but resource type is {other}"
             ),
@@ -335,7 +338,7 @@ pub fn duplicates<'a>(
                 > 1
             {
                 return Some(ResourceError::new(
-                    errors::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     "Each resource must appear at most once.",
                 ));
             }
@@ -345,7 +348,7 @@ pub fn duplicates<'a>(
             sorted.dedup();
             (sorted.len() != before).then(|| {
                 ResourceError::new(
-                    errors::INVALID_REQUEST,
+                    ResponseError::InvalidRequest.code(),
                     "Error due to duplicate config keys",
                 )
             })

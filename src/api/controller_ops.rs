@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -25,8 +26,6 @@ use kafka_protocol::protocol::StrBytes;
 use super::Api;
 use crate::controller::PartitionResult;
 use crate::log::TopicPartition;
-
-const ELECTION_NOT_NEEDED: i16 = 84;
 
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
@@ -83,7 +82,7 @@ pub async fn elect_leaders(
         // Asked for every partition, a client hears only of elections held or failed.
         Ok(r) if every_partition => r
             .into_iter()
-            .filter(|(_, r)| r.error_code != ELECTION_NOT_NEEDED)
+            .filter(|(_, r)| r.error_code != ResponseError::ElectionNotNeeded.code())
             .collect(),
         Ok(r) => r,
         Err(code) => asked

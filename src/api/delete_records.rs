@@ -3,12 +3,13 @@
 //! fetches answer OFFSET_OUT_OF_RANGE and ListOffsets EARLIEST reports it. Segments entirely
 //! below it are deleted, and the new start is checkpointed at once so it survives a crash.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::{Api, errors};
+use super::Api;
 use crate::metadata::cache::INTERNAL_TOPICS;
 use crate::replica::blocking;
 
@@ -49,20 +50,20 @@ pub async fn handle(api: &Api, request: DeleteRecordsRequest) -> DeleteRecordsRe
 
 async fn delete(api: &Api, topic: &str, partition: i32, offset: i64) -> Result<i64, i16> {
     if api.cache.partition(topic, partition).is_none() {
-        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(ResponseError::UnknownTopicOrPartition.code());
     }
     if INTERNAL_TOPICS.contains(&topic) {
-        return Err(errors::INVALID_TOPIC_EXCEPTION);
+        return Err(ResponseError::InvalidTopicException.code());
     }
     let Some(part) = api.replicas.get(topic, partition) else {
-        return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        return Err(ResponseError::NotLeaderOrFollower.code());
     };
     let outcome = api
         .replicas
         .with_log(&part, move |log| {
             // Kafka refuses to delete records of a topic whose policy does not delete.
             if !log.config().cleanup_delete {
-                return Ok(Err(errors::POLICY_VIOLATION));
+                return Ok(Err(ResponseError::PolicyViolation.code()));
             }
             let target = if offset == HIGH_WATERMARK {
                 log.high_watermark()

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::select_all;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
@@ -86,7 +87,9 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             hosted: name
                 .as_ref()
                 .and_then(|n| api.replicas.leader(n, t.partition)),
-            error: name.is_none().then_some(errors::UNKNOWN_TOPIC_ID),
+            error: name
+                .is_none()
+                .then_some(ResponseError::UnknownTopicId.code()),
             topic: name.clone(),
         });
     }
@@ -212,9 +215,9 @@ async fn read_all(
                     "fetch from a broker that is not a replica"
                 );
                 pd.error_code = if w.current_leader_epoch >= 0 {
-                    errors::UNKNOWN_LEADER_EPOCH
+                    ResponseError::UnknownLeaderEpoch.code()
                 } else {
-                    errors::NOT_LEADER_OR_FOLLOWER
+                    ResponseError::NotLeaderOrFollower.code()
                 };
                 errored = true;
             }
@@ -313,7 +316,7 @@ async fn read_all(
                         set_offsets(&mut pd, version, hw, start);
                         pd.last_stable_offset = lso;
                         pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) {
-                            errors::OFFSET_OUT_OF_RANGE
+                            ResponseError::OffsetOutOfRange.code()
                         } else {
                             e.kafka_error_code()
                         };

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{FetchRequest, TopicName};
 use prometheus::proto::{MetricFamily, MetricType};
@@ -26,10 +27,6 @@ use crate::protocol::fetch_metadata::{FINAL_EPOCH, INITIAL_EPOCH, NO_SESSION, ne
 /// `KafkaServer.MIN_INCREMENTAL_FETCH_SESSION_EVICTION_MS`: a session unused this long may be
 /// evicted by anyone, and a session younger than this only by a more valuable one.
 const EVICTION_MS: i64 = 120_000;
-
-pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
-pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
-pub const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
 
 /// One partition a fetch reads, with the parameters its request (or its session) gave.
 #[derive(Debug, Clone)]
@@ -281,7 +278,7 @@ impl FetchSessionCache {
         }
         let Some(session) = sessions.get_mut(&session_id) else {
             tracing::debug!(session_id, "fetch session not found");
-            return FetchContext::Error(FETCH_SESSION_ID_NOT_FOUND);
+            return FetchContext::Error(ResponseError::FetchSessionIdNotFound.code());
         };
         if session.epoch != epoch {
             tracing::debug!(
@@ -290,10 +287,10 @@ impl FetchSessionCache {
                 got = epoch,
                 "fetch session epoch mismatch"
             );
-            return FetchContext::Error(INVALID_FETCH_SESSION_EPOCH);
+            return FetchContext::Error(ResponseError::InvalidFetchSessionEpoch.code());
         }
         if session.uses_topic_ids != (version >= 13) {
-            return FetchContext::Error(FETCH_SESSION_TOPIC_ID_ERROR);
+            return FetchContext::Error(ResponseError::FetchSessionTopicIdError.code());
         }
         for t in &targets {
             let key = t.key();
@@ -443,7 +440,7 @@ impl FetchSessionCache {
                 got = session.epoch,
                 "fetch session epoch moved: possible duplicate request"
             );
-            return Err(INVALID_FETCH_SESSION_EPOCH);
+            return Err(ResponseError::InvalidFetchSessionEpoch.code());
         }
         let mut moved = vec![false; session.partitions.len()];
         let mut any_moved = false;
@@ -653,13 +650,13 @@ mod tests {
         let again = cache.context_at(&request(id, 1, &[]), 12, false, 10);
         assert!(matches!(
             again,
-            FetchContext::Error(INVALID_FETCH_SESSION_EPOCH)
+            FetchContext::Error(c) if c == ResponseError::InvalidFetchSessionEpoch.code()
         ));
         // v13 on a session made by names is refused.
         let ids = cache.context_at(&request(id, 2, &[]), 13, false, 10);
         assert!(matches!(
             ids,
-            FetchContext::Error(FETCH_SESSION_TOPIC_ID_ERROR)
+            FetchContext::Error(c) if c == ResponseError::FetchSessionTopicIdError.code()
         ));
         // A new partition joins at the back; a forgotten one leaves.
         let mut forget = request(id, 2, &[("u", 7)]);
@@ -699,7 +696,7 @@ mod tests {
         let mut read = answers(4);
         read[1].records = Some(bytes::Bytes::from_static(b"batch"));
         read[2].high_watermark = 6;
-        read[3].error_code = 6;
+        read[3].error_code = ResponseError::NotLeaderOrFollower.code();
         let keep = cache.finish_incremental(id, 1, targets, &read).unwrap();
         assert_eq!(keep, [false, true, true, true]);
         // The partition that returned records is read last next time; the errored one is
@@ -716,7 +713,7 @@ mod tests {
         // A response for an epoch the session has moved past is refused.
         assert_eq!(
             cache.finish_incremental(id, 1, ctx.targets(), &read),
-            Err(INVALID_FETCH_SESSION_EPOCH)
+            Err(ResponseError::InvalidFetchSessionEpoch.code())
         );
     }
 

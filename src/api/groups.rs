@@ -3,6 +3,7 @@
 //! module only maps the wire versions. Fields a version lacks keep their defaults, or encoding
 //! fails.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -12,8 +13,8 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, ClientInfo};
-use crate::group::{GroupState, JoinRequest, codes};
+use super::{Api, ClientInfo, errors};
+use crate::group::{GroupState, JoinRequest};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -28,15 +29,20 @@ async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, Strin
     let broker = match key_type {
         KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
         KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
-        _ => Err(crate::api::errors::INVALID_REQUEST),
+        _ => Err(ResponseError::InvalidRequest.code()),
     };
     let broker = match broker {
         Ok(b) => b,
         Err(code) => return (code, -1, String::new(), -1),
     };
     match api.cache.broker(broker) {
-        Some(b) => (codes::NONE, b.id, b.host, b.port as i32),
-        None => (codes::COORDINATOR_NOT_AVAILABLE, -1, String::new(), -1),
+        Some(b) => (errors::NONE, b.id, b.host, b.port as i32),
+        None => (
+            ResponseError::CoordinatorNotAvailable.code(),
+            -1,
+            String::new(),
+            -1,
+        ),
     }
 }
 
@@ -183,10 +189,10 @@ pub async fn leave(api: &Api, request: LeaveGroupRequest, version: i16) -> Leave
                 &[(request.member_id.to_string(), None)],
             )
             .await;
-        response.error_code = if error != codes::NONE {
+        response.error_code = if error != errors::NONE {
             error
         } else {
-            per_member.first().copied().unwrap_or(codes::NONE)
+            per_member.first().copied().unwrap_or(errors::NONE)
         };
         return response;
     }

@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::Api;
 use super::configs::{self, BROKER, ResourceError, TOPIC};
-use super::{Api, errors};
 use crate::config::defs::{self, ConfigDef, ConfigType};
 use crate::replica::config_changes;
 
@@ -66,7 +67,7 @@ async fn alter(
         .collect();
     if !nulls.is_empty() {
         return Err(ResourceError::new(
-            errors::INVALID_REQUEST,
+            ResponseError::InvalidRequest.code(),
             format!("Null value not supported for : {}", nulls.join(", ")),
         ));
     }
@@ -76,13 +77,13 @@ async fn alter(
         .find(|c| !(SET..=SUBTRACT).contains(&c.config_operation))
     {
         return Err(ResourceError::new(
-            errors::INVALID_REQUEST,
+            ResponseError::InvalidRequest.code(),
             format!("Unknown operations type {}", c.config_operation),
         ));
     }
     let read_error = |e: crate::metadata::StoreError| {
         ResourceError::new(
-            errors::UNKNOWN_SERVER_ERROR,
+            ResponseError::UnknownServerError.code(),
             format!("could not read the current configs: {e}"),
         )
     };
@@ -120,11 +121,11 @@ fn apply_ops(
         let list_default = |verb: &str| -> Result<String, ResourceError> {
             match definition(&key) {
                 None => Err(ResourceError::new(
-                    errors::INVALID_CONFIG,
+                    ResponseError::InvalidConfig.code(),
                     format!("Unknown config name: {key}"),
                 )),
                 Some(d) if d.kind != ConfigType::List => Err(ResourceError::new(
-                    errors::INVALID_CONFIG,
+                    ResponseError::InvalidConfig.code(),
                     format!("Config value {verb} is not allowed for config key: {key}"),
                 )),
                 Some(d) => Ok(d.default.unwrap_or_default().to_string()),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leader_and_isr_request::{
     LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
 };
@@ -18,8 +19,6 @@ use crate::client::address;
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
 use crate::txn::TRANSACTION_STATE_TOPIC;
-
-const STALE_CONTROLLER_EPOCH: i16 = 11;
 
 pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
     let mut response = LeaderAndIsrResponse::default();
@@ -132,14 +131,14 @@ async fn apply(
     let partition = state.partition_index;
     let me = api.config.broker_id;
     if !state.replicas.iter().any(|r| r.0 == me) {
-        return errors::UNKNOWN_TOPIC_OR_PARTITION;
+        return ResponseError::UnknownTopicOrPartition.code();
     }
     // Kafka applies a partition state only when it carries a newer leader epoch than the one
     // in force, so a late or repeated request cannot undo a newer decision.
     if let Some(p) = api.replicas.get(topic, partition)
         && state.leader_epoch <= p.leader_epoch()
     {
-        return STALE_CONTROLLER_EPOCH;
+        return ResponseError::StaleControllerEpoch.code();
     }
     let role = if state.leader.0 == me {
         Role::Leader

@@ -1,5 +1,6 @@
 //! Metadata: brokers, topics, partition leaders; creates unknown topics when allowed.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -74,7 +75,9 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
                     Err(e) => {
                         tracing::info!(topic = name, error = %e, "auto-creation refused");
                         t.error_code = match e {
-                            ControllerError::InvalidTopic(_) => errors::INVALID_TOPIC_EXCEPTION,
+                            ControllerError::InvalidTopic(_) => {
+                                ResponseError::InvalidTopicException.code()
+                            }
                             other => other.kafka_error_code(),
                         };
                         None
@@ -83,9 +86,9 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
             }
             None => {
                 t.error_code = if crate::controller::validate_topic_name(&name).is_err() {
-                    errors::INVALID_TOPIC_EXCEPTION
+                    ResponseError::InvalidTopicException.code()
                 } else {
-                    errors::UNKNOWN_TOPIC_OR_PARTITION
+                    ResponseError::UnknownTopicOrPartition.code()
                 };
                 None
             }
@@ -93,7 +96,7 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
         if let Some(info) = info {
             fill_topic(&mut t, &info, version);
         } else if t.error_code == errors::NONE {
-            t.error_code = errors::LEADER_NOT_AVAILABLE;
+            t.error_code = ResponseError::LeaderNotAvailable.code();
         }
         response.topics.push(t);
     }
@@ -118,7 +121,7 @@ fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16) {
             mp.replica_nodes = pi.replicas.iter().copied().map(BrokerId).collect();
             mp.isr_nodes = pi.isr.iter().copied().map(BrokerId).collect();
             mp.error_code = if pi.leader < 0 {
-                errors::LEADER_NOT_AVAILABLE
+                ResponseError::LeaderNotAvailable.code()
             } else {
                 errors::NONE
             };

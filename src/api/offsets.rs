@@ -1,6 +1,7 @@
 //! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets, kept by the group
 //! coordinator in `__consumer_offsets`.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -131,7 +132,12 @@ fn fetch_one(
 /// `unstable` one (UNSTABLE_OFFSET_COMMIT).
 fn answer(c: &Option<CommittedOffset>, unstable: bool, version: i16) -> (i16, i64, i32, StrBytes) {
     match c {
-        _ if unstable => (UNSTABLE_OFFSET_COMMIT, -1, -1, StrBytes::default()),
+        _ if unstable => (
+            ResponseError::UnstableOffsetCommit.code(),
+            -1,
+            -1,
+            StrBytes::default(),
+        ),
         Some(c) => (
             errors::NONE,
             c.offset,
@@ -150,8 +156,6 @@ fn unstable(api: &Api, require_stable: bool, group: &str, topic: &str, partition
             .groups
             .has_pending_transactional_offset(group, topic, partition)
 }
-
-const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
 pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
@@ -262,7 +266,7 @@ pub async fn delete(api: &Api, request: OffsetDeleteRequest) -> OffsetDeleteResp
             if api.cache.partition(&topic, p.partition_index).is_some() {
                 known.push(tp);
             } else {
-                results.push((tp, errors::UNKNOWN_TOPIC_OR_PARTITION));
+                results.push((tp, ResponseError::UnknownTopicOrPartition.code()));
             }
         }
     }

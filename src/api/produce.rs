@@ -1,10 +1,11 @@
 //! Produce: each partition's batch goes to its log as sent; only the header is re-stamped.
 
 use futures::future::join_all;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::{Api, errors};
+use super::Api;
 use crate::log::batch::{ATTR_COMPRESSION_MASK, BatchHeader, MAGIC_OFFSET};
 
 pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
@@ -28,11 +29,11 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                 r.log_append_time_ms = -1;
                 r.log_start_offset = -1;
                 if !matches!(acks, -1..=1) {
-                    r.error_code = errors::INVALID_REQUIRED_ACKS;
+                    r.error_code = ResponseError::InvalidRequiredAcks.code();
                     return r;
                 }
                 let Some(records) = pd.records else {
-                    r.error_code = errors::CORRUPT_MESSAGE;
+                    r.error_code = ResponseError::CorruptMessage.code();
                     return r;
                 };
                 if let Some(code) = transaction_check(api, transactional_id, &records, &name, pd.index) {
@@ -41,7 +42,7 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                 }
                 // zstd needs Produce v7+ (KIP-110), so older clients cannot have asked for it.
                 if version < 7 && records.get(MAGIC_OFFSET) == Some(&2) && records.len() > 22 && (i16::from_be_bytes([records[21], records[22]]) & ATTR_COMPRESSION_MASK) == 4 {
-                    r.error_code = errors::UNSUPPORTED_COMPRESSION_TYPE;
+                    r.error_code = ResponseError::UnsupportedCompressionType.code();
                     return r;
                 }
                 let Some(partition) = api.replicas.leader(&name, pd.index) else {
@@ -107,7 +108,7 @@ fn transaction_check(
     match (header.is_transactional(), transactional_id) {
         (false, _) => None,
         // Kafka's `ProduceRequest.validateRecords`.
-        (true, None) => Some(errors::INVALID_RECORD),
+        (true, None) => Some(ResponseError::InvalidRecord.code()),
         (true, Some(id)) => api.txn.check_produce(
             id,
             header.producer_id,

@@ -1,6 +1,7 @@
 //! InitProducerId: a producer id for an idempotent producer, or, for a transactional id, from
 //! the transaction coordinator.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::Api;
@@ -31,7 +32,7 @@ pub async fn handle(
                 r.producer_id = ProducerId(pid);
                 r.producer_epoch = epoch;
             }
-            Err(code) => r.error_code = super::transactions::fenced_for(version, 4, code),
+            Err(code) => r.error_code = super::errors::fenced_for(version, 4, code),
         }
         return r;
     }
@@ -42,7 +43,8 @@ pub async fn handle(
         }
         Err(e) => {
             tracing::warn!(error = %e, "could not allocate a producer id");
-            r.error_code = 15; // COORDINATOR_NOT_AVAILABLE: retriable
+            // Retriable: the client asks again.
+            r.error_code = ResponseError::CoordinatorNotAvailable.code();
         }
     }
     r

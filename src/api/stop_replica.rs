@@ -1,6 +1,7 @@
 //! StopReplica: the controller takes a partition away from this broker, deleting its log when
 //! the topic is deleted or the replica moved.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::stop_replica_response::StopReplicaPartitionError;
 use kafka_protocol::messages::{ApiKey, StopReplicaRequest, StopReplicaResponse, TopicName};
 
@@ -59,7 +60,7 @@ pub async fn handle(api: &Api, request: StopReplicaRequest, version: i16) -> Sto
             && epoch >= 0
             && epoch < p.leader_epoch()
         {
-            code = errors::FENCED_LEADER_EPOCH;
+            code = ResponseError::FencedLeaderEpoch.code();
         } else {
             if name == OFFSETS_TOPIC {
                 api.groups.unload_partition(partition);

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -11,7 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, errors};
+use super::Api;
 
 pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
@@ -21,7 +22,7 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
         let mut r = CreatableTopicResult::default();
         r.name = topic.name.clone();
         if !seen.insert(name.clone()) {
-            r.error_code = errors::INVALID_REQUEST;
+            r.error_code = ResponseError::InvalidRequest.code();
             set_message(
                 &mut r.error_message,
                 version,
@@ -33,7 +34,7 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
         }
         if !topic.assignments.is_empty() {
             // Manual replica assignment arrives with the multi-broker controller.
-            r.error_code = errors::INVALID_REQUEST;
+            r.error_code = ResponseError::InvalidRequest.code();
             set_message(
                 &mut r.error_message,
                 version,
@@ -152,7 +153,7 @@ pub async fn create_partitions(
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
         if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            r.error_code = errors::INVALID_REQUEST;
+            r.error_code = ResponseError::InvalidRequest.code();
             r.error_message = Some(StrBytes::from_static_str(
                 "manual replica assignment is not supported yet",
             ));

@@ -3,6 +3,7 @@
 //! coordinator's (`crate::txn`) and, for offsets, the group coordinator's; this module maps the
 //! wire versions.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
@@ -19,17 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
-use crate::txn::codes;
 use crate::txn::records::TxnState as State;
-
-/// Clients older than KIP-588 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
-pub fn fenced_for(version: i16, first_with_fenced: i16, code: i16) -> i16 {
-    if code == codes::PRODUCER_FENCED && version < first_with_fenced {
-        codes::INVALID_PRODUCER_EPOCH
-    } else {
-        code
-    }
-}
 
 /// One transaction's AddPartitionsToTxn: an error per partition. Partitions of unknown
 /// topics get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as in Kafka.
@@ -55,9 +46,9 @@ async fn add_partitions_one(
             .iter()
             .map(|u| {
                 if *u {
-                    codes::UNKNOWN_TOPIC_OR_PARTITION
+                    ResponseError::UnknownTopicOrPartition.code()
                 } else {
-                    codes::OPERATION_NOT_ATTEMPTED
+                    ResponseError::OperationNotAttempted.code()
                 }
             })
             .collect()
@@ -75,8 +66,8 @@ async fn add_partitions_one(
             .add_partitions(transactional_id, producer_id, producer_epoch, &wanted)
             .await
         {
-            Ok(()) => codes::NONE,
-            Err(code) => fenced_for(version, 2, code),
+            Ok(()) => errors::NONE,
+            Err(code) => errors::fenced_for(version, 2, code),
         };
         vec![code; wanted.len()]
     };
@@ -88,7 +79,9 @@ async fn add_partitions_one(
         for p in &t.partitions {
             let mut pr = AddPartitionsToTxnPartitionResult::default();
             pr.partition_index = *p;
-            pr.partition_error_code = codes_iter.next().unwrap_or(codes::UNKNOWN_SERVER_ERROR);
+            pr.partition_error_code = codes_iter
+                .next()
+                .unwrap_or(ResponseError::UnknownServerError.code());
             r.results_by_partition.push(pr);
         }
         out.push(r);
@@ -153,8 +146,8 @@ pub async fn add_offsets(
         )
         .await
     {
-        Ok(()) => codes::NONE,
-        Err(code) => fenced_for(version, 2, code),
+        Ok(()) => errors::NONE,
+        Err(code) => errors::fenced_for(version, 2, code),
     };
     response
 }
@@ -172,8 +165,8 @@ pub async fn end_txn(api: &Api, request: EndTxnRequest, version: i16) -> EndTxnR
         )
         .await
     {
-        Ok(()) => codes::NONE,
-        Err(code) => fenced_for(version, 2, code),
+        Ok(()) => errors::NONE,
+        Err(code) => errors::fenced_for(version, 2, code),
     };
     response
 }
@@ -217,7 +210,9 @@ pub async fn txn_offset_commit(
         for p in partitions {
             let mut r = TxnOffsetCommitResponsePartition::default();
             r.partition_index = p;
-            r.error_code = results.next().unwrap_or(codes::UNKNOWN_SERVER_ERROR);
+            r.error_code = results
+                .next()
+                .unwrap_or(ResponseError::UnknownServerError.code());
             t.partitions.push(r);
         }
         response.topics.push(t);

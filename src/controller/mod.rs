@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use kafka_protocol::ResponseError;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -53,25 +54,24 @@ pub enum ControllerError {
 impl ControllerError {
     pub fn kafka_error_code(&self) -> i16 {
         match self {
-            ControllerError::TopicExists(_) => 36,
-            ControllerError::UnknownTopic(_) => 3,
-            ControllerError::InvalidTopic(_) => 17,
-            ControllerError::InvalidPartitions(_) => 37,
-            ControllerError::InvalidReplicationFactor(_) => 38,
-            ControllerError::InvalidConfig(_) => 40,
-            ControllerError::DeletionDisabled => 73,
-            ControllerError::Store(_) => 41, // NOT_CONTROLLER: retriable for the client
+            ControllerError::TopicExists(_) => ResponseError::TopicAlreadyExists.code(),
+            ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
+            ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),
+            ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
+            ControllerError::InvalidReplicationFactor(_) => {
+                ResponseError::InvalidReplicationFactor.code()
+            }
+            ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
+            ControllerError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
+            // Retriable for the client, which looks the controller up again.
+            ControllerError::Store(_) => ResponseError::NotController.code(),
             ControllerError::Log(e) => e.kafka_error_code(),
-            ControllerError::TimedOut(_) => 7, // REQUEST_TIMED_OUT
+            ControllerError::TimedOut(_) => ResponseError::RequestTimedOut.code(),
             // Kafka's AdminOperationException is no ApiException: UNKNOWN_SERVER_ERROR.
-            ControllerError::IncompleteRacks(_) => -1,
+            ControllerError::IncompleteRacks(_) => ResponseError::UnknownServerError.code(),
         }
     }
 }
-
-/// NOT_CONTROLLER: the request went to a broker that is not (or no longer) the controller;
-/// clients look the controller up again and retry.
-pub const NOT_CONTROLLER: i16 = 41;
 
 /// One partition's outcome of a controller operation: a Kafka error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,20 +210,20 @@ impl Controller {
     /// when the controller is busy (ZooKeeper unreachable, say) for longer than
     /// `controller.socket.timeout.ms`.
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, i16> {
-        const REQUEST_TIMED_OUT: i16 = 7;
         let tx = self
             .commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(NOT_CONTROLLER)?;
+            .ok_or(ResponseError::NotController.code())?;
         let (reply, rx) = oneshot::channel();
-        tx.send(make(reply)).map_err(|_| NOT_CONTROLLER)?;
+        tx.send(make(reply))
+            .map_err(|_| ResponseError::NotController.code())?;
         let wait = Duration::from_millis(self.config.controller_socket_timeout_ms);
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(NOT_CONTROLLER),
-            Err(_) => Err(REQUEST_TIMED_OUT),
+            Ok(Err(_)) => Err(ResponseError::NotController.code()),
+            Err(_) => Err(ResponseError::RequestTimedOut.code()),
         }
     }
 

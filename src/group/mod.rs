@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::Instant;
 
@@ -38,6 +39,7 @@ use crate::controller::Controller;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, TopicPartition, batch};
 use crate::metadata::MetadataCache;
+use crate::protocol::errors;
 use crate::replica::{Partition, ReplicaManager};
 use records::{GroupValue, MemberValue, OffsetValue, RecordKey};
 
@@ -45,30 +47,6 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// The protocol type of Kafka consumers, whose JoinGroup metadata the coordinator reads.
 const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-
-/// Kafka error codes the coordinator answers with.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const REQUEST_TIMED_OUT: i16 = 7;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-}
 
 /// `offset.metadata.max.bytes` (Kafka's default; not configurable here yet).
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -503,10 +481,13 @@ impl Group {
     fn answer_all_not_coordinator(&mut self) {
         for m in &mut self.members {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(codes::NOT_COORDINATOR, &m.member_id));
+                let _ = w.send(JoinResult::error(
+                    ResponseError::NotCoordinator.code(),
+                    &m.member_id,
+                ));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(codes::NOT_COORDINATOR));
+                let _ = w.send(SyncResult::error(ResponseError::NotCoordinator.code()));
             }
         }
     }
@@ -572,7 +553,7 @@ impl GroupCoordinator {
                 // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
                 // offsets.topic.replication.factor) and retries creation later.
                 tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                codes::COORDINATOR_NOT_AVAILABLE
+                ResponseError::CoordinatorNotAvailable.code()
             })
     }
 
@@ -584,7 +565,7 @@ impl GroupCoordinator {
             .partition(OFFSETS_TOPIC, self.partition_for(group))
         {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(codes::COORDINATOR_NOT_AVAILABLE),
+            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
         }
     }
 
@@ -597,9 +578,9 @@ impl GroupCoordinator {
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(p) => Ok(p),
             None if self.cache.partition(OFFSETS_TOPIC, partition).is_some() => {
-                Err(codes::NOT_COORDINATOR)
+                Err(ResponseError::NotCoordinator.code())
             }
-            None => Err(codes::COORDINATOR_NOT_AVAILABLE),
+            None => Err(ResponseError::CoordinatorNotAvailable.code()),
         }
     }
 
@@ -610,13 +591,13 @@ impl GroupCoordinator {
         self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(_) => Ok(()),
-            None => Err(codes::NOT_COORDINATOR),
+            None => Err(ResponseError::NotCoordinator.code()),
         }
     }
 
     fn check_loaded(&self, partition: i32) -> Result<(), i16> {
         if self.loading_lock().contains(&partition) {
-            Err(codes::COORDINATOR_LOAD_IN_PROGRESS)
+            Err(ResponseError::CoordinatorLoadInProgress.code())
         } else {
             Ok(())
         }
@@ -693,7 +674,7 @@ impl GroupCoordinator {
 
     pub async fn join(&self, req: JoinRequest) -> JoinResult {
         if req.group_id.is_empty() {
-            return JoinResult::error(codes::INVALID_GROUP_ID, &req.member_id);
+            return JoinResult::error(ResponseError::InvalidGroupId.code(), &req.member_id);
         }
         // A group lives on its coordinator only: a join that reached another broker (stale
         // coordinator lookup) must not create the group here.
@@ -703,7 +684,7 @@ impl GroupCoordinator {
         if req.session_timeout_ms < self.config.group_min_session_timeout_ms
             || req.session_timeout_ms > self.config.group_max_session_timeout_ms
         {
-            return JoinResult::error(codes::INVALID_SESSION_TIMEOUT, &req.member_id);
+            return JoinResult::error(ResponseError::InvalidSessionTimeout.code(), &req.member_id);
         }
         let wait_bound = ms(req.rebalance_timeout_ms.max(req.session_timeout_ms))
             + ms(self
@@ -716,12 +697,15 @@ impl GroupCoordinator {
             let now = Instant::now();
             if !groups.contains_key(&req.group_id) {
                 if !req.member_id.is_empty() {
-                    return JoinResult::error(codes::UNKNOWN_MEMBER_ID, &req.member_id);
+                    return JoinResult::error(
+                        ResponseError::UnknownMemberId.code(),
+                        &req.member_id,
+                    );
                 }
                 groups.insert(req.group_id.clone(), Group::new());
             }
             let Some(group) = groups.get_mut(&req.group_id) else {
-                return JoinResult::error(codes::UNKNOWN_SERVER_ERROR, &req.member_id);
+                return JoinResult::error(ResponseError::UnknownServerError.code(), &req.member_id);
             };
             let outcome = self.join_locked(group, &req, now);
             // A member turned away by `group.max.size` may have been the last one awaited.
@@ -736,8 +720,8 @@ impl GroupCoordinator {
         match tokio::time::timeout(wait_bound, rx).await {
             Ok(Ok(result)) => result,
             // The member was removed (left, replaced) while waiting.
-            Ok(Err(_)) => JoinResult::error(codes::UNKNOWN_MEMBER_ID, &req.member_id),
-            Err(_) => JoinResult::error(codes::REBALANCE_IN_PROGRESS, &req.member_id),
+            Ok(Err(_)) => JoinResult::error(ResponseError::UnknownMemberId.code(), &req.member_id),
+            Err(_) => JoinResult::error(ResponseError::RebalanceInProgress.code(), &req.member_id),
         }
     }
 
@@ -762,13 +746,13 @@ impl GroupCoordinator {
                 "group is full (group.max.size)"
             );
             return Err(Box::new(JoinResult::error(
-                codes::GROUP_MAX_SIZE_REACHED,
+                ResponseError::GroupMaxSizeReached.code(),
                 "",
             )));
         }
         if group.state == GroupState::Dead {
             return Err(Box::new(JoinResult::error(
-                codes::COORDINATOR_NOT_AVAILABLE,
+                ResponseError::CoordinatorNotAvailable.code(),
                 &req.member_id,
             )));
         }
@@ -782,7 +766,7 @@ impl GroupCoordinator {
         };
         if !consistent {
             return Err(Box::new(JoinResult::error(
-                codes::INCONSISTENT_GROUP_PROTOCOL,
+                ResponseError::InconsistentGroupProtocol.code(),
                 &req.member_id,
             )));
         }
@@ -804,7 +788,7 @@ impl GroupCoordinator {
                     .pending
                     .insert(member_id.clone(), now + ms(req.session_timeout_ms));
                 return Err(Box::new(JoinResult::error(
-                    codes::MEMBER_ID_REQUIRED,
+                    ResponseError::MemberIdRequired.code(),
                     &member_id,
                 )));
             }
@@ -813,7 +797,7 @@ impl GroupCoordinator {
         }
         if group.fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return Err(Box::new(JoinResult::error(
-                codes::FENCED_INSTANCE_ID,
+                ResponseError::FencedInstanceId.code(),
                 &req.member_id,
             )));
         }
@@ -826,7 +810,7 @@ impl GroupCoordinator {
         let protocol = group.protocol.clone();
         let Some(member) = group.member(&req.member_id) else {
             return Err(Box::new(JoinResult::error(
-                codes::UNKNOWN_MEMBER_ID,
+                ResponseError::UnknownMemberId.code(),
                 &req.member_id,
             )));
         };
@@ -871,10 +855,13 @@ impl GroupCoordinator {
         let m = &mut group.members[idx];
         let old_id = std::mem::replace(&mut m.member_id, new_id.clone());
         if let Some(w) = m.join_waiter.take() {
-            let _ = w.send(JoinResult::error(codes::FENCED_INSTANCE_ID, &old_id));
+            let _ = w.send(JoinResult::error(
+                ResponseError::FencedInstanceId.code(),
+                &old_id,
+            ));
         }
         if let Some(w) = m.sync_waiter.take() {
-            let _ = w.send(SyncResult::error(codes::FENCED_INSTANCE_ID));
+            let _ = w.send(SyncResult::error(ResponseError::FencedInstanceId.code()));
         }
         let unchanged = m.protocols == req.protocols;
         m.protocols = req.protocols.clone();
@@ -963,7 +950,7 @@ impl GroupCoordinator {
             Vec::new()
         };
         JoinResult {
-            error: codes::NONE,
+            error: errors::NONE,
             generation: group.generation,
             protocol_type: group.protocol_type.clone(),
             protocol,
@@ -980,7 +967,7 @@ impl GroupCoordinator {
             for m in &mut group.members {
                 m.assignment = Bytes::new();
                 if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult::error(codes::REBALANCE_IN_PROGRESS));
+                    let _ = w.send(SyncResult::error(ResponseError::RebalanceInProgress.code()));
                 }
             }
         }
@@ -1100,10 +1087,10 @@ impl GroupCoordinator {
             let mut groups = self.lock();
             let now = Instant::now();
             let Some(group) = groups.get_mut(group_id) else {
-                return SyncResult::error(codes::UNKNOWN_MEMBER_ID);
+                return SyncResult::error(ResponseError::UnknownMemberId.code());
             };
             if group.fenced(member_id, instance) {
-                return SyncResult::error(codes::FENCED_INSTANCE_ID);
+                return SyncResult::error(ResponseError::FencedInstanceId.code());
             }
             let is_leader = group.leader.as_deref() == Some(member_id);
             let protocol_type = group.protocol_type.clone();
@@ -1111,23 +1098,23 @@ impl GroupCoordinator {
             let state = group.state;
             let group_generation = group.generation;
             let Some(member) = group.member(member_id) else {
-                return SyncResult::error(codes::UNKNOWN_MEMBER_ID);
+                return SyncResult::error(ResponseError::UnknownMemberId.code());
             };
             if generation != group_generation {
-                return SyncResult::error(codes::ILLEGAL_GENERATION);
+                return SyncResult::error(ResponseError::IllegalGeneration.code());
             }
             member.refresh_session(now);
             let wait_bound = ms(member.rebalance_timeout_ms.max(member.session_timeout_ms));
             match state {
                 GroupState::Empty | GroupState::Dead => {
-                    return SyncResult::error(codes::UNKNOWN_MEMBER_ID);
+                    return SyncResult::error(ResponseError::UnknownMemberId.code());
                 }
                 GroupState::PreparingRebalance => {
-                    return SyncResult::error(codes::REBALANCE_IN_PROGRESS);
+                    return SyncResult::error(ResponseError::RebalanceInProgress.code());
                 }
                 GroupState::Stable => {
                     return SyncResult {
-                        error: codes::NONE,
+                        error: errors::NONE,
                         protocol_type,
                         protocol,
                         assignment: member.assignment.clone(),
@@ -1169,7 +1156,7 @@ impl GroupCoordinator {
                         for m in &mut group.members {
                             if let Some(w) = m.sync_waiter.take() {
                                 let _ = w.send(SyncResult {
-                                    error: codes::NONE,
+                                    error: errors::NONE,
                                     protocol_type: protocol_type.clone(),
                                     protocol: protocol.clone(),
                                     assignment: m.assignment.clone(),
@@ -1191,8 +1178,8 @@ impl GroupCoordinator {
         }
         match tokio::time::timeout(wait_bound + WAIT_SLACK, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => SyncResult::error(codes::UNKNOWN_MEMBER_ID),
-            Err(_) => SyncResult::error(codes::REBALANCE_IN_PROGRESS),
+            Ok(Err(_)) => SyncResult::error(ResponseError::UnknownMemberId.code()),
+            Err(_) => SyncResult::error(ResponseError::RebalanceInProgress.code()),
         }
     }
 
@@ -1206,34 +1193,36 @@ impl GroupCoordinator {
         match self.validate(group_id) {
             Ok(()) => {}
             // Kafka answers blindly while the group loads: the member keeps its session.
-            Err(codes::COORDINATOR_LOAD_IN_PROGRESS) => return codes::NONE,
+            Err(code) if code == ResponseError::CoordinatorLoadInProgress.code() => {
+                return errors::NONE;
+            }
             Err(code) => return code,
         }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return ResponseError::UnknownMemberId.code();
         };
         let state = group.state;
         let group_generation = group.generation;
         match state {
-            GroupState::Dead => return codes::COORDINATOR_NOT_AVAILABLE,
-            GroupState::Empty => return codes::UNKNOWN_MEMBER_ID,
+            GroupState::Dead => return ResponseError::CoordinatorNotAvailable.code(),
+            GroupState::Empty => return ResponseError::UnknownMemberId.code(),
             _ => {}
         }
         if group.fenced(member_id, instance) {
-            return codes::FENCED_INSTANCE_ID;
+            return ResponseError::FencedInstanceId.code();
         }
         let Some(member) = group.member(member_id) else {
-            return codes::UNKNOWN_MEMBER_ID;
+            return ResponseError::UnknownMemberId.code();
         };
         if generation != group_generation {
-            return codes::ILLEGAL_GENERATION;
+            return ResponseError::IllegalGeneration.code();
         }
         member.refresh_session(Instant::now());
         if state == GroupState::PreparingRebalance {
-            codes::REBALANCE_IN_PROGRESS
+            ResponseError::RebalanceInProgress.code()
         } else {
-            codes::NONE
+            errors::NONE
         }
     }
 
@@ -1252,8 +1241,8 @@ impl GroupCoordinator {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return (
-                    codes::UNKNOWN_MEMBER_ID,
-                    vec![codes::UNKNOWN_MEMBER_ID; member_ids.len()],
+                    ResponseError::UnknownMemberId.code(),
+                    vec![ResponseError::UnknownMemberId.code(); member_ids.len()],
                 );
             };
             let now = Instant::now();
@@ -1261,13 +1250,13 @@ impl GroupCoordinator {
             let mut removed_any = false;
             for (id, instance) in member_ids {
                 if group.pending.remove(id).is_some() {
-                    out.push(codes::NONE);
+                    out.push(errors::NONE);
                     continue;
                 }
                 let found = match instance {
                     Some(instance) => match group.static_member_index(instance) {
                         Some(i) if !id.is_empty() && group.members[i].member_id != *id => {
-                            out.push(codes::FENCED_INSTANCE_ID);
+                            out.push(ResponseError::FencedInstanceId.code());
                             continue;
                         }
                         found => found,
@@ -1278,16 +1267,18 @@ impl GroupCoordinator {
                     Some(i) => {
                         let m = group.members.remove(i);
                         if let Some(w) = m.join_waiter {
-                            let _ = w.send(JoinResult::error(codes::UNKNOWN_MEMBER_ID, id));
+                            let _ = w
+                                .send(JoinResult::error(ResponseError::UnknownMemberId.code(), id));
                         }
                         if let Some(w) = m.sync_waiter {
-                            let _ = w.send(SyncResult::error(codes::UNKNOWN_MEMBER_ID));
+                            let _ =
+                                w.send(SyncResult::error(ResponseError::UnknownMemberId.code()));
                         }
                         tracing::info!(group = group_id, member = id, "member left");
                         removed_any = true;
-                        out.push(codes::NONE);
+                        out.push(errors::NONE);
                     }
-                    None => out.push(codes::UNKNOWN_MEMBER_ID),
+                    None => out.push(ResponseError::UnknownMemberId.code()),
                 }
             }
             let pending = if removed_any {
@@ -1298,7 +1289,7 @@ impl GroupCoordinator {
             (out, pending)
         };
         self.persist_groups(pending.into_iter().collect()).await;
-        (codes::NONE, codes_out)
+        (errors::NONE, codes_out)
     }
 
     /// After members were removed: rebalance, or finish the one in progress.
@@ -1428,7 +1419,7 @@ impl GroupCoordinator {
         retention_ms: i64,
     ) -> Vec<i16> {
         if group_id.is_empty() {
-            return vec![codes::INVALID_GROUP_ID; offsets.len()];
+            return vec![ResponseError::InvalidGroupId.code(); offsets.len()];
         }
         // Before the group is looked at: a commit that reached another broker must not create
         // the group here.
@@ -1443,18 +1434,24 @@ impl GroupCoordinator {
                     groups.insert(group_id.to_string(), Group::new());
                     Ok(())
                 }
-                None => Err(codes::UNKNOWN_MEMBER_ID),
+                None => Err(ResponseError::UnknownMemberId.code()),
                 Some(g) if generation < 0 && g.state == GroupState::Empty => Ok(()),
                 Some(g) if g.state == GroupState::CompletingRebalance => {
-                    Err(codes::REBALANCE_IN_PROGRESS)
+                    Err(ResponseError::RebalanceInProgress.code())
                 }
-                Some(g) if g.state == GroupState::Dead => Err(codes::COORDINATOR_NOT_AVAILABLE),
-                Some(g) if g.fenced(member_id, instance) => Err(codes::FENCED_INSTANCE_ID),
+                Some(g) if g.state == GroupState::Dead => {
+                    Err(ResponseError::CoordinatorNotAvailable.code())
+                }
+                Some(g) if g.fenced(member_id, instance) => {
+                    Err(ResponseError::FencedInstanceId.code())
+                }
                 Some(g) => {
                     let group_generation = g.generation;
                     match g.member(member_id) {
-                        None => Err(codes::UNKNOWN_MEMBER_ID),
-                        Some(_) if generation != group_generation => Err(codes::ILLEGAL_GENERATION),
+                        None => Err(ResponseError::UnknownMemberId.code()),
+                        Some(_) if generation != group_generation => {
+                            Err(ResponseError::IllegalGeneration.code())
+                        }
                         Some(m) => {
                             m.refresh_session(Instant::now());
                             Ok(())
@@ -1485,7 +1482,7 @@ impl GroupCoordinator {
         offsets: Vec<OffsetToCommit>,
     ) -> Vec<i16> {
         if group_id.is_empty() {
-            return vec![codes::INVALID_GROUP_ID; offsets.len()];
+            return vec![ResponseError::InvalidGroupId.code(); offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -1494,16 +1491,20 @@ impl GroupCoordinator {
                     groups.insert(group_id.to_string(), Group::new());
                     Ok(())
                 }
-                Some(g) if g.state == GroupState::Dead => Err(codes::COORDINATOR_NOT_AVAILABLE),
-                Some(g) if g.fenced(member_id, instance) => Err(codes::FENCED_INSTANCE_ID),
+                Some(g) if g.state == GroupState::Dead => {
+                    Err(ResponseError::CoordinatorNotAvailable.code())
+                }
+                Some(g) if g.fenced(member_id, instance) => {
+                    Err(ResponseError::FencedInstanceId.code())
+                }
                 Some(g)
                     if !member_id.is_empty()
                         && !g.members.iter().any(|m| m.member_id == member_id) =>
                 {
-                    Err(codes::UNKNOWN_MEMBER_ID)
+                    Err(ResponseError::UnknownMemberId.code())
                 }
                 Some(g) if generation >= 0 && generation != g.generation => {
-                    Err(codes::ILLEGAL_GENERATION)
+                    Err(ResponseError::IllegalGeneration.code())
                 }
                 Some(_) => Ok(()),
             }
@@ -1528,7 +1529,7 @@ impl GroupCoordinator {
     ) -> Vec<i16> {
         let now = now_ms();
         let expire_timestamp = (retention_ms >= 0).then(|| now.saturating_add(retention_ms));
-        let mut results = vec![codes::NONE; offsets.len()];
+        let mut results = vec![errors::NONE; offsets.len()];
         let mut to_write = Vec::new();
         let mut values = Vec::new();
         for (i, (topic, partition, offset, leader_epoch, metadata)) in
@@ -1536,7 +1537,7 @@ impl GroupCoordinator {
         {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                results[i] = codes::OFFSET_METADATA_TOO_LARGE;
+                results[i] = ResponseError::OffsetMetadataTooLarge.code();
                 continue;
             }
             let value = CommittedOffset {
@@ -1674,9 +1675,9 @@ impl GroupCoordinator {
     /// the list may lack groups then).
     pub fn list(&self) -> (i16, Vec<(String, String, GroupState)>) {
         let error = if self.loading_lock().is_empty() {
-            codes::NONE
+            errors::NONE
         } else {
-            codes::COORDINATOR_LOAD_IN_PROGRESS
+            ResponseError::CoordinatorLoadInProgress.code()
         };
         let groups = self.lock();
         let mut out: Vec<_> = groups
@@ -1752,7 +1753,7 @@ impl GroupCoordinator {
     /// `__consumer_offsets` (so they do not come back at the next start) before it is dropped.
     pub async fn delete(&self, group_id: &str) -> i16 {
         if group_id.is_empty() {
-            return codes::INVALID_GROUP_ID;
+            return ResponseError::InvalidGroupId.code();
         }
         if let Err(code) = self.validate(group_id) {
             return code;
@@ -1760,12 +1761,12 @@ impl GroupCoordinator {
         let tombstones = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
-                return codes::GROUP_ID_NOT_FOUND;
+                return ResponseError::GroupIdNotFound.code();
             };
             match group.state {
                 GroupState::Empty => {}
-                GroupState::Dead => return codes::GROUP_ID_NOT_FOUND,
-                _ => return codes::NON_EMPTY_GROUP,
+                GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
+                _ => return ResponseError::NonEmptyGroup.code(),
             }
             group.set_state(GroupState::Dead);
             let all: Vec<_> = group.offsets.keys().cloned().collect();
@@ -1777,7 +1778,7 @@ impl GroupCoordinator {
         };
         self.append_tombstones(group_id, tombstones).await;
         tracing::info!(group = group_id, "group deleted");
-        codes::NONE
+        errors::NONE
     }
 
     /// OffsetDelete: removes the group's committed offsets for `partitions`, Kafka's way: any
@@ -1790,21 +1791,21 @@ impl GroupCoordinator {
         partitions: Vec<TopicPartition>,
     ) -> Result<Vec<(TopicPartition, i16)>, i16> {
         if group_id.is_empty() {
-            return Err(codes::INVALID_GROUP_ID);
+            return Err(ResponseError::InvalidGroupId.code());
         }
         self.validate(group_id)?;
         let (results, tombstones) = {
             let mut groups = self.lock();
             let group = match groups.get_mut(group_id) {
                 Some(g) if g.state != GroupState::Dead => g,
-                _ => return Err(codes::GROUP_ID_NOT_FOUND),
+                _ => return Err(ResponseError::GroupIdNotFound.code()),
             };
             let (eligible, subscribed): (Vec<_>, Vec<_>) = match group.state {
                 GroupState::Empty => (partitions, Vec::new()),
                 _ if group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE) => partitions
                     .into_iter()
                     .partition(|(topic, _)| !group.is_subscribed_to(topic)),
-                _ => return Err(codes::NON_EMPTY_GROUP),
+                _ => return Err(ResponseError::NonEmptyGroup.code()),
             };
             let tombstones = group.remove_offsets(group_id, &eligible);
             if group.state == GroupState::Dead {
@@ -1812,11 +1813,11 @@ impl GroupCoordinator {
             }
             let results: Vec<_> = eligible
                 .into_iter()
-                .map(|tp| (tp, codes::NONE))
+                .map(|tp| (tp, errors::NONE))
                 .chain(
                     subscribed
                         .into_iter()
-                        .map(|tp| (tp, codes::GROUP_SUBSCRIBED_TO_TOPIC)),
+                        .map(|tp| (tp, ResponseError::GroupSubscribedToTopic.code())),
                 )
                 .collect();
             (results, tombstones)
@@ -2165,12 +2166,26 @@ impl AppendError {
     fn offset_commit_code(&self) -> i16 {
         match self {
             AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => match self.log_code() {
-                3 | 19 | 20 | codes::REQUEST_TIMED_OUT => codes::COORDINATOR_NOT_AVAILABLE,
-                6 | 56 => codes::NOT_COORDINATOR,
-                10 | 18 | 4 => codes::INVALID_COMMIT_OFFSET_SIZE,
-                other => other,
-            },
+            AppendError::Log(_) | AppendError::Replication(_) => {
+                let code = self.log_code();
+                match ResponseError::try_from_code(code) {
+                    Some(
+                        ResponseError::UnknownTopicOrPartition
+                        | ResponseError::NotEnoughReplicas
+                        | ResponseError::NotEnoughReplicasAfterAppend
+                        | ResponseError::RequestTimedOut,
+                    ) => ResponseError::CoordinatorNotAvailable.code(),
+                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+                        ResponseError::NotCoordinator.code()
+                    }
+                    Some(
+                        ResponseError::MessageTooLarge
+                        | ResponseError::RecordListTooLarge
+                        | ResponseError::InvalidFetchSize,
+                    ) => ResponseError::InvalidCommitOffsetSize.code(),
+                    _ => code,
+                }
+            }
         }
     }
 
@@ -2178,12 +2193,22 @@ impl AppendError {
     fn group_metadata_code(&self) -> i16 {
         match self {
             AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => match self.log_code() {
-                3 | 19 | 20 => codes::COORDINATOR_NOT_AVAILABLE,
-                6 | 56 => codes::NOT_COORDINATOR,
-                codes::REQUEST_TIMED_OUT => codes::REBALANCE_IN_PROGRESS,
-                _ => codes::UNKNOWN_SERVER_ERROR,
-            },
+            AppendError::Log(_) | AppendError::Replication(_) => {
+                match ResponseError::try_from_code(self.log_code()) {
+                    Some(
+                        ResponseError::UnknownTopicOrPartition
+                        | ResponseError::NotEnoughReplicas
+                        | ResponseError::NotEnoughReplicasAfterAppend,
+                    ) => ResponseError::CoordinatorNotAvailable.code(),
+                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+                        ResponseError::NotCoordinator.code()
+                    }
+                    Some(ResponseError::RequestTimedOut) => {
+                        ResponseError::RebalanceInProgress.code()
+                    }
+                    _ => ResponseError::UnknownServerError.code(),
+                }
+            }
         }
     }
 }

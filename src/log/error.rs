@@ -1,6 +1,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use kafka_protocol::ResponseError;
+
 /// Everything that can go wrong in the log layer. The `api` layer maps these to Kafka error codes
 /// through [`LogError::kafka_error_code`]; nothing above `log` needs to know how a batch was judged.
 #[derive(Debug, thiserror::Error)]
@@ -52,18 +54,22 @@ impl LogError {
     /// The Kafka protocol error code a client should see for this failure.
     pub fn kafka_error_code(&self) -> i16 {
         match self {
-            LogError::CorruptMessage(_) => 2,
-            LogError::InvalidRecord(_) => 87,
-            LogError::MessageTooLarge { .. } => 10,
-            LogError::InvalidTimestamp(_) => 32,
-            LogError::NotEnoughReplicas { .. } => 19,
-            LogError::UnsupportedCompression(_) => 76,
-            LogError::OffsetOutOfRange { .. } => 1,
-            LogError::OutOfOrderSequence(_) => 45,
-            LogError::InvalidProducerEpoch(_) => 47,
-            LogError::TransactionCoordinatorFenced(_) => 52,
+            LogError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
+            LogError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
+            LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
+            LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
+            LogError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
+            LogError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType.code(),
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
+            LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber.code(),
+            LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch.code(),
+            LogError::TransactionCoordinatorFenced(_) => {
+                ResponseError::TransactionCoordinatorFenced.code()
+            }
             // KAFKA_STORAGE_ERROR: the replica's disk failed us, the client may retry elsewhere.
-            LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => 56,
+            LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => {
+                ResponseError::KafkaStorageError.code()
+            }
         }
     }
 }

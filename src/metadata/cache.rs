@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
+use kafka_protocol::ResponseError;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub id: i32,
@@ -98,14 +100,12 @@ impl MetadataCache {
         controller_epoch: i32,
         broker_epoch: i64,
     ) -> Result<(), i16> {
-        const STALE_CONTROLLER_EPOCH: i16 = 11;
-        const STALE_BROKER_EPOCH: i16 = 77;
         let mut s = self.write();
         if controller_epoch < s.controller_epoch {
-            return Err(STALE_CONTROLLER_EPOCH);
+            return Err(ResponseError::StaleControllerEpoch.code());
         }
         if broker_epoch >= 0 && s.broker_epoch >= 0 && broker_epoch < s.broker_epoch {
-            return Err(STALE_BROKER_EPOCH);
+            return Err(ResponseError::StaleBrokerEpoch.code());
         }
         s.controller_epoch = controller_epoch;
         s.controller_id = controller_id;

@@ -4,5 +4,6 @@
 //! size limit, a header rule or an epoch rule is decided once. A leaf: it depends on no other
 //! module of odradek.
 
+pub mod errors;
 pub mod fetch_metadata;
 pub mod frame;

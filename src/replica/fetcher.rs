@@ -35,7 +35,6 @@ use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
 /// names topics rather than topic ids, which the fetcher knows without the metadata cache.
 /// Kafka 3.9 followers send v17; leaders answer any version.
 const FOLLOWER_FETCH_VERSION: i16 = 12;
-const OFFSET_OUT_OF_RANGE: i16 = 1;
 /// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
 /// `replica.socket.timeout.ms` default.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -593,9 +592,9 @@ fn fetch_request(
 
 /// One partition's answer, applied to the follower's log (on a blocking thread).
 fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied, LogError> {
-    match pd.error_code {
-        0 => {}
-        OFFSET_OUT_OF_RANGE => {
+    match ResponseError::try_from_code(pd.error_code) {
+        None => {}
+        Some(ResponseError::OffsetOutOfRange) => {
             let mut log = p.log.lock();
             if fetch_offset < pd.log_start_offset {
                 // The leader deleted what we would fetch next (retention, DeleteRecords).
@@ -610,7 +609,7 @@ fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied
             }
             return Ok(Applied::Done);
         }
-        code => return Ok(Applied::Backoff(code)),
+        Some(e) => return Ok(Applied::Backoff(e.code())),
     }
     if pd.diverging_epoch.end_offset >= 0 || pd.diverging_epoch.epoch >= 0 {
         // Not complete: the next fetch's last_fetched_epoch asks again.
@@ -846,7 +845,7 @@ mod tests {
         s.build(&all);
         s.answered(false, 42);
         // INVALID_FETCH_SESSION_EPOCH: close the session and ask for a new one.
-        s.reset(71);
+        s.reset(ResponseError::InvalidFetchSessionEpoch.code());
         assert_eq!((s.id, s.epoch), (42, 0));
         assert_eq!(s.build(&all).send, vec![0, 1]);
         // FETCH_SESSION_ID_NOT_FOUND: the leader has no such session to close.

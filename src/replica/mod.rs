@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{ConfigError, LogConfig};
@@ -401,9 +402,11 @@ pub enum AcksError {
 impl AcksError {
     pub fn kafka_error_code(self) -> i16 {
         match self {
-            AcksError::NotLeader => 6,
-            AcksError::TimedOut => 7,
-            AcksError::NotEnoughReplicasAfterAppend => 20,
+            AcksError::NotLeader => ResponseError::NotLeaderOrFollower.code(),
+            AcksError::TimedOut => ResponseError::RequestTimedOut.code(),
+            AcksError::NotEnoughReplicasAfterAppend => {
+                ResponseError::NotEnoughReplicasAfterAppend.code()
+            }
         }
     }
 }

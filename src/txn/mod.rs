@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
@@ -44,30 +45,12 @@ use crate::controller::channel::LocalDelivery;
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
+use crate::protocol::errors;
 use crate::replica::ReplicaManager;
 use producer_ids::ProducerIdManager;
 use records::{TxnState, TxnValue};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
-
-/// Kafka error codes the coordinator answers with.
-pub mod codes {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-    pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const INVALID_TXN_STATE: i16 = 48;
-    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
-    pub const OPERATION_NOT_ATTEMPTED: i16 = 55;
-    pub const PRODUCER_FENCED: i16 = 90;
-    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
-}
 
 /// How long one WriteTxnMarkers exchange with another broker may take.
 const MARKER_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -198,7 +181,7 @@ impl TransactionCoordinator {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot create {TRANSACTION_STATE_TOPIC}");
-                codes::COORDINATOR_NOT_AVAILABLE
+                ResponseError::CoordinatorNotAvailable.code()
             })
     }
 
@@ -210,7 +193,7 @@ impl TransactionCoordinator {
             self.partition_for(transactional_id),
         ) {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(codes::COORDINATOR_NOT_AVAILABLE),
+            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
         }
     }
 
@@ -222,14 +205,14 @@ impl TransactionCoordinator {
             .unwrap_or_else(|p| p.into_inner())
             .contains(&partition)
         {
-            return Err(codes::COORDINATOR_LOAD_IN_PROGRESS);
+            return Err(ResponseError::CoordinatorLoadInProgress.code());
         }
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&partition)
             .copied()
-            .ok_or(codes::NOT_COORDINATOR)
+            .ok_or(ResponseError::NotCoordinator.code())
     }
 
     fn still_coordinator(&self, partition: i32, epoch: i32) -> bool {
@@ -266,10 +249,10 @@ impl TransactionCoordinator {
             .replicas
             .leader(TRANSACTION_STATE_TOPIC, state_partition)
         else {
-            return Err(codes::NOT_COORDINATOR);
+            return Err(ResponseError::NotCoordinator.code());
         };
         if partition.leader_epoch() != coordinator_epoch {
-            return Err(codes::NOT_COORDINATOR);
+            return Err(ResponseError::NotCoordinator.code());
         }
         let now = now_ms();
         let bytes = BatchBuilder {
@@ -282,7 +265,7 @@ impl TransactionCoordinator {
             ..BatchBuilder::default()
         }
         .build()
-        .map_err(|_| codes::UNKNOWN_SERVER_ERROR)?;
+        .map_err(|_| ResponseError::UnknownServerError.code())?;
         // As Kafka (TransactionLog.EnforcedRequiredAcks): acknowledged once the ISR has it, so
         // that a new coordinator after a failover reads every state the clients were told of.
         let written = self
@@ -302,10 +285,17 @@ impl TransactionCoordinator {
                 );
             });
         // Kafka's appendTransactionToLog callback.
-        written.map_err(|code| match code {
-            3 | 19 | 20 | 7 => codes::COORDINATOR_NOT_AVAILABLE,
-            6 | 56 => codes::NOT_COORDINATOR,
-            _ => codes::UNKNOWN_SERVER_ERROR,
+        written.map_err(|code| match ResponseError::try_from_code(code) {
+            Some(
+                ResponseError::UnknownTopicOrPartition
+                | ResponseError::NotEnoughReplicas
+                | ResponseError::NotEnoughReplicasAfterAppend
+                | ResponseError::RequestTimedOut,
+            ) => ResponseError::CoordinatorNotAvailable.code(),
+            Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+                ResponseError::NotCoordinator.code()
+            }
+            _ => ResponseError::UnknownServerError.code(),
         })
     }
 
@@ -327,7 +317,7 @@ impl TransactionCoordinator {
             written.is_ok() && self.still_coordinator(transit.partition, transit.coordinator_epoch);
         self.finish(transactional_id, transit, ok);
         match written {
-            Ok(()) if !ok => Err(codes::NOT_COORDINATOR),
+            Ok(()) if !ok => Err(ResponseError::NotCoordinator.code()),
             other => other,
         }
     }
@@ -346,10 +336,10 @@ impl TransactionCoordinator {
         producer_ids: &ProducerIdManager,
     ) -> Result<(i64, i16), i16> {
         if transactional_id.is_empty() {
-            return Err(codes::INVALID_REQUEST);
+            return Err(ResponseError::InvalidRequest.code());
         }
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
-            return Err(codes::INVALID_TRANSACTION_TIMEOUT);
+            return Err(ResponseError::InvalidTransactionTimeout.code());
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -357,7 +347,7 @@ impl TransactionCoordinator {
         if !exists {
             let id = producer_ids.next_id().await.map_err(|e| {
                 tracing::warn!(error = %e, "could not allocate a producer id");
-                codes::COORDINATOR_NOT_AVAILABLE
+                ResponseError::CoordinatorNotAvailable.code()
             })?;
             self.lock()
                 .entry(transactional_id.to_string())
@@ -388,7 +378,7 @@ impl TransactionCoordinator {
         let new_id = match rotate_to {
             Some(()) => Some(producer_ids.next_id().await.map_err(|e| {
                 tracing::warn!(error = %e, "could not allocate a producer id");
-                codes::COORDINATOR_NOT_AVAILABLE
+                ResponseError::CoordinatorNotAvailable.code()
             })?),
             None => None,
         };
@@ -407,7 +397,7 @@ impl TransactionCoordinator {
                 // Abort the open transaction under a bumped epoch (fencing its producer); the
                 // client retries and gets a second bump once the abort completes.
                 self.fence_and_abort(transactional_id).await?;
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
         };
         self.write_and_apply(transactional_id, &transit).await?;
@@ -437,25 +427,25 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(codes::NOT_COORDINATOR)?;
+                .ok_or(ResponseError::NotCoordinator.code())?;
             if m.pending.is_some() {
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
             if let Some((pid, epoch)) = expected {
                 let valid = m.value.producer_epoch == -1
                     || pid == m.value.producer_id
                     || (pid == m.last_producer_id && epoch_exhausted(epoch));
                 if !valid {
-                    return Err(codes::PRODUCER_FENCED);
+                    return Err(ResponseError::ProducerFenced.code());
                 }
             }
             match m.value.state {
                 TxnState::PrepareAbort | TxnState::PrepareCommit => {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    return Err(ResponseError::ConcurrentTransactions.code());
                 }
                 TxnState::Ongoing => return Ok(None),
                 TxnState::Dead | TxnState::PrepareEpochFence => {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    return Err(ResponseError::ConcurrentTransactions.code());
                 }
                 TxnState::Empty | TxnState::CompleteAbort | TxnState::CompleteCommit => {}
             }
@@ -473,7 +463,7 @@ impl TransactionCoordinator {
                     target.producer_epoch = 0;
                     m.last_producer_epoch = -1;
                 }
-                (true, _) => return Err(codes::CONCURRENT_TRANSACTIONS),
+                (true, _) => return Err(ResponseError::ConcurrentTransactions.code()),
                 (false, _) => {
                     let bumped = m.value.producer_epoch + 1;
                     match expected {
@@ -489,7 +479,7 @@ impl TransactionCoordinator {
                         }
                         // A retry after a bump whose answer was lost.
                         Some((_, e)) if e == m.last_producer_epoch => {}
-                        Some(_) => return Err(codes::PRODUCER_FENCED),
+                        Some(_) => return Err(ResponseError::ProducerFenced.code()),
                     }
                 }
             }
@@ -509,12 +499,12 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(codes::NOT_COORDINATOR)?;
+                .ok_or(ResponseError::NotCoordinator.code())?;
             if m.pending.is_some() {
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
             if m.value.state != TxnState::Ongoing {
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
             // Kafka keeps the last epoch value for exactly this bump. As in Kafka, the bump
             // stays even if the abort cannot be written: the old producer is fenced either way.
@@ -541,7 +531,7 @@ impl TransactionCoordinator {
         partitions: &[(String, i32)],
     ) -> Result<(), i16> {
         if transactional_id.is_empty() {
-            return Err(codes::INVALID_REQUEST);
+            return Err(ResponseError::InvalidRequest.code());
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -550,22 +540,22 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(codes::INVALID_PRODUCER_ID_MAPPING)?;
+                .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
             if m.value.producer_id != producer_id {
-                return Err(codes::INVALID_PRODUCER_ID_MAPPING);
+                return Err(ResponseError::InvalidProducerIdMapping.code());
             }
             if m.value.producer_epoch != producer_epoch {
-                return Err(codes::PRODUCER_FENCED);
+                return Err(ResponseError::ProducerFenced.code());
             }
             if m.pending.is_some() {
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
             match m.value.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    return Err(ResponseError::ConcurrentTransactions.code());
                 }
                 TxnState::Dead | TxnState::PrepareEpochFence => {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    return Err(ResponseError::ConcurrentTransactions.code());
                 }
                 TxnState::Ongoing if partitions.iter().all(|p| m.value.partitions.contains(p)) => {
                     return Ok(());
@@ -603,20 +593,20 @@ impl TransactionCoordinator {
         let txns = self.lock();
         let m = txns
             .get(transactional_id)
-            .ok_or(codes::INVALID_PRODUCER_ID_MAPPING)?;
+            .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
         if m.value.producer_id != producer_id {
-            return Err(codes::INVALID_PRODUCER_ID_MAPPING);
+            return Err(ResponseError::InvalidProducerIdMapping.code());
         }
         if m.value.producer_epoch != producer_epoch {
-            return Err(codes::PRODUCER_FENCED);
+            return Err(ResponseError::ProducerFenced.code());
         }
         Ok(partitions
             .iter()
             .map(|p| {
                 if m.value.state == TxnState::Ongoing && m.value.partitions.contains(p) {
-                    codes::NONE
+                    errors::NONE
                 } else {
-                    codes::INVALID_TXN_STATE
+                    ResponseError::InvalidTxnState.code()
                 }
             })
             .collect())
@@ -637,17 +627,17 @@ impl TransactionCoordinator {
         let txns = self.lock();
         let m = txns.get(transactional_id)?;
         if m.value.producer_id != producer_id {
-            return Some(codes::INVALID_TXN_STATE);
+            return Some(ResponseError::InvalidTxnState.code());
         }
         if m.value.producer_epoch != producer_epoch {
-            return Some(codes::INVALID_PRODUCER_EPOCH);
+            return Some(ResponseError::InvalidProducerEpoch.code());
         }
         let added = m.value.state == TxnState::Ongoing
             && m.value
                 .partitions
                 .iter()
                 .any(|(t, p)| t == topic && *p == partition);
-        (!added).then_some(codes::INVALID_TXN_STATE)
+        (!added).then_some(ResponseError::InvalidTxnState.code())
     }
 
     // -------------------------------------------------------------------------------------
@@ -664,7 +654,7 @@ impl TransactionCoordinator {
         from_client: bool,
     ) -> Result<(), i16> {
         if transactional_id.is_empty() {
-            return Err(codes::INVALID_REQUEST);
+            return Err(ResponseError::InvalidRequest.code());
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -673,17 +663,17 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(codes::INVALID_PRODUCER_ID_MAPPING)?;
+                .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
             if m.value.producer_id != producer_id {
-                return Err(codes::INVALID_PRODUCER_ID_MAPPING);
+                return Err(ResponseError::InvalidProducerIdMapping.code());
             }
             if (from_client && producer_epoch != m.value.producer_epoch)
                 || producer_epoch < m.value.producer_epoch
             {
-                return Err(codes::PRODUCER_FENCED);
+                return Err(ResponseError::ProducerFenced.code());
             }
             if m.pending.is_some() {
-                return Err(codes::CONCURRENT_TRANSACTIONS);
+                return Err(ResponseError::ConcurrentTransactions.code());
             }
             let invalid = || {
                 tracing::debug!(
@@ -692,7 +682,7 @@ impl TransactionCoordinator {
                     commit,
                     "EndTxn in a state that does not allow it"
                 );
-                codes::INVALID_TXN_STATE
+                ResponseError::InvalidTxnState.code()
             };
             match (m.value.state, commit) {
                 (TxnState::Ongoing, _) => {}
@@ -700,7 +690,7 @@ impl TransactionCoordinator {
                     return Ok(());
                 }
                 (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                    return Err(codes::CONCURRENT_TRANSACTIONS);
+                    return Err(ResponseError::ConcurrentTransactions.code());
                 }
                 _ => return Err(invalid()),
             }
@@ -801,7 +791,7 @@ impl TransactionCoordinator {
                                 for p in t.partitions {
                                     let key = (t.name.0.to_string(), p.partition_index);
                                     match p.error_code {
-                                        codes::NONE => {
+                                        errors::NONE => {
                                             remaining.remove(&key);
                                         }
                                         code => tracing::debug!(
@@ -953,7 +943,7 @@ impl TransactionCoordinator {
         let txns = self.lock();
         let m = txns
             .get(transactional_id)
-            .ok_or(codes::TRANSACTIONAL_ID_NOT_FOUND)?;
+            .ok_or(ResponseError::TransactionalIdNotFound.code())?;
         Ok(TxnDescription {
             transactional_id: transactional_id.to_string(),
             value: m.value.clone(),

@@ -4,16 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use kafka_protocol::ResponseError;
+
 use super::{ActiveController, Stop, Tp};
 use crate::controller::PartitionResult;
 use crate::metadata::store::StoreError;
 use crate::metadata::znodes::{self, PartitionListZnode};
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_TOPIC_EXCEPTION: i16 = 17;
-const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
-const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
-const ELECTION_NOT_NEEDED: i16 = 84;
 
 impl ActiveController {
     /// ElectLeaders: each partition (all when `None`) gets its preferred replica as leader, or,
@@ -28,9 +24,15 @@ impl ActiveController {
         let mut changed = Vec::new();
         for tp in wanted {
             let result = if !self.states.contains_key(&tp) || self.replicas(&tp).is_none() {
-                PartitionResult::error(UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist.")
+                PartitionResult::error(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    "The partition does not exist.",
+                )
             } else if self.deleting.contains(&tp.0) {
-                PartitionResult::error(INVALID_TOPIC_EXCEPTION, "The topic is being deleted")
+                PartitionResult::error(
+                    ResponseError::InvalidTopicException.code(),
+                    "The topic is being deleted",
+                )
             } else if unclean {
                 self.elect_unclean(&tp, &mut changed).await?
             } else {
@@ -68,13 +70,13 @@ impl ActiveController {
             }
             if s.leader == preferred {
                 return Ok(PartitionResult::error(
-                    ELECTION_NOT_NEEDED,
+                    ResponseError::ElectionNotNeeded.code(),
                     "The preferred replica is already the leader.",
                 ));
             }
             if !self.is_live(preferred) || !s.isr.contains(&preferred) {
                 return Ok(PartitionResult::error(
-                    PREFERRED_LEADER_NOT_AVAILABLE,
+                    ResponseError::PreferredLeaderNotAvailable.code(),
                     format!(
                         "Failed to elect leader for partition {}-{} under strategy \
                          PreferredReplicaPartitionLeaderElectionStrategy",
@@ -97,7 +99,7 @@ impl ActiveController {
             }
         }
         Ok(PartitionResult::error(
-            PREFERRED_LEADER_NOT_AVAILABLE,
+            ResponseError::PreferredLeaderNotAvailable.code(),
             "the partition state kept changing",
         ))
     }
@@ -115,13 +117,13 @@ impl ActiveController {
             };
             if s.leader >= 0 && self.is_live(s.leader) {
                 return Ok(PartitionResult::error(
-                    ELECTION_NOT_NEEDED,
+                    ResponseError::ElectionNotNeeded.code(),
                     "The partition has a live leader.",
                 ));
             }
             let Some((leader, isr)) = self.elect(tp, &replicas, &s, true).await? else {
                 return Ok(PartitionResult::error(
-                    ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                    ResponseError::EligibleLeadersNotAvailable.code(),
                     "No live replica can become leader.",
                 ));
             };
@@ -134,7 +136,7 @@ impl ActiveController {
             }
         }
         Ok(PartitionResult::error(
-            ELIGIBLE_LEADERS_NOT_AVAILABLE,
+            ResponseError::EligibleLeadersNotAvailable.code(),
             "the partition state kept changing",
         ))
     }
@@ -165,7 +167,9 @@ impl ActiveController {
         let mut changed = Vec::new();
         for tp in &wanted {
             let result = self.elect_preferred(tp, &mut changed).await?;
-            if result.error_code != 0 && result.error_code != ELECTION_NOT_NEEDED {
+            if result.error_code != 0
+                && result.error_code != ResponseError::ElectionNotNeeded.code()
+            {
                 tracing::warn!(
                     topic = tp.0,
                     partition = tp.1,

@@ -7,14 +7,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kafka_protocol::ResponseError;
+
 use super::{ActiveController, Stop, Tp};
 use crate::controller::{PartitionResult, Reassignment};
 use crate::metadata::store::StoreError;
 use crate::metadata::znodes::{self, ReassignPartitionsZnode, TopicZnode};
-
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 /// Kafka's `ReplicaAssignment`: the full replica set and the replicas a reassignment adds and
 /// removes.
@@ -98,7 +96,7 @@ impl ActiveController {
                     results.push((
                         tp,
                         PartitionResult::error(
-                            UNKNOWN_TOPIC_OR_PARTITION,
+                            ResponseError::UnknownTopicOrPartition.code(),
                             "The partition does not exist.",
                         ),
                     ));
@@ -110,7 +108,10 @@ impl ActiveController {
                     Err(message) => {
                         results.push((
                             tp,
-                            PartitionResult::error(INVALID_REPLICA_ASSIGNMENT, message),
+                            PartitionResult::error(
+                                ResponseError::InvalidReplicaAssignment.code(),
+                                message,
+                            ),
                         ));
                         continue;
                     }
@@ -121,7 +122,7 @@ impl ActiveController {
                     results.push((
                         tp,
                         PartitionResult::error(
-                            NO_REASSIGNMENT_IN_PROGRESS,
+                            ResponseError::NoReassignmentInProgress.code(),
                             "No reassignment is in progress for this partition.",
                         ),
                     ));

@@ -1,10 +1,9 @@
 //! Controlled shutdown (Kafka's `doControlledShutdown`) and the OfflineReplica transition it
 //! shares with reassignment: a replica is stopped and taken out of the ISR by the controller.
 
-use super::{ActiveController, NO_LEADER, Stop, Tp};
+use kafka_protocol::ResponseError;
 
-const BROKER_NOT_AVAILABLE: i16 = 8;
-const STALE_BROKER_EPOCH: i16 = 77;
+use super::{ActiveController, NO_LEADER, Stop, Tp};
 
 impl ActiveController {
     /// Broker `broker` is about to stop. Partitions with other replicas that it leads get a
@@ -17,7 +16,7 @@ impl ActiveController {
         broker_epoch: i64,
     ) -> Result<Result<Vec<Tp>, i16>, Stop> {
         let Some(known) = self.brokers.get(&broker) else {
-            return Ok(Err(BROKER_NOT_AVAILABLE));
+            return Ok(Err(ResponseError::BrokerNotAvailable.code()));
         };
         // -1: a request without an epoch (versions 0-1), accepted as Kafka does.
         if broker_epoch != -1 && broker_epoch < known.epoch {
@@ -27,7 +26,7 @@ impl ActiveController {
                 current = known.epoch,
                 "controlled shutdown from an old registration refused"
             );
-            return Ok(Err(STALE_BROKER_EPOCH));
+            return Ok(Err(ResponseError::StaleBrokerEpoch.code()));
         }
         self.shutting_down.insert(broker);
         let hosted: Vec<Tp> = self

@@ -6,6 +6,7 @@ mod configs;
 mod delete_records;
 mod fetch_sessions;
 mod groups;
+mod routes;
 mod server_properties;
 mod transactions;
 mod wire;

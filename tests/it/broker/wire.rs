@@ -136,10 +136,7 @@ async fn api_versions_answers_unknown_versions_in_v0_as_kip_511_says() {
     {
         let r = c.send(0, ApiVersionsRequest::default()).await;
         let keys: Vec<i16> = r.api_keys.iter().map(|k| k.api_key).collect();
-        let table: Vec<i16> = odradek::api::SUPPORTED_APIS
-            .iter()
-            .map(|(k, _, _)| *k as i16)
-            .collect();
+        let table: Vec<i16> = odradek::api::ROUTES.iter().map(|r| r.key as i16).collect();
         assert_eq!(keys, table, "exactly the APIs with handlers");
         // The ACL APIs (DescribeAcls is 29) are not implemented, so not offered; the
         // transaction APIs (AddPartitionsToTxn is 24) are.
