@@ -7,7 +7,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 use crate::api::Api;
-use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
 use crate::config::dynamic::DynamicBrokerConfig;
 use crate::controller::Controller;
@@ -15,13 +14,14 @@ use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
-use crate::metadata::config_changes::ConfigManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
+use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
+use crate::txn::producer_ids::ProducerIdManager;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -257,9 +257,9 @@ impl Broker {
             .local_addr()
             .map(|a| a.port())
             .unwrap_or(config.metrics_port);
-        crate::metrics::global().watch_partitions(&api.replicas);
-        crate::metrics::global().watch_groups(&groups);
-        crate::metrics::global().watch_fetch_sessions(&api.fetch_sessions);
+        api.replicas.register_metrics();
+        groups.register_metrics();
+        api.fetch_sessions.register_metrics();
         tasks.extend(
             api.replicas
                 .start_replication(&config, store.clone(), shutdown_rx.clone()),

@@ -12,12 +12,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{FetchRequest, TopicName};
+use prometheus::proto::{MetricFamily, MetricType};
 use uuid::Uuid;
+
+use crate::metrics::{Family, Scraped};
 
 /// `FetchMetadata.INVALID_SESSION_ID`: no session.
 pub const NO_SESSION: i32 = 0;
@@ -538,6 +541,45 @@ fn try_evict(
             true
         }
         _ => false,
+    }
+}
+
+/// Kafka's `FetchSessionCache` metrics: sessions, partitions cached in them, evictions.
+static METRICS: [Family; 3] = [
+    Family::gauge(
+        "kafka_server_fetchsessioncache_numincrementalfetchsessions",
+        "Incremental fetch sessions kept (FetchSessionCache NumIncrementalFetchSessions).",
+    ),
+    Family::gauge(
+        "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
+        "Partitions held by incremental fetch sessions (NumIncrementalFetchPartitionsCached).",
+    ),
+    Family {
+        kind: MetricType::COUNTER,
+        ..Family::gauge(
+            "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total",
+            "Fetch sessions evicted to make room for others (IncrementalFetchSessionEvictionsPerSec).",
+        )
+    },
+];
+
+impl FetchSessionCache {
+    /// Reports this cache on `/metrics` for as long as the broker runs.
+    pub fn register_metrics(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        crate::metrics::global().watch(&METRICS, weak);
+    }
+}
+
+impl Scraped for FetchSessionCache {
+    fn scrape(&self) -> Vec<MetricFamily> {
+        let stats = self.stats();
+        let [sessions, partitions, evictions] = &METRICS;
+        vec![
+            sessions.value(stats.sessions as f64),
+            partitions.value(stats.partitions as f64),
+            evictions.value(stats.evictions as f64),
+        ]
     }
 }
 

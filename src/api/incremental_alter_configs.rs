@@ -11,7 +11,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::configs::{self, BROKER, ResourceError, TOPIC};
 use super::{Api, errors};
 use crate::config::defs::{self, ConfigDef, ConfigType};
-use crate::metadata::config_changes;
+use crate::replica::config_changes;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;

@@ -37,11 +37,11 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
-use crate::metadata::config_changes::ConfigManager;
 use crate::network::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
+use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
-use producer_ids::ProducerIdManager;
+use crate::txn::producer_ids::ProducerIdManager;
 
 /// Every API this broker answers, with the versions it answers. ApiVersions lists exactly these.
 ///

@@ -3,7 +3,7 @@
 //! (`/config/brokers/<default>`), the static configuration (`server.properties` and overrides),
 //! and Kafka's defaults. A topic's config is its own overrides on top of the topic defaults these
 //! layers give. This module holds the layers and the rules for changing them; reading and
-//! writing them in the metadata store is `metadata::config_changes`.
+//! writing them in the metadata store is `replica::config_changes`.
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;

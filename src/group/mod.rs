@@ -22,6 +22,7 @@
 //! Offsets committed inside a transaction (TxnOffsetCommit) are written as transactional
 //! batches and held per producer until the transaction's marker commits or aborts them.
 
+mod metrics;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

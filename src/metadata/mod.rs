@@ -2,7 +2,6 @@
 //! broker's cache of what the controller told it.
 
 pub mod cache;
-pub mod config_changes;
 pub mod embedded;
 pub mod registration;
 pub mod store;

@@ -4,16 +4,13 @@
 
 pub mod http;
 
-use std::sync::{Arc, LazyLock, RwLock, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{MetricFamily, MetricType};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
-
-use crate::api::fetch_session::FetchSessionCache;
-use crate::group::{GroupCoordinator, GroupState};
-use crate::replica::ReplicaManager;
 
 /// The process's metrics. Kafka's are process-wide too (one Yammer registry per JVM); a global
 /// spares every layer from carrying a handle just to count.
@@ -34,9 +31,8 @@ pub struct Metrics {
     requests: IntCounterVec,
     request_time: HistogramVec,
     pub connections: IntGauge,
-    partitions: Arc<RwLock<Vec<Weak<ReplicaManager>>>>,
-    groups: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>,
-    fetch_sessions: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>,
+    /// One collector per set of scraped families, keyed by the set's first family name.
+    scraped: Mutex<HashMap<&'static str, Arc<ScrapedCollector>>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -124,20 +120,9 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("connections: {e}"));
                 g
             },
-            partitions: Arc::new(RwLock::new(Vec::new())),
-            groups: Arc::new(RwLock::new(Vec::new())),
-            fetch_sessions: Arc::new(RwLock::new(Vec::new())),
+            scraped: Mutex::new(HashMap::new()),
             registry,
         };
-        let _ = m
-            .registry
-            .register(Box::new(GroupCollector::new(m.groups.clone())));
-        let _ = m
-            .registry
-            .register(Box::new(PartitionCollector::new(m.partitions.clone())));
-        let _ = m.registry.register(Box::new(FetchSessionCollector::new(
-            m.fetch_sessions.clone(),
-        )));
         // Process CPU, memory and file descriptors, as the JMX exporter's process_* metrics.
         let _ = m.registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -145,31 +130,29 @@ impl Metrics {
         m
     }
 
-    /// Report the state of this broker's hosted partitions, computed at scrape time. Held
-    /// weakly: a stopped broker's partitions drop out (tests run several brokers per process).
-    pub fn watch_partitions(&self, replicas: &Arc<ReplicaManager>) {
-        let mut all = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(replicas));
-    }
-
-    /// Report the consumer groups this broker coordinates, counted at scrape time; held weakly
-    /// like the partitions.
-    pub fn watch_groups(&self, groups: &Arc<GroupCoordinator>) {
-        let mut all = self.groups.write().unwrap_or_else(|p| p.into_inner());
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(groups));
-    }
-
-    /// Report the incremental fetch sessions this broker keeps, counted at scrape time; held
-    /// weakly like the partitions.
-    pub fn watch_fetch_sessions(&self, cache: &Arc<FetchSessionCache>) {
-        let mut all = self
-            .fetch_sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(cache));
+    /// Reports `families` from `source` at every scrape, for as long as the source lives: a
+    /// stopped broker's state drops out by itself (tests run several brokers per process).
+    /// Every source of the same families shares one collector, which adds up their samples.
+    /// The owner of the state calls this (`ReplicaManager::register_metrics`, ...), so this
+    /// module knows none of them.
+    pub fn watch(&self, families: &'static [Family], source: Weak<dyn Scraped>) {
+        let Some(first) = families.first() else {
+            return;
+        };
+        let mut scraped = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
+        let collector = scraped.entry(first.name).or_insert_with(|| {
+            let collector = Arc::new(ScrapedCollector::new(families));
+            if let Err(e) = self
+                .registry
+                .register(Box::new(SharedCollector(collector.clone())))
+            {
+                tracing::error!(family = first.name, error = %e, "could not register metrics");
+            }
+            collector
+        });
+        let mut sources = collector.sources.write().unwrap_or_else(|p| p.into_inner());
+        sources.retain(|w| w.strong_count() > 0);
+        sources.push(source);
     }
 
     pub fn produced(&self, topic: &str, records: u64, bytes: u64, failed: bool) {
@@ -219,333 +202,161 @@ impl Default for Metrics {
     }
 }
 
-/// Gauges read from the replica manager at scrape time: partition, leader and replication
-/// counts, and each log's size and end offset.
-struct PartitionCollector {
-    replicas: Arc<RwLock<Vec<Weak<ReplicaManager>>>>,
-    descs: Vec<Desc>,
+/// One metric family computed at scrape time from live state.
+#[derive(Clone, Copy)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub labels: &'static [&'static str],
+    pub kind: MetricType,
+    /// Whether the samples of several sources add up (counts, sizes); otherwise the largest is
+    /// kept (a flag such as "is the active controller").
+    pub additive: bool,
 }
 
-const GAUGES: &[(&str, &str)] = &[
-    (
-        "kafka_server_replicamanager_partitioncount",
-        "Partitions hosted on this broker (ReplicaManager PartitionCount).",
-    ),
-    (
-        "kafka_server_replicamanager_leadercount",
-        "Partitions this broker leads (ReplicaManager LeaderCount).",
-    ),
-    (
-        "kafka_server_replicamanager_underreplicatedpartitions",
-        "Led partitions whose ISR is smaller than their replica set.",
-    ),
-    (
-        "kafka_controller_kafkacontroller_offlinepartitionscount",
-        "Partitions without a leader (KafkaController OfflinePartitionsCount).",
-    ),
-    (
-        "kafka_controller_kafkacontroller_activecontrollercount",
-        "1 on the active controller (KafkaController ActiveControllerCount).",
-    ),
-    (
-        "kafka_server_replicamanager_isrshrinks_total",
-        "ISR shrinks (ReplicaManager IsrShrinksPerSec).",
-    ),
-    (
-        "kafka_server_replicamanager_isrexpands_total",
-        "ISR expansions (ReplicaManager IsrExpandsPerSec).",
-    ),
-];
+impl Family {
+    /// A gauge with no labels.
+    pub const fn gauge(name: &'static str, help: &'static str) -> Family {
+        Family {
+            name,
+            help,
+            labels: &[],
+            kind: MetricType::GAUGE,
+            additive: true,
+        }
+    }
 
-impl PartitionCollector {
-    fn new(replicas: Arc<RwLock<Vec<Weak<ReplicaManager>>>>) -> Self {
-        let mut descs: Vec<Desc> = GAUGES
+    /// This family with one sample per label set; the labels are given in `labels` order.
+    pub fn samples(&self, points: Vec<(Vec<String>, f64)>) -> MetricFamily {
+        let mut family = MetricFamily::default();
+        family.set_name(self.name.to_string());
+        family.set_help(self.help.to_string());
+        family.set_field_type(self.kind);
+        for (values, value) in points {
+            let mut m = prometheus::proto::Metric::default();
+            if self.kind == MetricType::COUNTER {
+                let mut c = prometheus::proto::Counter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            } else {
+                let mut g = prometheus::proto::Gauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
+            m.set_label(
+                self.labels
+                    .iter()
+                    .zip(values)
+                    .map(|(k, v)| {
+                        let mut l = prometheus::proto::LabelPair::default();
+                        l.set_name(k.to_string());
+                        l.set_value(v);
+                        l
+                    })
+                    .collect(),
+            );
+            family.mut_metric().push(m);
+        }
+        family
+    }
+
+    /// This family with a single unlabelled sample.
+    pub fn value(&self, value: f64) -> MetricFamily {
+        self.samples(vec![(vec![], value)])
+    }
+}
+
+/// State whose metrics are read when Prometheus scrapes rather than counted as they happen
+/// (partition counts, groups, fetch sessions), implemented by the state's owner.
+pub trait Scraped: Send + Sync {
+    /// This one instance's samples of the families it was watched with.
+    fn scrape(&self) -> Vec<MetricFamily>;
+}
+
+/// Every live source of one set of families.
+struct ScrapedCollector {
+    families: &'static [Family],
+    descs: Vec<Desc>,
+    sources: RwLock<Vec<Weak<dyn Scraped>>>,
+}
+
+impl ScrapedCollector {
+    fn new(families: &'static [Family]) -> ScrapedCollector {
+        let descs = families
             .iter()
-            .filter_map(|(n, h)| {
-                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
+            .filter_map(|f| {
+                let labels = f.labels.iter().map(|l| l.to_string()).collect();
+                Desc::new(f.name.into(), f.help.into(), labels, HashMap::new()).ok()
             })
             .collect();
-        for (n, h) in [
-            (
-                "kafka_log_log_size",
-                "Bytes in a partition's log (Log Size).",
-            ),
-            (
-                "kafka_log_log_logendoffset",
-                "A partition's log end offset (Log LogEndOffset).",
-            ),
-            (
-                "kafka_log_log_logstartoffset",
-                "A partition's log start offset (Log LogStartOffset).",
-            ),
-        ] {
-            if let Ok(d) = Desc::new(
-                n.to_string(),
-                h.to_string(),
-                vec!["topic".into(), "partition".into()],
-                Default::default(),
-            ) {
-                descs.push(d);
-            }
-        }
-        PartitionCollector { replicas, descs }
-    }
-}
-
-fn gauge_family(name: &str, help: &str, points: Vec<(Vec<(&str, String)>, f64)>) -> MetricFamily {
-    let mut family = MetricFamily::default();
-    family.set_name(name.to_string());
-    family.set_help(help.to_string());
-    family.set_field_type(prometheus::proto::MetricType::GAUGE);
-    for (labels, value) in points {
-        let mut m = prometheus::proto::Metric::default();
-        let mut g = prometheus::proto::Gauge::default();
-        g.set_value(value);
-        m.set_gauge(g);
-        m.set_label(
-            labels
-                .into_iter()
-                .map(|(k, v)| {
-                    let mut l = prometheus::proto::LabelPair::default();
-                    l.set_name(k.to_string());
-                    l.set_value(v);
-                    l
-                })
-                .collect(),
-        );
-        family.mut_metric().push(m);
-    }
-    family
-}
-
-impl Collector for PartitionCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let managers: Vec<Arc<ReplicaManager>> = self
-            .replicas
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        let hosted: Vec<_> = managers.iter().flat_map(|r| r.hosted()).collect();
-        let n = hosted.len() as f64;
-        let values = [n, n, 0.0, 0.0, 1.0, 0.0, 0.0];
-        let mut out: Vec<MetricFamily> = GAUGES
-            .iter()
-            .zip(values)
-            .map(|((name, help), v)| gauge_family(name, help, vec![(vec![], v)]))
-            .collect();
-        let (mut size, mut end, mut start) = (Vec::new(), Vec::new(), Vec::new());
-        for p in hosted {
-            let labels = vec![
-                ("topic", p.topic.clone()),
-                ("partition", p.partition.to_string()),
-            ];
-            // A scrape must not wait behind a long append; a busy log is reported next time.
-            if let Some(log) = p.log.try_lock() {
-                size.push((labels.clone(), log.size_bytes() as f64));
-                end.push((labels.clone(), log.log_end_offset() as f64));
-                start.push((labels, log.log_start_offset() as f64));
-            }
-        }
-        out.push(gauge_family(
-            "kafka_log_log_size",
-            "Bytes in a partition's log (Log Size).",
-            size,
-        ));
-        out.push(gauge_family(
-            "kafka_log_log_logendoffset",
-            "A partition's log end offset (Log LogEndOffset).",
-            end,
-        ));
-        out.push(gauge_family(
-            "kafka_log_log_logstartoffset",
-            "A partition's log start offset (Log LogStartOffset).",
-            start,
-        ));
-        out
-    }
-}
-
-/// GroupMetadataManager's gauges: groups in all and per state, and committed offsets held.
-struct GroupCollector {
-    coordinators: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>,
-    descs: Vec<Desc>,
-}
-
-const GROUP_GAUGES: &[(&str, Option<GroupState>, &str)] = &[
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroups",
-        None,
-        "Consumer groups this broker coordinates (GroupMetadataManager NumGroups).",
-    ),
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroupsstable",
-        Some(GroupState::Stable),
-        "Groups in state Stable (NumGroupsStable).",
-    ),
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroupspreparingrebalance",
-        Some(GroupState::PreparingRebalance),
-        "Groups in state PreparingRebalance (NumGroupsPreparingRebalance).",
-    ),
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroupscompletingrebalance",
-        Some(GroupState::CompletingRebalance),
-        "Groups in state CompletingRebalance (NumGroupsCompletingRebalance).",
-    ),
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroupsempty",
-        Some(GroupState::Empty),
-        "Groups in state Empty (NumGroupsEmpty).",
-    ),
-    (
-        "kafka_coordinator_group_groupmetadatamanager_numgroupsdead",
-        Some(GroupState::Dead),
-        "Groups in state Dead (NumGroupsDead).",
-    ),
-];
-
-const NUM_OFFSETS: (&str, &str) = (
-    "kafka_coordinator_group_groupmetadatamanager_numoffsets",
-    "Committed offsets held for all groups (GroupMetadataManager NumOffsets).",
-);
-
-impl GroupCollector {
-    fn new(coordinators: Arc<RwLock<Vec<Weak<GroupCoordinator>>>>) -> Self {
-        let descs = GROUP_GAUGES
-            .iter()
-            .map(|(n, _, h)| (*n, *h))
-            .chain([NUM_OFFSETS])
-            .filter_map(|(n, h)| {
-                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
-            })
-            .collect();
-        GroupCollector {
-            coordinators,
+        ScrapedCollector {
+            families,
             descs,
+            sources: RwLock::new(Vec::new()),
         }
     }
 }
 
-impl Collector for GroupCollector {
+/// The registry owns its collectors, while `Metrics::watch` keeps adding sources to them.
+struct SharedCollector(Arc<ScrapedCollector>);
+
+impl Collector for SharedCollector {
     fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
+        self.0.descs.iter().collect()
     }
 
+    /// Families of several sources (one process's brokers) are merged sample by sample, as
+    /// each family says.
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut states: std::collections::BTreeMap<GroupState, usize> = Default::default();
-        let mut offsets = 0;
-        for c in self
-            .coordinators
+        let sources: Vec<Arc<dyn Scraped>> = self
+            .0
+            .sources
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter_map(Weak::upgrade)
-        {
-            let (s, o) = c.census();
-            for (state, n) in s {
-                *states.entry(state).or_insert(0) += n;
-            }
-            offsets += o;
-        }
-        let mut out: Vec<MetricFamily> = GROUP_GAUGES
-            .iter()
-            .map(|(name, state, help)| {
-                let n = match state {
-                    None => states.values().sum(),
-                    Some(s) => states.get(s).copied().unwrap_or(0),
-                };
-                gauge_family(name, help, vec![(vec![], n as f64)])
-            })
             .collect();
-        out.push(gauge_family(
-            NUM_OFFSETS.0,
-            NUM_OFFSETS.1,
-            vec![(vec![], offsets as f64)],
-        ));
+        let mut out: Vec<MetricFamily> = Vec::new();
+        for family in sources.iter().flat_map(|s| s.scrape()) {
+            match out.iter_mut().find(|f| f.name() == family.name()) {
+                None => out.push(family),
+                Some(merged) => {
+                    let additive = self
+                        .0
+                        .families
+                        .iter()
+                        .any(|f| f.name == family.name() && f.additive);
+                    for sample in family.get_metric() {
+                        merge_sample(merged, sample, additive);
+                    }
+                }
+            }
+        }
         out
     }
 }
 
-/// Kafka's `FetchSessionCache` metrics: sessions, partitions cached in them, evictions.
-struct FetchSessionCollector {
-    caches: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>,
-    descs: Vec<Desc>,
-}
-
-const FETCH_SESSION_METRICS: [(&str, &str); 3] = [
-    (
-        "kafka_server_fetchsessioncache_numincrementalfetchsessions",
-        "Incremental fetch sessions kept (FetchSessionCache NumIncrementalFetchSessions).",
-    ),
-    (
-        "kafka_server_fetchsessioncache_numincrementalfetchpartitionscached",
-        "Partitions held by incremental fetch sessions (NumIncrementalFetchPartitionsCached).",
-    ),
-    (
-        "kafka_server_fetchsessioncache_incrementalfetchsessionevictions_total",
-        "Fetch sessions evicted to make room for others (IncrementalFetchSessionEvictionsPerSec).",
-    ),
-];
-
-impl FetchSessionCollector {
-    fn new(caches: Arc<RwLock<Vec<Weak<FetchSessionCache>>>>) -> Self {
-        let descs = FETCH_SESSION_METRICS
-            .iter()
-            .filter_map(|(n, h)| {
-                Desc::new(n.to_string(), h.to_string(), vec![], Default::default()).ok()
-            })
-            .collect();
-        FetchSessionCollector { caches, descs }
-    }
-}
-
-impl Collector for FetchSessionCollector {
-    fn desc(&self) -> Vec<&Desc> {
-        self.descs.iter().collect()
-    }
-
-    fn collect(&self) -> Vec<MetricFamily> {
-        let mut totals = [0u64; 3];
-        for c in self
-            .caches
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter_map(Weak::upgrade)
-        {
-            let stats = c.stats();
-            totals[0] += stats.sessions as u64;
-            totals[1] += stats.partitions as u64;
-            totals[2] += stats.evictions;
+/// Merges a sample into the one with the same labels in `family` (their sum, or the larger),
+/// or appends it.
+fn merge_sample(family: &mut MetricFamily, sample: &prometheus::proto::Metric, additive: bool) {
+    let family_is_counter = family.get_field_type() == MetricType::COUNTER;
+    let merge = |a: f64, b: f64| if additive { a + b } else { a.max(b) };
+    let same = family
+        .mut_metric()
+        .iter_mut()
+        .find(|m| m.get_label() == sample.get_label());
+    match same {
+        None => family.mut_metric().push(sample.clone()),
+        Some(m) => {
+            if family_is_counter {
+                let mut c = prometheus::proto::Counter::default();
+                c.set_value(merge(m.get_counter().value(), sample.get_counter().value()));
+                m.set_counter(c);
+            } else {
+                let mut g = prometheus::proto::Gauge::default();
+                g.set_value(merge(m.get_gauge().value(), sample.get_gauge().value()));
+                m.set_gauge(g);
+            }
         }
-        let [
-            (sessions, sessions_help),
-            (partitions, partitions_help),
-            (evictions, evictions_help),
-        ] = FETCH_SESSION_METRICS;
-        let mut counter = MetricFamily::default();
-        counter.set_name(evictions.to_string());
-        counter.set_help(evictions_help.to_string());
-        counter.set_field_type(prometheus::proto::MetricType::COUNTER);
-        let mut m = prometheus::proto::Metric::default();
-        let mut c = prometheus::proto::Counter::default();
-        c.set_value(totals[2] as f64);
-        m.set_counter(c);
-        counter.mut_metric().push(m);
-        vec![
-            gauge_family(sessions, sessions_help, vec![(vec![], totals[0] as f64)]),
-            gauge_family(
-                partitions,
-                partitions_help,
-                vec![(vec![], totals[1] as f64)],
-            ),
-            counter,
-        ]
     }
 }

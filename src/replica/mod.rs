@@ -2,8 +2,10 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+pub mod config_changes;
 pub mod fetcher;
 mod isr;
+mod metrics;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};

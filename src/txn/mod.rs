@@ -17,6 +17,7 @@
 //! that the partition was added; producer state in partitions does not expire
 //! (`producer.id.expiration.ms`).
 
+pub mod producer_ids;
 pub mod records;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -36,7 +37,6 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::api::producer_ids::ProducerIdManager;
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::controller::channel::LocalDelivery;
@@ -45,6 +45,7 @@ use crate::log::{LogError, batch};
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use crate::tools::client::Connection;
+use producer_ids::ProducerIdManager;
 use records::{TxnState, TxnValue};
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";

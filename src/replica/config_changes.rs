@@ -5,6 +5,9 @@
 //! each new one names, and gives the new config to the open logs (topics) or to the topic
 //! defaults (brokers). A change made through this broker is applied at once as well, so that a
 //! DescribeConfigs right after an AlterConfigs sees it.
+//!
+//! It lives with the replica manager because applying a change means reconfiguring the logs
+//! this broker hosts; the store's paths and JSON stay in `metadata::znodes`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, broadcast, watch};
 
-use super::store::{CreateMode, StoreError, WatchEvent, create_recursive};
-use super::znodes::{self, ConfigChangeZnode, ConfigZnode};
-use super::{MetadataCache, MetadataStore};
+use super::ReplicaManager;
 use crate::config::dynamic::{BrokerLevel, DynamicBrokerConfig};
-use crate::replica::ReplicaManager;
+use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use crate::metadata::znodes::{self, ConfigChangeZnode, ConfigZnode};
+use crate::metadata::{MetadataCache, MetadataStore};
 
 pub const TOPICS: &str = "topics";
 pub const BROKERS: &str = "brokers";
