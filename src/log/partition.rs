@@ -1,5 +1,9 @@
 //! `PartitionLog`: the segments of one `<topic>-<partition>` directory and everything done to
-//! them as a whole: append, read, roll, retention, truncation, recovery.
+//! them as a whole: append, read, roll, flush, truncation, the cleaner's segment swap.
+//!
+//! What happens only at open (`loader`), the leader epoch cache (`leader_epoch`) and retention
+//! (`retention`) live in sibling files as further `impl PartitionLog` blocks; they share this
+//! struct's fields, which are therefore visible to the `log` module.
 //!
 //! All methods are synchronous and do file I/O; the broker calls them from blocking threads
 //! (see `LogManager`), never from the async runtime.
@@ -11,29 +15,16 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use super::batch::{self, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
-use super::checkpoint::{self, LEADER_EPOCH_FILE};
+use super::checkpoint;
 use super::error::{IoContext, LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
-use super::segment::{
-    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings,
-    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
-};
+use super::segment::{CLEANED_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings, now_ms};
 use super::txn_index::AbortedTxn;
 use super::validator;
 use crate::config::LogConfig;
 
-/// What the log directory's checkpoint files say about this partition.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LoadParams {
-    /// `.kafka_cleanshutdown` was present: skip recovery.
-    pub clean_shutdown: bool,
-    pub recovery_point: i64,
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    /// The log cleaner's first dirty offset from `cleaner-offset-checkpoint`, if listed.
-    pub cleaner_offset: Option<i64>,
-}
+pub use super::loader::{LoadParams, parse_partition_dir};
 
 /// The outcome of an append, what Produce answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,365 +53,37 @@ pub struct ReadResult {
 }
 
 pub struct PartitionLog {
-    dir: PathBuf,
-    topic: String,
-    partition: i32,
-    config: LogConfig,
-    segments: BTreeMap<i64, LogSegment>,
-    log_start_offset: i64,
-    log_end_offset: i64,
-    high_watermark: i64,
-    recovery_point: i64,
-    leader_epochs: Vec<(i32, i64)>,
-    unflushed_messages: u64,
-    last_flush_ms: i64,
+    pub(super) dir: PathBuf,
+    pub(super) topic: String,
+    pub(super) partition: i32,
+    pub(super) config: LogConfig,
+    pub(super) segments: BTreeMap<i64, LogSegment>,
+    pub(super) log_start_offset: i64,
+    pub(super) log_end_offset: i64,
+    pub(super) high_watermark: i64,
+    pub(super) recovery_point: i64,
+    pub(super) leader_epochs: Vec<(i32, i64)>,
+    pub(super) unflushed_messages: u64,
+    pub(super) last_flush_ms: i64,
     /// Segments renamed to `.deleted`, removed for good after `file.delete.delay.ms`.
-    pending_deletes: Vec<(i64, LogSegment)>,
-    producers: ProducerStateManager,
+    pub(super) pending_deletes: Vec<(i64, LogSegment)>,
+    pub(super) producers: ProducerStateManager,
     /// Where the log cleaner's dirty section starts (`cleaner-offset-checkpoint`); `None` for a
     /// log never cleaned.
-    cleaner_offset: Option<i64>,
+    pub(super) cleaner_offset: Option<i64>,
     /// Bumped whenever segments are truncated or rewritten in place, so the cleaner, which reads
     /// segments without holding the log, can tell that what it read is no longer the log.
-    layout_epoch: u64,
-}
-
-/// Splits `orders-0` / `my-topic-12` at the last `-`.
-pub fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
-    let (topic, partition) = name.rsplit_once('-')?;
-    let partition: i32 = partition.parse().ok()?;
-    if topic.is_empty() || partition < 0 || name.ends_with("-delete") || name.ends_with("-future") {
-        return None;
-    }
-    Some((topic.to_string(), partition))
-}
-
-/// The base offset a segment file's name starts with (`00000000000000000042.index.swap` -> 42).
-fn segment_file_base(file_name: &str) -> Option<i64> {
-    let prefix = file_name.get(..21)?;
-    let digits = prefix.strip_suffix('.')?;
-    digits
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| digits.parse().ok())
-        .flatten()
-}
-
-/// Finishes or rolls back what a crash interrupted in the log cleaner's swap, by Kafka's rules
-/// (`LogLoader.removeTempFilesAndCollectSwapFiles` and `load`): `.cleaned` files are incomplete
-/// and go, together with any `.swap` at or after the lowest of them (a swap still being
-/// prepared); the remaining `.swap` files are complete, so the segments they replace (those
-/// whose base offset lies in the swapped offset range) are deleted and the `.swap` suffix drops.
-fn complete_interrupted_swaps(dir: &Path) -> Result<()> {
-    let mut swaps = Vec::new();
-    let mut min_cleaned = i64::MAX;
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let path = entry.path();
-        if name.ends_with(&format!(".{CLEANED_SUFFIX}")) {
-            if let Some(base) = segment_file_base(&name) {
-                min_cleaned = min_cleaned.min(base);
-            }
-            tracing::info!(path = %path.display(), "deleting incomplete cleaned segment file");
-            fs::remove_file(&path).at(&path)?;
-        } else if let Some(real) = name.strip_suffix(&format!(".{SWAP_SUFFIX}")) {
-            swaps.push((path, real.to_string()));
-        }
-    }
-    let mut swapped_from = i64::MAX;
-    let mut swapped_to = i64::MIN;
-    let mut complete = Vec::new();
-    for (path, real) in swaps {
-        let Some(base) = segment_file_base(&real) else {
-            continue;
-        };
-        if base >= min_cleaned {
-            tracing::info!(path = %path.display(), "deleting swap file of an unfinished swap");
-            fs::remove_file(&path).at(&path)?;
-            continue;
-        }
-        if real.ends_with(&format!(".{LOG_SUFFIX}")) {
-            let file = fs::File::open(&path).at(&path)?;
-            let size = file.metadata().at(&path)?.len();
-            let mut pos = 0;
-            let mut next = base;
-            while let Some(e) = read_entry_info(&file, pos, size)? {
-                next = e.last_offset + 1;
-                pos += e.size;
-            }
-            swapped_from = swapped_from.min(base);
-            // An empty cleaned segment still replaces the files at its own base.
-            swapped_to = swapped_to.max(next.max(base + 1));
-        }
-        complete.push((path, real));
-    }
-    if complete.is_empty() {
-        return Ok(());
-    }
-    let segment_suffixes = [
-        LOG_SUFFIX,
-        INDEX_SUFFIX,
-        TIME_INDEX_SUFFIX,
-        TXN_INDEX_SUFFIX,
-    ];
-    for entry in fs::read_dir(dir).at(dir)? {
-        let entry = entry.at(dir)?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        let is_segment_file = segment_suffixes
-            .iter()
-            .any(|suffix| name.ends_with(&format!(".{suffix}")));
-        if is_segment_file
-            && let Some(base) = segment_file_base(&name)
-            && (swapped_from..swapped_to).contains(&base)
-        {
-            tracing::info!(file = %name, "deleting segment file replaced by an interrupted swap");
-            fs::remove_file(entry.path()).at(&entry.path())?;
-        }
-    }
-    for (path, real) in complete {
-        tracing::info!(path = %path.display(), "completing interrupted swap of a cleaned segment");
-        let to = dir.join(real);
-        fs::rename(&path, &to).at(&path)?;
-    }
-    checkpoint::sync_dir(dir)
-}
-
-fn parse_base_offset(file_name: &str, suffix: &str) -> Option<i64> {
-    let stem = file_name.strip_suffix(suffix)?.strip_suffix('.')?;
-    (stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| stem.parse().ok())
-        .flatten()
+    pub(super) layout_epoch: u64,
 }
 
 impl PartitionLog {
-    /// Opens (or creates) the log in `dir`, recovering it unless the shutdown was clean.
-    pub fn open(dir: &Path, config: LogConfig, params: LoadParams) -> Result<PartitionLog> {
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let (topic, partition) = parse_partition_dir(&name).ok_or_else(|| LogError::BadLogDir {
-            path: dir.to_path_buf(),
-            reason: "not a <topic>-<partition> directory".into(),
-        })?;
-        fs::create_dir_all(dir).at(dir)?;
-        complete_interrupted_swaps(dir)?;
-        let settings = SegmentSettings {
-            index_interval_bytes: config.index_interval_bytes,
-            max_index_bytes: config.segment_index_bytes,
-        };
-        let mut bases = Vec::new();
-        let mut orphans = Vec::new();
-        for entry in fs::read_dir(dir).at(dir)? {
-            let entry = entry.at(dir)?;
-            let file_name = entry.file_name().to_string_lossy().to_string();
-            let path = entry.path();
-            if file_name.ends_with(".deleted") || file_name.ends_with(".tmp") {
-                // Leftovers of a deletion or a checkpoint write that a crash interrupted.
-                fs::remove_file(&path).at(&path)?;
-            } else if let Some(base) = parse_base_offset(&file_name, LOG_SUFFIX) {
-                bases.push(base);
-            } else if let Some(base) = parse_base_offset(&file_name, "index")
-                .or_else(|| parse_base_offset(&file_name, "timeindex"))
-                .or_else(|| parse_base_offset(&file_name, "txnindex"))
-            {
-                orphans.push((base, path));
-            }
-        }
-        bases.sort_unstable();
-        bases.dedup();
-        for (base, path) in orphans {
-            if bases.binary_search(&base).is_err() {
-                tracing::info!(path = %path.display(), "deleting index without a log segment");
-                fs::remove_file(&path).at(&path)?;
-            }
-        }
-
-        let mut log = PartitionLog {
-            dir: dir.to_path_buf(),
-            topic,
-            partition,
-            config,
-            segments: BTreeMap::new(),
-            log_start_offset: params.log_start_offset.max(0),
-            log_end_offset: 0,
-            high_watermark: 0,
-            recovery_point: params.recovery_point,
-            leader_epochs: checkpoint::read_leader_epochs(&dir.join(LEADER_EPOCH_FILE))
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "unreadable leader epoch checkpoint, rebuilding it");
-                    Vec::new()
-                }),
-            unflushed_messages: 0,
-            last_flush_ms: now_ms(),
-            pending_deletes: Vec::new(),
-            producers: ProducerStateManager::default(),
-            cleaner_offset: params.cleaner_offset,
-            layout_epoch: 0,
-        };
-
-        let last = bases.last().copied();
-        for &base in &bases {
-            let (mut seg, needs_rebuild) =
-                LogSegment::open(dir, base, settings, Some(base) == last)?;
-            if needs_rebuild {
-                let dropped = seg.recover(|_| {})?;
-                if dropped > 0 {
-                    tracing::warn!(segment = %seg.log_path().display(), dropped, "truncated invalid bytes while rebuilding indexes");
-                }
-            }
-            log.segments.insert(base, seg);
-        }
-        if !params.clean_shutdown {
-            log.recover_from(params.recovery_point)?;
-        }
-        if log.segments.is_empty() {
-            let base = log.log_start_offset;
-            let (seg, _) = LogSegment::open(dir, base, settings, true)?;
-            log.segments.insert(base, seg);
-        }
-        log.log_end_offset = log.active().next_offset()?;
-        if log.log_end_offset < params.log_start_offset {
-            // The checkpointed start is past everything on disk: the files were removed by hand.
-            tracing::warn!(dir = %dir.display(), "log end offset below the checkpointed log start offset; starting empty");
-            log.truncate_fully_and_start_at(params.log_start_offset)?;
-        }
-        let first_base = log.segments.keys().next().copied().unwrap_or(0);
-        log.log_start_offset = log.log_start_offset.max(first_base);
-        log.high_watermark = params
-            .high_watermark
-            .clamp(log.log_start_offset, log.log_end_offset);
-        log.recovery_point = log.recovery_point.min(log.log_end_offset);
-        if params.clean_shutdown {
-            log.recovery_point = log.log_end_offset;
-        }
-        let leo = log.log_end_offset;
-        log.truncate_epochs_from_end(leo)?;
-        log.rebuild_producer_state()?;
-        Ok(log)
-    }
-
-    /// Loads producer state from the newest usable `.snapshot` at or below the log end and
-    /// replays the batch headers after it, as Kafka does; without a snapshot the whole log is
-    /// replayed. Snapshots past the log end (left by a truncation or a torn tail) are removed.
-    fn rebuild_producer_state(&mut self) -> Result<()> {
-        let mut from = i64::MIN;
-        self.producers.clear();
-        for (offset, path) in snapshot::list(&self.dir)?.into_iter().rev() {
-            if offset > self.log_end_offset {
-                std::fs::remove_file(&path).at(&path)?;
-                continue;
-            }
-            if from != i64::MIN {
-                continue;
-            }
-            match snapshot::read(&path) {
-                Ok(state) => {
-                    self.producers = state;
-                    from = offset;
-                }
-                Err(e) => tracing::warn!(error = %e, "ignoring unreadable producer snapshot"),
-            }
-        }
-        let start_base = self
-            .segments
-            .range(..=from.max(0))
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range_mut(start_base..).map(|(_, s)| s) {
-            let mut pos = if from > seg.base_offset {
-                seg.offset_index.lookup(from) as u64
-            } else {
-                0
-            };
-            while let Some(e) = seg.entry_at(pos)? {
-                if let Some(h) = e.header
-                    && h.producer_id >= 0
-                    && h.base_offset >= from
-                {
-                    // A crash between a marker's append and its `.txnindex` entry leaves the
-                    // ABORT unlisted; it is listed again here, as Kafka's recovery does, or
-                    // read_committed readers would take the aborted records as committed.
-                    if h.is_control() {
-                        let marker = seg.read_bytes(e.position, e.size as usize)?;
-                        if let Some(epoch) = marker_coordinator_epoch(&marker) {
-                            self.producers.set_coordinator_epoch(h.producer_id, epoch);
-                        }
-                        let listed = seg
-                            .txn_index
-                            .entries()
-                            .iter()
-                            .any(|t| t.last_offset == h.last_offset());
-                        if !listed
-                            && let Some(txn) = aborted_txn_of_marker(&self.producers, &h, &marker)?
-                        {
-                            tracing::info!(topic = %self.topic, partition = self.partition, marker = h.base_offset, "listing an aborted transaction the index lacked");
-                            seg.txn_index.append(txn)?;
-                        }
-                    }
-                    self.producers.update(&h);
-                }
-                pos += e.size;
-            }
-        }
-        Ok(())
-    }
-
     /// Writes the producer state as of the log end (at roll and clean shutdown).
-    fn take_producer_snapshot(&self) -> Result<()> {
+    pub(super) fn take_producer_snapshot(&self) -> Result<()> {
         snapshot::write(&self.dir, self.log_end_offset, &self.producers)
     }
 
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producers
-    }
-
-    /// Validates every entry from the segment holding `recovery_point` on, rebuilding indexes
-    /// and the leader epoch cache; a bad entry cuts its segment there and drops later segments.
-    fn recover_from(&mut self, recovery_point: i64) -> Result<()> {
-        let start = self
-            .segments
-            .range(..=recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        let bases: Vec<i64> = self.segments.range(start..).map(|(b, _)| *b).collect();
-        let before = self.leader_epochs.clone();
-        let mut epochs = std::mem::take(&mut self.leader_epochs);
-        epochs.retain(|&(_, off)| off < start.max(0));
-        for (i, base) in bases.iter().enumerate() {
-            let Some(seg) = self.segments.get_mut(base) else {
-                continue;
-            };
-            let dropped = seg.recover(|e: &EntryInfo| {
-                if e.partition_leader_epoch >= 0
-                    && epochs
-                        .last()
-                        .is_none_or(|&(ep, _)| e.partition_leader_epoch > ep)
-                {
-                    epochs.push((e.partition_leader_epoch, e.base_offset));
-                }
-            })?;
-            if dropped > 0 {
-                tracing::warn!(segment = %seg.log_path().display(), dropped_bytes = dropped, "recovery truncated a corrupt or torn tail");
-                for later in &bases[i + 1..] {
-                    if let Some(s) = self.segments.remove(later) {
-                        tracing::warn!(segment = %s.log_path().display(), "deleting segment after a truncated one");
-                        s.delete_files()?;
-                    }
-                }
-                break;
-            }
-        }
-        // Later segments may have been deleted; the last remaining one is now the active one.
-        if let Some((_, seg)) = self.segments.iter_mut().next_back() {
-            seg.reopen_active()?;
-        }
-        self.leader_epochs = epochs;
-        if self.leader_epochs != before {
-            self.write_epochs()?;
-        }
-        Ok(())
     }
 
     pub fn topic(&self) -> &str {
@@ -534,14 +197,14 @@ impl PartitionLog {
         self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset);
     }
 
-    fn active(&self) -> &LogSegment {
+    pub(super) fn active(&self) -> &LogSegment {
         self.segments
             .values()
             .next_back()
             .expect("a partition log always has an active segment")
     }
 
-    fn settings(&self) -> SegmentSettings {
+    pub(super) fn settings(&self) -> SegmentSettings {
         SegmentSettings {
             index_interval_bytes: self.config.index_interval_bytes,
             max_index_bytes: self.config.segment_index_bytes,
@@ -842,7 +505,7 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn active_mut(&mut self) -> &mut LogSegment {
+    pub(super) fn active_mut(&mut self) -> &mut LogSegment {
         self.segments
             .values_mut()
             .next_back()
@@ -1113,119 +776,6 @@ impl PartitionLog {
         self.write_epochs()
     }
 
-    /// DeleteRecords: moves the log start offset to `offset` (at most the high watermark) and
-    /// drops the segments that fall entirely below it. Returns the new log start offset.
-    pub fn delete_records(&mut self, offset: i64) -> Result<i64> {
-        if offset > self.high_watermark || offset < 0 {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start: self.log_start_offset,
-                log_end: self.high_watermark,
-            });
-        }
-        if offset > self.log_start_offset {
-            self.log_start_offset = offset;
-            self.truncate_epochs_from_start(offset)?;
-            self.delete_segments_while(|_, _, _| false)?;
-        }
-        Ok(self.log_start_offset)
-    }
-
-    /// Applies retention (`retention.ms`, `retention.bytes`, and the log start offset), deleting
-    /// whole segments only, oldest first. Returns how many segments went.
-    pub fn delete_old_segments(&mut self, now: i64) -> Result<usize> {
-        let deleted = if self.config.cleanup_delete {
-            let retention_ms = self.config.retention_ms;
-            let by_time = self.delete_segments_while(|seg, _, _| {
-                retention_ms >= 0 && now - seg.largest_timestamp() > retention_ms
-            })?;
-            let retention_bytes = self.config.retention_bytes;
-            let mut excess = self.size_bytes() as i64 - retention_bytes;
-            let by_size = self.delete_segments_while(|seg, _, _| {
-                if retention_bytes < 0 || excess - (seg.size() as i64) < 0 {
-                    return false;
-                }
-                excess -= seg.size() as i64;
-                true
-            })?;
-            by_time + by_size
-        } else {
-            self.delete_segments_while(|_, _, _| false)?
-        };
-        self.remove_expired_deletions(now)?;
-        Ok(deleted)
-    }
-
-    /// Deletes segments from the oldest while `predicate` holds or they lie below the log start
-    /// offset, never past the high watermark; rolls first if the active segment would go.
-    fn delete_segments_while(
-        &mut self,
-        mut predicate: impl FnMut(&LogSegment, i64, i64) -> bool,
-    ) -> Result<usize> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut doomed = Vec::new();
-        for (i, &base) in bases.iter().enumerate() {
-            let upper = bases.get(i + 1).copied().unwrap_or(self.log_end_offset);
-            let Some(seg) = self.segments.get(&base) else {
-                break;
-            };
-            let is_last = i + 1 == bases.len();
-            if upper > self.high_watermark || (is_last && seg.is_empty()) {
-                break;
-            }
-            if upper <= self.log_start_offset || predicate(seg, base, upper) {
-                doomed.push(base);
-            } else {
-                break;
-            }
-        }
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        if doomed.len() == self.segments.len() {
-            self.roll(None)?;
-        }
-        let due = now_ms() + self.config.file_delete_delay_ms;
-        for base in &doomed {
-            if let Some(mut seg) = self.segments.remove(base) {
-                seg.mark_deleted()?;
-                tracing::info!(topic = %self.topic, partition = self.partition, base_offset = base, "scheduled segment for deletion");
-                self.pending_deletes.push((due, seg));
-            }
-        }
-        let first_base = self
-            .segments
-            .keys()
-            .next()
-            .copied()
-            .unwrap_or(self.log_end_offset);
-        if first_base > self.log_start_offset {
-            self.log_start_offset = first_base;
-            self.truncate_epochs_from_start(first_base)?;
-        }
-        // Snapshots of state before the remaining log describe data that is gone.
-        for (offset, path) in snapshot::list(&self.dir)? {
-            if offset < first_base {
-                std::fs::remove_file(&path).at(&path)?;
-            }
-        }
-        self.high_watermark = self.high_watermark.max(self.log_start_offset);
-        self.remove_expired_deletions(now_ms())?;
-        Ok(doomed.len())
-    }
-
-    /// Removes `.deleted` files whose `file.delete.delay.ms` has passed.
-    pub fn remove_expired_deletions(&mut self, now: i64) -> Result<()> {
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_deletes)
-            .into_iter()
-            .partition(|(at, _)| *at <= now);
-        self.pending_deletes = later;
-        for (_, seg) in due {
-            seg.delete_files()?;
-        }
-        Ok(())
-    }
-
     /// fsyncs everything not yet durable and moves the recovery point to the log end.
     pub fn flush(&mut self) -> Result<()> {
         let from = self
@@ -1256,89 +806,10 @@ impl PartitionLog {
         drop(self);
         fs::remove_dir_all(&dir).at(&dir)
     }
-
-    /// The latest leader epoch of the log's epoch cache (a follower's `last_fetched_epoch`).
-    pub fn latest_epoch(&self) -> Option<i32> {
-        self.leader_epochs.last().map(|&(e, _)| e)
-    }
-
-    /// Kafka's `LeaderEpochFileCache.endOffsetFor`: for `requested`, the largest epoch at or
-    /// below it and the offset where the next epoch starts (the log end offset for the latest
-    /// epoch). `(-1, -1)` when the epoch is undefined or later than any known one.
-    pub fn end_offset_for_epoch(&self, requested: i32) -> (i32, i64) {
-        const UNDEFINED: (i32, i64) = (-1, -1);
-        if requested < 0 {
-            return UNDEFINED;
-        }
-        if self.latest_epoch() == Some(requested) {
-            return (requested, self.log_end_offset);
-        }
-        let Some(&(_, higher_start)) = self.leader_epochs.iter().find(|&&(e, _)| e > requested)
-        else {
-            return UNDEFINED;
-        };
-        match self
-            .leader_epochs
-            .iter()
-            .rev()
-            .find(|&&(e, _)| e <= requested)
-        {
-            Some(&(floor, _)) => (floor, higher_start),
-            None => (requested, higher_start),
-        }
-    }
-
-    /// A new leader records where its epoch starts (its log end offset) before any batch of
-    /// that epoch exists, so that followers holding later data from an older epoch learn where
-    /// their log diverges (Kafka's `maybeAssignEpochStartOffset`).
-    pub fn assign_leader_epoch_start(&mut self, epoch: i32) -> Result<()> {
-        let leo = self.log_end_offset;
-        self.assign_epoch(epoch, leo)
-    }
-
-    fn assign_epoch(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
-        if epoch >= 0 && self.leader_epochs.last().is_none_or(|&(e, _)| epoch > e) {
-            // An epoch that ended before any batch of it was written is superseded (Kafka drops
-            // entries that would no longer be monotonic).
-            self.leader_epochs.retain(|&(_, off)| off < start_offset);
-            self.leader_epochs.push((epoch, start_offset));
-            self.write_epochs()?;
-        }
-        Ok(())
-    }
-
-    fn truncate_epochs_from_end(&mut self, end: i64) -> Result<()> {
-        let before = self.leader_epochs.len();
-        self.leader_epochs.retain(|&(_, off)| off < end);
-        if self.leader_epochs.len() != before {
-            self.write_epochs()?;
-        }
-        Ok(())
-    }
-
-    /// Drops epochs that end before `start`; the one spanning it now starts at `start`.
-    fn truncate_epochs_from_start(&mut self, start: i64) -> Result<()> {
-        let keep_from = self
-            .leader_epochs
-            .iter()
-            .rposition(|&(_, off)| off <= start);
-        if let Some(i) = keep_from {
-            self.leader_epochs.drain(..i);
-            if let Some(first) = self.leader_epochs.first_mut() {
-                first.1 = start;
-            }
-            self.write_epochs()?;
-        }
-        Ok(())
-    }
-
-    fn write_epochs(&self) -> Result<()> {
-        checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)
-    }
 }
 
 /// The coordinator epoch a COMMIT/ABORT marker carries (its value: version, epoch).
-fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
+pub(super) fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
     let (_, recs) = records::decode_batch(marker).ok()?;
     let value = recs.first()?.value.as_ref()?;
     let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
@@ -1348,7 +819,7 @@ fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
 /// The `.txnindex` entry for a marker about to be applied to `producers`: `None` for a COMMIT.
 /// The last stable offset after an ABORT is the first offset of the oldest other open
 /// transaction, or the offset after the marker.
-fn aborted_txn_of_marker(
+pub(super) fn aborted_txn_of_marker(
     producers: &ProducerStateManager,
     h: &BatchHeader,
     marker: &[u8],

@@ -414,3 +414,87 @@ mod tests {
         assert_eq!(out, b"k:null\n");
     }
 }
+
+/// `odradek consume`: kafka-console-consumer.sh's flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    /// Read only this partition.
+    #[arg(long)]
+    partition: Option<i32>,
+    /// Join this consumer group: start at its committed offsets and commit what was printed.
+    #[arg(long, conflicts_with_all = ["partition", "offset", "timestamp"])]
+    group: Option<String>,
+    /// Without a group, start at the log start; with one, where nothing is committed.
+    #[arg(long, conflicts_with_all = ["offset", "timestamp"])]
+    from_beginning: bool,
+    /// Start at this offset (a number, `earliest` or `latest`) of --partition.
+    #[arg(long, requires = "partition", conflicts_with = "timestamp")]
+    offset: Option<String>,
+    /// Start at the first record at or after this time (ms since the epoch).
+    #[arg(long)]
+    timestamp: Option<i64>,
+    /// Exit after printing this many records.
+    #[arg(long)]
+    max_messages: Option<u64>,
+    /// Exit after this many milliseconds without a record.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Print `key<separator>value` rather than the value alone.
+    #[arg(long, conflicts_with = "format")]
+    print_key: bool,
+    #[arg(long, default_value = "\t")]
+    key_separator: String,
+    /// One line per record: %t topic, %p partition, %o offset, %T timestamp, %k key, %s
+    /// value, %h headers (k=v,...), %K/%S key/value length, %%; \t \n escapes.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+impl Args {
+    /// Prints records to standard output until a limit, a timeout or a signal.
+    pub async fn run(self) -> Result<()> {
+        let start = match (self.offset.as_deref(), self.timestamp) {
+            (Some("earliest"), _) => Start::Earliest,
+            (Some("latest"), _) => Start::Latest,
+            (Some(n), _) => Start::Offset(n.parse().map_err(|_| {
+                ToolError::Usage(format!("--offset {n:?}: a number, earliest or latest"))
+            })?),
+            (None, Some(ts)) => Start::Timestamp(ts),
+            (None, None) if self.from_beginning => Start::Earliest,
+            (None, None) => Start::Latest,
+        };
+        let format = match self.format {
+            Some(f) => Format::parse(&f)?,
+            None => Format::console(self.print_key, &self.key_separator.replace("\\t", "\t")),
+        };
+        let opts = Options {
+            topic: self.topic,
+            partition: self.partition,
+            start,
+            group: self.group,
+            max_messages: self.max_messages,
+            timeout: Duration::from_millis(self.timeout_ms),
+            format,
+        };
+        // The first SIGINT/SIGTERM ends the loop (a group member commits and leaves);
+        // a second exits at once.
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        tokio::spawn(async move {
+            super::invocation::wait_for_signal().await;
+            flag.store(true, Ordering::SeqCst);
+            super::invocation::wait_for_signal().await;
+            std::process::exit(130);
+        });
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let n = run(&self.bootstrap_server, &opts, &stop, &mut out).await?;
+        eprintln!("Processed a total of {n} messages");
+        Ok(())
+    }
+}

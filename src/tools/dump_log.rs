@@ -252,3 +252,36 @@ fn dump_snapshot(path: &Path, out: &mut impl Write) -> Result<()> {
     }
     Ok(())
 }
+
+/// `odradek dump-log`: kafka-dump-log.sh's flags.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, num_args = 1.., value_delimiter = ',', required = true)]
+    files: Vec<std::path::PathBuf>,
+    #[arg(long)]
+    print_data_log: bool,
+    /// Accepted for kafka-dump-log.sh compatibility; records are always iterated.
+    #[arg(long)]
+    deep_iteration: bool,
+}
+
+impl Args {
+    /// Dumps every file to standard output; a file that cannot be read is reported on standard
+    /// error and fails the exit status, after the others are dumped.
+    pub fn run(self) -> std::process::ExitCode {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        let mut ok = true;
+        for f in &self.files {
+            if let Err(e) = dump_file(f, self.print_data_log, &mut out) {
+                eprintln!("error: {e}");
+                ok = false;
+            }
+        }
+        if ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -368,3 +368,67 @@ fn print_state(d: &Described, out: &mut impl Write) -> Result<()> {
     )
     .map_err(io)
 }
+
+/// `odradek groups`: kafka-consumer-groups.sh's flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    /// Print every consumer group's id.
+    #[arg(long, conflicts_with = "describe")]
+    list: bool,
+    /// Describe --group (or --all-groups): by default offsets and lag per partition.
+    #[arg(long)]
+    describe: bool,
+    /// The group to describe; repeat for more.
+    #[arg(long = "group")]
+    groups: Vec<String>,
+    /// Describe every group.
+    #[arg(long, conflicts_with = "groups")]
+    all_groups: bool,
+    /// With --describe: committed offset, log end offset and lag per partition (the default).
+    #[arg(long, conflicts_with_all = ["members", "state"])]
+    offsets: bool,
+    /// With --describe: the members and how many partitions each has.
+    #[arg(long, conflicts_with = "state")]
+    members: bool,
+    /// With --members: each member's partitions.
+    #[arg(long, requires = "members")]
+    verbose: bool,
+    /// With --describe: coordinator, assignment strategy, state and member count.
+    #[arg(long)]
+    state: bool,
+}
+
+impl Args {
+    /// Turns the flags into one `Action` and runs it, printing to standard output.
+    pub async fn run(self) -> Result<()> {
+        // `--offsets` only names the default view; clap checks its conflicts.
+        let action = if self.list {
+            Action::List
+        } else if self.describe {
+            if self.groups.is_empty() && !self.all_groups {
+                return Err(ToolError::Usage(
+                    "--describe needs --group or --all-groups".into(),
+                ));
+            }
+            let view = if self.members {
+                View::Members {
+                    verbose: self.verbose,
+                }
+            } else if self.state {
+                View::State
+            } else {
+                View::Offsets
+            };
+            Action::Describe {
+                groups: self.groups,
+                view,
+            }
+        } else {
+            return Err(ToolError::Usage("one of --list, --describe".into()));
+        };
+        run(&self.bootstrap_server, action, &mut std::io::stdout()).await
+    }
+}

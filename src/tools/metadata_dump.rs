@@ -77,3 +77,39 @@ pub async fn dump(source: Source<'_>) -> StoreResult<String> {
     json.push('\n');
     Ok(json)
 }
+
+/// `odradek metadata-dump`'s flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Read this ZooKeeper, given as `zookeeper.connect` is: `host:port[,host:port...][/chroot]`.
+    #[arg(long, value_name = "CONNECT", conflicts_with = "data_dir")]
+    zookeeper: Option<String>,
+    /// Read the embedded store (`odradek-metadata.json`) of a broker running without
+    /// `zookeeper.connect`: the first entry of its `log.dirs`. Required without --zookeeper.
+    #[arg(long, value_name = "DIR", required_unless_present = "zookeeper")]
+    data_dir: Option<std::path::PathBuf>,
+    /// How long to wait for a ZooKeeper session and each answer.
+    #[arg(long, value_name = "MS", default_value_t = 18_000)]
+    zookeeper_connection_timeout_ms: u64,
+}
+
+impl Args {
+    /// Prints the tree as JSON to standard output.
+    pub async fn run(self) -> StoreResult<()> {
+        let source = match (&self.zookeeper, &self.data_dir) {
+            (Some(connect), _) => Source::ZooKeeper {
+                connect,
+                connection_timeout: Duration::from_millis(self.zookeeper_connection_timeout_ms),
+            },
+            (None, Some(dir)) => Source::Embedded { data_dir: dir },
+            // clap requires one of the two; this is only the type system's case.
+            (None, None) => {
+                return Err(StoreError::Unavailable(
+                    "--zookeeper or --data-dir is required".into(),
+                ));
+            }
+        };
+        print!("{}", dump(source).await?);
+        Ok(())
+    }
+}

@@ -529,3 +529,107 @@ async fn send_fetch(
         .await?;
     Ok((correlation, version))
 }
+
+/// `odradek perf`: a producer or a consumer load.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(clap::Subcommand)]
+enum Mode {
+    /// Send --num-records records of --record-size bytes and report records/s, MB/s and latency.
+    Producer(ProducerArgs),
+    /// Read --messages records from the beginning and report records/s and MB/s.
+    Consumer(ConsumerArgs),
+}
+
+/// kafka-producer-perf-test.sh's flags.
+#[derive(clap::Args)]
+struct ProducerArgs {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    num_records: u64,
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Records per second; -1 sends as fast as the broker takes them.
+    #[arg(long, allow_hyphen_values = true)]
+    throughput: f64,
+    /// 0, 1 or -1/all.
+    #[arg(long, default_value = "-1", allow_hyphen_values = true, value_parser = super::invocation::parse_acks)]
+    acks: i16,
+    #[arg(long, visible_alias = "compression-codec", default_value = "none", value_parser = super::invocation::CODECS)]
+    compression: String,
+    /// Bytes of records per partition batch (batch.size).
+    #[arg(long, default_value_t = 16384)]
+    batch_size: usize,
+    /// How long a batch waits to fill (linger.ms).
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// Produce requests in flight per broker connection.
+    #[arg(long, default_value_t = 5)]
+    max_in_flight: usize,
+    /// Milliseconds between progress lines on standard error (at least 100).
+    #[arg(long, default_value_t = 5000)]
+    reporting_interval: u64,
+}
+
+/// kafka-consumer-perf-test.sh's flags.
+#[derive(clap::Args)]
+struct ConsumerArgs {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    messages: u64,
+    /// Fail after this many milliseconds without a record.
+    #[arg(long, default_value_t = 10000)]
+    timeout_ms: u64,
+    /// Bytes per partition per fetch (max.partition.fetch.bytes).
+    #[arg(long, default_value_t = 1048576)]
+    fetch_size: i32,
+    /// Milliseconds between progress lines on standard error (at least 100).
+    #[arg(long, default_value_t = 5000)]
+    reporting_interval: u64,
+}
+
+impl Args {
+    /// Runs the load and prints its figures to standard output.
+    pub async fn run(self) -> Result<()> {
+        let mut stdout = std::io::stdout();
+        match self.mode {
+            Mode::Producer(a) => {
+                let opts = ProducerOptions {
+                    topic: a.topic,
+                    num_records: a.num_records,
+                    record_size: a.record_size,
+                    throughput: a.throughput,
+                    acks: a.acks,
+                    codec: super::invocation::codec(&a.compression),
+                    batch_size: a.batch_size,
+                    linger: Duration::from_millis(a.linger_ms),
+                    max_in_flight: a.max_in_flight,
+                    report_interval: Duration::from_millis(a.reporting_interval),
+                };
+                producer(&a.bootstrap_server, &opts, &mut stdout).await
+            }
+            Mode::Consumer(a) => {
+                let opts = ConsumerOptions {
+                    topic: a.topic,
+                    messages: a.messages,
+                    timeout: Duration::from_millis(a.timeout_ms),
+                    fetch_size: a.fetch_size,
+                    report_interval: Duration::from_millis(a.reporting_interval),
+                };
+                consumer(&a.bootstrap_server, &opts, &mut stdout).await
+            }
+        }
+    }
+}

@@ -164,3 +164,54 @@ fn parse_line_headers(s: &str) -> Result<Vec<Header>> {
         })
         .collect()
 }
+
+/// `odradek produce`: kafka-console-producer.sh's flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    /// Split each line into key and value at this separator.
+    #[arg(long)]
+    key_separator: Option<String>,
+    /// A header every record carries; repeat for more.
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    headers: Vec<String>,
+    /// Each line starts with headers, `k1:v1,k2:v2` then a tab (the console producer's
+    /// parse.headers).
+    #[arg(long)]
+    parse_headers: bool,
+    #[arg(long, visible_alias = "compression", default_value = "none", value_parser = super::invocation::CODECS)]
+    compression_codec: String,
+    /// 0 (no answer), 1 (the leader's) or -1/all (the in-sync replicas').
+    #[arg(long, default_value = "-1", allow_hyphen_values = true, value_parser = super::invocation::parse_acks)]
+    acks: i16,
+    /// Lines sent per request.
+    #[arg(long, default_value_t = 500)]
+    batch_lines: usize,
+}
+
+impl Args {
+    /// Sends standard input's lines and reports how many records went.
+    pub async fn run(self) -> Result<()> {
+        let opts = Options {
+            topic: self.topic,
+            key_separator: self.key_separator,
+            headers: self
+                .headers
+                .iter()
+                .map(|h| super::invocation::key_value(h, "--header"))
+                .collect::<Result<Vec<_>>>()?,
+            parse_headers: self.parse_headers,
+            codec: super::invocation::codec(&self.compression_codec),
+            acks: self.acks,
+            batch_lines: self.batch_lines,
+        };
+        let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let sent = run(&self.bootstrap_server, &opts, stdin).await?;
+        eprintln!("{sent} records sent");
+        Ok(())
+    }
+}

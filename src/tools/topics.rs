@@ -196,3 +196,86 @@ pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Resul
         }
     }
 }
+
+/// `odradek topics`: kafka-topics.sh --bootstrap-server's flags.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    /// Create --topic with --partitions, --replication-factor and --config.
+    #[arg(long, conflicts_with_all = ["list", "describe", "delete", "alter"])]
+    create: bool,
+    /// Print every topic's name.
+    #[arg(long)]
+    list: bool,
+    /// Print partitions, leaders, replicas and ISR of --topic (or of every topic).
+    #[arg(long)]
+    describe: bool,
+    /// Delete --topic.
+    #[arg(long)]
+    delete: bool,
+    /// Grow the topic to --partitions partitions.
+    #[arg(long, conflicts_with_all = ["list", "describe", "delete"])]
+    alter: bool,
+    #[arg(long)]
+    topic: Option<String>,
+    /// Partitions to create, or to grow to with --alter (-1: the broker's default).
+    #[arg(long, default_value_t = -1)]
+    partitions: i32,
+    /// Replicas per partition (-1: the broker's default).
+    #[arg(long, default_value_t = -1)]
+    replication_factor: i16,
+    /// A topic config, `key=value`; repeat for more.
+    #[arg(long, value_name = "KEY=VALUE")]
+    config: Vec<String>,
+}
+
+impl Args {
+    /// Turns the flags into one `Action` and runs it, printing to standard output.
+    pub async fn run(self) -> Result<()> {
+        let need_topic = || {
+            self.topic
+                .clone()
+                .ok_or_else(|| ToolError::Usage("--topic is required".into()))
+        };
+        let action = if self.create {
+            let configs = self
+                .config
+                .iter()
+                .map(|c| super::invocation::key_value(c, "--config"))
+                .collect::<Result<Vec<_>>>()?;
+            Action::Create {
+                topic: need_topic()?,
+                partitions: self.partitions,
+                replication_factor: self.replication_factor,
+                configs,
+            }
+        } else if self.alter {
+            if self.partitions < 1 {
+                return Err(ToolError::Usage(
+                    "--alter needs --partitions, the new partition count".into(),
+                ));
+            }
+            Action::Alter {
+                topic: need_topic()?,
+                partitions: self.partitions,
+            }
+        } else if self.delete {
+            Action::Delete {
+                topic: need_topic()?,
+            }
+        } else if self.describe {
+            Action::Describe {
+                topic: self.topic.clone(),
+            }
+        } else if self.list {
+            Action::List
+        } else {
+            return Err(ToolError::Usage(
+                "one of --create, --list, --describe, --delete, --alter".into(),
+            ));
+        };
+        run(&self.bootstrap_server, action, &mut std::io::stdout()).await
+    }
+}

@@ -1,0 +1,590 @@
+//! The broker's own settings ([`BrokerConfig`]) and the log cleaner's ([`CleanerConfig`]),
+//! built from the properties with Kafka's defaults and ranges.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::keys::is_known;
+use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
+use super::properties::{Props, csv, invalid, parse};
+use super::{ConfigError, LogConfig};
+
+const DEFAULT_LOG_DIR: &str = "/tmp/kafka-logs";
+
+/// The log cleaner's broker settings (`log.cleaner.*`, Kafka's `CleanerConfig`). The topic-level
+/// cleaner settings (`min.cleanable.dirty.ratio`, ...) are in [`LogConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerConfig {
+    /// `log.cleaner.enable` (true).
+    pub enable: bool,
+    /// `log.cleaner.threads` (1).
+    pub threads: usize,
+    /// `log.cleaner.dedupe.buffer.size` (128 MiB): memory for the key -> offset maps of all
+    /// cleaner threads together.
+    pub dedupe_buffer_size: u64,
+    /// `log.cleaner.io.buffer.size` (512 KiB): read and write buffers of all threads together.
+    pub io_buffer_size: usize,
+    /// `log.cleaner.io.buffer.load.factor` (0.9): despite its name, how full the dedupe map
+    /// may get.
+    pub dedupe_buffer_load_factor: f64,
+    /// `log.cleaner.io.max.bytes.per.second` (unlimited): reads plus writes of all threads.
+    pub io_max_bytes_per_second: f64,
+    /// `log.cleaner.backoff.ms` (15000): the pause when no log needs cleaning.
+    pub backoff_ms: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            enable: true,
+            threads: 1,
+            dedupe_buffer_size: 128 * 1024 * 1024,
+            io_buffer_size: 512 * 1024,
+            dedupe_buffer_load_factor: 0.9,
+            io_max_bytes_per_second: f64::MAX,
+            backoff_ms: 15_000,
+        }
+    }
+}
+
+/// The broker's `server.properties`, under Kafka's key names and with Kafka's defaults (ZooKeeper
+/// mode, 2.4 – 3.9). Where we differ from Kafka the field says so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// `broker.id`. -1 (the default) asks for an id generated from ZooKeeper's `/brokers/seqid`
+    /// above `reserved.broker.max.id`, as Kafka does.
+    pub broker_id: i32,
+    /// `listeners`. Default `PLAINTEXT://127.0.0.1:9092`: Kafka's is `PLAINTEXT://:9092` (all
+    /// interfaces). Every listener must map to PLAINTEXT: we implement neither TLS nor SASL.
+    pub listeners: Vec<Listener>,
+    /// `advertised.listeners`, defaulting to `listeners`. An empty host stands for the
+    /// machine's host name, which the caller fills in when it registers the broker.
+    pub advertised_listeners: Vec<Listener>,
+    /// `broker.rack` (unset): the rack (or zone) this broker runs in. Registered in
+    /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
+    /// spread over racks.
+    pub broker_rack: Option<String>,
+    /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
+    pub log_dirs: Vec<PathBuf>,
+    /// `num.partitions` (1): partitions of an auto-created topic.
+    pub num_partitions: i32,
+    /// `default.replication.factor` (1): replicas of an auto-created topic.
+    pub default_replication_factor: i16,
+    /// `auto.create.topics.enable` (true).
+    pub auto_create_topics_enable: bool,
+    /// `delete.topic.enable` (true).
+    pub delete_topic_enable: bool,
+    /// `message.max.bytes` (1048588): the largest record batch; also `log.max_message_bytes`.
+    pub message_max_bytes: usize,
+    /// `socket.request.max.bytes` (104857600): the largest request frame.
+    pub socket_request_max_bytes: usize,
+    /// `max.connections` (`i32::MAX`, i.e. no limit).
+    pub max_connections: usize,
+    /// `connections.max.idle.ms` (600000). Kafka never closes idle connections when the value
+    /// is negative; that becomes `u64::MAX` here.
+    pub connections_max_idle_ms: u64,
+    /// `queued.max.requests` (500). Kafka bounds its shared request queue with it; we bound the
+    /// requests in flight on one connection, which is where our requests queue.
+    pub queued_max_requests: usize,
+    /// `offsets.topic.num.partitions` (50).
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (3; the shipped `server.properties` sets 1).
+    pub offsets_topic_replication_factor: i16,
+    /// `offsets.topic.segment.bytes` (104857600).
+    pub offsets_topic_segment_bytes: u64,
+    /// `transaction.state.log.num.partitions` (50).
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3; the shipped `server.properties` sets 1).
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr` (2): `min.insync.replicas` of `__transaction_state`.
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.segment.bytes` (104857600).
+    pub transaction_state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms` (900000): the longest `transaction.timeout.ms` a producer
+    /// may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000): how often the
+    /// coordinator looks for transactions past their timeout (and aborts them).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms` (604800000): a transactional id idle this long with no
+    /// open transaction is forgotten (its record tombstoned).
+    pub transactional_id_expiration_ms: u64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms` (3600000).
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms` (3000): how long the first rebalance of an empty
+    /// group waits for more members.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` (6000).
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size` (`i32::MAX`): members a group may have.
+    pub group_max_size: i32,
+    /// `offsets.retention.minutes` (10080): how long committed offsets outlive their group's
+    /// consumers (KIP-211), or their commit for groups that only store offsets.
+    pub offsets_retention_minutes: i32,
+    /// `offsets.retention.check.interval.ms` (600000): how often offsets are checked for expiry.
+    pub offsets_retention_check_interval_ms: u64,
+    /// `zookeeper.connect`. Kafka requires it; unset (or empty) here means the embedded metadata
+    /// store, so that a single broker needs no ZooKeeper.
+    pub zookeeper_connect: Option<String>,
+    /// `zookeeper.session.timeout.ms` (18000, Kafka 2.5+; 2.4 had 6000).
+    pub zookeeper_session_timeout_ms: u64,
+    /// `zookeeper.connection.timeout.ms`; unset means the session timeout, as in Kafka.
+    pub zookeeper_connection_timeout_ms: Option<u64>,
+    /// `unclean.leader.election.enable` (false): may an out-of-sync replica become leader when
+    /// no in-sync one is alive, losing what it lacks.
+    pub unclean_leader_election_enable: bool,
+    /// `controller.socket.timeout.ms` (30000): how long the controller waits for a broker.
+    pub controller_socket_timeout_ms: u64,
+    /// `request.timeout.ms` (30000): how long the transaction coordinator's log writes and
+    /// WriteTxnMarkers wait for the ISR, as in Kafka.
+    pub request_timeout_ms: u64,
+    /// `auto.leader.rebalance.enable` (true): the controller moves leadership back to each
+    /// partition's preferred (first) replica when a broker leads too few of its own.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds` (300).
+    pub leader_imbalance_check_interval_seconds: u64,
+    /// `leader.imbalance.per.broker.percentage` (10): the share of a broker's preferred
+    /// partitions led elsewhere above which they are moved back.
+    pub leader_imbalance_per_broker_percentage: u32,
+    /// `controlled.shutdown.enable` (true): on SIGTERM, ask the controller to move this
+    /// broker's leaderships away before stopping.
+    pub controlled_shutdown_enable: bool,
+    /// `controlled.shutdown.max.retries` (3).
+    pub controlled_shutdown_max_retries: u32,
+    /// `controlled.shutdown.retry.backoff.ms` (5000).
+    pub controlled_shutdown_retry_backoff_ms: u64,
+    /// `log.retention.check.interval.ms` (300000).
+    pub log_retention_check_interval_ms: u64,
+    /// `log.flush.scheduler.interval.ms`: how often logs are checked against `flush.ms`. Kafka's
+    /// default is `Long.MAX_VALUE` (`i64::MAX` here), i.e. never: the OS writes pages back and
+    /// replication gives durability. A caller that builds a timer from it must treat values too
+    /// large for a deadline as "never" rather than add them to the current instant.
+    pub log_flush_scheduler_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms` (60000).
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `replica.lag.time.max.ms` (30000): a follower that has not caught up with the leader's
+    /// log end for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms` (500): how long a follower's fetch waits at the leader.
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.min.bytes` (1).
+    pub replica_fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (1048576): per partition in one follower fetch.
+    pub replica_fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10485760): per follower fetch.
+    pub replica_fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000): pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots` (1000): how many KIP-227 fetch sessions
+    /// the broker keeps; 0 answers every fetch in full, without a session.
+    pub max_incremental_fetch_session_cache_slots: usize,
+    /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
+    pub metrics_port: u16,
+    /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
+    /// configs (see [`LogConfig::from_broker_properties`]).
+    pub log: LogConfig,
+    /// Every key and value given (file and overrides), as written: Kafka's "originals", which
+    /// DescribeConfigs reports as STATIC_BROKER_CONFIG and dynamic configs are layered on.
+    pub originals: BTreeMap<String, String>,
+    /// `log.cleaner.*`: the threads that compact `cleanup.policy=compact` topics.
+    pub log_cleaner: CleanerConfig,
+    /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
+    /// but isn't a known config") and carries on; so should the caller.
+    pub unknown_keys: Vec<String>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let listeners = vec![Listener {
+            name: "PLAINTEXT".into(),
+            host: DEFAULT_LISTENER_HOST.into(),
+            port: DEFAULT_PORT,
+        }];
+        BrokerConfig {
+            broker_id: -1,
+            advertised_listeners: listeners.clone(),
+            broker_rack: None,
+            listeners,
+            log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
+            num_partitions: 1,
+            default_replication_factor: 1,
+            auto_create_topics_enable: true,
+            delete_topic_enable: true,
+            message_max_bytes: 1_048_588,
+            socket_request_max_bytes: 104_857_600,
+            max_connections: i32::MAX as usize,
+            connections_max_idle_ms: 600_000,
+            queued_max_requests: 500,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
+            offsets_topic_segment_bytes: 104_857_600,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_state_log_segment_bytes: 104_857_600,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            offsets_retention_minutes: 10_080,
+            offsets_retention_check_interval_ms: 600_000,
+            zookeeper_connect: None,
+            zookeeper_session_timeout_ms: 18_000,
+            zookeeper_connection_timeout_ms: None,
+            unclean_leader_election_enable: false,
+            controller_socket_timeout_ms: 30_000,
+            request_timeout_ms: 30_000,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
+            controlled_shutdown_enable: true,
+            controlled_shutdown_max_retries: 3,
+            controlled_shutdown_retry_backoff_ms: 5000,
+            log_retention_check_interval_ms: 300_000,
+            log_flush_scheduler_interval_ms: i64::MAX as u64,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            replica_high_watermark_checkpoint_interval_ms: 5_000,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_max_bytes: 1_048_576,
+            max_incremental_fetch_session_cache_slots: 1000,
+            replica_fetch_response_max_bytes: 10_485_760,
+            replica_fetch_backoff_ms: 1_000,
+            metrics_port: 9404,
+            log: LogConfig::default(),
+            originals: BTreeMap::new(),
+            log_cleaner: CleanerConfig::default(),
+            unknown_keys: Vec::new(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from `server.properties` entries (plus any overrides already
+    /// merged in). Kafka's defaults fill the gaps; the first bad value stops with an error that
+    /// names its key and value; keys nobody knows end up in `unknown_keys`.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        let p = Props(props);
+        let defaults = BrokerConfig::default();
+
+        let id_generation = p.bool("broker.id.generation.enable", true)?;
+        let reserved_max_id = p.num("reserved.broker.max.id", Some(0i32), 1000)?;
+        let broker_id = p.num("broker.id", None, defaults.broker_id)?;
+        // Kafka's rule: generated ids start above reserved.broker.max.id, so configured ids must
+        // stay at or below it; without generation there is nothing to stand for -1.
+        if id_generation && !(-1..=reserved_max_id).contains(&broker_id) {
+            return Err(invalid(
+                "broker.id",
+                &broker_id.to_string(),
+                format!("must be from -1 to reserved.broker.max.id ({reserved_max_id})"),
+            ));
+        }
+        if !id_generation && broker_id < 0 {
+            return Err(invalid(
+                "broker.id",
+                &broker_id.to_string(),
+                "must be at least 0 when broker.id.generation.enable is false",
+            ));
+        }
+
+        let (listeners, advertised_listeners) = Self::listeners(&p)?;
+
+        let (dirs_key, dirs_value) = match (p.get("log.dirs"), p.get("log.dir")) {
+            (Some(v), _) => ("log.dirs", v),
+            (None, Some(v)) => ("log.dir", v),
+            (None, None) => ("log.dir", DEFAULT_LOG_DIR),
+        };
+        let mut log_dirs: Vec<PathBuf> = Vec::new();
+        for dir in csv(dirs_value).map(PathBuf::from) {
+            if log_dirs.contains(&dir) {
+                return Err(invalid(
+                    dirs_key,
+                    dirs_value,
+                    format!("{} is listed twice", dir.display()),
+                ));
+            }
+            log_dirs.push(dir);
+        }
+        if log_dirs.is_empty() {
+            return Err(invalid(
+                dirs_key,
+                dirs_value,
+                "at least one log directory is required",
+            ));
+        }
+
+        let zookeeper_connection_timeout_ms = match p.get("zookeeper.connection.timeout.ms") {
+            Some(v) => Some(u64::from(parse(
+                "zookeeper.connection.timeout.ms",
+                v,
+                Some(1u32),
+            )?)),
+            None => None,
+        };
+
+        // Scheduler periods must be positive: Kafka's scheduler rejects 0 at start-up, and a
+        // zero-period timer is a busy loop (or a panic) here, so say so now.
+        let flush_scheduler_ms: i64 =
+            p.num("log.flush.scheduler.interval.ms", Some(1), i64::MAX)?;
+
+        let log = LogConfig::from_broker_properties(props)?;
+
+        // Kafka refuses a follower fetch wait at or above the lag limit: a follower parked that
+        // long at an idle leader would be thrown out of the ISR.
+        let replica_fetch_wait_max_ms: u64 = p.unsigned("replica.fetch.wait.max.ms", 0i32, 500)?;
+        let lag: i64 = p.num("replica.lag.time.max.ms", Some(1), 30_000)?;
+        if replica_fetch_wait_max_ms as i64 >= lag {
+            return Err(invalid(
+                "replica.fetch.wait.max.ms",
+                &replica_fetch_wait_max_ms.to_string(),
+                "must be less than replica.lag.time.max.ms",
+            ));
+        }
+
+        Ok(BrokerConfig {
+            broker_id,
+            listeners,
+            advertised_listeners,
+            broker_rack: p.get("broker.rack").map(String::from),
+            log_dirs,
+            num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
+            default_replication_factor: p.num(
+                "default.replication.factor",
+                Some(1),
+                defaults.default_replication_factor,
+            )?,
+            auto_create_topics_enable: p.bool("auto.create.topics.enable", true)?,
+            delete_topic_enable: p.bool("delete.topic.enable", true)?,
+            // Kafka types these as int: anything past i32::MAX is an error there, so here too.
+            message_max_bytes: p.unsigned("message.max.bytes", 0i32, 1_048_588)?,
+            socket_request_max_bytes: p.unsigned("socket.request.max.bytes", 1i32, 104_857_600)?,
+            max_connections: p.unsigned("max.connections", 0i32, i32::MAX)?,
+            // Negative means "never close idle connections" in Kafka.
+            connections_max_idle_ms: u64::try_from(p.num(
+                "connections.max.idle.ms",
+                None,
+                600_000i64,
+            )?)
+            .unwrap_or(u64::MAX),
+            queued_max_requests: p.unsigned("queued.max.requests", 1i32, 500)?,
+            offsets_topic_num_partitions: p.num(
+                "offsets.topic.num.partitions",
+                Some(1),
+                defaults.offsets_topic_num_partitions,
+            )?,
+            offsets_topic_replication_factor: p.num(
+                "offsets.topic.replication.factor",
+                Some(1),
+                defaults.offsets_topic_replication_factor,
+            )?,
+            offsets_topic_segment_bytes: p.unsigned(
+                "offsets.topic.segment.bytes",
+                1i32,
+                104_857_600,
+            )?,
+            transaction_state_log_num_partitions: p.num(
+                "transaction.state.log.num.partitions",
+                Some(1),
+                defaults.transaction_state_log_num_partitions,
+            )?,
+            transaction_state_log_replication_factor: p.num(
+                "transaction.state.log.replication.factor",
+                Some(1),
+                defaults.transaction_state_log_replication_factor,
+            )?,
+            transaction_state_log_min_isr: p.num(
+                "transaction.state.log.min.isr",
+                Some(1),
+                defaults.transaction_state_log_min_isr,
+            )?,
+            transaction_state_log_segment_bytes: p.unsigned(
+                "transaction.state.log.segment.bytes",
+                1i32,
+                104_857_600,
+            )?,
+            transaction_max_timeout_ms: p.num(
+                "transaction.max.timeout.ms",
+                Some(1),
+                defaults.transaction_max_timeout_ms,
+            )?,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: p.unsigned(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1i32,
+                10_000,
+            )?,
+            transactional_id_expiration_ms: p.unsigned(
+                "transactional.id.expiration.ms",
+                1i32,
+                604_800_000,
+            )?,
+            transaction_remove_expired_transaction_cleanup_interval_ms: p.unsigned(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1i32,
+                3_600_000,
+            )?,
+            group_initial_rebalance_delay_ms: p.unsigned(
+                "group.initial.rebalance.delay.ms",
+                0i32,
+                3000,
+            )?,
+            group_min_session_timeout_ms: p.num(
+                "group.min.session.timeout.ms",
+                Some(0),
+                defaults.group_min_session_timeout_ms,
+            )?,
+            group_max_session_timeout_ms: p.num(
+                "group.max.session.timeout.ms",
+                Some(0),
+                defaults.group_max_session_timeout_ms,
+            )?,
+            // Kafka's ranges: atLeast(1) for all three.
+            group_max_size: p.num("group.max.size", Some(1), defaults.group_max_size)?,
+            offsets_retention_minutes: p.num(
+                "offsets.retention.minutes",
+                Some(1),
+                defaults.offsets_retention_minutes,
+            )?,
+            offsets_retention_check_interval_ms: p.unsigned(
+                "offsets.retention.check.interval.ms",
+                1i64,
+                600_000,
+            )?,
+            zookeeper_connect: p
+                .get("zookeeper.connect")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            zookeeper_session_timeout_ms: p.unsigned(
+                "zookeeper.session.timeout.ms",
+                1i32,
+                18_000,
+            )?,
+            zookeeper_connection_timeout_ms,
+            unclean_leader_election_enable: p.bool("unclean.leader.election.enable", false)?,
+            controller_socket_timeout_ms: p.unsigned(
+                "controller.socket.timeout.ms",
+                1i32,
+                30_000,
+            )?,
+            request_timeout_ms: p.unsigned("request.timeout.ms", 1i32, 30_000)?,
+            auto_leader_rebalance_enable: p.bool("auto.leader.rebalance.enable", true)?,
+            leader_imbalance_check_interval_seconds: p.unsigned(
+                "leader.imbalance.check.interval.seconds",
+                1i64,
+                300,
+            )?,
+            leader_imbalance_per_broker_percentage: p.unsigned(
+                "leader.imbalance.per.broker.percentage",
+                0i32,
+                10,
+            )?,
+            controlled_shutdown_enable: p.bool("controlled.shutdown.enable", true)?,
+            controlled_shutdown_max_retries: p.unsigned(
+                "controlled.shutdown.max.retries",
+                0i32,
+                3,
+            )?,
+            controlled_shutdown_retry_backoff_ms: p.unsigned(
+                "controlled.shutdown.retry.backoff.ms",
+                0i64,
+                5000,
+            )?,
+            log_retention_check_interval_ms: p.unsigned(
+                "log.retention.check.interval.ms",
+                1i64,
+                300_000,
+            )?,
+            // Positive, so the conversion cannot fail.
+            log_flush_scheduler_interval_ms: u64::try_from(flush_scheduler_ms).unwrap_or(u64::MAX),
+            log_flush_offset_checkpoint_interval_ms: p.unsigned(
+                "log.flush.offset.checkpoint.interval.ms",
+                1i32,
+                60_000,
+            )?,
+            replica_high_watermark_checkpoint_interval_ms: p.unsigned(
+                "replica.high.watermark.checkpoint.interval.ms",
+                1i64,
+                5_000,
+            )?,
+            replica_lag_time_max_ms: p.unsigned("replica.lag.time.max.ms", 1i64, 30_000)?,
+            replica_fetch_wait_max_ms,
+            replica_fetch_min_bytes: p.num("replica.fetch.min.bytes", Some(1), 1)?,
+            replica_fetch_max_bytes: p.num("replica.fetch.max.bytes", Some(0), 1_048_576)?,
+            replica_fetch_response_max_bytes: p.num(
+                "replica.fetch.response.max.bytes",
+                Some(0),
+                10_485_760,
+            )?,
+            replica_fetch_backoff_ms: p.unsigned("replica.fetch.backoff.ms", 0i32, 1_000)?,
+            max_incremental_fetch_session_cache_slots: p.unsigned(
+                "max.incremental.fetch.session.cache.slots",
+                0i32,
+                1000,
+            )?,
+            metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
+            log,
+            originals: props.clone(),
+            log_cleaner: Self::cleaner(&p)?,
+            unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
+        })
+    }
+
+    /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.
+    fn cleaner(p: &Props<'_>) -> Result<CleanerConfig, ConfigError> {
+        let d = CleanerConfig::default();
+        let load_factor: f64 = p.num(
+            "log.cleaner.io.buffer.load.factor",
+            None,
+            d.dedupe_buffer_load_factor,
+        )?;
+        if !(load_factor > 0.0 && load_factor <= 1.0) {
+            return Err(invalid(
+                "log.cleaner.io.buffer.load.factor",
+                &load_factor.to_string(),
+                "must be greater than 0 and at most 1",
+            ));
+        }
+        let rate: f64 = p.num(
+            "log.cleaner.io.max.bytes.per.second",
+            None,
+            d.io_max_bytes_per_second,
+        )?;
+        if rate.is_nan() || rate <= 0.0 {
+            return Err(invalid(
+                "log.cleaner.io.max.bytes.per.second",
+                &rate.to_string(),
+                "must be positive",
+            ));
+        }
+        Ok(CleanerConfig {
+            enable: p.bool("log.cleaner.enable", d.enable)?,
+            threads: p.unsigned("log.cleaner.threads", 0i32, 1)?,
+            dedupe_buffer_size: p.unsigned(
+                "log.cleaner.dedupe.buffer.size",
+                0i64,
+                d.dedupe_buffer_size as i64,
+            )?,
+            io_buffer_size: p.unsigned("log.cleaner.io.buffer.size", 0i32, 512 * 1024)?,
+            dedupe_buffer_load_factor: load_factor,
+            io_max_bytes_per_second: rate,
+            backoff_ms: p.unsigned("log.cleaner.backoff.ms", 0i64, 15_000)?,
+        })
+    }
+
+    /// The configuration of a topic with the given topic-level overrides (`retention.ms`, ...)
+    /// on top of this broker's `log.*` defaults.
+    pub fn topic_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigError> {
+        self.log.with_overrides(overrides)
+    }
+}
