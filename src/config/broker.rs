@@ -341,8 +341,8 @@ impl BrokerConfig {
         // Kafka refuses a follower fetch wait at or above the lag limit: a follower parked that
         // long at an idle leader would be thrown out of the ISR.
         let replica_fetch_wait_max_ms: u64 = p.unsigned("replica.fetch.wait.max.ms", 0i32, 500)?;
-        let lag: i64 = p.num("replica.lag.time.max.ms", Some(1), 30_000)?;
-        if replica_fetch_wait_max_ms as i64 >= lag {
+        let replica_lag_time_max_ms: u64 = p.unsigned("replica.lag.time.max.ms", 1i64, 30_000)?;
+        if replica_fetch_wait_max_ms >= replica_lag_time_max_ms {
             return Err(invalid(
                 "replica.fetch.wait.max.ms",
                 &replica_fetch_wait_max_ms.to_string(),
@@ -514,7 +514,7 @@ impl BrokerConfig {
                 1i64,
                 5_000,
             )?,
-            replica_lag_time_max_ms: p.unsigned("replica.lag.time.max.ms", 1i64, 30_000)?,
+            replica_lag_time_max_ms,
             replica_fetch_wait_max_ms,
             replica_fetch_min_bytes: p.num("replica.fetch.min.bytes", Some(1), 1)?,
             replica_fetch_max_bytes: p.num("replica.fetch.max.bytes", Some(0), 1_048_576)?,

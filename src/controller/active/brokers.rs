@@ -1,0 +1,248 @@
+//! Live brokers: reading `/brokers/ids`, and what the controller does when brokers join or
+//! fail (Kafka's `onBrokerStartup` and `onBrokerFailure`): new leaders for what the failed ones
+//! led, shrunk ISRs, metadata to everyone. Separate because broker membership is its own
+//! event source.
+
+use std::collections::BTreeMap;
+
+use super::{ActiveController, LiveBroker, NO_LEADER, PartitionState, Stop, Tp};
+use crate::metadata::znodes::{self, BrokerZnode};
+
+impl ActiveController {
+    pub(super) async fn read_brokers(&self) -> Result<BTreeMap<i32, LiveBroker>, Stop> {
+        let mut out = BTreeMap::new();
+        for child in self
+            .store
+            .children(znodes::BROKER_IDS)
+            .await?
+            .unwrap_or_default()
+        {
+            let Ok(id) = child.parse::<i32>() else {
+                continue;
+            };
+            let path = znodes::broker_path(id);
+            self.store.watch_node(&path).await?;
+            let Some((Some(data), stat)) = self.store.get(&path).await? else {
+                continue;
+            };
+            let z: BrokerZnode = match znodes::decode(&path, &data) {
+                Ok(z) => z,
+                Err(e) => {
+                    tracing::error!(broker = id, error = %e, "ignoring unreadable broker registration");
+                    continue;
+                }
+            };
+            out.insert(id, live_broker(&z, stat.czxid));
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn on_broker_change(&mut self) -> Result<(), Stop> {
+        let now = self.read_brokers().await?;
+        let mut dead: Vec<i32> = Vec::new();
+        let mut new: Vec<i32> = Vec::new();
+        for (id, b) in &self.brokers {
+            match now.get(id) {
+                None => dead.push(*id),
+                // Re-registered before we saw it go: a failure and a start-up (Kafka's bounce).
+                Some(n) if n.epoch != b.epoch => {
+                    dead.push(*id);
+                    new.push(*id);
+                }
+                Some(_) => {}
+            }
+        }
+        for id in now.keys() {
+            if !self.brokers.contains_key(id) {
+                new.push(*id);
+            }
+        }
+        if dead.is_empty() && new.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(?new, ?dead, "brokers changed");
+        for id in &dead {
+            self.channels.remove(*id);
+            self.brokers.remove(id);
+            self.shutting_down.remove(id);
+        }
+        if !dead.is_empty() {
+            self.on_brokers_failed(&dead).await?;
+        }
+        for id in &new {
+            if let Some(b) = now.get(id) {
+                if let Some(addr) = broker_address(b) {
+                    self.channels.add(*id, addr);
+                }
+                self.brokers.insert(*id, b.clone());
+            }
+        }
+        if !new.is_empty() {
+            let live: Vec<i32> = self.brokers.keys().copied().collect();
+            let theirs: Vec<Tp> = self
+                .states
+                .keys()
+                .filter(|tp| {
+                    self.replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| new.contains(b)))
+                })
+                .cloned()
+                .collect();
+            for id in &new {
+                self.send_leader_and_isr(&theirs, Some(*id));
+            }
+            // Every broker learns the new member; the new ones learn everything.
+            self.send_update_metadata(None, &live);
+            let all = self.all_partitions();
+            self.bring_online(all).await?;
+            self.retry_deletions().await?;
+            // Reassignments waiting for a replica on a returning broker carry on.
+            let waiting: Vec<Tp> = self
+                .reassigning()
+                .into_iter()
+                .filter(|tp| {
+                    self.replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| new.contains(b)))
+                })
+                .collect();
+            for tp in waiting {
+                self.continue_reassignment(&tp).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kafka's OfflineReplica transition for every replica on the failed brokers: out of the
+    /// ISR (the last member stays, so a later clean election knows who has the data), leader
+    /// -1 if it led, leader epoch bumped; then the offline partitions elect again.
+    pub(super) async fn on_brokers_failed(&mut self, dead: &[i32]) -> Result<(), Stop> {
+        let touches_dead =
+            |s: &PartitionState| dead.contains(&s.leader) || s.isr.iter().any(|r| dead.contains(r));
+        let affected: Vec<Tp> = self
+            .states
+            .iter()
+            .filter(|(tp, s)| {
+                touches_dead(s)
+                    || self
+                        .replicas(tp)
+                        .is_some_and(|r| r.iter().any(|b| dead.contains(b)))
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let mut changed = Vec::new();
+        for tp in affected {
+            // A leader's own ISR expansion reaches the controller seconds later (the
+            // notifications linger): a dead replica missing from the cached ISR may be in the
+            // znode's.
+            if self.states.get(&tp).is_some_and(|s| !touches_dead(s)) {
+                self.refresh_state(&tp).await?;
+            }
+            // A leader may change the ISR meanwhile (its own conditional write): decide again
+            // on the state as it is then.
+            for _attempt in 0..5 {
+                let Some(s) = self.states.get(&tp).cloned() else {
+                    break;
+                };
+                if !touches_dead(&s) {
+                    break;
+                }
+                let replicas = self.replicas(&tp).unwrap_or_default();
+                let survivors: Vec<i32> = s
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !dead.contains(r))
+                    .collect();
+                let (leader, isr) = if dead.contains(&s.leader) {
+                    let candidate = PartitionState {
+                        isr: survivors.clone(),
+                        ..s.clone()
+                    };
+                    match self.elect(&tp, &replicas, &candidate, false).await? {
+                        Some(decided) => decided,
+                        None if survivors.is_empty() => (NO_LEADER, s.isr.clone()),
+                        None => (NO_LEADER, survivors),
+                    }
+                } else if survivors.is_empty() {
+                    break;
+                } else {
+                    (s.leader, survivors)
+                };
+                if leader == s.leader && isr == s.isr {
+                    // Already recorded as offline (by an earlier controller).
+                    break;
+                }
+                if self
+                    .write_state(&tp, leader, s.leader_epoch + 1, isr)
+                    .await?
+                {
+                    tracing::info!(
+                        topic = tp.0,
+                        partition = tp.1,
+                        leader,
+                        "partition changed after broker failure"
+                    );
+                    changed.push(tp);
+                    break;
+                }
+            }
+        }
+        self.announce(&changed);
+        Ok(())
+    }
+}
+
+pub(super) fn live_broker(z: &BrokerZnode, epoch: i64) -> LiveBroker {
+    let mut endpoints: Vec<(String, String, u16, String)> = z
+        .endpoints
+        .iter()
+        .filter_map(|e| {
+            let (listener, rest) = e.split_once("://")?;
+            let (host, port) = rest.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let protocol = z
+                .listener_security_protocol_map
+                .get(listener)
+                .cloned()
+                .unwrap_or_else(|| listener.to_string());
+            Some((
+                listener.to_string(),
+                host.to_string(),
+                port.parse().ok()?,
+                protocol,
+            ))
+        })
+        .collect();
+    // Registrations of version 1 have only host and port, PLAINTEXT implied.
+    if endpoints.is_empty()
+        && let (Some(host), Ok(port)) = (&z.host, u16::try_from(z.port))
+    {
+        endpoints.push(("PLAINTEXT".into(), host.clone(), port, "PLAINTEXT".into()));
+    }
+    LiveBroker {
+        epoch,
+        rack: z.rack.clone(),
+        endpoints,
+    }
+}
+
+/// Where the controller reaches a broker: its first advertised endpoint (Kafka uses the
+/// inter-broker listener; odradek brokers have one listener).
+pub(super) fn broker_address(b: &LiveBroker) -> Option<String> {
+    let (_, host, port, _) = b.endpoints.first()?;
+    let host = if host.is_empty() {
+        "localhost"
+    } else {
+        host.as_str()
+    };
+    Some(crate::client::address(host, *port))
+}
+
+pub(super) fn security_protocol_id(name: &str) -> i16 {
+    match name {
+        "SSL" => 1,
+        "SASL_PLAINTEXT" => 2,
+        "SASL_SSL" => 3,
+        _ => 0,
+    }
+}
