@@ -1,3 +1,22 @@
+//! odradek: a broker that speaks Apache Kafka's protocol, stores data in Kafka's on-disk format
+//! and keeps metadata in ZooKeeper's znode layout, as Kafka does.
+//!
+//! # Layout
+//!
+//! The modules form layers; each uses only the ones below it (`tests/it/layering.rs` checks
+//! this, `ARCHITECTURE.md` explains it):
+//!
+//! - [`tools`]: the bundled client tools (the binary, `main.rs`, sits above them);
+//! - [`server`]: wires the rest together, start-up and shutdown;
+//! - [`network`]: listeners and connections;
+//! - [`api`]: request handlers, routed from one table ([`api::ROUTES`]);
+//! - coordinators: [`txn`], [`group`], [`controller`];
+//! - [`replica`]: the partitions this broker hosts;
+//! - [`metadata`]: the znode store and the metadata cache;
+//! - [`log`]: partition logs on disk;
+//! - [`config`]: broker and topic configs;
+//! - leaves anyone may use: [`client`], then [`protocol`], [`metrics`], [`alloc`].
+
 pub mod alloc;
 pub mod api;
 pub mod client;
