@@ -10,9 +10,8 @@
 //! partition finishes the prepared transactions it finds there; ongoing ones are aborted when
 //! their timeout passes.
 //!
-//! Differences from Kafka, for now: appends to `__transaction_state` do not wait for the
-//! followers (the replica layer's acks=all path decides that for every internal topic alike);
-//! partition leaders on other brokers do not verify a transactional produce with the
+//! State records are acknowledged once the ISR has them (`ReplicaManager::append_acked`), as
+//! Kafka's are. Differences from Kafka, for now: partition leaders on other brokers do not verify a transactional produce with the
 //! coordinator (AddPartitionsToTxn v4, KIP-890): only a coordinator on the same broker checks
 //! that the partition was added; producer state in partitions does not expire
 //! (`producer.id.expiration.ms`).
