@@ -21,6 +21,14 @@
 //!
 //! Offsets committed inside a transaction (TxnOffsetCommit) are written as transactional
 //! batches and held per producer until the transaction's marker commits or aborts them.
+//!
+//! This file holds the `GroupCoordinator` itself (Kafka's `GroupCoordinator`, with the append
+//! side of `GroupMetadataManager`): its constructor, the `__consumer_offsets` topic and
+//! partition helpers, and the appends every other piece goes through. The rest is split as in
+//! Kafka: `state` (`GroupMetadata`, `MemberMetadata`), `join` (JoinGroup, SyncGroup),
+//! `membership` (Heartbeat, LeaveGroup), `timer` (the deadlines), `offsets` (commit, fetch,
+//! delete, expiry), `describe` (ListGroups, DescribeGroups, DeleteGroups) and `loader`
+//! (loading and unloading a `__consumer_offsets` partition).
 
 mod describe;
 mod join;

@@ -339,7 +339,7 @@ impl Group {
 mod tests {
     use super::*;
 
-    pub(super) fn member(id: &str, protocols: &[&str]) -> Member {
+    fn member(id: &str, protocols: &[&str]) -> Member {
         Member {
             member_id: id.into(),
             group_instance_id: None,
