@@ -1,0 +1,138 @@
+//! Staying in a group and leaving it, Kafka's `GroupCoordinator.handleHeartbeat` /
+//! `handleLeaveGroup`: session refresh, static-member fencing, and what a membership change does
+//! to a rebalance in progress.
+
+use kafka_protocol::ResponseError;
+use tokio::time::Instant;
+
+use crate::protocol::errors;
+
+use super::state::{Group, GroupState};
+use super::{GroupCoordinator, JoinResult, PendingGroupRecord, SyncResult};
+
+impl GroupCoordinator {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&str>,
+    ) -> i16 {
+        match self.validate(group_id) {
+            Ok(()) => {}
+            // Kafka answers blindly while the group loads: the member keeps its session.
+            Err(code) if code == ResponseError::CoordinatorLoadInProgress.code() => {
+                return errors::NONE;
+            }
+            Err(code) => return code,
+        }
+        let mut groups = self.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let state = group.state;
+        let group_generation = group.generation;
+        match state {
+            GroupState::Dead => return ResponseError::CoordinatorNotAvailable.code(),
+            GroupState::Empty => return ResponseError::UnknownMemberId.code(),
+            _ => {}
+        }
+        if group.fenced(member_id, instance) {
+            return ResponseError::FencedInstanceId.code();
+        }
+        let Some(member) = group.member(member_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        if generation != group_generation {
+            return ResponseError::IllegalGeneration.code();
+        }
+        member.refresh_session(Instant::now());
+        if state == GroupState::PreparingRebalance {
+            ResponseError::RebalanceInProgress.code()
+        } else {
+            errors::NONE
+        }
+    }
+
+    /// Removes members; the top-level error is UNKNOWN_MEMBER_ID for an unknown group, and
+    /// each member gets its own code.
+    /// Members are named by member id, or (LeaveGroup v3+) by group instance id.
+    pub async fn leave(
+        &self,
+        group_id: &str,
+        member_ids: &[(String, Option<String>)],
+    ) -> (i16, Vec<i16>) {
+        if let Err(code) = self.validate(group_id) {
+            return (code, Vec::new());
+        }
+        let (codes_out, pending) = {
+            let mut groups = self.lock();
+            let Some(group) = groups.get_mut(group_id) else {
+                return (
+                    ResponseError::UnknownMemberId.code(),
+                    vec![ResponseError::UnknownMemberId.code(); member_ids.len()],
+                );
+            };
+            let now = Instant::now();
+            let mut out = Vec::with_capacity(member_ids.len());
+            let mut removed_any = false;
+            for (id, instance) in member_ids {
+                if group.pending.remove(id).is_some() {
+                    out.push(errors::NONE);
+                    continue;
+                }
+                let found = match instance {
+                    Some(instance) => match group.static_member_index(instance) {
+                        Some(i) if !id.is_empty() && group.members[i].member_id != *id => {
+                            out.push(ResponseError::FencedInstanceId.code());
+                            continue;
+                        }
+                        found => found,
+                    },
+                    None => group.members.iter().position(|m| &m.member_id == id),
+                };
+                match found {
+                    Some(i) => {
+                        let m = group.members.remove(i);
+                        if let Some(w) = m.join_waiter {
+                            let _ = w
+                                .send(JoinResult::error(ResponseError::UnknownMemberId.code(), id));
+                        }
+                        if let Some(w) = m.sync_waiter {
+                            let _ =
+                                w.send(SyncResult::error(ResponseError::UnknownMemberId.code()));
+                        }
+                        tracing::info!(group = group_id, member = id, "member left");
+                        removed_any = true;
+                        out.push(errors::NONE);
+                    }
+                    None => out.push(ResponseError::UnknownMemberId.code()),
+                }
+            }
+            let pending = if removed_any {
+                self.members_changed(group_id, group, now)
+            } else {
+                self.try_complete_join(group_id, group, now)
+            };
+            (out, pending)
+        };
+        self.persist_groups(pending.into_iter().collect()).await;
+        (errors::NONE, codes_out)
+    }
+
+    /// After members were removed: rebalance, or finish the one in progress.
+    pub(super) fn members_changed(
+        &self,
+        id: &str,
+        group: &mut Group,
+        now: Instant,
+    ) -> Option<PendingGroupRecord> {
+        if matches!(
+            group.state,
+            GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.prepare_rebalance(group, now);
+        }
+        self.try_complete_join(id, group, now)
+    }
+}
