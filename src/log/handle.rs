@@ -8,8 +8,11 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 
 use super::error::{IoContext, Result};
-use super::partition::{AppendInfo, PartitionLog, ReadResult};
+use super::partition::{AppendInfo, PartitionLog, ReadResult, ReadSnapshot};
 use super::segment::now_ms;
+
+/// Reads planned again when a truncation raced them, before one is done under the lock.
+const UNLOCKED_READ_ATTEMPTS: usize = 3;
 
 pub struct LogHandle {
     log: Mutex<PartitionLog>,
@@ -74,6 +77,7 @@ impl LogHandle {
         Ok(info)
     }
 
+    /// [`PartitionLog::read`] without holding the log across the file I/O (see `read_with`).
     pub fn read(
         &self,
         offset: i64,
@@ -81,7 +85,43 @@ impl LogHandle {
         upper_bound: i64,
         min_one: bool,
     ) -> Result<ReadResult> {
-        self.lock().read(offset, max_bytes, upper_bound, min_one)
+        self.read_with(|log| {
+            Ok((
+                log.read_snapshot(offset, max_bytes, upper_bound, min_one)?,
+                (),
+            ))
+        })
+        .map(|(r, ())| r)
+    }
+
+    /// A read that holds the log only for bookkeeping: `plan` runs under the lock and returns
+    /// a [`ReadSnapshot`] (with whatever else the caller wants read at the same moment); the
+    /// index scans and `pread`s then run without the lock, so appends, flushes and the runtime
+    /// threads' brief accessors never wait behind a read's disk I/O.
+    ///
+    /// Afterwards the lock is taken once more, briefly, to compare the log's `layout_epoch`:
+    /// only a truncation changes bytes a snapshot may read (see [`ReadSnapshot`]), it bumps the
+    /// epoch under the lock, and the reads are done before that check, so an unchanged epoch
+    /// means every byte read was the snapshot's log. A changed one discards the read (and any
+    /// error it ran into, e.g. reading past a cut) and plans again; should the log keep
+    /// changing, the last attempt reads under the lock, which is always consistent.
+    pub fn read_with<T>(
+        &self,
+        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+    ) -> Result<(ReadResult, T)> {
+        for _ in 0..UNLOCKED_READ_ATTEMPTS {
+            let (snapshot, extra) = plan(&self.lock())?;
+            if snapshot.reads_nothing() {
+                return Ok((snapshot.read()?, extra));
+            }
+            let read = snapshot.read();
+            if self.lock().layout_epoch() == snapshot.layout_epoch() {
+                return Ok((read?, extra));
+            }
+        }
+        let log = self.lock();
+        let (snapshot, extra) = plan(&log)?;
+        Ok((snapshot.read()?, extra))
     }
 
     /// Makes every offset below `offset` durable, sharing the fsync with concurrent appenders.
@@ -119,5 +159,190 @@ impl LogHandle {
     /// Unwraps the log for closing; only possible once nobody else holds the handle.
     pub fn into_log(self) -> PartitionLog {
         self.log.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::log::partition::LoadParams;
+    use crate::log::records::{self, BatchBuilder, NewRecord};
+
+    /// A client batch of `n` records whose values are `value_len` bytes of `fill`.
+    fn batch(n: usize, value_len: usize, fill: u8) -> Bytes {
+        let records = (0..n)
+            .map(|i| NewRecord {
+                timestamp: now_ms(),
+                key: Some(format!("k{i}").into_bytes()),
+                value: Some(vec![fill; value_len]),
+                headers: Vec::new(),
+            })
+            .collect();
+        Bytes::from(
+            BatchBuilder {
+                records,
+                ..BatchBuilder::default()
+            }
+            .build()
+            .unwrap(),
+        )
+    }
+
+    fn open(dir: &std::path::Path) -> PartitionLog {
+        let config = LogConfig {
+            segment_bytes: 2_000,
+            ..LogConfig::default()
+        };
+        PartitionLog::open(&dir.join("t-0"), config, LoadParams::default()).unwrap()
+    }
+
+    /// Every entry is a whole, CRC-valid batch, the offsets run on from `first` without a gap,
+    /// and each record's value is filled with one of `fills`. Returns the offset after them.
+    fn check_batches(bytes: &[u8], first: i64, fills: &[u8]) -> i64 {
+        let mut pos = 0;
+        let mut next = first;
+        while pos < bytes.len() {
+            let size = crate::log::batch::entry_size(&bytes[pos..]).expect("an entry header");
+            let entry = bytes.get(pos..pos + size as usize).expect("a whole entry");
+            let (h, recs) = records::decode_batch(entry).expect("a valid batch");
+            assert_eq!(h.base_offset, next, "offsets run on");
+            for r in &recs {
+                let v = r.value.as_deref().unwrap();
+                assert!(fills.contains(&v[0]) && v.iter().all(|b| *b == v[0]));
+            }
+            next = h.last_offset() + 1;
+            pos += h.size();
+        }
+        next
+    }
+
+    #[test]
+    fn a_snapshot_reads_the_log_as_it_was_whatever_happens_meanwhile() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path());
+        for _ in 0..3 {
+            log.append_as_leader(&batch(5, 100, b'a'), 0).unwrap();
+        }
+        let leo = log.log_end_offset();
+        let expected = log.read(0, 1 << 20, leo, true).unwrap();
+        let snap = log.read_snapshot(0, 1 << 20, leo, true).unwrap();
+        let to_hw = log.read_snapshot(5, 1 << 20, 10, true).unwrap();
+
+        // Appends past the snapshot and rolls: the snapshot reads exactly what it saw.
+        for _ in 0..10 {
+            log.append_as_leader(&batch(5, 100, b'b'), 0).unwrap();
+        }
+        assert!(log.segment_count() > 1, "the appends rolled the log");
+        let r = snap.read().unwrap();
+        assert_eq!(r.records, expected.records);
+        assert_eq!(r.log_end_offset, leo);
+        assert_eq!(check_batches(&r.records, 0, b"a"), leo);
+        let r = to_hw.read().unwrap();
+        assert_eq!(r.first_offset, Some(5));
+        assert_eq!(
+            check_batches(&r.records, 5, b"a"),
+            10,
+            "no entry at the bound"
+        );
+
+        // The files unlinked (a full truncation, as retention deletes whole segments): the open
+        // files still read the old, complete data, as in Kafka.
+        let later = log
+            .read_snapshot(leo, 1 << 20, log.log_end_offset(), true)
+            .unwrap();
+        let later_leo = log.log_end_offset();
+        log.truncate_fully_and_start_at(1_000).unwrap();
+        assert_eq!(snap.read().unwrap().records, expected.records);
+        let r = later.read().unwrap();
+        assert_eq!(r.first_offset, Some(leo));
+        assert!(check_batches(&r.records, leo, b"b") <= later_leo);
+        assert_eq!(r.log_end_offset, later_leo);
+        assert_ne!(later.layout_epoch(), log.layout_epoch());
+    }
+
+    #[test]
+    fn a_truncation_under_a_snapshot_is_detected_and_the_read_planned_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path());
+        for _ in 0..3 {
+            log.append_as_leader(&batch(5, 100, b'a'), 0).unwrap();
+        }
+        let snap = log
+            .read_snapshot(5, 1 << 20, log.log_end_offset(), true)
+            .unwrap();
+        // A follower's truncation, then other data written where the old was.
+        log.truncate_to(5).unwrap();
+        log.append_as_leader(&batch(2, 10, b'c'), 0).unwrap();
+        log.append_as_leader(&batch(7, 300, b'd'), 0).unwrap();
+        assert_ne!(snap.layout_epoch(), log.layout_epoch(), "the change shows");
+        // What the stale snapshot reads now may mix old and new bytes (which is why
+        // `read_with` throws such a read away); still it fails or is cut at entry boundaries,
+        // never past the size it saw.
+        if let Ok(r) = snap.read() {
+            assert_eq!(r.records.len(), sized_len(&r.records));
+            assert!(r.log_end_offset == 15 && r.records.len() <= 3 * 1_000);
+        }
+        let handle = LogHandle::new(log);
+        // A read stops at its segment's end; the 300-byte records rolled a new one.
+        let r = handle.read(5, 1 << 20, i64::MAX, true).unwrap();
+        assert_eq!(check_batches(&r.records, 5, b"c"), 7);
+        let r = handle.read(7, 1 << 20, i64::MAX, true).unwrap();
+        assert_eq!(check_batches(&r.records, 7, b"d"), 14);
+    }
+
+    /// Length of the prefix of `bytes` whose entry sizes chain to whole entries.
+    fn sized_len(bytes: &[u8]) -> usize {
+        let mut pos = 0;
+        while let Some(size) = crate::log::batch::entry_size(&bytes[pos..])
+            .filter(|&size| size > 0 && pos + size as usize <= bytes.len())
+        {
+            pos += size as usize;
+        }
+        pos
+    }
+
+    /// Reads race appends, rolls and truncations: each returns whole, valid batches of one
+    /// consistent log, with offsets within the offsets it reports.
+    #[test]
+    fn reads_racing_appends_and_truncations_return_only_whole_batches() {
+        let tmp = tempfile::tempdir().unwrap();
+        let handle = LogHandle::new(open(tmp.path()));
+        handle.append_as_leader(&batch(5, 100, b'a'), 0).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for round in 0..200u32 {
+                    let fill = b'a' + (round % 20) as u8;
+                    handle
+                        .append_as_leader(
+                            &batch(1 + round as usize % 7, 50 + round as usize, fill),
+                            0,
+                        )
+                        .unwrap();
+                    if round % 10 == 9 {
+                        let mut log = handle.lock();
+                        let to = log.log_end_offset() / 2;
+                        log.truncate_to(to.max(5)).unwrap();
+                    }
+                }
+                stop.store(true, Ordering::Release);
+            });
+            let mut reads = 0;
+            while !stop.load(Ordering::Acquire) || reads == 0 {
+                let (r, ()) = handle
+                    .read_with(|log| {
+                        Ok((
+                            log.read_snapshot(0, 1 << 16, log.log_end_offset(), true)?,
+                            (),
+                        ))
+                    })
+                    .unwrap();
+                let fills: Vec<u8> = (b'a'..b'a' + 20).collect();
+                let end = check_batches(&r.records, 0, &fills);
+                assert!(end <= r.log_end_offset, "offsets within the snapshot");
+                reads += 1;
+            }
+        });
     }
 }

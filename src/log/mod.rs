@@ -23,4 +23,4 @@ pub mod validator;
 pub use error::{LogError, Result};
 pub use handle::LogHandle;
 pub use manager::{LogManager, TopicPartition};
-pub use partition::{AppendInfo, LoadParams, PartitionLog, ReadResult};
+pub use partition::{AppendInfo, LoadParams, PartitionLog, ReadResult, ReadSnapshot};

@@ -19,7 +19,9 @@ use super::checkpoint;
 use super::error::{IoContext, LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
-use super::segment::{CLEANED_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings, now_ms};
+use super::segment::{
+    CLEANED_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings, SegmentSnapshot, now_ms,
+};
 use super::txn_index::AbortedTxn;
 use super::validator;
 use crate::config::LogConfig;
@@ -607,6 +609,10 @@ impl PartitionLog {
     /// Reads whole entries starting with the one that contains `offset`, up to `max_bytes`
     /// (the first entry is returned whole even if larger, when `min_one`), and never entries at
     /// or past `upper_bound` (the high watermark for consumers, the log end for replicas).
+    ///
+    /// This reads with `self` borrowed, i.e. under the log's lock when called through
+    /// `LogHandle::lock`; the broker's fetches use `LogHandle::read_with`, which does the same
+    /// read from a [`ReadSnapshot`] without holding the lock across the file I/O.
     pub fn read(
         &self,
         offset: i64,
@@ -614,14 +620,22 @@ impl PartitionLog {
         upper_bound: i64,
         min_one: bool,
     ) -> Result<ReadResult> {
-        let mut result = ReadResult {
-            records: Bytes::new(),
-            first_offset: None,
-            log_start_offset: self.log_start_offset,
-            log_end_offset: self.log_end_offset,
-            high_watermark: self.high_watermark,
-            last_stable_offset: self.last_stable_offset(),
-        };
+        self.read_snapshot(offset, max_bytes, upper_bound, min_one)?
+            .read()
+    }
+
+    /// Takes, without any file I/O, what [`PartitionLog::read`] needs: the offsets that bound
+    /// the read, and for each segment it may touch the shared data file, its size now and the
+    /// offset index's start positions (the index is a memory map that appends, rolls and
+    /// truncation resize, so it is looked up here, while the caller holds the log). Fails with
+    /// `OffsetOutOfRange` as `read` does.
+    pub fn read_snapshot(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one: bool,
+    ) -> Result<ReadSnapshot> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
                 offset,
@@ -629,9 +643,15 @@ impl PartitionLog {
                 log_end: self.log_end_offset,
             });
         }
+        let mut snap = self.no_read();
         let upper_bound = upper_bound.min(self.log_end_offset);
+        snap.offset = offset;
+        snap.max_bytes = max_bytes;
+        snap.min_one = min_one;
+        snap.upper_bound = upper_bound;
+        snap.to_log_end = upper_bound >= self.log_end_offset;
         if offset >= upper_bound {
-            return Ok(result);
+            return Ok(snap);
         }
         let start_base = self
             .segments
@@ -639,40 +659,41 @@ impl PartitionLog {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         for seg in self.segments.range(start_base..).map(|(_, s)| s) {
-            let Some(first) = seg.find_entry(offset, 0)? else {
-                continue;
-            };
-            if first.base_offset >= upper_bound {
-                return Ok(result);
+            snap.segments.push(SnapshotSegment {
+                start_hint: seg.offset_index.lookup(offset) as u64,
+                bound_hint: seg.offset_index.lookup(upper_bound) as u64,
+                data: seg.snapshot(),
+            });
+            // The read moves past a segment only when it holds no entry ending at or after
+            // `offset`. A non-empty segment based after `offset` holds only such entries, so
+            // the read ends in it at the latest: later segments are not needed.
+            if seg.base_offset > offset && !seg.is_empty() {
+                break;
             }
-            let bound_pos = if upper_bound >= self.log_end_offset {
-                seg.size()
-            } else {
-                seg.find_entry(upper_bound, first.position)?
-                    .map_or(seg.size(), |e| {
-                        if e.base_offset >= upper_bound {
-                            e.position
-                        } else {
-                            e.position + e.size
-                        }
-                    })
-            };
-            let want = if min_one {
-                max_bytes.max(first.size as usize)
-            } else {
-                max_bytes
-            };
-            let end = bound_pos.min(first.position + want as u64);
-            if end <= first.position {
-                return Ok(result);
-            }
-            let bytes = seg.read_bytes(first.position, (end - first.position) as usize)?;
-            let whole = whole_entries_len(&bytes);
-            result.records = bytes.slice(..whole);
-            result.first_offset = (whole > 0).then_some(first.base_offset);
-            return Ok(result);
         }
-        Ok(result)
+        Ok(snap)
+    }
+
+    /// A snapshot that reads nothing, with the log's current offsets (a fetch answered without
+    /// data, such as a diverging follower's).
+    pub fn no_read(&self) -> ReadSnapshot {
+        ReadSnapshot {
+            offset: self.log_end_offset,
+            max_bytes: 0,
+            min_one: false,
+            upper_bound: self.log_end_offset,
+            to_log_end: true,
+            segments: Vec::new(),
+            result: ReadResult {
+                records: Bytes::new(),
+                first_offset: None,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+                high_watermark: self.high_watermark,
+                last_stable_offset: self.last_stable_offset(),
+            },
+            layout_epoch: self.layout_epoch,
+        }
     }
 
     /// The first offset whose record timestamp is >= `timestamp`, with that timestamp, as
@@ -847,6 +868,99 @@ pub(super) fn aborted_txn_of_marker(
         last_offset: h.last_offset(),
         last_stable_offset: others_first.unwrap_or(h.next_offset()),
     }))
+}
+
+/// One segment of a [`ReadSnapshot`].
+#[derive(Clone)]
+struct SnapshotSegment {
+    data: SegmentSnapshot,
+    /// The offset index's scan start for the read's offset and for its upper bound.
+    start_hint: u64,
+    bound_hint: u64,
+}
+
+/// A read of the log planned under its lock ([`PartitionLog::read_snapshot`]) and done without
+/// it ([`ReadSnapshot::read`]), as Kafka's `LogSegment.read` reads up to a `maxPosition` taken
+/// from the log without holding the log's lock.
+///
+/// What the log may do between the two, and why the read stays correct:
+/// - appends write only past the sizes taken, which the read never passes, and a roll adds a
+///   segment the snapshot does not list: the read sees the log as of the snapshot;
+/// - retention, DeleteRecords and a cleaner swap rename or unlink segment files but never
+///   change their bytes; the snapshot holds the files open, so it still reads the old,
+///   complete data (what the snapshot's offsets describe), as an open Kafka `FileRecords` does;
+/// - a follower's truncation cuts the active segment in place (and may then append other data
+///   at the same positions), so the bytes read may belong to no consistent log. It bumps the
+///   log's `layout_epoch`; `LogHandle::read_with` compares it, under the lock, after the I/O
+///   and throws such a read away. The result also only ever holds whole entries, the prefix
+///   `whole_entries_len` accepts, so a short read never passes a torn batch on.
+#[derive(Clone)]
+pub struct ReadSnapshot {
+    offset: i64,
+    max_bytes: usize,
+    min_one: bool,
+    /// Already clamped to the log end offset of the snapshot.
+    upper_bound: i64,
+    /// Whether `upper_bound` is the log end: then every entry below a segment's size is wanted.
+    to_log_end: bool,
+    segments: Vec<SnapshotSegment>,
+    /// The offsets of the log at the snapshot, with no records yet.
+    result: ReadResult,
+    layout_epoch: u64,
+}
+
+impl ReadSnapshot {
+    /// The log's `layout_epoch` when the snapshot was taken.
+    pub fn layout_epoch(&self) -> u64 {
+        self.layout_epoch
+    }
+
+    /// Whether the read certainly returns no records (nothing to read below its bound).
+    pub fn reads_nothing(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// The read itself: index scans and `pread`s on the snapshot's files, no lock needed.
+    pub fn read(&self) -> Result<ReadResult> {
+        let mut result = self.result.clone();
+        let upper_bound = self.upper_bound;
+        for s in &self.segments {
+            let seg = &s.data;
+            let Some(first) = seg.find_entry(self.offset, s.start_hint)? else {
+                continue;
+            };
+            if first.base_offset >= upper_bound {
+                return Ok(result);
+            }
+            let bound_pos = if self.to_log_end {
+                seg.size()
+            } else {
+                seg.find_entry(upper_bound, s.bound_hint.max(first.position))?
+                    .map_or(seg.size(), |e| {
+                        if e.base_offset >= upper_bound {
+                            e.position
+                        } else {
+                            e.position + e.size
+                        }
+                    })
+            };
+            let want = if self.min_one {
+                self.max_bytes.max(first.size as usize)
+            } else {
+                self.max_bytes
+            };
+            let end = bound_pos.min(first.position + want as u64);
+            if end <= first.position {
+                return Ok(result);
+            }
+            let bytes = seg.read_bytes(first.position, (end - first.position) as usize)?;
+            let whole = whole_entries_len(&bytes);
+            result.records = bytes.slice(..whole);
+            result.first_offset = (whole > 0).then_some(first.base_offset);
+            return Ok(result);
+        }
+        Ok(result)
+    }
 }
 
 /// Length of the prefix of `buf` that holds only complete entries.

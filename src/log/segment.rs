@@ -336,37 +336,29 @@ impl LogSegment {
     }
 
     pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
-        read_entry_info(&self.log, position, self.size).map_err(|e| self.with_path(e))
-    }
-
-    fn with_path(&self, e: LogError) -> LogError {
-        match e {
-            LogError::Io { source, .. } => LogError::io(&self.log_path, source),
-            other => other,
-        }
+        entry_at(&self.log, &self.log_path, self.size, position)
     }
 
     /// The first entry whose last offset is >= `offset`, found through the offset index and a
     /// scan of at most `index.interval.bytes` plus one entry.
     pub fn find_entry(&self, offset: i64, from_position: u64) -> Result<Option<EntryInfo>> {
-        let mut pos = (self.offset_index.lookup(offset) as u64).max(from_position);
-        while let Some(e) = self.entry_at(pos)? {
-            if e.last_offset >= offset {
-                return Ok(Some(e));
-            }
-            pos += e.size;
-        }
-        Ok(None)
+        let pos = (self.offset_index.lookup(offset) as u64).max(from_position);
+        scan_for(&self.log, &self.log_path, self.size, offset, pos)
     }
 
     /// Reads `len` bytes from `position` into one buffer.
     pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
-        let len = len.min(self.size.saturating_sub(position) as usize);
-        let mut buf = BytesMut::zeroed(len);
-        self.log
-            .read_exact_at(&mut buf, position)
-            .at(&self.log_path)?;
-        Ok(buf.freeze())
+        read_bytes(&self.log, &self.log_path, self.size, position, len)
+    }
+
+    /// The segment's data as it stands now, readable without the log: see [`SegmentSnapshot`].
+    pub fn snapshot(&self) -> SegmentSnapshot {
+        SegmentSnapshot {
+            base_offset: self.base_offset,
+            file: self.log.clone(),
+            path: self.log_path.clone(),
+            size: self.size,
+        }
     }
 
     /// Offset after the last entry, scanning from the last index entry.
@@ -567,6 +559,74 @@ impl LogSegment {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// A segment's data file as it stood at one moment, for reading it without holding the log
+/// (Kafka's `LogSegment.read` bounded by `maxPosition`). It shares the segment's open file, so
+/// it never costs a descriptor and keeps reading the same data when the segment is renamed
+/// (`.deleted`, a cleaner swap) or unlinked meanwhile; and it reads only below the `size` taken
+/// then, so bytes appended since are never seen. What it cannot survive is the file being cut
+/// and written again in place (a follower's truncation): the log's `layout_epoch` tells a
+/// reader that this happened (see `LogHandle::read_with`).
+#[derive(Clone)]
+pub struct SegmentSnapshot {
+    pub base_offset: i64,
+    file: Arc<File>,
+    path: PathBuf,
+    size: u64,
+}
+
+impl SegmentSnapshot {
+    /// The segment's size when the snapshot was taken: the end of what it reads.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
+        entry_at(&self.file, &self.path, self.size, position)
+    }
+
+    /// The first entry whose last offset is >= `offset`, scanning from `position` (which the
+    /// caller looked up in the offset index while it held the log).
+    pub fn find_entry(&self, offset: i64, position: u64) -> Result<Option<EntryInfo>> {
+        scan_for(&self.file, &self.path, self.size, offset, position)
+    }
+
+    /// Reads `len` bytes from `position`, never past the snapshot's size.
+    pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
+        read_bytes(&self.file, &self.path, self.size, position, len)
+    }
+}
+
+fn entry_at(file: &File, path: &Path, size: u64, position: u64) -> Result<Option<EntryInfo>> {
+    read_entry_info(file, position, size).map_err(|e| match e {
+        LogError::Io { source, .. } => LogError::io(path, source),
+        other => other,
+    })
+}
+
+/// The first entry at or after `position` (an entry boundary) whose last offset is >= `offset`.
+fn scan_for(
+    file: &File,
+    path: &Path,
+    size: u64,
+    offset: i64,
+    mut position: u64,
+) -> Result<Option<EntryInfo>> {
+    while let Some(e) = entry_at(file, path, size, position)? {
+        if e.last_offset >= offset {
+            return Ok(Some(e));
+        }
+        position += e.size;
+    }
+    Ok(None)
+}
+
+fn read_bytes(file: &File, path: &Path, size: u64, position: u64, len: usize) -> Result<Bytes> {
+    let len = len.min(size.saturating_sub(position) as usize);
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, position).at(path)?;
+    Ok(buf.freeze())
 }
 
 /// `path` with `.<suffix>` appended: `00000000000000000000.log` -> `...log.cleaned`.

@@ -800,13 +800,22 @@ impl ReplicaManager {
     ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
         let part = p.clone();
         blocking(move || {
-            let log = part.log.lock();
-            let lso = log.last_stable_offset();
-            let read = log.read(offset, max_bytes, lso, min_one)?;
+            // The log is held only to plan the read; its file I/O runs without it.
+            let (read, aborted) = part.log.read_with(|log| {
+                let lso = log.last_stable_offset();
+                let snapshot = log.read_snapshot(offset, max_bytes, lso, min_one)?;
+                // The `.txnindex` entries are kept in memory: this is no file I/O.
+                let aborted = if snapshot.reads_nothing() {
+                    Vec::new()
+                } else {
+                    log.aborted_transactions(offset, lso)
+                };
+                Ok((snapshot, aborted))
+            })?;
             let aborted = if read.records.is_empty() {
                 Vec::new()
             } else {
-                log.aborted_transactions(offset, lso)
+                aborted
             };
             Ok((read, aborted))
         })
@@ -822,9 +831,13 @@ impl ReplicaManager {
     ) -> Result<ReadResult, LogError> {
         let part = p.clone();
         blocking(move || {
-            let log = part.log.lock();
-            let hw = log.high_watermark();
-            log.read(offset, max_bytes, hw, min_one)
+            // The log is held only to plan the read; its file I/O runs without it.
+            part.log
+                .read_with(|log| {
+                    let hw = log.high_watermark();
+                    Ok((log.read_snapshot(offset, max_bytes, hw, min_one)?, ()))
+                })
+                .map(|(read, ())| read)
         })
         .await
     }
@@ -849,28 +862,20 @@ impl ReplicaManager {
         let part = p.clone();
         let lag = self.lag_max_ms();
         let read = blocking(move || {
-            let (records, leader_leo, diverging) = {
-                let log = part.log.lock();
+            // The log is held only to plan the read (and check the epoch); its file I/O runs
+            // without it.
+            let (read, (leader_leo, diverging)) = part.log.read_with(|log| {
                 let leo = log.log_end_offset();
                 if last_fetched_epoch >= 0 {
                     let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
                     if end < fetch_offset || epoch < last_fetched_epoch {
-                        (Bytes::new(), leo, Some((epoch, end)))
-                    } else {
-                        (
-                            log.read(fetch_offset, max_bytes, leo, min_one)?.records,
-                            leo,
-                            None,
-                        )
+                        return Ok((log.no_read(), (leo, Some((epoch, end)))));
                     }
-                } else {
-                    (
-                        log.read(fetch_offset, max_bytes, leo, min_one)?.records,
-                        leo,
-                        None,
-                    )
                 }
-            };
+                let snapshot = log.read_snapshot(fetch_offset, max_bytes, leo, min_one)?;
+                Ok((snapshot, (leo, None)))
+            })?;
+            let records = read.records;
             let now = now_ms();
             let mut r = part.replication();
             let mut proposal = None;
