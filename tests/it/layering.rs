@@ -220,3 +220,23 @@ fn the_check_finds_an_upward_import() {
         ]
     );
 }
+
+/// The repository is self-contained: nothing in `src/` or `tests/` reads the workplace's
+/// shared folder beside it (the Kafka 2.4.1 fixture lives in `tests/fixtures`), so a fresh clone
+/// anywhere runs every test.
+#[test]
+fn nothing_reads_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources = BTreeMap::new();
+    read_tree(&root.join("src"), "src", &mut sources);
+    read_tree(&root.join("tests"), "tests", &mut sources);
+    let outside: Vec<&String> = sources
+        .iter()
+        .filter(|(_, text)| text.contains(concat!("..", "/shared")))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "read from outside the repository: {outside:?}"
+    );
+}
