@@ -549,8 +549,7 @@ static METRICS: [Family; 3] = [
 impl FetchSessionCache {
     /// Reports this cache on `/metrics` for as long as the broker runs.
     pub fn register_metrics(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        crate::metrics::global().watch(&METRICS, weak);
+        crate::metrics::global().watch(&METRICS, self);
     }
 }
 

@@ -72,8 +72,7 @@ static FAMILIES: [Family; 7] = [
 impl GroupCoordinator {
     /// Reports this coordinator's groups on `/metrics` for as long as it runs.
     pub fn register_metrics(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        crate::metrics::global().watch(&FAMILIES, weak);
+        crate::metrics::global().watch(&FAMILIES, self);
     }
 }
 

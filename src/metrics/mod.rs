@@ -135,10 +135,11 @@ impl Metrics {
     /// Every source of the same families shares one collector, which adds up their samples.
     /// The owner of the state calls this (`ReplicaManager::register_metrics`, ...), so this
     /// module knows none of them.
-    pub fn watch(&self, families: &'static [Family], source: Weak<dyn Scraped>) {
+    pub fn watch<S: Scraped + 'static>(&self, families: &'static [Family], source: &Arc<S>) {
         let Some(first) = families.first() else {
             return;
         };
+        let source: Weak<dyn Scraped> = Arc::downgrade(source) as Weak<dyn Scraped>;
         let mut scraped = self.scraped.lock().unwrap_or_else(|p| p.into_inner());
         let collector = scraped.entry(first.name).or_insert_with(|| {
             let collector = Arc::new(ScrapedCollector::new(families));

@@ -77,8 +77,7 @@ static FAMILIES: [Family; 10] = [
 impl ReplicaManager {
     /// Reports this broker's partitions on `/metrics` for as long as it runs.
     pub fn register_metrics(self: &Arc<Self>) {
-        let weak = Arc::downgrade(self);
-        crate::metrics::global().watch(&FAMILIES, weak);
+        crate::metrics::global().watch(&FAMILIES, self);
     }
 }
 
