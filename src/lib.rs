@@ -15,7 +15,9 @@
 //! - [`metadata`]: the znode store and the metadata cache;
 //! - [`log`]: partition logs on disk;
 //! - [`config`]: broker and topic configs;
-//! - leaves anyone may use: [`client`], then [`protocol`], [`metrics`], [`alloc`].
+//! - connections to other brokers: [`client`], and the authentication both ends use:
+//!   [`security`];
+//! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`].
 
 pub mod alloc;
 pub mod api;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod network;
 pub mod protocol;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod tools;
 pub mod txn;

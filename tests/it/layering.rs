@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["log"],
     &["config"],
     &["client"],
+    &["security"],
     &["protocol", "metrics", "alloc"],
 ];
 
