@@ -4,13 +4,14 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, ClientInfo};
 
 /// DescribeCluster v1 `endpoint_type`: 1 asks for brokers; 2 (controllers) is KRaft-only.
 const BROKERS: i8 = 1;
 
 pub fn describe(
     api: &Api,
+    client: &ClientInfo,
     request: DescribeClusterRequest,
     version: i16,
 ) -> DescribeClusterResponse {
@@ -28,17 +29,20 @@ pub fn describe(
     r.cluster_id = StrBytes::from_string(api.cache.cluster_id());
     r.controller_id = BrokerId(api.cache.controller_id());
     r.cluster_authorized_operations = i32::MIN;
+    let listener = client.listener(&api.config);
+    // Only brokers reachable on the client's listener, as Kafka lists them.
     r.brokers = api
         .cache
         .brokers()
         .into_iter()
-        .map(|b| {
+        .filter_map(|b| {
+            let e = b.endpoint(listener)?;
             let mut db = DescribeClusterBroker::default();
             db.broker_id = BrokerId(b.id);
-            db.host = StrBytes::from_string(b.host);
-            db.port = b.port as i32;
+            db.host = StrBytes::from_string(e.host.clone());
+            db.port = i32::from(e.port);
             db.rack = b.rack.map(StrBytes::from_string);
-            db
+            Some(db)
         })
         .collect();
     r

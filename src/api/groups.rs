@@ -25,7 +25,12 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 /// The coordinator of one key: for a group, the leader of its `__consumer_offsets`
 /// partition; for a transactional id, the leader of its `__transaction_state` partition.
-async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, String, i32) {
+async fn coordinator_for(
+    api: &Api,
+    listener: &str,
+    key: &str,
+    key_type: i8,
+) -> (i16, i32, String, i32) {
     let broker = match key_type {
         KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
         KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
@@ -35,8 +40,13 @@ async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, Strin
         Ok(b) => b,
         Err(code) => return (code, -1, String::new(), -1),
     };
-    match api.cache.broker(broker) {
-        Some(b) => (errors::NONE, b.id, b.host, b.port as i32),
+    // A coordinator without an endpoint on the client's listener is as good as absent to it.
+    match api
+        .cache
+        .broker(broker)
+        .and_then(|b| b.endpoint(listener).cloned())
+    {
+        Some(e) => (errors::NONE, broker, e.host, i32::from(e.port)),
         None => (
             ResponseError::CoordinatorNotAvailable.code(),
             -1,
@@ -48,13 +58,15 @@ async fn coordinator_for(api: &Api, key: &str, key_type: i8) -> (i16, i32, Strin
 
 pub async fn find_coordinator(
     api: &Api,
+    client: &ClientInfo,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let mut response = FindCoordinatorResponse::default();
     if version >= 4 {
         for key in request.coordinator_keys {
-            let (error, node, host, port) = coordinator_for(api, &key, request.key_type).await;
+            let (error, node, host, port) =
+                coordinator_for(api, client.listener(&api.config), &key, request.key_type).await;
             let mut c = Coordinator::default();
             c.key = key;
             c.error_code = error;
@@ -70,7 +82,8 @@ pub async fn find_coordinator(
     } else {
         KEY_TYPE_GROUP
     };
-    let (error, node, host, port) = coordinator_for(api, &request.key, key_type).await;
+    let (error, node, host, port) =
+        coordinator_for(api, client.listener(&api.config), &request.key, key_type).await;
     response.error_code = error;
     response.node_id = BrokerId(node);
     response.host = s(host);

@@ -149,8 +149,7 @@ async fn apply(
     };
     let leader_address = leader_addresses.get(&state.leader.0).cloned().or_else(|| {
         api.cache
-            .broker(state.leader.0)
-            .map(|b| address(&b.host, b.port))
+            .broker_address(state.leader.0, &api.config.inter_broker_listener)
     });
     let wanted = LeaderAndIsrState {
         role,

@@ -7,7 +7,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, errors};
+use super::{Api, ClientInfo, errors};
 use crate::controller::ControllerError;
 use crate::metadata::cache::{INTERNAL_TOPICS, TopicInfo};
 
@@ -16,7 +16,12 @@ use crate::metadata::cache::{INTERNAL_TOPICS, TopicInfo};
 /// in the usual case where the controller is quick.
 const AUTO_CREATE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     // v0 asks for all topics with an empty list; v1+ with null.
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -33,20 +38,29 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
     };
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let mut response = MetadataResponse::default();
-    response.brokers = api
-        .cache
-        .brokers()
-        .into_iter()
-        .map(|b| {
+    let listener = client.listener(&api.config);
+    // Only the brokers with an endpoint on the client's listener: another listener's host and
+    // port may be unreachable from where the client is.
+    let brokers = api.cache.brokers();
+    response.brokers = brokers
+        .iter()
+        .filter_map(|b| {
+            let e = b.endpoint(listener)?;
             let mut mb = MetadataResponseBroker::default();
             mb.node_id = BrokerId(b.id);
-            mb.host = StrBytes::from_string(b.host);
-            mb.port = b.port as i32;
+            mb.host = StrBytes::from_string(e.host.clone());
+            mb.port = i32::from(e.port);
             if version >= 1 {
-                mb.rack = b.rack.map(StrBytes::from_string);
+                mb.rack = b.rack.clone().map(StrBytes::from_string);
             }
-            mb
+            Some(mb)
         })
+        .collect();
+    // Leaders that are live brokers without this listener.
+    let unreachable: Vec<i32> = brokers
+        .iter()
+        .filter(|b| b.endpoint(listener).is_none())
+        .map(|b| b.id)
         .collect();
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(api.cache.cluster_id()));
@@ -94,7 +108,7 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
             }
         };
         if let Some(info) = info {
-            fill_topic(&mut t, &info, version);
+            fill_topic(&mut t, &info, version, &unreachable);
         } else if t.error_code == errors::NONE {
             t.error_code = ResponseError::LeaderNotAvailable.code();
         }
@@ -104,7 +118,7 @@ pub async fn handle(api: &Api, request: MetadataRequest, version: i16) -> Metada
     response
 }
 
-fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16) {
+fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16, unreachable: &[i32]) {
     if version >= 10 {
         t.topic_id = info.id;
     }
@@ -122,6 +136,15 @@ fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16) {
             mp.isr_nodes = pi.isr.iter().copied().map(BrokerId).collect();
             mp.error_code = if pi.leader < 0 {
                 ResponseError::LeaderNotAvailable.code()
+            } else if unreachable.contains(&pi.leader) {
+                // The leader has no endpoint on the client's listener (Kafka's
+                // ZkMetadataCache): the client cannot reach it, so it gets no leader.
+                mp.leader_id = BrokerId(-1);
+                if version >= 6 {
+                    ResponseError::ListenerNotFound.code()
+                } else {
+                    ResponseError::LeaderNotAvailable.code()
+                }
             } else {
                 errors::NONE
             };

@@ -43,19 +43,33 @@ use crate::metadata::MetadataCache;
 use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
+use crate::security::KafkaPrincipal;
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
 pub use routes::{ROUTES, Route, supported_versions};
 
 /// What a handler knows of the connection a request came on, besides the request header.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     /// The peer's address; None for requests that did not come over the network (the
     /// controller in this broker talking to it).
     pub address: Option<std::net::SocketAddr>,
+    /// The listener the request came in on: clients are told the brokers' endpoints on it.
+    /// None for requests from this broker's own controller.
+    pub listener: Option<Arc<str>>,
+    /// Who the connection authenticated as; None for requests from this broker itself.
+    pub principal: Option<Arc<KafkaPrincipal>>,
 }
 
 impl ClientInfo {
+    /// The listener whose endpoints answer this client: its own, or for requests from inside
+    /// the broker the inter-broker listener.
+    pub fn listener<'a>(&'a self, config: &'a BrokerConfig) -> &'a str {
+        self.listener
+            .as_deref()
+            .unwrap_or(&config.inter_broker_listener)
+    }
+
     /// The client's host as Kafka reports it (`InetAddress.toString` of an address it did not
     /// resolve: "/127.0.0.1"), e.g. in DescribeGroups and in `__consumer_offsets` members.
     pub fn host(&self) -> String {

@@ -5,7 +5,8 @@ use kafka_protocol::messages::{ApiKey, UpdateMetadataRequest, UpdateMetadataResp
 
 use super::Api;
 use super::leader_and_isr::flatten_partition_states;
-use crate::metadata::cache::{BrokerInfo, PartitionInfo};
+use crate::metadata::cache::{BrokerEndpoint, BrokerInfo, PartitionInfo};
+use crate::security::SecurityProtocol;
 
 /// Leader -2: the topic is being deleted (Kafka's `LeaderDuringDelete`).
 pub const LEADER_DURING_DELETE: i32 = -2;
@@ -21,34 +22,46 @@ pub fn handle(api: &Api, request: UpdateMetadataRequest, _version: i16) -> Updat
         response.error_code = code;
         return response;
     }
-    let listener = api
-        .config
-        .advertised_listeners
-        .first()
-        .map(|l| l.name.clone())
-        .unwrap_or_default();
     let brokers = request
         .live_brokers
         .into_iter()
-        .filter_map(|b| {
-            // v0 has one host and port; later versions list an endpoint per listener, and
-            // clients must be given the one of the listener they came in on.
-            let (host, port) = if b.endpoints.is_empty() {
-                (b.v0_host.to_string(), b.v0_port)
+        .map(|b| {
+            // v0 has one host and port, PLAINTEXT implied; later versions list an endpoint per
+            // listener, and each client is given the one of the listener it came in on.
+            let endpoints = if b.endpoints.is_empty() {
+                u16::try_from(b.v0_port)
+                    .ok()
+                    .map(|port| BrokerEndpoint {
+                        listener: SecurityProtocol::Plaintext.name().to_string(),
+                        host: b.v0_host.to_string(),
+                        port,
+                    })
+                    .into_iter()
+                    .collect()
             } else {
-                let e = b
-                    .endpoints
+                b.endpoints
                     .iter()
-                    .find(|e| e.listener.as_str() == listener)
-                    .or_else(|| b.endpoints.first())?;
-                (e.host.to_string(), e.port)
+                    .filter_map(|e| {
+                        Some(BrokerEndpoint {
+                            // Before v3 endpoints had no name: the protocol named the listener.
+                            listener: if e.listener.is_empty() {
+                                SecurityProtocol::from_id(e.security_protocol)?
+                                    .name()
+                                    .to_string()
+                            } else {
+                                e.listener.to_string()
+                            },
+                            host: e.host.to_string(),
+                            port: u16::try_from(e.port).ok()?,
+                        })
+                    })
+                    .collect()
             };
-            Some(BrokerInfo {
+            BrokerInfo {
                 id: b.id.0,
-                host,
-                port: u16::try_from(port).ok()?,
+                endpoints,
                 rack: b.rack.map(|r| r.to_string()),
-            })
+            }
         })
         .collect();
     api.cache.set_brokers(brokers);

@@ -8,6 +8,7 @@ use super::keys::is_known;
 use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
 use super::properties::{Props, csv, invalid, parse};
 use super::{ConfigError, LogConfig};
+use crate::security::SecurityProtocol;
 
 const DEFAULT_LOG_DIR: &str = "/tmp/kafka-logs";
 
@@ -55,11 +56,15 @@ pub struct BrokerConfig {
     /// above `reserved.broker.max.id`, as Kafka does.
     pub broker_id: i32,
     /// `listeners`. Default `PLAINTEXT://127.0.0.1:9092`: Kafka's is `PLAINTEXT://:9092` (all
-    /// interfaces). Every listener must map to PLAINTEXT: we implement neither TLS nor SASL.
+    /// interfaces).
     pub listeners: Vec<Listener>,
     /// `advertised.listeners`, defaulting to `listeners`. An empty host stands for the
     /// machine's host name, which the caller fills in when it registers the broker.
     pub advertised_listeners: Vec<Listener>,
+    /// `inter.broker.listener.name`, else the listener named after
+    /// `security.inter.broker.protocol` (default PLAINTEXT): where the controller, the replica
+    /// fetchers and the transaction markers of other brokers reach this one.
+    pub inter_broker_listener: String,
     /// `broker.rack` (unset): the rack (or zone) this broker runs in. Registered in
     /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
     /// spread over racks.
@@ -203,10 +208,12 @@ impl Default for BrokerConfig {
             name: "PLAINTEXT".into(),
             host: DEFAULT_LISTENER_HOST.into(),
             port: DEFAULT_PORT,
+            protocol: SecurityProtocol::Plaintext,
         }];
         BrokerConfig {
             broker_id: -1,
             advertised_listeners: listeners.clone(),
+            inter_broker_listener: "PLAINTEXT".into(),
             broker_rack: None,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
@@ -296,7 +303,7 @@ impl BrokerConfig {
             ));
         }
 
-        let (listeners, advertised_listeners) = Self::listeners(&p)?;
+        let (listeners, advertised_listeners, inter_broker_listener) = Self::listeners(&p)?;
 
         let (dirs_key, dirs_value) = match (p.get("log.dirs"), p.get("log.dir")) {
             (Some(v), _) => ("log.dirs", v),
@@ -354,6 +361,7 @@ impl BrokerConfig {
             broker_id,
             listeners,
             advertised_listeners,
+            inter_broker_listener,
             broker_rack: p.get("broker.rack").map(String::from),
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,

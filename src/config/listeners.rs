@@ -7,6 +7,7 @@ use std::fmt;
 
 use super::properties::{Props, csv, invalid};
 use super::{BrokerConfig, ConfigError};
+use crate::security::SecurityProtocol;
 
 /// One entry of `listeners` or `advertised.listeners`, written `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct Listener {
     pub host: String,
     /// Port 0 binds an ephemeral port, which Kafka also allows (tests use it).
     pub port: u16,
+    /// The listener's protocol, from `listener.security.protocol.map`.
+    pub protocol: SecurityProtocol,
 }
 
 /// Prints the `NAME://host:port` form Kafka uses in its configs and in `/brokers/ids/<id>`.
@@ -39,7 +42,6 @@ pub(super) const DEFAULT_PORT: u16 = 9092;
 /// Kafka's default `listener.security.protocol.map`: each security protocol is a listener name.
 const DEFAULT_SECURITY_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
-const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
 
 fn join_listeners(listeners: &[Listener]) -> String {
     listeners
@@ -85,6 +87,8 @@ fn parse_listener(entry: &str) -> Result<Listener, String> {
         name,
         host: host.to_string(),
         port,
+        // Set from listener.security.protocol.map once every listener is read.
+        protocol: SecurityProtocol::Plaintext,
     })
 }
 
@@ -124,24 +128,23 @@ fn parse_listeners(
     Ok(listeners)
 }
 
+const PROTOCOLS: &str = "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL";
+
 /// `listener.security.protocol.map`: listener name to security protocol.
-fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtocol>, ConfigError> {
     const KEY: &str = "listener.security.protocol.map";
     let mut map = BTreeMap::new();
     for entry in csv(value) {
         let (name, protocol) = entry
             .split_once(':')
             .ok_or_else(|| invalid(KEY, value, format!("{entry:?} is not NAME:PROTOCOL")))?;
-        let protocol = protocol.trim().to_ascii_uppercase();
-        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
-            return Err(invalid(
+        let protocol = SecurityProtocol::from_name(protocol.trim()).ok_or_else(|| {
+            invalid(
                 KEY,
                 value,
-                format!(
-                    "unknown security protocol {protocol}; expected one of {SECURITY_PROTOCOLS:?}"
-                ),
-            ));
-        }
+                format!("unknown security protocol {protocol}; expected one of {PROTOCOLS}"),
+            )
+        })?;
         map.insert(name.trim().to_ascii_uppercase(), protocol);
     }
     Ok(map)
@@ -149,7 +152,10 @@ fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, String>, ConfigErr
 
 impl BrokerConfig {
     /// `listeners` and `advertised.listeners`, with the checks Kafka makes on them.
-    pub(super) fn listeners(p: &Props<'_>) -> Result<(Vec<Listener>, Vec<Listener>), ConfigError> {
+    /// Returns the listeners, the advertised listeners and the inter-broker listener's name.
+    pub(super) fn listeners(
+        p: &Props<'_>,
+    ) -> Result<(Vec<Listener>, Vec<Listener>, String), ConfigError> {
         let legacy_host = p.get("host.name");
         let legacy_port = p.num("port", None, DEFAULT_PORT)?;
         let plaintext = |key: &str, host: &str, port: u16| {
@@ -158,11 +164,12 @@ impl BrokerConfig {
                     name: "PLAINTEXT".into(),
                     host: host.to_string(),
                     port,
+                    protocol: SecurityProtocol::Plaintext,
                 })
                 .map_err(|reason| invalid(key, host, reason))
         };
 
-        let listeners = match p.get("listeners") {
+        let mut listeners = match p.get("listeners") {
             Some(v) => parse_listeners("listeners", v, true)?,
             // Kafka 2.4 builds the one listener from the deprecated host.name and port.
             None => vec![plaintext(
@@ -173,7 +180,7 @@ impl BrokerConfig {
         };
         let advertised_host = p.get("advertised.host.name");
         let advertised_port = p.get("advertised.port");
-        let advertised = match p.get("advertised.listeners") {
+        let mut advertised = match p.get("advertised.listeners") {
             Some(v) => parse_listeners("advertised.listeners", v, false)?,
             // Kafka 2.4 again: each half of the deprecated pair defaults to host.name / port.
             None if advertised_host.is_some() || advertised_port.is_some() => {
@@ -191,33 +198,21 @@ impl BrokerConfig {
                 .unwrap_or(DEFAULT_SECURITY_PROTOCOL_MAP),
         )?;
         for (key, list) in [
-            ("listeners", &listeners),
-            ("advertised.listeners", &advertised),
+            ("listeners", &mut listeners),
+            ("advertised.listeners", &mut advertised),
         ] {
-            for l in list.iter() {
-                match protocols.get(&l.name).map(String::as_str) {
-                    Some("PLAINTEXT") => {}
-                    Some(other) => {
-                        return Err(invalid(
-                            key,
-                            &join_listeners(list),
-                            format!(
-                                "listener {} uses {other}, but odradek serves PLAINTEXT only",
-                                l.name
-                            ),
-                        ));
-                    }
-                    None => {
-                        return Err(invalid(
-                            key,
-                            &join_listeners(list),
-                            format!(
-                                "listener.security.protocol.map has no security protocol for listener {}",
-                                l.name
-                            ),
-                        ));
-                    }
-                }
+            let shown = join_listeners(list);
+            for l in list.iter_mut() {
+                l.protocol = *protocols.get(&l.name).ok_or_else(|| {
+                    invalid(
+                        key,
+                        &shown,
+                        format!(
+                            "listener.security.protocol.map has no security protocol for listener {}",
+                            l.name
+                        ),
+                    )
+                })?;
             }
         }
 
@@ -256,15 +251,14 @@ impl BrokerConfig {
             }
             (Some(name), None) => ("inter.broker.listener.name", name.to_ascii_uppercase()),
             (None, Some(protocol)) => {
-                let upper = protocol.to_ascii_uppercase();
-                if !SECURITY_PROTOCOLS.contains(&upper.as_str()) {
-                    return Err(invalid(
+                let known = SecurityProtocol::from_name(protocol).ok_or_else(|| {
+                    invalid(
                         "security.inter.broker.protocol",
                         protocol,
-                        format!("expected one of {SECURITY_PROTOCOLS:?}"),
-                    ));
-                }
-                ("security.inter.broker.protocol", upper)
+                        format!("expected one of {PROTOCOLS}"),
+                    )
+                })?;
+                ("security.inter.broker.protocol", known.name().to_string())
             }
             (None, None) => ("inter.broker.listener.name", "PLAINTEXT".to_string()),
         };
@@ -277,6 +271,6 @@ impl BrokerConfig {
                 ),
             ));
         }
-        Ok((listeners, advertised))
+        Ok((listeners, advertised, name))
     }
 }

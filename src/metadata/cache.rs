@@ -9,9 +9,26 @@ use kafka_protocol::ResponseError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub id: i32,
+    /// One per advertised listener. Clients are answered with the endpoint of the listener
+    /// their request came in on; brokers reach each other on the inter-broker listener's.
+    pub endpoints: Vec<BrokerEndpoint>,
+    pub rack: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    /// The listener name (`PLAINTEXT`, `INTERNAL`, ...), as in `advertised.listeners`.
+    pub listener: String,
     pub host: String,
     pub port: u16,
-    pub rack: Option<String>,
+}
+
+impl BrokerInfo {
+    /// The broker's endpoint on `listener`; None when it has no such listener, which Kafka
+    /// reports as the broker being unreachable for that client (LISTENER_NOT_FOUND).
+    pub fn endpoint(&self, listener: &str) -> Option<&BrokerEndpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +135,13 @@ impl MetadataCache {
     /// Whether the controller last named `id` among the live brokers.
     pub fn is_live(&self, id: i32) -> bool {
         self.read().brokers.contains_key(&id)
+    }
+    /// Where broker `id` is reached on `listener` (brokers use the inter-broker listener), in
+    /// the form `client::Connection` dials.
+    pub fn broker_address(&self, id: i32, listener: &str) -> Option<String> {
+        let state = self.read();
+        let e = state.brokers.get(&id)?.endpoint(listener)?;
+        Some(crate::client::address(&e.host, e.port))
     }
     pub fn brokers(&self) -> Vec<BrokerInfo> {
         self.read().brokers.values().cloned().collect()

@@ -14,6 +14,7 @@ use super::store::{
 use super::znodes::{self, BrokerZnode, ClusterId};
 use super::{MetadataCache, MetadataStore};
 use crate::config::BrokerConfig;
+use crate::security::SecurityProtocol;
 
 /// The paths every Kafka broker creates at start-up (`ZkData.PersistentZkPaths`), so that
 /// watches and tools find them.
@@ -70,7 +71,12 @@ fn registration(config: &BrokerConfig) -> BrokerZnode {
             format!("{}://{host}:{}", l.name, l.port)
         })
         .collect();
-    let first = config.advertised_listeners.first();
+    // The top-level host and port are for readers from before listeners: the first PLAINTEXT
+    // endpoint, else none (Kafka's BrokerIdZNode).
+    let first = config
+        .advertised_listeners
+        .iter()
+        .find(|l| l.protocol == SecurityProtocol::Plaintext);
     // Version 4 is what Kafka 2.4 to 2.6 write (version 5 adds "features", empty in ZooKeeper
     // mode); every later Kafka reads it.
     BrokerZnode {
@@ -84,7 +90,7 @@ fn registration(config: &BrokerConfig) -> BrokerZnode {
         listener_security_protocol_map: config
             .advertised_listeners
             .iter()
-            .map(|l| (l.name.clone(), "PLAINTEXT".to_string()))
+            .map(|l| (l.name.clone(), l.protocol.name().to_string()))
             .collect(),
         features: None,
     }

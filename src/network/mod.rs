@@ -1,18 +1,23 @@
 //! Listeners and connections: one task per connection reads frames, hands each request to the
 //! API layer, and writes responses in request order (clients pipeline requests and match
 //! responses by order as well as by correlation id).
+//!
+//! A listener has a name and a security protocol (`listener.security.protocol.map`): TLS is
+//! set up before the first frame (`tls`), and SASL authenticates before any request but
+//! ApiVersions and SaslHandshake reaches the API layer (`sasl`).
+
+mod connection;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::api::Api;
-use crate::protocol::frame::{self, FrameError};
+use crate::security::SecurityProtocol;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -23,17 +28,23 @@ pub struct Limits {
     pub idle_timeout: Duration,
 }
 
+/// One listener of `listeners`: what its connections are told and how they authenticate.
+pub struct ListenerContext {
+    /// The listener name: requests on it are answered with the brokers' endpoints on it.
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+}
+
 /// Accepts connections until `shutdown` turns true, then waits for open connections to finish
 /// their in-flight requests.
 pub async fn serve(
     listener: TcpListener,
+    context: Arc<ListenerContext>,
     api: Arc<Api>,
     limits: Limits,
+    connections: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
     let open = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -58,19 +69,22 @@ pub async fn serve(
         let api = api.clone();
         let open = open.clone();
         let shutdown = shutdown.clone();
+        let context = context.clone();
         open.fetch_add(1, Ordering::Relaxed);
-        let connections = &crate::metrics::global().connections;
-        connections.inc();
+        let metric = &crate::metrics::global().connections;
+        metric.inc();
+        let span = tracing::info_span!("conn", %peer, listener = %context.name);
         tasks.spawn(
             async move {
-                if let Err(e) = handle_connection(stream, peer, api, limits, shutdown).await {
+                if let Err(e) = connection::run(stream, peer, context, api, limits, shutdown).await
+                {
                     tracing::info!(error = %e, "connection closed");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
                 crate::metrics::global().connections.dec();
                 drop(permit);
             }
-            .instrument(tracing::info_span!("conn", %peer)),
+            .instrument(span),
         );
         // Reap finished connections so the set does not grow without bound.
         while tasks.try_join_next().is_some() {}
@@ -92,61 +106,9 @@ pub async fn serve(
     }
 }
 
-type Pending = crate::api::PendingResponse;
-
-async fn handle_connection(
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
-    api: Arc<Api>,
-    limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), FrameError> {
-    let (mut reader, mut writer) = stream.into_split();
-    // The bounded channel is the in-flight limit: when it is full we stop reading requests.
-    let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_in_flight.max(1));
-    let writer_task = tokio::spawn(async move {
-        while let Some(pending) = rx.recv().await {
-            match pending.await {
-                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
-                Ok(None) => {} // acks=0 produce: Kafka sends nothing
-                Err(e) => {
-                    tracing::error!(error = %e, "could not encode a response; closing connection");
-                    return Err(std::io::Error::other(e));
-                }
-            }
-        }
-        writer.shutdown().await
-    });
-    let result = loop {
-        let frame = tokio::select! {
-            f = tokio::time::timeout(limits.idle_timeout, frame::read_frame(&mut reader, limits.max_request_bytes)) => match f {
-                Ok(f) => f,
-                Err(_) => break Ok(()), // connections.max.idle.ms
-            },
-            _ = shutdown.changed() => break Ok(()),
-        };
-        let frame = match frame {
-            Ok(f) => f,
-            Err(FrameError::Closed) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-        let client = crate::api::ClientInfo {
-            address: Some(peer),
-        };
-        match api.clone().dispatch(frame, client) {
-            Ok(pending) => {
-                if tx.send(pending).await.is_err() {
-                    break Ok(()); // the writer stopped: the peer is gone
-                }
-            }
-            Err(e) => break Err(e),
-        }
-    };
-    // Answer what was already accepted, then close.
-    drop(tx);
-    match writer_task.await {
-        Ok(Err(e)) if result.is_ok() => return Err(e.into()),
-        _ => {}
-    }
-    result
+/// `max.connections` counts connections on all listeners together, as Kafka's does.
+pub fn connection_limit(limits: &Limits) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ))
 }

@@ -32,7 +32,10 @@ pub enum StartError {
 
 /// A running broker; `shutdown` stops it cleanly.
 pub struct Broker {
+    /// The port of the first listener (most brokers have one).
     pub port: u16,
+    /// Every listener's name and bound port.
+    pub ports: Vec<(String, u16)>,
     pub metrics_port: u16,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -46,5 +49,10 @@ pub struct Broker {
 impl Broker {
     pub fn api(&self) -> &Arc<Api> {
         &self.api
+    }
+
+    /// The bound port of listener `name`.
+    pub fn port_of(&self, name: &str) -> Option<u16> {
+        self.ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
     }
 }

@@ -158,10 +158,9 @@ impl Broker {
                 .await
                 .map_err(crate::client::error_name);
         }
-        let broker = cache
-            .broker(controller)
+        let addr = cache
+            .broker_address(controller, &self.api.config.inter_broker_listener)
             .ok_or_else(|| format!("controller {controller} is not known"))?;
-        let addr = crate::client::address(&broker.host, broker.port);
         let timeout = Duration::from_millis(self.api.config.controller_socket_timeout_ms);
         let call = async {
             let mut conn =

@@ -27,56 +27,66 @@ use crate::txn::producer_ids::ProducerIdManager;
 
 use super::{Broker, StartError};
 
+/// The address a listener binds: an empty host means every interface, as in Kafka.
+fn bind_host(host: &str) -> &str {
+    if host.is_empty() { "0.0.0.0" } else { host }
+}
+
+/// Binds (without listening) a listener's socket; returns it with the address it was asked for.
+async fn bind(host: &str, port: u16) -> Result<(TcpSocket, String), StartError> {
+    let host = bind_host(host);
+    let addr = crate::client::address(host, port);
+    let bind_error = |source| StartError::Bind {
+        addr: addr.clone(),
+        source,
+    };
+    let socket_addr = tokio::net::lookup_host(&addr)
+        .await
+        .map_err(bind_error)?
+        .next()
+        .ok_or_else(|| bind_error(std::io::Error::other("no address")))?;
+    let socket = if socket_addr.is_ipv6() {
+        TcpSocket::new_v6()
+    } else {
+        TcpSocket::new_v4()
+    }
+    .map_err(bind_error)?;
+    socket.set_reuseaddr(true).map_err(bind_error)?;
+    socket.bind(socket_addr).map_err(bind_error)?;
+    Ok((socket, addr))
+}
+
 impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let started = Instant::now();
+        // Bind every listener now, so a taken port fails start-up before anything else happens
+        // and port 0 is resolved for registration; listen only once the logs are loaded, so
+        // that a client connecting early is refused rather than left waiting (as with Kafka).
+        let mut config = config;
+        let mut sockets = Vec::with_capacity(config.listeners.len());
+        for l in config.listeners.iter_mut() {
+            let (socket, addr) = bind(&l.host, l.port).await?;
+            let port = socket.local_addr().map(|a| a.port()).unwrap_or(l.port);
+            // An advertised port of 0 (tests) means "whatever this listener was given".
+            for a in config
+                .advertised_listeners
+                .iter_mut()
+                .filter(|a| a.name == l.name && a.port == 0)
+            {
+                a.port = port;
+            }
+            l.port = port;
+            sockets.push((l.clone(), socket, addr));
+        }
         let config = Arc::new(config);
-        let listener_cfg = config
-            .listeners
+        let (first_listener, _, addr) = sockets
             .first()
             .ok_or_else(|| StartError::Config("listeners is empty".into()))?;
-        let host = if listener_cfg.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            listener_cfg.host.as_str()
-        };
-        let addr = format!("{host}:{}", listener_cfg.port);
-        // Bind now, so a taken port fails start-up before anything else happens and port 0 is
-        // resolved for registration; listen only once the logs are loaded, so that a client
-        // connecting early is refused rather than left waiting (as with Kafka).
-        let bind_error = |source| StartError::Bind {
-            addr: addr.clone(),
-            source,
-        };
-        let socket_addr = tokio::net::lookup_host(&addr)
-            .await
-            .map_err(bind_error)?
-            .next()
-            .ok_or_else(|| bind_error(std::io::Error::other("no address")))?;
-        let socket = if socket_addr.is_ipv6() {
-            TcpSocket::new_v6()
-        } else {
-            TcpSocket::new_v4()
-        }
-        .map_err(bind_error)?;
-        socket.set_reuseaddr(true).map_err(bind_error)?;
-        socket.bind(socket_addr).map_err(bind_error)?;
-        let port = socket
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or(listener_cfg.port);
-        let mut config_owned = (*config).clone();
-        // An advertised port of 0 (tests) means "whatever we were given".
-        for l in config_owned
-            .listeners
-            .iter_mut()
-            .chain(config_owned.advertised_listeners.iter_mut())
-        {
-            if l.port == 0 {
-                l.port = port;
-            }
-        }
-        let config = Arc::new(config_owned);
+        let (host, port, addr) = (
+            bind_host(&first_listener.host).to_string(),
+            first_listener.port,
+            addr.clone(),
+        );
 
         let first_dir = config
             .log_dirs
@@ -199,7 +209,13 @@ impl Broker {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
 
-        let listener = socket.listen(1024).map_err(bind_error)?;
+        let mut listening = Vec::with_capacity(sockets.len());
+        for (l, socket, addr) in sockets {
+            let listener = socket
+                .listen(1024)
+                .map_err(|source| StartError::Bind { addr, source })?;
+            listening.push((l, listener));
+        }
         let limits = Limits {
             max_request_bytes: config.socket_request_max_bytes,
             max_connections: config.max_connections,
@@ -219,7 +235,7 @@ impl Broker {
             ),
         };
         // Prometheus scrapes on metrics.port, on the listener's host.
-        let metrics_addr = format!("{host}:{}", config.metrics_port);
+        let metrics_addr = crate::client::address(&host, config.metrics_port);
         let metrics_listener =
             TcpListener::bind(&metrics_addr)
                 .await
@@ -238,13 +254,26 @@ impl Broker {
             api.replicas
                 .start_replication(&config, store.clone(), shutdown_rx.clone()),
         );
-        tasks.extend([
-            tokio::spawn(network::serve(
+        let connections = network::connection_limit(&limits);
+        let ports = listening
+            .iter()
+            .map(|(l, _)| (l.name.clone(), l.port))
+            .collect();
+        for (l, listener) in listening {
+            let context = Arc::new(network::ListenerContext {
+                name: l.name.as_str().into(),
+                protocol: l.protocol,
+            });
+            tasks.push(tokio::spawn(network::serve(
                 listener,
+                context,
                 api.clone(),
                 limits,
+                connections.clone(),
                 shutdown_rx.clone(),
-            )),
+            )));
+        }
+        tasks.extend([
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(txn.run_timer(shutdown_rx.clone())),
             tokio::spawn(configs.run(shutdown_rx.clone())),
@@ -258,6 +287,7 @@ impl Broker {
         Ok(Broker {
             metrics_port,
             port,
+            ports,
             shutdown,
             tasks,
             logs,

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::records::TxnState;
 use super::state_manager::Transit;
 use super::{TransactionCoordinator, now_ms};
-use crate::client::{ClientId, Connection, address};
+use crate::client::{ClientId, Connection};
 use crate::protocol::errors;
 
 /// How long one WriteTxnMarkers exchange with another broker may take.
@@ -198,16 +198,15 @@ impl TransactionCoordinator {
                 _ => Err("no WriteTxnMarkers response".into()),
             };
         }
-        let info = self
+        let addr = self
             .cache
-            .broker(broker)
+            .broker_address(broker, &self.config.inter_broker_listener)
             .ok_or_else(|| format!("broker {broker} is not known"))?;
         let slot = {
             let mut conns = self.connections.lock().await;
             conns.entry(broker).or_default().clone()
         };
         let mut conn = slot.lock().await;
-        let addr = address(&info.host, info.port);
         if conn.is_none() {
             let client = ClientId::txn_marker_sender(self.config.broker_id);
             let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, Connection::open(&addr, &client))

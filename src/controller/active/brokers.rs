@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{ActiveController, LiveBroker, NO_LEADER, PartitionState, Stop, Tp};
 use crate::metadata::znodes::{self, BrokerZnode};
+use crate::security::SecurityProtocol;
 
 impl ActiveController {
     pub(super) async fn read_brokers(&self) -> Result<BTreeMap<i32, LiveBroker>, Stop> {
@@ -71,7 +72,7 @@ impl ActiveController {
         }
         for id in &new {
             if let Some(b) = now.get(id) {
-                if let Some(addr) = broker_address(b) {
+                if let Some(addr) = broker_address(b, &self.config.inter_broker_listener) {
                     self.channels.add(*id, addr);
                 }
                 self.brokers.insert(*id, b.clone());
@@ -226,10 +227,10 @@ pub(super) fn live_broker(z: &BrokerZnode, epoch: i64) -> LiveBroker {
     }
 }
 
-/// Where the controller reaches a broker: its first advertised endpoint (Kafka uses the
-/// inter-broker listener; odradek brokers have one listener).
-pub(super) fn broker_address(b: &LiveBroker) -> Option<String> {
-    let (_, host, port, _) = b.endpoints.first()?;
+/// Where the controller reaches a broker: its endpoint on the inter-broker listener (every
+/// broker of a cluster names that listener alike, as Kafka requires).
+pub(super) fn broker_address(b: &LiveBroker, listener: &str) -> Option<String> {
+    let (_, host, port, _) = b.endpoints.iter().find(|e| e.0 == listener)?;
     let host = if host.is_empty() {
         "localhost"
     } else {
@@ -238,11 +239,8 @@ pub(super) fn broker_address(b: &LiveBroker) -> Option<String> {
     Some(crate::client::address(host, *port))
 }
 
+/// The wire id of a registered endpoint's protocol; an unknown name (a newer Kafka's) is sent
+/// as PLAINTEXT's, which receivers then fail to reach rather than misread.
 pub(super) fn security_protocol_id(name: &str) -> i16 {
-    match name {
-        "SSL" => 1,
-        "SASL_PLAINTEXT" => 2,
-        "SASL_SSL" => 3,
-        _ => 0,
-    }
+    SecurityProtocol::from_name(name).map_or(0, SecurityProtocol::id)
 }

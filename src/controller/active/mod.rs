@@ -269,7 +269,7 @@ impl ActiveController {
         self.delete_isr_change_notifications(None).await?;
         self.brokers = self.read_brokers().await?;
         for (id, b) in &self.brokers {
-            if let Some(addr) = broker_address(b) {
+            if let Some(addr) = broker_address(b, &self.config.inter_broker_listener) {
                 self.channels.add(*id, addr);
             }
         }

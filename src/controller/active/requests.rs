@@ -242,8 +242,10 @@ impl ActiveController {
                 .into_iter()
                 .flatten()
                 .filter_map(|l| {
+                    // Followers fetch from the leader on the inter-broker listener.
                     let b = self.brokers.get(l)?;
-                    let (_, host, port, _) = b.endpoints.first()?;
+                    let listener = &self.config.inter_broker_listener;
+                    let (_, host, port, _) = b.endpoints.iter().find(|e| &e.0 == listener)?;
                     let mut ll = LeaderAndIsrLiveLeader::default();
                     ll.broker_id = BrokerId(*l);
                     ll.host_name = StrBytes::from_string(host.clone());
