@@ -65,6 +65,13 @@ impl Broker {
         let mut config = config;
         let mut sockets = Vec::with_capacity(config.listeners.len());
         for l in config.listeners.iter_mut() {
+            // Until TLS and SASL are served, a secured listener must not open as plaintext.
+            if l.protocol != crate::security::SecurityProtocol::Plaintext {
+                return Err(StartError::Config(format!(
+                    "listener {} uses {}, which this build does not serve yet",
+                    l.name, l.protocol
+                )));
+            }
             let (socket, addr) = bind(&l.host, l.port).await?;
             let port = socket.local_addr().map(|a| a.port()).unwrap_or(l.port);
             // An advertised port of 0 (tests) means "whatever this listener was given".
