@@ -131,13 +131,23 @@ pub enum Step {
 }
 
 /// What the server checks passwords against, shared by every connection of a listener.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ServerCredentials {
     /// PLAIN users and passwords: the `user_<name>="<password>"` options of the listener's
     /// `PlainLoginModule` JAAS entry.
     pub plain_users: Arc<BTreeMap<String, String>>,
     /// SCRAM credentials, fed from `/config/users` in ZooKeeper.
     pub scram: Arc<CredentialCache>,
+}
+
+// Hand-written: the derived form would print the PLAIN passwords.
+impl fmt::Debug for ServerCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerCredentials")
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .field("scram_users", &self.scram.users())
+            .finish()
+    }
 }
 
 /// The server side of one authentication exchange on one connection.
@@ -246,6 +256,13 @@ mod tests {
             plain_users: Arc::new(users),
             scram: Arc::new(cache),
         }
+    }
+
+    #[test]
+    fn debug_hides_passwords() {
+        let shown = format!("{:?}", credentials());
+        assert!(shown.contains("alice") && shown.contains("bob"), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
     }
 
     #[test]

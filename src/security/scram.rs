@@ -638,6 +638,8 @@ impl ScramServer {
             .ok_or_else(|| {
                 AuthError::Invalid("Authentication failed: Invalid user credentials".into())
             })?;
+        // Compared unescaped, as RFC 5802 means it. Kafka compares the authzid still escaped,
+        // which differs only for names containing ',' or '=' (Kafka then refuses any authzid).
         if message.authzid.as_ref().is_some_and(|a| *a != message.user) {
             return Err(AuthError::Authentication(
                 "Authentication failed: Client requested an authorization id that is different from username"
