@@ -6,6 +6,13 @@
 //! settings into the types defined here. Nothing here knows Kafka requests or znodes: the
 //! callers frame tokens into SaslHandshake/SaslAuthenticate and read `/config/users`.
 
+pub mod credentials;
+pub mod jaas;
+pub mod plain;
+pub mod sanitize;
+pub mod sasl;
+pub mod scram;
+
 use std::fmt;
 
 /// Who a connection is, as Kafka's `KafkaPrincipal` (`User:alice`). ACLs and quotas key on it.
