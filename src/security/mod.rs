@@ -6,6 +6,9 @@
 //! settings into the types defined here. Nothing here knows Kafka requests or znodes: the
 //! callers frame tokens into SaslHandshake/SaslAuthenticate and read `/config/users`.
 
+pub mod principal;
+pub mod tls;
+
 use std::fmt;
 
 /// Who a connection is, as Kafka's `KafkaPrincipal` (`User:alice`). ACLs and quotas key on it.
@@ -87,7 +90,10 @@ impl SecurityProtocol {
     }
 
     pub fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 }
 
