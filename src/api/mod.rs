@@ -20,6 +20,7 @@ pub mod offsets_for_leader_epoch;
 pub mod produce;
 pub mod producer_ids;
 pub mod routes;
+pub mod sasl;
 pub mod stop_replica;
 pub mod topics;
 pub mod transactions;

@@ -8,7 +8,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::{
     Api, ClientInfo, alter_configs, api_versions, cluster, configs, controller_ops, delete_records,
     fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets, metadata, offsets,
-    offsets_for_leader_epoch, produce, producer_ids, stop_replica, topics, transactions,
+    offsets_for_leader_epoch, produce, producer_ids, sasl, stop_replica, topics, transactions,
     update_metadata,
 };
 
@@ -86,6 +86,10 @@ routes! {
     OffsetForLeaderEpoch(r) 0..=4 => offsets_for_leader_epoch::handle(api, r, version).await,
     Metadata(r) 0..=12 => metadata::handle(api, client, r, version).await,
     ApiVersions(r) 0..=4 => api_versions::handle(&r, version),
+    // Authentication happens before requests reach the API layer (network::sasl); here only
+    // the refusals for a connection that is already authenticated, or not on SASL.
+    SaslHandshake(r) 0..=1 => sasl::handshake(r),
+    SaslAuthenticate(r) 0..=2 => sasl::authenticate(r),
     CreateTopics(r) 0..=7 => topics::create(api, r, version).await,
     DeleteTopics(r) 0..=6 => topics::delete(api, r, version).await,
     InitProducerId(r) 0..=5 => producer_ids::handle(api, r, version).await,

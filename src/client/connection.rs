@@ -7,11 +7,16 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use tokio::io::{AsyncRead, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::security::{Security, login};
 use super::{ClientError, ClientId, Result};
 use crate::protocol::frame::{self, FrameError};
+
+/// The halves of a connection's stream, plain TCP or TLS alike.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// Responses larger than this are a broken or hostile peer, not a Kafka broker.
 const MAX_RESPONSE_BYTES: usize = 1 << 30;
@@ -20,14 +25,26 @@ const MAX_RESPONSE_BYTES: usize = 1 << 30;
 pub struct Connection {
     addr: String,
     client: ClientId,
-    stream: TcpStream,
+    reader: Reader,
+    writer: Writer,
     next_correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
 }
 
 impl Connection {
-    /// Connects to `addr` (see [`super::address`]) as `client` and learns the broker's versions.
+    /// Connects to `addr` (see [`super::address`]) as `client` over plaintext and learns the
+    /// broker's versions.
     pub async fn open(addr: &str, client: &ClientId) -> Result<Connection> {
+        Self::open_secured(addr, client, &Security::default()).await
+    }
+
+    /// Connects as [`open`](Connection::open) does, over TLS and logging in with SASL where
+    /// `security` says so (a broker reaching another on the inter-broker listener).
+    pub async fn open_secured(
+        addr: &str,
+        client: &ClientId,
+        security: &Security,
+    ) -> Result<Connection> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|source| ClientError::Connect {
@@ -35,10 +52,23 @@ impl Connection {
                 source,
             })?;
         let _ = stream.set_nodelay(true);
+        let (reader, writer): (Reader, Writer) = match &security.tls {
+            None => {
+                // A plain TCP stream splits without a lock between its halves.
+                let (r, w) = stream.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some(tls) => {
+                let stream = super::security::tls_connect(addr, tls, stream).await?;
+                let (r, w) = tokio::io::split(stream);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let mut c = Connection {
             addr: addr.to_string(),
             client: client.clone(),
-            stream,
+            reader,
+            writer,
             next_correlation: 1,
             versions: HashMap::new(),
         };
@@ -55,7 +85,14 @@ impl Connection {
                 .map(|k| (k.api_key, (k.min_version, k.max_version)))
                 .collect();
         }
+        if let Some(sasl) = &security.sasl {
+            login(&mut c, sasl).await?;
+        }
         Ok(c)
+    }
+
+    pub(super) fn addr(&self) -> &str {
+        &self.addr
     }
 
     /// The highest version both sides speak.
@@ -80,14 +117,14 @@ impl Connection {
         self.send(key, version, request).await
     }
 
-    async fn send(
+    pub(super) async fn send(
         &mut self,
         key: ApiKey,
         version: i16,
         request: RequestKind,
     ) -> Result<ResponseKind> {
         let correlation = self.write_request(key, version, request).await?;
-        let frame = read_response_frame(&self.addr, &mut self.stream).await?;
+        let frame = read_response_frame(&self.addr, &mut self.reader).await?;
         decode_response(&self.addr, key, version, correlation, frame)
     }
 
@@ -108,7 +145,7 @@ impl Connection {
             correlation,
             &request,
         )?;
-        write(&self.addr, &mut self.stream, &frame).await?;
+        write(&self.addr, &mut self.writer, &frame).await?;
         Ok(correlation)
     }
 
@@ -116,7 +153,7 @@ impl Connection {
     /// frame, tagged with `tag` and stamped with its arrival, to `responses`: several requests
     /// can then be in flight at once (Kafka answers them in order), on several connections.
     pub fn into_pipeline(self, tag: usize, responses: &Responses) -> Pipeline {
-        let (mut read, write) = self.stream.into_split();
+        let (mut read, write) = (self.reader, self.writer);
         let tx = responses.tx.clone();
         let addr = self.addr.clone();
         tokio::spawn(async move {
@@ -165,7 +202,7 @@ impl Responses {
 pub struct Pipeline {
     addr: String,
     client: ClientId,
-    write: tokio::net::tcp::OwnedWriteHalf,
+    write: Writer,
     next_correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
 }

@@ -3,13 +3,16 @@
 //! [`Connection`] to an [`address`], introducing themselves with a [`ClientId`]. Versions are
 //! negotiated with ApiVersions; several requests may be in flight on a [`Pipeline`].
 //!
-//! A leaf: it uses the shared framing in `protocol` and nothing else of odradek.
+//! Below everything but `security` (TLS and SASL's client side) and the leaves: it uses the
+//! shared framing in `protocol` and nothing else of odradek.
 
 mod address;
 mod connection;
+mod security;
 
 pub use address::address;
 pub use connection::{Connection, Pipeline, Responses, TaggedFrame};
+pub use security::{SaslCredentials, Security};
 
 use kafka_protocol::protocol::StrBytes;
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::keys::is_known;
 use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
 use super::properties::{Props, csv, invalid, parse};
+use super::security::{self, InterBrokerSecurity, ListenerSecurity};
 use super::{ConfigError, LogConfig};
 use crate::security::SecurityProtocol;
 
@@ -65,6 +66,10 @@ pub struct BrokerConfig {
     /// `security.inter.broker.protocol` (default PLAINTEXT): where the controller, the replica
     /// fetchers and the transaction markers of other brokers reach this one.
     pub inter_broker_listener: String,
+    /// Each listener's TLS and SASL settings, by listener name.
+    pub listener_security: BTreeMap<String, ListenerSecurity>,
+    /// How this broker connects to the others (the inter-broker listener's security).
+    pub inter_broker_security: InterBrokerSecurity,
     /// `broker.rack` (unset): the rack (or zone) this broker runs in. Registered in
     /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
     /// spread over racks.
@@ -214,6 +219,8 @@ impl Default for BrokerConfig {
             broker_id: -1,
             advertised_listeners: listeners.clone(),
             inter_broker_listener: "PLAINTEXT".into(),
+            listener_security: BTreeMap::new(),
+            inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
@@ -304,6 +311,18 @@ impl BrokerConfig {
         }
 
         let (listeners, advertised_listeners, inter_broker_listener) = Self::listeners(&p)?;
+        let mut listener_security = BTreeMap::new();
+        for l in &listeners {
+            listener_security.insert(l.name.clone(), security::listener_security(p.0, l)?);
+        }
+        let inter_broker_security = match (
+            listeners.iter().find(|l| l.name == inter_broker_listener),
+            listener_security.get(&inter_broker_listener),
+        ) {
+            (Some(l), Some(s)) => security::inter_broker_security(p.0, l, s)?,
+            // Advertised but not among listeners was refused above.
+            _ => InterBrokerSecurity::default(),
+        };
 
         let (dirs_key, dirs_value) = match (p.get("log.dirs"), p.get("log.dir")) {
             (Some(v), _) => ("log.dirs", v),
@@ -362,6 +381,8 @@ impl BrokerConfig {
             listeners,
             advertised_listeners,
             inter_broker_listener,
+            listener_security,
+            inter_broker_security,
             broker_rack: p.get("broker.rack").map(String::from),
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,

@@ -6,7 +6,7 @@
 //!
 //! The files follow Kafka's seams: `properties` reads `server.properties` and `--override`
 //! into typed values, `broker` builds [`BrokerConfig`] from them (`keys` says which keys are
-//! known), `listeners` holds the listener settings, `topic` the topic-level [`LogConfig`];
+//! known), `listeners` holds the listener settings, `security` each listener's TLS and SASL settings, `topic` the topic-level [`LogConfig`];
 //! `defs` is the definition table they all share and `dynamic` the configs changed at runtime.
 
 mod broker;
@@ -15,6 +15,7 @@ pub mod dynamic;
 mod keys;
 mod listeners;
 mod properties;
+pub mod security;
 mod topic;
 
 pub use broker::{BrokerConfig, CleanerConfig};

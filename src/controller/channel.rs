@@ -14,6 +14,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::{ClientId, Connection};
+use crate::config::security::InterBrokerSecurity;
 
 pub type Reply = oneshot::Receiver<ResponseKind>;
 type LocalFuture = Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send>>;
@@ -37,15 +38,23 @@ pub struct BrokerChannels {
     local_id: i32,
     local: LocalDelivery,
     timeout: Duration,
+    /// How the controller reaches brokers: the inter-broker listener's TLS and SASL.
+    security: Arc<InterBrokerSecurity>,
     queues: HashMap<i32, BrokerQueue>,
 }
 
 impl BrokerChannels {
-    pub fn new(local_id: i32, local: LocalDelivery, timeout: Duration) -> Self {
+    pub fn new(
+        local_id: i32,
+        local: LocalDelivery,
+        timeout: Duration,
+        security: InterBrokerSecurity,
+    ) -> Self {
         BrokerChannels {
             local_id,
             local,
             timeout,
+            security: Arc::new(security),
             queues: HashMap::new(),
         }
     }
@@ -61,7 +70,13 @@ impl BrokerChannels {
             tokio::spawn(deliver_locally(self.local.clone(), rx))
         } else {
             let client = ClientId::broker(self.local_id);
-            tokio::spawn(deliver_remotely(addr.clone(), client, rx, self.timeout))
+            tokio::spawn(deliver_remotely(
+                addr.clone(),
+                client,
+                rx,
+                self.timeout,
+                self.security.clone(),
+            ))
         };
         self.queues.insert(id, BrokerQueue { addr, tx, task });
     }
@@ -120,6 +135,7 @@ async fn deliver_remotely(
     client: ClientId,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     timeout: Duration,
+    security: Arc<InterBrokerSecurity>,
 ) {
     let mut conn: Option<Connection> = None;
     let mut backoff = Duration::from_millis(50);
@@ -127,7 +143,7 @@ async fn deliver_remotely(
         // Retried until it is answered or the broker is removed (which aborts this task).
         loop {
             if conn.is_none() {
-                match tokio::time::timeout(timeout, Connection::open(&addr, &client)).await {
+                match tokio::time::timeout(timeout, security.connect(&addr, &client)).await {
                     Ok(Ok(c)) => {
                         conn = Some(c);
                         backoff = Duration::from_millis(50);

@@ -302,6 +302,7 @@ impl Controller {
                         self.config.broker_id,
                         local,
                         Duration::from_millis(self.config.controller_socket_timeout_ms),
+                        self.config.inter_broker_security.clone(),
                     );
                     let controller = active::ActiveController::new(
                         self.store.clone(),

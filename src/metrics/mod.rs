@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{MetricFamily, MetricType};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 /// The process's metrics. Kafka's are process-wide too (one Yammer registry per JVM); a global
 /// spares every layer from carrying a handle just to count.
@@ -30,7 +30,12 @@ pub struct Metrics {
     failed_fetch_requests: IntCounterVec,
     requests: IntCounterVec,
     request_time: HistogramVec,
-    pub connections: IntGauge,
+    /// Open connections per listener (socket-server-metrics connection-count).
+    pub connections: IntGaugeVec,
+    /// Authentications per listener and outcome (socket-server-metrics
+    /// successful-authentication-total / failed-authentication-total).
+    successful_authentications: IntCounterVec,
+    failed_authentications: IntCounterVec,
     /// One collector per set of scraped families, keyed by the set's first family name.
     scraped: Mutex<HashMap<&'static str, Arc<ScrapedCollector>>>,
 }
@@ -110,9 +115,12 @@ impl Metrics {
                 h
             },
             connections: {
-                let g = IntGauge::new(
-                    "kafka_server_socketservermetrics_connection_count",
-                    "Open client connections (socket-server-metrics connection-count).",
+                let g = IntGaugeVec::new(
+                    Opts::new(
+                        "kafka_server_socketservermetrics_connection_count",
+                        "Open client connections per listener (socket-server-metrics connection-count).",
+                    ),
+                    &["listener"],
                 )
                 .unwrap_or_else(|e| panic!("connections: {e}"));
                 registry
@@ -120,6 +128,18 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("connections: {e}"));
                 g
             },
+            successful_authentications: counter(
+                &registry,
+                "kafka_server_socketservermetrics_successful_authentication_total",
+                "Connections that authenticated (TLS or SASL), per listener.",
+                &["listener"],
+            ),
+            failed_authentications: counter(
+                &registry,
+                "kafka_server_socketservermetrics_failed_authentication_total",
+                "Connections that failed to authenticate (TLS or SASL), per listener.",
+                &["listener"],
+            ),
             scraped: Mutex::new(HashMap::new()),
             registry,
         };
@@ -133,6 +153,16 @@ impl Metrics {
     /// Reports `families` from `source` at every scrape, for as long as the source lives: a
     /// stopped broker's state drops out by itself (tests run several brokers per process).
     /// Every source of the same families shares one collector, which adds up their samples.
+    /// One authentication on `listener` ended, well or not.
+    pub fn authentication(&self, listener: &str, succeeded: bool) {
+        let family = if succeeded {
+            &self.successful_authentications
+        } else {
+            &self.failed_authentications
+        };
+        family.with_label_values(&[listener]).inc();
+    }
+
     /// The owner of the state calls this (`ReplicaManager::register_metrics`, ...), so this
     /// module knows none of them.
     pub fn watch<S: Scraped + 'static>(&self, families: &'static [Family], source: &Arc<S>) {

@@ -1,16 +1,26 @@
-//! One connection: frames in, each handed to the API layer, responses out in request order.
+//! One connection: TLS first where the listener has it, then SASL where it has that, then
+//! frames in, each handed to the API layer, responses out in request order.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+use kafka_protocol::messages::ApiKey;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::sasl::{Authenticator, Session, Verdict};
 use super::{Limits, ListenerContext};
 use crate::api::{Api, ClientInfo};
 use crate::protocol::frame::{self, FrameError};
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 type Pending = crate::api::PendingResponse;
+
+/// How long a client has to finish the TLS handshake, and then each step of SASL: a
+/// connection that stalls before it is authenticated holds resources for nobody.
+pub(super) const AUTHENTICATION_STEP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn run(
     stream: TcpStream,
@@ -20,14 +30,73 @@ pub(super) async fn run(
     limits: Limits,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), FrameError> {
-    let client = ClientInfo {
+    let mut client = ClientInfo {
         address: Some(peer),
         listener: Some(context.name.clone()),
-        principal: None,
+        principal: Some(Arc::new(KafkaPrincipal::anonymous())),
     };
-    // A plain TCP stream splits into halves without a lock between them.
-    let (reader, writer) = stream.into_split();
-    serve_requests(reader, writer, client, api, limits, shutdown).await
+    let Some(tls) = &context.tls else {
+        // A plain TCP stream splits into halves without a lock between them.
+        let (reader, writer) = stream.into_split();
+        return serve_requests(reader, writer, client, context, api, limits, shutdown).await;
+    };
+    let stream = match tokio::time::timeout(
+        AUTHENTICATION_STEP_TIMEOUT.min(limits.idle_timeout),
+        tls.acceptor.accept(stream),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            crate::metrics::global().authentication(&context.name, false);
+            tracing::info!(error = %e, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            crate::metrics::global().authentication(&context.name, false);
+            tracing::info!("TLS handshake did not complete in time; closing");
+            return Ok(());
+        }
+    };
+    if context.protocol == SecurityProtocol::Ssl {
+        // On SSL listeners the certificate is who the client is (Kafka's
+        // DefaultKafkaPrincipalBuilder); on SASL_SSL, SASL decides.
+        let certs = stream.get_ref().1.peer_certificates();
+        match crate::security::principal::ssl_principal(certs, &tls.mapper) {
+            Ok(principal) => {
+                crate::metrics::global().authentication(&context.name, true);
+                tracing::info!(%principal, "TLS client authenticated");
+                client.principal = Some(Arc::new(principal));
+            }
+            Err(e) => {
+                crate::metrics::global().authentication(&context.name, false);
+                tracing::info!(error = %e, "no principal for the client certificate; closing");
+                return Ok(());
+            }
+        }
+    }
+    let (reader, writer) = tokio::io::split(stream);
+    serve_requests(reader, writer, client, context, api, limits, shutdown).await
+}
+
+/// Where a connection is: authenticating (SASL listeners, and again while re-authenticating),
+/// or serving requests, with the SASL session if there is one.
+enum Phase {
+    Authenticating(Authenticator),
+    Serving(Option<Session>),
+}
+
+fn ready(bytes: Option<BytesMut>) -> Pending {
+    Box::pin(async move { Ok(bytes) })
+}
+
+/// A response sent only after `delay`: failed authentications are answered late, so that a
+/// client guessing passwords is slowed down.
+fn delayed(bytes: Option<BytesMut>, delay: Duration) -> Pending {
+    Box::pin(async move {
+        tokio::time::sleep(delay).await;
+        Ok(bytes)
+    })
 }
 
 /// Reads requests until the peer closes, the connection idles out or the broker shuts down,
@@ -35,7 +104,8 @@ pub(super) async fn run(
 async fn serve_requests<R, W>(
     mut reader: R,
     mut writer: W,
-    client: ClientInfo,
+    mut client: ClientInfo,
+    context: Arc<ListenerContext>,
     api: Arc<Api>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
@@ -59,26 +129,91 @@ where
         }
         writer.shutdown().await
     });
+    let mut phase = match &context.sasl {
+        Some(sasl) => Phase::Authenticating(Authenticator::new(sasl.clone())),
+        None => Phase::Serving(None),
+    };
     let result = loop {
+        let (max_size, wait) = match &phase {
+            Phase::Authenticating(auth) => (
+                auth.max_receive_size(),
+                AUTHENTICATION_STEP_TIMEOUT.min(limits.idle_timeout),
+            ),
+            Phase::Serving(_) => (limits.max_request_bytes, limits.idle_timeout),
+        };
         let frame = tokio::select! {
-            f = tokio::time::timeout(limits.idle_timeout, frame::read_frame(&mut reader, limits.max_request_bytes)) => match f {
+            f = tokio::time::timeout(wait, frame::read_frame(&mut reader, max_size)) => match f {
                 Ok(f) => f,
-                Err(_) => break Ok(()), // connections.max.idle.ms
+                Err(_) => break Ok(()), // connections.max.idle.ms, or a stalled authentication
             },
             _ = shutdown.changed() => break Ok(()),
         };
         let frame = match frame {
             Ok(f) => f,
             Err(FrameError::Closed) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-        match api.clone().dispatch(frame, client.clone()) {
-            Ok(pending) => {
-                if tx.send(pending).await.is_err() {
-                    break Ok(()); // the writer stopped: the peer is gone
+            Err(e) => {
+                if let Phase::Authenticating(auth) = &phase {
+                    // Too large for sasl.server.max.receive.size: an authentication failure.
+                    crate::metrics::global().authentication(&context.name, false);
+                    let _ = tx.send(delayed(None, auth.failure_delay())).await;
                 }
+                break Err(e);
             }
-            Err(e) => break Err(e),
+        };
+        if let Phase::Serving(Some(session)) = &phase {
+            let now = Instant::now();
+            let is_handshake = frame::peek_api(&frame)
+                .is_ok_and(|(key, _)| key == ApiKey::SaslHandshake as i16);
+            if is_handshake
+                && session.reauthenticates(now)
+                && let Some(sasl) = &context.sasl
+            {
+                phase = Phase::Authenticating(Authenticator::reauthenticate(
+                    sasl.clone(),
+                    session.clone(),
+                ));
+            } else if session.expired(now) {
+                tracing::info!(principal = %session.principal, "SASL session expired without re-authentication; closing");
+                break Ok(());
+            }
+        }
+        let pending = match &mut phase {
+            Phase::Serving(_) => match api.clone().dispatch(frame, client.clone()) {
+                Ok(pending) => pending,
+                Err(e) => break Err(e),
+            },
+            Phase::Authenticating(auth) => match auth.on_frame(frame) {
+                Verdict::Reply(bytes) => ready(Some(bytes)),
+                Verdict::Api(frame) => match api.clone().dispatch(frame, client.clone()) {
+                    Ok(pending) => pending,
+                    Err(e) => break Err(e),
+                },
+                Verdict::Authenticated { reply, session } => {
+                    crate::metrics::global().authentication(&context.name, true);
+                    tracing::info!(principal = %session.principal, mechanism = %session.mechanism, "SASL client authenticated");
+                    client.principal = Some(session.principal.clone());
+                    phase = Phase::Serving(Some(session));
+                    ready(Some(reply))
+                }
+                Verdict::Fail {
+                    reply,
+                    delayed: late,
+                    reason,
+                } => {
+                    crate::metrics::global().authentication(&context.name, false);
+                    tracing::info!(%reason, "SASL authentication failed; closing");
+                    let delay = if late {
+                        auth.failure_delay()
+                    } else {
+                        Duration::ZERO
+                    };
+                    let _ = tx.send(delayed(reply, delay)).await;
+                    break Ok(());
+                }
+            },
+        };
+        if tx.send(pending).await.is_err() {
+            break Ok(()); // the writer stopped: the peer is gone
         }
     };
     // Answer what was already accepted, then close.

@@ -7,6 +7,7 @@
 //! ApiVersions and SaslHandshake reaches the API layer (`sasl`).
 
 mod connection;
+pub mod sasl;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,6 +34,17 @@ pub struct ListenerContext {
     /// The listener name: requests on it are answered with the brokers' endpoints on it.
     pub name: Arc<str>,
     pub protocol: SecurityProtocol,
+    /// SSL and SASL_SSL listeners.
+    pub tls: Option<Tls>,
+    /// SASL_PLAINTEXT and SASL_SSL listeners.
+    pub sasl: Option<Arc<sasl::SaslListener>>,
+}
+
+/// A TLS listener's handshake settings and how a client certificate names its principal.
+pub struct Tls {
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// `ssl.principal.mapping.rules`.
+    pub mapper: crate::security::principal::PrincipalMapper,
 }
 
 /// Accepts connections until `shutdown` turns true, then waits for open connections to finish
@@ -71,7 +83,9 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let context = context.clone();
         open.fetch_add(1, Ordering::Relaxed);
-        let metric = &crate::metrics::global().connections;
+        let metric = crate::metrics::global()
+            .connections
+            .with_label_values(&[&*context.name]);
         metric.inc();
         let span = tracing::info_span!("conn", %peer, listener = %context.name);
         tasks.spawn(
@@ -81,7 +95,7 @@ pub async fn serve(
                     tracing::info!(error = %e, "connection closed");
                 }
                 open.fetch_sub(1, Ordering::Relaxed);
-                crate::metrics::global().connections.dec();
+                metric.dec();
                 drop(permit);
             }
             .instrument(span),

@@ -20,9 +20,13 @@ use crate::config::dynamic::{BrokerLevel, DynamicBrokerConfig};
 use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
 use crate::metadata::znodes::{self, ConfigChangeZnode, ConfigZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
+use crate::security::credentials::CredentialCache;
+use crate::security::sanitize::desanitize;
 
 pub const TOPICS: &str = "topics";
 pub const BROKERS: &str = "brokers";
+/// `/config/users/<sanitized user>`: SCRAM credentials (and, later, user quotas).
+pub const USERS: &str = "users";
 
 /// Kafka's `changeExpirationMs`: notifications older than this are deleted.
 pub const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -49,6 +53,8 @@ pub struct ConfigManager {
     /// one applied always read the newest content, whichever of the API and the listener ran it.
     progress: Mutex<Progress>,
     expiry: Duration,
+    /// SCRAM credentials from `/config/users`, which SASL listeners check logins against.
+    credentials: Arc<CredentialCache>,
 }
 
 fn sequence_of(child: &str) -> Option<i64> {
@@ -85,6 +91,7 @@ impl ConfigManager {
                 first_seen: HashMap::new(),
             }),
             expiry,
+            credentials: Arc::new(CredentialCache::new()),
         }
     }
 
@@ -98,6 +105,54 @@ impl ConfigManager {
 
     pub fn store(&self) -> &Arc<dyn MetadataStore> {
         &self.store
+    }
+
+    /// The SCRAM credentials of every user, kept current from `/config/users`.
+    pub fn credentials(&self) -> &Arc<CredentialCache> {
+        &self.credentials
+    }
+
+    /// Start-up, before the listeners open: every user's SCRAM credentials, so that the first
+    /// client to log in finds them.
+    pub async fn load_user_credentials(&self) -> Result<(), StoreError> {
+        let _guard = self.progress.lock().await;
+        self.apply_all_users().await
+    }
+
+    async fn apply_all_users(&self) -> Result<(), StoreError> {
+        let users = self
+            .store
+            .children(&format!("/config/{USERS}"))
+            .await?
+            .unwrap_or_default();
+        // Users whose node is gone lose their credentials.
+        for known in self.credentials.users() {
+            if !users.iter().any(|u| desanitize(u) == known) {
+                self.credentials.remove_user(&known);
+            }
+        }
+        for user in users {
+            self.apply_user(&user).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads `/config/users/<sanitized>` into the credential cache (Kafka's
+    /// `UserConfigHandler`): a mechanism missing from the node loses its credential. A node
+    /// that cannot be read leaves the user with none: a login must never succeed on
+    /// credentials the store no longer vouches for.
+    async fn apply_user(&self, sanitized: &str) -> Result<(), StoreError> {
+        let user = desanitize(sanitized);
+        let config = match self.entity_config(USERS, sanitized).await {
+            Ok(c) => c,
+            Err(e @ StoreError::BadData { .. }) => {
+                tracing::warn!(user, error = %e, "unreadable user config; the user cannot log in with SCRAM until it is fixed");
+                BTreeMap::new()
+            }
+            Err(e) => return Err(e),
+        };
+        self.credentials.apply_user_config(&user, &config);
+        Ok(())
     }
 
     /// An entity's stored config (`AdminZkClient.fetchEntityConfig`); empty when none is stored.
@@ -297,6 +352,7 @@ impl ConfigManager {
             for topic in topics {
                 self.apply_topic(&topic).await?;
             }
+            self.apply_all_users().await?;
         }
         self.process_notifications(Instant::now()).await
     }
@@ -370,7 +426,11 @@ impl ConfigManager {
             {
                 self.apply_broker(BrokerLevel::ThisBroker).await
             }
-            // Another broker's configs, or quotas and credentials, which odradek does not apply.
+            // A user's credentials; `users/<u>/clients/<c>` and `<default>` hold only quotas.
+            Some((USERS, user)) if !user.contains('/') && user != znodes::DEFAULT_ENTITY => {
+                self.apply_user(user).await
+            }
+            // Another broker's configs, or quotas, which odradek does not apply.
             Some((entity_type, name)) => {
                 tracing::debug!(
                     entity_type,

@@ -46,6 +46,8 @@ pub struct FetcherConfig {
     pub max_bytes: i32,
     pub partition_max_bytes: i32,
     pub backoff: Duration,
+    /// How to reach leaders: the inter-broker listener's TLS and SASL.
+    pub security: crate::config::security::InterBrokerSecurity,
 }
 
 impl Default for FetcherConfig {
@@ -62,6 +64,7 @@ impl FetcherConfig {
             max_bytes: c.replica_fetch_response_max_bytes,
             partition_max_bytes: c.replica_fetch_max_bytes,
             backoff: Duration::from_millis(c.replica_fetch_backoff_ms),
+            security: c.inter_broker_security.clone(),
         }
     }
 }
@@ -362,7 +365,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         }
         if conn.is_none() {
             session.reset(0);
-            match tokio::time::timeout(SOCKET_TIMEOUT, Connection::open(&addr, &client)).await {
+            match tokio::time::timeout(SOCKET_TIMEOUT, config.security.connect(&addr, &client)).await {
                 Ok(Ok(c)) => conn = Some(c),
                 Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
                 Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),

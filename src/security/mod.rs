@@ -12,6 +12,8 @@ pub mod plain;
 pub mod sanitize;
 pub mod sasl;
 pub mod scram;
+pub mod principal;
+pub mod tls;
 
 use std::fmt;
 

@@ -164,7 +164,7 @@ impl Broker {
         let timeout = Duration::from_millis(self.api.config.controller_socket_timeout_ms);
         let call = async {
             let mut conn =
-                crate::client::Connection::open(&addr, &crate::client::ClientId::broker(me))
+                self.api.config.inter_broker_security.connect(&addr, &crate::client::ClientId::broker(me))
                     .await
                     .map_err(|e| e.to_string())?;
             let mut req = ControlledShutdownRequest::default();

@@ -21,11 +21,43 @@ use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
+use crate::security::principal::PrincipalMapper;
+use crate::security::sasl::ServerCredentials;
 use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
 
 use super::{Broker, StartError};
+
+/// The TLS acceptor of each SSL and SASL_SSL listener, by listener name.
+fn tls_contexts(
+    config: &BrokerConfig,
+) -> Result<std::collections::BTreeMap<String, network::Tls>, StartError> {
+    let mut contexts = std::collections::BTreeMap::new();
+    for (name, security) in &config.listener_security {
+        let Some(settings) = &security.tls else {
+            continue;
+        };
+        let bad = |e: String| StartError::Config(format!("listener {name}: {e}"));
+        let server = settings.server_config().map_err(|e| bad(e.to_string()))?;
+        let mapper = PrincipalMapper::parse(&settings.principal_mapping_rules)
+            .map_err(|e| bad(format!("ssl.principal.mapping.rules: {e}")))?;
+        contexts.insert(
+            name.clone(),
+            network::Tls {
+                acceptor: tokio_rustls::TlsAcceptor::from(server),
+                mapper,
+            },
+        );
+    }
+    // The broker's own client side, checked now rather than at its first connection.
+    if let Some(settings) = &config.inter_broker_security.tls {
+        settings
+            .client_config()
+            .map_err(|e| StartError::Config(format!("inter-broker TLS: {e}")))?;
+    }
+    Ok(contexts)
+}
 
 /// The address a listener binds: an empty host means every interface, as in Kafka.
 fn bind_host(host: &str) -> &str {
@@ -62,16 +94,12 @@ impl Broker {
         // Bind every listener now, so a taken port fails start-up before anything else happens
         // and port 0 is resolved for registration; listen only once the logs are loaded, so
         // that a client connecting early is refused rather than left waiting (as with Kafka).
+        // Keystores and truststores are read first: one that cannot be used stops start-up
+        // before anything is bound or written.
+        let mut tls = tls_contexts(&config)?;
         let mut config = config;
         let mut sockets = Vec::with_capacity(config.listeners.len());
         for l in config.listeners.iter_mut() {
-            // Until TLS and SASL are served, a secured listener must not open as plaintext.
-            if l.protocol != crate::security::SecurityProtocol::Plaintext {
-                return Err(StartError::Config(format!(
-                    "listener {} uses {}, which this build does not serve yet",
-                    l.name, l.protocol
-                )));
-            }
             let (socket, addr) = bind(&l.host, l.port).await?;
             let port = socket.local_addr().map(|a| a.port()).unwrap_or(l.port);
             // An advertised port of 0 (tests) means "whatever this listener was given".
@@ -149,6 +177,7 @@ impl Broker {
             replicas.clone(),
         ));
         configs.load_broker_configs().await?;
+        configs.load_user_credentials().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -267,9 +296,22 @@ impl Broker {
             .map(|(l, _)| (l.name.clone(), l.port))
             .collect();
         for (l, listener) in listening {
+            let security = config.listener_security.get(&l.name);
+            let sasl = security.and_then(|s| s.sasl.clone()).map(|settings| {
+                let credentials = ServerCredentials {
+                    plain_users: Arc::new(settings.plain_users()),
+                    scram: configs.credentials().clone(),
+                };
+                Arc::new(network::sasl::SaslListener {
+                    settings,
+                    credentials,
+                })
+            });
             let context = Arc::new(network::ListenerContext {
                 name: l.name.as_str().into(),
                 protocol: l.protocol,
+                tls: tls.remove(&l.name),
+                sasl,
             });
             tasks.push(tokio::spawn(network::serve(
                 listener,

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::records::TxnState;
 use super::state_manager::Transit;
 use super::{TransactionCoordinator, now_ms};
-use crate::client::{ClientId, Connection};
+use crate::client::ClientId;
 use crate::protocol::errors;
 
 /// How long one WriteTxnMarkers exchange with another broker may take.
@@ -209,7 +209,7 @@ impl TransactionCoordinator {
         let mut conn = slot.lock().await;
         if conn.is_none() {
             let client = ClientId::txn_marker_sender(self.config.broker_id);
-            let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, Connection::open(&addr, &client))
+            let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, self.config.inter_broker_security.connect(&addr, &client))
                 .await
                 .map_err(|_| format!("connecting to {addr} timed out"))?
                 .map_err(|e| e.to_string())?;

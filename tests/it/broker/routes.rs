@@ -37,6 +37,10 @@ fn minimal_request(key: ApiKey) -> RequestKind {
             .with_client_software_name(name())
             .with_client_software_version(StrBytes::from_static_str("1.0"))
             .into(),
+        ApiKey::SaslHandshake => SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str("PLAIN"))
+            .into(),
+        ApiKey::SaslAuthenticate => SaslAuthenticateRequest::default().into(),
         ApiKey::CreateTopics => CreateTopicsRequest::default().into(),
         ApiKey::DeleteTopics => DeleteTopicsRequest::default().into(),
         ApiKey::InitProducerId => InitProducerIdRequest::default().into(),
