@@ -326,8 +326,10 @@ impl PrincipalMapper {
                 && let Some((regex, replacement, case, after)) = scan_rule(body)
             {
                 let Some(next) = after_rule(after) else {
-                    let entry = until_comma(rest);
-                    let tail = &entry[entry.len() - until_comma(after).len()..];
+                    // `after` is a suffix of `rest`; the regex may hold commas, so the
+                    // entry runs to the first comma after the rule, not in `rest`.
+                    let tail = until_comma(after);
+                    let entry = &rest[..rest.len() - after.len() + tail.len()];
                     return Err(format!(
                         "invalid rule `{entry}` in ssl.principal.mapping.rules: unexpected `{tail}` after the rule"
                     ));
@@ -999,6 +1001,43 @@ mod tests {
         // Newlines as whitespace around commas are fine, as in Kafka.
         let mapper = PrincipalMapper::parse("RULE:^CN=(.*)$/$1/\n,\nDEFAULT").unwrap();
         assert_eq!(mapper.apply("CN=a").as_deref(), Some("a"));
+    }
+
+    /// Rules assembled at random from the grammar's pieces: parsing and mapping may refuse
+    /// them, but never panic.
+    #[test]
+    fn random_rules_never_panic() {
+        const PIECES: &[&str] = &[
+            "RULE:", "DEFAULT", "/", "\\", ",", "$", "$1", "$12", "${n}", "(", ")", "(?<n>", ".*",
+            "?", "a", "L", "U", " ", "\n", "{", "}", "é", "^", "\\z", "CN=", "[", "]",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let mut rules = String::new();
+            for _ in 0..next(12) {
+                rules.push_str(PIECES[next(PIECES.len())]);
+            }
+            if let Ok(mapper) = PrincipalMapper::parse(&rules) {
+                for dn in ["", "a", "CN=a,O=b", "CN=é\\,x", "aaa"] {
+                    let _ = mapper.map(dn);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn junk_after_a_rule_whose_regex_has_a_comma() {
+        let err = PrincipalMapper::parse("RULE:a,b/c/Lxxxxxxxxxxxxxxxx,DEFAULT").unwrap_err();
+        assert!(
+            err.contains("`RULE:a,b/c/Lxxxxxxxxxxxxxxxx`") && err.contains("`xxxxxxxxxxxxxxxx`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -690,7 +690,7 @@ impl TlsSettings {
                 SSL_CIPHER_SUITES,
                 format!(
                     "no suite rustls implements for {} is listed; it has {}",
-                    self.enabled_protocols_text(&versions),
+                    versions_text(&versions),
                     SUITE_NAMES.join(", ")
                 ),
             ));
@@ -713,14 +713,6 @@ impl TlsSettings {
         }
         provider.cipher_suites = suites;
         Ok(provider)
-    }
-
-    fn enabled_protocols_text(&self, versions: &[&'static SupportedProtocolVersion]) -> String {
-        versions
-            .iter()
-            .map(|v| format!("{:?}", v.version))
-            .collect::<Vec<_>>()
-            .join(" and ")
     }
 
     // -----------------------------------------------------------------------------------------
@@ -828,7 +820,15 @@ impl TlsSettings {
     }
 }
 
-/// `CIPHER_SUITE_NAMES`' names, for messages.
+fn versions_text(versions: &[&'static SupportedProtocolVersion]) -> String {
+    versions
+        .iter()
+        .map(|v| format!("{:?}", v.version))
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// The names [`suite_by_name`] knows (every suite of rustls' ring provider), for messages.
 const SUITE_NAMES: &[&str] = &[
     "TLS_AES_256_GCM_SHA384",
     "TLS_AES_128_GCM_SHA256",
@@ -1235,3 +1235,6 @@ impl ServerCertVerifier for ChainOnlyVerifier {
         self.algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests;
