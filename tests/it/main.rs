@@ -12,6 +12,7 @@ mod compat;
 mod layering;
 mod log;
 mod ops;
+mod security;
 
 // The broker binary's allocator (`src/main.rs`), so that brokers started in this process
 // survive a garbage element count as the real one does
