@@ -551,6 +551,53 @@ enum Mode {
     Producer(ProducerArgs),
     /// Read --messages records from the beginning and report records/s and MB/s.
     Consumer(ConsumerArgs),
+    /// Open --connections new connections (TLS and SASL login included, as --command-config
+    /// says), --concurrency at a time, and report connections/s: what authentication costs.
+    Connections(ConnectionsArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectionsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[arg(long, default_value_t = 1000)]
+    connections: u64,
+    #[arg(long, default_value_t = 4)]
+    concurrency: u64,
+}
+
+/// Opens `count` connections to the bootstrap broker, `concurrency` at a time, each closed once
+/// it is ready (versions known, logged in); prints connections/s.
+pub async fn connections(
+    bootstrap: &Bootstrap,
+    count: u64,
+    concurrency: u64,
+    out: &mut impl Write,
+) -> Result<()> {
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let next = next.clone();
+        let server = bootstrap.server.clone();
+        let security = bootstrap.security.clone();
+        tasks.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                super::client::connect(&server, &security).await?;
+            }
+            Ok::<_, ToolError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| ToolError::Kafka(e.to_string()))??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(
+        out,
+        "{count} connections in {secs:.2} s: {:.1} connections/s",
+        count as f64 / secs.max(1e-9)
+    );
+    Ok(())
 }
 
 /// kafka-producer-perf-test.sh's flags.
@@ -635,6 +682,15 @@ impl Args {
                     report_interval: Duration::from_millis(a.reporting_interval),
                 };
                 consumer(&a.connect.bootstrap()?, &opts, &mut stdout).await
+            }
+            Mode::Connections(a) => {
+                connections(
+                    &a.connect.bootstrap()?,
+                    a.connections,
+                    a.concurrency,
+                    &mut stdout,
+                )
+                .await
             }
         }
     }
