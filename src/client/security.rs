@@ -68,7 +68,11 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
     let mut handshake = SaslHandshakeRequest::default();
     handshake.mechanism = StrBytes::from_static_str(sasl.mechanism.name());
     match conn
-        .send(ApiKey::SaslHandshake, 1, RequestKind::SaslHandshake(handshake))
+        .send(
+            ApiKey::SaslHandshake,
+            1,
+            RequestKind::SaslHandshake(handshake),
+        )
         .await?
     {
         ResponseKind::SaslHandshake(r) if r.error_code == 0 => {}

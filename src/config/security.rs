@@ -129,7 +129,13 @@ pub(super) fn listener_security(
             }
             lookup(props, name, key).map(|(_, v)| v.to_string())
         })
-        .map_err(|e| invalid(&format!("listener.name.{}", name.to_ascii_lowercase()), name, e.to_string()))?;
+        .map_err(|e| {
+            invalid(
+                &format!("listener.name.{}", name.to_ascii_lowercase()),
+                name,
+                e.to_string(),
+            )
+        })?;
         Some(settings)
     } else {
         None
@@ -160,7 +166,9 @@ fn sasl_settings(
             invalid(
                 &key,
                 value,
-                format!("SASL mechanism {m} is not supported; odradek supports {SUPPORTED_MECHANISMS}"),
+                format!(
+                    "SASL mechanism {m} is not supported; odradek supports {SUPPORTED_MECHANISMS}"
+                ),
             )
         })?;
         if !mechanisms.contains(&mechanism) {
@@ -168,7 +176,11 @@ fn sasl_settings(
         }
     }
     if mechanisms.is_empty() {
-        return Err(invalid(&key, value, "a SASL listener needs at least one mechanism"));
+        return Err(invalid(
+            &key,
+            value,
+            "a SASL listener needs at least one mechanism",
+        ));
     }
     let lower = listener.to_ascii_lowercase();
     let mut jaas = BTreeMap::new();
@@ -297,12 +309,12 @@ impl InterBrokerSecurity {
         addr: &str,
         client: &crate::client::ClientId,
     ) -> crate::client::Result<crate::client::Connection> {
-        let security = self
-            .client_security()
-            .map_err(|reason| crate::client::ClientError::Protocol {
-                addr: addr.to_string(),
-                reason: format!("inter-broker TLS settings: {reason}"),
-            })?;
+        let security =
+            self.client_security()
+                .map_err(|reason| crate::client::ClientError::Protocol {
+                    addr: addr.to_string(),
+                    reason: format!("inter-broker TLS settings: {reason}"),
+                })?;
         crate::client::Connection::open_secured(addr, client, &security).await
     }
 }

@@ -162,8 +162,8 @@ where
         };
         if let Phase::Serving(Some(session)) = &phase {
             let now = Instant::now();
-            let is_handshake = frame::peek_api(&frame)
-                .is_ok_and(|(key, _)| key == ApiKey::SaslHandshake as i16);
+            let is_handshake =
+                frame::peek_api(&frame).is_ok_and(|(key, _)| key == ApiKey::SaslHandshake as i16);
             if is_handshake
                 && session.reauthenticates(now)
                 && let Some(sasl) = &context.sasl

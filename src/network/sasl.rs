@@ -160,17 +160,20 @@ impl Authenticator {
                     reason: "a second ApiVersions before authentication".into(),
                 }
             }
-            (
-                State::HandshakeOrVersions | State::Handshake,
-                Some(ApiKey::SaslHandshake),
-            ) => {
-                let Some(request) = decode::<SaslHandshakeRequest>(&mut frame, ApiKey::SaslHandshake, version) else {
+            (State::HandshakeOrVersions | State::Handshake, Some(ApiKey::SaslHandshake)) => {
+                let Some(request) =
+                    decode::<SaslHandshakeRequest>(&mut frame, ApiKey::SaslHandshake, version)
+                else {
                     return self.fail(None, "malformed SaslHandshake");
                 };
                 self.handshake(correlation_id, version, &request.mechanism)
             }
             (State::Authenticate(server), Some(ApiKey::SaslAuthenticate)) => {
-                let Some(request) = decode::<SaslAuthenticateRequest>(&mut frame, ApiKey::SaslAuthenticate, version) else {
+                let Some(request) = decode::<SaslAuthenticateRequest>(
+                    &mut frame,
+                    ApiKey::SaslAuthenticate,
+                    version,
+                ) else {
                     // An unsupported version or a malformed body: closed at once, as Kafka does.
                     return Verdict::Fail {
                         reply: None,
@@ -330,9 +333,11 @@ fn encode<T: Encodable>(
     version: i16,
     body: &T,
 ) -> Option<BytesMut> {
-    frame::encode_response(correlation_id, api_key.response_header_version(version), |b| {
-        body.encode(b, version).map_err(|e| e.to_string())
-    })
+    frame::encode_response(
+        correlation_id,
+        api_key.response_header_version(version),
+        |b| body.encode(b, version).map_err(|e| e.to_string()),
+    )
     .map_err(|e| tracing::error!(error = %e, "could not encode a SASL response"))
     .ok()
 }

@@ -365,7 +365,9 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         }
         if conn.is_none() {
             session.reset(0);
-            match tokio::time::timeout(SOCKET_TIMEOUT, config.security.connect(&addr, &client)).await {
+            match tokio::time::timeout(SOCKET_TIMEOUT, config.security.connect(&addr, &client))
+                .await
+            {
                 Ok(Ok(c)) => conn = Some(c),
                 Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
                 Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),

@@ -9,10 +9,10 @@
 pub mod credentials;
 pub mod jaas;
 pub mod plain;
+pub mod principal;
 pub mod sanitize;
 pub mod sasl;
 pub mod scram;
-pub mod principal;
 pub mod tls;
 
 use std::fmt;

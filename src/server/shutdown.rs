@@ -163,10 +163,13 @@ impl Broker {
             .ok_or_else(|| format!("controller {controller} is not known"))?;
         let timeout = Duration::from_millis(self.api.config.controller_socket_timeout_ms);
         let call = async {
-            let mut conn =
-                self.api.config.inter_broker_security.connect(&addr, &crate::client::ClientId::broker(me))
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let mut conn = self
+                .api
+                .config
+                .inter_broker_security
+                .connect(&addr, &crate::client::ClientId::broker(me))
+                .await
+                .map_err(|e| e.to_string())?;
             let mut req = ControlledShutdownRequest::default();
             req.broker_id = BrokerId(me);
             req.broker_epoch = epoch;

@@ -21,9 +21,9 @@ use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
+use crate::replica::config_changes::ConfigManager;
 use crate::security::principal::PrincipalMapper;
 use crate::security::sasl::ServerCredentials;
-use crate::replica::config_changes::ConfigManager;
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
 

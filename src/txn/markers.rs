@@ -209,10 +209,13 @@ impl TransactionCoordinator {
         let mut conn = slot.lock().await;
         if conn.is_none() {
             let client = ClientId::txn_marker_sender(self.config.broker_id);
-            let c = tokio::time::timeout(MARKER_REQUEST_TIMEOUT, self.config.inter_broker_security.connect(&addr, &client))
-                .await
-                .map_err(|_| format!("connecting to {addr} timed out"))?
-                .map_err(|e| e.to_string())?;
+            let c = tokio::time::timeout(
+                MARKER_REQUEST_TIMEOUT,
+                self.config.inter_broker_security.connect(&addr, &client),
+            )
+            .await
+            .map_err(|_| format!("connecting to {addr} timed out"))?
+            .map_err(|e| e.to_string())?;
             *conn = Some(c);
         }
         let Some(c) = conn.as_mut() else {
