@@ -9,7 +9,7 @@ use odradek::metadata::MetadataStore;
 use odradek::metadata::store::{CreateMode, create_recursive};
 
 use super::*;
-use crate::common::wire::start_broker;
+use crate::common::wire::{STORES, Store, start_broker, start_broker_on};
 
 /// What `kafka-configs.sh --zookeeper --alter --add-config
 /// 'SCRAM-SHA-256=[iterations=8192,password=alice-secret],SCRAM-SHA-512=[...]' --entity-type
@@ -87,11 +87,19 @@ async fn metadata(conn: &mut Connection) -> odradek::client::Result<ResponseKind
 
 #[tokio::test]
 async fn scram_users_stored_as_kafka_stores_them_log_in_until_deleted() {
+    for store in STORES {
+        scram_users_on(store).await;
+    }
+}
+
+async fn scram_users_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let o = sasl_ssl(&pki);
     let o: Vec<&str> = o.iter().map(String::as_str).collect();
-    let broker = start_broker(&dir.path().join("data"), &o).await;
+    let Some((broker, _zk)) = start_broker_on(store, &dir.path().join("data"), &o).await else {
+        return;
+    };
     let port = broker.port_of("SASL_SSL").unwrap();
     let store = broker.api().configs.store().clone();
 
