@@ -73,7 +73,7 @@ for l in plaintext ssl sasl_ssl; do
   echo "-- $l producer: $p"
   echo "-- $l consumer: $c"
   produced[$l]=$(sed -nE 's/.* ([0-9.]+) records\/sec.*/\1/p' <<<"$p")
-  consumed[$l]=$(sed -nE 's/.*: ([0-9.]+) records\/s.*/\1/p' <<<"$c")
+  consumed[$l]=$(sed -nE 's/.* ([0-9.]+) records\/sec.*/\1/p' <<<"$c")
 done
 echo "-- new connections, $connections each, 4 at a time (TCP + TLS handshake + SCRAM-SHA-256 login, 4096 iterations)"
 conn_ssl=$("$bin" perf connections --bootstrap-server "localhost:$p_ssl" --command-config "$work/ssl.properties" \
