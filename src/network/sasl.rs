@@ -57,6 +57,9 @@ pub(super) struct Session {
     /// When the session ends unless the client re-authenticates (KIP-368); None when
     /// `connections.max.reauth.ms` is 0.
     pub expires: Option<Instant>,
+    /// How long the session lasts from the end of its authentication, as the client is told
+    /// (`session_lifetime_ms`).
+    pub lifetime: Option<Duration>,
     /// When the last authentication began: a re-authentication may start a second later.
     pub started: Instant,
 }
@@ -252,9 +255,8 @@ impl Authenticator {
                 };
                 response.auth_bytes = Bytes::from(reply);
                 if version >= 1 {
-                    response.session_lifetime_ms = session
-                        .expires
-                        .map_or(0, |at| at.duration_since(self.started).as_millis() as i64);
+                    response.session_lifetime_ms =
+                        session.lifetime.map_or(0, |l| l.as_millis() as i64);
                 }
                 match encode(correlation_id, ApiKey::SaslAuthenticate, version, &response) {
                     Some(reply) => Verdict::Authenticated { reply, session },
@@ -309,10 +311,16 @@ impl Authenticator {
             .get(&mechanism)
             .copied()
             .unwrap_or(0);
+        // The lifetime runs from now, the end of the exchange, as Kafka's
+        // SaslServerAuthenticator counts it and as the client does (from the final response):
+        // counted from the start, a slow exchange would end the session before the client
+        // thinks it is time to log in again.
+        let lifetime = (max > 0).then(|| Duration::from_millis(max));
         Ok(Session {
             principal: Arc::new(principal),
             mechanism,
-            expires: (max > 0).then(|| self.started + Duration::from_millis(max)),
+            expires: lifetime.map(|l| Instant::now() + l),
+            lifetime,
             started: self.started,
         })
     }
