@@ -60,15 +60,21 @@ pub(super) struct Session {
     /// How long the session lasts from the end of its authentication, as the client is told
     /// (`session_lifetime_ms`).
     pub lifetime: Option<Duration>,
-    /// When the last authentication began: a re-authentication may start a second later.
-    pub started: Instant,
+    /// When the last re-authentication began (None before the first): the next may start a
+    /// second later.
+    pub reauthenticated: Option<Instant>,
 }
 
 impl Session {
-    /// Whether a SaslHandshake on this session starts a re-authentication (Kafka: only a
-    /// session that expires, and at most once a second), rather than going to the API layer.
+    /// Whether a SaslHandshake on this session starts a re-authentication rather than going
+    /// to the API layer. Kafka's KafkaChannel: only a session that expires, the first
+    /// re-authentication at any time and each later one at least a second after the one
+    /// before it began.
     pub fn reauthenticates(&self, now: Instant) -> bool {
-        self.expires.is_some() && now.duration_since(self.started) >= Duration::from_secs(1)
+        self.expires.is_some()
+            && self
+                .reauthenticated
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
     }
 
     pub fn expired(&self, now: Instant) -> bool {
@@ -94,6 +100,7 @@ pub(super) struct Authenticator {
     state: State,
     /// The session being renewed, when this is a re-authentication.
     previous: Option<Session>,
+    /// When this exchange began (a re-authentication: when its SaslHandshake was read).
     started: Instant,
 }
 
@@ -321,7 +328,7 @@ impl Authenticator {
             mechanism,
             expires: lifetime.map(|l| Instant::now() + l),
             lifetime,
-            started: self.started,
+            reauthenticated: self.previous.is_some().then_some(self.started),
         })
     }
 }
