@@ -4,7 +4,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::*;
-use crate::common::wire::{Conn, start_broker};
+use crate::common::wire::{Conn, STORES, Store, start_broker, start_broker_on};
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -38,8 +38,18 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 #[tokio::test]
 async fn each_listener_answers_with_its_own_endpoints_and_plain_logs_in() {
+    for store in STORES {
+        each_listener_answers_on(store).await;
+    }
+}
+
+async fn each_listener_answers_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &refs(&sasl_plaintext_plain())).await;
+    let Some((broker, _zk)) =
+        start_broker_on(store, dir.path(), &refs(&sasl_plaintext_plain())).await
+    else {
+        return;
+    };
     let plain_port = broker.port_of("PLAINTEXT").unwrap();
     let sasl_port = broker.port_of("SASL_PLAINTEXT").unwrap();
 
@@ -90,8 +100,18 @@ async fn each_listener_answers_with_its_own_endpoints_and_plain_logs_in() {
 
 #[tokio::test]
 async fn sasl_refuses_what_comes_before_or_instead_of_authentication() {
+    for store in STORES {
+        sasl_refusals_on(store).await;
+    }
+}
+
+async fn sasl_refusals_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &refs(&sasl_plaintext_plain())).await;
+    let Some((broker, _zk)) =
+        start_broker_on(store, dir.path(), &refs(&sasl_plaintext_plain())).await
+    else {
+        return;
+    };
     let port = broker.port_of("SASL_PLAINTEXT").unwrap();
 
     // Any request but ApiVersions and SaslHandshake first: closed, no answer.
@@ -378,6 +398,31 @@ async fn unusable_keystores_stop_startup_with_the_key_named() {
         };
         assert!(err.contains(expect), "{expect}: {err}");
     }
+
+    // The broker process says so and exits non-zero.
+    let data = dir.path().join("process");
+    let args = [
+        "listeners=SSL://127.0.0.1:0".to_string(),
+        "advertised.listeners=SSL://localhost:0".to_string(),
+        "security.inter.broker.protocol=SSL".to_string(),
+        format!("log.dirs={}", data.display()),
+        "metrics.port=0".to_string(),
+        format!("ssl.keystore.location={}", jks.display()),
+        "ssl.keystore.password=secret".to_string(),
+    ];
+    let mut argv = vec!["broker".to_string()];
+    for a in &args {
+        argv.push("--override".into());
+        argv.push(a.clone());
+    }
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        crate::common::odradek(&argv, None)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "the broker started with a JKS keystore: {out}");
+    assert!(err.contains("ssl.keystore"), "{err}");
 }
 
 /// A session lasts `connections.max.reauth.ms` from the end of its authentication, which is
