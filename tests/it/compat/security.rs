@@ -3,7 +3,8 @@
 //! (`compat-tests/node/secure.js`) each produce and consume through a consumer group over TLS
 //! (server certificate only), TLS with a client certificate, SASL PLAIN, and SCRAM-SHA-256 and
 //! -512 over TLS. The Java client also meets wrong passwords (refused at once, not retried until
-//! a timeout) and sessions that must be renewed (KIP-368). Wire-level tests of the same
+//! a timeout) and sessions that must be renewed (KIP-368), and its admin client creates and
+//! describes the SCRAM user it then logs in as (KIP-554). Wire-level tests of the same
 //! listeners, with our own client and raw frames, are in `security::`.
 
 use std::collections::BTreeMap;
@@ -37,20 +38,25 @@ struct Mode {
     listener: &'static str,
     tls: bool,
     client_cert: bool,
-    /// Kafka's name of the SASL mechanism.
+    /// Kafka's name of the SASL mechanism, and who logs in with it.
     sasl: Option<&'static str>,
+    user: String,
+    password: String,
     /// What the broker logs when such a client is authenticated.
     logged: String,
 }
 
-fn modes() -> Vec<Mode> {
-    let sasl = |name, listener, tls, mechanism: &'static str| Mode {
+/// Every mode; PLAIN logs in as alice, SCRAM as `scram_user` with `scram_password`.
+fn modes(scram_user: &str, scram_password: &str) -> Vec<Mode> {
+    let sasl = |name, listener, tls, mechanism: &'static str, user: &str, password: &str| Mode {
         name,
         listener,
         tls,
         client_cert: false,
         sasl: Some(mechanism),
-        logged: format!("SASL client authenticated principal=User:alice mechanism={mechanism}"),
+        user: user.into(),
+        password: password.into(),
+        logged: format!("SASL client authenticated principal=User:{user} mechanism={mechanism}"),
     };
     vec![
         Mode {
@@ -59,6 +65,8 @@ fn modes() -> Vec<Mode> {
             tls: true,
             client_cert: false,
             sasl: None,
+            user: String::new(),
+            password: String::new(),
             logged: "TLS client authenticated principal=User:ANONYMOUS".into(),
         },
         Mode {
@@ -67,11 +75,34 @@ fn modes() -> Vec<Mode> {
             tls: true,
             client_cert: true,
             sasl: None,
+            user: String::new(),
+            password: String::new(),
             logged: format!("TLS client authenticated principal={CLIENT_CERT_PRINCIPAL}"),
         },
-        sasl("plain", "SASL_PLAINTEXT", false, "PLAIN"),
-        sasl("scram-sha-256", "SASL_SSL", true, "SCRAM-SHA-256"),
-        sasl("scram-sha-512", "SASL_SSL", true, "SCRAM-SHA-512"),
+        sasl(
+            "plain",
+            "SASL_PLAINTEXT",
+            false,
+            "PLAIN",
+            "alice",
+            "alice-secret",
+        ),
+        sasl(
+            "scram-sha-256",
+            "SASL_SSL",
+            true,
+            "SCRAM-SHA-256",
+            scram_user,
+            scram_password,
+        ),
+        sasl(
+            "scram-sha-512",
+            "SASL_SSL",
+            true,
+            "SCRAM-SHA-512",
+            scram_user,
+            scram_password,
+        ),
     ]
 }
 
@@ -216,8 +247,8 @@ impl SecureBroker {
                 "sasl".into(),
                 serde_json::json!({
                     "mechanism": mechanism.to_ascii_lowercase(),
-                    "username": "alice",
-                    "password": "alice-secret",
+                    "username": mode.user,
+                    "password": mode.password,
                 }),
             );
         }
@@ -294,8 +325,12 @@ fn java_over_secured_listeners(version: &str) {
         return;
     };
     let broker = SecureBroker::start(tmp.path());
-    let modes = modes();
     let prefix = format!("java-{}", version.replace('.', "-"));
+    // SCRAM logins are as a user the admin client creates (alice, stored before start-up,
+    // creates it); PLAIN's users are in the broker's JAAS config.
+    let user = format!("{prefix}-user");
+    let password = format!("{prefix}-secret");
+    let modes = modes(&user, &password);
     let mut args: Vec<String> = Vec::new();
     let mut step = |words: &[&str]| args.extend(words.iter().map(|w| w.to_string()));
 
@@ -311,8 +346,17 @@ fn java_over_secured_listeners(version: &str) {
             props.to_str().unwrap(),
         ]);
     }
+    let scram_admin = broker.java_properties(&modes[3], "alice", "alice-secret");
+    step(&[
+        "scram-user",
+        &broker.bootstrap("SASL_SSL"),
+        scram_admin.to_str().unwrap(),
+        &user,
+        &password,
+        "8192",
+    ]);
     for mode in &modes {
-        let props = broker.java_properties(mode, "alice", "alice-secret");
+        let props = broker.java_properties(mode, &mode.user, &mode.password);
         let topic = format!("{prefix}-{}", mode.name);
         step(&[
             "round-trip",
@@ -330,9 +374,11 @@ fn java_over_secured_listeners(version: &str) {
         tls: true,
         client_cert: false,
         sasl: Some("SCRAM-SHA-512"),
-        logged: "SASL client authenticated principal=User:alice mechanism=SCRAM-SHA-512".into(),
+        user: user.clone(),
+        password: password.clone(),
+        logged: format!("SASL client authenticated principal=User:{user} mechanism=SCRAM-SHA-512"),
     };
-    let props = broker.java_properties(&renewing, "alice", "alice-secret");
+    let props = broker.java_properties(&renewing, &user, &password);
     let topic = format!("{prefix}-reauth");
     step(&[
         "renewing",
@@ -389,6 +435,14 @@ fn java_over_secured_listeners(version: &str) {
         assert!(message.contains(expected), "{line}");
     }
 
+    // The user the admin client made, as DescribeUserScramCredentials shows it.
+    for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let described = format!("DESCRIBED {user} {mechanism} 8192");
+        assert!(
+            lines.contains(&described.as_str()),
+            "no {described:?} in:\n{stdout}"
+        );
+    }
     for mode in &modes {
         let ok = format!("OK round-trip {prefix}-{} 20", mode.name);
         assert!(lines.contains(&ok.as_str()), "no {ok:?} in:\n{stdout}");
@@ -460,7 +514,9 @@ fn kafkajs_over_secured_listeners() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let broker = SecureBroker::start(tmp.path());
-    let modes = modes();
+    // KafkaJS has no admin API for SCRAM credentials: it logs in as alice, stored before
+    // start-up.
+    let modes = modes("alice", "alice-secret");
     for mode in &modes {
         let options = broker.kafkajs_options(mode);
         let topic = format!("kafkajs-{}", mode.name);
