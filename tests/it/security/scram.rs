@@ -15,7 +15,7 @@ use crate::common::wire::{STORES, Store, start_broker, start_broker_on};
 /// 'SCRAM-SHA-256=[iterations=8192,password=alice-secret],SCRAM-SHA-512=[...]' --entity-type
 /// users --entity-name alice` writes, with the salt `4qznm2ci1eqd5oxq6dsdt9a6l` (the test vector
 /// of the reference: computed independently of this code).
-const ALICE: &str = r#"{"version":1,"config":{"SCRAM-SHA-256":"salt=NHF6bm0yY2kxZXFkNW94cTZkc2R0OWE2bA==,stored_key=172uAMv3hznX4+Fc1BEC1fTu0o8ap6kxco18N5+RYtI=,server_key=XJznSYoHNEKozP/HIq8TCU+W1xJtlMx7FNIG9DUg2K4=,iterations=8192","SCRAM-SHA-512":"salt=NHF6bm0yY2kxZXFkNW94cTZkc2R0OWE2bA==,stored_key=NomqBqlBODulGIAbzEaLy5CUcFhY9TYORyp1y61OQESPAMJpn+YpWcK5jmtY1TegG8/xP2zUfnC6CB/KL8BU4A==,server_key=Z4X5h8I6Yp0hIEIkrwup9kFAlgNDPXyT9YTAGKL8+ODZp6M6DDPt5JKwqZ2wHAGWq/spfIYd3B4lEvbLUoVCKw==,iterations=8192"}}"#;
+pub(crate) const ALICE: &str = r#"{"version":1,"config":{"SCRAM-SHA-256":"salt=NHF6bm0yY2kxZXFkNW94cTZkc2R0OWE2bA==,stored_key=172uAMv3hznX4+Fc1BEC1fTu0o8ap6kxco18N5+RYtI=,server_key=XJznSYoHNEKozP/HIq8TCU+W1xJtlMx7FNIG9DUg2K4=,iterations=8192","SCRAM-SHA-512":"salt=NHF6bm0yY2kxZXFkNW94cTZkc2R0OWE2bA==,stored_key=NomqBqlBODulGIAbzEaLy5CUcFhY9TYORyp1y61OQESPAMJpn+YpWcK5jmtY1TegG8/xP2zUfnC6CB/KL8BU4A==,server_key=Z4X5h8I6Yp0hIEIkrwup9kFAlgNDPXyT9YTAGKL8+ODZp6M6DDPt5JKwqZ2wHAGWq/spfIYd3B4lEvbLUoVCKw==,iterations=8192"}}"#;
 
 /// Writes (or with `None` deletes) a user's node and the change notification, as Kafka's tools
 /// do.
