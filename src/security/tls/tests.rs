@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::suites::{SUITE_NAMES, suite_by_name};
 use super::*;
 use crate::security::KafkaPrincipal;
 use crate::security::principal::{distinguished_name, ssl_principal};
