@@ -123,6 +123,13 @@ impl Connection {
         Ok(())
     }
 
+    /// Keeps the session as first logged in, never renewing it: a client from before KIP-368
+    /// (or on SaslAuthenticate v0), whose connection the broker closes at its first request
+    /// after the session's lifetime has run out.
+    pub fn never_reauthenticate(&mut self) {
+        self.reauthenticate_at = None;
+    }
+
     /// Renews the SASL session if it is due, before a request that might otherwise find the
     /// connection closed.
     async fn renew_if_due(&mut self) -> Result<()> {

@@ -30,6 +30,17 @@ pub enum ClientError {
     },
     #[error("protocol error talking to {addr}: {reason}")]
     Protocol { addr: String, reason: String },
+    /// The broker refused the SASL login (wrong credentials, a mechanism it does not enable):
+    /// retrying changes nothing until someone fixes the configuration, so callers say so loudly.
+    #[error("authentication with {addr} failed: {reason}")]
+    Authentication { addr: String, reason: String },
+}
+
+impl ClientError {
+    /// Whether the broker refused to authenticate this client.
+    pub fn is_authentication(&self) -> bool {
+        matches!(self, ClientError::Authentication { .. })
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;

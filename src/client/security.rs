@@ -65,6 +65,10 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
         addr: addr.clone(),
         reason,
     };
+    let refused = |reason: String| ClientError::Authentication {
+        addr: addr.clone(),
+        reason,
+    };
     let mut handshake = SaslHandshakeRequest::default();
     handshake.mechanism = StrBytes::from_static_str(sasl.mechanism.name());
     match conn
@@ -77,7 +81,7 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
     {
         ResponseKind::SaslHandshake(r) if r.error_code == 0 => {}
         ResponseKind::SaslHandshake(r) => {
-            return Err(failed(format!(
+            return Err(refused(format!(
                 "SASL mechanism {} refused ({}); the broker offers {:?}",
                 sasl.mechanism,
                 error_name(r.error_code),
@@ -103,9 +107,10 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
                 lifetime_ms = r.session_lifetime_ms;
                 Ok(r.auth_bytes.to_vec())
             }
-            ResponseKind::SaslAuthenticate(r) => Err(failed(format!(
-                "SASL login as {} failed: {} {}",
+            ResponseKind::SaslAuthenticate(r) => Err(refused(format!(
+                "SASL login as {} with {} refused: {} {}",
                 sasl.username,
+                sasl.mechanism,
                 error_name(r.error_code),
                 r.error_message.as_deref().unwrap_or("")
             ))),

@@ -148,6 +148,15 @@ async fn deliver_remotely(
                         conn = Some(c);
                         backoff = Duration::from_millis(50);
                     }
+                    // Wrong credentials do not fix themselves: said at ERROR on every
+                    // attempt, as Kafka's network client does.
+                    Ok(Err(e)) if e.is_authentication() => {
+                        tracing::error!(
+                            addr,
+                            error = %e,
+                            "controller connection to broker failed authentication"
+                        );
+                    }
                     Ok(Err(e)) => {
                         tracing::debug!(addr, error = %e, "controller cannot reach broker");
                     }

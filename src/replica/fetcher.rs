@@ -369,6 +369,14 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
                 .await
             {
                 Ok(Ok(c)) => conn = Some(c),
+                // Wrong credentials do not fix themselves: said at ERROR on every attempt, as
+                // Kafka's network client does, rather than left to debug logs.
+                Ok(Err(e)) if e.is_authentication() => tracing::error!(
+                    leader,
+                    addr,
+                    error = %e,
+                    "connection to the leader failed authentication; this replica cannot fetch"
+                ),
                 Ok(Err(e)) => tracing::debug!(leader, addr, error = %e, "cannot reach leader"),
                 Err(_) => tracing::debug!(leader, addr, "connecting to leader timed out"),
             }

@@ -169,7 +169,17 @@ impl Broker {
                 .inter_broker_security
                 .connect(&addr, &crate::client::ClientId::broker(me))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| {
+                    if e.is_authentication() {
+                        tracing::error!(
+                            controller,
+                            error = %e,
+                            "controlled shutdown: the connection to the controller failed \
+                             authentication"
+                        );
+                    }
+                    e.to_string()
+                })?;
             let mut req = ControlledShutdownRequest::default();
             req.broker_id = BrokerId(me);
             req.broker_epoch = epoch;

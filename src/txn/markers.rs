@@ -215,7 +215,18 @@ impl TransactionCoordinator {
             )
             .await
             .map_err(|_| format!("connecting to {addr} timed out"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                // The caller retries quietly; wrong credentials are said at ERROR.
+                if e.is_authentication() {
+                    tracing::error!(
+                        broker,
+                        addr,
+                        error = %e,
+                        "connection to broker failed authentication; transaction markers wait"
+                    );
+                }
+                e.to_string()
+            })?;
             *conn = Some(c);
         }
         let Some(c) = conn.as_mut() else {

@@ -19,7 +19,7 @@ pub(crate) const ALICE: &str = r#"{"version":1,"config":{"SCRAM-SHA-256":"salt=N
 
 /// Writes (or with `None` deletes) a user's node and the change notification, as Kafka's tools
 /// do.
-async fn write_user(store: &dyn MetadataStore, user: &str, data: Option<&str>) {
+pub(crate) async fn write_user(store: &dyn MetadataStore, user: &str, data: Option<&str>) {
     let path = format!("/config/users/{user}");
     match data {
         Some(d) => match store.get(&path).await.unwrap() {
