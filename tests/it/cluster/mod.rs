@@ -1,9 +1,10 @@
 //! Several brokers and a real ZooKeeper: forming, failing over, the controller's operations,
-//! replication, transactions across brokers, and the ZooKeeper store itself.
+//! replication, transactions across brokers, a secured cluster, and the ZooKeeper store itself.
 
 mod controller_ops;
 mod lifecycle;
 mod replication;
 mod scram_credentials;
+mod security;
 mod transactions;
 mod zk_store;

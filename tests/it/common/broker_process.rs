@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 pub struct BrokerProcess {
     child: Option<Child>,
+    /// The port of the broker's first listener: the PLAINTEXT one it is given, or the first of
+    /// a `listeners=` override's (which replaces it; its ports must be given, not 0). Start-up
+    /// waits until it accepts connections.
     pub port: u16,
     pub dir: PathBuf,
     log: PathBuf,
@@ -22,6 +25,23 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The first listener's port of the last `listeners=` override (later overrides win, as in the
+/// broker), if there is one.
+fn overridden_port(extra: &[&str]) -> Option<u16> {
+    let listeners = extra
+        .iter()
+        .rev()
+        .find_map(|o| o.strip_prefix("listeners="))?;
+    let first = listeners.split(',').next()?;
+    let port = first
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.trim().parse::<u16>().ok())
+        .filter(|p| *p != 0);
+    Some(port.unwrap_or_else(|| {
+        panic!("a process broker's listeners override needs given ports: {listeners}")
+    }))
 }
 
 impl BrokerProcess {
@@ -46,7 +66,8 @@ impl BrokerProcess {
     }
 
     fn launch(dir: &Path, extra: &[&str], args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
-        Self::launch_on(dir, free_port(), extra, args, env)
+        let port = overridden_port(extra).unwrap_or_else(free_port);
+        Self::launch_on(dir, port, extra, args, env)
     }
 
     fn launch_on(

@@ -40,22 +40,29 @@ impl Cluster {
 
     /// Like `start_with`, each broker also with its own overrides (kept for its restarts).
     pub fn start_each(brokers: &[(i32, &[&str])], extra: &[&str]) -> Option<Cluster> {
+        let mut c = Self::prepare(brokers, extra)?;
+        for &(id, _) in brokers {
+            c.start_broker(id);
+        }
+        Some(c)
+    }
+
+    /// ZooKeeper alone, its brokers (with their overrides) started later by `start_broker`: a
+    /// test writes first what must be there before any broker starts (the inter-broker
+    /// user's SCRAM credentials, say).
+    pub fn prepare(brokers: &[(i32, &[&str])], extra: &[&str]) -> Option<Cluster> {
         let zk = ZooKeeperServer::start()?;
         let connect = format!("{}/odradek", zk.connect_string());
         let tmp = tempfile::tempdir().unwrap();
         let owned = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let mut c = Cluster {
+        Some(Cluster {
             zk,
             connect,
             brokers: BTreeMap::new(),
             extra: owned(extra),
             per_broker: brokers.iter().map(|(id, o)| (*id, owned(o))).collect(),
             _tmp: tmp,
-        };
-        for &(id, _) in brokers {
-            c.start_broker(id);
-        }
-        Some(c)
+        })
     }
 
     pub fn start_broker(&mut self, id: i32) {
