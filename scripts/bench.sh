@@ -86,3 +86,8 @@ printf '%-36s %-18s %-22s %s\n' "consumer records/s" "$cons_rps" "415k-789k" ">=
 printf '%-36s %-18s %-22s %s\n' "broker peak RSS MiB" "$rss_mib" "720-810" "<= 0.1x"
 printf '%-36s %-18s %-22s %s\n' "start-up ms" "$startup_ms" "2700-3000" "<= 100 ms"
 printf '%-36s %-18s %-22s %s\n' "broker CPU s per GB" "$cpu_per_gb" "(not in baseline)" "<= 0.5x"
+
+echo
+echo "== TLS and SASL (scripts/bench-security.sh)"
+kill "$broker_pid" 2>/dev/null; wait "$broker_pid" 2>/dev/null || true; broker_pid=""
+scripts/bench-security.sh

@@ -21,6 +21,7 @@ pub mod produce;
 pub mod producer_ids;
 pub mod routes;
 pub mod sasl;
+pub mod scram_credentials;
 pub mod stop_replica;
 pub mod topics;
 pub mod transactions;

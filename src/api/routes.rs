@@ -8,8 +8,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::{
     Api, ClientInfo, alter_configs, api_versions, cluster, configs, controller_ops, delete_records,
     fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets, metadata, offsets,
-    offsets_for_leader_epoch, produce, producer_ids, sasl, stop_replica, topics, transactions,
-    update_metadata,
+    offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
+    transactions, update_metadata,
 };
 
 /// One API this broker answers. The place for what else a request of this API needs before
@@ -119,6 +119,10 @@ routes! {
     ElectLeaders(r) 0..=2 => controller_ops::elect_leaders(api, r, version).await,
     AlterPartitionReassignments(r) 0..=0 => controller_ops::alter_reassignments(api, r).await,
     ListPartitionReassignments(r) 0..=0 => controller_ops::list_reassignments(api, r).await,
+    // KIP-554 SCRAM credentials in `/config/users`: any broker describes, only the active
+    // controller alters.
+    DescribeUserScramCredentials(r) 0..=0 => scram_credentials::describe(api, r).await,
+    AlterUserScramCredentials(r) 0..=0 => scram_credentials::alter(api, r).await,
     // Transactions. AddPartitionsToTxn v4+ is the batched form brokers use to verify a
     // transactional produce; v5 and EndTxn v5 need transaction.version 2 (KRaft only).
     AddPartitionsToTxn(r) 0..=4 => transactions::add_partitions(api, r, version).await,

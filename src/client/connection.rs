@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::security::{Security, login};
+use super::security::{SaslCredentials, Security, login};
 use super::{ClientError, ClientId, Result};
 use crate::protocol::frame::{self, FrameError};
 
@@ -29,6 +29,10 @@ pub struct Connection {
     writer: Writer,
     next_correlation: i32,
     versions: HashMap<i16, (i16, i16)>,
+    /// The SASL login, and when to log in again: the broker ends a session when its lifetime
+    /// (`session_lifetime_ms`, KIP-368) runs out.
+    sasl: Option<SaslCredentials>,
+    reauthenticate_at: Option<Instant>,
 }
 
 impl Connection {
@@ -71,6 +75,8 @@ impl Connection {
             writer,
             next_correlation: 1,
             versions: HashMap::new(),
+            sasl: security.sasl.clone(),
+            reauthenticate_at: None,
         };
         let mut req = ApiVersionsRequest::default();
         req.client_software_name = StrBytes::from_static_str(client.software_name);
@@ -85,9 +91,7 @@ impl Connection {
                 .map(|k| (k.api_key, (k.min_version, k.max_version)))
                 .collect();
         }
-        if let Some(sasl) = &security.sasl {
-            login(&mut c, sasl).await?;
-        }
+        c.login().await?;
         Ok(c)
     }
 
@@ -100,7 +104,39 @@ impl Connection {
         negotiate(&self.addr, &self.versions, key)
     }
 
+    /// Logs in (again) with SASL, if the connection uses it, and notes when to renew: like
+    /// Kafka's client, at 85-95% of the session's lifetime, chosen at random so that many
+    /// connections opened together do not renew together.
+    async fn login(&mut self) -> Result<()> {
+        let Some(sasl) = self.sasl.clone() else {
+            return Ok(());
+        };
+        let lifetime_ms = login(self, &sasl).await?;
+        self.reauthenticate_at = (lifetime_ms > 0).then(|| {
+            let mut byte = [0u8; 1];
+            let share = match getrandom::fill(&mut byte) {
+                Ok(()) => 0.85 + 0.10 * f64::from(byte[0]) / 255.0,
+                Err(_) => 0.85,
+            };
+            Instant::now() + std::time::Duration::from_millis((lifetime_ms as f64 * share) as u64)
+        });
+        Ok(())
+    }
+
+    /// Renews the SASL session if it is due, before a request that might otherwise find the
+    /// connection closed.
+    async fn renew_if_due(&mut self) -> Result<()> {
+        if self
+            .reauthenticate_at
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            self.login().await?;
+        }
+        Ok(())
+    }
+
     pub async fn call(&mut self, key: ApiKey, request: RequestKind) -> Result<ResponseKind> {
+        self.renew_if_due().await?;
         let version = self.version(key)?;
         self.send(key, version, request).await
     }
@@ -113,6 +149,7 @@ impl Connection {
         cap: i16,
         request: RequestKind,
     ) -> Result<ResponseKind> {
+        self.renew_if_due().await?;
         let version = self.version(key)?.min(cap);
         self.send(key, version, request).await
     }

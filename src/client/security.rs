@@ -58,8 +58,8 @@ pub(super) async fn tls_connect(
 }
 
 /// Logs in on a connection whose versions are known: SaslHandshake v1, then SaslAuthenticate
-/// rounds until the mechanism is done.
-pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Result<()> {
+/// rounds until the mechanism is done. Returns the session's lifetime in ms (0: unlimited).
+pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Result<i64> {
     let addr = conn.addr().to_string();
     let failed = |reason: String| ClientError::Protocol {
         addr: addr.clone(),
@@ -87,6 +87,7 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
         _ => return Err(failed("no SaslHandshake response".into())),
     }
     let version = conn.version(ApiKey::SaslAuthenticate)?.min(2);
+    let mut lifetime_ms = 0;
     let mut round = async |token: Vec<u8>| -> Result<Vec<u8>> {
         let mut request = SaslAuthenticateRequest::default();
         request.auth_bytes = Bytes::from(token);
@@ -98,7 +99,10 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
             )
             .await?
         {
-            ResponseKind::SaslAuthenticate(r) if r.error_code == 0 => Ok(r.auth_bytes.to_vec()),
+            ResponseKind::SaslAuthenticate(r) if r.error_code == 0 => {
+                lifetime_ms = r.session_lifetime_ms;
+                Ok(r.auth_bytes.to_vec())
+            }
             ResponseKind::SaslAuthenticate(r) => Err(failed(format!(
                 "SASL login as {} failed: {} {}",
                 sasl.username,
@@ -125,5 +129,5 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
                 .map_err(|e| failed(format!("the broker's SCRAM signature: {e}")))?;
         }
     }
-    Ok(())
+    Ok(lifetime_ms)
 }

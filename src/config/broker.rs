@@ -219,7 +219,14 @@ impl Default for BrokerConfig {
             broker_id: -1,
             advertised_listeners: listeners.clone(),
             inter_broker_listener: "PLAINTEXT".into(),
-            listener_security: BTreeMap::new(),
+            listener_security: BTreeMap::from([(
+                "PLAINTEXT".to_string(),
+                ListenerSecurity {
+                    protocol: SecurityProtocol::Plaintext,
+                    tls: None,
+                    sasl: None,
+                },
+            )]),
             inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
             listeners,

@@ -14,7 +14,7 @@ pub mod defs;
 pub mod dynamic;
 mod keys;
 mod listeners;
-mod properties;
+pub mod properties;
 pub mod security;
 mod topic;
 

@@ -84,17 +84,10 @@ impl BrokerConfig {
     /// Reads a Java `.properties` file (if any), then applies `--override key=value` arguments,
     /// which win, and builds the configuration from the result.
     pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
-        let mut props = BTreeMap::new();
-        if let Some(path) = path {
-            let file_error =
-                |reason: String| invalid("config file", &path.display().to_string(), reason);
-            let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
-            // Java reads .properties as ISO-8859-1; UTF-8 is what files are written in today, so
-            // use it when the file is valid UTF-8 and fall back to Java's reading otherwise.
-            let text = String::from_utf8(bytes)
-                .unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
-            props.extend(parse_properties(&text).map_err(file_error)?);
-        }
+        let mut props = match path {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
         for o in overrides {
             let (key, value) = o
                 .split_once('=')
@@ -104,6 +97,20 @@ impl BrokerConfig {
         }
         Self::from_properties(&props)
     }
+}
+
+/// A Java `.properties` file: `server.properties`, or a client's (a tool's `--command-config`).
+pub fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let file_error = |reason: String| invalid("config file", &path.display().to_string(), reason);
+    let bytes = std::fs::read(path).map_err(|e| file_error(format!("cannot read: {e}")))?;
+    // Java reads .properties as ISO-8859-1; UTF-8 is what files are written in today, so use it
+    // when the file is valid UTF-8 and fall back to Java's reading otherwise.
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| e.into_bytes().iter().map(|&b| char::from(b)).collect());
+    Ok(parse_properties(&text)
+        .map_err(file_error)?
+        .into_iter()
+        .collect())
 }
 
 /// Whitespace as `java.util.Properties` counts it.

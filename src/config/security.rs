@@ -318,3 +318,64 @@ impl InterBrokerSecurity {
         crate::client::Connection::open_secured(addr, client, &security).await
     }
 }
+
+/// The security of a Kafka client's properties (a tool's `--command-config` file, as Kafka's
+/// tools take it): `security.protocol`, the `ssl.*` keys, `sasl.mechanism` and the
+/// `username`/`password` of `sasl.jaas.config`.
+pub fn client_security(
+    props: &BTreeMap<String, String>,
+) -> Result<crate::client::Security, ConfigError> {
+    let get = |key: &str| props.get(key).map(|v| v.trim());
+    let protocol = match get("security.protocol") {
+        None => SecurityProtocol::Plaintext,
+        Some(v) => SecurityProtocol::from_name(v).ok_or_else(|| {
+            invalid(
+                "security.protocol",
+                v,
+                "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+            )
+        })?,
+    };
+    let tls = if protocol.uses_tls() {
+        let settings = TlsSettings::from_lookup(|key| get(key).map(String::from))
+            .map_err(|e| invalid("ssl", protocol.name(), e.to_string()))?;
+        Some(
+            settings
+                .client_config()
+                .map_err(|e| invalid("ssl", protocol.name(), e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let sasl = if protocol.uses_sasl() {
+        // Kafka clients default to GSSAPI, which odradek does not speak.
+        let value = get("sasl.mechanism").unwrap_or("GSSAPI");
+        let mechanism = Mechanism::from_name(value).ok_or_else(|| {
+            invalid(
+                "sasl.mechanism",
+                value,
+                format!("odradek's tools support {SUPPORTED_MECHANISMS}"),
+            )
+        })?;
+        let jaas = get("sasl.jaas.config")
+            .ok_or_else(|| invalid("sasl.jaas.config", "", "SASL needs a username and password"))
+            .and_then(|t| {
+                JaasConfig::parse(t).map_err(|e| invalid("sasl.jaas.config", "(hidden)", e))
+            })?;
+        let (Some(username), Some(password)) = (jaas.username(), jaas.password()) else {
+            return Err(invalid(
+                "sasl.jaas.config",
+                "(hidden)",
+                "needs username=\"...\" and password=\"...\"",
+            ));
+        };
+        Some(crate::client::SaslCredentials {
+            mechanism,
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+    } else {
+        None
+    };
+    Ok(crate::client::Security { tls, sasl })
+}

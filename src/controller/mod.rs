@@ -205,6 +205,16 @@ impl Controller {
         *self.commands.lock().unwrap_or_else(|p| p.into_inner()) = tx;
     }
 
+    /// Whether this broker is the active controller now (Kafka's `KafkaController.isActive`),
+    /// for the requests only the controller answers but that do not run in its event loop
+    /// (AlterUserScramCredentials).
+    pub fn is_active(&self) -> bool {
+        self.commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Hands a request to the active controller and waits for its answer; NOT_CONTROLLER
     /// when this broker is not the controller or stops being it meanwhile, REQUEST_TIMED_OUT
     /// when the controller is busy (ZooKeeper unreachable, say) for longer than

@@ -57,15 +57,24 @@ pub(super) struct Session {
     /// When the session ends unless the client re-authenticates (KIP-368); None when
     /// `connections.max.reauth.ms` is 0.
     pub expires: Option<Instant>,
-    /// When the last authentication began: a re-authentication may start a second later.
-    pub started: Instant,
+    /// How long the session lasts from the end of its authentication, as the client is told
+    /// (`session_lifetime_ms`).
+    pub lifetime: Option<Duration>,
+    /// When the last re-authentication began (None before the first): the next may start a
+    /// second later.
+    pub reauthenticated: Option<Instant>,
 }
 
 impl Session {
-    /// Whether a SaslHandshake on this session starts a re-authentication (Kafka: only a
-    /// session that expires, and at most once a second), rather than going to the API layer.
+    /// Whether a SaslHandshake on this session starts a re-authentication rather than going
+    /// to the API layer. Kafka's KafkaChannel: only a session that expires, the first
+    /// re-authentication at any time and each later one at least a second after the one
+    /// before it began.
     pub fn reauthenticates(&self, now: Instant) -> bool {
-        self.expires.is_some() && now.duration_since(self.started) >= Duration::from_secs(1)
+        self.expires.is_some()
+            && self
+                .reauthenticated
+                .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
     }
 
     pub fn expired(&self, now: Instant) -> bool {
@@ -91,6 +100,7 @@ pub(super) struct Authenticator {
     state: State,
     /// The session being renewed, when this is a re-authentication.
     previous: Option<Session>,
+    /// When this exchange began (a re-authentication: when its SaslHandshake was read).
     started: Instant,
 }
 
@@ -252,9 +262,8 @@ impl Authenticator {
                 };
                 response.auth_bytes = Bytes::from(reply);
                 if version >= 1 {
-                    response.session_lifetime_ms = session
-                        .expires
-                        .map_or(0, |at| at.duration_since(self.started).as_millis() as i64);
+                    response.session_lifetime_ms =
+                        session.lifetime.map_or(0, |l| l.as_millis() as i64);
                 }
                 match encode(correlation_id, ApiKey::SaslAuthenticate, version, &response) {
                     Some(reply) => Verdict::Authenticated { reply, session },
@@ -309,11 +318,17 @@ impl Authenticator {
             .get(&mechanism)
             .copied()
             .unwrap_or(0);
+        // The lifetime runs from now, the end of the exchange, as Kafka's
+        // SaslServerAuthenticator counts it and as the client does (from the final response):
+        // counted from the start, a slow exchange would end the session before the client
+        // thinks it is time to log in again.
+        let lifetime = (max > 0).then(|| Duration::from_millis(max));
         Ok(Session {
             principal: Arc::new(principal),
             mechanism,
-            expires: (max > 0).then(|| self.started + Duration::from_millis(max)),
-            started: self.started,
+            expires: lifetime.map(|l| Instant::now() + l),
+            lifetime,
+            reauthenticated: self.previous.is_some().then_some(self.started),
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursiv
 use crate::metadata::znodes::{self, ConfigChangeZnode, ConfigZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::security::credentials::CredentialCache;
-use crate::security::sanitize::desanitize;
+use crate::security::sanitize::{desanitize, sanitize};
 
 pub const TOPICS: &str = "topics";
 pub const BROKERS: &str = "brokers";
@@ -192,6 +192,22 @@ impl ConfigManager {
         self.apply_broker(level).await
     }
 
+    /// Stores a user's whole config (`/config/users/<sanitized user>`: SCRAM credentials and
+    /// quotas), tells every broker, and applies it here, so that a SASL login with a credential
+    /// just written succeeds at once on this broker. `user` is the principal name (`alice`), not
+    /// its znode name.
+    pub async fn change_user_config(
+        &self,
+        user: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let sanitized = sanitize(user);
+        self.change_entity_config(USERS, &sanitized, configs)
+            .await?;
+        let _guard = self.progress.lock().await;
+        self.apply_user(&sanitized).await
+    }
+
     fn broker_entity(&self, level: BrokerLevel) -> String {
         match level {
             BrokerLevel::ClusterDefault => znodes::DEFAULT_ENTITY.to_string(),
@@ -200,7 +216,9 @@ impl ConfigManager {
     }
 
     /// `AdminZkClient.changeEntityConfig`: the config node (created if missing), then the
-    /// sequential notification naming it.
+    /// sequential notification naming it. A user left with no config at all loses its node
+    /// instead, as in Kafka 3.5+ (KAFKA-14285), unless the node has children
+    /// (`users/<u>/clients/<c>` quotas); the notification still tells brokers to re-read it.
     async fn change_entity_config(
         &self,
         entity_type: &str,
@@ -208,6 +226,10 @@ impl ConfigManager {
         configs: BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let path = znodes::entity_config_path(entity_type, name);
+        if entity_type == USERS && configs.is_empty() && self.delete_if_childless(&path).await? {
+            self.notify_change(entity_type, name).await?;
+            return Ok(());
+        }
         let data = znodes::encode(&ConfigZnode {
             version: 1,
             config: configs,
@@ -235,6 +257,24 @@ impl ConfigManager {
                 other?;
             }
         }
+        self.notify_change(entity_type, name).await
+    }
+
+    /// Deletes an empty entity's config node; false when it has children, which need it.
+    async fn delete_if_childless(&self, path: &str) -> Result<bool, StoreError> {
+        match self.store.delete(path, None).await {
+            // Already gone: nothing is left to clean up either.
+            Ok(()) | Err(StoreError::NoNode(_)) => {
+                tracing::info!(path, "deleted config node left empty");
+                Ok(true)
+            }
+            Err(StoreError::NotEmpty(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `/config/changes/config_change_<seq>` notification naming a changed entity.
+    async fn notify_change(&self, entity_type: &str, name: &str) -> Result<(), StoreError> {
         let notification = znodes::encode(&ConfigChangeZnode::for_entity(entity_type, name));
         create_recursive(
             self.store.as_ref(),
@@ -551,6 +591,72 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .is_empty()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_left_without_config_loses_its_node_unless_it_has_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, store) = manager(dir.path(), NOTIFICATION_EXPIRY).await;
+        let credential = crate::security::scram::ScramCredential::with_salt(
+            crate::security::sasl::Mechanism::ScramSha256,
+            "pw",
+            b"salt",
+            4096,
+        )
+        .unwrap();
+        let mut config = BTreeMap::new();
+        config.insert("SCRAM-SHA-256".to_string(), credential.to_string());
+        m.change_user_config("a b", config.clone()).await.unwrap();
+        assert!(
+            m.credentials()
+                .get("a b", crate::security::sasl::Mechanism::ScramSha256)
+                .is_some()
+        );
+        m.change_user_config("a b", BTreeMap::new()).await.unwrap();
+        assert_eq!(store.get("/config/users/a%20b").await.unwrap(), None);
+        assert!(m.credentials().users().is_empty());
+
+        // Kafka keeps a node that user/client-id quotas hang under, with an empty config.
+        m.change_user_config("carol", config).await.unwrap();
+        create_recursive(
+            store.as_ref(),
+            "/config/users/carol/clients/app",
+            Some(br#"{"version":1,"config":{"producer_byte_rate":"10"}}"#.to_vec()),
+            CreateMode::Persistent,
+        )
+        .await
+        .unwrap();
+        m.change_user_config("carol", BTreeMap::new())
+            .await
+            .unwrap();
+        let (data, _) = store.get("/config/users/carol").await.unwrap().unwrap();
+        assert_eq!(data.unwrap(), br#"{"version":1,"config":{}}"#);
+        assert!(m.credentials().users().is_empty());
+        let mut changes = Vec::new();
+        for child in store
+            .children(znodes::CONFIG_CHANGES)
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            let (data, _) = store
+                .get(&format!("{}/{child}", znodes::CONFIG_CHANGES))
+                .await
+                .unwrap()
+                .unwrap();
+            changes.push((child, String::from_utf8(data.unwrap()).unwrap()));
+        }
+        changes.sort();
+        let paths: Vec<&str> = changes.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                r#"{"version":2,"entity_path":"users/a%20b"}"#,
+                r#"{"version":2,"entity_path":"users/a%20b"}"#,
+                r#"{"version":2,"entity_path":"users/carol"}"#,
+                r#"{"version":2,"entity_path":"users/carol"}"#,
+            ]
         );
     }
 

@@ -715,6 +715,39 @@ enum ClientState {
     Failed,
 }
 
+/// Salted passwords this process has derived, by mechanism, password, salt and iterations.
+type SaltedCache = std::collections::HashMap<(Mechanism, String, Vec<u8>, u32), Vec<u8>>;
+
+/// Entries kept before the cache starts over: a broker logs in as one user per listener, a
+/// tool as one; the bound only stops an odd peer offering endless salts from growing it.
+const SALTED_CACHE_ENTRIES: usize = 64;
+
+/// Hi(password, salt, i), from the cache when this process derived it before. RFC 5802 lets a
+/// client keep it (§5.1): a broker reconnecting or re-authenticating to another, or a tool
+/// opening many connections, would otherwise pay thousands of HMACs every time.
+fn cached_salted_password(
+    mechanism: Mechanism,
+    hash: Hash,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Vec<u8> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<SaltedCache>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (mechanism, password.to_string(), salt.to_vec(), iterations);
+    if let Some(found) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return found.clone();
+    }
+    // Derived outside the lock: it is the slow part.
+    let salted = hash.salted_password(password.as_bytes(), salt, iterations);
+    let mut entries = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if entries.len() >= SALTED_CACHE_ENTRIES {
+        entries.clear();
+    }
+    entries.insert(key, salted.clone());
+    salted
+}
+
 /// The client side of a SCRAM exchange, for the broker's own connections to other brokers:
 /// send [`first_message`](ScramClient::first_message), answer the server's challenge with
 /// [`final_message`](ScramClient::final_message), then check the server's last token with
@@ -800,7 +833,8 @@ impl ScramClient {
             )));
         }
         let hash = self.hash;
-        let salted_password = hash.salted_password(self.password.as_bytes(), &salt, iterations);
+        let salted_password =
+            cached_salted_password(self.mechanism, hash, &self.password, &salt, iterations);
         // `biws` is Base64 of the gs2 header `n,,`: no channel binding.
         let without_proof = format!("c=biws,r={nonce}");
         let server_first_text = message_text(server_first).unwrap_or_default();

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 // The tools name error codes the way every client of odradek does; re-exported so each tool
 // takes what it needs from here.
 pub use crate::client::error_name;
-use crate::client::{ClientError, ClientId, Connection, address};
+use crate::client::{ClientError, ClientId, Connection, Security, address};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -26,13 +26,50 @@ pub enum ToolError {
 
 pub type Result<T> = std::result::Result<T, ToolError>;
 
+/// Where a tool starts: `--bootstrap-server`, and how to connect (`--command-config`).
+pub struct Bootstrap {
+    pub server: String,
+    pub security: Security,
+}
+
+/// The flags every tool that talks to brokers takes.
+#[derive(clap::Args)]
+pub struct ConnectArgs {
+    /// A broker to start from, host:port.
+    #[arg(long)]
+    bootstrap_server: String,
+    /// A Kafka client properties file, as Kafka's tools take it: `security.protocol`, `ssl.*`,
+    /// `sasl.mechanism` and `sasl.jaas.config`.
+    #[arg(long, visible_aliases = ["producer.config", "consumer.config"])]
+    command_config: Option<std::path::PathBuf>,
+}
+
+impl ConnectArgs {
+    pub fn bootstrap(&self) -> Result<Bootstrap> {
+        let security = match &self.command_config {
+            None => Security::default(),
+            Some(path) => {
+                let props = crate::config::properties::read_file(path)
+                    .map_err(|e| ToolError::Usage(e.to_string()))?;
+                crate::config::security::client_security(&props)
+                    .map_err(|e| ToolError::Usage(e.to_string()))?
+            }
+        };
+        Ok(Bootstrap {
+            server: self.bootstrap_server.clone(),
+            security,
+        })
+    }
+}
+
 /// A connection to the broker at `addr`, introduced as the tools.
-pub async fn connect(addr: &str) -> Result<Connection> {
-    Ok(Connection::open(addr, &ClientId::tools()).await?)
+pub async fn connect(addr: &str, security: &Security) -> Result<Connection> {
+    Ok(Connection::open_secured(addr, &ClientId::tools(), security).await?)
 }
 
 /// Connections to a cluster: the bootstrap broker for metadata and admin, and each leader.
 pub struct Cluster {
+    security: Security,
     bootstrap: Connection,
     brokers: HashMap<i32, String>,
     leaders: HashMap<(String, i32), i32>,
@@ -40,9 +77,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub async fn connect(bootstrap: &str) -> Result<Cluster> {
+    pub async fn connect(bootstrap: &Bootstrap) -> Result<Cluster> {
         Ok(Cluster {
-            bootstrap: connect(bootstrap).await?,
+            security: bootstrap.security.clone(),
+            bootstrap: connect(&bootstrap.server, &bootstrap.security).await?,
             brokers: HashMap::new(),
             leaders: HashMap::new(),
             connections: HashMap::new(),
@@ -134,10 +172,15 @@ impl Cluster {
             .ok_or_else(|| ToolError::Kafka(format!("broker {id} is not in the metadata")))
     }
 
+    /// A new connection to broker `id` (the tool keeps it itself).
+    pub async fn open(&self, id: i32) -> Result<Connection> {
+        connect(&self.broker_addr(id)?, &self.security).await
+    }
+
     /// The connection to broker `id`, opened on first use.
     pub async fn broker(&mut self, id: i32) -> Result<&mut Connection> {
         if !self.connections.contains_key(&id) {
-            let c = connect(&self.broker_addr(id)?).await?;
+            let c = self.open(id).await?;
             self.connections.insert(id, c);
         }
         self.connections

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::client::{
-    Cluster, FETCH_VERSION_CAP, Result, ToolError, complete_batches, fetch_request, fetched_records,
+    Bootstrap, Cluster, ConnectArgs, FETCH_VERSION_CAP, Result, ToolError, complete_batches,
+    fetch_request, fetched_records,
 };
 use super::membership::{GroupStatus, Member, committed_offsets};
 use crate::log::records::{Record, decode_batch};
@@ -42,7 +43,7 @@ const FETCH_MAX_WAIT_MS: i32 = 500;
 /// Prints records until `max_messages`, `timeout` without a record, or `stop` (a signal): a
 /// group member then commits what it printed and leaves the group.
 pub async fn run(
-    bootstrap: &str,
+    bootstrap: &Bootstrap,
     opts: &Options,
     stop: &AtomicBool,
     out: &mut impl Write,
@@ -418,9 +419,8 @@ mod tests {
 /// `odradek consume`: kafka-console-consumer.sh's flags.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     topic: String,
     /// Read only this partition.
@@ -493,7 +493,7 @@ impl Args {
         });
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        let n = run(&self.bootstrap_server, &opts, &stop, &mut out).await?;
+        let n = run(&self.connect.bootstrap()?, &opts, &stop, &mut out).await?;
         eprintln!("Processed a total of {n} messages");
         Ok(())
     }

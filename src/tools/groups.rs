@@ -7,7 +7,7 @@ use std::io::Write;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::client::{Cluster, Result, ToolError, error_name};
+use super::client::{Bootstrap, Cluster, ConnectArgs, Result, ToolError, error_name};
 use super::membership::{committed_offsets, decode_assignment};
 
 pub enum Action {
@@ -28,7 +28,7 @@ pub enum View {
 const MISSING: &str = "-";
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
-pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Result<()> {
+pub async fn run(bootstrap: &Bootstrap, action: Action, out: &mut impl Write) -> Result<()> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     match action {
         Action::List => {
@@ -372,9 +372,8 @@ fn print_state(d: &Described, out: &mut impl Write) -> Result<()> {
 /// `odradek groups`: kafka-consumer-groups.sh's flags.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Print every consumer group's id.
     #[arg(long, conflicts_with = "describe")]
     list: bool,
@@ -429,6 +428,6 @@ impl Args {
         } else {
             return Err(ToolError::Usage("one of --list, --describe".into()));
         };
-        run(&self.bootstrap_server, action, &mut std::io::stdout()).await
+        run(&self.connect.bootstrap()?, action, &mut std::io::stdout()).await
     }
 }

@@ -15,8 +15,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::client::{
-    Cluster, FETCH_VERSION_CAP, Result, ToolError, complete_batches, connect, error_name,
-    fetch_request, fetched_records,
+    Bootstrap, Cluster, ConnectArgs, FETCH_VERSION_CAP, Result, ToolError, complete_batches,
+    error_name, fetch_request, fetched_records,
 };
 use crate::client::{Pipeline, Responses};
 use crate::log::batch::BatchHeader;
@@ -186,7 +186,11 @@ fn payload(size: usize) -> Vec<u8> {
         .collect()
 }
 
-pub async fn producer(bootstrap: &str, opts: &ProducerOptions, out: &mut impl Write) -> Result<()> {
+pub async fn producer(
+    bootstrap: &Bootstrap,
+    opts: &ProducerOptions,
+    out: &mut impl Write,
+) -> Result<()> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let partitions = cluster.partitions(&opts.topic, true).await?;
     let mut responses = Responses::default();
@@ -198,7 +202,7 @@ pub async fn producer(bootstrap: &str, opts: &ProducerOptions, out: &mut impl Wr
         let slot = match leaders.iter().position(|&l| l == id) {
             Some(s) => s,
             None => {
-                let conn = connect(&cluster.broker_addr(id)?).await?;
+                let conn = cluster.open(id).await?;
                 pipelines.push(conn.into_pipeline(leaders.len(), &responses));
                 leaders.push(id);
                 leaders.len() - 1
@@ -412,7 +416,11 @@ pub struct ConsumerOptions {
 }
 
 /// Reads `messages` records of the topic from the beginning, as fast as the broker serves them.
-pub async fn consumer(bootstrap: &str, opts: &ConsumerOptions, out: &mut impl Write) -> Result<()> {
+pub async fn consumer(
+    bootstrap: &Bootstrap,
+    opts: &ConsumerOptions,
+    out: &mut impl Write,
+) -> Result<()> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let partitions = cluster.partitions(&opts.topic, false).await?;
     let mut positions = cluster.list_offsets(&opts.topic, &partitions, -2).await?;
@@ -428,7 +436,7 @@ pub async fn consumer(bootstrap: &str, opts: &ConsumerOptions, out: &mut impl Wr
     let mut owned: Vec<Vec<i32>> = Vec::new();
     let mut in_flight: Vec<(i32, i16)> = Vec::new();
     for (leader, ps) in by_leader {
-        let conn = connect(&cluster.broker_addr(leader)?).await?;
+        let conn = cluster.open(leader).await?;
         pipelines.push(conn.into_pipeline(pipelines.len(), &responses));
         owned.push(ps);
         in_flight.push((0, 0));
@@ -543,14 +551,60 @@ enum Mode {
     Producer(ProducerArgs),
     /// Read --messages records from the beginning and report records/s and MB/s.
     Consumer(ConsumerArgs),
+    /// Open --connections new connections (TLS and SASL login included, as --command-config
+    /// says), --concurrency at a time, and report connections/s: what authentication costs.
+    Connections(ConnectionsArgs),
+}
+
+#[derive(clap::Args)]
+struct ConnectionsArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[arg(long, default_value_t = 1000)]
+    connections: u64,
+    #[arg(long, default_value_t = 4)]
+    concurrency: u64,
+}
+
+/// Opens `count` connections to the bootstrap broker, `concurrency` at a time, each closed once
+/// it is ready (versions known, logged in); prints connections/s.
+pub async fn connections(
+    bootstrap: &Bootstrap,
+    count: u64,
+    concurrency: u64,
+    out: &mut impl Write,
+) -> Result<()> {
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency.max(1) {
+        let next = next.clone();
+        let server = bootstrap.server.clone();
+        let security = bootstrap.security.clone();
+        tasks.spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                super::client::connect(&server, &security).await?;
+            }
+            Ok::<_, ToolError>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.map_err(|e| ToolError::Kafka(e.to_string()))??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _ = writeln!(
+        out,
+        "{count} connections in {secs:.2} s: {:.1} connections/s",
+        count as f64 / secs.max(1e-9)
+    );
+    Ok(())
 }
 
 /// kafka-producer-perf-test.sh's flags.
 #[derive(clap::Args)]
 struct ProducerArgs {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     topic: String,
     #[arg(long)]
@@ -582,9 +636,8 @@ struct ProducerArgs {
 /// kafka-consumer-perf-test.sh's flags.
 #[derive(clap::Args)]
 struct ConsumerArgs {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     topic: String,
     #[arg(long)]
@@ -618,7 +671,7 @@ impl Args {
                     max_in_flight: a.max_in_flight,
                     report_interval: Duration::from_millis(a.reporting_interval),
                 };
-                producer(&a.bootstrap_server, &opts, &mut stdout).await
+                producer(&a.connect.bootstrap()?, &opts, &mut stdout).await
             }
             Mode::Consumer(a) => {
                 let opts = ConsumerOptions {
@@ -628,7 +681,16 @@ impl Args {
                     fetch_size: a.fetch_size,
                     report_interval: Duration::from_millis(a.reporting_interval),
                 };
-                consumer(&a.bootstrap_server, &opts, &mut stdout).await
+                consumer(&a.connect.bootstrap()?, &opts, &mut stdout).await
+            }
+            Mode::Connections(a) => {
+                connections(
+                    &a.connect.bootstrap()?,
+                    a.connections,
+                    a.concurrency,
+                    &mut stdout,
+                )
+                .await
             }
         }
     }

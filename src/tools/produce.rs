@@ -10,7 +10,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::client::{Cluster, Result, ToolError, error_name, partition_for_key};
+use super::client::{
+    Bootstrap, Cluster, ConnectArgs, Result, ToolError, error_name, partition_for_key,
+};
 use crate::log::records::{BatchBuilder, NewRecord};
 
 /// A record header: key, and value (null when `None`).
@@ -29,7 +31,11 @@ pub struct Options {
 }
 
 /// Sends every line of `input`; returns how many records were acknowledged.
-pub async fn run(bootstrap: &str, opts: &Options, input: impl AsyncBufRead + Unpin) -> Result<u64> {
+pub async fn run(
+    bootstrap: &Bootstrap,
+    opts: &Options,
+    input: impl AsyncBufRead + Unpin,
+) -> Result<u64> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let partitions = cluster.partitions(&opts.topic, true).await?;
     let mut lines = input.lines();
@@ -168,9 +174,8 @@ fn parse_line_headers(s: &str) -> Result<Vec<Header>> {
 /// `odradek produce`: kafka-console-producer.sh's flags.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     #[arg(long)]
     topic: String,
     /// Split each line into key and value at this separator.
@@ -210,7 +215,7 @@ impl Args {
             batch_lines: self.batch_lines,
         };
         let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-        let sent = run(&self.bootstrap_server, &opts, stdin).await?;
+        let sent = run(&self.connect.bootstrap()?, &opts, stdin).await?;
         eprintln!("{sent} records sent");
         Ok(())
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::client::{Cluster, Result, ToolError, error_name};
+use super::client::{Bootstrap, Cluster, ConnectArgs, Result, ToolError, error_name};
 
 pub enum Action {
     Create {
@@ -29,7 +29,7 @@ pub enum Action {
     },
 }
 
-pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Result<()> {
+pub async fn run(bootstrap: &Bootstrap, action: Action, out: &mut impl Write) -> Result<()> {
     let mut cluster = Cluster::connect(bootstrap).await?;
     let w = |out: &mut dyn Write, s: String| {
         writeln!(out, "{s}").map_err(|e| ToolError::Usage(e.to_string()))
@@ -200,9 +200,8 @@ pub async fn run(bootstrap: &str, action: Action, out: &mut impl Write) -> Resul
 /// `odradek topics`: kafka-topics.sh --bootstrap-server's flags.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A broker to start from, host:port.
-    #[arg(long)]
-    bootstrap_server: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
     /// Create --topic with --partitions, --replication-factor and --config.
     #[arg(long, conflicts_with_all = ["list", "describe", "delete", "alter"])]
     create: bool,
@@ -276,6 +275,6 @@ impl Args {
                 "one of --create, --list, --describe, --delete, --alter".into(),
             ));
         };
-        run(&self.bootstrap_server, action, &mut std::io::stdout()).await
+        run(&self.connect.bootstrap()?, action, &mut std::io::stdout()).await
     }
 }

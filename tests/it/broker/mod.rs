@@ -7,6 +7,7 @@ mod delete_records;
 mod fetch_sessions;
 mod groups;
 mod routes;
+mod scram_credentials;
 mod server_properties;
 mod transactions;
 mod wire;

@@ -83,6 +83,10 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
         ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
         ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
+        ApiKey::DescribeUserScramCredentials => {
+            DescribeUserScramCredentialsRequest::default().into()
+        }
+        ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
         other => panic!("{other:?} is routed: add its minimal request to minimal_request"),
     }
 }

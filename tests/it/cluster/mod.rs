@@ -4,5 +4,6 @@
 mod controller_ops;
 mod lifecycle;
 mod replication;
+mod scram_credentials;
 mod transactions;
 mod zk_store;

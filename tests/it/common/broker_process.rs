@@ -39,11 +39,27 @@ impl BrokerProcess {
         Self::launch(dir, extra, &[], env)
     }
 
+    /// Like `start`, with `extra` naming every listener (`listeners=...`): `port` is the one
+    /// of them, PLAINTEXT on 127.0.0.1, that start-up waits for and `bootstrap` names.
+    pub fn start_on_port(dir: &Path, port: u16, extra: &[&str]) -> BrokerProcess {
+        Self::launch_on(dir, port, extra, &[], &[])
+    }
+
     fn launch(dir: &Path, extra: &[&str], args: &[&str], env: &[(&str, &str)]) -> BrokerProcess {
+        Self::launch_on(dir, free_port(), extra, args, env)
+    }
+
+    fn launch_on(
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerProcess {
         std::fs::create_dir_all(dir).unwrap();
         let mut b = BrokerProcess {
             child: None,
-            port: free_port(),
+            port,
             dir: dir.to_path_buf(),
             log: dir.join("broker.log"),
             extra: extra.iter().map(|s| s.to_string()).collect(),

@@ -145,6 +145,39 @@ pub async fn start_broker(dir: &std::path::Path, extra: &[&str]) -> Broker {
     Broker::start(config).await.unwrap()
 }
 
+/// Where a broker keeps its metadata: tests whose subject is not ZooKeeper run the same body on
+/// both stores (`STORES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// The znode tree in the data directory (no `zookeeper.connect`).
+    Embedded,
+    /// A real ZooKeeper server of the test's own.
+    ZooKeeper,
+}
+
+pub const STORES: [Store; 2] = [Store::Embedded, Store::ZooKeeper];
+
+/// A broker as `start_broker` starts it, on `store`. The ZooKeeper server, when there is one,
+/// lives as long as the returned value; `None` when ZooKeeper cannot run here (reported).
+pub async fn start_broker_on(
+    store: Store,
+    dir: &std::path::Path,
+    extra: &[&str],
+) -> Option<(Broker, Option<super::zookeeper::ZooKeeperServer>)> {
+    let zk = match store {
+        Store::Embedded => None,
+        Store::ZooKeeper => Some(super::zookeeper::ZooKeeperServer::start()?),
+    };
+    let connect = zk
+        .as_ref()
+        .map(|zk| format!("zookeeper.connect={}/odradek", zk.connect_string()));
+    let mut all: Vec<&str> = extra.to_vec();
+    if let Some(c) = &connect {
+        all.push(c);
+    }
+    Some((start_broker(dir, &all).await, zk))
+}
+
 pub fn topic_name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.to_string()))
 }

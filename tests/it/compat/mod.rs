@@ -1,5 +1,5 @@
-//! Other implementations against ours: the Java, Kafka 2.4.1 and KafkaJS clients, and a data
-//! directory Kafka 2.4.1 wrote, served by our broker.
+//! Other implementations against ours: the Java, Kafka 2.4.1 and KafkaJS clients (also over
+//! secured listeners), and a data directory Kafka 2.4.1 wrote, served by our broker.
 
 mod idempotence;
 mod java;
@@ -7,3 +7,4 @@ mod java_transactions;
 mod kafka241;
 mod kafka_data_dir;
 mod kafkajs;
+mod security;

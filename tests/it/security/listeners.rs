@@ -4,7 +4,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::*;
-use crate::common::wire::{Conn, start_broker};
+use crate::common::wire::{Conn, STORES, Store, start_broker, start_broker_on};
 
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
@@ -38,8 +38,18 @@ fn refs(v: &[String]) -> Vec<&str> {
 
 #[tokio::test]
 async fn each_listener_answers_with_its_own_endpoints_and_plain_logs_in() {
+    for store in STORES {
+        each_listener_answers_on(store).await;
+    }
+}
+
+async fn each_listener_answers_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &refs(&sasl_plaintext_plain())).await;
+    let Some((broker, _zk)) =
+        start_broker_on(store, dir.path(), &refs(&sasl_plaintext_plain())).await
+    else {
+        return;
+    };
     let plain_port = broker.port_of("PLAINTEXT").unwrap();
     let sasl_port = broker.port_of("SASL_PLAINTEXT").unwrap();
 
@@ -90,8 +100,18 @@ async fn each_listener_answers_with_its_own_endpoints_and_plain_logs_in() {
 
 #[tokio::test]
 async fn sasl_refuses_what_comes_before_or_instead_of_authentication() {
+    for store in STORES {
+        sasl_refusals_on(store).await;
+    }
+}
+
+async fn sasl_refusals_on(store: Store) {
     let dir = tempfile::tempdir().unwrap();
-    let broker = start_broker(dir.path(), &refs(&sasl_plaintext_plain())).await;
+    let Some((broker, _zk)) =
+        start_broker_on(store, dir.path(), &refs(&sasl_plaintext_plain())).await
+    else {
+        return;
+    };
     let port = broker.port_of("SASL_PLAINTEXT").unwrap();
 
     // Any request but ApiVersions and SaslHandshake first: closed, no answer.
@@ -378,4 +398,152 @@ async fn unusable_keystores_stop_startup_with_the_key_named() {
         };
         assert!(err.contains(expect), "{expect}: {err}");
     }
+
+    // The broker process says so and exits non-zero.
+    let data = dir.path().join("process");
+    let args = [
+        "listeners=SSL://127.0.0.1:0".to_string(),
+        "advertised.listeners=SSL://localhost:0".to_string(),
+        "security.inter.broker.protocol=SSL".to_string(),
+        format!("log.dirs={}", data.display()),
+        "metrics.port=0".to_string(),
+        format!("ssl.keystore.location={}", jks.display()),
+        "ssl.keystore.password=secret".to_string(),
+    ];
+    let mut argv = vec!["broker".to_string()];
+    for a in &args {
+        argv.push("--override".into());
+        argv.push(a.clone());
+    }
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        crate::common::odradek(&argv, None)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "the broker started with a JKS keystore: {out}");
+    assert!(err.contains("ssl.keystore"), "{err}");
+}
+
+/// A session lasts `connections.max.reauth.ms` from the end of its authentication, which is
+/// when the client starts counting the lifetime it is told (it logs in again at 85-95% of it):
+/// time spent before or during the exchange does not shorten it. It still ends on time.
+#[tokio::test]
+async fn a_session_lasts_its_lifetime_from_the_end_of_authentication() {
+    const LIFETIME: Duration = Duration::from_millis(4000);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = sasl_plaintext_plain();
+    o.push(format!(
+        "listener.name.sasl_plaintext.connections.max.reauth.ms={}",
+        LIFETIME.as_millis()
+    ));
+    let broker = start_broker(dir.path(), &refs(&o)).await;
+    let mut c = Conn::connect(broker.port_of("SASL_PLAINTEXT").unwrap()).await;
+    let r = c
+        .send(
+            1,
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+        )
+        .await;
+    assert_eq!(r.error_code, 0);
+    // A slow client (a loaded machine, a far network, a costly SCRAM proof): half the
+    // lifetime passes between the handshake and the token.
+    tokio::time::sleep(LIFETIME / 2).await;
+    let r = c
+        .send(
+            2,
+            SaslAuthenticateRequest::default()
+                .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0alice-secret")),
+        )
+        .await;
+    let authenticated = Instant::now();
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.session_lifetime_ms, LIFETIME.as_millis() as i64);
+
+    // Three quarters of the lifetime later (before a Java client would log in again) the
+    // session is still open.
+    tokio::time::sleep_until((authenticated + LIFETIME * 3 / 4).into()).await;
+    let r = c
+        .call(
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+    assert!(matches!(r, ResponseKind::Metadata(_)));
+
+    // Once the lifetime is over, the next request closes the connection.
+    let deadline = authenticated + LIFETIME + Duration::from_secs(10);
+    loop {
+        c.send_request(
+            ApiKey::Metadata,
+            12,
+            RequestKind::Metadata(MetadataRequest::default()),
+        )
+        .await;
+        if c.read_frame().await.is_none() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived its lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn plain_handshake(c: &mut Conn) -> i16 {
+    c.send(
+        1,
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+    )
+    .await
+    .error_code
+}
+
+/// KIP-368 as Kafka's KafkaChannel allows it: the first re-authentication of a session may
+/// start at once; another only a second after the previous one started (before that the
+/// SaslHandshake goes to the API layer: ILLEGAL_SASL_STATE, connection open).
+#[tokio::test]
+async fn re_authentication_starts_at_most_once_a_second_the_first_at_any_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = sasl_plaintext_plain();
+    o.push("listener.name.sasl_plaintext.connections.max.reauth.ms=60000".into());
+    let broker = start_broker(dir.path(), &refs(&o)).await;
+    let mut c = Conn::connect(broker.port_of("SASL_PLAINTEXT").unwrap()).await;
+    let token = || {
+        SaslAuthenticateRequest::default()
+            .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0alice-secret"))
+    };
+    assert_eq!(plain_handshake(&mut c).await, 0);
+    assert_eq!(c.send(2, token()).await.error_code, 0);
+    // At once: the first re-authentication.
+    let first = Instant::now();
+    assert_eq!(
+        plain_handshake(&mut c).await,
+        0,
+        "the first re-authentication"
+    );
+    let r = c.send(2, token()).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    assert_eq!(r.session_lifetime_ms, 60_000);
+    // Again within the second: refused by the API layer, and the session goes on.
+    let again = plain_handshake(&mut c).await;
+    if first.elapsed() < Duration::from_millis(900) {
+        assert_eq!(again, 34, "ILLEGAL_SASL_STATE within a second");
+        let r = c
+            .call(
+                ApiKey::Metadata,
+                12,
+                RequestKind::Metadata(MetadataRequest::default()),
+            )
+            .await;
+        assert!(matches!(r, ResponseKind::Metadata(_)));
+        tokio::time::sleep_until((first + Duration::from_secs(1)).into()).await;
+        assert_eq!(plain_handshake(&mut c).await, 0, "a second later");
+    } else {
+        assert_eq!(again, 0, "a second later");
+    }
+    let r = c.send(2, token()).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }

@@ -5,8 +5,8 @@
 //! `compat-tests` and `compat::`.
 
 mod listeners;
-mod pki;
-mod scram;
+pub(crate) mod pki;
+pub(crate) mod scram;
 
 use std::sync::Arc;
 use std::time::Duration;
