@@ -7,11 +7,17 @@ kcat (Debian's, with its own older librdkafka) against one odradek process that 
                     its keystore is PKCS12, the others' PEM
     SASL_PLAINTEXT  SASL PLAIN, users from the listener's JAAS config
     SASL_SSL        SASL SCRAM-SHA-256 and SCRAM-SHA-512 over TLS, users in /config/users
+                    (made with AlterUserScramCredentials)
+    REAUTH          SASL_SSL with SCRAM-SHA-256 and connections.max.reauth.ms: sessions end
+                    unless the client re-authenticates (KIP-368)
 
 Each client produces and then consumes through a consumer group (subscribe, commit) on each
 listener; the broker's log must name the principal it authenticated. A wrong password must come
 back as an authentication error, the failure must be counted in the broker's metrics, and a
-good client must still get in.
+good client must still get in. MTLS refuses clients without a trusted certificate, and every
+client refuses a broker its CA did not sign. On REAUTH, clients that implement KIP-368 log in
+again on the same connection; the others have their connections closed when the session ends,
+and carry on over new ones.
 
 Certificates are made here with the openssl command-line tool (none are committed): a CA, a
 broker certificate for localhost and 127.0.0.1, a client certificate for
@@ -23,10 +29,6 @@ Every wait has a deadline.
 """
 
 import asyncio
-import base64
-import hashlib
-import hmac
-import json
 import re
 import secrets
 import shutil
@@ -34,7 +36,6 @@ import subprocess
 import time
 import uuid
 from collections import namedtuple
-from pathlib import Path
 
 import pytest
 
@@ -46,12 +47,20 @@ import confluent_kafka
 import kafka
 import kafka.errors
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
 
 from conftest import free_port, running_broker, unique_topic
-from test_clients import ck_create_topic
+from test_clients import ck_close_producer, ck_create_topic
 from test_metrics import sample, scrape
 
 N = 20  # records per case
+# Each value is larger than a TLS record (16 KiB), so that requests and responses span several.
+VALUE_PAD = 40_000
 PARTITIONS = 2
 DEADLINE_S = 30.0  # each produce, consume, commit, refusal
 PROCESS_TIMEOUT_S = 45  # kcat and openssl runs
@@ -73,8 +82,13 @@ MODES = {
     "sasl-plain": Mode("SASL_PLAINTEXT", "SASL_PLAINTEXT", "PLAIN", False, f"User:{USER}"),
     "scram-sha-256": Mode("SASL_SSL", "SASL_SSL", "SCRAM-SHA-256", False, f"User:{USER}"),
     "scram-sha-512": Mode("SASL_SSL", "SASL_SSL", "SCRAM-SHA-512", False, f"User:{USER}"),
+    # Sessions end after REAUTH_MS unless the client logs in again (KIP-368).
+    "reauth": Mode("REAUTH", "SASL_SSL", "SCRAM-SHA-256", False, f"User:{USER}"),
 }
-SASL_MODES = [m for m, mode in MODES.items() if mode.mechanism]
+ROUNDTRIP_MODES = ["ssl", "mtls", "sasl-plain", "scram-sha-256", "scram-sha-512"]
+SASL_MODES = [m for m in ROUNDTRIP_MODES if MODES[m].mechanism]
+LISTENERS = ["SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL", "REAUTH"]
+REAUTH_MS = 2000
 CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka", "kcat"]
 
 # A consumed record, client-independent.
@@ -170,36 +184,27 @@ def pki(tmp_path_factory):
 # SCRAM users
 # --------------------------------------------------------------------------------------------
 
-
-def scram_credential(mechanism, password, salt, iterations):
-    """A SCRAM credential as Kafka stores it in /config/users (RFC 5802 keys)."""
-    h = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}[mechanism]
-    salted = hashlib.pbkdf2_hmac(h, password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", h).digest()
-    stored_key = hashlib.new(h, client_key).digest()
-    server_key = hmac.new(salted, b"Server Key", h).digest()
-
-    def b64(b):
-        return base64.b64encode(b).decode()
-
-    return (f"salt={b64(salt)},stored_key={b64(stored_key)},server_key={b64(server_key)},"
-            f"iterations={iterations}")
+# Iterations per mechanism: different, so that describing the credentials shows which is which.
+SCRAM_ITERATIONS = {"SCRAM-SHA-256": 8192, "SCRAM-SHA-512": 4096}
 
 
-def seed_scram_user(broker, user, password):
-    """Writes the user's credentials into the broker's (embedded) metadata store before it
-    starts, as `odradek import-zk-tree` does for a ZooKeeper dump."""
-    salt = secrets.token_hex(12).encode()
-    config = {m: scram_credential(m, password, salt, 8192)
-              for m in ("SCRAM-SHA-256", "SCRAM-SHA-512")}
-    tree = broker.workdir / "users.json"
-    tree.write_text(json.dumps({
-        f"/config/users/{user}": json.dumps({"version": 1, "config": config}),
-    }))
-    broker.log_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([str(broker.binary), "import-zk-tree", str(tree), str(broker.log_dir)],
-                          capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
-    assert proc.returncode == 0, f"import-zk-tree: {proc.stderr}"
+def create_scram_user(broker, user, password):
+    """Creates the user's credentials for both mechanisms with AlterUserScramCredentials (over
+    PLAINTEXT, as kafka-configs.sh --bootstrap-server does), then checks them with
+    DescribeUserScramCredentials."""
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    mechanisms = {"SCRAM-SHA-256": ScramMechanism.SCRAM_SHA_256,
+                  "SCRAM-SHA-512": ScramMechanism.SCRAM_SHA_512}
+    futures = admin.alter_user_scram_credentials([
+        UserScramCredentialUpsertion(
+            user, ScramCredentialInfo(mechanisms[m], iterations), password.encode())
+        for m, iterations in SCRAM_ITERATIONS.items()
+    ], request_timeout=DEADLINE_S)
+    futures[user].result(timeout=DEADLINE_S)
+    described = admin.describe_user_scram_credentials([user], request_timeout=DEADLINE_S)
+    infos = described[user].result(timeout=DEADLINE_S).scram_credential_infos
+    assert sorted((i.mechanism, i.iterations) for i in infos) == sorted(
+        (mechanisms[m], n) for m, n in SCRAM_ITERATIONS.items()), f"described: {infos}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,8 +225,8 @@ class Env:
         return ANSI.sub("", self.broker.output_path.read_text(errors="replace"))
 
     def auth_events(self, listener):
-        """(successful, failed) authentications the broker logged on `listener`, with the
-        principals of the successful ones."""
+        """What the broker logged on `listener`: the principal of each successful
+        authentication, and how many failed."""
         ok, failed = [], 0
         for line in self.log().splitlines():
             if f"listener={listener}" not in line:
@@ -229,13 +234,19 @@ class Env:
             m = AUTHENTICATED.search(line)
             if m:
                 ok.append(m.group(1))
-            elif "authentication failed" in line or "TLS handshake failed" in line:
+            elif any(f in line for f in AUTHENTICATION_FAILURES):
                 failed += 1
         return ok, failed
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 AUTHENTICATED = re.compile(r"(?:TLS|SASL) client authenticated principal=(\S+)")
+AUTHENTICATION_FAILURES = (
+    "SASL authentication failed",
+    "TLS handshake failed",
+    "TLS handshake did not complete",
+    "no principal for the client certificate",
+)
 
 
 @pytest.fixture(scope="module")
@@ -244,21 +255,21 @@ def env(tmp_path_factory, pki):
 
     def overrides(b):
         taken = {b.port, b.metrics_port}
-        for name in ("SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"):
+        for name in LISTENERS:
             p = free_port()
             while p in taken:
                 p = free_port()
             taken.add(p)
             ports[name] = p
-        seed_scram_user(b, USER, PASSWORD)
-        names = ["SSL", "MTLS", "SASL_PLAINTEXT", "SASL_SSL"]
         return [
             "listeners=" + ",".join([f"PLAINTEXT://127.0.0.1:{b.port}"]
-                                    + [f"{n}://127.0.0.1:{ports[n]}" for n in names]),
-            "advertised.listeners=" + ",".join([f"PLAINTEXT://127.0.0.1:{b.port}"]
-                                               + [f"{n}://localhost:{ports[n]}" for n in names]),
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,MTLS:SSL,"
-            "SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+                                    + [f"{n}://127.0.0.1:{ports[n]}" for n in LISTENERS]),
+            "advertised.listeners=" + ",".join(
+                [f"PLAINTEXT://127.0.0.1:{b.port}"]
+                + [f"{n}://localhost:{ports[n]}" for n in LISTENERS]),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,"
+            + ",".join(f"{n}:{m.protocol}" for n, m in
+                       {m.listener: m for m in MODES.values()}.items()),
             # Every TLS listener: a PEM keystore and truststore...
             "ssl.keystore.type=PEM",
             f"ssl.keystore.location={pki.broker_pem}",
@@ -274,10 +285,32 @@ def env(tmp_path_factory, pki):
             "listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
             f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={SCRAM_JAAS}",
             f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={SCRAM_JAAS}",
+            "listener.name.reauth.sasl.enabled.mechanisms=SCRAM-SHA-256",
+            f"listener.name.reauth.scram-sha-256.sasl.jaas.config={SCRAM_JAAS}",
+            f"listener.name.reauth.connections.max.reauth.ms={REAUTH_MS}",
         ]
 
     for broker in running_broker(tmp_path_factory, overrides):
-        yield Env(broker, ports, pki)
+        create_scram_user(broker, USER, PASSWORD)
+        secured = Env(broker, ports, pki)
+        # The broker applies the new credentials when it sees the change notification.
+        for mode in ("scram-sha-256", "scram-sha-512", "reauth"):
+            wait_for_login(secured, mode)
+        yield secured
+
+
+def wait_for_login(env, mode):
+    deadline = time.monotonic() + DEADLINE_S
+    errors = []
+    admin = AdminClient({"bootstrap.servers": env.bootstrap(mode), "error_cb": errors.append,
+                         **ck_security(env, mode)})
+    while True:
+        try:
+            admin.list_topics(timeout=1)
+            return
+        except confluent_kafka.KafkaException as e:
+            assert time.monotonic() < deadline, (
+                f"{mode} login failed for {DEADLINE_S} s: {e}; {errors[-3:]}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +333,10 @@ def supported(client, mode):
         # SCRAM came with kafka-python 2.0.
         if int(kafka.__version__.split(".")[0]) < 2:
             return f"kafka-python {kafka.__version__} has no SCRAM"
+    if client == "kcat" and mode == "reauth" and not reauthenticates("kcat"):
+        return (f"kcat's librdkafka {kcat_librdkafka()} predates KIP-368 (2.2.0), and a kcat "
+                "group member exits when all of its connections drop at once ('All broker "
+                "connections are down: terminating'), as they do when their sessions end")
     return None
 
 
@@ -310,24 +347,33 @@ def skip_unsupported(client, mode):
         pytest.skip(reason)
 
 
-_kcat_features = None
+_kcat_version = None
+
+
+def kcat_version():
+    global _kcat_version
+    if _kcat_version is None:
+        _kcat_version = subprocess.run(["kcat", "-V"], capture_output=True, text=True,
+                                       timeout=PROCESS_TIMEOUT_S).stdout
+    return _kcat_version
 
 
 def kcat_features():
-    global _kcat_features
-    if _kcat_features is None:
-        out = subprocess.run(["kcat", "-V"], capture_output=True, text=True,
-                             timeout=PROCESS_TIMEOUT_S).stdout
-        m = re.search(r"builtin\.features=(\S+)", out)
-        _kcat_features = set(m.group(1).rstrip(")").split(",")) if m else set()
-    return _kcat_features
+    m = re.search(r"builtin\.features=(\S+)", kcat_version())
+    return set(m.group(1).rstrip(")").split(",")) if m else set()
 
 
-def ck_security(env, mode, password=PASSWORD, cert=None):
+def kcat_librdkafka():
+    m = re.search(r"librdkafka (\d+\.\d+\.\d+)", kcat_version())
+    assert m, f"no librdkafka version in kcat -V: {kcat_version()}"
+    return m.group(1)
+
+
+def ck_security(env, mode, password=PASSWORD, cert=None, ca=None):
     m = MODES[mode]
     conf = {"security.protocol": m.protocol, "broker.address.family": "v4"}
     if m.protocol.endswith("SSL"):
-        conf["ssl.ca.location"] = str(env.pki.ca)
+        conf["ssl.ca.location"] = str(ca or env.pki.ca)
     if m.client_cert:
         cert_file, key_file = cert or (env.pki.client_cert, env.pki.client_key)
         conf["ssl.certificate.location"] = str(cert_file)
@@ -338,11 +384,11 @@ def ck_security(env, mode, password=PASSWORD, cert=None):
     return conf
 
 
-def kp_security(env, mode, password=PASSWORD, cert=None):
+def kp_security(env, mode, password=PASSWORD, cert=None, ca=None):
     m = MODES[mode]
     conf = {"security_protocol": m.protocol}
     if m.protocol.endswith("SSL"):
-        conf["ssl_cafile"] = str(env.pki.ca)
+        conf["ssl_cafile"] = str(ca or env.pki.ca)
     if m.client_cert:
         cert_file, key_file = cert or (env.pki.client_cert, env.pki.client_key)
         conf["ssl_certfile"] = str(cert_file)
@@ -353,11 +399,11 @@ def kp_security(env, mode, password=PASSWORD, cert=None):
     return conf
 
 
-def aio_security(env, mode, password=PASSWORD, cert=None):
+def aio_security(env, mode, password=PASSWORD, cert=None, ca=None):
     m = MODES[mode]
     conf = {"security_protocol": m.protocol}
     if m.protocol.endswith("SSL"):
-        files = {"cafile": str(env.pki.ca)}
+        files = {"cafile": str(ca or env.pki.ca)}
         if m.client_cert:
             cert_file, key_file = cert or (env.pki.client_cert, env.pki.client_key)
             files.update(certfile=str(cert_file), keyfile=str(key_file))
@@ -368,8 +414,11 @@ def aio_security(env, mode, password=PASSWORD, cert=None):
     return conf
 
 
-def kcat_security(env, mode, password=PASSWORD, cert=None):
-    conf = ck_security(env, mode, password, cert)
+def kcat_security(env, mode, password=PASSWORD, cert=None, ca=None):
+    return kcat_args(ck_security(env, mode, password, cert, ca))
+
+
+def kcat_args(conf):
     return [arg for k, v in conf.items() for arg in ("-X", f"{k}={v}")]
 
 
@@ -383,7 +432,11 @@ def key_of(i):
 
 
 def value_of(i):
-    return f"v-{i}".encode()
+    return f"v-{i}".encode() + b"x" * VALUE_PAD
+
+
+def index_of(value):
+    return int(value[2:].rstrip(b"x"))
 
 
 def ck_roundtrip(env, mode, topic, group):
@@ -397,15 +450,14 @@ def ck_roundtrip(env, mode, topic, group):
         if err is not None:
             errors.append(err)
         else:
-            acks[int(msg.value()[2:])] = (msg.partition(), msg.offset())
+            acks[index_of(msg.value())] = (msg.partition(), msg.offset())
 
     try:
         for i in range(N):
             p.produce(topic, key=key_of(i), value=value_of(i), on_delivery=on_delivery)
         remaining = p.flush(DEADLINE_S)
     finally:
-        p.purge()
-        p.flush(0)
+        ck_close_producer(p)
     assert remaining == 0 and not errors, f"{remaining} undelivered; errors: {errors[:3]}"
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
@@ -500,7 +552,8 @@ def kcat(*args, input_text=None, timeout=PROCESS_TIMEOUT_S, check=True):
     proc = subprocess.run(["kcat", *args], input=input_text, capture_output=True, text=True,
                           timeout=timeout)
     if check:
-        assert proc.returncode == 0, f"kcat {' '.join(args)} exited {proc.returncode}: {proc.stderr}"
+        assert proc.returncode == 0, (
+            f"kcat {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc
 
 
@@ -556,7 +609,7 @@ def check_roundtrip(env, client, mode):
         f"consumed {[r.value for r in records]}")
     ends = {}
     for r in records:
-        i = int(r.value[2:])
+        i = index_of(r.value)
         assert r.key == key_of(i), f"record {i}: key {r.key!r}"
         if acks is not None:
             assert (r.partition, r.offset) == acks[i], (
@@ -576,11 +629,16 @@ def check_roundtrip(env, client, mode):
     assert set(new) == {MODES[mode].principal}, f"principals on {listener}: {new}"
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("mode", ROUNDTRIP_MODES)
 @pytest.mark.parametrize("client", CLIENTS)
 def test_produce_and_consume_in_a_group(env, client, mode):
     skip_unsupported(client, mode)
+    listener = MODES[mode].listener
+    metrics_before, log_before = baseline(env, listener)
     check_roundtrip(env, client, mode)
+    # Every connection was counted, as authenticated, on its own listener.
+    ok, failed = settled_counts(env, listener, metrics_before, log_before)
+    assert ok >= 1 and failed == 0, f"{ok} successful, {failed} failed authentications"
 
 
 # --------------------------------------------------------------------------------------------
@@ -613,7 +671,7 @@ def ck_refused(env, mode, caplog):
                 return auth[0].str()
         pytest.fail(f"no authentication error within {REFUSAL_DEADLINE_S} s; errors: {errors}")
     finally:
-        p.flush(0)
+        ck_close_producer(p)
 
 
 def kp_refused(env, mode, caplog):
@@ -623,9 +681,9 @@ def kp_refused(env, mode, caplog):
     kafka-python 3.0.12 (and its master branch) drops bytes that arrive in the same read as the
     end of the stream (kafka/net transport `_sock_recv`: data, then EOF, returns only the
     error). The broker, like Kafka, closes right after writing the SaslAuthenticate failure, so
-    the client often sees only "socket disconnected" - always on SASL_PLAINTEXT, where the two
-    arrive together. So the SaslAuthenticationFailedError is checked when the client saw it;
-    that the broker refused every attempt is checked from its log and metrics."""
+    the client often sees only "socket disconnected" (on SASL_PLAINTEXT, where the two arrive
+    together, every time so far). So the SaslAuthenticationFailedError is checked when the
+    client saw it; that the broker refused the attempts is checked from its log and metrics."""
     started = time.monotonic()
     with pytest.raises(kafka.errors.KafkaTimeoutError):
         p = kafka.KafkaProducer(bootstrap_servers=env.bootstrap(mode), bootstrap_timeout_ms=3000,
@@ -639,6 +697,8 @@ def kp_refused(env, mode, caplog):
     others = [c for c in causes if not isinstance(c, kafka.errors.SaslAuthenticationFailedError)]
     assert all(isinstance(c, kafka.errors.KafkaConnectionError) for c in others), (
         f"kafka-python's bootstrap failed for other reasons: {others}")
+    if not auth:
+        print(f"kafka-python saw no SaslAuthenticationFailedError, only: {others}")
     return str(auth[0]) if auth else None
 
 
@@ -778,7 +838,7 @@ def ck_tls_refused(env, cert):
                 return tls[0]
         pytest.fail(f"no TLS error within {REFUSAL_DEADLINE_S} s; errors: {errors}")
     finally:
-        p.flush(0)
+        ck_close_producer(p)
 
 
 def kp_tls_refused(env, cert, caplog):
@@ -819,8 +879,7 @@ def kcat_tls_refused(env, cert):
     conf = ck_security(env, "mtls", cert=(env.pki.rogue_cert, env.pki.rogue_key))
     if cert == "none":
         conf = without_client_cert(conf, {"ssl.certificate.location", "ssl.key.location"})
-    proc = kcat("-L", "-b", env.bootstrap("mtls"), "-m", "3",
-                *[arg for k, v in conf.items() for arg in ("-X", f"{k}={v}")], check=False)
+    proc = kcat("-L", "-b", env.bootstrap("mtls"), "-m", "3", *kcat_args(conf), check=False)
     assert proc.returncode != 0, f"kcat -L without a trusted certificate succeeded: {proc.stdout}"
     alerts = [line for line in proc.stderr.splitlines() if "alert" in line]
     assert alerts, f"kcat reported no TLS alert: {proc.stderr}"
@@ -848,3 +907,279 @@ def test_mtls_refuses_clients_without_a_trusted_certificate(env, client, cert, c
     ok, failed = settled_counts(env, "MTLS", metrics_before, log_before)
     assert ok == 0, f"{ok} clients without a trusted certificate authenticated on MTLS"
     assert failed >= 1, "no failed authentication counted on MTLS"
+
+
+# --------------------------------------------------------------------------------------------
+# Every client checks the broker: trusting only another CA, none connects
+# --------------------------------------------------------------------------------------------
+
+
+def ck_untrusted(env):
+    errors = []
+    p = Producer({"bootstrap.servers": env.bootstrap("ssl"), "error_cb": errors.append,
+                  **ck_security(env, "ssl", ca=env.pki.rogue_ca)})
+    try:
+        deadline = time.monotonic() + REFUSAL_DEADLINE_S
+        while time.monotonic() < deadline:
+            p.poll(0.1)
+            failed = [e.str() for e in errors if "certificate verify failed" in e.str()]
+            if failed:
+                return failed[0]
+        pytest.fail(f"no certificate error within {REFUSAL_DEADLINE_S} s; errors: {errors}")
+    finally:
+        ck_close_producer(p)
+
+
+def kp_untrusted(env, caplog):
+    with pytest.raises(kafka.errors.KafkaTimeoutError):
+        p = kafka.KafkaProducer(bootstrap_servers=env.bootstrap("ssl"), bootstrap_timeout_ms=2000,
+                                **kp_security(env, "ssl", ca=env.pki.rogue_ca))
+        p.close(timeout=5)
+    causes = [str(r.args[1]) for r in caplog.records
+              if r.name.startswith("kafka") and r.msg.startswith("Bootstrap connection to")]
+    assert causes, "kafka-python logged no failed bootstrap connection"
+    return causes[0]
+
+
+def aio_untrusted(env, caplog):
+    async def start():
+        p = aiokafka.AIOKafkaProducer(bootstrap_servers=env.bootstrap("ssl"),
+                                      **aio_security(env, "ssl", ca=env.pki.rogue_ca))
+        try:
+            await p.start()
+        finally:
+            await p.stop()
+
+    with pytest.raises(aiokafka.errors.KafkaConnectionError):
+        asyncio.run(asyncio.wait_for(start(), timeout=REFUSAL_DEADLINE_S))
+    causes = [str(r.args[2]) for r in caplog.records
+              if r.name.startswith("aiokafka") and r.msg.startswith("Unable connect to")]
+    assert causes, "aiokafka logged no failed bootstrap connection"
+    return causes[0]
+
+
+def kcat_untrusted(env):
+    proc = kcat("-L", "-b", env.bootstrap("ssl"), "-m", "3",
+                *kcat_security(env, "ssl", ca=env.pki.rogue_ca), check=False)
+    assert proc.returncode != 0, f"kcat -L trusting another CA succeeded: {proc.stdout}"
+    failed = [line for line in proc.stderr.splitlines() if "certificate verify failed" in line]
+    assert failed, f"kcat reported no certificate error: {proc.stderr}"
+    return failed[0]
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_clients_refuse_a_broker_their_ca_did_not_sign(env, client, caplog):
+    """The TLS settings used above make each client verify the broker's certificate (so the
+    SSL cases cannot pass with verification off): trusting only the rogue CA, none gets in,
+    and the broker counts the aborted handshakes as failed authentications on SSL."""
+    skip_unsupported(client, "ssl")
+    metrics_before, log_before = baseline(env, "SSL")
+    started = time.monotonic()
+    if client == "confluent-kafka":
+        message = ck_untrusted(env)
+    elif client == "kafka-python":
+        message = kp_untrusted(env, caplog)
+    elif client == "aiokafka":
+        message = aio_untrusted(env, caplog)
+    else:
+        message = kcat_untrusted(env)
+    assert time.monotonic() - started < REFUSAL_DEADLINE_S
+    assert "certificate verify failed" in message.lower().replace("_", " "), message
+    ok, failed = settled_counts(env, "SSL", metrics_before, log_before)
+    assert ok == 0, f"{ok} clients authenticated on SSL while trusting another CA"
+    assert failed >= 1, "no failed authentication counted on SSL"
+
+
+# --------------------------------------------------------------------------------------------
+# KIP-368: sessions that end, and clients that log in again
+# --------------------------------------------------------------------------------------------
+
+REAUTH_RUN_S = 2.5 * REAUTH_MS / 1000  # long enough for two re-authentications
+REAUTH_EVERY_S = 0.1  # one record per this
+
+
+def reauthenticates(client):
+    """Whether the client logs in again before its session ends (KIP-368): librdkafka since
+    2.2.0, kafka-python 3 (SaslReauthenticator); aiokafka 0.14 ignores session_lifetime_ms."""
+    if client == "confluent-kafka":
+        return confluent_kafka.libversion()[1] >= 0x020200FF
+    if client == "kcat":
+        return tuple(int(g) for g in kcat_librdkafka().split(".")[:3]) >= (2, 2, 0)
+    if client == "kafka-python":
+        import kafka.net.connection
+        return hasattr(kafka.net.connection, "SaslReauthenticator")
+    return False
+
+
+def until_assigned(poll, assignment):
+    """Polls until the group has given the consumer the topic's partition."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not assignment():
+        assert time.monotonic() < deadline, f"no partition assigned within {DEADLINE_S} s"
+        poll()
+
+
+def ck_stream(env, topic, group):
+    """Once a group member has the topic's partition, produces one record per REAUTH_EVERY_S
+    for REAUTH_RUN_S while the member consumes; returns (produced, consumed values)."""
+    security = ck_security(env, "reauth")
+    p = Producer({"bootstrap.servers": env.bootstrap("reauth"), "linger.ms": 0, **security})
+    c = Consumer({"bootstrap.servers": env.bootstrap("reauth"), "group.id": group,
+                  "auto.offset.reset": "earliest", **security})
+    produced, consumed, errors = [], [], []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            errors.append(err)
+
+    try:
+        c.subscribe([topic])
+        until_assigned(
+            lambda: consumed.extend(m.value() for m in c.consume(10, 0.1) if not m.error()),
+            c.assignment)
+        end = time.monotonic() + REAUTH_RUN_S
+        while time.monotonic() < end:
+            produced.append(f"r-{len(produced)}".encode())
+            p.produce(topic, value=produced[-1], on_delivery=on_delivery)
+            p.poll(0)
+            consumed.extend(m.value() for m in c.consume(100, REAUTH_EVERY_S) if not m.error())
+        assert p.flush(DEADLINE_S) == 0 and not errors, f"delivery errors: {errors[:3]}"
+        deadline = time.monotonic() + DEADLINE_S
+        while len(consumed) < len(produced) and time.monotonic() < deadline:
+            consumed.extend(m.value() for m in c.consume(100, 0.2) if not m.error())
+    finally:
+        c.close()
+        ck_close_producer(p)
+    return produced, consumed
+
+
+def kp_stream(env, topic, group):
+    security = kp_security(env, "reauth")
+    p = kafka.KafkaProducer(bootstrap_servers=env.bootstrap("reauth"), enable_idempotence=False,
+                            **security)
+    c = kafka.KafkaConsumer(topic, bootstrap_servers=env.bootstrap("reauth"), group_id=group,
+                            auto_offset_reset="earliest", **security)
+    produced, consumed = [], []
+    try:
+        until_assigned(lambda: c.poll(timeout_ms=100), c.assignment)
+        end = time.monotonic() + REAUTH_RUN_S
+        while time.monotonic() < end:
+            produced.append(f"r-{len(produced)}".encode())
+            p.send(topic, value=produced[-1]).get(timeout=DEADLINE_S)
+            for recs in c.poll(timeout_ms=int(REAUTH_EVERY_S * 1000)).values():
+                consumed.extend(r.value for r in recs)
+        deadline = time.monotonic() + DEADLINE_S
+        while len(consumed) < len(produced) and time.monotonic() < deadline:
+            for recs in c.poll(timeout_ms=200).values():
+                consumed.extend(r.value for r in recs)
+    finally:
+        c.close()
+        p.close(timeout=10)
+    return produced, consumed
+
+
+async def aio_stream_async(env, topic, group):
+    p = aiokafka.AIOKafkaProducer(bootstrap_servers=env.bootstrap("reauth"),
+                                  enable_idempotence=False, **aio_security(env, "reauth"))
+    c = aiokafka.AIOKafkaConsumer(topic, bootstrap_servers=env.bootstrap("reauth"),
+                                  group_id=group, auto_offset_reset="earliest",
+                                  **aio_security(env, "reauth"))
+    await p.start()
+    await c.start()
+    produced, consumed = [], []
+    try:
+        deadline = time.monotonic() + DEADLINE_S
+        while not c.assignment():
+            assert time.monotonic() < deadline, f"no partition assigned within {DEADLINE_S} s"
+            await c.getmany(timeout_ms=100)
+        end = time.monotonic() + REAUTH_RUN_S
+        while time.monotonic() < end:
+            produced.append(f"r-{len(produced)}".encode())
+            await p.send_and_wait(topic, value=produced[-1])
+            batches = await c.getmany(timeout_ms=int(REAUTH_EVERY_S * 1000))
+            consumed.extend(r.value for recs in batches.values() for r in recs)
+        deadline = time.monotonic() + DEADLINE_S
+        while len(consumed) < len(produced) and time.monotonic() < deadline:
+            batches = await c.getmany(timeout_ms=200)
+            consumed.extend(r.value for recs in batches.values() for r in recs)
+    finally:
+        await c.stop()
+        await p.stop()
+    return produced, consumed
+
+
+def aio_stream(env, topic, group):
+    return asyncio.run(asyncio.wait_for(aio_stream_async(env, topic, group),
+                                        timeout=REAUTH_RUN_S + 3 * DEADLINE_S))
+
+
+def kcat_stream(env, topic, group):
+    """A kcat producer fed one line per REAUTH_EVERY_S, beside a kcat group member that
+    exits once it has read as many (-c)."""
+    security = kcat_security(env, "reauth")
+    n = int(REAUTH_RUN_S / REAUTH_EVERY_S)
+    produced = [f"r-{i}".encode() for i in range(n)]
+    consumer = subprocess.Popen(
+        ["kcat", "-b", env.bootstrap("reauth"), "-G", group, "-c", str(n), "-q", "-f", "%s\n",
+         "-X", "auto.offset.reset=earliest", *security, topic],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    producer = subprocess.Popen(
+        ["kcat", "-P", "-b", env.bootstrap("reauth"), "-t", topic, "-X", "linger.ms=0",
+         *security],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for value in produced:
+            producer.stdin.write(value.decode() + "\n")
+            producer.stdin.flush()
+            time.sleep(REAUTH_EVERY_S)  # the pace of the stream, not a wait for anything
+        producer.stdin.close()
+        assert producer.wait(timeout=DEADLINE_S) == 0, producer.stderr.read()
+        out, err = consumer.communicate(timeout=DEADLINE_S)
+        assert consumer.returncode == 0, err
+    finally:
+        for proc in (producer, consumer):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    return produced, [line.encode() for line in out.splitlines()]
+
+
+STREAMS = {
+    "confluent-kafka": ck_stream,
+    "kafka-python": kp_stream,
+    "aiokafka": aio_stream,
+    "kcat": kcat_stream,
+}
+SESSION_EVENT = re.compile(
+    r"conn\{peer=(\S+) listener=REAUTH\}: \S+: "
+    r"(SASL client authenticated|SASL session expired without re-authentication)")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_sessions_end_unless_the_client_reauthenticates(env, client):
+    skip_unsupported(client, "reauth")
+    topic = unique_topic(f"reauth-{client}")
+    ck_create_topic(env.broker.bootstrap, topic, 1)
+    no_connections(env, "REAUTH", time.monotonic() + DEADLINE_S)
+    lines_before = len(env.log().splitlines())
+
+    produced, consumed = STREAMS[client](env, topic, f"g-{uuid.uuid4().hex[:12]}")
+    assert sorted(consumed) == sorted(produced), (
+        f"produced {len(produced)}, consumed {len(consumed)}")
+
+    no_connections(env, "REAUTH", time.monotonic() + DEADLINE_S)
+    logins, expired = {}, {}
+    for line in env.log().splitlines()[lines_before:]:
+        m = SESSION_EVENT.search(line)
+        if m:
+            events = logins if m.group(2).startswith("SASL client") else expired
+            events[m.group(1)] = events.get(m.group(1), 0) + 1
+    assert logins, "the broker logged no login on REAUTH"
+    again = {peer: n for peer, n in logins.items() if n > 1}
+    if reauthenticates(client):
+        # Fetches keep the consumer's connections busy: they outlive several sessions.
+        assert again, f"{client} never logged in again on a connection: {logins}"
+        assert not expired, f"sessions of {client} ended: {expired}"
+    else:
+        assert not again, f"{client} logged in again on a connection: {logins}"
+        assert expired, f"no session of {client} ended after {REAUTH_RUN_S} s: {logins}"
