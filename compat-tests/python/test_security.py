@@ -17,7 +17,7 @@ back as an authentication error, the failure must be counted in the broker's met
 good client must still get in. MTLS refuses clients without a trusted certificate, and every
 client refuses a broker its CA did not sign. On REAUTH, clients that implement KIP-368 log in
 again on the same connection; the others have their connections closed when the session ends,
-and carry on over new ones.
+and carry on over new ones. A SCRAM user named with ',' and '=' logs in as itself.
 
 Certificates are made here with the openssl command-line tool (none are committed): a CA, a
 broker certificate for localhost and 127.0.0.1, a client certificate for
@@ -66,6 +66,9 @@ DEADLINE_S = 30.0  # each produce, consume, commit, refusal
 PROCESS_TIMEOUT_S = 45  # kcat and openssl runs
 
 USER, PASSWORD = "alice", "alice-secret"
+# A SCRAM user whose name the client must escape (RFC 5802: ',' as =2C, '=' as =3D), and Kafka
+# stores URL-encoded (/config/users/ed%3Dge%2Ccase).
+ODD_USER, ODD_PASSWORD = "ed=ge,case", "odd-secret"
 PLAIN_JAAS = (
     'org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" '
     f'password="admin-secret" user_admin="admin-secret" user_{USER}="{PASSWORD}";'
@@ -292,6 +295,7 @@ def env(tmp_path_factory, pki):
 
     for broker in running_broker(tmp_path_factory, overrides):
         create_scram_user(broker, USER, PASSWORD)
+        create_scram_user(broker, ODD_USER, ODD_PASSWORD)
         secured = Env(broker, ports, pki)
         # The broker applies the new credentials when it sees the change notification.
         for mode in ("scram-sha-256", "scram-sha-512", "reauth"):
@@ -369,7 +373,7 @@ def kcat_librdkafka():
     return m.group(1)
 
 
-def ck_security(env, mode, password=PASSWORD, cert=None, ca=None):
+def ck_security(env, mode, password=PASSWORD, cert=None, ca=None, user=USER):
     m = MODES[mode]
     conf = {"security.protocol": m.protocol, "broker.address.family": "v4"}
     if m.protocol.endswith("SSL"):
@@ -379,12 +383,12 @@ def ck_security(env, mode, password=PASSWORD, cert=None, ca=None):
         conf["ssl.certificate.location"] = str(cert_file)
         conf["ssl.key.location"] = str(key_file)
     if m.mechanism:
-        conf.update({"sasl.mechanism": m.mechanism, "sasl.username": USER,
+        conf.update({"sasl.mechanism": m.mechanism, "sasl.username": user,
                      "sasl.password": password})
     return conf
 
 
-def kp_security(env, mode, password=PASSWORD, cert=None, ca=None):
+def kp_security(env, mode, password=PASSWORD, cert=None, ca=None, user=USER):
     m = MODES[mode]
     conf = {"security_protocol": m.protocol}
     if m.protocol.endswith("SSL"):
@@ -394,12 +398,12 @@ def kp_security(env, mode, password=PASSWORD, cert=None, ca=None):
         conf["ssl_certfile"] = str(cert_file)
         conf["ssl_keyfile"] = str(key_file)
     if m.mechanism:
-        conf.update({"sasl_mechanism": m.mechanism, "sasl_plain_username": USER,
+        conf.update({"sasl_mechanism": m.mechanism, "sasl_plain_username": user,
                      "sasl_plain_password": password})
     return conf
 
 
-def aio_security(env, mode, password=PASSWORD, cert=None, ca=None):
+def aio_security(env, mode, password=PASSWORD, cert=None, ca=None, user=USER):
     m = MODES[mode]
     conf = {"security_protocol": m.protocol}
     if m.protocol.endswith("SSL"):
@@ -409,13 +413,13 @@ def aio_security(env, mode, password=PASSWORD, cert=None, ca=None):
             files.update(certfile=str(cert_file), keyfile=str(key_file))
         conf["ssl_context"] = aiokafka.helpers.create_ssl_context(**files)
     if m.mechanism:
-        conf.update({"sasl_mechanism": m.mechanism, "sasl_plain_username": USER,
+        conf.update({"sasl_mechanism": m.mechanism, "sasl_plain_username": user,
                      "sasl_plain_password": password})
     return conf
 
 
-def kcat_security(env, mode, password=PASSWORD, cert=None, ca=None):
-    return kcat_args(ck_security(env, mode, password, cert, ca))
+def kcat_security(env, mode, password=PASSWORD, cert=None, ca=None, user=USER):
+    return kcat_args(ck_security(env, mode, password, cert, ca, user))
 
 
 def kcat_args(conf):
@@ -1183,3 +1187,69 @@ def test_sessions_end_unless_the_client_reauthenticates(env, client):
     else:
         assert not again, f"{client} logged in again on a connection: {logins}"
         assert expired, f"no session of {client} ended after {REAUTH_RUN_S} s: {logins}"
+
+
+# --------------------------------------------------------------------------------------------
+# SCRAM user names with ',' and '='
+# --------------------------------------------------------------------------------------------
+
+
+def ck_login(env, mode, **who):
+    errors = []
+    admin = AdminClient({"bootstrap.servers": env.bootstrap(mode), "error_cb": errors.append,
+                         **ck_security(env, mode, **who)})
+    try:
+        admin.list_topics(timeout=DEADLINE_S)
+    except confluent_kafka.KafkaException as e:
+        pytest.fail(f"no metadata: {e}; errors: {[str(x) for x in errors[:3]]}")
+
+
+def kp_login(env, mode, **who):
+    p = kafka.KafkaProducer(bootstrap_servers=env.bootstrap(mode),
+                            bootstrap_timeout_ms=int(DEADLINE_S * 1000),
+                            **kp_security(env, mode, **who))
+    p.close(timeout=10)
+
+
+def aio_login(env, mode, **who):
+    async def start():
+        p = aiokafka.AIOKafkaProducer(bootstrap_servers=env.bootstrap(mode),
+                                      **aio_security(env, mode, **who))
+        try:
+            await p.start()
+        finally:
+            await p.stop()
+
+    asyncio.run(asyncio.wait_for(start(), timeout=DEADLINE_S))
+
+
+def kcat_login(env, mode, **who):
+    kcat("-L", "-b", env.bootstrap(mode), "-m", str(int(DEADLINE_S)),
+         *kcat_security(env, mode, **who))
+
+
+LOGINS = {
+    "confluent-kafka": ck_login,
+    "kafka-python": kp_login,
+    "aiokafka": aio_login,
+    "kcat": kcat_login,
+}
+
+
+@pytest.mark.parametrize("mode", ["scram-sha-256", "scram-sha-512"])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_scram_user_names_are_unescaped(env, client, mode):
+    """The client escapes the user name in its client-first message; the broker must undo that
+    to find the credentials (stored under the URL-encoded name) and name the principal."""
+    skip_unsupported(client, mode)
+    if client == "kafka-python":
+        reason = (f"kafka-python {kafka.__version__} sends the SCRAM user name unescaped "
+                  "(kafka/net/sasl/scram.py: b'n=' + user), which RFC 5802 and Kafka refuse")
+        print(reason)
+        pytest.skip(reason)
+    metrics_before, log_before = baseline(env, "SASL_SSL")
+    LOGINS[client](env, mode, user=ODD_USER, password=ODD_PASSWORD)
+    ok, failed = settled_counts(env, "SASL_SSL", metrics_before, log_before)
+    assert ok >= 1 and failed == 0, f"{ok} successful, {failed} failed authentications"
+    principals, _ = env.auth_events("SASL_SSL")
+    assert set(principals[len(log_before[0]):]) == {f"User:{ODD_USER}"}
