@@ -70,7 +70,6 @@ class Broker:
 
     def __init__(self, binary, config, workdir, overrides=()):
         self.binary = Path(binary)
-        self.overrides = list(overrides)
         self.config = Path(config)
         self.workdir = Path(workdir)
         self.log_dir = self.workdir / "data"
@@ -79,6 +78,9 @@ class Broker:
         self.metrics_port = free_port()
         while self.metrics_port == self.port:
             self.metrics_port = free_port()
+        # A callable gets this broker (its ports and directories are set by now), for overrides
+        # that name them, e.g. more listeners beside the PLAINTEXT one on self.port.
+        self.overrides = list(overrides(self) if callable(overrides) else overrides)
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.properties = read_properties(self.config)
         self.proc = None
@@ -225,8 +227,8 @@ def broker(tmp_path_factory):
 
 
 def running_broker(tmp_path_factory, overrides=()):
-    """Starts a broker (with `overrides` as --override key=value) for a fixture to yield, and
-    stops it when the fixture ends."""
+    """Starts a broker (with `overrides` as --override key=value, or a callable taking the
+    Broker and returning them) for a fixture to yield, and stops it when the fixture ends."""
     binary = Path(os.environ.get("ODRADEK_BIN") or DEFAULT_BIN)
     config = Path(os.environ.get("ODRADEK_CONFIG") or DEFAULT_CONFIG)
     b = Broker(binary, config, tmp_path_factory.mktemp("odradek"), overrides)
