@@ -150,9 +150,6 @@ impl Metrics {
         m
     }
 
-    /// Reports `families` from `source` at every scrape, for as long as the source lives: a
-    /// stopped broker's state drops out by itself (tests run several brokers per process).
-    /// Every source of the same families shares one collector, which adds up their samples.
     /// One authentication on `listener` ended, well or not.
     pub fn authentication(&self, listener: &str, succeeded: bool) {
         let family = if succeeded {
@@ -163,6 +160,9 @@ impl Metrics {
         family.with_label_values(&[listener]).inc();
     }
 
+    /// Reports `families` from `source` at every scrape, for as long as the source lives: a
+    /// stopped broker's state drops out by itself (tests run several brokers per process).
+    /// Every source of the same families shares one collector, which adds up their samples.
     /// The owner of the state calls this (`ReplicaManager::register_metrics`, ...), so this
     /// module knows none of them.
     pub fn watch<S: Scraped + 'static>(&self, families: &'static [Family], source: &Arc<S>) {
