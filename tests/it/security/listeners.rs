@@ -547,7 +547,10 @@ async fn re_authentication_starts_at_most_once_a_second_the_first_at_any_time() 
                 0 => break,
                 code => assert_eq!(code, 34, "ILLEGAL_SASL_STATE within a second"),
             }
-            assert!(Instant::now() < deadline, "no re-authentication a second later");
+            assert!(
+                Instant::now() < deadline,
+                "no re-authentication a second later"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(first.elapsed() >= Duration::from_secs(1));
