@@ -7,7 +7,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::wire::{Conn, start_broker};
+use common::wire::{Conn, STORES, Store, start_broker, start_broker_on};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use odradek::api::{ROUTES, Route};
@@ -120,10 +120,20 @@ async fn answered(c: &mut Conn, route: &Route, version: i16) -> Result<(), Strin
         .map_err(|e| format!("an answer that does not decode: {e}"))
 }
 
+/// On both metadata stores: several handlers (AlterUserScramCredentials, the controller's
+/// requests, config changes) read and write the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_answers_a_minimal_request_at_every_version() {
+    for store in STORES {
+        every_route_answers_on(store).await;
+    }
+}
+
+async fn every_route_answers_on(store: Store) {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = start_broker(tmp.path(), &[]).await;
+    let Some((broker, _zk)) = start_broker_on(store, tmp.path(), &[]).await else {
+        return;
+    };
     let mut failures = Vec::new();
     let mut c = Conn::connect(broker.port).await;
     for route in ROUTES {
@@ -136,7 +146,7 @@ async fn every_route_answers_a_minimal_request_at_every_version() {
         }
     }
     broker.shutdown().await.unwrap();
-    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(failures.is_empty(), "{store:?}: {failures:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -175,7 +175,13 @@ pub async fn start_broker_on(
     if let Some(c) = &connect {
         all.push(c);
     }
-    Some((start_broker(dir, &all).await, zk))
+    let broker = start_broker(dir, &all).await;
+    assert_eq!(
+        broker.api().config.zookeeper_connect.is_some(),
+        store == Store::ZooKeeper,
+        "the broker runs on the store asked for"
+    );
+    Some((broker, zk))
 }
 
 pub fn topic_name(s: &str) -> TopicName {
