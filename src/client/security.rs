@@ -25,11 +25,21 @@ pub struct Security {
 }
 
 /// A SASL login: the mechanism, and the user and password to log in with.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SaslCredentials {
     pub mechanism: Mechanism,
     pub username: String,
     pub password: String,
+}
+
+/// The password stays out of logs and panics that print a config.
+impl std::fmt::Debug for SaslCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslCredentials")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The TLS handshake with the broker at `addr`, checking its certificate against the host.

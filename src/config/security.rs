@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use super::ConfigError;
 use super::listeners::Listener;
 use super::properties::invalid;
+use crate::client::SaslCredentials;
 use crate::security::SecurityProtocol;
 use crate::security::jaas::JaasConfig;
 use crate::security::sasl::Mechanism;
@@ -60,14 +61,7 @@ pub struct InterBrokerSecurity {
     pub tls: Option<TlsSettings>,
     /// `sasl.mechanism.inter.broker.protocol` with the `username` and `password` of its JAAS
     /// entry on the inter-broker listener.
-    pub sasl: Option<SaslLogin>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SaslLogin {
-    pub mechanism: Mechanism,
-    pub username: String,
-    pub password: String,
+    pub sasl: Option<SaslCredentials>,
 }
 
 impl Default for InterBrokerSecurity {
@@ -268,7 +262,7 @@ pub(super) fn inter_broker_security(
                      the credentials this broker logs in to other brokers with",
                 ));
             };
-            Some(SaslLogin {
+            Some(SaslCredentials {
                 mechanism,
                 username: username.to_string(),
                 password: password.to_string(),
@@ -292,16 +286,10 @@ impl InterBrokerSecurity {
         };
         Ok(crate::client::Security {
             tls,
-            sasl: self.sasl.as_ref().map(|s| crate::client::SaslCredentials {
-                mechanism: s.mechanism,
-                username: s.username.clone(),
-                password: s.password.clone(),
-            }),
+            sasl: self.sasl.clone(),
         })
     }
-}
 
-impl InterBrokerSecurity {
     /// Opens a connection to another broker on the inter-broker listener: TLS and SASL as
     /// this broker's config says.
     pub async fn connect(
@@ -369,7 +357,7 @@ pub fn client_security(
                 "needs username=\"...\" and password=\"...\"",
             ));
         };
-        Some(crate::client::SaslCredentials {
+        Some(SaslCredentials {
             mechanism,
             username: username.to_string(),
             password: password.to_string(),
