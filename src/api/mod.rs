@@ -3,6 +3,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod auth;
 pub mod cluster;
 pub mod configs;
 pub mod controller_ops;
@@ -46,6 +47,7 @@ use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
 use crate::security::KafkaPrincipal;
+use crate::security::acl::Authorizer;
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
 pub use routes::{ROUTES, Route, supported_versions};
@@ -70,6 +72,13 @@ impl ClientInfo {
         self.listener
             .as_deref()
             .unwrap_or(&config.inter_broker_listener)
+    }
+
+    /// The client's IP as Java's `InetAddress.getHostAddress` writes it, which is what ACL
+    /// hosts are compared with: "127.0.0.1", or IPv6 in eight groups without "::".
+    pub fn host_address(&self) -> String {
+        let host = self.host();
+        host.strip_prefix('/').unwrap_or(&host).to_string()
     }
 
     /// The client's host as Kafka reports it (`InetAddress.toString` of an address it did not
@@ -97,6 +106,8 @@ pub struct Api {
     pub txn: Arc<TransactionCoordinator>,
     pub configs: Arc<ConfigManager>,
     pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
+    /// ACL checks (`authorizer.class.name`); None: every request is allowed, as in Kafka.
+    pub authorizer: Option<Arc<Authorizer>>,
 }
 
 impl Api {

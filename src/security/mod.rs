@@ -6,6 +6,7 @@
 //! settings into the types defined here. Nothing here knows Kafka requests or znodes: the
 //! callers frame tokens into SaslHandshake/SaslAuthenticate and read `/config/users`.
 
+pub mod acl;
 pub mod credentials;
 pub mod jaas;
 pub mod plain;

@@ -207,6 +207,7 @@ impl Broker {
             fetch_sessions: Arc::new(crate::api::fetch_session::FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
             )),
+            authorizer: None,
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
