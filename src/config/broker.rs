@@ -682,3 +682,55 @@ impl BrokerConfig {
         self.log.with_overrides(overrides)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let props: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_properties(&props)
+    }
+
+    #[test]
+    fn the_authorizer_is_kafkas_or_start_up_fails_closed() {
+        assert_eq!(config(&[]).unwrap().authorizer, None);
+        assert_eq!(
+            config(&[("authorizer.class.name", "")]).unwrap().authorizer,
+            None
+        );
+        for class in ACL_AUTHORIZER_CLASSES {
+            let c = config(&[
+                ("authorizer.class.name", class),
+                ("super.users", " User:admin ; User:CN=broker,O=acme;"),
+                ("allow.everyone.if.no.acl.found", "true"),
+            ])
+            .unwrap();
+            assert_eq!(
+                c.authorizer,
+                Some(AuthorizerConfig {
+                    super_users: vec![
+                        KafkaPrincipal::user("admin"),
+                        KafkaPrincipal::user("CN=broker,O=acme")
+                    ],
+                    allow_everyone_if_no_acl_found: true,
+                })
+            );
+            assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        }
+        let other = config(&[("authorizer.class.name", "com.example.MyAuthorizer")])
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("authorizer.class.name"), "{other}");
+        let untyped = config(&[
+            ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+            ("super.users", "admin"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(untyped.contains("super.users"), "{untyped}");
+    }
+}

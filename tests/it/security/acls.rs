@@ -18,7 +18,7 @@ use odradek::client::{Connection, Security};
 use odradek::security::sasl::Mechanism;
 
 // Codes of the ACL enums (Kafka's wire codes).
-const ANY: i8 = 1;
+pub const ANY: i8 = 1;
 const MATCH: i8 = 2;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;

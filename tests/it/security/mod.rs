@@ -4,7 +4,7 @@
 //! frames for the malformed cases. Real Kafka clients over the same listeners are in
 //! `compat-tests` and `compat::`.
 
-mod acls;
+pub(crate) mod acls;
 mod listeners;
 pub(crate) mod pki;
 pub(crate) mod scram;
