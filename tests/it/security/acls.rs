@@ -218,12 +218,13 @@ async fn acl_admin_on(store: Store) {
     let mut admin = user(port, "admin", "admin-secret").await;
     let mut alice = user(port, "alice", "alice-secret").await;
     let failed = ResponseError::ClusterAuthorizationFailed.code();
+    let refused = (failed, Some("Request is not authorized.".to_string()));
 
     // Without Cluster ALTER / DESCRIBE alice may neither create nor describe.
     let grant = creation(TOPIC, "mine", LITERAL, "User:alice", "*", READ, ALLOW);
     assert_eq!(
         create(&mut alice, vec![grant.clone()]).await,
-        vec![(failed, None)]
+        vec![refused.clone()]
     );
     assert_eq!(describe(&mut alice, ANY_FILTER).await, Err(failed));
     assert_eq!(
@@ -440,7 +441,7 @@ async fn acl_admin_on(store: Store) {
     )
     .await;
     let again = creation(TOPIC, "x", LITERAL, "User:alice", "*", READ, ALLOW);
-    assert_eq!(create(&mut alice, vec![again]).await, vec![(failed, None)]);
+    assert_eq!(create(&mut alice, vec![again]).await, vec![refused.clone()]);
     assert_eq!(
         describe(&mut alice, ANY_FILTER).await.unwrap().len(),
         4,
