@@ -202,6 +202,16 @@ pub async fn delete(c: &mut Connection, filters: &[F<'_>]) -> Vec<(i16, Vec<Stri
     }
 }
 
+/// The broker's count of denied authorizations (shared by every broker in this process, so
+/// it only ever grows).
+fn denials() -> u64 {
+    let text = odradek::metrics::global().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix("kafka_server_authorizer_metrics_authorization_denied_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_are_created_described_and_deleted_by_whoever_may() {
     for store in STORES {
@@ -220,12 +230,15 @@ async fn acl_admin_on(store: Store) {
     let failed = ResponseError::ClusterAuthorizationFailed.code();
     let refused = (failed, Some("Request is not authorized.".to_string()));
 
-    // Without Cluster ALTER / DESCRIBE alice may neither create nor describe.
+    // Without Cluster ALTER / DESCRIBE alice may neither create nor describe; each refusal
+    // is counted.
     let grant = creation(TOPIC, "mine", LITERAL, "User:alice", "*", READ, ALLOW);
+    let denied_before = denials();
     assert_eq!(
         create(&mut alice, vec![grant.clone()]).await,
         vec![refused.clone()]
     );
+    assert!(denials() > denied_before, "the denial is counted");
     assert_eq!(describe(&mut alice, ANY_FILTER).await, Err(failed));
     assert_eq!(
         delete(&mut alice, &[ANY_FILTER]).await,
