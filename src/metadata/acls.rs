@@ -721,4 +721,108 @@ mod tests {
                 .is_empty()
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acls_in_the_store_are_loaded_and_changes_by_others_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let write = |path: &'static str, data: &'static [u8]| {
+            let store = store.clone();
+            async move {
+                if store.get(path).await.unwrap().is_some() {
+                    store.set(path, Some(data.to_vec()), None).await.unwrap();
+                } else {
+                    create_recursive(
+                        store.as_ref(),
+                        path,
+                        Some(data.to_vec()),
+                        CreateMode::Persistent,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+        };
+        // Written before the broker starts, in Kafka 2.4's spelling: loaded at start-up.
+        write(
+            "/kafka-acl/TransactionalId/tx-1",
+            br#"{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Write","host":"*"}]}"#,
+        )
+        .await;
+        // An unknown type directory is skipped, not fatal.
+        write("/kafka-acl/Nonsense/x", b"{}").await;
+        let authorizer = Arc::new(Authorizer::new(vec![], false));
+        let m = Arc::new(AclManager::new(store.clone(), authorizer.clone()));
+        m.load().await.unwrap();
+        let alice = KafkaPrincipal::user("alice");
+        let may = |op, t, name: &str| authorizer.authorize(&alice, "127.0.0.1", op, t, name);
+        assert!(may(Operation::Write, ResourceType::TransactionalId, "tx-1"));
+
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(m.clone().run(rx));
+        let until = |what: &'static str, check: Box<dyn Fn() -> bool + Send>| async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !check() {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        write(
+            "/kafka-acl-extended/prefixed/Topic/ord",
+            br#"{"version":1,"acls":[{"principal":"User:*","permissionType":"Allow","operation":"Read","host":"*"}]}"#,
+        )
+        .await;
+        store
+            .create(
+                "/kafka-acl-extended-changes/acl_changes_",
+                Some(br#"{"version":1,"resourceType":"TOPIC","name":"ord","patternType":"PREFIXED"}"#.to_vec()),
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .unwrap();
+        let a = authorizer.clone();
+        until(
+            "the prefixed ACL is applied",
+            Box::new(move || {
+                a.authorize(
+                    &KafkaPrincipal::user("alice"),
+                    "h",
+                    Operation::Read,
+                    ResourceType::Topic,
+                    "orders",
+                )
+            }),
+        )
+        .await;
+        // A malformed node denies its resource to everyone; the others are unaffected.
+        write(
+            "/kafka-acl/TransactionalId/tx-1",
+            b"{\"version\":1,\"acls\":[",
+        )
+        .await;
+        store
+            .create(
+                "/kafka-acl-changes/acl_changes_",
+                Some(b"TRANSACTIONAL_ID:tx-1".to_vec()),
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .unwrap();
+        let a = authorizer.clone();
+        until(
+            "the malformed node denies",
+            Box::new(move || {
+                !a.authorize(
+                    &KafkaPrincipal::user("alice"),
+                    "h",
+                    Operation::Write,
+                    ResourceType::TransactionalId,
+                    "tx-1",
+                )
+            }),
+        )
+        .await;
+        assert!(may(Operation::Read, ResourceType::Topic, "orders"));
+        task.abort();
+    }
 }
