@@ -609,6 +609,17 @@ impl BrokerConfig {
                 format!("only {} is supported", ACL_AUTHORIZER_CLASSES.join(" or ")),
             ));
         }
+        // Kafka's authorizer may keep ACLs in another ZooKeeper; ours reads them from the
+        // metadata store only, and reading the wrong tree could open access.
+        if let Some(url) = p.get("authorizer.zookeeper.url")
+            && Some(url) != p.get("zookeeper.connect")
+        {
+            return Err(invalid(
+                "authorizer.zookeeper.url",
+                url,
+                "ACLs are kept where zookeeper.connect points; another ZooKeeper is not supported",
+            ));
+        }
         let mut super_users = Vec::new();
         let list = p.get("super.users").unwrap_or_default();
         for entry in list.split(';').map(str::trim).filter(|s| !s.is_empty()) {
@@ -732,5 +743,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(untyped.contains("super.users"), "{untyped}");
+        let elsewhere = config(&[
+            ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+            ("zookeeper.connect", "127.0.0.1:2181"),
+            ("authorizer.zookeeper.url", "10.0.0.1:2181"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            elsewhere.contains("authorizer.zookeeper.url"),
+            "{elsewhere}"
+        );
+        assert!(
+            config(&[
+                ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+                ("zookeeper.connect", "127.0.0.1:2181"),
+                ("authorizer.zookeeper.url", "127.0.0.1:2181"),
+            ])
+            .is_ok()
+        );
     }
 }

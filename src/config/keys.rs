@@ -75,6 +75,7 @@ const BROKER_KEYS: &[&str] = &[
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",
+    "authorizer.zookeeper.url",
     "log.cleaner.enable",
     "log.cleaner.threads",
     "log.cleaner.dedupe.buffer.size",
