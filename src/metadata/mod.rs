@@ -2,6 +2,7 @@
 //! broker's cache of what the controller told it.
 
 pub mod cache;
+pub mod delegation_tokens;
 pub mod embedded;
 pub mod registration;
 pub mod store;

@@ -16,6 +16,7 @@ use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
+use crate::metadata::delegation_tokens::TokenManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
@@ -178,6 +179,11 @@ impl Broker {
         ));
         configs.load_broker_configs().await?;
         configs.load_user_credentials().await?;
+        let tokens = Arc::new(TokenManager::new(
+            store.clone(),
+            config.delegation_tokens.clone(),
+        ));
+        tokens.load().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -208,6 +214,7 @@ impl Broker {
                 config.max_incremental_fetch_session_cache_slots,
             )),
             authorizer: None,
+            tokens: tokens.clone(),
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
@@ -302,6 +309,7 @@ impl Broker {
                 let credentials = ServerCredentials {
                     plain_users: Arc::new(settings.plain_users()),
                     scram: configs.credentials().clone(),
+                    tokens: tokens.cache().clone(),
                 };
                 Arc::new(network::sasl::SaslListener {
                     settings,
@@ -327,6 +335,7 @@ impl Broker {
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(txn.run_timer(shutdown_rx.clone())),
             tokio::spawn(configs.run(shutdown_rx.clone())),
+            tokio::spawn(tokens.clone().run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ]);
         tasks.push(tokio::spawn(crate::metrics::http::serve(
