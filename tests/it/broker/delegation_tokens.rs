@@ -1,0 +1,462 @@
+//! Delegation tokens (KIP-48) over the wire, on both metadata stores: Create, Describe, Renew
+//! and Expire with Kafka's rules and error codes, the token as Kafka stores it, and SCRAM logins
+//! with the token (`tokenauth=true`) through odradek's own client.
+
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::scram::{SHA256, SHA512, alter_ok, s, sasl_port, upsertion, znode};
+use common::wire::{Conn, STORES, Store, start_broker_on};
+use hmac::{Hmac, Mac};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_delegation_token_request::CreatableRenewers;
+use kafka_protocol::messages::describe_delegation_token_request::DescribeDelegationTokenOwner;
+use kafka_protocol::messages::*;
+use odradek::client::{ClientId, Connection, SaslCredentials, Security};
+use odradek::security::sasl::Mechanism;
+
+const SECRET: &str = "the-cluster-secret";
+
+/// A PLAINTEXT listener (for setting up users) and a SCRAM one, with tokens enabled.
+fn broker_config(extra: &[&str]) -> Vec<String> {
+    [
+        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn refs(config: &[String]) -> Vec<&str> {
+    config.iter().map(String::as_str).collect()
+}
+
+/// The token's password as Kafka computes it (HmacSHA512 of the id under the secret key),
+/// computed here independently of odradek.
+fn kafka_hmac(token_id: &str) -> Vec<u8> {
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(token_id.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+async fn connect(port: u16, user: &str, password: &str, token: bool) -> Result<Connection, String> {
+    let security = Security {
+        tls: None,
+        sasl: Some(SaslCredentials {
+            mechanism: Mechanism::ScramSha512,
+            username: user.to_string(),
+            password: password.to_string(),
+            token_auth: token,
+        }),
+    };
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        Connection::open_secured(&format!("127.0.0.1:{port}"), &ClientId::tools(), &security),
+    )
+    .await
+    .expect("connecting took longer than 20 s")
+    .map_err(|e| e.to_string())
+}
+
+async fn user(port: u16, name: &str) -> Connection {
+    connect(port, name, &format!("{name}-secret"), false)
+        .await
+        .unwrap_or_else(|e| panic!("{name} login: {e}"))
+}
+
+async fn add_users(c: &mut Conn, names: &[&str]) {
+    let mut upsertions = Vec::new();
+    for name in names {
+        let password = format!("{name}-secret");
+        upsertions.push(upsertion(name, SHA256, &password, b"salt", 4096));
+        upsertions.push(upsertion(name, SHA512, &password, b"salt", 4096));
+    }
+    alter_ok(c, upsertions, vec![]).await;
+}
+
+fn create_request(renewers: &[(&str, &str)], max_lifetime_ms: i64) -> CreateDelegationTokenRequest {
+    let mut r = CreateDelegationTokenRequest::default();
+    r.max_lifetime_ms = max_lifetime_ms;
+    r.renewers = renewers
+        .iter()
+        .map(|(t, n)| {
+            let mut renewer = CreatableRenewers::default();
+            renewer.principal_type = s(t);
+            renewer.principal_name = s(n);
+            renewer
+        })
+        .collect();
+    r
+}
+
+async fn create(
+    c: &mut Connection,
+    renewers: &[(&str, &str)],
+    max_lifetime_ms: i64,
+) -> CreateDelegationTokenResponse {
+    match c
+        .call_upto(
+            ApiKey::CreateDelegationToken,
+            3,
+            create_request(renewers, max_lifetime_ms).into(),
+        )
+        .await
+        .unwrap()
+    {
+        ResponseKind::CreateDelegationToken(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn describe(c: &mut Connection, owners: Option<&[&str]>) -> DescribeDelegationTokenResponse {
+    let mut r = DescribeDelegationTokenRequest::default();
+    r.owners = owners.map(|o| {
+        o.iter()
+            .map(|name| {
+                let mut owner = DescribeDelegationTokenOwner::default();
+                owner.principal_type = s("User");
+                owner.principal_name = s(name);
+                owner
+            })
+            .collect()
+    });
+    match c
+        .call_upto(ApiKey::DescribeDelegationToken, 3, r.into())
+        .await
+        .unwrap()
+    {
+        ResponseKind::DescribeDelegationToken(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The ids of the tokens a Describe shows, sorted.
+async fn described_ids(c: &mut Connection, owners: Option<&[&str]>) -> Vec<String> {
+    let r = describe(c, owners).await;
+    assert_eq!(r.error_code, 0);
+    let mut ids: Vec<String> = r.tokens.iter().map(|t| t.token_id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+/// Renew: (error code, expiry timestamp).
+async fn renew(c: &mut Connection, hmac: &[u8], period_ms: i64) -> (i16, i64) {
+    let mut r = RenewDelegationTokenRequest::default();
+    r.hmac = Bytes::copy_from_slice(hmac);
+    r.renew_period_ms = period_ms;
+    match c
+        .call(ApiKey::RenewDelegationToken, r.into())
+        .await
+        .unwrap()
+    {
+        ResponseKind::RenewDelegationToken(r) => (r.error_code, r.expiry_timestamp_ms),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Expire: (error code, expiry timestamp).
+async fn expire(c: &mut Connection, hmac: &[u8], period_ms: i64) -> (i16, i64) {
+    let mut r = ExpireDelegationTokenRequest::default();
+    r.hmac = Bytes::copy_from_slice(hmac);
+    r.expiry_time_period_ms = period_ms;
+    match c
+        .call(ApiKey::ExpireDelegationToken, r.into())
+        .await
+        .unwrap()
+    {
+        ResponseKind::ExpireDelegationToken(r) => (r.error_code, r.expiry_timestamp_ms),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+const NOT_ALLOWED: i16 = 64;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
+    assert_eq!(
+        ResponseError::DelegationTokenRequestNotAllowed.code(),
+        NOT_ALLOWED
+    );
+    for store in STORES {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = broker_config(&[&format!("delegation.token.secret.key={SECRET}")]);
+        let Some((broker, _zk)) = start_broker_on(store, tmp.path(), &refs(&config)).await else {
+            continue;
+        };
+        let mut plain = Conn::connect(broker.port).await;
+        add_users(&mut plain, &["alice", "bob", "carol"]).await;
+        let port = sasl_port(&broker);
+
+        // Never on PLAINTEXT.
+        for version in [0, 3] {
+            let r = plain.send(version, create_request(&[], -1)).await;
+            assert_eq!(r.error_code, NOT_ALLOWED, "{store:?} create v{version}");
+            assert_eq!(r.issue_timestamp_ms, -1);
+        }
+        let mut d = DescribeDelegationTokenRequest::default();
+        d.owners = None;
+        assert_eq!(plain.send(3, d).await.error_code, NOT_ALLOWED);
+        let r = plain.send(2, RenewDelegationTokenRequest::default()).await;
+        assert_eq!((r.error_code, r.expiry_timestamp_ms), (NOT_ALLOWED, -1));
+        let r = plain.send(2, ExpireDelegationTokenRequest::default()).await;
+        assert_eq!((r.error_code, r.expiry_timestamp_ms), (NOT_ALLOWED, -1));
+
+        // alice creates a token bob may renew.
+        let mut alice = user(port, "alice").await;
+        let before = now_ms();
+        let created = create(&mut alice, &[("User", "bob")], -1).await;
+        assert_eq!(created.error_code, 0, "{store:?}");
+        let id = created.token_id.to_string();
+        assert_eq!(id.len(), 22, "a base64url UUID: {id}");
+        assert_eq!(
+            (
+                created.principal_type.as_str(),
+                created.principal_name.as_str()
+            ),
+            ("User", "alice")
+        );
+        assert_eq!(created.token_requester_principal_name.as_str(), "alice");
+        assert_eq!(created.hmac.to_vec(), kafka_hmac(&id));
+        assert!(created.issue_timestamp_ms >= before);
+        assert_eq!(
+            created.expiry_timestamp_ms - created.issue_timestamp_ms,
+            24 * 3_600_000
+        );
+        assert_eq!(
+            created.max_timestamp_ms - created.issue_timestamp_ms,
+            7 * 24 * 3_600_000
+        );
+        let hmac = created.hmac.to_vec();
+
+        // Stored as Kafka stores it, with the change notification naming it.
+        let store_handle = broker.api().configs.store().clone();
+        let json: serde_json::Value = serde_json::from_str(
+            &znode(&store_handle, &format!("/delegation_token/tokens/{id}"))
+                .await
+                .expect("the token's znode"),
+        )
+        .unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version":3,"owner":"User%3Aalice","tokenRequester":"User%3Aalice",
+                "renewers":["User%3Abob"],"issueTimestamp":created.issue_timestamp_ms,
+                "maxTimestamp":created.max_timestamp_ms,
+                "expiryTimestamp":created.expiry_timestamp_ms,"tokenId":id})
+        );
+        assert_eq!(
+            znode(
+                &store_handle,
+                "/delegation_token/token_changes/token_change_0000000000"
+            )
+            .await
+            .as_deref(),
+            Some(id.as_str())
+        );
+
+        // Renewers must be users.
+        let r = create(&mut alice, &[("Group", "g")], -1).await;
+        assert_eq!(
+            r.error_code,
+            ResponseError::InvalidPrincipalType.code(),
+            "{store:?}"
+        );
+
+        // Describe: everyone's (no authorizer allows all), filtered by owner or renewer.
+        assert_eq!(described_ids(&mut alice, None).await, vec![id.clone()]);
+        assert_eq!(
+            described_ids(&mut alice, Some(&["bob"])).await,
+            vec![id.clone()]
+        );
+        assert!(described_ids(&mut alice, Some(&["dave"])).await.is_empty());
+        assert!(described_ids(&mut alice, Some(&[])).await.is_empty());
+        let described = describe(&mut alice, None).await;
+        let t = &described.tokens[0];
+        assert_eq!(t.hmac.to_vec(), hmac);
+        assert_eq!(t.renewers.len(), 1);
+        assert_eq!(t.renewers[0].principal_name.as_str(), "bob");
+        assert_eq!(t.token_requester_principal_name.as_str(), "alice");
+
+        // Only the owner and the renewers renew; an unknown HMAC is no token.
+        let mut carol = user(port, "carol").await;
+        assert_eq!(
+            renew(&mut carol, &hmac, 1000).await,
+            (ResponseError::DelegationTokenOwnerMismatch.code(), -1)
+        );
+        assert_eq!(
+            expire(&mut carol, &hmac, -1).await,
+            (ResponseError::DelegationTokenOwnerMismatch.code(), -1)
+        );
+        assert_eq!(
+            renew(&mut carol, b"not a token", 1000).await,
+            (ResponseError::DelegationTokenNotFound.code(), -1)
+        );
+        let mut bob = user(port, "bob").await;
+        let asked = now_ms();
+        let (code, expiry) = renew(&mut bob, &hmac, 60_000).await;
+        assert_eq!(code, 0);
+        assert!(
+            (asked + 60_000..=now_ms() + 60_000).contains(&expiry),
+            "{expiry}"
+        );
+        // Never past the max lifetime.
+        let (code, expiry) = renew(&mut alice, &hmac, i64::MAX / 2).await;
+        assert_eq!((code, expiry), (0, created.max_timestamp_ms));
+        // A positive expiry period sets a new expiry.
+        let (code, expiry) = expire(&mut alice, &hmac, 120_000).await;
+        assert_eq!(code, 0);
+        assert!(expiry <= now_ms() + 120_000 && expiry > asked, "{expiry}");
+
+        // The token logs in (SCRAM with tokenauth=true); a token connection may not manage
+        // tokens, and the wrong password or a plain login with the token id fails.
+        let password = b64(&hmac);
+        let mut as_token = connect(port, &id, &password, true)
+            .await
+            .unwrap_or_else(|e| panic!("{store:?} token login: {e}"));
+        let r = create(&mut as_token, &[], -1).await;
+        assert_eq!(r.error_code, NOT_ALLOWED, "a token cannot create tokens");
+        assert_eq!(describe(&mut as_token, None).await.error_code, NOT_ALLOWED);
+        assert_eq!(renew(&mut as_token, &hmac, 1000).await.0, NOT_ALLOWED);
+        assert!(connect(port, &id, "wrong", true).await.is_err());
+        assert!(connect(port, &id, &password, false).await.is_err());
+        // The owner may act through it: a topic is created and listed.
+        let mut topics = CreateTopicsRequest::default();
+        let mut topic = create_topics_request::CreatableTopic::default();
+        topic.name = common::wire::topic_name("by-token");
+        topic.num_partitions = 1;
+        topic.replication_factor = 1;
+        topics.topics.push(topic);
+        match as_token
+            .call(ApiKey::CreateTopics, topics.into())
+            .await
+            .unwrap()
+        {
+            ResponseKind::CreateTopics(r) => assert_eq!(r.topics[0].error_code, 0),
+            other => panic!("{other:?}"),
+        }
+
+        // Expired now by its owner: gone from the store and every answer; no new login.
+        let (code, at) = expire(&mut alice, &hmac, -1).await;
+        assert_eq!(code, 0);
+        assert!(at >= asked);
+        assert!(
+            znode(&store_handle, &format!("/delegation_token/tokens/{id}"))
+                .await
+                .is_none()
+        );
+        assert!(described_ids(&mut alice, None).await.is_empty());
+        assert_eq!(
+            renew(&mut alice, &hmac, 1000).await,
+            (ResponseError::DelegationTokenNotFound.code(), -1)
+        );
+        assert!(connect(port, &id, &password, true).await.is_err());
+
+        // A token past its expiry logs in no more and cannot be renewed.
+        let short = create(&mut alice, &[], 1500).await;
+        assert_eq!(short.error_code, 0);
+        assert_eq!(short.max_timestamp_ms - short.issue_timestamp_ms, 1500);
+        let short_password = b64(&short.hmac);
+        connect(port, &short.token_id, &short_password, true)
+            .await
+            .expect("a fresh token logs in");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while now_ms() <= short.expiry_timestamp_ms {
+            assert!(Instant::now() < deadline, "the token never expired");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            connect(port, &short.token_id, &short_password, true)
+                .await
+                .is_err(),
+            "{store:?}: an expired token logged in"
+        );
+        assert_eq!(
+            renew(&mut alice, &short.hmac, 1000).await,
+            (ResponseError::DelegationTokenExpired.code(), -1)
+        );
+        // Expiring it now still works (Kafka checks that before expiry).
+        assert_eq!(expire(&mut alice, &short.hmac, -1).await.0, 0);
+
+        drop((alice, bob, carol, as_token, plain));
+        broker.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_tokens_are_removed_by_the_expiry_check() {
+    for store in STORES {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = broker_config(&[
+            &format!("delegation.token.master.key={SECRET}"),
+            "delegation.token.expiry.check.interval.ms=200",
+        ]);
+        let Some((broker, _zk)) = start_broker_on(store, tmp.path(), &refs(&config)).await else {
+            continue;
+        };
+        let mut plain = Conn::connect(broker.port).await;
+        add_users(&mut plain, &["alice"]).await;
+        let mut alice = user(sasl_port(&broker), "alice").await;
+        let kept = create(&mut alice, &[], -1).await;
+        let short = create(&mut alice, &[], 500).await;
+        assert_eq!((kept.error_code, short.error_code), (0, 0), "{store:?}");
+        // The legacy key signs the same way.
+        assert_eq!(short.hmac.to_vec(), kafka_hmac(short.token_id.as_str()));
+        let store_handle = broker.api().configs.store().clone();
+        let path = format!("/delegation_token/tokens/{}", short.token_id);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while znode(&store_handle, &path).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{store:?}: expired token still stored"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            described_ids(&mut alice, None).await,
+            vec![kept.token_id.to_string()]
+        );
+        drop((alice, plain));
+        broker.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_key_tokens_are_disabled() {
+    let store = Store::Embedded;
+    let tmp = tempfile::tempdir().unwrap();
+    let (broker, _zk) = start_broker_on(store, tmp.path(), &refs(&broker_config(&[])))
+        .await
+        .unwrap();
+    let mut plain = Conn::connect(broker.port).await;
+    add_users(&mut plain, &["alice"]).await;
+    let mut alice = user(sasl_port(&broker), "alice").await;
+    let disabled = ResponseError::DelegationTokenAuthDisabled.code();
+    let r = create(&mut alice, &[], -1).await;
+    assert_eq!((r.error_code, r.max_timestamp_ms), (disabled, -1));
+    assert_eq!(r.principal_name.as_str(), "alice");
+    assert_eq!(describe(&mut alice, None).await.error_code, disabled);
+    assert_eq!(renew(&mut alice, b"x", 1).await, (disabled, -1));
+    assert_eq!(expire(&mut alice, b"x", -1).await, (disabled, -1));
+    // Kafka creates no token paths when tokens are off.
+    let store_handle = broker.api().configs.store().clone();
+    assert!(znode(&store_handle, "/delegation_token").await.is_none());
+    drop((alice, plain));
+    broker.shutdown().await.unwrap();
+}
