@@ -192,7 +192,7 @@ where
                 },
                 Verdict::Authenticated { reply, session } => {
                     crate::metrics::global().authentication(&context.name, true);
-                    tracing::info!(principal = %session.principal, mechanism = %session.mechanism, "SASL client authenticated");
+                    tracing::info!(principal = %session.principal, mechanism = %session.mechanism, token = session.token_authenticated, "SASL client authenticated");
                     client.principal = Some(session.principal.clone());
                     client.token_authenticated = session.token_authenticated;
                     phase = Phase::Serving(Some(session));
