@@ -2,6 +2,7 @@
 //! replication, transactions across brokers, a secured cluster, and the ZooKeeper store itself.
 
 mod controller_ops;
+mod delegation_tokens;
 mod lifecycle;
 mod replication;
 mod scram_credentials;
