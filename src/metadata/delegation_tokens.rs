@@ -202,7 +202,7 @@ impl TokenManager {
         let path = token_path(token_id);
         match self.store.get(&path).await? {
             Some((Some(data), _)) => match from_znode(&path, &data) {
-                Ok(info) if info.token_id == token_id => self.cache.update(info),
+                Ok(info) if info.token_id == token_id => self.cache_token(info.clone()).await,
                 Ok(_) | Err(_) => {
                     tracing::warn!(path, "unreadable delegation token; ignored");
                     self.cache.remove(token_id);
@@ -231,17 +231,27 @@ impl TokenManager {
                 other?;
             }
         }
-        self.cache.update(info.clone());
+        self.cache_token(info.clone()).await;
         self.notify(&info.token_id).await
     }
 
-    /// Deletes a token, drops it here and tells every broker.
+    /// Puts a token in the cache. Deriving its SCRAM credentials runs PBKDF2 for each
+    /// mechanism, so it runs on the blocking pool rather than on a runtime worker.
+    async fn cache_token(&self, info: TokenInformation) {
+        let cache = self.cache.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || cache.update(info)).await {
+            tracing::error!(error = %e, "could not cache a delegation token");
+        }
+    }
+
+    /// Drops a token here, deletes it and tells every broker. Dropped from the cache first:
+    /// should the store fail, this broker still refuses the token.
     async fn remove(&self, token_id: &str) -> Result<(), StoreError> {
+        self.cache.remove(token_id);
         match self.store.delete(&token_path(token_id), None).await {
             Ok(()) | Err(StoreError::NoNode(_)) => {}
             Err(e) => return Err(e),
         }
-        self.cache.remove(token_id);
         self.notify(token_id).await
     }
 
@@ -453,6 +463,10 @@ impl TokenManager {
             .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
             .collect();
         children.sort_unstable();
+        // Each token named is re-read once per pass, however many notifications name it: the
+        // re-read gives its current state.
+        let mut named: Vec<String> = Vec::new();
+        let mut newest = progress.last_applied;
         for (seq, child) in &children {
             progress.first_seen.entry(child.clone()).or_insert(now);
             if *seq <= progress.last_applied {
@@ -460,14 +474,22 @@ impl TokenManager {
             }
             let path = format!("{DELEGATION_TOKEN_CHANGES}/{child}");
             if let Some((Some(data), _)) = self.store.get(&path).await? {
-                match std::str::from_utf8(&data) {
+                match String::from_utf8(data) {
                     // A token id is a path segment: anything with '/' names no token.
-                    Ok(id) if !id.is_empty() && !id.contains('/') => self.reread(id).await?,
+                    Ok(id) if !id.is_empty() && !id.contains('/') => {
+                        if !named.contains(&id) {
+                            named.push(id);
+                        }
+                    }
                     _ => tracing::warn!(path, "ignoring unreadable token change notification"),
                 }
             }
-            progress.last_applied = *seq;
+            newest = *seq;
         }
+        for id in &named {
+            self.reread(id).await?;
+        }
+        progress.last_applied = newest;
         let expired: Vec<String> = children
             .iter()
             .map(|(_, c)| c)

@@ -14,6 +14,35 @@ use kafka_protocol::messages::*;
 
 const NOT_ALLOWED: i16 = 64;
 
+/// The secret key as DescribeConfigs of broker 0 shows it: (value, is_sensitive), with the
+/// synonyms' values.
+async fn described_secret(c: &mut Conn, key: &str) -> (Option<String>, bool, Vec<Option<String>>) {
+    let mut resource = describe_configs_request::DescribeConfigsResource::default();
+    resource.resource_type = 4; // BROKER
+    resource.resource_name = common::scram::s("0");
+    resource.configuration_keys = Some(vec![common::scram::s(key)]);
+    let mut request = DescribeConfigsRequest::default();
+    request.resources.push(resource);
+    request.include_synonyms = true;
+    let response = c.send(4, request).await;
+    let result = &response.results[0];
+    assert_eq!(result.error_code, 0);
+    let entry = result
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == key)
+        .unwrap_or_else(|| panic!("{key} not described"));
+    (
+        entry.value.as_ref().map(|v| v.to_string()),
+        entry.is_sensitive,
+        entry
+            .synonyms
+            .iter()
+            .map(|s| s.value.as_ref().map(|v| v.to_string()))
+            .collect(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
     assert_eq!(
@@ -29,6 +58,11 @@ async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
         let mut plain = Conn::connect(broker.port).await;
         add_users(&mut plain, &["alice", "bob", "carol"]).await;
         let port = sasl_port(&broker);
+        // The secret signs every token: DescribeConfigs names it but never shows it.
+        let (value, sensitive, synonyms) =
+            described_secret(&mut plain, "delegation.token.secret.key").await;
+        assert_eq!((value, sensitive), (None, true), "{store:?}");
+        assert!(synonyms.iter().all(Option::is_none), "{synonyms:?}");
 
         // Never on PLAINTEXT.
         for version in [0, 3] {
