@@ -733,11 +733,15 @@ mod tests {
 
             // Without the extension the same name is a user, with its own credential.
             let mut server = ScramServer::new(m, users.clone()).with_tokens(tokens.clone());
-            let client = ScramClient::new(m, "tok1", "whatever").unwrap();
-            assert!(matches!(
-                server.step(&client.first_message()),
-                Ok(Step::Challenge(_))
-            ));
+            let mut client = ScramClient::new(m, "tok1", "whatever").unwrap();
+            let Ok(Step::Challenge(server_first)) = server.step(&client.first_message()) else {
+                panic!("user refused");
+            };
+            let client_final = client.final_message(&server_first).unwrap();
+            let Ok(Step::Done { user, .. }) = server.step(&client_final) else {
+                panic!("user proof refused");
+            };
+            assert_eq!(user, "tok1");
             assert_eq!(server.token_expiry(), None);
         }
     }

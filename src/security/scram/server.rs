@@ -84,7 +84,10 @@ impl ScramServer {
     /// the epoch), which ends the session (Kafka's `CREDENTIAL_LIFETIME_MS` negotiated
     /// property). None for a user's own credential.
     pub fn token_expiry(&self) -> Option<i64> {
-        self.token_expiry
+        match self.state {
+            ServerState::Complete => self.token_expiry,
+            _ => None,
+        }
     }
 
     #[cfg(test)]

@@ -232,9 +232,17 @@ async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
         assert_eq!(short.error_code, 0);
         assert_eq!(short.max_timestamp_ms - short.issue_timestamp_ms, 1500);
         let short_password = b64(&short.hmac);
-        connect(port, &short.token_id, &short_password, true)
+        // A connection that logged in with it, and never logs in again, is closed once the
+        // token has expired: the session lasts as long as the token.
+        let mut open = connect(port, &short.token_id, &short_password, true)
             .await
             .expect("a fresh token logs in");
+        open.never_reauthenticate();
+        assert!(
+            open.call(ApiKey::Metadata, MetadataRequest::default().into())
+                .await
+                .is_ok()
+        );
         let deadline = Instant::now() + Duration::from_secs(15);
         while now_ms() <= short.expiry_timestamp_ms {
             assert!(Instant::now() < deadline, "the token never expired");
@@ -245,6 +253,12 @@ async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
                 .await
                 .is_err(),
             "{store:?}: an expired token logged in"
+        );
+        assert!(
+            open.call(ApiKey::Metadata, MetadataRequest::default().into())
+                .await
+                .is_err(),
+            "{store:?}: the token's connection outlived it"
         );
         assert_eq!(
             renew(&mut alice, &short.hmac, 1000).await,
