@@ -1,4 +1,4 @@
-//! Delegation tokens (KIP-48) with a real client: the Java client 3.9
+//! Delegation tokens (KIP-48) with a real client: the Java client, 3.9 and 4.3
 //! (`compat-tests/java/DelegationTokens.java`) creates a token as alice, then producers and
 //! consumers log in with it (SCRAM with `tokenauth="true"`) and act as alice, until the token is
 //! expired early or runs out. Wire-level tests of the same rules are in
@@ -15,15 +15,24 @@ use common::broker_process::{BrokerProcess, free_port};
 use super::security::run_bounded;
 
 #[test]
-fn java_client_logs_in_with_a_token_until_it_expires() {
+fn java_3_9_logs_in_with_a_token_until_it_expires() {
+    java_logs_in_with_a_token_until_it_expires("3.9");
+}
+
+#[test]
+fn java_4_3_logs_in_with_a_token_until_it_expires() {
+    java_logs_in_with_a_token_until_it_expires("4.3");
+}
+
+fn java_logs_in_with_a_token_until_it_expires(version: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let classes = tmp.path().join("classes");
     if common::compile_java("DelegationTokens", &classes).is_none() {
         common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
         return;
     }
-    let Some(jars) = common::kafka_clients_classpath_for("3.9") else {
-        common::missing_tool("kafka-clients 3.9 jars");
+    let Some(jars) = common::kafka_clients_classpath_for(version) else {
+        common::missing_tool(&format!("kafka-clients {version} jars"));
         return;
     };
     // alice's SCRAM credentials, stored before start-up as `kafka-configs.sh --zookeeper` does.
@@ -73,7 +82,7 @@ fn java_client_logs_in_with_a_token_until_it_expires() {
         );
         assert!(
             ok,
-            "Java, {mechanism}:\n{stdout}\n{stderr}\nbroker log:\n{}",
+            "Java {version}, {mechanism}:\n{stdout}\n{stderr}\nbroker log:\n{}",
             broker.log_tail()
         );
         let lines: Vec<&str> = stdout.lines().collect();
