@@ -136,7 +136,7 @@ const fn topic(
     }
 }
 
-use ConfigType::{Boolean, Double, Int, List, Long, Short, String as Str};
+use ConfigType::{Boolean, Double, Int, List, Long, Password, Short, String as Str};
 use Validator::{AtLeast, Between, DoubleBetween, OneOf};
 
 pub const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
@@ -499,6 +499,34 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         "default.replication.factor",
         Int,
         Some("1"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "delegation.token.expiry.check.interval.ms",
+        Long,
+        Some("3600000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.expiry.time.ms",
+        Long,
+        Some("86400000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.max.lifetime.ms",
+        Long,
+        Some("604800000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.secret.key",
+        Password,
+        None,
         Validator::None,
         Ro,
     ),
