@@ -12,23 +12,18 @@ use kafka_protocol::messages::*;
 use odradek::client::{ClientId, Connection, SaslCredentials, Security};
 use odradek::security::sasl::Mechanism;
 
-use super::scram::{SHA256, SHA512, alter_ok, s, upsertion};
+use super::scram::{SASL_LISTENER, SHA256, SHA512, alter_ok, s, upsertion};
 use super::wire::Conn;
 
 pub const SECRET: &str = "the-cluster-secret";
 
-/// A PLAINTEXT listener (for setting up users) and a SCRAM one, with tokens enabled.
+/// A PLAINTEXT listener (for setting up users) and a SCRAM one, with `extra`.
 pub fn broker_config(extra: &[&str]) -> Vec<String> {
-    [
-        "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-        "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
-    ]
-    .iter()
-    .chain(extra)
-    .map(|s| s.to_string())
-    .collect()
+    SASL_LISTENER
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
 }
 
 pub fn refs(config: &[String]) -> Vec<&str> {
