@@ -76,13 +76,14 @@ pub async fn create(
     let refuse = |error: ResponseError, owner: &KafkaPrincipal| {
         create_response(version, error.code(), owner, &requester, None)
     };
+    if !token_requests_allowed(client) {
+        let named = owner.as_ref().unwrap_or(&requester);
+        return refuse(ResponseError::DelegationTokenRequestNotAllowed, named);
+    }
     // An owner name without a type names no principal.
     let Some(owner) = owner else {
         return refuse(ResponseError::InvalidPrincipalType, &requester);
     };
-    if !token_requests_allowed(client) {
-        return refuse(ResponseError::DelegationTokenRequestNotAllowed, &owner);
-    }
     // Kafka names the User resource by the whole principal (`User:alice`).
     if owner != requester
         && !api.authorized(

@@ -153,6 +153,43 @@ async fn tokens_follow_kafkas_rules_and_log_in_as_their_owner() {
         assert_eq!(t.renewers[0].principal_name.as_str(), "bob");
         assert_eq!(t.token_requester_principal_name.as_str(), "alice");
 
+        // A token for another owner (v3; CREATE_TOKENS on User:bob, which no authorizer
+        // allows): it logs in as bob, who renews it; alice, who asked for it, describes it but
+        // may not renew it.
+        let for_bob = create_owned_by(&mut alice, "bob").await;
+        assert_eq!(for_bob.error_code, 0, "{store:?}");
+        assert_eq!(
+            (
+                for_bob.principal_name.as_str(),
+                for_bob.token_requester_principal_name.as_str()
+            ),
+            ("bob", "alice")
+        );
+        let bob_token = describe(&mut alice, Some(&["alice"])).await;
+        assert!(
+            bob_token
+                .tokens
+                .iter()
+                .any(|t| t.token_id == for_bob.token_id && t.principal_name.as_str() == "bob"),
+            "the requester is matched as an owner: {bob_token:?}"
+        );
+        assert_eq!(
+            renew(&mut alice, &for_bob.hmac, 1000).await.0,
+            ResponseError::DelegationTokenOwnerMismatch.code()
+        );
+        let mut as_bob_token = connect(port, &for_bob.token_id, &b64(&for_bob.hmac), true)
+            .await
+            .unwrap_or_else(|e| panic!("{store:?} bob's token login: {e}"));
+        assert_eq!(
+            describe(&mut as_bob_token, None).await.error_code,
+            NOT_ALLOWED
+        );
+        drop(as_bob_token);
+        let mut bob_conn = user(port, "bob").await;
+        assert_eq!(renew(&mut bob_conn, &for_bob.hmac, 1000).await.0, 0);
+        assert_eq!(expire(&mut bob_conn, &for_bob.hmac, -1).await.0, 0);
+        drop(bob_conn);
+
         // Only the owner and the renewers renew; an unknown HMAC is no token.
         let mut carol = user(port, "carol").await;
         assert_eq!(

@@ -106,12 +106,23 @@ pub async fn create(
     renewers: &[(&str, &str)],
     max_lifetime_ms: i64,
 ) -> CreateDelegationTokenResponse {
+    send_create(c, create_request(renewers, max_lifetime_ms)).await
+}
+
+/// A token for another user (v3's owner fields), without renewers.
+pub async fn create_owned_by(c: &mut Connection, owner: &str) -> CreateDelegationTokenResponse {
+    let mut request = create_request(&[], -1);
+    request.owner_principal_type = Some(s("User"));
+    request.owner_principal_name = Some(s(owner));
+    send_create(c, request).await
+}
+
+async fn send_create(
+    c: &mut Connection,
+    request: CreateDelegationTokenRequest,
+) -> CreateDelegationTokenResponse {
     match c
-        .call_upto(
-            ApiKey::CreateDelegationToken,
-            3,
-            create_request(renewers, max_lifetime_ms).into(),
-        )
+        .call_upto(ApiKey::CreateDelegationToken, 3, request.into())
         .await
         .unwrap()
     {
