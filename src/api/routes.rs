@@ -7,9 +7,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::{
     Api, ClientInfo, acls, alter_configs, api_versions, cluster, configs, controller_ops,
-    delete_records, fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets,
-    metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials,
-    stop_replica, topics, transactions, update_metadata,
+    delegation_tokens, delete_records, fetch, groups, incremental_alter_configs, leader_and_isr,
+    list_offsets, metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl,
+    scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
 
 /// One API this broker answers. The place for what else a request of this API needs before
@@ -136,6 +136,11 @@ routes! {
     DescribeAcls(r) 0..=3 => acls::describe(api, client, r).await,
     CreateAcls(r) 0..=3 => acls::create(api, client, r).await,
     DeleteAcls(r) 0..=3 => acls::delete(api, client, r).await,
+    // KIP-48 delegation tokens, handled by any broker (ZooKeeper mode).
+    CreateDelegationToken(r) 0..=3 => delegation_tokens::create(api, client, r, version).await,
+    RenewDelegationToken(r) 0..=2 => delegation_tokens::renew(api, client, r).await,
+    ExpireDelegationToken(r) 0..=2 => delegation_tokens::expire(api, client, r).await,
+    DescribeDelegationToken(r) 0..=3 => delegation_tokens::describe(api, client, r, version),
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::keys::is_known;
 use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
 use super::properties::{Props, csv, invalid, parse};
-use super::security::{self, InterBrokerSecurity, ListenerSecurity};
+use super::security::{self, DelegationTokenConfig, InterBrokerSecurity, ListenerSecurity};
 use super::{ConfigError, LogConfig};
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
@@ -221,6 +221,8 @@ pub struct BrokerConfig {
     pub originals: BTreeMap<String, String>,
     /// `log.cleaner.*`: the threads that compact `cleanup.policy=compact` topics.
     pub log_cleaner: CleanerConfig,
+    /// `delegation.token.*` (KIP-48).
+    pub delegation_tokens: DelegationTokenConfig,
     /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
     /// but isn't a known config") and carries on; so should the caller.
     pub unknown_keys: Vec<String>,
@@ -304,6 +306,7 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             originals: BTreeMap::new(),
             log_cleaner: CleanerConfig::default(),
+            delegation_tokens: DelegationTokenConfig::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -590,6 +593,7 @@ impl BrokerConfig {
             log,
             originals: props.clone(),
             log_cleaner: Self::cleaner(&p)?,
+            delegation_tokens: Self::delegation_tokens(&p)?,
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
         })
     }
@@ -640,6 +644,29 @@ impl BrokerConfig {
             super_users,
             allow_everyone_if_no_acl_found: p.bool("allow.everyone.if.no.acl.found", false)?,
         }))
+    }
+
+    /// `delegation.token.*`, with the ranges Kafka allows (each at least 1).
+    fn delegation_tokens(p: &Props<'_>) -> Result<DelegationTokenConfig, ConfigError> {
+        let d = DelegationTokenConfig::default();
+        let secret_key = p
+            .get("delegation.token.secret.key")
+            .or_else(|| p.get("delegation.token.master.key"))
+            .map(String::from);
+        Ok(DelegationTokenConfig {
+            secret_key,
+            max_lifetime_ms: p.num(
+                "delegation.token.max.lifetime.ms",
+                Some(1),
+                d.max_lifetime_ms,
+            )?,
+            expiry_time_ms: p.num("delegation.token.expiry.time.ms", Some(1), d.expiry_time_ms)?,
+            expiry_check_interval_ms: p.unsigned(
+                "delegation.token.expiry.check.interval.ms",
+                1i64,
+                d.expiry_check_interval_ms as i64,
+            )?,
+        })
     }
 
     /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.

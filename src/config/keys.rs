@@ -16,6 +16,11 @@ const BROKER_KEYS: &[&str] = &[
     "controlled.shutdown.max.retries",
     "controlled.shutdown.retry.backoff.ms",
     "broker.id",
+    "delegation.token.secret.key",
+    "delegation.token.master.key",
+    "delegation.token.max.lifetime.ms",
+    "delegation.token.expiry.time.ms",
+    "delegation.token.expiry.check.interval.ms",
     "broker.id.generation.enable",
     "broker.rack",
     "reserved.broker.max.id",
@@ -169,7 +174,6 @@ const KAFKA_PREFIXES_IGNORED: &[&str] = &[
     "listener.name.",
     "zookeeper.ssl.",
     "password.encoder.",
-    "delegation.token.",
     "remote.log.",
 ];
 

@@ -3,6 +3,7 @@
 
 pub mod acls;
 pub mod cache;
+pub mod delegation_tokens;
 pub mod embedded;
 pub mod registration;
 pub mod store;

@@ -3,6 +3,7 @@
 
 mod acls;
 mod controller_ops;
+mod delegation_tokens;
 mod lifecycle;
 mod replication;
 mod scram_credentials;

@@ -40,6 +40,7 @@ pub fn login(mechanism: Mechanism, user: &str, password: &str) -> Option<SaslCre
         mechanism,
         username: user.into(),
         password: password.into(),
+        token_auth: false,
     })
 }
 
