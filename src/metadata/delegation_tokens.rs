@@ -9,15 +9,15 @@
 //! Which principal may do what is the API layer's business; here only the rules that depend on
 //! the token itself (owner or renewer, expired, unknown), as Kafka's token manager has them.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, watch};
 
 use super::MetadataStore;
-use super::store::{CreateMode, StoreError, WatchEvent, create_recursive, ensure_path};
+use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY};
+use super::store::{CreateMode, StoreError, create_recursive, ensure_path};
 use super::znodes::{
     self, DELEGATION_TOKEN_CHANGE_PREFIX, DELEGATION_TOKEN_CHANGES, DELEGATION_TOKENS,
     DelegationTokenZnode,
@@ -27,10 +27,6 @@ use crate::security::KafkaPrincipal;
 use crate::security::delegation_token::{DelegationTokenCache, TokenInformation, now_ms};
 use crate::security::sanitize::{desanitize, sanitize};
 
-/// Kafka's `changeExpirationMs` for token notifications: older ones are deleted.
-const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
-/// How long to wait before retrying when the store could not be read.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// The version of the token znode Kafka 3.x writes.
 const ZNODE_VERSION: i32 = 3;
 
@@ -61,28 +57,13 @@ impl TokenError {
     }
 }
 
-#[derive(Default)]
-struct Progress {
-    /// Sequence number of the last notification applied; -1 before the first.
-    last_applied: i64,
-    /// When this broker first saw each notification, to age them (see `ConfigManager`: the
-    /// store's `Stat` carries no creation time).
-    first_seen: HashMap<String, Instant>,
-}
-
 pub struct TokenManager {
     store: Arc<dyn MetadataStore>,
     config: DelegationTokenConfig,
     cache: Arc<DelegationTokenCache>,
     /// Kafka's token manager lock: one change or notification pass at a time, so a renewal
     /// cannot interleave with another renewal or with the re-read of a notification.
-    progress: Mutex<Progress>,
-}
-
-fn sequence_of(child: &str) -> Option<i64> {
-    child
-        .strip_prefix(DELEGATION_TOKEN_CHANGE_PREFIX)
-        .and_then(|n| n.parse().ok())
+    progress: Mutex<ChangeRoot>,
 }
 
 fn token_path(token_id: &str) -> String {
@@ -150,10 +131,11 @@ impl TokenManager {
             store,
             config,
             cache,
-            progress: Mutex::new(Progress {
-                last_applied: -1,
-                first_seen: HashMap::new(),
-            }),
+            progress: Mutex::new(ChangeRoot::new(
+                DELEGATION_TOKEN_CHANGES,
+                DELEGATION_TOKEN_CHANGE_PREFIX,
+                NOTIFICATION_EXPIRY,
+            )),
         }
     }
 
@@ -389,60 +371,33 @@ impl TokenManager {
         if !self.enabled() {
             return;
         }
-        // Subscribe before reading, so that a change made in between is not missed.
-        let mut events = self.store.subscribe();
-        let mut pending = true;
-        let mut full_reload = true;
+        const ROOTS: &[&str] = &[DELEGATION_TOKEN_CHANGES];
+        let mut follower = Follower::new(self.store.as_ref(), ROOTS, "delegation token changes");
         let check_every = Duration::from_millis(self.config.expiry_check_interval_ms.max(1));
         let mut expiry_check =
             tokio::time::interval_at(tokio::time::Instant::now() + check_every, check_every);
         expiry_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if pending {
-                let result = if full_reload {
-                    self.watch_and_reload().await
-                } else {
-                    self.process_notifications(Instant::now()).await
-                };
-                match result {
-                    Ok(()) => {
-                        pending = false;
-                        full_reload = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "delegation token changes not processed yet; retrying");
-                    }
-                }
-            }
-            let retry = tokio::time::sleep(RETRY_AFTER);
             tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = retry, if pending => {}
+                due = follower.next(self.store.as_ref(), &mut shutdown) => {
+                    let Some(full) = due else { return };
+                    let outcome = if full {
+                        self.reload_everything().await
+                    } else {
+                        self.process_notifications(Instant::now()).await
+                    };
+                    follower.done(outcome);
+                }
                 _ = expiry_check.tick() => {
                     if let Err(e) = self.remove_expired().await {
                         tracing::warn!(error = %e, "could not remove expired delegation tokens");
                     }
                 }
-                event = events.recv() => match event {
-                    Ok(WatchEvent::ChildrenChanged(path)) if path == DELEGATION_TOKEN_CHANGES => {
-                        pending = true;
-                    }
-                    Ok(WatchEvent::SessionExpired) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        pending = true;
-                        full_reload = true;
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-            if *shutdown.borrow() {
-                return;
             }
         }
     }
 
-    async fn watch_and_reload(&self) -> Result<(), StoreError> {
-        self.store.watch_children(DELEGATION_TOKEN_CHANGES).await?;
+    async fn reload_everything(&self) -> Result<(), StoreError> {
         {
             let _guard = self.progress.lock().await;
             self.reload_all().await?;
@@ -450,73 +405,39 @@ impl TokenManager {
         self.process_notifications(Instant::now()).await
     }
 
-    /// `ZkNodeChangeNotificationListener.processNotifications` for tokens: re-reads the token
-    /// each notification newer than the last applied names, then deletes expired notifications.
+    /// One pass over the token notifications: re-reads the token each notification newer than
+    /// the last applied names, then deletes expired notifications.
     async fn process_notifications(&self, now: Instant) -> Result<(), StoreError> {
         let mut progress = self.progress.lock().await;
-        let mut children: Vec<(i64, String)> = self
-            .store
-            .children(DELEGATION_TOKEN_CHANGES)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
-            .collect();
-        children.sort_unstable();
+        let notifications = progress.unapplied(self.store.as_ref(), now).await?;
         // Each token named is re-read once per pass, however many notifications name it: the
         // re-read gives its current state.
-        let mut named: Vec<String> = Vec::new();
-        let mut newest = progress.last_applied;
-        for (seq, child) in &children {
-            progress.first_seen.entry(child.clone()).or_insert(now);
-            if *seq <= progress.last_applied {
+        let mut named: Vec<&str> = Vec::new();
+        for notification in &notifications {
+            let Some(data) = &notification.data else {
                 continue;
-            }
-            let path = format!("{DELEGATION_TOKEN_CHANGES}/{child}");
-            if let Some((Some(data), _)) = self.store.get(&path).await? {
-                match String::from_utf8(data) {
-                    // A token id is a path segment: anything with '/' names no token.
-                    Ok(id) if !id.is_empty() && !id.contains('/') => {
-                        if !named.contains(&id) {
-                            named.push(id);
-                        }
+            };
+            match std::str::from_utf8(data) {
+                // A token id is a path segment: anything with '/' names no token.
+                Ok(id) if !id.is_empty() && !id.contains('/') => {
+                    if !named.contains(&id) {
+                        named.push(id);
                     }
-                    _ => tracing::warn!(path, "ignoring unreadable token change notification"),
+                }
+                _ => {
+                    let path = &notification.path;
+                    tracing::warn!(path, "ignoring unreadable token change notification");
                 }
             }
-            newest = *seq;
         }
-        for id in &named {
+        for id in named {
             self.reread(id).await?;
         }
-        progress.last_applied = newest;
-        let expired: Vec<String> = children
-            .iter()
-            .map(|(_, c)| c)
-            .filter(|c| {
-                progress
-                    .first_seen
-                    .get(*c)
-                    .is_some_and(|seen| now.saturating_duration_since(*seen) > NOTIFICATION_EXPIRY)
-            })
-            .cloned()
-            .collect();
-        for child in expired {
-            match self
-                .store
-                .delete(&format!("{DELEGATION_TOKEN_CHANGES}/{child}"), None)
-                .await
-            {
-                Ok(()) | Err(StoreError::NoNode(_)) => {
-                    progress.first_seen.remove(&child);
-                }
-                Err(e) => return Err(e),
-            }
+        // Marked only once every token named is re-read: a failure re-reads them all next time.
+        if let Some(last) = notifications.last() {
+            progress.applied(last);
         }
-        progress
-            .first_seen
-            .retain(|c, _| children.iter().any(|(_, have)| have == c));
-        Ok(())
+        progress.purge(self.store.as_ref(), now).await
     }
 }
 
