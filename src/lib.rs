@@ -17,6 +17,8 @@
 //! - [`config`]: broker and topic configs;
 //! - connections to other brokers: [`client`], and the authentication both ends use:
 //!   [`security`];
+//! - client quotas, which the API layer, the connections and the config listener share:
+//!   [`quota`];
 //! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`].
 
 pub mod alloc;
@@ -30,6 +32,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod quota;
 pub mod replica;
 pub mod security;
 pub mod server;
