@@ -194,6 +194,9 @@ pub struct BrokerConfig {
     pub max_incremental_fetch_session_cache_slots: usize,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
+    /// `quota.window.num`, `quota.window.size.seconds`, and Kafka 2.x's static
+    /// `quota.producer.default` / `quota.consumer.default` (Long.MAX_VALUE: none).
+    pub quotas: crate::quota::QuotaSettings,
     /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
     /// configs (see [`LogConfig::from_broker_properties`]).
     pub log: LogConfig,
@@ -281,6 +284,7 @@ impl Default for BrokerConfig {
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
             metrics_port: 9404,
+            quotas: crate::quota::QuotaSettings::default(),
             log: LogConfig::default(),
             originals: BTreeMap::new(),
             log_cleaner: CleanerConfig::default(),
@@ -293,6 +297,25 @@ impl BrokerConfig {
     /// Builds the configuration from `server.properties` entries (plus any overrides already
     /// merged in). Kafka's defaults fill the gaps; the first bad value stops with an error that
     /// names its key and value; keys nobody knows end up in `unknown_keys`.
+    /// The client quota settings, with Kafka's bounds (`atLeast(1)` for the window settings;
+    /// the static defaults are Java longs where Long.MAX_VALUE means none).
+    fn quotas(p: &Props) -> Result<crate::quota::QuotaSettings, ConfigError> {
+        let samples: i32 = p.num("quota.window.num", Some(1), 11)?;
+        let seconds: i32 = p.num("quota.window.size.seconds", Some(1), 1)?;
+        let static_default = |key: &str| -> Result<Option<f64>, ConfigError> {
+            let v: i64 = p.num(key, None, i64::MAX)?;
+            Ok((v != i64::MAX).then_some(v as f64))
+        };
+        Ok(crate::quota::QuotaSettings {
+            window: crate::quota::rate::Window {
+                samples: samples as usize,
+                size_ms: seconds as u64 * 1000,
+            },
+            producer_default: static_default("quota.producer.default")?,
+            consumer_default: static_default("quota.consumer.default")?,
+        })
+    }
+
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let p = Props(props);
         let defaults = BrokerConfig::default();
@@ -566,6 +589,7 @@ impl BrokerConfig {
                 1000,
             )?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
+            quotas: Self::quotas(&p)?,
             log,
             originals: props.clone(),
             log_cleaner: Self::cleaner(&p)?,

@@ -17,16 +17,22 @@ use tokio::sync::{Mutex, broadcast, watch};
 
 use super::ReplicaManager;
 use crate::config::dynamic::{BrokerLevel, DynamicBrokerConfig};
-use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use crate::metadata::store::{
+    CreateMode, StoreError, WatchEvent, create_recursive, delete_recursive,
+};
 use crate::metadata::znodes::{self, ConfigChangeZnode, ConfigZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
+use crate::quota::{self, Entity, Quotas};
 use crate::security::credentials::CredentialCache;
 use crate::security::sanitize::{desanitize, sanitize};
 
 pub const TOPICS: &str = "topics";
 pub const BROKERS: &str = "brokers";
-/// `/config/users/<sanitized user>`: SCRAM credentials (and, later, user quotas).
-pub const USERS: &str = "users";
+/// `/config/users/<sanitized user>`: SCRAM credentials and user quotas; its
+/// `clients/<client-id>` children hold user/client-id quotas.
+pub const USERS: &str = quota::entity::USERS;
+/// `/config/clients/<sanitized client-id>`: client-id quotas.
+pub const CLIENTS: &str = quota::entity::CLIENTS;
 
 /// Kafka's `changeExpirationMs`: notifications older than this are deleted.
 pub const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -55,6 +61,8 @@ pub struct ConfigManager {
     expiry: Duration,
     /// SCRAM credentials from `/config/users`, which SASL listeners check logins against.
     credentials: Arc<CredentialCache>,
+    /// Client quotas from `/config/users` and `/config/clients`.
+    quotas: Arc<Quotas>,
 }
 
 fn sequence_of(child: &str) -> Option<i64> {
@@ -92,7 +100,20 @@ impl ConfigManager {
             }),
             expiry,
             credentials: Arc::new(CredentialCache::new()),
+            quotas: Arc::new(Quotas::default()),
         }
+    }
+
+    /// This manager feeding `quotas` (built from the broker's quota settings) instead of a
+    /// default set.
+    pub fn with_quotas(mut self, quotas: Arc<Quotas>) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// The client quotas, kept current from `/config/users` and `/config/clients`.
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.quotas
     }
 
     pub fn broker(&self) -> &Arc<DynamicBrokerConfig> {
@@ -117,6 +138,13 @@ impl ConfigManager {
     pub async fn load_user_credentials(&self) -> Result<(), StoreError> {
         let _guard = self.progress.lock().await;
         self.apply_all_users().await
+    }
+
+    /// Start-up, before the listeners open: every client quota, so that no client gets a
+    /// head start on its quota.
+    pub async fn load_quotas(&self) -> Result<(), StoreError> {
+        let _guard = self.progress.lock().await;
+        self.apply_all_quota_entities().await
     }
 
     async fn apply_all_users(&self) -> Result<(), StoreError> {
@@ -152,6 +180,73 @@ impl ConfigManager {
             Err(e) => return Err(e),
         };
         self.credentials.apply_user_config(&user, &config);
+        if let Some(entity) = Entity::from_change(USERS, sanitized) {
+            self.quotas.apply_entity(&entity, &config);
+        }
+        Ok(())
+    }
+
+    /// Re-reads a quota entity's node (`QuotaConfigHandler`): its quotas replace the entity's
+    /// old ones, a missing node removes them. An unreadable node is logged and leaves them.
+    async fn apply_quota_entity(&self, entity_type: &str, name: &str) -> Result<(), StoreError> {
+        let Some(entity) = Entity::from_change(entity_type, name) else {
+            tracing::warn!(entity_type, name, "not a quota entity; ignored");
+            return Ok(());
+        };
+        match self.entity_config(entity_type, name).await {
+            Ok(config) => self.quotas.apply_entity(&entity, &config),
+            Err(e @ StoreError::BadData { .. }) => {
+                tracing::warn!(entity_type, name, error = %e, "unreadable quota config; not applied")
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Every quota entity in the store (`users/<u>/clients/<c>` and `clients/<c>`; users come
+    /// with their credentials), and entities no longer stored lose their quotas.
+    async fn apply_all_quota_entities(&self) -> Result<(), StoreError> {
+        let mut stored: Vec<(String, String)> = Vec::new();
+        let users = self
+            .store
+            .children(&format!("/config/{USERS}"))
+            .await?
+            .unwrap_or_default();
+        for user in users {
+            stored.push((USERS.to_string(), user.clone()));
+            let clients = self
+                .store
+                .children(&format!("/config/{USERS}/{user}/{CLIENTS}"))
+                .await?
+                .unwrap_or_default();
+            for client in clients {
+                stored.push((USERS.to_string(), format!("{user}/{CLIENTS}/{client}")));
+            }
+        }
+        for client in self
+            .store
+            .children(&format!("/config/{CLIENTS}"))
+            .await?
+            .unwrap_or_default()
+        {
+            stored.push((CLIENTS.to_string(), client));
+        }
+        let stored_entities: Vec<Entity> = stored
+            .iter()
+            .filter_map(|(t, n)| Entity::from_change(t, n))
+            .collect();
+        for gone in self.quotas.entities() {
+            if !stored_entities.contains(&gone) {
+                self.quotas.apply_entity(&gone, &BTreeMap::new());
+            }
+        }
+        for (t, n) in stored {
+            // Users were applied with their credentials.
+            if t == USERS && !n.contains('/') {
+                continue;
+            }
+            self.apply_quota_entity(&t, &n).await?;
+        }
         Ok(())
     }
 
@@ -215,9 +310,29 @@ impl ConfigManager {
         }
     }
 
+    /// Stores a quota entity's whole config (`users/<u>` keeps its SCRAM credentials only if
+    /// they are in `configs`), tells every broker, and applies it here.
+    pub async fn change_quota_config(
+        &self,
+        entity: &Entity,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let Some((entity_type, name)) = entity.change_path() else {
+            return Ok(());
+        };
+        self.change_entity_config(entity_type, &name, configs)
+            .await?;
+        let _guard = self.progress.lock().await;
+        if entity_type == USERS && !name.contains('/') {
+            self.apply_user(&name).await
+        } else {
+            self.apply_quota_entity(entity_type, &name).await
+        }
+    }
+
     /// `AdminZkClient.changeEntityConfig`: the config node (created if missing), then the
-    /// sequential notification naming it. A user left with no config at all loses its node
-    /// instead, as in Kafka 3.5+ (KAFKA-14285), unless the node has children
+    /// sequential notification naming it. A user or client left with no config at all loses
+    /// its node instead, as in Kafka 3.5+ (KAFKA-14285), unless the node has children
     /// (`users/<u>/clients/<c>` quotas); the notification still tells brokers to re-read it.
     async fn change_entity_config(
         &self,
@@ -226,7 +341,10 @@ impl ConfigManager {
         configs: BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let path = znodes::entity_config_path(entity_type, name);
-        if entity_type == USERS && configs.is_empty() && self.delete_if_childless(&path).await? {
+        if (entity_type == USERS || entity_type == CLIENTS)
+            && configs.is_empty()
+            && self.clean_quota_nodes(entity_type, name).await?
+        {
             self.notify_change(entity_type, name).await?;
             return Ok(());
         }
@@ -260,15 +378,46 @@ impl ConfigManager {
         self.notify_change(entity_type, name).await
     }
 
-    /// Deletes an empty entity's config node; false when it has children, which need it.
-    async fn delete_if_childless(&self, path: &str) -> Result<bool, StoreError> {
-        match self.store.delete(path, None).await {
-            // Already gone: nothing is left to clean up either.
+    /// `AdminZkClient.tryCleanQuotaNodes`: deletes an emptied entity's node unless it has
+    /// children (false then). For `users/<u>/clients/<c>` the `clients` node goes too when this
+    /// was its only child, and the user's node when that held no config and nothing else.
+    async fn clean_quota_nodes(&self, entity_type: &str, name: &str) -> Result<bool, StoreError> {
+        let path = znodes::entity_config_path(entity_type, name);
+        if !self
+            .store
+            .children(&path)
+            .await?
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        let mut to_delete = path;
+        if entity_type == USERS
+            && let Some((user, client)) = name.split_once(&format!("/{CLIENTS}/"))
+        {
+            let clients_path = znodes::entity_config_path(USERS, &format!("{user}/{CLIENTS}"));
+            let clients = self.store.children(&clients_path).await?.unwrap_or_default();
+            if clients == [client] {
+                to_delete = clients_path;
+                // A user node that cannot be read may hold credentials: it stays.
+                let user_empty = match self.entity_config(USERS, user).await {
+                    Ok(config) => config.is_empty(),
+                    Err(StoreError::BadData { .. }) => false,
+                    Err(e) => return Err(e),
+                };
+                let user_path = znodes::entity_config_path(USERS, user);
+                let user_children = self.store.children(&user_path).await?.unwrap_or_default();
+                if user_empty && user_children == [CLIENTS] {
+                    to_delete = user_path;
+                }
+            }
+        }
+        match delete_recursive(self.store.as_ref(), &to_delete).await {
             Ok(()) | Err(StoreError::NoNode(_)) => {
-                tracing::info!(path, "deleted config node left empty");
+                tracing::info!(path = to_delete, "deleted config node left empty");
                 Ok(true)
             }
-            Err(StoreError::NotEmpty(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -393,6 +542,7 @@ impl ConfigManager {
                 self.apply_topic(&topic).await?;
             }
             self.apply_all_users().await?;
+            self.apply_all_quota_entities().await?;
         }
         self.process_notifications(Instant::now()).await
     }
@@ -466,11 +616,15 @@ impl ConfigManager {
             {
                 self.apply_broker(BrokerLevel::ThisBroker).await
             }
-            // A user's credentials; `users/<u>/clients/<c>` and `<default>` hold only quotas.
+            // A user's credentials and quotas; `users/<u>/clients/<c>` and `<default>` hold
+            // only quotas.
             Some((USERS, user)) if !user.contains('/') && user != znodes::DEFAULT_ENTITY => {
                 self.apply_user(user).await
             }
-            // Another broker's configs, or quotas, which odradek does not apply.
+            Some((entity_type @ (USERS | CLIENTS), name)) => {
+                self.apply_quota_entity(entity_type, name).await
+            }
+            // Another broker's configs, or IP quotas, which odradek does not apply.
             Some((entity_type, name)) => {
                 tracing::debug!(
                     entity_type,
