@@ -6,10 +6,10 @@
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use super::{
-    Api, ClientInfo, alter_configs, api_versions, cluster, configs, controller_ops, delete_records,
-    fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets, metadata, offsets,
-    offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
-    transactions, update_metadata,
+    Api, ClientInfo, alter_configs, api_versions, client_quotas, cluster, configs, controller_ops,
+    delete_records, fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets,
+    metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials,
+    stop_replica, topics, transactions, update_metadata,
 };
 
 /// One API this broker answers. The place for what else a request of this API needs before
@@ -132,6 +132,9 @@ routes! {
     TxnOffsetCommit(r) 0..=4 => transactions::txn_offset_commit(api, r, version).await,
     DescribeTransactions(r) 0..=0 => transactions::describe(api, r),
     ListTransactions(r) 0..=1 => transactions::list(api, r, version),
+    // KIP-546 client quotas: any broker reads and writes the quota znodes.
+    DescribeClientQuotas(r) 0..=1 => client_quotas::describe(api, client, r).await,
+    AlterClientQuotas(r) 0..=1 => client_quotas::alter(api, client, r).await,
 }
 
 #[cfg(test)]

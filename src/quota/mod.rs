@@ -83,23 +83,13 @@ pub fn parse_value(t: QuotaType, text: &str) -> Option<f64> {
 }
 
 /// Broker settings of the quota managers.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QuotaSettings {
     pub window: Window,
     /// `quota.producer.default` / `quota.consumer.default`: Kafka 2.x's static client-id quota,
     /// the last resort below `clients/<default>`.
     pub producer_default: Option<f64>,
     pub consumer_default: Option<f64>,
-}
-
-impl Default for QuotaSettings {
-    fn default() -> Self {
-        QuotaSettings {
-            window: Window::default(),
-            producer_default: None,
-            consumer_default: None,
-        }
-    }
 }
 
 /// Who a request is from, as quotas see it.
@@ -299,6 +289,12 @@ impl Quotas {
         let tags = table.tags(t, &sanitize(who.user), who.client_id);
         let bound = table.bound(t, &tags);
         Some((tags, bound))
+    }
+
+    /// Whether usage of type `t` is measured at all: only once some quota entity has been
+    /// configured since start-up, as in Kafka.
+    pub fn enabled(&self, t: QuotaType) -> bool {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).kinds[t.index()] != 0
     }
 
     /// The quota that applies to `who` for `t`, if any (tests, Describe of effective quotas).
@@ -529,7 +525,9 @@ mod tests {
     #[test]
     fn the_eight_levels_resolve_in_kafkas_order() {
         let q = Quotas::default();
-        let levels: [(Option<&str>, Option<&str>, i64, (&str, &str)); 8] = [
+        // (user, client id, value, sensor tags)
+        type Level<'a> = (Option<&'a str>, Option<&'a str>, i64, (&'a str, &'a str));
+        let levels: [Level; 8] = [
             (Some("alice"), Some("app"), 1, ("alice", "app")),
             (Some("alice"), Some("<default>"), 2, ("alice", "app")),
             (Some("alice"), None, 3, ("alice", "")),

@@ -397,7 +397,11 @@ impl ConfigManager {
             && let Some((user, client)) = name.split_once(&format!("/{CLIENTS}/"))
         {
             let clients_path = znodes::entity_config_path(USERS, &format!("{user}/{CLIENTS}"));
-            let clients = self.store.children(&clients_path).await?.unwrap_or_default();
+            let clients = self
+                .store
+                .children(&clients_path)
+                .await?
+                .unwrap_or_default();
             if clients == [client] {
                 to_delete = clients_path;
                 // A user node that cannot be read may hold credentials: it stays.

@@ -87,6 +87,8 @@ fn minimal_request(key: ApiKey) -> RequestKind {
             DescribeUserScramCredentialsRequest::default().into()
         }
         ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
+        ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
+        ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
         other => panic!("{other:?} is routed: add its minimal request to minimal_request"),
     }
 }
