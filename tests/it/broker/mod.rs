@@ -6,6 +6,7 @@ mod configs;
 mod delete_records;
 mod fetch_sessions;
 mod groups;
+mod quotas;
 mod routes;
 mod scram_credentials;
 mod server_properties;
