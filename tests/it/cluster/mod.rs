@@ -3,6 +3,7 @@
 
 mod controller_ops;
 mod lifecycle;
+mod quotas;
 mod replication;
 mod scram_credentials;
 mod security;
