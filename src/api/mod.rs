@@ -167,7 +167,12 @@ impl Api {
         let header = frame::decode_header(&mut frame, api_key, version)?;
         let request = RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
-        let quota = throttle::RequestQuota::of(&client, header.client_id.as_deref(), &request);
+        let quota = self
+            .configs
+            .quotas()
+            .any_enabled()
+            .then(|| throttle::RequestQuota::of(&client, header.client_id.as_deref(), &request))
+            .flatten();
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
         let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(

@@ -12,7 +12,7 @@ pub mod rate;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prometheus::proto::{MetricFamily, MetricType};
 
@@ -297,6 +297,16 @@ impl Quotas {
         self.table.read().unwrap_or_else(|p| p.into_inner()).kinds[t.index()] != 0
     }
 
+    /// Whether any usage is measured: until then requests need no accounting at all.
+    pub fn any_enabled(&self) -> bool {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .kinds
+            .iter()
+            .any(|k| *k != 0)
+    }
+
     /// The quota that applies to `who` for `t`, if any (tests, Describe of effective quotas).
     pub fn bound(&self, t: QuotaType, who: Who<'_>) -> Option<f64> {
         self.resolve(t, who).and_then(|(_, b)| b)
@@ -405,11 +415,6 @@ impl Quotas {
     pub fn register_metrics(self: &std::sync::Arc<Self>) {
         crate::metrics::global().watch(&FAMILIES, self);
     }
-}
-
-/// How long a connection waits after a throttled response: the throttle time in ms.
-pub fn mute_for(throttle_ms: i32) -> Duration {
-    Duration::from_millis(throttle_ms.max(0) as u64)
 }
 
 const LABELS: &[&str] = &["user", "client_id"];
