@@ -11,6 +11,7 @@ pub mod entity;
 pub mod rate;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
@@ -187,6 +188,8 @@ pub struct Quotas {
     sensors: Mutex<HashMap<(QuotaType, Tags), Sensor>>,
     /// Time of requests exempt from the request quota (`exempt-request-time`).
     exempt: Mutex<Sampled>,
+    /// When idle sensors were last dropped (ms since `epoch`).
+    last_expiry: AtomicU64,
 }
 
 impl Default for Quotas {
@@ -213,6 +216,7 @@ impl Quotas {
             table: RwLock::new(table),
             sensors: Mutex::new(HashMap::new()),
             exempt: Mutex::new(Sampled::default()),
+            last_expiry: AtomicU64::new(0),
         }
     }
 
@@ -327,6 +331,16 @@ impl Quotas {
             return 0;
         };
         let window = self.settings.window;
+        // Once a minute, so that sensors of clients long gone do not pile up between scrapes.
+        let last = self.last_expiry.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 60_000
+            && self
+                .last_expiry
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.expire_sensors(now);
+        }
         let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
         let sensor = sensors.entry((t, tags)).or_default();
         sensor.usage.record(window, value, now);
@@ -663,6 +677,27 @@ mod tests {
         assert_eq!(q.bound(QuotaType::Fetch, who), None);
         set(&q, None, Some("<default>"), 70);
         assert_eq!(q.bound(QuotaType::Produce, who), Some(70.0));
+    }
+
+    #[test]
+    fn sensors_idle_for_an_hour_are_dropped() {
+        let q = Quotas::default();
+        set(&q, None, Some("c"), 1000);
+        let who = |c| Who {
+            user: "u",
+            client_id: c,
+        };
+        q.record_at(QuotaType::Produce, who("a"), 1.0, 0);
+        q.record_at(QuotaType::Produce, who("b"), 1.0, 3_000_000);
+        q.record_at(QuotaType::Produce, who("b"), 1.0, 3_700_000);
+        let left: Vec<String> = q
+            .sensors
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|(_, (_, c))| c.clone())
+            .collect();
+        assert_eq!(left, vec!["b".to_string()]);
     }
 
     #[test]
