@@ -35,8 +35,8 @@ pub(super) struct RequestQuota {
     /// Broker-to-broker traffic (cluster actions, follower fetches): recorded apart, never
     /// throttled.
     exempt: bool,
-    /// The fetch throttle the fetch handler decided on, in ms.
-    fetch_ms: AtomicU64,
+    /// The throttle the handler itself earned (fetch bytes, controller mutations), in ms.
+    handler_ms: AtomicU64,
 }
 
 impl RequestQuota {
@@ -53,7 +53,7 @@ impl RequestQuota {
             user: principal.name.clone(),
             client_id: client_id.unwrap_or("").to_string(),
             exempt: follower || key.is_some_and(|k| CLUSTER_ACTIONS.contains(&k)),
-            fetch_ms: AtomicU64::new(0),
+            handler_ms: AtomicU64::new(0),
         })
     }
 
@@ -153,7 +153,11 @@ pub(super) async fn run<T>(
             QuotaType::Produce,
             quotas.record(QuotaType::Produce, who, frame_len as f64),
         ),
-        ApiKey::Fetch => (QuotaType::Fetch, quota.fetch_ms.load(Ordering::Relaxed)),
+        ApiKey::Fetch => (QuotaType::Fetch, quota.handler_ms.load(Ordering::Relaxed)),
+        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::CreatePartitions => (
+            QuotaType::ControllerMutation,
+            quota.handler_ms.load(Ordering::Relaxed),
+        ),
         _ => (QuotaType::Request, 0),
     };
     // The larger throttle is applied and shows in that quota's throttle-time metric.
@@ -205,12 +209,41 @@ pub fn record_fetch(api: &Api, bytes: impl FnOnce() -> usize) -> u64 {
             let ms = quotas.record(QuotaType::Fetch, q.who(), bytes as f64);
             if ms > 0 {
                 quotas.unrecord(QuotaType::Fetch, q.who(), bytes as f64);
-                q.fetch_ms.store(ms, Ordering::Relaxed);
+                q.handler_ms.store(ms, Ordering::Relaxed);
             }
             ms
         })
         .unwrap_or(0)
 }
+
+/// Records `partitions` about to be created or deleted by the current client against its
+/// controller mutation quota (KIP-599); false when a strict request (CreateTopics v6+,
+/// DeleteTopics v5+, CreatePartitions v3+) must refuse this topic with
+/// THROTTLING_QUOTA_EXCEEDED because the client's bucket is empty. The throttle earned goes
+/// into the response.
+pub fn record_mutations(api: &Api, partitions: i64, strict: bool) -> bool {
+    REQUEST
+        .try_with(|q| {
+            if q.exempt || partitions <= 0 {
+                return true;
+            }
+            let (allowed, ms) =
+                match api
+                    .configs
+                    .quotas()
+                    .record_mutations(q.who(), partitions as f64, strict)
+                {
+                    Ok(ms) => (true, ms),
+                    Err(ms) => (false, ms),
+                };
+            q.handler_ms.fetch_max(ms, Ordering::Relaxed);
+            allowed
+        })
+        .unwrap_or(true)
+}
+
+/// Kafka's message for THROTTLING_QUOTA_EXCEEDED.
+pub const THROTTLING_QUOTA_EXCEEDED: &str = "The throttling quota has been exceeded.";
 
 /// Sets `throttle_time_ms` in a response whose version has the field (KIP-219 versions and
 /// earlier ones alike: Kafka reports the throttle in every version that can carry it).

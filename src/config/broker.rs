@@ -306,10 +306,16 @@ impl BrokerConfig {
             let v: i64 = p.num(key, None, i64::MAX)?;
             Ok((v != i64::MAX).then_some(v as f64))
         };
+        let controller_samples: i32 = p.num("controller.quota.window.num", Some(1), 11)?;
+        let controller_seconds: i32 = p.num("controller.quota.window.size.seconds", Some(1), 1)?;
         Ok(crate::quota::QuotaSettings {
             window: crate::quota::rate::Window {
                 samples: samples as usize,
                 size_ms: seconds as u64 * 1000,
+            },
+            controller_window: crate::quota::rate::Window {
+                samples: controller_samples as usize,
+                size_ms: controller_seconds as u64 * 1000,
             },
             producer_default: static_default("quota.producer.default")?,
             consumer_default: static_default("quota.consumer.default")?,

@@ -21,6 +21,8 @@ const BROKER_KEYS: &[&str] = &[
     "quota.consumer.default",
     "quota.window.num",
     "quota.window.size.seconds",
+    "controller.quota.window.num",
+    "controller.quota.window.size.seconds",
     "broker.rack",
     "reserved.broker.max.id",
     "listeners",

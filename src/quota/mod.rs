@@ -87,6 +87,9 @@ pub fn parse_value(t: QuotaType, text: &str) -> Option<f64> {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct QuotaSettings {
     pub window: Window,
+    /// `controller.quota.window.num` / `controller.quota.window.size.seconds`: the token
+    /// bucket of controller mutations holds `samples * size` seconds of its rate.
+    pub controller_window: Window,
     /// `quota.producer.default` / `quota.consumer.default`: Kafka 2.x's static client-id quota,
     /// the last resort below `clients/<default>`.
     pub producer_default: Option<f64>,
@@ -99,6 +102,22 @@ pub struct Who<'a> {
     /// The principal's name (`alice`, `ANONYMOUS`), not sanitized.
     pub user: &'a str,
     pub client_id: &'a str,
+}
+
+/// Kafka's `TokenBucket`: refills at the quota's rate up to `burst` tokens. Kafka's first
+/// refill counts from the epoch, so a new bucket starts full; here it is made full.
+struct Bucket {
+    tokens: f64,
+    last_ms: u64,
+    throttle: Sampled,
+}
+
+impl Bucket {
+    fn refill(&mut self, rate: f64, burst: f64, now: u64) {
+        let elapsed = now.saturating_sub(self.last_ms) as f64 / 1000.0;
+        self.tokens = (self.tokens + rate * elapsed).min(burst);
+        self.last_ms = now;
+    }
 }
 
 /// Sensor tags `(user, client-id)`: the user sanitized, "" for a level not used.
@@ -190,6 +209,8 @@ pub struct Quotas {
     exempt: Mutex<Sampled>,
     /// When idle sensors were last dropped (ms since `epoch`).
     last_expiry: AtomicU64,
+    /// Controller mutation token buckets.
+    buckets: Mutex<HashMap<Tags, Bucket>>,
 }
 
 impl Default for Quotas {
@@ -217,6 +238,7 @@ impl Quotas {
             sensors: Mutex::new(HashMap::new()),
             exempt: Mutex::new(Sampled::default()),
             last_expiry: AtomicU64::new(0),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -360,6 +382,60 @@ impl Quotas {
         }
     }
 
+    /// Records `partitions` created or deleted by `who` against its controller mutation quota
+    /// (KIP-599, `ControllerMutationQuotaManager`). Strict (CreateTopics v6+, DeleteTopics v5+,
+    /// CreatePartitions v3+): refused with `Err(throttle ms)` when the bucket is already empty,
+    /// else recorded even if that empties it, without throttle. Permissive (older versions):
+    /// always recorded, `Ok(throttle ms)` once the bucket is empty.
+    pub fn record_mutations(
+        &self,
+        who: Who<'_>,
+        partitions: f64,
+        strict: bool,
+    ) -> Result<u64, u64> {
+        self.record_mutations_at(who, partitions, strict, self.now_ms())
+    }
+
+    fn record_mutations_at(
+        &self,
+        who: Who<'_>,
+        partitions: f64,
+        strict: bool,
+        now: u64,
+    ) -> Result<u64, u64> {
+        let Some((tags, Some(rate))) = self.resolve(QuotaType::ControllerMutation, who) else {
+            return Ok(0);
+        };
+        let window = self.settings.controller_window;
+        let burst = window.samples as f64 * window.size_ms as f64 / 1000.0 * rate;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(tags).or_insert_with(|| Bucket {
+            tokens: burst,
+            last_ms: now,
+            throttle: Sampled::default(),
+        });
+        bucket.refill(rate, burst, now);
+        let throttle_ms = |tokens: f64| {
+            if rate > 0.0 {
+                (-tokens / rate * 1000.0).round().max(0.0) as u64
+            } else {
+                window.size_ms
+            }
+        };
+        if strict && bucket.tokens < 0.0 {
+            let ms = throttle_ms(bucket.tokens);
+            bucket.throttle.record(window, ms as f64, now);
+            return Err(ms);
+        }
+        bucket.tokens -= partitions;
+        if !strict && bucket.tokens < 0.0 {
+            let ms = throttle_ms(bucket.tokens);
+            bucket.throttle.record(window, ms as f64, now);
+            return Ok(ms);
+        }
+        Ok(0)
+    }
+
     /// Takes back a recorded value: a fetch answered empty because of its throttle did not send
     /// the bytes it was measured with (`unrecordQuotaSensor`).
     pub fn unrecord(&self, t: QuotaType, who: Who<'_>, value: f64) {
@@ -423,6 +499,11 @@ impl Quotas {
                 .unwrap_or(now);
             now.saturating_sub(last) < SENSOR_EXPIRY_MS
         });
+        drop(sensors);
+        self.buckets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, b| now.saturating_sub(b.last_ms) < SENSOR_EXPIRY_MS);
     }
 
     /// Reports the quota metrics at every Prometheus scrape for as long as `self` lives.
@@ -445,7 +526,7 @@ const fn labelled(name: &'static str, help: &'static str) -> Family {
 
 /// `kafka.server:type=Produce|Fetch|Request,user=..,client-id=..` as the JMX exporter renders
 /// them (lowercased, attribute last).
-static FAMILIES: [Family; 7] = [
+static FAMILIES: [Family; 9] = [
     labelled(
         "kafka_server_produce_byte_rate",
         "Produce bytes per second per quota sensor (Produce byte-rate).",
@@ -470,6 +551,14 @@ static FAMILIES: [Family; 7] = [
         "kafka_server_request_throttle_time",
         "Average request-quota throttle time in ms (Request throttle-time).",
     ),
+    labelled(
+        "kafka_server_controllermutation_tokens",
+        "Tokens left in the controller mutation bucket at its last use (ControllerMutation tokens).",
+    ),
+    labelled(
+        "kafka_server_controllermutation_throttle_time",
+        "Average controller mutation throttle time in ms (ControllerMutation throttle-time).",
+    ),
     Family::gauge(
         "kafka_server_request_exempt_request_time",
         "Time of requests exempt from the request quota, in percent (Request exempt-request-time).",
@@ -481,7 +570,7 @@ impl Scraped for Quotas {
         let now = self.now_ms();
         self.expire_sensors(now);
         let window = self.settings.window;
-        let mut points: [Vec<(Vec<String>, f64)>; 6] = Default::default();
+        let mut points: [Vec<(Vec<String>, f64)>; 8] = Default::default();
         {
             let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
             for ((t, (user, client)), sensor) in sensors.iter_mut() {
@@ -496,6 +585,15 @@ impl Scraped for Quotas {
                 points[base + 1].push((labels, sensor.throttle.avg(window, now)));
             }
         }
+        {
+            let window = self.settings.controller_window;
+            let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            for ((user, client), bucket) in buckets.iter_mut() {
+                let labels = vec![user.clone(), client.clone()];
+                points[6].push((labels.clone(), bucket.tokens));
+                points[7].push((labels, bucket.throttle.avg(window, now)));
+            }
+        }
         let mut out: Vec<MetricFamily> = FAMILIES
             .iter()
             .zip(points)
@@ -506,7 +604,7 @@ impl Scraped for Quotas {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .rate(window, now);
-        out.push(FAMILIES[6].value(exempt));
+        out.push(FAMILIES[8].value(exempt));
         out
     }
 }
@@ -677,6 +775,35 @@ mod tests {
         assert_eq!(q.bound(QuotaType::Fetch, who), None);
         set(&q, None, Some("<default>"), 70);
         assert_eq!(q.bound(QuotaType::Produce, who), Some(70.0));
+    }
+
+    #[test]
+    fn controller_mutations_spend_a_token_bucket() {
+        let q = Quotas::default();
+        let mut c = BTreeMap::new();
+        c.insert(CONTROLLER_MUTATION_RATE.to_string(), "2.0".to_string());
+        q.apply_entity(&entity(None, Some("c")), &c);
+        let who = Who {
+            user: "u",
+            client_id: "c",
+        };
+        // A new bucket is full: 11 windows of 1 s at 2/s = 22 partitions.
+        assert_eq!(q.record_mutations_at(who, 20.0, true, 100_000), Ok(0));
+        // Strict: the topic that empties it goes through without throttle ...
+        assert_eq!(q.record_mutations_at(who, 6.0, true, 100_000), Ok(0));
+        // ... the next is refused while the bucket is negative (-4 tokens: 2 s at 2/s).
+        assert_eq!(q.record_mutations_at(who, 1.0, true, 100_000), Err(2000));
+        assert_eq!(q.record_mutations_at(who, 1.0, true, 101_000), Err(1000));
+        // Permissive: recorded anyway, throttled by what is missing.
+        assert_eq!(q.record_mutations_at(who, 4.0, false, 101_000), Ok(3000));
+        // Refilled after 3 s.
+        assert_eq!(q.record_mutations_at(who, 1.0, true, 104_000), Ok(0));
+        // Other clients are not limited.
+        let other = Who {
+            user: "u",
+            client_id: "d",
+        };
+        assert_eq!(q.record_mutations_at(other, 1000.0, false, 104_000), Ok(0));
     }
 
     #[test]

@@ -595,3 +595,46 @@ async fn a_client_looping_on_metadata_is_held_to_its_request_percentage() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// CreateTopics v6 of one topic with `partitions` partitions: its error code, and the
+/// response's throttle.
+async fn create_with(c: &mut Conn, name: &str, partitions: i32) -> (i16, i32) {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = common::wire::topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = 1;
+    let mut r = CreateTopicsRequest::default();
+    r.topics.push(t);
+    r.timeout_ms = 5000;
+    let response: CreateTopicsResponse = c.send(6, r).await;
+    (response.topics[0].error_code, response.throttle_time_ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_mutations_are_held_to_their_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some((broker, _zk)) = start_broker_on(STORES[0], tmp.path(), &[]).await else {
+        return;
+    };
+    let mut admin = Conn::connect(broker.port).await;
+    // 1 partition a second: a bucket of 11.
+    alter_ok(
+        &mut admin,
+        &[("client-id", Some("creator"))],
+        &[("controller_mutation_rate", Some(1.0))],
+    )
+    .await;
+    let mut c = Conn::connect(broker.port).await;
+    c.client_id = "creator";
+    assert_eq!(create_with(&mut c, "m1", 8).await, (0, 0));
+    // Strict (v6+): the topic that empties the bucket is created, unthrottled ...
+    assert_eq!(create_with(&mut c, "m2", 8).await, (0, 0));
+    // ... the next is refused with THROTTLING_QUOTA_EXCEEDED and the time to wait (5 tokens
+    // missing at 1/s).
+    let (code, throttle) = create_with(&mut c, "m3", 1).await;
+    assert_eq!(code, 89, "THROTTLING_QUOTA_EXCEEDED");
+    assert!((4_000..=5_000).contains(&throttle), "{throttle}");
+    // Other clients create freely.
+    assert_eq!(create_with(&mut admin, "m4", 20).await, (0, 0));
+    broker.shutdown().await.unwrap();
+}
