@@ -115,3 +115,40 @@ async fn quotas_written_to_zookeeper_or_by_one_broker_hold_on_every_broker() {
     assert_eq!(zk.get("/config/clients/app2").await.unwrap(), None);
     throttled_everywhere(&cluster, "app2", false).await;
 }
+
+/// A tiny default fetch quota for every client id (what `kafka-configs.sh --entity-type
+/// clients --entity-default` writes) holds consumers, never followers: acks=all produce into
+/// three replicas still completes, which it could not if the followers' fetches were throttled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replication_is_never_held_by_client_quotas() {
+    let Some(cluster) = Cluster::start(&IDS) else {
+        return;
+    };
+    cluster.wait_for_brokers(&IDS).await;
+    let zk = cluster.store().await;
+    odradek::metadata::store::create_recursive(
+        &zk,
+        "/config/clients/<default>",
+        Some(br#"{"version":1,"config":{"consumer_byte_rate":"1"}}"#.to_vec()),
+        CreateMode::Persistent,
+    )
+    .await
+    .unwrap();
+    zk.create(
+        "/config/changes/config_change_",
+        Some(br#"{"version":2,"entity_path":"clients/<default>"}"#.to_vec()),
+        CreateMode::PersistentSequential,
+    )
+    .await
+    .unwrap();
+    // Every broker has it: a consumer would be held to 1 B/s.
+    common::cluster::create_replicated_topic(&cluster.bootstrap(1), "replicated", 3, 3, &[]);
+    for id in IDS {
+        cluster.wait_led(id, "replicated", 3).await;
+    }
+    let acked = common::cluster::produce_each_partition(&cluster, 1, "replicated").await;
+    assert_eq!(acked, 30);
+    // Again, now that the followers have fetched far more than a consumer could.
+    let acked = common::cluster::produce_each_partition(&cluster, 2, "replicated").await;
+    assert_eq!(acked, 30);
+}
