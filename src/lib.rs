@@ -15,10 +15,9 @@
 //! - [`metadata`]: the znode store and the metadata cache;
 //! - [`log`]: partition logs on disk;
 //! - [`config`]: broker and topic configs;
-//! - connections to other brokers: [`client`], and the authentication both ends use:
-//!   [`security`];
-//! - client quotas, which the API layer, the connections and the config listener share:
-//!   [`quota`];
+//! - connections to other brokers: [`client`]; client quotas, which the API layer, the
+//!   connections and the config listener share: [`quota`]; and the authentication both ends
+//!   use: [`security`];
 //! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`].
 
 pub mod alloc;
