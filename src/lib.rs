@@ -15,8 +15,9 @@
 //! - [`metadata`]: the znode store and the metadata cache;
 //! - [`log`]: partition logs on disk;
 //! - [`config`]: broker and topic configs;
-//! - connections to other brokers: [`client`], and the authentication both ends use:
-//!   [`security`];
+//! - connections to other brokers: [`client`]; client quotas, which the API layer, the
+//!   connections and the config listener share: [`quota`]; and the authentication both ends
+//!   use: [`security`];
 //! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`].
 
 pub mod alloc;
@@ -30,6 +31,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod network;
 pub mod protocol;
+pub mod quota;
 pub mod replica;
 pub mod security;
 pub mod server;

@@ -12,6 +12,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::Encodable;
 use tokio::time::Instant;
 
 use super::fetch_session::FetchContext;
@@ -41,6 +42,12 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
         request.max_bytes.max(0) as usize
     } else {
         usize::MAX
+    };
+    // A fetch quota caps the answer at one quota window's worth, min_bytes with it (Kafka's
+    // maxValueInQuotaWindow), so a consumer is never handed more than it may take.
+    let (min_bytes, max_bytes) = match super::throttle::fetch_cap(api) {
+        Some(cap) => (min_bytes.min(cap), max_bytes.min(cap)),
+        None => (min_bytes, max_bytes),
     };
     let read_committed = request.isolation_level == 1;
     // A follower names itself: in the body up to v14, in the tagged replica_state from v15.
@@ -108,6 +115,20 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             read_all(api, &wanted, max_bytes, version, read_committed, follower).await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
+            // Measured as the answer's size; over the fetch quota, the answer is Kafka's
+            // throttled one: empty, keeping only an incremental session's id.
+            let size = || {
+                build_response(&topic_keys, partitions.clone(), version, NO_SESSION)
+                    .compute_size(version)
+                    .unwrap_or(total)
+            };
+            if super::throttle::record_fetch(api, size) > 0 {
+                let session_id = match &context {
+                    FetchContext::Incremental { session_id, .. } => *session_id,
+                    _ => NO_SESSION,
+                };
+                return build_response(&[], Vec::new(), version, session_id);
+            }
             for (w, (_, pd)) in wanted.iter().zip(&partitions) {
                 let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
                 crate::metrics::global().fetched(

@@ -5,6 +5,7 @@ pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod auth;
+pub mod client_quotas;
 pub mod cluster;
 pub mod configs;
 pub mod controller_ops;
@@ -26,6 +27,7 @@ pub mod routes;
 pub mod sasl;
 pub mod scram_credentials;
 pub mod stop_replica;
+pub mod throttle;
 pub mod topics;
 pub mod transactions;
 pub mod update_metadata;
@@ -37,9 +39,29 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::Encodable;
 
-/// A request being handled: resolves to the encoded response, `None` when none is owed.
+/// A request being handled: resolves to the encoded response and how long the connection
+/// must then stay muted.
 pub type PendingResponse =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<BytesMut>, String>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, String>> + Send>>;
+
+/// A handled request's answer.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// The encoded response; `None` when none is owed (acks=0 produce).
+    pub bytes: Option<BytesMut>,
+    /// How long the connection reads no further request after this answer is sent: the
+    /// client's quota throttle (KIP-219); zero almost always.
+    pub mute: std::time::Duration,
+}
+
+impl Reply {
+    pub fn now(bytes: Option<BytesMut>) -> Reply {
+        Reply {
+            bytes,
+            mute: std::time::Duration::ZERO,
+        }
+    }
+}
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
@@ -146,13 +168,15 @@ impl Api {
                 body.encode(b, 0).map_err(|e| e.to_string())
             })
             .map_err(FrameError::Malformed)?;
-            return Ok(Box::pin(async move { Ok(Some(out)) }));
+            return Ok(Box::pin(async move { Ok(Reply::now(Some(out))) }));
         }
         if version < min || version > max {
             return Err(FrameError::Malformed(format!(
                 "{api_key:?} v{version} is not supported (v{min}-v{max})"
             )));
         }
+        // What Kafka counts against a produce quota: the whole request, header and body.
+        let request_size = frame.len();
         let header = frame::decode_header(&mut frame, api_key, version)?;
         let mut request = RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
@@ -160,6 +184,12 @@ impl Api {
         // request classes do not (UNKNOWN enum values, non-literal patterns in v0).
         acls::normalize(&mut request, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version}: {e}")))?;
+        let quota = self
+            .configs
+            .quotas()
+            .any_enabled()
+            .then(|| throttle::RequestQuota::of(&client, header.client_id.as_deref(), &request))
+            .flatten();
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
         let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(
@@ -169,17 +199,31 @@ impl Api {
                     version,
                     arrived,
                 };
-                let Some(response) = self.handle(&header, &client, request).await? else {
-                    return Ok(None);
+                let outcome = throttle::run(
+                    &self,
+                    quota,
+                    api_key,
+                    request_size,
+                    self.handle(&header, &client, request),
+                    |r| matches!(r, Ok(Some(_))),
+                )
+                .await;
+                let mute = std::time::Duration::from_millis(outcome.throttle_ms);
+                let Some(mut response) = outcome.output? else {
+                    return Ok(Reply { bytes: None, mute });
                 };
+                throttle::set_throttle_time(&mut response, version, outcome.throttle_ms);
                 let header_version = api_key.response_header_version(version);
                 // A response we cannot encode is our bug; the connection is closed rather than
                 // leaving the client waiting for an answer that never comes.
-                frame::encode_response(header.correlation_id, header_version, |b| {
+                let bytes = frame::encode_response(header.correlation_id, header_version, |b| {
                     response.encode(b, version).map_err(|e| e.to_string())
                 })
-                .map(Some)
-                .map_err(|e| format!("{api_key:?} v{version}: {e}"))
+                .map_err(|e| format!("{api_key:?} v{version}: {e}"))?;
+                Ok(Reply {
+                    bytes: Some(bytes),
+                    mute,
+                })
             },
             span,
         )))

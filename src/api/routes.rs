@@ -6,10 +6,10 @@
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 
 use super::{
-    Api, ClientInfo, acls, alter_configs, api_versions, cluster, configs, controller_ops,
-    delegation_tokens, delete_records, fetch, groups, incremental_alter_configs, leader_and_isr,
-    list_offsets, metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl,
-    scram_credentials, stop_replica, topics, transactions, update_metadata,
+    Api, ClientInfo, acls, alter_configs, api_versions, client_quotas, cluster, configs,
+    controller_ops, delegation_tokens, delete_records, fetch, groups, incremental_alter_configs,
+    leader_and_isr, list_offsets, metadata, offsets, offsets_for_leader_epoch, produce,
+    producer_ids, sasl, scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
 
 /// One API this broker answers. The place for what else a request of this API needs before
@@ -141,6 +141,9 @@ routes! {
     RenewDelegationToken(r) 0..=2 => delegation_tokens::renew(api, client, r).await,
     ExpireDelegationToken(r) 0..=2 => delegation_tokens::expire(api, client, r).await,
     DescribeDelegationToken(r) 0..=3 => delegation_tokens::describe(api, client, r, version),
+    // KIP-546 client quotas: any broker reads and writes the quota znodes.
+    DescribeClientQuotas(r) 0..=1 => client_quotas::describe(api, client, r).await,
+    AlterClientQuotas(r) 0..=1 => client_quotas::alter(api, client, r).await,
 }
 
 #[cfg(test)]

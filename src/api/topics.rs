@@ -12,7 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, throttle};
 
 pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
@@ -40,6 +40,25 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
                 version,
                 1,
                 "manual replica assignment is not supported yet".into(),
+            );
+            response.topics.push(r);
+            continue;
+        }
+        let partitions = if topic.num_partitions == -1 {
+            api.config.num_partitions
+        } else {
+            topic.num_partitions
+        };
+        if !request.validate_only
+            && api.controller.is_active()
+            && !throttle::record_mutations(api, partitions.into(), version >= 6)
+        {
+            r.error_code = ResponseError::ThrottlingQuotaExceeded.code();
+            set_message(
+                &mut r.error_message,
+                version,
+                1,
+                throttle::THROTTLING_QUOTA_EXCEEDED.into(),
             );
             response.topics.push(r);
             continue;
@@ -127,6 +146,22 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
         r.name = Some(kafka_protocol::messages::TopicName(StrBytes::from_string(
             name.clone(),
         )));
+        let partitions = api
+            .cache
+            .topic(&name)
+            .map_or(0, |t| t.partitions.len() as i64);
+        if api.controller.is_active() && !throttle::record_mutations(api, partitions, version >= 5)
+        {
+            r.error_code = ResponseError::ThrottlingQuotaExceeded.code();
+            set_message(
+                &mut r.error_message,
+                version,
+                5,
+                throttle::THROTTLING_QUOTA_EXCEEDED.into(),
+            );
+            response.responses.push(r);
+            continue;
+        }
         if let Err(e) = api
             .controller
             .delete_topic(
@@ -146,16 +181,28 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
 pub async fn create_partitions(
     api: &Api,
     request: CreatePartitionsRequest,
-    _version: i16,
+    version: i16,
 ) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for topic in request.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
+        let added = api
+            .cache
+            .topic(&topic.name)
+            .map_or(0, |t| i64::from(topic.count) - t.partitions.len() as i64);
         if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             r.error_code = ResponseError::InvalidRequest.code();
             r.error_message = Some(StrBytes::from_static_str(
                 "manual replica assignment is not supported yet",
+            ));
+        } else if !request.validate_only
+            && api.controller.is_active()
+            && !throttle::record_mutations(api, added, version >= 3)
+        {
+            r.error_code = ResponseError::ThrottlingQuotaExceeded.code();
+            r.error_message = Some(StrBytes::from_static_str(
+                throttle::THROTTLING_QUOTA_EXCEEDED,
             ));
         } else if let Err(e) = api
             .controller

@@ -213,6 +213,9 @@ pub struct BrokerConfig {
     pub authorizer: Option<AuthorizerConfig>,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
+    /// `quota.window.num`, `quota.window.size.seconds`, and Kafka 2.x's static
+    /// `quota.producer.default` / `quota.consumer.default` (Long.MAX_VALUE: none).
+    pub quotas: crate::quota::QuotaSettings,
     /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
     /// configs (see [`LogConfig::from_broker_properties`]).
     pub log: LogConfig,
@@ -303,6 +306,7 @@ impl Default for BrokerConfig {
             replica_fetch_backoff_ms: 1_000,
             authorizer: None,
             metrics_port: 9404,
+            quotas: crate::quota::QuotaSettings::default(),
             log: LogConfig::default(),
             originals: BTreeMap::new(),
             log_cleaner: CleanerConfig::default(),
@@ -316,6 +320,31 @@ impl BrokerConfig {
     /// Builds the configuration from `server.properties` entries (plus any overrides already
     /// merged in). Kafka's defaults fill the gaps; the first bad value stops with an error that
     /// names its key and value; keys nobody knows end up in `unknown_keys`.
+    /// The client quota settings, with Kafka's bounds (`atLeast(1)` for the window settings;
+    /// the static defaults are Java longs where Long.MAX_VALUE means none).
+    fn quotas(p: &Props) -> Result<crate::quota::QuotaSettings, ConfigError> {
+        let samples: i32 = p.num("quota.window.num", Some(1), 11)?;
+        let seconds: i32 = p.num("quota.window.size.seconds", Some(1), 1)?;
+        let static_default = |key: &str| -> Result<Option<f64>, ConfigError> {
+            let v: i64 = p.num(key, None, i64::MAX)?;
+            Ok((v != i64::MAX).then_some(v as f64))
+        };
+        let controller_samples: i32 = p.num("controller.quota.window.num", Some(1), 11)?;
+        let controller_seconds: i32 = p.num("controller.quota.window.size.seconds", Some(1), 1)?;
+        Ok(crate::quota::QuotaSettings {
+            window: crate::quota::rate::Window {
+                samples: samples as usize,
+                size_ms: seconds as u64 * 1000,
+            },
+            controller_window: crate::quota::rate::Window {
+                samples: controller_samples as usize,
+                size_ms: controller_seconds as u64 * 1000,
+            },
+            producer_default: static_default("quota.producer.default")?,
+            consumer_default: static_default("quota.consumer.default")?,
+        })
+    }
+
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let p = Props(props);
         let defaults = BrokerConfig::default();
@@ -590,6 +619,7 @@ impl BrokerConfig {
             )?,
             authorizer: Self::authorizer(&p)?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
+            quotas: Self::quotas(&p)?,
             log,
             originals: props.clone(),
             log_cleaner: Self::cleaner(&p)?,

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::sasl::{Authenticator, Session, Verdict};
 use super::{Limits, ListenerContext};
-use crate::api::{Api, ClientInfo};
+use crate::api::{Api, ClientInfo, Reply};
 use crate::protocol::frame::{self, FrameError};
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
@@ -89,7 +89,7 @@ enum Phase {
 }
 
 fn ready(bytes: Option<BytesMut>) -> Pending {
-    Box::pin(async move { Ok(bytes) })
+    Box::pin(async move { Ok(Reply::now(bytes)) })
 }
 
 /// A response sent only after `delay`: failed authentications are answered late, so that a
@@ -97,7 +97,7 @@ fn ready(bytes: Option<BytesMut>) -> Pending {
 fn delayed(bytes: Option<BytesMut>, delay: Duration) -> Pending {
     Box::pin(async move {
         tokio::time::sleep(delay).await;
-        Ok(bytes)
+        Ok(Reply::now(bytes))
     })
 }
 
@@ -118,11 +118,26 @@ where
 {
     // The bounded channel is the in-flight limit: when it is full we stop reading requests.
     let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_in_flight.max(1));
+    let mut writer_shutdown = shutdown.clone();
     let writer_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             match pending.await {
-                Ok(Some(bytes)) => writer.write_all(&bytes).await?,
-                Ok(None) => {} // acks=0 produce: Kafka sends nothing
+                Ok(reply) => {
+                    // acks=0 produce: Kafka sends nothing.
+                    if let Some(bytes) = reply.bytes {
+                        writer.write_all(&bytes).await?;
+                    }
+                    // KIP-219: the answer goes out at once, then the connection is muted for
+                    // the throttle: requests run one at a time in this task, so the next one
+                    // waits here, and once the queue is full the reader stops reading. Not
+                    // at shutdown, when what was accepted is answered without delay.
+                    if !reply.mute.is_zero() && !*writer_shutdown.borrow() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(reply.mute) => {}
+                            _ = writer_shutdown.changed() => {}
+                        }
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not encode a response; closing connection");
                     return Err(std::io::Error::other(e));

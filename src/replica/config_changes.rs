@@ -9,40 +9,31 @@
 //! It lives with the replica manager because applying a change means reconfiguring the logs
 //! this broker hosts; the store's paths and JSON stay in `metadata::znodes`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, watch};
 
 use super::ReplicaManager;
 use crate::config::dynamic::{BrokerLevel, DynamicBrokerConfig};
-use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use crate::metadata::notifications::{ChangeRoot, Follower};
+use crate::metadata::store::{CreateMode, StoreError, create_recursive, delete_recursive};
 use crate::metadata::znodes::{self, ConfigChangeZnode, ConfigZnode};
 use crate::metadata::{MetadataCache, MetadataStore};
+use crate::quota::{self, Entity, Quotas};
 use crate::security::credentials::CredentialCache;
 use crate::security::sanitize::{desanitize, sanitize};
 
 pub const TOPICS: &str = "topics";
 pub const BROKERS: &str = "brokers";
-/// `/config/users/<sanitized user>`: SCRAM credentials (and, later, user quotas).
-pub const USERS: &str = "users";
+/// `/config/users/<sanitized user>`: SCRAM credentials and user quotas; its
+/// `clients/<client-id>` children hold user/client-id quotas.
+pub const USERS: &str = quota::entity::USERS;
+/// `/config/clients/<sanitized client-id>`: client-id quotas.
+pub const CLIENTS: &str = quota::entity::CLIENTS;
 
-/// Kafka's `changeExpirationMs`: notifications older than this are deleted.
-pub const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
-/// How long to wait before retrying when the store could not be read.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-#[derive(Default)]
-struct Progress {
-    /// Sequence number of the last notification applied; -1 before the first.
-    last_applied: i64,
-    /// When this broker first saw each notification. Kafka ages notifications by their
-    /// znode's creation time; the store's `Stat` does not carry it, so a notification expires
-    /// 15 minutes after this broker first saw it, which every broker notices within one
-    /// processing pass of its creation.
-    first_seen: HashMap<String, Instant>,
-}
+pub use crate::metadata::notifications::NOTIFICATION_EXPIRY;
 
 pub struct ConfigManager {
     store: Arc<dyn MetadataStore>,
@@ -51,16 +42,11 @@ pub struct ConfigManager {
     replicas: Arc<ReplicaManager>,
     /// Held while a change is applied: each application reads its znode under it, so the last
     /// one applied always read the newest content, whichever of the API and the listener ran it.
-    progress: Mutex<Progress>,
-    expiry: Duration,
+    progress: Mutex<ChangeRoot>,
     /// SCRAM credentials from `/config/users`, which SASL listeners check logins against.
     credentials: Arc<CredentialCache>,
-}
-
-fn sequence_of(child: &str) -> Option<i64> {
-    child
-        .strip_prefix(znodes::CONFIG_CHANGE_PREFIX)
-        .and_then(|n| n.parse().ok())
+    /// Client quotas from `/config/users` and `/config/clients`.
+    quotas: Arc<Quotas>,
 }
 
 impl ConfigManager {
@@ -86,13 +72,26 @@ impl ConfigManager {
             broker,
             cache,
             replicas,
-            progress: Mutex::new(Progress {
-                last_applied: -1,
-                first_seen: HashMap::new(),
-            }),
-            expiry,
+            progress: Mutex::new(ChangeRoot::new(
+                znodes::CONFIG_CHANGES,
+                znodes::CONFIG_CHANGE_PREFIX,
+                expiry,
+            )),
             credentials: Arc::new(CredentialCache::new()),
+            quotas: Arc::new(Quotas::default()),
         }
+    }
+
+    /// This manager feeding `quotas` (built from the broker's quota settings) instead of a
+    /// default set.
+    pub fn with_quotas(mut self, quotas: Arc<Quotas>) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// The client quotas, kept current from `/config/users` and `/config/clients`.
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.quotas
     }
 
     pub fn broker(&self) -> &Arc<DynamicBrokerConfig> {
@@ -117,6 +116,13 @@ impl ConfigManager {
     pub async fn load_user_credentials(&self) -> Result<(), StoreError> {
         let _guard = self.progress.lock().await;
         self.apply_all_users().await
+    }
+
+    /// Start-up, before the listeners open: every client quota, so that no client gets a
+    /// head start on its quota.
+    pub async fn load_quotas(&self) -> Result<(), StoreError> {
+        let _guard = self.progress.lock().await;
+        self.apply_all_quota_entities().await
     }
 
     async fn apply_all_users(&self) -> Result<(), StoreError> {
@@ -152,6 +158,73 @@ impl ConfigManager {
             Err(e) => return Err(e),
         };
         self.credentials.apply_user_config(&user, &config);
+        if let Some(entity) = Entity::from_change(USERS, sanitized) {
+            self.quotas.apply_entity(&entity, &config);
+        }
+        Ok(())
+    }
+
+    /// Re-reads a quota entity's node (`QuotaConfigHandler`): its quotas replace the entity's
+    /// old ones, a missing node removes them. An unreadable node is logged and leaves them.
+    async fn apply_quota_entity(&self, entity_type: &str, name: &str) -> Result<(), StoreError> {
+        let Some(entity) = Entity::from_change(entity_type, name) else {
+            tracing::warn!(entity_type, name, "not a quota entity; ignored");
+            return Ok(());
+        };
+        match self.entity_config(entity_type, name).await {
+            Ok(config) => self.quotas.apply_entity(&entity, &config),
+            Err(e @ StoreError::BadData { .. }) => {
+                tracing::warn!(entity_type, name, error = %e, "unreadable quota config; not applied")
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// Every quota entity in the store (`users/<u>/clients/<c>` and `clients/<c>`; users come
+    /// with their credentials), and entities no longer stored lose their quotas.
+    async fn apply_all_quota_entities(&self) -> Result<(), StoreError> {
+        let mut stored: Vec<(String, String)> = Vec::new();
+        let users = self
+            .store
+            .children(&format!("/config/{USERS}"))
+            .await?
+            .unwrap_or_default();
+        for user in users {
+            stored.push((USERS.to_string(), user.clone()));
+            let clients = self
+                .store
+                .children(&format!("/config/{USERS}/{user}/{CLIENTS}"))
+                .await?
+                .unwrap_or_default();
+            for client in clients {
+                stored.push((USERS.to_string(), format!("{user}/{CLIENTS}/{client}")));
+            }
+        }
+        for client in self
+            .store
+            .children(&format!("/config/{CLIENTS}"))
+            .await?
+            .unwrap_or_default()
+        {
+            stored.push((CLIENTS.to_string(), client));
+        }
+        let stored_entities: Vec<Entity> = stored
+            .iter()
+            .filter_map(|(t, n)| Entity::from_change(t, n))
+            .collect();
+        for gone in self.quotas.entities() {
+            if !stored_entities.contains(&gone) {
+                self.quotas.apply_entity(&gone, &BTreeMap::new());
+            }
+        }
+        for (t, n) in stored {
+            // Users were applied with their credentials.
+            if t == USERS && !n.contains('/') {
+                continue;
+            }
+            self.apply_quota_entity(&t, &n).await?;
+        }
         Ok(())
     }
 
@@ -215,9 +288,29 @@ impl ConfigManager {
         }
     }
 
+    /// Stores a quota entity's whole config (`users/<u>` keeps its SCRAM credentials only if
+    /// they are in `configs`), tells every broker, and applies it here.
+    pub async fn change_quota_config(
+        &self,
+        entity: &Entity,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let Some((entity_type, name)) = entity.change_path() else {
+            return Ok(());
+        };
+        self.change_entity_config(entity_type, &name, configs)
+            .await?;
+        let _guard = self.progress.lock().await;
+        if entity_type == USERS && !name.contains('/') {
+            self.apply_user(&name).await
+        } else {
+            self.apply_quota_entity(entity_type, &name).await
+        }
+    }
+
     /// `AdminZkClient.changeEntityConfig`: the config node (created if missing), then the
-    /// sequential notification naming it. A user left with no config at all loses its node
-    /// instead, as in Kafka 3.5+ (KAFKA-14285), unless the node has children
+    /// sequential notification naming it. A user or client left with no config at all loses
+    /// its node instead, as in Kafka 3.5+ (KAFKA-14285), unless the node has children
     /// (`users/<u>/clients/<c>` quotas); the notification still tells brokers to re-read it.
     async fn change_entity_config(
         &self,
@@ -226,7 +319,10 @@ impl ConfigManager {
         configs: BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
         let path = znodes::entity_config_path(entity_type, name);
-        if entity_type == USERS && configs.is_empty() && self.delete_if_childless(&path).await? {
+        if (entity_type == USERS || entity_type == CLIENTS)
+            && configs.is_empty()
+            && self.clean_quota_nodes(entity_type, name).await?
+        {
             self.notify_change(entity_type, name).await?;
             return Ok(());
         }
@@ -260,15 +356,50 @@ impl ConfigManager {
         self.notify_change(entity_type, name).await
     }
 
-    /// Deletes an empty entity's config node; false when it has children, which need it.
-    async fn delete_if_childless(&self, path: &str) -> Result<bool, StoreError> {
-        match self.store.delete(path, None).await {
-            // Already gone: nothing is left to clean up either.
+    /// `AdminZkClient.tryCleanQuotaNodes`: deletes an emptied entity's node unless it has
+    /// children (false then). For `users/<u>/clients/<c>` the `clients` node goes too when this
+    /// was its only child, and the user's node when that held no config and nothing else.
+    async fn clean_quota_nodes(&self, entity_type: &str, name: &str) -> Result<bool, StoreError> {
+        let path = znodes::entity_config_path(entity_type, name);
+        if !self
+            .store
+            .children(&path)
+            .await?
+            .unwrap_or_default()
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        let mut to_delete = path;
+        if entity_type == USERS
+            && let Some((user, client)) = name.split_once(&format!("/{CLIENTS}/"))
+        {
+            let clients_path = znodes::entity_config_path(USERS, &format!("{user}/{CLIENTS}"));
+            let clients = self
+                .store
+                .children(&clients_path)
+                .await?
+                .unwrap_or_default();
+            if clients == [client] {
+                to_delete = clients_path;
+                // A user node that cannot be read may hold credentials: it stays.
+                let user_empty = match self.entity_config(USERS, user).await {
+                    Ok(config) => config.is_empty(),
+                    Err(StoreError::BadData { .. }) => false,
+                    Err(e) => return Err(e),
+                };
+                let user_path = znodes::entity_config_path(USERS, user);
+                let user_children = self.store.children(&user_path).await?.unwrap_or_default();
+                if user_empty && user_children == [CLIENTS] {
+                    to_delete = user_path;
+                }
+            }
+        }
+        match delete_recursive(self.store.as_ref(), &to_delete).await {
             Ok(()) | Err(StoreError::NoNode(_)) => {
-                tracing::info!(path, "deleted config node left empty");
+                tracing::info!(path = to_delete, "deleted config node left empty");
                 Ok(true)
             }
-            Err(StoreError::NotEmpty(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -333,53 +464,20 @@ impl ConfigManager {
     /// Watches `/config/changes` until `shutdown`, applying each new notification. At start
     /// every topic's stored config is read directly, then the notifications already there.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        // Subscribe before reading, so that a change made in between is not missed.
-        let mut events = self.store.subscribe();
-        let mut pending = true;
-        let mut full_reload = true;
-        loop {
-            if pending {
-                let result = if full_reload {
-                    self.reload_all().await
-                } else {
-                    self.process_notifications(Instant::now()).await
-                };
-                match result {
-                    Ok(()) => {
-                        pending = false;
-                        full_reload = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "config changes not processed yet; retrying");
-                    }
-                }
-            }
-            let retry = tokio::time::sleep(RETRY_AFTER);
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = retry, if pending => {}
-                event = events.recv() => match event {
-                    Ok(WatchEvent::ChildrenChanged(path)) if path == znodes::CONFIG_CHANGES => {
-                        pending = true;
-                    }
-                    Ok(WatchEvent::SessionExpired) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Events may have been missed: read everything again.
-                        pending = true;
-                        full_reload = true;
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-            if *shutdown.borrow() {
-                return;
-            }
+        const ROOTS: &[&str] = &[znodes::CONFIG_CHANGES];
+        let mut follower = Follower::new(self.store.as_ref(), ROOTS, "config changes");
+        while let Some(full) = follower.next(self.store.as_ref(), &mut shutdown).await {
+            let outcome = if full {
+                self.reload_all().await
+            } else {
+                self.process_notifications(Instant::now()).await
+            };
+            follower.done(outcome);
         }
     }
 
     /// Every stored config read directly, then the notifications.
     async fn reload_all(&self) -> Result<(), StoreError> {
-        self.store.watch_children(znodes::CONFIG_CHANGES).await?;
         {
             let _guard = self.progress.lock().await;
             self.apply_broker(BrokerLevel::ClusterDefault).await?;
@@ -393,6 +491,7 @@ impl ConfigManager {
                 self.apply_topic(&topic).await?;
             }
             self.apply_all_users().await?;
+            self.apply_all_quota_entities().await?;
         }
         self.process_notifications(Instant::now()).await
     }
@@ -401,51 +500,13 @@ impl ConfigManager {
     /// than the last applied, in sequence order, then deletes expired ones.
     pub async fn process_notifications(&self, now: Instant) -> Result<(), StoreError> {
         let mut progress = self.progress.lock().await;
-        let mut children: Vec<(i64, String)> = self
-            .store
-            .children(znodes::CONFIG_CHANGES)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
-            .collect();
-        children.sort_unstable();
-        for (seq, child) in &children {
-            progress.first_seen.entry(child.clone()).or_insert(now);
-            if *seq <= progress.last_applied {
-                continue;
+        for notification in progress.unapplied(self.store.as_ref(), now).await? {
+            if let Some(data) = &notification.data {
+                self.apply_notification(&notification.path, data).await?;
             }
-            let path = format!("{}/{child}", znodes::CONFIG_CHANGES);
-            // A notification deleted (expired) between listing and reading has nothing to apply.
-            if let Some((Some(data), _)) = self.store.get(&path).await? {
-                self.apply_notification(&path, &data).await?;
-            }
-            progress.last_applied = *seq;
+            progress.applied(&notification);
         }
-        let expired: Vec<String> = children
-            .iter()
-            .map(|(_, c)| c)
-            .filter(|c| {
-                progress
-                    .first_seen
-                    .get(*c)
-                    .is_some_and(|seen| now.saturating_duration_since(*seen) > self.expiry)
-            })
-            .cloned()
-            .collect();
-        for child in expired {
-            let path = format!("{}/{child}", znodes::CONFIG_CHANGES);
-            match self.store.delete(&path, None).await {
-                Ok(()) | Err(StoreError::NoNode(_)) => {
-                    progress.first_seen.remove(&child);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        progress
-            .first_seen
-            .retain(|c, _| children.iter().any(|(_, have)| have == c));
-        Ok(())
+        progress.purge(self.store.as_ref(), now).await
     }
 
     async fn apply_notification(&self, path: &str, data: &[u8]) -> Result<(), StoreError> {
@@ -466,11 +527,15 @@ impl ConfigManager {
             {
                 self.apply_broker(BrokerLevel::ThisBroker).await
             }
-            // A user's credentials; `users/<u>/clients/<c>` and `<default>` hold only quotas.
+            // A user's credentials and quotas; `users/<u>/clients/<c>` and `<default>` hold
+            // only quotas.
             Some((USERS, user)) if !user.contains('/') && user != znodes::DEFAULT_ENTITY => {
                 self.apply_user(user).await
             }
-            // Another broker's configs, or quotas, which odradek does not apply.
+            Some((entity_type @ (USERS | CLIENTS), name)) => {
+                self.apply_quota_entity(entity_type, name).await
+            }
+            // Another broker's configs, or IP quotas, which odradek does not apply.
             Some((entity_type, name)) => {
                 tracing::debug!(
                     entity_type,

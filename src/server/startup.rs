@@ -173,12 +173,17 @@ impl Broker {
         cache.set_cluster_id(cluster_id);
         let replicas = Arc::new(ReplicaManager::new(logs.clone(), config.broker_id));
         // Dynamic broker configs before any log comes online, so logs get the defaults they give.
-        let configs = Arc::new(ConfigManager::new(
-            store.clone(),
-            Arc::new(DynamicBrokerConfig::new(&config)),
-            cache.clone(),
-            replicas.clone(),
-        ));
+        let quotas = Arc::new(crate::quota::Quotas::new(config.quotas));
+        quotas.register_metrics();
+        let configs = Arc::new(
+            ConfigManager::new(
+                store.clone(),
+                Arc::new(DynamicBrokerConfig::new(&config)),
+                cache.clone(),
+                replicas.clone(),
+            )
+            .with_quotas(quotas),
+        );
         configs.load_broker_configs().await?;
         configs.load_user_credentials().await?;
         // ACLs are in the cache before any listener opens: the first request is checked
@@ -200,6 +205,7 @@ impl Broker {
             config.delegation_tokens.clone(),
         ));
         tokens.load().await?;
+        configs.load_quotas().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),

@@ -25,6 +25,7 @@ const LAYERS: &[&[&str]] = &[
     &["log"],
     &["config"],
     &["client"],
+    &["quota"],
     &["security"],
     &["protocol", "metrics", "alloc"],
 ];

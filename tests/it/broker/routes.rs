@@ -101,6 +101,8 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::RenewDelegationToken => RenewDelegationTokenRequest::default().into(),
         ApiKey::ExpireDelegationToken => ExpireDelegationTokenRequest::default().into(),
         ApiKey::DescribeDelegationToken => DescribeDelegationTokenRequest::default().into(),
+        ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
+        ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
         other => panic!("{other:?} is routed: add its minimal request to minimal_request"),
     }
 }

@@ -540,3 +540,27 @@ fn replica_keys_have_kafkas_defaults_and_ranges() {
         assert!(from(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn quota_settings_are_read_with_kafkas_defaults_and_bounds() {
+    let defaults = from(&[]).unwrap().quotas;
+    assert_eq!(defaults, odradek::quota::QuotaSettings::default());
+    assert_eq!(defaults.window.samples, 11);
+    assert_eq!(defaults.window.size_ms, 1000);
+    assert_eq!(defaults.producer_default, None);
+    let set = from(&[
+        ("quota.window.num", "5"),
+        ("quota.window.size.seconds", "2"),
+        ("quota.producer.default", "1048576"),
+        // Long.MAX_VALUE is Kafka's "no static quota".
+        ("quota.consumer.default", "9223372036854775807"),
+    ])
+    .unwrap()
+    .quotas;
+    assert_eq!((set.window.samples, set.window.size_ms), (5, 2000));
+    assert_eq!(set.producer_default, Some(1048576.0));
+    assert_eq!(set.consumer_default, None);
+    assert!(from(&[("quota.window.num", "0")]).is_err());
+    assert!(from(&[("quota.window.size.seconds", "0")]).is_err());
+    assert!(from(&[("quota.producer.default", "fast")]).is_err());
+}

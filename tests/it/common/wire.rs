@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 pub struct Conn {
     pub stream: TcpStream,
     next_id: i32,
+    /// The client id every request carries (quotas are per client id).
+    pub client_id: &'static str,
 }
 
 impl Conn {
@@ -21,7 +23,11 @@ impl Conn {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
-        Conn { stream, next_id: 1 }
+        Conn {
+            stream,
+            next_id: 1,
+            client_id: "odradek-test",
+        }
     }
 
     pub async fn send_raw(&mut self, bytes: &[u8]) {
@@ -98,7 +104,7 @@ impl Conn {
         header.request_api_key = key as i16;
         header.request_api_version = version;
         header.correlation_id = id;
-        header.client_id = Some(StrBytes::from_static_str("odradek-test"));
+        header.client_id = Some(StrBytes::from_static_str(self.client_id));
         let mut body = BytesMut::new();
         header
             .encode(&mut body, key.request_header_version(version))

@@ -9,4 +9,5 @@ mod java_transactions;
 mod kafka241;
 mod kafka_data_dir;
 mod kafkajs;
+mod quotas;
 mod security;
