@@ -142,8 +142,9 @@ routes! {
         => list_offsets::handle(api, client, r, version).await,
     OffsetForLeaderEpoch(r) 0..=4, handler((Cluster, ClusterAction), (Topic, Describe))
         => offsets_for_leader_epoch::handle(api, client, r, version).await,
-    // Auto-creation needs CREATE on the cluster or the topic.
-    Metadata(r) 0..=12, handler((Topic, Describe), (Cluster, Create), (Topic, Create))
+    // Auto-creation needs CREATE on the cluster or the topic; the cluster's authorized
+    // operations (v8-10) DESCRIBE on it.
+    Metadata(r) 0..=12, handler((Topic, Describe), (Cluster, Create), (Topic, Create), (Cluster, Describe))
         => metadata::handle(api, client, r, version).await,
     ApiVersions(r) 0..=4, none() => api_versions::handle(&r, version),
     // Authentication happens before requests reach the API layer (network::sasl); here only

@@ -4,6 +4,7 @@
 //! frames for the malformed cases. Real Kafka clients over the same listeners are in
 //! `compat-tests` and `compat::`.
 
+mod acl_matrix;
 mod listeners;
 pub(crate) mod pki;
 pub(crate) mod scram;
