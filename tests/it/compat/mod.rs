@@ -1,6 +1,7 @@
 //! Other implementations against ours: the Java, Kafka 2.4.1 and KafkaJS clients (also over
 //! secured listeners), and a data directory Kafka 2.4.1 wrote, served by our broker.
 
+mod authorization;
 mod idempotence;
 mod java;
 mod java_transactions;
