@@ -1,6 +1,7 @@
 //! Request handling: one module per API family, routed from one table (`routes.rs`) that is
 //! also what ApiVersions advertises, so nothing unimplemented can be advertised.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod auth;
@@ -44,6 +45,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
+use crate::metadata::acls::AclManager;
 use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
@@ -109,6 +111,8 @@ pub struct Api {
     pub fetch_sessions: Arc<fetch_session::FetchSessionCache>,
     /// ACL checks (`authorizer.class.name`); None: every request is allowed, as in Kafka.
     pub authorizer: Option<Arc<Authorizer>>,
+    /// The ACLs in the metadata store, which the ACL APIs write; present with the authorizer.
+    pub acls: Option<Arc<AclManager>>,
 }
 
 impl Api {
@@ -142,8 +146,12 @@ impl Api {
             )));
         }
         let header = frame::decode_header(&mut frame, api_key, version)?;
-        let request = RequestKind::decode(api_key, &mut frame, version)
+        let mut request = RequestKind::decode(api_key, &mut frame, version)
             .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version} body: {e}")))?;
+        // Kafka's parsing of the ACL requests refuses what their schema allows but the
+        // request classes do not (UNKNOWN enum values, non-literal patterns in v0).
+        acls::normalize(&mut request, version)
+            .map_err(|e| FrameError::Malformed(format!("{api_key:?} v{version}: {e}")))?;
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
         let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(

@@ -9,10 +9,10 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::refusal::Refuse;
 use super::{
-    Api, ClientInfo, NoResponse, alter_configs, api_versions, cluster, configs, controller_ops,
-    delete_records, fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets,
-    metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials,
-    stop_replica, topics, transactions, update_metadata,
+    Api, ClientInfo, NoResponse, acls, alter_configs, api_versions, cluster, configs,
+    controller_ops, delete_records, fetch, groups, incremental_alter_configs, leader_and_isr,
+    list_offsets, metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl,
+    scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
 use crate::security::acl::{Operation, ResourceType};
 
@@ -221,6 +221,11 @@ routes! {
         => transactions::describe(api, client, r),
     ListTransactions(r) 0..=1, handler((TransactionalId, Describe))
         => transactions::list(api, client, r, version),
+    // ACLs: any broker answers (no controller routing in ZooKeeper mode); the handlers refuse
+    // the whole request, in the shape of each response.
+    DescribeAcls(r) 0..=3, handler((Cluster, Describe)) => acls::describe(api, client, r).await,
+    CreateAcls(r) 0..=3, handler((Cluster, Alter)) => acls::create(api, client, r).await,
+    DeleteAcls(r) 0..=3, handler((Cluster, Alter)) => acls::delete(api, client, r).await,
 }
 
 #[cfg(test)]

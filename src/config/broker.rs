@@ -9,7 +9,7 @@ use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
 use super::properties::{Props, csv, invalid, parse};
 use super::security::{self, InterBrokerSecurity, ListenerSecurity};
 use super::{ConfigError, LogConfig};
-use crate::security::SecurityProtocol;
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 
 const DEFAULT_LOG_DIR: &str = "/tmp/kafka-logs";
 
@@ -47,6 +47,22 @@ impl Default for CleanerConfig {
             backoff_ms: 15_000,
         }
     }
+}
+
+/// The `authorizer.class.name` values that turn on ACL checks: Kafka's ZooKeeper-based
+/// `AclAuthorizer` and its pre-2.4 name.
+pub const ACL_AUTHORIZER_CLASSES: &[&str] = &[
+    "kafka.security.authorizer.AclAuthorizer",
+    "kafka.security.auth.SimpleAclAuthorizer",
+];
+
+/// ACL checks as `AclAuthorizer` is configured.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthorizerConfig {
+    /// `super.users`: `;`-separated principals that every check allows.
+    pub super_users: Vec<KafkaPrincipal>,
+    /// `allow.everyone.if.no.acl.found` (false): whether a resource without any ACL is open.
+    pub allow_everyone_if_no_acl_found: bool,
 }
 
 /// The broker's `server.properties`, under Kafka's key names and with Kafka's defaults (ZooKeeper
@@ -192,6 +208,9 @@ pub struct BrokerConfig {
     /// `max.incremental.fetch.session.cache.slots` (1000): how many KIP-227 fetch sessions
     /// the broker keeps; 0 answers every fetch in full, without a session.
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `authorizer.class.name` with `super.users` and `allow.everyone.if.no.acl.found`: None
+    /// without an authorizer, when every request is allowed.
+    pub authorizer: Option<AuthorizerConfig>,
     /// `metrics.port` (9404): our Prometheus `/metrics` endpoint; Kafka has no such key.
     pub metrics_port: u16,
     /// Topic defaults from the broker's `log.*` keys and the other broker synonyms of topic
@@ -280,6 +299,7 @@ impl Default for BrokerConfig {
             max_incremental_fetch_session_cache_slots: 1000,
             replica_fetch_response_max_bytes: 10_485_760,
             replica_fetch_backoff_ms: 1_000,
+            authorizer: None,
             metrics_port: 9404,
             log: LogConfig::default(),
             originals: BTreeMap::new(),
@@ -565,12 +585,50 @@ impl BrokerConfig {
                 0i32,
                 1000,
             )?,
+            authorizer: Self::authorizer(&p)?,
             metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
             log,
             originals: props.clone(),
             log_cleaner: Self::cleaner(&p)?,
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
         })
+    }
+
+    /// The ACL authorizer's settings. Only Kafka's ZooKeeper authorizer (under either of its
+    /// names) is built in; any other class would be code we cannot run, and starting without
+    /// the checks it was meant to make would open access, so it stops start-up.
+    fn authorizer(p: &Props<'_>) -> Result<Option<AuthorizerConfig>, ConfigError> {
+        let class = p.get("authorizer.class.name").unwrap_or_default();
+        if class.is_empty() {
+            return Ok(None);
+        }
+        if !ACL_AUTHORIZER_CLASSES.contains(&class) {
+            return Err(invalid(
+                "authorizer.class.name",
+                class,
+                format!("only {} is supported", ACL_AUTHORIZER_CLASSES.join(" or ")),
+            ));
+        }
+        let mut super_users = Vec::new();
+        let list = p.get("super.users").unwrap_or_default();
+        for entry in list.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            // `SecurityUtils.parseKafkaPrincipal`: the type is up to the first ':'.
+            let Some((principal_type, name)) = entry.split_once(':') else {
+                return Err(invalid(
+                    "super.users",
+                    list,
+                    format!("{entry} is not a principal of the form Type:name"),
+                ));
+            };
+            super_users.push(KafkaPrincipal {
+                principal_type: principal_type.to_string(),
+                name: name.to_string(),
+            });
+        }
+        Ok(Some(AuthorizerConfig {
+            super_users,
+            allow_everyone_if_no_acl_found: p.bool("allow.everyone.if.no.acl.found", false)?,
+        }))
     }
 
     /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.

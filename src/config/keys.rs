@@ -72,6 +72,9 @@ const BROKER_KEYS: &[&str] = &[
     "replica.fetch.backoff.ms",
     "max.incremental.fetch.session.cache.slots",
     "metrics.port",
+    "authorizer.class.name",
+    "super.users",
+    "allow.everyone.if.no.acl.found",
     "log.cleaner.enable",
     "log.cleaner.threads",
     "log.cleaner.dedupe.buffer.size",
@@ -153,11 +156,8 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     "kafka.metrics.polling.interval.secs",
     "auto.include.jmx.reporter",
     // Authorisation.
-    "authorizer.class.name",
     "principal.builder.class",
     "security.providers",
-    "allow.everyone.if.no.acl.found",
-    "super.users",
 ];
 
 /// Whole families of Kafka keys for features we do not implement (TLS, SASL, per-listener

@@ -1,6 +1,7 @@
 //! Cluster metadata: the znode store (embedded or ZooKeeper), Kafka's znode formats, and the
 //! broker's cache of what the controller told it.
 
+pub mod acls;
 pub mod cache;
 pub mod embedded;
 pub mod registration;

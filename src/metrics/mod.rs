@@ -36,6 +36,9 @@ pub struct Metrics {
     /// successful-authentication-total / failed-authentication-total).
     successful_authentications: IntCounterVec,
     failed_authentications: IntCounterVec,
+    /// ACL decisions (KIP-801's authorizer-metrics authorization-allowed / -denied, as counts).
+    authorizations_allowed: IntCounterVec,
+    authorizations_denied: IntCounterVec,
     /// One collector per set of scraped families, keyed by the set's first family name.
     scraped: Mutex<HashMap<&'static str, Arc<ScrapedCollector>>>,
 }
@@ -140,6 +143,18 @@ impl Metrics {
                 "Connections that failed to authenticate (TLS or SASL), per listener.",
                 &["listener"],
             ),
+            authorizations_allowed: counter(
+                &registry,
+                "kafka_server_authorizer_metrics_authorization_allowed_total",
+                "Authorization checks that allowed the request.",
+                &[],
+            ),
+            authorizations_denied: counter(
+                &registry,
+                "kafka_server_authorizer_metrics_authorization_denied_total",
+                "Authorization checks that denied the request.",
+                &[],
+            ),
             scraped: Mutex::new(HashMap::new()),
             registry,
         };
@@ -158,6 +173,16 @@ impl Metrics {
             &self.failed_authentications
         };
         family.with_label_values(&[listener]).inc();
+    }
+
+    /// One ACL check decided.
+    pub fn authorization(&self, allowed: bool) {
+        let family = if allowed {
+            &self.authorizations_allowed
+        } else {
+            &self.authorizations_denied
+        };
+        family.with_label_values(&[] as &[&str]).inc();
     }
 
     /// Reports `families` from `source` at every scrape, for as long as the source lives: a

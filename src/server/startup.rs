@@ -16,12 +16,14 @@ use crate::group::GroupCoordinator;
 use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
+use crate::metadata::acls::AclManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
 use crate::network::{self, Limits};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
+use crate::security::acl::Authorizer;
 use crate::security::principal::PrincipalMapper;
 use crate::security::sasl::ServerCredentials;
 use crate::txn::TransactionCoordinator;
@@ -178,6 +180,20 @@ impl Broker {
         ));
         configs.load_broker_configs().await?;
         configs.load_user_credentials().await?;
+        // ACLs are in the cache before any listener opens: the first request is checked
+        // against them, not against an empty cache.
+        let acls = match &config.authorizer {
+            None => None,
+            Some(settings) => {
+                let authorizer = Arc::new(Authorizer::new(
+                    settings.super_users.clone(),
+                    settings.allow_everyone_if_no_acl_found,
+                ));
+                let acls = Arc::new(AclManager::new(store.clone(), authorizer));
+                acls.load().await?;
+                Some(acls)
+            }
+        };
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -207,7 +223,8 @@ impl Broker {
             fetch_sessions: Arc::new(crate::api::fetch_session::FetchSessionCache::new(
                 config.max_incremental_fetch_session_cache_slots,
             )),
-            authorizer: None,
+            authorizer: acls.as_ref().map(|a| a.authorizer().clone()),
+            acls: acls.clone(),
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
@@ -329,6 +346,9 @@ impl Broker {
             tokio::spawn(configs.run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ]);
+        if let Some(acls) = acls {
+            tasks.push(tokio::spawn(acls.run(shutdown.subscribe())));
+        }
         tasks.push(tokio::spawn(crate::metrics::http::serve(
             metrics_listener,
             shutdown.subscribe(),

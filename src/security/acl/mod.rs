@@ -10,6 +10,12 @@ use std::fmt;
 
 use super::KafkaPrincipal;
 
+mod authorizer;
+mod filter;
+
+pub use authorizer::{AclEntries, Authorizer};
+pub use filter::{AccessControlEntryFilter, AclBindingFilter, ResourcePatternFilter};
+
 /// The name of the one cluster resource (Kafka's `Resource.CLUSTER_NAME`).
 pub const CLUSTER_NAME: &str = "kafka-cluster";
 
@@ -245,46 +251,176 @@ pub struct AccessControlEntry {
     pub permission: Permission,
 }
 
-/// Decides requests against the cached ACLs, as `AclAuthorizer.authorize` does. A broker
-/// without `authorizer.class.name` has none, and every request is allowed.
-#[derive(Debug, Default)]
-pub struct Authorizer {
-    super_users: Vec<KafkaPrincipal>,
-    allow_everyone_if_no_acl_found: bool,
+/// The resource name that stands for every resource of a type in a literal ACL.
+pub const WILDCARD_RESOURCE: &str = "*";
+/// The principal that stands for every principal in an ACL (only this one: `Group:*` is not).
+pub const WILDCARD_PRINCIPAL: &str = "User:*";
+/// The host that stands for every host in an ACL.
+pub const WILDCARD_HOST: &str = "*";
+
+/// Whether `name` spells `pascal` (`TransactionalId`) in one of the two ways Kafka's
+/// `SecurityUtils` reads: PascalCase, or any case without underscores (`TRANSACTIONALID`).
+/// The enum spelling with underscores (`TRANSACTIONAL_ID`) is accepted too: Kafka writes it in
+/// change notifications, and Kafka 2.4 wrote PascalCase there, so a reader of both needs both.
+fn spells(name: &str, pascal: &str) -> bool {
+    name == pascal || name.replace('_', "").eq_ignore_ascii_case(pascal)
 }
 
-impl Authorizer {
-    pub fn new(super_users: Vec<KafkaPrincipal>, allow_everyone_if_no_acl_found: bool) -> Self {
-        Authorizer {
-            super_users,
-            allow_everyone_if_no_acl_found,
+impl ResourceType {
+    /// Reads a type from a znode path or a change notification (`Topic`, `TOPIC`,
+    /// `TRANSACTIONAL_ID`, `TransactionalId`); `None` for anything else, `Any` and `Unknown`
+    /// included.
+    pub fn from_name(name: &str) -> Option<ResourceType> {
+        ResourceType::CONCRETE
+            .into_iter()
+            .find(|t| spells(name, t.dir_name()))
+    }
+}
+
+impl Operation {
+    /// The operations an ACL can name (not `Unknown`/`Any`, which only filters use).
+    pub const CONCRETE: [Operation; 13] = [
+        Operation::All,
+        Operation::Read,
+        Operation::Write,
+        Operation::Create,
+        Operation::Delete,
+        Operation::Alter,
+        Operation::Describe,
+        Operation::ClusterAction,
+        Operation::DescribeConfigs,
+        Operation::AlterConfigs,
+        Operation::IdempotentWrite,
+        Operation::CreateTokens,
+        Operation::DescribeTokens,
+    ];
+
+    /// The PascalCase name ACL znodes carry (`DescribeConfigs`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Unknown => "Unknown",
+            Operation::Any => "Any",
+            Operation::All => "All",
+            Operation::Read => "Read",
+            Operation::Write => "Write",
+            Operation::Create => "Create",
+            Operation::Delete => "Delete",
+            Operation::Alter => "Alter",
+            Operation::Describe => "Describe",
+            Operation::ClusterAction => "ClusterAction",
+            Operation::DescribeConfigs => "DescribeConfigs",
+            Operation::AlterConfigs => "AlterConfigs",
+            Operation::IdempotentWrite => "IdempotentWrite",
+            Operation::CreateTokens => "CreateTokens",
+            Operation::DescribeTokens => "DescribeTokens",
         }
     }
 
-    /// May `principal`, connected from `host` (the IP as Java's `getHostAddress` writes it), do
-    /// `operation` on the literal resource `resource_type:name`?
-    pub fn authorize(
-        &self,
-        principal: &KafkaPrincipal,
-        _host: &str,
-        _operation: Operation,
-        _resource_type: ResourceType,
-        _name: &str,
-    ) -> bool {
-        // Placeholder until the ACL cache lands: only super users, or everyone when the
-        // operator allows access to resources without ACLs (and there are none yet).
-        self.super_users.contains(principal) || self.allow_everyone_if_no_acl_found
+    /// Reads an operation as ACL znodes spell it; `None` for anything an ACL cannot name.
+    pub fn from_name(name: &str) -> Option<Operation> {
+        Operation::CONCRETE
+            .into_iter()
+            .find(|o| spells(name, o.name()))
     }
 
-    /// May `principal` do `operation` on some resource of `resource_type`
-    /// (`authorizeByResourceType`: InitProducerId without a transactional id)?
-    pub fn authorize_by_resource_type(
-        &self,
-        principal: &KafkaPrincipal,
-        host: &str,
-        operation: Operation,
-        resource_type: ResourceType,
-    ) -> bool {
-        self.authorize(principal, host, operation, resource_type, "*")
+    /// Whether an ALLOW for `self` also allows `requested` (`AclEntry.supportedOperations`
+    /// implication): All allows everything, Read/Write/Delete/Alter allow Describe,
+    /// AlterConfigs allows DescribeConfigs. Deny entries never imply.
+    pub fn allows(self, requested: Operation) -> bool {
+        self == requested
+            || self == Operation::All
+            || (requested == Operation::Describe
+                && matches!(
+                    self,
+                    Operation::Read | Operation::Write | Operation::Delete | Operation::Alter
+                ))
+            || (requested == Operation::DescribeConfigs && self == Operation::AlterConfigs)
     }
+}
+
+impl Permission {
+    /// The name ACL znodes carry.
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Unknown => "Unknown",
+            Permission::Any => "Any",
+            Permission::Deny => "Deny",
+            Permission::Allow => "Allow",
+        }
+    }
+
+    /// Reads `Allow`/`Deny` (or `ALLOW`/`DENY`); `None` for anything else.
+    pub fn from_name(name: &str) -> Option<Permission> {
+        [Permission::Deny, Permission::Allow]
+            .into_iter()
+            .find(|p| spells(name, p.name()))
+    }
+}
+
+impl PatternType {
+    /// The Java enum's name (`PREFIXED`), which prefixed change notifications carry.
+    pub fn enum_name(self) -> &'static str {
+        match self {
+            PatternType::Unknown => "UNKNOWN",
+            PatternType::Any => "ANY",
+            PatternType::Match => "MATCH",
+            PatternType::Literal => "LITERAL",
+            PatternType::Prefixed => "PREFIXED",
+        }
+    }
+
+    /// Reads a pattern type's enum name, in any case.
+    pub fn from_name(name: &str) -> Option<PatternType> {
+        [PatternType::Literal, PatternType::Prefixed]
+            .into_iter()
+            .find(|p| name.eq_ignore_ascii_case(p.enum_name()))
+    }
+}
+
+impl ResourcePattern {
+    pub fn new(
+        resource_type: ResourceType,
+        name: impl Into<String>,
+        pattern_type: PatternType,
+    ) -> Self {
+        ResourcePattern {
+            resource_type,
+            name: name.into(),
+            pattern_type,
+        }
+    }
+}
+
+impl AccessControlEntry {
+    /// Whether this entry names `principal` (exactly, or through `User:*`). Kafka parses the
+    /// entry's principal at its first `:` and compares type and name.
+    pub fn names_principal(&self, principal: &KafkaPrincipal) -> bool {
+        self.principal == WILDCARD_PRINCIPAL
+            || self
+                .principal
+                .split_once(':')
+                .is_some_and(|(t, n)| t == principal.principal_type && n == principal.name)
+    }
+
+    /// Whether this entry covers a client connected from `host` (exact string or `*`).
+    pub fn names_host(&self, host: &str) -> bool {
+        self.host == WILDCARD_HOST || self.host == host
+    }
+
+    /// The entry a resource gets while its znode cannot be read: nobody may do anything.
+    pub fn deny_everything() -> Self {
+        AccessControlEntry {
+            principal: WILDCARD_PRINCIPAL.to_string(),
+            host: WILDCARD_HOST.to_string(),
+            operation: Operation::All,
+            permission: Permission::Deny,
+        }
+    }
+}
+
+/// One ACL: an entry on a resource pattern (Kafka's `AclBinding`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub pattern: ResourcePattern,
+    pub entry: AccessControlEntry,
 }

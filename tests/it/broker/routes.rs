@@ -83,6 +83,16 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
         ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
         ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
+        // ANY (LITERAL patterns, which v0 can say): UNKNOWN, the default 0, closes the
+        // connection as in Kafka.
+        ApiKey::DescribeAcls => DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(3)
+            .with_operation(1)
+            .with_permission_type(1)
+            .into(),
+        ApiKey::CreateAcls => CreateAclsRequest::default().into(),
+        ApiKey::DeleteAcls => DeleteAclsRequest::default().into(),
         ApiKey::DescribeUserScramCredentials => {
             DescribeUserScramCredentialsRequest::default().into()
         }

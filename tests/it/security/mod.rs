@@ -5,6 +5,7 @@
 //! `compat-tests` and `compat::`.
 
 mod acl_matrix;
+mod acls;
 mod listeners;
 pub(crate) mod pki;
 pub(crate) mod scram;
