@@ -659,8 +659,8 @@ fn cases() -> Vec<Case> {
                     .into()
             },
             denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
-            // STALE_BROKER_EPOCH or UNKNOWN_SERVER_ERROR: no broker 1000 is registered.
-            allowed_errors: &[77, -1],
+            // BROKER_NOT_AVAILABLE: no broker 1000 is registered.
+            allowed_errors: &[8],
         },
         Case {
             key: ApiKey::ElectLeaders,
@@ -835,6 +835,55 @@ fn cases() -> Vec<Case> {
             allowed_errors: &COORDINATOR_STARTING,
         },
         Case {
+            key: ApiKey::DescribeAcls,
+            version: 3,
+            grants: &[(Cluster, C, Describe)],
+            request: || {
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1)
+                    .into()
+            },
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
+            key: ApiKey::CreateAcls,
+            version: 3,
+            grants: &[(Cluster, C, Alter)],
+            request: || {
+                let c = create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("matrix-acl"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:someone"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3);
+                CreateAclsRequest::default().with_creations(vec![c]).into()
+            },
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
+            key: ApiKey::DeleteAcls,
+            version: 3,
+            grants: &[(Cluster, C, Alter)],
+            request: || {
+                let f = delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(2)
+                    .with_resource_name_filter(Some(s("matrix-acl")))
+                    .with_pattern_type_filter(3)
+                    .with_operation(1)
+                    .with_permission_type(1);
+                DeleteAclsRequest::default().with_filters(vec![f]).into()
+            },
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
             key: ApiKey::ListTransactions,
             version: 1,
             grants: &[(Txn, TXN, Describe)],
@@ -1002,10 +1051,14 @@ async fn matrix_on(store: Store) {
             jaas(cases.len())
         ),
         "authorizer.class.name=kafka.security.authorizer.AclAuthorizer".to_string(),
-        "super.users=User:admin".to_string(),
+        // The broker's own principal on its inter-broker listener (PLAINTEXT: ANONYMOUS) must
+        // be a super user, as in Kafka.
+        "super.users=User:admin;User:ANONYMOUS".to_string(),
         "offsets.topic.replication.factor=1".to_string(),
         "transaction.state.log.replication.factor=1".to_string(),
         "transaction.state.log.min.isr=1".to_string(),
+        "transaction.state.log.num.partitions=4".to_string(),
+        "offsets.topic.num.partitions=4".to_string(),
     ];
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
     let Some((broker, _zk)) = start_broker_on(store, dir.path(), &options).await else {
@@ -1036,6 +1089,14 @@ async fn matrix_on(store: Store) {
         );
     }
     until_settled(&mut admin, ApiKey::OffsetCommit, offsets_commit).await;
+    // The transaction coordinator's topic is made when a coordinator is first looked for.
+    until_settled(&mut admin, ApiKey::FindCoordinator, || {
+        FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![s(TXN)])
+            .into()
+    })
+    .await;
     until_settled(&mut admin, ApiKey::InitProducerId, || {
         init_producer_id(Some(TXN))
     })
