@@ -35,7 +35,8 @@ import org.apache.kafka.common.resource.ResourceType;
  *                      TransactionalIdAuthorizationException
  *   idempotent         IDEMPOTENT_WRITE on the cluster and WRITE on the topic: sends
  *   idempotent-topic   WRITE on the topic only: sends (a producer id without IDEMPOTENT_WRITE)
- *   idempotent-none    nothing: the send fails with ClusterAuthorizationException
+ *   idempotent-none    DESCRIBE on the topic only: the send fails with
+ *                      ClusterAuthorizationException
  *   no-topic-write     IDEMPOTENT_WRITE only: the send fails with TopicAuthorizationException
  *
  * Usage: Authorization <admin-bootstrap> <sasl-bootstrap> <password>. Prints "OK <case>" per
@@ -205,6 +206,8 @@ public class Authorization {
         check(failed == null, "idempotent-topic: " + failed);
         System.out.println("OK idempotent-topic");
 
+        // DESCRIBE only, so that the topic's metadata is not what fails.
+        grant("j_idempotent_none", ResourceType.TOPIC, idempotentTopic, AclOperation.DESCRIBE);
         ip = login("j_idempotent_none");
         ip.put("enable.idempotence", "true");
         expect(send(ip, idempotentTopic), ClusterAuthorizationException.class, "idempotent-none");
