@@ -38,6 +38,19 @@ pub fn supported_operations(resource_type: ResourceType) -> &'static [Operation]
     }
 }
 
+/// The names for which `allowed` holds, each asked about once.
+fn each_once<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    allowed: impl Fn(&str) -> bool,
+) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    names
+        .into_iter()
+        .filter(|n| seen.insert(*n) && allowed(n))
+        .map(str::to_string)
+        .collect()
+}
+
 /// The value of an authorized-operations field a request did not ask for (KIP-430).
 pub const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
@@ -63,6 +76,28 @@ impl Api {
         )
     }
 
+    /// `authorized`, without logging a denial: for checks that leave what is denied out of an
+    /// answer (all-topics Metadata, ListGroups, ListTransactions) or that compute authorized
+    /// operations, as Kafka's `logIfDenied = false` checks.
+    pub fn authorized_quietly(
+        &self,
+        client: &ClientInfo,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        let (Some(authorizer), Some(principal)) = (&self.authorizer, &client.principal) else {
+            return true;
+        };
+        authorizer.authorize_unlogged(
+            principal,
+            &client.host_address(),
+            operation,
+            resource_type,
+            name,
+        )
+    }
+
     /// May the client do `operation` on the cluster?
     pub fn authorized_on_cluster(&self, client: &ClientInfo, operation: Operation) -> bool {
         self.authorized(client, operation, ResourceType::Cluster, CLUSTER_NAME)
@@ -77,14 +112,22 @@ impl Api {
         resource_type: ResourceType,
         names: impl IntoIterator<Item = &'a str>,
     ) -> HashSet<String> {
-        let mut seen = HashSet::new();
-        let mut allowed = HashSet::new();
-        for name in names {
-            if seen.insert(name) && self.authorized(client, operation, resource_type, name) {
-                allowed.insert(name.to_string());
-            }
-        }
-        allowed
+        each_once(names, |n| {
+            self.authorized(client, operation, resource_type, n)
+        })
+    }
+
+    /// `authorized_names` without logging denials: for names the answer leaves out when denied.
+    pub fn visible_names<'a>(
+        &self,
+        client: &ClientInfo,
+        operation: Operation,
+        resource_type: ResourceType,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> HashSet<String> {
+        each_once(names, |n| {
+            self.authorized_quietly(client, operation, resource_type, n)
+        })
     }
 
     /// May the client do `operation` on some resource of `resource_type` (Kafka's
@@ -117,7 +160,7 @@ impl Api {
     ) -> i32 {
         supported_operations(resource_type)
             .iter()
-            .filter(|op| self.authorized(client, **op, resource_type, name))
+            .filter(|op| self.authorized_quietly(client, **op, resource_type, name))
             .fold(0, |bits, op| bits | (1 << op.code()))
     }
 }

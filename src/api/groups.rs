@@ -326,12 +326,19 @@ pub fn list(
     response.error_code = error;
     // DESCRIBE on the cluster lists every group; without it, the groups the client may
     // describe, the others left out (never an error).
-    let every_group = api.authorized_on_cluster(client, Operation::Describe);
+    let every_group = api.authorized_quietly(
+        client,
+        Operation::Describe,
+        ResourceType::Cluster,
+        crate::security::acl::CLUSTER_NAME,
+    );
     for (id, protocol_type, state) in groups {
         if !filter.is_empty() && !filter.contains(&state.name().to_lowercase()) {
             continue;
         }
-        if !every_group && !api.authorized(client, Operation::Describe, ResourceType::Group, &id) {
+        if !every_group
+            && !api.authorized_quietly(client, Operation::Describe, ResourceType::Group, &id)
+        {
             continue;
         }
         let mut g = ListedGroup::default();

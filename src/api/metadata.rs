@@ -90,15 +90,15 @@ pub async fn handle(
     }
     // DESCRIBE is checked before existence, so a topic the client may not see is refused
     // whether or not it exists (or left out of an all-topics answer).
-    let describable = api.authorized_names(
-        client,
-        Operation::Describe,
-        ResourceType::Topic,
-        wanted.iter().filter_map(|w| match w {
-            Wanted::Name(n) | Wanted::Id(_, Some(n)) => Some(n.as_str()),
-            Wanted::Id(_, None) => None,
-        }),
-    );
+    let named = wanted.iter().filter_map(|w| match w {
+        Wanted::Name(n) | Wanted::Id(_, Some(n)) => Some(n.as_str()),
+        Wanted::Id(_, None) => None,
+    });
+    let describable = if all_topics {
+        api.visible_names(client, Operation::Describe, ResourceType::Topic, named)
+    } else {
+        api.authorized_names(client, Operation::Describe, ResourceType::Topic, named)
+    };
     let include_topic_ops = version >= 8 && request.include_topic_authorized_operations;
     let mut may_create_all: Option<bool> = None;
     for w in wanted {

@@ -210,7 +210,7 @@ fn fetch_one(
     match topics {
         None => {
             let all = api.groups.fetch(group, None)?;
-            let describable = api.authorized_names(
+            let describable = api.visible_names(
                 client,
                 Operation::Describe,
                 ResourceType::Topic,

@@ -24,8 +24,16 @@ pub async fn handle(
         {
             Some(ResponseError::TransactionalIdAuthorizationFailed)
         }
-        None if !api.authorized_on_cluster(client, Operation::IdempotentWrite)
-            && !api.authorized_by_resource_type(client, Operation::Write, ResourceType::Topic) =>
+        None if !api.authorized_quietly(
+            client,
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            crate::security::acl::CLUSTER_NAME,
+        ) && !api.authorized_by_resource_type(
+            client,
+            Operation::Write,
+            ResourceType::Topic,
+        ) =>
         {
             Some(ResponseError::ClusterAuthorizationFailed)
         }

@@ -25,7 +25,12 @@ pub async fn create(
     let mut seen = std::collections::HashSet::new();
     let names = || request.topics.iter().map(|t| t.name.0.as_str());
     // CREATE on the cluster, or else on each topic; DESCRIBE_CONFIGS to be shown its configs.
-    let creatable = if api.authorized_on_cluster(client, Operation::Create) {
+    let creatable = if api.authorized_quietly(
+        client,
+        Operation::Create,
+        ResourceType::Cluster,
+        crate::security::acl::CLUSTER_NAME,
+    ) {
         names().map(str::to_string).collect()
     } else {
         api.authorized_names(client, Operation::Create, ResourceType::Topic, names())

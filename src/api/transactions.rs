@@ -384,7 +384,7 @@ pub fn describe(
         match described {
             Ok(d) => {
                 // Topics the client may not describe are left out of the transaction's.
-                let describable = api.authorized_names(
+                let describable = api.visible_names(
                     client,
                     Operation::Describe,
                     ResourceType::Topic,
@@ -464,7 +464,7 @@ pub fn list(
             continue;
         }
         // Transactions the client may not describe are left out.
-        if !api.authorized(
+        if !api.authorized_quietly(
             client,
             Operation::Describe,
             ResourceType::TransactionalId,
