@@ -27,6 +27,9 @@ use crate::security::acl::{
 pub const MAX_RESOURCE_NAME_BYTES: usize = i16::MAX as usize;
 
 const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+/// Kafka's `ClusterAuthorizationException` message (`Request <request> is not authorized.`),
+/// without the request's dump. Clients show it; librdkafka needs a message to report the error.
+const NOT_AUTHORIZED: &str = "Request is not authorized.";
 
 fn message(text: impl Into<String>) -> Option<StrBytes> {
     Some(StrBytes::from_string(text.into()))
@@ -139,6 +142,7 @@ pub async fn describe(
     let mut response = DescribeAclsResponse::default().with_error_message(None);
     if !api.authorized_on_cluster(client, Operation::Describe) {
         response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = message(NOT_AUTHORIZED);
         return response;
     }
     let Some(authorizer) = &api.authorizer else {
@@ -249,7 +253,10 @@ pub async fn create(
             .collect()
     };
     if !api.authorized_on_cluster(client, Operation::Alter) {
-        response.results = refuse_all(ResponseError::ClusterAuthorizationFailed.code(), None);
+        response.results = refuse_all(
+            ResponseError::ClusterAuthorizationFailed.code(),
+            Some(NOT_AUTHORIZED),
+        );
         return response;
     }
     let Some(acls) = &api.acls else {
@@ -318,8 +325,10 @@ pub async fn delete(
             .collect()
     };
     if !api.authorized_on_cluster(client, Operation::Alter) {
-        response.filter_results =
-            refuse_all(ResponseError::ClusterAuthorizationFailed.code(), None);
+        response.filter_results = refuse_all(
+            ResponseError::ClusterAuthorizationFailed.code(),
+            Some(NOT_AUTHORIZED),
+        );
         return response;
     }
     let Some(acls) = &api.acls else {

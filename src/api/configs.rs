@@ -115,7 +115,10 @@ fn entry(
 ) -> DescribeConfigsResourceResult {
     let mut e = DescribeConfigsResourceResult::default();
     e.name = StrBytes::from_string(name.to_string());
-    e.value = value.map(StrBytes::from_string);
+    // Secrets are named but never shown, here or in their synonyms (Kafka's null value).
+    let sensitive = defs::is_sensitive(name);
+    e.is_sensitive = sensitive;
+    e.value = value.filter(|_| !sensitive).map(StrBytes::from_string);
     e.read_only = read_only;
     if version == 0 {
         e.is_default = source == ConfigSource::Default;
@@ -126,8 +129,11 @@ fn entry(
                 .into_iter()
                 .map(|s| {
                     let mut d = DescribeConfigsSynonym::default();
+                    d.value = s
+                        .value
+                        .filter(|_| !defs::is_sensitive(&s.name))
+                        .map(StrBytes::from_string);
                     d.name = StrBytes::from_string(s.name);
-                    d.value = s.value.map(StrBytes::from_string);
                     d.source = s.source as i8;
                     d
                 })

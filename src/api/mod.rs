@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cluster;
 pub mod configs;
 pub mod controller_ops;
+pub mod delegation_tokens;
 pub mod delete_records;
 pub mod errors;
 pub mod fetch;
@@ -46,11 +47,12 @@ use crate::controller::Controller;
 use crate::group::GroupCoordinator;
 use crate::metadata::MetadataCache;
 use crate::metadata::acls::AclManager;
+use crate::metadata::delegation_tokens::TokenManager;
 use crate::protocol::frame::{self, FrameError};
 use crate::replica::ReplicaManager;
 use crate::replica::config_changes::ConfigManager;
-use crate::security::KafkaPrincipal;
 use crate::security::acl::Authorizer;
+use crate::security::{KafkaPrincipal, SecurityProtocol};
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
 pub use routes::{Acl, ROUTES, Route, supported_versions};
@@ -66,6 +68,11 @@ pub struct ClientInfo {
     pub listener: Option<Arc<str>>,
     /// Who the connection authenticated as; None for requests from this broker itself.
     pub principal: Option<Arc<KafkaPrincipal>>,
+    /// The security protocol of the listener; None for requests from this broker itself.
+    pub protocol: Option<SecurityProtocol>,
+    /// The connection logged in with a delegation token (Kafka's
+    /// `KafkaPrincipal.tokenAuthenticated`).
+    pub token_authenticated: bool,
 }
 
 impl ClientInfo {
@@ -113,6 +120,8 @@ pub struct Api {
     pub authorizer: Option<Arc<Authorizer>>,
     /// The ACLs in the metadata store, which the ACL APIs write; present with the authorizer.
     pub acls: Option<Arc<AclManager>>,
+    /// Delegation tokens (KIP-48): the store side and the cache logins use.
+    pub tokens: Arc<TokenManager>,
 }
 
 impl Api {

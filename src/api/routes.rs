@@ -10,9 +10,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::refusal::Refuse;
 use super::{
     Api, ClientInfo, NoResponse, acls, alter_configs, api_versions, cluster, configs,
-    controller_ops, delete_records, fetch, groups, incremental_alter_configs, leader_and_isr,
-    list_offsets, metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl,
-    scram_credentials, stop_replica, topics, transactions, update_metadata,
+    controller_ops, delegation_tokens, delete_records, fetch, groups, incremental_alter_configs,
+    leader_and_isr, list_offsets, metadata, offsets, offsets_for_leader_epoch, produce,
+    producer_ids, sasl, scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
 use crate::security::acl::{Operation, ResourceType};
 
@@ -28,7 +28,9 @@ pub struct Route {
 /// What a request of an API must be allowed to do (security-and-quotas.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acl {
-    /// Nothing is checked: ApiVersions and SASL, which a client sends before it has logged in.
+    /// No ACL is checked: ApiVersions and SASL, which a client sends before it has logged in,
+    /// and APIs whose refusals are not ACL decisions (renewing or expiring a delegation token
+    /// is for its owner and renewers).
     None,
     /// The whole request needs one of these operations on the cluster. `Api::route` checks it
     /// before the handler runs and answers a refusal with CLUSTER_AUTHORIZATION_FAILED in every
@@ -226,6 +228,16 @@ routes! {
     DescribeAcls(r) 0..=3, handler((Cluster, Describe)) => acls::describe(api, client, r).await,
     CreateAcls(r) 0..=3, handler((Cluster, Alter)) => acls::create(api, client, r).await,
     DeleteAcls(r) 0..=3, handler((Cluster, Alter)) => acls::delete(api, client, r).await,
+    // KIP-48 delegation tokens, handled by any broker (ZooKeeper mode). CREATE_TOKENS on the
+    // owner to create a token for someone else; DESCRIBE on a token, or DESCRIBE_TOKENS on its
+    // owner, to see one that is not the client's own. Renewing and expiring are the owner's and
+    // renewers' by the token itself, not by ACL.
+    CreateDelegationToken(r) 0..=3, handler((User, CreateTokens))
+        => delegation_tokens::create(api, client, r, version).await,
+    RenewDelegationToken(r) 0..=2, none() => delegation_tokens::renew(api, client, r).await,
+    ExpireDelegationToken(r) 0..=2, none() => delegation_tokens::expire(api, client, r).await,
+    DescribeDelegationToken(r) 0..=3, handler((DelegationToken, Describe), (User, DescribeTokens))
+        => delegation_tokens::describe(api, client, r, version),
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct SaslCredentials {
     pub mechanism: Mechanism,
     pub username: String,
     pub password: String,
+    /// SCRAM with a delegation token (the `tokenauth=true` extension): the username is the
+    /// token id, the password its HMAC in Base64.
+    pub token_auth: bool,
 }
 
 /// The password stays out of logs and panics that print a config.
@@ -133,7 +136,8 @@ pub(super) async fn login(conn: &mut Connection, sasl: &SaslCredentials) -> Resu
         }
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
             let mut scram = ScramClient::new(sasl.mechanism, &sasl.username, &sasl.password)
-                .map_err(|e| failed(e.to_string()))?;
+                .map_err(|e| failed(e.to_string()))?
+                .with_token_auth(sasl.token_auth);
             let server_first = round(scram.first_message()).await?;
             let client_final = scram
                 .final_message(&server_first)

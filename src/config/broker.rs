@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::keys::is_known;
 use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
 use super::properties::{Props, csv, invalid, parse};
-use super::security::{self, InterBrokerSecurity, ListenerSecurity};
+use super::security::{self, DelegationTokenConfig, InterBrokerSecurity, ListenerSecurity};
 use super::{ConfigError, LogConfig};
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 
@@ -221,6 +221,8 @@ pub struct BrokerConfig {
     pub originals: BTreeMap<String, String>,
     /// `log.cleaner.*`: the threads that compact `cleanup.policy=compact` topics.
     pub log_cleaner: CleanerConfig,
+    /// `delegation.token.*` (KIP-48).
+    pub delegation_tokens: DelegationTokenConfig,
     /// Keys that are neither ours nor Kafka's, in key order. Kafka warns about each ("supplied
     /// but isn't a known config") and carries on; so should the caller.
     pub unknown_keys: Vec<String>,
@@ -304,6 +306,7 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             originals: BTreeMap::new(),
             log_cleaner: CleanerConfig::default(),
+            delegation_tokens: DelegationTokenConfig::default(),
             unknown_keys: Vec::new(),
         }
     }
@@ -590,6 +593,7 @@ impl BrokerConfig {
             log,
             originals: props.clone(),
             log_cleaner: Self::cleaner(&p)?,
+            delegation_tokens: Self::delegation_tokens(&p)?,
             unknown_keys: props.keys().filter(|k| !is_known(k)).cloned().collect(),
         })
     }
@@ -607,6 +611,17 @@ impl BrokerConfig {
                 "authorizer.class.name",
                 class,
                 format!("only {} is supported", ACL_AUTHORIZER_CLASSES.join(" or ")),
+            ));
+        }
+        // Kafka's authorizer may keep ACLs in another ZooKeeper; ours reads them from the
+        // metadata store only, and reading the wrong tree could open access.
+        if let Some(url) = p.get("authorizer.zookeeper.url")
+            && Some(url) != p.get("zookeeper.connect")
+        {
+            return Err(invalid(
+                "authorizer.zookeeper.url",
+                url,
+                "ACLs are kept where zookeeper.connect points; another ZooKeeper is not supported",
             ));
         }
         let mut super_users = Vec::new();
@@ -629,6 +644,29 @@ impl BrokerConfig {
             super_users,
             allow_everyone_if_no_acl_found: p.bool("allow.everyone.if.no.acl.found", false)?,
         }))
+    }
+
+    /// `delegation.token.*`, with the ranges Kafka allows (each at least 1).
+    fn delegation_tokens(p: &Props<'_>) -> Result<DelegationTokenConfig, ConfigError> {
+        let d = DelegationTokenConfig::default();
+        let secret_key = p
+            .get("delegation.token.secret.key")
+            .or_else(|| p.get("delegation.token.master.key"))
+            .map(String::from);
+        Ok(DelegationTokenConfig {
+            secret_key,
+            max_lifetime_ms: p.num(
+                "delegation.token.max.lifetime.ms",
+                Some(1),
+                d.max_lifetime_ms,
+            )?,
+            expiry_time_ms: p.num("delegation.token.expiry.time.ms", Some(1), d.expiry_time_ms)?,
+            expiry_check_interval_ms: p.unsigned(
+                "delegation.token.expiry.check.interval.ms",
+                1i64,
+                d.expiry_check_interval_ms as i64,
+            )?,
+        })
     }
 
     /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.
@@ -680,5 +718,76 @@ impl BrokerConfig {
         overrides: &BTreeMap<String, String>,
     ) -> Result<LogConfig, ConfigError> {
         self.log.with_overrides(overrides)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let props: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        BrokerConfig::from_properties(&props)
+    }
+
+    #[test]
+    fn the_authorizer_is_kafkas_or_start_up_fails_closed() {
+        assert_eq!(config(&[]).unwrap().authorizer, None);
+        assert_eq!(
+            config(&[("authorizer.class.name", "")]).unwrap().authorizer,
+            None
+        );
+        for class in ACL_AUTHORIZER_CLASSES {
+            let c = config(&[
+                ("authorizer.class.name", class),
+                ("super.users", " User:admin ; User:CN=broker,O=acme;"),
+                ("allow.everyone.if.no.acl.found", "true"),
+            ])
+            .unwrap();
+            assert_eq!(
+                c.authorizer,
+                Some(AuthorizerConfig {
+                    super_users: vec![
+                        KafkaPrincipal::user("admin"),
+                        KafkaPrincipal::user("CN=broker,O=acme")
+                    ],
+                    allow_everyone_if_no_acl_found: true,
+                })
+            );
+            assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        }
+        let other = config(&[("authorizer.class.name", "com.example.MyAuthorizer")])
+            .unwrap_err()
+            .to_string();
+        assert!(other.contains("authorizer.class.name"), "{other}");
+        let untyped = config(&[
+            ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+            ("super.users", "admin"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(untyped.contains("super.users"), "{untyped}");
+        let elsewhere = config(&[
+            ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+            ("zookeeper.connect", "127.0.0.1:2181"),
+            ("authorizer.zookeeper.url", "10.0.0.1:2181"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            elsewhere.contains("authorizer.zookeeper.url"),
+            "{elsewhere}"
+        );
+        assert!(
+            config(&[
+                ("authorizer.class.name", ACL_AUTHORIZER_CLASSES[0]),
+                ("zookeeper.connect", "127.0.0.1:2181"),
+                ("authorizer.zookeeper.url", "127.0.0.1:2181"),
+            ])
+            .is_ok()
+        );
     }
 }

@@ -136,7 +136,7 @@ const fn topic(
     }
 }
 
-use ConfigType::{Boolean, Double, Int, List, Long, Short, String as Str};
+use ConfigType::{Boolean, Double, Int, List, Long, Password, Short, String as Str};
 use Validator::{AtLeast, Between, DoubleBetween, OneOf};
 
 pub const CLEANUP_POLICIES: &[&str] = &["compact", "delete"];
@@ -503,6 +503,34 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker(
+        "delegation.token.expiry.check.interval.ms",
+        Long,
+        Some("3600000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.expiry.time.ms",
+        Long,
+        Some("86400000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.max.lifetime.ms",
+        Long,
+        Some("604800000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.secret.key",
+        Password,
+        None,
+        Validator::None,
+        Ro,
+    ),
+    broker(
         "delete.topic.enable",
         Boolean,
         Some("true"),
@@ -854,6 +882,36 @@ pub fn broker_config(name: &str) -> Option<&'static BrokerConfigDef> {
     BROKER_CONFIGS.iter().find(|b| b.def.name == name)
 }
 
+/// Kafka's broker keys of type PASSWORD, which DescribeConfigs reports as sensitive, without
+/// their value (Kafka's `KafkaConfig.maybeSensitive`): the delegation token secret would let
+/// anyone forge tokens, the others are passwords and private keys.
+const PASSWORD_KEYS: &[&str] = &[
+    "delegation.token.secret.key",
+    "delegation.token.master.key",
+    "password.encoder.secret",
+    "password.encoder.old.secret",
+    "sasl.jaas.config",
+    "ssl.key.password",
+    "ssl.keystore.password",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+    "zookeeper.ssl.keystore.password",
+    "zookeeper.ssl.truststore.password",
+];
+
+/// Whether a broker key holds a secret, also under a listener prefix
+/// (`listener.name.<listener>.[<mechanism>.]sasl.jaas.config`).
+pub fn is_sensitive(name: &str) -> bool {
+    PASSWORD_KEYS.iter().any(|k| {
+        name == *k
+            || name
+                .strip_suffix(k)
+                .is_some_and(|p| p.starts_with("listener.name.") && p.ends_with('.'))
+    })
+}
+
 /// The topic key a broker key is the first synonym of (`log.retention.ms` → `retention.ms`).
 pub fn topic_config_for_broker_key(broker_key: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS
@@ -1035,6 +1093,28 @@ pub fn java_double(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_sensitive_also_under_listener_prefixes() {
+        for key in [
+            "delegation.token.secret.key",
+            "delegation.token.master.key",
+            "sasl.jaas.config",
+            "listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config",
+            "listener.name.ssl.ssl.keystore.password",
+        ] {
+            assert!(is_sensitive(key), "{key}");
+        }
+        for key in [
+            "delegation.token.max.lifetime.ms",
+            "ssl.keystore.location",
+            "listeners",
+            "xsasl.jaas.config",
+            "listener.name.sasl.jaas.configx",
+        ] {
+            assert!(!is_sensitive(key), "{key}");
+        }
+    }
 
     #[test]
     fn values_print_as_kafka_prints_them() {

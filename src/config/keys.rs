@@ -16,6 +16,11 @@ const BROKER_KEYS: &[&str] = &[
     "controlled.shutdown.max.retries",
     "controlled.shutdown.retry.backoff.ms",
     "broker.id",
+    "delegation.token.secret.key",
+    "delegation.token.master.key",
+    "delegation.token.max.lifetime.ms",
+    "delegation.token.expiry.time.ms",
+    "delegation.token.expiry.check.interval.ms",
     "broker.id.generation.enable",
     "broker.rack",
     "reserved.broker.max.id",
@@ -75,6 +80,7 @@ const BROKER_KEYS: &[&str] = &[
     "authorizer.class.name",
     "super.users",
     "allow.everyone.if.no.acl.found",
+    "authorizer.zookeeper.url",
     "log.cleaner.enable",
     "log.cleaner.threads",
     "log.cleaner.dedupe.buffer.size",
@@ -168,7 +174,6 @@ const KAFKA_PREFIXES_IGNORED: &[&str] = &[
     "listener.name.",
     "zookeeper.ssl.",
     "password.encoder.",
-    "delegation.token.",
     "remote.log.",
 ];
 

@@ -266,6 +266,8 @@ pub(super) fn inter_broker_security(
                 mechanism,
                 username: username.to_string(),
                 password: password.to_string(),
+                // Brokers log in to each other as users, never with a token.
+                token_auth: false,
             })
         }
     };
@@ -361,9 +363,66 @@ pub fn client_security(
             mechanism,
             username: username.to_string(),
             password: password.to_string(),
+            // Java's ScramLoginModule option for delegation tokens.
+            token_auth: jaas
+                .option("tokenauth")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
         })
     } else {
         None
     };
     Ok(crate::client::Security { tls, sasl })
+}
+
+/// Delegation tokens (KIP-48): `delegation.token.*`. Without a secret key the token APIs answer
+/// DELEGATION_TOKEN_AUTH_DISABLED and no token logs in, as in Kafka.
+#[derive(Clone, PartialEq)]
+pub struct DelegationTokenConfig {
+    /// `delegation.token.secret.key`, else the deprecated `delegation.token.master.key`: the
+    /// key every broker signs token ids with (all brokers must share it). None or empty:
+    /// tokens are disabled.
+    pub secret_key: Option<String>,
+    /// `delegation.token.max.lifetime.ms` (7 days): no renewal goes past this from creation.
+    pub max_lifetime_ms: i64,
+    /// `delegation.token.expiry.time.ms` (1 day): a token's life without renewal, and the
+    /// default renewal period.
+    pub expiry_time_ms: i64,
+    /// `delegation.token.expiry.check.interval.ms` (1 hour): how often expired tokens are
+    /// removed.
+    pub expiry_check_interval_ms: u64,
+}
+
+impl DelegationTokenConfig {
+    pub const DEFAULT_MAX_LIFETIME_MS: i64 = 7 * 24 * 3_600_000;
+    pub const DEFAULT_EXPIRY_TIME_MS: i64 = 24 * 3_600_000;
+    pub const DEFAULT_EXPIRY_CHECK_INTERVAL_MS: u64 = 3_600_000;
+
+    /// Kafka's `tokenAuthEnabled`: a non-empty secret key.
+    pub fn enabled(&self) -> bool {
+        self.secret_key.as_ref().is_some_and(|k| !k.is_empty())
+    }
+}
+
+impl Default for DelegationTokenConfig {
+    fn default() -> Self {
+        DelegationTokenConfig {
+            secret_key: None,
+            max_lifetime_ms: Self::DEFAULT_MAX_LIFETIME_MS,
+            expiry_time_ms: Self::DEFAULT_EXPIRY_TIME_MS,
+            expiry_check_interval_ms: Self::DEFAULT_EXPIRY_CHECK_INTERVAL_MS,
+        }
+    }
+}
+
+// Hand-written: the derived form would print the secret key, with which anyone can forge a
+// token's password.
+impl std::fmt::Debug for DelegationTokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DelegationTokenConfig")
+            .field("enabled", &self.enabled())
+            .field("max_lifetime_ms", &self.max_lifetime_ms)
+            .field("expiry_time_ms", &self.expiry_time_ms)
+            .field("expiry_check_interval_ms", &self.expiry_check_interval_ms)
+            .finish()
+    }
 }

@@ -9,16 +9,15 @@
 //! znode cannot be read or parsed is cached as unreadable, which denies everything to everyone
 //! but super users until it reads cleanly: a damaged ACL must never open access.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, watch};
 
-use super::store::{
-    CreateMode, MetadataStore, StoreError, WatchEvent, create_recursive, ensure_path,
-};
+use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY};
+use super::store::{CreateMode, MetadataStore, StoreError, create_recursive, ensure_path};
 use crate::security::acl::{
     AccessControlEntry, AclBinding, AclBindingFilter, AclEntries, Authorizer, Operation,
     PatternType, Permission, ResourcePattern, ResourceType,
@@ -35,10 +34,6 @@ pub const PREFIXED_CHANGES: &str = "/kafka-acl-extended-changes";
 /// Sequential children of both change roots are named this plus ZooKeeper's 10-digit counter.
 pub const CHANGE_PREFIX: &str = "acl_changes_";
 
-/// Kafka's `changeExpirationMs`: notifications older than this are deleted.
-pub const NOTIFICATION_EXPIRY: Duration = Duration::from_secs(15 * 60);
-/// How long to wait before retrying when the store could not be read.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Conditional writes that lost a race are retried this many times (`maxUpdateRetries`).
 const MAX_WRITE_RETRIES: usize = 10;
 
@@ -193,19 +188,9 @@ pub fn decode_change(change_root: &str, data: &[u8]) -> Result<ResourcePattern, 
     Ok(ResourcePattern::new(t, change.name, p))
 }
 
-fn sequence_of(child: &str) -> Option<i64> {
-    child
-        .strip_prefix(CHANGE_PREFIX)
-        .and_then(|n| n.parse().ok())
-}
-
-#[derive(Default)]
-struct Progress {
-    /// Per change root: sequence number of the last notification applied (-1 before any).
-    last_applied: HashMap<&'static str, i64>,
-    /// When this broker first saw each notification (by path); see `config_changes::Progress`:
-    /// the store's `Stat` has no creation time, so age counts from the first sighting.
-    first_seen: HashMap<String, Instant>,
+/// How far this broker has applied each change root.
+fn change_roots(expiry: Duration) -> [ChangeRoot; 2] {
+    [LITERAL_CHANGES, PREFIXED_CHANGES].map(|path| ChangeRoot::new(path, CHANGE_PREFIX, expiry))
 }
 
 /// The outcome of one DeleteAcls filter: each ACL it removed, with the error of its pattern's
@@ -217,7 +202,7 @@ pub struct AclManager {
     authorizer: Arc<Authorizer>,
     /// Held across each read-and-cache of a pattern and each write: the cache then always
     /// ends with the newest content, whichever of the API and the listener wrote it last.
-    progress: Mutex<Progress>,
+    progress: Mutex<[ChangeRoot; 2]>,
     expiry: Duration,
 }
 
@@ -235,7 +220,7 @@ impl AclManager {
         AclManager {
             store,
             authorizer,
-            progress: Mutex::new(Progress::default()),
+            progress: Mutex::new(change_roots(expiry)),
             expiry,
         }
     }
@@ -260,7 +245,7 @@ impl AclManager {
         self.reload_all().await?;
         // Notifications already there are applied again by `run`: they may be newer than
         // what was just read.
-        progress.last_applied.clear();
+        *progress = change_roots(self.expiry);
         Ok(())
     }
 
@@ -324,54 +309,19 @@ impl AclManager {
     /// Watches both change roots until `shutdown`, re-reading each pattern a new notification
     /// names; after a lost session, everything is read again.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut events = self.store.subscribe();
-        let mut pending = true;
-        let mut full_reload = false;
-        loop {
-            if pending {
-                let result = if full_reload {
-                    self.reload_everything().await
-                } else {
-                    self.process_notifications(Instant::now()).await
-                };
-                match result {
-                    Ok(()) => {
-                        pending = false;
-                        full_reload = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ACL changes not processed yet; retrying");
-                    }
-                }
-            }
-            let retry = tokio::time::sleep(RETRY_AFTER);
-            tokio::select! {
-                _ = shutdown.changed() => return,
-                _ = retry, if pending => {}
-                event = events.recv() => match event {
-                    Ok(WatchEvent::ChildrenChanged(path))
-                        if path == LITERAL_CHANGES || path == PREFIXED_CHANGES =>
-                    {
-                        pending = true;
-                    }
-                    Ok(WatchEvent::SessionExpired) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        pending = true;
-                        full_reload = true;
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-            }
-            if *shutdown.borrow() {
-                return;
-            }
+        const ROOTS: &[&str] = &[LITERAL_CHANGES, PREFIXED_CHANGES];
+        let mut follower = Follower::new(self.store.as_ref(), ROOTS, "ACL changes");
+        while let Some(full) = follower.next(self.store.as_ref(), &mut shutdown).await {
+            let outcome = if full {
+                self.reload_everything().await
+            } else {
+                self.process_notifications(Instant::now()).await
+            };
+            follower.done(outcome);
         }
     }
 
     async fn reload_everything(&self) -> Result<(), StoreError> {
-        for changes in [LITERAL_CHANGES, PREFIXED_CHANGES] {
-            self.store.watch_children(changes).await?;
-        }
         {
             let _guard = self.progress.lock().await;
             self.reload_all().await?;
@@ -379,57 +329,25 @@ impl AclManager {
         self.process_notifications(Instant::now()).await
     }
 
-    /// `ZkNodeChangeNotificationListener.processNotifications` for both change roots: each
-    /// notification newer than the last applied re-reads its pattern; expired ones are deleted.
+    /// One pass over both change roots: each notification newer than the last applied
+    /// re-reads its pattern; expired ones are deleted.
     pub async fn process_notifications(&self, now: Instant) -> Result<(), StoreError> {
         let mut progress = self.progress.lock().await;
-        let mut seen = BTreeSet::new();
-        for changes in [LITERAL_CHANGES, PREFIXED_CHANGES] {
-            let mut children: Vec<(i64, String)> = self
-                .store
-                .children(changes)
-                .await?
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|c| sequence_of(&c).map(|s| (s, c)))
-                .collect();
-            children.sort_unstable();
-            for (seq, child) in &children {
-                let path = format!("{changes}/{child}");
-                progress.first_seen.entry(path.clone()).or_insert(now);
-                seen.insert(path.clone());
-                if *seq <= progress.last_applied.get(changes).copied().unwrap_or(-1) {
-                    continue;
-                }
-                // A notification deleted (expired) between listing and reading names nothing.
-                if let Some((Some(data), _)) = self.store.get(&path).await? {
-                    match decode_change(changes, &data) {
+        for root in progress.iter_mut() {
+            for notification in root.unapplied(self.store.as_ref(), now).await? {
+                if let Some(data) = &notification.data {
+                    match decode_change(root.path(), data) {
                         Ok(pattern) => self.refresh(&pattern).await?,
                         Err(e) => {
+                            let path = &notification.path;
                             tracing::warn!(path, error = %e, "ignoring unreadable ACL change notification");
                         }
                     }
                 }
-                progress.last_applied.insert(changes, *seq);
+                root.applied(&notification);
             }
+            root.purge(self.store.as_ref(), now).await?;
         }
-        let expired: Vec<String> = progress
-            .first_seen
-            .iter()
-            .filter(|(path, at)| {
-                seen.contains(*path) && now.saturating_duration_since(**at) > self.expiry
-            })
-            .map(|(path, _)| path.clone())
-            .collect();
-        for path in expired {
-            match self.store.delete(&path, None).await {
-                Ok(()) | Err(StoreError::NoNode(_)) => {
-                    progress.first_seen.remove(&path);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        progress.first_seen.retain(|path, _| seen.contains(path));
         Ok(())
     }
 
@@ -720,5 +638,109 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acls_in_the_store_are_loaded_and_changes_by_others_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn MetadataStore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let write = |path: &'static str, data: &'static [u8]| {
+            let store = store.clone();
+            async move {
+                if store.get(path).await.unwrap().is_some() {
+                    store.set(path, Some(data.to_vec()), None).await.unwrap();
+                } else {
+                    create_recursive(
+                        store.as_ref(),
+                        path,
+                        Some(data.to_vec()),
+                        CreateMode::Persistent,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+        };
+        // Written before the broker starts, in Kafka 2.4's spelling: loaded at start-up.
+        write(
+            "/kafka-acl/TransactionalId/tx-1",
+            br#"{"version":1,"acls":[{"principal":"User:alice","permissionType":"Allow","operation":"Write","host":"*"}]}"#,
+        )
+        .await;
+        // An unknown type directory is skipped, not fatal.
+        write("/kafka-acl/Nonsense/x", b"{}").await;
+        let authorizer = Arc::new(Authorizer::new(vec![], false));
+        let m = Arc::new(AclManager::new(store.clone(), authorizer.clone()));
+        m.load().await.unwrap();
+        let alice = KafkaPrincipal::user("alice");
+        let may = |op, t, name: &str| authorizer.authorize(&alice, "127.0.0.1", op, t, name);
+        assert!(may(Operation::Write, ResourceType::TransactionalId, "tx-1"));
+
+        let (_tx, rx) = watch::channel(false);
+        let task = tokio::spawn(m.clone().run(rx));
+        let until = |what: &'static str, check: Box<dyn Fn() -> bool + Send>| async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !check() {
+                assert!(Instant::now() < deadline, "{what}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        write(
+            "/kafka-acl-extended/prefixed/Topic/ord",
+            br#"{"version":1,"acls":[{"principal":"User:*","permissionType":"Allow","operation":"Read","host":"*"}]}"#,
+        )
+        .await;
+        store
+            .create(
+                "/kafka-acl-extended-changes/acl_changes_",
+                Some(br#"{"version":1,"resourceType":"TOPIC","name":"ord","patternType":"PREFIXED"}"#.to_vec()),
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .unwrap();
+        let a = authorizer.clone();
+        until(
+            "the prefixed ACL is applied",
+            Box::new(move || {
+                a.authorize(
+                    &KafkaPrincipal::user("alice"),
+                    "h",
+                    Operation::Read,
+                    ResourceType::Topic,
+                    "orders",
+                )
+            }),
+        )
+        .await;
+        // A malformed node denies its resource to everyone; the others are unaffected.
+        write(
+            "/kafka-acl/TransactionalId/tx-1",
+            b"{\"version\":1,\"acls\":[",
+        )
+        .await;
+        store
+            .create(
+                "/kafka-acl-changes/acl_changes_",
+                Some(b"TRANSACTIONAL_ID:tx-1".to_vec()),
+                CreateMode::PersistentSequential,
+            )
+            .await
+            .unwrap();
+        let a = authorizer.clone();
+        until(
+            "the malformed node denies",
+            Box::new(move || {
+                !a.authorize(
+                    &KafkaPrincipal::user("alice"),
+                    "h",
+                    Operation::Write,
+                    ResourceType::TransactionalId,
+                    "tx-1",
+                )
+            }),
+        )
+        .await;
+        assert!(may(Operation::Read, ResourceType::Topic, "orders"));
+        task.abort();
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod acls;
 pub mod cache;
+pub mod delegation_tokens;
 pub mod embedded;
+pub mod notifications;
 pub mod registration;
 pub mod store;
 pub mod zk;

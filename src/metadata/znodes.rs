@@ -235,6 +235,31 @@ pub struct ProducerIdBlockZnode {
     pub block_end: String,
 }
 
+/// `/delegation_token/tokens/<tokenId>`: one delegation token, written by the broker that
+/// created or renewed it (Kafka's `DelegationTokenInfoZNode`).
+pub const DELEGATION_TOKENS: &str = "/delegation_token/tokens";
+/// `/delegation_token/token_changes/token_change_<seq>`, holding a token id as plain text: every
+/// broker re-reads that token into its cache.
+pub const DELEGATION_TOKEN_CHANGES: &str = "/delegation_token/token_changes";
+pub const DELEGATION_TOKEN_CHANGE_PREFIX: &str = "token_change_";
+
+/// A token's znode (Kafka's `DelegationTokenManagerZk.toJsonCompatibleMap`, version 3): the
+/// principals as `Type:name` sanitized (`User%3Aalice`), timestamps in ms. Version 1 and 2
+/// nodes, written before KIP-373, have no `tokenRequester` (the owner asked).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegationTokenZnode {
+    pub version: i32,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_requester: Option<String>,
+    pub renewers: Vec<String>,
+    pub issue_timestamp: i64,
+    pub max_timestamp: i64,
+    pub expiry_timestamp: i64,
+    pub token_id: String,
+}
+
 /// A new topic or cluster id: a random UUID in Kafka's base64url form (22 characters).
 pub fn random_uuid_base64() -> (uuid::Uuid, String) {
     let id = uuid::Uuid::new_v4();

@@ -34,6 +34,8 @@ pub(super) async fn run(
         address: Some(peer),
         listener: Some(context.name.clone()),
         principal: Some(Arc::new(KafkaPrincipal::anonymous())),
+        protocol: Some(context.protocol),
+        token_authenticated: false,
     };
     let Some(tls) = &context.tls else {
         // A plain TCP stream splits into halves without a lock between them.
@@ -190,8 +192,9 @@ where
                 },
                 Verdict::Authenticated { reply, session } => {
                     crate::metrics::global().authentication(&context.name, true);
-                    tracing::info!(principal = %session.principal, mechanism = %session.mechanism, "SASL client authenticated");
+                    tracing::info!(principal = %session.principal, mechanism = %session.mechanism, token = session.token_authenticated, "SASL client authenticated");
                     client.principal = Some(session.principal.clone());
+                    client.token_authenticated = session.token_authenticated;
                     phase = Phase::Serving(Some(session));
                     ready(Some(reply))
                 }

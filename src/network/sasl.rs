@@ -63,6 +63,9 @@ pub(super) struct Session {
     /// When the last re-authentication began (None before the first): the next may start a
     /// second later.
     pub reauthenticated: Option<Instant>,
+    /// Logged in with a delegation token (Kafka's `KafkaPrincipal.tokenAuthenticated`): such a
+    /// connection may not create or manage tokens.
+    pub token_authenticated: bool,
 }
 
 impl Session {
@@ -250,7 +253,7 @@ impl Authenticator {
                 }
             }
             Ok(Step::Done { reply, user }) => {
-                let session = match self.finish(mechanism, user) {
+                let session = match self.finish(mechanism, user, server.token_expiry()) {
                     Ok(s) => s,
                     Err(message) => {
                         response.error_code = ResponseError::SaslAuthenticationFailed.code();
@@ -288,20 +291,28 @@ impl Authenticator {
                 self.state = State::LegacyTokens(server);
                 Verdict::Reply(raw_frame(&bytes))
             }
-            Ok(Step::Done { reply, user }) => match self.finish(mechanism, user) {
-                Ok(session) => Verdict::Authenticated {
-                    reply: raw_frame(&reply),
-                    session,
-                },
-                Err(message) => self.fail(None, message),
-            },
+            Ok(Step::Done { reply, user }) => {
+                match self.finish(mechanism, user, server.token_expiry()) {
+                    Ok(session) => Verdict::Authenticated {
+                        reply: raw_frame(&reply),
+                        session,
+                    },
+                    Err(message) => self.fail(None, message),
+                }
+            }
             Err(e) => self.fail(None, e.detail().to_string()),
         }
     }
 
     /// The session of a completed exchange; a re-authentication may not change who the
-    /// connection is.
-    fn finish(&mut self, mechanism: Mechanism, user: String) -> Result<Session, String> {
+    /// connection is. `token_expiry`: the delegation token's expiry (ms since the epoch) when
+    /// the client logged in with one.
+    fn finish(
+        &mut self,
+        mechanism: Mechanism,
+        user: String,
+        token_expiry: Option<i64>,
+    ) -> Result<Session, String> {
         let principal = KafkaPrincipal::user(user);
         if let Some(previous) = &self.previous
             && *previous.principal != principal
@@ -322,13 +333,25 @@ impl Authenticator {
         // SaslServerAuthenticator counts it and as the client does (from the final response):
         // counted from the start, a slow exchange would end the session before the client
         // thinks it is time to log in again.
-        let lifetime = (max > 0).then(|| Duration::from_millis(max));
+        let reauth = (max > 0).then(|| Duration::from_millis(max));
+        // A token's session ends when the token does, whatever connections.max.reauth.ms says
+        // (Kafka's SaslServerAuthenticator with a credential expiry); the client is told, and
+        // re-authenticates or is closed.
+        let until_token_expiry = token_expiry.map(|at| {
+            let left = at.saturating_sub(crate::security::delegation_token::now_ms());
+            Duration::from_millis(u64::try_from(left).unwrap_or(0))
+        });
+        let lifetime = match (reauth, until_token_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Ok(Session {
             principal: Arc::new(principal),
             mechanism,
             expires: lifetime.map(|l| Instant::now() + l),
             lifetime,
             reauthenticated: self.previous.is_some().then_some(self.started),
+            token_authenticated: token_expiry.is_some(),
         })
     }
 }

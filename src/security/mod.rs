@@ -8,6 +8,7 @@
 
 pub mod acl;
 pub mod credentials;
+pub mod delegation_token;
 pub mod jaas;
 pub mod plain;
 pub mod principal;
@@ -37,6 +38,16 @@ impl KafkaPrincipal {
     /// `User:ANONYMOUS`: PLAINTEXT connections and TLS ones without a client certificate.
     pub fn anonymous() -> Self {
         Self::user("ANONYMOUS")
+    }
+
+    /// `Type:name` as Kafka's `SecurityUtils.parseKafkaPrincipal` reads it: split at the first
+    /// ':', neither part empty.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (principal_type, name) = text.split_once(':')?;
+        (!principal_type.is_empty() && !name.is_empty()).then(|| KafkaPrincipal {
+            principal_type: principal_type.to_string(),
+            name: name.to_string(),
+        })
     }
 }
 

@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::credentials::CredentialCache;
+use super::delegation_token::DelegationTokenCache;
 use super::plain::PlainServer;
 use super::scram::ScramServer;
 
@@ -138,6 +139,8 @@ pub struct ServerCredentials {
     pub plain_users: Arc<BTreeMap<String, String>>,
     /// SCRAM credentials, fed from `/config/users` in ZooKeeper.
     pub scram: Arc<CredentialCache>,
+    /// Delegation tokens, which log in over SCRAM with `tokenauth=true`.
+    pub tokens: Arc<DelegationTokenCache>,
 }
 
 // Hand-written: the derived form would print the PLAIN passwords.
@@ -163,9 +166,10 @@ impl SaslServer {
             Mechanism::Plain => {
                 SaslServer::Plain(PlainServer::new(credentials.plain_users.clone()))
             }
-            Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
-                SaslServer::Scram(ScramServer::new(mechanism, credentials.scram.clone()))
-            }
+            Mechanism::ScramSha256 | Mechanism::ScramSha512 => SaslServer::Scram(
+                ScramServer::new(mechanism, credentials.scram.clone())
+                    .with_tokens(credentials.tokens.clone()),
+            ),
         }
     }
 
@@ -176,6 +180,15 @@ impl SaslServer {
         match self {
             SaslServer::Plain(server) => server.step(token),
             SaslServer::Scram(server) => server.step(token),
+        }
+    }
+
+    /// After `Done`: when the delegation token the client logged in with expires (ms since
+    /// the epoch); None when it logged in with its own credentials.
+    pub fn token_expiry(&self) -> Option<i64> {
+        match self {
+            SaslServer::Plain(_) => None,
+            SaslServer::Scram(server) => server.token_expiry(),
         }
     }
 
@@ -255,6 +268,7 @@ mod tests {
         ServerCredentials {
             plain_users: Arc::new(users),
             scram: Arc::new(cache),
+            tokens: Arc::default(),
         }
     }
 

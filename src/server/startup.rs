@@ -17,6 +17,7 @@ use crate::log::LogManager;
 use crate::log::manager::BrokerIdentity;
 use crate::log::tasks::{TaskIntervals, run_periodic_tasks};
 use crate::metadata::acls::AclManager;
+use crate::metadata::delegation_tokens::TokenManager;
 use crate::metadata::embedded::EmbeddedStore;
 use crate::metadata::registration;
 use crate::metadata::{MetadataCache, MetadataStore};
@@ -194,6 +195,11 @@ impl Broker {
                 Some(acls)
             }
         };
+        let tokens = Arc::new(TokenManager::new(
+            store.clone(),
+            config.delegation_tokens.clone(),
+        ));
+        tokens.load().await?;
         let controller = Arc::new(Controller::new(
             store.clone(),
             config.clone(),
@@ -225,6 +231,7 @@ impl Broker {
             )),
             authorizer: acls.as_ref().map(|a| a.authorizer().clone()),
             acls: acls.clone(),
+            tokens: tokens.clone(),
         });
         let weak_api = Arc::downgrade(&api);
         let local: crate::controller::channel::LocalDelivery = Arc::new(move |request, version| {
@@ -319,6 +326,7 @@ impl Broker {
                 let credentials = ServerCredentials {
                     plain_users: Arc::new(settings.plain_users()),
                     scram: configs.credentials().clone(),
+                    tokens: tokens.cache().clone(),
                 };
                 Arc::new(network::sasl::SaslListener {
                     settings,
@@ -344,6 +352,7 @@ impl Broker {
             tokio::spawn(groups.run_timer(shutdown_rx.clone())),
             tokio::spawn(txn.run_timer(shutdown_rx.clone())),
             tokio::spawn(configs.run(shutdown_rx.clone())),
+            tokio::spawn(tokens.clone().run(shutdown_rx.clone())),
             tokio::spawn(run_periodic_tasks(logs.clone(), intervals, shutdown_rx)),
         ]);
         if let Some(acls) = acls {

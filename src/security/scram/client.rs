@@ -61,6 +61,8 @@ pub struct ScramClient {
     pub(super) password: String,
     pub(super) nonce: String,
     pub(super) state: ClientState,
+    /// Sends the `tokenauth=true` extension: the user is a delegation token id.
+    pub(super) token_auth: bool,
 }
 
 impl fmt::Debug for ScramClient {
@@ -83,7 +85,15 @@ impl ScramClient {
             password: password.to_string(),
             nonce: secure_random_string().map_err(AuthError::Invalid)?,
             state: ClientState::ClientFirstSent,
+            token_auth: false,
         })
+    }
+
+    /// Logs in with a delegation token (`token_auth`): the user is the token id and the
+    /// password the Base64 of its HMAC; client-first carries `tokenauth=true`.
+    pub fn with_token_auth(mut self, token_auth: bool) -> ScramClient {
+        self.token_auth = token_auth;
+        self
     }
 
     #[cfg(test)]
@@ -97,11 +107,17 @@ impl ScramClient {
     }
 
     pub(super) fn client_first_bare(&self) -> String {
-        format!("n={},r={}", to_saslname(&self.user), self.nonce)
+        // Extensions follow the nonce, as Kafka's client appends them.
+        let extensions = if self.token_auth {
+            ",tokenauth=true"
+        } else {
+            ""
+        };
+        format!("n={},r={}{extensions}", to_saslname(&self.user), self.nonce)
     }
 
-    /// client-first: `n,,n=<user>,r=<nonce>`, no authorization id and no extensions, as
-    /// Kafka's client sends it.
+    /// client-first: `n,,n=<user>,r=<nonce>[,tokenauth=true]`, no authorization id, as Kafka's
+    /// client sends it.
     pub fn first_message(&self) -> Vec<u8> {
         format!("n,,{}", self.client_first_bare()).into_bytes()
     }

@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::credentials::CredentialCache;
+use super::delegation_token::{DelegationTokenCache, now_ms};
 use super::sasl::{AuthError, Mechanism, Step};
 
 /// The fewest iterations Kafka accepts for either mechanism, when storing a credential and when
@@ -658,12 +659,90 @@ mod tests {
     }
 
     #[test]
-    fn token_authentication_is_refused_for_now() {
+    fn token_authentication_without_tokens_is_refused() {
         let cache = cache_with("alice", "alice-secret", 4096);
         for value in ["true", "TRUE", "True"] {
             let mut server = ScramServer::new(Mechanism::ScramSha256, cache.clone());
             let token = format!("n,,n=alice,r=abc,tokenauth={value}");
             assert_invalid(server.step(token.as_bytes()));
+        }
+    }
+
+    fn token(
+        id: &str,
+        owner: &str,
+        expiry: i64,
+    ) -> super::super::delegation_token::TokenInformation {
+        super::super::delegation_token::TokenInformation {
+            token_id: id.into(),
+            owner: crate::security::KafkaPrincipal::user(owner),
+            requester: crate::security::KafkaPrincipal::user(owner),
+            renewers: vec![],
+            issue_timestamp: 0,
+            max_timestamp: i64::MAX,
+            expiry_timestamp: expiry,
+        }
+    }
+
+    #[test]
+    fn a_token_logs_in_as_its_owner_until_it_expires() {
+        use super::super::delegation_token::{hmac_base64, token_hmac};
+        let tokens = Arc::new(DelegationTokenCache::new(Some("key".into())));
+        let expiry = now_ms() + 60_000;
+        tokens.update(token("tok1", "alice", expiry));
+        tokens.update(token("old", "alice", now_ms() - 1));
+        // A user's own credential with the token id's name must not count as the token.
+        let users = cache_with("tok1", "whatever", 4096);
+        let password = hmac_base64(&token_hmac("tok1", "key"));
+        for m in Mechanism::SCRAM {
+            let mut server = ScramServer::new(m, users.clone()).with_tokens(tokens.clone());
+            let mut client = ScramClient::new(m, "tok1", &password)
+                .unwrap()
+                .with_token_auth(true);
+            let first = client.first_message();
+            assert!(first.ends_with(b",tokenauth=true"));
+            let Ok(Step::Challenge(server_first)) = server.step(&first) else {
+                panic!("token refused");
+            };
+            let client_final = client.final_message(&server_first).unwrap();
+            let Ok(Step::Done { reply, user }) = server.step(&client_final) else {
+                panic!("token proof refused");
+            };
+            assert_eq!(user, "alice");
+            assert_eq!(server.token_expiry(), Some(expiry));
+            client.verify_server_final(&reply).unwrap();
+
+            // The wrong password, an unknown token and an expired one fail.
+            for (id, pw) in [("tok1", "bad"), ("nope", password.as_str())] {
+                let mut server = ScramServer::new(m, users.clone()).with_tokens(tokens.clone());
+                let mut client = ScramClient::new(m, id, pw).unwrap().with_token_auth(true);
+                match server.step(&client.first_message()) {
+                    Ok(Step::Challenge(sf)) => {
+                        let cf = client.final_message(&sf).unwrap();
+                        assert_invalid(server.step(&cf));
+                    }
+                    other => assert_invalid(other),
+                }
+            }
+            let mut server = ScramServer::new(m, users.clone()).with_tokens(tokens.clone());
+            let old = hmac_base64(&token_hmac("old", "key"));
+            let client = ScramClient::new(m, "old", &old)
+                .unwrap()
+                .with_token_auth(true);
+            assert_invalid(server.step(&client.first_message()));
+
+            // Without the extension the same name is a user, with its own credential.
+            let mut server = ScramServer::new(m, users.clone()).with_tokens(tokens.clone());
+            let mut client = ScramClient::new(m, "tok1", "whatever").unwrap();
+            let Ok(Step::Challenge(server_first)) = server.step(&client.first_message()) else {
+                panic!("user refused");
+            };
+            let client_final = client.final_message(&server_first).unwrap();
+            let Ok(Step::Done { user, .. }) = server.step(&client_final) else {
+                panic!("user proof refused");
+            };
+            assert_eq!(user, "tok1");
+            assert_eq!(server.token_expiry(), None);
         }
     }
 

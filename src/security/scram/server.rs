@@ -14,6 +14,8 @@ pub(super) struct Exchange {
     pub(super) server_first: String,
     /// Client nonce followed by server nonce.
     pub(super) nonce: String,
+    /// The expiry of the delegation token logging in, if it is one.
+    pub(super) token_expiry: Option<i64>,
 }
 
 pub(super) enum ServerState {
@@ -39,6 +41,12 @@ impl ServerState {
 pub struct ScramServer {
     pub(super) mechanism: Mechanism,
     pub(super) credentials: Arc<CredentialCache>,
+    /// Delegation tokens, for client-first messages with `tokenauth=true`; None: such logins
+    /// fail as for an unknown token.
+    pub(super) tokens: Option<Arc<DelegationTokenCache>>,
+    /// When the token this exchange authenticated with expires (ms since the epoch); None for
+    /// a user's own credential.
+    pub(super) token_expiry: Option<i64>,
     pub(super) state: ServerState,
     /// Tests fix the server nonce to replay RFC 7677's example.
     pub(super) fixed_nonce: Option<String>,
@@ -59,8 +67,26 @@ impl ScramServer {
         ScramServer {
             mechanism,
             credentials,
+            tokens: None,
+            token_expiry: None,
             state: ServerState::ClientFirst,
             fixed_nonce: None,
+        }
+    }
+
+    /// Lets clients log in with the delegation tokens of `tokens` (`tokenauth=true`).
+    pub fn with_tokens(mut self, tokens: Arc<DelegationTokenCache>) -> ScramServer {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// After a successful exchange with a delegation token: when the token expires (ms since
+    /// the epoch), which ends the session (Kafka's `CREDENTIAL_LIFETIME_MS` negotiated
+    /// property). None for a user's own credential.
+    pub fn token_expiry(&self) -> Option<i64> {
+        match self.state {
+            ServerState::Complete => self.token_expiry,
+            _ => None,
         }
     }
 
@@ -83,6 +109,7 @@ impl ScramServer {
         match state {
             ServerState::ClientFirst => {
                 let exchange = self.receive_client_first(token)?;
+                self.token_expiry = exchange.token_expiry;
                 let challenge = exchange.server_first.clone().into_bytes();
                 self.state = ServerState::ClientFinal(exchange);
                 Ok(Step::Challenge(challenge))
@@ -104,21 +131,43 @@ impl ScramServer {
 
     pub(super) fn receive_client_first(&self, token: &[u8]) -> Result<Box<Exchange>, AuthError> {
         let message = ClientFirst::parse(token)?;
-        if message.token_auth {
-            // Delegation tokens are not implemented yet: Kafka answers the same way when the
-            // token id is unknown.
-            return Err(AuthError::Invalid(format!(
-                "Token Authentication failed: Invalid tokenId : {}",
-                message.user
-            )));
-        }
-        // An unknown user fails here, at the first message, as in Kafka (no fake salt).
-        let credential = self
-            .credentials
-            .get(&message.user, self.mechanism)
-            .ok_or_else(|| {
-                AuthError::Invalid("Authentication failed: Invalid user credentials".into())
-            })?;
+        let (credential, user, token_expiry) = if message.token_auth {
+            // The user name is the token id; the exchange authenticates the token's owner
+            // (Kafka's ScramServerCallbackHandler with a DelegationTokenCredentialCallback).
+            let invalid_token = || {
+                AuthError::Invalid(format!(
+                    "Token Authentication failed: Invalid tokenId : {}",
+                    message.user
+                ))
+            };
+            let login = self
+                .tokens
+                .as_ref()
+                .and_then(|t| t.login(&message.user, self.mechanism))
+                .ok_or_else(invalid_token)?;
+            // Kafka relies on its expiry task to remove the token; refusing it here as well
+            // leaves no window between its expiry and the next pass of that task.
+            if login.expiry_timestamp < now_ms() {
+                return Err(AuthError::Invalid(format!(
+                    "Token Authentication failed: token {} has expired",
+                    message.user
+                )));
+            }
+            (
+                login.credential,
+                login.owner.name,
+                Some(login.expiry_timestamp),
+            )
+        } else {
+            // An unknown user fails here, at the first message, as in Kafka (no fake salt).
+            let credential = self
+                .credentials
+                .get(&message.user, self.mechanism)
+                .ok_or_else(|| {
+                    AuthError::Invalid("Authentication failed: Invalid user credentials".into())
+                })?;
+            (credential, message.user.clone(), None)
+        };
         // Compared unescaped, as RFC 5802 means it. Kafka compares the authzid still escaped,
         // which differs only for names containing ',' or '=' (Kafka then refuses any authzid).
         if message.authzid.as_ref().is_some_and(|a| *a != message.user) {
@@ -144,8 +193,9 @@ impl ScramServer {
             credential.iterations
         );
         Ok(Box::new(Exchange {
-            user: message.user,
+            user,
             credential,
+            token_expiry,
             client_first_bare: message.bare.to_string(),
             server_first,
             nonce,

@@ -3,6 +3,7 @@
 
 mod compaction;
 mod configs;
+mod delegation_tokens;
 mod delete_records;
 mod fetch_sessions;
 mod groups;

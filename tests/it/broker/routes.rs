@@ -97,6 +97,10 @@ fn minimal_request(key: ApiKey) -> RequestKind {
             DescribeUserScramCredentialsRequest::default().into()
         }
         ApiKey::AlterUserScramCredentials => AlterUserScramCredentialsRequest::default().into(),
+        ApiKey::CreateDelegationToken => CreateDelegationTokenRequest::default().into(),
+        ApiKey::RenewDelegationToken => RenewDelegationTokenRequest::default().into(),
+        ApiKey::ExpireDelegationToken => ExpireDelegationTokenRequest::default().into(),
+        ApiKey::DescribeDelegationToken => DescribeDelegationTokenRequest::default().into(),
         other => panic!("{other:?} is routed: add its minimal request to minimal_request"),
     }
 }

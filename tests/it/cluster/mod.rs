@@ -1,7 +1,9 @@
 //! Several brokers and a real ZooKeeper: forming, failing over, the controller's operations,
 //! replication, transactions across brokers, a secured cluster, and the ZooKeeper store itself.
 
+mod acls;
 mod controller_ops;
+mod delegation_tokens;
 mod lifecycle;
 mod replication;
 mod scram_credentials;

@@ -278,6 +278,7 @@ pub fn kafka_home_or_skip() -> Option<PathBuf> {
 pub mod broker_process;
 pub mod cluster;
 pub mod cutting_proxy;
+pub mod delegation_tokens;
 pub mod scram;
 pub mod wire;
 pub mod zookeeper;

@@ -210,6 +210,7 @@ pub async fn login(
             mechanism,
             username: user.to_string(),
             password: password.to_string(),
+            token_auth: false,
         }),
     };
     Connection::open_secured(&format!("127.0.0.1:{port}"), &ClientId::tools(), &security)

@@ -1,7 +1,9 @@
 //! Other implementations against ours: the Java, Kafka 2.4.1 and KafkaJS clients (also over
 //! secured listeners), and a data directory Kafka 2.4.1 wrote, served by our broker.
 
+mod acls;
 mod authorization;
+mod delegation_tokens;
 mod idempotence;
 mod java;
 mod java_transactions;

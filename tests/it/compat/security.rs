@@ -264,7 +264,7 @@ impl SecureBroker {
 
 /// Runs `command` with its output in files under `dir`, killed (by its PID) after `limit`:
 /// whether it succeeded, its stdout and its stderr.
-fn run_bounded(
+pub(super) fn run_bounded(
     command: &mut Command,
     dir: &Path,
     name: &str,

@@ -6,7 +6,7 @@
 //!
 //! One broker per metadata store, SASL PLAIN users: `admin` (super user) sets things up and
 //! grants ACLs with CreateAcls, each case's allowed principal `User:caseN` gets only its case's
-//! grants, and `User:nobody` gets none.
+//! grants, and `User:nobody` gets none. Delegation tokens are enabled, so that their APIs answer.
 
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,16 @@ const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
-const AUTHORIZATION_ERRORS: [i16; 4] = [
+const DELEGATION_TOKEN_AUTHORIZATION_FAILED: i16 = 65;
+const AUTHORIZATION_ERRORS: [i16; 5] = [
     TOPIC_AUTHORIZATION_FAILED,
     GROUP_AUTHORIZATION_FAILED,
     CLUSTER_AUTHORIZATION_FAILED,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    DELEGATION_TOKEN_AUTHORIZATION_FAILED,
 ];
+/// DELEGATION_TOKEN_NOT_FOUND: a made-up token's HMAC.
+const TOKEN_NOT_FOUND: i16 = 62;
 
 /// Errors an allowed principal may still meet in a case, for reasons that are not
 /// authorization: the coordinators' internal topics still being created (15, 16, 14), a
@@ -131,10 +135,18 @@ fn config_resource(resource_type: i8, name: &str) -> RequestKind {
         .into()
 }
 
+fn create_token(owner: Option<&str>) -> RequestKind {
+    CreateDelegationTokenRequest::default()
+        .with_owner_principal_type(owner.map(|_| s("User")))
+        .with_owner_principal_name(owner.map(s))
+        .with_max_lifetime_ms(-1)
+        .into()
+}
+
 /// Every case, at least one per route. Routes of other API families add theirs here.
 fn cases() -> Vec<Case> {
     use Operation::*;
-    use ResourceType::{Cluster, Group, Topic, TransactionalId as Txn};
+    use ResourceType::{Cluster, Group, Topic, TransactionalId as Txn, User};
     const C: &str = odradek::security::acl::CLUSTER_NAME;
     vec![
         Case {
@@ -883,6 +895,55 @@ fn cases() -> Vec<Case> {
             denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
             allowed_errors: &[],
         },
+        // A token for someone else needs CREATE_TOKENS on that user.
+        Case {
+            key: ApiKey::CreateDelegationToken,
+            version: 3,
+            grants: &[(User, "User:matrix-owner", CreateTokens)],
+            request: || create_token(Some("matrix-owner")),
+            denied: Denied::Error(DELEGATION_TOKEN_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
+            key: ApiKey::RenewDelegationToken,
+            version: 2,
+            grants: &[],
+            request: || {
+                RenewDelegationTokenRequest::default()
+                    .with_hmac(Bytes::from_static(b"no-such-token"))
+                    .with_renew_period_ms(-1)
+                    .into()
+            },
+            denied: Denied::Open,
+            allowed_errors: &[TOKEN_NOT_FOUND],
+        },
+        Case {
+            key: ApiKey::ExpireDelegationToken,
+            version: 2,
+            grants: &[],
+            request: || {
+                ExpireDelegationTokenRequest::default()
+                    .with_hmac(Bytes::from_static(b"no-such-token"))
+                    .with_expiry_time_period_ms(-1)
+                    .into()
+            },
+            denied: Denied::Open,
+            allowed_errors: &[TOKEN_NOT_FOUND],
+        },
+        // Another user's token (admin's, made at the start) is shown to those who may describe
+        // that user's tokens.
+        Case {
+            key: ApiKey::DescribeDelegationToken,
+            version: 3,
+            grants: &[(User, "User:admin", DescribeTokens)],
+            request: || {
+                DescribeDelegationTokenRequest::default()
+                    .with_owners(None)
+                    .into()
+            },
+            denied: Denied::Hidden("admin"),
+            allowed_errors: &[],
+        },
         Case {
             key: ApiKey::ListTransactions,
             version: 1,
@@ -1058,6 +1119,7 @@ async fn matrix_on(store: Store) {
         "transaction.state.log.replication.factor=1".to_string(),
         "transaction.state.log.min.isr=1".to_string(),
         "transaction.state.log.num.partitions=4".to_string(),
+        "delegation.token.secret.key=matrix-token-key".to_string(),
         "offsets.topic.num.partitions=4".to_string(),
     ];
     let options: Vec<&str> = options.iter().map(String::as_str).collect();
@@ -1099,6 +1161,12 @@ async fn matrix_on(store: Store) {
     .await;
     until_settled(&mut admin, ApiKey::InitProducerId, || {
         init_producer_id(Some(TXN))
+    })
+    .await;
+
+    // A token of admin's, for describing.
+    until_settled(&mut admin, ApiKey::CreateDelegationToken, || {
+        create_token(None)
     })
     .await;
 

@@ -18,7 +18,7 @@ use odradek::client::{Connection, Security};
 use odradek::security::sasl::Mechanism;
 
 // Codes of the ACL enums (Kafka's wire codes).
-const ANY: i8 = 1;
+pub const ANY: i8 = 1;
 const MATCH: i8 = 2;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
@@ -202,6 +202,16 @@ pub async fn delete(c: &mut Connection, filters: &[F<'_>]) -> Vec<(i16, Vec<Stri
     }
 }
 
+/// The broker's count of denied authorizations (shared by every broker in this process, so
+/// it only ever grows).
+fn denials() -> u64 {
+    let text = odradek::metrics::global().render();
+    text.lines()
+        .find_map(|l| l.strip_prefix("kafka_server_authorizer_metrics_authorization_denied_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acls_are_created_described_and_deleted_by_whoever_may() {
     for store in STORES {
@@ -218,13 +228,17 @@ async fn acl_admin_on(store: Store) {
     let mut admin = user(port, "admin", "admin-secret").await;
     let mut alice = user(port, "alice", "alice-secret").await;
     let failed = ResponseError::ClusterAuthorizationFailed.code();
+    let refused = (failed, Some("Request is not authorized.".to_string()));
 
-    // Without Cluster ALTER / DESCRIBE alice may neither create nor describe.
+    // Without Cluster ALTER / DESCRIBE alice may neither create nor describe; each refusal
+    // is counted.
     let grant = creation(TOPIC, "mine", LITERAL, "User:alice", "*", READ, ALLOW);
+    let denied_before = denials();
     assert_eq!(
         create(&mut alice, vec![grant.clone()]).await,
-        vec![(failed, None)]
+        vec![refused.clone()]
     );
+    assert!(denials() > denied_before, "the denial is counted");
     assert_eq!(describe(&mut alice, ANY_FILTER).await, Err(failed));
     assert_eq!(
         delete(&mut alice, &[ANY_FILTER]).await,
@@ -440,7 +454,7 @@ async fn acl_admin_on(store: Store) {
     )
     .await;
     let again = creation(TOPIC, "x", LITERAL, "User:alice", "*", READ, ALLOW);
-    assert_eq!(create(&mut alice, vec![again]).await, vec![(failed, None)]);
+    assert_eq!(create(&mut alice, vec![again]).await, vec![refused.clone()]);
     assert_eq!(
         describe(&mut alice, ANY_FILTER).await.unwrap().len(),
         4,

@@ -5,7 +5,7 @@
 //! `compat-tests` and `compat::`.
 
 mod acl_matrix;
-mod acls;
+pub(crate) mod acls;
 mod listeners;
 pub(crate) mod pki;
 pub(crate) mod scram;
@@ -41,6 +41,7 @@ pub fn login(mechanism: Mechanism, user: &str, password: &str) -> Option<SaslCre
         mechanism,
         username: user.into(),
         password: password.into(),
+        token_auth: false,
     })
 }
 
