@@ -14,7 +14,7 @@ use super::{
     leader_and_isr, list_offsets, metadata, offsets, offsets_for_leader_epoch, produce,
     producer_ids, sasl, scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
-use crate::security::acl::{Operation, ResourceType};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// One API this broker answers, and the permission Kafka's `KafkaApis` checks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,14 +72,20 @@ macro_rules! acl {
 }
 
 /// For an `Acl::Cluster` row, returns the refusal from `Api::route` unless the client may do
-/// one of the operations on the cluster; other rows leave the checks to their handler.
+/// one of the operations on the cluster (only a denial of the last is logged: the others are
+/// alternatives, as Kafka's `logIfDenied = false` checks); other rows leave the checks to their
+/// handler.
 macro_rules! refuse_unless_allowed {
     (cluster ($($op:ident),+), $api:ident, $client:ident, $key:ident, $request:ident, $version:ident) => {
-        if ![$(Operation::$op),+]
-            .iter()
-            .any(|op| $api.authorized_on_cluster($client, *op))
-        {
-            tracing::info!(api = ?ApiKey::$key, principal = ?$client.principal, "cluster operation denied");
+        let ops = [$(Operation::$op),+];
+        let allowed = ops.iter().enumerate().any(|(i, op)| {
+            if i + 1 < ops.len() {
+                $api.authorized_quietly($client, *op, ResourceType::Cluster, CLUSTER_NAME)
+            } else {
+                $api.authorized_on_cluster($client, *op)
+            }
+        });
+        if !allowed {
             return Ok(Ok(ResponseKind::$key(Refuse::refuse(
                 $request,
                 ResponseError::ClusterAuthorizationFailed.code(),
