@@ -8,10 +8,15 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
 use super::configs::{self, ResourceError};
+use super::{Api, ClientInfo};
+use crate::security::acl::Operation;
 
-pub async fn handle(api: &Api, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let early = configs::duplicates(request.resources.iter().map(|r| {
         (
             r.resource_type,
@@ -22,9 +27,16 @@ pub async fn handle(api: &Api, request: AlterConfigsRequest) -> AlterConfigsResp
     let mut response = AlterConfigsResponse::default();
     for (resource, early) in request.resources.into_iter().zip(early) {
         let name = resource.resource_name.to_string();
-        let result = match early {
-            Some(e) => Err(e),
-            None => {
+        let authorized = configs::authorize_resource(
+            api,
+            client,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
+        let result = match (authorized, early) {
+            (Err(e), _) | (_, Some(e)) => Err(e),
+            (Ok(()), None) => {
                 let nulls: Vec<&str> = resource
                     .configs
                     .iter()

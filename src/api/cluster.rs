@@ -5,6 +5,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, ClientInfo};
+use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
 /// DescribeCluster v1 `endpoint_type`: 1 asks for brokers; 2 (controllers) is KRaft-only.
 const BROKERS: i8 = 1;
@@ -29,6 +30,15 @@ pub fn describe(
     r.cluster_id = StrBytes::from_string(api.cache.cluster_id());
     r.controller_id = BrokerId(api.cache.controller_id());
     r.cluster_authorized_operations = i32::MIN;
+    // KIP-430: what the client may do to the cluster, 0 when it may not even describe it.
+    if request.include_cluster_authorized_operations {
+        r.cluster_authorized_operations = if api.authorized_on_cluster(client, Operation::Describe)
+        {
+            api.authorized_operations(client, ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            0
+        };
+    }
     let listener = client.listener(&api.config);
     // Only brokers reachable on the client's listener, as Kafka lists them.
     r.brokers = api

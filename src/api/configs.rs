@@ -12,13 +12,16 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, ClientInfo};
 use crate::config::defs::{self, DynamicMode};
 use crate::config::dynamic::{BrokerLevel, ConfigSource, SynonymValue};
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's `ConfigResource.Type` ids.
 pub const TOPIC: i8 = 2;
 pub const BROKER: i8 = 4;
+pub const BROKER_LOGGER: i8 = 8;
+pub const CLIENT_METRICS: i8 = 16;
 
 /// A request-level failure for one resource: Kafka's error code and message.
 #[derive(Debug, Clone)]
@@ -60,13 +63,42 @@ pub fn broker_level(api: &Api, name: &str) -> Result<BrokerLevel, ResourceError>
     Ok(BrokerLevel::ThisBroker)
 }
 
+/// May the client do `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on a config resource: a
+/// topic's configs are the topic's, the others (brokers, broker loggers, client metrics) the
+/// cluster's. Refused with Kafka's default message for the code, as `ConfigHelper` answers.
+pub fn authorize_resource(
+    api: &Api,
+    client: &ClientInfo,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ResourceError> {
+    match resource_type {
+        TOPIC if !api.authorized(client, operation, ResourceType::Topic, name) => {
+            Err(ResourceError::new(
+                ResponseError::TopicAuthorizationFailed.code(),
+                "Topic authorization failed.",
+            ))
+        }
+        BROKER | BROKER_LOGGER | CLIENT_METRICS
+            if !api.authorized_on_cluster(client, operation) =>
+        {
+            Err(ResourceError::new(
+                ResponseError::ClusterAuthorizationFailed.code(),
+                "Cluster authorization failed.",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// "ConfigResource(type=TOPIC, name='t')", as Kafka names resources in messages.
 pub fn resource_label(resource_type: i8, name: &str) -> String {
     let kind = match resource_type {
         TOPIC => "TOPIC",
         BROKER => "BROKER",
-        8 => "BROKER_LOGGER",
-        16 => "CLIENT_METRICS",
+        BROKER_LOGGER => "BROKER_LOGGER",
+        CLIENT_METRICS => "CLIENT_METRICS",
         _ => "UNKNOWN",
     };
     format!("ConfigResource(type={kind}, name='{name}')")
@@ -122,6 +154,7 @@ fn source_of(synonyms: &[SynonymValue]) -> ConfigSource {
 
 pub async fn describe(
     api: &Api,
+    client: &ClientInfo,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -139,6 +172,18 @@ pub async fn describe(
                 .is_none_or(|keys| keys.is_empty() || keys.iter().any(|k| &**k == name))
         };
         let name = res.resource_name.to_string();
+        if let Err(e) = authorize_resource(
+            api,
+            client,
+            Operation::DescribeConfigs,
+            res.resource_type,
+            &name,
+        ) {
+            r.error_code = e.code;
+            r.error_message = Some(StrBytes::from_string(e.message));
+            response.results.push(r);
+            continue;
+        }
         // Topic overrides come from the store, as Kafka's AdminZkClient reads them: every broker
         // answers for every topic, hosted here or not.
         let stored = if res.resource_type == TOPIC && api.cache.topic(&name).is_some() {

@@ -9,16 +9,27 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::Api;
+use super::{Api, ClientInfo};
 use crate::metadata::cache::INTERNAL_TOPICS;
 use crate::replica::blocking;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Offset -1 asks to delete everything below the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(api: &Api, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     let mut moved = false;
+    let deletable = api.authorized_names(
+        client,
+        Operation::Delete,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut t = DeleteRecordsTopicResult::default();
@@ -27,6 +38,11 @@ pub async fn handle(api: &Api, request: DeleteRecordsRequest) -> DeleteRecordsRe
             let mut r = DeleteRecordsPartitionResult::default();
             r.partition_index = p.partition_index;
             r.low_watermark = -1;
+            if !deletable.contains(&name) {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                t.partitions.push(r);
+                continue;
+            }
             match delete(api, &name, p.partition_index, p.offset).await {
                 Ok(low_watermark) => {
                     r.low_watermark = low_watermark;

@@ -16,10 +16,11 @@ use kafka_protocol::protocol::Encodable;
 use tokio::time::Instant;
 
 use super::fetch_session::FetchContext;
-use super::{Api, errors};
+use super::{Api, ClientInfo, errors};
 use crate::log::LogError;
 use crate::protocol::fetch_metadata::NO_SESSION;
 use crate::replica::Partition;
+use crate::security::acl::{Operation, ResourceType};
 
 struct Wanted {
     topic_index: usize,
@@ -35,7 +36,12 @@ struct Wanted {
     topic: Option<String>,
 }
 
-pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if version >= 3 {
@@ -67,23 +73,50 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
         return session_error(code, NO_SESSION);
     }
     let targets = context.targets();
+    // A follower needs CLUSTER_ACTION, else every partition is refused (as topics, not as the
+    // cluster: Kafka's answer); a consumer needs READ on each topic. Checked before existence.
+    let follower_allowed =
+        replica_id < 0 || api.authorized_on_cluster(client, Operation::ClusterAction);
+    let names: Vec<Option<String>> = targets
+        .iter()
+        .map(|t| {
+            if version >= 13 {
+                api.cache.topic_name_by_id(t.topic_id)
+            } else {
+                Some(t.topic.0.to_string())
+            }
+        })
+        .collect();
+    let readable = if replica_id < 0 {
+        api.authorized_names(
+            client,
+            Operation::Read,
+            ResourceType::Topic,
+            names.iter().flatten().map(String::as_str),
+        )
+    } else {
+        Default::default()
+    };
     // The response groups consecutive partitions of a topic, echoing its name before v13 and
     // its id from v13, as the request (or the session) named it.
     let mut topic_keys: Vec<(TopicName, uuid::Uuid)> = Vec::new();
     let mut wanted = Vec::with_capacity(targets.len());
-    let mut name: Option<String> = None;
-    for t in targets {
+    for (t, name) in targets.iter().zip(names) {
         let same_topic = topic_keys
             .last()
             .is_some_and(|(n, id)| *n == t.topic && *id == t.topic_id);
         if !same_topic {
             topic_keys.push((t.topic.clone(), t.topic_id));
-            name = if version >= 13 {
-                api.cache.topic_name_by_id(t.topic_id)
-            } else {
-                Some(t.topic.0.to_string())
-            };
         }
+        let refused = if !follower_allowed {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else if name.is_none() {
+            Some(ResponseError::UnknownTopicId.code())
+        } else if replica_id < 0 && !name.as_ref().is_some_and(|n| readable.contains(n)) {
+            Some(ResponseError::TopicAuthorizationFailed.code())
+        } else {
+            None
+        };
         wanted.push(Wanted {
             topic_index: topic_keys.len() - 1,
             partition: t.partition,
@@ -93,11 +126,10 @@ pub async fn handle(api: &Api, request: FetchRequest, version: i16) -> FetchResp
             last_fetched_epoch: t.last_fetched_epoch,
             hosted: name
                 .as_ref()
+                .filter(|_| refused.is_none())
                 .and_then(|n| api.replicas.leader(n, t.partition)),
-            error: name
-                .is_none()
-                .then_some(ResponseError::UnknownTopicId.code()),
-            topic: name.clone(),
+            error: refused,
+            topic: name,
         });
     }
     loop {

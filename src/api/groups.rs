@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, ClientInfo, errors};
 use crate::group::{GroupState, JoinRequest};
+use crate::security::acl::{Operation, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -27,10 +28,33 @@ fn s(v: impl Into<String>) -> StrBytes {
 /// partition; for a transactional id, the leader of its `__transaction_state` partition.
 async fn coordinator_for(
     api: &Api,
-    listener: &str,
+    client: &ClientInfo,
     key: &str,
     key_type: i8,
 ) -> (i16, i32, String, i32) {
+    let listener = client.listener(&api.config);
+    // DESCRIBE on the key, before anything about it is looked up.
+    let refused = match key_type {
+        KEY_TYPE_GROUP
+            if !api.authorized(client, Operation::Describe, ResourceType::Group, key) =>
+        {
+            Some(ResponseError::GroupAuthorizationFailed.code())
+        }
+        KEY_TYPE_TRANSACTION
+            if !api.authorized(
+                client,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                key,
+            ) =>
+        {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        }
+        _ => None,
+    };
+    if let Some(code) = refused {
+        return (code, -1, String::new(), -1);
+    }
     let broker = match key_type {
         KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
         KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
@@ -66,7 +90,7 @@ pub async fn find_coordinator(
     if version >= 4 {
         for key in request.coordinator_keys {
             let (error, node, host, port) =
-                coordinator_for(api, client.listener(&api.config), &key, request.key_type).await;
+                coordinator_for(api, client, &key, request.key_type).await;
             let mut c = Coordinator::default();
             c.key = key;
             c.error_code = error;
@@ -82,8 +106,7 @@ pub async fn find_coordinator(
     } else {
         KEY_TYPE_GROUP
     };
-    let (error, node, host, port) =
-        coordinator_for(api, client.listener(&api.config), &request.key, key_type).await;
+    let (error, node, host, port) = coordinator_for(api, client, &request.key, key_type).await;
     response.error_code = error;
     response.node_id = BrokerId(node);
     response.host = s(host);
@@ -98,6 +121,15 @@ pub async fn join(
     request: JoinGroupRequest,
     version: i16,
 ) -> JoinGroupResponse {
+    if !may_read_group(api, client, &request.group_id) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        response.generation_id = -1;
+        response.member_id = request.member_id;
+        // Before v7 the protocol name is not nullable.
+        response.protocol_name = (version < 7).then(StrBytes::default);
+        return response;
+    }
     let group_instance_id = request.group_instance_id.map(|g| g.to_string());
     let join = JoinRequest {
         group_id: request.group_id.0.to_string(),
@@ -155,7 +187,22 @@ pub async fn join(
     response
 }
 
-pub async fn sync(api: &Api, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+/// Membership (Join, Sync, Heartbeat, Leave) needs READ on the group.
+fn may_read_group(api: &Api, client: &ClientInfo, group: &GroupId) -> bool {
+    api.authorized(client, Operation::Read, ResourceType::Group, &group.0)
+}
+
+pub async fn sync(
+    api: &Api,
+    client: &ClientInfo,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    if !may_read_group(api, client, &request.group_id) {
+        let mut response = SyncGroupResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let assignments = request
         .assignments
         .into_iter()
@@ -181,8 +228,12 @@ pub async fn sync(api: &Api, request: SyncGroupRequest, version: i16) -> SyncGro
     response
 }
 
-pub fn heartbeat(api: &Api, request: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(api: &Api, client: &ClientInfo, request: HeartbeatRequest) -> HeartbeatResponse {
     let mut response = HeartbeatResponse::default();
+    if !may_read_group(api, client, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     response.error_code = api.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
@@ -192,8 +243,17 @@ pub fn heartbeat(api: &Api, request: HeartbeatRequest) -> HeartbeatResponse {
     response
 }
 
-pub async fn leave(api: &Api, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub async fn leave(
+    api: &Api,
+    client: &ClientInfo,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let mut response = LeaveGroupResponse::default();
+    if !may_read_group(api, client, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     if version < 3 {
         let (error, per_member) = api
             .groups
@@ -236,7 +296,12 @@ pub async fn leave(api: &Api, request: LeaveGroupRequest, version: i16) -> Leave
     response
 }
 
-pub fn list(api: &Api, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list(
+    api: &Api,
+    client: &ClientInfo,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
     let mut response = ListGroupsResponse::default();
     let filter: Vec<String> = if version >= 4 {
         request
@@ -259,8 +324,21 @@ pub fn list(api: &Api, request: ListGroupsRequest, version: i16) -> ListGroupsRe
     }
     let (error, groups) = api.groups.list();
     response.error_code = error;
+    // DESCRIBE on the cluster lists every group; without it, the groups the client may
+    // describe, the others left out (never an error).
+    let every_group = api.authorized_quietly(
+        client,
+        Operation::Describe,
+        ResourceType::Cluster,
+        crate::security::acl::CLUSTER_NAME,
+    );
     for (id, protocol_type, state) in groups {
         if !filter.is_empty() && !filter.contains(&state.name().to_lowercase()) {
+            continue;
+        }
+        if !every_group
+            && !api.authorized_quietly(client, Operation::Describe, ResourceType::Group, &id)
+        {
             continue;
         }
         let mut g = ListedGroup::default();
@@ -277,13 +355,31 @@ pub fn list(api: &Api, request: ListGroupsRequest, version: i16) -> ListGroupsRe
     response
 }
 
-pub fn describe(api: &Api, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn describe(
+    api: &Api,
+    client: &ClientInfo,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let mut response = DescribeGroupsResponse::default();
+    let include_operations = version >= 3 && request.include_authorized_operations;
+    let describable = api.authorized_names(
+        client,
+        Operation::Describe,
+        ResourceType::Group,
+        request.groups.iter().map(|g| g.0.as_str()),
+    );
     for id in request.groups {
         let mut g = DescribedGroup::default();
         if version >= 3 {
             // Kafka sends INT_MIN when the operations were not asked for.
             g.authorized_operations = i32::MIN;
+        }
+        if !describable.contains(id.0.as_str()) {
+            g.error_code = ResponseError::GroupAuthorizationFailed.code();
+            g.group_id = id;
+            response.groups.push(g);
+            continue;
         }
         match api.groups.describe(&id.0) {
             Err(code) => g.error_code = code,
@@ -313,17 +409,34 @@ pub fn describe(api: &Api, request: DescribeGroupsRequest, version: i16) -> Desc
                     .collect();
             }
         }
+        if include_operations && g.error_code == errors::NONE {
+            g.authorized_operations = api.authorized_operations(client, ResourceType::Group, &id.0);
+        }
         g.group_id = id;
         response.groups.push(g);
     }
     response
 }
 
-pub async fn delete(api: &Api, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete(
+    api: &Api,
+    client: &ClientInfo,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
+    let deletable = api.authorized_names(
+        client,
+        Operation::Delete,
+        ResourceType::Group,
+        request.groups_names.iter().map(|g| g.0.as_str()),
+    );
     for id in request.groups_names {
         let mut r = DeletableGroupResult::default();
-        r.error_code = api.groups.delete(&id.0).await;
+        r.error_code = if deletable.contains(id.0.as_str()) {
+            api.groups.delete(&id.0).await
+        } else {
+            ResponseError::GroupAuthorizationFailed.code()
+        };
         r.group_id = id;
         response.results.push(r);
     }

@@ -9,10 +9,11 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
 use super::configs::{self, BROKER, ResourceError, TOPIC};
+use super::{Api, ClientInfo};
 use crate::config::defs::{self, ConfigDef, ConfigType};
 use crate::replica::config_changes;
+use crate::security::acl::Operation;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
@@ -21,6 +22,7 @@ const SUBTRACT: i8 = 3;
 
 pub async fn handle(
     api: &Api,
+    client: &ClientInfo,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let early = configs::duplicates(request.resources.iter().map(|r| {
@@ -33,9 +35,16 @@ pub async fn handle(
     let mut response = IncrementalAlterConfigsResponse::default();
     for (resource, early) in request.resources.iter().zip(early) {
         let name = resource.resource_name.to_string();
-        let result = match early {
-            Some(e) => Err(e),
-            None => alter(api, resource, &name, request.validate_only).await,
+        let authorized = configs::authorize_resource(
+            api,
+            client,
+            Operation::AlterConfigs,
+            resource.resource_type,
+            &name,
+        );
+        let result = match (authorized, early) {
+            (Err(e), _) | (_, Some(e)) => Err(e),
+            (Ok(()), None) => alter(api, resource, &name, request.validate_only).await,
         };
         let mut r = AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;

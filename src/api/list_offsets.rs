@@ -5,7 +5,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{Api, errors};
+use super::{Api, ClientInfo, errors};
+use crate::security::acl::{Operation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -15,8 +16,19 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    let describable = api.authorized_names(
+        client,
+        Operation::Describe,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     // v2+: a read_committed consumer's "latest" is the last stable offset.
     let read_committed = version >= 2 && request.isolation_level == 1;
     for topic in request.topics {
@@ -29,6 +41,11 @@ pub async fn handle(api: &Api, request: ListOffsetsRequest, version: i16) -> Lis
             r.timestamp = -1;
             r.offset = -1;
             r.leader_epoch = -1;
+            if !describable.contains(&name) {
+                r.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+                t.partitions.push(r);
+                continue;
+            }
             match api.replicas.leader(&name, p.partition_index) {
                 None => r.error_code = api.not_leader_error(&name, p.partition_index),
                 Some(part) => {

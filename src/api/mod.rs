@@ -23,6 +23,7 @@ pub mod offsets;
 pub mod offsets_for_leader_epoch;
 pub mod produce;
 pub mod producer_ids;
+pub mod refusal;
 pub mod routes;
 pub mod sasl;
 pub mod scram_credentials;
@@ -76,7 +77,7 @@ use crate::security::acl::Authorizer;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
-pub use routes::{ROUTES, Route, supported_versions};
+pub use routes::{Acl, ROUTES, Route, supported_versions};
 
 /// What a handler knows of the connection a request came on, besides the request header.
 #[derive(Debug, Clone, Default)]
@@ -287,10 +288,23 @@ impl Api {
     ) -> Result<Option<ResponseKind>, String> {
         // Dispatch only decodes APIs in ROUTES, and every route has a handler, so a request
         // without a route is our bug.
-        self.route(header, client, request)
-            .await
-            .map_err(|other| format!("no route for {:?}", std::mem::discriminant(&other)))
+        match self.route(header, client, request).await {
+            Ok(Ok(response)) => Ok(Some(response)),
+            Ok(Err(NoResponse::NotOwed)) => Ok(None),
+            Ok(Err(NoResponse::Close(why))) => Err(why),
+            Err(other) => Err(format!("no route for {:?}", std::mem::discriminant(&other))),
+        }
     }
+}
+
+/// Why a request is answered with no response.
+#[derive(Debug)]
+pub enum NoResponse {
+    /// The client expects none (acks=0 produce).
+    NotOwed,
+    /// The connection is closed instead, as Kafka's `closeConnection` does: how an acks=0
+    /// producer learns that its request failed.
+    Close(String),
 }
 
 /// Records a request's count and total time when its handling ends, however it ends.

@@ -15,8 +15,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, errors};
-use crate::group::{CommittedOffset, OffsetToCommit};
+use super::{Api, ClientInfo, errors};
+use crate::group::{CommittedOffset, FetchedOffsets, OffsetToCommit};
+use crate::security::acl::{Operation, ResourceType};
 
 /// A partition of an OffsetCommit or TxnOffsetCommit request: two generated types with the
 /// same fields.
@@ -71,11 +72,78 @@ pub(super) fn offsets_to_commit<P: PartitionToCommit>(
     (shape, offsets)
 }
 
-pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> OffsetCommitResponse {
-    let (shape, offsets) = offsets_to_commit(
+/// The error of every partition of a commit, in the request's shape: `refused` for those of
+/// topics the client may not READ (and for all when the group is refused), the coordinator's
+/// answer for the others, which are all it was asked about, in order.
+pub(super) fn commit_codes(
+    shape: Vec<(TopicName, Vec<i32>)>,
+    readable: &std::collections::HashSet<String>,
+    group_refused: Option<i16>,
+    codes: Vec<i16>,
+) -> Vec<(TopicName, Vec<(i32, i16)>)> {
+    let mut codes = codes.into_iter();
+    shape
+        .into_iter()
+        .map(|(name, partitions)| {
+            let refused = group_refused.or_else(|| {
+                (!readable.contains(name.0.as_str()))
+                    .then_some(ResponseError::TopicAuthorizationFailed.code())
+            });
+            let partitions = partitions
+                .into_iter()
+                .map(|p| {
+                    let code = refused.unwrap_or_else(|| {
+                        codes
+                            .next()
+                            .unwrap_or(ResponseError::UnknownServerError.code())
+                    });
+                    (p, code)
+                })
+                .collect();
+            (name, partitions)
+        })
+        .collect()
+}
+
+/// The offsets of a commit the client may make: READ on the group (else the group's error for
+/// every partition), then READ on each topic. Returns the topics it may read and the group's
+/// refusal, and leaves in `offsets` only those of readable topics.
+pub(super) fn authorize_commit(
+    api: &Api,
+    client: &ClientInfo,
+    group: &str,
+    shape: &[(TopicName, Vec<i32>)],
+    offsets: &mut Vec<OffsetToCommit>,
+) -> (std::collections::HashSet<String>, Option<i16>) {
+    if !api.authorized(client, Operation::Read, ResourceType::Group, group) {
+        offsets.clear();
+        return (
+            Default::default(),
+            Some(ResponseError::GroupAuthorizationFailed.code()),
+        );
+    }
+    let readable = api.authorized_names(
+        client,
+        Operation::Read,
+        ResourceType::Topic,
+        shape.iter().map(|(t, _)| t.0.as_str()),
+    );
+    offsets.retain(|o| readable.contains(&o.0));
+    (readable, None)
+}
+
+pub async fn commit(
+    api: &Api,
+    client: &ClientInfo,
+    request: OffsetCommitRequest,
+    version: i16,
+) -> OffsetCommitResponse {
+    let (shape, mut offsets) = offsets_to_commit(
         request.topics.into_iter().map(|t| (t.name, t.partitions)),
         version >= 6,
     );
+    let (readable, group_refused) =
+        authorize_commit(api, client, &request.group_id.0, &shape, &mut offsets);
     // v0 has neither generation nor member id: a standalone commit.
     let (generation, member_id) = if version >= 1 {
         (
@@ -85,31 +153,33 @@ pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> Of
     } else {
         (-1, String::new())
     };
-    let codes = api
-        .groups
-        .commit(
-            &request.group_id.0,
-            generation,
-            &member_id,
-            request.group_instance_id.as_deref(),
-            offsets,
-            // Only v2-v4 carry a retention time; -1 leaves expiry to the broker's rule.
-            if (2..=4).contains(&version) {
-                request.retention_time_ms
-            } else {
-                -1
-            },
-        )
-        .await;
-    let mut codes = codes.into_iter();
+    let codes = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        api.groups
+            .commit(
+                &request.group_id.0,
+                generation,
+                &member_id,
+                request.group_instance_id.as_deref(),
+                offsets,
+                // Only v2-v4 carry a retention time; -1 leaves expiry to the broker's rule.
+                if (2..=4).contains(&version) {
+                    request.retention_time_ms
+                } else {
+                    -1
+                },
+            )
+            .await
+    };
     let mut response = OffsetCommitResponse::default();
-    for (name, partitions) in shape {
+    for (name, partitions) in commit_codes(shape, &readable, group_refused, codes) {
         let mut t = OffsetCommitResponseTopic::default();
         t.name = name;
-        for p in partitions {
+        for (p, code) in partitions {
             let mut r = OffsetCommitResponsePartition::default();
             r.partition_index = p;
-            r.error_code = codes.next().unwrap_or(-1);
+            r.error_code = code;
             t.partitions.push(r);
         }
         response.topics.push(t);
@@ -117,34 +187,83 @@ pub async fn commit(api: &Api, request: OffsetCommitRequest, version: i16) -> Of
     response
 }
 
-type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+/// Each topic's partitions with their committed offset, or the partition's error.
+type Fetched = Vec<(String, Vec<(i32, Result<Option<CommittedOffset>, i16>)>)>;
 
+/// One group's committed offsets as the client may see them: DESCRIBE on the group, then on
+/// each topic. Topics asked for by name that it may not describe are answered
+/// TOPIC_AUTHORIZATION_FAILED; asked for all, they are left out.
 fn fetch_one(
     api: &Api,
+    client: &ClientInfo,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Fetched, i16> {
-    api.groups.fetch(group, topics)
+    if !api.authorized(client, Operation::Describe, ResourceType::Group, group) {
+        return Err(ResponseError::GroupAuthorizationFailed.code());
+    }
+    let ok = |f: FetchedOffsets| -> Fetched {
+        f.into_iter()
+            .map(|(t, ps)| (t, ps.into_iter().map(|(p, c)| (p, Ok(c))).collect()))
+            .collect()
+    };
+    match topics {
+        None => {
+            let all = api.groups.fetch(group, None)?;
+            let describable = api.visible_names(
+                client,
+                Operation::Describe,
+                ResourceType::Topic,
+                all.iter().map(|(t, _)| t.as_str()),
+            );
+            Ok(ok(all
+                .into_iter()
+                .filter(|(t, _)| describable.contains(t))
+                .collect()))
+        }
+        Some(topics) => {
+            let describable = api.authorized_names(
+                client,
+                Operation::Describe,
+                ResourceType::Topic,
+                topics.iter().map(|(t, _)| t.as_str()),
+            );
+            let (allowed, refused): (Vec<_>, Vec<_>) = topics
+                .into_iter()
+                .partition(|(t, _)| describable.contains(t));
+            let mut fetched = ok(api.groups.fetch(group, Some(allowed))?);
+            fetched.extend(refused.into_iter().map(|(t, ps)| {
+                let code = ResponseError::TopicAuthorizationFailed.code();
+                (t, ps.into_iter().map(|p| (p, Err(code))).collect())
+            }));
+            Ok(fetched)
+        }
+    }
 }
 
 /// One partition's OffsetFetch answer: error, offset, leader epoch, metadata. Offset -1 and
 /// empty metadata for partitions without a commit (error NONE), as Kafka does, and for an
 /// `unstable` one (UNSTABLE_OFFSET_COMMIT).
-fn answer(c: &Option<CommittedOffset>, unstable: bool, version: i16) -> (i16, i64, i32, StrBytes) {
+fn answer(
+    c: &Result<Option<CommittedOffset>, i16>,
+    unstable: bool,
+    version: i16,
+) -> (i16, i64, i32, StrBytes) {
     match c {
+        Err(code) => (*code, -1, -1, StrBytes::default()),
         _ if unstable => (
             ResponseError::UnstableOffsetCommit.code(),
             -1,
             -1,
             StrBytes::default(),
         ),
-        Some(c) => (
+        Ok(Some(c)) => (
             errors::NONE,
             c.offset,
             if version >= 5 { c.leader_epoch } else { -1 },
             StrBytes::from_string(c.metadata.clone()),
         ),
-        None => (errors::NONE, -1, -1, StrBytes::default()),
+        Ok(None) => (errors::NONE, -1, -1, StrBytes::default()),
     }
 }
 
@@ -157,7 +276,12 @@ fn unstable(api: &Api, require_stable: bool, group: &str, topic: &str, partition
             .has_pending_transactional_offset(group, topic, partition)
 }
 
-pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(
+    api: &Api,
+    client: &ClientInfo,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     let require_stable = version >= 7 && request.require_stable;
     if version >= 8 {
@@ -168,7 +292,7 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
                     .collect()
             });
             let mut out = OffsetFetchResponseGroup::default();
-            let fetched = match fetch_one(api, &g.group_id.0, topics) {
+            let fetched = match fetch_one(api, client, &g.group_id.0, topics) {
                 Ok(f) => f,
                 Err(code) => {
                     out.error_code = code;
@@ -205,7 +329,7 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let fetched = match fetch_one(api, &request.group_id.0, topics.clone()) {
+    let fetched = match fetch_one(api, client, &request.group_id.0, topics.clone()) {
         Ok(f) => f,
         Err(code) if version >= 2 => {
             response.error_code = code;
@@ -255,15 +379,37 @@ pub fn fetch(api: &Api, request: OffsetFetchRequest, version: i16) -> OffsetFetc
 /// OffsetDelete (KIP-496). Partitions of topics this cluster does not have are answered
 /// UNKNOWN_TOPIC_OR_PARTITION without asking the coordinator, as in Kafka; a group-level error
 /// replaces every partition's.
-pub async fn delete(api: &Api, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn delete(
+    api: &Api,
+    client: &ClientInfo,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let mut response = OffsetDeleteResponse::default();
+    // DELETE on the group, then READ on each topic (before its existence is looked at).
+    if !api.authorized(
+        client,
+        Operation::Delete,
+        ResourceType::Group,
+        &request.group_id.0,
+    ) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    let readable = api.authorized_names(
+        client,
+        Operation::Read,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     let mut results: Vec<((String, i32), i16)> = Vec::new();
     let mut known = Vec::new();
     for t in request.topics {
         let topic = t.name.0.to_string();
         for p in t.partitions {
             let tp = (topic.clone(), p.partition_index);
-            if api.cache.partition(&topic, p.partition_index).is_some() {
+            if !readable.contains(&topic) {
+                results.push((tp, ResponseError::TopicAuthorizationFailed.code()));
+            } else if api.cache.partition(&topic, p.partition_index).is_some() {
                 known.push(tp);
             } else {
                 results.push((tp, ResponseError::UnknownTopicOrPartition.code()));

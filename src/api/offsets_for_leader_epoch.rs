@@ -7,14 +7,28 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-use super::{Api, errors};
+use super::{Api, ClientInfo, errors};
+use crate::security::acl::{Operation, ResourceType};
 
 pub async fn handle(
     api: &Api,
+    client: &ClientInfo,
     request: OffsetForLeaderEpochRequest,
     version: i16,
 ) -> OffsetForLeaderEpochResponse {
     let mut response = OffsetForLeaderEpochResponse::default();
+    // Brokers with CLUSTER_ACTION may ask about every topic; others need DESCRIBE on each.
+    let cluster = api.authorized_on_cluster(client, Operation::ClusterAction);
+    let describable = if cluster {
+        Default::default()
+    } else {
+        api.authorized_names(
+            client,
+            Operation::Describe,
+            ResourceType::Topic,
+            request.topics.iter().map(|t| t.topic.0.as_str()),
+        )
+    };
     for topic in request.topics {
         let name = topic.topic.0.to_string();
         let mut t = OffsetForLeaderTopicResult::default();
@@ -24,6 +38,11 @@ pub async fn handle(
             r.partition = p.partition;
             r.leader_epoch = -1;
             r.end_offset = -1;
+            if !cluster && !describable.contains(&name) {
+                r.error_code = kafka_protocol::ResponseError::TopicAuthorizationFailed.code();
+                t.partitions.push(r);
+                continue;
+            }
             // Answered by the leader only, for followers and consumers alike (as Kafka does).
             match api.replicas.leader(&name, p.partition) {
                 None => r.error_code = api.not_leader_error(&name, p.partition),

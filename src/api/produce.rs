@@ -5,10 +5,16 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use super::Api;
+use super::{Api, ClientInfo, NoResponse, errors};
 use crate::log::batch::{ATTR_COMPRESSION_MASK, BatchHeader, MAGIC_OFFSET};
+use crate::security::acl::{Operation, ResourceType};
 
-pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+pub async fn handle(
+    api: &Api,
+    client: &ClientInfo,
+    request: ProduceRequest,
+    version: i16,
+) -> Result<ProduceResponse, NoResponse> {
     let acks = request.acks;
     let timeout = std::time::Duration::from_millis(request.timeout_ms.max(0) as u64);
     let transactional_id = request
@@ -17,9 +23,34 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
         .map(|t| t.0.to_string())
         .filter(|t| !t.is_empty());
     let transactional_id = transactional_id.as_deref();
+    // Transactional batches need WRITE on the producer's transactional id, or the whole request
+    // is refused (Kafka's `handleProduceRequest`).
+    let transactional = request.topic_data.iter().any(|t| {
+        t.partition_data
+            .iter()
+            .any(|p| p.records.as_deref().is_some_and(is_transactional))
+    });
+    if transactional
+        && !transactional_id.is_some_and(|id| {
+            api.authorized(client, Operation::Write, ResourceType::TransactionalId, id)
+        })
+    {
+        return refuse_all(
+            request,
+            acks,
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+        );
+    }
+    let writable = api.authorized_names(
+        client,
+        Operation::Write,
+        ResourceType::Topic,
+        request.topic_data.iter().map(|t| t.name.0.as_str()),
+    );
     let mut response = ProduceResponse::default();
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let authorized = writable.contains(&name);
         let results = join_all(topic.partition_data.into_iter().map(|pd| {
             let name = name.clone();
             async move {
@@ -28,6 +59,10 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
                 r.base_offset = -1;
                 r.log_append_time_ms = -1;
                 r.log_start_offset = -1;
+                if !authorized {
+                    r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                    return r;
+                }
                 if !matches!(acks, -1..=1) {
                     r.error_code = ResponseError::InvalidRequiredAcks.code();
                     return r;
@@ -86,8 +121,66 @@ pub async fn handle(api: &Api, request: ProduceRequest, version: i16) -> Option<
         t.partition_responses = results;
         response.responses.push(t);
     }
-    // acks=0: the client expects no response at all.
-    (acks != 0).then_some(response)
+    owed(response, acks)
+}
+
+/// acks=0: the client expects no response at all, so a failure closes the connection, which
+/// is the only way it learns of one (Kafka's `handleProduceRequest`).
+fn owed(response: ProduceResponse, acks: i16) -> Result<ProduceResponse, NoResponse> {
+    if acks != 0 {
+        return Ok(response);
+    }
+    let failed = response.responses.iter().find_map(|t| {
+        t.partition_responses
+            .iter()
+            .find(|p| p.error_code != errors::NONE)
+            .map(|p| (t.name.0.to_string(), p.index, p.error_code))
+    });
+    match failed {
+        None => Err(NoResponse::NotOwed),
+        Some((topic, partition, code)) => Err(NoResponse::Close(format!(
+            "acks=0 produce to {topic}-{partition} failed with error {code}; closing the connection"
+        ))),
+    }
+}
+
+/// The whole request refused with one error on every partition.
+fn refuse_all(
+    request: ProduceRequest,
+    acks: i16,
+    code: i16,
+) -> Result<ProduceResponse, NoResponse> {
+    let mut response = ProduceResponse::default();
+    response.responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let mut t = TopicProduceResponse::default();
+            t.name = topic.name;
+            t.partition_responses = topic
+                .partition_data
+                .into_iter()
+                .map(|pd| {
+                    let mut r = PartitionProduceResponse::default();
+                    r.index = pd.index;
+                    r.error_code = code;
+                    r.base_offset = -1;
+                    r.log_append_time_ms = -1;
+                    r.log_start_offset = -1;
+                    r
+                })
+                .collect();
+            t
+        })
+        .collect();
+    owed(response, acks)
+}
+
+/// Whether a partition's records are a transactional batch (Kafka's
+/// `RequestUtils.hasTransactionalRecords` looks at the first batch).
+fn is_transactional(records: &[u8]) -> bool {
+    records.get(MAGIC_OFFSET) == Some(&2)
+        && BatchHeader::parse(records).is_ok_and(|h| h.is_transactional())
 }
 
 /// Kafka's checks of a transactional produce: transactional batches come with the producer's

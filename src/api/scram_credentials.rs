@@ -29,9 +29,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
+use super::{Api, ClientInfo};
 use crate::metadata::StoreError;
 use crate::replica::config_changes::USERS;
+use crate::security::acl::Operation;
 use crate::security::sanitize::{desanitize, sanitize};
 use crate::security::sasl::Mechanism;
 use crate::security::scram::{MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential};
@@ -318,10 +319,19 @@ fn alter_result(
 
 pub async fn alter(
     api: &Api,
+    client: &ClientInfo,
     request: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
     let mut response = AlterUserScramCredentialsResponse::default();
-    if !api.controller.is_active() {
+    // Only the controller alters; there, the client needs ALTER on the cluster.
+    let refused = if !api.controller.is_active() {
+        Some(ResponseError::NotController.code())
+    } else if !api.authorized_on_cluster(client, Operation::Alter) {
+        Some(ResponseError::ClusterAuthorizationFailed.code())
+    } else {
+        None
+    };
+    if let Some(code) = refused {
         // Kafka's error response: every user named, once, sorted; no message, as Kafka's
         // ApiError leaves it null when it would only repeat the error's own text.
         let mut users: Vec<&str> = request
@@ -334,7 +344,7 @@ pub async fn alter(
         users.dedup();
         response.results = users
             .into_iter()
-            .map(|u| alter_result(u, ResponseError::NotController.code(), None))
+            .map(|u| alter_result(u, code, None))
             .collect();
         return response;
     }

@@ -12,11 +12,35 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, throttle};
+use super::{Api, ClientInfo, throttle};
+use crate::security::acl::{Operation, ResourceType};
 
-pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub async fn create(
+    api: &Api,
+    client: &ClientInfo,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     let mut seen = std::collections::HashSet::new();
+    let names = || request.topics.iter().map(|t| t.name.0.as_str());
+    // CREATE on the cluster, or else on each topic; DESCRIBE_CONFIGS to be shown its configs.
+    let creatable = if api.authorized_quietly(
+        client,
+        Operation::Create,
+        ResourceType::Cluster,
+        crate::security::acl::CLUSTER_NAME,
+    ) {
+        names().map(str::to_string).collect()
+    } else {
+        api.authorized_names(client, Operation::Create, ResourceType::Topic, names())
+    };
+    let config_describable = api.authorized_names(
+        client,
+        Operation::DescribeConfigs,
+        ResourceType::Topic,
+        names(),
+    );
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut r = CreatableTopicResult::default();
@@ -28,6 +52,20 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
                 version,
                 1,
                 format!("topic {name} appears more than once in the request"),
+            );
+            response.topics.push(r);
+            continue;
+        }
+        if version >= 5 && !config_describable.contains(&name) {
+            r.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
+        }
+        if !creatable.contains(&name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            set_message(
+                &mut r.error_message,
+                version,
+                1,
+                "Authorization failed.".into(),
             );
             response.topics.push(r);
             continue;
@@ -110,7 +148,10 @@ pub async fn create(api: &Api, request: CreateTopicsRequest, version: i16) -> Cr
                 if let (Some(i), true) = (info, version >= 7) {
                     r.topic_id = i.id;
                 }
-                r.configs = Some(Vec::new());
+                // Without DESCRIBE_CONFIGS the configs stay null (topic_config_error_code says why).
+                if config_describable.contains(&name) {
+                    r.configs = Some(Vec::new());
+                }
             }
             Ok(()) => {}
             Err(e) => {
@@ -130,22 +171,60 @@ fn set_message(field: &mut Option<StrBytes>, version: i16, since: i16, message: 
     }
 }
 
-pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub async fn delete(
+    api: &Api,
+    client: &ClientInfo,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
-    let names: Vec<String> = request
+    // Each topic by name (or, v6+, by id: `(id, its name if known)`).
+    let wanted: Vec<(Option<uuid::Uuid>, Option<String>)> = request
         .topic_names
         .iter()
-        .map(|n| n.0.to_string())
-        .chain(request.topics.iter().filter_map(|t| match &t.name {
-            Some(n) => Some(n.0.to_string()),
-            None => api.cache.topic_name_by_id(t.topic_id),
+        .map(|n| (None, Some(n.0.to_string())))
+        .chain(request.topics.iter().map(|t| match &t.name {
+            Some(n) => (None, Some(n.0.to_string())),
+            None => (Some(t.topic_id), api.cache.topic_name_by_id(t.topic_id)),
         }))
         .collect();
-    for name in names {
+    let named = || wanted.iter().filter_map(|(_, n)| n.as_deref());
+    // With deletion disabled every topic is refused as such, before any ACL is looked at.
+    let checked = api.config.delete_topic_enable;
+    let deletable = api.authorized_names(client, Operation::Delete, ResourceType::Topic, named());
+    let describable = api.authorized_names(
+        client,
+        Operation::Describe,
+        ResourceType::Topic,
+        wanted
+            .iter()
+            .filter(|(id, _)| id.is_some())
+            .filter_map(|(_, n)| n.as_deref()),
+    );
+    for (id, name) in wanted {
         let mut r = DeletableTopicResult::default();
+        if version >= 6 {
+            r.topic_id = id.unwrap_or_default();
+        }
+        let Some(name) = name else {
+            r.error_code = ResponseError::UnknownTopicId.code();
+            response.responses.push(r);
+            continue;
+        };
+        if checked && id.is_some() && !describable.contains(&name) {
+            // Named by id and not describable: the name stays hidden.
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            response.responses.push(r);
+            continue;
+        }
         r.name = Some(kafka_protocol::messages::TopicName(StrBytes::from_string(
             name.clone(),
         )));
+        if checked && !deletable.contains(&name) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            response.responses.push(r);
+            continue;
+        }
         let partitions = api
             .cache
             .topic(&name)
@@ -180,10 +259,17 @@ pub async fn delete(api: &Api, request: DeleteTopicsRequest, version: i16) -> De
 
 pub async fn create_partitions(
     api: &Api,
+    client: &ClientInfo,
     request: CreatePartitionsRequest,
     version: i16,
 ) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
+    let alterable = api.authorized_names(
+        client,
+        Operation::Alter,
+        ResourceType::Topic,
+        request.topics.iter().map(|t| t.name.0.as_str()),
+    );
     for topic in request.topics {
         let mut r = CreatePartitionsTopicResult::default();
         r.name = topic.name.clone();
@@ -191,7 +277,10 @@ pub async fn create_partitions(
             .cache
             .topic(&topic.name)
             .map_or(0, |t| i64::from(topic.count) - t.partitions.len() as i64);
-        if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
+        if !alterable.contains(topic.name.0.as_str()) {
+            r.error_code = ResponseError::TopicAuthorizationFailed.code();
+            r.error_message = Some(StrBytes::from_static_str("Authorization failed."));
+        } else if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
             r.error_code = ResponseError::InvalidRequest.code();
             r.error_message = Some(StrBytes::from_static_str(
                 "manual replica assignment is not supported yet",

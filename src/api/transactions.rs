@@ -18,14 +18,20 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, errors};
+use super::{Api, ClientInfo, errors};
 use crate::group::OFFSETS_TOPIC;
+use crate::metadata::cache::INTERNAL_TOPICS;
+use crate::security::acl::{Operation, ResourceType};
 use crate::txn::records::TxnState as State;
 
-/// One transaction's AddPartitionsToTxn: an error per partition. Partitions of unknown
-/// topics get UNKNOWN_TOPIC_OR_PARTITION and the others OPERATION_NOT_ATTEMPTED, as in Kafka.
+/// One transaction's AddPartitionsToTxn: an error per partition. From a client (`client` is
+/// given, v0-3), WRITE on the transactional id and on each topic (internal topics never);
+/// partitions of topics it may not write get TOPIC_AUTHORIZATION_FAILED, of unknown topics
+/// UNKNOWN_TOPIC_OR_PARTITION, and the others OPERATION_NOT_ATTEMPTED, as in Kafka.
+#[allow(clippy::too_many_arguments)]
 async fn add_partitions_one(
     api: &Api,
+    client: Option<&ClientInfo>,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
@@ -37,20 +43,42 @@ async fn add_partitions_one(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
-    let unknown: Vec<bool> = wanted
+    let writable = client.map(|client| {
+        let id_allowed = api.authorized(
+            client,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            transactional_id,
+        );
+        let topics = api.authorized_names(
+            client,
+            Operation::Write,
+            ResourceType::Topic,
+            wanted
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .filter(|t| !INTERNAL_TOPICS.contains(t)),
+        );
+        (id_allowed, topics)
+    });
+    let failed: Vec<Option<i16>> = wanted
         .iter()
-        .map(|(t, p)| api.cache.partition(t, *p).is_none())
+        .map(|(t, p)| match &writable {
+            Some((_, topics)) if !topics.contains(t) => {
+                Some(ResponseError::TopicAuthorizationFailed.code())
+            }
+            _ if api.cache.partition(t, *p).is_none() => {
+                Some(ResponseError::UnknownTopicOrPartition.code())
+            }
+            _ => None,
+        })
         .collect();
-    let codes_for: Vec<i16> = if unknown.iter().any(|u| *u) {
-        unknown
+    let codes_for: Vec<i16> = if writable.as_ref().is_some_and(|(id, _)| !id) {
+        vec![ResponseError::TransactionalIdAuthorizationFailed.code(); wanted.len()]
+    } else if failed.iter().any(Option::is_some) {
+        failed
             .iter()
-            .map(|u| {
-                if *u {
-                    ResponseError::UnknownTopicOrPartition.code()
-                } else {
-                    ResponseError::OperationNotAttempted.code()
-                }
-            })
+            .map(|f| f.unwrap_or(ResponseError::OperationNotAttempted.code()))
             .collect()
     } else if verify_only {
         match api
@@ -91,6 +119,7 @@ async fn add_partitions_one(
 
 pub async fn add_partitions(
     api: &Api,
+    client: &ClientInfo,
     request: AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
@@ -98,6 +127,7 @@ pub async fn add_partitions(
     if version <= 3 {
         response.results_by_topic_v3_and_below = add_partitions_one(
             api,
+            Some(client),
             &request.v3_and_below_transactional_id,
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
@@ -108,12 +138,18 @@ pub async fn add_partitions(
         .await;
         return response;
     }
-    // v4+: the batched form brokers send to verify a produce (KIP-890).
+    // v4+: the batched form brokers send to verify a produce (KIP-890), which only brokers
+    // may (CLUSTER_ACTION); the transactions' ids and topics are then not checked.
+    if !api.authorized_on_cluster(client, Operation::ClusterAction) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     for t in &request.transactions {
         let mut r = AddPartitionsToTxnResult::default();
         r.transactional_id = t.transactional_id.clone();
         r.topic_results = add_partitions_one(
             api,
+            None,
             &t.transactional_id,
             t.producer_id.0,
             t.producer_epoch,
@@ -127,12 +163,31 @@ pub async fn add_partitions(
     response
 }
 
+/// The transaction APIs from producers need WRITE on their transactional id.
+fn may_write_transaction(api: &Api, client: &ClientInfo, id: &str) -> bool {
+    api.authorized(client, Operation::Write, ResourceType::TransactionalId, id)
+}
+
 pub async fn add_offsets(
     api: &Api,
+    client: &ClientInfo,
     request: AddOffsetsToTxnRequest,
     version: i16,
 ) -> AddOffsetsToTxnResponse {
     let mut response = AddOffsetsToTxnResponse::default();
+    if !may_write_transaction(api, client, &request.transactional_id) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return response;
+    }
+    if !api.authorized(
+        client,
+        Operation::Read,
+        ResourceType::Group,
+        &request.group_id,
+    ) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     // The group's offsets partition joins the transaction, so the markers reach it.
     let partition = api.groups.partition_for(&request.group_id.0);
     let wanted = [(OFFSETS_TOPIC.to_string(), partition)];
@@ -152,8 +207,17 @@ pub async fn add_offsets(
     response
 }
 
-pub async fn end_txn(api: &Api, request: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn end_txn(
+    api: &Api,
+    client: &ClientInfo,
+    request: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let mut response = EndTxnResponse::default();
+    if !may_write_transaction(api, client, &request.transactional_id) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return response;
+    }
     response.error_code = match api
         .txn
         .end_transaction(
@@ -173,13 +237,24 @@ pub async fn end_txn(api: &Api, request: EndTxnRequest, version: i16) -> EndTxnR
 
 pub async fn txn_offset_commit(
     api: &Api,
+    client: &ClientInfo,
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
-    let (shape, offsets) = super::offsets::offsets_to_commit(
+    let (shape, mut offsets) = super::offsets::offsets_to_commit(
         request.topics.into_iter().map(|t| (t.name, t.partitions)),
         version >= 2,
     );
+    // WRITE on the transactional id, then READ on the group and on each topic.
+    let (readable, refused) = if may_write_transaction(api, client, &request.transactional_id) {
+        super::offsets::authorize_commit(api, client, &request.group_id.0, &shape, &mut offsets)
+    } else {
+        offsets.clear();
+        (
+            Default::default(),
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code()),
+        )
+    };
     // v3+ (KIP-447) names the member; older clients commit as the whole group.
     let (generation, member_id, instance) = if version >= 3 {
         (
@@ -190,29 +265,29 @@ pub async fn txn_offset_commit(
     } else {
         (-1, String::new(), None)
     };
-    let results = api
-        .groups
-        .commit_transactional(
-            &request.group_id.0,
-            request.producer_id.0,
-            request.producer_epoch,
-            generation,
-            &member_id,
-            instance.as_deref(),
-            offsets,
-        )
-        .await;
-    let mut results = results.into_iter();
+    let results = if offsets.is_empty() {
+        Vec::new()
+    } else {
+        api.groups
+            .commit_transactional(
+                &request.group_id.0,
+                request.producer_id.0,
+                request.producer_epoch,
+                generation,
+                &member_id,
+                instance.as_deref(),
+                offsets,
+            )
+            .await
+    };
     let mut response = TxnOffsetCommitResponse::default();
-    for (name, partitions) in shape {
+    for (name, partitions) in super::offsets::commit_codes(shape, &readable, refused, results) {
         let mut t = TxnOffsetCommitResponseTopic::default();
         t.name = name;
-        for p in partitions {
+        for (p, code) in partitions {
             let mut r = TxnOffsetCommitResponsePartition::default();
             r.partition_index = p;
-            r.error_code = results
-                .next()
-                .unwrap_or(ResponseError::UnknownServerError.code());
+            r.error_code = code;
             t.partitions.push(r);
         }
         response.topics.push(t);
@@ -288,12 +363,33 @@ pub async fn write_markers(api: &Api, request: WriteTxnMarkersRequest) -> WriteT
     response
 }
 
-pub fn describe(api: &Api, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+pub fn describe(
+    api: &Api,
+    client: &ClientInfo,
+    request: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
     let mut response = DescribeTransactionsResponse::default();
     for id in request.transactional_ids {
         let mut s = TransactionState::default();
-        match api.txn.describe(&id) {
+        let described = if api.authorized(
+            client,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            &id,
+        ) {
+            api.txn.describe(&id)
+        } else {
+            Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+        };
+        match described {
             Ok(d) => {
+                // Topics the client may not describe are left out of the transaction's.
+                let describable = api.visible_names(
+                    client,
+                    Operation::Describe,
+                    ResourceType::Topic,
+                    d.value.partitions.iter().map(|(t, _)| t.as_str()),
+                );
                 s.transaction_state = StrBytes::from_static_str(d.value.state.name());
                 s.transaction_timeout_ms = d.value.timeout_ms;
                 s.transaction_start_time_ms = d.value.start_timestamp;
@@ -301,6 +397,9 @@ pub fn describe(api: &Api, request: DescribeTransactionsRequest) -> DescribeTran
                 s.producer_epoch = d.value.producer_epoch;
                 let mut topics: Vec<TopicData> = Vec::new();
                 for (topic, p) in d.value.partitions {
+                    if !describable.contains(&topic) {
+                        continue;
+                    }
                     match topics.last_mut() {
                         Some(t) if t.topic.0.as_str() == topic => t.partitions.push(p),
                         _ => {
@@ -327,7 +426,12 @@ pub fn describe(api: &Api, request: DescribeTransactionsRequest) -> DescribeTran
     response
 }
 
-pub fn list(api: &Api, request: ListTransactionsRequest, version: i16) -> ListTransactionsResponse {
+pub fn list(
+    api: &Api,
+    client: &ClientInfo,
+    request: ListTransactionsRequest,
+    version: i16,
+) -> ListTransactionsResponse {
     let mut response = ListTransactionsResponse::default();
     let known = [
         State::Empty,
@@ -357,6 +461,15 @@ pub fn list(api: &Api, request: ListTransactionsRequest, version: i16) -> ListTr
                 .iter()
                 .any(|p| p.0 == d.value.producer_id)
         {
+            continue;
+        }
+        // Transactions the client may not describe are left out.
+        if !api.authorized_quietly(
+            client,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            &d.transactional_id,
+        ) {
             continue;
         }
         // v1+ (KIP-994): only transactions running longer than the duration.

@@ -20,7 +20,7 @@ const INVALID_TXN_STATE: i16 = 48;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const CONCURRENT_TRANSACTIONS: i16 = 51;
 const PRODUCER_FENCED: i16 = 90;
-const INVALID_RECORD: i16 = 87;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn s(v: &str) -> StrBytes {
@@ -280,11 +280,12 @@ async fn commit_abort_fencing_and_the_produce_checks() {
     let (pid, epoch) = init_pid_retrying(&mut c, id, 60_000).await;
     assert_eq!(epoch, 0);
 
-    // A transactional batch needs the transactional id, and a partition added to the
+    // A transactional batch needs the transactional id (without one Kafka's KafkaApis refuses
+    // the request as not authorized for it, authorizer or not), and a partition added to the
     // transaction.
     assert_eq!(
         produce_txn(&mut c, None, "orders", 0, txn_batch(pid, epoch, 0, &["x"])).await,
-        INVALID_RECORD
+        TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     );
     assert_eq!(
         produce_txn(

@@ -3,7 +3,8 @@
 //! inter-broker listener with SCRAM-SHA-512 credentials that are in ZooKeeper before any broker
 //! starts, written as Kafka's `kafka-configs.sh --zookeeper` writes them. Replication and the
 //! failover of a leader and of the controller; no plaintext port anywhere; SCRAM users coming
-//! and going through ZooKeeper; a broker with the wrong inter-broker password.
+//! and going through ZooKeeper; a broker with the wrong inter-broker password. The cluster that
+//! replicates and fails over does so with the ACL authorizer on.
 //!
 //! Clients are odradek's own (`Connection::open_secured`), over TLS with SCRAM, on the
 //! EXTERNAL listener; the brokers use INTERNAL among themselves.
@@ -480,7 +481,14 @@ async fn http_status(port: u16) -> String {
 /// broker controls and moves its leaderships).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sasl_ssl_cluster_replicates_and_fails_over() {
-    let Some(mut s) = Secured::start(&[1, 2, 3], &[1, 2, 3], &[], &[]).await else {
+    // With ACLs on: the brokers' own requests to each other (controller requests, follower
+    // fetches, controlled shutdown) need CLUSTER_ACTION, which the brokers' principal has as a
+    // super user, as Kafka's deployments give it.
+    let acls = [
+        "authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+        "super.users=User:broker;User:client",
+    ];
+    let Some(mut s) = Secured::start(&[1, 2, 3], &[1, 2, 3], &acls, &[]).await else {
         return;
     };
     s.wait_for_brokers(&[1, 2, 3]).await;

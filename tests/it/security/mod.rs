@@ -4,6 +4,7 @@
 //! frames for the malformed cases. Real Kafka clients over the same listeners are in
 //! `compat-tests` and `compat::`.
 
+mod acl_matrix;
 pub(crate) mod acls;
 mod listeners;
 pub(crate) mod pki;
