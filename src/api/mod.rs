@@ -43,7 +43,20 @@ use kafka_protocol::protocol::Encodable;
 /// A request being handled: resolves to the encoded response and how long the connection
 /// must then stay muted.
 pub type PendingResponse =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, String>> + Send>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, Closing>> + Send>>;
+
+/// Why a connection is closed instead of answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Closing {
+    /// Kafka closes the connection here on purpose: how an acks=0 producer learns that its
+    /// request failed.
+    #[error("{0}")]
+    Deliberate(String),
+    /// A response we could not produce or encode: our bug. Closing beats leaving the client
+    /// waiting for an answer that never comes.
+    #[error("{0}")]
+    Failed(String),
+}
 
 /// A handled request's answer.
 #[derive(Debug, Default)]
@@ -220,7 +233,7 @@ impl Api {
                 let bytes = frame::encode_response(header.correlation_id, header_version, |b| {
                     response.encode(b, version).map_err(|e| e.to_string())
                 })
-                .map_err(|e| format!("{api_key:?} v{version}: {e}"))?;
+                .map_err(|e| Closing::Failed(format!("{api_key:?} v{version}: {e}")))?;
                 Ok(Reply {
                     bytes: Some(bytes),
                     mute,
@@ -285,14 +298,17 @@ impl Api {
         header: &RequestHeader,
         client: &ClientInfo,
         request: RequestKind,
-    ) -> Result<Option<ResponseKind>, String> {
+    ) -> Result<Option<ResponseKind>, Closing> {
         // Dispatch only decodes APIs in ROUTES, and every route has a handler, so a request
         // without a route is our bug.
         match self.route(header, client, request).await {
             Ok(Ok(response)) => Ok(Some(response)),
             Ok(Err(NoResponse::NotOwed)) => Ok(None),
-            Ok(Err(NoResponse::Close(why))) => Err(why),
-            Err(other) => Err(format!("no route for {:?}", std::mem::discriminant(&other))),
+            Ok(Err(NoResponse::Close(why))) => Err(Closing::Deliberate(why)),
+            Err(other) => Err(Closing::Failed(format!(
+                "no route for {:?}",
+                std::mem::discriminant(&other)
+            ))),
         }
     }
 }

@@ -138,8 +138,12 @@ where
                         }
                     }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not encode a response; closing connection");
+                Err(crate::api::Closing::Deliberate(why)) => {
+                    tracing::info!(reason = %why, "closing connection");
+                    return Err(std::io::Error::other(why));
+                }
+                Err(crate::api::Closing::Failed(e)) => {
+                    tracing::error!(error = %e, "could not answer a request; closing connection");
                     return Err(std::io::Error::other(e));
                 }
             }
