@@ -36,9 +36,13 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # <port> <what>
+wait_port() { # <port> <what> [pid: give up when it has exited]
   for _ in $(seq 1 $((limit * 20))); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+      echo "$2 exited before listening on port $1" >&2
+      return 1
+    fi
     sleep 0.05
   done
   echo "$2 did not listen on port $1 within ${limit}s" >&2
@@ -103,7 +107,7 @@ bench_one_broker() { # <label> [zookeeper.connect]
   local label=$1 zk=${2:-} port t
   port=$(free_port)
   start_broker 1 "$port" "$work/$label-1" "$zk"
-  wait_port "$port" "broker ($label)"
+  wait_port "$port" "broker ($label)" "$broker_pid"
   t=$(now)
   create_topics "127.0.0.1:$port" t "$topics" 1
   wait_led "127.0.0.1:$port" "$total"
@@ -112,7 +116,7 @@ bench_one_broker() { # <label> [zookeeper.connect]
   stop_broker "$broker_pid"
   t=$(now)
   start_broker 1 "$port" "$work/$label-1" "$zk"
-  if wait_port "$port" "broker ($label, restarted)" && wait_led "127.0.0.1:$port" "$total"; then
+  if wait_port "$port" "broker ($label, restarted)" "$broker_pid" && wait_led "127.0.0.1:$port" "$total"; then
     echo "$label: restart until every partition is led: $(since "$t") s"
     rss_and_files "$broker_pid" "$total"
   else
@@ -159,7 +163,7 @@ for id in 1 2 3; do
   port_of[$id]=$(free_port)
   start_broker "$id" "${port_of[$id]}" "$work/cluster-$id" "$connect"
   pid_of[$id]=$broker_pid
-  wait_port "${port_of[$id]}" "broker $id"
+  wait_port "${port_of[$id]}" "broker $id" "$broker_pid"
 done
 controller() { # the broker id in /controller
   "$bin" metadata-dump --zookeeper "$connect" 2>/dev/null |
