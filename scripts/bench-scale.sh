@@ -12,7 +12,7 @@
 # Targets (issue 22): creation <= 20 s for 10,000; <= 1.2 open files per partition; restart
 # <= 10 s; both failovers <= 5 s.
 #   TOPICS (100), PARTITIONS (100), FAILOVER_TOPICS (300), RF2_TOPICS (100), SKIP_CLUSTER=1 to
-#   stop after part 2, LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
+#   stop after part 2, SKIP_SINGLE=1 to run part 3 only, LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
 #   zookeeper.session.timeout.ms, which a kill -9 takes to be noticed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -126,7 +126,7 @@ bench_one_broker() { # <label> [zookeeper.connect]
   stop_broker "$broker_pid"
 }
 
-bench_one_broker embedded
+[ "${SKIP_SINGLE:-}" = 1 ] || bench_one_broker embedded
 
 # --- ZooKeeper ------------------------------------------------------------------------------------
 zk_cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
@@ -152,7 +152,7 @@ java -Xmx512m -XX:+UseSerialGC -Djute.maxbuffer=16777216 -Dzookeeper.log.dir="$w
 pids+=($!)
 wait_port "$zk_port" ZooKeeper
 
-bench_one_broker zookeeper "127.0.0.1:$zk_port/single"
+[ "${SKIP_SINGLE:-}" = 1 ] || bench_one_broker zookeeper "127.0.0.1:$zk_port/single"
 
 [ "${SKIP_CLUSTER:-}" = 1 ] && exit 0
 
