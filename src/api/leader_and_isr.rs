@@ -16,6 +16,7 @@ use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse
 
 use super::{Api, errors};
 use crate::client::address;
+use crate::config::LogConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
 use crate::txn::TRANSACTION_STATE_TOPIC;
@@ -37,8 +38,11 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     let states = flatten_partition_states(request.ungrouped_partition_states, request.topic_states);
     let leader_addresses = leader_addresses(&request.live_leaders);
     let mut by_topic: Vec<LeaderAndIsrTopicError> = Vec::new();
+    // Each topic's config is read from the store once per request, not once per partition:
+    // a request may carry thousands of partitions of a few topics.
+    let mut configs: HashMap<String, LogConfig> = HashMap::new();
     for (topic_id, state) in states {
-        let code = apply(api, &state, &leader_addresses).await;
+        let code = apply(api, &state, &leader_addresses, &mut configs).await;
         let mut e = LeaderAndIsrPartitionError::default();
         e.partition_index = state.partition_index;
         e.error_code = code;
@@ -126,6 +130,7 @@ async fn apply(
     api: &Api,
     state: &LeaderAndIsrPartitionState,
     leader_addresses: &HashMap<i32, String>,
+    configs: &mut HashMap<String, LogConfig>,
 ) -> i16 {
     let topic = state.topic_name.0.as_str();
     let partition = state.partition_index;
@@ -161,7 +166,14 @@ async fn apply(
         leader_address,
     };
     let was_leader = api.replicas.leader(topic, partition).is_some();
-    let config = log_config(api, topic).await;
+    let config = match configs.get(topic) {
+        Some(c) => c.clone(),
+        None => {
+            let c = log_config(api, topic).await;
+            configs.insert(topic.to_string(), c.clone());
+            c
+        }
+    };
     // From the moment this broker leads the partition until its groups are read, their
     // requests must get COORDINATOR_LOAD_IN_PROGRESS, not an empty group.
     let loads_groups = topic == OFFSETS_TOPIC && !was_leader && role == Role::Leader;
@@ -212,7 +224,7 @@ async fn apply(
 /// The log config of a topic this broker is about to host: its overrides, read from the store
 /// (the metadata cache may not know the topic yet), on the current broker defaults. Falls back
 /// to the defaults, with a log line, when the stored config cannot be read or is invalid.
-async fn log_config(api: &Api, topic: &str) -> crate::config::LogConfig {
+async fn log_config(api: &Api, topic: &str) -> LogConfig {
     let overrides = match api.controller.topic_overrides(topic).await {
         Ok(o) => o,
         Err(e) => {

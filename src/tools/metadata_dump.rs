@@ -69,7 +69,7 @@ pub async fn dump(source: Source<'_>) -> StoreResult<String> {
                     file.display()
                 )));
             }
-            read_tree(&EmbeddedStore::open(data_dir)?).await?
+            read_tree(&EmbeddedStore::open_read_only(data_dir)?).await?
         }
     };
     let mut json = serde_json::to_string_pretty(&tree)

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ActiveController, LiveBroker, NO_LEADER, PartitionState, Stop, Tp};
+use super::{ActiveController, Decision, LiveBroker, NO_LEADER, PartitionState, Stop, Tp};
 use crate::metadata::znodes::{self, BrokerZnode};
 use crate::security::SecurityProtocol;
 
@@ -130,22 +130,26 @@ impl ActiveController {
             })
             .map(|(tp, _)| tp.clone())
             .collect();
+        // A leader's own ISR expansion reaches the controller seconds later (the notifications
+        // linger): a dead replica missing from the cached ISR may be in the znode's.
+        let unsure: Vec<Tp> = affected
+            .iter()
+            .filter(|tp| self.states.get(*tp).is_some_and(|s| !touches_dead(s)))
+            .cloned()
+            .collect();
+        self.refresh_states(&unsure).await?;
         let mut changed = Vec::new();
-        for tp in affected {
-            // A leader's own ISR expansion reaches the controller seconds later (the
-            // notifications linger): a dead replica missing from the cached ISR may be in the
-            // znode's.
-            if self.states.get(&tp).is_some_and(|s| !touches_dead(s)) {
-                self.refresh_state(&tp).await?;
-            }
-            // A leader may change the ISR meanwhile (its own conditional write): decide again
-            // on the state as it is then.
-            for _attempt in 0..5 {
+        let mut pending = affected;
+        // A leader may change the ISR meanwhile (its own conditional write): a write that lost
+        // is decided again on the state as it is then.
+        for _attempt in 0..5 {
+            let mut decisions = Vec::new();
+            for tp in std::mem::take(&mut pending) {
                 let Some(s) = self.states.get(&tp).cloned() else {
-                    break;
+                    continue;
                 };
                 if !touches_dead(&s) {
-                    break;
+                    continue;
                 }
                 let replicas = self.replicas(&tp).unwrap_or_default();
                 let survivors: Vec<i32> = s
@@ -165,26 +169,36 @@ impl ActiveController {
                         None => (NO_LEADER, survivors),
                     }
                 } else if survivors.is_empty() {
-                    break;
+                    continue;
                 } else {
                     (s.leader, survivors)
                 };
                 if leader == s.leader && isr == s.isr {
                     // Already recorded as offline (by an earlier controller).
-                    break;
+                    continue;
                 }
-                if self
-                    .write_state(&tp, leader, s.leader_epoch + 1, isr)
-                    .await?
-                {
+                decisions.push(Decision {
+                    tp,
+                    leader,
+                    leader_epoch: s.leader_epoch + 1,
+                    isr,
+                });
+            }
+            if decisions.is_empty() {
+                break;
+            }
+            let won = self.write_states(&decisions).await?;
+            for (d, won) in decisions.into_iter().zip(won) {
+                if won {
                     tracing::info!(
-                        topic = tp.0,
-                        partition = tp.1,
-                        leader,
+                        topic = d.tp.0,
+                        partition = d.tp.1,
+                        leader = d.leader,
                         "partition changed after broker failure"
                     );
-                    changed.push(tp);
-                    break;
+                    changed.push(d.tp);
+                } else {
+                    pending.push(d.tp);
                 }
             }
         }

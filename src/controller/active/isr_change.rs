@@ -40,12 +40,14 @@ impl ActiveController {
                 Err(e) => tracing::warn!(error = %e, "ignoring unreadable ISR change notification"),
             }
         }
+        let known: Vec<Tp> = partitions
+            .into_iter()
+            .filter(|tp| self.topics.contains_key(&tp.0))
+            .collect();
         let mut changed = Vec::new();
-        for tp in partitions {
-            if !self.topics.contains_key(&tp.0) {
-                continue;
-            }
-            if let Some(s) = self.read_state(&tp.0, tp.1).await? {
+        let fresh = self.read_states(&known).await?;
+        for (tp, s) in known.into_iter().zip(fresh) {
+            if let Some(s) = s {
                 self.states.insert(tp.clone(), s);
                 changed.push(tp);
             }

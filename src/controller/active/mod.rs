@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -29,7 +30,9 @@ use super::Command;
 use super::channel::BrokerChannels;
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
-use crate::metadata::store::{CreateMode, StoreError, WatchEvent, create_recursive};
+use crate::metadata::store::{
+    CreateMode, StoreError, StoreResult, WatchEvent, create_recursive, ensure_path,
+};
 use crate::metadata::znodes::{self, PartitionStateZnode, TopicZnode};
 use brokers::broker_address;
 
@@ -41,6 +44,13 @@ const STOP_REPLICA_VERSION: i16 = 4;
 const LEADER_DURING_DELETE: i32 = -2;
 const EPOCH_DURING_DELETE: i32 = -2;
 const NO_LEADER: i32 = -1;
+/// Store requests the controller keeps in flight at once when it reads or writes many partition
+/// states: ZooKeeper answers pipelined requests on one connection in order, and the embedded
+/// store commits whatever is queued with one fsync, so a decision about 10,000 partitions costs
+/// a few hundred round trips rather than 10,000.
+const IN_FLIGHT: usize = 256;
+/// Partition state writes between two checks of the controller epoch (see `fence`).
+const WRITES_PER_FENCE: usize = 1000;
 
 /// Why the controller stopped being active.
 #[derive(Debug)]
@@ -87,6 +97,14 @@ struct PartitionState {
 }
 
 type Tp = (String, i32);
+
+/// A leader and ISR decided for a partition, to be written to its state znode.
+struct Decision {
+    tp: Tp,
+    leader: i32,
+    leader_epoch: i32,
+    isr: Vec<i32>,
+}
 
 pub struct ActiveController {
     store: Arc<dyn MetadataStore>,
@@ -383,9 +401,10 @@ impl ActiveController {
             }
         };
         let assignment = z.assignment();
-        for p in assignment.keys() {
-            if let Some(s) = self.read_state(topic, *p).await? {
-                self.states.insert((topic.to_string(), *p), s);
+        let tps: Vec<Tp> = assignment.keys().map(|p| (topic.to_string(), *p)).collect();
+        for (tp, s) in tps.iter().zip(self.read_states(&tps).await?) {
+            if let Some(s) = s {
+                self.states.insert(tp.clone(), s);
             }
         }
         let by_partition = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
@@ -416,23 +435,26 @@ impl ActiveController {
     }
 
     async fn read_state(&self, topic: &str, p: i32) -> Result<Option<PartitionState>, Stop> {
-        let path = znodes::partition_state_path(topic, p);
-        Ok(match self.store.get(&path).await? {
-            Some((Some(d), stat)) => match znodes::decode::<PartitionStateZnode>(&path, &d) {
-                Ok(z) => Some(PartitionState {
-                    leader: z.leader,
-                    leader_epoch: z.leader_epoch,
-                    isr: z.isr,
-                    controller_epoch: z.controller_epoch,
-                    zk_version: stat.version,
-                }),
-                Err(e) => {
-                    tracing::error!(topic, partition = p, error = %e, "unreadable partition state");
-                    None
-                }
-            },
-            _ => None,
-        })
+        read_state(self.store.clone(), topic.to_string(), p).await
+    }
+
+    /// `read_state` for many partitions, the reads pipelined; in the order of `tps`.
+    async fn read_states(&self, tps: &[Tp]) -> Result<Vec<Option<PartitionState>>, Stop> {
+        let reads: Vec<_> = tps
+            .iter()
+            .map(|tp| read_state(self.store.clone(), tp.0.clone(), tp.1))
+            .collect();
+        pipelined(reads).try_collect().await
+    }
+
+    /// Re-reads partitions' states into the context.
+    async fn refresh_states(&mut self, tps: &[Tp]) -> Result<(), Stop> {
+        for (tp, fresh) in tps.iter().zip(self.read_states(tps).await?) {
+            if let Some(fresh) = fresh {
+                self.states.insert(tp.clone(), fresh);
+            }
+        }
+        Ok(())
     }
 
     /// Re-reads a partition's state into the context; true when it had changed.
@@ -448,9 +470,8 @@ impl ActiveController {
         Ok(changed)
     }
 
-    /// Writes a partition's new leader and ISR: created when new, else conditional on the
-    /// partition epoch the controller knows. Returns false when the write lost a race (the
-    /// state was re-read into the context, to be decided again).
+    /// Writes a partition's new leader and ISR (see `write_states`). Returns false when the
+    /// write lost a race.
     async fn write_state(
         &mut self,
         tp: &Tp,
@@ -458,39 +479,113 @@ impl ActiveController {
         leader_epoch: i32,
         isr: Vec<i32>,
     ) -> Result<bool, Stop> {
-        self.fence().await?;
-        let z = PartitionStateZnode {
-            controller_epoch: self.epoch,
+        let decision = Decision {
+            tp: tp.clone(),
             leader,
-            version: 1,
             leader_epoch,
-            isr: isr.clone(),
-            leader_recovery_state: None,
+            isr,
         };
-        let path = znodes::partition_state_path(&tp.0, tp.1);
-        let result = match self.states.get(tp) {
-            Some(old) => self
-                .store
-                .set(&path, Some(znodes::encode(&z)), Some(old.zk_version))
-                .await
-                .map(|stat| stat.version),
-            None => create_recursive(
-                self.store.as_ref(),
-                &path,
-                Some(znodes::encode(&z)),
-                CreateMode::Persistent,
-            )
-            .await
-            .map(|_| 0),
-        };
+        let won = self.write_states(std::slice::from_ref(&decision)).await?;
+        Ok(won.first().copied().unwrap_or(false))
+    }
+
+    /// Writes partitions' new leaders and ISRs: created when new, else conditional on the
+    /// partition epoch the controller knows. The writes are pipelined (Kafka's controller sends
+    /// them as one batch of asynchronous requests too). For each decision, in order: false when
+    /// its write lost a race (the state was re-read into the context, to be decided again).
+    async fn write_states(&mut self, decisions: &[Decision]) -> Result<Vec<bool>, Stop> {
+        let store = self.store.clone();
+        // The parents of new state znodes (`.../partitions/<p>`) are made first, so that each
+        // state is then one create rather than a walk down the tree.
+        let new: Vec<&Tp> = decisions
+            .iter()
+            .map(|d| &d.tp)
+            .filter(|tp| !self.states.contains_key(*tp))
+            .collect();
+        if !new.is_empty() {
+            self.fence().await?;
+            let topics: BTreeSet<&str> = new.iter().map(|tp| tp.0.as_str()).collect();
+            let parents: Vec<_> = topics
+                .into_iter()
+                .map(|t| {
+                    let path = format!("{}/partitions", znodes::topic_path(t));
+                    let store = store.clone();
+                    async move { ensure_path(store.as_ref(), &path).await }
+                })
+                .collect();
+            pipelined(parents).try_collect::<Vec<()>>().await?;
+            let parents: Vec<_> = new
+                .into_iter()
+                .map(|tp| {
+                    let path = format!("{}/partitions/{}", znodes::topic_path(&tp.0), tp.1);
+                    let store = store.clone();
+                    async move {
+                        match store.create(&path, None, CreateMode::Persistent).await {
+                            Ok(_) | Err(StoreError::NodeExists(_)) => Ok(()),
+                            Err(e) => Err(e),
+                        }
+                    }
+                })
+                .collect();
+            pipelined(parents).try_collect::<Vec<()>>().await?;
+        }
+        let mut won = Vec::with_capacity(decisions.len());
+        for chunk in decisions.chunks(WRITES_PER_FENCE) {
+            // Kafka fences every write with a check of `/controller_epoch`'s version in the
+            // same multi; without multi the check comes before each chunk of writes.
+            self.fence().await?;
+            let epoch = self.epoch;
+            let writes: Vec<_> = chunk
+                .iter()
+                .map(|d| {
+                    let known_version = self.states.get(&d.tp).map(|s| s.zk_version);
+                    let z = PartitionStateZnode {
+                        controller_epoch: epoch,
+                        leader: d.leader,
+                        version: 1,
+                        leader_epoch: d.leader_epoch,
+                        isr: d.isr.clone(),
+                        leader_recovery_state: None,
+                    };
+                    let path = znodes::partition_state_path(&d.tp.0, d.tp.1);
+                    let store = store.clone();
+                    async move {
+                        let data = Some(znodes::encode(&z));
+                        match known_version {
+                            Some(v) => store
+                                .set(&path, data, Some(v))
+                                .await
+                                .map(|stat| stat.version),
+                            None => create_recursive(
+                                store.as_ref(),
+                                &path,
+                                data,
+                                CreateMode::Persistent,
+                            )
+                            .await
+                            .map(|_| 0),
+                        }
+                    }
+                })
+                .collect();
+            let results: Vec<StoreResult<i32>> = pipelined(writes).collect().await;
+            for (d, result) in chunk.iter().zip(results) {
+                won.push(self.record_write(d, result).await?);
+            }
+        }
+        Ok(won)
+    }
+
+    /// Takes a partition state write's outcome into the context.
+    async fn record_write(&mut self, d: &Decision, result: StoreResult<i32>) -> Result<bool, Stop> {
         match result {
             Ok(zk_version) => {
                 self.states.insert(
-                    tp.clone(),
+                    d.tp.clone(),
                     PartitionState {
-                        leader,
-                        leader_epoch,
-                        isr,
+                        leader: d.leader,
+                        leader_epoch: d.leader_epoch,
+                        isr: d.isr.clone(),
                         controller_epoch: self.epoch,
                         zk_version,
                     },
@@ -498,12 +593,12 @@ impl ActiveController {
                 Ok(true)
             }
             Err(StoreError::BadVersion(_)) | Err(StoreError::NodeExists(_)) => {
-                match self.read_state(&tp.0, tp.1).await? {
+                match self.read_state(&d.tp.0, d.tp.1).await? {
                     Some(s) if s.controller_epoch > self.epoch => Err(Stop::Resigned(
                         "a newer controller wrote a partition state".into(),
                     )),
                     Some(s) => {
-                        self.states.insert(tp.clone(), s);
+                        self.states.insert(d.tp.clone(), s);
                         Ok(false)
                     }
                     None => Ok(false),
@@ -554,10 +649,13 @@ impl ActiveController {
     /// UpdateMetadata to every broker.
     async fn bring_online(&mut self, partitions: Vec<Tp>) -> Result<(), Stop> {
         let mut changed = Vec::new();
-        for tp in partitions {
-            for _attempt in 0..3 {
+        let mut pending = partitions;
+        // A write that lost a race is decided again on the state it lost to.
+        for _attempt in 0..3 {
+            let mut decisions = Vec::new();
+            for tp in std::mem::take(&mut pending) {
                 let Some(replicas) = self.replicas(&tp) else {
-                    break;
+                    continue;
                 };
                 let live: Vec<i32> = replicas
                     .iter()
@@ -572,19 +670,31 @@ impl ActiveController {
                         .await?
                         .map(|(leader, isr)| (leader, s.leader_epoch + 1, isr)),
                 };
-                let Some((leader, epoch, isr)) = decided else {
-                    break;
-                };
-                if self.write_state(&tp, leader, epoch, isr).await? {
-                    tracing::info!(
-                        topic = tp.0,
-                        partition = tp.1,
+                if let Some((leader, leader_epoch, isr)) = decided {
+                    decisions.push(Decision {
+                        tp,
                         leader,
-                        leader_epoch = epoch,
+                        leader_epoch,
+                        isr,
+                    });
+                }
+            }
+            if decisions.is_empty() {
+                break;
+            }
+            let won = self.write_states(&decisions).await?;
+            for (d, won) in decisions.into_iter().zip(won) {
+                if won {
+                    tracing::info!(
+                        topic = d.tp.0,
+                        partition = d.tp.1,
+                        leader = d.leader,
+                        leader_epoch = d.leader_epoch,
                         "elected leader"
                     );
-                    changed.push(tp.clone());
-                    break;
+                    changed.push(d.tp);
+                } else {
+                    pending.push(d.tp);
                 }
             }
         }
@@ -742,6 +852,36 @@ impl ActiveController {
         }
         self.bring_online(added).await
     }
+}
+
+/// Runs `calls` with up to `IN_FLIGHT` of them at once, answers in the order of `calls`. The
+/// calls own what they use, so that the controller's task stays `Send`.
+fn pipelined<F: std::future::Future>(calls: Vec<F>) -> impl futures::Stream<Item = F::Output> {
+    stream::iter(calls).buffered(IN_FLIGHT)
+}
+
+async fn read_state(
+    store: Arc<dyn MetadataStore>,
+    topic: String,
+    p: i32,
+) -> Result<Option<PartitionState>, Stop> {
+    let path = znodes::partition_state_path(&topic, p);
+    Ok(match store.get(&path).await? {
+        Some((Some(d), stat)) => match znodes::decode::<PartitionStateZnode>(&path, &d) {
+            Ok(z) => Some(PartitionState {
+                leader: z.leader,
+                leader_epoch: z.leader_epoch,
+                isr: z.isr,
+                controller_epoch: z.controller_epoch,
+                zk_version: stat.version,
+            }),
+            Err(e) => {
+                tracing::error!(topic, partition = p, error = %e, "unreadable partition state");
+                None
+            }
+        },
+        _ => None,
+    })
 }
 
 /// `<topic>/partitions/<p>/state` (below `/brokers/topics/`) as a topic partition.

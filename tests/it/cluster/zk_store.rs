@@ -854,3 +854,109 @@ async fn a_deposed_controller_is_not_fenced_without_multi() {
         .await;
     assert!(stale.is_ok(), "{stale:?}");
 }
+
+const JOURNAL_CHILD_DIR: &str = "ODRADEK_TEST_JOURNAL_DIR";
+
+/// Not a test: the process `kill_9_during_embedded_writes_loses_no_acknowledged_change` kills.
+/// Many writers change the embedded store at once (so that group commits carry several records)
+/// until killed (bounded at two minutes), printing each acknowledged change.
+#[test]
+#[ignore = "helper process for kill_9_during_embedded_writes_loses_no_acknowledged_change"]
+fn embedded_writer_child_process() {
+    let Some(dir) = std::env::var_os(JOURNAL_CHILD_DIR) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let store = std::sync::Arc::new(EmbeddedStore::open(std::path::Path::new(&dir)).unwrap());
+        ensure_path(store.as_ref(), "/crash").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let writers: Vec<_> = (0..16)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        let path = format!("/crash/w{w}-{n}");
+                        store
+                            .create(
+                                &path,
+                                Some(path.clone().into_bytes()),
+                                CreateMode::Persistent,
+                            )
+                            .await
+                            .unwrap();
+                        // A rewrite too, so replay applies sets over creates.
+                        store
+                            .set(&path, Some(format!("{path}!").into_bytes()), Some(0))
+                            .await
+                            .unwrap();
+                        println!("acked {path}");
+                        n += 1;
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_embedded_writes_loses_no_acknowledged_change() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = common::child_test(module_path!(), "embedded_writer_child_process")
+        .env(JOURNAL_CHILD_DIR, tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if let Some(path) = line.strip_prefix("acked ") {
+            acked.push(path.trim().to_string());
+        }
+        if acked.len() >= 3000 || Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL, by PID
+    child.wait().unwrap();
+    assert!(
+        acked.len() >= 3000,
+        "child acknowledged only {}",
+        acked.len()
+    );
+    // Whatever the kill left, the tail is also torn as a crash mid-write leaves it: a header
+    // promising more than follows.
+    let journal = tmp.path().join(odradek::metadata::embedded::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    assert!(!bytes.is_empty(), "the changes went to the journal");
+    bytes.extend_from_slice(&[0, 0, 1, 0, 0xde, 0xad, 0xbe, 0xef, b'{', b'"']);
+    std::fs::write(&journal, bytes).unwrap();
+
+    let store = EmbeddedStore::open(tmp.path()).unwrap();
+    for path in &acked {
+        let (data, stat) = store
+            .get(path)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged {path} lost"));
+        assert_eq!(data, Some(format!("{path}!").into_bytes()), "{path}");
+        assert_eq!(stat.version, 1, "{path}");
+    }
+    // The store carries on after the dropped tail, and what it writes next survives.
+    store
+        .create("/after", Some(b"x".to_vec()), CreateMode::Persistent)
+        .await
+        .unwrap();
+    drop(store);
+    let store = EmbeddedStore::open(tmp.path()).unwrap();
+    assert!(store.get("/after").await.unwrap().is_some());
+    assert!(store.get(&acked[0]).await.unwrap().is_some());
+}
