@@ -14,8 +14,8 @@ use super::error::{IoContext, LogError, Result};
 use super::partition::{PartitionLog, aborted_txn_of_marker, marker_coordinator_epoch};
 use super::producer_state::{ProducerStateManager, snapshot};
 use super::segment::{
-    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings,
-    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
+    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, OpenMode, SWAP_SUFFIX,
+    SegmentSettings, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
 };
 use crate::config::LogConfig;
 
@@ -206,9 +206,18 @@ impl PartitionLog {
         };
 
         let last = bases.last().copied();
-        for &base in &bases {
-            let (mut seg, needs_rebuild) =
-                LogSegment::open(dir, base, settings, Some(base) == last)?;
+        for (i, &base) in bases.iter().enumerate() {
+            let mode = match bases.get(i + 1) {
+                None => OpenMode::Active,
+                // Wholly below the recovery point: not recovered, so its indexes wait until a
+                // read needs them.
+                Some(&next) if params.clean_shutdown || next <= params.recovery_point => {
+                    OpenMode::ClosedLazy
+                }
+                Some(_) => OpenMode::Closed,
+            };
+            debug_assert_eq!(mode == OpenMode::Active, Some(base) == last);
+            let (mut seg, needs_rebuild) = LogSegment::open_as(dir, base, settings, mode)?;
             if needs_rebuild {
                 let dropped = seg.recover(|_| {})?;
                 if dropped > 0 {
