@@ -103,6 +103,22 @@ impl IndexFile {
         })
     }
 
+    /// The last entry read from the file without mapping it (the check of a lazy index).
+    fn last_on_disk(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        use std::os::unix::fs::FileExt;
+        if self.torn {
+            return Err("length is not a multiple of the entry size".into());
+        }
+        let Some(last) = self.entries.checked_sub(1) else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; self.entry_size];
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.read_exact_at(&mut buf, (last * self.entry_size) as u64))
+            .map_err(|e| format!("cannot read the last entry: {e}"))?;
+        Ok(Some(buf))
+    }
+
     fn map(&mut self) -> Result<()> {
         self.mmap = OnceLock::from(map_file(&self.path, None)?);
         Ok(())
@@ -317,6 +333,23 @@ impl OffsetIndex {
         self.file.truncate_entries(keep);
     }
 
+    /// The check of a lazily opened index, reading only its last entry (Kafka's sanity check,
+    /// with the position also inside the log): a garbled or torn file is caught at load
+    /// without mapping every index.
+    pub fn check_last(&self, log_size: u64) -> std::result::Result<(), String> {
+        let Some(e) = self.file.last_on_disk()? else {
+            return Ok(());
+        };
+        let (off, pos) = (
+            self.base_offset + i32_at(&e, 0) as i64,
+            i32_at(&e, 4) as u32,
+        );
+        if off < self.base_offset || pos as u64 >= log_size.max(1) {
+            return Err(format!("last entry ({off}, {pos}) is outside the segment"));
+        }
+        Ok(())
+    }
+
     /// Kafka's sanity check, made stricter: entries must increase and stay inside the log.
     /// Preallocated zero entries at the tail (an active segment after a crash) are dropped.
     pub fn check(&mut self, log_size: u64) -> std::result::Result<(), String> {
@@ -405,6 +438,19 @@ impl TimeIndex {
             keep -= 1;
         }
         self.file.truncate_entries(keep);
+    }
+
+    /// [`OffsetIndex::check_last`] for the time index: the last entry's offset is in the
+    /// segment and below `next_base` (the next segment's base offset).
+    pub fn check_last(&self, next_base: i64) -> std::result::Result<(), String> {
+        let Some(e) = self.file.last_on_disk()? else {
+            return Ok(());
+        };
+        let off = self.base_offset + i32_at(&e, 8) as i64;
+        if off < self.base_offset || off >= next_base {
+            return Err(format!("last entry offset {off} is outside the segment"));
+        }
+        Ok(())
     }
 
     pub fn check(&mut self) -> std::result::Result<(), String> {

@@ -212,7 +212,7 @@ impl PartitionLog {
                 // Wholly below the recovery point: not recovered, so its indexes wait until a
                 // read needs them.
                 Some(&next) if params.clean_shutdown || next <= params.recovery_point => {
-                    OpenMode::ClosedLazy
+                    OpenMode::ClosedLazy { next_base: next }
                 }
                 Some(_) => OpenMode::Closed,
             };

@@ -171,8 +171,9 @@ pub enum OpenMode {
     /// A segment before the last: its `.log` is opened when first needed, indexes checked now.
     Closed,
     /// A closed segment the loader does not recover (below the recovery point after a clean
-    /// shutdown): its indexes are also mapped only when first read, and not checked.
-    ClosedLazy,
+    /// shutdown): its indexes are also mapped only when first read, and only their last
+    /// entries checked. `next_base` is the next segment's base offset.
+    ClosedLazy { next_base: i64 },
 }
 
 impl LogSegment {
@@ -255,19 +256,33 @@ impl LogSegment {
                 (log, meta)
             }
             // A closed segment's file is opened when first read: loading costs no descriptor.
-            OpenMode::Closed | OpenMode::ClosedLazy => (
+            OpenMode::Closed | OpenMode::ClosedLazy { .. } => (
                 SegmentFile::cold(&log_path),
                 fs::metadata(&log_path).at(&log_path)?,
             ),
         };
         let size = meta.len();
         let max_index_bytes = settings.max_index_bytes;
-        let lazy = mode == OpenMode::ClosedLazy && indexes_existed;
-        let (offset_index, time_index) = if lazy {
-            (
-                OffsetIndex::open_lazily(&index_path, base_offset, max_index_bytes)?,
-                TimeIndex::open_lazily(&time_path, base_offset, max_index_bytes)?,
-            )
+        let lazy_indexes = if let OpenMode::ClosedLazy { next_base } = mode
+            && indexes_existed
+        {
+            let offsets = OffsetIndex::open_lazily(&index_path, base_offset, max_index_bytes)?;
+            let times = TimeIndex::open_lazily(&time_path, base_offset, max_index_bytes)?;
+            // Only the last entries are checked: a file failing that is opened as below,
+            // checked whole and rebuilt.
+            match offsets.check_last(size).and(times.check_last(next_base)) {
+                Ok(()) => Some((offsets, times)),
+                Err(reason) => {
+                    tracing::warn!(segment = %log_path.display(), %reason, "corrupt index, rebuilding");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let lazy = lazy_indexes.is_some();
+        let (offset_index, time_index) = if let Some(indexes) = lazy_indexes {
+            indexes
         } else {
             let active = mode == OpenMode::Active;
             (
