@@ -74,6 +74,8 @@ fn main() {
         for _ in 0..segments {
             h.append_as_leader(&batch, 0).expect("append");
         }
+        // As a broker's partition leader does on taking over: its epoch starts at the log end.
+        h.lock().assign_leader_epoch_start(1).expect("leader epoch");
     }
     let created = started.elapsed();
     let fds = open_files() - baseline;
