@@ -142,6 +142,7 @@ fn run_broker(args: BrokerArgs) -> ExitCode {
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key, ignored");
     }
+    odradek::server::apply_open_file_limit();
     let Some(runtime) = runtime(true) else {
         return ExitCode::FAILURE;
     };

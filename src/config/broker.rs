@@ -94,6 +94,8 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
     pub num_partitions: i32,
+    /// `num.recovery.threads.per.data.dir` (1): threads loading each log directory at start-up.
+    pub num_recovery_threads_per_data_dir: usize,
     /// `default.replication.factor` (1): replicas of an auto-created topic.
     pub default_replication_factor: i16,
     /// `auto.create.topics.enable` (true).
@@ -256,6 +258,7 @@ impl Default for BrokerConfig {
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
+            num_recovery_threads_per_data_dir: 1,
             default_replication_factor: 1,
             auto_create_topics_enable: true,
             delete_topic_enable: true,
@@ -445,6 +448,11 @@ impl BrokerConfig {
             broker_rack: p.get("broker.rack").map(String::from),
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
+            num_recovery_threads_per_data_dir: p.unsigned(
+                "num.recovery.threads.per.data.dir",
+                1i32,
+                defaults.num_recovery_threads_per_data_dir as i32,
+            )?,
             default_replication_factor: p.num(
                 "default.replication.factor",
                 Some(1),

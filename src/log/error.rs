@@ -47,7 +47,7 @@ impl LogError {
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         LogError::Io {
             path: path.into(),
-            source,
+            source: super::descriptors::explain_out_of_descriptors(source),
         }
     }
 

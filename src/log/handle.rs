@@ -115,7 +115,9 @@ impl LogHandle {
                 return Ok((snapshot.read()?, extra));
             }
             let read = snapshot.read();
-            if self.lock().layout_epoch() == snapshot.layout_epoch() {
+            // A failed read is planned again too: a cold segment's file may have been closed
+            // and the segment deleted (retention) since the plan.
+            if read.is_ok() && self.lock().layout_epoch() == snapshot.layout_epoch() {
                 return Ok((read?, extra));
             }
         }

@@ -4,8 +4,9 @@
 //! The file of an active segment is preallocated to `segment.index.bytes` and filled from the
 //! front; a closed segment's file is trimmed to its entries, so `len / entry size` is its count.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use memmap2::MmapMut;
 
@@ -15,10 +16,16 @@ pub const OFFSET_ENTRY: usize = 8;
 pub const TIME_ENTRY: usize = 12;
 
 /// One index file of fixed-size entries. `OffsetIndex` and `TimeIndex` give the entries meaning.
+///
+/// The file is memory-mapped and its descriptor closed at once, as Kafka does: a mapping stays
+/// valid without it, so an index costs no descriptor. The indexes of segments loaded at
+/// start-up that are not active are mapped only when first read (Kafka's `LazyIndex`), so a
+/// start with many segments neither touches their pages nor spends mappings on them.
 pub struct IndexFile {
     path: PathBuf,
-    file: File,
-    mmap: Option<MmapMut>,
+    /// `None` inside: the file is empty (nothing to map) or could not be mapped, in which case
+    /// the index reads as empty and lookups scan from the segment's start (slower, still right).
+    mmap: OnceLock<Option<MmapMut>>,
     entry_size: usize,
     entries: usize,
     max_entries: usize,
@@ -27,23 +34,42 @@ pub struct IndexFile {
     torn: bool,
 }
 
+/// Maps the file at `path` (creating it when missing); `None` when it is empty.
+fn map_file(path: &Path, set_len: Option<usize>) -> Result<Option<MmapMut>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .at(path)?;
+    if let Some(bytes) = set_len {
+        file.set_len(bytes as u64).at(path)?;
+    }
+    let len = file.metadata().at(path)?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the file is owned by this broker's log directory, which is locked against other
+    // brokers; nothing else truncates it while it is mapped. The descriptor closes when `file`
+    // drops; the mapping stays valid.
+    let mmap = unsafe { MmapMut::map_mut(&file) }.at(path)?;
+    Ok(Some(mmap))
+}
+
 impl IndexFile {
     /// Opens or creates the file. An existing file's entries are all its whole entries; trailing
     /// zero entries left by preallocation are dropped by the caller's sanity check.
     fn open(path: &Path, entry_size: usize, max_bytes: usize, preallocate: bool) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .at(path)?;
-        let len = file.metadata().at(path)?.len() as usize;
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len() as usize,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(LogError::io(path, e)),
+        };
         let entries = len / entry_size;
         let mut idx = IndexFile {
             path: path.to_path_buf(),
-            file,
-            mmap: None,
+            mmap: OnceLock::new(),
             entry_size,
             entries,
             max_entries: (max_bytes / entry_size).max(1),
@@ -57,30 +83,84 @@ impl IndexFile {
         Ok(idx)
     }
 
-    fn map(&mut self) -> Result<()> {
-        self.mmap = None;
-        let len = self.file.metadata().at(&self.path)?.len();
-        if len > 0 {
-            // SAFETY: the file is owned by this broker's log directory, which is locked against
-            // other brokers; nothing else truncates it while it is mapped.
-            let mmap = unsafe { MmapMut::map_mut(&self.file) }.at(&self.path)?;
-            self.mmap = Some(mmap);
+    /// Like `open` for a segment that is not active, without mapping the file until it is
+    /// first read. The file must be trimmed (as a segment that stopped being active leaves it):
+    /// its length gives the entries.
+    fn open_lazily(path: &Path, entry_size: usize, max_bytes: usize) -> Result<Self> {
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len() as usize,
+            // A missing index is created (empty) when first mapped.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(LogError::io(path, e)),
+        };
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            mmap: OnceLock::new(),
+            entry_size,
+            entries: len / entry_size,
+            max_entries: (max_bytes / entry_size).max(1),
+            torn: !len.is_multiple_of(entry_size),
+        })
+    }
+
+    /// The last entry read from the file without mapping it (the check of a lazy index).
+    fn last_on_disk(&self) -> std::result::Result<Option<Vec<u8>>, String> {
+        use std::os::unix::fs::FileExt;
+        if self.torn {
+            return Err("length is not a multiple of the entry size".into());
         }
+        let Some(last) = self.entries.checked_sub(1) else {
+            return Ok(None);
+        };
+        let mut buf = vec![0u8; self.entry_size];
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.read_exact_at(&mut buf, (last * self.entry_size) as u64))
+            .map_err(|e| format!("cannot read the last entry: {e}"))?;
+        Ok(Some(buf))
+    }
+
+    fn map(&mut self) -> Result<()> {
+        self.mmap = OnceLock::from(map_file(&self.path, None)?);
         Ok(())
     }
 
+    /// The mapping, made now if the file was opened lazily.
+    fn mapped(&self) -> Option<&MmapMut> {
+        self.mmap
+            .get_or_init(|| match map_file(&self.path, None) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot map index; lookups scan the segment");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    fn mapped_mut(&mut self) -> Option<&mut MmapMut> {
+        self.mapped();
+        self.mmap.get_mut().and_then(|m| m.as_mut())
+    }
+
     fn resize_file(&mut self, bytes: usize) -> Result<()> {
-        self.mmap = None;
-        self.file.set_len(bytes as u64).at(&self.path)?;
+        // Unmapped before the length changes: a mapping past the end of a file faults.
+        self.mmap = OnceLock::new();
+        self.mmap = OnceLock::from(map_file(&self.path, Some(bytes))?);
         self.torn = false;
-        self.map()
+        Ok(())
+    }
+
+    /// Entries readable now: all of them, unless the mapping is shorter (a lazy map failed).
+    fn readable(&self) -> usize {
+        self.mapped()
+            .map_or(0, |m| (m.len() / self.entry_size).min(self.entries))
     }
 
     fn entry(&self, n: usize) -> &[u8] {
-        match &self.mmap {
-            Some(m) => &m[n * self.entry_size..(n + 1) * self.entry_size],
-            None => &[],
-        }
+        static ZEROS: [u8; TIME_ENTRY] = [0; TIME_ENTRY];
+        self.mapped()
+            .and_then(|m| m.get(n * self.entry_size..(n + 1) * self.entry_size))
+            .unwrap_or(&ZEROS[..self.entry_size.min(TIME_ENTRY)])
     }
 
     fn push(&mut self, bytes: &[u8]) -> Result<()> {
@@ -91,12 +171,13 @@ impl IndexFile {
             ));
         }
         let needed = (self.entries + 1) * self.entry_size;
-        if self.mmap.as_ref().is_none_or(|m| m.len() < needed) {
+        if self.mapped().is_none_or(|m| m.len() < needed) {
             self.resize_file(self.max_entries * self.entry_size)?;
         }
         let at = self.entries * self.entry_size;
-        if let Some(m) = self.mmap.as_mut() {
-            m[at..at + self.entry_size].copy_from_slice(bytes);
+        let size = self.entry_size;
+        if let Some(m) = self.mapped_mut() {
+            m[at..at + size].copy_from_slice(bytes);
         }
         self.entries += 1;
         Ok(())
@@ -129,14 +210,18 @@ impl IndexFile {
 
     pub fn truncate_entries(&mut self, keep: usize) {
         let keep = keep.min(self.entries);
-        if let Some(m) = self.mmap.as_mut() {
-            m[keep * self.entry_size..self.entries * self.entry_size].fill(0);
+        let (from, to) = (keep * self.entry_size, self.entries * self.entry_size);
+        if let Some(m) = self.mapped_mut()
+            && let Some(gone) = m.get_mut(from..to)
+        {
+            gone.fill(0);
         }
         self.entries = keep;
     }
 
     pub fn flush(&self) -> Result<()> {
-        if let Some(m) = &self.mmap {
+        // An index never mapped was never written.
+        if let Some(Some(m)) = self.mmap.get() {
             m.flush().at(&self.path)?;
         }
         Ok(())
@@ -144,7 +229,7 @@ impl IndexFile {
 
     /// Index of the last entry whose key is <= `target`, keys read by `key`.
     fn floor<K: Ord>(&self, target: K, key: impl Fn(&[u8]) -> K) -> Option<usize> {
-        let (mut lo, mut hi) = (0usize, self.entries);
+        let (mut lo, mut hi) = (0usize, self.readable());
         while lo < hi {
             let mid = (lo + hi) / 2;
             if key(self.entry(mid)) <= target {
@@ -162,7 +247,7 @@ impl IndexFile {
     /// every page of a 10 MiB file.
     fn drop_zero_tail(&mut self) {
         let zero = |n: usize| self.entry(n).iter().all(|&b| b == 0);
-        let (mut lo, mut hi) = (0usize, self.entries);
+        let (mut lo, mut hi) = (0usize, self.readable());
         while lo < hi {
             let mid = (lo + hi) / 2;
             if zero(mid) {
@@ -202,13 +287,21 @@ impl OffsetIndex {
         })
     }
 
+    /// Opens the trimmed index of a segment that is not active, mapping it when first read.
+    pub fn open_lazily(path: &Path, base_offset: i64, max_bytes: usize) -> Result<Self> {
+        Ok(OffsetIndex {
+            file: IndexFile::open_lazily(path, OFFSET_ENTRY, max_bytes)?,
+            base_offset,
+        })
+    }
+
     pub fn entry(&self, n: usize) -> (i64, u32) {
         let e = self.file.entry(n);
         (self.base_offset + i32_at(e, 0) as i64, i32_at(e, 4) as u32)
     }
 
     pub fn last(&self) -> Option<(i64, u32)> {
-        self.file.entries.checked_sub(1).map(|n| self.entry(n))
+        self.file.readable().checked_sub(1).map(|n| self.entry(n))
     }
 
     /// The position to start scanning from for `offset`: the largest indexed offset <= `offset`.
@@ -238,6 +331,23 @@ impl OffsetIndex {
             .floor(offset - self.base_offset - 1, |e| i32_at(e, 0) as i64)
             .map_or(0, |n| n + 1);
         self.file.truncate_entries(keep);
+    }
+
+    /// The check of a lazily opened index, reading only its last entry (Kafka's sanity check,
+    /// with the position also inside the log): a garbled or torn file is caught at load
+    /// without mapping every index.
+    pub fn check_last(&self, log_size: u64) -> std::result::Result<(), String> {
+        let Some(e) = self.file.last_on_disk()? else {
+            return Ok(());
+        };
+        let (off, pos) = (
+            self.base_offset + i32_at(&e, 0) as i64,
+            i32_at(&e, 4) as u32,
+        );
+        if off < self.base_offset || pos as u64 >= log_size.max(1) {
+            return Err(format!("last entry ({off}, {pos}) is outside the segment"));
+        }
+        Ok(())
     }
 
     /// Kafka's sanity check, made stricter: entries must increase and stay inside the log.
@@ -278,13 +388,21 @@ impl TimeIndex {
         })
     }
 
+    /// Opens the trimmed index of a segment that is not active, mapping it when first read.
+    pub fn open_lazily(path: &Path, base_offset: i64, max_bytes: usize) -> Result<Self> {
+        Ok(TimeIndex {
+            file: IndexFile::open_lazily(path, TIME_ENTRY, max_bytes)?,
+            base_offset,
+        })
+    }
+
     pub fn entry(&self, n: usize) -> (i64, i64) {
         let e = self.file.entry(n);
         (i64_at(e, 0), self.base_offset + i32_at(e, 8) as i64)
     }
 
     pub fn last(&self) -> Option<(i64, i64)> {
-        self.file.entries.checked_sub(1).map(|n| self.entry(n))
+        self.file.readable().checked_sub(1).map(|n| self.entry(n))
     }
 
     /// The entry with the largest timestamp <= `timestamp`: (timestamp, offset).
@@ -320,6 +438,19 @@ impl TimeIndex {
             keep -= 1;
         }
         self.file.truncate_entries(keep);
+    }
+
+    /// [`OffsetIndex::check_last`] for the time index: the last entry's offset is in the
+    /// segment and below `next_base` (the next segment's base offset).
+    pub fn check_last(&self, next_base: i64) -> std::result::Result<(), String> {
+        let Some(e) = self.file.last_on_disk()? else {
+            return Ok(());
+        };
+        let off = self.base_offset + i32_at(&e, 8) as i64;
+        if off < self.base_offset || off >= next_base {
+            return Err(format!("last entry offset {off} is outside the segment"));
+        }
+        Ok(())
     }
 
     pub fn check(&mut self) -> std::result::Result<(), String> {

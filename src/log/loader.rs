@@ -14,8 +14,8 @@ use super::error::{IoContext, LogError, Result};
 use super::partition::{PartitionLog, aborted_txn_of_marker, marker_coordinator_epoch};
 use super::producer_state::{ProducerStateManager, snapshot};
 use super::segment::{
-    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings,
-    TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
+    CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, OpenMode, SWAP_SUFFIX,
+    SegmentSettings, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, now_ms, read_entry_info,
 };
 use crate::config::LogConfig;
 
@@ -206,9 +206,18 @@ impl PartitionLog {
         };
 
         let last = bases.last().copied();
-        for &base in &bases {
-            let (mut seg, needs_rebuild) =
-                LogSegment::open(dir, base, settings, Some(base) == last)?;
+        for (i, &base) in bases.iter().enumerate() {
+            let mode = match bases.get(i + 1) {
+                None => OpenMode::Active,
+                // Wholly below the recovery point: not recovered, so its indexes wait until a
+                // read needs them.
+                Some(&next) if params.clean_shutdown || next <= params.recovery_point => {
+                    OpenMode::ClosedLazy { next_base: next }
+                }
+                Some(_) => OpenMode::Closed,
+            };
+            debug_assert_eq!(mode == OpenMode::Active, Some(base) == last);
+            let (mut seg, needs_rebuild) = LogSegment::open_as(dir, base, settings, mode)?;
             if needs_rebuild {
                 let dropped = seg.recover(|_| {})?;
                 if dropped > 0 {
@@ -241,7 +250,13 @@ impl PartitionLog {
             log.recovery_point = log.log_end_offset;
         }
         let leo = log.log_end_offset;
-        log.truncate_epochs_from_end(leo)?;
+        // Epochs starting at or past the log end (a leader's epoch start with nothing written
+        // yet: every idle partition has one) are dropped in memory only. Rewriting and fsyncing
+        // the checkpoint of each such log made a restart with 10,000 idle partitions take
+        // 10,000 fsyncs; Kafka 3.9 defers this flush too (`truncateFromEndAsyncFlush`). The
+        // file is rewritten from memory at the next epoch change, and until then each load
+        // drops the same entries again, so what it holds beyond memory is never used.
+        log.leader_epochs.retain(|&(_, off)| off < leo);
         log.rebuild_producer_state()?;
         Ok(log)
     }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::checkpoint::{
@@ -12,6 +13,7 @@ use super::checkpoint::{
     RECOVERY_POINT_FILE, REPLICATION_OFFSET_FILE,
 };
 use super::cleaner::LogCleaner;
+use super::descriptors;
 use super::error::{IoContext, LogError, Result};
 use super::handle::LogHandle;
 use super::partition::{LoadParams, PartitionLog, parse_partition_dir};
@@ -46,17 +48,33 @@ pub struct BrokerIdentity {
 }
 
 impl LogManager {
-    /// Locks and loads every directory. Partition logs are recovered unless the directory holds
-    /// Kafka's clean-shutdown marker, which is removed first so a crash from here on is noticed.
-    /// `topic_config` gives each topic's config (its overrides over the defaults).
+    /// Locks and loads every directory, one log at a time: [`LogManager::open_with_threads`]
+    /// with one thread per directory, Kafka's default `num.recovery.threads.per.data.dir`.
     pub fn open(
         dirs: &[PathBuf],
         identity: &BrokerIdentity,
         default_config: LogConfig,
-        topic_config: impl Fn(&str) -> LogConfig,
+        topic_config: impl Fn(&str) -> LogConfig + Sync,
     ) -> Result<LogManager> {
+        Self::open_with_threads(dirs, identity, default_config, topic_config, 1)
+    }
+
+    /// Locks and loads every directory. Partition logs are recovered unless the directory holds
+    /// Kafka's clean-shutdown marker, which is removed first so a crash from here on is noticed.
+    /// `topic_config` gives each topic's config (its overrides over the defaults). Each
+    /// directory's logs are loaded by `threads_per_dir` threads (Kafka's
+    /// `num.recovery.threads.per.data.dir`), all directories at once.
+    pub fn open_with_threads(
+        dirs: &[PathBuf],
+        identity: &BrokerIdentity,
+        default_config: LogConfig,
+        topic_config: impl Fn(&str) -> LogConfig + Sync,
+        threads_per_dir: usize,
+    ) -> Result<LogManager> {
+        let started = std::time::Instant::now();
         let mut opened = Vec::new();
-        let mut logs = HashMap::new();
+        let mut jobs = Vec::new();
+        let mut clean_dirs = 0;
         for (i, path) in dirs.iter().enumerate() {
             fs::create_dir_all(path).at(path)?;
             let lock_path = path.join(".lock");
@@ -74,6 +92,7 @@ impl LogManager {
             let marker = path.join(CLEAN_SHUTDOWN_FILE);
             let clean = marker.exists();
             if clean {
+                clean_dirs += 1;
                 tracing::info!(dir = %path.display(), "skipping recovery: clean-shutdown marker found");
             } else {
                 tracing::info!(dir = %path.display(), "recovering logs: no clean-shutdown marker");
@@ -102,19 +121,12 @@ impl LogManager {
                     high_watermark: hws.get(&tp).copied().unwrap_or(0),
                     cleaner_offset: cleaned.get(&tp).copied(),
                 };
-                let config = topic_config(&tp.0);
-                let started = std::time::Instant::now();
-                let log = PartitionLog::open(&entry.path(), config, params)?;
-                tracing::debug!(partition = %name, clean, elapsed_ms = started.elapsed().as_millis() as u64, "loaded log");
-                if logs
-                    .insert(tp.clone(), (i, Arc::new(LogHandle::new(log))))
-                    .is_some()
-                {
-                    return Err(LogError::BadLogDir {
-                        path: entry.path(),
-                        reason: format!("{}-{} is in more than one log directory", tp.0, tp.1),
-                    });
-                }
+                jobs.push(LoadJob {
+                    dir_index: i,
+                    path: entry.path(),
+                    tp,
+                    params,
+                });
             }
             opened.push(LogDir {
                 path: path.clone(),
@@ -127,6 +139,44 @@ impl LogManager {
                 reason: "log.dirs is empty".into(),
             });
         }
+        let threads = (threads_per_dir.max(1) * opened.len())
+            .min(jobs.len())
+            .max(1);
+        let loaded = load_logs(&jobs, threads, &topic_config)?;
+        let mut logs = HashMap::with_capacity(loaded.len());
+        for (job, log) in jobs.iter().zip(loaded) {
+            if logs
+                .insert(
+                    job.tp.clone(),
+                    (job.dir_index, Arc::new(LogHandle::new(log))),
+                )
+                .is_some()
+            {
+                return Err(LogError::BadLogDir {
+                    path: job.path.clone(),
+                    reason: format!(
+                        "{}-{} is in more than one log directory",
+                        job.tp.0, job.tp.1
+                    ),
+                });
+            }
+        }
+        if logs.len() > descriptors::max_logs() {
+            tracing::warn!(
+                logs = logs.len(),
+                allowed = descriptors::max_logs(),
+                open_file_limit = descriptors::open_file_limit(),
+                "more partition logs than the open-file limit allows; new partitions will be refused until the limit is raised"
+            );
+        }
+        tracing::info!(
+            logs = logs.len(),
+            dirs = opened.len(),
+            clean_dirs,
+            threads,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "loaded logs"
+        );
         Ok(LogManager {
             dirs: opened,
             default_config,
@@ -203,6 +253,11 @@ impl LogManager {
         let key = (topic.to_string(), partition);
         if let Some((_, l)) = logs.get(&key) {
             return Ok(l.clone());
+        }
+        if logs.len() >= descriptors::max_logs() {
+            // Refused now, with the limit named, rather than hosting a log the broker could
+            // not open again at its next start.
+            return Err(descriptors::too_many_logs(&self.dirs[0].path, logs.len()));
         }
         let mut counts = vec![0usize; self.dirs.len()];
         for (d, _) in logs.values() {
@@ -355,6 +410,83 @@ impl Drop for LogManager {
     fn drop(&mut self) {
         self.stop_cleaner();
     }
+}
+
+/// One partition directory to load at start-up.
+struct LoadJob {
+    dir_index: usize,
+    path: PathBuf,
+    tp: TopicPartition,
+    params: LoadParams,
+}
+
+/// Opens the jobs' logs on `threads` threads, each taking the next job in turn; the logs come
+/// back in the jobs' order. The first failure stops the others from starting more.
+fn load_logs(
+    jobs: &[LoadJob],
+    threads: usize,
+    topic_config: &(impl Fn(&str) -> LogConfig + Sync),
+) -> Result<Vec<PartitionLog>> {
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let load = |job: &LoadJob| {
+        let started = std::time::Instant::now();
+        let log = PartitionLog::open(&job.path, topic_config(&job.tp.0), job.params)?;
+        tracing::debug!(partition = %job.path.display(), clean = job.params.clean_shutdown, elapsed_ms = started.elapsed().as_millis() as u64, "loaded log");
+        Ok(log)
+    };
+    let worker = || {
+        let mut done = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(job) = jobs.get(i) else {
+                break;
+            };
+            let result = load(job);
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, result));
+        }
+        done
+    };
+    let mut results: Vec<(usize, Result<PartitionLog>)> = if threads <= 1 {
+        worker()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|n| {
+                    std::thread::Builder::new()
+                        .name(format!("log-recovery-{n}"))
+                        .spawn_scoped(s, worker)
+                })
+                .collect();
+            let mut all = Vec::with_capacity(jobs.len());
+            for h in handles {
+                match h {
+                    Ok(h) => match h.join() {
+                        Ok(done) => all.extend(done),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // No thread to spare: the threads that did start take its share.
+                    Err(e) => tracing::warn!(error = %e, "cannot start a log recovery thread"),
+                }
+            }
+            all
+        })
+    };
+    results.sort_by_key(|(i, _)| *i);
+    let mut logs = Vec::with_capacity(jobs.len());
+    for (_, r) in results {
+        logs.push(r?);
+    }
+    if logs.len() != jobs.len() {
+        return Err(LogError::BadLogDir {
+            path: PathBuf::new(),
+            reason: "no thread could be started to load the logs".into(),
+        });
+    }
+    Ok(logs)
 }
 
 fn read_checkpoint_or_warn(path: &Path) -> BTreeMap<TopicPartition, i64> {

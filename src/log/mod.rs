@@ -5,6 +5,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
 pub mod compression;
+pub mod descriptors;
 pub mod error;
 pub mod handle;
 pub mod index;

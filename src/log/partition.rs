@@ -522,7 +522,7 @@ impl PartitionLog {
 
     /// Duplicated handles of the segment files that may hold unflushed data, so that an fsync
     /// can run without holding the log.
-    pub fn unflushed_files(&self) -> Result<Vec<(PathBuf, fs::File)>> {
+    pub fn unflushed_files(&self) -> Result<Vec<(PathBuf, std::sync::Arc<fs::File>)>> {
         let from = self
             .segments
             .range(..=self.recovery_point)
@@ -530,12 +530,7 @@ impl PartitionLog {
             .map_or(i64::MIN, |(b, _)| *b);
         self.segments
             .range(from..)
-            .map(|(_, s)| {
-                Ok((
-                    s.log_path().to_path_buf(),
-                    s.file().try_clone().at(s.log_path())?,
-                ))
-            })
+            .map(|(_, s)| Ok((s.log_path().to_path_buf(), s.file()?)))
             .collect()
     }
 

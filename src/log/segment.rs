@@ -1,16 +1,17 @@
 //! One segment of a partition log: `<base>.log` plus its `.index`, `.timeindex` and `.txnindex`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{IoSlice, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{self, BATCH_HEADER_LEN, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
+use super::descriptors::SegmentFile;
 use super::error::{IoContext, LogError, Result};
 use super::index::{OffsetIndex, TimeIndex, rename_index};
 use super::txn_index::TxnIndex;
@@ -138,16 +139,18 @@ pub struct LogSegment {
     id: u64,
     dir: PathBuf,
     log_path: PathBuf,
-    /// Shared with the log cleaner, which reads closed segments without holding the log.
-    log: Arc<File>,
+    /// Open while the segment is active, opened on demand otherwise (see `descriptors`);
+    /// shared with readers and the log cleaner, which read without holding the log.
+    log: Arc<SegmentFile>,
     size: u64,
     pub offset_index: OffsetIndex,
     pub time_index: TimeIndex,
     pub txn_index: TxnIndex,
     index_interval_bytes: usize,
     bytes_since_last_index_entry: usize,
-    max_timestamp_so_far: i64,
-    offset_of_max_timestamp: i64,
+    /// The largest timestamp and its offset; read from the time index when first needed, so
+    /// that loading a segment that is not active leaves its index unmapped.
+    max_timestamp: OnceLock<(i64, i64)>,
     /// Max timestamp of the first batch: what `segment.ms` is measured from.
     rolling_timestamp: Option<i64>,
     created: SystemTime,
@@ -160,6 +163,19 @@ pub struct SegmentSettings {
     pub max_index_bytes: usize,
 }
 
+/// How a segment is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The log's last segment: its `.log` stays open, its indexes are preallocated.
+    Active,
+    /// A segment before the last: its `.log` is opened when first needed, indexes checked now.
+    Closed,
+    /// A closed segment the loader does not recover (below the recovery point after a clean
+    /// shutdown): its indexes are also mapped only when first read, and only their last
+    /// entries checked. `next_base` is the next segment's base offset.
+    ClosedLazy { next_base: i64 },
+}
+
 impl LogSegment {
     /// Opens the segment at `base_offset`, creating missing files. `active` preallocates indexes.
     /// Returns the segment and whether its indexes need a rebuild.
@@ -169,7 +185,22 @@ impl LogSegment {
         settings: SegmentSettings,
         active: bool,
     ) -> Result<(LogSegment, bool)> {
-        Self::open_with_suffix(dir, base_offset, settings, active, None)
+        let mode = if active {
+            OpenMode::Active
+        } else {
+            OpenMode::Closed
+        };
+        Self::open_with_suffix(dir, base_offset, settings, mode, None)
+    }
+
+    /// Like [`LogSegment::open`] with the mode given.
+    pub fn open_as(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        mode: OpenMode,
+    ) -> Result<(LogSegment, bool)> {
+        Self::open_with_suffix(dir, base_offset, settings, mode, None)
     }
 
     /// Creates an empty segment whose files carry the `.cleaned` suffix, for the log cleaner to
@@ -193,8 +224,13 @@ impl LogSegment {
                 _ => {}
             }
         }
-        let (seg, _) =
-            Self::open_with_suffix(dir, base_offset, settings, true, Some(CLEANED_SUFFIX))?;
+        let (seg, _) = Self::open_with_suffix(
+            dir,
+            base_offset,
+            settings,
+            OpenMode::Active,
+            Some(CLEANED_SUFFIX),
+        )?;
         Ok(seg)
     }
 
@@ -202,7 +238,7 @@ impl LogSegment {
         dir: &Path,
         base_offset: i64,
         settings: SegmentSettings,
-        active: bool,
+        mode: OpenMode,
         extra: Option<&str>,
     ) -> Result<(LogSegment, bool)> {
         let path = |suffix: &str| {
@@ -213,43 +249,75 @@ impl LogSegment {
         let index_path = path(INDEX_SUFFIX);
         let time_path = path(TIME_INDEX_SUFFIX);
         let indexes_existed = index_path.exists() && time_path.exists();
-        let log = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&log_path)
-            .at(&log_path)?;
-        let meta = log.metadata().at(&log_path)?;
+        let (log, meta) = match mode {
+            OpenMode::Active => {
+                let log = SegmentFile::open_active(&log_path)?;
+                let meta = log.get()?.metadata().at(&log_path)?;
+                (log, meta)
+            }
+            // A closed segment's file is opened when first read: loading costs no descriptor.
+            OpenMode::Closed | OpenMode::ClosedLazy { .. } => (
+                SegmentFile::cold(&log_path),
+                fs::metadata(&log_path).at(&log_path)?,
+            ),
+        };
         let size = meta.len();
         let max_index_bytes = settings.max_index_bytes;
-        let mut offset_index =
-            OffsetIndex::open(&index_path, base_offset, max_index_bytes, active)?;
-        let mut time_index = TimeIndex::open(&time_path, base_offset, max_index_bytes, active)?;
+        let lazy_indexes = if let OpenMode::ClosedLazy { next_base } = mode
+            && indexes_existed
+        {
+            let offsets = OffsetIndex::open_lazily(&index_path, base_offset, max_index_bytes)?;
+            let times = TimeIndex::open_lazily(&time_path, base_offset, max_index_bytes)?;
+            // Only the last entries are checked: a file failing that is opened as below,
+            // checked whole and rebuilt.
+            match offsets.check_last(size).and(times.check_last(next_base)) {
+                Ok(()) => Some((offsets, times)),
+                Err(reason) => {
+                    tracing::warn!(segment = %log_path.display(), %reason, "corrupt index, rebuilding");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let lazy = lazy_indexes.is_some();
+        let (offset_index, time_index) = if let Some(indexes) = lazy_indexes {
+            indexes
+        } else {
+            let active = mode == OpenMode::Active;
+            (
+                OffsetIndex::open(&index_path, base_offset, max_index_bytes, active)?,
+                TimeIndex::open(&time_path, base_offset, max_index_bytes, active)?,
+            )
+        };
+        let (mut offset_index, mut time_index) = (offset_index, time_index);
         let txn_index = TxnIndex::open(&path(TXN_INDEX_SUFFIX))?;
         let mut needs_rebuild = !indexes_existed && size > 0;
-        if let Err(reason) = offset_index.check(size) {
-            tracing::warn!(path = %index_path.display(), %reason, "corrupt offset index, rebuilding");
-            needs_rebuild = true;
+        // Kafka skips these checks for segments it will not recover (KAFKA-7283): a lazily
+        // loaded segment lies below the recovery point of a clean shutdown.
+        if !lazy {
+            if let Err(reason) = offset_index.check(size) {
+                tracing::warn!(path = %index_path.display(), %reason, "corrupt offset index, rebuilding");
+                needs_rebuild = true;
+            }
+            if let Err(reason) = time_index.check() {
+                tracing::warn!(path = %time_path.display(), %reason, "corrupt time index, rebuilding");
+                needs_rebuild = true;
+            }
         }
-        if let Err(reason) = time_index.check() {
-            tracing::warn!(path = %time_path.display(), %reason, "corrupt time index, rebuilding");
-            needs_rebuild = true;
-        }
-        let (max_ts, max_ts_offset) = time_index.last().unwrap_or((-1, base_offset));
         let segment = LogSegment {
             base_offset,
             id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             dir: dir.to_path_buf(),
             log_path,
-            log: Arc::new(log),
+            log,
             size,
             offset_index,
             time_index,
             txn_index,
             index_interval_bytes: settings.index_interval_bytes,
             bytes_since_last_index_entry: 0,
-            max_timestamp_so_far: max_ts,
-            offset_of_max_timestamp: max_ts_offset,
+            max_timestamp: OnceLock::new(),
             rolling_timestamp: None,
             created: meta
                 .created()
@@ -271,12 +339,25 @@ impl LogSegment {
     pub fn is_empty(&self) -> bool {
         self.size == 0
     }
-    pub fn file(&self) -> &File {
-        &self.log
+    /// The segment's file, opened if it was closed; the caller keeps it only for the I/O at
+    /// hand, also when reading it without holding the log.
+    pub fn file(&self) -> Result<Arc<File>> {
+        self.log.get()
     }
-    /// The segment's file, for reading it without holding the log (no new descriptor).
-    pub fn shared_file(&self) -> Arc<File> {
-        self.log.clone()
+
+    /// Whether the `.log` file's descriptor is open now.
+    pub fn is_file_open(&self) -> bool {
+        self.log.is_open()
+    }
+
+    fn max_ts(&self) -> (i64, i64) {
+        *self
+            .max_timestamp
+            .get_or_init(|| self.time_index.last().unwrap_or((-1, self.base_offset)))
+    }
+
+    fn set_max_ts(&mut self, timestamp: i64, offset: i64) {
+        self.max_timestamp = OnceLock::from((timestamp, offset));
     }
 
     /// Appends already-validated entries whose offsets end at `last_offset`. `parts` are written
@@ -290,22 +371,18 @@ impl LogSegment {
     ) -> Result<()> {
         let position = self.size;
         let total: usize = parts.iter().map(|p| p.len()).sum();
-        write_all_vectored(&self.log, parts).at(&self.log_path)?;
+        write_all_vectored(&*self.log.get()?, parts).at(&self.log_path)?;
         self.size += total as u64;
         if self.rolling_timestamp.is_none() && position == 0 {
             self.rolling_timestamp = Some(max_timestamp);
         }
-        if max_timestamp > self.max_timestamp_so_far {
-            self.max_timestamp_so_far = max_timestamp;
-            self.offset_of_max_timestamp = offset_of_max_timestamp;
+        if max_timestamp > self.max_ts().0 {
+            self.set_max_ts(max_timestamp, offset_of_max_timestamp);
         }
         if self.bytes_since_last_index_entry > self.index_interval_bytes {
             self.offset_index.append(last_offset, position as u32)?;
-            self.time_index.maybe_append(
-                self.max_timestamp_so_far,
-                self.offset_of_max_timestamp,
-                false,
-            )?;
+            let (ts, ts_offset) = self.max_ts();
+            self.time_index.maybe_append(ts, ts_offset, false)?;
             self.bytes_since_last_index_entry = 0;
         }
         self.bytes_since_last_index_entry += total;
@@ -324,9 +401,11 @@ impl LogSegment {
     /// How long this segment has been filling, in the sense of `segment.ms`.
     pub fn time_waited_for_roll(&mut self, now_ms: i64, incoming_max_ts: i64) -> i64 {
         if self.rolling_timestamp.is_none() && self.size > 0 {
-            self.rolling_timestamp = read_entry_info(&self.log, 0, self.size)
+            self.rolling_timestamp = self
+                .log
+                .get()
                 .ok()
-                .flatten()
+                .and_then(|f| read_entry_info(&f, 0, self.size).ok().flatten())
                 .map(|e| e.max_timestamp);
         }
         match self.rolling_timestamp {
@@ -336,19 +415,19 @@ impl LogSegment {
     }
 
     pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
-        entry_at(&self.log, &self.log_path, self.size, position)
+        entry_at(&*self.log.get()?, &self.log_path, self.size, position)
     }
 
     /// The first entry whose last offset is >= `offset`, found through the offset index and a
     /// scan of at most `index.interval.bytes` plus one entry.
     pub fn find_entry(&self, offset: i64, from_position: u64) -> Result<Option<EntryInfo>> {
         let pos = (self.offset_index.lookup(offset) as u64).max(from_position);
-        scan_for(&self.log, &self.log_path, self.size, offset, pos)
+        scan_for(&*self.log.get()?, &self.log_path, self.size, offset, pos)
     }
 
     /// Reads `len` bytes from `position` into one buffer.
     pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
-        read_bytes(&self.log, &self.log_path, self.size, position, len)
+        read_bytes(&*self.log.get()?, &self.log_path, self.size, position, len)
     }
 
     /// The segment's data as it stands now, readable without the log: see [`SegmentSnapshot`].
@@ -378,14 +457,14 @@ impl LogSegment {
         self.offset_index.file.truncate_entries(0);
         self.time_index.file.truncate_entries(0);
         self.bytes_since_last_index_entry = 0;
-        self.max_timestamp_so_far = -1;
-        self.offset_of_max_timestamp = self.base_offset;
+        self.set_max_ts(-1, self.base_offset);
         self.rolling_timestamp = None;
         let mut pos = 0u64;
         let mut buf = Vec::new();
+        let log = self.log.get()?;
         while let Some(e) = self.entry_at(pos)? {
             buf.resize(e.size as usize, 0);
-            self.log.read_exact_at(&mut buf, pos).at(&self.log_path)?;
+            log.read_exact_at(&mut buf, pos).at(&self.log_path)?;
             if let Err(err) = validate_entry(&buf, &e) {
                 tracing::warn!(path = %self.log_path.display(), position = pos, error = %err, "invalid batch found during recovery");
                 break;
@@ -399,17 +478,13 @@ impl LogSegment {
             if self.rolling_timestamp.is_none() {
                 self.rolling_timestamp = Some(e.max_timestamp);
             }
-            if e.max_timestamp > self.max_timestamp_so_far {
-                self.max_timestamp_so_far = e.max_timestamp;
-                self.offset_of_max_timestamp = e.last_offset;
+            if e.max_timestamp > self.max_ts().0 {
+                self.set_max_ts(e.max_timestamp, e.last_offset);
             }
             if self.bytes_since_last_index_entry > self.index_interval_bytes {
                 self.offset_index.append(e.last_offset, pos as u32)?;
-                self.time_index.maybe_append(
-                    self.max_timestamp_so_far,
-                    self.offset_of_max_timestamp,
-                    false,
-                )?;
+                let (ts, ts_offset) = self.max_ts();
+                self.time_index.maybe_append(ts, ts_offset, false)?;
                 self.bytes_since_last_index_entry = 0;
             }
             self.bytes_since_last_index_entry += e.size as usize;
@@ -418,7 +493,7 @@ impl LogSegment {
         }
         let dropped = self.size - pos;
         if dropped > 0 {
-            self.log.set_len(pos).at(&self.log_path)?;
+            log.set_len(pos).at(&self.log_path)?;
             self.size = pos;
         }
         self.txn_index.truncate_to(self.next_offset()?)?;
@@ -431,14 +506,13 @@ impl LogSegment {
             return Ok(0);
         };
         let removed = self.size - entry.position;
-        self.log.set_len(entry.position).at(&self.log_path)?;
+        self.log.get()?.set_len(entry.position).at(&self.log_path)?;
         self.size = entry.position;
         self.offset_index.truncate_to(offset);
         self.time_index.truncate_to(offset);
         self.txn_index.truncate_to(offset)?;
         let (ts, off) = self.time_index.last().unwrap_or((-1, self.base_offset));
-        self.max_timestamp_so_far = ts;
-        self.offset_of_max_timestamp = off;
+        self.set_max_ts(ts, off);
         self.bytes_since_last_index_entry = 0;
         if self.size == 0 {
             self.rolling_timestamp = None;
@@ -449,41 +523,42 @@ impl LogSegment {
     /// Largest timestamp in the segment, or its file's mtime when it has none, as Kafka's
     /// time-based retention uses.
     pub fn largest_timestamp(&self) -> i64 {
-        if self.max_timestamp_so_far >= 0 {
-            return self.max_timestamp_so_far;
+        let (max_ts, _) = self.max_ts();
+        if max_ts >= 0 {
+            return max_ts;
         }
-        self.log
-            .metadata()
+        fs::metadata(&self.log_path)
             .and_then(|m| m.modified())
             .map_or(0, system_time_ms)
     }
 
     pub fn max_timestamp_so_far(&self) -> (i64, i64) {
-        (self.max_timestamp_so_far, self.offset_of_max_timestamp)
+        self.max_ts()
     }
 
     /// Called when a newer segment takes over: force the final time index entry and trim both
     /// indexes to their entries, as Kafka's `onBecomeInactiveSegment` does.
     pub fn close_active(&mut self) -> Result<()> {
-        if self.max_timestamp_so_far >= 0 {
-            self.time_index.maybe_append(
-                self.max_timestamp_so_far,
-                self.offset_of_max_timestamp,
-                true,
-            )?;
+        let (max_ts, max_ts_offset) = self.max_ts();
+        if max_ts >= 0 {
+            self.time_index.maybe_append(max_ts, max_ts_offset, true)?;
         }
         self.offset_index.file.trim()?;
-        self.time_index.file.trim()
+        self.time_index.file.trim()?;
+        // Its `.log` may now be closed when cold.
+        self.log.unpin();
+        Ok(())
     }
 
     /// Preallocates the indexes again when this segment becomes the active one after a load.
     pub fn reopen_active(&mut self) -> Result<()> {
+        self.log.pin()?;
         self.offset_index.file.preallocate()?;
         self.time_index.file.preallocate()
     }
 
     pub fn flush(&self) -> Result<()> {
-        self.log.sync_data().at(&self.log_path)?;
+        self.log.get()?.sync_data().at(&self.log_path)?;
         self.offset_index.file.flush()?;
         self.time_index.file.flush()?;
         self.txn_index.flush()
@@ -516,6 +591,7 @@ impl LogSegment {
         };
         let to = target(&self.log_path)?;
         fs::rename(&self.log_path, &to).at(&self.log_path)?;
+        self.log.set_path(&to);
         self.log_path = to;
         let to = target(self.offset_index.file.path())?;
         rename_index(&mut self.offset_index.file, &to)?;
@@ -527,14 +603,13 @@ impl LogSegment {
 
     /// When the segment's file was last written: Kafka's `lastModified`, kept across cleaning.
     pub fn last_modified(&self) -> SystemTime {
-        self.log
-            .metadata()
+        fs::metadata(&self.log_path)
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     pub fn set_last_modified(&self, t: SystemTime) -> Result<()> {
-        self.log.set_modified(t).at(&self.log_path)
+        self.log.get()?.set_modified(t).at(&self.log_path)
     }
 
     /// Removes this segment's files (after `mark_deleted`, or directly).
@@ -562,16 +637,18 @@ impl LogSegment {
 }
 
 /// A segment's data file as it stood at one moment, for reading it without holding the log
-/// (Kafka's `LogSegment.read` bounded by `maxPosition`). It shares the segment's open file, so
-/// it never costs a descriptor and keeps reading the same data when the segment is renamed
-/// (`.deleted`, a cleaner swap) or unlinked meanwhile; and it reads only below the `size` taken
-/// then, so bytes appended since are never seen. What it cannot survive is the file being cut
-/// and written again in place (a follower's truncation): the log's `layout_epoch` tells a
-/// reader that this happened (see `LogHandle::read_with`).
+/// (Kafka's `LogSegment.read` bounded by `maxPosition`). It shares the segment's file, so it
+/// costs no descriptor of its own and keeps reading the same data when the segment is renamed
+/// (`.deleted`, a cleaner swap), or unlinked while the file is open; and it reads only below the
+/// `size` taken then, so bytes appended since are never seen. What it cannot survive is the
+/// file being cut and written again in place (a follower's truncation): the log's
+/// `layout_epoch` tells a reader that this happened (see `LogHandle::read_with`); nor a cold
+/// file closed and its segment deleted before the read, which fails the read and makes
+/// `read_with` plan it again.
 #[derive(Clone)]
 pub struct SegmentSnapshot {
     pub base_offset: i64,
-    file: Arc<File>,
+    file: Arc<SegmentFile>,
     path: PathBuf,
     size: u64,
 }
@@ -583,18 +660,18 @@ impl SegmentSnapshot {
     }
 
     pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
-        entry_at(&self.file, &self.path, self.size, position)
+        entry_at(&*self.file.get()?, &self.path, self.size, position)
     }
 
     /// The first entry whose last offset is >= `offset`, scanning from `position` (which the
     /// caller looked up in the offset index while it held the log).
     pub fn find_entry(&self, offset: i64, position: u64) -> Result<Option<EntryInfo>> {
-        scan_for(&self.file, &self.path, self.size, offset, position)
+        scan_for(&*self.file.get()?, &self.path, self.size, offset, position)
     }
 
     /// Reads `len` bytes from `position`, never past the snapshot's size.
     pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
-        read_bytes(&self.file, &self.path, self.size, position, len)
+        read_bytes(&*self.file.get()?, &self.path, self.size, position, len)
     }
 }
 

@@ -4,6 +4,8 @@
 mod shutdown;
 mod startup;
 
+pub use startup::apply_open_file_limit;
+
 use std::sync::Arc;
 
 use tokio::sync::watch;

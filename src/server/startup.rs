@@ -91,6 +91,27 @@ async fn bind(host: &str, port: u16) -> Result<(TcpSocket, String), StartError> 
     Ok((socket, addr))
 }
 
+/// Raises the process's open-file limit to its hard limit and sizes the logs' descriptor budget
+/// from it (see `log::descriptors`), saying how many partitions that allows. Called by the
+/// broker binary before start-up; brokers started inside another program (tests) leave that
+/// program's limit alone.
+pub fn apply_open_file_limit() {
+    match crate::log::descriptors::raise_open_file_limit() {
+        Ok(limit) => {
+            let budget = crate::log::descriptors::apply_open_file_limit(limit);
+            tracing::info!(
+                open_file_limit = limit,
+                max_partitions = budget.max_logs,
+                cold_segment_files = budget.cold_segments,
+                reserved = budget.reserved,
+                "open-file limit allows about {} partitions on this broker",
+                budget.max_logs
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+    }
+}
+
 impl Broker {
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
         let started = Instant::now();
@@ -151,18 +172,25 @@ impl Broker {
         let defaults = config.log.clone();
         let topic_defaults = defaults.clone();
         let cleaner_config = config.log_cleaner.clone();
+        let recovery_threads = config.num_recovery_threads_per_data_dir;
         // Each log opens with its topic's stored config, as Kafka's LogManager does: until the
         // controller's LeaderAndIsr arrives, retention and compaction must already follow the
         // topic's own `cleanup.policy` and `retention.*`, not the broker defaults.
         let stored_configs = stored_topic_configs(store.as_ref(), &config.log).await;
         let logs = Arc::new(
             tokio::task::spawn_blocking(move || {
-                let m = LogManager::open(&dirs, &identity, defaults, move |topic| {
-                    stored_configs
-                        .get(topic)
-                        .cloned()
-                        .unwrap_or_else(|| topic_defaults.clone())
-                })?;
+                let m = LogManager::open_with_threads(
+                    &dirs,
+                    &identity,
+                    defaults,
+                    move |topic| {
+                        stored_configs
+                            .get(topic)
+                            .cloned()
+                            .unwrap_or_else(|| topic_defaults.clone())
+                    },
+                    recovery_threads,
+                )?;
                 m.start_cleaner(cleaner_config)?;
                 Ok::<_, crate::log::LogError>(m)
             })

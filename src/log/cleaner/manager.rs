@@ -159,8 +159,8 @@ impl LogCleaner {
             let active = log.segments().last().map(|s| s.base_offset);
             log.segments()
                 .filter(|s| Some(s.base_offset) != active && s.base_offset < first_dirty)
-                .map(|s| (s.shared_file(), s.size()))
-                .collect()
+                .map(|s| Ok((s.file()?, s.size())))
+                .collect::<Result<_>>()?
         };
         let mut earliest: Option<i64> = None;
         for (file, size) in files {
@@ -303,9 +303,9 @@ pub(super) fn dirtiness(log: &PartitionLog, now: i64) -> Option<Dirtiness> {
         from_floor(first_dirty)
             .iter()
             .filter_map(|s| {
-                read_entry_info(s.file(), 0, s.size())
+                s.file()
                     .ok()
-                    .flatten()
+                    .and_then(|f| read_entry_info(&f, 0, s.size()).ok().flatten())
                     .map(|e| e.max_timestamp)
             })
             .filter(|&ts| ts > 0)

@@ -483,7 +483,7 @@ impl LogView {
                 base: s.base_offset,
                 id: s.id(),
                 next_base,
-                file: s.shared_file(),
+                file: s.file()?,
                 size: s.size(),
                 last_modified: s.last_modified(),
                 offset_index_bytes: (s.offset_index.file.len() * super::index::OFFSET_ENTRY) as u64,

@@ -17,6 +17,8 @@ pub struct BrokerProcess {
     /// Environment variables of the broker process (crash tests' failpoints); used at every
     /// (re)start, so a test clears them before restarting.
     pub env: Vec<(String, String)>,
+    /// An open-file limit (soft and hard) the process runs under, set with `prlimit`.
+    pub nofile: Option<u64>,
 }
 
 pub fn free_port() -> u16 {
@@ -59,6 +61,16 @@ impl BrokerProcess {
         Self::launch(dir, extra, &[], env)
     }
 
+    /// Like `start`, with the open-file limit (soft = hard) set to `nofile` by `prlimit`
+    /// (util-linux), which execs the broker: the child's PID is the broker's.
+    pub fn start_with_nofile(dir: &Path, extra: &[&str], nofile: u64) -> BrokerProcess {
+        let port = overridden_port(extra).unwrap_or_else(free_port);
+        let mut b = Self::new(dir, port, extra, &[], &[]);
+        b.nofile = Some(nofile);
+        b.spawn();
+        b
+    }
+
     /// Like `start`, with `extra` naming every listener (`listeners=...`): `port` is the one
     /// of them, PLAINTEXT on 127.0.0.1, that start-up waits for and `bootstrap` names.
     pub fn start_on_port(dir: &Path, port: u16, extra: &[&str]) -> BrokerProcess {
@@ -77,8 +89,20 @@ impl BrokerProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> BrokerProcess {
+        let mut b = Self::new(dir, port, extra, args, env);
+        b.spawn();
+        b
+    }
+
+    fn new(
+        dir: &Path,
+        port: u16,
+        extra: &[&str],
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> BrokerProcess {
         std::fs::create_dir_all(dir).unwrap();
-        let mut b = BrokerProcess {
+        BrokerProcess {
             child: None,
             port,
             dir: dir.to_path_buf(),
@@ -89,9 +113,8 @@ impl BrokerProcess {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        b.spawn();
-        b
+            nofile: None,
+        }
     }
 
     fn spawn(&mut self) {
@@ -100,7 +123,15 @@ impl BrokerProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_odradek"));
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_odradek"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_odradek")),
+        };
         cmd.arg("broker")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/server.properties"))
             .args([

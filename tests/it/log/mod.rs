@@ -3,6 +3,7 @@
 
 mod append;
 mod compaction;
+mod descriptors;
 mod fixture;
 mod flush_and_tasks;
 mod group_records_fixture;

@@ -2,5 +2,6 @@
 //! the container image.
 
 mod dockerfile;
+mod file_limits;
 mod shutdown_and_logs;
 mod tools;
