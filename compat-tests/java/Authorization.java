@@ -129,8 +129,18 @@ public class Authorization {
         }
     }
 
+    /**
+     * The exception, or one it wraps, is of {@code type}. The producer reports a fatal error
+     * either through the send's future, or, once its transaction manager is in the error state,
+     * by throwing from send() a KafkaException whose cause is that error: which one depends on
+     * whether InitProducerId was answered before the send.
+     */
     static void expect(Object got, Class<?> type, String what) {
-        check(type.isInstance(got), what + ": expected " + type.getSimpleName() + ", got " + got);
+        boolean found = false;
+        for (Throwable t = got instanceof Throwable ? (Throwable) got : null; t != null && !found; t = t.getCause()) {
+            found = type.isInstance(t);
+        }
+        check(found, what + ": expected " + type.getSimpleName() + ", got " + got);
         System.out.println("OK " + what + " " + type.getSimpleName());
     }
 
