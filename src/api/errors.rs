@@ -17,6 +17,16 @@ pub fn leader_epoch_check(requested: i32, ours: i32) -> Option<i16> {
     }
 }
 
+/// Consumers before Fetch v6 do not know KAFKA_STORAGE_ERROR: Kafka tells them
+/// NOT_LEADER_OR_FOLLOWER, so they look for the partition elsewhere.
+pub fn storage_error_for_old_fetch(version: i16, code: i16) -> i16 {
+    if version <= 5 && code == ResponseError::KafkaStorageError.code() {
+        ResponseError::NotLeaderOrFollower.code()
+    } else {
+        code
+    }
+}
+
 /// Clients older than KIP-588 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
 pub fn fenced_for(version: i16, first_with_fenced: i16, code: i16) -> i16 {
     if code == ResponseError::ProducerFenced.code() && version < first_with_fenced {

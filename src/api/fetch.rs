@@ -17,7 +17,8 @@ use tokio::time::Instant;
 
 use super::fetch_session::FetchContext;
 use super::{Api, ClientInfo, errors};
-use crate::log::LogError;
+use crate::config::TopicCompression;
+use crate::log::{LogError, compression, down_convert};
 use crate::protocol::fetch_metadata::NO_SESSION;
 use crate::replica::Partition;
 use crate::security::acl::{Operation, ResourceType};
@@ -160,6 +161,14 @@ pub async fn handle(
                     _ => NO_SESSION,
                 };
                 return build_response(&[], Vec::new(), version, session_id);
+            }
+            let mut partitions = partitions;
+            if follower.is_none() {
+                for (w, (_, pd)) in wanted.iter().zip(partitions.iter_mut()) {
+                    if let Some(p) = &w.hosted {
+                        convert_for_old_consumer(p, pd, version, w.offset).await;
+                    }
+                }
             }
             for (w, (_, pd)) in wanted.iter().zip(&partitions) {
                 let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
@@ -384,6 +393,63 @@ async fn read_all(
         out.push((w.topic_index, pd));
     }
     (out, total, errored)
+}
+
+/// Kafka's `maybeConvertFetchedData`, for a consumer: a zstd topic is refused below v10 (which
+/// introduced zstd), and v0-3 get the stored batches down-converted to the message format they
+/// know, unless the topic disables it (`message.downconversion.enable`). Followers are never
+/// converted. Quotas and `max_bytes` count the bytes as stored, as in Kafka.
+async fn convert_for_old_consumer(
+    p: &Arc<Partition>,
+    pd: &mut PartitionData,
+    version: i16,
+    fetch_offset: i64,
+) {
+    if version >= 10 {
+        return;
+    }
+    pd.error_code = errors::storage_error_for_old_fetch(version, pd.error_code);
+    let (zstd_topic, enabled) = {
+        let log = p.log.lock();
+        let c = log.config();
+        (
+            c.compression == TopicCompression::Codec(compression::ZSTD),
+            c.message_downconversion_enable,
+        )
+    };
+    let refuse = |pd: &mut PartitionData, code: i16| {
+        *pd = PartitionData::default();
+        pd.partition_index = p.partition;
+        pd.high_watermark = -1;
+        pd.error_code = code;
+        pd.records = Some(bytes::Bytes::new());
+    };
+    if zstd_topic {
+        return refuse(pd, ResponseError::UnsupportedCompressionType.code());
+    }
+    let Some(magic) = down_convert::magic_for_fetch_version(version) else {
+        return;
+    };
+    if !enabled {
+        return refuse(pd, ResponseError::UnsupportedVersion.code());
+    }
+    let stored = pd.records.take().unwrap_or_default();
+    if stored.is_empty() {
+        pd.records = Some(stored);
+        return;
+    }
+    match crate::replica::blocking(move || down_convert::down_convert(&stored, magic, fetch_offset))
+        .await
+    {
+        Ok(c) => {
+            crate::metrics::global().fetch_converted(&p.topic, c.converted);
+            pd.records = Some(c.records);
+        }
+        Err(e) => {
+            tracing::debug!(topic = p.topic, partition = p.partition, error = %e, "down-conversion failed");
+            refuse(pd, e.kafka_error_code());
+        }
+    }
 }
 
 /// Sets what the version has: the log start offset from v5 (the last stable offset, from v4,

@@ -138,14 +138,15 @@ macro_rules! routes {
     };
 }
 
-// Fetch starts at v4: older versions need magic 0/1 down-conversion, which Kafka 4.0 removed as
-// well (KIP-896). Produce v0-2 (legacy message sets) are converted to magic 2 on append.
+// Fetch v0-3 answers consumers in the magic 0/1 formats (log::down_convert), as Kafka 2.4-3.9 do
+// (Kafka 4.0 removed them, KIP-896). Produce v0-2 (legacy message sets) are converted to magic 2
+// on append.
 routes! {
     (api, header, client, version);
     Produce(r) 0..=11, handler((TransactionalId, Write), (Topic, Write))
         => produce::handle(api, client, r, version).await?,
     // Followers need CLUSTER_ACTION, consumers READ on each topic.
-    Fetch(r) 4..=17, handler((Cluster, ClusterAction), (Topic, Read))
+    Fetch(r) 0..=17, handler((Cluster, ClusterAction), (Topic, Read))
         => fetch::handle(api, client, r, version).await,
     ListOffsets(r) 0..=9, handler((Topic, Describe))
         => list_offsets::handle(api, client, r, version).await,

@@ -20,7 +20,7 @@ pub enum TopicCompression {
 
 /// The settings a partition log honours, under the topic-level names Kafka uses. Each field
 /// is one key of [`defs::TOPIC_CONFIGS`]; keys that change nothing in a log (`preallocate`,
-/// `message.downconversion.enable`, the tiered-storage ones) are validated there but not kept.
+/// the tiered-storage ones) are validated there but not kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     pub segment_bytes: u64,
@@ -54,6 +54,9 @@ pub struct LogConfig {
     pub zstd_level: i32,
     pub min_insync_replicas: i32,
     pub unclean_leader_election_enable: bool,
+    /// `message.downconversion.enable`: whether consumers on Fetch v0-3 are served (the fetch
+    /// path reads it; the log itself does not).
+    pub message_downconversion_enable: bool,
 }
 
 impl Default for LogConfig {
@@ -85,6 +88,7 @@ impl Default for LogConfig {
             zstd_level: 3,
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
+            message_downconversion_enable: true,
         }
     }
 }
@@ -188,6 +192,7 @@ impl LogConfig {
             "compression.zstd.level" => self.zstd_level = num() as i32,
             "min.insync.replicas" => self.min_insync_replicas = num() as i32,
             "unclean.leader.election.enable" => self.unclean_leader_election_enable = flag(),
+            "message.downconversion.enable" => self.message_downconversion_enable = flag(),
             // odradek has no tiered storage: Kafka refuses to enable it without a remote log
             // manager, and refuses these two flags in ZooKeeper mode.
             "remote.storage.enable" if flag() => {

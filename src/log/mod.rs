@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cleaner;
 pub mod compression;
 pub mod descriptors;
+pub mod down_convert;
 pub mod error;
 pub mod handle;
 pub mod index;

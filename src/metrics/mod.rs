@@ -30,6 +30,7 @@ pub struct Metrics {
     failed_produce_requests: IntCounterVec,
     fetch_requests: IntCounterVec,
     failed_fetch_requests: IntCounterVec,
+    fetch_message_conversions: IntCounterVec,
     requests: IntCounterVec,
     request_time: HistogramVec,
     /// Open connections per listener (socket-server-metrics connection-count).
@@ -101,6 +102,12 @@ impl Metrics {
                 &registry,
                 "kafka_server_brokertopicmetrics_failedfetchrequests_total",
                 "Failed fetch requests per topic (FailedFetchRequestsPerSec).",
+                topic,
+            ),
+            fetch_message_conversions: counter(
+                &registry,
+                "kafka_server_brokertopicmetrics_fetchmessageconversions_total",
+                "Records down-converted for consumers on Fetch v0-3, per topic (FetchMessageConversionsPerSec).",
                 topic,
             ),
             requests: counter(
@@ -235,6 +242,13 @@ impl Metrics {
         } else {
             self.bytes_out.with_label_values(&[topic]).inc_by(bytes);
         }
+    }
+
+    /// Records rewritten in an older message format for a consumer's fetch.
+    pub fn fetch_converted(&self, topic: &str, records: u64) {
+        self.fetch_message_conversions
+            .with_label_values(&[topic])
+            .inc_by(records);
     }
 
     pub fn request_done(&self, api: &str, version: i16, elapsed: Duration) {

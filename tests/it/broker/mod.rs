@@ -5,6 +5,7 @@ mod compaction;
 mod configs;
 mod delegation_tokens;
 mod delete_records;
+mod down_conversion;
 mod fetch_sessions;
 mod groups;
 mod quotas;
