@@ -11,16 +11,18 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::Encodable;
 use tokio::time::Instant;
 
 use super::fetch_session::FetchContext;
 use super::{Api, ClientInfo, errors};
+use crate::config::ReplicaSelector;
 use crate::config::TopicCompression;
 use crate::log::{LogError, compression, down_convert};
 use crate::protocol::fetch_metadata::NO_SESSION;
 use crate::replica::Partition;
+use crate::replica::selector::{self, ReplicaView};
 use crate::security::acl::{Operation, ResourceType};
 
 struct Wanted {
@@ -67,6 +69,10 @@ pub async fn handle(
         id: replica_id,
         live: api.cache.is_live(replica_id),
     });
+    // The consumer's rack (`client.rack`, v11+), for the replica selector on a leader.
+    let consumer_rack =
+        (replica_id < 0 && version >= 11 && api.config.replica_selector != ReplicaSelector::None)
+            .then(|| request.rack_id.to_string());
     let context = api
         .fetch_sessions
         .new_context(&request, version, replica_id >= 0);
@@ -125,10 +131,15 @@ pub async fn handle(
             max_bytes: t.max_bytes.max(0) as usize,
             current_leader_epoch: t.current_leader_epoch,
             last_fetched_epoch: t.last_fetched_epoch,
-            hosted: name
-                .as_ref()
-                .filter(|_| refused.is_none())
-                .and_then(|n| api.replicas.leader(n, t.partition)),
+            // KIP-392: consumers from v11 may read from a follower too (Kafka's
+            // fetchOnlyFromLeader is false for them); everyone else needs the leader.
+            hosted: name.as_ref().filter(|_| refused.is_none()).and_then(|n| {
+                if replica_id < 0 && version >= 11 {
+                    api.replicas.get(n, t.partition)
+                } else {
+                    api.replicas.leader(n, t.partition)
+                }
+            }),
             error: refused,
             topic: name,
         });
@@ -144,8 +155,17 @@ pub async fn handle(
                 n
             })
             .collect();
-        let (partitions, total, errored) =
-            read_all(api, &wanted, max_bytes, version, read_committed, follower).await;
+        let (partitions, total, errored) = read_all(
+            api,
+            &wanted,
+            max_bytes,
+            version,
+            read_committed,
+            follower,
+            consumer_rack.as_deref(),
+            client.listener(&api.config),
+        )
+        .await;
         let now = Instant::now();
         if total >= min_bytes || errored || now >= deadline || waits.is_empty() {
             // Measured as the answer's size; over the fetch quota, the answer is Kafka's
@@ -230,6 +250,9 @@ struct Follower {
     live: bool,
 }
 
+/// Reads every wanted partition. `consumer_rack` is set for a consumer whose fetch the replica
+/// selector may send to another replica (on `listener`'s endpoints).
+#[allow(clippy::too_many_arguments)]
 async fn read_all(
     api: &Api,
     wanted: &[Wanted],
@@ -237,6 +260,8 @@ async fn read_all(
     version: i16,
     read_committed: bool,
     follower: Option<Follower>,
+    consumer_rack: Option<&str>,
+    listener: &str,
 ) -> (Vec<(usize, PartitionData)>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes;
@@ -328,6 +353,25 @@ async fn read_all(
                     }
                 }
             }
+            // Kafka's readFromLocalLog: a consumer the selector sends elsewhere gets the
+            // offsets and the replica, no records, and an answer now.
+            (Some(p), None, None)
+                if let Some(id) = consumer_rack
+                    .and_then(|rack| preferred_read_replica(api, p, w.offset, rack, listener)) =>
+            {
+                let (hw, start, lso) = {
+                    let log = p.log.lock();
+                    (
+                        log.high_watermark(),
+                        log.log_start_offset(),
+                        log.last_stable_offset(),
+                    )
+                };
+                set_offsets(&mut pd, version, hw, start);
+                pd.last_stable_offset = lso;
+                pd.preferred_read_replica = BrokerId(id);
+                errored = true;
+            }
             (Some(p), None, None) => {
                 let limit = w.max_bytes.min(remaining);
                 let read = if read_committed {
@@ -393,6 +437,34 @@ async fn read_all(
         out.push((w.topic_index, pd));
     }
     (out, total, errored)
+}
+
+/// The follower a consumer in `rack` should read `p` from at `offset`, when this broker leads
+/// it and the replica selector picks another replica (Kafka's `findPreferredReadReplica`). Only
+/// replicas reachable on the client's listener are offered, as Kafka drops those without an
+/// endpoint there.
+fn preferred_read_replica(
+    api: &Api,
+    p: &Partition,
+    offset: i64,
+    rack: &str,
+    listener: &str,
+) -> Option<i32> {
+    let mut views = p.read_replicas(offset).into_iter().filter_map(
+        |(id, log_end_offset, since_caught_up_ms)| {
+            let broker = api.cache.broker(id)?;
+            broker.endpoint(listener)?;
+            Some(ReplicaView {
+                id,
+                rack: broker.rack,
+                log_end_offset,
+                since_caught_up_ms,
+            })
+        },
+    );
+    let leader = views.next().filter(|l| l.id == api.config.broker_id)?;
+    let followers: Vec<ReplicaView> = views.collect();
+    selector::select(api.config.replica_selector, rack, &leader, &followers)
 }
 
 /// Kafka's `maybeConvertFetchedData`, for a consumer: a zstd topic is refused below v10 (which

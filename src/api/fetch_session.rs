@@ -122,7 +122,8 @@ impl CachedPartition {
             self.high_watermark = -1;
             respond = true;
         }
-        respond || pd.diverging_epoch.epoch >= 0
+        // A consumer sent to another replica (KIP-392) must hear of it.
+        respond || pd.diverging_epoch.epoch >= 0 || pd.preferred_read_replica.0 >= 0
     }
 }
 

@@ -56,6 +56,39 @@ pub const ACL_AUTHORIZER_CLASSES: &[&str] = &[
     "kafka.security.auth.SimpleAclAuthorizer",
 ];
 
+/// `replica.selector.class` (KIP-392): which replica a consumer on Fetch v11+ is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplicaSelector {
+    /// Unset: the leader answers, with no preferred read replica.
+    #[default]
+    None,
+    /// `org.apache.kafka.common.replica.LeaderSelector`: always the leader.
+    Leader,
+    /// `org.apache.kafka.common.replica.RackAwareReplicaSelector`: a replica in the client's
+    /// rack (`client.rack`) when there is one that can serve it.
+    RackAware,
+}
+
+impl ReplicaSelector {
+    /// The selector a class name stands for. Kafka loads the class by name; any other class
+    /// would be code we cannot run, so start-up fails naming the key, as Kafka fails to load it.
+    fn from_class(class: &str) -> Result<ReplicaSelector, ConfigError> {
+        match class {
+            "" => Ok(ReplicaSelector::None),
+            "org.apache.kafka.common.replica.LeaderSelector" => Ok(ReplicaSelector::Leader),
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector" => {
+                Ok(ReplicaSelector::RackAware)
+            }
+            other => Err(invalid(
+                "replica.selector.class",
+                other,
+                "only org.apache.kafka.common.replica.LeaderSelector and \
+                 org.apache.kafka.common.replica.RackAwareReplicaSelector are built in",
+            )),
+        }
+    }
+}
+
 /// ACL checks as `AclAuthorizer` is configured.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthorizerConfig {
@@ -90,6 +123,8 @@ pub struct BrokerConfig {
     /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
     /// spread over racks.
     pub broker_rack: Option<String>,
+    /// `replica.selector.class` (unset).
+    pub replica_selector: ReplicaSelector,
     /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
@@ -255,6 +290,7 @@ impl Default for BrokerConfig {
             )]),
             inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
+            replica_selector: ReplicaSelector::None,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
@@ -446,6 +482,9 @@ impl BrokerConfig {
             listener_security,
             inter_broker_security,
             broker_rack: p.get("broker.rack").map(String::from),
+            replica_selector: ReplicaSelector::from_class(
+                p.get("replica.selector.class").unwrap_or_default(),
+            )?,
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
             num_recovery_threads_per_data_dir: p.unsigned(
@@ -769,6 +808,21 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         BrokerConfig::from_properties(&props)
+    }
+
+    #[test]
+    fn replica_selector_class_names_kafkas_selectors_and_refuses_others() {
+        assert_eq!(config(&[]).unwrap().replica_selector, ReplicaSelector::None);
+        let rack = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
+        let selected = config(&[("replica.selector.class", rack)]).unwrap();
+        assert_eq!(selected.replica_selector, ReplicaSelector::RackAware);
+        let leader = "org.apache.kafka.common.replica.LeaderSelector";
+        let selected = config(&[("replica.selector.class", leader)]).unwrap();
+        assert_eq!(selected.replica_selector, ReplicaSelector::Leader);
+        let err = config(&[("replica.selector.class", "com.example.Nearest")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("replica.selector.class"), "{err}");
     }
 
     #[test]

@@ -824,6 +824,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         AtLeast(1),
         Ro,
     ),
+    broker(
+        "replica.selector.class",
+        ConfigType::Class,
+        None,
+        Validator::None,
+        Ro,
+    ),
     broker("reserved.broker.max.id", Int, Some("1000"), AtLeast(0), Ro),
     broker(
         "security.inter.broker.protocol",

@@ -29,6 +29,7 @@ const BROKER_KEYS: &[&str] = &[
     "controller.quota.window.num",
     "controller.quota.window.size.seconds",
     "broker.rack",
+    "replica.selector.class",
     "reserved.broker.max.id",
     "listeners",
     "advertised.listeners",
@@ -132,7 +133,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     // Replication and the controller.
     "replica.socket.timeout.ms",
     "replica.socket.receive.buffer.bytes",
-    "replica.selector.class",
     "inter.broker.protocol.version",
     "fetch.purgatory.purge.interval.requests",
     "producer.purgatory.purge.interval.requests",

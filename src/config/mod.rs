@@ -18,7 +18,7 @@ pub mod properties;
 pub mod security;
 mod topic;
 
-pub use broker::{BrokerConfig, CleanerConfig};
+pub use broker::{BrokerConfig, CleanerConfig, ReplicaSelector};
 pub use listeners::Listener;
 pub use topic::{LogConfig, TopicCompression};
 

@@ -639,7 +639,12 @@ fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied
     let mut log = p.log.lock();
     // A follower's HW: what the leader has committed, as far as this log reaches.
     let hw = pd.high_watermark.min(log.log_end_offset());
+    let moved = hw > log.high_watermark();
     log.set_high_watermark(hw);
+    if moved {
+        // Consumers reading from this follower (KIP-392) wait for its high watermark.
+        p.appended.notify_waiters();
+    }
     if pd.log_start_offset > log.log_start_offset() && pd.log_start_offset <= log.high_watermark() {
         log.delete_records(pd.log_start_offset)?;
     }

@@ -6,6 +6,7 @@ pub mod config_changes;
 pub mod fetcher;
 mod isr;
 mod metrics;
+pub mod selector;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
@@ -228,6 +229,27 @@ impl Partition {
 
     pub fn replicas(&self) -> Vec<i32> {
         self.replication().replicas.clone()
+    }
+
+    /// On the leader, the replicas a consumer fetching at `fetch_offset` could be sent to
+    /// (Kafka's `findPreferredReadReplica`): (id, log end offset, ms since caught up) of the
+    /// leader, first, then of each follower in the ISR whose log reaches the offset. Followers
+    /// not in the ISR may lag without bound, so a consumer sent there could fall behind.
+    /// Empty when this broker does not lead.
+    pub fn read_replicas(&self, fetch_offset: i64) -> Vec<(i32, i64, i64)> {
+        if !self.is_leader() {
+            return Vec::new();
+        }
+        let now = now_ms();
+        let r = self.replication();
+        let leader_leo = self.log.lock().log_end_offset();
+        let mut out = vec![(self.local_broker, leader_leo, 0)];
+        for (id, f) in &r.followers {
+            if r.isr.contains(id) && f.log_end_offset >= fetch_offset {
+                out.push((*id, f.log_end_offset, (now - f.last_caught_up_ms).max(0)));
+            }
+        }
+        out
     }
 
     fn publish_hw(&self, high_watermark: i64) {

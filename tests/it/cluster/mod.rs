@@ -4,6 +4,7 @@
 mod acls;
 mod controller_ops;
 mod delegation_tokens;
+mod follower_fetch;
 mod lifecycle;
 mod quotas;
 mod replication;

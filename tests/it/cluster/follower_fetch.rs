@@ -1,0 +1,209 @@
+//! Fetching from the closest replica (KIP-392) on three brokers in racks a, b and c with
+//! Kafka's `RackAwareReplicaSelector`: the leader sends a consumer in a follower's rack to that
+//! follower (`preferred_read_replica`, no records); the follower serves it up to its high
+//! watermark; older Fetch versions and ListOffsets still need the leader.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::broker_process::free_port;
+use common::cluster::{Cluster, create_replicated_topic, leaders, wait_until};
+use common::wire::{Conn, fetch_request, topic_name};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+use odradek::log::records::decode_batch;
+
+const SELECTOR: &str =
+    "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector";
+
+async fn consumer_fetch(
+    port: u16,
+    version: i16,
+    topic: &str,
+    rack: &str,
+    leader_epoch: i32,
+) -> fetch_response::PartitionData {
+    let mut r = fetch_request(topic, 0, 0, 0);
+    r.rack_id = kafka_protocol::protocol::StrBytes::from_string(rack.to_string());
+    r.topics[0].partitions[0].current_leader_epoch = leader_epoch;
+    let mut c = Conn::connect(port).await;
+    c.send(version, r)
+        .await
+        .responses
+        .remove(0)
+        .partitions
+        .remove(0)
+}
+
+/// The records' values in a fetched blob.
+fn values(records: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(size) = odradek::log::batch::entry_size(&records[pos..]) {
+        let end = pos + size as usize;
+        if end > records.len() {
+            break;
+        }
+        let (_, recs) = decode_batch(&records[pos..end]).unwrap();
+        out.extend(
+            recs.iter()
+                .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into()),
+        );
+        pos = end;
+    }
+    out
+}
+
+/// The sample of `name` with label `topic` in a /metrics page (0 when absent).
+async fn metric(port: u16, name: &str, topic: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut page))
+        .await
+        .unwrap()
+        .unwrap();
+    let prefix = format!("{name}{{topic=\"{topic}\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
+    let metrics: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let each: Vec<Vec<String>> = ["a", "b", "c"]
+        .iter()
+        .zip(&metrics)
+        .map(|(rack, port)| {
+            vec![
+                format!("broker.rack={rack}"),
+                format!("metrics.port={port}"),
+            ]
+        })
+        .collect();
+    let each_refs: Vec<Vec<&str>> = each
+        .iter()
+        .map(|o| o.iter().map(String::as_str).collect())
+        .collect();
+    let brokers: Vec<(i32, &[&str])> = each_refs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (i as i32 + 1, &o[..]))
+        .collect();
+    let Some(cluster) = Cluster::start_each(&brokers, &[SELECTOR]) else {
+        return;
+    };
+    cluster.wait_for_brokers(&[1, 2, 3]).await;
+    let topic = "near";
+    create_replicated_topic(&cluster.bootstrap(1), topic, 1, 3, &[]);
+    for id in [1, 2, 3] {
+        cluster.wait_led(id, topic, 1).await;
+    }
+    // Broker n is in rack a, b, c for n = 1, 2, 3: the consumer is in the rack of the highest
+    // numbered follower (rack c unless broker 3 leads).
+    let leader_id = leaders(cluster.port(1), topic).await[&0].0;
+    let follower_id = if leader_id == 3 { 2 } else { 3 };
+    let racks = ["", "a", "b", "c"];
+    let (rack, leader_rack) = (racks[follower_id as usize], racks[leader_id as usize]);
+    let produced = common::cluster::produce_records(cluster.port(leader_id), topic, 0, 10).await;
+    assert_eq!(produced, 0, "{}", cluster.logs());
+
+    // The leader sends the consumer to the follower in its rack once that follower (in the
+    // ISR) has fetched in this leader epoch.
+    let (leader, follower) = (cluster.port(leader_id), cluster.port(follower_id));
+    let follower_metrics = metrics[follower_id as usize - 1];
+    wait_until(
+        Duration::from_secs(30),
+        "the leader prefers the follower",
+        || async {
+            let pd = consumer_fetch(leader, 12, topic, rack, 0).await;
+            pd.preferred_read_replica == BrokerId(follower_id)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let sent = consumer_fetch(leader, 12, topic, rack, 0).await;
+    assert_eq!(sent.error_code, 0);
+    assert!(
+        sent.records.as_ref().is_none_or(|r| r.is_empty()),
+        "no records with a preferred replica"
+    );
+    assert_eq!(sent.high_watermark, 10);
+    // A consumer in the leader's rack, or without a rack, or before v11, reads from the leader.
+    for (version, rack) in [(12, leader_rack), (12, ""), (10, rack)] {
+        let pd = consumer_fetch(leader, version, topic, rack, 0).await;
+        assert_eq!(
+            pd.preferred_read_replica,
+            BrokerId(-1),
+            "v{version} rack {rack:?}"
+        );
+        assert_eq!(values(pd.records.as_deref().unwrap()).len(), 10);
+    }
+
+    // The follower serves the consumer every record once its high watermark has them.
+    let before = metric(
+        follower_metrics,
+        "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+        topic,
+    )
+    .await;
+    wait_until(
+        Duration::from_secs(30),
+        "the follower serves all ten records",
+        || async {
+            let pd = consumer_fetch(follower, 12, topic, rack, 0).await;
+            pd.error_code == 0 && values(pd.records.as_deref().unwrap_or_default()).len() == 10
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let pd = consumer_fetch(follower, 12, topic, rack, 0).await;
+    let expected: Vec<String> = (0..10).map(|i| format!("{i:010}")).collect();
+    assert_eq!(values(pd.records.as_deref().unwrap()), expected);
+    assert_eq!(pd.high_watermark, 10);
+    assert_eq!(
+        pd.preferred_read_replica,
+        BrokerId(-1),
+        "a follower names no other replica"
+    );
+    let after = metric(
+        follower_metrics,
+        "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+        topic,
+    )
+    .await;
+    assert!(
+        after > before,
+        "the follower counts the consumer fetches it served ({before} -> {after})"
+    );
+
+    // The follower checks the consumer's leader epoch as a leader would.
+    let ahead = consumer_fetch(follower, 12, topic, rack, 1).await;
+    assert_eq!(ahead.error_code, ResponseError::UnknownLeaderEpoch.code());
+    // Before v11 a consumer must fetch from the leader, and ListOffsets stays on the leader.
+    let old = consumer_fetch(follower, 10, topic, rack, 0).await;
+    assert_eq!(old.error_code, ResponseError::NotLeaderOrFollower.code());
+    let mut c = Conn::connect(follower).await;
+    let mut p = list_offsets_request::ListOffsetsPartition::default();
+    p.partition_index = 0;
+    p.timestamp = -1;
+    let mut t = list_offsets_request::ListOffsetsTopic::default();
+    t.name = topic_name(topic);
+    t.partitions.push(p);
+    let mut r = ListOffsetsRequest::default();
+    r.replica_id = BrokerId(-1);
+    r.topics.push(t);
+    let lo = c.send(5, r).await;
+    assert_eq!(
+        lo.topics[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+}
