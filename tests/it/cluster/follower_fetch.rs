@@ -1,10 +1,14 @@
 //! Fetching from the closest replica (KIP-392) on three brokers in racks a, b and c with
 //! Kafka's `RackAwareReplicaSelector`: the leader sends a consumer in a follower's rack to that
 //! follower (`preferred_read_replica`, no records); the follower serves it up to its high
-//! watermark; older Fetch versions and ListOffsets still need the leader.
+//! watermark; older Fetch versions and ListOffsets still need the leader. Then confluent-kafka
+//! and the Java consumer with `client.rack` read every record, the follower's bytes-out
+//! metric showing it served them.
 
 use crate::common;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use common::broker_process::free_port;
@@ -206,4 +210,79 @@ async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
         lo.topics[0].partitions[0].error_code,
         ResponseError::NotLeaderOrFollower.code()
     );
+
+    // Real clients with client.rack: 200 records, read from the follower. The follower's
+    // bytes out grow by at least what is stored; the leader only redirects (no records).
+    for _ in 0..19 {
+        let code = common::cluster::produce_records(leader, topic, 0, 10).await;
+        assert_eq!(code, 0, "{}", cluster.logs());
+    }
+    let count = 200;
+    wait_until(
+        Duration::from_secs(30),
+        "the follower's high watermark reaches 200",
+        || async {
+            consumer_fetch(follower, 12, topic, rack, 0)
+                .await
+                .high_watermark
+                == count
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    let stored = consumer_fetch(leader, 12, topic, "", 0)
+        .await
+        .records
+        .map_or(0, |r| r.len()) as u64;
+    let bytes_out = "kafka_server_brokertopicmetrics_bytesout_total";
+    let leader_metrics = metrics[leader_id as usize - 1];
+    let count = count.to_string();
+    let mut ran = Vec::new();
+    if let Some(python) = common::python_venv() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("compat-tests/python/rack_consumer.py");
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
+            .args([&cluster.bootstrap(leader_id), topic, rack, &count]);
+        ran.push(("confluent-kafka", cmd));
+    } else {
+        common::missing_tool("the Python client venv (scripts/python-deps.sh)");
+    }
+    let classes = tempfile::tempdir().unwrap();
+    if let Some(cp) = common::compile_java("RackConsumer", classes.path()) {
+        let mut cmd = Command::new("java");
+        cmd.args([
+            "-cp",
+            &cp,
+            "RackConsumer",
+            &cluster.bootstrap(leader_id),
+            topic,
+            rack,
+            &count,
+        ]);
+        ran.push(("java", cmd));
+    } else {
+        common::missing_tool("the Java client (scripts/java-deps.sh)");
+    }
+    for (client, mut cmd) in ran {
+        let follower_before = metric(follower_metrics, bytes_out, topic).await;
+        let leader_before = metric(leader_metrics, bytes_out, topic).await;
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{client}: {}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            cluster.logs()
+        );
+        let follower_sent = metric(follower_metrics, bytes_out, topic).await - follower_before;
+        let leader_sent = metric(leader_metrics, bytes_out, topic).await - leader_before;
+        eprintln!(
+            "{client}: {follower_sent} bytes from the follower, {leader_sent} from the leader"
+        );
+        assert!(
+            follower_sent >= stored && leader_sent < stored,
+            "{client}: the follower sent {follower_sent} bytes, the leader {leader_sent}, of {stored} stored"
+        );
+    }
 }
