@@ -33,6 +33,8 @@ struct Wanted {
     current_leader_epoch: i32,
     /// The epoch of the follower's last batch (v12+), -1 when not given.
     last_fetched_epoch: i32,
+    /// The follower's log start offset (v5+), -1 when not given.
+    log_start_offset: i64,
     hosted: Option<Arc<Partition>>,
     /// Why the partition cannot be read at all (unknown topic id).
     error: Option<i16>,
@@ -131,6 +133,7 @@ pub async fn handle(
             max_bytes: t.max_bytes.max(0) as usize,
             current_leader_epoch: t.current_leader_epoch,
             last_fetched_epoch: t.last_fetched_epoch,
+            log_start_offset: t.log_start_offset,
             // KIP-392: consumers from v11 may read from a follower too (Kafka's
             // fetchOnlyFromLeader is false for them); everyone else needs the leader.
             hosted: name.as_ref().filter(|_| refused.is_none()).and_then(|n| {
@@ -318,6 +321,7 @@ async fn read_all(
                         follower.live,
                         w.offset,
                         w.last_fetched_epoch,
+                        w.log_start_offset,
                         limit,
                         min_one,
                     )

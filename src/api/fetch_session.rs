@@ -39,6 +39,8 @@ pub struct FetchTarget {
     pub max_bytes: i32,
     pub current_leader_epoch: i32,
     pub last_fetched_epoch: i32,
+    /// A follower's log start offset (v5+), -1 when not given.
+    pub log_start_offset: i64,
 }
 
 impl FetchTarget {
@@ -56,6 +58,7 @@ impl FetchTarget {
         self.max_bytes = from.max_bytes;
         self.current_leader_epoch = from.current_leader_epoch;
         self.last_fetched_epoch = from.last_fetched_epoch;
+        self.log_start_offset = from.log_start_offset;
     }
 }
 
@@ -84,6 +87,7 @@ pub fn request_targets(request: &FetchRequest, version: i16) -> Vec<FetchTarget>
                 } else {
                     -1
                 },
+                log_start_offset: if version >= 5 { p.log_start_offset } else { -1 },
             });
         }
     }

@@ -56,6 +56,8 @@ pub struct HwView {
 struct FollowerState {
     /// -1 until its first fetch in this leader epoch.
     log_end_offset: i64,
+    /// As its last fetch said (v5+); -1 when unknown.
+    log_start_offset: i64,
     last_fetch_leader_leo: i64,
     last_fetch_ms: i64,
     last_caught_up_ms: i64,
@@ -65,6 +67,7 @@ impl FollowerState {
     fn reset(in_sync: bool, now: i64) -> Self {
         FollowerState {
             log_end_offset: -1,
+            log_start_offset: -1,
             last_fetch_leader_leo: -1,
             last_fetch_ms: 0,
             last_caught_up_ms: if in_sync { now } else { 0 },
@@ -233,7 +236,7 @@ impl Partition {
 
     /// On the leader, the replicas a consumer fetching at `fetch_offset` could be sent to
     /// (Kafka's `findPreferredReadReplica`): (id, log end offset, ms since caught up) of the
-    /// leader, first, then of each follower in the ISR whose log reaches the offset. Followers
+    /// leader, first, then of each follower in the ISR whose log holds the offset. Followers
     /// not in the ISR may lag without bound, so a consumer sent there could fall behind.
     /// Empty when this broker does not lead.
     pub fn read_replicas(&self, fetch_offset: i64) -> Vec<(i32, i64, i64)> {
@@ -245,7 +248,10 @@ impl Partition {
         let leader_leo = self.log.lock().log_end_offset();
         let mut out = vec![(self.local_broker, leader_leo, 0)];
         for (id, f) in &r.followers {
-            if r.isr.contains(id) && f.log_end_offset >= fetch_offset {
+            if r.isr.contains(id)
+                && f.log_end_offset >= fetch_offset
+                && f.log_start_offset <= fetch_offset
+            {
                 out.push((*id, f.log_end_offset, (now - f.last_caught_up_ms).max(0)));
             }
         }
@@ -878,6 +884,7 @@ impl ReplicaManager {
         replica_live: bool,
         fetch_offset: i64,
         last_fetched_epoch: i32,
+        follower_log_start: i64,
         max_bytes: usize,
         min_one: bool,
     ) -> Result<FollowerRead, LogError> {
@@ -917,6 +924,7 @@ impl ReplicaManager {
                 }
                 let advanced = f.log_end_offset != fetch_offset;
                 f.log_end_offset = fetch_offset;
+                f.log_start_offset = follower_log_start;
                 f.last_fetch_leader_leo = f.last_fetch_leader_leo.max(leader_leo);
                 f.last_fetch_ms = now;
                 let mut log = part.log.lock();
