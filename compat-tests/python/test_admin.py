@@ -49,3 +49,37 @@ def test_confluent_commit_to_unknown_topic_gets_unknown_topic_or_partition(broke
         assert committed[0].offset == 5, committed
     finally:
         consumer.close()
+
+
+def test_kafka_python_create_partitions_with_explicit_assignments(broker, unique_topic):
+    """kafka-python's create_partitions with explicit assignments on the single broker (id 0):
+    an unknown broker and a duplicate broker are refused with INVALID_REPLICA_ASSIGNMENT,
+    validate_only changes nothing, and a good assignment adds the partitions."""
+    from kafka.admin import KafkaAdminClient, NewPartitions
+    from kafka.errors import InvalidReplicationAssignmentError
+
+    topic = unique_topic("admin-assigned")
+    ck_create_topic(broker.bootstrap, topic, 1)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000)
+    try:
+        for bad in ([[5], [0]], [[0, 0], [0]], [[0]]):
+            try:
+                admin.create_partitions({topic: NewPartitions(3, bad)})
+            except InvalidReplicationAssignmentError:
+                pass
+            else:
+                raise AssertionError(f"{bad} was accepted")
+        admin.create_partitions({topic: NewPartitions(3, [[0], [0]])}, validate_only=True)
+        assert partition_count(admin, topic) == 1
+        admin.create_partitions({topic: NewPartitions(3, [[0], [0]])})
+        deadline = time.monotonic() + DEADLINE_S
+        while partition_count(admin, topic) != 3:
+            assert time.monotonic() < deadline, "the partitions never appeared"
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
+def partition_count(admin, topic):
+    (described,) = admin.describe_topics([topic])
+    return len(described["partitions"])

@@ -360,7 +360,9 @@ fn cases() -> Vec<Case> {
             request: || {
                 let t = create_partitions_request::CreatePartitionsTopic::default()
                     .with_name(topic("matrix-grown"))
-                    .with_count(2);
+                    .with_count(2)
+                    // Null: Kafka's placement (an empty list is one assignment short).
+                    .with_assignments(None);
                 CreatePartitionsRequest::default()
                     .with_topics(vec![t])
                     .with_timeout_ms(10_000)
