@@ -1,10 +1,11 @@
 //! The Java admin client's calls of issue 19 against odradek: CreatePartitions with explicit
-//! assignments (three brokers).
+//! assignments (three brokers), DescribeProducers.
 
 use crate::common;
 
 use std::io::Read;
 
+use common::broker_process::BrokerProcess;
 use common::cluster::Cluster;
 
 /// Runs a compiled Java program with `args`, killed (by its PID) after two minutes: whether it
@@ -61,4 +62,42 @@ async fn java_create_partitions_with_explicit_assignments() {
         stdout.contains("Unknown broker(s) in replica assignment: 9."),
         "{stdout}"
     );
+}
+
+/// describeProducers lists the idempotent producer that wrote ten records one at a time: its
+/// id, epoch 0, last sequence 9, no transaction.
+#[test]
+fn java_describe_producers_lists_an_idempotent_producer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(cp) = common::compile_java("ProducerAdmin", &tmp.path().join("classes")) else {
+        common::missing_tool("the kafka-clients 3.9 jars (scripts/java-deps.sh) and javac");
+        return;
+    };
+    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
+    let (ok, stdout, stderr) = run_java(&cp, "ProducerAdmin", &[&broker.bootstrap(), "described"]);
+    assert!(
+        ok,
+        "ProducerAdmin:\n{stdout}\n{stderr}\n{}",
+        broker.log_tail()
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("producer "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let field = |name: &str| -> String {
+        lines[0]
+            .split(' ')
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {}", lines[0]))
+            .to_string()
+    };
+    assert!(field("id").parse::<i64>().unwrap() >= 0, "{stdout}");
+    assert_eq!(field("epoch"), "0", "{stdout}");
+    assert_eq!(field("lastSequence"), "9", "{stdout}");
+    assert!(
+        field("lastTimestamp").parse::<i64>().unwrap() > 0,
+        "{stdout}"
+    );
+    assert_eq!(field("txnStart"), "none", "{stdout}");
 }

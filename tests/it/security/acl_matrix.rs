@@ -372,6 +372,21 @@ fn cases() -> Vec<Case> {
             allowed_errors: &[],
         },
         Case {
+            key: ApiKey::DescribeProducers,
+            version: 0,
+            grants: &[(Topic, TOPIC, Read)],
+            request: || {
+                let t = describe_producers_request::TopicRequest::default()
+                    .with_name(topic(TOPIC))
+                    .with_partition_indexes(vec![0]);
+                DescribeProducersRequest::default()
+                    .with_topics(vec![t])
+                    .into()
+            },
+            denied: Denied::Error(TOPIC_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
             key: ApiKey::DeleteRecords,
             version: 2,
             grants: &[(Topic, TOPIC, Delete)],
