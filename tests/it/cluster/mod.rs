@@ -11,4 +11,5 @@ mod replication;
 mod scram_credentials;
 mod security;
 mod transactions;
+mod zk_down;
 mod zk_store;
