@@ -18,7 +18,7 @@
 //! - connections to other brokers: [`client`]; client quotas, which the API layer, the
 //!   connections and the config listener share: [`quota`]; and the authentication both ends
 //!   use: [`security`];
-//! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`].
+//! - leaves anyone may use: [`protocol`], [`metrics`], [`alloc`], [`logging`].
 
 pub mod alloc;
 pub mod api;
@@ -27,6 +27,7 @@ pub mod config;
 pub mod controller;
 pub mod group;
 pub mod log;
+pub mod logging;
 pub mod metadata;
 pub mod metrics;
 pub mod network;

@@ -65,16 +65,24 @@ enum Command {
 }
 
 fn init_logging(json: bool) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    if json {
-        builder.json().init();
+    // A warning repeated at each retry (ZooKeeper down) is written once, then counted.
+    let repeats = odradek::logging::RepeatSummary::default();
+    let output = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let output = if json {
+        output.json().with_filter(repeats.clone()).boxed()
     } else {
-        builder.init();
-    }
+        output.with_filter(repeats.clone()).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .init();
+    repeats.spawn_flusher();
 }
 
 fn main() -> ExitCode {

@@ -17,13 +17,20 @@ pub async fn handle(
     client: &ClientInfo,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let early = configs::duplicates(request.resources.iter().map(|r| {
-        (
-            r.resource_type,
-            &*r.resource_name,
-            r.configs.iter().map(|c| &*c.name).collect(),
-        )
-    }));
+    // A key named twice takes its last value, as brokers before Kafka 3.2 did (3.2's
+    // ConfigAdminManager refuses it): deliberately, because a common client pattern (read
+    // every config back, append the one to change, send all) depends on it. The map below
+    // keeps the last value. A resource named twice is still refused.
+    let early = configs::duplicates(
+        request.resources.iter().map(|r| {
+            (
+                r.resource_type,
+                &*r.resource_name,
+                r.configs.iter().map(|c| &*c.name).collect(),
+            )
+        }),
+        false,
+    );
     let mut response = AlterConfigsResponse::default();
     for (resource, early) in request.resources.into_iter().zip(early) {
         let name = resource.resource_name.to_string();
@@ -44,6 +51,7 @@ pub async fn handle(
                     .map(|c| &*c.name)
                     .collect();
                 if nulls.is_empty() {
+                    // Later entries overwrite earlier ones: the last value of a key wins.
                     let props: BTreeMap<String, String> = resource
                         .configs
                         .iter()

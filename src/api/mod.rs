@@ -11,6 +11,7 @@ pub mod configs;
 pub mod controller_ops;
 pub mod delegation_tokens;
 pub mod delete_records;
+pub mod describe_producers;
 pub mod errors;
 pub mod fetch;
 pub mod fetch_session;

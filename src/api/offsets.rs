@@ -72,27 +72,23 @@ pub(super) fn offsets_to_commit<P: PartitionToCommit>(
     (shape, offsets)
 }
 
-/// The error of every partition of a commit, in the request's shape: `refused` for those of
-/// topics the client may not READ (and for all when the group is refused), the coordinator's
-/// answer for the others, which are all it was asked about, in order.
+/// The error of every partition of a commit, in the request's shape: the partition's refusal
+/// when it has one (see `refuse_commit`), else the coordinator's answer for the others, which
+/// are all it was asked about, in order.
 pub(super) fn commit_codes(
     shape: Vec<(TopicName, Vec<i32>)>,
-    readable: &std::collections::HashSet<String>,
-    group_refused: Option<i16>,
+    refusals: Vec<Option<i16>>,
     codes: Vec<i16>,
 ) -> Vec<(TopicName, Vec<(i32, i16)>)> {
+    let mut refusals = refusals.into_iter();
     let mut codes = codes.into_iter();
     shape
         .into_iter()
         .map(|(name, partitions)| {
-            let refused = group_refused.or_else(|| {
-                (!readable.contains(name.0.as_str()))
-                    .then_some(ResponseError::TopicAuthorizationFailed.code())
-            });
             let partitions = partitions
                 .into_iter()
                 .map(|p| {
-                    let code = refused.unwrap_or_else(|| {
+                    let code = refusals.next().flatten().unwrap_or_else(|| {
                         codes
                             .next()
                             .unwrap_or(ResponseError::UnknownServerError.code())
@@ -105,31 +101,50 @@ pub(super) fn commit_codes(
         .collect()
 }
 
-/// The offsets of a commit the client may make: READ on the group (else the group's error for
-/// every partition), then READ on each topic. Returns the topics it may read and the group's
-/// refusal, and leaves in `offsets` only those of readable topics.
-pub(super) fn authorize_commit(
+/// Which partitions of a commit are answered without the coordinator, in the order of
+/// `offsets` (the request's, flattened), as Kafka's `handleOffsetCommitRequest` and
+/// `handleTxnOffsetCommitRequest` decide: `refused` (the group's or transactional id's
+/// refusal) for every one; else TOPIC_AUTHORIZATION_FAILED for topics the client may not
+/// READ, then, only for readable topics so that existence is never revealed,
+/// UNKNOWN_TOPIC_OR_PARTITION for topics or partitions the cluster does not have. Leaves in
+/// `offsets` only those the coordinator is to commit.
+pub(super) fn refuse_commit(
     api: &Api,
     client: &ClientInfo,
     group: &str,
-    shape: &[(TopicName, Vec<i32>)],
+    refused: Option<i16>,
     offsets: &mut Vec<OffsetToCommit>,
-) -> (std::collections::HashSet<String>, Option<i16>) {
-    if !api.authorized(client, Operation::Read, ResourceType::Group, group) {
-        offsets.clear();
-        return (
-            Default::default(),
-            Some(ResponseError::GroupAuthorizationFailed.code()),
-        );
-    }
-    let readable = api.authorized_names(
-        client,
-        Operation::Read,
-        ResourceType::Topic,
-        shape.iter().map(|(t, _)| t.0.as_str()),
-    );
-    offsets.retain(|o| readable.contains(&o.0));
-    (readable, None)
+) -> Vec<Option<i16>> {
+    let refused = refused.or_else(|| {
+        (!api.authorized(client, Operation::Read, ResourceType::Group, group))
+            .then_some(ResponseError::GroupAuthorizationFailed.code())
+    });
+    let refusals: Vec<Option<i16>> = match refused {
+        Some(code) => vec![Some(code); offsets.len()],
+        None => {
+            let readable = api.authorized_names(
+                client,
+                Operation::Read,
+                ResourceType::Topic,
+                offsets.iter().map(|o| o.0.as_str()),
+            );
+            offsets
+                .iter()
+                .map(|(topic, partition, ..)| {
+                    if !readable.contains(topic) {
+                        Some(ResponseError::TopicAuthorizationFailed.code())
+                    } else if api.cache.partition(topic, *partition).is_none() {
+                        Some(ResponseError::UnknownTopicOrPartition.code())
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        }
+    };
+    let mut accepted = refusals.iter().map(Option::is_none);
+    offsets.retain(|_| accepted.next().unwrap_or(false));
+    refusals
 }
 
 pub async fn commit(
@@ -142,8 +157,7 @@ pub async fn commit(
         request.topics.into_iter().map(|t| (t.name, t.partitions)),
         version >= 6,
     );
-    let (readable, group_refused) =
-        authorize_commit(api, client, &request.group_id.0, &shape, &mut offsets);
+    let refusals = refuse_commit(api, client, &request.group_id.0, None, &mut offsets);
     // v0 has neither generation nor member id: a standalone commit.
     let (generation, member_id) = if version >= 1 {
         (
@@ -173,7 +187,7 @@ pub async fn commit(
             .await
     };
     let mut response = OffsetCommitResponse::default();
-    for (name, partitions) in commit_codes(shape, &readable, group_refused, codes) {
+    for (name, partitions) in commit_codes(shape, refusals, codes) {
         let mut t = OffsetCommitResponseTopic::default();
         t.name = name;
         for (p, code) in partitions {

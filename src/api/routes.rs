@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 use super::refusal::Refuse;
 use super::{
     Api, ClientInfo, NoResponse, acls, alter_configs, api_versions, client_quotas, cluster,
-    configs, controller_ops, delegation_tokens, delete_records, fetch, groups,
+    configs, controller_ops, delegation_tokens, delete_records, describe_producers, fetch, groups,
     incremental_alter_configs, leader_and_isr, list_offsets, metadata, offsets,
     offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
     transactions, update_metadata,
@@ -227,6 +227,9 @@ routes! {
     WriteTxnMarkers(r) 0..=1, cluster(Alter, ClusterAction) => transactions::write_markers(api, r).await,
     TxnOffsetCommit(r) 0..=4, handler((TransactionalId, Write), (Group, Read), (Topic, Read))
         => transactions::txn_offset_commit(api, client, r, version).await,
+    // KIP-664: READ on each topic, checked before its existence.
+    DescribeProducers(r) 0..=0, handler((Topic, Read))
+        => describe_producers::handle(api, client, r).await,
     DescribeTransactions(r) 0..=0, handler((TransactionalId, Describe), (Topic, Describe))
         => transactions::describe(api, client, r),
     ListTransactions(r) 0..=1, handler((TransactionalId, Describe))

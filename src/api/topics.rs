@@ -280,11 +280,6 @@ pub async fn create_partitions(
         if !alterable.contains(topic.name.0.as_str()) {
             r.error_code = ResponseError::TopicAuthorizationFailed.code();
             r.error_message = Some(StrBytes::from_static_str("Authorization failed."));
-        } else if topic.assignments.as_ref().is_some_and(|a| !a.is_empty()) {
-            r.error_code = ResponseError::InvalidRequest.code();
-            r.error_message = Some(StrBytes::from_static_str(
-                "manual replica assignment is not supported yet",
-            ));
         } else if !request.validate_only
             && api.controller.is_active()
             && !throttle::record_mutations(api, added, version >= 3)
@@ -298,6 +293,12 @@ pub async fn create_partitions(
             .create_partitions(
                 &topic.name,
                 topic.count,
+                // Null: Kafka's round robin; a list (even empty) is checked against the count.
+                topic.assignments.map(|a| {
+                    a.into_iter()
+                        .map(|p| p.broker_ids.into_iter().map(|b| b.0).collect())
+                        .collect()
+                }),
                 request.validate_only,
                 std::time::Duration::from_millis(request.timeout_ms.max(0) as u64),
             )

@@ -245,16 +245,11 @@ pub async fn txn_offset_commit(
         request.topics.into_iter().map(|t| (t.name, t.partitions)),
         version >= 2,
     );
-    // WRITE on the transactional id, then READ on the group and on each topic.
-    let (readable, refused) = if may_write_transaction(api, client, &request.transactional_id) {
-        super::offsets::authorize_commit(api, client, &request.group_id.0, &shape, &mut offsets)
-    } else {
-        offsets.clear();
-        (
-            Default::default(),
-            Some(ResponseError::TransactionalIdAuthorizationFailed.code()),
-        )
-    };
+    // WRITE on the transactional id, then READ on the group and on each topic, then existence.
+    let refused = (!may_write_transaction(api, client, &request.transactional_id))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed.code());
+    let refusals =
+        super::offsets::refuse_commit(api, client, &request.group_id.0, refused, &mut offsets);
     // v3+ (KIP-447) names the member; older clients commit as the whole group.
     let (generation, member_id, instance) = if version >= 3 {
         (
@@ -281,7 +276,7 @@ pub async fn txn_offset_commit(
             .await
     };
     let mut response = TxnOffsetCommitResponse::default();
-    for (name, partitions) in super::offsets::commit_codes(shape, &readable, refused, results) {
+    for (name, partitions) in super::offsets::commit_codes(shape, refusals, results) {
         let mut t = TxnOffsetCommitResponseTopic::default();
         t.name = name;
         for (p, code) in partitions {

@@ -9,7 +9,7 @@ pub mod active;
 pub mod assignment;
 pub mod channel;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -37,6 +37,8 @@ pub enum ControllerError {
     InvalidPartitions(String),
     #[error("{0}")]
     InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
     #[error(transparent)]
     InvalidConfig(#[from] ConfigError),
     #[error("topic deletion is disabled (delete.topic.enable=false)")]
@@ -60,6 +62,9 @@ impl ControllerError {
             ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
             ControllerError::InvalidReplicationFactor(_) => {
                 ResponseError::InvalidReplicationFactor.code()
+            }
+            ControllerError::InvalidReplicaAssignment(_) => {
+                ResponseError::InvalidReplicaAssignment.code()
             }
             ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
             ControllerError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
@@ -670,11 +675,14 @@ impl Controller {
     }
 
     /// CreatePartitions: grows a topic to `count` partitions (never shrinks). The new
-    /// partitions continue Kafka's round robin from where the existing ones left it.
+    /// partitions get `assignments` (one replica list per new partition, validated as Kafka's
+    /// `ZkAdminManager.createPartitions` and `AdminZkClient.createNewPartitionsAssignment` do),
+    /// or without them continue Kafka's round robin from where the existing ones left it.
     pub async fn create_partitions(
         &self,
         name: &str,
         count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
         wait: Duration,
     ) -> Result<(), ControllerError> {
@@ -693,34 +701,49 @@ impl Controller {
         let mut topic: TopicZnode = znodes::decode(&path, &data)?;
         let existing = topic.assignment();
         let current = existing.len() as i32;
-        if count <= current {
+        if count < current {
             return Err(ControllerError::InvalidPartitions(format!(
-                "topic {name} has {current} partitions; the new count {count} must be larger"
+                "Topic currently has {current} partitions, which is higher than the requested {count}."
+            )));
+        }
+        if count == current {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "Topic already has {current} partitions."
             )));
         }
         let brokers = self.cache.brokers();
         let rf = existing.values().next().map_or(1, |r| r.len());
-        if rf > brokers.len() {
-            return Err(ControllerError::InvalidReplicationFactor(format!(
-                "the topic's replication factor {rf} is larger than the {} available broker(s)",
-                brokers.len()
-            )));
-        }
-        // Kafka's `createNewPartitionsAssignment`: the turn starts at the first broker (by id)
-        // not below partition 0's preferred leader, and that index is also the shift.
-        let start = existing.get(&0).and_then(|r| r.first()).map(|leader| {
-            let mut ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
-            ids.sort_unstable();
-            ids.iter().position(|b| b >= leader).unwrap_or(0)
-        });
-        let added = assignment::assign_replicas(
-            &racks(&brokers),
-            count - current,
-            rf,
-            current,
-            start,
-            start,
-        )?;
+        let added = match assignments {
+            Some(assignments) => {
+                let ids: BTreeSet<i32> = brokers.iter().map(|b| b.id).collect();
+                validate_new_assignments(&assignments, current, count - current, rf, &ids)?;
+                (current..).zip(assignments).collect()
+            }
+            None => {
+                if rf > brokers.len() {
+                    return Err(ControllerError::InvalidReplicationFactor(format!(
+                        "the topic's replication factor {rf} is larger than the {} available broker(s)",
+                        brokers.len()
+                    )));
+                }
+                // Kafka's `createNewPartitionsAssignment`: the turn starts at the first broker
+                // (by id) not below partition 0's preferred leader, and that index is also the
+                // shift.
+                let start = existing.get(&0).and_then(|r| r.first()).map(|leader| {
+                    let mut ids: Vec<i32> = brokers.iter().map(|b| b.id).collect();
+                    ids.sort_unstable();
+                    ids.iter().position(|b| b >= leader).unwrap_or(0)
+                });
+                assignment::assign_replicas(
+                    &racks(&brokers),
+                    count - current,
+                    rf,
+                    current,
+                    start,
+                    start,
+                )?
+            }
+        };
         if validate_only {
             return Ok(());
         }
@@ -788,5 +811,119 @@ impl Controller {
     /// than after the session timeout).
     pub async fn resign(&self) {
         self.delete_controller_if_mine().await;
+    }
+}
+
+/// Kafka's checks of explicit assignments for the new partitions `first`, `first + 1`, ...,
+/// in its order and with its messages: brokers that are not registered (which also covers
+/// Kafka's later BROKER_NOT_AVAILABLE check, against the same list), then one assignment
+/// per new partition, then per partition (in partition order) no empty or duplicated replica
+/// list, then replication factors equal to partition 0's (`rf`).
+fn validate_new_assignments(
+    assignments: &[Vec<i32>],
+    first: i32,
+    increment: i32,
+    rf: usize,
+    brokers: &BTreeSet<i32>,
+) -> Result<(), ControllerError> {
+    fn join<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+        items
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    let unknown: BTreeSet<i32> = assignments
+        .iter()
+        .flatten()
+        .filter(|b| !brokers.contains(b))
+        .copied()
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "Unknown broker(s) in replica assignment: {}.",
+            join(&unknown)
+        )));
+    }
+    if assignments.len() as i64 != i64::from(increment) {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "Increasing the number of partitions by {increment} but {} assignments provided.",
+            assignments.len()
+        )));
+    }
+    for (partition, replicas) in (first..).zip(assignments) {
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Cannot have replication factor of 0 for partition id {partition}."
+            )));
+        }
+        if replicas.iter().collect::<BTreeSet<_>>().len() != replicas.len() {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "Duplicate brokers not allowed in replica assignment: {} for partition id {partition}.",
+                join(replicas)
+            )));
+        }
+    }
+    let bad: Vec<(i32, usize)> = (first..)
+        .zip(assignments)
+        .filter(|(_, r)| r.len() != rf)
+        .map(|(p, r)| (p, r.len()))
+        .collect();
+    if !bad.is_empty() {
+        return Err(ControllerError::InvalidReplicaAssignment(format!(
+            "Inconsistent replication factor between partitions, partition 0 has {rf} while \
+             partitions [{}] have replication factors [{}], respectively.",
+            join(bad.iter().map(|(p, _)| p)),
+            join(bad.iter().map(|(_, n)| n))
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::*;
+
+    fn refusal(assignments: &[&[i32]], increment: i32) -> Option<String> {
+        let brokers: BTreeSet<i32> = [1, 2, 3].into();
+        let a: Vec<Vec<i32>> = assignments.iter().map(|r| r.to_vec()).collect();
+        validate_new_assignments(&a, 2, increment, 2, &brokers)
+            .err()
+            .map(|e| {
+                assert_eq!(
+                    e.kafka_error_code(),
+                    ResponseError::InvalidReplicaAssignment.code()
+                );
+                e.to_string()
+            })
+    }
+
+    #[test]
+    fn explicit_assignments_are_checked_as_kafka_checks_them() {
+        assert_eq!(refusal(&[&[1, 2], &[3, 1]], 2), None);
+        assert_eq!(
+            refusal(&[&[1, 9], &[7, 1]], 3).as_deref(),
+            Some("Unknown broker(s) in replica assignment: 7, 9."),
+            "unknown brokers come before the count"
+        );
+        assert_eq!(
+            refusal(&[&[1, 2]], 2).as_deref(),
+            Some("Increasing the number of partitions by 2 but 1 assignments provided.")
+        );
+        assert_eq!(
+            refusal(&[&[1, 2], &[]], 2).as_deref(),
+            Some("Cannot have replication factor of 0 for partition id 3.")
+        );
+        assert_eq!(
+            refusal(&[&[1, 2], &[3, 3]], 2).as_deref(),
+            Some("Duplicate brokers not allowed in replica assignment: 3, 3 for partition id 3.")
+        );
+        assert_eq!(
+            refusal(&[&[1], &[1, 2, 3]], 2).as_deref(),
+            Some(
+                "Inconsistent replication factor between partitions, partition 0 has 2 while \
+                 partitions [2, 3] have replication factors [1, 3], respectively."
+            )
+        );
     }
 }

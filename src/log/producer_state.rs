@@ -59,6 +59,11 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Every producer with state here (Kafka's `activeProducers`).
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }

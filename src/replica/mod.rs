@@ -9,7 +9,7 @@ mod metrics;
 pub mod selector;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -29,6 +29,10 @@ pub struct Partition {
     pub partition: i32,
     pub log: Arc<LogHandle>,
     leader_epoch: AtomicI32,
+    /// How many times this broker has become the leader (from not leading): a waiting
+    /// acks=all produce is answered NOT_LEADER_OR_FOLLOWER when this moved, even if it missed
+    /// the moment this broker was not leading (its log may have been truncated then).
+    leader_terms: AtomicU64,
     /// The leader the controller last named: this broker's id when it leads, -1 when unknown.
     leader: AtomicI32,
     /// This broker's id, to tell leading from following.
@@ -49,6 +53,8 @@ pub struct HwView {
     pub high_watermark: i64,
     pub leader_epoch: i32,
     pub leading: bool,
+    /// `Partition::leader_terms` when this was published.
+    pub leader_terms: u64,
 }
 
 /// The leader's view of one follower, from its fetches (Kafka's `ReplicaState`).
@@ -263,6 +269,7 @@ impl Partition {
             high_watermark,
             leader_epoch: self.leader_epoch(),
             leading: self.is_leader(),
+            leader_terms: self.leader_terms.load(Ordering::Acquire),
         };
         self.hw.send_if_modified(|v| {
             let changed = *v != view;
@@ -314,6 +321,9 @@ impl Partition {
         let now = now_ms();
         let mut r = self.replication();
         let new_epoch = state.leader_epoch > self.leader_epoch() || !self.is_leader();
+        if state.role == Role::Leader && !self.is_leader() {
+            self.leader_terms.fetch_add(1, Ordering::AcqRel);
+        }
         self.leader.store(leader, Ordering::Release);
         self.leader_epoch
             .fetch_max(state.leader_epoch, Ordering::AcqRel);
@@ -644,12 +654,14 @@ impl ReplicaManager {
             high_watermark: hw,
             leader_epoch: -1,
             leading: false,
+            leader_terms: 0,
         });
         let p = Arc::new(Partition {
             topic: topic.to_string(),
             partition,
             log,
             leader_epoch: AtomicI32::new(-1),
+            leader_terms: AtomicU64::new(0),
             leader: AtomicI32::new(-1),
             local_broker: self.broker_id,
             appended: Notify::new(),
@@ -755,12 +767,16 @@ impl ReplicaManager {
         timeout: std::time::Duration,
     ) -> Result<(), AcksError> {
         let mut rx = p.hw.subscribe();
-        let epoch = p.leader_epoch();
+        // Kafka's DelayedProduce fails a waiting produce only when this broker no longer leads
+        // (`Partition.checkEnoughReplicasReachOffset`): a leader epoch bump that keeps it the
+        // leader (an ISR change, a new controller's LeaderAndIsr) leaves the record in the log
+        // and the wait goes on. Failing it would make a producer without idempotence retry and
+        // write the record twice.
+        let terms = rx.borrow().leader_terms;
+        let lost = |v: &HwView| !v.leading || v.leader_terms != terms;
         let waited = tokio::time::timeout(
             timeout,
-            rx.wait_for(|v| {
-                v.high_watermark > last_offset || !v.leading || v.leader_epoch != epoch
-            }),
+            rx.wait_for(|v| v.high_watermark > last_offset || lost(v)),
         )
         .await;
         let view = match waited {
@@ -768,7 +784,7 @@ impl ReplicaManager {
             Ok(Err(_)) => return Err(AcksError::NotLeader),
             Ok(Ok(v)) => *v,
         };
-        if !view.leading || view.leader_epoch != epoch {
+        if lost(&view) {
             return Err(AcksError::NotLeader);
         }
         let min = p.log.lock().config().min_insync_replicas;

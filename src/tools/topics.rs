@@ -169,6 +169,8 @@ pub async fn run(bootstrap: &Bootstrap, action: Action, out: &mut impl Write) ->
             let mut t = create_partitions_request::CreatePartitionsTopic::default();
             t.name = TopicName(StrBytes::from_string(topic.clone()));
             t.count = partitions;
+            // Null: the broker places the new partitions (an empty list would be refused).
+            t.assignments = None;
             let mut req = CreatePartitionsRequest::default();
             req.topics.push(t);
             req.timeout_ms = 30_000;

@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["client"],
     &["quota"],
     &["security"],
-    &["protocol", "metrics", "alloc"],
+    &["protocol", "metrics", "alloc", "logging"],
 ];
 
 /// The crate root itself (`lib.rs`) declares the modules and imports none of them.

@@ -443,17 +443,6 @@ async fn alter_configs_replaces_a_topics_overrides_and_refuses_bad_ones() {
         "BROKER_LOGGER"
     );
     assert_eq!(
-        alter(
-            &mut c,
-            TOPIC,
-            "altered",
-            &[("retention.ms", "1"), ("retention.ms", "2")],
-            false
-        )
-        .await,
-        INVALID_REQUEST
-    );
-    assert_eq!(
         alter(&mut c, TOPIC, "altered", &[("retention.ms", "5000")], true).await,
         0
     );
@@ -1019,4 +1008,85 @@ async fn a_change_written_by_another_tool_is_applied_and_changes_survive_a_resta
     assert_eq!(create_topic(&mut c, "later", 1).await, 0);
     assert_eq!(log_config(&broker, "later").segment_bytes, 70_000);
     broker.shutdown().await.unwrap();
+}
+
+/// Legacy AlterConfigs naming a key twice applies its last value (as brokers before Kafka 3.2
+/// did, which "read all, append one, send all" clients rely on); IncrementalAlterConfigs still
+/// refuses a key named twice with INVALID_REQUEST, as Kafka does. On both stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_alter_configs_duplicate_keys_take_the_last_value() {
+    for store in common::wire::STORES {
+        let tmp = tempfile::tempdir().unwrap();
+        let Some((broker, _zk)) = common::wire::start_broker_on(store, tmp.path(), &[]).await
+        else {
+            return;
+        };
+        let mut c = Conn::connect(broker.port).await;
+        create_topic_with(&mut c, "dups", &[]).await;
+        let twice = [
+            ("retention.ms", "1000"),
+            ("cleanup.policy", "compact"),
+            ("retention.ms", "2000"),
+        ];
+        assert_eq!(
+            alter(&mut c, TOPIC, "dups", &twice, true).await,
+            0,
+            "{store:?}"
+        );
+        assert_eq!(
+            alter(&mut c, TOPIC, "dups", &twice, false).await,
+            0,
+            "{store:?}"
+        );
+        let configs = describe(&mut c, TOPIC, "dups").await;
+        assert_eq!(
+            value_source(&configs, "retention.ms"),
+            (Some("2000".into()), DYNAMIC_TOPIC),
+            "{store:?}"
+        );
+        assert_eq!(
+            value_source(&configs, "cleanup.policy"),
+            (Some("compact".into()), DYNAMIC_TOPIC),
+            "{store:?}"
+        );
+        assert_eq!(log_config(&broker, "dups").retention_ms, 2000, "{store:?}");
+        // A broker resource too: the last value of the key is the one in force.
+        assert_eq!(
+            alter(
+                &mut c,
+                BROKER,
+                "0",
+                &[("log.cleaner.threads", "2"), ("log.cleaner.threads", "3")],
+                false
+            )
+            .await,
+            0,
+            "{store:?}"
+        );
+        let configs = describe(&mut c, BROKER, "0").await;
+        assert_eq!(
+            value_source(&configs, "log.cleaner.threads"),
+            (Some("3".into()), DYNAMIC_BROKER),
+            "{store:?}"
+        );
+        assert_eq!(
+            incremental(
+                &mut c,
+                TOPIC,
+                "dups",
+                &[
+                    ("retention.ms", SET, Some("3000")),
+                    ("retention.ms", SET, Some("4000"))
+                ]
+            )
+            .await,
+            INVALID_REQUEST,
+            "{store:?}"
+        );
+        assert_eq!(
+            value_source(&describe(&mut c, TOPIC, "dups").await, "retention.ms").0,
+            Some("2000".into()),
+            "{store:?}: the refused change left nothing behind"
+        );
+    }
 }

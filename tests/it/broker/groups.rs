@@ -19,6 +19,8 @@ const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
 const MEMBER_ID_REQUIRED: i16 = 79;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
     let mut overrides = vec![
@@ -33,7 +35,18 @@ async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
     ];
     overrides.extend(extra.iter().map(|s| s.to_string()));
     let config = BrokerConfig::load(None, &overrides).unwrap();
-    Broker::start(config).await.unwrap()
+    let broker = Broker::start(config).await.unwrap();
+    // The topics the tests commit offsets to: Kafka answers a commit to a topic it does not
+    // have with UNKNOWN_TOPIC_OR_PARTITION. Already there after a restart.
+    let mut c = Conn::connect(broker.port).await;
+    for (topic, partitions) in [("t", 3), ("x", 1), ("y", 1)] {
+        let code = common::wire::create_topic(&mut c, topic, partitions).await;
+        assert!(
+            code == NONE || code == TOPIC_ALREADY_EXISTS,
+            "{topic}: {code}"
+        );
+    }
+    broker
 }
 
 fn s(v: &str) -> StrBytes {
@@ -1013,7 +1026,6 @@ async fn group_max_size_turns_new_members_away() {
 /// topics it subscribes to; other groups with members keep all; deletions survive a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn offset_delete_follows_the_subscription() {
-    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     const NON_EMPTY_GROUP: i16 = 68;
     const GROUP_ID_NOT_FOUND: i16 = 69;
     const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
@@ -1452,6 +1464,7 @@ async fn group_requests_to_another_broker_get_not_coordinator() {
         assert!(std::time::Instant::now() < deadline, "brokers never met");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(common::wire::create_topic(&mut c0, "t", 1).await, NONE);
     // A group coordinated by broker 1 (groups land on partitions by hash; try names).
     let mut found = None;
     'search: while std::time::Instant::now() < deadline {
@@ -1522,4 +1535,105 @@ async fn group_requests_to_another_broker_get_not_coordinator() {
         b.shutdown().await.unwrap();
     }
     drop(zk);
+}
+
+/// OffsetCommit and TxnOffsetCommit answer UNKNOWN_TOPIC_OR_PARTITION, per partition, for
+/// topics and partitions the cluster does not have, and commit the others (Kafka 2.4+).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_to_unknown_topics_and_partitions_are_refused() {
+    for store in common::wire::STORES {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = [
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.num.partitions=1",
+        ];
+        let Some((broker, _zk)) = common::wire::start_broker_on(store, tmp.path(), &options).await
+        else {
+            return;
+        };
+        let mut c = Conn::connect(broker.port).await;
+        assert_eq!(common::wire::create_topic(&mut c, "known", 2).await, NONE);
+        let g = "unknown-commits";
+        let mut r = OffsetCommitRequest::default();
+        r.group_id = gid(g);
+        r.generation_id_or_member_epoch = -1;
+        for (topic, partitions) in [("known", vec![0, 1, 2]), ("missing", vec![0])] {
+            let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+            t.name = TopicName(s(topic));
+            for p in partitions {
+                let mut x = offset_commit_request::OffsetCommitRequestPartition::default();
+                x.partition_index = p;
+                x.committed_offset = 10 + p as i64;
+                t.partitions.push(x);
+            }
+            r.topics.push(t);
+        }
+        // The coordinator's partition may still be loading right after start-up.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let answered = loop {
+            let response = c.send(8, r.clone()).await;
+            let codes: Vec<(String, i32, i16)> = response
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.0.to_string(), p.partition_index, p.error_code))
+                })
+                .collect();
+            if codes
+                .iter()
+                .all(|(_, _, code)| *code != COORDINATOR_LOAD_IN_PROGRESS)
+                || std::time::Instant::now() > deadline
+            {
+                break codes;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(
+            answered,
+            vec![
+                ("known".to_string(), 0, NONE),
+                ("known".to_string(), 1, NONE),
+                ("known".to_string(), 2, UNKNOWN_TOPIC_OR_PARTITION),
+                ("missing".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION),
+            ],
+            "{store:?}"
+        );
+        let mut committed = fetch_offsets(&mut c, 8, g, "known", None).await;
+        committed.sort();
+        let offsets: Vec<(i32, i64)> = committed.iter().map(|o| (o.1, o.2)).collect();
+        assert_eq!(offsets, vec![(0, 10), (1, 11)], "{store:?}");
+
+        // TxnOffsetCommit: the same check, before the coordinators are asked anything.
+        let mut r = TxnOffsetCommitRequest::default();
+        r.transactional_id = TransactionalId(s("unknown-commits-txn"));
+        r.group_id = gid(g);
+        r.producer_id = ProducerId(4242);
+        r.producer_epoch = 0;
+        r.generation_id = -1;
+        for (topic, partition) in [("known", 7), ("missing", 0)] {
+            let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+            p.partition_index = partition;
+            p.committed_offset = 1;
+            let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+            t.name = TopicName(s(topic));
+            t.partitions.push(p);
+            r.topics.push(t);
+        }
+        let codes: Vec<i16> = c
+            .send(3, r)
+            .await
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![UNKNOWN_TOPIC_OR_PARTITION, UNKNOWN_TOPIC_OR_PARTITION],
+            "{store:?}"
+        );
+    }
 }

@@ -82,6 +82,7 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
         ApiKey::DescribeTransactions => DescribeTransactionsRequest::default().into(),
+        ApiKey::DescribeProducers => DescribeProducersRequest::default().into(),
         ApiKey::ListTransactions => ListTransactionsRequest::default().into(),
         // ANY (LITERAL patterns, which v0 can say): UNKNOWN, the default 0, closes the
         // connection as in Kafka.

@@ -457,6 +457,8 @@ async fn describe_configs_create_partitions_and_describe_cluster() {
     let mut cp = create_partitions_request::CreatePartitionsTopic::default();
     cp.name = topic_name("configured");
     cp.count = 3;
+    // Null, as clients send it: Kafka places the new partitions.
+    cp.assignments = None;
     let mut req = CreatePartitionsRequest::default();
     // As clients do: wait for the new partitions' leaders (0 answers before they exist).
     req.timeout_ms = 10_000;

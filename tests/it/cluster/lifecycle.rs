@@ -1168,6 +1168,8 @@ async fn racks_are_registered_shown_and_spread_replicas() {
     let mut topic = create_partitions_request::CreatePartitionsTopic::default();
     topic.name = name("racked");
     topic.count = 9;
+    // Null, as clients send it: Kafka places the new partitions.
+    topic.assignments = None;
     let mut req = CreatePartitionsRequest::default();
     req.topics.push(topic);
     req.timeout_ms = 10_000;

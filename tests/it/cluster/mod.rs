@@ -1,6 +1,7 @@
 //! Several brokers and a real ZooKeeper: forming, failing over, the controller's operations,
 //! replication, transactions across brokers, a secured cluster, and the ZooKeeper store itself.
 
+mod acks;
 mod acls;
 mod controller_ops;
 mod delegation_tokens;
@@ -11,4 +12,5 @@ mod replication;
 mod scram_credentials;
 mod security;
 mod transactions;
+mod zk_down;
 mod zk_store;

@@ -2,6 +2,7 @@
 //! secured listeners), and a data directory Kafka 2.4.1 wrote, served by our broker.
 
 mod acls;
+mod admin;
 mod authorization;
 mod delegation_tokens;
 mod idempotence;

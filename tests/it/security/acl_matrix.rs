@@ -360,10 +360,27 @@ fn cases() -> Vec<Case> {
             request: || {
                 let t = create_partitions_request::CreatePartitionsTopic::default()
                     .with_name(topic("matrix-grown"))
-                    .with_count(2);
+                    .with_count(2)
+                    // Null: Kafka's placement (an empty list is one assignment short).
+                    .with_assignments(None);
                 CreatePartitionsRequest::default()
                     .with_topics(vec![t])
                     .with_timeout_ms(10_000)
+                    .into()
+            },
+            denied: Denied::Error(TOPIC_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
+            key: ApiKey::DescribeProducers,
+            version: 0,
+            grants: &[(Topic, TOPIC, Read)],
+            request: || {
+                let t = describe_producers_request::TopicRequest::default()
+                    .with_name(topic(TOPIC))
+                    .with_partition_indexes(vec![0]);
+                DescribeProducersRequest::default()
+                    .with_topics(vec![t])
                     .into()
             },
             denied: Denied::Error(TOPIC_AUTHORIZATION_FAILED),
