@@ -90,6 +90,10 @@ pub struct BrokerConfig {
     /// `/brokers/ids/<id>`, shown to clients, and when every broker has one, new replicas are
     /// spread over racks.
     pub broker_rack: Option<String>,
+    /// `inter.broker.protocol.version` (the newest, 3.9): the request versions this broker uses
+    /// toward other brokers, and what its controller writes to ZooKeeper, as Kafka's IBP decides
+    /// them; set to the oldest broker's release while a cluster is being upgraded.
+    pub inter_broker_protocol_version: crate::client::Ibp,
     /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
@@ -255,6 +259,7 @@ impl Default for BrokerConfig {
             )]),
             inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
+            inter_broker_protocol_version: crate::client::Ibp::default(),
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
@@ -372,6 +377,14 @@ impl BrokerConfig {
             ));
         }
 
+        let inter_broker_protocol_version = match p.get("inter.broker.protocol.version") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e: String| invalid("inter.broker.protocol.version", v, e))?,
+            None => defaults.inter_broker_protocol_version,
+        };
+
         let (listeners, advertised_listeners, inter_broker_listener) = Self::listeners(&p)?;
         let mut listener_security = BTreeMap::new();
         for l in &listeners {
@@ -446,6 +459,7 @@ impl BrokerConfig {
             listener_security,
             inter_broker_security,
             broker_rack: p.get("broker.rack").map(String::from),
+            inter_broker_protocol_version,
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
             num_recovery_threads_per_data_dir: p.unsigned(
@@ -769,6 +783,33 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         BrokerConfig::from_properties(&props)
+    }
+
+    #[test]
+    fn the_inter_broker_protocol_version_takes_kafkas_values_or_fails_start_up() {
+        use crate::client::Ibp;
+        assert_eq!(
+            config(&[]).unwrap().inter_broker_protocol_version,
+            Ibp::LATEST
+        );
+        for (value, is) in [
+            ("2.4", "2.4-IV1"),
+            (" 2.8 ", "2.8-IV1"),
+            ("3.0-IV0", "3.0-IV0"),
+        ] {
+            let c = config(&[("inter.broker.protocol.version", value)]).unwrap();
+            assert_eq!(c.inter_broker_protocol_version.to_string(), is);
+            assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        }
+        for bad in ["2.9", "4.0", "latest"] {
+            let e = config(&[("inter.broker.protocol.version", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("inter.broker.protocol.version") && e.contains(bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]

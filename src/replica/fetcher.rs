@@ -26,15 +26,18 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Partition, TopicPartition, blocking};
-use crate::client::{ClientId, Connection};
+use crate::client::{ClientId, Connection, Ibp};
 use crate::log::LogError;
 use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
 
-/// The Fetch version followers send: v12 is the first with `last_fetched_epoch` and
-/// `diverging_epoch` (KIP-595's truncation without OffsetsForLeaderEpoch) and the last that
-/// names topics rather than topic ids, which the fetcher knows without the metadata cache.
-/// Kafka 3.9 followers send v17; leaders answer any version.
-const FOLLOWER_FETCH_VERSION: i16 = 12;
+/// The highest Fetch version followers send, whatever the inter-broker protocol allows: v12 is
+/// the last that names topics rather than topic ids, which the fetcher knows without the
+/// metadata cache. Kafka 3.9 followers at IBP 3.1 and later send v13 to v17 with topic ids;
+/// every leader that answers those answers v12 too.
+const FOLLOWER_FETCH_VERSION_BY_NAME: i16 = 12;
+/// The first Fetch version with `last_fetched_epoch` and `diverging_epoch` (KIP-595's
+/// truncation without OffsetsForLeaderEpoch).
+const FETCH_WITH_DIVERGING_EPOCH: i16 = 12;
 /// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
 /// `replica.socket.timeout.ms` default.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,6 +51,9 @@ pub struct FetcherConfig {
     pub backoff: Duration,
     /// How to reach leaders: the inter-broker listener's TLS and SASL.
     pub security: crate::config::security::InterBrokerSecurity,
+    /// `inter.broker.protocol.version`: the Fetch and OffsetsForLeaderEpoch versions, and
+    /// whether the log is truncated by OffsetsForLeaderEpoch before fetching.
+    pub ibp: Ibp,
 }
 
 impl Default for FetcherConfig {
@@ -65,6 +71,7 @@ impl FetcherConfig {
             partition_max_bytes: c.replica_fetch_max_bytes,
             backoff: Duration::from_millis(c.replica_fetch_backoff_ms),
             security: c.inter_broker_security.clone(),
+            ibp: c.inter_broker_protocol_version,
         }
     }
 }
@@ -385,8 +392,12 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             backoff(&shared, config.backoff).await;
             continue;
         };
+        let fetch_version = config.ibp.fetch().min(FOLLOWER_FETCH_VERSION_BY_NAME);
+        // Kafka's `isTruncationOnFetchSupported`: below IBP 2.7 (or with a leader that cannot
+        // answer v12) the log is first truncated where OffsetsForLeaderEpoch says the leader's
+        // epochs end, as Kafka 2.4's followers do.
         if c.version(ApiKey::Fetch)
-            .is_ok_and(|v| v < FOLLOWER_FETCH_VERSION)
+            .is_ok_and(|v| v.min(fetch_version) < FETCH_WITH_DIVERGING_EPOCH)
         {
             let unchecked: Vec<(TopicPartition, Arc<Partition>, i32)> = {
                 let parts = shared.parts();
@@ -433,11 +444,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
         let response = match tokio::time::timeout(
             wait,
-            c.call_upto(
-                ApiKey::Fetch,
-                FOLLOWER_FETCH_VERSION,
-                RequestKind::Fetch(request),
-            ),
+            c.call_upto(ApiKey::Fetch, fetch_version, RequestKind::Fetch(request)),
         )
         .await
         {
@@ -531,11 +538,12 @@ async fn backoff(shared: &Shared, pause: Duration) {
     }
 }
 
-fn fetch_request(
+/// The follower's fetch in its newest shape (`client::fit` reshapes it for the version sent).
+fn fetch_request<P>(
     me: i32,
     config: &FetcherConfig,
     session: &mut FetchSession,
-    ready: &[(TopicPartition, Arc<Partition>, i32)],
+    ready: &[(TopicPartition, P, i32)],
     positions: &[Position],
 ) -> FetchRequest {
     let next: Vec<(TopicPartition, SentState)> = ready
@@ -699,7 +707,8 @@ async fn truncate_by_epochs(
             .await
             .unwrap_or_else(|_| vec![None; unchecked.len()]);
     let mut answers: HashMap<TopicPartition, (i16, i32, i64)> = HashMap::new();
-    if c.version(ApiKey::OffsetForLeaderEpoch).is_ok() {
+    let ofle_version = config.ibp.offset_for_leader_epoch();
+    if let (Some(ofle_version), Ok(_)) = (ofle_version, c.version(ApiKey::OffsetForLeaderEpoch)) {
         let mut req = OffsetForLeaderEpochRequest::default();
         req.replica_id = BrokerId(me);
         for ((tp, _, epoch), ours) in unchecked.iter().zip(&latest) {
@@ -722,7 +731,7 @@ async fn truncate_by_epochs(
             && let ResponseKind::OffsetForLeaderEpoch(r) = c
                 .call_upto(
                     ApiKey::OffsetForLeaderEpoch,
-                    4,
+                    ofle_version,
                     RequestKind::OffsetForLeaderEpoch(req),
                 )
                 .await?
@@ -869,6 +878,88 @@ mod tests {
         s.answered(true, 0);
         assert_eq!((s.id, s.epoch), (0, 0));
         assert_eq!(s.build(&all).send, vec![0, 1]);
+    }
+
+    /// Every Fetch version a leader of Kafka 2.4 to 3.9 may answer at most (v4 is odradek's
+    /// lowest) encodes the follower's request and carries what that version can: Kafka 2.4's
+    /// leaders stop at v11, which has no `last_fetched_epoch`.
+    #[test]
+    fn the_followers_fetch_encodes_at_every_version() {
+        use kafka_protocol::messages::{RequestHeader, RequestKind};
+        use kafka_protocol::protocol::Decodable;
+
+        let config = FetcherConfig::default();
+        let mut session = FetchSession::new();
+        let mut first = FetchSession::new();
+        let full = fetch_request(
+            7,
+            &config,
+            &mut first,
+            &[(tp(0), (), 3), (tp(1), (), 3)],
+            &[
+                Position {
+                    fetch_offset: 42,
+                    log_start_offset: 5,
+                    last_fetched_epoch: 2,
+                },
+                Position {
+                    fetch_offset: 9,
+                    log_start_offset: 0,
+                    last_fetched_epoch: 3,
+                },
+            ],
+        );
+        // An incremental one, forgetting partition 1.
+        session.build(&[(tp(0), state(42)), (tp(1), state(9))]);
+        session.answered(true, 11);
+        let incremental = fetch_request(
+            7,
+            &config,
+            &mut session,
+            &[(tp(0), (), 3)],
+            &[Position {
+                fetch_offset: 43,
+                log_start_offset: 5,
+                last_fetched_epoch: 2,
+            }],
+        );
+        assert_eq!(incremental.forgotten_topics_data.len(), 1);
+        for version in 4..=17 {
+            for built in [&full, &incremental] {
+                let mut request = RequestKind::Fetch(built.clone());
+                crate::client::fit(ApiKey::Fetch, version, &mut request);
+                let mut frame = crate::protocol::frame::encode_request(
+                    ApiKey::Fetch,
+                    version,
+                    1,
+                    None,
+                    &request,
+                )
+                .unwrap_or_else(|e| panic!("Fetch v{version} does not encode: {e}"));
+                let mut body = frame.split_off(4).freeze();
+                RequestHeader::decode(&mut body, ApiKey::Fetch.request_header_version(version))
+                    .expect("header");
+                let sent = FetchRequest::decode(&mut body, version).expect("body");
+                let replica = if version >= 15 {
+                    sent.replica_state.replica_id.0
+                } else {
+                    sent.replica_id.0
+                };
+                assert_eq!(replica, 7, "v{version} names the follower");
+                let p = &sent.topics[0].partitions[0];
+                assert_eq!(p.fetch_offset, built.topics[0].partitions[0].fetch_offset);
+                assert_eq!(p.log_start_offset, if version >= 5 { 5 } else { -1 });
+                assert_eq!(p.current_leader_epoch, if version >= 9 { 3 } else { -1 });
+                assert_eq!(p.last_fetched_epoch, if version >= 12 { 2 } else { -1 });
+                if version >= 7 {
+                    assert_eq!(sent.session_id, built.session_id);
+                    assert_eq!(
+                        sent.forgotten_topics_data.len(),
+                        built.forgotten_topics_data.len()
+                    );
+                }
+            }
+        }
     }
 
     #[test]
