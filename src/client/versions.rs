@@ -317,6 +317,23 @@ impl Ibp {
         self >= V2_7_IV2
     }
 
+    /// The highest version of inter-broker API `key` that this IBP sends, which is also the
+    /// highest a Kafka broker of that release answers: a broker told to stand in for one
+    /// (`odradek.test.advertise.ibp.versions`) advertises no more. `None` for other APIs.
+    pub fn inter_broker_max(self, key: ApiKey) -> Option<i16> {
+        match key {
+            ApiKey::Fetch => Some(self.fetch()),
+            ApiKey::OffsetForLeaderEpoch => self.offset_for_leader_epoch(),
+            ApiKey::ListOffsets => Some(self.list_offsets()),
+            ApiKey::LeaderAndIsr => Some(self.leader_and_isr()),
+            ApiKey::UpdateMetadata => Some(self.update_metadata()),
+            ApiKey::StopReplica => Some(self.stop_replica()),
+            ApiKey::ControlledShutdown => Some(self.controlled_shutdown()),
+            ApiKey::WriteTxnMarkers => Some(self.write_txn_markers()),
+            _ => None,
+        }
+    }
+
     /// Whether topics get ids (`isTopicIdsSupported`): the controller writes `topic_id` into
     /// new topic znodes only from 2.8 on.
     pub fn topic_ids(self) -> bool {

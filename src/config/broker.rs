@@ -94,6 +94,11 @@ pub struct BrokerConfig {
     /// toward other brokers, and what its controller writes to ZooKeeper, as Kafka's IBP decides
     /// them; set to the oldest broker's release while a cluster is being upgraded.
     pub inter_broker_protocol_version: crate::client::Ibp,
+    /// `odradek.test.advertise.ibp.versions` (false), for tests only and not a Kafka key: the
+    /// broker advertises (and accepts) the inter-broker APIs only up to the versions its
+    /// `inter.broker.protocol.version` sends, standing in for a Kafka broker of that release
+    /// (a real Kafka 2.4 broker answers Fetch up to v11), which no Kafka IBP does by itself.
+    pub advertise_ibp_versions: bool,
     /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
@@ -260,6 +265,7 @@ impl Default for BrokerConfig {
             inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
             inter_broker_protocol_version: crate::client::Ibp::default(),
+            advertise_ibp_versions: false,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
@@ -460,6 +466,7 @@ impl BrokerConfig {
             inter_broker_security,
             broker_rack: p.get("broker.rack").map(String::from),
             inter_broker_protocol_version,
+            advertise_ibp_versions: p.bool("odradek.test.advertise.ibp.versions", false)?,
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
             num_recovery_threads_per_data_dir: p.unsigned(

@@ -30,6 +30,7 @@ const BROKER_KEYS: &[&str] = &[
     "controller.quota.window.size.seconds",
     "broker.rack",
     "inter.broker.protocol.version",
+    "odradek.test.advertise.ibp.versions",
     "reserved.broker.max.id",
     "listeners",
     "advertised.listeners",
