@@ -5,6 +5,7 @@ mod acls;
 mod controller_ops;
 mod delegation_tokens;
 mod lifecycle;
+mod migration;
 mod mixed_ibp;
 mod quotas;
 mod replication;
