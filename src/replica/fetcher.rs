@@ -30,10 +30,9 @@ use crate::client::{ClientId, Connection, Ibp};
 use crate::log::LogError;
 use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
 
-/// The highest Fetch version followers send, whatever the inter-broker protocol allows: v12 is
-/// the last that names topics rather than topic ids, which the fetcher knows without the
-/// metadata cache. Kafka 3.9 followers at IBP 3.1 and later send v13 to v17 with topic ids;
-/// every leader that answers those answers v12 too.
+/// The last Fetch version that names topics rather than topic ids: a follower that lacks the id
+/// of a topic it fetches (a topic created below IBP 2.8) fetches with it at most, as Kafka's
+/// does (`canUseTopicIds`).
 const FOLLOWER_FETCH_VERSION_BY_NAME: i16 = 12;
 /// The first Fetch version with `last_fetched_epoch` and `diverging_epoch` (KIP-595's
 /// truncation without OffsetsForLeaderEpoch).
@@ -80,6 +79,8 @@ struct Target {
     partition: Arc<Partition>,
     /// The leader epoch this broker follows in; the leader fences fetches of other epochs.
     leader_epoch: i32,
+    /// The topic's id from LeaderAndIsr; nil when the controller gave none.
+    topic_id: uuid::Uuid,
     /// After an error, the partition waits until then.
     retry_at: Option<Instant>,
     /// With a leader that predates `last_fetched_epoch` (Fetch < v12), the log is first
@@ -142,8 +143,9 @@ impl ReplicaFetchers {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
-    /// Fetches `p` from broker `leader` at `addr` from now on (and from nobody else).
-    pub async fn follow(&self, p: Arc<Partition>, leader: i32, addr: String) {
+    /// Fetches `p` (of topic `topic_id`, nil if unknown) from broker `leader` at `addr` from now
+    /// on (and from nobody else).
+    pub async fn follow(&self, p: Arc<Partition>, leader: i32, addr: String, topic_id: uuid::Uuid) {
         let tp = (p.topic.clone(), p.partition);
         let mut fetchers = self.fetchers.lock().await;
         for (id, f) in fetchers.iter() {
@@ -178,6 +180,7 @@ impl ReplicaFetchers {
             Target {
                 partition: p,
                 leader_epoch: epoch,
+                topic_id,
                 retry_at: None,
                 epochs_checked: false,
             },
@@ -346,6 +349,8 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
     let client = ClientId::replica_fetcher(me, 0);
     let mut conn: Option<Connection> = None;
     let mut session = FetchSession::new();
+    let mut session_by_id = false;
+    let mut ids: HashMap<String, uuid::Uuid> = HashMap::new();
     loop {
         let now = Instant::now();
         let ready: Vec<(TopicPartition, Arc<Partition>, i32)> = {
@@ -392,7 +397,28 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             backoff(&shared, config.backoff).await;
             continue;
         };
-        let fetch_version = config.ibp.fetch().min(FOLLOWER_FETCH_VERSION_BY_NAME);
+        // Topic ids as LeaderAndIsr gave them, kept for partitions the session still has to
+        // forget; by id only when every partition fetched now has its id.
+        ids.extend(
+            shared
+                .parts()
+                .iter()
+                .map(|(tp, t)| (tp.0.clone(), t.topic_id)),
+        );
+        let by_id = config.ibp.fetch() > FOLLOWER_FETCH_VERSION_BY_NAME
+            && ready
+                .iter()
+                .all(|(tp, _, _)| ids.get(&tp.0).is_some_and(|id| !id.is_nil()));
+        if by_id != session_by_id {
+            // A leader's session holds partitions by name or by id, not both: start anew.
+            session.reset(0);
+            session_by_id = by_id;
+        }
+        let fetch_version = if by_id {
+            config.ibp.fetch()
+        } else {
+            config.ibp.fetch().min(FOLLOWER_FETCH_VERSION_BY_NAME)
+        };
         // Kafka's `isTruncationOnFetchSupported`: below IBP 2.7 (or with a leader that cannot
         // answer v12) the log is first truncated where OffsetsForLeaderEpoch says the leader's
         // epochs end, as Kafka 2.4's followers do.
@@ -439,7 +465,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
                 continue;
             }
         };
-        let request = fetch_request(me, &config, &mut session, &ready, &positions);
+        let request = fetch_request(me, &config, &mut session, &ready, &positions, &ids);
         let full = session.epoch == 0;
         let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
         let response = match tokio::time::timeout(
@@ -481,8 +507,13 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         // Responses are matched to what was asked by name and partition; a partition missing
         // from an incremental answer has nothing new.
         let mut answers: HashMap<TopicPartition, PartitionData> = HashMap::new();
+        let names: HashMap<uuid::Uuid, &String> = ids.iter().map(|(n, id)| (*id, n)).collect();
         for t in response.responses {
-            let topic = t.topic.0.to_string();
+            // From v13 on, answers name the topic by id only.
+            let topic = match names.get(&t.topic_id) {
+                Some(name) if t.topic.0.is_empty() => (*name).clone(),
+                _ => t.topic.0.to_string(),
+            };
             for pd in t.partitions {
                 answers.insert((topic.clone(), pd.partition_index), pd);
             }
@@ -545,7 +576,9 @@ fn fetch_request<P>(
     session: &mut FetchSession,
     ready: &[(TopicPartition, P, i32)],
     positions: &[Position],
+    ids: &HashMap<String, uuid::Uuid>,
 ) -> FetchRequest {
+    let id_of = |topic: &str| ids.get(topic).copied().unwrap_or_else(uuid::Uuid::nil);
     let next: Vec<(TopicPartition, SentState)> = ready
         .iter()
         .zip(positions)
@@ -575,6 +608,7 @@ fn fetch_request<P>(
             None => {
                 let mut t = FetchTopic::default();
                 t.topic = TopicName(StrBytes::from_string(tp.0.clone()));
+                t.topic_id = id_of(&tp.0);
                 t.partitions.push(fp);
                 topics.push(t);
             }
@@ -602,6 +636,7 @@ fn fetch_request<P>(
             Some(t) => t.partitions.push(partition),
             None => {
                 let mut t = ForgottenTopic::default();
+                t.topic_id = id_of(&topic);
                 t.topic = TopicName(StrBytes::from_string(topic));
                 t.partitions.push(partition);
                 req.forgotten_topics_data.push(t);
@@ -889,6 +924,8 @@ mod tests {
         use kafka_protocol::protocol::Decodable;
 
         let config = FetcherConfig::default();
+        let id = uuid::Uuid::from_u128(0x1234);
+        let ids = HashMap::from([("t".to_string(), id)]);
         let mut session = FetchSession::new();
         let mut first = FetchSession::new();
         let full = fetch_request(
@@ -908,6 +945,7 @@ mod tests {
                     last_fetched_epoch: 3,
                 },
             ],
+            &ids,
         );
         // An incremental one, forgetting partition 1.
         session.build(&[(tp(0), state(42)), (tp(1), state(9))]);
@@ -922,6 +960,7 @@ mod tests {
                 log_start_offset: 5,
                 last_fetched_epoch: 2,
             }],
+            &ids,
         );
         assert_eq!(incremental.forgotten_topics_data.len(), 1);
         for version in 4..=17 {
@@ -946,6 +985,11 @@ mod tests {
                     sent.replica_id.0
                 };
                 assert_eq!(replica, 7, "v{version} names the follower");
+                if version >= 13 {
+                    assert_eq!(sent.topics[0].topic_id, id, "v{version} names topics by id");
+                } else {
+                    assert_eq!(sent.topics[0].topic.0.as_str(), "t");
+                }
                 let p = &sent.topics[0].partitions[0];
                 assert_eq!(p.fetch_offset, built.topics[0].partitions[0].fetch_offset);
                 assert_eq!(p.log_start_offset, if version >= 5 { 5 } else { -1 });
@@ -957,6 +1001,9 @@ mod tests {
                         sent.forgotten_topics_data.len(),
                         built.forgotten_topics_data.len()
                     );
+                    if version >= 13 && !sent.forgotten_topics_data.is_empty() {
+                        assert_eq!(sent.forgotten_topics_data[0].topic_id, id);
+                    }
                 }
             }
         }

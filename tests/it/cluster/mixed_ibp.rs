@@ -372,6 +372,56 @@ async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
         "OffsetsForLeaderEpoch versions the IBP 2.4 follower sent"
     );
 
+    // A controller at IBP 2.8 or later gave the topic an id, which LeaderAndIsr v5+ carries:
+    // now the follower at 3.9 fetches by topic id (v17), the one at 2.8 still with v12, the
+    // one at 2.4 with v11 (Kafka's `fetchRequestVersion`).
+    let (data, _) = store
+        .get(&znodes::topic_path(TOPIC))
+        .await
+        .unwrap()
+        .unwrap();
+    let topic: znodes::TopicZnode = serde_json::from_slice(&data.unwrap()).unwrap();
+    assert!(
+        topic.topic_id.is_some(),
+        "controller {second} gives topics ids"
+    );
+    let mut settled = BTreeMap::new();
+    for id in [2, 3] {
+        settled.insert(id, versions(metrics[&id], "Fetch").await);
+    }
+    let fetch_version = |follower: i32| match follower {
+        1 => 11,
+        2 => 12,
+        _ => 17,
+    };
+    let led: BTreeSet<i32> = leaders(cluster.port(survivor), TOPIC)
+        .await
+        .values()
+        .map(|(l, _)| *l)
+        .collect();
+    for id in led {
+        let want: BTreeSet<i16> = [1, 2, 3]
+            .into_iter()
+            .filter(|f| *f != id)
+            .map(fetch_version)
+            .collect();
+        let (port, settled) = (metrics[&id], &settled[&id]);
+        let want_ref = &want;
+        let seen = wait_until(
+            Duration::from_secs(20),
+            &format!("leader {id} is sent Fetch {want:?}"),
+            || async move { grown(settled, &versions(port, "Fetch").await) == *want_ref },
+        )
+        .await;
+        if let Err(e) = seen {
+            panic!(
+                "{e}: grown {:?}\n{}",
+                grown(settled, &versions(port, "Fetch").await),
+                cluster.logs()
+            );
+        }
+    }
+
     // Kill -9 the second controller too; broker 1 or the survivor takes over.
     cluster.brokers.get_mut(&second).unwrap().stop(true);
     let third = wait_controller(&cluster, survivor, Some(second)).await;
