@@ -2,7 +2,9 @@
 //! request carrying every partition this broker follows from that leader. A fetch names the
 //! follower (`replica_id`), its log end offset and the epoch of its last batch; the leader
 //! answers with data, its high watermark, or where the follower's log diverges from its own,
-//! which the follower then truncates before fetching again.
+//! which the follower then truncates before fetching again. The Fetch and OffsetsForLeaderEpoch
+//! versions are those `inter.broker.protocol.version` picks (`client::Ibp`), lowered to what
+//! the leader answers: below Fetch v12 the log is first truncated by OffsetsForLeaderEpoch.
 //!
 //! Like Kafka's `FetchSessionHandler`, each loop keeps a KIP-227 fetch session with its leader:
 //! after one full fetch, requests name only partitions whose fetch state changed (and those
