@@ -4,16 +4,18 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::ROUTES;
+use super::{Api, ROUTES};
 
-fn table() -> Vec<ApiVersion> {
+fn table(api: Option<&Api>) -> Vec<ApiVersion> {
     ROUTES
         .iter()
         .map(|route| {
             let mut v = ApiVersion::default();
             v.api_key = route.key as i16;
             v.min_version = route.min_version;
-            v.max_version = route.max_version;
+            v.max_version = api.map_or(route.max_version, |api| {
+                api.max_version(route.key, route.max_version)
+            });
             v
         })
         .collect()
@@ -29,9 +31,9 @@ fn valid_software_field(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
-pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
+pub fn handle(api: &Api, request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
-    r.api_keys = table();
+    r.api_keys = table(Some(api));
     if version >= 3
         && !(valid_software_field(&request.client_software_name)
             && valid_software_field(&request.client_software_version))
@@ -45,7 +47,7 @@ pub fn handle(request: &ApiVersionsRequest, version: i16) -> ApiVersionsResponse
 pub fn unsupported_version_response() -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = ResponseError::UnsupportedVersion.code();
-    r.api_keys = table()
+    r.api_keys = table(None)
         .into_iter()
         .filter(|v| v.api_key == ApiKey::ApiVersions as i16)
         .collect();

@@ -42,7 +42,7 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     // a request may carry thousands of partitions of a few topics.
     let mut configs: HashMap<String, LogConfig> = HashMap::new();
     for (topic_id, state) in states {
-        let code = apply(api, &state, &leader_addresses, &mut configs).await;
+        let code = apply(api, topic_id, &state, &leader_addresses, &mut configs).await;
         let mut e = LeaderAndIsrPartitionError::default();
         e.partition_index = state.partition_index;
         e.error_code = code;
@@ -128,6 +128,7 @@ fn leader_addresses(live_leaders: &[LeaderAndIsrLiveLeader]) -> HashMap<i32, Str
 
 async fn apply(
     api: &Api,
+    topic_id: uuid::Uuid,
     state: &LeaderAndIsrPartitionState,
     leader_addresses: &HashMap<i32, String>,
     configs: &mut HashMap<String, LogConfig>,
@@ -164,6 +165,7 @@ async fn apply(
         replicas: state.replicas.iter().map(|r| r.0).collect(),
         isr: state.isr.iter().map(|r| r.0).collect(),
         leader_address,
+        topic_id,
     };
     let was_leader = api.replicas.leader(topic, partition).is_some();
     let config = match configs.get(topic) {

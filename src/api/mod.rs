@@ -161,6 +161,19 @@ pub struct Api {
 }
 
 impl Api {
+    /// The highest version of `key` this broker answers: the routing table's, unless the broker
+    /// stands in for an older Kafka release (`odradek.test.advertise.ibp.versions`).
+    pub fn max_version(&self, key: ApiKey, table_max: i16) -> i16 {
+        match self
+            .config
+            .inter_broker_protocol_version
+            .inter_broker_max(key)
+        {
+            Some(v) if self.config.advertise_ibp_versions => table_max.min(v),
+            _ => table_max,
+        }
+    }
+
     /// Parses one frame and starts its handler. An error here closes the connection, which is
     /// what Kafka does for frames it cannot parse and for APIs or versions it does not enable.
     /// The returned future produces the encoded response (`None` for acks=0 produce). The
@@ -175,6 +188,7 @@ impl Api {
         let (key, version) = frame::peek_api(&frame)?;
         let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
         let (min, max) = supported_versions(api_key).ok_or(FrameError::UnknownApi(key))?;
+        let max = self.max_version(api_key, max);
         if api_key == ApiKey::ApiVersions && version > max {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION so the client retries with our max.
             let correlation_id = frame::correlation_id(&frame);

@@ -156,7 +156,7 @@ routes! {
     // operations (v8-10) DESCRIBE on it.
     Metadata(r) 0..=12, handler((Topic, Describe), (Cluster, Create), (Topic, Create), (Cluster, Describe))
         => metadata::handle(api, client, r, version).await,
-    ApiVersions(r) 0..=4, none() => api_versions::handle(&r, version),
+    ApiVersions(r) 0..=4, none() => api_versions::handle(api, &r, version),
     // Authentication happens before requests reach the API layer (network::sasl); here only
     // the refusals for a connection that is already authenticated, or not on SASL.
     SaslHandshake(r) 0..=1, none() => sasl::handshake(r),

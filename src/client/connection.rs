@@ -148,16 +148,19 @@ impl Connection {
         self.send(key, version, request).await
     }
 
-    /// Like `call`, at most at version `cap` (for requests built in an older shape, such as a
-    /// Fetch that names topics rather than topic ids).
+    /// Like `call`, at most at version `cap` (the version the inter-broker protocol picks, or a
+    /// limit of the request's shape such as a Fetch that names topics rather than topic ids).
+    /// A peer that speaks less gets its own maximum; the request, built in its newest shape, is
+    /// reshaped for the version sent (`versions::fit`).
     pub async fn call_upto(
         &mut self,
         key: ApiKey,
         cap: i16,
-        request: RequestKind,
+        mut request: RequestKind,
     ) -> Result<ResponseKind> {
         self.renew_if_due().await?;
         let version = self.version(key)?.min(cap);
+        super::versions::fit(key, version, &mut request);
         self.send(key, version, request).await
     }
 

@@ -1,7 +1,9 @@
 //! The one way odradek connects to a Kafka broker: the replica fetchers, the controller's
 //! channel, the transaction markers, controlled shutdown and the bundled tools all open a
 //! [`Connection`] to an [`address`], introducing themselves with a [`ClientId`]. Versions are
-//! negotiated with ApiVersions; several requests may be in flight on a [`Pipeline`].
+//! negotiated with ApiVersions, capped toward other brokers by the inter-broker protocol version
+//! ([`Ibp`], the one table of inter-broker request versions); several requests may be in flight
+//! on a [`Pipeline`].
 //!
 //! Below everything but `security` (TLS and SASL's client side) and the leaves: it uses the
 //! shared framing in `protocol` and nothing else of odradek.
@@ -9,10 +11,12 @@
 mod address;
 mod connection;
 mod security;
+mod versions;
 
 pub use address::address;
 pub use connection::{Connection, Pipeline, Responses, TaggedFrame};
 pub use security::{SaslCredentials, Security};
+pub use versions::{Ibp, fit};
 
 use kafka_protocol::protocol::StrBytes;
 

@@ -125,6 +125,15 @@ pub struct BrokerConfig {
     pub broker_rack: Option<String>,
     /// `replica.selector.class` (unset).
     pub replica_selector: ReplicaSelector,
+    /// `inter.broker.protocol.version` (the newest, 3.9): the request versions this broker uses
+    /// toward other brokers, and what its controller writes to ZooKeeper, as Kafka's IBP decides
+    /// them; set to the oldest broker's release while a cluster is being upgraded.
+    pub inter_broker_protocol_version: crate::client::Ibp,
+    /// `odradek.test.advertise.ibp.versions` (false), for tests only and not a Kafka key: the
+    /// broker advertises (and accepts) the inter-broker APIs only up to the versions its
+    /// `inter.broker.protocol.version` sends, standing in for a Kafka broker of that release
+    /// (a real Kafka 2.4 broker answers Fetch up to v11), which no Kafka IBP does by itself.
+    pub advertise_ibp_versions: bool,
     /// `log.dirs` (comma-separated), else `log.dir`; default `/tmp/kafka-logs`.
     pub log_dirs: Vec<PathBuf>,
     /// `num.partitions` (1): partitions of an auto-created topic.
@@ -291,6 +300,8 @@ impl Default for BrokerConfig {
             inter_broker_security: InterBrokerSecurity::default(),
             broker_rack: None,
             replica_selector: ReplicaSelector::None,
+            inter_broker_protocol_version: crate::client::Ibp::default(),
+            advertise_ibp_versions: false,
             listeners,
             log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
             num_partitions: 1,
@@ -408,6 +419,14 @@ impl BrokerConfig {
             ));
         }
 
+        let inter_broker_protocol_version = match p.get("inter.broker.protocol.version") {
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|e: String| invalid("inter.broker.protocol.version", v, e))?,
+            None => defaults.inter_broker_protocol_version,
+        };
+
         let (listeners, advertised_listeners, inter_broker_listener) = Self::listeners(&p)?;
         let mut listener_security = BTreeMap::new();
         for l in &listeners {
@@ -485,6 +504,8 @@ impl BrokerConfig {
             replica_selector: ReplicaSelector::from_class(
                 p.get("replica.selector.class").unwrap_or_default(),
             )?,
+            inter_broker_protocol_version,
+            advertise_ibp_versions: p.bool("odradek.test.advertise.ibp.versions", false)?,
             log_dirs,
             num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
             num_recovery_threads_per_data_dir: p.unsigned(
@@ -823,6 +844,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("replica.selector.class"), "{err}");
+    }
+
+    #[test]
+    fn the_inter_broker_protocol_version_takes_kafkas_values_or_fails_start_up() {
+        use crate::client::Ibp;
+        assert_eq!(
+            config(&[]).unwrap().inter_broker_protocol_version,
+            Ibp::LATEST
+        );
+        for (value, is) in [
+            ("2.4", "2.4-IV1"),
+            (" 2.8 ", "2.8-IV1"),
+            ("3.0-IV0", "3.0-IV0"),
+        ] {
+            let c = config(&[("inter.broker.protocol.version", value)]).unwrap();
+            assert_eq!(c.inter_broker_protocol_version.to_string(), is);
+            assert!(c.unknown_keys.is_empty(), "{:?}", c.unknown_keys);
+        }
+        for bad in ["2.9", "4.0", "latest"] {
+            let e = config(&[("inter.broker.protocol.version", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("inter.broker.protocol.version") && e.contains(bad),
+                "{e}"
+            );
+        }
     }
 
     #[test]

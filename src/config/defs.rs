@@ -467,6 +467,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     ),
     broker("broker.rack", Str, None, Validator::None, Ro),
     broker(
+        "inter.broker.protocol.version",
+        Str,
+        Some("3.9-IV0"),
+        Validator::MetadataVersion,
+        Ro,
+    ),
+    broker(
         "compression.gzip.level",
         Int,
         Some("-1"),

@@ -30,6 +30,8 @@ const BROKER_KEYS: &[&str] = &[
     "controller.quota.window.size.seconds",
     "broker.rack",
     "replica.selector.class",
+    "inter.broker.protocol.version",
+    "odradek.test.advertise.ibp.versions",
     "reserved.broker.max.id",
     "listeners",
     "advertised.listeners",
@@ -133,7 +135,6 @@ const KAFKA_KEYS_IGNORED: &[&str] = &[
     // Replication and the controller.
     "replica.socket.timeout.ms",
     "replica.socket.receive.buffer.bytes",
-    "inter.broker.protocol.version",
     "fetch.purgatory.purge.interval.requests",
     "producer.purgatory.purge.interval.requests",
     "delete.records.purgatory.purge.interval.requests",

@@ -123,7 +123,10 @@ impl Drop for BrokerChannels {
 }
 
 async fn deliver_locally(local: LocalDelivery, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-    while let Some(out) = rx.recv().await {
+    while let Some(mut out) = rx.recv().await {
+        // The handlers read the request in the shape of the version it comes in, as from the
+        // network.
+        crate::client::fit(out.key, out.max_version, &mut out.request);
         if let Some(response) = local(out.request, out.max_version).await {
             let _ = out.reply.send(response);
         }

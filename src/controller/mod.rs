@@ -611,7 +611,13 @@ impl Controller {
         if validate_only {
             return Ok(());
         }
-        let (_, topic_id) = znodes::random_uuid_base64();
+        // Kafka gives topics ids only from IBP 2.8 on (`usesTopicId`); older brokers in the
+        // cluster know topics by name alone.
+        let topic_id = self
+            .config
+            .inter_broker_protocol_version
+            .topic_ids()
+            .then(|| znodes::random_uuid_base64().1);
         let topic = TopicZnode {
             version: 3,
             partitions: assignment
@@ -620,7 +626,7 @@ impl Controller {
                 .collect(),
             adding_replicas: BTreeMap::new(),
             removing_replicas: BTreeMap::new(),
-            topic_id: Some(topic_id),
+            topic_id,
         };
         let cfg = ConfigZnode {
             version: 1,

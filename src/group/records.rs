@@ -243,10 +243,11 @@ impl<'a> Reader<'a> {
 }
 
 /// The string and bytes encodings of one schema version: classic before the first flexible
-/// version, compact (varint lengths) from it.
-struct Fields<'a, 'b> {
-    r: &'b mut Reader<'a>,
-    flexible: bool,
+/// version, compact (varint lengths) from it (also for `__transaction_state` values, flexible
+/// from version 1).
+pub(crate) struct Fields<'a, 'b> {
+    pub(crate) r: &'b mut Reader<'a>,
+    pub(crate) flexible: bool,
 }
 
 impl Fields<'_, '_> {
@@ -257,7 +258,7 @@ impl Fields<'_, '_> {
             self.r.opt_str()
         }
     }
-    fn str(&mut self) -> Result<String> {
+    pub(crate) fn str(&mut self) -> Result<String> {
         self.opt_str()?
             .ok_or_else(|| RecordError("null where a string is required".into()))
     }
@@ -268,14 +269,15 @@ impl Fields<'_, '_> {
             self.r.bytes()
         }
     }
-    fn array_len(&mut self) -> Result<usize> {
+    /// An array's length; a null array reads as empty.
+    pub(crate) fn array_len(&mut self) -> Result<usize> {
         if self.flexible {
             Ok(self.r.compact_len()?.unwrap_or(0))
         } else {
             Ok(self.r.i32()?.max(0) as usize)
         }
     }
-    fn end_struct(&mut self) -> Result<()> {
+    pub(crate) fn end_struct(&mut self) -> Result<()> {
         if self.flexible {
             self.r.skip_tagged_fields()?;
         }
@@ -491,6 +493,83 @@ mod tests {
             RecordKey::Group { group: "g".into() }
         );
         assert!(decode_offset_value(&[0, 3, 1]).is_err());
+    }
+
+    /// Every classic value version, laid out field by field from Kafka's schemas
+    /// (`OffsetCommitValue.json`, `GroupMetadataValue.json`): what coordinators of Kafka 2.4 to
+    /// 3.9 write, by IBP (offsets v1 with an expire timestamp or below IBP 2.1, v2 at 2.1-IV0,
+    /// v3 from 2.1-IV1; groups v1 below 2.1, v2 below 2.3, v3 from 2.3), all load here.
+    #[test]
+    fn every_classic_value_version_is_read() {
+        for version in 0..=3i16 {
+            let mut o = version.to_be_bytes().to_vec();
+            o.extend_from_slice(&42i64.to_be_bytes());
+            if version >= 3 {
+                o.extend_from_slice(&7i32.to_be_bytes());
+            }
+            put_str(&mut o, "meta");
+            o.extend_from_slice(&1000i64.to_be_bytes());
+            if version == 1 {
+                o.extend_from_slice(&2000i64.to_be_bytes());
+            }
+            assert_eq!(
+                decode_offset_value(&o).unwrap(),
+                OffsetValue {
+                    offset: 42,
+                    leader_epoch: if version >= 3 { 7 } else { -1 },
+                    metadata: "meta".into(),
+                    commit_timestamp: 1000,
+                    expire_timestamp: (version == 1).then_some(2000),
+                },
+                "offset commit value v{version}"
+            );
+            assert!(decode_offset_value(&o[..o.len() - 1]).is_err());
+
+            let mut g = version.to_be_bytes().to_vec();
+            put_str(&mut g, "consumer");
+            g.extend_from_slice(&3i32.to_be_bytes());
+            put_str(&mut g, "range");
+            put_str(&mut g, "m-1");
+            if version >= 2 {
+                g.extend_from_slice(&55i64.to_be_bytes());
+            }
+            g.extend_from_slice(&1i32.to_be_bytes());
+            put_str(&mut g, "m-1");
+            if version >= 3 {
+                put_str(&mut g, "static-1");
+            }
+            put_str(&mut g, "c");
+            put_str(&mut g, "/127.0.0.1");
+            if version >= 1 {
+                g.extend_from_slice(&300i32.to_be_bytes());
+            }
+            g.extend_from_slice(&100i32.to_be_bytes());
+            put_bytes(&mut g, &[1, 2]);
+            put_bytes(&mut g, &[3]);
+            assert_eq!(
+                decode_group_value(&g).unwrap(),
+                GroupValue {
+                    protocol_type: "consumer".into(),
+                    generation: 3,
+                    protocol: Some("range".into()),
+                    leader: Some("m-1".into()),
+                    current_state_timestamp: if version >= 2 { 55 } else { -1 },
+                    members: vec![MemberValue {
+                        member_id: "m-1".into(),
+                        group_instance_id: (version >= 3).then(|| "static-1".into()),
+                        client_id: "c".into(),
+                        client_host: "/127.0.0.1".into(),
+                        // v0 has none: the session timeout stands in, as in Kafka.
+                        rebalance_timeout_ms: if version >= 1 { 300 } else { 100 },
+                        session_timeout_ms: 100,
+                        subscription: vec![1, 2],
+                        assignment: vec![3],
+                    }],
+                },
+                "group metadata value v{version}"
+            );
+            assert!(decode_group_value(&g[..g.len() - 1]).is_err());
+        }
     }
 
     /// Version 4 (flexible) as Kafka 3.x+ coordinators write it: compact strings and bytes,

@@ -2,7 +2,9 @@
 //! request carrying every partition this broker follows from that leader. A fetch names the
 //! follower (`replica_id`), its log end offset and the epoch of its last batch; the leader
 //! answers with data, its high watermark, or where the follower's log diverges from its own,
-//! which the follower then truncates before fetching again.
+//! which the follower then truncates before fetching again. The Fetch and OffsetsForLeaderEpoch
+//! versions are those `inter.broker.protocol.version` picks (`client::Ibp`), lowered to what
+//! the leader answers: below Fetch v12 the log is first truncated by OffsetsForLeaderEpoch.
 //!
 //! Like Kafka's `FetchSessionHandler`, each loop keeps a KIP-227 fetch session with its leader:
 //! after one full fetch, requests name only partitions whose fetch state changed (and those
@@ -26,15 +28,17 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Partition, TopicPartition, blocking};
-use crate::client::{ClientId, Connection};
+use crate::client::{ClientId, Connection, Ibp};
 use crate::log::LogError;
 use crate::protocol::fetch_metadata::{NO_SESSION, next_epoch};
 
-/// The Fetch version followers send: v12 is the first with `last_fetched_epoch` and
-/// `diverging_epoch` (KIP-595's truncation without OffsetsForLeaderEpoch) and the last that
-/// names topics rather than topic ids, which the fetcher knows without the metadata cache.
-/// Kafka 3.9 followers send v17; leaders answer any version.
-const FOLLOWER_FETCH_VERSION: i16 = 12;
+/// The last Fetch version that names topics rather than topic ids: a follower that lacks the id
+/// of a topic it fetches (a topic created below IBP 2.8) fetches with it at most, as Kafka's
+/// does (`canUseTopicIds`).
+const FOLLOWER_FETCH_VERSION_BY_NAME: i16 = 12;
+/// The first Fetch version with `last_fetched_epoch` and `diverging_epoch` (KIP-595's
+/// truncation without OffsetsForLeaderEpoch).
+const FETCH_WITH_DIVERGING_EPOCH: i16 = 12;
 /// How long a connection attempt or a request (beyond the fetch's own wait) may take; Kafka's
 /// `replica.socket.timeout.ms` default.
 const SOCKET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -48,6 +52,9 @@ pub struct FetcherConfig {
     pub backoff: Duration,
     /// How to reach leaders: the inter-broker listener's TLS and SASL.
     pub security: crate::config::security::InterBrokerSecurity,
+    /// `inter.broker.protocol.version`: the Fetch and OffsetsForLeaderEpoch versions, and
+    /// whether the log is truncated by OffsetsForLeaderEpoch before fetching.
+    pub ibp: Ibp,
 }
 
 impl Default for FetcherConfig {
@@ -65,6 +72,7 @@ impl FetcherConfig {
             partition_max_bytes: c.replica_fetch_max_bytes,
             backoff: Duration::from_millis(c.replica_fetch_backoff_ms),
             security: c.inter_broker_security.clone(),
+            ibp: c.inter_broker_protocol_version,
         }
     }
 }
@@ -73,6 +81,8 @@ struct Target {
     partition: Arc<Partition>,
     /// The leader epoch this broker follows in; the leader fences fetches of other epochs.
     leader_epoch: i32,
+    /// The topic's id from LeaderAndIsr; nil when the controller gave none.
+    topic_id: uuid::Uuid,
     /// After an error, the partition waits until then.
     retry_at: Option<Instant>,
     /// With a leader that predates `last_fetched_epoch` (Fetch < v12), the log is first
@@ -135,8 +145,9 @@ impl ReplicaFetchers {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
-    /// Fetches `p` from broker `leader` at `addr` from now on (and from nobody else).
-    pub async fn follow(&self, p: Arc<Partition>, leader: i32, addr: String) {
+    /// Fetches `p` (of topic `topic_id`, nil if unknown) from broker `leader` at `addr` from now
+    /// on (and from nobody else).
+    pub async fn follow(&self, p: Arc<Partition>, leader: i32, addr: String, topic_id: uuid::Uuid) {
         let tp = (p.topic.clone(), p.partition);
         let mut fetchers = self.fetchers.lock().await;
         for (id, f) in fetchers.iter() {
@@ -171,6 +182,7 @@ impl ReplicaFetchers {
             Target {
                 partition: p,
                 leader_epoch: epoch,
+                topic_id,
                 retry_at: None,
                 epochs_checked: false,
             },
@@ -339,6 +351,8 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
     let client = ClientId::replica_fetcher(me, 0);
     let mut conn: Option<Connection> = None;
     let mut session = FetchSession::new();
+    let mut session_by_id = false;
+    let mut ids: HashMap<String, uuid::Uuid> = HashMap::new();
     loop {
         let now = Instant::now();
         let ready: Vec<(TopicPartition, Arc<Partition>, i32)> = {
@@ -385,8 +399,33 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             backoff(&shared, config.backoff).await;
             continue;
         };
+        // Topic ids as LeaderAndIsr gave them, kept for partitions the session still has to
+        // forget; by id only when every partition fetched now has its id.
+        ids.extend(
+            shared
+                .parts()
+                .iter()
+                .map(|(tp, t)| (tp.0.clone(), t.topic_id)),
+        );
+        let by_id = config.ibp.fetch() > FOLLOWER_FETCH_VERSION_BY_NAME
+            && ready
+                .iter()
+                .all(|(tp, _, _)| ids.get(&tp.0).is_some_and(|id| !id.is_nil()));
+        if by_id != session_by_id {
+            // A leader's session holds partitions by name or by id, not both: start anew.
+            session.reset(0);
+            session_by_id = by_id;
+        }
+        let fetch_version = if by_id {
+            config.ibp.fetch()
+        } else {
+            config.ibp.fetch().min(FOLLOWER_FETCH_VERSION_BY_NAME)
+        };
+        // Kafka's `isTruncationOnFetchSupported`: below IBP 2.7 (or with a leader that cannot
+        // answer v12) the log is first truncated where OffsetsForLeaderEpoch says the leader's
+        // epochs end, as Kafka 2.4's followers do.
         if c.version(ApiKey::Fetch)
-            .is_ok_and(|v| v < FOLLOWER_FETCH_VERSION)
+            .is_ok_and(|v| v.min(fetch_version) < FETCH_WITH_DIVERGING_EPOCH)
         {
             let unchecked: Vec<(TopicPartition, Arc<Partition>, i32)> = {
                 let parts = shared.parts();
@@ -428,16 +467,12 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
                 continue;
             }
         };
-        let request = fetch_request(me, &config, &mut session, &ready, &positions);
+        let request = fetch_request(me, &config, &mut session, &ready, &positions, &ids);
         let full = session.epoch == 0;
         let wait = Duration::from_millis(config.max_wait_ms.max(0) as u64) + SOCKET_TIMEOUT;
         let response = match tokio::time::timeout(
             wait,
-            c.call_upto(
-                ApiKey::Fetch,
-                FOLLOWER_FETCH_VERSION,
-                RequestKind::Fetch(request),
-            ),
+            c.call_upto(ApiKey::Fetch, fetch_version, RequestKind::Fetch(request)),
         )
         .await
         {
@@ -474,8 +509,13 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
         // Responses are matched to what was asked by name and partition; a partition missing
         // from an incremental answer has nothing new.
         let mut answers: HashMap<TopicPartition, PartitionData> = HashMap::new();
+        let names: HashMap<uuid::Uuid, &String> = ids.iter().map(|(n, id)| (*id, n)).collect();
         for t in response.responses {
-            let topic = t.topic.0.to_string();
+            // From v13 on, answers name the topic by id only.
+            let topic = match names.get(&t.topic_id) {
+                Some(name) if t.topic.0.is_empty() => (*name).clone(),
+                _ => t.topic.0.to_string(),
+            };
             for pd in t.partitions {
                 answers.insert((topic.clone(), pd.partition_index), pd);
             }
@@ -531,13 +571,16 @@ async fn backoff(shared: &Shared, pause: Duration) {
     }
 }
 
-fn fetch_request(
+/// The follower's fetch in its newest shape (`client::fit` reshapes it for the version sent).
+fn fetch_request<P>(
     me: i32,
     config: &FetcherConfig,
     session: &mut FetchSession,
-    ready: &[(TopicPartition, Arc<Partition>, i32)],
+    ready: &[(TopicPartition, P, i32)],
     positions: &[Position],
+    ids: &HashMap<String, uuid::Uuid>,
 ) -> FetchRequest {
+    let id_of = |topic: &str| ids.get(topic).copied().unwrap_or_else(uuid::Uuid::nil);
     let next: Vec<(TopicPartition, SentState)> = ready
         .iter()
         .zip(positions)
@@ -567,6 +610,7 @@ fn fetch_request(
             None => {
                 let mut t = FetchTopic::default();
                 t.topic = TopicName(StrBytes::from_string(tp.0.clone()));
+                t.topic_id = id_of(&tp.0);
                 t.partitions.push(fp);
                 topics.push(t);
             }
@@ -594,6 +638,7 @@ fn fetch_request(
             Some(t) => t.partitions.push(partition),
             None => {
                 let mut t = ForgottenTopic::default();
+                t.topic_id = id_of(&topic);
                 t.topic = TopicName(StrBytes::from_string(topic));
                 t.partitions.push(partition);
                 req.forgotten_topics_data.push(t);
@@ -704,7 +749,8 @@ async fn truncate_by_epochs(
             .await
             .unwrap_or_else(|_| vec![None; unchecked.len()]);
     let mut answers: HashMap<TopicPartition, (i16, i32, i64)> = HashMap::new();
-    if c.version(ApiKey::OffsetForLeaderEpoch).is_ok() {
+    let ofle_version = config.ibp.offset_for_leader_epoch();
+    if let (Some(ofle_version), Ok(_)) = (ofle_version, c.version(ApiKey::OffsetForLeaderEpoch)) {
         let mut req = OffsetForLeaderEpochRequest::default();
         req.replica_id = BrokerId(me);
         for ((tp, _, epoch), ours) in unchecked.iter().zip(&latest) {
@@ -727,7 +773,7 @@ async fn truncate_by_epochs(
             && let ResponseKind::OffsetForLeaderEpoch(r) = c
                 .call_upto(
                     ApiKey::OffsetForLeaderEpoch,
-                    4,
+                    ofle_version,
                     RequestKind::OffsetForLeaderEpoch(req),
                 )
                 .await?
@@ -874,6 +920,100 @@ mod tests {
         s.answered(true, 0);
         assert_eq!((s.id, s.epoch), (0, 0));
         assert_eq!(s.build(&all).send, vec![0, 1]);
+    }
+
+    /// Every Fetch version a leader of Kafka 2.4 to 3.9 may answer at most (v4 is odradek's
+    /// lowest) encodes the follower's request and carries what that version can: Kafka 2.4's
+    /// leaders stop at v11, which has no `last_fetched_epoch`.
+    #[test]
+    fn the_followers_fetch_encodes_at_every_version() {
+        use kafka_protocol::messages::{RequestHeader, RequestKind};
+        use kafka_protocol::protocol::Decodable;
+
+        let config = FetcherConfig::default();
+        let id = uuid::Uuid::from_u128(0x1234);
+        let ids = HashMap::from([("t".to_string(), id)]);
+        let mut session = FetchSession::new();
+        let mut first = FetchSession::new();
+        let full = fetch_request(
+            7,
+            &config,
+            &mut first,
+            &[(tp(0), (), 3), (tp(1), (), 3)],
+            &[
+                Position {
+                    fetch_offset: 42,
+                    log_start_offset: 5,
+                    last_fetched_epoch: 2,
+                },
+                Position {
+                    fetch_offset: 9,
+                    log_start_offset: 0,
+                    last_fetched_epoch: 3,
+                },
+            ],
+            &ids,
+        );
+        // An incremental one, forgetting partition 1.
+        session.build(&[(tp(0), state(42)), (tp(1), state(9))]);
+        session.answered(true, 11);
+        let incremental = fetch_request(
+            7,
+            &config,
+            &mut session,
+            &[(tp(0), (), 3)],
+            &[Position {
+                fetch_offset: 43,
+                log_start_offset: 5,
+                last_fetched_epoch: 2,
+            }],
+            &ids,
+        );
+        assert_eq!(incremental.forgotten_topics_data.len(), 1);
+        for version in 4..=17 {
+            for built in [&full, &incremental] {
+                let mut request = RequestKind::Fetch(built.clone());
+                crate::client::fit(ApiKey::Fetch, version, &mut request);
+                let mut frame = crate::protocol::frame::encode_request(
+                    ApiKey::Fetch,
+                    version,
+                    1,
+                    None,
+                    &request,
+                )
+                .unwrap_or_else(|e| panic!("Fetch v{version} does not encode: {e}"));
+                let mut body = frame.split_off(4).freeze();
+                RequestHeader::decode(&mut body, ApiKey::Fetch.request_header_version(version))
+                    .expect("header");
+                let sent = FetchRequest::decode(&mut body, version).expect("body");
+                let replica = if version >= 15 {
+                    sent.replica_state.replica_id.0
+                } else {
+                    sent.replica_id.0
+                };
+                assert_eq!(replica, 7, "v{version} names the follower");
+                if version >= 13 {
+                    assert_eq!(sent.topics[0].topic_id, id, "v{version} names topics by id");
+                } else {
+                    assert_eq!(sent.topics[0].topic.0.as_str(), "t");
+                }
+                let p = &sent.topics[0].partitions[0];
+                assert_eq!(p.fetch_offset, built.topics[0].partitions[0].fetch_offset);
+                assert_eq!(p.log_start_offset, if version >= 5 { 5 } else { -1 });
+                assert_eq!(p.current_leader_epoch, if version >= 9 { 3 } else { -1 });
+                assert_eq!(p.last_fetched_epoch, if version >= 12 { 2 } else { -1 });
+                if version >= 7 {
+                    assert_eq!(sent.session_id, built.session_id);
+                    assert_eq!(
+                        sent.forgotten_topics_data.len(),
+                        built.forgotten_topics_data.len()
+                    );
+                    if version >= 13 && !sent.forgotten_topics_data.is_empty() {
+                        assert_eq!(sent.forgotten_topics_data[0].topic_id, id);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

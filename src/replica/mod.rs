@@ -383,6 +383,9 @@ pub struct LeaderAndIsrState {
     pub isr: Vec<i32>,
     /// `host:port` of the leader, for a follower.
     pub leader_address: Option<String>,
+    /// The topic's id (LeaderAndIsr v5+), nil when the controller gave none: a follower
+    /// fetches by topic id (Fetch v13+) only when it knows it.
+    pub topic_id: uuid::Uuid,
 }
 
 impl LeaderAndIsrState {
@@ -396,6 +399,7 @@ impl LeaderAndIsrState {
             replicas: vec![broker_id],
             isr: vec![broker_id],
             leader_address: None,
+            topic_id: uuid::Uuid::nil(),
         }
     }
 }
@@ -608,7 +612,9 @@ impl ReplicaManager {
             let shutting_down = self.shutting_down.load(Ordering::Acquire);
             match &state.leader_address {
                 Some(addr) if leader >= 0 && !shutting_down => {
-                    self.fetchers.follow(p.clone(), leader, addr.clone()).await
+                    self.fetchers
+                        .follow(p.clone(), leader, addr.clone(), state.topic_id)
+                        .await
                 }
                 _ => {
                     self.fetchers

@@ -185,7 +185,10 @@ impl Broker {
             req.broker_epoch = epoch;
             conn.call_upto(
                 ApiKey::ControlledShutdown,
-                3,
+                self.api
+                    .config
+                    .inter_broker_protocol_version
+                    .controlled_shutdown(),
                 RequestKind::ControlledShutdown(req),
             )
             .await

@@ -236,7 +236,9 @@ impl TransactionCoordinator {
             MARKER_REQUEST_TIMEOUT,
             c.call_upto(
                 ApiKey::WriteTxnMarkers,
-                1,
+                self.config
+                    .inter_broker_protocol_version
+                    .write_txn_markers(),
                 RequestKind::WriteTxnMarkers(request),
             ),
         )

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::group::records::{Reader, RecordError, put_str};
+use crate::group::records::{Fields, Reader, RecordError, put_str};
 
 type Result<T> = std::result::Result<T, RecordError>;
 
@@ -114,33 +114,38 @@ pub fn value(v: &TxnValue) -> Vec<u8> {
     out
 }
 
-/// Decodes a value of version 0 (what Kafka writes unless `transaction.version` 2 is enabled,
-/// which needs KRaft).
+/// Decodes a value of version 0 (what Kafka's ZooKeeper-mode coordinators write) or 1 (the
+/// flexible version newer coordinators write with `transaction.version` 2: compact strings and
+/// arrays, tagged fields, none of which this broker needs, after each struct).
 pub fn decode_value(value: &[u8]) -> Result<TxnValue> {
     let mut r = Reader::new(value);
     let version = r.i16()?;
-    if version != 0 {
+    if !(0..=1).contains(&version) {
         return Err(RecordError(format!(
             "__transaction_state value version {version}"
         )));
     }
-    let producer_id = r.i64()?;
-    let producer_epoch = r.i16()?;
-    let timeout_ms = r.i32()?;
-    let state_id = r.i8()?;
+    let mut f = Fields {
+        r: &mut r,
+        flexible: version >= 1,
+    };
+    let producer_id = f.r.i64()?;
+    let producer_epoch = f.r.i16()?;
+    let timeout_ms = f.r.i32()?;
+    let state_id = f.r.i8()?;
     let state = TxnState::from_id(state_id)
         .ok_or_else(|| RecordError(format!("unknown transaction state {state_id}")))?;
     let mut partitions = BTreeSet::new();
-    let topics = r.i32()?;
-    for _ in 0..topics.max(0) {
-        let topic = r.str()?;
-        let count = r.i32()?;
-        for _ in 0..count.max(0) {
-            partitions.insert((topic.clone(), r.i32()?));
+    for _ in 0..f.array_len()? {
+        let topic = f.str()?;
+        for _ in 0..f.array_len()? {
+            partitions.insert((topic.clone(), f.r.i32()?));
         }
+        f.end_struct()?;
     }
-    let last_update_timestamp = r.i64()?;
-    let start_timestamp = r.i64()?;
+    let last_update_timestamp = f.r.i64()?;
+    let start_timestamp = f.r.i64()?;
+    f.end_struct()?;
     if state == TxnState::Empty {
         partitions.clear();
     }
@@ -158,6 +163,58 @@ pub fn decode_value(value: &[u8]) -> Result<TxnValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Version 1 (flexible) as a newer coordinator writes it: compact strings and arrays, and
+    /// tagged fields (here unknown ones) after each struct.
+    #[test]
+    fn flexible_v1_values_are_read() {
+        let mut v = vec![0, 1];
+        v.extend_from_slice(&5i64.to_be_bytes());
+        v.extend_from_slice(&2i16.to_be_bytes());
+        v.extend_from_slice(&60000i32.to_be_bytes());
+        v.push(TxnState::Ongoing as u8);
+        v.push(3); // two topics
+        v.extend_from_slice(&[2, b'a']);
+        v.push(3); // two partitions
+        v.extend_from_slice(&0i32.to_be_bytes());
+        v.extend_from_slice(&4i32.to_be_bytes());
+        v.push(0); // the topic's tagged fields
+        v.extend_from_slice(&[3, b'b', b'c']);
+        v.push(1); // no partitions
+        v.extend_from_slice(&[1, 9, 1, 0xff]); // one unknown tagged field
+        v.extend_from_slice(&77i64.to_be_bytes());
+        v.extend_from_slice(&70i64.to_be_bytes());
+        // ClientTransactionVersion and friends as tagged fields: skipped.
+        v.extend_from_slice(&[2, 0, 2, 0, 2, 1, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        let expected = TxnValue {
+            producer_id: 5,
+            producer_epoch: 2,
+            timeout_ms: 60000,
+            state: TxnState::Ongoing,
+            partitions: [("a".to_string(), 0), ("a".to_string(), 4)].into(),
+            last_update_timestamp: 77,
+            start_timestamp: 70,
+        };
+        assert_eq!(decode_value(&v).unwrap(), expected);
+        assert!(decode_value(&v[..v.len() - 3]).is_err());
+
+        // Empty, with a null partition list.
+        let mut e = vec![0, 1];
+        e.extend_from_slice(&5i64.to_be_bytes());
+        e.extend_from_slice(&3i16.to_be_bytes());
+        e.extend_from_slice(&60000i32.to_be_bytes());
+        e.push(TxnState::Empty as u8);
+        e.push(0); // null
+        e.extend_from_slice(&78i64.to_be_bytes());
+        e.extend_from_slice(&(-1i64).to_be_bytes());
+        e.push(0);
+        let empty = decode_value(&e).unwrap();
+        assert_eq!((empty.state, empty.producer_epoch), (TxnState::Empty, 3));
+        assert!(empty.partitions.is_empty());
+        let mut v2 = e.clone();
+        v2[1] = 2;
+        assert!(decode_value(&v2).is_err());
+    }
 
     #[test]
     fn sizes_match_kafka_records() {

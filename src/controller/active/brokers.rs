@@ -202,6 +202,12 @@ impl ActiveController {
                 }
             }
         }
+        if changed.is_empty() {
+            // Kafka's `onReplicasBecomeOffline`: with no partition changed, an UpdateMetadata
+            // without partitions still tells the brokers (and so their clients) who is gone.
+            let live: Vec<i32> = self.brokers.keys().copied().collect();
+            self.send_update_metadata(Some(&[]), &live);
+        }
         self.announce(&changed);
         Ok(())
     }

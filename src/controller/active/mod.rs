@@ -36,10 +36,6 @@ use crate::metadata::store::{
 use crate::metadata::znodes::{self, PartitionStateZnode, TopicZnode};
 use brokers::broker_address;
 
-/// Versions Kafka 3.9's ZooKeeper controller sends (IBP 3.9).
-const LEADER_AND_ISR_VERSION: i16 = 7;
-const UPDATE_METADATA_VERSION: i16 = 8;
-const STOP_REPLICA_VERSION: i16 = 4;
 /// Leader and epoch that tell brokers a topic is being deleted.
 const LEADER_DURING_DELETE: i32 = -2;
 const EPOCH_DURING_DELETE: i32 = -2;
@@ -381,6 +377,8 @@ impl ActiveController {
         };
         let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
             Some(id) => id,
+            // Below IBP 2.8 topics keep no id, as Kafka's controller leaves them.
+            None if !self.config.inter_broker_protocol_version.topic_ids() => uuid::Uuid::nil(),
             None => {
                 let (id, text) = znodes::random_uuid_base64();
                 let mut with_id = z.clone();

@@ -1,5 +1,7 @@
 //! The requests the controller sends to brokers: LeaderAndIsr, UpdateMetadata and
 //! StopReplica (Kafka's `ControllerChannelManager` batch), built from the controller's state.
+//! Their versions are those of the controller's own inter-broker protocol version, as Kafka's
+//! controller picks them (lowered to what the receiving broker speaks, `Connection::call_upto`).
 //! Separate from the decisions that make them needed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,10 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::brokers::security_protocol_id;
-use super::{
-    ActiveController, EPOCH_DURING_DELETE, LEADER_AND_ISR_VERSION, LEADER_DURING_DELETE,
-    STOP_REPLICA_VERSION, Tp, UPDATE_METADATA_VERSION,
-};
+use super::{ActiveController, EPOCH_DURING_DELETE, LEADER_DURING_DELETE, Tp};
 use crate::controller::channel::Reply;
 
 impl ActiveController {
@@ -59,7 +58,7 @@ impl ActiveController {
         self.channels.send(
             broker,
             ApiKey::StopReplica,
-            STOP_REPLICA_VERSION,
+            self.config.inter_broker_protocol_version.stop_replica(),
             RequestKind::StopReplica(req),
         )
     }
@@ -88,7 +87,7 @@ impl ActiveController {
             self.channels.send(
                 *broker,
                 ApiKey::UpdateMetadata,
-                UPDATE_METADATA_VERSION,
+                self.config.inter_broker_protocol_version.update_metadata(),
                 RequestKind::UpdateMetadata(req),
             );
         }
@@ -169,7 +168,7 @@ impl ActiveController {
             self.channels.send(
                 *broker,
                 ApiKey::UpdateMetadata,
-                UPDATE_METADATA_VERSION,
+                self.config.inter_broker_protocol_version.update_metadata(),
                 RequestKind::UpdateMetadata(req),
             );
         }
@@ -256,7 +255,7 @@ impl ActiveController {
             self.channels.send(
                 broker,
                 ApiKey::LeaderAndIsr,
-                LEADER_AND_ISR_VERSION,
+                self.config.inter_broker_protocol_version.leader_and_isr(),
                 RequestKind::LeaderAndIsr(req),
             );
         }

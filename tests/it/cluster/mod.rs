@@ -7,6 +7,8 @@ mod controller_ops;
 mod delegation_tokens;
 mod follower_fetch;
 mod lifecycle;
+mod migration;
+mod mixed_ibp;
 mod quotas;
 mod replication;
 mod scram_credentials;

@@ -73,6 +73,31 @@ impl Cluster {
     /// A broker reaching ZooKeeper through `connect` (a relay that can be cut, say).
     pub fn start_broker_via(&mut self, id: i32, connect: &str) {
         let dir = self._tmp.path().join(format!("broker-{id}"));
+        let overrides = self.overrides(id, connect);
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let b = BrokerProcess::start(&dir, &overrides);
+        self.brokers.insert(id, b);
+    }
+
+    /// A rolling restart with a changed `server.properties`: broker `id` stops (SIGTERM, so
+    /// with controlled shutdown), its own overrides become `overrides`, and it starts again on
+    /// the same port and data directory.
+    pub fn restart_with(&mut self, id: i32, overrides: &[&str]) {
+        let port = self.port(id);
+        if let Some(b) = self.brokers.get_mut(&id) {
+            b.stop(false);
+        }
+        self.per_broker
+            .insert(id, overrides.iter().map(|s| s.to_string()).collect());
+        let dir = self._tmp.path().join(format!("broker-{id}"));
+        let connect = self.connect.clone();
+        let overrides = self.overrides(id, &connect);
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let b = BrokerProcess::start_on_port(&dir, port, &overrides);
+        self.brokers.insert(id, b);
+    }
+
+    fn overrides(&self, id: i32, connect: &str) -> Vec<String> {
         let mut overrides = vec![
             format!("broker.id={id}"),
             format!("zookeeper.connect={connect}"),
@@ -80,9 +105,7 @@ impl Cluster {
         ];
         overrides.extend(self.extra.iter().cloned());
         overrides.extend(self.per_broker.get(&id).into_iter().flatten().cloned());
-        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
-        let b = BrokerProcess::start(&dir, &overrides);
-        self.brokers.insert(id, b);
+        overrides
     }
 
     pub fn port(&self, id: i32) -> u16 {
