@@ -31,6 +31,7 @@
 //! (loading and unloading a `__consumer_offsets` partition).
 
 mod describe;
+mod error;
 mod join;
 mod loader;
 mod membership;
@@ -45,12 +46,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
-use crate::log::LogError;
 use crate::log::records::{BatchBuilder, NewRecord};
 use crate::metadata::MetadataCache;
 use crate::replica::{Partition, ReplicaManager};
@@ -61,6 +60,9 @@ pub use join::{JoinRequest, JoinResult, SyncResult};
 pub use offsets::{CommittedOffset, FetchedOffsets, OffsetToCommit};
 use state::Group;
 pub use state::GroupState;
+
+use error::AppendError;
+pub use error::GroupError;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -133,7 +135,7 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
-    async fn ensure_offsets_topic(&self) -> Result<(), i16> {
+    async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
         self.controller
             .ensure_internal_topic(
                 &self.topic_creation,
@@ -156,51 +158,51 @@ impl GroupCoordinator {
                 // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
                 // offsets.topic.replication.factor) and retries creation later.
                 tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                ResponseError::CoordinatorNotAvailable.code()
+                GroupError::CoordinatorNotAvailable
             })
     }
 
     /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
-    pub async fn coordinator_broker(&self, group: &str) -> Result<i32, i16> {
+    pub async fn coordinator_broker(&self, group: &str) -> Result<i32, GroupError> {
         self.ensure_offsets_topic().await?;
         match self
             .cache
             .partition(OFFSETS_TOPIC, self.partition_for(group))
         {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+            _ => Err(GroupError::CoordinatorNotAvailable),
         }
     }
 
     /// The partition holding `group`'s records, when this broker is its coordinator and has
     /// loaded it. Creates `__consumer_offsets` on first use.
-    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
+    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, GroupError> {
         self.ensure_offsets_topic().await?;
         let partition = self.partition_for(group);
         self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(p) => Ok(p),
             None if self.cache.partition(OFFSETS_TOPIC, partition).is_some() => {
-                Err(ResponseError::NotCoordinator.code())
+                Err(GroupError::NotCoordinator)
             }
-            None => Err(ResponseError::CoordinatorNotAvailable.code()),
+            None => Err(GroupError::CoordinatorNotAvailable),
         }
     }
 
     /// Kafka's `validateGroupStatus` for requests that must not create `__consumer_offsets`:
     /// this broker coordinates `group` and has loaded it.
-    fn validate(&self, group: &str) -> Result<(), i16> {
+    fn validate(&self, group: &str) -> Result<(), GroupError> {
         let partition = self.partition_for(group);
         self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(_) => Ok(()),
-            None => Err(ResponseError::NotCoordinator.code()),
+            None => Err(GroupError::NotCoordinator),
         }
     }
 
-    fn check_loaded(&self, partition: i32) -> Result<(), i16> {
+    fn check_loaded(&self, partition: i32) -> Result<(), GroupError> {
         if self.loading_lock().contains(&partition) {
-            Err(ResponseError::CoordinatorLoadInProgress.code())
+            Err(GroupError::CoordinatorLoadInProgress)
         } else {
             Ok(())
         }
@@ -272,74 +274,5 @@ impl GroupCoordinator {
     }
 }
 
-/// Why an append to `__consumer_offsets` failed.
-#[derive(Debug)]
-enum AppendError {
-    Coordinator(i16),
-    Log(LogError),
-    /// The leader refused the append, or its ISR did not take the records
-    /// (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...).
-    Replication(i16),
-}
-
 /// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the ISR.
 const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
-
-impl AppendError {
-    fn log_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) | AppendError::Replication(c) => *c,
-            AppendError::Log(e) => e.kafka_error_code(),
-        }
-    }
-
-    /// Kafka's `maybeConvertOffsetCommitError`.
-    fn offset_commit_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                let code = self.log_code();
-                match ResponseError::try_from_code(code) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend
-                        | ResponseError::RequestTimedOut,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(
-                        ResponseError::MessageTooLarge
-                        | ResponseError::RecordListTooLarge
-                        | ResponseError::InvalidFetchSize,
-                    ) => ResponseError::InvalidCommitOffsetSize.code(),
-                    _ => code,
-                }
-            }
-        }
-    }
-
-    /// The group metadata append in SyncGroup maps differently (GroupCoordinator.doSyncGroup).
-    fn group_metadata_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                match ResponseError::try_from_code(self.log_code()) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(ResponseError::RequestTimedOut) => {
-                        ResponseError::RebalanceInProgress.code()
-                    }
-                    _ => ResponseError::UnknownServerError.code(),
-                }
-            }
-        }
-    }
-}

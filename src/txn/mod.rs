@@ -29,6 +29,7 @@ pub mod records;
 
 mod add;
 mod end;
+mod error;
 mod init;
 mod markers;
 mod state_manager;
@@ -36,8 +37,6 @@ mod state_manager;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
-
-use kafka_protocol::ResponseError;
 
 use crate::client::Connection;
 use crate::config::BrokerConfig;
@@ -47,6 +46,8 @@ use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
 use records::{TxnState, TxnValue};
 use state_manager::TxnMetadata;
+
+pub use error::TxnError;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
@@ -106,7 +107,7 @@ impl TransactionCoordinator {
     }
 
     /// Creates `__transaction_state` on first use, with Kafka's enforced configs.
-    async fn ensure_topic(&self) -> Result<(), i16> {
+    async fn ensure_topic(&self) -> Result<(), TxnError> {
         self.controller
             .ensure_internal_topic(
                 &self.topic_creation,
@@ -132,19 +133,19 @@ impl TransactionCoordinator {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot create {TRANSACTION_STATE_TOPIC}");
-                ResponseError::CoordinatorNotAvailable.code()
+                TxnError::CoordinatorNotAvailable
             })
     }
 
     /// FindCoordinator for a transactional id: the leader of its partition.
-    pub async fn coordinator_broker(&self, transactional_id: &str) -> Result<i32, i16> {
+    pub async fn coordinator_broker(&self, transactional_id: &str) -> Result<i32, TxnError> {
         self.ensure_topic().await?;
         match self.cache.partition(
             TRANSACTION_STATE_TOPIC,
             self.partition_for(transactional_id),
         ) {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+            _ => Err(TxnError::CoordinatorNotAvailable),
         }
     }
 
@@ -153,13 +154,13 @@ impl TransactionCoordinator {
     // -------------------------------------------------------------------------------------
 
     /// DescribeTransactions: the id's state, or the error for it.
-    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, i16> {
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, TxnError> {
         let partition = self.partition_for(transactional_id);
         self.coordinator_epoch(partition)?;
         let txns = self.lock();
         let m = txns
             .get(transactional_id)
-            .ok_or(ResponseError::TransactionalIdNotFound.code())?;
+            .ok_or(TxnError::TransactionalIdNotFound)?;
         Ok(TxnDescription {
             transactional_id: transactional_id.to_string(),
             value: m.value.clone(),

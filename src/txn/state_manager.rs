@@ -14,7 +14,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
 use super::records::{self, TxnState, TxnValue};
-use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, now_ms};
+use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, TxnError, now_ms};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 
@@ -57,21 +57,21 @@ impl TransactionCoordinator {
     }
 
     /// This broker's coordinator epoch for the id's partition, or why it cannot answer.
-    pub(super) fn coordinator_epoch(&self, partition: i32) -> Result<i32, i16> {
+    pub(super) fn coordinator_epoch(&self, partition: i32) -> Result<i32, TxnError> {
         if self
             .loading
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(&partition)
         {
-            return Err(ResponseError::CoordinatorLoadInProgress.code());
+            return Err(TxnError::CoordinatorLoadInProgress);
         }
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&partition)
             .copied()
-            .ok_or(ResponseError::NotCoordinator.code())
+            .ok_or(TxnError::NotCoordinator)
     }
 
     pub(super) fn still_coordinator(&self, partition: i32, epoch: i32) -> bool {
@@ -86,7 +86,7 @@ impl TransactionCoordinator {
 
     /// Writes a transactional id's new state to its partition (Kafka's `appendTransactionToLog`,
     /// with its error mapping).
-    async fn write(&self, transactional_id: &str, transit: &Transit) -> Result<(), i16> {
+    async fn write(&self, transactional_id: &str, transit: &Transit) -> Result<(), TxnError> {
         self.write_record(
             transactional_id,
             transit.partition,
@@ -103,15 +103,15 @@ impl TransactionCoordinator {
         state_partition: i32,
         coordinator_epoch: i32,
         value: Option<Vec<u8>>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         let Some(partition) = self
             .replicas
             .leader(TRANSACTION_STATE_TOPIC, state_partition)
         else {
-            return Err(ResponseError::NotCoordinator.code());
+            return Err(TxnError::NotCoordinator);
         };
         if partition.leader_epoch() != coordinator_epoch {
-            return Err(ResponseError::NotCoordinator.code());
+            return Err(TxnError::NotCoordinator);
         }
         let now = now_ms();
         let bytes = BatchBuilder {
@@ -124,7 +124,7 @@ impl TransactionCoordinator {
             ..BatchBuilder::default()
         }
         .build()
-        .map_err(|_| ResponseError::UnknownServerError.code())?;
+        .map_err(|_| TxnError::UnknownServerError)?;
         // As Kafka (TransactionLog.EnforcedRequiredAcks): acknowledged once the ISR has it, so
         // that a new coordinator after a failover reads every state the clients were told of.
         let written = self
@@ -150,11 +150,11 @@ impl TransactionCoordinator {
                 | ResponseError::NotEnoughReplicas
                 | ResponseError::NotEnoughReplicasAfterAppend
                 | ResponseError::RequestTimedOut,
-            ) => ResponseError::CoordinatorNotAvailable.code(),
+            ) => TxnError::CoordinatorNotAvailable,
             Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                ResponseError::NotCoordinator.code()
+                TxnError::NotCoordinator
             }
-            _ => ResponseError::UnknownServerError.code(),
+            _ => TxnError::UnknownServerError,
         })
     }
 
@@ -173,14 +173,14 @@ impl TransactionCoordinator {
         &self,
         transactional_id: &str,
         transit: &Transit,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         let written = self.write(transactional_id, transit).await;
         // The coordinator may have moved while the append ran.
         let ok =
             written.is_ok() && self.still_coordinator(transit.partition, transit.coordinator_epoch);
         self.finish(transactional_id, transit, ok);
         match written {
-            Ok(()) if !ok => Err(ResponseError::NotCoordinator.code()),
+            Ok(()) if !ok => Err(TxnError::NotCoordinator),
             other => other,
         }
     }
@@ -425,7 +425,7 @@ impl TransactionCoordinator {
                 if let Err(code) = self.fence_and_abort(&id).await {
                     tracing::warn!(
                         transactional_id = id,
-                        error = code,
+                        error = %code,
                         "cannot abort timed-out transaction"
                     );
                 }
