@@ -32,7 +32,7 @@ impl GroupCoordinator {
     /// with them (COORDINATOR_LOAD_IN_PROGRESS while some partition is loading, as in Kafka:
     /// the list may lack groups then).
     pub fn list(&self) -> (i16, Vec<(String, String, GroupState)>) {
-        let error = if self.loading_lock().is_empty() {
+        let error = if self.loading.is_empty() {
             errors::NONE
         } else {
             GroupError::CoordinatorLoadInProgress.kafka_error_code()

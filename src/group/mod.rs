@@ -41,7 +41,7 @@ pub mod records;
 mod state;
 mod timer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::log::records::{BatchBuilder, NewRecord};
 use crate::metadata::MetadataCache;
+use crate::replica::election_tasks::{ElectionTasks, Loading};
 use crate::replica::{Partition, ReplicaManager};
 use records::GroupValue;
 
@@ -91,7 +92,9 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     /// `__consumer_offsets` partitions this broker leads but has not finished reading: their
     /// groups answer COORDINATOR_LOAD_IN_PROGRESS rather than look empty.
-    loading: Mutex<BTreeSet<i32>>,
+    loading: Loading,
+    /// Loads and unloads of `__consumer_offsets` partitions, in order, off LeaderAndIsr.
+    elections: ElectionTasks,
     /// Wakes the timer task when a deadline earlier than the one it sleeps to may exist.
     timer: Notify,
     /// Serializes creation of `__consumer_offsets` between concurrent first requests.
@@ -111,7 +114,8 @@ impl GroupCoordinator {
             replicas,
             controller,
             groups: Mutex::new(HashMap::new()),
-            loading: Mutex::new(BTreeSet::new()),
+            loading: Loading::default(),
+            elections: ElectionTasks::default(),
             timer: Notify::new(),
             topic_creation: tokio::sync::Mutex::new(()),
         }
@@ -201,15 +205,11 @@ impl GroupCoordinator {
     }
 
     fn check_loaded(&self, partition: i32) -> Result<(), GroupError> {
-        if self.loading_lock().contains(&partition) {
+        if self.loading.contains(partition) {
             Err(GroupError::CoordinatorLoadInProgress)
         } else {
             Ok(())
         }
-    }
-
-    fn loading_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<i32>> {
-        self.loading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends records for `group` to its partition.

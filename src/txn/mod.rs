@@ -34,7 +34,7 @@ mod init;
 mod markers;
 mod state_manager;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -44,6 +44,7 @@ use crate::controller::Controller;
 use crate::controller::channel::LocalDelivery;
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
+use crate::replica::election_tasks::{ElectionTasks, Loading};
 use records::{TxnState, TxnValue};
 use state_manager::TxnMetadata;
 
@@ -71,7 +72,9 @@ pub struct TransactionCoordinator {
     /// `__transaction_state` partitions this broker coordinates, with the coordinator epoch
     /// (the partition's leader epoch when it was loaded), which markers carry.
     loaded: Mutex<HashMap<i32, i32>>,
-    loading: Mutex<HashSet<i32>>,
+    loading: Loading,
+    /// Loads and unloads of `__transaction_state` partitions, in order, off LeaderAndIsr.
+    elections: ElectionTasks,
     topic_creation: tokio::sync::Mutex<()>,
     /// WriteTxnMarkers to this broker skip the network.
     local: OnceLock<LocalDelivery>,
@@ -94,7 +97,8 @@ impl TransactionCoordinator {
             controller,
             txns: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
-            loading: Mutex::new(HashSet::new()),
+            loading: Loading::default(),
+            elections: ElectionTasks::default(),
             topic_creation: tokio::sync::Mutex::new(()),
             local: OnceLock::new(),
             connections: tokio::sync::Mutex::new(HashMap::new()),

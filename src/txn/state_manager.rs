@@ -17,6 +17,7 @@ use super::records::{self, TxnState, TxnValue};
 use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, TxnError, now_ms};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
+use crate::replica::election_tasks::{Election, ElectionHandler};
 
 /// `transaction.state.log.load.buffer.size`.
 const LOAD_BUFFER: usize = 5 * 1024 * 1024;
@@ -58,12 +59,7 @@ impl TransactionCoordinator {
 
     /// This broker's coordinator epoch for the id's partition, or why it cannot answer.
     pub(super) fn coordinator_epoch(&self, partition: i32) -> Result<i32, TxnError> {
-        if self
-            .loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&partition)
-        {
+        if self.loading.contains(partition) {
             return Err(TxnError::CoordinatorLoadInProgress);
         }
         self.loaded
@@ -189,9 +185,29 @@ impl TransactionCoordinator {
     // Loading, timeouts
     // -------------------------------------------------------------------------------------
 
-    /// This broker became leader of `__transaction_state` partition `index`: replays it and
+    /// Kafka's `onElection`: this broker leads `__transaction_state` partition `index` at a
+    /// new leader epoch. Its ids answer COORDINATOR_LOAD_IN_PROGRESS from now until the
+    /// partition, read in the background, is loaded.
+    pub fn elected(self: &Arc<Self>, index: i32) {
+        self.loading.begin(index);
+        self.elections.schedule(self, Election::Elected(index));
+    }
+
+    /// Kafka's `onResignation`: this broker no longer leads partition `index`; its ids go
+    /// once the loads queued before have run.
+    pub fn resigned(self: &Arc<Self>, index: i32) {
+        self.elections.schedule(self, Election::Resigned(index));
+    }
+
+    /// Replays `__transaction_state` partition `index` (which `elected` marked loading) and
     /// finishes the transactions it finds prepared. Ongoing ones are left to their timeout.
-    pub async fn load_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
+    async fn load_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
+        let outcome = self.read_partition(index).await;
+        self.loading.end(index);
+        outcome
+    }
+
+    async fn read_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
         let Some(partition) = self.replicas.leader(TRANSACTION_STATE_TOPIC, index) else {
             return Ok(());
         };
@@ -205,17 +221,8 @@ impl TransactionCoordinator {
         {
             return Ok(());
         }
-        self.loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(index);
         let mut found: HashMap<String, Option<TxnValue>> = HashMap::new();
-        let read = self.replay(&partition, &mut found).await;
-        self.loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&index);
-        read?;
+        self.replay(&partition, &mut found).await?;
         let mut prepared = Vec::new();
         {
             let mut txns = self.lock();
@@ -435,5 +442,17 @@ impl TransactionCoordinator {
                 next_expiry = tokio::time::Instant::now() + expire_every;
             }
         }
+    }
+}
+
+impl ElectionHandler for TransactionCoordinator {
+    async fn elected(self: Arc<Self>, index: i32) {
+        if let Err(e) = self.load_partition(index).await {
+            tracing::error!(partition = index, error = %e, "cannot load transactions");
+        }
+    }
+
+    fn resigned(&self, index: i32) {
+        self.unload_partition(index);
     }
 }
