@@ -27,8 +27,9 @@
 //! partition helpers, and the appends every other piece goes through. The rest is split as in
 //! Kafka: `state` (`GroupMetadata`, `MemberMetadata`), `join` (JoinGroup, SyncGroup),
 //! `membership` (Heartbeat, LeaveGroup), `timer` (the deadlines), `offsets` (commit, fetch,
-//! delete, expiry), `describe` (ListGroups, DescribeGroups, DeleteGroups) and `loader`
-//! (loading and unloading a `__consumer_offsets` partition).
+//! delete, expiry), `describe` (ListGroups, DescribeGroups, DeleteGroups), `loader`
+//! (loading and unloading a `__consumer_offsets` partition, in the background) and `error`
+//! (`GroupError`, what a request is refused with).
 
 mod describe;
 mod error;

@@ -21,7 +21,8 @@
 //! `end` (EndTxn and its prepare), `markers` (writing the markers to partition leaders, Kafka's
 //! `TransactionMarkerChannelManager`), `state_manager` (the in-memory metadata, loading and
 //! writing `__transaction_state`, timeouts and expiry, Kafka's `TransactionStateManager`);
-//! `records` holds the record format and `producer_ids` the producer id blocks. This file keeps
+//! `records` holds the record format, `producer_ids` the producer id blocks and `error`
+//! `TxnError`, what a request is refused with. This file keeps
 //! the coordinator itself, FindCoordinator and DescribeTransactions/ListTransactions.
 
 pub mod producer_ids;
