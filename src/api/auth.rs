@@ -64,16 +64,7 @@ impl Api {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        let (Some(authorizer), Some(principal)) = (&self.authorizer, &client.principal) else {
-            return true;
-        };
-        authorizer.authorize(
-            principal,
-            &client.host_address(),
-            operation,
-            resource_type,
-            name,
-        )
+        self.check(client, operation, resource_type, name, true)
     }
 
     /// `authorized`, without logging a denial: for checks that leave what is denied out of an
@@ -86,15 +77,29 @@ impl Api {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
+        self.check(client, operation, resource_type, name, false)
+    }
+
+    /// The one ACL check: allowed without an authorizer, and for requests from inside this
+    /// broker (no principal).
+    fn check(
+        &self,
+        client: &ClientInfo,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+        log_if_denied: bool,
+    ) -> bool {
         let (Some(authorizer), Some(principal)) = (&self.authorizer, &client.principal) else {
             return true;
         };
-        authorizer.authorize_unlogged(
+        authorizer.authorize_logging(
             principal,
             &client.host_address(),
             operation,
             resource_type,
             name,
+            log_if_denied,
         )
     }
 

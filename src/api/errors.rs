@@ -4,6 +4,8 @@
 
 use kafka_protocol::ResponseError;
 
+use crate::txn::TxnError;
+
 pub use crate::protocol::errors::{NONE, UNSUPPORTED_ENDPOINT_TYPE};
 
 /// KIP-320: a client that names the leader epoch it expects is told when it is behind
@@ -27,12 +29,13 @@ pub fn storage_error_for_old_fetch(version: i16, code: i16) -> i16 {
     }
 }
 
-/// Clients older than KIP-588 know INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
-pub fn fenced_for(version: i16, first_with_fenced: i16, code: i16) -> i16 {
-    if code == ResponseError::ProducerFenced.code() && version < first_with_fenced {
+/// The code a transaction coordinator's refusal answers as. Clients older than KIP-588 know
+/// INVALID_PRODUCER_EPOCH, not PRODUCER_FENCED.
+pub fn txn_code(version: i16, first_with_fenced: i16, error: TxnError) -> i16 {
+    if error == TxnError::ProducerFenced && version < first_with_fenced {
         ResponseError::InvalidProducerEpoch.code()
     } else {
-        code
+        error.kafka_error_code()
     }
 }
 

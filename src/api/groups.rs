@@ -56,8 +56,16 @@ async fn coordinator_for(
         return (code, -1, String::new(), -1);
     }
     let broker = match key_type {
-        KEY_TYPE_GROUP => api.groups.coordinator_broker(key).await,
-        KEY_TYPE_TRANSACTION => api.txn.coordinator_broker(key).await,
+        KEY_TYPE_GROUP => api
+            .groups
+            .coordinator_broker(key)
+            .await
+            .map_err(|e| e.kafka_error_code()),
+        KEY_TYPE_TRANSACTION => api
+            .txn
+            .coordinator_broker(key)
+            .await
+            .map_err(|e| e.kafka_error_code()),
         _ => Err(ResponseError::InvalidRequest.code()),
     };
     let broker = match broker {
@@ -234,12 +242,15 @@ pub fn heartbeat(api: &Api, client: &ClientInfo, request: HeartbeatRequest) -> H
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
     }
-    response.error_code = api.groups.heartbeat(
+    response.error_code = match api.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
         &request.member_id,
         request.group_instance_id.as_deref(),
-    );
+    ) {
+        Ok(()) => errors::NONE,
+        Err(e) => e.kafka_error_code(),
+    };
     response
 }
 
@@ -382,7 +393,7 @@ pub fn describe(
             continue;
         }
         match api.groups.describe(&id.0) {
-            Err(code) => g.error_code = code,
+            Err(e) => g.error_code = e.kafka_error_code(),
             Ok(None) => {
                 // Kafka: an unknown group is described as Dead, without error.
                 g.group_state = s(GroupState::Dead.name());
@@ -433,7 +444,10 @@ pub async fn delete(
     for id in request.groups_names {
         let mut r = DeletableGroupResult::default();
         r.error_code = if deletable.contains(id.0.as_str()) {
-            api.groups.delete(&id.0).await
+            match api.groups.delete(&id.0).await {
+                Ok(()) => errors::NONE,
+                Err(e) => e.kafka_error_code(),
+            }
         } else {
             ResponseError::GroupAuthorizationFailed.code()
         };

@@ -192,32 +192,26 @@ async fn apply(
             tracing::error!(topic, partition, error = %e, "cannot take partition role");
             if loads_groups {
                 // Not the leader after all: nothing to load, nothing to wait for.
-                api.groups.unload_partition(partition);
+                api.groups.cancel_loading(partition);
             }
             return e.kafka_error_code();
         }
     }
-    // Groups move with the leadership of their `__consumer_offsets` partition.
+    // Groups move with the leadership of their `__consumer_offsets` partition. The
+    // coordinators read their partitions in the background, as Kafka's do, not under the
+    // state-change lock this request holds.
     if topic == OFFSETS_TOPIC && was_leader != (role == Role::Leader) {
         match role {
-            Role::Leader => {
-                if let Err(e) = api.groups.load_partition(partition).await {
-                    tracing::error!(partition, error = %e, "cannot load groups");
-                }
-            }
-            Role::Follower { .. } => api.groups.unload_partition(partition),
+            Role::Leader => api.groups.elected(partition),
+            Role::Follower { .. } => api.groups.resigned(partition),
         }
     }
     // And transactional ids with that of their `__transaction_state` partition; a new leader
     // epoch is a new coordinator epoch, so a leader reloads even when it led before.
     if topic == TRANSACTION_STATE_TOPIC {
         match role {
-            Role::Leader => {
-                if let Err(e) = api.txn.load_partition(partition).await {
-                    tracing::error!(partition, error = %e, "cannot load transactions");
-                }
-            }
-            Role::Follower { .. } => api.txn.unload_partition(partition),
+            Role::Leader => api.txn.elected(partition),
+            Role::Follower { .. } => api.txn.resigned(partition),
         }
     }
     errors::NONE

@@ -16,7 +16,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Api, ClientInfo, errors};
-use crate::group::{CommittedOffset, FetchedOffsets, OffsetToCommit};
+use crate::group::{CommittedOffset, FetchedOffsets, GroupError, OffsetToCommit};
 use crate::security::acl::{Operation, ResourceType};
 
 /// A partition of an OffsetCommit or TxnOffsetCommit request: two generated types with the
@@ -223,7 +223,10 @@ fn fetch_one(
     };
     match topics {
         None => {
-            let all = api.groups.fetch(group, None)?;
+            let all = api
+                .groups
+                .fetch(group, None)
+                .map_err(GroupError::kafka_error_code)?;
             let describable = api.visible_names(
                 client,
                 Operation::Describe,
@@ -245,7 +248,10 @@ fn fetch_one(
             let (allowed, refused): (Vec<_>, Vec<_>) = topics
                 .into_iter()
                 .partition(|(t, _)| describable.contains(t));
-            let mut fetched = ok(api.groups.fetch(group, Some(allowed))?);
+            let mut fetched = ok(api
+                .groups
+                .fetch(group, Some(allowed))
+                .map_err(GroupError::kafka_error_code)?);
             fetched.extend(refused.into_iter().map(|(t, ps)| {
                 let code = ResponseError::TopicAuthorizationFailed.code();
                 (t, ps.into_iter().map(|p| (p, Err(code))).collect())
@@ -432,8 +438,8 @@ pub async fn delete(
     }
     match api.groups.delete_offsets(&request.group_id.0, known).await {
         Ok(r) => results.extend(r),
-        Err(code) => {
-            response.error_code = code;
+        Err(e) => {
+            response.error_code = e.kafka_error_code();
             return response;
         }
     }

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{Api, ClientInfo, NoResponse, errors};
 use crate::log::batch::{ATTR_COMPRESSION_MASK, BatchHeader, MAGIC_OFFSET};
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TxnError;
 
 pub async fn handle(
     api: &Api,
@@ -202,12 +203,15 @@ fn transaction_check(
         (false, _) => None,
         // Kafka's `ProduceRequest.validateRecords`.
         (true, None) => Some(ResponseError::InvalidRecord.code()),
-        (true, Some(id)) => api.txn.check_produce(
-            id,
-            header.producer_id,
-            header.producer_epoch,
-            topic,
-            partition,
-        ),
+        (true, Some(id)) => api
+            .txn
+            .check_produce(
+                id,
+                header.producer_id,
+                header.producer_epoch,
+                topic,
+                partition,
+            )
+            .map(TxnError::kafka_error_code),
     }
 }

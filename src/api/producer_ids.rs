@@ -61,7 +61,7 @@ pub async fn handle(
                 r.producer_id = ProducerId(pid);
                 r.producer_epoch = epoch;
             }
-            Err(code) => r.error_code = super::errors::fenced_for(version, 4, code),
+            Err(e) => r.error_code = super::errors::txn_code(version, 4, e),
         }
         return r;
     }

@@ -63,10 +63,10 @@ pub async fn handle(api: &Api, request: StopReplicaRequest, version: i16) -> Sto
             code = ResponseError::FencedLeaderEpoch.code();
         } else {
             if name == OFFSETS_TOPIC {
-                api.groups.unload_partition(partition);
+                api.groups.resigned(partition);
             }
             if name == crate::txn::TRANSACTION_STATE_TOPIC {
-                api.txn.unload_partition(partition);
+                api.txn.resigned(partition);
             }
             if let Err(e) = api.replicas.stop_replica(name, partition, delete).await {
                 tracing::error!(topic = name, partition, error = %e, "cannot stop replica");

@@ -22,6 +22,7 @@ use super::{Api, ClientInfo, errors};
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::cache::INTERNAL_TOPICS;
 use crate::security::acl::{Operation, ResourceType};
+use crate::txn::TxnError;
 use crate::txn::records::TxnState as State;
 
 /// One transaction's AddPartitionsToTxn: an error per partition. From a client (`client` is
@@ -86,7 +87,7 @@ async fn add_partitions_one(
             .verify_partitions(transactional_id, producer_id, producer_epoch, &wanted)
         {
             Ok(c) => c,
-            Err(code) => vec![code; wanted.len()],
+            Err(e) => vec![e.kafka_error_code(); wanted.len()],
         }
     } else {
         let code = match api
@@ -95,7 +96,7 @@ async fn add_partitions_one(
             .await
         {
             Ok(()) => errors::NONE,
-            Err(code) => errors::fenced_for(version, 2, code),
+            Err(e) => errors::txn_code(version, 2, e),
         };
         vec![code; wanted.len()]
     };
@@ -202,7 +203,7 @@ pub async fn add_offsets(
         .await
     {
         Ok(()) => errors::NONE,
-        Err(code) => errors::fenced_for(version, 2, code),
+        Err(e) => errors::txn_code(version, 2, e),
     };
     response
 }
@@ -230,7 +231,7 @@ pub async fn end_txn(
         .await
     {
         Ok(()) => errors::NONE,
-        Err(code) => errors::fenced_for(version, 2, code),
+        Err(e) => errors::txn_code(version, 2, e),
     };
     response
 }
@@ -372,7 +373,7 @@ pub fn describe(
             ResourceType::TransactionalId,
             &id,
         ) {
-            api.txn.describe(&id)
+            api.txn.describe(&id).map_err(TxnError::kafka_error_code)
         } else {
             Err(ResponseError::TransactionalIdAuthorizationFailed.code())
         };

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::keys::is_known;
-use super::listeners::{DEFAULT_LISTENER_HOST, DEFAULT_PORT, Listener};
+use super::listeners::Listener;
 use super::properties::{Props, csv, invalid, parse};
 use super::security::{self, DelegationTokenConfig, InterBrokerSecurity, ListenerSecurity};
 use super::{ConfigError, LogConfig};
-use crate::security::{KafkaPrincipal, SecurityProtocol};
+use crate::security::KafkaPrincipal;
 
 const DEFAULT_LOG_DIR: &str = "/tmp/kafka-logs";
 
@@ -36,15 +36,11 @@ pub struct CleanerConfig {
 }
 
 impl Default for CleanerConfig {
+    /// `log.cleaner.*` at the defaults of the definition table.
     fn default() -> Self {
-        CleanerConfig {
-            enable: true,
-            threads: 1,
-            dedupe_buffer_size: 128 * 1024 * 1024,
-            io_buffer_size: 512 * 1024,
-            dedupe_buffer_load_factor: 0.9,
-            io_max_bytes_per_second: f64::MAX,
-            backoff_ms: 15_000,
+        match BrokerConfig::cleaner(&Props(&BTreeMap::new())) {
+            Ok(config) => config,
+            Err(e) => panic!("the broker definition table's defaults are invalid: {e}"),
         }
     }
 }
@@ -278,90 +274,13 @@ pub struct BrokerConfig {
 }
 
 impl Default for BrokerConfig {
+    /// Every key at its default, as the definition table (`defs`) gives them.
     fn default() -> Self {
-        let listeners = vec![Listener {
-            name: "PLAINTEXT".into(),
-            host: DEFAULT_LISTENER_HOST.into(),
-            port: DEFAULT_PORT,
-            protocol: SecurityProtocol::Plaintext,
-        }];
-        BrokerConfig {
-            broker_id: -1,
-            advertised_listeners: listeners.clone(),
-            inter_broker_listener: "PLAINTEXT".into(),
-            listener_security: BTreeMap::from([(
-                "PLAINTEXT".to_string(),
-                ListenerSecurity {
-                    protocol: SecurityProtocol::Plaintext,
-                    tls: None,
-                    sasl: None,
-                },
-            )]),
-            inter_broker_security: InterBrokerSecurity::default(),
-            broker_rack: None,
-            replica_selector: ReplicaSelector::None,
-            inter_broker_protocol_version: crate::client::Ibp::default(),
-            advertise_ibp_versions: false,
-            listeners,
-            log_dirs: vec![PathBuf::from(DEFAULT_LOG_DIR)],
-            num_partitions: 1,
-            num_recovery_threads_per_data_dir: 1,
-            default_replication_factor: 1,
-            auto_create_topics_enable: true,
-            delete_topic_enable: true,
-            message_max_bytes: 1_048_588,
-            socket_request_max_bytes: 104_857_600,
-            max_connections: i32::MAX as usize,
-            connections_max_idle_ms: 600_000,
-            queued_max_requests: 500,
-            offsets_topic_num_partitions: 50,
-            offsets_topic_replication_factor: 3,
-            offsets_topic_segment_bytes: 104_857_600,
-            transaction_state_log_num_partitions: 50,
-            transaction_state_log_replication_factor: 3,
-            transaction_state_log_min_isr: 2,
-            transaction_state_log_segment_bytes: 104_857_600,
-            transaction_max_timeout_ms: 900_000,
-            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
-            transactional_id_expiration_ms: 604_800_000,
-            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
-            group_initial_rebalance_delay_ms: 3000,
-            group_min_session_timeout_ms: 6000,
-            group_max_session_timeout_ms: 1_800_000,
-            group_max_size: i32::MAX,
-            offsets_retention_minutes: 10_080,
-            offsets_retention_check_interval_ms: 600_000,
-            zookeeper_connect: None,
-            zookeeper_session_timeout_ms: 18_000,
-            zookeeper_connection_timeout_ms: None,
-            unclean_leader_election_enable: false,
-            controller_socket_timeout_ms: 30_000,
-            request_timeout_ms: 30_000,
-            auto_leader_rebalance_enable: true,
-            leader_imbalance_check_interval_seconds: 300,
-            leader_imbalance_per_broker_percentage: 10,
-            controlled_shutdown_enable: true,
-            controlled_shutdown_max_retries: 3,
-            controlled_shutdown_retry_backoff_ms: 5000,
-            log_retention_check_interval_ms: 300_000,
-            log_flush_scheduler_interval_ms: i64::MAX as u64,
-            log_flush_offset_checkpoint_interval_ms: 60_000,
-            replica_high_watermark_checkpoint_interval_ms: 5_000,
-            replica_lag_time_max_ms: 30_000,
-            replica_fetch_wait_max_ms: 500,
-            replica_fetch_min_bytes: 1,
-            replica_fetch_max_bytes: 1_048_576,
-            max_incremental_fetch_session_cache_slots: 1000,
-            replica_fetch_response_max_bytes: 10_485_760,
-            replica_fetch_backoff_ms: 1_000,
-            authorizer: None,
-            metrics_port: 9404,
-            quotas: crate::quota::QuotaSettings::default(),
-            log: LogConfig::default(),
-            originals: BTreeMap::new(),
-            log_cleaner: CleanerConfig::default(),
-            delegation_tokens: DelegationTokenConfig::default(),
-            unknown_keys: Vec::new(),
+        match BrokerConfig::from_properties(&BTreeMap::new()) {
+            Ok(config) => config,
+            // Only a wrong row in the table gets here, which `defaults_come_from_the_table`
+            // catches.
+            Err(e) => panic!("the broker definition table's defaults are invalid: {e}"),
         }
     }
 }
@@ -373,14 +292,14 @@ impl BrokerConfig {
     /// The client quota settings, with Kafka's bounds (`atLeast(1)` for the window settings;
     /// the static defaults are Java longs where Long.MAX_VALUE means none).
     fn quotas(p: &Props) -> Result<crate::quota::QuotaSettings, ConfigError> {
-        let samples: i32 = p.num("quota.window.num", Some(1), 11)?;
-        let seconds: i32 = p.num("quota.window.size.seconds", Some(1), 1)?;
+        let samples: i32 = p.num("quota.window.num", Some(1))?;
+        let seconds: i32 = p.num("quota.window.size.seconds", Some(1))?;
         let static_default = |key: &str| -> Result<Option<f64>, ConfigError> {
-            let v: i64 = p.num(key, None, i64::MAX)?;
+            let v: i64 = p.num(key, None)?;
             Ok((v != i64::MAX).then_some(v as f64))
         };
-        let controller_samples: i32 = p.num("controller.quota.window.num", Some(1), 11)?;
-        let controller_seconds: i32 = p.num("controller.quota.window.size.seconds", Some(1), 1)?;
+        let controller_samples: i32 = p.num("controller.quota.window.num", Some(1))?;
+        let controller_seconds: i32 = p.num("controller.quota.window.size.seconds", Some(1))?;
         Ok(crate::quota::QuotaSettings {
             window: crate::quota::rate::Window {
                 samples: samples as usize,
@@ -397,11 +316,10 @@ impl BrokerConfig {
 
     pub fn from_properties(props: &BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
         let p = Props(props);
-        let defaults = BrokerConfig::default();
 
-        let id_generation = p.bool("broker.id.generation.enable", true)?;
-        let reserved_max_id = p.num("reserved.broker.max.id", Some(0i32), 1000)?;
-        let broker_id = p.num("broker.id", None, defaults.broker_id)?;
+        let id_generation = p.bool("broker.id.generation.enable")?;
+        let reserved_max_id = p.num("reserved.broker.max.id", Some(0i32))?;
+        let broker_id = p.num("broker.id", None)?;
         // Kafka's rule: generated ids start above reserved.broker.max.id, so configured ids must
         // stay at or below it; without generation there is nothing to stand for -1.
         if id_generation && !(-1..=reserved_max_id).contains(&broker_id) {
@@ -419,13 +337,11 @@ impl BrokerConfig {
             ));
         }
 
-        let inter_broker_protocol_version = match p.get("inter.broker.protocol.version") {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|e: String| invalid("inter.broker.protocol.version", v, e))?,
-            None => defaults.inter_broker_protocol_version,
-        };
+        let ibp = p.get_or_default("inter.broker.protocol.version")?;
+        let inter_broker_protocol_version = ibp
+            .trim()
+            .parse()
+            .map_err(|e: String| invalid("inter.broker.protocol.version", ibp, e))?;
 
         let (listeners, advertised_listeners, inter_broker_listener) = Self::listeners(&p)?;
         let mut listener_security = BTreeMap::new();
@@ -476,15 +392,14 @@ impl BrokerConfig {
 
         // Scheduler periods must be positive: Kafka's scheduler rejects 0 at start-up, and a
         // zero-period timer is a busy loop (or a panic) here, so say so now.
-        let flush_scheduler_ms: i64 =
-            p.num("log.flush.scheduler.interval.ms", Some(1), i64::MAX)?;
+        let flush_scheduler_ms: i64 = p.num("log.flush.scheduler.interval.ms", Some(1))?;
 
         let log = LogConfig::from_broker_properties(props)?;
 
         // Kafka refuses a follower fetch wait at or above the lag limit: a follower parked that
         // long at an idle leader would be thrown out of the ISR.
-        let replica_fetch_wait_max_ms: u64 = p.unsigned("replica.fetch.wait.max.ms", 0i32, 500)?;
-        let replica_lag_time_max_ms: u64 = p.unsigned("replica.lag.time.max.ms", 1i64, 30_000)?;
+        let replica_fetch_wait_max_ms: u64 = p.unsigned("replica.fetch.wait.max.ms", 0i32)?;
+        let replica_lag_time_max_ms: u64 = p.unsigned("replica.lag.time.max.ms", 1i64)?;
         if replica_fetch_wait_max_ms >= replica_lag_time_max_ms {
             return Err(invalid(
                 "replica.fetch.wait.max.ms",
@@ -505,188 +420,86 @@ impl BrokerConfig {
                 p.get("replica.selector.class").unwrap_or_default(),
             )?,
             inter_broker_protocol_version,
-            advertise_ibp_versions: p.bool("odradek.test.advertise.ibp.versions", false)?,
+            advertise_ibp_versions: p.bool("odradek.test.advertise.ibp.versions")?,
             log_dirs,
-            num_partitions: p.num("num.partitions", Some(1), defaults.num_partitions)?,
-            num_recovery_threads_per_data_dir: p.unsigned(
-                "num.recovery.threads.per.data.dir",
-                1i32,
-                defaults.num_recovery_threads_per_data_dir as i32,
-            )?,
-            default_replication_factor: p.num(
-                "default.replication.factor",
-                Some(1),
-                defaults.default_replication_factor,
-            )?,
-            auto_create_topics_enable: p.bool("auto.create.topics.enable", true)?,
-            delete_topic_enable: p.bool("delete.topic.enable", true)?,
+            num_partitions: p.num("num.partitions", Some(1))?,
+            num_recovery_threads_per_data_dir: p
+                .unsigned("num.recovery.threads.per.data.dir", 1i32)?,
+            default_replication_factor: p.num("default.replication.factor", Some(1))?,
+            auto_create_topics_enable: p.bool("auto.create.topics.enable")?,
+            delete_topic_enable: p.bool("delete.topic.enable")?,
             // Kafka types these as int: anything past i32::MAX is an error there, so here too.
-            message_max_bytes: p.unsigned("message.max.bytes", 0i32, 1_048_588)?,
-            socket_request_max_bytes: p.unsigned("socket.request.max.bytes", 1i32, 104_857_600)?,
-            max_connections: p.unsigned("max.connections", 0i32, i32::MAX)?,
+            message_max_bytes: p.unsigned("message.max.bytes", 0i32)?,
+            socket_request_max_bytes: p.unsigned("socket.request.max.bytes", 1i32)?,
+            max_connections: p.unsigned("max.connections", 0i32)?,
             // Negative means "never close idle connections" in Kafka.
-            connections_max_idle_ms: u64::try_from(p.num(
-                "connections.max.idle.ms",
-                None,
-                600_000i64,
-            )?)
-            .unwrap_or(u64::MAX),
-            queued_max_requests: p.unsigned("queued.max.requests", 1i32, 500)?,
-            offsets_topic_num_partitions: p.num(
-                "offsets.topic.num.partitions",
-                Some(1),
-                defaults.offsets_topic_num_partitions,
-            )?,
-            offsets_topic_replication_factor: p.num(
-                "offsets.topic.replication.factor",
-                Some(1),
-                defaults.offsets_topic_replication_factor,
-            )?,
-            offsets_topic_segment_bytes: p.unsigned(
-                "offsets.topic.segment.bytes",
-                1i32,
-                104_857_600,
-            )?,
-            transaction_state_log_num_partitions: p.num(
-                "transaction.state.log.num.partitions",
-                Some(1),
-                defaults.transaction_state_log_num_partitions,
-            )?,
-            transaction_state_log_replication_factor: p.num(
-                "transaction.state.log.replication.factor",
-                Some(1),
-                defaults.transaction_state_log_replication_factor,
-            )?,
-            transaction_state_log_min_isr: p.num(
-                "transaction.state.log.min.isr",
-                Some(1),
-                defaults.transaction_state_log_min_isr,
-            )?,
-            transaction_state_log_segment_bytes: p.unsigned(
-                "transaction.state.log.segment.bytes",
-                1i32,
-                104_857_600,
-            )?,
-            transaction_max_timeout_ms: p.num(
-                "transaction.max.timeout.ms",
-                Some(1),
-                defaults.transaction_max_timeout_ms,
-            )?,
+            connections_max_idle_ms: u64::try_from(p.num::<i64>("connections.max.idle.ms", None)?)
+                .unwrap_or(u64::MAX),
+            queued_max_requests: p.unsigned("queued.max.requests", 1i32)?,
+            offsets_topic_num_partitions: p.num("offsets.topic.num.partitions", Some(1))?,
+            offsets_topic_replication_factor: p.num("offsets.topic.replication.factor", Some(1))?,
+            offsets_topic_segment_bytes: p.unsigned("offsets.topic.segment.bytes", 1i32)?,
+            transaction_state_log_num_partitions: p
+                .num("transaction.state.log.num.partitions", Some(1))?,
+            transaction_state_log_replication_factor: p
+                .num("transaction.state.log.replication.factor", Some(1))?,
+            transaction_state_log_min_isr: p.num("transaction.state.log.min.isr", Some(1))?,
+            transaction_state_log_segment_bytes: p
+                .unsigned("transaction.state.log.segment.bytes", 1i32)?,
+            transaction_max_timeout_ms: p.num("transaction.max.timeout.ms", Some(1))?,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: p.unsigned(
                 "transaction.abort.timed.out.transaction.cleanup.interval.ms",
                 1i32,
-                10_000,
             )?,
-            transactional_id_expiration_ms: p.unsigned(
-                "transactional.id.expiration.ms",
-                1i32,
-                604_800_000,
-            )?,
+            transactional_id_expiration_ms: p.unsigned("transactional.id.expiration.ms", 1i32)?,
             transaction_remove_expired_transaction_cleanup_interval_ms: p.unsigned(
                 "transaction.remove.expired.transaction.cleanup.interval.ms",
                 1i32,
-                3_600_000,
             )?,
-            group_initial_rebalance_delay_ms: p.unsigned(
-                "group.initial.rebalance.delay.ms",
-                0i32,
-                3000,
-            )?,
-            group_min_session_timeout_ms: p.num(
-                "group.min.session.timeout.ms",
-                Some(0),
-                defaults.group_min_session_timeout_ms,
-            )?,
-            group_max_session_timeout_ms: p.num(
-                "group.max.session.timeout.ms",
-                Some(0),
-                defaults.group_max_session_timeout_ms,
-            )?,
+            group_initial_rebalance_delay_ms: p
+                .unsigned("group.initial.rebalance.delay.ms", 0i32)?,
+            group_min_session_timeout_ms: p.num("group.min.session.timeout.ms", Some(0))?,
+            group_max_session_timeout_ms: p.num("group.max.session.timeout.ms", Some(0))?,
             // Kafka's ranges: atLeast(1) for all three.
-            group_max_size: p.num("group.max.size", Some(1), defaults.group_max_size)?,
-            offsets_retention_minutes: p.num(
-                "offsets.retention.minutes",
-                Some(1),
-                defaults.offsets_retention_minutes,
-            )?,
-            offsets_retention_check_interval_ms: p.unsigned(
-                "offsets.retention.check.interval.ms",
-                1i64,
-                600_000,
-            )?,
+            group_max_size: p.num("group.max.size", Some(1))?,
+            offsets_retention_minutes: p.num("offsets.retention.minutes", Some(1))?,
+            offsets_retention_check_interval_ms: p
+                .unsigned("offsets.retention.check.interval.ms", 1i64)?,
             zookeeper_connect: p
                 .get("zookeeper.connect")
                 .filter(|v| !v.is_empty())
                 .map(str::to_string),
-            zookeeper_session_timeout_ms: p.unsigned(
-                "zookeeper.session.timeout.ms",
-                1i32,
-                18_000,
-            )?,
+            zookeeper_session_timeout_ms: p.unsigned("zookeeper.session.timeout.ms", 1i32)?,
             zookeeper_connection_timeout_ms,
-            unclean_leader_election_enable: p.bool("unclean.leader.election.enable", false)?,
-            controller_socket_timeout_ms: p.unsigned(
-                "controller.socket.timeout.ms",
-                1i32,
-                30_000,
-            )?,
-            request_timeout_ms: p.unsigned("request.timeout.ms", 1i32, 30_000)?,
-            auto_leader_rebalance_enable: p.bool("auto.leader.rebalance.enable", true)?,
-            leader_imbalance_check_interval_seconds: p.unsigned(
-                "leader.imbalance.check.interval.seconds",
-                1i64,
-                300,
-            )?,
-            leader_imbalance_per_broker_percentage: p.unsigned(
-                "leader.imbalance.per.broker.percentage",
-                0i32,
-                10,
-            )?,
-            controlled_shutdown_enable: p.bool("controlled.shutdown.enable", true)?,
-            controlled_shutdown_max_retries: p.unsigned(
-                "controlled.shutdown.max.retries",
-                0i32,
-                3,
-            )?,
-            controlled_shutdown_retry_backoff_ms: p.unsigned(
-                "controlled.shutdown.retry.backoff.ms",
-                0i64,
-                5000,
-            )?,
-            log_retention_check_interval_ms: p.unsigned(
-                "log.retention.check.interval.ms",
-                1i64,
-                300_000,
-            )?,
+            unclean_leader_election_enable: p.bool("unclean.leader.election.enable")?,
+            controller_socket_timeout_ms: p.unsigned("controller.socket.timeout.ms", 1i32)?,
+            request_timeout_ms: p.unsigned("request.timeout.ms", 1i32)?,
+            auto_leader_rebalance_enable: p.bool("auto.leader.rebalance.enable")?,
+            leader_imbalance_check_interval_seconds: p
+                .unsigned("leader.imbalance.check.interval.seconds", 1i64)?,
+            leader_imbalance_per_broker_percentage: p
+                .unsigned("leader.imbalance.per.broker.percentage", 0i32)?,
+            controlled_shutdown_enable: p.bool("controlled.shutdown.enable")?,
+            controlled_shutdown_max_retries: p.unsigned("controlled.shutdown.max.retries", 0i32)?,
+            controlled_shutdown_retry_backoff_ms: p
+                .unsigned("controlled.shutdown.retry.backoff.ms", 0i64)?,
+            log_retention_check_interval_ms: p.unsigned("log.retention.check.interval.ms", 1i64)?,
             // Positive, so the conversion cannot fail.
             log_flush_scheduler_interval_ms: u64::try_from(flush_scheduler_ms).unwrap_or(u64::MAX),
-            log_flush_offset_checkpoint_interval_ms: p.unsigned(
-                "log.flush.offset.checkpoint.interval.ms",
-                1i32,
-                60_000,
-            )?,
-            replica_high_watermark_checkpoint_interval_ms: p.unsigned(
-                "replica.high.watermark.checkpoint.interval.ms",
-                1i64,
-                5_000,
-            )?,
+            log_flush_offset_checkpoint_interval_ms: p
+                .unsigned("log.flush.offset.checkpoint.interval.ms", 1i32)?,
+            replica_high_watermark_checkpoint_interval_ms: p
+                .unsigned("replica.high.watermark.checkpoint.interval.ms", 1i64)?,
             replica_lag_time_max_ms,
             replica_fetch_wait_max_ms,
-            replica_fetch_min_bytes: p.num("replica.fetch.min.bytes", Some(1), 1)?,
-            replica_fetch_max_bytes: p.num("replica.fetch.max.bytes", Some(0), 1_048_576)?,
-            replica_fetch_response_max_bytes: p.num(
-                "replica.fetch.response.max.bytes",
-                Some(0),
-                10_485_760,
-            )?,
-            replica_fetch_backoff_ms: p.unsigned("replica.fetch.backoff.ms", 0i32, 1_000)?,
-            max_incremental_fetch_session_cache_slots: p.unsigned(
-                "max.incremental.fetch.session.cache.slots",
-                0i32,
-                1000,
-            )?,
+            replica_fetch_min_bytes: p.num("replica.fetch.min.bytes", Some(1))?,
+            replica_fetch_max_bytes: p.num("replica.fetch.max.bytes", Some(0))?,
+            replica_fetch_response_max_bytes: p.num("replica.fetch.response.max.bytes", Some(0))?,
+            replica_fetch_backoff_ms: p.unsigned("replica.fetch.backoff.ms", 0i32)?,
+            max_incremental_fetch_session_cache_slots: p
+                .unsigned("max.incremental.fetch.session.cache.slots", 0i32)?,
             authorizer: Self::authorizer(&p)?,
-            metrics_port: p.num("metrics.port", None, defaults.metrics_port)?,
+            metrics_port: p.num("metrics.port", None)?,
             quotas: Self::quotas(&p)?,
             log,
             originals: props.clone(),
@@ -740,41 +553,28 @@ impl BrokerConfig {
         }
         Ok(Some(AuthorizerConfig {
             super_users,
-            allow_everyone_if_no_acl_found: p.bool("allow.everyone.if.no.acl.found", false)?,
+            allow_everyone_if_no_acl_found: p.bool("allow.everyone.if.no.acl.found")?,
         }))
     }
 
     /// `delegation.token.*`, with the ranges Kafka allows (each at least 1).
     fn delegation_tokens(p: &Props<'_>) -> Result<DelegationTokenConfig, ConfigError> {
-        let d = DelegationTokenConfig::default();
         let secret_key = p
             .get("delegation.token.secret.key")
             .or_else(|| p.get("delegation.token.master.key"))
             .map(String::from);
         Ok(DelegationTokenConfig {
             secret_key,
-            max_lifetime_ms: p.num(
-                "delegation.token.max.lifetime.ms",
-                Some(1),
-                d.max_lifetime_ms,
-            )?,
-            expiry_time_ms: p.num("delegation.token.expiry.time.ms", Some(1), d.expiry_time_ms)?,
-            expiry_check_interval_ms: p.unsigned(
-                "delegation.token.expiry.check.interval.ms",
-                1i64,
-                d.expiry_check_interval_ms as i64,
-            )?,
+            max_lifetime_ms: p.num("delegation.token.max.lifetime.ms", Some(1))?,
+            expiry_time_ms: p.num("delegation.token.expiry.time.ms", Some(1))?,
+            expiry_check_interval_ms: p
+                .unsigned("delegation.token.expiry.check.interval.ms", 1i64)?,
         })
     }
 
     /// `log.cleaner.*` with the ranges Kafka's `CleanerConfig` allows.
     fn cleaner(p: &Props<'_>) -> Result<CleanerConfig, ConfigError> {
-        let d = CleanerConfig::default();
-        let load_factor: f64 = p.num(
-            "log.cleaner.io.buffer.load.factor",
-            None,
-            d.dedupe_buffer_load_factor,
-        )?;
+        let load_factor: f64 = p.num("log.cleaner.io.buffer.load.factor", None)?;
         if !(load_factor > 0.0 && load_factor <= 1.0) {
             return Err(invalid(
                 "log.cleaner.io.buffer.load.factor",
@@ -782,11 +582,7 @@ impl BrokerConfig {
                 "must be greater than 0 and at most 1",
             ));
         }
-        let rate: f64 = p.num(
-            "log.cleaner.io.max.bytes.per.second",
-            None,
-            d.io_max_bytes_per_second,
-        )?;
+        let rate: f64 = p.num("log.cleaner.io.max.bytes.per.second", None)?;
         if rate.is_nan() || rate <= 0.0 {
             return Err(invalid(
                 "log.cleaner.io.max.bytes.per.second",
@@ -795,17 +591,13 @@ impl BrokerConfig {
             ));
         }
         Ok(CleanerConfig {
-            enable: p.bool("log.cleaner.enable", d.enable)?,
-            threads: p.unsigned("log.cleaner.threads", 0i32, 1)?,
-            dedupe_buffer_size: p.unsigned(
-                "log.cleaner.dedupe.buffer.size",
-                0i64,
-                d.dedupe_buffer_size as i64,
-            )?,
-            io_buffer_size: p.unsigned("log.cleaner.io.buffer.size", 0i32, 512 * 1024)?,
+            enable: p.bool("log.cleaner.enable")?,
+            threads: p.unsigned("log.cleaner.threads", 0i32)?,
+            dedupe_buffer_size: p.unsigned("log.cleaner.dedupe.buffer.size", 0i64)?,
+            io_buffer_size: p.unsigned("log.cleaner.io.buffer.size", 0i32)?,
             dedupe_buffer_load_factor: load_factor,
             io_max_bytes_per_second: rate,
-            backoff_ms: p.unsigned("log.cleaner.backoff.ms", 0i64, 15_000)?,
+            backoff_ms: p.unsigned("log.cleaner.backoff.ms", 0i64)?,
         })
     }
 
@@ -822,6 +614,7 @@ impl BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::defs;
 
     fn config(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
         let props: BTreeMap<String, String> = pairs
@@ -871,6 +664,27 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn defaults_come_from_the_table() {
+        let c = config(&[]).unwrap();
+        let default = |key| defs::broker_default(key).unwrap();
+        assert_eq!(
+            c.replica_lag_time_max_ms.to_string(),
+            default("replica.lag.time.max.ms")
+        );
+        assert_eq!(c.group_max_size.to_string(), default("group.max.size"));
+        assert_eq!(
+            c.transaction_state_log_replication_factor.to_string(),
+            default("transaction.state.log.replication.factor")
+        );
+        assert_eq!(c.metrics_port.to_string(), default("metrics.port"));
+        assert_eq!(c.log_cleaner, CleanerConfig::default());
+        assert_eq!(
+            c.log_cleaner.threads.to_string(),
+            default("log.cleaner.threads")
+        );
     }
 
     #[test]

@@ -450,8 +450,16 @@ use DynamicMode::{ClusterWide as Dyn, ReadOnly as Ro};
 /// (read-only) because it cannot apply them without a restart.
 pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     broker("advertised.listeners", Str, None, Validator::None, Ro),
+    broker("authorizer.class.name", Str, Some(""), Validator::None, Ro),
     broker(
         "auto.create.topics.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "auto.leader.rebalance.enable",
         Boolean,
         Some("true"),
         Validator::None,
@@ -503,6 +511,48 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker(
+        "controlled.shutdown.enable",
+        Boolean,
+        Some("true"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "controlled.shutdown.max.retries",
+        Int,
+        Some("3"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "controlled.shutdown.retry.backoff.ms",
+        Long,
+        Some("5000"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "controller.quota.window.num",
+        Int,
+        Some("11"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "controller.quota.window.size.seconds",
+        Int,
+        Some("1"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "controller.socket.timeout.ms",
+        Int,
+        Some("30000"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
         "default.replication.factor",
         Int,
         Some("1"),
@@ -521,6 +571,13 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Long,
         Some("86400000"),
         AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "delegation.token.master.key",
+        Password,
+        None,
+        Validator::None,
         Ro,
     ),
     broker(
@@ -558,6 +615,7 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Validator::None,
         Ro,
     ),
+    broker("group.max.size", Int, Some("2147483647"), AtLeast(1), Ro),
     broker(
         "group.min.session.timeout.ms",
         Int,
@@ -567,13 +625,26 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     ),
     broker("inter.broker.listener.name", Str, None, Validator::None, Ro),
     broker(
+        "leader.imbalance.check.interval.seconds",
+        Long,
+        Some("300"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "leader.imbalance.per.broker.percentage",
+        Int,
+        Some("10"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
         "listener.security.protocol.map",
         Str,
         Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
         Validator::None,
         Ro,
     ),
-    // Kafka's default binds every interface; odradek's binds loopback.
     broker(
         "listeners",
         Str,
@@ -798,10 +869,30 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker("message.max.bytes", Int, Some("1048588"), AtLeast(0), Dyn),
-    // odradek's Prometheus endpoint; Kafka has no such key.
     broker("metrics.port", Int, Some("9404"), Validator::None, Ro),
     broker("min.insync.replicas", Int, Some("1"), AtLeast(1), Dyn),
     broker("num.partitions", Int, Some("1"), AtLeast(1), Ro),
+    broker(
+        "num.recovery.threads.per.data.dir",
+        Int,
+        Some("1"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "offsets.retention.check.interval.ms",
+        Long,
+        Some("600000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "offsets.retention.minutes",
+        Int,
+        Some("10080"),
+        AtLeast(1),
+        Ro,
+    ),
     broker(
         "offsets.topic.num.partitions",
         Int,
@@ -824,6 +915,43 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker("queued.max.requests", Int, Some("500"), AtLeast(1), Ro),
+    broker("quota.window.num", Int, Some("11"), AtLeast(1), Ro),
+    broker("quota.window.size.seconds", Int, Some("1"), AtLeast(1), Ro),
+    broker(
+        "replica.fetch.backoff.ms",
+        Int,
+        Some("1000"),
+        AtLeast(0),
+        Ro,
+    ),
+    broker(
+        "replica.fetch.max.bytes",
+        Int,
+        Some("1048576"),
+        AtLeast(0),
+        Ro,
+    ),
+    broker(
+        "replica.fetch.min.bytes",
+        Int,
+        Some("1"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "replica.fetch.response.max.bytes",
+        Int,
+        Some("10485760"),
+        AtLeast(0),
+        Ro,
+    ),
+    broker(
+        "replica.fetch.wait.max.ms",
+        Int,
+        Some("500"),
+        Validator::None,
+        Ro,
+    ),
     broker(
         "replica.high.watermark.checkpoint.interval.ms",
         Long,
@@ -832,9 +960,23 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker(
+        "replica.lag.time.max.ms",
+        Long,
+        Some("30000"),
+        Validator::None,
+        Ro,
+    ),
+    broker(
         "replica.selector.class",
         ConfigType::Class,
         None,
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "request.timeout.ms",
+        Int,
+        Some("30000"),
         Validator::None,
         Ro,
     ),
@@ -854,9 +996,58 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
         Ro,
     ),
     broker(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Int,
+        Some("10000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transaction.max.timeout.ms",
+        Int,
+        Some("900000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        Int,
+        Some("3600000"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transaction.state.log.min.isr",
+        Int,
+        Some("2"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
         "transaction.state.log.num.partitions",
         Int,
         Some("50"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transaction.state.log.replication.factor",
+        Short,
+        Some("3"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transaction.state.log.segment.bytes",
+        Int,
+        Some("104857600"),
+        AtLeast(1),
+        Ro,
+    ),
+    broker(
+        "transactional.id.expiration.ms",
+        Int,
+        Some("604800000"),
         AtLeast(1),
         Ro,
     ),
@@ -884,6 +1075,51 @@ pub const BROKER_CONFIGS: &[BrokerConfigDef] = &[
     ),
 ];
 
+/// Keys the broker reads that Kafka 3.9's `KafkaConfig` does not define: the ACL authorizer's
+/// own settings, Kafka 2.4's keys removed in 3.0 (the single listener's, the static quotas),
+/// and odradek's own keys (the metrics port, a test-only switch).
+/// Their defaults live here like every other's; DescribeConfigs lists them only when set, as
+/// Kafka lists the originals it has no definition for.
+pub const OTHER_BROKER_CONFIGS: &[BrokerConfigDef] = &[
+    broker("advertised.host.name", Str, None, Validator::None, Ro),
+    broker("advertised.port", Int, None, Validator::None, Ro),
+    broker(
+        "allow.everyone.if.no.acl.found",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        Ro,
+    ),
+    broker("authorizer.zookeeper.url", Str, None, Validator::None, Ro),
+    broker("host.name", Str, Some(""), Validator::None, Ro),
+    broker("metrics.port", Int, Some("9404"), Validator::None, Ro),
+    // For tests only: a broker that advertises no more than its IBP sends, standing in for an
+    // older Kafka broker.
+    broker(
+        "odradek.test.advertise.ibp.versions",
+        Boolean,
+        Some("false"),
+        Validator::None,
+        Ro,
+    ),
+    broker("port", Int, Some("9092"), Validator::None, Ro),
+    broker(
+        "quota.consumer.default",
+        Long,
+        Some(LONG_MAX),
+        Validator::None,
+        Ro,
+    ),
+    broker(
+        "quota.producer.default",
+        Long,
+        Some(LONG_MAX),
+        Validator::None,
+        Ro,
+    ),
+    broker("super.users", Str, None, Validator::None, Ro),
+];
+
 pub fn topic_config(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|t| t.def.name == name)
 }
@@ -894,6 +1130,25 @@ pub fn is_topic_config(name: &str) -> bool {
 
 pub fn broker_config(name: &str) -> Option<&'static BrokerConfigDef> {
     BROKER_CONFIGS.iter().find(|b| b.def.name == name)
+}
+
+/// The default of a broker key the broker reads, from [`BROKER_CONFIGS`] or
+/// [`OTHER_BROKER_CONFIGS`]: the one place broker defaults are written. `None` for a key
+/// without a row or whose default is Java's null.
+pub fn broker_default(name: &str) -> Option<&'static str> {
+    BROKER_CONFIGS
+        .iter()
+        .chain(OTHER_BROKER_CONFIGS)
+        .find(|b| b.def.name == name)
+        .and_then(|b| b.def.default)
+}
+
+/// Whether the broker has a definition of `name` in either table.
+pub fn is_defined_broker_key(name: &str) -> bool {
+    BROKER_CONFIGS
+        .iter()
+        .chain(OTHER_BROKER_CONFIGS)
+        .any(|b| b.def.name == name)
 }
 
 /// Kafka's broker keys of type PASSWORD, which DescribeConfigs reports as sensitive, without

@@ -38,7 +38,6 @@ impl fmt::Display for Listener {
 /// every interface; we bind loopback so that a broker started without a config file is not
 /// reachable from the network by surprise.
 pub(super) const DEFAULT_LISTENER_HOST: &str = "127.0.0.1";
-pub(super) const DEFAULT_PORT: u16 = 9092;
 /// Kafka's default `listener.security.protocol.map`: each security protocol is a listener name.
 const DEFAULT_SECURITY_PROTOCOL_MAP: &str =
     "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
@@ -157,7 +156,7 @@ impl BrokerConfig {
         p: &Props<'_>,
     ) -> Result<(Vec<Listener>, Vec<Listener>, String), ConfigError> {
         let legacy_host = p.get("host.name");
-        let legacy_port = p.num("port", None, DEFAULT_PORT)?;
+        let legacy_port = p.num("port", None)?;
         let plaintext = |key: &str, host: &str, port: u16| {
             check_host(host)
                 .map(|()| Listener {
@@ -184,7 +183,7 @@ impl BrokerConfig {
             Some(v) => parse_listeners("advertised.listeners", v, false)?,
             // Kafka 2.4 again: each half of the deprecated pair defaults to host.name / port.
             None if advertised_host.is_some() || advertised_port.is_some() => {
-                let port = p.num("advertised.port", None, legacy_port)?;
+                let port = p.num_or("advertised.port", None, legacy_port)?;
                 let host = advertised_host
                     .or(legacy_host)
                     .unwrap_or(DEFAULT_LISTENER_HOST);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+use super::defs;
 use super::keys::is_read;
 use super::{BrokerConfig, ConfigError};
 
@@ -43,12 +44,22 @@ pub(super) struct Props<'a>(pub(super) &'a BTreeMap<String, String>);
 
 impl<'a> Props<'a> {
     pub(super) fn get(&self, key: &str) -> Option<&'a str> {
-        // A key read here but missing from BROKER_KEYS would also be reported as unknown.
-        debug_assert!(is_read(key), "{key} is read but not listed in BROKER_KEYS");
+        // A key read here without a row in `defs` would have no default there and be reported
+        // as unknown.
+        debug_assert!(is_read(key), "{key} is read but has no row in config::defs");
         self.0.get(key).map(|v| v.trim())
     }
 
-    pub(super) fn num<T>(&self, key: &str, min: Option<T>, default: T) -> Result<T, ConfigError>
+    /// The key's value, or its default from the definition table (`defs::broker_default`).
+    pub(super) fn num<T>(&self, key: &str, min: Option<T>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display,
+    {
+        parse(key, self.get_or_default(key)?, min)
+    }
+
+    /// For the few keys whose default is another key's value (Kafka 2.4's `advertised.port`).
+    pub(super) fn num_or<T>(&self, key: &str, min: Option<T>, default: T) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + fmt::Display,
     {
@@ -56,22 +67,34 @@ impl<'a> Props<'a> {
     }
 
     /// A Kafka int or long that we keep unsigned: `min` must be at least 0.
-    pub(super) fn unsigned<T, U>(&self, key: &str, min: T, default: T) -> Result<U, ConfigError>
+    pub(super) fn unsigned<T, U>(&self, key: &str, min: T) -> Result<U, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
         U: TryFrom<T>,
     {
-        let v = self.num(key, Some(min), default)?;
+        let v = self.num(key, Some(min))?;
         U::try_from(v).map_err(|_| invalid(key, &v.to_string(), "out of range"))
     }
 
-    pub(super) fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+    pub(super) fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        let v = self.get_or_default(key)?;
+        // Kafka accepts either case.
+        if v.eq_ignore_ascii_case("true") {
+            Ok(true)
+        } else if v.eq_ignore_ascii_case("false") {
+            Ok(false)
+        } else {
+            Err(invalid(key, v, "must be true or false"))
+        }
+    }
+
+    /// The value, else the default in the definition table. A key read this way without a
+    /// default there is a mistake in this crate, reported rather than guessed at.
+    pub(super) fn get_or_default(&self, key: &str) -> Result<&'a str, ConfigError> {
         match self.get(key) {
-            None => Ok(default),
-            // Kafka accepts either case.
-            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(invalid(key, v, "must be true or false")),
+            Some(v) => Ok(v),
+            None => defs::broker_default(key)
+                .ok_or_else(|| invalid(key, "", "no default in the broker definition table")),
         }
     }
 }

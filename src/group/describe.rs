@@ -5,12 +5,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 
 use crate::protocol::errors;
 
-use super::GroupCoordinator;
 use super::state::GroupState;
+use super::{GroupCoordinator, GroupError};
 
 pub struct MemberDescription {
     pub member_id: String,
@@ -33,10 +32,10 @@ impl GroupCoordinator {
     /// with them (COORDINATOR_LOAD_IN_PROGRESS while some partition is loading, as in Kafka:
     /// the list may lack groups then).
     pub fn list(&self) -> (i16, Vec<(String, String, GroupState)>) {
-        let error = if self.loading_lock().is_empty() {
+        let error = if self.loading.is_empty() {
             errors::NONE
         } else {
-            ResponseError::CoordinatorLoadInProgress.code()
+            GroupError::CoordinatorLoadInProgress.kafka_error_code()
         };
         let groups = self.lock();
         let mut out: Vec<_> = groups
@@ -68,7 +67,7 @@ impl GroupCoordinator {
     }
 
     /// DescribeGroups: Ok(None) for a group that does not exist.
-    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, i16> {
+    pub fn describe(&self, group_id: &str) -> Result<Option<GroupDescription>, GroupError> {
         self.validate(group_id)?;
         let groups = self.lock();
         let Some(g) = groups.get(group_id) else {
@@ -110,22 +109,20 @@ impl GroupCoordinator {
 
     /// DeleteGroups: only an Empty group goes; its offsets and metadata are tombstoned in
     /// `__consumer_offsets` (so they do not come back at the next start) before it is dropped.
-    pub async fn delete(&self, group_id: &str) -> i16 {
+    pub async fn delete(&self, group_id: &str) -> Result<(), GroupError> {
         if group_id.is_empty() {
-            return ResponseError::InvalidGroupId.code();
+            return Err(GroupError::InvalidGroupId);
         }
-        if let Err(code) = self.validate(group_id) {
-            return code;
-        }
+        self.validate(group_id)?;
         let tombstones = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
-                return ResponseError::GroupIdNotFound.code();
+                return Err(GroupError::GroupIdNotFound);
             };
             match group.state {
                 GroupState::Empty => {}
-                GroupState::Dead => return ResponseError::GroupIdNotFound.code(),
-                _ => return ResponseError::NonEmptyGroup.code(),
+                GroupState::Dead => return Err(GroupError::GroupIdNotFound),
+                _ => return Err(GroupError::NonEmptyGroup),
             }
             group.set_state(GroupState::Dead);
             let all: Vec<_> = group.offsets.keys().cloned().collect();
@@ -137,6 +134,6 @@ impl GroupCoordinator {
         };
         self.append_tombstones(group_id, tombstones).await;
         tracing::info!(group = group_id, "group deleted");
-        errors::NONE
+        Ok(())
     }
 }

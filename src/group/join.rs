@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::protocol::errors;
 
+use super::GroupError;
 use super::state::{Group, GroupState, Member};
 use super::{GroupCoordinator, PendingGroupRecord, ms, records};
 
@@ -33,9 +33,9 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    pub(super) fn error(error: i16, member_id: &str) -> Self {
+    pub(super) fn error(error: GroupError, member_id: &str) -> Self {
         JoinResult {
-            error,
+            error: error.kafka_error_code(),
             generation: -1,
             member_id: member_id.to_string(),
             ..Default::default()
@@ -53,9 +53,9 @@ pub struct SyncResult {
 }
 
 impl SyncResult {
-    pub(super) fn error(error: i16) -> Self {
+    pub(super) fn error(error: GroupError) -> Self {
         SyncResult {
-            error,
+            error: error.kafka_error_code(),
             ..Default::default()
         }
     }
@@ -78,7 +78,7 @@ pub struct JoinRequest {
 impl GroupCoordinator {
     pub async fn join(&self, req: JoinRequest) -> JoinResult {
         if req.group_id.is_empty() {
-            return JoinResult::error(ResponseError::InvalidGroupId.code(), &req.member_id);
+            return JoinResult::error(GroupError::InvalidGroupId, &req.member_id);
         }
         // A group lives on its coordinator only: a join that reached another broker (stale
         // coordinator lookup) must not create the group here.
@@ -88,7 +88,7 @@ impl GroupCoordinator {
         if req.session_timeout_ms < self.config.group_min_session_timeout_ms
             || req.session_timeout_ms > self.config.group_max_session_timeout_ms
         {
-            return JoinResult::error(ResponseError::InvalidSessionTimeout.code(), &req.member_id);
+            return JoinResult::error(GroupError::InvalidSessionTimeout, &req.member_id);
         }
         let wait_bound = ms(req.rebalance_timeout_ms.max(req.session_timeout_ms))
             + ms(self
@@ -101,15 +101,12 @@ impl GroupCoordinator {
             let now = Instant::now();
             if !groups.contains_key(&req.group_id) {
                 if !req.member_id.is_empty() {
-                    return JoinResult::error(
-                        ResponseError::UnknownMemberId.code(),
-                        &req.member_id,
-                    );
+                    return JoinResult::error(GroupError::UnknownMemberId, &req.member_id);
                 }
                 groups.insert(req.group_id.clone(), Group::new());
             }
             let Some(group) = groups.get_mut(&req.group_id) else {
-                return JoinResult::error(ResponseError::UnknownServerError.code(), &req.member_id);
+                return JoinResult::error(GroupError::UnknownServerError, &req.member_id);
             };
             let outcome = self.join_locked(group, &req, now);
             // A member turned away by `group.max.size` may have been the last one awaited.
@@ -124,8 +121,8 @@ impl GroupCoordinator {
         match tokio::time::timeout(wait_bound, rx).await {
             Ok(Ok(result)) => result,
             // The member was removed (left, replaced) while waiting.
-            Ok(Err(_)) => JoinResult::error(ResponseError::UnknownMemberId.code(), &req.member_id),
-            Err(_) => JoinResult::error(ResponseError::RebalanceInProgress.code(), &req.member_id),
+            Ok(Err(_)) => JoinResult::error(GroupError::UnknownMemberId, &req.member_id),
+            Err(_) => JoinResult::error(GroupError::RebalanceInProgress, &req.member_id),
         }
     }
 
@@ -150,13 +147,13 @@ impl GroupCoordinator {
                 "group is full (group.max.size)"
             );
             return Err(Box::new(JoinResult::error(
-                ResponseError::GroupMaxSizeReached.code(),
+                GroupError::GroupMaxSizeReached,
                 "",
             )));
         }
         if group.state == GroupState::Dead {
             return Err(Box::new(JoinResult::error(
-                ResponseError::CoordinatorNotAvailable.code(),
+                GroupError::CoordinatorNotAvailable,
                 &req.member_id,
             )));
         }
@@ -170,7 +167,7 @@ impl GroupCoordinator {
         };
         if !consistent {
             return Err(Box::new(JoinResult::error(
-                ResponseError::InconsistentGroupProtocol.code(),
+                GroupError::InconsistentGroupProtocol,
                 &req.member_id,
             )));
         }
@@ -192,7 +189,7 @@ impl GroupCoordinator {
                     .pending
                     .insert(member_id.clone(), now + ms(req.session_timeout_ms));
                 return Err(Box::new(JoinResult::error(
-                    ResponseError::MemberIdRequired.code(),
+                    GroupError::MemberIdRequired,
                     &member_id,
                 )));
             }
@@ -201,7 +198,7 @@ impl GroupCoordinator {
         }
         if group.fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return Err(Box::new(JoinResult::error(
-                ResponseError::FencedInstanceId.code(),
+                GroupError::FencedInstanceId,
                 &req.member_id,
             )));
         }
@@ -214,7 +211,7 @@ impl GroupCoordinator {
         let protocol = group.protocol.clone();
         let Some(member) = group.member(&req.member_id) else {
             return Err(Box::new(JoinResult::error(
-                ResponseError::UnknownMemberId.code(),
+                GroupError::UnknownMemberId,
                 &req.member_id,
             )));
         };
@@ -259,13 +256,10 @@ impl GroupCoordinator {
         let m = &mut group.members[idx];
         let old_id = std::mem::replace(&mut m.member_id, new_id.clone());
         if let Some(w) = m.join_waiter.take() {
-            let _ = w.send(JoinResult::error(
-                ResponseError::FencedInstanceId.code(),
-                &old_id,
-            ));
+            let _ = w.send(JoinResult::error(GroupError::FencedInstanceId, &old_id));
         }
         if let Some(w) = m.sync_waiter.take() {
-            let _ = w.send(SyncResult::error(ResponseError::FencedInstanceId.code()));
+            let _ = w.send(SyncResult::error(GroupError::FencedInstanceId));
         }
         let unchanged = m.protocols == req.protocols;
         m.protocols = req.protocols.clone();
@@ -371,7 +365,7 @@ impl GroupCoordinator {
             for m in &mut group.members {
                 m.assignment = Bytes::new();
                 if let Some(w) = m.sync_waiter.take() {
-                    let _ = w.send(SyncResult::error(ResponseError::RebalanceInProgress.code()));
+                    let _ = w.send(SyncResult::error(GroupError::RebalanceInProgress));
                 }
             }
         }
@@ -491,10 +485,10 @@ impl GroupCoordinator {
             let mut groups = self.lock();
             let now = Instant::now();
             let Some(group) = groups.get_mut(group_id) else {
-                return SyncResult::error(ResponseError::UnknownMemberId.code());
+                return SyncResult::error(GroupError::UnknownMemberId);
             };
             if group.fenced(member_id, instance) {
-                return SyncResult::error(ResponseError::FencedInstanceId.code());
+                return SyncResult::error(GroupError::FencedInstanceId);
             }
             let is_leader = group.leader.as_deref() == Some(member_id);
             let protocol_type = group.protocol_type.clone();
@@ -502,19 +496,19 @@ impl GroupCoordinator {
             let state = group.state;
             let group_generation = group.generation;
             let Some(member) = group.member(member_id) else {
-                return SyncResult::error(ResponseError::UnknownMemberId.code());
+                return SyncResult::error(GroupError::UnknownMemberId);
             };
             if generation != group_generation {
-                return SyncResult::error(ResponseError::IllegalGeneration.code());
+                return SyncResult::error(GroupError::IllegalGeneration);
             }
             member.refresh_session(now);
             let wait_bound = ms(member.rebalance_timeout_ms.max(member.session_timeout_ms));
             match state {
                 GroupState::Empty | GroupState::Dead => {
-                    return SyncResult::error(ResponseError::UnknownMemberId.code());
+                    return SyncResult::error(GroupError::UnknownMemberId);
                 }
                 GroupState::PreparingRebalance => {
-                    return SyncResult::error(ResponseError::RebalanceInProgress.code());
+                    return SyncResult::error(GroupError::RebalanceInProgress);
                 }
                 GroupState::Stable => {
                     return SyncResult {
@@ -572,7 +566,10 @@ impl GroupCoordinator {
                         let code = e.group_metadata_code();
                         for m in &mut group.members {
                             if let Some(w) = m.sync_waiter.take() {
-                                let _ = w.send(SyncResult::error(code));
+                                let _ = w.send(SyncResult {
+                                    error: code,
+                                    ..Default::default()
+                                });
                             }
                         }
                         self.prepare_rebalance(group, Instant::now());
@@ -582,8 +579,8 @@ impl GroupCoordinator {
         }
         match tokio::time::timeout(wait_bound + WAIT_SLACK, rx).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => SyncResult::error(ResponseError::UnknownMemberId.code()),
-            Err(_) => SyncResult::error(ResponseError::RebalanceInProgress.code()),
+            Ok(Err(_)) => SyncResult::error(GroupError::UnknownMemberId),
+            Err(_) => SyncResult::error(GroupError::RebalanceInProgress),
         }
     }
 }

@@ -3,12 +3,14 @@
 //! records into groups and offsets, and completing transactional offsets at their markers.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::log::records::decode_batch;
 use crate::log::{LogError, batch};
+use crate::replica::election_tasks::{Election, ElectionHandler};
 
 use super::records::{self, RecordKey};
 use super::state::{Group, GroupState, Member};
@@ -17,19 +19,35 @@ use super::{CommittedOffset, GroupCoordinator, OFFSETS_TOPIC, ms};
 impl GroupCoordinator {
     /// This broker is about to lead `__consumer_offsets` partition `index`: until
     /// [`Self::load_partition`] has read it, its groups answer COORDINATOR_LOAD_IN_PROGRESS
-    /// (clients retry) instead of looking empty.
+    /// (clients retry) instead of looking empty. Each call is ended by one `load_partition`
+    /// or `cancel_loading`.
     pub fn begin_loading(&self, index: i32) {
-        self.loading_lock().insert(index);
+        self.loading.begin(index);
     }
 
-    /// This broker became leader of `__consumer_offsets` partition `index`: replays it, so the
-    /// groups it holds (committed offsets, members) are served from here. Runs inside the
-    /// LeaderAndIsr that made it leader, before the controller announces the new leader.
+    /// The leadership that `begin_loading` announced did not come about.
+    pub fn cancel_loading(&self, index: i32) {
+        self.loading.end(index);
+    }
+
+    /// Kafka's `onElection`: this broker now leads `__consumer_offsets` partition `index`
+    /// (`begin_loading` was called before it did); the partition is read in the background.
+    pub fn elected(self: &Arc<Self>, index: i32) {
+        self.elections.schedule(self, Election::Elected(index));
+    }
+
+    /// Kafka's `onResignation`: this broker no longer leads partition `index`; its groups go
+    /// once the loads queued before have run.
+    pub fn resigned(self: &Arc<Self>, index: i32) {
+        self.elections.schedule(self, Election::Resigned(index));
+    }
+
+    /// Replays `__consumer_offsets` partition `index`, so the groups it holds (committed
+    /// offsets, members) are served from here, and ends the loading `begin_loading` started.
     pub async fn load_partition(&self, index: i32) -> Result<(), LogError> {
-        self.begin_loading(index);
         let outcome = self.read_partition(index).await;
         self.groups_loaded(index);
-        self.loading_lock().remove(&index);
+        self.loading.end(index);
         outcome
     }
 
@@ -129,7 +147,6 @@ impl GroupCoordinator {
     /// served elsewhere now. Parked joins and syncs are answered NOT_COORDINATOR so their
     /// clients look for the new coordinator.
     pub fn unload_partition(&self, index: i32) {
-        self.loading_lock().remove(&index);
         let mut groups = self.lock();
         let leaving: Vec<String> = groups
             .keys()
@@ -270,6 +287,18 @@ fn complete_txn_offsets(
         {
             g.offsets.extend(pending);
         }
+    }
+}
+
+impl ElectionHandler for GroupCoordinator {
+    async fn elected(self: Arc<Self>, index: i32) {
+        if let Err(e) = self.load_partition(index).await {
+            tracing::error!(partition = index, error = %e, "cannot load groups");
+        }
+    }
+
+    fn resigned(&self, index: i32) {
+        self.unload_partition(index);
     }
 }
 

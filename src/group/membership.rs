@@ -2,11 +2,11 @@
 //! `handleLeaveGroup`: session refresh, static-member fencing, and what a membership change does
 //! to a rebalance in progress.
 
-use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use crate::protocol::errors;
 
+use super::GroupError;
 use super::state::{Group, GroupState};
 use super::{GroupCoordinator, JoinResult, PendingGroupRecord, SyncResult};
 
@@ -17,40 +17,40 @@ impl GroupCoordinator {
         generation: i32,
         member_id: &str,
         instance: Option<&str>,
-    ) -> i16 {
+    ) -> Result<(), GroupError> {
         match self.validate(group_id) {
             Ok(()) => {}
             // Kafka answers blindly while the group loads: the member keeps its session.
-            Err(code) if code == ResponseError::CoordinatorLoadInProgress.code() => {
-                return errors::NONE;
+            Err(GroupError::CoordinatorLoadInProgress) => {
+                return Ok(());
             }
-            Err(code) => return code,
+            Err(e) => return Err(e),
         }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
-            return ResponseError::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         };
         let state = group.state;
         let group_generation = group.generation;
         match state {
-            GroupState::Dead => return ResponseError::CoordinatorNotAvailable.code(),
-            GroupState::Empty => return ResponseError::UnknownMemberId.code(),
+            GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
+            GroupState::Empty => return Err(GroupError::UnknownMemberId),
             _ => {}
         }
         if group.fenced(member_id, instance) {
-            return ResponseError::FencedInstanceId.code();
+            return Err(GroupError::FencedInstanceId);
         }
         let Some(member) = group.member(member_id) else {
-            return ResponseError::UnknownMemberId.code();
+            return Err(GroupError::UnknownMemberId);
         };
         if generation != group_generation {
-            return ResponseError::IllegalGeneration.code();
+            return Err(GroupError::IllegalGeneration);
         }
         member.refresh_session(Instant::now());
         if state == GroupState::PreparingRebalance {
-            ResponseError::RebalanceInProgress.code()
+            Err(GroupError::RebalanceInProgress)
         } else {
-            errors::NONE
+            Ok(())
         }
     }
 
@@ -63,14 +63,14 @@ impl GroupCoordinator {
         member_ids: &[(String, Option<String>)],
     ) -> (i16, Vec<i16>) {
         if let Err(code) = self.validate(group_id) {
-            return (code, Vec::new());
+            return (code.kafka_error_code(), Vec::new());
         }
         let (codes_out, pending) = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return (
-                    ResponseError::UnknownMemberId.code(),
-                    vec![ResponseError::UnknownMemberId.code(); member_ids.len()],
+                    GroupError::UnknownMemberId.kafka_error_code(),
+                    vec![GroupError::UnknownMemberId.kafka_error_code(); member_ids.len()],
                 );
             };
             let now = Instant::now();
@@ -84,7 +84,7 @@ impl GroupCoordinator {
                 let found = match instance {
                     Some(instance) => match group.static_member_index(instance) {
                         Some(i) if !id.is_empty() && group.members[i].member_id != *id => {
-                            out.push(ResponseError::FencedInstanceId.code());
+                            out.push(GroupError::FencedInstanceId.kafka_error_code());
                             continue;
                         }
                         found => found,
@@ -95,18 +95,16 @@ impl GroupCoordinator {
                     Some(i) => {
                         let m = group.members.remove(i);
                         if let Some(w) = m.join_waiter {
-                            let _ = w
-                                .send(JoinResult::error(ResponseError::UnknownMemberId.code(), id));
+                            let _ = w.send(JoinResult::error(GroupError::UnknownMemberId, id));
                         }
                         if let Some(w) = m.sync_waiter {
-                            let _ =
-                                w.send(SyncResult::error(ResponseError::UnknownMemberId.code()));
+                            let _ = w.send(SyncResult::error(GroupError::UnknownMemberId));
                         }
                         tracing::info!(group = group_id, member = id, "member left");
                         removed_any = true;
                         out.push(errors::NONE);
                     }
-                    None => out.push(ResponseError::UnknownMemberId.code()),
+                    None => out.push(GroupError::UnknownMemberId.kafka_error_code()),
                 }
             }
             let pending = if removed_any {

@@ -27,10 +27,12 @@
 //! partition helpers, and the appends every other piece goes through. The rest is split as in
 //! Kafka: `state` (`GroupMetadata`, `MemberMetadata`), `join` (JoinGroup, SyncGroup),
 //! `membership` (Heartbeat, LeaveGroup), `timer` (the deadlines), `offsets` (commit, fetch,
-//! delete, expiry), `describe` (ListGroups, DescribeGroups, DeleteGroups) and `loader`
-//! (loading and unloading a `__consumer_offsets` partition).
+//! delete, expiry), `describe` (ListGroups, DescribeGroups, DeleteGroups), `loader`
+//! (loading and unloading a `__consumer_offsets` partition, in the background) and `error`
+//! (`GroupError`, what a request is refused with).
 
 mod describe;
+mod error;
 mod join;
 mod loader;
 mod membership;
@@ -40,19 +42,18 @@ pub mod records;
 mod state;
 mod timer;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
 
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
-use crate::log::LogError;
 use crate::log::records::{BatchBuilder, NewRecord};
 use crate::metadata::MetadataCache;
+use crate::replica::election_tasks::{ElectionTasks, Loading};
 use crate::replica::{Partition, ReplicaManager};
 use records::GroupValue;
 
@@ -61,6 +62,9 @@ pub use join::{JoinRequest, JoinResult, SyncResult};
 pub use offsets::{CommittedOffset, FetchedOffsets, OffsetToCommit};
 use state::Group;
 pub use state::GroupState;
+
+use error::AppendError;
+pub use error::GroupError;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -89,7 +93,9 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     /// `__consumer_offsets` partitions this broker leads but has not finished reading: their
     /// groups answer COORDINATOR_LOAD_IN_PROGRESS rather than look empty.
-    loading: Mutex<BTreeSet<i32>>,
+    loading: Loading,
+    /// Loads and unloads of `__consumer_offsets` partitions, in order, off LeaderAndIsr.
+    elections: ElectionTasks,
     /// Wakes the timer task when a deadline earlier than the one it sleeps to may exist.
     timer: Notify,
     /// Serializes creation of `__consumer_offsets` between concurrent first requests.
@@ -109,7 +115,8 @@ impl GroupCoordinator {
             replicas,
             controller,
             groups: Mutex::new(HashMap::new()),
-            loading: Mutex::new(BTreeSet::new()),
+            loading: Loading::default(),
+            elections: ElectionTasks::default(),
             timer: Notify::new(),
             topic_creation: tokio::sync::Mutex::new(()),
         }
@@ -133,7 +140,7 @@ impl GroupCoordinator {
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
-    async fn ensure_offsets_topic(&self) -> Result<(), i16> {
+    async fn ensure_offsets_topic(&self) -> Result<(), GroupError> {
         self.controller
             .ensure_internal_topic(
                 &self.topic_creation,
@@ -156,58 +163,54 @@ impl GroupCoordinator {
                 // Kafka answers COORDINATOR_NOT_AVAILABLE (e.g. fewer brokers than
                 // offsets.topic.replication.factor) and retries creation later.
                 tracing::warn!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                ResponseError::CoordinatorNotAvailable.code()
+                GroupError::CoordinatorNotAvailable
             })
     }
 
     /// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
-    pub async fn coordinator_broker(&self, group: &str) -> Result<i32, i16> {
+    pub async fn coordinator_broker(&self, group: &str) -> Result<i32, GroupError> {
         self.ensure_offsets_topic().await?;
         match self
             .cache
             .partition(OFFSETS_TOPIC, self.partition_for(group))
         {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+            _ => Err(GroupError::CoordinatorNotAvailable),
         }
     }
 
     /// The partition holding `group`'s records, when this broker is its coordinator and has
     /// loaded it. Creates `__consumer_offsets` on first use.
-    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, i16> {
+    pub async fn coordinator_partition(&self, group: &str) -> Result<Arc<Partition>, GroupError> {
         self.ensure_offsets_topic().await?;
         let partition = self.partition_for(group);
         self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(p) => Ok(p),
             None if self.cache.partition(OFFSETS_TOPIC, partition).is_some() => {
-                Err(ResponseError::NotCoordinator.code())
+                Err(GroupError::NotCoordinator)
             }
-            None => Err(ResponseError::CoordinatorNotAvailable.code()),
+            None => Err(GroupError::CoordinatorNotAvailable),
         }
     }
 
     /// Kafka's `validateGroupStatus` for requests that must not create `__consumer_offsets`:
     /// this broker coordinates `group` and has loaded it.
-    fn validate(&self, group: &str) -> Result<(), i16> {
+    fn validate(&self, group: &str) -> Result<(), GroupError> {
         let partition = self.partition_for(group);
         self.check_loaded(partition)?;
         match self.replicas.leader(OFFSETS_TOPIC, partition) {
             Some(_) => Ok(()),
-            None => Err(ResponseError::NotCoordinator.code()),
+            None => Err(GroupError::NotCoordinator),
         }
     }
 
-    fn check_loaded(&self, partition: i32) -> Result<(), i16> {
-        if self.loading_lock().contains(&partition) {
-            Err(ResponseError::CoordinatorLoadInProgress.code())
+    fn check_loaded(&self, partition: i32) -> Result<(), GroupError> {
+        if self.loading.contains(partition) {
+            Err(GroupError::CoordinatorLoadInProgress)
         } else {
             Ok(())
         }
-    }
-
-    fn loading_lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<i32>> {
-        self.loading.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends records for `group` to its partition.
@@ -272,74 +275,5 @@ impl GroupCoordinator {
     }
 }
 
-/// Why an append to `__consumer_offsets` failed.
-#[derive(Debug)]
-enum AppendError {
-    Coordinator(i16),
-    Log(LogError),
-    /// The leader refused the append, or its ISR did not take the records
-    /// (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...).
-    Replication(i16),
-}
-
 /// Kafka's `offsets.commit.timeout.ms` default: how long a commit waits for the ISR.
 const OFFSETS_COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
-
-impl AppendError {
-    fn log_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) | AppendError::Replication(c) => *c,
-            AppendError::Log(e) => e.kafka_error_code(),
-        }
-    }
-
-    /// Kafka's `maybeConvertOffsetCommitError`.
-    fn offset_commit_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                let code = self.log_code();
-                match ResponseError::try_from_code(code) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend
-                        | ResponseError::RequestTimedOut,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(
-                        ResponseError::MessageTooLarge
-                        | ResponseError::RecordListTooLarge
-                        | ResponseError::InvalidFetchSize,
-                    ) => ResponseError::InvalidCommitOffsetSize.code(),
-                    _ => code,
-                }
-            }
-        }
-    }
-
-    /// The group metadata append in SyncGroup maps differently (GroupCoordinator.doSyncGroup).
-    fn group_metadata_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(c) => *c,
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                match ResponseError::try_from_code(self.log_code()) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(ResponseError::RequestTimedOut) => {
-                        ResponseError::RebalanceInProgress.code()
-                    }
-                    _ => ResponseError::UnknownServerError.code(),
-                }
-            }
-        }
-    }
-}

@@ -2,7 +2,6 @@
 //! `cleanupGroupMetadata`: OffsetCommit (plain and transactional), OffsetFetch, OffsetDelete and
 //! offset expiry (KIP-211).
 
-use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
 use crate::log::TopicPartition;
@@ -10,7 +9,7 @@ use crate::protocol::errors;
 
 use super::records::OffsetValue;
 use super::state::{Group, GroupState};
-use super::{CONSUMER_PROTOCOL_TYPE, GroupCoordinator, Record, now_ms, records};
+use super::{CONSUMER_PROTOCOL_TYPE, GroupCoordinator, GroupError, Record, now_ms, records};
 
 /// `offset.metadata.max.bytes` (Kafka's default; not configurable here yet).
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -45,12 +44,12 @@ impl GroupCoordinator {
         retention_ms: i64,
     ) -> Vec<i16> {
         if group_id.is_empty() {
-            return vec![ResponseError::InvalidGroupId.code(); offsets.len()];
+            return vec![GroupError::InvalidGroupId.kafka_error_code(); offsets.len()];
         }
         // Before the group is looked at: a commit that reached another broker must not create
         // the group here.
-        if let Err(code) = self.coordinator_partition(group_id).await {
-            return vec![code; offsets.len()];
+        if let Err(e) = self.coordinator_partition(group_id).await {
+            return vec![e.kafka_error_code(); offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -60,23 +59,19 @@ impl GroupCoordinator {
                     groups.insert(group_id.to_string(), Group::new());
                     Ok(())
                 }
-                None => Err(ResponseError::UnknownMemberId.code()),
+                None => Err(GroupError::UnknownMemberId),
                 Some(g) if generation < 0 && g.state == GroupState::Empty => Ok(()),
                 Some(g) if g.state == GroupState::CompletingRebalance => {
-                    Err(ResponseError::RebalanceInProgress.code())
+                    Err(GroupError::RebalanceInProgress)
                 }
-                Some(g) if g.state == GroupState::Dead => {
-                    Err(ResponseError::CoordinatorNotAvailable.code())
-                }
-                Some(g) if g.fenced(member_id, instance) => {
-                    Err(ResponseError::FencedInstanceId.code())
-                }
+                Some(g) if g.state == GroupState::Dead => Err(GroupError::CoordinatorNotAvailable),
+                Some(g) if g.fenced(member_id, instance) => Err(GroupError::FencedInstanceId),
                 Some(g) => {
                     let group_generation = g.generation;
                     match g.member(member_id) {
-                        None => Err(ResponseError::UnknownMemberId.code()),
+                        None => Err(GroupError::UnknownMemberId),
                         Some(_) if generation != group_generation => {
-                            Err(ResponseError::IllegalGeneration.code())
+                            Err(GroupError::IllegalGeneration)
                         }
                         Some(m) => {
                             m.refresh_session(Instant::now());
@@ -86,8 +81,8 @@ impl GroupCoordinator {
                 }
             }
         };
-        if let Err(code) = allowed {
-            return vec![code; offsets.len()];
+        if let Err(e) = allowed {
+            return vec![e.kafka_error_code(); offsets.len()];
         }
         self.write_offsets(group_id, offsets, None, retention_ms)
             .await
@@ -108,7 +103,7 @@ impl GroupCoordinator {
         offsets: Vec<OffsetToCommit>,
     ) -> Vec<i16> {
         if group_id.is_empty() {
-            return vec![ResponseError::InvalidGroupId.code(); offsets.len()];
+            return vec![GroupError::InvalidGroupId.kafka_error_code(); offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -117,26 +112,22 @@ impl GroupCoordinator {
                     groups.insert(group_id.to_string(), Group::new());
                     Ok(())
                 }
-                Some(g) if g.state == GroupState::Dead => {
-                    Err(ResponseError::CoordinatorNotAvailable.code())
-                }
-                Some(g) if g.fenced(member_id, instance) => {
-                    Err(ResponseError::FencedInstanceId.code())
-                }
+                Some(g) if g.state == GroupState::Dead => Err(GroupError::CoordinatorNotAvailable),
+                Some(g) if g.fenced(member_id, instance) => Err(GroupError::FencedInstanceId),
                 Some(g)
                     if !member_id.is_empty()
                         && !g.members.iter().any(|m| m.member_id == member_id) =>
                 {
-                    Err(ResponseError::UnknownMemberId.code())
+                    Err(GroupError::UnknownMemberId)
                 }
                 Some(g) if generation >= 0 && generation != g.generation => {
-                    Err(ResponseError::IllegalGeneration.code())
+                    Err(GroupError::IllegalGeneration)
                 }
                 Some(_) => Ok(()),
             }
         };
-        if let Err(code) = allowed {
-            return vec![code; offsets.len()];
+        if let Err(e) = allowed {
+            return vec![e.kafka_error_code(); offsets.len()];
         }
         // TxnOffsetCommit has no retention of its own: the broker's rule applies.
         self.write_offsets(group_id, offsets, Some((producer_id, producer_epoch)), -1)
@@ -163,7 +154,7 @@ impl GroupCoordinator {
         {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                results[i] = ResponseError::OffsetMetadataTooLarge.code();
+                results[i] = GroupError::OffsetMetadataTooLarge.kafka_error_code();
                 continue;
             }
             let value = CommittedOffset {
@@ -246,7 +237,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
-    ) -> Result<FetchedOffsets, i16> {
+    ) -> Result<FetchedOffsets, GroupError> {
         self.validate(group_id)?;
         let groups = self.lock();
         let offsets = groups.get(group_id).map(|g| &g.offsets);
@@ -300,23 +291,23 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: Vec<TopicPartition>,
-    ) -> Result<Vec<(TopicPartition, i16)>, i16> {
+    ) -> Result<Vec<(TopicPartition, i16)>, GroupError> {
         if group_id.is_empty() {
-            return Err(ResponseError::InvalidGroupId.code());
+            return Err(GroupError::InvalidGroupId);
         }
         self.validate(group_id)?;
         let (results, tombstones) = {
             let mut groups = self.lock();
             let group = match groups.get_mut(group_id) {
                 Some(g) if g.state != GroupState::Dead => g,
-                _ => return Err(ResponseError::GroupIdNotFound.code()),
+                _ => return Err(GroupError::GroupIdNotFound),
             };
             let (eligible, subscribed): (Vec<_>, Vec<_>) = match group.state {
                 GroupState::Empty => (partitions, Vec::new()),
                 _ if group.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE) => partitions
                     .into_iter()
                     .partition(|(topic, _)| !group.is_subscribed_to(topic)),
-                _ => return Err(ResponseError::NonEmptyGroup.code()),
+                _ => return Err(GroupError::NonEmptyGroup),
             };
             let tombstones = group.remove_offsets(group_id, &eligible);
             if group.state == GroupState::Dead {
@@ -328,7 +319,7 @@ impl GroupCoordinator {
                 .chain(
                     subscribed
                         .into_iter()
-                        .map(|tp| (tp, ResponseError::GroupSubscribedToTopic.code())),
+                        .map(|tp| (tp, GroupError::GroupSubscribedToTopic.kafka_error_code())),
                 )
                 .collect();
             (results, tombstones)

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::records::{GroupValue, MemberValue};
 use super::{
-    CONSUMER_PROTOCOL_TYPE, CommittedOffset, JoinResult, Record, SyncResult, ms, now_ms, records,
+    CONSUMER_PROTOCOL_TYPE, CommittedOffset, GroupError, JoinResult, Record, SyncResult, ms,
+    now_ms, records,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -323,13 +323,10 @@ impl Group {
     pub(super) fn answer_all_not_coordinator(&mut self) {
         for m in &mut self.members {
             if let Some(w) = m.join_waiter.take() {
-                let _ = w.send(JoinResult::error(
-                    ResponseError::NotCoordinator.code(),
-                    &m.member_id,
-                ));
+                let _ = w.send(JoinResult::error(GroupError::NotCoordinator, &m.member_id));
             }
             if let Some(w) = m.sync_waiter.take() {
-                let _ = w.send(SyncResult::error(ResponseError::NotCoordinator.code()));
+                let _ = w.send(SyncResult::error(GroupError::NotCoordinator));
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, watch};
 
-use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY};
+use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY, catch_up};
 use super::store::{CreateMode, MetadataStore, StoreError, create_recursive, ensure_path};
 use crate::security::acl::{
     AccessControlEntry, AclBinding, AclBindingFilter, AclEntries, Authorizer, Operation,
@@ -312,21 +312,15 @@ impl AclManager {
         const ROOTS: &[&str] = &[LITERAL_CHANGES, PREFIXED_CHANGES];
         let mut follower = Follower::new(self.store.as_ref(), ROOTS, "ACL changes");
         while let Some(full) = follower.next(self.store.as_ref(), &mut shutdown).await {
-            let outcome = if full {
-                self.reload_everything().await
-            } else {
-                self.process_notifications(Instant::now()).await
-            };
+            let outcome = catch_up(
+                full,
+                &self.progress,
+                || self.reload_all(),
+                || self.process_notifications(Instant::now()),
+            )
+            .await;
             follower.done(outcome);
         }
-    }
-
-    async fn reload_everything(&self) -> Result<(), StoreError> {
-        {
-            let _guard = self.progress.lock().await;
-            self.reload_all().await?;
-        }
-        self.process_notifications(Instant::now()).await
     }
 
     /// One pass over both change roots: each notification newer than the last applied

@@ -16,7 +16,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{Mutex, watch};
 
 use super::MetadataStore;
-use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY};
+use super::notifications::{ChangeRoot, Follower, NOTIFICATION_EXPIRY, catch_up};
 use super::store::{CreateMode, StoreError, create_recursive, ensure_path};
 use super::znodes::{
     self, DELEGATION_TOKEN_CHANGE_PREFIX, DELEGATION_TOKEN_CHANGES, DELEGATION_TOKENS,
@@ -381,11 +381,13 @@ impl TokenManager {
             tokio::select! {
                 due = follower.next(self.store.as_ref(), &mut shutdown) => {
                     let Some(full) = due else { return };
-                    let outcome = if full {
-                        self.reload_everything().await
-                    } else {
-                        self.process_notifications(Instant::now()).await
-                    };
+                    let outcome = catch_up(
+                        full,
+                        &self.progress,
+                        || self.reload_all(),
+                        || self.process_notifications(Instant::now()),
+                    )
+                    .await;
                     follower.done(outcome);
                 }
                 _ = expiry_check.tick() => {
@@ -395,14 +397,6 @@ impl TokenManager {
                 }
             }
         }
-    }
-
-    async fn reload_everything(&self) -> Result<(), StoreError> {
-        {
-            let _guard = self.progress.lock().await;
-            self.reload_all().await?;
-        }
-        self.process_notifications(Instant::now()).await
     }
 
     /// One pass over the token notifications: re-reads the token each notification newer than

@@ -208,6 +208,27 @@ impl Follower {
     }
 }
 
+/// One pass of a listener, as [`Follower::next`] asked for it: when everything must be read
+/// again (`full`), `reload_all` runs under the listener's progress lock, so that no pass over
+/// the notifications interleaves with it; then `process` applies the notifications newer than
+/// the last applied (those that came during the reload included).
+pub async fn catch_up<P, R, N>(
+    full: bool,
+    progress: &tokio::sync::Mutex<P>,
+    reload_all: impl FnOnce() -> R,
+    process: impl FnOnce() -> N,
+) -> Result<(), StoreError>
+where
+    R: Future<Output = Result<(), StoreError>>,
+    N: Future<Output = Result<(), StoreError>>,
+{
+    if full {
+        let _guard = progress.lock().await;
+        reload_all().await?;
+    }
+    process().await
+}
+
 async fn watch_all(store: &dyn MetadataStore, roots: &[&str]) -> Result<(), StoreError> {
     for root in roots {
         store.watch_children(root).await?;

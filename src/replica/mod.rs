@@ -3,6 +3,7 @@
 //! nothing of the wire format.
 
 pub mod config_changes;
+pub mod election_tasks;
 pub mod fetcher;
 mod isr;
 mod metrics;

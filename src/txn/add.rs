@@ -6,6 +6,7 @@
 
 use kafka_protocol::ResponseError;
 
+use super::TxnError;
 use super::records::TxnState;
 use super::state_manager::Transit;
 use super::{TransactionCoordinator, now_ms};
@@ -23,9 +24,9 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest.code());
+            return Err(TxnError::InvalidRequest);
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -34,22 +35,22 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+                .ok_or(TxnError::InvalidProducerIdMapping)?;
             if m.value.producer_id != producer_id {
-                return Err(ResponseError::InvalidProducerIdMapping.code());
+                return Err(TxnError::InvalidProducerIdMapping);
             }
             if m.value.producer_epoch != producer_epoch {
-                return Err(ResponseError::ProducerFenced.code());
+                return Err(TxnError::ProducerFenced);
             }
             if m.pending.is_some() {
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
             match m.value.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    return Err(ResponseError::ConcurrentTransactions.code());
+                    return Err(TxnError::ConcurrentTransactions);
                 }
                 TxnState::Dead | TxnState::PrepareEpochFence => {
-                    return Err(ResponseError::ConcurrentTransactions.code());
+                    return Err(TxnError::ConcurrentTransactions);
                 }
                 TxnState::Ongoing if partitions.iter().all(|p| m.value.partitions.contains(p)) => {
                     return Ok(());
@@ -81,18 +82,18 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<i16>, i16> {
+    ) -> Result<Vec<i16>, TxnError> {
         let partition = self.partition_for(transactional_id);
         self.coordinator_epoch(partition)?;
         let txns = self.lock();
         let m = txns
             .get(transactional_id)
-            .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+            .ok_or(TxnError::InvalidProducerIdMapping)?;
         if m.value.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping.code());
+            return Err(TxnError::InvalidProducerIdMapping);
         }
         if m.value.producer_epoch != producer_epoch {
-            return Err(ResponseError::ProducerFenced.code());
+            return Err(TxnError::ProducerFenced);
         }
         Ok(partitions
             .iter()
@@ -117,20 +118,20 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         topic: &str,
         partition: i32,
-    ) -> Option<i16> {
+    ) -> Option<TxnError> {
         let txns = self.lock();
         let m = txns.get(transactional_id)?;
         if m.value.producer_id != producer_id {
-            return Some(ResponseError::InvalidTxnState.code());
+            return Some(TxnError::InvalidTxnState);
         }
         if m.value.producer_epoch != producer_epoch {
-            return Some(ResponseError::InvalidProducerEpoch.code());
+            return Some(TxnError::InvalidProducerEpoch);
         }
         let added = m.value.state == TxnState::Ongoing
             && m.value
                 .partitions
                 .iter()
                 .any(|(t, p)| t == topic && *p == partition);
-        (!added).then_some(ResponseError::InvalidTxnState.code())
+        (!added).then_some(TxnError::InvalidTxnState)
     }
 }

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
-
+use super::TxnError;
 use super::records::TxnState;
 use super::state_manager::Transit;
 use super::{TransactionCoordinator, now_ms};
@@ -23,9 +22,9 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
         from_client: bool,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest.code());
+            return Err(TxnError::InvalidRequest);
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -34,17 +33,17 @@ impl TransactionCoordinator {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(ResponseError::InvalidProducerIdMapping.code())?;
+                .ok_or(TxnError::InvalidProducerIdMapping)?;
             if m.value.producer_id != producer_id {
-                return Err(ResponseError::InvalidProducerIdMapping.code());
+                return Err(TxnError::InvalidProducerIdMapping);
             }
             if (from_client && producer_epoch != m.value.producer_epoch)
                 || producer_epoch < m.value.producer_epoch
             {
-                return Err(ResponseError::ProducerFenced.code());
+                return Err(TxnError::ProducerFenced);
             }
             if m.pending.is_some() {
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
             let invalid = || {
                 tracing::debug!(
@@ -53,7 +52,7 @@ impl TransactionCoordinator {
                     commit,
                     "EndTxn in a state that does not allow it"
                 );
-                ResponseError::InvalidTxnState.code()
+                TxnError::InvalidTxnState
             };
             match (m.value.state, commit) {
                 (TxnState::Ongoing, _) => {}
@@ -61,7 +60,7 @@ impl TransactionCoordinator {
                     return Ok(());
                 }
                 (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                    return Err(ResponseError::ConcurrentTransactions.code());
+                    return Err(TxnError::ConcurrentTransactions);
                 }
                 _ => return Err(invalid()),
             }

@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
-
+use super::TxnError;
 use super::producer_ids::ProducerIdManager;
 use super::records::{TxnState, TxnValue};
 use super::state_manager::{Transit, TxnMetadata};
@@ -30,12 +29,12 @@ impl TransactionCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
         producer_ids: &ProducerIdManager,
-    ) -> Result<(i64, i16), i16> {
+    ) -> Result<(i64, i16), TxnError> {
         if transactional_id.is_empty() {
-            return Err(ResponseError::InvalidRequest.code());
+            return Err(TxnError::InvalidRequest);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.transaction_max_timeout_ms {
-            return Err(ResponseError::InvalidTransactionTimeout.code());
+            return Err(TxnError::InvalidTransactionTimeout);
         }
         let partition = self.partition_for(transactional_id);
         let coordinator_epoch = self.coordinator_epoch(partition)?;
@@ -43,7 +42,7 @@ impl TransactionCoordinator {
         if !exists {
             let id = producer_ids.next_id().await.map_err(|e| {
                 tracing::warn!(error = %e, "could not allocate a producer id");
-                ResponseError::CoordinatorNotAvailable.code()
+                TxnError::CoordinatorNotAvailable
             })?;
             self.lock()
                 .entry(transactional_id.to_string())
@@ -74,7 +73,7 @@ impl TransactionCoordinator {
         let new_id = match rotate_to {
             Some(()) => Some(producer_ids.next_id().await.map_err(|e| {
                 tracing::warn!(error = %e, "could not allocate a producer id");
-                ResponseError::CoordinatorNotAvailable.code()
+                TxnError::CoordinatorNotAvailable
             })?),
             None => None,
         };
@@ -93,7 +92,7 @@ impl TransactionCoordinator {
                 // Abort the open transaction under a bumped epoch (fencing its producer); the
                 // client retries and gets a second bump once the abort completes.
                 self.fence_and_abort(transactional_id).await?;
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
         };
         self.write_and_apply(transactional_id, &transit).await?;
@@ -118,30 +117,30 @@ impl TransactionCoordinator {
         partition: i32,
         coordinator_epoch: i32,
         now: i64,
-    ) -> Result<Option<Transit>, i16> {
+    ) -> Result<Option<Transit>, TxnError> {
         {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(ResponseError::NotCoordinator.code())?;
+                .ok_or(TxnError::NotCoordinator)?;
             if m.pending.is_some() {
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
             if let Some((pid, epoch)) = expected {
                 let valid = m.value.producer_epoch == -1
                     || pid == m.value.producer_id
                     || (pid == m.last_producer_id && epoch_exhausted(epoch));
                 if !valid {
-                    return Err(ResponseError::ProducerFenced.code());
+                    return Err(TxnError::ProducerFenced);
                 }
             }
             match m.value.state {
                 TxnState::PrepareAbort | TxnState::PrepareCommit => {
-                    return Err(ResponseError::ConcurrentTransactions.code());
+                    return Err(TxnError::ConcurrentTransactions);
                 }
                 TxnState::Ongoing => return Ok(None),
                 TxnState::Dead | TxnState::PrepareEpochFence => {
-                    return Err(ResponseError::ConcurrentTransactions.code());
+                    return Err(TxnError::ConcurrentTransactions);
                 }
                 TxnState::Empty | TxnState::CompleteAbort | TxnState::CompleteCommit => {}
             }
@@ -159,7 +158,7 @@ impl TransactionCoordinator {
                     target.producer_epoch = 0;
                     m.last_producer_epoch = -1;
                 }
-                (true, _) => return Err(ResponseError::ConcurrentTransactions.code()),
+                (true, _) => return Err(TxnError::ConcurrentTransactions),
                 (false, _) => {
                     let bumped = m.value.producer_epoch + 1;
                     match expected {
@@ -175,7 +174,7 @@ impl TransactionCoordinator {
                         }
                         // A retry after a bump whose answer was lost.
                         Some((_, e)) if e == m.last_producer_epoch => {}
-                        Some(_) => return Err(ResponseError::ProducerFenced.code()),
+                        Some(_) => return Err(TxnError::ProducerFenced),
                     }
                 }
             }
@@ -193,17 +192,17 @@ impl TransactionCoordinator {
     pub(super) async fn fence_and_abort(
         self: &Arc<Self>,
         transactional_id: &str,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         let (pid, epoch) = {
             let mut txns = self.lock();
             let m = txns
                 .get_mut(transactional_id)
-                .ok_or(ResponseError::NotCoordinator.code())?;
+                .ok_or(TxnError::NotCoordinator)?;
             if m.pending.is_some() {
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
             if m.value.state != TxnState::Ongoing {
-                return Err(ResponseError::ConcurrentTransactions.code());
+                return Err(TxnError::ConcurrentTransactions);
             }
             // Kafka keeps the last epoch value for exactly this bump. As in Kafka, the bump
             // stays even if the abort cannot be written: the old producer is fenced either way.

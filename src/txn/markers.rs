@@ -173,7 +173,7 @@ impl TransactionCoordinator {
                     Err(code) => {
                         tracing::warn!(
                             transactional_id,
-                            error = code,
+                            error = %code,
                             attempt,
                             "cannot write the completed transaction; retrying"
                         )

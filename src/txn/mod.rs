@@ -21,7 +21,8 @@
 //! `end` (EndTxn and its prepare), `markers` (writing the markers to partition leaders, Kafka's
 //! `TransactionMarkerChannelManager`), `state_manager` (the in-memory metadata, loading and
 //! writing `__transaction_state`, timeouts and expiry, Kafka's `TransactionStateManager`);
-//! `records` holds the record format and `producer_ids` the producer id blocks. This file keeps
+//! `records` holds the record format, `producer_ids` the producer id blocks and `error`
+//! `TxnError`, what a request is refused with. This file keeps
 //! the coordinator itself, FindCoordinator and DescribeTransactions/ListTransactions.
 
 pub mod producer_ids;
@@ -29,15 +30,14 @@ pub mod records;
 
 mod add;
 mod end;
+mod error;
 mod init;
 mod markers;
 mod state_manager;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
-
-use kafka_protocol::ResponseError;
 
 use crate::client::Connection;
 use crate::config::BrokerConfig;
@@ -45,8 +45,11 @@ use crate::controller::Controller;
 use crate::controller::channel::LocalDelivery;
 use crate::metadata::MetadataCache;
 use crate::replica::ReplicaManager;
+use crate::replica::election_tasks::{ElectionTasks, Loading};
 use records::{TxnState, TxnValue};
 use state_manager::TxnMetadata;
+
+pub use error::TxnError;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
@@ -70,7 +73,9 @@ pub struct TransactionCoordinator {
     /// `__transaction_state` partitions this broker coordinates, with the coordinator epoch
     /// (the partition's leader epoch when it was loaded), which markers carry.
     loaded: Mutex<HashMap<i32, i32>>,
-    loading: Mutex<HashSet<i32>>,
+    loading: Loading,
+    /// Loads and unloads of `__transaction_state` partitions, in order, off LeaderAndIsr.
+    elections: ElectionTasks,
     topic_creation: tokio::sync::Mutex<()>,
     /// WriteTxnMarkers to this broker skip the network.
     local: OnceLock<LocalDelivery>,
@@ -93,7 +98,8 @@ impl TransactionCoordinator {
             controller,
             txns: Mutex::new(HashMap::new()),
             loaded: Mutex::new(HashMap::new()),
-            loading: Mutex::new(HashSet::new()),
+            loading: Loading::default(),
+            elections: ElectionTasks::default(),
             topic_creation: tokio::sync::Mutex::new(()),
             local: OnceLock::new(),
             connections: tokio::sync::Mutex::new(HashMap::new()),
@@ -106,7 +112,7 @@ impl TransactionCoordinator {
     }
 
     /// Creates `__transaction_state` on first use, with Kafka's enforced configs.
-    async fn ensure_topic(&self) -> Result<(), i16> {
+    async fn ensure_topic(&self) -> Result<(), TxnError> {
         self.controller
             .ensure_internal_topic(
                 &self.topic_creation,
@@ -132,19 +138,19 @@ impl TransactionCoordinator {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "cannot create {TRANSACTION_STATE_TOPIC}");
-                ResponseError::CoordinatorNotAvailable.code()
+                TxnError::CoordinatorNotAvailable
             })
     }
 
     /// FindCoordinator for a transactional id: the leader of its partition.
-    pub async fn coordinator_broker(&self, transactional_id: &str) -> Result<i32, i16> {
+    pub async fn coordinator_broker(&self, transactional_id: &str) -> Result<i32, TxnError> {
         self.ensure_topic().await?;
         match self.cache.partition(
             TRANSACTION_STATE_TOPIC,
             self.partition_for(transactional_id),
         ) {
             Some(p) if p.leader >= 0 => Ok(p.leader),
-            _ => Err(ResponseError::CoordinatorNotAvailable.code()),
+            _ => Err(TxnError::CoordinatorNotAvailable),
         }
     }
 
@@ -153,13 +159,13 @@ impl TransactionCoordinator {
     // -------------------------------------------------------------------------------------
 
     /// DescribeTransactions: the id's state, or the error for it.
-    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, i16> {
+    pub fn describe(&self, transactional_id: &str) -> Result<TxnDescription, TxnError> {
         let partition = self.partition_for(transactional_id);
         self.coordinator_epoch(partition)?;
         let txns = self.lock();
         let m = txns
             .get(transactional_id)
-            .ok_or(ResponseError::TransactionalIdNotFound.code())?;
+            .ok_or(TxnError::TransactionalIdNotFound)?;
         Ok(TxnDescription {
             transactional_id: transactional_id.to_string(),
             value: m.value.clone(),

@@ -14,9 +14,10 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
 use super::records::{self, TxnState, TxnValue};
-use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, now_ms};
+use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, TxnError, now_ms};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
+use crate::replica::election_tasks::{Election, ElectionHandler};
 
 /// `transaction.state.log.load.buffer.size`.
 const LOAD_BUFFER: usize = 5 * 1024 * 1024;
@@ -57,21 +58,16 @@ impl TransactionCoordinator {
     }
 
     /// This broker's coordinator epoch for the id's partition, or why it cannot answer.
-    pub(super) fn coordinator_epoch(&self, partition: i32) -> Result<i32, i16> {
-        if self
-            .loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&partition)
-        {
-            return Err(ResponseError::CoordinatorLoadInProgress.code());
+    pub(super) fn coordinator_epoch(&self, partition: i32) -> Result<i32, TxnError> {
+        if self.loading.contains(partition) {
+            return Err(TxnError::CoordinatorLoadInProgress);
         }
         self.loaded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&partition)
             .copied()
-            .ok_or(ResponseError::NotCoordinator.code())
+            .ok_or(TxnError::NotCoordinator)
     }
 
     pub(super) fn still_coordinator(&self, partition: i32, epoch: i32) -> bool {
@@ -86,7 +82,7 @@ impl TransactionCoordinator {
 
     /// Writes a transactional id's new state to its partition (Kafka's `appendTransactionToLog`,
     /// with its error mapping).
-    async fn write(&self, transactional_id: &str, transit: &Transit) -> Result<(), i16> {
+    async fn write(&self, transactional_id: &str, transit: &Transit) -> Result<(), TxnError> {
         self.write_record(
             transactional_id,
             transit.partition,
@@ -103,15 +99,15 @@ impl TransactionCoordinator {
         state_partition: i32,
         coordinator_epoch: i32,
         value: Option<Vec<u8>>,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         let Some(partition) = self
             .replicas
             .leader(TRANSACTION_STATE_TOPIC, state_partition)
         else {
-            return Err(ResponseError::NotCoordinator.code());
+            return Err(TxnError::NotCoordinator);
         };
         if partition.leader_epoch() != coordinator_epoch {
-            return Err(ResponseError::NotCoordinator.code());
+            return Err(TxnError::NotCoordinator);
         }
         let now = now_ms();
         let bytes = BatchBuilder {
@@ -124,7 +120,7 @@ impl TransactionCoordinator {
             ..BatchBuilder::default()
         }
         .build()
-        .map_err(|_| ResponseError::UnknownServerError.code())?;
+        .map_err(|_| TxnError::UnknownServerError)?;
         // As Kafka (TransactionLog.EnforcedRequiredAcks): acknowledged once the ISR has it, so
         // that a new coordinator after a failover reads every state the clients were told of.
         let written = self
@@ -150,11 +146,11 @@ impl TransactionCoordinator {
                 | ResponseError::NotEnoughReplicas
                 | ResponseError::NotEnoughReplicasAfterAppend
                 | ResponseError::RequestTimedOut,
-            ) => ResponseError::CoordinatorNotAvailable.code(),
+            ) => TxnError::CoordinatorNotAvailable,
             Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                ResponseError::NotCoordinator.code()
+                TxnError::NotCoordinator
             }
-            _ => ResponseError::UnknownServerError.code(),
+            _ => TxnError::UnknownServerError,
         })
     }
 
@@ -173,14 +169,14 @@ impl TransactionCoordinator {
         &self,
         transactional_id: &str,
         transit: &Transit,
-    ) -> Result<(), i16> {
+    ) -> Result<(), TxnError> {
         let written = self.write(transactional_id, transit).await;
         // The coordinator may have moved while the append ran.
         let ok =
             written.is_ok() && self.still_coordinator(transit.partition, transit.coordinator_epoch);
         self.finish(transactional_id, transit, ok);
         match written {
-            Ok(()) if !ok => Err(ResponseError::NotCoordinator.code()),
+            Ok(()) if !ok => Err(TxnError::NotCoordinator),
             other => other,
         }
     }
@@ -189,9 +185,29 @@ impl TransactionCoordinator {
     // Loading, timeouts
     // -------------------------------------------------------------------------------------
 
-    /// This broker became leader of `__transaction_state` partition `index`: replays it and
+    /// Kafka's `onElection`: this broker leads `__transaction_state` partition `index` at a
+    /// new leader epoch. Its ids answer COORDINATOR_LOAD_IN_PROGRESS from now until the
+    /// partition, read in the background, is loaded.
+    pub fn elected(self: &Arc<Self>, index: i32) {
+        self.loading.begin(index);
+        self.elections.schedule(self, Election::Elected(index));
+    }
+
+    /// Kafka's `onResignation`: this broker no longer leads partition `index`; its ids go
+    /// once the loads queued before have run.
+    pub fn resigned(self: &Arc<Self>, index: i32) {
+        self.elections.schedule(self, Election::Resigned(index));
+    }
+
+    /// Replays `__transaction_state` partition `index` (which `elected` marked loading) and
     /// finishes the transactions it finds prepared. Ongoing ones are left to their timeout.
-    pub async fn load_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
+    async fn load_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
+        let outcome = self.read_partition(index).await;
+        self.loading.end(index);
+        outcome
+    }
+
+    async fn read_partition(self: &Arc<Self>, index: i32) -> Result<(), LogError> {
         let Some(partition) = self.replicas.leader(TRANSACTION_STATE_TOPIC, index) else {
             return Ok(());
         };
@@ -205,17 +221,8 @@ impl TransactionCoordinator {
         {
             return Ok(());
         }
-        self.loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(index);
         let mut found: HashMap<String, Option<TxnValue>> = HashMap::new();
-        let read = self.replay(&partition, &mut found).await;
-        self.loading
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&index);
-        read?;
+        self.replay(&partition, &mut found).await?;
         let mut prepared = Vec::new();
         {
             let mut txns = self.lock();
@@ -425,7 +432,7 @@ impl TransactionCoordinator {
                 if let Err(code) = self.fence_and_abort(&id).await {
                     tracing::warn!(
                         transactional_id = id,
-                        error = code,
+                        error = %code,
                         "cannot abort timed-out transaction"
                     );
                 }
@@ -435,5 +442,17 @@ impl TransactionCoordinator {
                 next_expiry = tokio::time::Instant::now() + expire_every;
             }
         }
+    }
+}
+
+impl ElectionHandler for TransactionCoordinator {
+    async fn elected(self: Arc<Self>, index: i32) {
+        if let Err(e) = self.load_partition(index).await {
+            tracing::error!(partition = index, error = %e, "cannot load transactions");
+        }
+    }
+
+    fn resigned(&self, index: i32) {
+        self.unload_partition(index);
     }
 }

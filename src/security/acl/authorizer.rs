@@ -156,9 +156,24 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
+        self.authorize_logging(principal, host, operation, resource_type, name, true)
+    }
+
+    /// `authorize`, logging a denial only when `log_if_denied` (Kafka's flag of that name):
+    /// checks whose denial only leaves an item out of an answer or computes authorized
+    /// operations pass false.
+    pub fn authorize_logging(
+        &self,
+        principal: &KafkaPrincipal,
+        host: &str,
+        operation: Operation,
+        resource_type: ResourceType,
+        name: &str,
+        log_if_denied: bool,
+    ) -> bool {
         let allowed = self.decide(principal, host, operation, resource_type, name);
         crate::metrics::global().authorization(allowed);
-        if !allowed {
+        if !allowed && log_if_denied {
             tracing::info!(
                 target: "kafka.authorizer.logger",
                 %principal,
@@ -168,21 +183,6 @@ impl Authorizer {
                 "denied"
             );
         }
-        allowed
-    }
-
-    /// `authorize` without logging a denial: for checks whose denial only leaves an item out of
-    /// an answer or computes authorized operations (Kafka's `logIfDenied = false`).
-    pub fn authorize_unlogged(
-        &self,
-        principal: &KafkaPrincipal,
-        host: &str,
-        operation: Operation,
-        resource_type: ResourceType,
-        name: &str,
-    ) -> bool {
-        let allowed = self.decide(principal, host, operation, resource_type, name);
-        crate::metrics::global().authorization(allowed);
         allowed
     }
 

@@ -334,6 +334,25 @@ async fn every_topic_and_broker_config_is_described_with_its_default_source_and_
     );
     assert!(find(&b, "log.retention.hours").read_only);
     assert!(find(&b, "broker.id").read_only);
+    // Every KafkaConfig key the broker reads is listed with its default, as Kafka 3.9 lists it.
+    for (key, default) in [
+        ("replica.lag.time.max.ms", "30000"),
+        ("transaction.state.log.replication.factor", "3"),
+        ("group.max.size", "2147483647"),
+        ("controlled.shutdown.enable", "true"),
+    ] {
+        assert_eq!(
+            value_source(&b, key),
+            (Some(default.into()), DEFAULT),
+            "{key}"
+        );
+        assert!(find(&b, key).read_only, "{key}");
+    }
+    // The authorizer's own keys are no KafkaConfig keys: listed only when set.
+    assert!(
+        b.iter()
+            .all(|e| &*e.name != "super.users" && &*e.name != "allow.everyone.if.no.acl.found")
+    );
     assert_eq!(
         value_source(&b, "log.roll.ms"),
         (None, DEFAULT),

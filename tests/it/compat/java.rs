@@ -139,30 +139,10 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
 /// DeleteRecords moves the start a consumer reading from the beginning sees.
 #[test]
 fn java_admin_configs_and_delete_records() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = tmp.path().join("classes");
-    let Some(cp) = common::compile_java("ConfigAdmin", &classes) else {
-        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+    let Some(stdout) = run_against_a_broker("ConfigAdmin", "java-admin") else {
         return;
     };
-    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
-    let out = Command::new("java")
-        .args(["-cp", &cp, "ConfigAdmin", &broker.bootstrap(), "java-admin"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    let has = |line: &str| {
-        assert!(
-            stdout.lines().any(|l| l == line),
-            "no line {line:?} in:\n{stdout}"
-        );
-    };
+    let has = |line: &str| assert_has_line(&stdout, line);
     let configs: Vec<&str> = stdout
         .lines()
         .filter(|l| l.starts_with("config "))
@@ -193,4 +173,38 @@ fn java_admin_configs_and_delete_records() {
     has("deleted lowWatermark=20");
     has("earliest 20");
     has("first 20 count 30");
+}
+
+/// Compiles `compat-tests/java/<class>.java`, runs it against a broker process of its own
+/// (arguments: the bootstrap address and `prefix` for the names it creates) and returns what
+/// it printed, once it exited successfully. None, with the reason printed, when javac or the
+/// kafka-clients jars are missing.
+pub(super) fn run_against_a_broker(class: &str, prefix: &str) -> Option<String> {
+    let tmp = tempfile::tempdir().unwrap();
+    let classes = tmp.path().join("classes");
+    let Some(cp) = common::compile_java(class, &classes) else {
+        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return None;
+    };
+    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
+    let out = Command::new("java")
+        .args(["-cp", &cp, class, &broker.bootstrap(), prefix])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log_tail()
+    );
+    Some(stdout)
+}
+
+/// The program printed exactly `line` among its lines.
+pub(super) fn assert_has_line(stdout: &str, line: &str) {
+    assert!(
+        stdout.lines().any(|l| l == line),
+        "no line {line:?} in:\n{stdout}"
+    );
 }

@@ -2,37 +2,14 @@
 //! describes client quotas (KIP-546) on a broker process, meets Kafka's refusals as Kafka's
 //! exceptions, and a Java producer held to the quota it set reports the throttle.
 
-use std::process::Command;
-
-use crate::common;
-use common::broker_process::BrokerProcess;
+use super::java::{assert_has_line, run_against_a_broker};
 
 #[test]
 fn java_admin_alters_and_describes_client_quotas_and_a_producer_is_throttled() {
-    let tmp = tempfile::tempdir().unwrap();
-    let classes = tmp.path().join("classes");
-    let Some(cp) = common::compile_java("QuotaAdmin", &classes) else {
-        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+    let Some(stdout) = run_against_a_broker("QuotaAdmin", "java-quotas") else {
         return;
     };
-    let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
-    let out = Command::new("java")
-        .args(["-cp", &cp, "QuotaAdmin", &broker.bootstrap(), "java-quotas"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    let has = |line: &str| {
-        assert!(
-            stdout.lines().any(|l| l == line),
-            "no line {line:?} in:\n{stdout}"
-        );
-    };
+    let has = |line: &str| assert_has_line(&stdout, line);
     has("alter set ok");
     has("alter default-user ok");
     has("alter bad-key error InvalidRequestException");
