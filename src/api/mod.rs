@@ -18,6 +18,7 @@ pub mod groups;
 pub mod incremental_alter_configs;
 pub mod leader_and_isr;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod offsets_for_leader_epoch;

@@ -7,6 +7,7 @@ mod delegation_tokens;
 mod delete_records;
 mod fetch_sessions;
 mod groups;
+mod log_dirs;
 mod quotas;
 mod routes;
 mod scram_credentials;
