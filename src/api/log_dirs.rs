@@ -51,6 +51,11 @@ pub async fn describe(
     for dir in dirs {
         let mut result = DescribeLogDirsResult::default();
         result.log_dir = StrBytes::from_string(dir.path.to_string_lossy().into_owned());
+        if dir.offline {
+            result.error_code = ResponseError::KafkaStorageError.code();
+            response.results.push(result);
+            continue;
+        }
         if version >= 4 {
             result.total_bytes = dir.total_bytes;
             result.usable_bytes = dir.usable_bytes;

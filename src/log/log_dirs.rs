@@ -33,6 +33,8 @@ pub(crate) struct Jbod {
     /// Where a partition not hosted yet goes when it is created (Kafka's `preferredLogDirs`,
     /// set by an AlterReplicaLogDirs that came first).
     preferred: Mutex<HashMap<TopicPartition, usize>>,
+    /// Directories taken offline after an I/O error (Kafka's offline log dirs).
+    offline: Mutex<std::collections::BTreeSet<usize>>,
 }
 
 struct FutureLog {
@@ -50,6 +52,8 @@ pub struct DirDescription {
     /// The file system's total and usable bytes (`statvfs`); -1 when unknown.
     pub total_bytes: i64,
     pub usable_bytes: i64,
+    /// Taken offline after an I/O error: DescribeLogDirs answers KAFKA_STORAGE_ERROR for it.
+    pub offline: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -128,14 +132,17 @@ impl LogManager {
 
     /// Where a new log goes: the directory an AlterReplicaLogDirs asked for, else the one
     /// holding the fewest logs, current and future, the first of those on a tie (Kafka 3.9's
-    /// `LogManager.nextLogDirs`).
+    /// `LogManager.nextLogDirs`), among the online ones; `None` when none is.
     pub(super) fn placement(
         &self,
         tp: &TopicPartition,
         logs: &HashMap<TopicPartition, (usize, Arc<LogHandle>)>,
-    ) -> usize {
-        if let Some(d) = lock(&self.jbod.preferred).remove(tp) {
-            return d;
+    ) -> Option<usize> {
+        let offline = lock(&self.jbod.offline).clone();
+        if let Some(d) = lock(&self.jbod.preferred).remove(tp)
+            && !offline.contains(&d)
+        {
+            return Some(d);
         }
         let mut counts = vec![0usize; self.dirs.len()];
         for (d, _) in logs.values() {
@@ -148,7 +155,9 @@ impl LogManager {
                 *c += 1;
             }
         }
-        (0..self.dirs.len()).min_by_key(|&i| counts[i]).unwrap_or(0)
+        (0..self.dirs.len())
+            .filter(|i| !offline.contains(i))
+            .min_by_key(|&i| counts[i])
     }
 
     /// Every directory with its logs (current and future) and its file system's space.
@@ -170,6 +179,7 @@ impl LogManager {
             .map(|d| {
                 let (total_bytes, usable_bytes) = disk_space(&d.path).unwrap_or((-1, -1));
                 DirDescription {
+                    offline: false,
                     path: absolute(&d.path),
                     logs: Vec::new(),
                     total_bytes,
@@ -203,7 +213,63 @@ impl LogManager {
                 });
             }
         }
+        for i in lock(&self.jbod.offline).iter() {
+            if let Some(d) = out.get_mut(*i) {
+                d.offline = true;
+                d.logs.clear();
+            }
+        }
         out
+    }
+
+    /// The index into `log.dirs` of the directory holding a partition's (current) log.
+    pub fn dir_index_of_log(&self, tp: &TopicPartition) -> Option<usize> {
+        let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+        logs.get(tp).map(|(d, _)| *d)
+    }
+
+    pub fn is_dir_offline(&self, dir_index: usize) -> bool {
+        lock(&self.jbod.offline).contains(&dir_index)
+    }
+
+    /// True when no directory is online any more (Kafka then halts the broker).
+    pub fn all_dirs_offline(&self) -> bool {
+        lock(&self.jbod.offline).len() >= self.dirs.len()
+    }
+
+    /// Kafka's `handleLogDirFailure` in the log manager: the directory is offline from now on,
+    /// its logs are no longer hosted (nothing more is written to or read from them) and moves
+    /// into or out of it are abandoned. Returns the partitions whose logs it held, or `None`
+    /// when it was offline already.
+    pub fn take_dir_offline(&self, dir_index: usize) -> Option<Vec<TopicPartition>> {
+        if dir_index >= self.dirs.len() || !lock(&self.jbod.offline).insert(dir_index) {
+            return None;
+        }
+        let gone: Vec<TopicPartition> = {
+            let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<TopicPartition> = logs
+                .iter()
+                .filter(|(_, (d, _))| *d == dir_index)
+                .map(|(tp, _)| tp.clone())
+                .collect();
+            for tp in &gone {
+                logs.remove(tp);
+            }
+            gone
+        };
+        let moving: Vec<TopicPartition> = lock(&self.jbod.futures)
+            .iter()
+            .filter(|(tp, f)| f.dir_index == dir_index || gone.contains(tp))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in moving {
+            let removed = lock(&self.jbod.futures).remove(&tp);
+            if let Some(f) = removed {
+                f.cancelled.store(true, Ordering::Release);
+            }
+        }
+        lock(&self.jbod.preferred).retain(|_, d| *d != dir_index);
+        Some(gone)
     }
 
     /// AlterReplicaLogDirs for a hosted log: starts moving it to directory `dir_index` (the
@@ -236,6 +302,12 @@ impl LogManager {
         }
         if current_dir == dir_index {
             return Ok(None);
+        }
+        if self.is_dir_offline(dir_index) {
+            return Err(MoveError::Storage(LogError::BadLogDir {
+                path: root,
+                reason: "the log directory is offline".into(),
+            }));
         }
         let (config, start) = {
             let log = current.lock();

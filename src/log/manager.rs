@@ -264,7 +264,12 @@ impl LogManager {
             // not open again at its next start.
             return Err(descriptors::too_many_logs(&self.dirs[0].path, logs.len()));
         }
-        let dir_index = self.placement(&key, &logs);
+        let dir_index = self
+            .placement(&key, &logs)
+            .ok_or_else(|| LogError::BadLogDir {
+                path: self.dirs[0].path.clone(),
+                reason: "every log directory is offline".into(),
+            })?;
         let dir = self.dirs[dir_index]
             .path
             .join(format!("{topic}-{partition}"));
@@ -317,6 +322,9 @@ impl LogManager {
                 .collect()
         };
         for (i, dir) in self.dirs.iter().enumerate() {
+            if self.is_dir_offline(i) {
+                continue;
+            }
             let mut recovery = BTreeMap::new();
             let mut hws = BTreeMap::new();
             let mut starts = BTreeMap::new();
@@ -388,8 +396,11 @@ impl LogManager {
                 Err(shared) => shared.lock().flush()?,
             }
         }
-        for dir in &self.dirs {
-            checkpoint::write_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        for (i, dir) in self.dirs.iter().enumerate() {
+            // An offline directory is recovered at the next start.
+            if !self.is_dir_offline(i) {
+                checkpoint::write_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            }
         }
         Ok(())
     }

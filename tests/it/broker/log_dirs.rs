@@ -321,3 +321,110 @@ async fn three_log_dirs_place_describe_and_move_a_replica_under_load() {
         broker.shutdown().await.unwrap();
     }
 }
+
+/// Makes a file immutable (`chattr +i`) for as long as it lives: writes to it fail even for
+/// root, through descriptors opened before. `None` when the file system or the tool does not
+/// allow it.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Option<Immutable> {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        ok.then(|| Immutable(path.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_log_dir_goes_offline_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = (0..2).map(|i| tmp.path().join(format!("d{i}"))).collect();
+    let log_dirs = format!(
+        "log.dirs={}",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    // The embedded store lives in the first directory: the second one fails.
+    let Some((broker, _zk)) = start_broker_on(
+        crate::common::wire::Store::Embedded,
+        &tmp.path().join("unused"),
+        &[&log_dirs],
+    )
+    .await
+    else {
+        return;
+    };
+    let mut c = Conn::connect(broker.port).await;
+    assert_eq!(create_topic(&mut c, "fail", 2).await, 0);
+    let failing = dirs[1].join("fail-1");
+    assert!(
+        failing.is_dir(),
+        "partition 1 is placed in the second directory"
+    );
+    for p in 0..2 {
+        let r = produce_with_acks(&mut c, "fail", p, client_batch(0, 5, 10, 0, 0), -1).await;
+        assert_eq!(r.error_code, 0);
+    }
+    let Some(_immutable) = Immutable::set(&failing.join("00000000000000000000.log")) else {
+        crate::common::missing_tool("chattr +i on the test's file system");
+        broker.shutdown().await.unwrap();
+        return;
+    };
+    // The write fails with an I/O error: the directory goes offline with its partitions.
+    let r = produce_with_acks(&mut c, "fail", 1, client_batch(5, 5, 10, 0, 0), -1).await;
+    assert_eq!(r.error_code, KAFKA_STORAGE_ERROR);
+    let r = produce_with_acks(&mut c, "fail", 1, client_batch(5, 5, 10, 0, 0), -1).await;
+    assert_eq!(
+        r.error_code, KAFKA_STORAGE_ERROR,
+        "the partition stays offline"
+    );
+    assert_eq!(
+        fetch(&mut c, "fail", 1, 0, 0).await.error_code,
+        KAFKA_STORAGE_ERROR
+    );
+    // The other directory's partition is served as before.
+    let r = produce_with_acks(&mut c, "fail", 0, client_batch(5, 5, 10, 0, 0), -1).await;
+    assert_eq!(r.error_code, 0);
+    assert_eq!(read_values(&mut c, "fail", 0).await.len(), 10);
+    // DescribeLogDirs: the failed directory answers KAFKA_STORAGE_ERROR, the other as before.
+    let r = describe(&mut c, 4).await;
+    let by_dir: Vec<(String, i16, usize)> = r
+        .results
+        .iter()
+        .map(|d| {
+            (
+                d.log_dir.to_string(),
+                d.error_code,
+                d.topics.iter().map(|t| t.partitions.len()).sum(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_dir,
+        vec![
+            (dirs[0].display().to_string(), 0, 1),
+            (dirs[1].display().to_string(), KAFKA_STORAGE_ERROR, 0),
+        ]
+    );
+    // A new partition goes to the directory still online.
+    assert_eq!(create_topic(&mut c, "after", 1).await, 0);
+    assert!(dirs[0].join("after-0").is_dir());
+    drop(c);
+    broker.shutdown().await.unwrap();
+}
