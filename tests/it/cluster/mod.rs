@@ -5,6 +5,7 @@ mod acls;
 mod controller_ops;
 mod delegation_tokens;
 mod lifecycle;
+mod log_dirs;
 mod quotas;
 mod replication;
 mod scram_credentials;
