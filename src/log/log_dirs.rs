@@ -648,4 +648,34 @@ mod tests {
         assert_eq!(parse_suffixed_dir("t-0", FUTURE_SUFFIX), None);
         assert_eq!(parse_suffixed_dir("t-x.ff-future", FUTURE_SUFFIX), None);
     }
+
+    #[test]
+    fn a_move_a_crash_interrupted_is_completed_or_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d0 = tmp.path().join("d0");
+        let d1 = tmp.path().join("d1");
+        let mk = |p: PathBuf| {
+            fs::create_dir_all(&p).unwrap();
+            fs::write(p.join("00000000000000000000.log"), b"").unwrap();
+        };
+        // Crash between the swap's renames: the current log is `-delete`, the future one not
+        // renamed yet. It becomes the partition's log.
+        mk(d0.join("t-0.aa-delete"));
+        mk(d1.join("t-0.bb-future"));
+        // Crash while copying: the current log is there, the future one is dropped.
+        mk(d0.join("t-1"));
+        mk(d1.join("t-1.cc-future"));
+        complete_interrupted_moves(&[d0.clone(), d1.clone(), tmp.path().join("absent")]).unwrap();
+        let names = |d: &Path| {
+            let mut n: Vec<String> = fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names(&d0), vec!["t-1"]);
+        assert_eq!(names(&d1), vec!["t-0"]);
+        assert!(d1.join("t-0/00000000000000000000.log").exists());
+    }
 }

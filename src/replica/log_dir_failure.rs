@@ -33,7 +33,11 @@ impl ReplicaManager {
         p: &Partition,
         result: Result<T, LogError>,
     ) -> Result<T, LogError> {
-        if let Err(e @ LogError::Io { .. }) = &result {
+        // Running out of file descriptors is the broker's limit, not the disk's: unlike Kafka,
+        // which takes the directory offline for any IOException, that error is only answered.
+        if let Err(e @ LogError::Io { source, .. }) = &result
+            && !crate::log::descriptors::is_out_of_descriptors(source)
+        {
             tracing::error!(topic = %p.topic, partition = p.partition, error = %e, "I/O error in a partition log");
             self.fail_log_dir_of(&p.topic, p.partition).await;
         }

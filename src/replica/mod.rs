@@ -774,7 +774,7 @@ impl ReplicaManager {
     ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
         let lag = self.lag_max_ms();
-        let (info, hw) = blocking(move || {
+        let appended = blocking(move || {
             // The replication state before the log, as every other path takes them.
             let r = part.replication();
             let mut log = part.log.lock();
@@ -791,7 +791,8 @@ impl ReplicaManager {
             let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
             Ok((info, hw))
         })
-        .await?;
+        .await;
+        let (info, hw) = self.check_storage(p, appended).await?;
         match hw {
             Some(hw) => p.publish_hw(hw),
             None => p.appended.notify_waiters(),
