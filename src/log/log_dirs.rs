@@ -417,7 +417,6 @@ impl LogManager {
             cleaner_offset: cur.cleaner_offset(),
         };
         let future_dir = fut.dir().to_path_buf();
-        drop(fut);
         let old_dir = cur.dir().to_path_buf();
         let deleted_dir = old_dir.with_file_name(format!(
             "{}-{}.{}{DELETE_SUFFIX}",
@@ -440,6 +439,8 @@ impl LogManager {
         let old = std::mem::replace(&mut *cur, moved);
         drop(cur);
         drop(old);
+        // Held until here: abandoning the move (the partition deleted meanwhile) waits for it.
+        drop(fut);
         lock(&self.jbod.futures).remove(tp);
         {
             let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
