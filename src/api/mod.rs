@@ -19,6 +19,7 @@ pub mod groups;
 pub mod incremental_alter_configs;
 pub mod leader_and_isr;
 pub mod list_offsets;
+pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod offsets_for_leader_epoch;
@@ -261,7 +262,10 @@ impl Api {
     /// The error for a partition this broker does not lead: NOT_LEADER_OR_FOLLOWER when the
     /// partition exists (the client's metadata is stale), else UNKNOWN_TOPIC_OR_PARTITION.
     pub fn not_leader_error(&self, topic: &str, partition: i32) -> i16 {
-        if self.cache.partition(topic, partition).is_some() {
+        if self.replicas.is_offline(topic, partition) {
+            // Its log directory failed here (Kafka's `HostedPartition.Offline`).
+            ResponseError::KafkaStorageError.code()
+        } else if self.cache.partition(topic, partition).is_some() {
             ResponseError::NotLeaderOrFollower.code()
         } else {
             ResponseError::UnknownTopicOrPartition.code()

@@ -247,3 +247,41 @@ impl Refuse for WriteTxnMarkersRequest {
         r
     }
 }
+
+impl Refuse for DescribeLogDirsRequest {
+    type Response = DescribeLogDirsResponse;
+    fn refuse(self, code: i16, _version: i16) -> DescribeLogDirsResponse {
+        // Kafka's answer: no directories, the error at the top (a field from v3 on).
+        let mut r = DescribeLogDirsResponse::default();
+        r.error_code = code;
+        r
+    }
+}
+
+impl Refuse for AlterReplicaLogDirsRequest {
+    type Response = AlterReplicaLogDirsResponse;
+    fn refuse(self, code: i16, _version: i16) -> AlterReplicaLogDirsResponse {
+        use kafka_protocol::messages::alter_replica_log_dirs_response::{
+            AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+        };
+        let mut r = AlterReplicaLogDirsResponse::default();
+        for dir in self.dirs {
+            for topic in dir.topics {
+                let mut t = AlterReplicaLogDirTopicResult::default();
+                t.topic_name = topic.name;
+                t.partitions = topic
+                    .partitions
+                    .into_iter()
+                    .map(|p| {
+                        let mut e = AlterReplicaLogDirPartitionResult::default();
+                        e.partition_index = p;
+                        e.error_code = code;
+                        e
+                    })
+                    .collect();
+                r.results.push(t);
+            }
+        }
+        r
+    }
+}

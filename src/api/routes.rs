@@ -11,7 +11,7 @@ use super::refusal::Refuse;
 use super::{
     Api, ClientInfo, NoResponse, acls, alter_configs, api_versions, client_quotas, cluster,
     configs, controller_ops, delegation_tokens, delete_records, describe_producers, fetch, groups,
-    incremental_alter_configs, leader_and_isr, list_offsets, metadata, offsets,
+    incremental_alter_configs, leader_and_isr, list_offsets, log_dirs, metadata, offsets,
     offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
     transactions, update_metadata,
 };
@@ -249,6 +249,10 @@ routes! {
     ExpireDelegationToken(r) 0..=2, none() => delegation_tokens::expire(api, client, r).await,
     DescribeDelegationToken(r) 0..=3, handler((DelegationToken, Describe), (User, DescribeTokens))
         => delegation_tokens::describe(api, client, r, version),
+    // JBOD: any broker describes and moves its own replicas' logs. Refused DescribeLogDirs
+    // gets CLUSTER_AUTHORIZATION_FAILED at the top (v3+) and no directories, as in Kafka 3.9.
+    DescribeLogDirs(r) 0..=4, cluster(Describe) => log_dirs::describe(api, r, version).await,
+    AlterReplicaLogDirs(r) 0..=2, cluster(Alter) => log_dirs::alter(api, r).await,
     // KIP-546 client quotas: any broker reads and writes the quota znodes.
     DescribeClientQuotas(r) 0..=1, handler((Cluster, DescribeConfigs))
         => client_quotas::describe(api, client, r).await,

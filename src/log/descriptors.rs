@@ -121,7 +121,21 @@ pub fn raise_open_file_limit() -> std::io::Result<u64> {
 /// Whether `e` says the process ran out of descriptors (EMFILE, or ENFILE for the system).
 pub fn is_out_of_descriptors(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+        || e.get_ref()
+            .is_some_and(|inner| inner.is::<OutOfDescriptors>())
 }
+
+/// The explained form of EMFILE/ENFILE, still recognisable as one by `is_out_of_descriptors`.
+#[derive(Debug)]
+struct OutOfDescriptors(String);
+
+impl std::fmt::Display for OutOfDescriptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OutOfDescriptors {}
 
 /// `e` with the open-file limit named, for the operator who reads it in the broker's log.
 pub fn explain_out_of_descriptors(e: std::io::Error) -> std::io::Error {
@@ -130,11 +144,11 @@ pub fn explain_out_of_descriptors(e: std::io::Error) -> std::io::Error {
     }
     std::io::Error::new(
         e.kind(),
-        format!(
+        OutOfDescriptors(format!(
             "{e}: the broker's open-file limit (RLIMIT_NOFILE) is {}; raise it (ulimit -n, \
              systemd LimitNOFILE) or host fewer partitions on this broker",
             open_file_limit()
-        ),
+        )),
     )
 }
 

@@ -145,10 +145,21 @@ impl PartitionLog {
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let (topic, partition) = parse_partition_dir(&name).ok_or_else(|| LogError::BadLogDir {
+        let tp = parse_partition_dir(&name).ok_or_else(|| LogError::BadLogDir {
             path: dir.to_path_buf(),
             reason: "not a <topic>-<partition> directory".into(),
         })?;
+        Self::open_for(dir, tp, config, params)
+    }
+
+    /// [`PartitionLog::open`] for a directory whose name does not say the partition (a log
+    /// being moved to another directory is `<topic>-<partition>.<id>-future`).
+    pub fn open_for(
+        dir: &Path,
+        (topic, partition): (String, i32),
+        config: LogConfig,
+        params: LoadParams,
+    ) -> Result<PartitionLog> {
         fs::create_dir_all(dir).at(dir)?;
         complete_interrupted_swaps(dir)?;
         let settings = SegmentSettings {

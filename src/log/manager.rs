@@ -16,6 +16,7 @@ use super::cleaner::LogCleaner;
 use super::descriptors;
 use super::error::{IoContext, LogError, Result};
 use super::handle::LogHandle;
+use super::log_dirs::{Jbod, complete_interrupted_moves};
 use super::partition::{LoadParams, PartitionLog, parse_partition_dir};
 use super::segment::now_ms;
 use crate::config::{CleanerConfig, LogConfig};
@@ -27,17 +28,19 @@ pub type TopicPartition = (String, i32);
 /// the log cleaner's threads.
 pub(crate) type LogMap = Arc<RwLock<HashMap<TopicPartition, (usize, Arc<LogHandle>)>>>;
 
-struct LogDir {
-    path: PathBuf,
+pub(super) struct LogDir {
+    pub(super) path: PathBuf,
     /// Holds the directory's `.lock` (an OS file lock) for as long as the broker runs.
     _lock: File,
 }
 
 pub struct LogManager {
-    dirs: Vec<LogDir>,
+    pub(super) dirs: Vec<LogDir>,
     default_config: LogConfig,
-    logs: LogMap,
+    pub(super) logs: LogMap,
     cleaner: Mutex<Option<Arc<LogCleaner>>>,
+    /// Placement preferences and logs being moved between directories.
+    pub(super) jbod: Jbod,
 }
 
 /// Identity written to each log dir's `meta.properties` (ZooKeeper mode, version 0).
@@ -75,6 +78,7 @@ impl LogManager {
         let mut opened = Vec::new();
         let mut jobs = Vec::new();
         let mut clean_dirs = 0;
+        complete_interrupted_moves(dirs)?;
         for (i, path) in dirs.iter().enumerate() {
             fs::create_dir_all(path).at(path)?;
             let lock_path = path.join(".lock");
@@ -182,6 +186,7 @@ impl LogManager {
             default_config,
             logs: Arc::new(RwLock::new(logs)),
             cleaner: Mutex::new(None),
+            jbod: Jbod::default(),
         })
     }
 
@@ -259,11 +264,12 @@ impl LogManager {
             // not open again at its next start.
             return Err(descriptors::too_many_logs(&self.dirs[0].path, logs.len()));
         }
-        let mut counts = vec![0usize; self.dirs.len()];
-        for (d, _) in logs.values() {
-            counts[*d] += 1;
-        }
-        let dir_index = (0..self.dirs.len()).min_by_key(|&i| counts[i]).unwrap_or(0);
+        let dir_index = self
+            .placement(&key, &logs)
+            .ok_or_else(|| LogError::BadLogDir {
+                path: self.dirs[0].path.clone(),
+                reason: "every log directory is offline".into(),
+            })?;
         let dir = self.dirs[dir_index]
             .path
             .join(format!("{topic}-{partition}"));
@@ -284,6 +290,7 @@ impl LogManager {
 
     /// Removes a partition's log and its directory (topic deletion).
     pub fn delete(&self, topic: &str, partition: i32) -> Result<()> {
+        self.cancel_move(&(topic.to_string(), partition));
         let removed = {
             let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
             logs.remove(&(topic.to_string(), partition))
@@ -315,6 +322,9 @@ impl LogManager {
                 .collect()
         };
         for (i, dir) in self.dirs.iter().enumerate() {
+            if self.is_dir_offline(i) {
+                continue;
+            }
             let mut recovery = BTreeMap::new();
             let mut hws = BTreeMap::new();
             let mut starts = BTreeMap::new();
@@ -386,8 +396,11 @@ impl LogManager {
                 Err(shared) => shared.lock().flush()?,
             }
         }
-        for dir in &self.dirs {
-            checkpoint::write_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        for (i, dir) in self.dirs.iter().enumerate() {
+            // An offline directory is recovered at the next start.
+            if !self.is_dir_offline(i) {
+                checkpoint::write_atomically(&dir.path.join(CLEAN_SHUTDOWN_FILE), b"")?;
+            }
         }
         Ok(())
     }
@@ -399,6 +412,13 @@ impl LogManager {
             }
         }
         self.write_checkpoints()
+    }
+
+    pub(super) fn cleaner_handle(&self) -> Option<Arc<LogCleaner>> {
+        self.cleaner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn dirs(&self) -> Vec<PathBuf> {

@@ -12,6 +12,7 @@ pub mod handle;
 pub mod index;
 mod leader_epoch;
 mod loader;
+pub mod log_dirs;
 pub mod manager;
 pub mod partition;
 pub mod producer_state;

@@ -23,6 +23,11 @@ pub const DEFAULT_ENTITY: &str = "<default>";
 pub const ISR_CHANGE_NOTIFICATION: &str = "/isr_change_notification";
 /// Sequential children of [`ISR_CHANGE_NOTIFICATION`]: this plus ZooKeeper's counter.
 pub const ISR_CHANGE_PREFIX: &str = "isr_change_";
+/// Brokers whose log directory failed tell the controller here (Kafka's
+/// `LogDirEventNotificationZNode`).
+pub const LOG_DIR_EVENT_NOTIFICATION: &str = "/log_dir_event_notification";
+/// Sequential children of [`LOG_DIR_EVENT_NOTIFICATION`]: this plus ZooKeeper's counter.
+pub const LOG_DIR_EVENT_PREFIX: &str = "log_dir_event_";
 /// Legacy tools' requests to the controller.
 pub const REASSIGN_PARTITIONS: &str = "/admin/reassign_partitions";
 pub const PREFERRED_REPLICA_ELECTION: &str = "/admin/preferred_replica_election";
@@ -37,7 +42,7 @@ pub const PERSISTENT_PATHS: &[&str] = &[
     "/brokers/seqid",
     "/isr_change_notification",
     PRODUCER_ID_BLOCK,
-    "/log_dir_event_notification",
+    LOG_DIR_EVENT_NOTIFICATION,
     TOPIC_CONFIGS,
     "/config/clients",
     "/config/users",

@@ -6,12 +6,13 @@ pub mod config_changes;
 pub mod election_tasks;
 pub mod fetcher;
 mod isr;
+mod log_dir_failure;
 mod metrics;
 pub mod selector;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -425,6 +426,10 @@ pub struct ReplicaManager {
     /// a request overtaken by a newer one on another connection (the controller's retry, or a
     /// new controller's) would be applied last and undo the newer decision.
     state_change: tokio::sync::Mutex<()>,
+    /// Partitions whose log directory failed (Kafka's `HostedPartition.Offline`).
+    offline: RwLock<HashSet<TopicPartition>>,
+    /// Where a failed log directory is reported to the controller.
+    store: OnceLock<Arc<dyn MetadataStore>>,
 }
 
 /// What LeaderAndIsr asks of this broker for one partition.
@@ -467,6 +472,8 @@ impl ReplicaManager {
             isr: isr::IsrWriter::new(broker_id),
             shutting_down: AtomicBool::new(false),
             state_change: tokio::sync::Mutex::new(()),
+            offline: RwLock::new(HashSet::new()),
+            store: OnceLock::new(),
         }
     }
 
@@ -482,6 +489,7 @@ impl ReplicaManager {
             .store(config.replica_lag_time_max_ms as i64, Ordering::Release);
         self.fetchers
             .configure(fetcher::FetcherConfig::from_broker(config));
+        let _ = self.store.set(store.clone());
         self.isr.set_store(store);
         vec![
             tokio::spawn(self.clone().run_isr_shrink(shutdown.clone())),
@@ -590,6 +598,7 @@ impl ReplicaManager {
         state: &LeaderAndIsrState,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
+        self.refuse_offline(&(topic.to_string(), partition))?;
         let p = match self.get(topic, partition) {
             Some(p) => {
                 p.log.lock().set_config(config);
@@ -727,7 +736,7 @@ impl ReplicaManager {
     ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
         let lag = self.lag_max_ms();
-        let (info, hw) = blocking(move || {
+        let appended = blocking(move || {
             if acks_all {
                 let min = part.log.lock().config().min_insync_replicas;
                 part.replication().check_min_isr(min)?;
@@ -738,7 +747,8 @@ impl ReplicaManager {
             let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
             Ok((info, hw))
         })
-        .await?;
+        .await;
+        let (info, hw) = self.check_storage(p, appended).await?;
         match hw {
             Some(hw) => p.publish_hw(hw),
             None => p.appended.notify_waiters(),
@@ -815,7 +825,7 @@ impl ReplicaManager {
     ) -> Result<AppendInfo, LogError> {
         let part = p.clone();
         let lag = self.lag_max_ms();
-        let (info, hw) = blocking(move || {
+        let appended = blocking(move || {
             // The replication state before the log, as every other path takes them.
             let r = part.replication();
             let mut log = part.log.lock();
@@ -832,7 +842,8 @@ impl ReplicaManager {
             let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
             Ok((info, hw))
         })
-        .await?;
+        .await;
+        let (info, hw) = self.check_storage(p, appended).await?;
         match hw {
             Some(hw) => p.publish_hw(hw),
             None => p.appended.notify_waiters(),

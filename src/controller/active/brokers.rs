@@ -138,6 +138,20 @@ impl ActiveController {
             .cloned()
             .collect();
         self.refresh_states(&unsure).await?;
+        self.take_replicas_offline(affected, |_, b| dead.contains(&b))
+            .await
+    }
+
+    /// The OfflineReplica transition for the replicas `offline` names (a partition and a
+    /// broker): dead brokers' replicas, or those in a broker's failed log directory.
+    pub(super) async fn take_replicas_offline(
+        &mut self,
+        affected: Vec<Tp>,
+        offline: impl Fn(&Tp, i32) -> bool,
+    ) -> Result<(), Stop> {
+        let touches_dead = |tp: &Tp, s: &PartitionState| {
+            offline(tp, s.leader) || s.isr.iter().any(|r| offline(tp, *r))
+        };
         let mut changed = Vec::new();
         let mut pending = affected;
         // A leader may change the ISR meanwhile (its own conditional write): a write that lost
@@ -148,7 +162,7 @@ impl ActiveController {
                 let Some(s) = self.states.get(&tp).cloned() else {
                     continue;
                 };
-                if !touches_dead(&s) {
+                if !touches_dead(&tp, &s) {
                     continue;
                 }
                 let replicas = self.replicas(&tp).unwrap_or_default();
@@ -156,9 +170,9 @@ impl ActiveController {
                     .isr
                     .iter()
                     .copied()
-                    .filter(|r| !dead.contains(r))
+                    .filter(|r| !offline(&tp, *r))
                     .collect();
-                let (leader, isr) = if dead.contains(&s.leader) {
+                let (leader, isr) = if offline(&tp, s.leader) {
                     let candidate = PartitionState {
                         isr: survivors.clone(),
                         ..s.clone()

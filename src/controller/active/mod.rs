@@ -14,6 +14,7 @@ mod brokers;
 mod deletion;
 mod election;
 mod isr_change;
+mod log_dirs;
 mod reassign;
 mod requests;
 mod shutdown;
@@ -218,6 +219,9 @@ impl ActiveController {
             WatchEvent::ChildrenChanged(p) if p == znodes::ISR_CHANGE_NOTIFICATION => {
                 self.on_isr_change_notifications().await
             }
+            WatchEvent::ChildrenChanged(p) if p == znodes::LOG_DIR_EVENT_NOTIFICATION => {
+                self.on_log_dir_events().await
+            }
             WatchEvent::ChildrenChanged(p) if p == znodes::CONFIG_CHANGES => {
                 self.on_config_change().await
             }
@@ -231,6 +235,7 @@ impl ActiveController {
         self.on_topic_change().await?;
         self.on_delete_topics().await?;
         self.on_isr_change_notifications().await?;
+        self.on_log_dir_events().await?;
         self.on_zk_reassignment().await?;
         self.on_zk_preferred_election().await
     }
@@ -277,6 +282,9 @@ impl ActiveController {
             .watch_children(znodes::ISR_CHANGE_NOTIFICATION)
             .await?;
         store.watch_children(znodes::CONFIG_CHANGES).await?;
+        store
+            .watch_children(znodes::LOG_DIR_EVENT_NOTIFICATION)
+            .await?;
         store.watch_node(znodes::REASSIGN_PARTITIONS).await?;
         store.watch_node(znodes::PREFERRED_REPLICA_ELECTION).await?;
         // Every partition state is read below: older ISR change notifications say nothing new.
@@ -317,6 +325,7 @@ impl ActiveController {
         self.resume_reassignments(&resumed).await?;
         self.on_zk_preferred_election().await?;
         self.on_delete_topics().await?;
+        self.on_log_dir_events().await?;
         tracing::info!(
             controller_epoch = self.epoch,
             brokers = ?live,

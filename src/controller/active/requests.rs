@@ -176,11 +176,17 @@ impl ActiveController {
 
     /// LeaderAndIsr for `partitions` to their live replicas (only to `only` when given).
     pub(super) fn send_leader_and_isr(&mut self, partitions: &[Tp], only: Option<i32>) {
-        self.send_leader_and_isr_to(partitions, |r| only.is_none_or(|o| o == r));
+        // Nobody waits for these replies.
+        let _ = self.send_leader_and_isr_to(partitions, |r| only.is_none_or(|o| o == r));
     }
 
-    /// LeaderAndIsr for `partitions` to those of their live replicas that `to` accepts.
-    pub(super) fn send_leader_and_isr_to(&mut self, partitions: &[Tp], to: impl Fn(i32) -> bool) {
+    /// LeaderAndIsr for `partitions` to those of their live replicas that `to` accepts; the
+    /// replies, by broker, for the callers that read them.
+    pub(super) fn send_leader_and_isr_to(
+        &mut self,
+        partitions: &[Tp],
+        to: impl Fn(i32) -> bool,
+    ) -> Vec<(i32, Reply)> {
         let mut per_broker: BTreeMap<i32, BTreeMap<String, LeaderAndIsrTopicState>> =
             BTreeMap::new();
         let mut leaders: BTreeMap<i32, BTreeSet<i32>> = BTreeMap::new();
@@ -230,6 +236,7 @@ impl ActiveController {
                 }
             }
         }
+        let mut replies = Vec::new();
         for (broker, topics) in per_broker {
             let mut req = LeaderAndIsrRequest::default();
             req.controller_id = BrokerId(self.config.broker_id);
@@ -252,12 +259,15 @@ impl ActiveController {
                     Some(ll)
                 })
                 .collect();
-            self.channels.send(
+            if let Some(reply) = self.channels.send(
                 broker,
                 ApiKey::LeaderAndIsr,
                 self.config.inter_broker_protocol_version.leader_and_isr(),
                 RequestKind::LeaderAndIsr(req),
-            );
+            ) {
+                replies.push((broker, reply));
+            }
         }
+        replies
     }
 }

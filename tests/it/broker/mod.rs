@@ -8,6 +8,7 @@ mod delete_records;
 mod down_conversion;
 mod fetch_sessions;
 mod groups;
+mod log_dirs;
 mod producers;
 mod quotas;
 mod routes;

@@ -104,6 +104,8 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::DescribeDelegationToken => DescribeDelegationTokenRequest::default().into(),
         ApiKey::DescribeClientQuotas => DescribeClientQuotasRequest::default().into(),
         ApiKey::AlterClientQuotas => AlterClientQuotasRequest::default().into(),
+        ApiKey::DescribeLogDirs => DescribeLogDirsRequest::default().into(),
+        ApiKey::AlterReplicaLogDirs => AlterReplicaLogDirsRequest::default().into(),
         other => panic!("{other:?} is routed: add its minimal request to minimal_request"),
     }
 }

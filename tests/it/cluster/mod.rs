@@ -7,6 +7,7 @@ mod controller_ops;
 mod delegation_tokens;
 mod follower_fetch;
 mod lifecycle;
+mod log_dirs;
 mod migration;
 mod mixed_ibp;
 mod quotas;

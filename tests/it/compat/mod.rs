@@ -11,5 +11,6 @@ mod java_transactions;
 mod kafka241;
 mod kafka_data_dir;
 mod kafkajs;
+mod log_dirs;
 mod quotas;
 mod security;

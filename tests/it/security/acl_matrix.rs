@@ -733,6 +733,33 @@ fn cases() -> Vec<Case> {
             allowed_errors: &[],
         },
         Case {
+            key: ApiKey::DescribeLogDirs,
+            version: 4,
+            grants: &[(Cluster, C, Describe)],
+            request: || DescribeLogDirsRequest::default().with_topics(None).into(),
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            allowed_errors: &[],
+        },
+        Case {
+            key: ApiKey::AlterReplicaLogDirs,
+            version: 2,
+            grants: &[(Cluster, C, Alter)],
+            request: || {
+                let t = alter_replica_log_dirs_request::AlterReplicaLogDirTopic::default()
+                    .with_name(topic(TOPIC))
+                    .with_partitions(vec![0]);
+                let d = alter_replica_log_dirs_request::AlterReplicaLogDir::default()
+                    .with_path(s("/no/such/log/dir"))
+                    .with_topics(vec![t]);
+                AlterReplicaLogDirsRequest::default()
+                    .with_dirs(vec![d])
+                    .into()
+            },
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            // LOG_DIR_NOT_FOUND: the path is none of the broker's log.dirs.
+            allowed_errors: &[57],
+        },
+        Case {
             key: ApiKey::DescribeUserScramCredentials,
             version: 0,
             grants: &[(Cluster, C, Describe)],
