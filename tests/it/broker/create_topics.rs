@@ -5,41 +5,12 @@
 use crate::common;
 
 use common::scram::znode;
-use common::wire::{Conn, STORES, start_broker_on, topic_name};
+use common::wire::{Conn, STORES, create_assigned, start_broker_on};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
-use kafka_protocol::messages::*;
 
 /// A refused request: name, num_partitions, replication_factor, assignments, then the error code
 /// and a part of the message expected.
 type Refusal<'a> = (&'a str, i32, i16, &'a [(i32, &'a [i32])], i16, &'a str);
-
-/// CreateTopics v5 of `name` with `assignments` as (partition, brokers).
-async fn create_assigned(
-    c: &mut Conn,
-    name: &str,
-    partitions: i32,
-    replication_factor: i16,
-    assignments: &[(i32, &[i32])],
-    validate_only: bool,
-) -> CreatableTopicResult {
-    let mut t = CreatableTopic::default();
-    t.name = topic_name(name);
-    t.num_partitions = partitions;
-    t.replication_factor = replication_factor;
-    for (p, brokers) in assignments {
-        let mut a = CreatableReplicaAssignment::default();
-        a.partition_index = *p;
-        a.broker_ids = brokers.iter().map(|b| BrokerId(*b)).collect();
-        t.assignments.push(a);
-    }
-    let mut r = CreateTopicsRequest::default();
-    r.topics.push(t);
-    r.timeout_ms = 5000;
-    r.validate_only = validate_only;
-    c.send(5, r).await.topics.remove(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn explicit_assignments_are_validated_and_written_as_given() {
