@@ -83,3 +83,50 @@ def test_kafka_python_create_partitions_with_explicit_assignments(broker, unique
 def partition_count(admin, topic):
     (described,) = admin.describe_topics([topic])
     return len(described["partitions"])
+
+
+def test_kafka_python_create_topic_with_replica_assignments(broker, unique_topic):
+    """kafka-python's NewTopic with replica_assignments on the single broker (id 0): a partition
+    count given as well is refused with INVALID_REQUEST, a gap in the partition ids, an unknown
+    broker or a duplicate broker with INVALID_REPLICA_ASSIGNMENT, validate_only creates nothing,
+    and a good assignment creates the topic with exactly those replicas, led by broker 0."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import InvalidReplicationAssignmentError, InvalidRequestError
+
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000)
+    try:
+        refusals = [
+            (NewTopic(unique_topic("assigned-count"), 2, -1, {0: [0], 1: [0]}),
+             InvalidRequestError),
+            (NewTopic(unique_topic("assigned-gap"), replica_assignments={0: [0], 2: [0]}),
+             InvalidReplicationAssignmentError),
+            (NewTopic(unique_topic("assigned-unknown"), replica_assignments={0: [5]}),
+             InvalidReplicationAssignmentError),
+            (NewTopic(unique_topic("assigned-dup"), replica_assignments={0: [0, 0]}),
+             InvalidReplicationAssignmentError),
+        ]
+        for new_topic, error in refusals:
+            try:
+                admin.create_topics([new_topic])
+            except error:
+                pass
+            else:
+                raise AssertionError(f"{new_topic.replica_assignments} was accepted")
+        topic = unique_topic("assigned")
+        given = {0: [0], 1: [0], 2: [0]}
+        admin.create_topics([NewTopic(topic, replica_assignments=given)], validate_only=True)
+        assert topic not in admin.list_topics()
+        admin.create_topics([NewTopic(topic, replica_assignments=given)])
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            partitions = {}
+            if topic in admin.list_topics():
+                (described,) = admin.describe_topics([topic])
+                partitions = {p["partition_index"]: p for p in described["partitions"]}
+            if len(partitions) == 3 and all(p["leader_id"] == 0 for p in partitions.values()):
+                break
+            assert time.monotonic() < deadline, f"the topic never came up: {partitions}"
+            time.sleep(0.2)
+        assert {i: p["replica_nodes"] for i, p in partitions.items()} == given, partitions
+    finally:
+        admin.close()

@@ -144,7 +144,15 @@ pub async fn handle(
                 }
                 match api
                     .controller
-                    .create_topic(&name, -1, -1, Default::default(), false, AUTO_CREATE_WAIT)
+                    .create_topic(
+                        &name,
+                        -1,
+                        -1,
+                        None,
+                        Default::default(),
+                        false,
+                        AUTO_CREATE_WAIT,
+                    )
                     .await
                 {
                     Ok(()) | Err(ControllerError::TopicExists(_)) => api.cache.topic(&name),

@@ -70,22 +70,35 @@ pub async fn create(
             response.topics.push(r);
             continue;
         }
-        if !topic.assignments.is_empty() {
-            // Manual replica assignment arrives with the multi-broker controller.
+        let assigned: Option<Vec<(i32, Vec<i32>)>> = (!topic.assignments.is_empty()).then(|| {
+            topic
+                .assignments
+                .iter()
+                .map(|a| {
+                    (
+                        a.partition_index,
+                        a.broker_ids.iter().map(|b| b.0).collect(),
+                    )
+                })
+                .collect()
+        });
+        if assigned.is_some() && (topic.num_partitions != -1 || topic.replication_factor != -1) {
             r.error_code = ResponseError::InvalidRequest.code();
             set_message(
                 &mut r.error_message,
                 version,
                 1,
-                "manual replica assignment is not supported yet".into(),
+                "Both numPartitions or replicationFactor and replicasAssignments were set. \
+                 Both cannot be used at the same time."
+                    .into(),
             );
             response.topics.push(r);
             continue;
         }
-        let partitions = if topic.num_partitions == -1 {
-            api.config.num_partitions
-        } else {
-            topic.num_partitions
+        let partitions = match &assigned {
+            Some(a) => a.len() as i32,
+            None if topic.num_partitions == -1 => api.config.num_partitions,
+            None => topic.num_partitions,
         };
         if !request.validate_only
             && api.controller.is_active()
@@ -116,6 +129,7 @@ pub async fn create(
                 &name,
                 topic.num_partitions,
                 topic.replication_factor,
+                assigned.clone(),
                 configs,
                 request.validate_only,
                 std::time::Duration::from_millis(request.timeout_ms.max(0) as u64),
@@ -124,14 +138,14 @@ pub async fn create(
         {
             Ok(()) if version >= 5 => {
                 let info = api.cache.topic(&name);
-                r.num_partitions = info.as_ref().map_or(
-                    if topic.num_partitions == -1 {
-                        api.config.num_partitions
-                    } else {
-                        topic.num_partitions
-                    },
-                    |i| i.partitions.len() as i32,
-                );
+                r.num_partitions = info
+                    .as_ref()
+                    .map_or(partitions, |i| i.partitions.len() as i32);
+                let requested_rf = match &assigned {
+                    Some(a) => a.first().map_or(0, |(_, r)| r.len() as i16),
+                    None if topic.replication_factor == -1 => api.config.default_replication_factor,
+                    None => topic.replication_factor,
+                };
                 r.replication_factor = info
                     .as_ref()
                     .and_then(|i| {
@@ -140,11 +154,7 @@ pub async fn create(
                             .next()
                             .map(|p| p.replicas.len() as i16)
                     })
-                    .unwrap_or(if topic.replication_factor == -1 {
-                        api.config.default_replication_factor
-                    } else {
-                        topic.replication_factor
-                    });
+                    .unwrap_or(requested_rf);
                 if let (Some(i), true) = (info, version >= 7) {
                     r.topic_id = i.id;
                 }

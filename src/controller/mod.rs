@@ -532,6 +532,7 @@ impl Controller {
                 name,
                 partitions,
                 replication_factor,
+                None,
                 configs(),
                 false,
                 INTERNAL_TOPIC_CREATION_WAIT,
@@ -545,17 +546,26 @@ impl Controller {
 
     /// CreateTopics (and auto-creation): validates, writes the config and assignment znodes as
     /// Kafka's AdminZkClient does, then waits up to `wait` for the controller to have brought
-    /// every partition online. `validate_only` stops after validation.
+    /// every partition online. `validate_only` stops after validation. `assigned` is the
+    /// client's explicit `(partition, replicas)` list; with it `partitions` and
+    /// `replication_factor` are ignored (the caller has refused them unless both were -1).
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: i32,
         replication_factor: i16,
+        assigned: Option<Vec<(i32, Vec<i32>)>>,
         configs: BTreeMap<String, String>,
         validate_only: bool,
         wait: Duration,
     ) -> Result<(), ControllerError> {
         validate_topic_name(name)?;
+        if let Some(assigned) = assigned.filter(|a| !a.is_empty()) {
+            return self
+                .create_assigned_topic(name, assigned, configs, validate_only, wait)
+                .await;
+        }
         let partitions = if partitions == -1 {
             self.config.num_partitions
         } else {
@@ -581,6 +591,56 @@ impl Controller {
         // Kafka assigns before it validates configs and names, so a rack problem shows first.
         let assignment =
             assignment::assign_replicas(&racks(&brokers), partitions, rf as usize, 0, None, None)?;
+        self.write_new_topic(name, assignment, configs, validate_only, wait)
+            .await
+    }
+
+    /// CreateTopics with explicit replica assignments, checked as Kafka's
+    /// `AdminZkClient.validateTopicCreate` does (after the name and existence checks): the
+    /// partition ids are exactly 0..n-1, then the replica lists pass the same checks as
+    /// CreatePartitions' (known brokers, none empty or with duplicates, one replica count).
+    async fn create_assigned_topic(
+        &self,
+        name: &str,
+        mut assigned: Vec<(i32, Vec<i32>)>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        wait: Duration,
+    ) -> Result<(), ControllerError> {
+        // Kafka's createTopics refuses a topic its metadata cache knows before anything else.
+        if self.cache.topic(name).is_some() {
+            return Err(ControllerError::TopicExists(name.to_string()));
+        }
+        assigned.sort_by_key(|(p, _)| *p);
+        // Also refuses a partition listed twice, which Kafka's map would silently collapse.
+        if !assigned
+            .iter()
+            .map(|(p, _)| *p)
+            .eq(0..assigned.len() as i32)
+        {
+            return Err(ControllerError::InvalidReplicaAssignment(
+                "partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        let replicas: Vec<Vec<i32>> = assigned.into_iter().map(|(_, r)| r).collect();
+        let brokers: BTreeSet<i32> = self.cache.brokers().iter().map(|b| b.id).collect();
+        let rf = replicas.first().map_or(0, Vec::len);
+        validate_new_assignments(&replicas, 0, replicas.len() as i32, rf, &brokers)?;
+        let assignment = (0..).zip(replicas).collect();
+        self.write_new_topic(name, assignment, configs, validate_only, wait)
+            .await
+    }
+
+    /// The part of topic creation shared by both ways of assigning: config, existence and
+    /// collision checks, then the znodes, then the wait for leaders.
+    async fn write_new_topic(
+        &self,
+        name: &str,
+        assignment: BTreeMap<i32, Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+        wait: Duration,
+    ) -> Result<(), ControllerError> {
         self.config.topic_config(&configs)?;
         if let Some(unknown) = configs.keys().find(|k| !is_topic_config(k)) {
             return Err(ControllerError::InvalidConfig(ConfigError {
@@ -665,6 +725,8 @@ impl Controller {
                 other?;
             }
         }
+        let partitions = topic.partitions.len() as i32;
+        let rf = topic.partitions.values().next().map_or(0, Vec::len);
         tracing::info!(
             topic = name,
             partitions,

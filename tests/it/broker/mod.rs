@@ -3,6 +3,7 @@
 
 mod compaction;
 mod configs;
+mod create_topics;
 mod delegation_tokens;
 mod delete_records;
 mod down_conversion;

@@ -4,6 +4,7 @@
 mod acks;
 mod acls;
 mod controller_ops;
+mod create_topics;
 mod delegation_tokens;
 mod follower_fetch;
 mod lifecycle;

@@ -217,6 +217,32 @@ pub async fn create_topic_result(
     c.send(5, r).await.topics.remove(0)
 }
 
+/// CreateTopics v5 of `name` with `assignments` as (partition, brokers).
+pub async fn create_assigned(
+    c: &mut Conn,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignments: &[(i32, &[i32])],
+    validate_only: bool,
+) -> create_topics_response::CreatableTopicResult {
+    let mut t = create_topics_request::CreatableTopic::default();
+    t.name = topic_name(name);
+    t.num_partitions = partitions;
+    t.replication_factor = replication_factor;
+    for (p, brokers) in assignments {
+        let mut a = create_topics_request::CreatableReplicaAssignment::default();
+        a.partition_index = *p;
+        a.broker_ids = brokers.iter().map(|b| BrokerId(*b)).collect();
+        t.assignments.push(a);
+    }
+    let mut r = CreateTopicsRequest::default();
+    r.topics.push(t);
+    r.timeout_ms = 5000;
+    r.validate_only = validate_only;
+    c.send(5, r).await.topics.remove(0)
+}
+
 /// CreateTopics of one topic without overrides: its error code.
 pub async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
     create_topic_result(c, name, partitions, &[])
