@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::broker_process::free_port;
-use common::cluster::{Cluster, create_replicated_topic, leaders, wait_until};
-use common::wire::{Conn, fetch_request, topic_name};
+use common::cluster::{Cluster, leaders, wait_until};
+use common::wire::{Conn, create_assigned, fetch_request, topic_name};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use odradek::log::records::decode_batch;
@@ -107,14 +107,17 @@ async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let topic = "near";
-    create_replicated_topic(&cluster.bootstrap(1), topic, 1, 3, &[]);
+    // Replicas 1, 3, 2: broker 1 (rack a) leads, and the consumer is in rack c, where broker 3
+    // follows.
+    let mut admin = Conn::connect(cluster.port(1)).await;
+    let created = create_assigned(&mut admin, topic, -1, -1, &[(0, &[1, 3, 2])], false).await;
+    assert_eq!(created.error_code, 0, "{:?}", created.error_message);
     for id in [1, 2, 3] {
         cluster.wait_led(id, topic, 1).await;
     }
-    // Broker n is in rack a, b, c for n = 1, 2, 3: the consumer is in the rack of the highest
-    // numbered follower (rack c unless broker 3 leads).
     let leader_id = leaders(cluster.port(1), topic).await[&0].0;
-    let follower_id = if leader_id == 3 { 2 } else { 3 };
+    assert_eq!(leader_id, 1, "the first replica leads");
+    let follower_id = 3;
     let racks = ["", "a", "b", "c"];
     let (rack, leader_rack) = (racks[follower_id as usize], racks[leader_id as usize]);
     let produced = common::cluster::produce_records(cluster.port(leader_id), topic, 0, 10).await;
