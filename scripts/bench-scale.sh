@@ -13,7 +13,8 @@
 # <= 10 s; both failovers <= 5 s.
 #   TOPICS (100), PARTITIONS (100), FAILOVER_TOPICS (300), RF2_TOPICS (100), SKIP_CLUSTER=1 to
 #   stop after part 2, SKIP_SINGLE=1 to run part 3 only, LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
-#   zookeeper.session.timeout.ms, which a kill -9 takes to be noticed.
+#   zookeeper.session.timeout.ms, which a kill -9 takes to be noticed; KEEP=1 keeps the data
+#   directories and the brokers' logs (their timestamps show where the time goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 topics=${TOPICS:-100}
@@ -31,7 +32,7 @@ stop_pid() { # <pid>: SIGTERM, and SIGKILL when it has not exited within 60 s
 }
 cleanup() {
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
-  rm -rf "$work"
+  if [ "${KEEP:-}" = 1 ]; then echo "brokers' logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
