@@ -11,6 +11,7 @@
 #      replication factor 2: from kill -9 of a broker until every one of them is led again.
 # Targets (issue 22): creation <= 20 s for 10,000; <= 1.2 open files per partition; restart
 # <= 10 s; both failovers <= 5 s.
+# Also the time of a full Metadata request at that size.
 #   TOPICS (100), PARTITIONS (100), FAILOVER_TOPICS (300), RF2_TOPICS (100), SKIP_CLUSTER=1 to
 #   stop after part 2, SKIP_SINGLE=1 to run part 3 only, LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
 #   zookeeper.session.timeout.ms, which a kill -9 takes to be noticed; KEEP=1 keeps the data
@@ -85,6 +86,32 @@ rss_and_files() { # <pid> <partitions>
   fds=$(ls "/proc/$1/fd" | wc -l)
   echo "  RSS $((rss / 1024)) MiB; $fds open files, $(python3 -c "print(f'{$fds / $2:.2f}')" ) per partition"
 }
+# A full Metadata request (v1, every topic), timed from send to the last byte read, median of 5.
+metadata_time() { # <port>
+  python3 - "$1" <<'PY'
+import socket, struct, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=60)
+def call(correlation):
+    body = struct.pack(">hhih", 3, 1, correlation, 5) + b"bench" + struct.pack(">i", -1)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    def read(n):
+        out = b""
+        while len(out) < n:
+            chunk = s.recv(min(1 << 20, n - len(out)))
+            if not chunk:
+                raise SystemExit("connection closed")
+            out += chunk
+        return out
+    return len(read(struct.unpack(">i", read(4))[0]))
+times = []
+for i in range(5):
+    t = time.perf_counter()
+    size = call(i)
+    times.append(time.perf_counter() - t)
+times.sort()
+print(f"  Metadata for every topic: {size} bytes in {times[2] * 1000:.0f} ms (median of 5)")
+PY
+}
 broker_pid=
 start_broker() { # <id> <port> <dir> [zookeeper.connect]: sets broker_pid
   local extra=()
@@ -114,6 +141,7 @@ bench_one_broker() { # <label> [zookeeper.connect]
   wait_led "127.0.0.1:$port" "$total"
   echo "$label: created $topics topics x $parts partitions ($total) in $(since "$t") s"
   rss_and_files "$broker_pid" "$total"
+  metadata_time "$port" || echo "  Metadata timing failed"
   stop_broker "$broker_pid"
   t=$(now)
   start_broker 1 "$port" "$work/$label-1" "$zk"
