@@ -591,3 +591,26 @@ fn check_meta_properties(dir: &Path, identity: &BrokerIdentity) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A failing log does not stop the others from being closed, and its error is reported.
+    #[test]
+    fn on_threads_does_every_item_and_returns_an_error() {
+        let done = AtomicUsize::new(0);
+        let result = on_threads((0..1000).collect(), 7, |i: usize| {
+            done.fetch_add(1, Ordering::Relaxed);
+            if i == 500 {
+                return Err(LogError::io("<test>", std::io::Error::other("broken disk")));
+            }
+            Ok(())
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 1000);
+        assert!(result.is_err_and(|e| e.to_string().contains("broken disk")));
+        assert!(on_threads(Vec::<usize>::new(), 0, |_| Ok(())).is_ok());
+    }
+}
