@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use futures::{StreamExt, stream};
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leader_and_isr_request::{
     LeaderAndIsrLiveLeader, LeaderAndIsrPartitionState, LeaderAndIsrTopicState,
@@ -20,6 +22,9 @@ use crate::config::LogConfig;
 use crate::group::OFFSETS_TOPIC;
 use crate::replica::{LeaderAndIsrState, Role};
 use crate::txn::TRANSACTION_STATE_TOPIC;
+
+/// How many partitions of one LeaderAndIsr are applied at once.
+const PARTITIONS_AT_ONCE: usize = 64;
 
 pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
     let mut response = LeaderAndIsrResponse::default();
@@ -41,8 +46,26 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     // Each topic's config is read from the store once per request, not once per partition:
     // a request may carry thousands of partitions of a few topics.
     let mut configs: HashMap<String, LogConfig> = HashMap::new();
-    for (topic_id, state) in states {
-        let code = apply(api, topic_id, &state, &leader_addresses, &mut configs).await;
+    for (_, state) in &states {
+        let topic = state.topic_name.0.as_str();
+        if !configs.contains_key(topic) {
+            let c = log_config(api, topic).await;
+            configs.insert(topic.to_string(), c);
+        }
+    }
+    // Partitions are independent of one another, and each may wait on disk (a new log's
+    // directory, a new leader epoch's checkpoint, both fsynced): applied one at a time, a
+    // request for 10,000 partitions costs 10,000 fsync round trips. A bounded number run at
+    // once, so that the file system commits their syncs together; answers keep request order.
+    let mut applies = Vec::with_capacity(states.len());
+    for (topic_id, state) in &states {
+        applies.push(apply(api, *topic_id, state, &leader_addresses, &configs));
+    }
+    let codes: Vec<i16> = stream::iter(applies)
+        .buffered(PARTITIONS_AT_ONCE)
+        .collect()
+        .await;
+    for ((topic_id, state), code) in states.into_iter().zip(codes) {
         let mut e = LeaderAndIsrPartitionError::default();
         e.partition_index = state.partition_index;
         e.error_code = code;
@@ -131,7 +154,7 @@ async fn apply(
     topic_id: uuid::Uuid,
     state: &LeaderAndIsrPartitionState,
     leader_addresses: &HashMap<i32, String>,
-    configs: &mut HashMap<String, LogConfig>,
+    configs: &HashMap<String, LogConfig>,
 ) -> i16 {
     let topic = state.topic_name.0.as_str();
     let partition = state.partition_index;
@@ -170,11 +193,7 @@ async fn apply(
     let was_leader = api.replicas.leader(topic, partition).is_some();
     let config = match configs.get(topic) {
         Some(c) => c.clone(),
-        None => {
-            let c = log_config(api, topic).await;
-            configs.insert(topic.to_string(), c.clone());
-            c
-        }
+        None => log_config(api, topic).await,
     };
     // From the moment this broker leads the partition until its groups are read, their
     // requests must get COORDINATOR_LOAD_IN_PROGRESS, not an empty group.

@@ -214,6 +214,7 @@ impl PartitionLog {
             producers: ProducerStateManager::default(),
             cleaner_offset: params.cleaner_offset,
             layout_epoch: 0,
+            fully_flushed_at: None,
         };
 
         let last = bases.last().copied();
@@ -259,6 +260,7 @@ impl PartitionLog {
         log.recovery_point = log.recovery_point.min(log.log_end_offset);
         if params.clean_shutdown {
             log.recovery_point = log.log_end_offset;
+            log.fully_flushed_at = Some((log.log_end_offset, log.layout_epoch));
         }
         let leo = log.log_end_offset;
         // Epochs starting at or past the log end (a leader's epoch start with nothing written

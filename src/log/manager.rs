@@ -281,10 +281,21 @@ impl LogManager {
                 ..LoadParams::default()
             },
         )?;
-        checkpoint::sync_dir(&self.dirs[dir_index].path)?;
-        tracing::info!(topic, partition, dir = %dir.display(), "created log");
+        let parent = self.dirs[dir_index].path.clone();
         let handle = Arc::new(LogHandle::new(log));
-        logs.insert(key, (dir_index, handle.clone()));
+        logs.insert(key.clone(), (dir_index, handle.clone()));
+        drop(logs);
+        // The new directory's entry is made durable outside the lock, so that logs created at
+        // once (a LeaderAndIsr for many partitions) share their directory syncs rather than
+        // queueing one by one behind it.
+        if let Err(e) = checkpoint::sync_dir(&parent) {
+            let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
+            if logs.get(&key).is_some_and(|(_, l)| Arc::ptr_eq(l, &handle)) {
+                logs.remove(&key);
+            }
+            return Err(e);
+        }
+        tracing::info!(topic, partition, dir = %dir.display(), "created log");
         Ok(handle)
     }
 
@@ -390,12 +401,13 @@ impl LogManager {
         self.stop_cleaner();
         self.write_checkpoints_after_flush()?;
         let logs = std::mem::take(&mut *self.logs.write().unwrap_or_else(|p| p.into_inner()));
-        for (_, (_, handle)) in logs {
+        let handles: Vec<Arc<LogHandle>> = logs.into_values().map(|(_, h)| h).collect();
+        on_threads(handles, SHUTDOWN_THREADS, |handle| {
             match Arc::try_unwrap(handle) {
-                Ok(h) => h.into_log().close()?,
-                Err(shared) => shared.lock().flush()?,
+                Ok(h) => h.into_log().close(),
+                Err(shared) => shared.lock().flush(),
             }
-        }
+        })?;
         for (i, dir) in self.dirs.iter().enumerate() {
             // An offline directory is recovered at the next start.
             if !self.is_dir_offline(i) {
@@ -406,11 +418,11 @@ impl LogManager {
     }
 
     fn write_checkpoints_after_flush(&self) -> Result<()> {
-        for (topic, partition) in self.partitions() {
-            if let Some(h) = self.get(&topic, partition) {
-                h.lock().flush()?;
-            }
-        }
+        let handles: Vec<Arc<LogHandle>> = {
+            let logs = self.logs.read().unwrap_or_else(|p| p.into_inner());
+            logs.values().map(|(_, h)| h.clone()).collect()
+        };
+        on_threads(handles, SHUTDOWN_THREADS, |h| h.lock().flush())?;
         self.write_checkpoints()
     }
 
@@ -429,6 +441,51 @@ impl LogManager {
 impl Drop for LogManager {
     fn drop(&mut self) {
         self.stop_cleaner();
+    }
+}
+
+/// Threads that flush and close logs at shutdown. Kafka uses its recovery threads; this work
+/// is waiting on fsyncs (a producer snapshot per log at least), not on a CPU, and syncs issued
+/// together are committed together, so more threads than cores pay off.
+const SHUTDOWN_THREADS: usize = 16;
+
+/// Runs `f` on every item on up to `threads` threads, each taking the next item in turn. Every
+/// item is tried; the first error is returned.
+fn on_threads<T: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> Result<()> + Sync,
+) -> Result<()> {
+    let queue = Mutex::new(items.into_iter());
+    let first_error: Mutex<Option<LogError>> = Mutex::new(None);
+    let worker = || {
+        loop {
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            let Some(item) = next else { break };
+            if let Err(e) = f(item) {
+                first_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        let started = (1..threads.max(1))
+            .filter(|n| {
+                std::thread::Builder::new()
+                    .name(format!("log-close-{n}"))
+                    .spawn_scoped(s, worker)
+                    .is_ok()
+            })
+            .count();
+        tracing::debug!(threads = started + 1, "closing logs");
+        // This thread works too, so that the items are done even if no thread could start.
+        worker();
+    });
+    match first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -552,5 +609,28 @@ fn check_meta_properties(dir: &Path, identity: &BrokerIdentity) -> Result<()> {
             }
             checkpoint::write_properties(&path, &props)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A failing log does not stop the others from being closed, and its error is reported.
+    #[test]
+    fn on_threads_does_every_item_and_returns_an_error() {
+        let done = AtomicUsize::new(0);
+        let result = on_threads((0..1000).collect(), 7, |i: usize| {
+            done.fetch_add(1, Ordering::Relaxed);
+            if i == 500 {
+                return Err(LogError::io("<test>", std::io::Error::other("broken disk")));
+            }
+            Ok(())
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 1000);
+        assert!(result.is_err_and(|e| e.to_string().contains("broken disk")));
+        assert!(on_threads(Vec::<usize>::new(), 0, |_| Ok(())).is_ok());
     }
 }

@@ -295,9 +295,8 @@ impl ActiveController {
                 self.channels.add(*id, addr);
             }
         }
-        for topic in store.children(znodes::TOPICS).await?.unwrap_or_default() {
-            self.load_topic(&topic).await?;
-        }
+        let topics = store.children(znodes::TOPICS).await?.unwrap_or_default();
+        self.load_topics(&topics).await?;
         // Kafka sends UpdateMetadata first; here LeaderAndIsr goes first, so that a broker
         // whose metadata names it leader has already taken the role (a starting broker opens
         // its listener once its metadata arrives).
@@ -372,16 +371,68 @@ impl ActiveController {
     /// Reads a topic's assignment and partition states into the context, giving it a topic id
     /// if it has none (topics written by Kafka before 2.8 or by old tools).
     async fn load_topic(&mut self, topic: &str) -> Result<(), Stop> {
+        self.load_topics(&[topic.to_string()]).await
+    }
+
+    /// `load_topic` for many topics, with the reads of all their znodes pipelined: a new
+    /// controller reads every topic, and one round trip per topic (300 topics) cost seconds.
+    async fn load_topics(&mut self, topics: &[String]) -> Result<(), Stop> {
+        let reads: Vec<_> = topics
+            .iter()
+            .map(|topic| {
+                let store = self.store.clone();
+                let path = znodes::topic_path(topic);
+                async move {
+                    store.watch_node(&path).await?;
+                    Ok::<_, Stop>(store.get(&path).await?)
+                }
+            })
+            .collect();
+        let found: Vec<_> = pipelined(reads).try_collect().await?;
+        let mut loaded = Vec::new();
+        for (topic, found) in topics.iter().zip(found) {
+            if let Some((Some(data), stat)) = found
+                && let Some(state) = self.decode_topic(topic, &data, stat.version).await?
+            {
+                loaded.push((topic.clone(), state));
+            }
+        }
+        let tps: Vec<Tp> = loaded
+            .iter()
+            .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
+            .collect();
+        for (tp, s) in tps.iter().zip(self.read_states(&tps).await?) {
+            if let Some(s) = s {
+                self.states.insert(tp.clone(), s);
+            }
+        }
+        for (topic, state) in loaded {
+            for p in state.adding.keys().chain(state.removing.keys()) {
+                // Kafka's PartitionReassignmentIsrChangeHandler: the leader's ISR writes tell
+                // when the new replicas have caught up.
+                self.store
+                    .watch_node(&znodes::partition_state_path(&topic, *p))
+                    .await?;
+            }
+            self.topics.insert(topic, state);
+        }
+        Ok(())
+    }
+
+    /// A topic znode as the controller's state, giving the topic an id if it has none; `None`
+    /// for one that cannot be read or was rewritten meanwhile (its watch brings it back).
+    async fn decode_topic(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        version: i32,
+    ) -> Result<Option<TopicState>, Stop> {
         let path = znodes::topic_path(topic);
-        self.store.watch_node(&path).await?;
-        let Some((Some(data), stat)) = self.store.get(&path).await? else {
-            return Ok(());
-        };
-        let z: TopicZnode = match znodes::decode(&path, &data) {
+        let z: TopicZnode = match znodes::decode(&path, data) {
             Ok(z) => z,
             Err(e) => {
                 tracing::error!(topic, error = %e, "skipping topic with unreadable assignment");
-                return Ok(());
+                return Ok(None);
             }
         };
         let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
@@ -396,49 +447,30 @@ impl ActiveController {
                 self.fence().await?;
                 match self
                     .store
-                    .set(&path, Some(znodes::encode(&with_id)), Some(stat.version))
+                    .set(&path, Some(znodes::encode(&with_id)), Some(version))
                     .await
                 {
                     Ok(_) => {}
                     // Someone rewrote the assignment meanwhile: its watch brings it back.
-                    Err(StoreError::BadVersion(_)) => return Ok(()),
+                    Err(StoreError::BadVersion(_)) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 }
                 id
             }
         };
         let assignment = z.assignment();
-        let tps: Vec<Tp> = assignment.keys().map(|p| (topic.to_string(), *p)).collect();
-        for (tp, s) in tps.iter().zip(self.read_states(&tps).await?) {
-            if let Some(s) = s {
-                self.states.insert(tp.clone(), s);
-            }
-        }
         let by_partition = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
             m.iter()
                 .filter(|(_, r)| !r.is_empty())
                 .filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone())))
                 .collect()
         };
-        let adding = by_partition(&z.adding_replicas);
-        let removing = by_partition(&z.removing_replicas);
-        for p in adding.keys().chain(removing.keys()) {
-            // Kafka's PartitionReassignmentIsrChangeHandler: the leader's ISR writes tell when
-            // the new replicas have caught up.
-            self.store
-                .watch_node(&znodes::partition_state_path(topic, *p))
-                .await?;
-        }
-        self.topics.insert(
-            topic.to_string(),
-            TopicState {
-                id,
-                assignment,
-                adding,
-                removing,
-            },
-        );
-        Ok(())
+        Ok(Some(TopicState {
+            id,
+            assignment,
+            adding: by_partition(&z.adding_replicas),
+            removing: by_partition(&z.removing_replicas),
+        }))
     }
 
     async fn read_state(&self, topic: &str, p: i32) -> Result<Option<PartitionState>, Stop> {
