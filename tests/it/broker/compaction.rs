@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
 use common::wire::{Conn, create_topic_with, start_broker};
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use odradek::log::records::{BatchBuilder, NewRecord, Record};
@@ -409,27 +408,7 @@ async fn consumer_offsets_stays_bounded_under_100000_commits() {
     let mut c = Conn::connect(broker.port).await;
     create_topic_with(&mut c, "events", &[]).await;
     let part = tmp.path().join("__consumer_offsets-0");
-    // The first commit creates `__consumer_offsets`, whose partition then loads in the
-    // background: until it has, commits are answered COORDINATOR_LOAD_IN_PROGRESS, which
-    // clients retry.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = c.send(2, commit_request(0)).await;
-        let code = r.topics[0].partitions[0].error_code;
-        if code == 0 {
-            break;
-        }
-        assert!(
-            code == ResponseError::CoordinatorLoadInProgress.code()
-                || code == ResponseError::CoordinatorNotAvailable.code(),
-            "the first commit got {code}"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the offsets partition never loaded"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wire::wait_for_group_coordinator(&mut c).await;
     let mut largest = 0;
     for window_start in (0..COMMITS).step_by(200) {
         for offset in window_start..window_start + 200 {

@@ -46,24 +46,8 @@ async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
             "{topic}: {code}"
         );
     }
-    // `__consumer_offsets` (created by the first FindCoordinator) loads in the background once
-    // led, as in Kafka; until every partition has, ListGroups answers
-    // COORDINATOR_LOAD_IN_PROGRESS. The tests start from loaded coordinators.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let mut r = FindCoordinatorRequest::default();
-        r.key = s("any");
-        let found = c.send(3, r).await.error_code;
-        let listed = c.send(4, ListGroupsRequest::default()).await.error_code;
-        if found == NONE && listed == NONE {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the group coordinator never loaded: FindCoordinator {found}, ListGroups {listed}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The tests start from loaded coordinators.
+    common::wire::wait_for_group_coordinator(&mut c).await;
     broker
 }
 

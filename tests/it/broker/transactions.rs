@@ -615,6 +615,7 @@ async fn transactional_offsets_take_effect_with_the_commit_marker_also_after_res
     let broker = common::wire::start_broker(tmp.path(), &config).await;
     let mut c = Conn::connect(broker.port).await;
     assert_eq!(create_topic(&mut c, "source", 1).await, NONE);
+    common::wire::wait_for_group_coordinator(&mut c).await;
     let (id, group) = ("offsets-writer", "offsets-group");
     assert_eq!(find_txn_coordinator(&mut c, id).await, (NONE, 0));
     let (pid, epoch) = init_pid_retrying(&mut c, id, 60_000).await;
@@ -652,6 +653,7 @@ async fn transactional_offsets_take_effect_with_the_commit_marker_also_after_res
     // aborted one's.
     let broker = common::wire::start_broker(tmp.path(), &config).await;
     let mut c = Conn::connect(broker.port).await;
+    common::wire::wait_for_group_coordinator(&mut c).await;
     assert_eq!(stable_offset(&mut c, group, "source").await, 42);
     broker.shutdown().await.unwrap();
 }

@@ -244,6 +244,27 @@ pub async fn create_assigned(
 }
 
 /// CreateTopics of one topic without overrides: its error code.
+/// Waits until the group coordinator answers from loaded partitions: `__consumer_offsets`
+/// (created by the first FindCoordinator) loads in the background once led, as in Kafka, and
+/// until every partition has, ListGroups answers COORDINATOR_LOAD_IN_PROGRESS.
+pub async fn wait_for_group_coordinator(c: &mut Conn) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut r = FindCoordinatorRequest::default();
+        r.key = StrBytes::from_static_str("any");
+        let found = c.send(3, r).await.error_code;
+        let listed = c.send(4, ListGroupsRequest::default()).await.error_code;
+        if found == 0 && listed == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group coordinator never loaded: FindCoordinator {found}, ListGroups {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn create_topic(c: &mut Conn, name: &str, partitions: i32) -> i16 {
     create_topic_result(c, name, partitions, &[])
         .await
