@@ -755,19 +755,9 @@ async fn still_serves_on(c: &mut Conn) {
 }
 
 async fn scrape(port: u16) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    common::wire::metrics_page(port)
         .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    out
+        .expect("the metrics page")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

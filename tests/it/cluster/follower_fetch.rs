@@ -61,18 +61,9 @@ fn values(records: &[u8]) -> Vec<String> {
 
 /// The sample of `name` with label `topic` in a /metrics page (0 when absent).
 async fn metric(port: u16, name: &str, topic: &str) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let page = common::wire::metrics_page(port)
         .await
-        .unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut page = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut page))
-        .await
-        .unwrap()
-        .unwrap();
+        .expect("the metrics page");
     let prefix = format!("{name}{{topic=\"{topic}\"}} ");
     page.lines()
         .find_map(|l| l.strip_prefix(&prefix))

@@ -58,19 +58,10 @@ fn capped(receiver: i32, api: &str, version: i16) -> i16 {
 
 /// `version -> count` of requests of `api` broker metrics at `port` counted.
 async fn versions(port: u16, api: &str) -> BTreeMap<i16, u64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = BTreeMap::new();
-    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+    let Some(text) = common::wire::metrics_page(port).await else {
         return out;
     };
-    if s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .is_err()
-    {
-        return out;
-    }
-    let mut text = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut text)).await;
     let prefix =
         format!("kafka_network_requestmetrics_requests_total{{request=\"{api}\",version=\"");
     for line in text.lines() {

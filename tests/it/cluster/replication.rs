@@ -904,18 +904,7 @@ async fn transaction_state_is_acknowledged_once_replicated() {
 
 /// One gauge from broker metrics at `port` (Prometheus text), if exposed.
 async fn gauge(port: u16, metric: &str) -> Option<f64> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .ok()?;
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
-        .await
-        .ok()?
-        .ok()?;
+    let out = common::wire::metrics_page(port).await?;
     out.lines()
         .find_map(|l| l.strip_prefix(metric)?.strip_prefix(' ')?.parse().ok())
 }

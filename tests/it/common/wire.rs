@@ -244,6 +244,21 @@ pub async fn create_assigned(
 }
 
 /// CreateTopics of one topic without overrides: its error code.
+/// The broker's Prometheus page at metrics port `port`, or None when it does not answer in
+/// full within 10 s.
+pub async fn metrics_page(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut page = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut page))
+        .await
+        .ok()?
+        .ok()?;
+    Some(page)
+}
+
 /// Waits until the group coordinator answers from loaded partitions: `__consumer_offsets`
 /// (created by the first FindCoordinator) loads in the background once led, as in Kafka, and
 /// until every partition has, ListGroups answers COORDINATOR_LOAD_IN_PROGRESS.
