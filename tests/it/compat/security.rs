@@ -121,9 +121,17 @@ impl SecureBroker {
         let pki_dir = dir.join("pki");
         std::fs::create_dir_all(&pki_dir).unwrap();
         let pki = Pki::new(&pki_dir);
+        // A port just released may be handed out again: each listener gets one not yet taken.
+        let mut taken = std::collections::BTreeSet::new();
         let ports: BTreeMap<&'static str, u16> = LISTENERS
             .iter()
-            .map(|(name, _)| (*name, free_port()))
+            .map(|(name, _)| {
+                let port = (0..100)
+                    .map(|_| free_port())
+                    .find(|p| taken.insert(*p))
+                    .expect("a free port not yet taken");
+                (*name, port)
+            })
             .collect();
         let list = |host: &str| {
             LISTENERS
