@@ -3,6 +3,7 @@
 
 pub mod acls;
 pub mod alter_configs;
+pub mod alter_partition;
 pub mod api_versions;
 pub mod auth;
 pub mod client_quotas;

@@ -114,6 +114,15 @@ impl Refuse for UpdateMetadataRequest {
     }
 }
 
+impl Refuse for AlterPartitionRequest {
+    type Response = AlterPartitionResponse;
+    fn refuse(self, code: i16, _version: i16) -> AlterPartitionResponse {
+        let mut r = AlterPartitionResponse::default();
+        r.error_code = code;
+        r
+    }
+}
+
 impl Refuse for ControlledShutdownRequest {
     type Response = ControlledShutdownResponse;
     fn refuse(self, code: i16, _version: i16) -> ControlledShutdownResponse {

@@ -9,9 +9,9 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::refusal::Refuse;
 use super::{
-    Api, ClientInfo, NoResponse, acls, alter_configs, api_versions, client_quotas, cluster,
-    configs, controller_ops, delegation_tokens, delete_records, describe_producers, fetch, groups,
-    incremental_alter_configs, leader_and_isr, list_offsets, log_dirs, metadata, offsets,
+    Api, ClientInfo, NoResponse, acls, alter_configs, alter_partition, api_versions, client_quotas,
+    cluster, configs, controller_ops, delegation_tokens, delete_records, describe_producers, fetch,
+    groups, incremental_alter_configs, leader_and_isr, list_offsets, log_dirs, metadata, offsets,
     offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
     transactions, update_metadata,
 };
@@ -204,6 +204,9 @@ routes! {
     // Answered by the active controller (NOT_CONTROLLER elsewhere).
     ControlledShutdown(r) 0..=3, cluster(ClusterAction)
         => controller_ops::controlled_shutdown(api, r).await,
+    // From partition leaders at IBP 2.7-IV2 and later (AlterIsr in Kafka 2.7-2.8).
+    AlterPartition(r) 0..=3, cluster(ClusterAction)
+        => alter_partition::handle(api, r, version).await,
     ElectLeaders(r) 0..=2, cluster(Alter) => controller_ops::elect_leaders(api, r, version).await,
     AlterPartitionReassignments(r) 0..=0, cluster(Alter)
         => controller_ops::alter_reassignments(api, r).await,

@@ -26,6 +26,7 @@ const CLUSTER_ACTIONS: &[ApiKey] = &[
     ApiKey::UpdateMetadata,
     ApiKey::ControlledShutdown,
     ApiKey::WriteTxnMarkers,
+    ApiKey::AlterPartition,
 ];
 
 /// The client a request is measured against.
@@ -72,6 +73,7 @@ fn request_key(request: &RequestKind) -> Option<ApiKey> {
         RequestKind::UpdateMetadata(_) => ApiKey::UpdateMetadata,
         RequestKind::ControlledShutdown(_) => ApiKey::ControlledShutdown,
         RequestKind::WriteTxnMarkers(_) => ApiKey::WriteTxnMarkers,
+        RequestKind::AlterPartition(_) => ApiKey::AlterPartition,
         _ => return None,
     })
 }

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use kafka_protocol::messages::alter_partition_request::BrokerState as AlterPartitionBrokerState;
 use kafka_protocol::messages::stop_replica_request::{StopReplicaPartitionV0, StopReplicaTopicV1};
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
@@ -317,6 +318,30 @@ impl Ibp {
         self >= V2_7_IV2
     }
 
+    /// The AlterPartition version a leader sends (Kafka 3.9's `AlterPartitionManager`): none
+    /// below 2.7-IV2 (see `alter_partition`); from 2.8, when topics have ids, the newest (v3,
+    /// topics by id and the ISR with broker epochs); at 2.7-IV2 v1, the newest that names topics.
+    /// A request naming a topic without an id is held to v1 as Kafka's builder holds it, and the
+    /// controller's ApiVersions lowers either (a Kafka 2.7-3.1 controller answers v0 only).
+    pub fn alter_partition_version(self) -> Option<i16> {
+        match self {
+            v if !v.alter_partition() => None,
+            v if v.topic_ids() => Some(3),
+            _ => Some(1),
+        }
+    }
+
+    /// The highest AlterPartition version a Kafka broker of this IBP's release answers (v1 came
+    /// with 3.2, v2 with 3.3, v3 with 3.5), for a broker standing in for one.
+    fn alter_partition_answered(self) -> i16 {
+        match self {
+            v if v < V3_2_IV0 => 0,
+            v if v < V3_3_IV0 => 1,
+            v if v < V3_5_IV0 => 2,
+            _ => 3,
+        }
+    }
+
     /// The highest version of inter-broker API `key` that this IBP sends, which is also the
     /// highest a Kafka broker of that release answers: a broker told to stand in for one
     /// (`odradek.test.advertise.ibp.versions`) advertises no more. `None` for other APIs.
@@ -330,6 +355,7 @@ impl Ibp {
             ApiKey::StopReplica => Some(self.stop_replica()),
             ApiKey::ControlledShutdown => Some(self.controlled_shutdown()),
             ApiKey::WriteTxnMarkers => Some(self.write_txn_markers()),
+            ApiKey::AlterPartition => Some(self.alter_partition_answered()),
             _ => None,
         }
     }
@@ -424,6 +450,40 @@ pub fn fit(key: ApiKey, version: i16, request: &mut RequestKind) {
                             p
                         })
                     }));
+            }
+        }
+        (ApiKey::AlterPartition, RequestKind::AlterPartition(r)) => {
+            for t in &mut r.topics {
+                // Topics by name up to v1, by id from v2.
+                if version >= 2 {
+                    t.topic_name = Default::default();
+                } else {
+                    t.topic_id = uuid::Uuid::nil();
+                }
+                for p in &mut t.partitions {
+                    if version < 3 {
+                        // The ISR without broker epochs before v3 (KIP-903).
+                        p.new_isr
+                            .extend(p.new_isr_with_epochs.drain(..).map(|b| b.broker_id));
+                    } else {
+                        let ids = std::mem::take(&mut p.new_isr);
+                        if p.new_isr_with_epochs.is_empty() {
+                            p.new_isr_with_epochs = ids
+                                .into_iter()
+                                .map(|id| {
+                                    let mut b = AlterPartitionBrokerState::default();
+                                    b.broker_id = id;
+                                    // ZooKeeper mode knows no replica's broker epoch here.
+                                    b.broker_epoch = -1;
+                                    b
+                                })
+                                .collect();
+                        }
+                    }
+                    if version < 1 {
+                        p.leader_recovery_state = 0;
+                    }
+                }
             }
         }
         (ApiKey::StopReplica, RequestKind::StopReplica(r)) => {
@@ -641,6 +701,54 @@ mod tests {
         }
     }
 
+    /// A leader builds AlterPartition in its newest shape (topic name and id, the ISR with
+    /// broker epochs); every version encodes and names the same partition and ISR.
+    #[test]
+    fn alter_partition_fits_every_version() {
+        use kafka_protocol::messages::AlterPartitionRequest;
+        use kafka_protocol::messages::alter_partition_request::{PartitionData, TopicData};
+        let mut r = AlterPartitionRequest::default();
+        r.broker_id = BrokerId(2);
+        r.broker_epoch = 99;
+        let mut t = TopicData::default();
+        t.topic_name = name("t");
+        t.topic_id = uuid::Uuid::from_u128(7);
+        let mut p = PartitionData::default();
+        p.partition_index = 1;
+        p.leader_epoch = 4;
+        p.partition_epoch = 6;
+        p.new_isr = vec![BrokerId(2), BrokerId(3)];
+        t.partitions.push(p);
+        r.topics.push(t);
+        for version in 0..=3 {
+            let got: AlterPartitionRequest = round_trip(
+                ApiKey::AlterPartition,
+                version,
+                RequestKind::AlterPartition(r.clone()),
+            );
+            let t = &got.topics[0];
+            if version >= 2 {
+                assert_eq!(t.topic_id, uuid::Uuid::from_u128(7), "v{version}");
+            } else {
+                assert_eq!(t.topic_name, name("t"), "v{version}");
+            }
+            let p = &t.partitions[0];
+            let isr: Vec<i32> = if version >= 3 {
+                p.new_isr_with_epochs
+                    .iter()
+                    .map(|b| b.broker_id.0)
+                    .collect()
+            } else {
+                p.new_isr.iter().map(|b| b.0).collect()
+            };
+            assert_eq!(
+                (p.partition_index, p.leader_epoch, p.partition_epoch, isr),
+                (1, 4, 6, vec![2, 3]),
+                "v{version}"
+            );
+        }
+    }
+
     #[test]
     fn versions_per_ibp_are_kafkas() {
         let at = |s: &str| s.parse::<Ibp>().unwrap_or(Ibp::LATEST);
@@ -666,6 +774,15 @@ mod tests {
         }
         assert!(!at("2.4").truncation_on_fetch() && at("2.7").truncation_on_fetch());
         assert!(!at("2.7-IV1").alter_partition() && at("2.7").alter_partition());
+        assert_eq!(at("2.7-IV1").alter_partition_version(), None);
+        assert_eq!(at("2.7").alter_partition_version(), Some(1));
+        assert_eq!(at("2.8").alter_partition_version(), Some(3));
+        // What a broker of each release answers (AlterIsr v0 in 2.7-3.1).
+        let answered = |s: &str| at(s).inter_broker_max(ApiKey::AlterPartition);
+        assert_eq!(
+            ["2.8", "3.1", "3.2", "3.4", "3.9"].map(answered),
+            [Some(0), Some(0), Some(1), Some(2), Some(3)]
+        );
         assert!(!at("2.7").topic_ids() && at("2.8").topic_ids());
     }
 }

@@ -118,6 +118,11 @@ pub enum Command {
         broker_epoch: i64,
         reply: oneshot::Sender<Result<Vec<TopicPartition>, i16>>,
     },
+    /// AlterPartition: a leader's ISR changes.
+    AlterPartition {
+        request: active::alter_partition::AlterPartition,
+        reply: oneshot::Sender<active::alter_partition::AlterPartitionAnswer>,
+    },
     /// AlterPartitionReassignments: a target replica list, or `None` to cancel.
     AlterReassignments {
         partitions: Vec<(TopicPartition, Option<Vec<i32>>)>,
@@ -255,6 +260,16 @@ impl Controller {
             reply,
         })
         .await?
+    }
+
+    /// AlterPartition from a partition leader: each partition's committed state or error, or
+    /// a top-level error code.
+    pub async fn alter_partition(
+        &self,
+        request: active::alter_partition::AlterPartition,
+    ) -> active::alter_partition::AlterPartitionAnswer {
+        self.ask(|reply| Command::AlterPartition { request, reply })
+            .await?
     }
 
     pub async fn alter_reassignments(

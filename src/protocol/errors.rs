@@ -8,3 +8,7 @@ pub const NONE: i16 = 0;
 /// DescribeCluster v1 asked for an endpoint type this broker does not serve (KIP-919).
 /// kafka-protocol 0.15 knows codes up to 106 only.
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 119;
+
+/// AlterPartition v2+ proposed an ISR with a replica that is not eligible (offline or shutting
+/// down, KIP-841); v0-1 get OPERATION_NOT_ATTEMPTED instead.
+pub const INELIGIBLE_REPLICA: i16 = 107;

@@ -1,12 +1,14 @@
-//! The leader's ISR writes, as a Kafka broker below IBP 2.7-IV2 makes them
+//! The leader's ISR writes. Below IBP 2.7-IV2 as a Kafka broker makes them
 //! (`ZkAlterPartitionManager`): a conditional update of the partition's state znode with the
 //! new ISR and the same leader and leader epoch, then an `/isr_change_notification` entry, so
-//! that the controller sends UpdateMetadata. Notifications are batched as Kafka batches them.
+//! that the controller sends UpdateMetadata; notifications are batched as Kafka batches them.
+//! From 2.7-IV2 on, AlterPartition to the controller instead (`super::alter_partition`).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use super::alter_partition::{AlterPartitionSender, ControllerLink, Sent};
 use super::{IsrProposal, TopicPartition};
 use crate::metadata::MetadataStore;
 use crate::metadata::store::{CreateMode, StoreError};
@@ -31,6 +33,8 @@ pub enum IsrWrite {
     /// answer was lost (the client gave up, the write landed). Its ISR and version are taken
     /// as they are, as Kafka's leader does after checking the znode's data on BADVERSION.
     Adopted { isr: Vec<i32>, version: i32 },
+    /// The controller accepted an AlterPartition and holds this ISR at this partition epoch.
+    Committed { isr: Vec<i32>, version: i32 },
     /// The store could not be reached; the next check may try again.
     Failed,
 }
@@ -45,6 +49,8 @@ struct Pending {
 struct Inner {
     broker_id: i32,
     store: OnceLock<Arc<dyn MetadataStore>>,
+    /// Set at IBP 2.7-IV2 and later: changes go to the controller as AlterPartition.
+    alter: OnceLock<Arc<AlterPartitionSender>>,
     pending: Mutex<Pending>,
 }
 
@@ -55,6 +61,7 @@ impl IsrWriter {
         IsrWriter(Arc::new(Inner {
             broker_id,
             store: OnceLock::new(),
+            alter: OnceLock::new(),
             pending: Mutex::new(Pending::default()),
         }))
     }
@@ -67,8 +74,36 @@ impl IsrWriter {
         let _ = self.0.store.set(store);
     }
 
-    /// Writes the proposal to the partition's state znode.
+    /// From now on, ISR changes go to the controller as AlterPartition; the returned sender
+    /// is to be run ([`AlterPartitionSender::run`]).
+    pub fn send_to_controller(&self, link: ControllerLink) -> Arc<AlterPartitionSender> {
+        let sender = self
+            .0
+            .alter
+            .get_or_init(|| Arc::new(AlterPartitionSender::new(link)));
+        sender.clone()
+    }
+
+    /// Makes the proposed ISR change: through the controller at IBP 2.7-IV2 and later, else
+    /// (or when the controller does not know AlterPartition) to the state znode.
     pub async fn write(&self, topic: &str, partition: i32, proposal: &IsrProposal) -> IsrWrite {
+        if let Some(sender) = self.0.alter.get() {
+            match sender.submit(topic, partition, proposal.clone()).await {
+                Sent::Done(w) => return w,
+                Sent::Unsupported => {
+                    tracing::info!(
+                        topic,
+                        partition,
+                        "the controller does not answer AlterPartition; ISR change written to ZooKeeper"
+                    );
+                }
+            }
+        }
+        self.write_znode(topic, partition, proposal).await
+    }
+
+    /// Writes the proposal to the partition's state znode.
+    async fn write_znode(&self, topic: &str, partition: i32, proposal: &IsrProposal) -> IsrWrite {
         let Some(store) = self.0.store.get() else {
             tracing::warn!(
                 topic,

@@ -2,6 +2,7 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+pub mod alter_partition;
 pub mod config_changes;
 pub mod election_tasks;
 pub mod fetcher;
@@ -161,7 +162,9 @@ impl Replication {
         let overtaken = proposal.generation != self.generation;
         let landed = match &written {
             isr::IsrWrite::Written(version) => Some((proposal.isr.clone(), *version)),
-            isr::IsrWrite::Adopted { isr, version } => Some((isr.clone(), *version)),
+            isr::IsrWrite::Adopted { isr, version } | isr::IsrWrite::Committed { isr, version } => {
+                Some((isr.clone(), *version))
+            }
             isr::IsrWrite::Stale | isr::IsrWrite::Failed => None,
         };
         if let Some((isr, version)) = landed
@@ -478,11 +481,13 @@ impl ReplicaManager {
     }
 
     /// Starts replication: follower fetchers with the broker's `replica.*` settings, the ISR
-    /// shrink check, and ISR writes to `store`. Runs until `shutdown`.
+    /// shrink check, and ISR changes: to `store` below IBP 2.7-IV2, else to the controller that
+    /// `cache` names. Runs until `shutdown`.
     pub fn start_replication(
         self: &Arc<Self>,
         config: &crate::config::BrokerConfig,
         store: Arc<dyn MetadataStore>,
+        cache: Arc<crate::metadata::MetadataCache>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         self.lag_max_ms
@@ -491,10 +496,24 @@ impl ReplicaManager {
             .configure(fetcher::FetcherConfig::from_broker(config));
         let _ = self.store.set(store.clone());
         self.isr.set_store(store);
-        vec![
+        let mut tasks = vec![
             tokio::spawn(self.clone().run_isr_shrink(shutdown.clone())),
-            tokio::spawn(self.isr.clone_handle().run_notifications(shutdown)),
-        ]
+            tokio::spawn(self.isr.clone_handle().run_notifications(shutdown.clone())),
+        ];
+        if config.inter_broker_protocol_version.alter_partition() {
+            let sender = self
+                .isr
+                .send_to_controller(alter_partition::ControllerLink {
+                    broker_id: self.broker_id,
+                    cache,
+                    listener: config.inter_broker_listener.clone(),
+                    security: config.inter_broker_security.clone(),
+                    ibp: config.inter_broker_protocol_version,
+                    timeout: std::time::Duration::from_millis(config.controller_socket_timeout_ms),
+                });
+            tasks.push(tokio::spawn(sender.run(shutdown)));
+        }
+        tasks
     }
 
     /// Held while a LeaderAndIsr or StopReplica is applied (see `state_change`).

@@ -345,10 +345,12 @@ impl Broker {
         api.replicas.register_metrics();
         groups.register_metrics();
         api.fetch_sessions.register_metrics();
-        tasks.extend(
-            api.replicas
-                .start_replication(&config, store.clone(), shutdown_rx.clone()),
-        );
+        tasks.extend(api.replicas.start_replication(
+            &config,
+            store.clone(),
+            cache.clone(),
+            shutdown_rx.clone(),
+        ));
         let connections = network::connection_limit(&limits);
         let ports = listening
             .iter()

@@ -8,8 +8,9 @@
 //! This file holds the state, the event loop and partition state changes; the children add
 //! to the same `ActiveController`: `brokers` (brokers joining and failing), `deletion` (topic
 //! deletion), `requests` (what is sent to brokers), `election`, `isr_change`, `reassign` and
-//! `shutdown` (controlled shutdown).
+//! `shutdown` (controlled shutdown), `alter_partition` (leaders' ISR changes at IBP 2.7+).
 
+pub mod alter_partition;
 mod brokers;
 mod deletion;
 mod election;
@@ -257,6 +258,9 @@ impl ActiveController {
             }
             Command::ListReassignments { partitions, reply } => {
                 let _ = reply.send(self.list_reassignments(partitions));
+            }
+            Command::AlterPartition { request, reply } => {
+                self.alter_partition(request, reply).await?;
             }
             Command::ElectLeaders {
                 unclean,

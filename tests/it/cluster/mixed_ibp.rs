@@ -57,7 +57,7 @@ fn capped(receiver: i32, api: &str, version: i16) -> i16 {
 }
 
 /// `version -> count` of requests of `api` broker metrics at `port` counted.
-async fn versions(port: u16, api: &str) -> BTreeMap<i16, u64> {
+pub(super) async fn versions(port: u16, api: &str) -> BTreeMap<i16, u64> {
     let mut out = BTreeMap::new();
     let Some(text) = common::wire::metrics_page(port).await else {
         return out;
@@ -79,7 +79,7 @@ async fn versions(port: u16, api: &str) -> BTreeMap<i16, u64> {
 }
 
 /// The versions whose count grew from `before` to `after`.
-fn grown(before: &BTreeMap<i16, u64>, after: &BTreeMap<i16, u64>) -> BTreeSet<i16> {
+pub(super) fn grown(before: &BTreeMap<i16, u64>, after: &BTreeMap<i16, u64>) -> BTreeSet<i16> {
     after
         .iter()
         .filter(|(v, c)| before.get(v).copied().unwrap_or(0) < **c)

@@ -3,6 +3,7 @@
 
 mod acks;
 mod acls;
+mod alter_partition;
 mod controller_ops;
 mod create_topics;
 mod delegation_tokens;

@@ -196,7 +196,8 @@ fn checkpointed_hw(broker_dir: &Path, topic: &str) -> i64 {
 }
 
 /// Acceptance 3: a follower paused longer than `replica.lag.time.max.ms` leaves the ISR, which
-/// the leader writes to the state znode itself (same leader epoch) and Metadata then shows;
+/// the leader changes (same leader epoch; at the default IBP through the controller's
+/// AlterPartition) and Metadata then shows;
 /// with two replicas and `min.insync.replicas=2` acks=all produce is refused with
 /// NOT_ENOUGH_REPLICAS; resumed, the follower catches up and rejoins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +266,7 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     .await;
     shrunk.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let after = state(&store, topic).await.unwrap();
-    // The leader, not the controller, wrote it: the leader epoch is unchanged.
+    // The leader's change, not a controller decision: the leader epoch is unchanged.
     assert_eq!(after.leader, leader);
     assert_eq!(after.leader_epoch, before.leader_epoch);
     let (code, _) = produce(lp, topic, 15, 5, -1).await;

@@ -692,6 +692,20 @@ fn cases() -> Vec<Case> {
             allowed_errors: &[8],
         },
         Case {
+            key: ApiKey::AlterPartition,
+            version: 3,
+            grants: &[(Cluster, C, ClusterAction)],
+            request: || {
+                AlterPartitionRequest::default()
+                    .with_broker_id(BrokerId(1000))
+                    .with_broker_epoch(-1)
+                    .into()
+            },
+            denied: Denied::Error(CLUSTER_AUTHORIZATION_FAILED),
+            // STALE_BROKER_EPOCH: no broker 1000 is registered.
+            allowed_errors: &[77],
+        },
+        Case {
             key: ApiKey::ElectLeaders,
             version: 2,
             grants: &[(Cluster, C, Alter)],
