@@ -360,6 +360,18 @@ impl Ibp {
         }
     }
 
+    /// The version of the broker's registration `/brokers/ids/<id>` (Kafka's `BrokerInfo.apply`):
+    /// 5, with the broker's supported `features` (KIP-584), from 2.7-IV0; 4, with `rack` and the
+    /// listeners' security protocols, from 0.10.0-IV1; else 2 (KAFKA-3100: 0.9.0.0 brokers and
+    /// clients fail on anything newer).
+    pub fn broker_registration_version(self) -> i32 {
+        match self {
+            v if v >= V2_7_IV0 => 5,
+            v if v >= V0_10_0_IV1 => 4,
+            _ => 2,
+        }
+    }
+
     /// Whether topics get ids (`isTopicIdsSupported`): the controller writes `topic_id` into
     /// new topic znodes only from 2.8 on.
     pub fn topic_ids(self) -> bool {

@@ -2,6 +2,7 @@
 //! ephemeral `/brokers/ids/<id>` registration that makes it live for the controller, renewed
 //! whenever the metadata session is replaced.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,23 +78,43 @@ fn registration(config: &BrokerConfig) -> BrokerZnode {
         .advertised_listeners
         .iter()
         .find(|l| l.protocol == SecurityProtocol::Plaintext);
-    // Version 4 is what Kafka 2.4 to 2.6 write (version 5 adds "features", empty in ZooKeeper
-    // mode); every later Kafka reads it.
+    // The version a Kafka broker at this IBP writes (Kafka's `BrokerIdZNode.encode`): the rack
+    // from version 3, the listeners' security protocols from 4, the supported features from 5.
+    let version = config
+        .inter_broker_protocol_version
+        .broker_registration_version();
     BrokerZnode {
-        version: 4,
+        version,
         host: first.map(|l| l.host.clone()),
         port: first.map_or(-1, |l| l.port as i32),
         jmx_port: -1,
         timestamp: crate::log::segment::now_ms().to_string(),
         endpoints,
-        rack: config.broker_rack.clone(),
-        listener_security_protocol_map: config
-            .advertised_listeners
-            .iter()
-            .map(|l| (l.name.clone(), l.protocol.name().to_string()))
-            .collect(),
-        features: None,
+        rack: config.broker_rack.clone().filter(|_| version >= 3),
+        listener_security_protocol_map: if version >= 4 {
+            config
+                .advertised_listeners
+                .iter()
+                .map(|l| (l.name.clone(), l.protocol.name().to_string()))
+                .collect()
+        } else {
+            BTreeMap::new()
+        },
+        features: (version >= 5).then(supported_features),
     }
+}
+
+/// The features a Kafka 3.9 broker registers as supported (`BrokerFeatures.defaultSupportedFeatures`:
+/// `metadata.version` from 3.0-IV1's level 1 to 3.9-IV0's 21, and `kraft.version` up to 1;
+/// `transaction.version`'s production maximum is 0, so it is left out). A Kafka 3.x controller at
+/// IBP 2.7+ finalizes its own supported features in `/feature` and ignores the registration of
+/// a broker that does not support every finalized level.
+fn supported_features() -> BTreeMap<String, serde_json::Value> {
+    let range = |min: i16, max: i16| serde_json::json!({ "min_version": min, "max_version": max });
+    BTreeMap::from([
+        ("metadata.version".to_string(), range(1, 21)),
+        ("kraft.version".to_string(), range(0, 1)),
+    ])
 }
 
 /// Creates this broker's ephemeral registration and returns the broker epoch (its czxid).
@@ -194,10 +215,11 @@ pub async fn deregister(store: &dyn MetadataStore, broker_id: i32) {
 mod tests {
     use super::*;
 
-    fn registration_json(rack: Option<&str>) -> serde_json::Value {
+    fn registration_at(ibp: &str, rack: Option<&str>) -> serde_json::Value {
         let config = BrokerConfig {
             broker_id: 1,
             broker_rack: rack.map(String::from),
+            inter_broker_protocol_version: ibp.parse().unwrap(),
             ..BrokerConfig::default()
         };
         serde_json::from_slice(&znodes::encode(&registration(&config))).unwrap()
@@ -206,9 +228,63 @@ mod tests {
     /// Kafka's `BrokerIdZNode.encode`: `"rack"` only when `broker.rack` is set.
     #[test]
     fn rack_is_registered_only_when_configured() {
-        assert_eq!(registration_json(Some("r1"))["rack"], "r1");
-        let without = registration_json(None);
+        assert_eq!(registration_at("3.9", Some("r1"))["rack"], "r1");
+        let without = registration_at("3.9", None);
         assert!(without.get("rack").is_none(), "{without}");
-        assert_eq!(without["version"], 4);
+    }
+
+    /// Each IBP's registration has the version and fields a Kafka broker at that IBP writes.
+    #[test]
+    fn registration_version_follows_the_ibp() {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let common = [
+            "endpoints",
+            "host",
+            "jmx_port",
+            "port",
+            "timestamp",
+            "version",
+        ];
+        let with = |extra: &[&str]| {
+            let mut k: Vec<String> = common.iter().chain(extra).map(|s| s.to_string()).collect();
+            k.sort();
+            k
+        };
+        // Below 0.10.0-IV1: version 2, no rack (KAFKA-3100) and no protocol map.
+        let v2 = registration_at("0.10.0-IV0", Some("r1"));
+        assert_eq!(v2["version"], 2);
+        assert_eq!(keys(&v2), with(&[]));
+        for ibp in ["0.10.0", "2.4", "2.6"] {
+            let v4 = registration_at(ibp, Some("r1"));
+            assert_eq!(v4["version"], 4, "{ibp}");
+            assert_eq!(
+                keys(&v4),
+                with(&["listener_security_protocol_map", "rack"]),
+                "{ibp}"
+            );
+            assert_eq!(
+                v4["listener_security_protocol_map"]["PLAINTEXT"],
+                "PLAINTEXT"
+            );
+        }
+        for ibp in ["2.7-IV0", "2.8", "3.9"] {
+            let v5 = registration_at(ibp, None);
+            assert_eq!(v5["version"], 5, "{ibp}");
+            assert_eq!(
+                keys(&v5),
+                with(&["features", "listener_security_protocol_map"]),
+                "{ibp}"
+            );
+            // As Kafka 3.9's `SupportedVersionRange` renders them.
+            assert_eq!(
+                v5["features"],
+                serde_json::json!({
+                    "kraft.version": {"min_version": 0, "max_version": 1},
+                    "metadata.version": {"min_version": 1, "max_version": 21},
+                })
+            );
+        }
     }
 }

@@ -114,7 +114,8 @@ pub struct BrokerZnode {
     pub endpoints: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
-    #[serde(default)]
+    /// Absent below version 4.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub listener_security_protocol_map: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<BTreeMap<String, serde_json::Value>>,

@@ -278,3 +278,83 @@ pub(super) fn broker_address(b: &LiveBroker, listener: &str) -> Option<String> {
 pub(super) fn security_protocol_id(name: &str) -> i16 {
     SecurityProtocol::from_name(name).map_or(0, SecurityProtocol::id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (listener name, host, port, security protocol name)
+    type Endpoint = (String, String, u16, String);
+
+    /// What the controller makes of a registration: its endpoints and rack.
+    fn read(json: &str) -> (Vec<Endpoint>, Option<String>) {
+        let z: BrokerZnode = znodes::decode("/brokers/ids/1", json.as_bytes())
+            .unwrap_or_else(|e| panic!("{json}: {e}"));
+        let b = live_broker(&z, 7);
+        (b.endpoints, b.rack)
+    }
+
+    fn endpoint(
+        listener: &str,
+        host: &str,
+        port: u16,
+        protocol: &str,
+    ) -> (String, String, u16, String) {
+        (listener.into(), host.into(), port, protocol.into())
+    }
+
+    /// Every registration version Kafka 2.4-3.9 write, whatever their IBP (2 below 0.10.0-IV1, 4
+    /// up to 2.6, 5 with features from 2.7: empty in Kafka 2.7-3.2, Kafka's supported features
+    /// after), and version 1, is read with its endpoints, protocols and rack.
+    #[test]
+    fn registrations_of_every_version_kafka_writes_are_read() {
+        // Kafka 2.4.1, as in tests/fixtures/kafka-2.4.1-single.
+        assert_eq!(
+            read(
+                r#"{"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"endpoints":["PLAINTEXT://127.0.0.1:19092"],"jmx_port":-1,"host":"127.0.0.1","timestamp":"1700000000000","port":19092,"version":4}"#
+            ),
+            (
+                vec![endpoint("PLAINTEXT", "127.0.0.1", 19092, "PLAINTEXT")],
+                None
+            )
+        );
+        // Kafka 2.7-2.8 at IBP 2.7+: no PLAINTEXT listener, so host null and port -1.
+        assert_eq!(
+            read(
+                r#"{"features":{},"listener_security_protocol_map":{"INTERNAL":"SSL","EXTERNAL":"SASL_PLAINTEXT"},"endpoints":["INTERNAL://b1:9093","EXTERNAL://[::1]:9094"],"jmx_port":9999,"host":null,"timestamp":"1700000000000","port":-1,"version":5,"rack":"r1"}"#
+            ),
+            (
+                vec![
+                    endpoint("INTERNAL", "b1", 9093, "SSL"),
+                    endpoint("EXTERNAL", "::1", 9094, "SASL_PLAINTEXT")
+                ],
+                Some("r1".into())
+            )
+        );
+        // Kafka 3.9 at IBP 3.9: its supported features.
+        assert_eq!(
+            read(
+                r#"{"features":{"metadata.version":{"max_version":21,"min_version":1},"kraft.version":{"max_version":1,"min_version":0}},"listener_security_protocol_map":{"PLAINTEXT":"PLAINTEXT"},"endpoints":["PLAINTEXT://h:9092"],"jmx_port":-1,"host":"h","timestamp":"1700000000000","port":9092,"version":5}"#
+            ),
+            (vec![endpoint("PLAINTEXT", "h", 9092, "PLAINTEXT")], None)
+        );
+        // Below IBP 0.10.0-IV1: version 2, endpoints without a protocol map (names are protocols).
+        assert_eq!(
+            read(
+                r#"{"version":2,"host":"h","port":9092,"jmx_port":-1,"timestamp":"1","endpoints":["PLAINTEXT://h:9092","SSL://h:9093"]}"#
+            ),
+            (
+                vec![
+                    endpoint("PLAINTEXT", "h", 9092, "PLAINTEXT"),
+                    endpoint("SSL", "h", 9093, "SSL")
+                ],
+                None
+            )
+        );
+        // Version 1: host and port only.
+        assert_eq!(
+            read(r#"{"version":1,"host":"h","port":9092,"jmx_port":-1,"timestamp":"1"}"#),
+            (vec![endpoint("PLAINTEXT", "h", 9092, "PLAINTEXT")], None)
+        );
+    }
+}
