@@ -4,7 +4,8 @@
 //! partition (the data and `__consumer_offsets`) is reassigned onto the new ones through
 //! `/admin/reassign_partitions` (what `kafka-reassign-partitions.sh` writes) under a producer's
 //! and a consumer group's load; the old three stop; the IBP is raised by a rolling restart. No
-//! acknowledged record is lost and neither client is restarted.
+//! acknowledged record is lost and neither client is restarted. Where `KAFKA_HOME` holds a
+//! runnable Kafka (`common::kafka`), the old three are that Kafka instead.
 
 use crate::common;
 
@@ -191,6 +192,12 @@ async fn old_brokers_are_replaced_under_load_and_the_ibp_raised() {
     ) else {
         return;
     };
+    // Real Kafka brokers are the old ones where one is installed.
+    if let Some(home) = common::kafka::for_test("cluster::migration") {
+        for id in OLD {
+            cluster.kafka.insert(id, home.clone());
+        }
+    }
     for id in OLD {
         cluster.start_broker(id);
     }

@@ -19,6 +19,8 @@ pub struct BrokerProcess {
     pub env: Vec<(String, String)>,
     /// An open-file limit (soft and hard) the process runs under, set with `prlimit`.
     pub nofile: Option<u64>,
+    /// Set for a real Apache Kafka broker run from this `KAFKA_HOME` (`super::kafka`).
+    kafka: Option<PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -71,6 +73,15 @@ impl BrokerProcess {
         b
     }
 
+    /// A real Apache Kafka broker from `home` (see `super::kafka`) with the `extra` overrides,
+    /// on a free port.
+    pub fn start_kafka(home: &Path, dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut b = Self::new(dir, free_port(), extra, &[], &[]);
+        b.kafka = Some(home.to_path_buf());
+        b.spawn();
+        b
+    }
+
     /// Like `start`, with `extra` naming every listener (`listeners=...`): `port` is the one
     /// of them, PLAINTEXT on 127.0.0.1, that start-up waits for and `bootstrap` names.
     pub fn start_on_port(dir: &Path, port: u16, extra: &[&str]) -> BrokerProcess {
@@ -114,10 +125,18 @@ impl BrokerProcess {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             nofile: None,
+            kafka: None,
         }
     }
 
     fn spawn(&mut self) {
+        if let Some(home) = &self.kafka {
+            let child = super::kafka::spawn(home, &self.dir, self.port, &self.extra, &self.log);
+            self.child = Some(child);
+            self.wait_listening(Duration::from_secs(90));
+            super::kafka::assert_jvm(self.pid());
+            return;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -154,14 +173,19 @@ impl BrokerProcess {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_listening(Duration::from_secs(20));
+    }
+
+    /// Until the broker accepts connections; panics if it exits or `limit` passes first.
+    fn wait_listening(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("broker exited with {status}:\n{}", self.log_tail());
             }
             assert!(
                 Instant::now() < deadline,
-                "broker did not listen within 20 s:\n{}",
+                "broker did not listen within {limit:?}:\n{}",
                 self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(20));

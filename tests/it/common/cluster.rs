@@ -24,6 +24,8 @@ pub struct Cluster {
     pub extra: Vec<String>,
     /// Overrides one broker starts with, after `extra` (its `broker.rack`, say).
     pub per_broker: BTreeMap<i32, Vec<String>>,
+    /// Brokers run as a real Apache Kafka from this `KAFKA_HOME` (`super::kafka`).
+    pub kafka: BTreeMap<i32, std::path::PathBuf>,
     pub _tmp: tempfile::TempDir,
 }
 
@@ -61,6 +63,7 @@ impl Cluster {
             brokers: BTreeMap::new(),
             extra: owned(extra),
             per_broker: brokers.iter().map(|(id, o)| (*id, owned(o))).collect(),
+            kafka: BTreeMap::new(),
             _tmp: tmp,
         })
     }
@@ -75,7 +78,10 @@ impl Cluster {
         let dir = self._tmp.path().join(format!("broker-{id}"));
         let overrides = self.overrides(id, connect);
         let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
-        let b = BrokerProcess::start(&dir, &overrides);
+        let b = match self.kafka.get(&id) {
+            Some(home) => BrokerProcess::start_kafka(home, &dir, &overrides),
+            None => BrokerProcess::start(&dir, &overrides),
+        };
         self.brokers.insert(id, b);
     }
 
@@ -193,8 +199,9 @@ where
 /// Cluster tests name topics with the wire helper's constructor.
 pub use super::wire::topic_name as name;
 
-/// Metadata v12 from one broker; `None` asks for every topic. A broker that does not answer
-/// (stopped) gives an empty response.
+/// Metadata from one broker, v12 or the broker's newest if older (a real Kafka 2.4 answers up
+/// to v9); `None` asks for every topic. A broker that does not answer (stopped) gives an empty
+/// response.
 pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
     let Ok(Ok(stream)) = tokio::time::timeout(
         Duration::from_secs(2),
@@ -206,6 +213,12 @@ pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
     };
     drop(stream);
     let mut c = Conn::connect(port).await;
+    let versions: ApiVersionsResponse = c.send(3, ApiVersionsRequest::default()).await;
+    let version = versions
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::Metadata as i16)
+        .map_or(12, |k| k.max_version.min(12));
     let mut req = MetadataRequest::default();
     req.topics = topics.map(|t| {
         t.iter()
@@ -217,7 +230,7 @@ pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
             .collect()
     });
     req.allow_auto_topic_creation = false;
-    c.send(12, req).await
+    c.send(version, req).await
 }
 
 /// partition -> (leader, error) for `topic` as broker `port` sees it.

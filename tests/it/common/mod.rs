@@ -279,6 +279,7 @@ pub mod broker_process;
 pub mod cluster;
 pub mod cutting_proxy;
 pub mod delegation_tokens;
+pub mod kafka;
 pub mod scram;
 pub mod wire;
 pub mod zookeeper;
