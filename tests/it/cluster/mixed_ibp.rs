@@ -48,6 +48,7 @@ fn capped(receiver: i32, api: &str, version: i16) -> i16 {
         return version;
     }
     let cap = match api {
+        "StopReplica" => 2,
         "LeaderAndIsr" => 4,
         "UpdateMetadata" => 6,
         "Fetch" => 11,
@@ -181,7 +182,9 @@ async fn produce_round(cluster: &Cluster, via: i32, next: &mut usize, acked: &mu
 /// with v11, and the others fetch from it with v11 too (its maximum) while using v12 between
 /// themselves. Killing the controller (also a leader) hands control to a newer broker whose
 /// versions follow its own IBP; the 2.4 broker rejoins through OffsetsForLeaderEpoch v3.
-/// Killing that controller too loses no acknowledged record.
+/// Killing that controller too loses no acknowledged record. The leaders at 2.8 and 3.9 take
+/// the 2.4 broker back into their ISRs through AlterPartition; deleting a topic sends StopReplica
+/// in the last controller's version, and a clean stop ControlledShutdown v3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
     let metrics: BTreeMap<i32, u16> = IBPS.iter().map(|(id, _)| (*id, free_port())).collect();
@@ -343,8 +346,20 @@ async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
     produce_round(&cluster, survivor, &mut next, &mut acked).await;
     // Broker 1 (IBP 2.4) returns with epochs in its logs: it truncates by
     // OffsetsForLeaderEpoch before fetching, as Kafka 2.4's followers do.
+    let alter_before = versions(metrics[&second], "AlterPartition").await;
     cluster.brokers.get_mut(&1).unwrap().restart(false);
     wait_full_isr(&cluster, &store, "broker 1 rejoins every ISR").await;
+    // Its leaders at IBP 2.8 and 3.9 took broker 1 back into their ISRs through the
+    // controller (AlterPartition), not by writing the state znode themselves.
+    assert!(
+        !grown(
+            &alter_before,
+            &versions(metrics[&second], "AlterPartition").await
+        )
+        .is_empty(),
+        "AlterPartition to controller {second}\n{}",
+        cluster.logs()
+    );
     produce_round(&cluster, survivor, &mut next, &mut acked).await;
     let lai = grown(
         &before[&(survivor, "LeaderAndIsr")],
@@ -466,4 +481,62 @@ async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
         &missing[..missing.len().min(20)],
         cluster.logs()
     );
+
+    // Deleting a topic: controller `third` sends the other replicas StopReplica in its IBP's version
+    // (v2 at 2.4, v3 at 2.8, v4 at 3.9), no more than broker 1 answers.
+    let sr_version = |controller: i32| match controller {
+        1 => 2,
+        2 => 3,
+        _ => 4,
+    };
+    let mut sr_before = BTreeMap::new();
+    for id in [1, 2, 3] {
+        sr_before.insert(id, versions(metrics[&id], "StopReplica").await);
+    }
+    create_replicated_topic(&cluster.bootstrap(survivor), "mixed-deleted", 1, 3, &[]);
+    cluster.wait_led(survivor, "mixed-deleted", 1).await;
+    common::cluster::run_tool(&[
+        "topics",
+        "--bootstrap-server",
+        &cluster.bootstrap(survivor),
+        "--delete",
+        "--topic",
+        "mixed-deleted",
+    ]);
+    // The controller's requests to itself do not go over the network, so are not counted.
+    let others = [1, 2, 3].into_iter().filter(|id| *id != third);
+    for id in others.filter(|id| *id != 1 || odradek_1) {
+        let want = BTreeSet::from([capped(id, "StopReplica", sr_version(third))]);
+        let (port, before, want_ref) = (metrics[&id], &sr_before[&id], &want);
+        let seen = wait_until(
+            Duration::from_secs(30),
+            &format!("broker {id} is sent StopReplica {want:?}"),
+            || async move { grown(before, &versions(port, "StopReplica").await) == *want_ref },
+        )
+        .await;
+        if let Err(e) = seen {
+            panic!(
+                "{e}: grown {:?}\n{}",
+                grown(before, &versions(port, "StopReplica").await),
+                cluster.logs()
+            );
+        }
+    }
+
+    // A clean stop: the broker asks controller `third` with ControlledShutdown v3, which
+    // Kafka 2.4 to 3.9 all send (IBP 2.4-IV1 and later).
+    if third != 1 || odradek_1 {
+        let leaving = [1, 2, 3].into_iter().find(|id| *id != third).unwrap_or(1);
+        let cs_before = versions(metrics[&third], "ControlledShutdown").await;
+        cluster.brokers.get_mut(&leaving).unwrap().stop(false);
+        assert_eq!(
+            grown(
+                &cs_before,
+                &versions(metrics[&third], "ControlledShutdown").await
+            ),
+            BTreeSet::from([3]),
+            "ControlledShutdown from broker {leaving} to controller {third}\n{}",
+            cluster.logs()
+        );
+    }
 }
