@@ -331,10 +331,12 @@ impl Ibp {
         }
     }
 
-    /// The highest AlterPartition version a Kafka broker of this IBP's release answers (v1 came
-    /// with 3.2, v2 with 3.3, v3 with 3.5), for a broker standing in for one.
+    /// The highest AlterPartition version a Kafka broker of this IBP's release answers (AlterIsr
+    /// v0 came with 2.7, v1 with 3.2, v2 with 3.3, v3 with 3.5), for a broker standing in for
+    /// one; -1 below 2.7, whose releases do not have the API.
     fn alter_partition_answered(self) -> i16 {
         match self {
+            v if v < V2_7_IV0 => -1,
             v if v < V3_2_IV0 => 0,
             v if v < V3_3_IV0 => 1,
             v if v < V3_5_IV0 => 2,
@@ -344,7 +346,8 @@ impl Ibp {
 
     /// The highest version of inter-broker API `key` that this IBP sends, which is also the
     /// highest a Kafka broker of that release answers: a broker told to stand in for one
-    /// (`odradek.test.advertise.ibp.versions`) advertises no more. `None` for other APIs.
+    /// (`odradek.test.advertise.ibp.versions`) advertises no more, and not at all an API below
+    /// its lowest version (-1: the release lacks it). `None` for other APIs.
     pub fn inter_broker_max(self, key: ApiKey) -> Option<i16> {
         match key {
             ApiKey::Fetch => Some(self.fetch()),
@@ -792,8 +795,16 @@ mod tests {
         // What a broker of each release answers (AlterIsr v0 in 2.7-3.1).
         let answered = |s: &str| at(s).inter_broker_max(ApiKey::AlterPartition);
         assert_eq!(
-            ["2.8", "3.1", "3.2", "3.4", "3.9"].map(answered),
-            [Some(0), Some(0), Some(1), Some(2), Some(3)]
+            ["2.4", "2.7-IV0", "2.8", "3.1", "3.2", "3.4", "3.9"].map(answered),
+            [
+                Some(-1),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3)
+            ]
         );
         assert!(!at("2.7").topic_ids() && at("2.8").topic_ids());
     }

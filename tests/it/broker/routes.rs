@@ -73,6 +73,9 @@ fn minimal_request(key: ApiKey) -> RequestKind {
         ApiKey::ControlledShutdown => ControlledShutdownRequest::default()
             .with_broker_id(BrokerId(NO_SUCH_BROKER))
             .into(),
+        ApiKey::AlterPartition => AlterPartitionRequest::default()
+            .with_broker_id(BrokerId(NO_SUCH_BROKER))
+            .into(),
         ApiKey::ElectLeaders => ElectLeadersRequest::default().into(),
         ApiKey::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::default().into(),
         ApiKey::ListPartitionReassignments => ListPartitionReassignmentsRequest::default().into(),

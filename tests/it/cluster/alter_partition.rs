@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::broker_process::free_port;
 use common::cluster::{Cluster, create_replicated_topic, leaders, metadata, name, wait_until};
-use common::wire::{Conn, produce_request};
+use common::wire::{Conn, create_assigned, produce_request};
 use kafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
 use kafka_protocol::messages::{AlterPartitionRequest, AlterPartitionResponse, BrokerId};
 use odradek::metadata::MetadataStore;
@@ -30,15 +30,26 @@ fn sorted(mut v: Vec<i32>) -> Vec<i32> {
     v
 }
 
-/// Three brokers at `ibp`; a topic of one partition on all three. A follower that is not the
-/// controller is paused (SIGSTOP, its session outlives the pause) while the leader gets more
-/// records: the leader drops it from the ISR; resumed, it catches up and is added back. Returns
-/// the AlterPartition versions the controller was sent meanwhile.
-async fn shrink_and_expand(ibp: &str) -> Option<BTreeSet<i16>> {
+/// Three brokers at the IBPs `ibps` (broker 1 first, so that it is the controller; with
+/// `stand_in`, it advertises only what Kafka of its IBP's release did); a topic of one
+/// partition on all three, led by broker 2. A follower that is not the controller is paused
+/// (SIGSTOP, its session outlives the pause) while the leader gets more records: the leader
+/// drops it from the ISR; resumed, it catches up and is added back. Returns the AlterPartition
+/// versions the controller was sent meanwhile.
+async fn shrink_and_expand(ibps: [&str; 3], stand_in: bool) -> Option<BTreeSet<i16>> {
     let metrics: BTreeMap<i32, u16> = [1, 2, 3].iter().map(|id| (*id, free_port())).collect();
     let own: Vec<(i32, Vec<String>)> = metrics
         .iter()
-        .map(|(id, port)| (*id, vec![format!("metrics.port={port}")]))
+        .map(|(id, port)| {
+            let mut o = vec![
+                format!("metrics.port={port}"),
+                format!("inter.broker.protocol.version={}", ibps[(*id - 1) as usize]),
+            ];
+            if stand_in && *id == 1 {
+                o.push("odradek.test.advertise.ibp.versions=true".into());
+            }
+            (*id, o)
+        })
         .collect();
     let refs: Vec<Vec<&str>> = own
         .iter()
@@ -49,19 +60,37 @@ async fn shrink_and_expand(ibp: &str) -> Option<BTreeSet<i16>> {
         .zip(&refs)
         .map(|((id, _), r)| (*id, r.as_slice()))
         .collect();
-    let ibp_line = format!("inter.broker.protocol.version={ibp}");
-    let cluster = Cluster::start_each(
+    let mut cluster = Cluster::prepare(
         &each,
         &[
-            &ibp_line,
             "replica.lag.time.max.ms=2000",
             // Longer than the pause: only the leader's lag check takes the follower out.
             "zookeeper.session.timeout.ms=30000",
         ],
     )?;
+    cluster.start_broker(1);
+    let p1 = cluster.port(1);
+    wait_until(
+        Duration::from_secs(30),
+        "broker 1 is controller",
+        || async move { metadata(p1, Some(&[])).await.controller_id.0 == 1 },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    cluster.start_broker(2);
+    cluster.start_broker(3);
     cluster.wait_for_brokers(&[1, 2, 3]).await;
     let topic = "alter-isr";
-    create_replicated_topic(&cluster.bootstrap(1), topic, 1, 3, &[]);
+    let created = create_assigned(
+        &mut Conn::connect(cluster.port(1)).await,
+        topic,
+        -1,
+        -1,
+        &[(0, &[2, 3, 1])],
+        false,
+    )
+    .await;
+    assert_eq!(created.error_code, 0, "{created:?}");
     cluster.wait_led(1, topic, 1).await;
     let store = cluster.store().await;
     let store = &store;
@@ -159,7 +188,7 @@ async fn shrink_and_expand(ibp: &str) -> Option<BTreeSet<i16>> {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     let sent = grown(&sent_before, &versions(cport, "AlterPartition").await);
-    if ibp == "3.9" {
+    if ibps[1] == "3.9" && !stand_in {
         assert!(
             !shrink_sent.is_empty(),
             "the shrink went through AlterPartition\n{}",
@@ -173,7 +202,7 @@ async fn shrink_and_expand(ibp: &str) -> Option<BTreeSet<i16>> {
 /// id), and the state znode shows them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_ibp_3_9_isr_changes_go_to_the_controller_as_alter_partition() {
-    let Some(sent) = shrink_and_expand("3.9").await else {
+    let Some(sent) = shrink_and_expand(["3.9"; 3], false).await else {
         return;
     };
     assert_eq!(sent, BTreeSet::from([3]));
@@ -183,7 +212,18 @@ async fn at_ibp_3_9_isr_changes_go_to_the_controller_as_alter_partition() {
 /// leader writes the state znode and an ISR change notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_ibp_2_4_isr_changes_are_written_by_the_leader() {
-    let Some(sent) = shrink_and_expand("2.4").await else {
+    let Some(sent) = shrink_and_expand(["2.4"; 3], false).await else {
+        return;
+    };
+    assert_eq!(sent, BTreeSet::new());
+}
+
+/// A leader at IBP 3.9 under a controller that does not answer AlterPartition (standing in for
+/// a Kafka 2.4 controller during a rolling upgrade) writes its ISR changes to the state znode,
+/// as below IBP 2.7, rather than leaving the ISR frozen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_controller_without_alter_partition_the_leader_writes_the_znode() {
+    let Some(sent) = shrink_and_expand(["2.4", "3.9", "3.9"], true).await else {
         return;
     };
     assert_eq!(sent, BTreeSet::new());

@@ -252,6 +252,8 @@ async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
             assert_eq!(advertised.get(&(key as i16)), Some(&max), "{key:?}");
         }
     }
+    // Kafka 2.4 had no AlterPartition (AlterIsr came with 2.7).
+    assert!(!advertised.contains_key(&(ApiKey::AlterPartition as i16)) || !odradek_1);
 
     create_replicated_topic(
         &cluster.bootstrap(1),
