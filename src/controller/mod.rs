@@ -51,6 +51,17 @@ pub enum ControllerError {
     TimedOut(String),
     #[error(transparent)]
     IncompleteRacks(#[from] assignment::IncompleteRacks),
+    /// This broker is not the active controller, or stopped being it while a request waited.
+    #[error("This is not the controller.")]
+    NotController,
+    #[error("broker {0} is not registered")]
+    BrokerNotAvailable(i32),
+    #[error("broker epoch {request} is older than broker {broker}'s registration ({current})")]
+    StaleBrokerEpoch {
+        broker: i32,
+        request: i64,
+        current: i64,
+    },
 }
 
 impl ControllerError {
@@ -74,6 +85,9 @@ impl ControllerError {
             ControllerError::TimedOut(_) => ResponseError::RequestTimedOut.code(),
             // Kafka's AdminOperationException is no ApiException: UNKNOWN_SERVER_ERROR.
             ControllerError::IncompleteRacks(_) => ResponseError::UnknownServerError.code(),
+            ControllerError::NotController => ResponseError::NotController.code(),
+            ControllerError::BrokerNotAvailable(_) => ResponseError::BrokerNotAvailable.code(),
+            ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch.code(),
         }
     }
 }
@@ -116,7 +130,7 @@ pub enum Command {
     ControlledShutdown {
         broker: i32,
         broker_epoch: i64,
-        reply: oneshot::Sender<Result<Vec<TopicPartition>, i16>>,
+        reply: oneshot::Sender<Result<Vec<TopicPartition>, ControllerError>>,
     },
     /// AlterPartitionReassignments: a target replica list, or `None` to cancel.
     AlterReassignments {
@@ -224,31 +238,37 @@ impl Controller {
     /// when this broker is not the controller or stops being it meanwhile, REQUEST_TIMED_OUT
     /// when the controller is busy (ZooKeeper unreachable, say) for longer than
     /// `controller.socket.timeout.ms`.
-    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, i16> {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ControllerError> {
         let tx = self
             .commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .ok_or(ResponseError::NotController.code())?;
+            .ok_or(ControllerError::NotController)?;
         let (reply, rx) = oneshot::channel();
         tx.send(make(reply))
-            .map_err(|_| ResponseError::NotController.code())?;
+            .map_err(|_| ControllerError::NotController)?;
         let wait = Duration::from_millis(self.config.controller_socket_timeout_ms);
         match tokio::time::timeout(wait, rx).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(ResponseError::NotController.code()),
-            Err(_) => Err(ResponseError::RequestTimedOut.code()),
+            Ok(Err(_)) => Err(ControllerError::NotController),
+            Err(_) => Err(ControllerError::TimedOut(format!(
+                "the controller did not answer within {} ms",
+                wait.as_millis()
+            ))),
         }
     }
 
     /// ControlledShutdown from broker `broker`: moves its leaderships away; the partitions it
-    /// still leads (nothing else could take them), or an error code.
+    /// still leads (nothing else could take them).
     pub async fn controlled_shutdown(
         &self,
         broker: i32,
         broker_epoch: i64,
-    ) -> Result<Vec<TopicPartition>, i16> {
+    ) -> Result<Vec<TopicPartition>, ControllerError> {
         self.ask(|reply| Command::ControlledShutdown {
             broker,
             broker_epoch,
@@ -260,7 +280,7 @@ impl Controller {
     pub async fn alter_reassignments(
         &self,
         partitions: Vec<(TopicPartition, Option<Vec<i32>>)>,
-    ) -> Result<Vec<(TopicPartition, PartitionResult)>, i16> {
+    ) -> Result<Vec<(TopicPartition, PartitionResult)>, ControllerError> {
         self.ask(|reply| Command::AlterReassignments { partitions, reply })
             .await
     }
@@ -268,7 +288,7 @@ impl Controller {
     pub async fn list_reassignments(
         &self,
         partitions: Option<Vec<TopicPartition>>,
-    ) -> Result<Vec<Reassignment>, i16> {
+    ) -> Result<Vec<Reassignment>, ControllerError> {
         self.ask(|reply| Command::ListReassignments { partitions, reply })
             .await
     }
@@ -277,7 +297,7 @@ impl Controller {
         &self,
         unclean: bool,
         partitions: Option<Vec<TopicPartition>>,
-    ) -> Result<Vec<(TopicPartition, PartitionResult)>, i16> {
+    ) -> Result<Vec<(TopicPartition, PartitionResult)>, ControllerError> {
         self.ask(|reply| Command::ElectLeaders {
             unclean,
             partitions,
