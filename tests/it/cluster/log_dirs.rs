@@ -68,7 +68,8 @@ async fn a_failed_log_dir_goes_offline_alone_and_its_partitions_are_led_elsewher
             .collect::<Vec<_>>()
             .join(",")
     );
-    let Some(cluster) = Cluster::start_each(&[(1, &[&log_dirs]), (2, &[]), (3, &[])], &[]) else {
+    let Some(cluster) = Cluster::start_each([(1, vec![&log_dirs]), (2, vec![]), (3, vec![])], &[])
+    else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;
