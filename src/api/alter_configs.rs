@@ -22,14 +22,10 @@ pub async fn handle(
     // every config back, append the one to change, send all) depends on it. The map below
     // keeps the last value. A resource named twice is still refused.
     let early = configs::duplicates(
-        request.resources.iter().map(|r| {
-            (
-                r.resource_type,
-                &*r.resource_name,
-                r.configs.iter().map(|c| &*c.name).collect(),
-            )
-        }),
-        false,
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, &*r.resource_name, Vec::new())),
     );
     let mut response = AlterConfigsResponse::default();
     for (resource, early) in request.resources.into_iter().zip(early) {

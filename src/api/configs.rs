@@ -374,11 +374,10 @@ pub async fn alter_resource(
 }
 
 /// Kafka's preprocessing shared by both AlterConfigs APIs: each resource at most once
-/// (otherwise every copy fails) and, when `keys_once`, each key at most once within a
-/// resource.
+/// (otherwise every copy fails) and each of the keys given at most once within a resource
+/// (legacy AlterConfigs, where the last value wins, gives none).
 pub fn duplicates<'a>(
     resources: impl Iterator<Item = (i8, &'a str, Vec<&'a str>)>,
-    keys_once: bool,
 ) -> Vec<Option<ResourceError>> {
     let resources: Vec<(i8, &str, Vec<&str>)> = resources.collect();
     resources
@@ -394,9 +393,6 @@ pub fn duplicates<'a>(
                     ResponseError::InvalidRequest.code(),
                     "Each resource must appear at most once.",
                 ));
-            }
-            if !keys_once {
-                return None;
             }
             let mut sorted = keys.clone();
             sorted.sort_unstable();

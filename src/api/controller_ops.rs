@@ -56,7 +56,7 @@ pub async fn controlled_shutdown(
                 })
                 .collect();
         }
-        Err(code) => response.error_code = code,
+        Err(e) => response.error_code = e.kafka_error_code(),
     }
     response
 }
@@ -85,13 +85,13 @@ pub async fn elect_leaders(
             .filter(|(_, r)| r.error_code != ResponseError::ElectionNotNeeded.code())
             .collect(),
         Ok(r) => r,
-        Err(code) => asked
+        Err(e) => asked
             .unwrap_or_default()
             .into_iter()
             .map(|tp| {
                 (
                     tp,
-                    PartitionResult::error(code, "This is not the controller."),
+                    PartitionResult::error(e.kafka_error_code(), "This is not the controller."),
                 )
             })
             .collect(),
@@ -137,8 +137,8 @@ pub async fn alter_reassignments(
         .collect();
     let results = match api.controller.alter_reassignments(asked).await {
         Ok(r) => r,
-        Err(code) => {
-            response.error_code = code;
+        Err(e) => {
+            response.error_code = e.kafka_error_code();
             response.error_message = Some(StrBytes::from_static_str("This is not the controller."));
             return response;
         }
@@ -181,8 +181,8 @@ pub async fn list_reassignments(
     });
     let listed = match api.controller.list_reassignments(asked).await {
         Ok(l) => l,
-        Err(code) => {
-            response.error_code = code;
+        Err(e) => {
+            response.error_code = e.kafka_error_code();
             response.error_message = Some(StrBytes::from_static_str("This is not the controller."));
             return response;
         }

@@ -25,16 +25,13 @@ pub async fn handle(
     client: &ClientInfo,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let early = configs::duplicates(
-        request.resources.iter().map(|r| {
-            (
-                r.resource_type,
-                &*r.resource_name,
-                r.configs.iter().map(|c| &*c.name).collect(),
-            )
-        }),
-        true,
-    );
+    let early = configs::duplicates(request.resources.iter().map(|r| {
+        (
+            r.resource_type,
+            &*r.resource_name,
+            r.configs.iter().map(|c| &*c.name).collect(),
+        )
+    }));
     let mut response = IncrementalAlterConfigsResponse::default();
     for (resource, early) in request.resources.iter().zip(early) {
         let name = resource.resource_name.to_string();

@@ -283,19 +283,17 @@ impl Api {
         controller_epoch: i32,
         broker_epoch: i64,
     ) -> Option<i16> {
-        let code = self
+        let stale = self
             .cache
             .accept_controller(controller_id, controller_epoch, broker_epoch)
             .err()?;
         tracing::warn!(
             ?api,
             controller = controller_id,
-            controller_epoch,
-            broker_epoch,
-            error = code,
+            error = %stale,
             "refused a request from a stale controller"
         );
-        Some(code)
+        Some(stale.kafka_error_code())
     }
 
     /// A request from the controller running in this broker, handled without the network.

@@ -285,6 +285,18 @@ impl Default for BrokerConfig {
     }
 }
 
+impl Default for crate::quota::QuotaSettings {
+    /// The quota keys at their defaults, as the definition table (`defs`) gives them.
+    fn default() -> Self {
+        match BrokerConfig::quotas(&Props(&BTreeMap::new())) {
+            Ok(settings) => settings,
+            // Only a wrong row in the table gets here, which `quota_defaults_come_from_the_table`
+            // catches.
+            Err(e) => panic!("the quota keys' defaults in the definition table are invalid: {e}"),
+        }
+    }
+}
+
 impl BrokerConfig {
     /// Builds the configuration from `server.properties` entries (plus any overrides already
     /// merged in). Kafka's defaults fill the gaps; the first bad value stops with an error that
@@ -685,6 +697,31 @@ mod tests {
             c.log_cleaner.threads.to_string(),
             default("log.cleaner.threads")
         );
+    }
+
+    #[test]
+    fn quota_defaults_come_from_the_table() {
+        let q = crate::quota::QuotaSettings::default();
+        let default = |key| defs::broker_default(key).unwrap();
+        assert_eq!(q.window.samples.to_string(), default("quota.window.num"));
+        assert_eq!(
+            (q.window.size_ms / 1000).to_string(),
+            default("quota.window.size.seconds")
+        );
+        assert_eq!(
+            q.controller_window.samples.to_string(),
+            default("controller.quota.window.num")
+        );
+        assert_eq!(
+            (q.controller_window.size_ms / 1000).to_string(),
+            default("controller.quota.window.size.seconds")
+        );
+        // Long.MAX_VALUE, Kafka's "no static quota".
+        assert_eq!(default("quota.producer.default"), i64::MAX.to_string());
+        assert_eq!(q.producer_default, None);
+        assert_eq!(default("quota.consumer.default"), i64::MAX.to_string());
+        assert_eq!(q.consumer_default, None);
+        assert_eq!(config(&[]).unwrap().quotas, q);
     }
 
     #[test]

@@ -60,36 +60,57 @@ pub struct LogConfig {
 }
 
 impl Default for LogConfig {
+    /// Every topic config at the default the definition table (`defs::TOPIC_CONFIGS`) gives it.
     fn default() -> Self {
+        LogConfig::placeholder().with_table_defaults()
+    }
+}
+
+impl LogConfig {
+    /// A value for each field before the table's defaults are applied: none of these survive
+    /// (`every_field_takes_its_default_from_the_table` checks it).
+    fn placeholder() -> LogConfig {
         LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3_600_000,
-            segment_index_bytes: 10 * 1024 * 1024,
-            index_interval_bytes: 4096,
-            max_message_bytes: 1_048_588,
-            retention_ms: 7 * 24 * 3_600_000,
-            retention_bytes: -1,
+            segment_bytes: 0,
+            segment_ms: 0,
+            segment_index_bytes: 0,
+            index_interval_bytes: 0,
+            max_message_bytes: 0,
+            retention_ms: 0,
+            retention_bytes: 0,
             log_append_time: false,
-            timestamp_difference_max_ms: i64::MAX,
-            timestamp_before_max_ms: i64::MAX,
-            timestamp_after_max_ms: i64::MAX,
-            flush_interval_messages: i64::MAX as u64,
-            flush_interval_ms: i64::MAX,
-            file_delete_delay_ms: 60_000,
-            cleanup_delete: true,
+            timestamp_difference_max_ms: 0,
+            timestamp_before_max_ms: 0,
+            timestamp_after_max_ms: 0,
+            flush_interval_messages: 0,
+            flush_interval_ms: 0,
+            file_delete_delay_ms: 0,
+            cleanup_delete: false,
             cleanup_compact: false,
-            delete_retention_ms: 86_400_000,
+            delete_retention_ms: 0,
             min_compaction_lag_ms: 0,
-            max_compaction_lag_ms: i64::MAX,
-            min_cleanable_dirty_ratio: 0.5,
-            compression: TopicCompression::Producer,
-            gzip_level: -1,
-            lz4_level: 9,
-            zstd_level: 3,
-            min_insync_replicas: 1,
+            max_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.0,
+            compression: TopicCompression::Codec(0),
+            gzip_level: 0,
+            lz4_level: 0,
+            zstd_level: 0,
+            min_insync_replicas: 0,
             unclean_leader_election_enable: false,
-            message_downconversion_enable: true,
+            message_downconversion_enable: false,
         }
+    }
+
+    fn with_table_defaults(mut self) -> LogConfig {
+        for t in defs::TOPIC_CONFIGS {
+            if let Some(default) = t.def.default
+                && let Err(e) = self.set(t.def.name, default)
+            {
+                // Only a wrong row in the table gets here, which the unit tests catch.
+                panic!("the topic definition table's defaults are invalid: {e}");
+            }
+        }
+        self
     }
 }
 
@@ -316,5 +337,51 @@ mod tests {
         let err = LogConfig::default().with_overrides(&o).unwrap_err();
         assert_eq!(err.key, "retention.ms");
         assert!(err.to_string().contains("soon"));
+    }
+
+    #[test]
+    fn every_field_takes_its_default_from_the_table() {
+        // Started from opposite placeholders, the table's defaults must leave no trace of
+        // either: every field is some row's default.
+        let other = LogConfig {
+            segment_bytes: u64::MAX,
+            segment_ms: -7,
+            segment_index_bytes: usize::MAX,
+            index_interval_bytes: usize::MAX,
+            max_message_bytes: usize::MAX,
+            retention_ms: -7,
+            retention_bytes: -7,
+            log_append_time: true,
+            timestamp_difference_max_ms: -7,
+            timestamp_before_max_ms: -7,
+            timestamp_after_max_ms: -7,
+            flush_interval_messages: u64::MAX - 7,
+            flush_interval_ms: -7,
+            file_delete_delay_ms: -7,
+            cleanup_delete: true,
+            cleanup_compact: true,
+            delete_retention_ms: -7,
+            min_compaction_lag_ms: -7,
+            max_compaction_lag_ms: -7,
+            min_cleanable_dirty_ratio: 7.0,
+            compression: TopicCompression::Codec(7),
+            gzip_level: 7,
+            lz4_level: 7,
+            zstd_level: 7,
+            min_insync_replicas: 7,
+            unclean_leader_election_enable: true,
+            message_downconversion_enable: true,
+        };
+        assert_eq!(other.with_table_defaults(), LogConfig::default());
+        // And each row's default is what the built config holds: setting it again changes
+        // nothing.
+        for t in defs::TOPIC_CONFIGS {
+            let Some(default) = t.def.default else {
+                continue;
+            };
+            let mut c = LogConfig::default();
+            c.set(t.def.name, default).unwrap();
+            assert_eq!(c, LogConfig::default(), "{}", t.def.name);
+        }
     }
 }

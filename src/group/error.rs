@@ -5,6 +5,7 @@
 use kafka_protocol::ResponseError;
 
 use crate::log::LogError;
+use crate::replica::ReplicaError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum GroupError {
@@ -79,15 +80,15 @@ pub(super) enum AppendError {
     Log(#[from] LogError),
     /// The leader refused the append, or its ISR did not take the records
     /// (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...).
-    #[error("replication failed with error code {0}")]
-    Replication(i16),
+    #[error(transparent)]
+    Replication(#[from] ReplicaError),
 }
 
 impl AppendError {
     fn log_code(&self) -> i16 {
         match self {
             AppendError::Coordinator(e) => e.kafka_error_code(),
-            AppendError::Replication(c) => *c,
+            AppendError::Replication(e) => e.kafka_error_code(),
             AppendError::Log(e) => e.kafka_error_code(),
         }
     }

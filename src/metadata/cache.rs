@@ -58,6 +58,24 @@ struct State {
     topics: BTreeMap<String, TopicInfo>,
 }
 
+/// Why a control request (LeaderAndIsr, UpdateMetadata, StopReplica) was refused as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum StaleRequest {
+    #[error("controller epoch {request} is older than the current {current}")]
+    ControllerEpoch { request: i32, current: i32 },
+    #[error("broker epoch {request} is older than this broker's registration ({current})")]
+    BrokerEpoch { request: i64, current: i64 },
+}
+
+impl StaleRequest {
+    pub fn kafka_error_code(self) -> i16 {
+        match self {
+            StaleRequest::ControllerEpoch { .. } => ResponseError::StaleControllerEpoch.code(),
+            StaleRequest::BrokerEpoch { .. } => ResponseError::StaleBrokerEpoch.code(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct MetadataCache {
     state: RwLock<State>,
@@ -109,20 +127,26 @@ impl MetadataCache {
 
     /// Fencing of control requests (LeaderAndIsr, UpdateMetadata, StopReplica): a request from
     /// an older controller than one already heard from is refused, and so is one addressed to
-    /// an earlier registration of this broker. Returns the Kafka error code, or records the
-    /// controller as current.
+    /// an earlier registration of this broker. Returns which, or records the controller as
+    /// current.
     pub fn accept_controller(
         &self,
         controller_id: i32,
         controller_epoch: i32,
         broker_epoch: i64,
-    ) -> Result<(), i16> {
+    ) -> Result<(), StaleRequest> {
         let mut s = self.write();
         if controller_epoch < s.controller_epoch {
-            return Err(ResponseError::StaleControllerEpoch.code());
+            return Err(StaleRequest::ControllerEpoch {
+                request: controller_epoch,
+                current: s.controller_epoch,
+            });
         }
         if broker_epoch >= 0 && s.broker_epoch >= 0 && broker_epoch < s.broker_epoch {
-            return Err(ResponseError::StaleBrokerEpoch.code());
+            return Err(StaleRequest::BrokerEpoch {
+                request: broker_epoch,
+                current: s.broker_epoch,
+            });
         }
         s.controller_epoch = controller_epoch;
         s.controller_id = controller_id;

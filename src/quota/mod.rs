@@ -81,8 +81,9 @@ pub fn parse_value(t: QuotaType, text: &str) -> Option<f64> {
     }
 }
 
-/// Broker settings of the quota managers.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// Broker settings of the quota managers. Read from the broker's properties by the config
+/// layer, whose definition table also gives `QuotaSettings::default()`.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaSettings {
     pub window: Window,
     /// `controller.quota.window.num` / `controller.quota.window.size.seconds`: the token

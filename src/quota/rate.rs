@@ -9,16 +9,6 @@ pub struct Window {
     pub size_ms: u64,
 }
 
-impl Default for Window {
-    /// Kafka's defaults: 11 samples of one second.
-    fn default() -> Self {
-        Window {
-            samples: 11,
-            size_ms: 1000,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     value: f64,

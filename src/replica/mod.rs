@@ -443,10 +443,13 @@ pub enum Role {
 }
 
 /// Why a produce with acks=all did not complete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AcksError {
+    #[error("this broker stopped leading the partition before the ISR had the records")]
     NotLeader,
+    #[error("the ISR did not have the records in time")]
     TimedOut,
+    #[error("the ISR shrank below min.insync.replicas after the append")]
     NotEnoughReplicasAfterAppend,
 }
 
@@ -458,6 +461,25 @@ impl AcksError {
             AcksError::NotEnoughReplicasAfterAppend => {
                 ResponseError::NotEnoughReplicasAfterAppend.code()
             }
+        }
+    }
+}
+
+/// Why an acknowledged append ([`ReplicaManager::append_acked`]) failed: the log refused the
+/// records, or the ISR did not take them.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Acks(#[from] AcksError),
+}
+
+impl ReplicaError {
+    pub fn kafka_error_code(&self) -> i16 {
+        match self {
+            ReplicaError::Log(e) => e.kafka_error_code(),
+            ReplicaError::Acks(e) => e.kafka_error_code(),
         }
     }
 }
@@ -777,20 +799,15 @@ impl ReplicaManager {
 
     /// The broker's own acks=all write (a coordinator's state): appended as
     /// [`ReplicaManager::append_as_producer`] does, then acknowledged once the ISR has it, or
-    /// not within `timeout`. Fails with the Kafka error code of whichever step failed.
+    /// not within `timeout`. Fails with whichever step failed.
     pub async fn append_acked(
         &self,
         p: &Arc<Partition>,
         records: Bytes,
         timeout: std::time::Duration,
-    ) -> Result<AppendInfo, i16> {
-        let info = self
-            .append_as_producer(p, records, true)
-            .await
-            .map_err(|e| e.kafka_error_code())?;
-        self.wait_for_acks(p, info.last_offset, timeout)
-            .await
-            .map_err(|e| e.kafka_error_code())?;
+    ) -> Result<AppendInfo, ReplicaError> {
+        let info = self.append_as_producer(p, records, true).await?;
+        self.wait_for_acks(p, info.last_offset, timeout).await?;
         Ok(info)
     }
 

@@ -156,7 +156,7 @@ impl Broker {
                 .controller
                 .controlled_shutdown(me, epoch)
                 .await
-                .map_err(crate::client::error_name);
+                .map_err(|e| crate::client::error_name(e.kafka_error_code()));
         }
         let addr = cache
             .broker_address(controller, &self.api.config.inter_broker_listener)

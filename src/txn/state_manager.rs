@@ -132,26 +132,28 @@ impl TransactionCoordinator {
             )
             .await
             .map(|_| ())
-            .inspect_err(|code| {
+            .inspect_err(|e| {
                 tracing::warn!(
                     transactional_id,
-                    error = code,
+                    error = %e,
                     "cannot write transaction state"
                 );
             });
         // Kafka's appendTransactionToLog callback.
-        written.map_err(|code| match ResponseError::try_from_code(code) {
-            Some(
-                ResponseError::UnknownTopicOrPartition
-                | ResponseError::NotEnoughReplicas
-                | ResponseError::NotEnoughReplicasAfterAppend
-                | ResponseError::RequestTimedOut,
-            ) => TxnError::CoordinatorNotAvailable,
-            Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                TxnError::NotCoordinator
-            }
-            _ => TxnError::UnknownServerError,
-        })
+        written.map_err(
+            |e| match ResponseError::try_from_code(e.kafka_error_code()) {
+                Some(
+                    ResponseError::UnknownTopicOrPartition
+                    | ResponseError::NotEnoughReplicas
+                    | ResponseError::NotEnoughReplicasAfterAppend
+                    | ResponseError::RequestTimedOut,
+                ) => TxnError::CoordinatorNotAvailable,
+                Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
+                    TxnError::NotCoordinator
+                }
+                _ => TxnError::UnknownServerError,
+            },
+        )
     }
 
     /// Applies (or, on failure, forgets) a transition written with `write`.

@@ -1,7 +1,7 @@
 //! Controlled shutdown (Kafka's `doControlledShutdown`) and the OfflineReplica transition it
 //! shares with reassignment: a replica is stopped and taken out of the ISR by the controller.
 
-use kafka_protocol::ResponseError;
+use crate::controller::ControllerError;
 
 use super::{ActiveController, NO_LEADER, Stop, Tp};
 
@@ -14,9 +14,9 @@ impl ActiveController {
         &mut self,
         broker: i32,
         broker_epoch: i64,
-    ) -> Result<Result<Vec<Tp>, i16>, Stop> {
+    ) -> Result<Result<Vec<Tp>, ControllerError>, Stop> {
         let Some(known) = self.brokers.get(&broker) else {
-            return Ok(Err(ResponseError::BrokerNotAvailable.code()));
+            return Ok(Err(ControllerError::BrokerNotAvailable(broker)));
         };
         // -1: a request without an epoch (versions 0-1), accepted as Kafka does.
         if broker_epoch != -1 && broker_epoch < known.epoch {
@@ -26,7 +26,11 @@ impl ActiveController {
                 current = known.epoch,
                 "controlled shutdown from an old registration refused"
             );
-            return Ok(Err(ResponseError::StaleBrokerEpoch.code()));
+            return Ok(Err(ControllerError::StaleBrokerEpoch {
+                broker,
+                request: broker_epoch,
+                current: known.epoch,
+            }));
         }
         self.shutting_down.insert(broker);
         let hosted: Vec<Tp> = self

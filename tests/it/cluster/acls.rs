@@ -42,11 +42,6 @@ impl Acls {
                 )
             })
             .collect();
-        let refs: Vec<(i32, Vec<&str>)> = per_broker
-            .iter()
-            .map(|(id, o)| (*id, o.iter().map(String::as_str).collect()))
-            .collect();
-        let refs: Vec<(i32, &[&str])> = refs.iter().map(|(id, o)| (*id, o.as_slice())).collect();
         let jaas = format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={PLAIN_JAAS}");
         let common = [
             "sasl.enabled.mechanisms=PLAIN",
@@ -55,7 +50,7 @@ impl Acls {
             // The brokers reach each other on PLAINTEXT, as the anonymous principal.
             "super.users=User:admin;User:ANONYMOUS",
         ];
-        let cluster = Cluster::start_each(&refs, &common)?;
+        let cluster = Cluster::start_each(per_broker, &common)?;
         Some(Acls {
             cluster,
             sasl_ports: ports.iter().map(|(_, s)| *s).collect(),

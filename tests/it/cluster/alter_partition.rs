@@ -51,17 +51,8 @@ async fn shrink_and_expand(ibps: [&str; 3], stand_in: bool) -> Option<BTreeSet<i
             (*id, o)
         })
         .collect();
-    let refs: Vec<Vec<&str>> = own
-        .iter()
-        .map(|(_, o)| o.iter().map(String::as_str).collect())
-        .collect();
-    let each: Vec<(i32, &[&str])> = own
-        .iter()
-        .zip(&refs)
-        .map(|((id, _), r)| (*id, r.as_slice()))
-        .collect();
     let mut cluster = Cluster::prepare(
-        &each,
+        own,
         &[
             "replica.lag.time.max.ms=2000",
             // Longer than the pause: only the leader's lag check takes the follower out.

@@ -84,16 +84,8 @@ async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
             ]
         })
         .collect();
-    let each_refs: Vec<Vec<&str>> = each
-        .iter()
-        .map(|o| o.iter().map(String::as_str).collect())
-        .collect();
-    let brokers: Vec<(i32, &[&str])> = each_refs
-        .iter()
-        .enumerate()
-        .map(|(i, o)| (i as i32 + 1, &o[..]))
-        .collect();
-    let Some(cluster) = Cluster::start_each(&brokers, &[SELECTOR]) else {
+    let brokers = (1..).zip(each);
+    let Some(cluster) = Cluster::start_each(brokers, &[SELECTOR]) else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;

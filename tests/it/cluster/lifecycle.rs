@@ -1079,10 +1079,10 @@ async fn delete_records_moves_the_log_start_on_every_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racks_are_registered_shown_and_spread_replicas() {
     let Some(mut cluster) = Cluster::start_each(
-        &[
-            (1, &["broker.rack=a"]),
-            (2, &["broker.rack=a"]),
-            (3, &["broker.rack=b"]),
+        [
+            (1, ["broker.rack=a"]),
+            (2, ["broker.rack=a"]),
+            (3, ["broker.rack=b"]),
         ],
         &[],
     ) else {

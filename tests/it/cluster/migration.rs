@@ -187,7 +187,7 @@ async fn old_brokers_are_replaced_under_load_and_the_ibp_raised() {
         .collect();
     let offsets_partitions = format!("offsets.topic.num.partitions={OFFSETS_PARTITIONS}");
     let Some(mut cluster) = Cluster::prepare(
-        &each,
+        each,
         &[&offsets_partitions, "offsets.topic.replication.factor=3"],
     ) else {
         return;

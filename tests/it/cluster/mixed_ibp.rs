@@ -201,16 +201,7 @@ async fn brokers_at_ibp_2_4_2_8_3_9_use_kafkas_versions_and_lose_nothing() {
             (*id, o)
         })
         .collect();
-    let refs: Vec<Vec<&str>> = overrides
-        .iter()
-        .map(|(_, o)| o.iter().map(String::as_str).collect())
-        .collect();
-    let each: Vec<(i32, &[&str])> = overrides
-        .iter()
-        .zip(&refs)
-        .map(|((id, _), r)| (*id, r.as_slice()))
-        .collect();
-    let Some(mut cluster) = Cluster::prepare(&each, &[]) else {
+    let Some(mut cluster) = Cluster::prepare(overrides, &[]) else {
         return;
     };
     // A real Kafka, where one is installed, is broker 1; its own versions are then not read

@@ -968,16 +968,7 @@ async fn followers_fetch_through_incremental_sessions() {
         .iter()
         .map(|(id, port)| (*id, [format!("metrics.port={port}")]))
         .collect();
-    let refs: Vec<Vec<&str>> = overrides
-        .iter()
-        .map(|(_, o)| o.iter().map(String::as_str).collect())
-        .collect();
-    let each: Vec<(i32, &[&str])> = overrides
-        .iter()
-        .zip(&refs)
-        .map(|((id, _), r)| (*id, r.as_slice()))
-        .collect();
-    let Some(mut cluster) = Cluster::start_each(&each, &[]) else {
+    let Some(mut cluster) = Cluster::start_each(overrides, &[]) else {
         return;
     };
     cluster.wait_for_brokers(&[1, 2, 3]).await;

@@ -125,15 +125,7 @@ impl Secured {
             })
             .collect();
         let common: Vec<&str> = common.iter().map(String::as_str).collect();
-        let per_broker_refs: Vec<(i32, Vec<&str>)> = per_broker
-            .iter()
-            .map(|(id, o)| (*id, o.iter().map(String::as_str).collect()))
-            .collect();
-        let per_broker_refs: Vec<(i32, &[&str])> = per_broker_refs
-            .iter()
-            .map(|(id, o)| (*id, o.as_slice()))
-            .collect();
-        let mut cluster = Cluster::prepare(&per_broker_refs, &common)?;
+        let mut cluster = Cluster::prepare(per_broker, &common)?;
         // The users exist before any broker starts: a broker reads them at start-up.
         let store = cluster.store().await;
         write_user(
@@ -457,23 +449,6 @@ async fn plaintext_kafka_answer(port: u16) -> (bool, Vec<u8>) {
     (kafka, got)
 }
 
-/// What an HTTP GET of `/metrics` at `port` answers first (its status line), within 3 s.
-async fn http_status(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .unwrap();
-    let _ = stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .await;
-    let mut got = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut got)).await;
-    String::from_utf8_lossy(&got)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
-}
-
 /// Acceptance: three brokers whose only listeners are SASL_SSL, INTERNAL between brokers with
 /// SCRAM-SHA-512 credentials from ZooKeeper, register as Kafka does, open no plaintext port,
 /// replicate an RF 3 topic written with acks=all, survive a leader killed with SIGKILL (a new
@@ -546,12 +521,10 @@ async fn sasl_ssl_cluster_replicates_and_fails_over() {
         // Besides its two listeners, a broker listens only on metrics.port, where Prometheus
         // scrapes over HTTP.
         assert_eq!(others.len(), 1, "broker {id} listens on {open:?}");
-        let status = http_status(others[0]).await;
-        assert!(
-            status.starts_with("HTTP/1."),
-            "port {}: {status}",
-            others[0]
-        );
+        let page = common::wire::metrics_page(others[0])
+            .await
+            .unwrap_or_default();
+        assert!(page.starts_with("HTTP/1."), "port {}: {page}", others[0]);
         for port in open.keys() {
             let (kafka, bytes) = plaintext_kafka_answer(*port).await;
             assert!(

@@ -36,14 +36,23 @@ impl Cluster {
 
     /// Like `start`, every broker with the `extra` overrides too.
     pub fn start_with(ids: &[i32], extra: &[&str]) -> Option<Cluster> {
-        let each: Vec<(i32, &[&str])> = ids.iter().map(|&id| (id, &[][..])).collect();
-        Self::start_each(&each, extra)
+        Self::start_each(ids.iter().map(|&id| (id, [""; 0])), extra)
     }
 
-    /// Like `start_with`, each broker also with its own overrides (kept for its restarts).
-    pub fn start_each(brokers: &[(i32, &[&str])], extra: &[&str]) -> Option<Cluster> {
+    /// Like `start_with`, each broker also with its own overrides (kept for its restarts),
+    /// started in the order given. The overrides may be owned strings or borrowed ones.
+    pub fn start_each<O, S>(
+        brokers: impl IntoIterator<Item = (i32, O)>,
+        extra: &[&str],
+    ) -> Option<Cluster>
+    where
+        O: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let brokers = owned(brokers);
+        let ids: Vec<i32> = brokers.iter().map(|(id, _)| *id).collect();
         let mut c = Self::prepare(brokers, extra)?;
-        for &(id, _) in brokers {
+        for id in ids {
             c.start_broker(id);
         }
         Some(c)
@@ -52,17 +61,23 @@ impl Cluster {
     /// ZooKeeper alone, its brokers (with their overrides) started later by `start_broker`: a
     /// test writes first what must be there before any broker starts (the inter-broker
     /// user's SCRAM credentials, say).
-    pub fn prepare(brokers: &[(i32, &[&str])], extra: &[&str]) -> Option<Cluster> {
+    pub fn prepare<O, S>(
+        brokers: impl IntoIterator<Item = (i32, O)>,
+        extra: &[&str],
+    ) -> Option<Cluster>
+    where
+        O: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
         let zk = ZooKeeperServer::start()?;
         let connect = format!("{}/odradek", zk.connect_string());
         let tmp = tempfile::tempdir().unwrap();
-        let owned = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Some(Cluster {
             zk,
             connect,
             brokers: BTreeMap::new(),
-            extra: owned(extra),
-            per_broker: brokers.iter().map(|(id, o)| (*id, owned(o))).collect(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            per_broker: owned(brokers).into_iter().collect(),
             kafka: BTreeMap::new(),
             _tmp: tmp,
         })
@@ -359,4 +374,16 @@ pub async fn produce_records(port: u16, topic: &str, partition: i32, n: usize) -
 pub async fn controller_epoch(store: &ZkStore) -> i32 {
     let (data, _) = store.get("/controller_epoch").await.unwrap().unwrap();
     String::from_utf8(data.unwrap()).unwrap().parse().unwrap()
+}
+
+/// Each broker's overrides as the cluster keeps them.
+fn owned<O, S>(brokers: impl IntoIterator<Item = (i32, O)>) -> Vec<(i32, Vec<String>)>
+where
+    O: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    brokers
+        .into_iter()
+        .map(|(id, o)| (id, o.into_iter().map(|s| s.as_ref().to_string()).collect()))
+        .collect()
 }
