@@ -566,7 +566,7 @@ struct ConnectionsArgs {
     concurrency: u64,
 }
 
-/// Opens `count` connections to the bootstrap broker, `concurrency` at a time, each closed once
+/// Opens `count` connections to the first bootstrap broker that answers, `concurrency` at a time, each closed once
 /// it is ready (versions known, logged in); prints connections/s.
 pub async fn connections(
     bootstrap: &Bootstrap,
@@ -579,11 +579,10 @@ pub async fn connections(
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency.max(1) {
         let next = next.clone();
-        let server = bootstrap.server.clone();
-        let security = bootstrap.security.clone();
+        let bootstrap = bootstrap.clone();
         tasks.spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
-                super::client::connect(&server, &security).await?;
+                bootstrap.connect().await?;
             }
             Ok::<_, ToolError>(())
         });
