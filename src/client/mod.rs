@@ -13,7 +13,7 @@ mod connection;
 mod security;
 mod versions;
 
-pub use address::address;
+pub use address::{address, parse_addresses};
 pub use connection::{Connection, Pipeline, Responses, TaggedFrame};
 pub use security::{SaslCredentials, Security};
 pub use versions::{Ibp, fit};

@@ -27,16 +27,53 @@ pub enum ToolError {
 pub type Result<T> = std::result::Result<T, ToolError>;
 
 /// Where a tool starts: `--bootstrap-server`, and how to connect (`--command-config`).
+#[derive(Clone)]
 pub struct Bootstrap {
-    pub server: String,
+    /// The brokers to start from, tried in this order until one answers.
+    pub servers: Vec<String>,
     pub security: Security,
+}
+
+/// How long one bootstrap broker gets to accept the connection, answer ApiVersions and log in
+/// before the next is tried (a host that drops SYNs would otherwise hold a tool for minutes).
+const BOOTSTRAP_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+impl Bootstrap {
+    /// A connection to the first bootstrap broker that answers, trying each once, in order, as
+    /// Kafka's clients do with `bootstrap.servers`. A refused SASL login ends the search: every
+    /// broker of a cluster shares the configuration that refused it.
+    pub async fn connect(&self) -> Result<Connection> {
+        let mut failures = Vec::new();
+        for addr in &self.servers {
+            let attempt =
+                tokio::time::timeout(BOOTSTRAP_CONNECT_TIMEOUT, connect(addr, &self.security))
+                    .await;
+            match attempt {
+                Ok(Ok(conn)) => return Ok(conn),
+                Ok(Err(ToolError::Client(e))) if e.is_authentication() => {
+                    return Err(ToolError::Client(e));
+                }
+                // With one server its own error is the clearest message.
+                Ok(Err(e)) if self.servers.len() == 1 => return Err(e),
+                Ok(Err(e)) => failures.push(e.to_string()),
+                Err(_) => failures.push(format!(
+                    "{addr}: no answer within {} s",
+                    BOOTSTRAP_CONNECT_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        Err(ToolError::Kafka(format!(
+            "no bootstrap server answered: {}",
+            failures.join("; ")
+        )))
+    }
 }
 
 /// The flags every tool that talks to brokers takes.
 #[derive(clap::Args)]
 pub struct ConnectArgs {
-    /// A broker to start from, host:port.
-    #[arg(long)]
+    /// Brokers to start from, host1:port1[,host2:port2...], tried in turn until one answers.
+    #[arg(long, value_name = "HOST:PORT[,HOST:PORT...]")]
     bootstrap_server: String,
     /// A Kafka client properties file, as Kafka's tools take it: `security.protocol`, `ssl.*`,
     /// `sasl.mechanism` and `sasl.jaas.config`.
@@ -55,10 +92,9 @@ impl ConnectArgs {
                     .map_err(|e| ToolError::Usage(e.to_string()))?
             }
         };
-        Ok(Bootstrap {
-            server: self.bootstrap_server.clone(),
-            security,
-        })
+        let servers = crate::client::parse_addresses(&self.bootstrap_server)
+            .map_err(|e| ToolError::Usage(format!("--bootstrap-server: {e}")))?;
+        Ok(Bootstrap { servers, security })
     }
 }
 
@@ -80,7 +116,7 @@ impl Cluster {
     pub async fn connect(bootstrap: &Bootstrap) -> Result<Cluster> {
         Ok(Cluster {
             security: bootstrap.security.clone(),
-            bootstrap: connect(&bootstrap.server, &bootstrap.security).await?,
+            bootstrap: bootstrap.connect().await?,
             brokers: HashMap::new(),
             leaders: HashMap::new(),
             connections: HashMap::new(),

@@ -931,3 +931,96 @@ async fn metadata_dump_prints_a_zookeeper_tree() {
     });
     assert!(!ok && err.contains(&dead), "{err}");
 }
+
+/// `--bootstrap-server` takes a list, as Kafka's tools do: a closed port first does not stop
+/// any tool, which goes on to the next entry; a list of closed ports fails promptly naming
+/// each; a malformed list is a usage error.
+#[test]
+fn tools_try_each_bootstrap_server_in_turn() {
+    use common::broker_process::free_port;
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
+    // Bound and released at once: nothing listens there, so connecting is refused.
+    let closed = format!("127.0.0.1:{}", free_port());
+    let list = format!("{closed},{}", broker.bootstrap());
+
+    let (ok, out, err) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &list,
+            "--create",
+            "--topic",
+            "listed",
+            "--partitions",
+            "2",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("Created topic listed."), "{out}{err}");
+    let (ok, out, err) = common::odradek(
+        &[
+            "perf",
+            "producer",
+            "--bootstrap-server",
+            &list,
+            "--topic",
+            "listed",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "50",
+            "--throughput",
+            "-1",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(figure(&out, "records sent"), 3000.0, "{out}");
+    let (ok, out, err) = common::odradek(
+        &[
+            "perf",
+            "consumer",
+            "--bootstrap-server",
+            &list,
+            "--topic",
+            "listed",
+            "--messages",
+            "3000",
+            "--timeout-ms",
+            "5000",
+        ],
+        None,
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(figure(&out, "records consumed"), 3000.0, "{out}");
+    let printed = consume_lines(&list, "listed", &["--from-beginning"]);
+    assert_eq!(printed.len(), 3000);
+    let (ok, out, err) = groups(&list, &["--list"]);
+    assert!(ok, "{out}{err}");
+
+    let other_closed = format!("127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let (ok, _, err) = common::odradek(
+        &[
+            "topics",
+            "--bootstrap-server",
+            &format!("{closed},{other_closed}"),
+            "--list",
+        ],
+        None,
+    );
+    assert!(
+        !ok && err.contains(&closed) && err.contains(&other_closed),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "refused connections fail at once"
+    );
+    let (ok, _, err) = common::odradek(
+        &["topics", "--bootstrap-server", "127.0.0.1", "--list"],
+        None,
+    );
+    assert!(!ok && err.contains("not host:port"), "{err}");
+}
