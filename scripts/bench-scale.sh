@@ -237,7 +237,7 @@ t=$(now)
 start_broker "$victim" "${port_of[$victim]}" "$work/cluster-$victim" "$connect"
 pid_of[$victim]=$broker_pid
 wait_led "127.0.0.1:${port_of[$survivor]}" "$single"
-echo "broker $victim restarted: all $single partitions led in $(since "$t") s"
+echo "broker $victim restarted after kill -9 (its logs recovered, ${RECOVERY_THREADS:-1} recovery threads): all $single partitions led in $(since "$t") s"
 
 [ "${SKIP_RF2:-}" = 1 ] && exit 0
 rf2=$((rf2_topics * parts))
