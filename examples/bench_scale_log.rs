@@ -1,5 +1,6 @@
 //! Many partitions in one log directory, for `scripts/bench-scale-log.sh`: open files per
-//! partition at rest, and the time a clean restart takes to load them and serve a read from each.
+//! partition at rest, the time a clean restart takes to load them and serve a read from each,
+//! and the time a restart after a crash (no clean-shutdown marker, as after kill -9) takes.
 //! Usage: bench_scale_log <dir> <partitions> <segments per partition> <recovery threads>
 
 use std::time::Instant;
@@ -119,6 +120,25 @@ fn main() {
         started.elapsed().as_secs_f64(),
         fds as f64 / partitions as f64,
         status_kib("VmRSS:") / 1024
+    );
+    logs.shutdown().expect("clean shutdown");
+
+    // As after kill -9 once the checkpoints were written: every log is recovered from its
+    // recovery point, which for these logs is their end.
+    let marker = dir.join(odradek::log::checkpoint::CLEAN_SHUTDOWN_FILE);
+    std::fs::remove_file(&marker).expect("remove the clean-shutdown marker");
+    let started = Instant::now();
+    let logs = LogManager::open_with_threads(
+        std::slice::from_ref(&dir),
+        &identity,
+        config.clone(),
+        |_| config.clone(),
+        threads,
+    )
+    .expect("reopen after a crash");
+    println!(
+        "restart after a crash: {partitions} partitions recovered in {:.2} s with {threads} thread(s)",
+        started.elapsed().as_secs_f64()
     );
     logs.shutdown().expect("clean shutdown");
 }

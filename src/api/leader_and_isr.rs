@@ -28,6 +28,7 @@ const PARTITIONS_AT_ONCE: usize = 64;
 
 pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> LeaderAndIsrResponse {
     let mut response = LeaderAndIsrResponse::default();
+    let started = std::time::Instant::now();
     // The controller epoch is checked under the lock too: a request that waited for it may
     // have been overtaken by a newer controller's.
     let _state_change = api.replicas.lock_state_changes().await;
@@ -46,8 +47,14 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
     // Each topic's config is read from the store once per request, not once per partition:
     // a request may carry thousands of partitions of a few topics.
     let mut configs: HashMap<String, LogConfig> = HashMap::new();
+    // Only for partitions that will change: a new controller resends every partition's
+    // current state, and reading the configs of hundreds of topics for nothing delayed its
+    // failover by as many store round trips.
     for (_, state) in &states {
         let topic = state.topic_name.0.as_str();
+        if is_stale(api, state) {
+            continue;
+        }
         if !configs.contains_key(topic) {
             let c = log_config(api, topic).await;
             configs.insert(topic.to_string(), c);
@@ -85,6 +92,15 @@ pub async fn handle(api: &Api, request: LeaderAndIsrRequest, version: i16) -> Le
         }
     }
     response.topics = by_topic;
+    // A controller failover or a broker's start sends thousands at once: how long they take to
+    // apply is part of how long partitions are unavailable.
+    if started.elapsed() >= std::time::Duration::from_millis(500) {
+        tracing::info!(
+            controller_epoch = request.controller_epoch,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "LeaderAndIsr applied"
+        );
+    }
     response
 }
 
@@ -140,7 +156,6 @@ pub(super) fn flatten_partition_states<T: TopicPartitionStates>(
     states
 }
 
-/// One partition's new state; the Kafka error code for it.
 /// Where followers fetch from: the leaders at the addresses the controller gives.
 fn leader_addresses(live_leaders: &[LeaderAndIsrLiveLeader]) -> HashMap<i32, String> {
     live_leaders
@@ -149,6 +164,15 @@ fn leader_addresses(live_leaders: &[LeaderAndIsrLiveLeader]) -> HashMap<i32, Str
         .collect()
 }
 
+/// Kafka applies a partition state only when it carries a newer leader epoch than the one in
+/// force, so a late or repeated request cannot undo a newer decision.
+fn is_stale(api: &Api, state: &LeaderAndIsrPartitionState) -> bool {
+    api.replicas
+        .get(state.topic_name.0.as_str(), state.partition_index)
+        .is_some_and(|p| state.leader_epoch <= p.leader_epoch())
+}
+
+/// One partition's new state; the Kafka error code for it.
 async fn apply(
     api: &Api,
     topic_id: uuid::Uuid,
@@ -162,11 +186,7 @@ async fn apply(
     if !state.replicas.iter().any(|r| r.0 == me) {
         return ResponseError::UnknownTopicOrPartition.code();
     }
-    // Kafka applies a partition state only when it carries a newer leader epoch than the one
-    // in force, so a late or repeated request cannot undo a newer decision.
-    if let Some(p) = api.replicas.get(topic, partition)
-        && state.leader_epoch <= p.leader_epoch()
-    {
+    if is_stale(api, state) {
         return ResponseError::StaleControllerEpoch.code();
     }
     let role = if state.leader.0 == me {

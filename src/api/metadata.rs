@@ -82,6 +82,7 @@ pub async fn handle(
         .filter(|b| b.endpoint(listener).is_none())
         .map(|b| b.id)
         .collect();
+    let live: Vec<i32> = brokers.iter().map(|b| b.id).collect();
     if version >= 2 {
         response.cluster_id = Some(StrBytes::from_string(api.cache.cluster_id()));
     }
@@ -178,7 +179,7 @@ pub async fn handle(
             }
         };
         if let Some(info) = info {
-            fill_topic(&mut t, &info, version, &unreachable);
+            fill_topic(&mut t, &info, version, &live, &unreachable);
         } else if t.error_code == errors::NONE {
             t.error_code = ResponseError::LeaderNotAvailable.code();
         }
@@ -201,7 +202,13 @@ pub async fn handle(
     response
 }
 
-fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16, unreachable: &[i32]) {
+fn fill_topic(
+    t: &mut MetadataResponseTopic,
+    info: &TopicInfo,
+    version: i16,
+    live: &[i32],
+    unreachable: &[i32],
+) {
     if version >= 10 {
         t.topic_id = info.id;
     }
@@ -218,6 +225,11 @@ fn fill_topic(t: &mut MetadataResponseTopic, info: &TopicInfo, version: i16, unr
             mp.replica_nodes = pi.replicas.iter().copied().map(BrokerId).collect();
             mp.isr_nodes = pi.isr.iter().copied().map(BrokerId).collect();
             mp.error_code = if pi.leader < 0 {
+                ResponseError::LeaderNotAvailable.code()
+            } else if !live.contains(&pi.leader) {
+                // A leader the controller no longer lists as live (Kafka's ZkMetadataCache):
+                // it died, and no other replica has been elected yet.
+                mp.leader_id = BrokerId(-1);
                 ResponseError::LeaderNotAvailable.code()
             } else if unreachable.contains(&pi.leader) {
                 // The leader has no endpoint on the client's listener (Kafka's

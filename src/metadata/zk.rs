@@ -715,9 +715,25 @@ struct Supervisor {
 /// being armed before the arming gives up (to be retried at the next reconnect or request).
 const ARM_ATTEMPTS: usize = 16;
 
+/// Watch requests armed together at most: the requests queued when the supervisor gets to
+/// them go out pipelined, so that a new controller watching hundreds of topics waits for one
+/// round trip rather than hundreds (each far longer on a loaded machine).
+const ARM_BATCH: usize = 1024;
+
+type ArmReply = oneshot::Sender<StoreResult<()>>;
+
 impl Supervisor {
     async fn run(mut self, mut from_client: mpsc::UnboundedReceiver<Msg>) {
-        while let Some(msg) = from_client.recv().await {
+        // A message taken from the queue while gathering arms, handled next.
+        let mut next: Option<Msg> = None;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None => match from_client.recv().await {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
             match msg {
                 Msg::State(state) => {
                     if !self.on_state(state).await {
@@ -726,8 +742,19 @@ impl Supervisor {
                 }
                 Msg::Fired { path, event } => self.on_fired(&path, event).await,
                 Msg::Arm { key, reply } => {
-                    let armed = self.on_arm(key).await;
-                    let _ = reply.send(armed);
+                    let mut batch = vec![(key, reply)];
+                    // Only arms queued right behind: anything else keeps its place in line.
+                    while batch.len() < ARM_BATCH {
+                        match from_client.try_recv() {
+                            Ok(Msg::Arm { key, reply }) => batch.push((key, reply)),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_arms(batch).await;
                 }
             }
         }
@@ -796,15 +823,29 @@ impl Supervisor {
         }
     }
 
-    async fn on_arm(&mut self, key: WatchKey) -> StoreResult<()> {
-        let armed = self.watches.entry(key.clone()).or_insert(Armed {
-            armed: false,
-            seen: Seen::Unknown,
-        });
-        if armed.armed {
-            return Ok(());
+    /// Arms the watches asked for that are not armed yet, all at once; answers each request.
+    async fn on_arms(&mut self, batch: Vec<(WatchKey, ArmReply)>) {
+        let mut todo: Vec<WatchKey> = Vec::new();
+        let mut seen_keys = std::collections::HashSet::new();
+        for (key, _) in &batch {
+            let armed = self.watches.entry(key.clone()).or_insert(Armed {
+                armed: false,
+                seen: Seen::Unknown,
+            });
+            if !armed.armed && seen_keys.insert(key.clone()) {
+                todo.push(key.clone());
+            }
         }
-        self.arm(&key).await.map(|_| ())
+        let results =
+            futures::future::join_all(todo.iter().map(|key| self.set_on_server(key))).await;
+        let mut outcomes: HashMap<WatchKey, StoreResult<()>> = HashMap::new();
+        for (key, result) in todo.into_iter().zip(results) {
+            let outcome = self.record(&key, result).map(|_| ());
+            outcomes.insert(key, outcome);
+        }
+        for (key, reply) in batch {
+            let _ = reply.send(outcomes.get(&key).cloned().unwrap_or(Ok(())));
+        }
     }
 
     async fn on_fired(&mut self, full: &str, event: WatchedEventType) {
@@ -841,10 +882,19 @@ impl Supervisor {
 
     /// Sets `key`'s watch on the server and records what it saw.
     async fn arm(&mut self, key: &WatchKey) -> StoreResult<Seen> {
-        let result = match key.kind {
+        let result = self.set_on_server(key).await;
+        self.record(key, result)
+    }
+
+    async fn set_on_server(&self, key: &WatchKey) -> Result<Seen, ArmError> {
+        match key.kind {
             WatchKind::Node => self.arm_node(key).await,
             WatchKind::Children => self.arm_children(key).await,
-        };
+        }
+    }
+
+    /// Records what arming `key` found.
+    fn record(&mut self, key: &WatchKey, result: Result<Seen, ArmError>) -> StoreResult<Seen> {
         let armed = self.watches.entry(key.clone()).or_insert(Armed {
             armed: false,
             seen: Seen::Unknown,

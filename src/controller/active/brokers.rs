@@ -62,6 +62,7 @@ impl ActiveController {
             return Ok(());
         }
         tracing::info!(?new, ?dead, "brokers changed");
+        let started = std::time::Instant::now();
         for id in &dead {
             self.channels.remove(*id);
             self.brokers.remove(id);
@@ -69,6 +70,11 @@ impl ActiveController {
         }
         if !dead.is_empty() {
             self.on_brokers_failed(&dead).await?;
+            tracing::info!(
+                ?dead,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "failed brokers' partitions changed"
+            );
         }
         for id in &new {
             if let Some(b) = now.get(id) {
@@ -143,16 +149,47 @@ impl ActiveController {
     }
 
     /// The OfflineReplica transition for the replicas `offline` names (a partition and a
-    /// broker): dead brokers' replicas, or those in a broker's failed log directory.
+    /// broker): dead brokers' replicas, or those in a broker's failed log directory. As in
+    /// Kafka's `onReplicasBecomeOffline`, partitions that can elect a new leader go first and
+    /// are announced before the others (those left leaderless, and ISRs that only shrink): with
+    /// thousands of partitions on a failed broker, clients of the partitions that can move
+    /// should not wait for every other state write.
     pub(super) async fn take_replicas_offline(
         &mut self,
         affected: Vec<Tp>,
         offline: impl Fn(&Tp, i32) -> bool,
     ) -> Result<(), Stop> {
+        let (elected, rest) = self
+            .offline_pass(affected, &offline, |s, d| {
+                d.leader >= 0 && d.leader != s.leader
+            })
+            .await?;
+        self.announce(&elected);
+        let (changed, _) = self.offline_pass(rest, &offline, |_, _| true).await?;
+        if elected.is_empty() && changed.is_empty() {
+            // Kafka's `onReplicasBecomeOffline`: with no partition changed, an UpdateMetadata
+            // without partitions still tells the brokers (and so their clients) who is gone.
+            let live: Vec<i32> = self.brokers.keys().copied().collect();
+            self.send_update_metadata(Some(&[]), &live);
+        }
+        self.announce(&changed);
+        Ok(())
+    }
+
+    /// Decides and writes the OfflineReplica transition of those `affected` partitions whose
+    /// decision `now` accepts (given the state before); returns the partitions changed and
+    /// those left for later.
+    async fn offline_pass(
+        &mut self,
+        affected: Vec<Tp>,
+        offline: &impl Fn(&Tp, i32) -> bool,
+        now: impl Fn(&PartitionState, &Decision) -> bool,
+    ) -> Result<(Vec<Tp>, Vec<Tp>), Stop> {
         let touches_dead = |tp: &Tp, s: &PartitionState| {
             offline(tp, s.leader) || s.isr.iter().any(|r| offline(tp, *r))
         };
         let mut changed = Vec::new();
+        let mut later = Vec::new();
         let mut pending = affected;
         // A leader may change the ISR meanwhile (its own conditional write): a write that lost
         // is decided again on the state as it is then.
@@ -191,12 +228,17 @@ impl ActiveController {
                     // Already recorded as offline (by an earlier controller).
                     continue;
                 }
-                decisions.push(Decision {
+                let d = Decision {
                     tp,
                     leader,
                     leader_epoch: s.leader_epoch + 1,
                     isr,
-                });
+                };
+                if now(&s, &d) {
+                    decisions.push(d);
+                } else {
+                    later.push(d.tp);
+                }
             }
             if decisions.is_empty() {
                 break;
@@ -216,14 +258,7 @@ impl ActiveController {
                 }
             }
         }
-        if changed.is_empty() {
-            // Kafka's `onReplicasBecomeOffline`: with no partition changed, an UpdateMetadata
-            // without partitions still tells the brokers (and so their clients) who is gone.
-            let live: Vec<i32> = self.brokers.keys().copied().collect();
-            self.send_update_metadata(Some(&[]), &live);
-        }
-        self.announce(&changed);
-        Ok(())
+        Ok((changed, later))
     }
 }
 
