@@ -110,7 +110,18 @@ pub fn encode_request(
     header.request_api_version = version;
     header.correlation_id = correlation_id;
     header.client_id = client_id;
-    sized(256, |out| {
+    // A produce request is mostly its records: room for them up front spares the copies of
+    // the buffer growing through them.
+    let records = match request {
+        RequestKind::Produce(r) => r
+            .topic_data
+            .iter()
+            .flat_map(|t| &t.partition_data)
+            .filter_map(|p| p.records.as_ref().map(Bytes::len))
+            .sum(),
+        _ => 0,
+    };
+    sized(256 + records, |out| {
         header
             .encode(out, api_key.request_header_version(version))
             .map_err(|e| e.to_string())?;
