@@ -458,6 +458,8 @@ async fn consumer_offsets_stays_bounded_under_100000_commits() {
     broker.shutdown().await.unwrap();
     let broker = start(tmp.path(), &settings).await;
     let mut c = Conn::connect(broker.port).await;
+    // __consumer_offsets loads in the background after a restart, as in Kafka.
+    common::wire::wait_for_group_coordinator(&mut c).await;
     assert_eq!(committed(&mut c).await, COMMITS - 1);
     broker.shutdown().await.unwrap();
 }
