@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::error::{IoContext, Result};
 use super::partition::{AppendInfo, PartitionLog, ReadResult, ReadSnapshot};
-use super::segment::now_ms;
+use super::segment::{FileRegion, now_ms};
 
 /// Reads planned again when a truncation raced them, before one is done under the lock.
 const UNLOCKED_READ_ATTEMPTS: usize = 3;
@@ -107,23 +107,44 @@ impl LogHandle {
     /// changing, the last attempt reads under the lock, which is always consistent.
     pub fn read_with<T>(
         &self,
-        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+        plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
     ) -> Result<(ReadResult, T)> {
+        self.read_planned(plan, ReadSnapshot::read)
+    }
+
+    /// [`LogHandle::read_with`] that only locates the bytes ([`ReadSnapshot::locate`]), for a
+    /// fetch that sends them from the file. The region is checked against truncation as a read
+    /// is, but only up to the check: what may change a file's bytes later (a follower's
+    /// truncation, which cuts above the high watermark consumers read below) is checked again
+    /// by the sender, which fails if the file no longer holds the region, as Kafka's
+    /// `FileRecords.writeTo` does.
+    pub fn locate_with<T>(
+        &self,
+        plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+    ) -> Result<(ReadResult<Option<FileRegion>>, T)> {
+        self.read_planned(plan, ReadSnapshot::locate)
+    }
+
+    fn read_planned<T, R>(
+        &self,
+        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+        read: impl Fn(&ReadSnapshot) -> Result<R>,
+    ) -> Result<(R, T)> {
         for _ in 0..UNLOCKED_READ_ATTEMPTS {
             let (snapshot, extra) = plan(&self.lock())?;
             if snapshot.reads_nothing() {
-                return Ok((snapshot.read()?, extra));
+                return Ok((read(&snapshot)?, extra));
             }
-            let read = snapshot.read();
+            let result = read(&snapshot);
             // A failed read is planned again too: a cold segment's file may have been closed
             // and the segment deleted (retention) since the plan.
-            if read.is_ok() && self.lock().layout_epoch() == snapshot.layout_epoch() {
-                return Ok((read?, extra));
+            if result.is_ok() && self.lock().layout_epoch() == snapshot.layout_epoch() {
+                return Ok((result?, extra));
             }
         }
         let log = self.lock();
         let (snapshot, extra) = plan(&log)?;
-        Ok((snapshot.read()?, extra))
+        Ok((read(&snapshot)?, extra))
     }
 
     /// Makes every offset below `offset` durable, sharing the fsync with concurrent appenders.

@@ -673,6 +673,38 @@ impl SegmentSnapshot {
     pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
         read_bytes(&*self.file.get()?, &self.path, self.size, position, len)
     }
+
+    /// The `len` bytes from `position` (never past the snapshot's size) as a region of the
+    /// file, to be sent or read later; the region holds the file open.
+    pub fn region(&self, position: u64, len: usize) -> Result<FileRegion> {
+        let len = len.min(self.size.saturating_sub(position) as usize);
+        Ok(FileRegion {
+            file: self.file.get()?,
+            position,
+            len,
+        })
+    }
+}
+
+/// Bytes of a segment's data file, by reference: what a fetch sends to the socket from the file
+/// (Kafka's `FileRecords` slice) instead of reading it into memory first. The file is held
+/// open, so the bytes stay readable after a roll, retention or a cleaner swap renamed or
+/// unlinked the file, as a snapshot's are.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRegion {
+    /// The region's bytes, read into memory (one copy): for TLS, down-conversion and tests.
+    /// Fails if the file no longer holds them all (a follower's truncation since).
+    pub fn read(&self) -> std::io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.freeze())
+    }
 }
 
 fn entry_at(file: &File, path: &Path, size: u64, position: u64) -> Result<Option<EntryInfo>> {
