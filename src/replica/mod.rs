@@ -862,28 +862,31 @@ impl ReplicaManager {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<(ReadResult<Option<FileRegion>>, Vec<AbortedTxn>), LogError> {
-        let part = p.clone();
-        blocking(move || {
-            // The log is held only to plan the read; its file I/O runs without it.
-            let (read, aborted) = part.log.locate_with(|log| {
-                let lso = log.last_stable_offset();
-                let snapshot = log.read_snapshot(offset, max_bytes, lso, min_one)?;
-                // The `.txnindex` entries are kept in memory: this is no file I/O.
-                let aborted = if snapshot.reads_nothing() {
-                    Vec::new()
-                } else {
-                    log.aborted_transactions(offset, lso)
-                };
-                Ok((snapshot, aborted))
-            })?;
-            let aborted = if read.records.is_none() {
+        let plan = move |log: &PartitionLog| {
+            let lso = log.last_stable_offset();
+            let snapshot = log.read_snapshot(offset, max_bytes, lso, min_one)?;
+            // The `.txnindex` entries are kept in memory: this is no file I/O.
+            let aborted = if snapshot.reads_nothing() {
                 Vec::new()
             } else {
-                aborted
+                log.aborted_transactions(offset, lso)
             };
-            Ok((read, aborted))
-        })
-        .await
+            Ok((snapshot, aborted))
+        };
+        let (read, aborted) = match p.log.try_locate_now(plan) {
+            Some(located) => located?,
+            None => {
+                let part = p.clone();
+                // The log is held only to plan the read; its file I/O runs without it.
+                blocking(move || part.log.locate_with(plan)).await?
+            }
+        };
+        let aborted = if read.records.is_none() {
+            Vec::new()
+        } else {
+            aborted
+        };
+        Ok((read, aborted))
     }
 
     pub async fn read(
@@ -915,16 +918,20 @@ impl ReplicaManager {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult<Option<FileRegion>>, LogError> {
-        let part = p.clone();
-        blocking(move || {
-            part.log
-                .locate_with(|log| {
-                    let hw = log.high_watermark();
-                    Ok((log.read_snapshot(offset, max_bytes, hw, min_one)?, ()))
-                })
-                .map(|(read, ())| read)
-        })
-        .await
+        let plan = move |log: &PartitionLog| {
+            let hw = log.high_watermark();
+            Ok((log.read_snapshot(offset, max_bytes, hw, min_one)?, ()))
+        };
+        // Hot data is located here, on the runtime thread; only what may wait for the disk
+        // or the log's lock pays the hop to the blocking pool.
+        let (read, ()) = match p.log.try_locate_now(plan) {
+            Some(located) => located?,
+            None => {
+                let part = p.clone();
+                blocking(move || part.log.locate_with(plan)).await?
+            }
+        };
+        Ok(read)
     }
 
     /// A follower's fetch at the leader: checks `last_fetched_epoch` against our epochs (a
