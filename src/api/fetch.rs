@@ -12,14 +12,14 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
-use kafka_protocol::protocol::Encodable;
 use tokio::time::Instant;
 
+use super::fetch_response::FetchAnswer;
 use super::fetch_session::FetchContext;
 use super::{Api, ClientInfo, errors};
 use crate::config::ReplicaSelector;
 use crate::config::TopicCompression;
-use crate::log::{LogError, compression, down_convert};
+use crate::log::{FileRegion, LogError, compression, down_convert};
 use crate::protocol::fetch_metadata::NO_SESSION;
 use crate::replica::Partition;
 use crate::replica::selector::{self, ReplicaView};
@@ -46,7 +46,7 @@ pub async fn handle(
     client: &ClientInfo,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> FetchAnswer {
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_bytes = if version >= 3 {
@@ -79,7 +79,7 @@ pub async fn handle(
         .fetch_sessions
         .new_context(&request, version, replica_id >= 0);
     if let FetchContext::Error(code) = context {
-        return session_error(code, NO_SESSION);
+        return session_error(code, NO_SESSION).into();
     }
     let targets = context.targets();
     // A follower needs CLUSTER_ACTION, else every partition is refused (as topics, not as the
@@ -175,7 +175,7 @@ pub async fn handle(
             // throttled one: empty, keeping only an incremental session's id.
             let size = || {
                 build_response(&topic_keys, partitions.clone(), version, NO_SESSION)
-                    .compute_size(version)
+                    .size(version)
                     .unwrap_or(total)
             };
             if super::throttle::record_fetch(api, size) > 0 {
@@ -187,18 +187,17 @@ pub async fn handle(
             }
             let mut partitions = partitions;
             if follower.is_none() {
-                for (w, (_, pd)) in wanted.iter().zip(partitions.iter_mut()) {
+                for (w, f) in wanted.iter().zip(partitions.iter_mut()) {
                     if let Some(p) = &w.hosted {
-                        convert_for_old_consumer(p, pd, version, w.offset).await;
+                        convert_for_old_consumer(p, f, version, w.offset).await;
                     }
                 }
             }
-            for (w, (_, pd)) in wanted.iter().zip(&partitions) {
-                let bytes = pd.records.as_ref().map_or(0, |r| r.len() as u64);
+            for (w, f) in wanted.iter().zip(&partitions) {
                 crate::metrics::global().fetched(
                     w.topic.as_deref().unwrap_or(""),
-                    bytes,
-                    pd.error_code != errors::NONE,
+                    f.records_len() as u64,
+                    f.data.error_code != errors::NONE,
                 );
             }
             let (session_id, keep) = match &context {
@@ -209,7 +208,7 @@ pub async fn handle(
                 } => {
                     let id = api.fetch_sessions.create_session(
                         targets,
-                        partitions.iter().map(|(_, pd)| pd),
+                        partitions.iter().map(|f| &f.data),
                         *privileged,
                         *uses_topic_ids,
                     );
@@ -223,10 +222,10 @@ pub async fn handle(
                     *session_id,
                     *request_epoch,
                     targets,
-                    partitions.iter().map(|(_, pd)| pd),
+                    partitions.iter().map(|f| (&f.data, f.records_len() > 0)),
                 ) {
                     Ok(keep) => (*session_id, Some(keep)),
-                    Err(code) => return session_error(code, *session_id),
+                    Err(code) => return session_error(code, *session_id).into(),
                 },
                 FetchContext::Sessionless(_) | FetchContext::Error(_) => (NO_SESSION, None),
             };
@@ -253,7 +252,25 @@ struct Follower {
     live: bool,
 }
 
-/// Reads every wanted partition. `consumer_rack` is set for a consumer whose fetch the replica
+/// A partition's answer, with its records in `data` or, when they are to be sent from the
+/// segment file, in `region` (and `data`'s records are empty).
+#[derive(Clone)]
+struct Fetched {
+    topic_index: usize,
+    data: PartitionData,
+    region: Option<FileRegion>,
+}
+
+impl Fetched {
+    fn records_len(&self) -> usize {
+        self.region.as_ref().map_or_else(
+            || self.data.records.as_ref().map_or(0, |r| r.len()),
+            |r| r.len,
+        )
+    }
+}
+
+/// Reads (locates) every wanted partition. `consumer_rack` is set for a consumer whose fetch the replica
 /// selector may send to another replica (on `listener`'s endpoints).
 #[allow(clippy::too_many_arguments)]
 async fn read_all(
@@ -265,7 +282,7 @@ async fn read_all(
     follower: Option<Follower>,
     consumer_rack: Option<&str>,
     listener: &str,
-) -> (Vec<(usize, PartitionData)>, usize, bool) {
+) -> (Vec<Fetched>, usize, bool) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut remaining = max_bytes;
     let mut total = 0usize;
@@ -274,6 +291,7 @@ async fn read_all(
     // always make progress (KIP-74).
     let mut min_one = version >= 3;
     for w in wanted {
+        let mut region = None;
         let mut pd = PartitionData::default();
         pd.partition_index = w.partition;
         pd.high_watermark = -1;
@@ -338,13 +356,13 @@ async fn read_all(
                             // The follower must truncate before anything else: answer now.
                             errored = true;
                         }
-                        let n = r.records.len();
+                        let n = r.records.as_ref().map_or(0, |r| r.len);
                         if n > 0 {
                             min_one = false;
                         }
                         total += n;
                         remaining = remaining.saturating_sub(n);
-                        pd.records = Some(r.records);
+                        region = r.records;
                     }
                     Err(e) => {
                         let (hw, start) = {
@@ -385,7 +403,7 @@ async fn read_all(
                         .map(|(r, aborted)| (r, Some(aborted)))
                 } else {
                     api.replicas
-                        .read(p, w.offset, limit, min_one)
+                        .locate(p, w.offset, limit, min_one)
                         .await
                         .map(|r| (r, None))
                 };
@@ -406,13 +424,13 @@ async fn read_all(
                                     .collect(),
                             );
                         }
-                        let n = r.records.len();
+                        let n = r.records.as_ref().map_or(0, |r| r.len);
                         if n > 0 {
                             min_one = false;
                         }
                         total += n;
                         remaining = remaining.saturating_sub(n);
-                        pd.records = Some(r.records);
+                        region = r.records;
                     }
                     Err(e) => {
                         let (hw, start, lso) = {
@@ -435,10 +453,13 @@ async fn read_all(
                 }
             }
         }
-        if pd.records.is_none() {
-            pd.records = Some(bytes::Bytes::new());
-        }
-        out.push((w.topic_index, pd));
+        // Empty records, not null ones, when there are none (or they are in `region`).
+        pd.records = Some(bytes::Bytes::new());
+        out.push(Fetched {
+            topic_index: w.topic_index,
+            data: pd,
+            region: region.filter(|r| r.len > 0),
+        });
     }
     (out, total, errored)
 }
@@ -477,13 +498,14 @@ fn preferred_read_replica(
 /// converted. Quotas and `max_bytes` count the bytes as stored, as in Kafka.
 async fn convert_for_old_consumer(
     p: &Arc<Partition>,
-    pd: &mut PartitionData,
+    fetched: &mut Fetched,
     version: i16,
     fetch_offset: i64,
 ) {
     if version >= 10 {
         return;
     }
+    let pd = &mut fetched.data;
     pd.error_code = errors::storage_error_for_old_fetch(version, pd.error_code);
     let (zstd_topic, enabled) = {
         let log = p.log.lock();
@@ -501,22 +523,26 @@ async fn convert_for_old_consumer(
         pd.records = Some(bytes::Bytes::new());
     };
     if zstd_topic {
+        fetched.region = None;
         return refuse(pd, ResponseError::UnsupportedCompressionType.code());
     }
     let Some(magic) = down_convert::magic_for_fetch_version(version) else {
         return;
     };
     if !enabled {
+        fetched.region = None;
         return refuse(pd, ResponseError::UnsupportedVersion.code());
     }
-    let stored = pd.records.take().unwrap_or_default();
-    if stored.is_empty() {
-        pd.records = Some(stored);
+    // Converted records are new bytes, in memory.
+    let Some(region) = fetched.region.take() else {
         return;
-    }
-    match crate::replica::blocking(move || down_convert::down_convert(&stored, magic, fetch_offset))
-        .await
-    {
+    };
+    let converted = crate::replica::blocking(move || {
+        let stored = region.read().map_err(|e| LogError::io("<segment>", e))?;
+        down_convert::down_convert(&stored, magic, fetch_offset)
+    })
+    .await;
+    match converted {
         Ok(c) => {
             crate::metrics::global().fetch_converted(&p.topic, c.converted);
             pd.records = Some(c.records);
@@ -545,12 +571,14 @@ fn session_error(code: i16, session_id: i32) -> FetchResponse {
     response
 }
 
+/// The answer, partitions grouped by topic in request order; records to be sent from files
+/// stay in their regions, aligned with the partitions as they are encoded.
 fn build_response(
     keys: &[(TopicName, uuid::Uuid)],
-    partitions: Vec<(usize, PartitionData)>,
+    partitions: Vec<Fetched>,
     version: i16,
     session_id: i32,
-) -> FetchResponse {
+) -> FetchAnswer {
     let mut topics: Vec<FetchableTopicResponse> = keys
         .iter()
         .map(|(name, id)| {
@@ -563,9 +591,14 @@ fn build_response(
             t
         })
         .collect();
-    for (ti, pd) in partitions {
-        if let Some(t) = topics.get_mut(ti) {
-            t.partitions.push(pd);
+    let mut regions: Vec<Vec<Option<FileRegion>>> = vec![Vec::new(); topics.len()];
+    for f in partitions {
+        if let (Some(t), Some(r)) = (
+            topics.get_mut(f.topic_index),
+            regions.get_mut(f.topic_index),
+        ) {
+            t.partitions.push(f.data);
+            r.push(f.region);
         }
     }
     // An incremental answer leaves out topics none of whose partitions changed.
@@ -573,5 +606,8 @@ fn build_response(
     let mut response = FetchResponse::default();
     response.session_id = session_id;
     response.responses = topics;
-    response
+    FetchAnswer {
+        response,
+        regions: regions.into_iter().flatten().collect(),
+    }
 }

@@ -111,8 +111,8 @@ struct CachedPartition {
 impl CachedPartition {
     /// Kafka's `maybeUpdateResponseData(respData, updateResponseData = true)`: whether the
     /// partition must be in the answer, remembering what the fetcher now knows.
-    fn must_respond(&mut self, pd: &PartitionData) -> bool {
-        let mut respond = pd.records.as_ref().is_some_and(|r| !r.is_empty());
+    fn must_respond(&mut self, pd: &PartitionData, has_records: bool) -> bool {
+        let mut respond = has_records;
         if self.high_watermark != pd.high_watermark {
             self.high_watermark = pd.high_watermark;
             respond = true;
@@ -427,12 +427,13 @@ impl FetchSessionCache {
     /// Kafka's `IncrementalFetchContext.updateAndGenerateResponseData`: which of `read` (aligned
     /// with the context's targets) the answer holds, or the error when another request moved
     /// the session's epoch meanwhile. A session evicted meanwhile answers everything read.
+    /// Each partition read comes with whether it returned records (which may be in a file).
     pub fn finish_incremental<'a>(
         &self,
         session_id: i32,
         request_epoch: i32,
         targets: &[FetchTarget],
-        read: impl IntoIterator<Item = &'a PartitionData>,
+        read: impl IntoIterator<Item = (&'a PartitionData, bool)>,
     ) -> Result<Vec<bool>, i16> {
         let mut sessions = self.lock();
         let Some(session) = sessions.get_mut(&session_id) else {
@@ -452,7 +453,7 @@ impl FetchSessionCache {
         let keep = targets
             .iter()
             .zip(read)
-            .map(|(t, pd)| {
+            .map(|(t, (pd, has_records))| {
                 let key = t.key();
                 let Some(&i) = session.index.get(&key) else {
                     return true;
@@ -460,8 +461,8 @@ impl FetchSessionCache {
                 let Some(cached) = session.partitions.get_mut(i) else {
                     return true;
                 };
-                let respond = cached.must_respond(pd);
-                if respond && pd.records.as_ref().is_some_and(|r| !r.is_empty()) {
+                let respond = cached.must_respond(pd, has_records);
+                if respond && has_records {
                     moved[i] = true;
                     any_moved = true;
                 }
@@ -698,10 +699,12 @@ mod tests {
         };
         // As created: high watermark 5, log start 0, nothing new.
         let mut read = answers(4);
-        read[1].records = Some(bytes::Bytes::from_static(b"batch"));
         read[2].high_watermark = 6;
         read[3].error_code = ResponseError::NotLeaderOrFollower.code();
-        let keep = cache.finish_incremental(id, 1, targets, &read).unwrap();
+        let with_records = read.iter().enumerate().map(|(i, pd)| (pd, i == 1));
+        let keep = cache
+            .finish_incremental(id, 1, targets, with_records)
+            .unwrap();
         assert_eq!(keep, [false, true, true, true]);
         // The partition that returned records is read last next time; the errored one is
         // answered again once its error clears (its high watermark was forgotten).
@@ -711,12 +714,12 @@ mod tests {
         let mut read = answers(4);
         read[1].high_watermark = 6;
         let keep = cache
-            .finish_incremental(id, 2, ctx.targets(), &read)
+            .finish_incremental(id, 2, ctx.targets(), read.iter().map(|pd| (pd, false)))
             .unwrap();
         assert_eq!(keep, [false, false, true, false]);
         // A response for an epoch the session has moved past is refused.
         assert_eq!(
-            cache.finish_incremental(id, 1, ctx.targets(), &read),
+            cache.finish_incremental(id, 1, ctx.targets(), read.iter().map(|pd| (pd, false))),
             Err(ResponseError::InvalidFetchSessionEpoch.code())
         );
     }

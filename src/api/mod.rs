@@ -15,6 +15,7 @@ pub mod delete_records;
 pub mod describe_producers;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_response;
 pub mod fetch_session;
 pub mod groups;
 pub mod incremental_alter_configs;
@@ -66,6 +67,10 @@ pub enum Closing {
 pub struct Reply {
     /// The encoded response; `None` when none is owed (acks=0 produce).
     pub bytes: Option<BytesMut>,
+    /// Bytes of segment files that belong inside `bytes`, each at its position there, in
+    /// order (a Fetch response's records, sent from the file): the frame is `bytes` with
+    /// them inserted, and its size prefix counts them.
+    pub regions: Vec<(usize, FileRegion)>,
     /// How long the connection reads no further request after this answer is sent: the
     /// client's quota throttle (KIP-219); zero almost always.
     pub mute: std::time::Duration,
@@ -75,7 +80,57 @@ impl Reply {
     pub fn now(bytes: Option<BytesMut>) -> Reply {
         Reply {
             bytes,
+            regions: Vec::new(),
             mute: std::time::Duration::ZERO,
+        }
+    }
+}
+
+/// A handler's response, with the records that stay in segment files until they are sent
+/// (only Fetch has any: see `fetch_response`).
+#[derive(Debug)]
+pub struct Answer {
+    pub response: ResponseKind,
+    /// As [`fetch_response::FetchAnswer::regions`]; empty for every other API.
+    pub regions: Vec<Option<FileRegion>>,
+}
+
+impl From<ResponseKind> for Answer {
+    fn from(response: ResponseKind) -> Answer {
+        Answer {
+            response,
+            regions: Vec::new(),
+        }
+    }
+}
+
+impl Answer {
+    /// The answer of a handler returning `body` for the response variant `wrap`.
+    pub fn of<T, B: IntoAnswer<T>>(wrap: impl FnOnce(T) -> ResponseKind, body: B) -> Answer {
+        body.into_answer(wrap)
+    }
+}
+
+/// What a handler may return for a response of body `T`: the body, or (Fetch) the body with
+/// records in files.
+pub trait IntoAnswer<T> {
+    fn into_answer(self, wrap: impl FnOnce(T) -> ResponseKind) -> Answer;
+}
+
+impl<T> IntoAnswer<T> for T {
+    fn into_answer(self, wrap: impl FnOnce(T) -> ResponseKind) -> Answer {
+        wrap(self).into()
+    }
+}
+
+impl IntoAnswer<kafka_protocol::messages::FetchResponse> for fetch_response::FetchAnswer {
+    fn into_answer(
+        self,
+        wrap: impl FnOnce(kafka_protocol::messages::FetchResponse) -> ResponseKind,
+    ) -> Answer {
+        Answer {
+            response: wrap(self.response),
+            regions: self.regions,
         }
     }
 }
@@ -83,6 +138,7 @@ impl Reply {
 use crate::config::BrokerConfig;
 use crate::controller::Controller;
 use crate::group::GroupCoordinator;
+use crate::log::FileRegion;
 use crate::metadata::MetadataCache;
 use crate::metadata::acls::AclManager;
 use crate::metadata::delegation_tokens::TokenManager;
@@ -240,19 +296,40 @@ impl Api {
                 )
                 .await;
                 let mute = std::time::Duration::from_millis(outcome.throttle_ms);
-                let Some(mut response) = outcome.output? else {
-                    return Ok(Reply { bytes: None, mute });
+                let Some(Answer {
+                    mut response,
+                    regions,
+                }) = outcome.output?
+                else {
+                    return Ok(Reply {
+                        mute,
+                        ..Reply::default()
+                    });
                 };
                 throttle::set_throttle_time(&mut response, version, outcome.throttle_ms);
                 let header_version = api_key.response_header_version(version);
                 // A response we cannot encode is our bug; the connection is closed rather than
                 // leaving the client waiting for an answer that never comes.
-                let bytes = frame::encode_response(header.correlation_id, header_version, |b| {
-                    response.encode(b, version).map_err(|e| e.to_string())
-                })
-                .map_err(|e| Closing::Failed(format!("{api_key:?} v{version}: {e}")))?;
+                let failed = |e: String| Closing::Failed(format!("{api_key:?} v{version}: {e}"));
+                let mut gaps = Vec::new();
+                let mut bytes = match &response {
+                    ResponseKind::Fetch(fetch) if regions.iter().any(Option::is_some) => {
+                        frame::encode_response(header.correlation_id, header_version, |b| {
+                            gaps = fetch_response::encode(b, fetch, &regions, version)
+                                .map_err(|e| e.to_string())?;
+                            Ok(())
+                        })
+                    }
+                    _ => frame::encode_response(header.correlation_id, header_version, |b| {
+                        response.encode(b, version).map_err(|e| e.to_string())
+                    }),
+                }
+                .map_err(failed)?;
+                frame::count_in_size(&mut bytes, gaps.iter().map(|(_, r)| r.len))
+                    .map_err(failed)?;
                 Ok(Reply {
                     bytes: Some(bytes),
+                    regions: gaps,
                     mute,
                 })
             },
@@ -301,7 +378,8 @@ impl Api {
         let mut header = RequestHeader::default();
         header.request_api_version = version;
         match self.handle(&header, &ClientInfo::default(), request).await {
-            Ok(response) => response,
+            // The controller sends no Fetch, the only API whose answer has file regions.
+            Ok(answer) => answer.map(|a| a.response),
             // No answer: the controller's channel sees the reply dropped, as when this broker
             // is gone.
             Err(e) => {
@@ -316,7 +394,7 @@ impl Api {
         header: &RequestHeader,
         client: &ClientInfo,
         request: RequestKind,
-    ) -> Result<Option<ResponseKind>, Closing> {
+    ) -> Result<Option<Answer>, Closing> {
         // Dispatch only decodes APIs in ROUTES, and every route has a handler, so a request
         // without a route is our bug.
         match self.route(header, client, request).await {

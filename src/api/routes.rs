@@ -9,11 +9,11 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind}
 
 use super::refusal::Refuse;
 use super::{
-    Api, ClientInfo, NoResponse, acls, alter_configs, alter_partition, api_versions, client_quotas,
-    cluster, configs, controller_ops, delegation_tokens, delete_records, describe_producers, fetch,
-    groups, incremental_alter_configs, leader_and_isr, list_offsets, log_dirs, metadata, offsets,
-    offsets_for_leader_epoch, produce, producer_ids, sasl, scram_credentials, stop_replica, topics,
-    transactions, update_metadata,
+    Answer, Api, ClientInfo, NoResponse, acls, alter_configs, alter_partition, api_versions,
+    client_quotas, cluster, configs, controller_ops, delegation_tokens, delete_records,
+    describe_producers, fetch, groups, incremental_alter_configs, leader_and_isr, list_offsets,
+    log_dirs, metadata, offsets, offsets_for_leader_epoch, produce, producer_ids, sasl,
+    scram_credentials, stop_replica, topics, transactions, update_metadata,
 };
 use crate::security::acl::{CLUSTER_NAME, Operation, ResourceType};
 
@@ -91,7 +91,8 @@ macro_rules! refuse_unless_allowed {
                 $request,
                 ResponseError::ClusterAuthorizationFailed.code(),
                 $version,
-            ))));
+            ))
+            .into()));
         }
     };
     ($kind:ident $acl:tt, $api:ident, $client:ident, $key:ident, $request:ident, $version:ident) => {};
@@ -121,7 +122,7 @@ macro_rules! routes {
                 header: &RequestHeader,
                 client: &ClientInfo,
                 request: RequestKind,
-            ) -> Result<Result<ResponseKind, NoResponse>, RequestKind> {
+            ) -> Result<Result<Answer, NoResponse>, RequestKind> {
                 let $api = self;
                 let $header = header;
                 let $client = client;
@@ -129,7 +130,7 @@ macro_rules! routes {
                 match request {
                     $( RequestKind::$key($request) => {
                         refuse_unless_allowed!($kind $acl, $api, $client, $key, $request, $version);
-                        Ok(async { Ok(ResponseKind::$key($handler)) }.await)
+                        Ok(async { Ok(Answer::of(ResponseKind::$key, $handler)) }.await)
                     } )*
                     other => Err(other),
                 }

@@ -231,6 +231,15 @@ impl SegmentFile {
         Ok(file)
     }
 
+    /// The file if it is open now (counted as a use, as `get` counts it).
+    pub fn get_if_open(self: &Arc<Self>) -> Option<Arc<File>> {
+        let file = lock(&self.file).clone()?;
+        if !self.pinned.load(Ordering::Relaxed) {
+            touch(self);
+        }
+        Some(file)
+    }
+
     /// The segment became active again (a truncation back into it): its file stays open.
     pub fn pin(self: &Arc<Self>) -> Result<()> {
         self.pinned.store(true, Ordering::Relaxed);

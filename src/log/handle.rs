@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::error::{IoContext, Result};
 use super::partition::{AppendInfo, PartitionLog, ReadResult, ReadSnapshot};
-use super::segment::now_ms;
+use super::segment::{self, FileRegion, now_ms};
 
 /// Reads planned again when a truncation raced them, before one is done under the lock.
 const UNLOCKED_READ_ATTEMPTS: usize = 3;
@@ -107,23 +107,64 @@ impl LogHandle {
     /// changing, the last attempt reads under the lock, which is always consistent.
     pub fn read_with<T>(
         &self,
-        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+        plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
     ) -> Result<(ReadResult, T)> {
+        self.read_planned(plan, ReadSnapshot::read)
+    }
+
+    /// [`LogHandle::read_with`] that only locates the bytes ([`ReadSnapshot::locate`]), for a
+    /// fetch that sends them from the file. The region is checked against truncation as a read
+    /// is, but only up to the check: what may change a file's bytes later (a follower's
+    /// truncation, which cuts above the high watermark consumers read below) is checked again
+    /// by the sender, which fails if the file no longer holds the region, as Kafka's
+    /// `FileRecords.writeTo` does.
+    pub fn locate_with<T>(
+        &self,
+        plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+    ) -> Result<(ReadResult<Option<FileRegion>>, T)> {
+        self.read_planned(plan, ReadSnapshot::locate)
+    }
+
+    /// [`LogHandle::locate_with`] for an async runtime thread, which must not wait: the log's
+    /// lock only if it is free, the entry headers only if they are in the page cache
+    /// (`segment::cached_only`). `None` when it would have had to wait: the caller then runs
+    /// `locate_with` on the blocking pool.
+    pub fn try_locate_now<T>(
+        &self,
+        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+    ) -> Option<Result<(ReadResult<Option<FileRegion>>, T)>> {
+        let (snapshot, extra) = match plan(&*self.try_lock()?) {
+            Ok(planned) => planned,
+            Err(e) => return Some(Err(e)),
+        };
+        if snapshot.reads_nothing() {
+            return Some(snapshot.locate().map(|r| (r, extra)));
+        }
+        // Any failure goes the slow way, which plans again and reports what it meets.
+        let located = segment::cached_only(|| snapshot.locate()).ok()?;
+        (self.try_lock()?.layout_epoch() == snapshot.layout_epoch()).then_some(Ok((located, extra)))
+    }
+
+    fn read_planned<T, R>(
+        &self,
+        mut plan: impl FnMut(&PartitionLog) -> Result<(ReadSnapshot, T)>,
+        read: impl Fn(&ReadSnapshot) -> Result<R>,
+    ) -> Result<(R, T)> {
         for _ in 0..UNLOCKED_READ_ATTEMPTS {
             let (snapshot, extra) = plan(&self.lock())?;
             if snapshot.reads_nothing() {
-                return Ok((snapshot.read()?, extra));
+                return Ok((read(&snapshot)?, extra));
             }
-            let read = snapshot.read();
+            let result = read(&snapshot);
             // A failed read is planned again too: a cold segment's file may have been closed
             // and the segment deleted (retention) since the plan.
-            if read.is_ok() && self.lock().layout_epoch() == snapshot.layout_epoch() {
-                return Ok((read?, extra));
+            if result.is_ok() && self.lock().layout_epoch() == snapshot.layout_epoch() {
+                return Ok((result?, extra));
             }
         }
         let log = self.lock();
         let (snapshot, extra) = plan(&log)?;
-        Ok((snapshot.read()?, extra))
+        Ok((read(&snapshot)?, extra))
     }
 
     /// Makes every offset below `offset` durable, sharing the fsync with concurrent appenders.
@@ -217,6 +258,36 @@ mod tests {
             pos += h.size();
         }
         next
+    }
+
+    #[test]
+    fn hot_reads_are_located_without_waiting_and_contended_ones_are_left_to_the_pool() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path());
+        for i in 0..12 {
+            log.append_as_leader(&batch(5, 100, b'a' + i), 0).unwrap();
+        }
+        let leo = log.log_end_offset();
+        let handle = LogHandle::new(log);
+        let plan = |log: &PartitionLog| Ok((log.read_snapshot(7, 1_500, leo, true)?, ()));
+        let (slow, ()) = handle.locate_with(plan).unwrap();
+        // Just written, so in the page cache: located on this thread, the same region.
+        let (hot, ()) = handle
+            .try_locate_now(plan)
+            .expect("page-cache data located without waiting")
+            .unwrap();
+        let (slow, hot) = (slow.records.unwrap(), hot.records.unwrap());
+        assert_eq!((hot.position, hot.len), (slow.position, slow.len));
+        assert_eq!(
+            hot.read().unwrap(),
+            handle.read(7, 1_500, leo, true).unwrap().records
+        );
+        // Cut at whole batches by max_bytes (each batch is over 500 bytes).
+        assert!(hot.len <= 1_500 && check_batches(&hot.read().unwrap(), 5, b"abc") == 15);
+        // While an append holds the log, the runtime thread does not wait for it.
+        let held = handle.lock();
+        assert!(handle.try_locate_now(plan).is_none());
+        drop(held);
     }
 
     #[test]

@@ -27,3 +27,4 @@ pub use error::{LogError, Result};
 pub use handle::LogHandle;
 pub use manager::{LogManager, TopicPartition};
 pub use partition::{AppendInfo, LoadParams, PartitionLog, ReadResult, ReadSnapshot};
+pub use segment::FileRegion;

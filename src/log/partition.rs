@@ -20,7 +20,7 @@ use super::error::{IoContext, LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
 use super::segment::{
-    CLEANED_SUFFIX, LogSegment, SWAP_SUFFIX, SegmentSettings, SegmentSnapshot, now_ms,
+    CLEANED_SUFFIX, FileRegion, LogSegment, SWAP_SUFFIX, SegmentSettings, SegmentSnapshot, now_ms,
 };
 use super::txn_index::AbortedTxn;
 use super::validator;
@@ -41,10 +41,13 @@ pub struct AppendInfo {
     pub bytes: usize,
 }
 
-/// Bytes for a fetch: whole entries, starting with the one holding the requested offset.
+/// Bytes for a fetch: whole entries, starting with the one holding the requested offset. The
+/// records are in memory (`Bytes`, what [`ReadSnapshot::read`] returns) or, for a fetch that
+/// sends them from the file, where they are (`Option<FileRegion>`, from
+/// [`ReadSnapshot::locate`]; `None` when there are none).
 #[derive(Debug, Clone)]
-pub struct ReadResult {
-    pub records: Bytes,
+pub struct ReadResult<R = Bytes> {
+    pub records: R,
     /// First offset of the first entry returned (may be below the requested offset).
     pub first_offset: Option<i64>,
     pub log_start_offset: i64,
@@ -52,6 +55,20 @@ pub struct ReadResult {
     pub high_watermark: i64,
     /// Where read_committed readers stop (Kafka's last stable offset).
     pub last_stable_offset: i64,
+}
+
+impl<R> ReadResult<R> {
+    /// The same offsets with other records.
+    pub fn with_records<S>(self, records: S) -> ReadResult<S> {
+        ReadResult {
+            records,
+            first_offset: self.first_offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: self.log_end_offset,
+            high_watermark: self.high_watermark,
+            last_stable_offset: self.last_stable_offset,
+        }
+    }
 }
 
 pub struct PartitionLog {
@@ -935,7 +952,24 @@ impl ReadSnapshot {
 
     /// The read itself: index scans and `pread`s on the snapshot's files, no lock needed.
     pub fn read(&self) -> Result<ReadResult> {
-        let mut result = self.result.clone();
+        let located = self.locate()?;
+        let Some(region) = &located.records else {
+            return Ok(located.with_records(Bytes::new()));
+        };
+        let bytes = region.read().map_err(|e| LogError::io("<segment>", e))?;
+        // Whole entries only, should the file have changed under the read (see above).
+        let whole = whole_entries_len(&bytes);
+        let first_offset = located.first_offset.filter(|_| whole > 0);
+        let mut result = located.with_records(bytes.slice(..whole));
+        result.first_offset = first_offset;
+        Ok(result)
+    }
+
+    /// Where the read's bytes are, without reading them: index scans and the entry headers
+    /// read to find the first entry (and, when `max_bytes` cuts the read, the last whole one),
+    /// no lock needed. The region holds only whole entries.
+    pub fn locate(&self) -> Result<ReadResult<Option<FileRegion>>> {
+        let result = self.result.clone().with_records(None);
         let upper_bound = self.upper_bound;
         for s in &self.segments {
             let seg = &s.data;
@@ -962,15 +996,28 @@ impl ReadSnapshot {
             } else {
                 self.max_bytes
             };
-            let end = bound_pos.min(first.position + want as u64);
+            let mut end = bound_pos.min(first.position.saturating_add(want as u64));
+            if end < bound_pos {
+                // Cut by `max_bytes`: end at the last entry that fits whole. (`bound_pos` is an
+                // entry boundary: a snapshot's size, or where an entry starts or ends.)
+                let mut pos = first.position;
+                while let Some(e) = seg.entry_at(pos)? {
+                    if pos + e.size > end {
+                        break;
+                    }
+                    pos += e.size;
+                }
+                end = pos;
+            }
             if end <= first.position {
                 return Ok(result);
             }
-            let bytes = seg.read_bytes(first.position, (end - first.position) as usize)?;
-            let whole = whole_entries_len(&bytes);
-            result.records = bytes.slice(..whole);
-            result.first_offset = (whole > 0).then_some(first.base_offset);
-            return Ok(result);
+            let region = seg.region(first.position, (end - first.position) as usize)?;
+            return Ok(ReadResult {
+                records: Some(region),
+                first_offset: Some(first.base_offset),
+                ..result
+            });
         }
         Ok(result)
     }

@@ -41,6 +41,72 @@ pub fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{}.{suffix}", file_prefix(base_offset)))
 }
 
+thread_local! {
+    /// Set while this thread may not wait for the disk (see [`cached_only`]).
+    static CACHED_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's segment reads made of page-cache hits only: a read that would
+/// wait for the disk, or a segment file that would have to be opened, fails with
+/// `WouldBlock` instead. This lets an async runtime thread locate a fetch's bytes itself when
+/// they are hot and hand the read to the blocking pool only when they are not. (A thread-local
+/// rather than a parameter, so that the one read path serves both.)
+pub fn cached_only<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CACHED_ONLY.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(CACHED_ONLY.with(|c| c.replace(true)));
+    f()
+}
+
+fn is_cached_only() -> bool {
+    CACHED_ONLY.with(|c| c.get())
+}
+
+/// Whether a failed read failed for [`cached_only`].
+pub fn would_block(e: &LogError) -> bool {
+    matches!(e, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+/// `read_exact_at`, or under [`cached_only`] `preadv2(RWF_NOWAIT)`, which fails with EAGAIN
+/// rather than wait for the disk.
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut position: u64) -> std::io::Result<()> {
+    if !is_cached_only() {
+        return file.read_exact_at(buf, position);
+    }
+    use std::os::fd::AsRawFd;
+    while !buf.is_empty() {
+        let iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let offset = i64::try_from(position).map_err(std::io::Error::other)?;
+        // SAFETY: one iovec over a live, writable buffer; the descriptor is `file`'s.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // Kernels or file systems without RWF_NOWAIT: treat as "may block".
+                Some(libc::EAGAIN) | Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                _ => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let n = n as usize;
+        buf = &mut buf[n..];
+        position += n as u64;
+    }
+    Ok(())
+}
+
 /// What the log needs to know of one stored entry (a v2 batch or a legacy message) without
 /// reading its records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,8 +130,7 @@ pub fn read_entry_info(file: &File, position: u64, file_size: u64) -> Result<Opt
     }
     let avail = (file_size - position).min(BATCH_HEADER_LEN as u64) as usize;
     let mut head = [0u8; BATCH_HEADER_LEN];
-    file.read_exact_at(&mut head[..avail], position)
-        .map_err(|e| LogError::io("<segment>", e))?;
+    read_exact_at(file, &mut head[..avail], position).map_err(|e| LogError::io("<segment>", e))?;
     let Some(size) = batch::entry_size(&head) else {
         return Ok(None);
     };
@@ -660,18 +725,61 @@ impl SegmentSnapshot {
     }
 
     pub fn entry_at(&self, position: u64) -> Result<Option<EntryInfo>> {
-        entry_at(&*self.file.get()?, &self.path, self.size, position)
+        entry_at(&*self.open()?, &self.path, self.size, position)
     }
 
     /// The first entry whose last offset is >= `offset`, scanning from `position` (which the
     /// caller looked up in the offset index while it held the log).
     pub fn find_entry(&self, offset: i64, position: u64) -> Result<Option<EntryInfo>> {
-        scan_for(&*self.file.get()?, &self.path, self.size, offset, position)
+        scan_for(&*self.open()?, &self.path, self.size, offset, position)
+    }
+
+    /// The segment's open file; under [`cached_only`] a closed one is not opened.
+    fn open(&self) -> Result<Arc<File>> {
+        if is_cached_only() {
+            return self
+                .file
+                .get_if_open()
+                .ok_or_else(|| LogError::io(&self.path, std::io::ErrorKind::WouldBlock.into()));
+        }
+        self.file.get()
     }
 
     /// Reads `len` bytes from `position`, never past the snapshot's size.
     pub fn read_bytes(&self, position: u64, len: usize) -> Result<Bytes> {
         read_bytes(&*self.file.get()?, &self.path, self.size, position, len)
+    }
+
+    /// The `len` bytes from `position` (never past the snapshot's size) as a region of the
+    /// file, to be sent or read later; the region holds the file open.
+    pub fn region(&self, position: u64, len: usize) -> Result<FileRegion> {
+        let len = len.min(self.size.saturating_sub(position) as usize);
+        Ok(FileRegion {
+            file: self.open()?,
+            position,
+            len,
+        })
+    }
+}
+
+/// Bytes of a segment's data file, by reference: what a fetch sends to the socket from the file
+/// (Kafka's `FileRecords` slice) instead of reading it into memory first. The file is held
+/// open, so the bytes stay readable after a roll, retention or a cleaner swap renamed or
+/// unlinked the file, as a snapshot's are.
+#[derive(Clone, Debug)]
+pub struct FileRegion {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+}
+
+impl FileRegion {
+    /// The region's bytes, read into memory (one copy): for TLS, down-conversion and tests.
+    /// Fails if the file no longer holds them all (a follower's truncation since).
+    pub fn read(&self) -> std::io::Result<Bytes> {
+        let mut buf = BytesMut::zeroed(self.len);
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf.freeze())
     }
 }
 

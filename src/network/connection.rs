@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::sasl::{Authenticator, Session, Verdict};
+use super::send::{Outbound, write_response};
 use super::{Limits, ListenerContext};
 use crate::api::{Api, ClientInfo, Reply};
 use crate::protocol::frame::{self, FrameError};
@@ -114,7 +115,7 @@ async fn serve_requests<R, W>(
 ) -> Result<(), FrameError>
 where
     R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
+    W: Outbound,
 {
     // The bounded channel is the in-flight limit: when it is full we stop reading requests.
     let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_in_flight.max(1));
@@ -125,7 +126,7 @@ where
                 Ok(reply) => {
                     // acks=0 produce: Kafka sends nothing.
                     if let Some(bytes) = reply.bytes {
-                        writer.write_all(&bytes).await?;
+                        write_response(&mut writer, &bytes, &reply.regions).await?;
                     }
                     // KIP-219: the answer goes out at once, then the connection is muted for
                     // the throttle: requests run one at a time in this task, so the next one

@@ -8,6 +8,7 @@
 
 mod connection;
 pub mod sasl;
+mod send;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -97,6 +97,26 @@ pub fn encode_response(
     })
 }
 
+/// Adds to a frame's size prefix the bytes of `extra` parts sent inside it that are not in
+/// `frame` (a Fetch response's records sent from files).
+pub fn count_in_size(
+    frame: &mut BytesMut,
+    extra: impl IntoIterator<Item = usize>,
+) -> Result<(), String> {
+    let extra: usize = extra.into_iter().sum();
+    if extra == 0 {
+        return Ok(());
+    }
+    let size = frame
+        .len()
+        .checked_sub(4)
+        .and_then(|n| n.checked_add(extra))
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| format!("a frame of {} + {extra} bytes is too large", frame.len()))?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(())
+}
+
 /// Encodes request `correlation_id` from `client_id`: size, header, body.
 pub fn encode_request(
     api_key: ApiKey,

@@ -22,7 +22,8 @@ use tokio::sync::{Notify, watch};
 use crate::config::{ConfigError, LogConfig};
 use crate::log::txn_index::AbortedTxn;
 use crate::log::{
-    AppendInfo, LogError, LogHandle, LogManager, PartitionLog, ReadResult, TopicPartition,
+    AppendInfo, FileRegion, LogError, LogHandle, LogManager, PartitionLog, ReadResult,
+    TopicPartition,
 };
 use crate::metadata::MetadataStore;
 
@@ -196,7 +197,8 @@ pub struct IsrProposal {
 /// What a follower's fetch gets from the leader's log.
 #[derive(Debug)]
 pub struct FollowerRead {
-    pub records: Bytes,
+    /// Where the records are in the segment file; `None` when there are none.
+    pub records: Option<FileRegion>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
     /// Where the follower's log diverges from ours: (epoch, end offset).
@@ -895,29 +897,32 @@ impl ReplicaManager {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
-        let part = p.clone();
-        blocking(move || {
-            // The log is held only to plan the read; its file I/O runs without it.
-            let (read, aborted) = part.log.read_with(|log| {
-                let lso = log.last_stable_offset();
-                let snapshot = log.read_snapshot(offset, max_bytes, lso, min_one)?;
-                // The `.txnindex` entries are kept in memory: this is no file I/O.
-                let aborted = if snapshot.reads_nothing() {
-                    Vec::new()
-                } else {
-                    log.aborted_transactions(offset, lso)
-                };
-                Ok((snapshot, aborted))
-            })?;
-            let aborted = if read.records.is_empty() {
+    ) -> Result<(ReadResult<Option<FileRegion>>, Vec<AbortedTxn>), LogError> {
+        let plan = move |log: &PartitionLog| {
+            let lso = log.last_stable_offset();
+            let snapshot = log.read_snapshot(offset, max_bytes, lso, min_one)?;
+            // The `.txnindex` entries are kept in memory: this is no file I/O.
+            let aborted = if snapshot.reads_nothing() {
                 Vec::new()
             } else {
-                aborted
+                log.aborted_transactions(offset, lso)
             };
-            Ok((read, aborted))
-        })
-        .await
+            Ok((snapshot, aborted))
+        };
+        let (read, aborted) = match p.log.try_locate_now(plan) {
+            Some(located) => located?,
+            None => {
+                let part = p.clone();
+                // The log is held only to plan the read; its file I/O runs without it.
+                blocking(move || part.log.locate_with(plan)).await?
+            }
+        };
+        let aborted = if read.records.is_none() {
+            Vec::new()
+        } else {
+            aborted
+        };
+        Ok((read, aborted))
     }
 
     pub async fn read(
@@ -938,6 +943,31 @@ impl ReplicaManager {
                 .map(|(read, ())| read)
         })
         .await
+    }
+
+    /// A consumer's read (up to the high watermark) that locates the records in the segment
+    /// file for the fetch to send from there, instead of reading them.
+    pub async fn locate(
+        &self,
+        p: &Arc<Partition>,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult<Option<FileRegion>>, LogError> {
+        let plan = move |log: &PartitionLog| {
+            let hw = log.high_watermark();
+            Ok((log.read_snapshot(offset, max_bytes, hw, min_one)?, ()))
+        };
+        // Hot data is located here, on the runtime thread; only what may wait for the disk
+        // or the log's lock pays the hop to the blocking pool.
+        let (read, ()) = match p.log.try_locate_now(plan) {
+            Some(located) => located?,
+            None => {
+                let part = p.clone();
+                blocking(move || part.log.locate_with(plan)).await?
+            }
+        };
+        Ok(read)
     }
 
     /// A follower's fetch at the leader: checks `last_fetched_epoch` against our epochs (a
@@ -963,7 +993,7 @@ impl ReplicaManager {
         let read = blocking(move || {
             // The log is held only to plan the read (and check the epoch); its file I/O runs
             // without it.
-            let (read, (leader_leo, diverging)) = part.log.read_with(|log| {
+            let (read, (leader_leo, diverging)) = part.log.locate_with(|log| {
                 let leo = log.log_end_offset();
                 if last_fetched_epoch >= 0 {
                     let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);

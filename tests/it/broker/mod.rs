@@ -8,6 +8,7 @@ mod delegation_tokens;
 mod delete_records;
 mod down_conversion;
 mod fetch_sessions;
+mod fetch_under_appends;
 mod groups;
 mod log_dirs;
 mod producers;
