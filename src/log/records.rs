@@ -478,6 +478,115 @@ pub fn upconvert_legacy(set: &[u8]) -> Result<Vec<u8>> {
     builder.build()
 }
 
+/// Writes a magic-2 batch record by record straight into one buffer, for producers that make
+/// many records per batch (the perf tool): no record objects, the header and CRC written once
+/// at the end. Its records carry no headers, as the perf tool's do; [`BatchBuilder`] covers
+/// everything else.
+#[derive(Debug)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    codec: i16,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    count: i32,
+}
+
+impl BatchWriter {
+    /// An empty batch whose buffer is sized for `capacity` bytes of records.
+    pub fn new(codec: i16, capacity: usize) -> BatchWriter {
+        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + capacity + capacity / 8);
+        // The header is filled in by `finish`, once the records are known.
+        buf.resize(BATCH_HEADER_LEN, 0);
+        BatchWriter {
+            buf,
+            codec,
+            base_timestamp: -1,
+            max_timestamp: -1,
+            count: 0,
+        }
+    }
+
+    pub fn records(&self) -> i32 {
+        self.count
+    }
+
+    /// Appends a header-less record with the next offset delta.
+    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+        let offset_delta = self.count as i64;
+        let opt_len = |b: Option<&[u8]>| match b {
+            None => varint_len(-1),
+            Some(b) => varint_len(b.len() as i64) + b.len(),
+        };
+        // attributes, deltas, key, value, header count: the length prefix comes first, so it
+        // is computed rather than written to a scratch buffer and copied.
+        let len = 1
+            + varint_len(ts_delta)
+            + varint_len(offset_delta)
+            + opt_len(key)
+            + opt_len(value)
+            + varint_len(0);
+        put_varint(&mut self.buf, len as i64);
+        self.buf.push(0);
+        put_varint(&mut self.buf, ts_delta);
+        put_varint(&mut self.buf, offset_delta);
+        put_opt_bytes(&mut self.buf, key);
+        put_opt_bytes(&mut self.buf, value);
+        put_varint(&mut self.buf, 0);
+        self.count += 1;
+    }
+
+    /// The finished batch: records compressed with the codec (if any), header and CRC written.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        if self.codec != compression::NONE {
+            let body = compression::compress(self.codec, &self.buf[BATCH_HEADER_LEN..])?;
+            self.buf.truncate(BATCH_HEADER_LEN);
+            self.buf.extend_from_slice(&body);
+        }
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: -1,
+            magic: 2,
+            crc: 0,
+            attributes: self.codec,
+            last_offset_delta: (self.count - 1).max(0),
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: self.count,
+        };
+        // The header's layout lives in `write_batch`: write it for an empty body, then set the
+        // length and CRC that cover the records.
+        let head = write_batch(
+            &header,
+            self.codec,
+            self.base_timestamp,
+            self.max_timestamp,
+            self.count,
+            &[],
+        );
+        self.buf[..BATCH_HEADER_LEN].copy_from_slice(&head);
+        let batch_length = (self.buf.len() - LOG_OVERHEAD) as i32;
+        self.buf[LOG_OVERHEAD - 4..LOG_OVERHEAD].copy_from_slice(&batch_length.to_be_bytes());
+        let crc = batch::compute_crc(&self.buf);
+        self.buf[17..21].copy_from_slice(&crc.to_be_bytes());
+        Ok(self.buf)
+    }
+}
+
+/// How many bytes [`put_varint`] writes for `v`.
+fn varint_len(v: i64) -> usize {
+    let raw = ((v << 1) ^ (v >> 63)) as u64;
+    (64 - raw.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
