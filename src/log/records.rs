@@ -530,6 +530,90 @@ pub fn upconvert_legacy(set: &[u8]) -> Result<Vec<u8>> {
     builder.build()
 }
 
+/// Writes a magic-2 batch record by record straight into one buffer, for producers that make
+/// many records per batch (the perf tool): no record objects, the header and CRC written once
+/// at the end. Its records carry no headers, as the perf tool's do; [`BatchBuilder`] covers
+/// everything else.
+#[derive(Debug)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    codec: i16,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    count: i32,
+}
+
+impl BatchWriter {
+    /// An empty batch whose buffer is sized for `capacity` bytes of records.
+    pub fn new(codec: i16, capacity: usize) -> BatchWriter {
+        let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + capacity + capacity / 8);
+        // The header is filled in by `finish`, once the records are known.
+        buf.resize(BATCH_HEADER_LEN, 0);
+        BatchWriter {
+            buf,
+            codec,
+            base_timestamp: -1,
+            max_timestamp: -1,
+            count: 0,
+        }
+    }
+
+    pub fn records(&self) -> i32 {
+        self.count
+    }
+
+    /// Appends a header-less record with the next offset delta.
+    pub fn append(&mut self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        if self.count == 0 {
+            self.base_timestamp = timestamp;
+        }
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        let ts_delta = timestamp.wrapping_sub(self.base_timestamp);
+        put_record(
+            &mut self.buf,
+            ts_delta,
+            self.count as i64,
+            key,
+            value,
+            std::iter::empty(),
+        );
+        self.count += 1;
+    }
+
+    /// The finished batch: records compressed with the codec (if any), header and CRC written.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        if self.codec != compression::NONE {
+            let body = compression::compress(self.codec, &self.buf[BATCH_HEADER_LEN..])?;
+            self.buf.truncate(BATCH_HEADER_LEN);
+            self.buf.extend_from_slice(&body);
+        }
+        let header = BatchHeader {
+            base_offset: 0,
+            batch_length: 0,
+            partition_leader_epoch: -1,
+            magic: 2,
+            crc: 0,
+            attributes: self.codec,
+            last_offset_delta: (self.count - 1).max(0),
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            records_count: self.count,
+        };
+        finish_batch(
+            &mut self.buf,
+            &header,
+            self.codec,
+            self.base_timestamp,
+            self.max_timestamp,
+            self.count,
+        );
+        Ok(self.buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

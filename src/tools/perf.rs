@@ -20,7 +20,7 @@ use super::client::{
 };
 use crate::client::{Pipeline, Responses};
 use crate::log::batch::BatchHeader;
-use crate::log::records::{BatchBuilder, NewRecord};
+use crate::log::records::BatchWriter;
 
 /// The fewest milliseconds between progress lines, however small the interval asked for.
 pub const MIN_REPORT_INTERVAL: Duration = Duration::from_millis(100);
@@ -163,12 +163,43 @@ impl Stats {
     }
 }
 
-/// Records of one partition waiting to be sent together, with when each was created.
+/// Records of one partition waiting to be sent together, already encoded into their batch,
+/// with when each was created.
 struct OpenBatch {
     partition: i32,
-    records: Vec<NewRecord>,
+    writer: BatchWriter,
     created: Vec<Instant>,
     bytes: usize,
+}
+
+impl OpenBatch {
+    fn new(partition: i32, opts: &ProducerOptions) -> OpenBatch {
+        let per_record = opts.record_size.max(1);
+        OpenBatch {
+            partition,
+            writer: BatchWriter::new(opts.codec, opts.batch_size + per_record),
+            created: Vec::with_capacity(opts.batch_size / per_record + 1),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, timestamp: i64, value: &[u8], created: Instant) {
+        self.writer.append(timestamp, None, Some(value));
+        self.created.push(created);
+        self.bytes += value.len();
+    }
+
+    /// The batch as a produce request carries it (compressed if asked), and what to time.
+    fn finish(self) -> Result<(i32, Bytes, SentBatch)> {
+        let built = self
+            .writer
+            .finish()
+            .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let sent = SentBatch {
+            created: self.created,
+        };
+        Ok((self.partition, Bytes::from(built), sent))
+    }
 }
 
 struct SentBatch {
@@ -233,6 +264,8 @@ pub async fn producer(
     let throttled = opts.throughput > 0.0;
     loop {
         let now = Instant::now();
+        // One clock read for the records made in this pass, as `now` is their creation time.
+        let timestamp = crate::log::segment::now_ms();
         // Records due by now (all, unthrottled, as long as the sender keeps up).
         while generated < opts.num_records && ready.len() <= max_in_flight * pipelines.len() {
             if throttled {
@@ -241,20 +274,9 @@ pub async fn producer(
                     break;
                 }
             }
-            let batch = open.get_or_insert_with(|| OpenBatch {
-                partition: partitions[sticky % partitions.len()],
-                records: Vec::new(),
-                created: Vec::new(),
-                bytes: 0,
-            });
-            batch.records.push(NewRecord {
-                timestamp: crate::log::segment::now_ms(),
-                key: None,
-                value: Some(value.clone()),
-                headers: vec![],
-            });
-            batch.created.push(now);
-            batch.bytes += value.len();
+            let batch = open
+                .get_or_insert_with(|| OpenBatch::new(partitions[sticky % partitions.len()], opts));
+            batch.push(timestamp, &value, now);
             generated += 1;
             if batch.bytes >= opts.batch_size {
                 ready.extend(open.take());
@@ -369,18 +391,12 @@ async fn send_produce(
     td.name = TopicName(StrBytes::from_string(opts.topic.clone()));
     let mut sent = Vec::with_capacity(batches.len());
     for b in batches {
-        let built = BatchBuilder {
-            codec: opts.codec,
-            records: b.records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
+        let (partition, records, created) = b.finish()?;
         let mut pd = produce_request::PartitionProduceData::default();
-        pd.index = b.partition;
-        pd.records = Some(Bytes::from(built));
+        pd.index = partition;
+        pd.records = Some(records);
         td.partition_data.push(pd);
-        sent.push(SentBatch { created: b.created });
+        sent.push(created);
     }
     let mut req = ProduceRequest::default();
     req.acks = opts.acks;
@@ -763,8 +779,9 @@ impl Args {
 
 #[cfg(test)]
 mod tests {
-    use super::count_batch;
-    use crate::log::records::{BatchBuilder, NewRecord};
+    use super::{OpenBatch, ProducerOptions, count_batch, payload};
+    use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
+    use std::time::{Duration, Instant};
 
     type Headers = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -826,5 +843,66 @@ mod tests {
         let mut b = batch(0, false);
         b[61] = 0x01;
         assert!(count_batch(&b, 0, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn the_producers_batches_decode_with_the_brokers_reader() {
+        for codec in [0, 3, 4] {
+            let opts = ProducerOptions {
+                topic: "t".into(),
+                num_records: 10,
+                record_size: 100,
+                throughput: -1.0,
+                acks: 1,
+                codec,
+                batch_size: 1000,
+                linger: Duration::from_millis(5),
+                max_in_flight: 5,
+                report_interval: Duration::from_secs(5),
+            };
+            let value = payload(100);
+            let mut b = OpenBatch::new(3, &opts);
+            // Timestamps need not rise: the batch's max is the largest, its base the first.
+            let stamps = [1_700_000_000_005, 1_700_000_000_000, 1_700_000_000_300];
+            for ts in stamps {
+                b.push(ts, &value, Instant::now());
+            }
+            let (partition, bytes, sent) = b.finish().unwrap();
+            assert_eq!((partition, sent.created.len()), (3, 3));
+            let (header, records) = decode_batch(&bytes).expect("CRC and framing valid");
+            assert_eq!(header.compression(), codec);
+            assert_eq!((header.base_offset, header.last_offset_delta), (0, 2));
+            assert_eq!(header.records_count, 3);
+            assert_eq!(header.base_timestamp, stamps[0]);
+            assert_eq!(header.max_timestamp, 1_700_000_000_300);
+            assert_eq!((header.producer_id, header.base_sequence), (-1, -1));
+            assert_eq!(records.len(), 3);
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(r.offset, i as i64);
+                assert_eq!(r.timestamp, stamps[i]);
+                assert_eq!(
+                    (r.key.as_deref(), r.value.as_deref()),
+                    (None, Some(&value[..]))
+                );
+                assert!(r.headers.is_empty());
+            }
+            if codec == 0 {
+                // Byte for byte what the general builder makes of the same records.
+                let built = BatchBuilder {
+                    records: stamps
+                        .iter()
+                        .map(|&timestamp| NewRecord {
+                            timestamp,
+                            value: Some(value.clone()),
+                            ..NewRecord::default()
+                        })
+                        .collect(),
+                    ..BatchBuilder::default()
+                }
+                .build()
+                .unwrap();
+                assert_eq!(&bytes[..], &built[..]);
+            }
+        }
     }
 }
