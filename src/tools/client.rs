@@ -230,9 +230,11 @@ impl Cluster {
         self.broker(id).await
     }
 
-    /// The broker coordinating `group` (FindCoordinator), remembered like any broker. The first
-    /// request for a cluster creates `__consumer_offsets`, answered with COORDINATOR_NOT_AVAILABLE
-    /// until it has leaders: that is retried for a bounded time.
+    /// The broker coordinating `group` (FindCoordinator), remembered like any broker, once it
+    /// has loaded the group. The first request for a cluster creates `__consumer_offsets`,
+    /// answered with COORDINATOR_NOT_AVAILABLE until it has leaders, and a coordinator just
+    /// elected loads its groups in the background, answering COORDINATOR_LOAD_IN_PROGRESS: both
+    /// are waited out for a bounded time, as Kafka's clients retry them.
     pub async fn coordinator(&mut self, group: &str) -> Result<i32> {
         let deadline = Instant::now() + COORDINATOR_WAIT;
         loop {
@@ -256,7 +258,10 @@ impl Cluster {
                 0 => {
                     let id = r.node_id.0;
                     self.brokers.insert(id, address(&r.host, r.port));
-                    return Ok(id);
+                    if self.loaded(id, group).await? || Instant::now() >= deadline {
+                        return Ok(id);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 // COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS: the offsets topic is
                 // being created or loaded.
@@ -271,6 +276,27 @@ impl Cluster {
                 }
             }
         }
+    }
+
+    /// Whether coordinator `id` has loaded `group`: an OffsetFetch of no partitions is
+    /// answered COORDINATOR_LOAD_IN_PROGRESS until it has, and costs nothing else.
+    async fn loaded(&mut self, id: i32, group: &str) -> Result<bool> {
+        let mut req = OffsetFetchRequest::default();
+        req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+        req.topics = Some(Vec::new());
+        // v8 moves the group into a list; v7 is the newest with this shape.
+        let ResponseKind::OffsetFetch(r) = self
+            .broker(id)
+            .await?
+            .call_upto(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req))
+            .await?
+        else {
+            return Err(ToolError::Kafka(
+                "unexpected response to OffsetFetch".into(),
+            ));
+        };
+        // COORDINATOR_LOAD_IN_PROGRESS
+        Ok(r.error_code != 14)
     }
 
     /// ListOffsets for `partitions` of `topic` at `timestamp` (-2 earliest, -1 latest, else the

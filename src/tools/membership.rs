@@ -20,6 +20,7 @@ const JOIN_ATTEMPTS: usize = 20;
 
 const NOT_COORDINATOR: i16 = 16;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_MEMBER_ID: i16 = 25;
 const REBALANCE_IN_PROGRESS: i16 = 27;
@@ -252,7 +253,7 @@ impl Member {
                     continue;
                 }
                 REBALANCE_IN_PROGRESS => continue,
-                NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE => {
+                NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => {
                     self.coordinator = cluster.coordinator(&self.group).await?;
                     continue;
                 }
@@ -293,7 +294,7 @@ impl Member {
                     self.member_id.clear();
                     continue;
                 }
-                NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE => {
+                NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => {
                     self.coordinator = cluster.coordinator(&self.group).await?;
                     continue;
                 }
@@ -388,7 +389,7 @@ impl Member {
                 self.member_id.clear();
                 Ok(GroupStatus::Rejoin)
             }
-            NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE => {
+            NOT_COORDINATOR | COORDINATOR_NOT_AVAILABLE | COORDINATOR_LOAD_IN_PROGRESS => {
                 self.coordinator = cluster.coordinator(&self.group).await?;
                 Ok(GroupStatus::Rejoin)
             }
