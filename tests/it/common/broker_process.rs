@@ -23,12 +23,32 @@ pub struct BrokerProcess {
     kafka: Option<PathBuf>,
 }
 
+/// A port on 127.0.0.1 that nothing listens on now, for a server a test starts a moment later.
+/// Ports come from below the kernel's ephemeral range (where the OS picks the local ports of
+/// outgoing connections: a client's, a broker's to ZooKeeper), so no connection made meanwhile
+/// can take the port before the server binds it; and none is handed out twice in this process.
+/// Asking the OS for port 0 instead handed out ports that such connections then took (a broker
+/// failed to start with "Address already in use").
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_low.saturating_sub(LOW).max(1_000);
+    // Test binaries run one after another, but a different start per process keeps two that
+    // ever overlap apart.
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on 127.0.0.1 in {LOW}..{}", LOW + span);
 }
 
 /// The first listener's port of the last `listeners=` override (later overrides win, as in the
