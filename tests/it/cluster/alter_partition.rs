@@ -25,6 +25,17 @@ async fn state(store: &dyn MetadataStore, topic: &str) -> Option<(PartitionState
     Some((serde_json::from_slice(&data?).ok()?, stat.version))
 }
 
+/// Until the partition's state znode shows an ISR of `n` replicas.
+async fn wait_for_isr_of(cluster: &Cluster, store: &dyn MetadataStore, topic: &str, n: usize) {
+    wait_until(Duration::from_secs(30), "a full ISR", || async move {
+        state(store, topic)
+            .await
+            .is_some_and(|(s, _)| s.isr.len() == n)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+}
+
 fn sorted(mut v: Vec<i32>) -> Vec<i32> {
     v.sort_unstable();
     v
@@ -85,13 +96,7 @@ async fn shrink_and_expand(ibps: [&str; 3], stand_in: bool) -> Option<BTreeSet<i
     cluster.wait_led(1, topic, 1).await;
     let store = cluster.store().await;
     let store = &store;
-    wait_until(Duration::from_secs(30), "a full ISR", || async move {
-        state(store, topic)
-            .await
-            .is_some_and(|(s, _)| s.isr.len() == 3)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    wait_for_isr_of(&cluster, store, topic, 3).await;
     let controller = metadata(cluster.port(1), Some(&[])).await.controller_id.0;
     let (before, _) = state(store, topic).await.unwrap();
     let leader = before.leader;
@@ -312,14 +317,7 @@ async fn the_controller_answers_alter_partition_as_kafka_does() {
     create_replicated_topic(&cluster.bootstrap(1), topic, 1, 2, &[]);
     cluster.wait_led(1, topic, 1).await;
     let store = cluster.store().await;
-    let store_ref = &store;
-    wait_until(Duration::from_secs(30), "a full ISR", || async move {
-        state(store_ref, topic)
-            .await
-            .is_some_and(|(s, _)| s.isr.len() == 2)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    wait_for_isr_of(&cluster, &store, topic, 2).await;
     let controller = metadata(cluster.port(1), Some(&[])).await.controller_id.0;
     let leader = leaders(cluster.port(1), topic).await[&0].0;
     let follower = 3 - leader;
