@@ -281,9 +281,22 @@ impl Cluster {
     /// Whether coordinator `id` has loaded `group`: an OffsetFetch of no partitions is
     /// answered COORDINATOR_LOAD_IN_PROGRESS until it has, and costs nothing else.
     async fn loaded(&mut self, id: i32, group: &str) -> Result<bool> {
+        let r = self.offset_fetch(id, group, Some(Vec::new())).await?;
+        // COORDINATOR_LOAD_IN_PROGRESS
+        Ok(r.error_code != 14)
+    }
+
+    /// OffsetFetch of `group` at its coordinator `id`: `topics` None asks for every committed
+    /// partition.
+    pub async fn offset_fetch(
+        &mut self,
+        id: i32,
+        group: &str,
+        topics: Option<Vec<offset_fetch_request::OffsetFetchRequestTopic>>,
+    ) -> Result<OffsetFetchResponse> {
         let mut req = OffsetFetchRequest::default();
         req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-        req.topics = Some(Vec::new());
+        req.topics = topics;
         // v8 moves the group into a list; v7 is the newest with this shape.
         let ResponseKind::OffsetFetch(r) = self
             .broker(id)
@@ -295,8 +308,7 @@ impl Cluster {
                 "unexpected response to OffsetFetch".into(),
             ));
         };
-        // COORDINATOR_LOAD_IN_PROGRESS
-        Ok(r.error_code != 14)
+        Ok(r)
     }
 
     /// ListOffsets for `partitions` of `topic` at `timestamp` (-2 earliest, -1 latest, else the

@@ -135,9 +135,7 @@ pub async fn committed_offsets(
     group: &str,
     topics: Option<&[(String, Vec<i32>)]>,
 ) -> Result<BTreeMap<(String, i32), i64>> {
-    let mut req = OffsetFetchRequest::default();
-    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
-    req.topics = topics.map(|ts| {
+    let topics = topics.map(|ts| {
         ts.iter()
             .map(|(t, ps)| {
                 let mut rt = offset_fetch_request::OffsetFetchRequestTopic::default();
@@ -147,17 +145,7 @@ pub async fn committed_offsets(
             })
             .collect()
     });
-    // v8 moves the group into a list; v7 is the newest with this shape.
-    let ResponseKind::OffsetFetch(r) = cluster
-        .broker(coordinator)
-        .await?
-        .call_upto(ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(req))
-        .await?
-    else {
-        return Err(ToolError::Kafka(
-            "unexpected response to OffsetFetch".into(),
-        ));
-    };
+    let r = cluster.offset_fetch(coordinator, group, topics).await?;
     if r.error_code != 0 {
         return Err(ToolError::Kafka(format!(
             "offsets of group {group}: {}",
