@@ -34,11 +34,38 @@ def unique_topic(prefix="compat"):
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+_PORTS_HANDED_OUT = set()
+
+
+def _ephemeral_low():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port that was free on 127.0.0.1 a moment ago (bind to port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free on 127.0.0.1 now and was not handed out before in this process.
+
+    Picked below the kernel's ephemeral range: a port from bind(0) comes from that range, so the
+    local end of any outgoing connection (a client's, ZooKeeper's) could take it before the broker
+    binds it. Same rule as the Rust tests' `free_port`, with a different start per process.
+    """
+    low = 10_000
+    span = max(_ephemeral_low() - low, 1_000)
+    start = (os.getpid() * 7_919) % span
+    for i in range(span):
+        port = low + (start + i) % span
+        if port in _PORTS_HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in {low}..{low + span}")
 
 
 def read_properties(path):
@@ -76,8 +103,6 @@ class Broker:
         self.output_path = self.workdir / "broker.out"
         self.port = free_port()
         self.metrics_port = free_port()
-        while self.metrics_port == self.port:
-            self.metrics_port = free_port()
         # A callable gets this broker (its ports and directories are set by now), for overrides
         # that name them, e.g. more listeners beside the PLAINTEXT one on self.port.
         self.overrides = list(overrides(self) if callable(overrides) else overrides)

@@ -45,10 +45,7 @@ def sasl(tmp_path_factory):
     ports = {}
 
     def overrides(b):
-        p = free_port()
-        while p in (b.port, b.metrics_port):
-            p = free_port()
-        ports["sasl"] = p
+        ports["sasl"] = p = free_port()
         return [
             f"listeners=PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{p}",
             f"advertised.listeners=PLAINTEXT://127.0.0.1:{b.port},SASL_PLAINTEXT://127.0.0.1:{p}",

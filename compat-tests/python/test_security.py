@@ -257,13 +257,8 @@ def env(tmp_path_factory, pki):
     ports = {}
 
     def overrides(b):
-        taken = {b.port, b.metrics_port}
         for name in LISTENERS:
-            p = free_port()
-            while p in taken:
-                p = free_port()
-            taken.add(p)
-            ports[name] = p
+            ports[name] = free_port()
         return [
             "listeners=" + ",".join([f"PLAINTEXT://127.0.0.1:{b.port}"]
                                     + [f"{n}://127.0.0.1:{ports[n]}" for n in LISTENERS]),
