@@ -9,7 +9,8 @@
 //! Like Kafka's `FetchSessionHandler`, each loop keeps a KIP-227 fetch session with its leader:
 //! after one full fetch, requests name only partitions whose fetch state changed (and those
 //! to forget), and answers hold only partitions with something new, so thousands of idle
-//! partitions cost the leader and the wire nothing per fetch.
+//! partitions cost the leader and the wire nothing per fetch. That session, and the request
+//! built from it, is in `session`.
 
 mod session;
 

@@ -27,6 +27,10 @@
 //! private), so writes cannot be fenced on `/controller_epoch`'s version as Kafka's controller
 //! fences them; and null data (the client always sends a byte array, and reads a null one back as
 //! empty), so `None` is stored as empty data and empty data reads back as `None`.
+//!
+//! This file holds the session (connect, the state listener, the session probe, close) and the
+//! `MetadataStore` impl; `calls` the data calls and their retries, `watches` the watch registry
+//! and its supervisor task, `paths` the chroot and ZooKeeper's path rules.
 
 mod calls;
 mod paths;

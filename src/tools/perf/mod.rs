@@ -5,6 +5,9 @@
 //! Both keep requests in flight on one pipelined connection per leader: the producer up to
 //! `max_in_flight` produce requests, the consumer the next fetch, sent as soon as the previous
 //! answer's batch headers give the next offsets and before its records are decoded.
+//!
+//! This file holds the command line and the connections load; `producer` and `consumer` are
+//! the two loads, `stats` the counting and wording both report with.
 
 mod consumer;
 mod producer;
