@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use super::aborted_txns::{aborted_txn_of_marker, marker_coordinator_epoch};
 use super::checkpoint::{self, LEADER_EPOCH_FILE};
 use super::error::{IoContext, LogError, Result};
-use super::partition::{PartitionLog, aborted_txn_of_marker, marker_coordinator_epoch};
+use super::partition::PartitionLog;
 use super::producer_state::{ProducerStateManager, snapshot};
 use super::segment::{
     CLEANED_SUFFIX, EntryInfo, INDEX_SUFFIX, LOG_SUFFIX, LogSegment, OpenMode, SWAP_SUFFIX,

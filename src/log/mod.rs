@@ -1,6 +1,7 @@
 //! Partition logs in Apache Kafka's on-disk format (Kafka's documentation, "Message Format"),
 //! checked against the data directory Kafka 2.4.1 wrote in `tests/fixtures/kafka-2.4.1-single`.
 
+mod aborted_txns;
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
@@ -8,6 +9,7 @@ pub mod compression;
 pub mod descriptors;
 pub mod down_convert;
 pub mod error;
+mod flush;
 pub mod handle;
 pub mod index;
 mod leader_epoch;
@@ -20,6 +22,8 @@ pub mod records;
 mod retention;
 pub mod segment;
 pub mod tasks;
+mod timestamp_lookup;
+mod truncation;
 pub mod txn_index;
 pub mod validator;
 

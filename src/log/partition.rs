@@ -1,9 +1,11 @@
 //! `PartitionLog`: the segments of one `<topic>-<partition>` directory and everything done to
 //! them as a whole: append, read, roll, flush, truncation, the cleaner's segment swap.
 //!
-//! What happens only at open (`loader`), the leader epoch cache (`leader_epoch`) and retention
-//! (`retention`) live in sibling files as further `impl PartitionLog` blocks; they share this
-//! struct's fields, which are therefore visible to the `log` module.
+//! What happens only at open (`loader`), the leader epoch cache (`leader_epoch`), retention
+//! (`retention`), truncation (`truncation`), the full flush and close (`flush`), lookups by
+//! timestamp (`timestamp_lookup`), aborted transactions (`aborted_txns`) and the cleaner's
+//! segment swap (`cleaner::swap`) live in other files as further `impl PartitionLog` blocks;
+//! they share this struct's fields, which are therefore visible to the `log` module.
 //!
 //! All methods are synchronous and do file I/O; the broker calls them from blocking threads
 //! (see `LogManager`), never from the async runtime.
@@ -14,15 +16,13 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use super::aborted_txns::{aborted_txn_of_marker, marker_coordinator_epoch};
 use super::batch::{self, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET};
 use super::checkpoint;
-use super::error::{IoContext, LogError, Result};
+use super::error::{LogError, Result};
 use super::producer_state::{ProducerStateManager, SequenceCheck, snapshot};
 use super::records;
-use super::segment::{
-    CLEANED_SUFFIX, FileRegion, LogSegment, SWAP_SUFFIX, SegmentSettings, SegmentSnapshot, now_ms,
-};
-use super::txn_index::AbortedTxn;
+use super::segment::{FileRegion, LogSegment, SegmentSettings, SegmentSnapshot, now_ms};
 use super::validator;
 use crate::config::LogConfig;
 
@@ -165,53 +165,6 @@ impl PartitionLog {
         self.producers
             .first_unstable_offset()
             .map_or(self.high_watermark, |o| o.min(self.high_watermark))
-    }
-
-    /// Swaps a segment written by the log cleaner in for the segments it was cleaned from, the
-    /// way Kafka's `replaceSegments` does, so that a crash at any point leaves either the old
-    /// segments or the cleaned one (see `complete_interrupted_swaps`): `.cleaned` -> `.swap`,
-    /// the old segments -> `.deleted`, `.swap` -> the segment's own name. Returns false, and
-    /// deletes `cleaned`, when `replaced` (base offset and segment id) are no longer all in the
-    /// log, or the log was truncated since the cleaner read it (`layout_epoch`). `step` is told
-    /// each point reached, for crash tests.
-    pub fn replace_with_cleaned(
-        &mut self,
-        mut cleaned: LogSegment,
-        replaced: &[(i64, u64)],
-        layout_epoch: u64,
-        mut step: impl FnMut(&str),
-    ) -> Result<bool> {
-        let active_base = self.active().base_offset;
-        let unchanged = self.layout_epoch == layout_epoch
-            && replaced.iter().all(|(base, id)| {
-                *base < active_base && self.segments.get(base).is_some_and(|s| s.id() == *id)
-            });
-        if !unchanged {
-            cleaned.delete_files()?;
-            return Ok(false);
-        }
-        cleaned.change_suffix(Some(CLEANED_SUFFIX), Some(SWAP_SUFFIX))?;
-        checkpoint::sync_dir(&self.dir)?;
-        step("swap");
-        let due = now_ms() + self.config.file_delete_delay_ms;
-        let mut result = Ok(());
-        for (base, _) in replaced {
-            if let Some(mut seg) = self.segments.remove(base) {
-                result = result.and(seg.mark_deleted());
-                self.pending_deletes.push((due, seg));
-            }
-        }
-        step("deleted");
-        // From here the cleaned segment is the log's even if a rename fails: its open files
-        // serve reads, and the next start completes the swap from whatever names are on disk.
-        let renamed = cleaned
-            .change_suffix(Some(SWAP_SUFFIX), None)
-            .and_then(|()| checkpoint::sync_dir(&self.dir));
-        self.segments.insert(cleaned.base_offset, cleaned);
-        result?;
-        renamed?;
-        self.remove_expired_deletions(now_ms())?;
-        Ok(true)
     }
 
     /// Moves the high watermark (replication decides where); clamped to the log.
@@ -423,23 +376,6 @@ impl PartitionLog {
             records: 1,
             bytes: marker.len(),
         })
-    }
-
-    /// The aborted transactions a read_committed fetch from `from` up to `to` must be told of
-    /// (Kafka's `collectAbortedTransactions`): those listed in the `.txnindex` of the segments
-    /// from the one holding `from` on, that end at or after `from` and began before `to`.
-    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
-        let start_base = self
-            .segments
-            .range(..=from)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        self.segments
-            .range(start_base..)
-            .flat_map(|(_, s)| s.txn_index.entries().iter())
-            .filter(|t| t.last_offset >= from && t.first_offset < to)
-            .copied()
-            .collect()
     }
 
     /// Appends batches that already carry their offsets (a follower copying its leader): each is
@@ -710,194 +646,6 @@ impl PartitionLog {
             layout_epoch: self.layout_epoch,
         }
     }
-
-    /// The first offset whose record timestamp is >= `timestamp`, with that timestamp, as
-    /// ListOffsets answers; `None` when no record is that recent.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
-        for seg in self.segments.values() {
-            if seg.largest_timestamp() < timestamp || seg.is_empty() {
-                continue;
-            }
-            let from = seg
-                .time_index
-                .lookup(timestamp)
-                .map_or(seg.base_offset, |(_, off)| off);
-            let mut pos = seg.offset_index.lookup(from) as u64;
-            while let Some(e) = seg.entry_at(pos)? {
-                if e.max_timestamp >= timestamp && e.last_offset >= self.log_start_offset {
-                    if e.magic == 2 {
-                        let bytes = seg.read_bytes(e.position, e.size as usize)?;
-                        let (_, recs) = records::decode_batch(&bytes)?;
-                        if let Some(r) = recs
-                            .iter()
-                            .find(|r| r.timestamp >= timestamp && r.offset >= self.log_start_offset)
-                        {
-                            return Ok(Some((r.offset, r.timestamp)));
-                        }
-                    } else {
-                        return Ok(Some((e.last_offset, e.max_timestamp)));
-                    }
-                }
-                pos += e.size;
-            }
-        }
-        Ok(None)
-    }
-
-    /// The first record carrying the log's largest timestamp, with that timestamp (ListOffsets
-    /// MAX_TIMESTAMP); `None` for an empty log.
-    pub fn offset_of_max_timestamp(&self) -> Result<Option<(i64, i64)>> {
-        let max = self
-            .segments
-            .values()
-            .filter(|s| !s.is_empty())
-            .map(|s| s.largest_timestamp())
-            .max();
-        match max {
-            Some(ts) => self.offset_for_timestamp(ts),
-            None => Ok(None),
-        }
-    }
-
-    /// Removes everything at or after `offset` (replication's truncation on a leader change).
-    /// A batch that contains `offset` is removed whole.
-    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
-        if offset >= self.log_end_offset {
-            return Ok(());
-        }
-        let first_base = self.segments.keys().next().copied().unwrap_or(0);
-        if offset < first_base {
-            return self.truncate_fully_and_start_at(offset);
-        }
-        let later: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
-        for base in later {
-            if let Some(seg) = self.segments.remove(&base) {
-                seg.delete_files()?;
-            }
-        }
-        self.layout_epoch += 1;
-        self.cleaner_offset = self.cleaner_offset.map(|c| c.min(offset));
-        let active = self.active_mut();
-        active.truncate_to(offset)?;
-        active.reopen_active()?;
-        self.log_end_offset = self.active().next_offset()?;
-        self.high_watermark = self.high_watermark.min(self.log_end_offset);
-        self.recovery_point = self.recovery_point.min(self.log_end_offset);
-        let leo = self.log_end_offset;
-        self.truncate_epochs_from_end(leo)?;
-        self.rebuild_producer_state()?;
-        tracing::info!(topic = %self.topic, partition = self.partition, offset, log_end_offset = leo, "truncated log");
-        Ok(())
-    }
-
-    /// Deletes every segment and starts an empty log at `offset`.
-    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<()> {
-        self.layout_epoch += 1;
-        self.cleaner_offset = self.cleaner_offset.map(|c| c.min(offset));
-        let segments = std::mem::take(&mut self.segments);
-        for seg in segments.into_values() {
-            seg.delete_files()?;
-        }
-        let (seg, _) = LogSegment::open(&self.dir, offset, self.settings(), true)?;
-        self.segments.insert(offset, seg);
-        self.log_start_offset = offset;
-        self.log_end_offset = offset;
-        self.high_watermark = offset;
-        self.recovery_point = offset;
-        self.leader_epochs.clear();
-        self.producers.clear();
-        for (_, path) in snapshot::list(&self.dir)? {
-            std::fs::remove_file(&path).at(&path)?;
-        }
-        self.write_epochs()
-    }
-
-    /// fsyncs everything not yet durable and moves the recovery point to the log end.
-    pub fn flush(&mut self) -> Result<()> {
-        // Nothing appended or truncated since the files were last made durable: syncing them
-        // again changes nothing. A clean shutdown flushes every log twice (before the
-        // checkpoints and at close); with 10,000 idle partitions those fsyncs took longer than
-        // a supervisor's stop timeout, and a broker killed there restarts with full recovery.
-        if self.unflushed_messages == 0
-            && self.fully_flushed_at == Some((self.log_end_offset, self.layout_epoch))
-        {
-            self.recovery_point = self.log_end_offset;
-            return Ok(());
-        }
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range(from..).map(|(_, s)| s) {
-            seg.flush()?;
-        }
-        self.recovery_point = self.log_end_offset;
-        self.unflushed_messages = 0;
-        self.last_flush_ms = now_ms();
-        self.fully_flushed_at = Some((self.log_end_offset, self.layout_epoch));
-        Ok(())
-    }
-
-    /// Flushes and trims the active segment's indexes, as a clean shutdown leaves them.
-    pub fn close(mut self) -> Result<()> {
-        self.flush()?;
-        // As Kafka's `ProducerStateManager.takeSnapshot`, an offset already snapshotted is not
-        // written again (an idle log has one from its last close).
-        if !snapshot::path(&self.dir, self.log_end_offset).exists() {
-            self.take_producer_snapshot()?;
-        }
-        self.active_mut().close_active()?;
-        self.remove_expired_deletions(i64::MAX)
-    }
-
-    /// Deletes the whole partition directory (topic deletion).
-    pub fn delete(self) -> Result<()> {
-        let dir = self.dir.clone();
-        drop(self);
-        fs::remove_dir_all(&dir).at(&dir)
-    }
-}
-
-/// The coordinator epoch a COMMIT/ABORT marker carries (its value: version, epoch).
-pub(super) fn marker_coordinator_epoch(marker: &[u8]) -> Option<i32> {
-    let (_, recs) = records::decode_batch(marker).ok()?;
-    let value = recs.first()?.value.as_ref()?;
-    let epoch: [u8; 4] = value.get(2..6)?.try_into().ok()?;
-    Some(i32::from_be_bytes(epoch))
-}
-
-/// The `.txnindex` entry for a marker about to be applied to `producers`: `None` for a COMMIT.
-/// The last stable offset after an ABORT is the first offset of the oldest other open
-/// transaction, or the offset after the marker.
-pub(super) fn aborted_txn_of_marker(
-    producers: &ProducerStateManager,
-    h: &BatchHeader,
-    marker: &[u8],
-) -> Result<Option<AbortedTxn>> {
-    let (_, recs) = records::decode_batch(marker)?;
-    let is_abort = recs
-        .first()
-        .and_then(|r| r.key.as_ref())
-        .is_some_and(|k| k.len() >= 4 && k[2..4] == [0, 0]);
-    if !is_abort {
-        return Ok(None);
-    }
-    let first_offset = producers
-        .get(h.producer_id)
-        .and_then(|e| e.current_txn_first_offset)
-        .unwrap_or(h.base_offset);
-    let others_first = producers
-        .iter_open_transactions()
-        .filter(|(pid, _)| *pid != h.producer_id)
-        .map(|(_, first)| first)
-        .min();
-    Ok(Some(AbortedTxn {
-        producer_id: h.producer_id,
-        first_offset,
-        last_offset: h.last_offset(),
-        last_stable_offset: others_first.unwrap_or(h.next_offset()),
-    }))
 }
 
 /// One segment of a [`ReadSnapshot`].

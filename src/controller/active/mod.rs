@@ -6,8 +6,9 @@
 //! reassignments, elections) and the leader-imbalance timer all queue on it.
 //!
 //! This file holds the state, the event loop and partition state changes; the children add
-//! to the same `ActiveController`: `brokers` (brokers joining and failing), `deletion` (topic
-//! deletion), `requests` (what is sent to brokers), `election`, `isr_change`, `reassign` and
+//! to the same `ActiveController`: `topics` (topics created and growing), `brokers` (brokers
+//! joining and failing), `deletion` (topic deletion), `partition_states` (the state znodes read
+//! and written), `requests` (what is sent to brokers), `election`, `isr_change`, `reassign` and
 //! `shutdown` (controlled shutdown), `alter_partition` (leaders' ISR changes at IBP 2.7+).
 
 pub mod alter_partition;
@@ -16,15 +17,16 @@ mod deletion;
 mod election;
 mod isr_change;
 mod log_dirs;
+mod partition_states;
 mod reassign;
 mod requests;
 mod shutdown;
+mod topics;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -32,25 +34,14 @@ use super::Command;
 use super::channel::BrokerChannels;
 use crate::config::BrokerConfig;
 use crate::metadata::MetadataStore;
-use crate::metadata::store::{
-    CreateMode, StoreError, StoreResult, WatchEvent, create_recursive, ensure_path,
-};
-use crate::metadata::znodes::{self, PartitionStateZnode, TopicZnode};
+use crate::metadata::store::{StoreError, WatchEvent};
+use crate::metadata::znodes;
 use brokers::broker_address;
 
 /// Leader and epoch that tell brokers a topic is being deleted.
 const LEADER_DURING_DELETE: i32 = -2;
 const EPOCH_DURING_DELETE: i32 = -2;
 const NO_LEADER: i32 = -1;
-/// Store requests the controller keeps in flight at once when it reads or writes many partition
-/// states: ZooKeeper answers pipelined requests on one connection in order, and the embedded
-/// store commits whatever is queued with one fsync, so a decision about 10,000 partitions costs
-/// a few round trips rather than 10,000. Below ZooKeeper's `globalOutstandingLimit` (1,000),
-/// past which it stops reading the connection.
-const IN_FLIGHT: usize = 768;
-/// Partition state writes between two checks of the controller epoch (see `fence`).
-const WRITES_PER_FENCE: usize = 1000;
-
 /// Why the controller stopped being active.
 #[derive(Debug)]
 pub enum Stop {
@@ -378,303 +369,6 @@ impl ActiveController {
         }
     }
 
-    /// Kafka fences every controller write with a check of `/controller_epoch`'s version in the
-    /// same ZooKeeper multi. zookeeper-async has no multi, so the check comes just before the
-    /// write: a newer controller is still noticed, with a window of one round trip.
-    async fn fence(&self) -> Result<(), Stop> {
-        match self.store.get(znodes::CONTROLLER_EPOCH).await? {
-            Some((_, stat)) if stat.version == self.epoch_zk_version => Ok(()),
-            _ => Err(Stop::Resigned("controller epoch moved on".into())),
-        }
-    }
-
-    /// Reads a topic's assignment and partition states into the context, giving it a topic id
-    /// if it has none (topics written by Kafka before 2.8 or by old tools).
-    async fn load_topic(&mut self, topic: &str) -> Result<(), Stop> {
-        self.load_topics(&[topic.to_string()]).await
-    }
-
-    /// `load_topic` for many topics, with the reads of all their znodes pipelined: a new
-    /// controller reads every topic, and one round trip per topic (300 topics) cost seconds.
-    async fn load_topics(&mut self, topics: &[String]) -> Result<(), Stop> {
-        let reads: Vec<_> = topics
-            .iter()
-            .map(|topic| {
-                let store = self.store.clone();
-                let path = znodes::topic_path(topic);
-                async move {
-                    store.watch_node(&path).await?;
-                    Ok::<_, Stop>(store.get(&path).await?)
-                }
-            })
-            .collect();
-        let started = std::time::Instant::now();
-        let found: Vec<_> = pipelined(reads).try_collect().await?;
-        if topics.len() > 1 {
-            tracing::info!(
-                topics = topics.len(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "topic znodes read and watched"
-            );
-        }
-        let mut loaded = Vec::new();
-        for (topic, found) in topics.iter().zip(found) {
-            if let Some((Some(data), stat)) = found
-                && let Some(state) = self.decode_topic(topic, &data, stat.version).await?
-            {
-                loaded.push((topic.clone(), state));
-            }
-        }
-        let tps: Vec<Tp> = loaded
-            .iter()
-            .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
-            .collect();
-        for (tp, s) in tps.iter().zip(self.read_states(&tps).await?) {
-            if let Some(s) = s {
-                self.states.insert(tp.clone(), s);
-            }
-        }
-        for (topic, state) in loaded {
-            for p in state.adding.keys().chain(state.removing.keys()) {
-                // Kafka's PartitionReassignmentIsrChangeHandler: the leader's ISR writes tell
-                // when the new replicas have caught up.
-                self.store
-                    .watch_node(&znodes::partition_state_path(&topic, *p))
-                    .await?;
-            }
-            self.topics.insert(topic, state);
-        }
-        Ok(())
-    }
-
-    /// A topic znode as the controller's state, giving the topic an id if it has none; `None`
-    /// for one that cannot be read or was rewritten meanwhile (its watch brings it back).
-    async fn decode_topic(
-        &mut self,
-        topic: &str,
-        data: &[u8],
-        version: i32,
-    ) -> Result<Option<TopicState>, Stop> {
-        let path = znodes::topic_path(topic);
-        let z: TopicZnode = match znodes::decode(&path, data) {
-            Ok(z) => z,
-            Err(e) => {
-                tracing::error!(topic, error = %e, "skipping topic with unreadable assignment");
-                return Ok(None);
-            }
-        };
-        let id = match z.topic_id.as_deref().and_then(znodes::parse_uuid_base64) {
-            Some(id) => id,
-            // Below IBP 2.8 topics keep no id, as Kafka's controller leaves them.
-            None if !self.config.inter_broker_protocol_version.topic_ids() => uuid::Uuid::nil(),
-            None => {
-                let (id, text) = znodes::random_uuid_base64();
-                let mut with_id = z.clone();
-                with_id.version = 3;
-                with_id.topic_id = Some(text);
-                self.fence().await?;
-                match self
-                    .store
-                    .set(&path, Some(znodes::encode(&with_id)), Some(version))
-                    .await
-                {
-                    Ok(_) => {}
-                    // Someone rewrote the assignment meanwhile: its watch brings it back.
-                    Err(StoreError::BadVersion(_)) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                }
-                id
-            }
-        };
-        let assignment = z.assignment();
-        let by_partition = |m: &BTreeMap<String, Vec<i32>>| -> BTreeMap<i32, Vec<i32>> {
-            m.iter()
-                .filter(|(_, r)| !r.is_empty())
-                .filter_map(|(k, v)| k.parse().ok().map(|p| (p, v.clone())))
-                .collect()
-        };
-        Ok(Some(TopicState {
-            id,
-            assignment,
-            adding: by_partition(&z.adding_replicas),
-            removing: by_partition(&z.removing_replicas),
-        }))
-    }
-
-    async fn read_state(&self, topic: &str, p: i32) -> Result<Option<PartitionState>, Stop> {
-        read_state(self.store.clone(), topic.to_string(), p).await
-    }
-
-    /// `read_state` for many partitions, the reads pipelined; in the order of `tps`.
-    async fn read_states(&self, tps: &[Tp]) -> Result<Vec<Option<PartitionState>>, Stop> {
-        let reads: Vec<_> = tps
-            .iter()
-            .map(|tp| read_state(self.store.clone(), tp.0.clone(), tp.1))
-            .collect();
-        pipelined(reads).try_collect().await
-    }
-
-    /// Re-reads partitions' states into the context.
-    async fn refresh_states(&mut self, tps: &[Tp]) -> Result<(), Stop> {
-        for (tp, fresh) in tps.iter().zip(self.read_states(tps).await?) {
-            if let Some(fresh) = fresh {
-                self.states.insert(tp.clone(), fresh);
-            }
-        }
-        Ok(())
-    }
-
-    /// Re-reads a partition's state into the context; true when it had changed.
-    async fn refresh_state(&mut self, tp: &Tp) -> Result<bool, Stop> {
-        let Some(fresh) = self.read_state(&tp.0, tp.1).await? else {
-            return Ok(false);
-        };
-        let changed = self
-            .states
-            .get(tp)
-            .is_none_or(|s| s.zk_version != fresh.zk_version);
-        self.states.insert(tp.clone(), fresh);
-        Ok(changed)
-    }
-
-    /// Writes a partition's new leader and ISR (see `write_states`). Returns false when the
-    /// write lost a race.
-    async fn write_state(
-        &mut self,
-        tp: &Tp,
-        leader: i32,
-        leader_epoch: i32,
-        isr: Vec<i32>,
-    ) -> Result<bool, Stop> {
-        let decision = Decision {
-            tp: tp.clone(),
-            leader,
-            leader_epoch,
-            isr,
-        };
-        let won = self.write_states(std::slice::from_ref(&decision)).await?;
-        Ok(won.first().copied().unwrap_or(false))
-    }
-
-    /// Writes partitions' new leaders and ISRs: created when new, else conditional on the
-    /// partition epoch the controller knows. The writes are pipelined (Kafka's controller sends
-    /// them as one batch of asynchronous requests too). For each decision, in order: false when
-    /// its write lost a race (the state was re-read into the context, to be decided again).
-    async fn write_states(&mut self, decisions: &[Decision]) -> Result<Vec<bool>, Stop> {
-        let store = self.store.clone();
-        // The parents of new state znodes (`.../partitions/<p>`) are made first, so that each
-        // state is then one create rather than a walk down the tree.
-        let new: Vec<&Tp> = decisions
-            .iter()
-            .map(|d| &d.tp)
-            .filter(|tp| !self.states.contains_key(*tp))
-            .collect();
-        if !new.is_empty() {
-            self.fence().await?;
-            let topics: BTreeSet<&str> = new.iter().map(|tp| tp.0.as_str()).collect();
-            let parents: Vec<_> = topics
-                .into_iter()
-                .map(|t| {
-                    let path = format!("{}/partitions", znodes::topic_path(t));
-                    let store = store.clone();
-                    async move { ensure_path(store.as_ref(), &path).await }
-                })
-                .collect();
-            pipelined(parents).try_collect::<Vec<()>>().await?;
-            let parents: Vec<_> = new
-                .into_iter()
-                .map(|tp| {
-                    let path = format!("{}/partitions/{}", znodes::topic_path(&tp.0), tp.1);
-                    let store = store.clone();
-                    async move {
-                        match store.create(&path, None, CreateMode::Persistent).await {
-                            Ok(_) | Err(StoreError::NodeExists(_)) => Ok(()),
-                            Err(e) => Err(e),
-                        }
-                    }
-                })
-                .collect();
-            pipelined(parents).try_collect::<Vec<()>>().await?;
-        }
-        let mut won = Vec::with_capacity(decisions.len());
-        for chunk in decisions.chunks(WRITES_PER_FENCE) {
-            // Kafka fences every write with a check of `/controller_epoch`'s version in the
-            // same multi; without multi the check comes before each chunk of writes.
-            self.fence().await?;
-            let epoch = self.epoch;
-            let writes: Vec<_> = chunk
-                .iter()
-                .map(|d| {
-                    let known_version = self.states.get(&d.tp).map(|s| s.zk_version);
-                    let z = PartitionStateZnode {
-                        controller_epoch: epoch,
-                        leader: d.leader,
-                        version: 1,
-                        leader_epoch: d.leader_epoch,
-                        isr: d.isr.clone(),
-                        leader_recovery_state: None,
-                    };
-                    let path = znodes::partition_state_path(&d.tp.0, d.tp.1);
-                    let store = store.clone();
-                    async move {
-                        let data = Some(znodes::encode(&z));
-                        match known_version {
-                            Some(v) => store
-                                .set(&path, data, Some(v))
-                                .await
-                                .map(|stat| stat.version),
-                            None => create_recursive(
-                                store.as_ref(),
-                                &path,
-                                data,
-                                CreateMode::Persistent,
-                            )
-                            .await
-                            .map(|_| 0),
-                        }
-                    }
-                })
-                .collect();
-            let results: Vec<StoreResult<i32>> = pipelined(writes).collect().await;
-            for (d, result) in chunk.iter().zip(results) {
-                won.push(self.record_write(d, result).await?);
-            }
-        }
-        Ok(won)
-    }
-
-    /// Takes a partition state write's outcome into the context.
-    async fn record_write(&mut self, d: &Decision, result: StoreResult<i32>) -> Result<bool, Stop> {
-        match result {
-            Ok(zk_version) => {
-                self.states.insert(
-                    d.tp.clone(),
-                    PartitionState {
-                        leader: d.leader,
-                        leader_epoch: d.leader_epoch,
-                        isr: d.isr.clone(),
-                        controller_epoch: self.epoch,
-                        zk_version,
-                    },
-                );
-                Ok(true)
-            }
-            Err(StoreError::BadVersion(_)) | Err(StoreError::NodeExists(_)) => {
-                match self.read_state(&d.tp.0, d.tp.1).await? {
-                    Some(s) if s.controller_epoch > self.epoch => Err(Stop::Resigned(
-                        "a newer controller wrote a partition state".into(),
-                    )),
-                    Some(s) => {
-                        self.states.insert(d.tp.clone(), s);
-                        Ok(false)
-                    }
-                    None => Ok(false),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Writes the leader and ISR `decide` picks from the partition's current state, with the
     /// leader epoch bumped; decided again on the fresh state when a leader's own ISR write got
     /// there first. False when `decide` finds nothing to do or the writes keep losing.
@@ -852,103 +546,6 @@ impl ActiveController {
         let live: Vec<i32> = self.brokers.keys().copied().collect();
         self.send_update_metadata(Some(changed), &live);
     }
-
-    async fn on_topic_change(&mut self) -> Result<(), Stop> {
-        let now: BTreeSet<String> = self
-            .store
-            .children(znodes::TOPICS)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        let added: Vec<String> = now
-            .iter()
-            .filter(|t| !self.topics.contains_key(*t))
-            .cloned()
-            .collect();
-        let removed: Vec<String> = self
-            .topics
-            .keys()
-            .filter(|t| !now.contains(*t))
-            .cloned()
-            .collect();
-        for t in removed {
-            self.forget_topic(&t);
-        }
-        for t in &added {
-            self.load_topic(t).await?;
-            tracing::info!(topic = t, "new topic");
-        }
-        let partitions: Vec<Tp> = self
-            .all_partitions()
-            .into_iter()
-            .filter(|(t, _)| added.contains(t))
-            .collect();
-        // Partitions that already have a state (a topic adopted from another cluster) are
-        // announced as they are; the others are elected.
-        let existing: Vec<Tp> = partitions
-            .iter()
-            .filter(|tp| self.states.contains_key(*tp))
-            .cloned()
-            .collect();
-        self.announce(&existing);
-        self.bring_online(partitions).await
-    }
-
-    /// Partitions added to a topic (CreatePartitions, or a tool rewriting the assignment).
-    async fn on_assignment_change(&mut self, topic: &str) -> Result<(), Stop> {
-        let before: BTreeSet<i32> = self
-            .topics
-            .get(topic)
-            .map(|t| t.assignment.keys().copied().collect())
-            .unwrap_or_default();
-        self.load_topic(topic).await?;
-        let added: Vec<Tp> = self
-            .topics
-            .get(topic)
-            .map(|t| {
-                t.assignment
-                    .keys()
-                    .filter(|p| !before.contains(p))
-                    .map(|p| (topic.to_string(), *p))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !added.is_empty() {
-            tracing::info!(topic, partitions = added.len(), "partitions added");
-        }
-        self.bring_online(added).await
-    }
-}
-
-/// Runs `calls` with up to `IN_FLIGHT` of them at once, answers in the order of `calls`. The
-/// calls own what they use, so that the controller's task stays `Send`.
-fn pipelined<F: std::future::Future>(calls: Vec<F>) -> impl futures::Stream<Item = F::Output> {
-    stream::iter(calls).buffered(IN_FLIGHT)
-}
-
-async fn read_state(
-    store: Arc<dyn MetadataStore>,
-    topic: String,
-    p: i32,
-) -> Result<Option<PartitionState>, Stop> {
-    let path = znodes::partition_state_path(&topic, p);
-    Ok(match store.get(&path).await? {
-        Some((Some(d), stat)) => match znodes::decode::<PartitionStateZnode>(&path, &d) {
-            Ok(z) => Some(PartitionState {
-                leader: z.leader,
-                leader_epoch: z.leader_epoch,
-                isr: z.isr,
-                controller_epoch: z.controller_epoch,
-                zk_version: stat.version,
-            }),
-            Err(e) => {
-                tracing::error!(topic, partition = p, error = %e, "unreadable partition state");
-                None
-            }
-        },
-        _ => None,
-    })
 }
 
 /// `<topic>/partitions/<p>/state` (below `/brokers/topics/`) as a topic partition.

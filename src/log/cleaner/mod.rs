@@ -42,6 +42,7 @@
 mod filter;
 mod manager;
 mod offset_map;
+mod swap;
 mod throttler;
 
 use std::collections::HashMap;
