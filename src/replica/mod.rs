@@ -1133,11 +1133,12 @@ impl ReplicaManager {
             now: now_ms(),
             lag_max_ms: self.lag_max_ms(),
         };
-        // Lock order: the replication state, then the log.
-        let now = p.try_replication().and_then(|mut r| {
+        // Recorded here when both locks are free (lock order: the replication state, then
+        // the log), else on the blocking pool.
+        let recorded_here = p.try_replication().and_then(|mut r| {
             Some(p.record_follower_fetch(&mut r, &mut *p.log.try_lock()?, &fetch))
         });
-        let recorded = match now {
+        let recorded = match recorded_here {
             Some(recorded) => recorded,
             None => {
                 let part = p.clone();
