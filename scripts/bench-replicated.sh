@@ -6,7 +6,9 @@
 # Kafka's figures and the ratios odradek / Kafka. Per load it also prints the CPU the three
 # brokers and the perf tool spent.
 #   1. producer 1,000,000 x 100 B, acks=all, linger 5 ms, batch 64 KiB, unthrottled
-#   2. consumer of those records (from the leader, while it also serves two followers)
+#   2. consumer of those records (from the leader, while it also serves two followers), with the
+#      followers idle (caught up), then busy: a producer appends 1 KiB records at 20,000/s
+#      (acks=all) to the same partition while the consumer reads
 #   3. producer 300,000 x 1 KiB, acks=all
 #   4. producer at a fixed 50,000 records/s, 500,000 x 100 B, acks=all: p50 / p99 latency
 #   then the CPU seconds of all three brokers per GB produced + consumed.
@@ -61,6 +63,24 @@ for round in $(seq 1 "$rounds"); do
     measured "consumer of those records" "$all" consumer --bootstrap-server "$bs" \
       --topic repl-100 --messages $((records + 1))
     note "$kind" consumer_rps "$(records_per_s "$load_out")"
+    # The same read while the followers fetch a steady stream of appends from the leader; its
+    # CPU is left out of the CPU per GB below, which counts the other loads' bytes.
+    b0=$(cpu_ticks "${brokers[@]}")
+    timeout $((limit * 10)) "$bin" perf producer --bootstrap-server "$bs" --topic repl-100 \
+      --num-records 1000000000 --record-size 1024 --throughput 20000 --acks all --linger-ms 5 \
+      --reporting-interval 100 >/dev/null 2>"$work/busy.err" &
+    busy=$!
+    pids+=("$busy")
+    for _ in $(seq 1 $((limit * 10))); do
+      if [ -s "$work/busy.err" ] || ! kill -0 "$busy" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    measured "consumer, followers busy" "$all" consumer --bootstrap-server "$bs" \
+      --topic repl-100 --messages $((records + 1))
+    note "$kind" consumer_busy_rps "$(records_per_s "$load_out")"
+    stop_pid "$busy"
+    unset 'pids[-1]'
+    b1=$(cpu_ticks "${brokers[@]}")
 
     create_topic "$bs" repl-1k 3 all "${topic_config[@]}"
     measured "producer $records_1k x 1 KiB" "$all" producer --bootstrap-server "$bs" \
@@ -76,7 +96,7 @@ for round in $(seq 1 "$rounds"); do
     note "$kind" fixed_p99 "$(p99_ms "$load_out")"
 
     c1=$(cpu_ticks "${brokers[@]}")
-    cpu_per_gb=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v b="$bytes_moved" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')
+    cpu_per_gb=$(awk -v t=$((c1 - c0 - (b1 - b0))) -v hz="$hz" -v b="$bytes_moved" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')
     rss=$(peak_rss_mib "${brokers[@]}")
     note "$kind" cpu_per_gb "$cpu_per_gb"
     note "$kind" rss_mib "$rss"
@@ -88,6 +108,7 @@ done
 table_header
 row "producer 1M x 100 B, acks=all, records/s" rate producer_rps "$recorded_producer_rps"
 row "consumer of those (leader), records/s" rate consumer_rps "$recorded_consumer_rps"
+row "  the same, followers busy (1 KiB at 20k/s), rec/s" rate consumer_busy_rps -
 row "producer 300k x 1 KiB, acks=all, MB/s" plain producer_1k_mbs "$recorded_producer_1k_mbs"
 row "producer at 50k records/s: p50 ms (lower wins)" plain fixed_p50 "$recorded_fixed_p50"
 row "producer at 50k records/s: p99 ms (lower wins)" plain fixed_p99 "$recorded_fixed_p99"

@@ -365,10 +365,10 @@ async fn read_all(
                         region = r.records;
                     }
                     Err(e) => {
-                        let (hw, start) = {
-                            let log = p.log.lock();
-                            (log.high_watermark(), log.log_start_offset())
-                        };
+                        let (hw, start) = p
+                            .inspect_log(|log| (log.high_watermark(), log.log_start_offset()))
+                            .await
+                            .unwrap_or((-1, -1));
                         set_offsets(&mut pd, version, hw, start);
                         pd.error_code = e.kafka_error_code();
                         errored = true;
@@ -381,14 +381,7 @@ async fn read_all(
                 if let Some(id) = consumer_rack
                     .and_then(|rack| preferred_read_replica(api, p, w.offset, rack, listener)) =>
             {
-                let (hw, start, lso) = {
-                    let log = p.log.lock();
-                    (
-                        log.high_watermark(),
-                        log.log_start_offset(),
-                        log.last_stable_offset(),
-                    )
-                };
+                let (hw, start, lso) = log_offsets(p).await;
                 set_offsets(&mut pd, version, hw, start);
                 pd.last_stable_offset = lso;
                 pd.preferred_read_replica = BrokerId(id);
@@ -433,14 +426,7 @@ async fn read_all(
                         region = r.records;
                     }
                     Err(e) => {
-                        let (hw, start, lso) = {
-                            let log = p.log.lock();
-                            (
-                                log.high_watermark(),
-                                log.log_start_offset(),
-                                log.last_stable_offset(),
-                            )
-                        };
+                        let (hw, start, lso) = log_offsets(p).await;
                         set_offsets(&mut pd, version, hw, start);
                         pd.last_stable_offset = lso;
                         pd.error_code = if matches!(e, LogError::OffsetOutOfRange { .. }) {
@@ -507,20 +493,28 @@ async fn convert_for_old_consumer(
     }
     let pd = &mut fetched.data;
     pd.error_code = errors::storage_error_for_old_fetch(version, pd.error_code);
-    let (zstd_topic, enabled) = {
-        let log = p.log.lock();
-        let c = log.config();
-        (
-            c.compression == TopicCompression::Codec(compression::ZSTD),
-            c.message_downconversion_enable,
-        )
-    };
     let refuse = |pd: &mut PartitionData, code: i16| {
         *pd = PartitionData::default();
         pd.partition_index = p.partition;
         pd.high_watermark = -1;
         pd.error_code = code;
         pd.records = Some(bytes::Bytes::new());
+    };
+    let config = p
+        .inspect_log(|log| {
+            let c = log.config();
+            (
+                c.compression == TopicCompression::Codec(compression::ZSTD),
+                c.message_downconversion_enable,
+            )
+        })
+        .await;
+    let (zstd_topic, enabled) = match config {
+        Ok(c) => c,
+        Err(e) => {
+            fetched.region = None;
+            return refuse(pd, e.kafka_error_code());
+        }
     };
     if zstd_topic {
         fetched.region = None;
@@ -552,6 +546,21 @@ async fn convert_for_old_consumer(
             refuse(pd, e.kafka_error_code());
         }
     }
+}
+
+/// The high watermark, log start offset and last stable offset that an answer without records
+/// carries, taken without waiting behind an append; -1 each (Kafka's unknown offset) should
+/// the blocking pool fail.
+async fn log_offsets(p: &Arc<Partition>) -> (i64, i64, i64) {
+    p.inspect_log(|log| {
+        (
+            log.high_watermark(),
+            log.log_start_offset(),
+            log.last_stable_offset(),
+        )
+    })
+    .await
+    .unwrap_or((-1, -1, -1))
 }
 
 /// Sets what the version has: the log start offset from v5 (the last stable offset, from v4,

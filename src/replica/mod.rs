@@ -206,6 +206,30 @@ pub struct FollowerRead {
     pub isr_proposal: Option<IsrProposal>,
 }
 
+/// One follower fetch, as the leader records it.
+#[derive(Debug, Clone, Copy)]
+struct FollowerFetch {
+    replica_id: i32,
+    replica_live: bool,
+    fetch_offset: i64,
+    /// The follower's log start offset, as its fetch said (v5+; -1 when not given).
+    log_start_offset: i64,
+    /// The leader's log end offset when the fetch was planned.
+    leader_leo: i64,
+    diverging: bool,
+    now: i64,
+    lag_max_ms: i64,
+}
+
+/// What recording a follower fetch left: the offsets to answer with, an ISR change to write
+/// and a high watermark to publish.
+struct FollowerRecorded {
+    high_watermark: i64,
+    log_start_offset: i64,
+    isr_proposal: Option<IsrProposal>,
+    moved_hw: Option<i64>,
+}
+
 fn now_ms() -> i64 {
     crate::log::segment::now_ms()
 }
@@ -233,6 +257,83 @@ impl Partition {
         self.replication.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The replication state if nobody holds it right now (a transaction marker's append holds
+    /// it across the log write).
+    fn try_replication(&self) -> Option<std::sync::MutexGuard<'_, Replication>> {
+        match self.replication.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Records what a follower's fetch tells the leader (Kafka's `updateFollowerFetchState`
+    /// and `maybeExpandIsr`): its position, whether it caught up, and an ISR expansion or high
+    /// watermark advance that follows. A diverging fetch records nothing.
+    fn record_follower_fetch(
+        &self,
+        r: &mut Replication,
+        log: &mut PartitionLog,
+        fetch: &FollowerFetch,
+    ) -> FollowerRecorded {
+        let mut isr_proposal = None;
+        let mut moved_hw = None;
+        if !fetch.diverging
+            && let Some(f) = r.followers.get_mut(&fetch.replica_id)
+        {
+            let caught_up_at = if fetch.fetch_offset >= fetch.leader_leo {
+                Some(fetch.now)
+            } else if fetch.fetch_offset >= f.last_fetch_leader_leo {
+                Some(f.last_fetch_ms)
+            } else {
+                None
+            };
+            if let Some(t) = caught_up_at {
+                f.last_caught_up_ms = f.last_caught_up_ms.max(t);
+            }
+            let advanced = f.log_end_offset != fetch.fetch_offset;
+            f.log_end_offset = fetch.fetch_offset;
+            f.log_start_offset = fetch.log_start_offset;
+            f.last_fetch_leader_leo = f.last_fetch_leader_leo.max(fetch.leader_leo);
+            f.last_fetch_ms = fetch.now;
+            // Kafka's maybeExpandIsr: caught up with the HW and with this epoch's data.
+            if self.is_leader()
+                && fetch.replica_live
+                && r.pending_isr.is_none()
+                && !r.stale
+                && !r.isr.contains(&fetch.replica_id)
+                && fetch.fetch_offset >= log.high_watermark()
+                && fetch.fetch_offset >= r.epoch_start_offset
+            {
+                let mut isr = r.isr.clone();
+                isr.push(fetch.replica_id);
+                isr_proposal = Some(r.propose(isr.clone(), isr, self.leader_epoch()));
+            }
+            if advanced || isr_proposal.is_some() {
+                moved_hw = self.maybe_increment_hw(r, log, fetch.now, fetch.lag_max_ms);
+            }
+        }
+        FollowerRecorded {
+            high_watermark: log.high_watermark(),
+            log_start_offset: log.log_start_offset(),
+            isr_proposal,
+            moved_hw,
+        }
+    }
+
+    /// Something of the log, from an async runtime thread: at once when the log's lock is free,
+    /// else on the blocking pool, as an append holds the lock across its write.
+    pub async fn inspect_log<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&PartitionLog) -> T + Send + 'static,
+    ) -> Result<T, LogError> {
+        if let Some(log) = self.log.try_lock() {
+            return Ok(f(&log));
+        }
+        let part = self.clone();
+        blocking(move || Ok(f(&part.log.lock()))).await
+    }
+
     /// The ISR as this broker last learnt or wrote it.
     pub fn isr(&self) -> Vec<i32> {
         self.replication().isr.clone()
@@ -252,13 +353,19 @@ impl Partition {
     /// leader, first, then of each follower in the ISR whose log holds the offset. Followers
     /// not in the ISR may lag without bound, so a consumer sent there could fall behind.
     /// Empty when this broker does not lead.
+    ///
+    /// Called on a runtime thread, it does not wait for the log (an append holds it across its
+    /// write): while the log is busy it offers nothing, and the consumer is served here this
+    /// time, as it is when no other replica fits.
     pub fn read_replicas(&self, fetch_offset: i64) -> Vec<(i32, i64, i64)> {
         if !self.is_leader() {
             return Vec::new();
         }
         let now = now_ms();
         let r = self.replication();
-        let leader_leo = self.log.lock().log_end_offset();
+        let Some(leader_leo) = self.log.try_lock().map(|log| log.log_end_offset()) else {
+            return Vec::new();
+        };
         let mut out = vec![(self.local_broker, leader_leo, 0)];
         for (id, f) in &r.followers {
             if r.isr.contains(id)
@@ -864,19 +971,22 @@ impl ReplicaManager {
         let part = p.clone();
         let lag = self.lag_max_ms();
         let appended = blocking(move || {
-            // The replication state before the log, as every other path takes them.
-            let r = part.replication();
-            let mut log = part.log.lock();
             // Kafka appends markers with acks=-1, so min.insync.replicas applies; the
-            // coordinator retries until the ISR is back.
-            r.check_min_isr(log.config().min_insync_replicas)?;
-            let info = log.append_marker_as_leader(
+            // coordinator retries until the ISR is back. Checked as a producer's append is,
+            // without holding the replication state across the write: follower fetches on the
+            // runtime threads take it.
+            let min = part.log.lock().config().min_insync_replicas;
+            part.replication().check_min_isr(min)?;
+            let info = part.log.lock().append_marker_as_leader(
                 producer_id,
                 producer_epoch,
                 commit,
                 coordinator_epoch,
                 part.leader_epoch(),
             )?;
+            // The replication state before the log, as every other path takes them.
+            let r = part.replication();
+            let mut log = part.log.lock();
             let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
             Ok((info, hw))
         })
@@ -971,11 +1081,16 @@ impl ReplicaManager {
     }
 
     /// A follower's fetch at the leader: checks `last_fetched_epoch` against our epochs (a
-    /// diverging follower gets where to truncate and no data), reads up to the log end, and
-    /// records the follower's position, which may move the high watermark or let it rejoin
-    /// the ISR (the proposal is written by [`ReplicaManager::propose_isr`]). As in Kafka's
-    /// ZooKeeper mode, only a broker the controller counts as live may join the ISR: one whose
-    /// session expired while it was paused must register again first.
+    /// diverging follower gets where to truncate and no data), locates up to the log end for
+    /// the fetch to send from the segment file, and records the follower's position, which may
+    /// move the high watermark or let it rejoin the ISR (the proposal is written by
+    /// [`ReplicaManager::propose_isr`]). As in Kafka's ZooKeeper mode, only a broker the
+    /// controller counts as live may join the ISR: one whose session expired while it was
+    /// paused must register again first.
+    ///
+    /// As a consumer's [`ReplicaManager::locate`], hot data and free locks are handled here on
+    /// the runtime thread; only what would wait for the disk or for a lock an append holds
+    /// across its write goes to the blocking pool.
     #[allow(clippy::too_many_arguments)]
     pub async fn read_for_follower(
         &self,
@@ -988,82 +1103,63 @@ impl ReplicaManager {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<FollowerRead, LogError> {
-        let part = p.clone();
-        let lag = self.lag_max_ms();
-        let read = blocking(move || {
-            // The log is held only to plan the read (and check the epoch); its file I/O runs
-            // without it.
-            let (read, (leader_leo, diverging)) = part.log.locate_with(|log| {
-                let leo = log.log_end_offset();
-                if last_fetched_epoch >= 0 {
-                    let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
-                    if end < fetch_offset || epoch < last_fetched_epoch {
-                        return Ok((log.no_read(), (leo, Some((epoch, end)))));
-                    }
-                }
-                let snapshot = log.read_snapshot(fetch_offset, max_bytes, leo, min_one)?;
-                Ok((snapshot, (leo, None)))
-            })?;
-            let records = read.records;
-            let now = now_ms();
-            let mut r = part.replication();
-            let mut proposal = None;
-            let mut moved = None;
-            if diverging.is_none()
-                && let Some(f) = r.followers.get_mut(&replica_id)
-            {
-                let caught_up_at = if fetch_offset >= leader_leo {
-                    Some(now)
-                } else if fetch_offset >= f.last_fetch_leader_leo {
-                    Some(f.last_fetch_ms)
-                } else {
-                    None
-                };
-                if let Some(t) = caught_up_at {
-                    f.last_caught_up_ms = f.last_caught_up_ms.max(t);
-                }
-                let advanced = f.log_end_offset != fetch_offset;
-                f.log_end_offset = fetch_offset;
-                f.log_start_offset = follower_log_start;
-                f.last_fetch_leader_leo = f.last_fetch_leader_leo.max(leader_leo);
-                f.last_fetch_ms = now;
-                let mut log = part.log.lock();
-                // Kafka's maybeExpandIsr: caught up with the HW and with this epoch's data.
-                if part.is_leader()
-                    && replica_live
-                    && r.pending_isr.is_none()
-                    && !r.stale
-                    && !r.isr.contains(&replica_id)
-                    && fetch_offset >= log.high_watermark()
-                    && fetch_offset >= r.epoch_start_offset
-                {
-                    let mut isr = r.isr.clone();
-                    isr.push(replica_id);
-                    proposal = Some(r.propose(isr.clone(), isr, part.leader_epoch()));
-                }
-                if advanced || proposal.is_some() {
-                    moved = part.maybe_increment_hw(&r, &mut log, now, lag);
+        let plan = move |log: &PartitionLog| {
+            let leo = log.log_end_offset();
+            if last_fetched_epoch >= 0 {
+                let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch);
+                if end < fetch_offset || epoch < last_fetched_epoch {
+                    return Ok((log.no_read(), (leo, Some((epoch, end)))));
                 }
             }
-            drop(r);
-            let log = part.log.lock();
-            Ok((
-                FollowerRead {
-                    records,
-                    high_watermark: log.high_watermark(),
-                    log_start_offset: log.log_start_offset(),
-                    diverging,
-                    isr_proposal: proposal,
-                },
-                moved,
-            ))
-        })
-        .await;
-        let (read, moved) = read?;
-        if let Some(hw) = moved {
+            let snapshot = log.read_snapshot(fetch_offset, max_bytes, leo, min_one)?;
+            Ok((snapshot, (leo, None)))
+        };
+        let (read, (leader_leo, diverging)) = match p.log.try_locate_now(plan) {
+            Some(located) => located?,
+            None => {
+                let part = p.clone();
+                // The log is held only to plan the read (and check the epoch); its file I/O
+                // runs without it.
+                blocking(move || part.log.locate_with(plan)).await?
+            }
+        };
+        let fetch = FollowerFetch {
+            replica_id,
+            replica_live,
+            fetch_offset,
+            log_start_offset: follower_log_start,
+            leader_leo,
+            diverging: diverging.is_some(),
+            now: now_ms(),
+            lag_max_ms: self.lag_max_ms(),
+        };
+        // Recorded here when both locks are free (lock order: the replication state, then
+        // the log), else on the blocking pool.
+        let recorded_here = p.try_replication().and_then(|mut r| {
+            Some(p.record_follower_fetch(&mut r, &mut *p.log.try_lock()?, &fetch))
+        });
+        let recorded = match recorded_here {
+            Some(recorded) => recorded,
+            None => {
+                let part = p.clone();
+                blocking(move || {
+                    let mut r = part.replication();
+                    let mut log = part.log.lock();
+                    Ok(part.record_follower_fetch(&mut r, &mut log, &fetch))
+                })
+                .await?
+            }
+        };
+        if let Some(hw) = recorded.moved_hw {
             p.publish_hw(hw);
         }
-        Ok(read)
+        Ok(FollowerRead {
+            records: read.records,
+            high_watermark: recorded.high_watermark,
+            log_start_offset: recorded.log_start_offset,
+            diverging,
+            isr_proposal: recorded.isr_proposal,
+        })
     }
 
     /// Writes an ISR change to the partition's state znode (conditional on the partition

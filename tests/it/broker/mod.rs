@@ -7,6 +7,7 @@ mod create_topics;
 mod delegation_tokens;
 mod delete_records;
 mod down_conversion;
+mod fetch_cold;
 mod fetch_sessions;
 mod fetch_under_appends;
 mod groups;
