@@ -83,15 +83,22 @@ async fn epoch_end(port: u16, topic: &str, epoch: i32) -> (i16, i32, i64) {
 }
 
 /// `n` records from `first` with acks=all, retried as a producer retries what was refused
-/// before the append: NOT_LEADER_OR_FOLLOWER (a new topic's leader may be named in Metadata
-/// before it has taken the role) and NOT_ENOUGH_REPLICAS (on a loaded machine a follower can
-/// miss `replica.lag.time.max.ms` and be out of the ISR until its next fetch).
+/// before the append: UNKNOWN_TOPIC_OR_PARTITION and NOT_LEADER_OR_FOLLOWER (a new topic's
+/// leader may be named in Metadata before it has created the partition and taken the role)
+/// and NOT_ENOUGH_REPLICAS (on a loaded machine a follower can miss `replica.lag.time.max.ms`
+/// and be out of the ISR until its next fetch).
 async fn produce_acked(port: u16, topic: &str, first: usize, n: usize) -> (i16, i64) {
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     const NOT_LEADER_OR_FOLLOWER: i16 = 6;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = produce(port, topic, first, n, -1).await;
-        if ![NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS].contains(&r.0)
+        if ![
+            UNKNOWN_TOPIC_OR_PARTITION,
+            NOT_LEADER_OR_FOLLOWER,
+            NOT_ENOUGH_REPLICAS,
+        ]
+        .contains(&r.0)
             || Instant::now() > deadline
         {
             return r;
