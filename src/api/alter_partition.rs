@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
+use super::errors::KafkaCode;
 use crate::controller::active::alter_partition::{AlterPartition, IsrChange, TopicRef};
 
 pub async fn handle(
@@ -56,7 +57,7 @@ pub async fn handle(
     };
     let mut response = AlterPartitionResponse::default();
     match api.controller.alter_partition(ask).await {
-        Err(code) => response.error_code = code,
+        Err(e) => response.error_code = e.kafka_error_code(),
         Ok(topics) => {
             response.topics = topics
                 .into_iter()

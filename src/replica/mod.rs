@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::{Notify, watch};
 
 use crate::config::{ConfigError, LogConfig};
@@ -455,18 +454,6 @@ pub enum AcksError {
     NotEnoughReplicasAfterAppend,
 }
 
-impl AcksError {
-    pub fn kafka_error_code(self) -> i16 {
-        match self {
-            AcksError::NotLeader => ResponseError::NotLeaderOrFollower.code(),
-            AcksError::TimedOut => ResponseError::RequestTimedOut.code(),
-            AcksError::NotEnoughReplicasAfterAppend => {
-                ResponseError::NotEnoughReplicasAfterAppend.code()
-            }
-        }
-    }
-}
-
 /// Why an acknowledged append ([`ReplicaManager::append_acked`]) failed: the log refused the
 /// records, or the ISR did not take them.
 #[derive(Debug, thiserror::Error)]
@@ -475,15 +462,6 @@ pub enum ReplicaError {
     Log(#[from] LogError),
     #[error(transparent)]
     Acks(#[from] AcksError),
-}
-
-impl ReplicaError {
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            ReplicaError::Log(e) => e.kafka_error_code(),
-            ReplicaError::Acks(e) => e.kafka_error_code(),
-        }
-    }
 }
 
 impl ReplicaManager {

@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::{ActiveController, Decision, PartitionState, Stop, Tp};
+use crate::controller::ControllerError;
 use crate::protocol::errors::INELIGIBLE_REPLICA;
 
 /// A topic as AlterPartition names it: by name up to v1, by id from v2.
@@ -51,8 +52,8 @@ pub struct CommittedIsr {
 /// A topic of the request with each partition's outcome.
 pub type TopicAnswer = (TopicRef, Vec<(i32, Result<CommittedIsr, i16>)>);
 
-/// Each topic of the request with each partition's outcome, or a top-level error code.
-pub type AlterPartitionAnswer = Result<Vec<TopicAnswer>, i16>;
+/// Each topic of the request with each partition's outcome, or the request's refusal.
+pub type AlterPartitionAnswer = Result<Vec<TopicAnswer>, ControllerError>;
 
 /// A partition's outcome before the state znodes are written.
 enum Outcome {
@@ -80,7 +81,11 @@ impl ActiveController {
                     current = known.map(|b| b.epoch),
                     "AlterPartition from an unknown or old broker registration refused"
                 );
-                let _ = reply.send(Err(ResponseError::StaleBrokerEpoch.code()));
+                let _ = reply.send(Err(ControllerError::StaleBrokerEpoch {
+                    broker: request.broker,
+                    request: request.broker_epoch,
+                    current: known.map_or(-1, |b| b.epoch),
+                }));
                 return Ok(());
             }
         }
