@@ -5,7 +5,7 @@
 
 use kafka_protocol::ResponseError;
 
-use crate::controller::{ControllerError, PartitionRefusal};
+use crate::controller::{ControllerError, IsrRefusal, PartitionRefusal};
 use crate::group::{AppendError, GroupError};
 use crate::log::LogError;
 use crate::metadata::cache::StaleRequest;
@@ -13,7 +13,7 @@ use crate::metadata::delegation_tokens::TokenError;
 use crate::replica::{AcksError, ReplicaError};
 use crate::txn::TxnError;
 
-pub use crate::protocol::errors::{NONE, UNSUPPORTED_ENDPOINT_TYPE};
+pub use crate::protocol::errors::{INELIGIBLE_REPLICA, NONE, UNSUPPORTED_ENDPOINT_TYPE};
 
 /// The Kafka error a layer's error answers as. Every layer's enum is mapped here, and only here.
 pub trait KafkaCode {
@@ -175,6 +175,21 @@ impl KafkaCode for TxnError {
             TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
             TxnError::UnknownServerError => ResponseError::UnknownServerError,
         }
+    }
+}
+
+/// The code AlterPartition answers a refused partition with. INELIGIBLE_REPLICA is new in v2
+/// (KIP-841): older leaders get OPERATION_NOT_ATTEMPTED.
+pub fn isr_refusal_code(refusal: IsrRefusal, version: i16) -> i16 {
+    match refusal {
+        IsrRefusal::UnknownTopicId => ResponseError::UnknownTopicId.code(),
+        IsrRefusal::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition.code(),
+        IsrRefusal::NotController => ResponseError::NotController.code(),
+        IsrRefusal::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch.code(),
+        IsrRefusal::InvalidUpdateVersion => ResponseError::InvalidUpdateVersion.code(),
+        IsrRefusal::InvalidRequest => ResponseError::InvalidRequest.code(),
+        IsrRefusal::IneligibleReplica if version > 1 => INELIGIBLE_REPLICA,
+        IsrRefusal::IneligibleReplica => ResponseError::OperationNotAttempted.code(),
     }
 }
 
@@ -356,6 +371,14 @@ mod tests {
     #[test]
     fn log_and_replica_errors() {
         check(&log_table());
+        // `LogError::is_storage`, which coordinators convert by, says the same.
+        for (e, code) in log_table() {
+            assert_eq!(
+                e.is_storage(),
+                code == ResponseError::KafkaStorageError,
+                "{e:?}"
+            );
+        }
         check(&acks_table());
         let wrapped: Vec<_> = log_table()
             .into_iter()
@@ -497,6 +520,33 @@ mod tests {
             (P::InvalidReplicaAssignment, R::InvalidReplicaAssignment),
             (P::NoReassignmentInProgress, R::NoReassignmentInProgress),
         ]);
+    }
+
+    #[test]
+    fn alter_partition_refusals() {
+        use IsrRefusal as I;
+        use ResponseError as R;
+        let table = [
+            (I::UnknownTopicId, R::UnknownTopicId),
+            (I::UnknownTopicOrPartition, R::UnknownTopicOrPartition),
+            (I::NotController, R::NotController),
+            (I::FencedLeaderEpoch, R::FencedLeaderEpoch),
+            (I::InvalidUpdateVersion, R::InvalidUpdateVersion),
+            (I::InvalidRequest, R::InvalidRequest),
+        ];
+        for version in 0..=3 {
+            for (refusal, expected) in table {
+                assert_eq!(isr_refusal_code(refusal, version), expected.code());
+            }
+        }
+        assert_eq!(
+            isr_refusal_code(I::IneligibleReplica, 1),
+            R::OperationNotAttempted.code()
+        );
+        assert_eq!(
+            isr_refusal_code(I::IneligibleReplica, 2),
+            INELIGIBLE_REPLICA
+        );
     }
 
     #[test]

@@ -58,3 +58,19 @@ pub enum PartitionRefusal {
     InvalidReplicaAssignment,
     NoReassignmentInProgress,
 }
+
+/// Why the controller refused one partition's ISR change in AlterPartition (Kafka's
+/// `KafkaController.processAlterPartition` checks); the leader retries or gives up on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrRefusal {
+    UnknownTopicId,
+    UnknownTopicOrPartition,
+    /// The leader knows a newer state than this controller: it may have been replaced.
+    NotController,
+    FencedLeaderEpoch,
+    /// Stale partition epoch, or another write got there first.
+    InvalidUpdateVersion,
+    InvalidRequest,
+    /// A proposed member is offline or shutting down (KIP-841).
+    IneligibleReplica,
+}

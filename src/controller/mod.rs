@@ -22,7 +22,7 @@ use crate::log::TopicPartition;
 use crate::metadata::{MetadataCache, MetadataStore};
 use channel::LocalDelivery;
 
-pub use error::{ControllerError, PartitionRefusal};
+pub use error::{ControllerError, IsrRefusal, PartitionRefusal};
 pub use topics::{is_topic_config, validate_topic_name};
 
 /// One partition's outcome of a controller operation: a Kafka error code and message.

@@ -460,3 +460,46 @@ fn write_failure(e: &ReplicaError) -> TxnError {
         ReplicaError::Log(_) => TxnError::UnknownServerError,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_state_write_answers_as_kafkas_coordinator_does() {
+        let log = |e: LogError| ReplicaError::Log(e);
+        let table = [
+            (
+                log(LogError::NotEnoughReplicas { in_sync: 1, min: 2 }),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::NotEnoughReplicasAfterAppend),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::TimedOut),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::NotLeader),
+                TxnError::NotCoordinator,
+            ),
+            (
+                log(LogError::io("/x", std::io::Error::other("disk"))),
+                TxnError::NotCoordinator,
+            ),
+            (
+                log(LogError::MessageTooLarge { size: 2, max: 1 }),
+                TxnError::UnknownServerError,
+            ),
+            (
+                log(LogError::CorruptMessage("x".into())),
+                TxnError::UnknownServerError,
+            ),
+        ];
+        for (error, expected) in table {
+            assert_eq!(write_failure(&error), expected, "{error:?}");
+        }
+    }
+}
