@@ -14,8 +14,9 @@ pub enum AcksError {
     NotEnoughReplicasAfterAppend,
 }
 
-/// Why an acknowledged append ([`ReplicaManager::append_acked`]) failed: the log refused the
-/// records, or the ISR did not take them.
+/// Why an acknowledged append
+/// ([`ReplicaManager::append_acked`](super::ReplicaManager::append_acked)) failed: the log
+/// refused the records, or the ISR did not take them.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
     #[error(transparent)]
