@@ -9,6 +9,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
+use super::errors::{self, KafkaCode};
 use crate::controller::active::alter_partition::{AlterPartition, IsrChange, TopicRef};
 
 pub async fn handle(
@@ -51,12 +52,11 @@ pub async fn handle(
     let ask = AlterPartition {
         broker: request.broker_id.0,
         broker_epoch: request.broker_epoch,
-        version,
         topics,
     };
     let mut response = AlterPartitionResponse::default();
     match api.controller.alter_partition(ask).await {
-        Err(code) => response.error_code = code,
+        Err(e) => response.error_code = e.kafka_error_code(),
         Ok(topics) => {
             response.topics = topics
                 .into_iter()
@@ -80,7 +80,9 @@ pub async fn handle(
                                     p.isr = state.isr.into_iter().map(BrokerId).collect();
                                     p.partition_epoch = state.partition_epoch;
                                 }
-                                Err(code) => p.error_code = code,
+                                Err(refusal) => {
+                                    p.error_code = errors::isr_refusal_code(refusal, version)
+                                }
                             }
                             p
                         })

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
     ReassignablePartitionResponse, ReassignableTopicResponse,
 };
@@ -23,8 +22,9 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::Api;
-use crate::controller::PartitionResult;
+use super::errors::KafkaCode;
+use super::{Api, errors};
+use crate::controller::PartitionRefusal;
 use crate::log::TopicPartition;
 
 fn topic_name(name: &str) -> TopicName {
@@ -78,30 +78,31 @@ pub async fn elect_leaders(
             .collect()
     });
     let every_partition = asked.is_none();
-    let results = match api.controller.elect_leaders(unclean, asked.clone()).await {
-        // Asked for every partition, a client hears only of elections held or failed.
-        Ok(r) if every_partition => r
-            .into_iter()
-            .filter(|(_, r)| r.error_code != ResponseError::ElectionNotNeeded.code())
-            .collect(),
-        Ok(r) => r,
-        Err(e) => asked
-            .unwrap_or_default()
-            .into_iter()
-            .map(|tp| {
-                (
-                    tp,
-                    PartitionResult::error(e.kafka_error_code(), "This is not the controller."),
-                )
-            })
-            .collect(),
-    };
+    let results: Vec<(TopicPartition, i16, Option<String>)> =
+        match api.controller.elect_leaders(unclean, asked.clone()).await {
+            Ok(r) => r
+                .into_iter()
+                // Asked for every partition, a client hears only of elections held or failed.
+                .filter(|(_, r)| {
+                    !(every_partition && r.error == Some(PartitionRefusal::ElectionNotNeeded))
+                })
+                .map(|(tp, r)| (tp, errors::code_or_none(r.error.as_ref()), r.message))
+                .collect(),
+            Err(e) => asked
+                .unwrap_or_default()
+                .into_iter()
+                .map(|tp| {
+                    let message = "This is not the controller.".to_string();
+                    (tp, e.kafka_error_code(), Some(message))
+                })
+                .collect(),
+        };
     let mut by_topic: BTreeMap<String, Vec<ElectionResult>> = BTreeMap::new();
-    for ((t, p), r) in results {
+    for ((t, p), code, text) in results {
         let mut e = ElectionResult::default();
         e.partition_id = p;
-        e.error_code = r.error_code;
-        e.error_message = message(r.message);
+        e.error_code = code;
+        e.error_message = message(text);
         by_topic.entry(t).or_default().push(e);
     }
     let mut response = ElectLeadersResponse::default();
@@ -147,7 +148,7 @@ pub async fn alter_reassignments(
     for ((t, p), r) in results {
         let mut e = ReassignablePartitionResponse::default();
         e.partition_index = p;
-        e.error_code = r.error_code;
+        e.error_code = errors::code_or_none(r.error.as_ref());
         e.error_message = message(r.message);
         by_topic.entry(t).or_default().push(e);
     }

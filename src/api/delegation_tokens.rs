@@ -21,6 +21,7 @@ use kafka_protocol::messages::renew_delegation_token_request::RenewDelegationTok
 use kafka_protocol::messages::renew_delegation_token_response::RenewDelegationTokenResponse;
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo};
 use crate::security::acl::{Operation, ResourceType};
 use crate::security::delegation_token::TokenInformation;
@@ -119,7 +120,7 @@ pub async fn create(
         Ok((info, hmac)) => create_response(version, 0, &owner, &requester, Some((&info, hmac))),
         Err(e) => {
             tracing::warn!(error = %e, %owner, "delegation token not created");
-            create_response(version, e.code(), &owner, &requester, None)
+            create_response(version, e.kafka_error_code(), &owner, &requester, None)
         }
     }
 }
@@ -168,7 +169,7 @@ pub async fn renew(
         api.tokens
             .renew(&requester(client), &request.hmac, request.renew_period_ms)
             .await
-            .map_err(|e| e.code())
+            .map_err(|e| e.kafka_error_code())
     } else {
         Err(ResponseError::DelegationTokenRequestNotAllowed.code())
     };
@@ -196,7 +197,7 @@ pub async fn expire(
                 request.expiry_time_period_ms,
             )
             .await
-            .map_err(|e| e.code())
+            .map_err(|e| e.kafka_error_code())
     } else {
         Err(ResponseError::DelegationTokenRequestNotAllowed.code())
     };

@@ -9,6 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo};
 use crate::metadata::cache::INTERNAL_TOPICS;
 use crate::replica::blocking;

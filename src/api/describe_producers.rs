@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo};
 use crate::security::acl::{Operation, ResourceType};
 

@@ -14,6 +14,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use tokio::time::Instant;
 
+use super::errors::KafkaCode;
 use super::fetch_response::FetchAnswer;
 use super::fetch_session::FetchContext;
 use super::{Api, ClientInfo, errors};

@@ -13,6 +13,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
 use crate::group::{GroupState, JoinRequest};
 use crate::security::acl::{Operation, ResourceType};
@@ -166,7 +167,7 @@ pub async fn join(
     };
     let result = api.groups.join(join).await;
     let mut response = JoinGroupResponse::default();
-    response.error_code = result.error;
+    response.error_code = errors::code_or_none(result.error.as_ref());
     response.generation_id = result.generation;
     if version >= 7 {
         response.protocol_type = result.protocol_type.map(s);
@@ -227,7 +228,10 @@ pub async fn sync(
         )
         .await;
     let mut response = SyncGroupResponse::default();
-    response.error_code = result.error;
+    response.error_code = result
+        .error
+        .as_ref()
+        .map_or(errors::NONE, errors::group_metadata_code);
     response.assignment = result.assignment;
     if version >= 5 {
         response.protocol_type = result.protocol_type.map(s);
@@ -273,10 +277,10 @@ pub async fn leave(
                 &[(request.member_id.to_string(), None)],
             )
             .await;
-        response.error_code = if error != errors::NONE {
-            error
-        } else {
-            per_member.first().copied().unwrap_or(errors::NONE)
+        // Before v3 one member, and the group's error or that member's is the answer.
+        response.error_code = match (error, per_member.first().copied()) {
+            (Err(e), _) | (Ok(()), Some(Err(e))) => e.kafka_error_code(),
+            _ => errors::NONE,
         };
         return response;
     }
@@ -291,16 +295,16 @@ pub async fn leave(
         })
         .collect();
     let (error, per_member) = api.groups.leave(&request.group_id.0, &ids).await;
-    response.error_code = error;
+    response.error_code = errors::code_or_none(error.as_ref().err());
     response.members = request
         .members
         .into_iter()
         .zip(per_member)
-        .map(|(m, code)| {
+        .map(|(m, outcome)| {
             let mut r = MemberResponse::default();
             r.member_id = m.member_id;
             r.group_instance_id = m.group_instance_id;
-            r.error_code = code;
+            r.error_code = errors::code_or_none(outcome.as_ref().err());
             r
         })
         .collect();
@@ -334,7 +338,7 @@ pub fn list(
         return response;
     }
     let (error, groups) = api.groups.list();
-    response.error_code = error;
+    response.error_code = errors::code_or_none(error.as_ref());
     // DESCRIBE on the cluster lists every group; without it, the groups the client may
     // describe, the others left out (never an error).
     let every_group = api.authorized_quietly(

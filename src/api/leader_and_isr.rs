@@ -16,6 +16,7 @@ use kafka_protocol::messages::update_metadata_request::{
 };
 use kafka_protocol::messages::{ApiKey, LeaderAndIsrRequest, LeaderAndIsrResponse, TopicName};
 
+use super::errors::KafkaCode;
 use super::{Api, errors};
 use crate::client::address;
 use crate::config::LogConfig;

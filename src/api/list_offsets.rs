@@ -5,6 +5,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
 use crate::security::acl::{Operation, ResourceType};
 

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Api;
+use super::errors::KafkaCode;
 use crate::log::TopicPartition;
 use crate::log::log_dirs::MoveError;
 use crate::replica::blocking;

@@ -7,6 +7,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
 use crate::controller::ControllerError;
 use crate::metadata::cache::{INTERNAL_TOPICS, TopicInfo};

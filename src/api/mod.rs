@@ -149,6 +149,7 @@ use crate::security::acl::Authorizer;
 use crate::security::{KafkaPrincipal, SecurityProtocol};
 use crate::txn::TransactionCoordinator;
 use crate::txn::producer_ids::ProducerIdManager;
+use errors::KafkaCode;
 pub use routes::{Acl, ROUTES, Route, supported_versions};
 
 /// What a handler knows of the connection a request came on, besides the request header.

@@ -15,8 +15,9 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
-use crate::group::{CommittedOffset, FetchedOffsets, GroupError, OffsetToCommit};
+use crate::group::{AppendError, CommittedOffset, FetchedOffsets, OffsetToCommit};
 use crate::security::acl::{Operation, ResourceType};
 
 /// A partition of an OffsetCommit or TxnOffsetCommit request: two generated types with the
@@ -78,10 +79,13 @@ pub(super) fn offsets_to_commit<P: PartitionToCommit>(
 pub(super) fn commit_codes(
     shape: Vec<(TopicName, Vec<i32>)>,
     refusals: Vec<Option<i16>>,
-    codes: Vec<i16>,
+    outcomes: Vec<Result<(), AppendError>>,
 ) -> Vec<(TopicName, Vec<(i32, i16)>)> {
     let mut refusals = refusals.into_iter();
-    let mut codes = codes.into_iter();
+    let mut codes = outcomes.into_iter().map(|outcome| match outcome {
+        Ok(()) => errors::NONE,
+        Err(e) => errors::offset_commit_code(&e),
+    });
     shape
         .into_iter()
         .map(|(name, partitions)| {
@@ -226,7 +230,7 @@ fn fetch_one(
             let all = api
                 .groups
                 .fetch(group, None)
-                .map_err(GroupError::kafka_error_code)?;
+                .map_err(|e| e.kafka_error_code())?;
             let describable = api.visible_names(
                 client,
                 Operation::Describe,
@@ -251,7 +255,7 @@ fn fetch_one(
             let mut fetched = ok(api
                 .groups
                 .fetch(group, Some(allowed))
-                .map_err(GroupError::kafka_error_code)?);
+                .map_err(|e| e.kafka_error_code())?);
             fetched.extend(refused.into_iter().map(|(t, ps)| {
                 let code = ResponseError::TopicAuthorizationFailed.code();
                 (t, ps.into_iter().map(|p| (p, Err(code))).collect())
@@ -437,7 +441,10 @@ pub async fn delete(
         }
     }
     match api.groups.delete_offsets(&request.group_id.0, known).await {
-        Ok(r) => results.extend(r),
+        Ok(r) => results.extend(
+            r.into_iter()
+                .map(|(tp, outcome)| (tp, errors::code_or_none(outcome.as_ref().err()))),
+        ),
         Err(e) => {
             response.error_code = e.kafka_error_code();
             return response;

@@ -7,6 +7,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
 use crate::security::acl::{Operation, ResourceType};
 

@@ -5,10 +5,10 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, NoResponse, errors};
 use crate::log::batch::{ATTR_COMPRESSION_MASK, BatchHeader, MAGIC_OFFSET};
 use crate::security::acl::{Operation, ResourceType};
-use crate::txn::TxnError;
 
 pub async fn handle(
     api: &Api,
@@ -212,6 +212,6 @@ fn transaction_check(
                 topic,
                 partition,
             )
-            .map(TxnError::kafka_error_code),
+            .map(|e| e.kafka_error_code()),
     }
 }

@@ -5,6 +5,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::stop_replica_response::StopReplicaPartitionError;
 use kafka_protocol::messages::{ApiKey, StopReplicaRequest, StopReplicaResponse, TopicName};
 
+use super::errors::KafkaCode;
 use super::{Api, errors};
 use crate::group::OFFSETS_TOPIC;
 

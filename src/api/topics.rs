@@ -12,6 +12,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, throttle};
 use crate::security::acl::{Operation, ResourceType};
 

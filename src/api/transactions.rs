@@ -18,11 +18,11 @@ use kafka_protocol::messages::write_txn_markers_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::errors::KafkaCode;
 use super::{Api, ClientInfo, errors};
 use crate::group::OFFSETS_TOPIC;
 use crate::metadata::cache::INTERNAL_TOPICS;
 use crate::security::acl::{Operation, ResourceType};
-use crate::txn::TxnError;
 use crate::txn::records::TxnState as State;
 
 /// One transaction's AddPartitionsToTxn: an error per partition. From a client (`client` is
@@ -86,7 +86,10 @@ async fn add_partitions_one(
             .txn
             .verify_partitions(transactional_id, producer_id, producer_epoch, &wanted)
         {
-            Ok(c) => c,
+            Ok(outcomes) => outcomes
+                .iter()
+                .map(|o| errors::code_or_none(o.as_ref().err()))
+                .collect(),
             Err(e) => vec![e.kafka_error_code(); wanted.len()],
         }
     } else {
@@ -373,7 +376,7 @@ pub fn describe(
             ResourceType::TransactionalId,
             &id,
         ) {
-            api.txn.describe(&id).map_err(TxnError::kafka_error_code)
+            api.txn.describe(&id).map_err(|e| e.kafka_error_code())
         } else {
             Err(ResponseError::TransactionalIdAuthorizationFailed.code())
         };

@@ -1,6 +1,4 @@
-//! Why a controller operation failed; `kafka_error_code` is the code the client gets.
-
-use kafka_protocol::ResponseError;
+//! Why a controller operation failed; `api::errors` maps each to the code the client gets.
 
 use crate::config::ConfigError;
 use crate::metadata::store::StoreError;
@@ -47,30 +45,32 @@ pub enum ControllerError {
     },
 }
 
-impl ControllerError {
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            ControllerError::TopicExists(_) => ResponseError::TopicAlreadyExists.code(),
-            ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition.code(),
-            ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException.code(),
-            ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions.code(),
-            ControllerError::InvalidReplicationFactor(_) => {
-                ResponseError::InvalidReplicationFactor.code()
-            }
-            ControllerError::InvalidReplicaAssignment(_) => {
-                ResponseError::InvalidReplicaAssignment.code()
-            }
-            ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig.code(),
-            ControllerError::DeletionDisabled => ResponseError::TopicDeletionDisabled.code(),
-            // Retriable for the client, which looks the controller up again.
-            ControllerError::Store(_) => ResponseError::NotController.code(),
-            ControllerError::Log(e) => e.kafka_error_code(),
-            ControllerError::TimedOut(_) => ResponseError::RequestTimedOut.code(),
-            // Kafka's AdminOperationException is no ApiException: UNKNOWN_SERVER_ERROR.
-            ControllerError::IncompleteRacks(_) => ResponseError::UnknownServerError.code(),
-            ControllerError::NotController => ResponseError::NotController.code(),
-            ControllerError::BrokerNotAvailable(_) => ResponseError::BrokerNotAvailable.code(),
-            ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch.code(),
-        }
-    }
+/// Why one partition of an ElectLeaders or AlterPartitionReassignments request was not done
+/// (the request as a whole goes on: each partition answers for itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionRefusal {
+    UnknownTopicOrPartition,
+    /// The topic is being deleted.
+    TopicBeingDeleted,
+    ElectionNotNeeded,
+    PreferredLeaderNotAvailable,
+    EligibleLeadersNotAvailable,
+    InvalidReplicaAssignment,
+    NoReassignmentInProgress,
+}
+
+/// Why the controller refused one partition's ISR change in AlterPartition (Kafka's
+/// `KafkaController.processAlterPartition` checks); the leader retries or gives up on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsrRefusal {
+    UnknownTopicId,
+    UnknownTopicOrPartition,
+    /// The leader knows a newer state than this controller: it may have been replaced.
+    NotController,
+    FencedLeaderEpoch,
+    /// Stale partition epoch, or another write got there first.
+    InvalidUpdateVersion,
+    InvalidRequest,
+    /// A proposed member is offline or shutting down (KIP-841).
+    IneligibleReplica,
 }

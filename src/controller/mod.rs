@@ -22,26 +22,26 @@ use crate::log::TopicPartition;
 use crate::metadata::{MetadataCache, MetadataStore};
 use channel::LocalDelivery;
 
-pub use error::ControllerError;
+pub use error::{ControllerError, IsrRefusal, PartitionRefusal};
 pub use topics::{is_topic_config, validate_topic_name};
 
 /// One partition's outcome of a controller operation: a Kafka error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionResult {
-    pub error_code: i16,
+    pub error: Option<PartitionRefusal>,
     pub message: Option<String>,
 }
 
 impl PartitionResult {
     pub fn ok() -> Self {
         PartitionResult {
-            error_code: 0,
+            error: None,
             message: None,
         }
     }
-    pub fn error(error_code: i16, message: impl Into<String>) -> Self {
+    pub fn error(error: PartitionRefusal, message: impl Into<String>) -> Self {
         PartitionResult {
-            error_code,
+            error: Some(error),
             message: Some(message.into()),
         }
     }
@@ -180,7 +180,7 @@ impl Controller {
         // Not being controller (or no answer in time) is a top-level error of the request.
         self.ask(|reply| Command::AlterPartition { request, reply })
             .await
-            .unwrap_or_else(|e| Err(e.kafka_error_code()))
+            .unwrap_or_else(Err)
     }
 
     pub async fn alter_reassignments(

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::protocol::errors;
-
 use super::state::GroupState;
 use super::{GroupCoordinator, GroupError};
 
@@ -31,12 +29,8 @@ impl GroupCoordinator {
     /// Every group this broker coordinates: id, protocol type, state; and the error to send
     /// with them (COORDINATOR_LOAD_IN_PROGRESS while some partition is loading, as in Kafka:
     /// the list may lack groups then).
-    pub fn list(&self) -> (i16, Vec<(String, String, GroupState)>) {
-        let error = if self.loading.is_empty() {
-            errors::NONE
-        } else {
-            GroupError::CoordinatorLoadInProgress.kafka_error_code()
-        };
+    pub fn list(&self) -> (Option<GroupError>, Vec<(String, String, GroupState)>) {
+        let error = (!self.loading.is_empty()).then_some(GroupError::CoordinatorLoadInProgress);
         let groups = self.lock();
         let mut out: Vec<_> = groups
             .iter()

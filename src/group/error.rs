@@ -1,8 +1,8 @@
 //! Why the group coordinator refused or could not complete a request. Each variant is one of
-//! the conditions Kafka's `GroupCoordinator` reports; `kafka_error_code` is the code the client
-//! sees for it.
+//! the conditions Kafka's `GroupCoordinator` reports; `api::errors` maps each to the code the
+//! client sees.
 
-use kafka_protocol::ResponseError;
+use std::sync::Arc;
 
 use crate::log::LogError;
 use crate::replica::ReplicaError;
@@ -45,101 +45,30 @@ pub enum GroupError {
     UnknownServerError,
 }
 
-impl GroupError {
-    /// The Kafka protocol error code a client should see for this failure.
-    pub fn kafka_error_code(self) -> i16 {
-        match self {
-            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
-            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-            GroupError::NotCoordinator => ResponseError::NotCoordinator,
-            GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
-            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
-            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
-            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
-            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
-            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
-            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
-            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
-            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
-            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
-            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
-            GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
-            GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
-            GroupError::UnknownServerError => ResponseError::UnknownServerError,
-        }
-        .code()
-    }
-}
-
-/// Why an append to `__consumer_offsets` failed.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum AppendError {
+/// Why a write of the group's (an offset commit, the group's metadata) failed: the coordinator
+/// refused it, or the append to `__consumer_offsets` failed. The api layer answers the latter as
+/// Kafka's coordinator converts it, which differs between commits and SyncGroup. Shared (`Arc`)
+/// because one failed append is every offset's answer and every waiting member's.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
     #[error(transparent)]
     Coordinator(#[from] GroupError),
     #[error(transparent)]
-    Log(#[from] LogError),
+    Log(Arc<LogError>),
     /// The leader refused the append, or its ISR did not take the records
     /// (NOT_LEADER_OR_FOLLOWER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS_AFTER_APPEND, ...).
     #[error(transparent)]
-    Replication(#[from] ReplicaError),
+    Replication(Arc<ReplicaError>),
 }
 
-impl AppendError {
-    fn log_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(e) => e.kafka_error_code(),
-            AppendError::Replication(e) => e.kafka_error_code(),
-            AppendError::Log(e) => e.kafka_error_code(),
-        }
+impl From<LogError> for AppendError {
+    fn from(e: LogError) -> Self {
+        AppendError::Log(Arc::new(e))
     }
+}
 
-    /// Kafka's `maybeConvertOffsetCommitError`.
-    pub(super) fn offset_commit_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(e) => e.kafka_error_code(),
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                let code = self.log_code();
-                match ResponseError::try_from_code(code) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend
-                        | ResponseError::RequestTimedOut,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(
-                        ResponseError::MessageTooLarge
-                        | ResponseError::RecordListTooLarge
-                        | ResponseError::InvalidFetchSize,
-                    ) => ResponseError::InvalidCommitOffsetSize.code(),
-                    _ => code,
-                }
-            }
-        }
-    }
-
-    /// The group metadata append in SyncGroup maps differently (GroupCoordinator.doSyncGroup).
-    pub(super) fn group_metadata_code(&self) -> i16 {
-        match self {
-            AppendError::Coordinator(e) => e.kafka_error_code(),
-            AppendError::Log(_) | AppendError::Replication(_) => {
-                match ResponseError::try_from_code(self.log_code()) {
-                    Some(
-                        ResponseError::UnknownTopicOrPartition
-                        | ResponseError::NotEnoughReplicas
-                        | ResponseError::NotEnoughReplicasAfterAppend,
-                    ) => ResponseError::CoordinatorNotAvailable.code(),
-                    Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                        ResponseError::NotCoordinator.code()
-                    }
-                    Some(ResponseError::RequestTimedOut) => {
-                        ResponseError::RebalanceInProgress.code()
-                    }
-                    _ => ResponseError::UnknownServerError.code(),
-                }
-            }
-        }
+impl From<ReplicaError> for AppendError {
+    fn from(e: ReplicaError) -> Self {
+        AppendError::Replication(Arc::new(e))
     }
 }

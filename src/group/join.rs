@@ -9,10 +9,8 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::protocol::errors;
-
-use super::GroupError;
 use super::state::{Group, GroupState, Member};
+use super::{AppendError, GroupError};
 use super::{GroupCoordinator, PendingGroupRecord, ms, records};
 
 /// Extra time a parked JoinGroup/SyncGroup waits beyond the deadline the timer enforces, so the
@@ -22,7 +20,7 @@ const WAIT_SLACK: Duration = Duration::from_secs(5);
 /// What a JoinGroup request gets back.
 #[derive(Debug, Clone, Default)]
 pub struct JoinResult {
-    pub error: i16,
+    pub error: Option<GroupError>,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
@@ -35,7 +33,7 @@ pub struct JoinResult {
 impl JoinResult {
     pub(super) fn error(error: GroupError, member_id: &str) -> Self {
         JoinResult {
-            error: error.kafka_error_code(),
+            error: Some(error),
             generation: -1,
             member_id: member_id.to_string(),
             ..Default::default()
@@ -46,7 +44,8 @@ impl JoinResult {
 /// What a SyncGroup request gets back.
 #[derive(Debug, Clone, Default)]
 pub struct SyncResult {
-    pub error: i16,
+    /// A refusal, or the failed write of the group's assignment.
+    pub error: Option<AppendError>,
     pub protocol_type: Option<String>,
     pub protocol: Option<String>,
     pub assignment: Bytes,
@@ -55,7 +54,7 @@ pub struct SyncResult {
 impl SyncResult {
     pub(super) fn error(error: GroupError) -> Self {
         SyncResult {
-            error: error.kafka_error_code(),
+            error: Some(error.into()),
             ..Default::default()
         }
     }
@@ -348,7 +347,7 @@ impl GroupCoordinator {
             Vec::new()
         };
         JoinResult {
-            error: errors::NONE,
+            error: None,
             generation: group.generation,
             protocol_type: group.protocol_type.clone(),
             protocol,
@@ -512,7 +511,7 @@ impl GroupCoordinator {
                 }
                 GroupState::Stable => {
                     return SyncResult {
-                        error: errors::NONE,
+                        error: None,
                         protocol_type,
                         protocol,
                         assignment: member.assignment.clone(),
@@ -554,7 +553,7 @@ impl GroupCoordinator {
                         for m in &mut group.members {
                             if let Some(w) = m.sync_waiter.take() {
                                 let _ = w.send(SyncResult {
-                                    error: errors::NONE,
+                                    error: None,
                                     protocol_type: protocol_type.clone(),
                                     protocol: protocol.clone(),
                                     assignment: m.assignment.clone(),
@@ -563,11 +562,10 @@ impl GroupCoordinator {
                         }
                     }
                     Err(e) => {
-                        let code = e.group_metadata_code();
                         for m in &mut group.members {
                             if let Some(w) = m.sync_waiter.take() {
                                 let _ = w.send(SyncResult {
-                                    error: code,
+                                    error: Some(e.clone()),
                                     ..Default::default()
                                 });
                             }

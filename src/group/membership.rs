@@ -4,8 +4,6 @@
 
 use tokio::time::Instant;
 
-use crate::protocol::errors;
-
 use super::GroupError;
 use super::state::{Group, GroupState};
 use super::{GroupCoordinator, JoinResult, PendingGroupRecord, SyncResult};
@@ -55,22 +53,22 @@ impl GroupCoordinator {
     }
 
     /// Removes members; the top-level error is UNKNOWN_MEMBER_ID for an unknown group, and
-    /// each member gets its own code.
+    /// each member gets its own outcome.
     /// Members are named by member id, or (LeaveGroup v3+) by group instance id.
     pub async fn leave(
         &self,
         group_id: &str,
         member_ids: &[(String, Option<String>)],
-    ) -> (i16, Vec<i16>) {
-        if let Err(code) = self.validate(group_id) {
-            return (code.kafka_error_code(), Vec::new());
+    ) -> (Result<(), GroupError>, Vec<Result<(), GroupError>>) {
+        if let Err(e) = self.validate(group_id) {
+            return (Err(e), Vec::new());
         }
-        let (codes_out, pending) = {
+        let (outcomes, pending) = {
             let mut groups = self.lock();
             let Some(group) = groups.get_mut(group_id) else {
                 return (
-                    GroupError::UnknownMemberId.kafka_error_code(),
-                    vec![GroupError::UnknownMemberId.kafka_error_code(); member_ids.len()],
+                    Err(GroupError::UnknownMemberId),
+                    vec![Err(GroupError::UnknownMemberId); member_ids.len()],
                 );
             };
             let now = Instant::now();
@@ -78,13 +76,13 @@ impl GroupCoordinator {
             let mut removed_any = false;
             for (id, instance) in member_ids {
                 if group.pending.remove(id).is_some() {
-                    out.push(errors::NONE);
+                    out.push(Ok(()));
                     continue;
                 }
                 let found = match instance {
                     Some(instance) => match group.static_member_index(instance) {
                         Some(i) if !id.is_empty() && group.members[i].member_id != *id => {
-                            out.push(GroupError::FencedInstanceId.kafka_error_code());
+                            out.push(Err(GroupError::FencedInstanceId));
                             continue;
                         }
                         found => found,
@@ -102,9 +100,9 @@ impl GroupCoordinator {
                         }
                         tracing::info!(group = group_id, member = id, "member left");
                         removed_any = true;
-                        out.push(errors::NONE);
+                        out.push(Ok(()));
                     }
-                    None => out.push(GroupError::UnknownMemberId.kafka_error_code()),
+                    None => out.push(Err(GroupError::UnknownMemberId)),
                 }
             }
             let pending = if removed_any {
@@ -115,7 +113,7 @@ impl GroupCoordinator {
             (out, pending)
         };
         self.persist_groups(pending.into_iter().collect()).await;
-        (errors::NONE, codes_out)
+        (Ok(()), outcomes)
     }
 
     /// After members were removed: rebalance, or finish the one in progress.

@@ -63,8 +63,7 @@ pub use offsets::{CommittedOffset, FetchedOffsets, OffsetToCommit};
 use state::Group;
 pub use state::GroupState;
 
-use error::AppendError;
-pub use error::GroupError;
+pub use error::{AppendError, GroupError};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -252,14 +251,14 @@ impl GroupCoordinator {
             transactional: producer.is_some(),
             ..BatchBuilder::default()
         };
-        let bytes = builder.build().map_err(AppendError::Log)?;
+        let bytes = builder.build()?;
         // As Kafka (`offsets.commit.required.acks=-1`): acknowledged once the ISR has it, so
         // that a commit survives the coordinator's failure.
         self.replicas
             .append_acked(&partition, Bytes::from(bytes), OFFSETS_COMMIT_TIMEOUT)
             .await
             .map(|_| ())
-            .map_err(AppendError::Replication)
+            .map_err(AppendError::from)
     }
 
     async fn persist_groups(&self, pending: Vec<PendingGroupRecord>) {

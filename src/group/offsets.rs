@@ -5,11 +5,12 @@
 use tokio::time::Instant;
 
 use crate::log::TopicPartition;
-use crate::protocol::errors;
 
 use super::records::OffsetValue;
 use super::state::{Group, GroupState};
-use super::{CONSUMER_PROTOCOL_TYPE, GroupCoordinator, GroupError, Record, now_ms, records};
+use super::{
+    AppendError, CONSUMER_PROTOCOL_TYPE, GroupCoordinator, GroupError, Record, now_ms, records,
+};
 
 /// `offset.metadata.max.bytes` (Kafka's default; not configurable here yet).
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -32,7 +33,7 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 pub type OffsetToCommit = (String, i32, i64, i32, Option<String>);
 
 impl GroupCoordinator {
-    /// OffsetCommit: one error code per offset, in order. `retention_ms` (OffsetCommit v2-v4;
+    /// OffsetCommit: one outcome per offset, in order. `retention_ms` (OffsetCommit v2-v4;
     /// -1 for the broker's rule) gives the offsets a fixed expiry time.
     pub async fn commit(
         &self,
@@ -42,14 +43,14 @@ impl GroupCoordinator {
         instance: Option<&str>,
         offsets: Vec<OffsetToCommit>,
         retention_ms: i64,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), AppendError>> {
         if group_id.is_empty() {
-            return vec![GroupError::InvalidGroupId.kafka_error_code(); offsets.len()];
+            return vec![Err(GroupError::InvalidGroupId.into()); offsets.len()];
         }
         // Before the group is looked at: a commit that reached another broker must not create
         // the group here.
         if let Err(e) = self.coordinator_partition(group_id).await {
-            return vec![e.kafka_error_code(); offsets.len()];
+            return vec![Err(e.into()); offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -82,14 +83,14 @@ impl GroupCoordinator {
             }
         };
         if let Err(e) = allowed {
-            return vec![e.kafka_error_code(); offsets.len()];
+            return vec![Err(e.into()); offsets.len()];
         }
         self.write_offsets(group_id, offsets, None, retention_ms)
             .await
     }
 
-    /// TxnOffsetCommit: offsets committed inside the producer's transaction, one error code
-    /// per offset. They are written now and take effect with the transaction's COMMIT marker
+    /// TxnOffsetCommit: offsets committed inside the producer's transaction, one outcome per
+    /// offset. They are written now and take effect with the transaction's COMMIT marker
     /// (Kafka's `handleTxnCommitOffsets`).
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_transactional(
@@ -101,9 +102,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance: Option<&str>,
         offsets: Vec<OffsetToCommit>,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), AppendError>> {
         if group_id.is_empty() {
-            return vec![GroupError::InvalidGroupId.kafka_error_code(); offsets.len()];
+            return vec![Err(GroupError::InvalidGroupId.into()); offsets.len()];
         }
         let allowed = {
             let mut groups = self.lock();
@@ -127,7 +128,7 @@ impl GroupCoordinator {
             }
         };
         if let Err(e) = allowed {
-            return vec![e.kafka_error_code(); offsets.len()];
+            return vec![Err(e.into()); offsets.len()];
         }
         // TxnOffsetCommit has no retention of its own: the broker's rule applies.
         self.write_offsets(group_id, offsets, Some((producer_id, producer_epoch)), -1)
@@ -143,10 +144,10 @@ impl GroupCoordinator {
         offsets: Vec<OffsetToCommit>,
         producer: Option<(i64, i16)>,
         retention_ms: i64,
-    ) -> Vec<i16> {
+    ) -> Vec<Result<(), AppendError>> {
         let now = now_ms();
         let expire_timestamp = (retention_ms >= 0).then(|| now.saturating_add(retention_ms));
-        let mut results = vec![errors::NONE; offsets.len()];
+        let mut results = vec![Ok(()); offsets.len()];
         let mut to_write = Vec::new();
         let mut values = Vec::new();
         for (i, (topic, partition, offset, leader_epoch, metadata)) in
@@ -154,7 +155,7 @@ impl GroupCoordinator {
         {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > OFFSET_METADATA_MAX_BYTES {
-                results[i] = GroupError::OffsetMetadataTooLarge.kafka_error_code();
+                results[i] = Err(GroupError::OffsetMetadataTooLarge.into());
                 continue;
             }
             let value = CommittedOffset {
@@ -197,9 +198,8 @@ impl GroupCoordinator {
                 }
             }
             Err(e) => {
-                let code = e.offset_commit_code();
                 for (i, ..) in values {
-                    results[i] = code;
+                    results[i] = Err(e.clone());
                 }
             }
         }
@@ -291,7 +291,7 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         partitions: Vec<TopicPartition>,
-    ) -> Result<Vec<(TopicPartition, i16)>, GroupError> {
+    ) -> Result<Vec<(TopicPartition, Result<(), GroupError>)>, GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
@@ -315,11 +315,11 @@ impl GroupCoordinator {
             }
             let results: Vec<_> = eligible
                 .into_iter()
-                .map(|tp| (tp, errors::NONE))
+                .map(|tp| (tp, Ok(())))
                 .chain(
                     subscribed
                         .into_iter()
-                        .map(|tp| (tp, GroupError::GroupSubscribedToTopic.kafka_error_code())),
+                        .map(|tp| (tp, Err(GroupError::GroupSubscribedToTopic))),
                 )
                 .collect();
             (results, tombstones)

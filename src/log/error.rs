@@ -1,10 +1,8 @@
 use std::io;
 use std::path::PathBuf;
 
-use kafka_protocol::ResponseError;
-
 /// Everything that can go wrong in the log layer. The `api` layer maps these to Kafka error codes
-/// through [`LogError::kafka_error_code`]; nothing above `log` needs to know how a batch was judged.
+/// (`api::errors::KafkaCode`); nothing above `log` needs to know how a batch was judged.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("corrupt record batch: {0}")]
@@ -44,32 +42,19 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// The disk failed us, not the records: Kafka's KAFKA_STORAGE_ERROR (a client may retry
+    /// elsewhere, a coordinator answers NOT_COORDINATOR).
+    pub fn is_storage(&self) -> bool {
+        matches!(
+            self,
+            LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. }
+        )
+    }
+
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         LogError::Io {
             path: path.into(),
             source: super::descriptors::explain_out_of_descriptors(source),
-        }
-    }
-
-    /// The Kafka protocol error code a client should see for this failure.
-    pub fn kafka_error_code(&self) -> i16 {
-        match self {
-            LogError::CorruptMessage(_) => ResponseError::CorruptMessage.code(),
-            LogError::InvalidRecord(_) => ResponseError::InvalidRecord.code(),
-            LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge.code(),
-            LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp.code(),
-            LogError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas.code(),
-            LogError::UnsupportedCompression(_) => ResponseError::UnsupportedCompressionType.code(),
-            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange.code(),
-            LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber.code(),
-            LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch.code(),
-            LogError::TransactionCoordinatorFenced(_) => {
-                ResponseError::TransactionCoordinatorFenced.code()
-            }
-            // KAFKA_STORAGE_ERROR: the replica's disk failed us, the client may retry elsewhere.
-            LogError::BadCheckpoint { .. } | LogError::BadLogDir { .. } | LogError::Io { .. } => {
-                ResponseError::KafkaStorageError.code()
-            }
         }
     }
 }

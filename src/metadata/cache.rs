@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use kafka_protocol::ResponseError;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
     pub id: i32,
@@ -65,15 +63,6 @@ pub enum StaleRequest {
     ControllerEpoch { request: i32, current: i32 },
     #[error("broker epoch {request} is older than this broker's registration ({current})")]
     BrokerEpoch { request: i64, current: i64 },
-}
-
-impl StaleRequest {
-    pub fn kafka_error_code(self) -> i16 {
-        match self {
-            StaleRequest::ControllerEpoch { .. } => ResponseError::StaleControllerEpoch.code(),
-            StaleRequest::BrokerEpoch { .. } => ResponseError::StaleBrokerEpoch.code(),
-        }
-    }
 }
 
 #[derive(Debug)]

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::ResponseError;
 use tokio::sync::{Mutex, watch};
 
 use super::MetadataStore;
@@ -30,7 +29,7 @@ use crate::security::sanitize::{desanitize, sanitize};
 /// The version of the token znode Kafka 3.x writes.
 const ZNODE_VERSION: i32 = 3;
 
-/// Why a token operation was refused, with the Kafka error it answers as.
+/// Why a token operation was refused (each answers as its own Kafka error, `api::errors`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     #[error("delegation tokens are disabled (no delegation.token.secret.key)")]
@@ -43,18 +42,6 @@ pub enum TokenError {
     Expired,
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl TokenError {
-    pub fn code(&self) -> i16 {
-        match self {
-            TokenError::Disabled => ResponseError::DelegationTokenAuthDisabled.code(),
-            TokenError::NotFound => ResponseError::DelegationTokenNotFound.code(),
-            TokenError::OwnerMismatch => ResponseError::DelegationTokenOwnerMismatch.code(),
-            TokenError::Expired => ResponseError::DelegationTokenExpired.code(),
-            TokenError::Store(_) => ResponseError::UnknownServerError.code(),
-        }
-    }
 }
 
 pub struct TokenManager {

@@ -238,8 +238,9 @@ async fn remove_from(shared: &Shared, tps: &[TopicPartition]) {
 /// What applying one partition's response asks of the loop.
 enum Applied {
     Done,
-    /// A partition-level error: wait before fetching it again.
-    Backoff(i16),
+    /// A partition-level error: wait before fetching it again. The leader's error code, or
+    /// None when our own log failed (logged where it did).
+    Backoff(Option<i16>),
 }
 
 async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: FetcherConfig) {
@@ -439,7 +440,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
                 .map(|(tp, p, epoch, offset, pd)| {
                     let outcome = apply(&p, offset, &pd).unwrap_or_else(|e| {
                         tracing::error!(topic = %tp.0, partition = tp.1, error = %e, "cannot apply replicated data");
-                        Applied::Backoff(e.kafka_error_code())
+                        Applied::Backoff(None)
                     });
                     (tp, p, epoch, outcome)
                 })
@@ -454,7 +455,7 @@ async fn run(shared: Arc<Shared>, me: i32, leader: i32, addr: String, config: Fe
             if let (Applied::Backoff(code), Some(t)) = (outcome, parts.get_mut(&tp))
                 && t.is(&p, epoch)
             {
-                tracing::debug!(topic = %tp.0, partition = tp.1, error = code, "follower fetch error; backing off");
+                tracing::debug!(topic = %tp.0, partition = tp.1, error = ?code, "follower fetch error; backing off");
                 t.retry_at = Some(retry_at);
             }
         }
@@ -487,7 +488,7 @@ fn apply(p: &Partition, fetch_offset: i64, pd: &PartitionData) -> Result<Applied
             }
             return Ok(Applied::Done);
         }
-        Some(e) => return Ok(Applied::Backoff(e.code())),
+        Some(e) => return Ok(Applied::Backoff(Some(e.code()))),
     }
     if pd.diverging_epoch.end_offset >= 0 || pd.diverging_epoch.epoch >= 0 {
         // Not complete: the next fetch's last_fetched_epoch asks again.
@@ -632,7 +633,7 @@ async fn truncate_by_epochs(
             .map(|(tp, p, leader_epoch, ours, answer)| {
                 let result = match (ours, answer) {
                     (Some(_), Some((0, epoch, end))) => truncate_diverging(&p, epoch, end),
-                    (Some(_), Some((code, _, _))) => return (tp, p, leader_epoch, Err(code)),
+                    (Some(_), Some((code, _, _))) => return (tp, p, leader_epoch, Err(Some(code))),
                     // No epochs here, or a leader that cannot say where they end.
                     _ => {
                         let mut log = p.log.lock();
@@ -640,12 +641,11 @@ async fn truncate_by_epochs(
                         log.truncate_to(hw).map(|()| true)
                     }
                 };
-                (
-                    tp,
-                    p,
-                    leader_epoch,
-                    result.map_err(|e| e.kafka_error_code()),
-                )
+                let result = result.map_err(|e| {
+                    tracing::error!(topic = %tp.0, partition = tp.1, error = %e, "cannot truncate the follower's log");
+                    None
+                });
+                (tp, p, leader_epoch, result)
             })
             .collect::<Vec<_>>())
     })

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Broker;
+use crate::api::errors::KafkaCode;
 use crate::metadata::registration;
 
 impl Broker {

@@ -4,13 +4,10 @@
 //! partition of its group); and the checks of AddPartitionsToTxn v4+ `verify_only` and of a
 //! transactional produce on this broker.
 
-use kafka_protocol::ResponseError;
-
 use super::TxnError;
 use super::records::TxnState;
 use super::state_manager::Transit;
 use super::{TransactionCoordinator, now_ms};
-use crate::protocol::errors;
 
 impl TransactionCoordinator {
     // -------------------------------------------------------------------------------------
@@ -82,7 +79,7 @@ impl TransactionCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
-    ) -> Result<Vec<i16>, TxnError> {
+    ) -> Result<Vec<Result<(), TxnError>>, TxnError> {
         let partition = self.partition_for(transactional_id);
         self.coordinator_epoch(partition)?;
         let txns = self.lock();
@@ -99,9 +96,9 @@ impl TransactionCoordinator {
             .iter()
             .map(|p| {
                 if m.value.state == TxnState::Ongoing && m.value.partitions.contains(p) {
-                    errors::NONE
+                    Ok(())
                 } else {
-                    ResponseError::InvalidTxnState.code()
+                    Err(TxnError::InvalidTxnState)
                 }
             })
             .collect())

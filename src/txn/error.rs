@@ -1,8 +1,6 @@
 //! Why the transaction coordinator refused or could not complete a request. Each variant is one
-//! of the conditions Kafka's `TransactionCoordinator` reports; `kafka_error_code` is the code the
-//! client sees for it (the api layer may still translate, e.g. PRODUCER_FENCED for old clients).
-
-use kafka_protocol::ResponseError;
+//! of the conditions Kafka's `TransactionCoordinator` reports; `api::errors` maps each to the code
+//! the client sees (and translates for old clients, e.g. PRODUCER_FENCED).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TxnError {
@@ -30,25 +28,4 @@ pub enum TxnError {
     TransactionalIdNotFound,
     #[error("unexpected failure writing transaction state")]
     UnknownServerError,
-}
-
-impl TxnError {
-    /// The Kafka protocol error code a client should see for this failure.
-    pub fn kafka_error_code(self) -> i16 {
-        match self {
-            TxnError::InvalidRequest => ResponseError::InvalidRequest,
-            TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
-            TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
-            TxnError::NotCoordinator => ResponseError::NotCoordinator,
-            TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
-            TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
-            TxnError::ProducerFenced => ResponseError::ProducerFenced,
-            TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
-            TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
-            TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
-            TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
-            TxnError::UnknownServerError => ResponseError::UnknownServerError,
-        }
-        .code()
-    }
 }

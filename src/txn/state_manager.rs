@@ -10,7 +10,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
 use super::records::{self, TxnState, TxnValue};
@@ -18,6 +17,7 @@ use super::{TRANSACTION_STATE_TOPIC, TransactionCoordinator, TxnError, now_ms};
 use crate::log::records::{BatchBuilder, NewRecord, decode_batch};
 use crate::log::{LogError, batch};
 use crate::replica::election_tasks::{Election, ElectionHandler};
+use crate::replica::{AcksError, ReplicaError};
 
 /// `transaction.state.log.load.buffer.size`.
 const LOAD_BUFFER: usize = 5 * 1024 * 1024;
@@ -139,21 +139,7 @@ impl TransactionCoordinator {
                     "cannot write transaction state"
                 );
             });
-        // Kafka's appendTransactionToLog callback.
-        written.map_err(
-            |e| match ResponseError::try_from_code(e.kafka_error_code()) {
-                Some(
-                    ResponseError::UnknownTopicOrPartition
-                    | ResponseError::NotEnoughReplicas
-                    | ResponseError::NotEnoughReplicasAfterAppend
-                    | ResponseError::RequestTimedOut,
-                ) => TxnError::CoordinatorNotAvailable,
-                Some(ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError) => {
-                    TxnError::NotCoordinator
-                }
-                _ => TxnError::UnknownServerError,
-            },
-        )
+        written.map_err(|e| write_failure(&e))
     }
 
     /// Applies (or, on failure, forgets) a transition written with `write`.
@@ -456,5 +442,64 @@ impl ElectionHandler for TransactionCoordinator {
 
     fn resigned(&self, index: i32) {
         self.unload_partition(index);
+    }
+}
+
+/// Kafka's `appendTransactionToLog` callback: a state write the ISR did not take (too few
+/// replicas, timed out) answers COORDINATOR_NOT_AVAILABLE, one this broker could not make as
+/// leader (no longer leading, its disk failed) NOT_COORDINATOR, anything else
+/// UNKNOWN_SERVER_ERROR.
+fn write_failure(e: &ReplicaError) -> TxnError {
+    match e {
+        ReplicaError::Log(LogError::NotEnoughReplicas { .. })
+        | ReplicaError::Acks(AcksError::NotEnoughReplicasAfterAppend | AcksError::TimedOut) => {
+            TxnError::CoordinatorNotAvailable
+        }
+        ReplicaError::Acks(AcksError::NotLeader) => TxnError::NotCoordinator,
+        ReplicaError::Log(e) if e.is_storage() => TxnError::NotCoordinator,
+        ReplicaError::Log(_) => TxnError::UnknownServerError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_state_write_answers_as_kafkas_coordinator_does() {
+        let log = |e: LogError| ReplicaError::Log(e);
+        let table = [
+            (
+                log(LogError::NotEnoughReplicas { in_sync: 1, min: 2 }),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::NotEnoughReplicasAfterAppend),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::TimedOut),
+                TxnError::CoordinatorNotAvailable,
+            ),
+            (
+                ReplicaError::Acks(AcksError::NotLeader),
+                TxnError::NotCoordinator,
+            ),
+            (
+                log(LogError::io("/x", std::io::Error::other("disk"))),
+                TxnError::NotCoordinator,
+            ),
+            (
+                log(LogError::MessageTooLarge { size: 2, max: 1 }),
+                TxnError::UnknownServerError,
+            ),
+            (
+                log(LogError::CorruptMessage("x".into())),
+                TxnError::UnknownServerError,
+            ),
+        ];
+        for (error, expected) in table {
+            assert_eq!(write_failure(&error), expected, "{error:?}");
+        }
     }
 }

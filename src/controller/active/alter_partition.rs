@@ -5,11 +5,10 @@
 //! wrote and tells every broker in UpdateMetadata. Answered at any IBP of this controller, as
 //! Kafka's is: brokers at a newer IBP send it during a rolling upgrade.
 
-use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use super::{ActiveController, Decision, PartitionState, Stop, Tp};
-use crate::protocol::errors::INELIGIBLE_REPLICA;
+use crate::controller::{ControllerError, IsrRefusal};
 
 /// A topic as AlterPartition names it: by name up to v1, by id from v2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +34,6 @@ pub struct IsrChange {
 pub struct AlterPartition {
     pub broker: i32,
     pub broker_epoch: i64,
-    pub version: i16,
     pub topics: Vec<(TopicRef, Vec<IsrChange>)>,
 }
 
@@ -49,14 +47,14 @@ pub struct CommittedIsr {
 }
 
 /// A topic of the request with each partition's outcome.
-pub type TopicAnswer = (TopicRef, Vec<(i32, Result<CommittedIsr, i16>)>);
+pub type TopicAnswer = (TopicRef, Vec<(i32, Result<CommittedIsr, IsrRefusal>)>);
 
-/// Each topic of the request with each partition's outcome, or a top-level error code.
-pub type AlterPartitionAnswer = Result<Vec<TopicAnswer>, i16>;
+/// Each topic of the request with each partition's outcome, or the request's refusal.
+pub type AlterPartitionAnswer = Result<Vec<TopicAnswer>, ControllerError>;
 
 /// A partition's outcome before the state znodes are written.
 enum Outcome {
-    Done(Result<CommittedIsr, i16>),
+    Done(Result<CommittedIsr, IsrRefusal>),
     /// The index of its decision among those to write.
     Write(usize),
 }
@@ -80,7 +78,11 @@ impl ActiveController {
                     current = known.map(|b| b.epoch),
                     "AlterPartition from an unknown or old broker registration refused"
                 );
-                let _ = reply.send(Err(ResponseError::StaleBrokerEpoch.code()));
+                let _ = reply.send(Err(ControllerError::StaleBrokerEpoch {
+                    broker: request.broker,
+                    request: request.broker_epoch,
+                    current: known.map_or(-1, |b| b.epoch),
+                }));
                 return Ok(());
             }
         }
@@ -99,10 +101,7 @@ impl ActiveController {
             let Some(name) = name else {
                 let unknown = changes
                     .iter()
-                    .map(|c| {
-                        let code = ResponseError::UnknownTopicId.code();
-                        (c.partition, Outcome::Done(Err(code)))
-                    })
+                    .map(|c| (c.partition, Outcome::Done(Err(IsrRefusal::UnknownTopicId))))
                     .collect();
                 topics.push((topic, unknown));
                 continue;
@@ -110,10 +109,7 @@ impl ActiveController {
             let mut outcomes = Vec::with_capacity(changes.len());
             for change in changes {
                 let tp: Tp = (name.clone(), change.partition);
-                let outcome = match self
-                    .check_isr_change(&tp, request.broker, &change, request.version)
-                    .await?
-                {
+                let outcome = match self.check_isr_change(&tp, request.broker, &change).await? {
                     Ok(Some(current)) => Outcome::Done(Ok(current)),
                     Ok(None) => {
                         decisions.push(Decision {
@@ -151,10 +147,10 @@ impl ActiveController {
                                 self.states
                                     .get(tp)
                                     .map(committed)
-                                    .ok_or(ResponseError::UnknownTopicOrPartition.code())
+                                    .ok_or(IsrRefusal::UnknownTopicOrPartition)
                             }
                             // A leader's or another controller decision got there first.
-                            Outcome::Write(_) => Err(ResponseError::InvalidUpdateVersion.code()),
+                            Outcome::Write(_) => Err(IsrRefusal::InvalidUpdateVersion),
                         };
                         (p, result)
                     })
@@ -180,19 +176,18 @@ impl ActiveController {
 
     /// Kafka's checks of one proposed change, in its order: `Ok(None)` when it is to be written,
     /// `Ok(Some(current))` when the partition is in that state already (a retry whose answer was
-    /// lost), else the error code.
+    /// lost), else the refusal.
     async fn check_isr_change(
         &mut self,
         tp: &Tp,
         broker: i32,
         change: &IsrChange,
-        version: i16,
-    ) -> Result<Result<Option<CommittedIsr>, i16>, Stop> {
+    ) -> Result<Result<Option<CommittedIsr>, IsrRefusal>, Stop> {
         let newer = |s: &PartitionState| {
             change.partition_epoch > s.zk_version || change.leader_epoch > s.leader_epoch
         };
         let Some(mut s) = self.states.get(tp).cloned() else {
-            return Ok(Err(ResponseError::UnknownTopicOrPartition.code()));
+            return Ok(Err(IsrRefusal::UnknownTopicOrPartition));
         };
         if newer(&s) {
             // A leader below IBP 2.7 may have written the state znode itself, and its
@@ -203,28 +198,28 @@ impl ActiveController {
             }
             if newer(&s) {
                 // Kafka's answer: this controller may have been replaced; the leader looks again.
-                return Ok(Err(ResponseError::NotController.code()));
+                return Ok(Err(IsrRefusal::NotController));
             }
         }
         if change.leader_epoch < s.leader_epoch {
-            return Ok(Err(ResponseError::FencedLeaderEpoch.code()));
+            return Ok(Err(IsrRefusal::FencedLeaderEpoch));
         }
         if s.leader != broker {
             // Kafka would write the sender in as leader; a broker that does not lead in this
             // epoch must not take leadership without an election.
-            return Ok(Err(ResponseError::FencedLeaderEpoch.code()));
+            return Ok(Err(IsrRefusal::FencedLeaderEpoch));
         }
         if change.isr == s.isr && change.leader_recovery_state == 0 {
             return Ok(Ok(Some(committed(&s))));
         }
         if change.partition_epoch < s.zk_version {
-            return Ok(Err(ResponseError::InvalidUpdateVersion.code()));
+            return Ok(Err(IsrRefusal::InvalidUpdateVersion));
         }
         // This controller never writes a RECOVERING state, so none can be proposed: a
         // recovering leader with more than itself in the ISR, or a recovered partition going
         // back to recovering, are both refused by Kafka.
         if change.leader_recovery_state != 0 {
-            return Ok(Err(ResponseError::InvalidRequest.code()));
+            return Ok(Err(IsrRefusal::InvalidRequest));
         }
         // KIP-841: only live replicas that are not shutting down may join.
         let ineligible: Vec<i32> = change
@@ -244,11 +239,7 @@ impl ActiveController {
                 isr = ?change.isr,
                 "AlterPartition refused: ineligible replicas in the ISR"
             );
-            return Ok(Err(if version > 1 {
-                INELIGIBLE_REPLICA
-            } else {
-                ResponseError::OperationNotAttempted.code()
-            }));
+            return Ok(Err(IsrRefusal::IneligibleReplica));
         }
         Ok(Ok(None))
     }

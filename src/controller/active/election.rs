@@ -4,10 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::ResponseError;
-
 use super::{ActiveController, Stop, Tp};
-use crate::controller::PartitionResult;
+use crate::controller::{PartitionRefusal, PartitionResult};
 use crate::metadata::store::StoreError;
 use crate::metadata::znodes::{self, PartitionListZnode};
 
@@ -25,12 +23,12 @@ impl ActiveController {
         for tp in wanted {
             let result = if !self.states.contains_key(&tp) || self.replicas(&tp).is_none() {
                 PartitionResult::error(
-                    ResponseError::UnknownTopicOrPartition.code(),
+                    PartitionRefusal::UnknownTopicOrPartition,
                     "The partition does not exist.",
                 )
             } else if self.deleting.contains(&tp.0) {
                 PartitionResult::error(
-                    ResponseError::InvalidTopicException.code(),
+                    PartitionRefusal::TopicBeingDeleted,
                     "The topic is being deleted",
                 )
             } else if unclean {
@@ -70,13 +68,13 @@ impl ActiveController {
             }
             if s.leader == preferred {
                 return Ok(PartitionResult::error(
-                    ResponseError::ElectionNotNeeded.code(),
+                    PartitionRefusal::ElectionNotNeeded,
                     "The preferred replica is already the leader.",
                 ));
             }
             if !self.is_live(preferred) || !s.isr.contains(&preferred) {
                 return Ok(PartitionResult::error(
-                    ResponseError::PreferredLeaderNotAvailable.code(),
+                    PartitionRefusal::PreferredLeaderNotAvailable,
                     format!(
                         "Failed to elect leader for partition {}-{} under strategy \
                          PreferredReplicaPartitionLeaderElectionStrategy",
@@ -99,7 +97,7 @@ impl ActiveController {
             }
         }
         Ok(PartitionResult::error(
-            ResponseError::PreferredLeaderNotAvailable.code(),
+            PartitionRefusal::PreferredLeaderNotAvailable,
             "the partition state kept changing",
         ))
     }
@@ -117,13 +115,13 @@ impl ActiveController {
             };
             if s.leader >= 0 && self.is_live(s.leader) {
                 return Ok(PartitionResult::error(
-                    ResponseError::ElectionNotNeeded.code(),
+                    PartitionRefusal::ElectionNotNeeded,
                     "The partition has a live leader.",
                 ));
             }
             let Some((leader, isr)) = self.elect(tp, &replicas, &s, true).await? else {
                 return Ok(PartitionResult::error(
-                    ResponseError::EligibleLeadersNotAvailable.code(),
+                    PartitionRefusal::EligibleLeadersNotAvailable,
                     "No live replica can become leader.",
                 ));
             };
@@ -136,7 +134,7 @@ impl ActiveController {
             }
         }
         Ok(PartitionResult::error(
-            ResponseError::EligibleLeadersNotAvailable.code(),
+            PartitionRefusal::EligibleLeadersNotAvailable,
             "the partition state kept changing",
         ))
     }
@@ -167,13 +165,14 @@ impl ActiveController {
         let mut changed = Vec::new();
         for tp in &wanted {
             let result = self.elect_preferred(tp, &mut changed).await?;
-            if result.error_code != 0
-                && result.error_code != ResponseError::ElectionNotNeeded.code()
+            if let Some(error) = result
+                .error
+                .filter(|e| *e != PartitionRefusal::ElectionNotNeeded)
             {
                 tracing::warn!(
                     topic = tp.0,
                     partition = tp.1,
-                    error = result.error_code,
+                    error = ?error,
                     "preferred replica election failed"
                 );
             }

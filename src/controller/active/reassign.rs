@@ -7,10 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kafka_protocol::ResponseError;
-
 use super::{ActiveController, Stop, Tp};
-use crate::controller::{PartitionResult, Reassignment};
+use crate::controller::{PartitionRefusal, PartitionResult, Reassignment};
 use crate::metadata::store::StoreError;
 use crate::metadata::znodes::{self, ReassignPartitionsZnode, TopicZnode};
 
@@ -96,7 +94,7 @@ impl ActiveController {
                     results.push((
                         tp,
                         PartitionResult::error(
-                            ResponseError::UnknownTopicOrPartition.code(),
+                            PartitionRefusal::UnknownTopicOrPartition,
                             "The partition does not exist.",
                         ),
                     ));
@@ -109,7 +107,7 @@ impl ActiveController {
                         results.push((
                             tp,
                             PartitionResult::error(
-                                ResponseError::InvalidReplicaAssignment.code(),
+                                PartitionRefusal::InvalidReplicaAssignment,
                                 message,
                             ),
                         ));
@@ -122,7 +120,7 @@ impl ActiveController {
                     results.push((
                         tp,
                         PartitionResult::error(
-                            ResponseError::NoReassignmentInProgress.code(),
+                            PartitionRefusal::NoReassignmentInProgress,
                             "No reassignment is in progress for this partition.",
                         ),
                     ));

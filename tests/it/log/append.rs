@@ -4,6 +4,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::{client_batch, open_log, read_all};
+use odradek::api::errors::KafkaCode;
 use odradek::config::LogConfig;
 use odradek::log::batch::{self, BatchHeader};
 use odradek::log::records::decode_batch;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::open_manager;
+use odradek::api::errors::KafkaCode;
 use odradek::config::{CleanerConfig, LogConfig};
 use odradek::log::records::{BatchBuilder, NewRecord, Record};
 use odradek::log::segment::now_ms;

@@ -5,6 +5,7 @@
 use crate::common;
 
 use bytes::Bytes;
+use odradek::api::errors::KafkaCode;
 use odradek::log::records::{BatchBuilder, NewRecord};
 use odradek::log::txn_index::AbortedTxn;
 
