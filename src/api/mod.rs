@@ -49,6 +49,13 @@ use kafka_protocol::protocol::Encodable;
 pub type PendingResponse =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, Closing>> + Send>>;
 
+/// A request [`Api::dispatch`] accepted: its response to come, and whether its handler has
+/// already run up to its first wait (see there).
+pub struct Dispatched {
+    pub response: PendingResponse,
+    pub started: bool,
+}
+
 /// Why a connection is closed instead of answered.
 #[derive(Debug, thiserror::Error)]
 pub enum Closing {
@@ -239,10 +246,52 @@ impl Api {
     /// connection runs these one at a time, in arrival order: like Kafka, a broker handles a
     /// connection's requests sequentially, which is what keeps one producer's pipelined batches
     /// in order.
+    ///
+    /// With `may_start` (every earlier request of the connection answered or itself started),
+    /// an acks=0/1 produce outside any quota is run at once up to its first wait, which is
+    /// where its batches join their partitions' append queues: a producer's pipelined
+    /// requests then reach the log in arrival order without each waiting for the one before
+    /// to be answered, and share the writer's thread hop. acks=all produces are not started
+    /// early, so that a batch is not appended while an earlier one may still fail its wait for
+    /// the ISR, nor are throttled ones, which must wait out the mute (KIP-219).
     pub fn dispatch(
+        self: Arc<Self>,
+        frame: Bytes,
+        client: ClientInfo,
+        may_start: bool,
+    ) -> Result<Dispatched, FrameError> {
+        let mut start = false;
+        let mut response = self.parse_and_route(frame, client, |request, quota| {
+            start = may_start
+                && quota.is_none()
+                && matches!(request, RequestKind::Produce(r) if r.acks != -1);
+        })?;
+        if !start {
+            return Ok(Dispatched {
+                response,
+                started: false,
+            });
+        }
+        // The handler runs up to its first wait here; it is polled again, with the waker of
+        // the task that awaits the response, when its turn comes.
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        let response = match response.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(done) => Box::pin(std::future::ready(done)),
+            std::task::Poll::Pending => response,
+        };
+        Ok(Dispatched {
+            response,
+            started: true,
+        })
+    }
+
+    /// [`Api::dispatch`]'s parsing and the handler's future, not yet polled; `inspect` sees the
+    /// decoded request and the quota it falls under before the future takes them.
+    fn parse_and_route(
         self: Arc<Self>,
         mut frame: Bytes,
         client: ClientInfo,
+        inspect: impl FnOnce(&RequestKind, Option<&throttle::RequestQuota>),
     ) -> Result<PendingResponse, FrameError> {
         let (key, version) = frame::peek_api(&frame)?;
         let api_key = ApiKey::try_from(key).map_err(|_| FrameError::UnknownApi(key))?;
@@ -278,6 +327,7 @@ impl Api {
             .any_enabled()
             .then(|| throttle::RequestQuota::of(&client, header.client_id.as_deref(), &request))
             .flatten();
+        inspect(&request, quota.as_ref());
         let span = tracing::debug_span!("request", api = ?api_key, version, correlation_id = header.correlation_id);
         let arrived = std::time::Instant::now();
         Ok(Box::pin(tracing::Instrument::instrument(

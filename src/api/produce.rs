@@ -48,8 +48,11 @@ pub async fn handle(
         ResourceType::Topic,
         request.topic_data.iter().map(|t| t.name.0.as_str()),
     );
-    let mut response = ProduceResponse::default();
-    for topic in request.topic_data {
+    // Every partition of every topic is started in the first poll, in request order: that is
+    // when each batch joins its partition's append queue, which keeps pipelined requests'
+    // batches in order (see `Api::dispatch`).
+    let writable = &writable;
+    let topics = join_all(request.topic_data.into_iter().map(|topic| async move {
         let name = topic.name.0.to_string();
         let authorized = writable.contains(&name);
         let results = join_all(topic.partition_data.into_iter().map(|pd| {
@@ -120,8 +123,11 @@ pub async fn handle(
         let mut t = TopicProduceResponse::default();
         t.name = topic.name;
         t.partition_responses = results;
-        response.responses.push(t);
-    }
+        t
+    }))
+    .await;
+    let mut response = ProduceResponse::default();
+    response.responses = topics;
     owed(response, acks)
 }
 

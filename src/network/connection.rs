@@ -2,6 +2,7 @@
 //! frames in, each handed to the API layer, responses out in request order.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -118,11 +119,20 @@ where
     W: Outbound,
 {
     // The bounded channel is the in-flight limit: when it is full we stop reading requests.
-    let (tx, mut rx) = mpsc::channel::<Pending>(limits.max_in_flight.max(1));
+    // Each entry says whether dispatch started its handler already (see `Api::dispatch`).
+    let (tx, mut rx) = mpsc::channel::<(Pending, bool)>(limits.max_in_flight.max(1));
+    // Requests accepted and not yet answered whose handlers were not started at dispatch: a
+    // request may be started early only when there are none, so that it never overtakes one.
+    let unstarted = Arc::new(AtomicUsize::new(0));
+    let answered = unstarted.clone();
     let mut writer_shutdown = shutdown.clone();
     let writer_task = tokio::spawn(async move {
-        while let Some(pending) = rx.recv().await {
-            match pending.await {
+        while let Some((pending, started)) = rx.recv().await {
+            let outcome = pending.await;
+            if !started {
+                answered.fetch_sub(1, Ordering::AcqRel);
+            }
+            match outcome {
                 Ok(reply) => {
                     // acks=0 produce: Kafka sends nothing.
                     if let Some(bytes) = reply.bytes {
@@ -177,7 +187,7 @@ where
                 if let Phase::Authenticating(auth) = &phase {
                     // Too large for sasl.server.max.receive.size: an authentication failure.
                     crate::metrics::global().authentication(&context.name, false);
-                    let _ = tx.send(delayed(None, auth.failure_delay())).await;
+                    let _ = tx.send((delayed(None, auth.failure_delay()), true)).await;
                 }
                 break Err(e);
             }
@@ -199,15 +209,16 @@ where
                 break Ok(());
             }
         }
-        let pending = match &mut phase {
-            Phase::Serving(_) => match api.clone().dispatch(frame, client.clone()) {
-                Ok(pending) => pending,
+        let may_start = unstarted.load(Ordering::Acquire) == 0;
+        let (pending, started) = match &mut phase {
+            Phase::Serving(_) => match api.clone().dispatch(frame, client.clone(), may_start) {
+                Ok(d) => (d.response, d.started),
                 Err(e) => break Err(e),
             },
             Phase::Authenticating(auth) => match auth.on_frame(frame) {
-                Verdict::Reply(bytes) => ready(Some(bytes)),
-                Verdict::Api(frame) => match api.clone().dispatch(frame, client.clone()) {
-                    Ok(pending) => pending,
+                Verdict::Reply(bytes) => (ready(Some(bytes)), true),
+                Verdict::Api(frame) => match api.clone().dispatch(frame, client.clone(), false) {
+                    Ok(d) => (d.response, d.started),
                     Err(e) => break Err(e),
                 },
                 Verdict::Authenticated { reply, session } => {
@@ -216,7 +227,7 @@ where
                     client.principal = Some(session.principal.clone());
                     client.token_authenticated = session.token_authenticated;
                     phase = Phase::Serving(Some(session));
-                    ready(Some(reply))
+                    (ready(Some(reply)), true)
                 }
                 Verdict::Fail {
                     reply,
@@ -230,12 +241,15 @@ where
                     } else {
                         Duration::ZERO
                     };
-                    let _ = tx.send(delayed(reply, delay)).await;
+                    let _ = tx.send((delayed(reply, delay), true)).await;
                     break Ok(());
                 }
             },
         };
-        if tx.send(pending).await.is_err() {
+        if !started {
+            unstarted.fetch_add(1, Ordering::AcqRel);
+        }
+        if tx.send((pending, started)).await.is_err() {
             break Ok(()); // the writer stopped: the peer is gone
         }
     };

@@ -24,26 +24,37 @@ impl ReplicaManager {
         records: Bytes,
         acks_all: bool,
     ) -> Result<AppendInfo, LogError> {
-        let part = p.clone();
-        let lag = self.lag_max_ms();
-        let appended = blocking(move || {
-            if acks_all {
-                let min = part.log.lock().config().min_insync_replicas;
-                part.replication().check_min_isr(min)?;
-            }
-            let info = part.log.append_as_leader(&records, part.leader_epoch())?;
-            let r = part.replication();
-            let mut log = part.log.lock();
-            let hw = part.maybe_increment_hw(&r, &mut log, now_ms(), lag);
-            Ok((info, hw))
-        })
-        .await;
-        let (info, hw) = self.check_storage(p, appended).await?;
-        match hw {
-            Some(hw) => p.publish_hw(hw),
-            None => p.appended.notify_waiters(),
+        // The write may wait for the disk, so it runs on the blocking pool; but one hop per
+        // batch is most of the broker's cost at high rates (two thread wake-ups per produce
+        // request). Batches are queued instead, and one writer drains the queue: requests
+        // that arrive while it writes (pipelined on a connection, or from other producers)
+        // ride along without a hop of their own. The queue keeps their order, which is the
+        // order their first poll reached this point.
+        let (done, appended) = tokio::sync::oneshot::channel();
+        let start_writer = {
+            let mut q = p.appends.lock().unwrap_or_else(|e| e.into_inner());
+            q.jobs.push_back(AppendJob {
+                records,
+                acks_all,
+                done,
+            });
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start_writer {
+            let writer = QueueWriter {
+                partition: p.clone(),
+                lag_max_ms: self.lag_max_ms(),
+                finished: false,
+            };
+            tokio::task::spawn_blocking(move || writer.run());
         }
-        Ok(info)
+        let appended = appended.await.unwrap_or_else(|_| {
+            Err(LogError::io(
+                "<append queue>",
+                std::io::Error::other("the partition's writer stopped"),
+            ))
+        });
+        self.check_storage(p, appended).await
     }
 
     /// The broker's own acks=all write (a coordinator's state): appended as
@@ -135,6 +146,95 @@ impl ReplicaManager {
         match hw {
             Some(hw) => p.publish_hw(hw),
             None => p.appended.notify_waiters(),
+        }
+        Ok(info)
+    }
+}
+
+/// Producer appends of one partition, in the order they were asked for, and whether a writer
+/// on the blocking pool is draining them.
+#[derive(Default)]
+pub(super) struct AppendQueue {
+    jobs: std::collections::VecDeque<AppendJob>,
+    writing: bool,
+}
+
+struct AppendJob {
+    records: Bytes,
+    acks_all: bool,
+    done: tokio::sync::oneshot::Sender<Result<AppendInfo, LogError>>,
+}
+
+/// The writer of one partition's queued appends, running on the blocking pool. Should it never
+/// run (the runtime shutting down) or stop in a panic, dropping it fails what is queued and
+/// lets the next producer start a new writer, so no append waits forever.
+struct QueueWriter {
+    partition: Arc<Partition>,
+    lag_max_ms: i64,
+    finished: bool,
+}
+
+impl QueueWriter {
+    /// Appends what is queued, batch after batch in queue order, until the queue is empty.
+    fn run(mut self) {
+        let p = self.partition.clone();
+        loop {
+            let jobs = {
+                let mut q = p.appends.lock().unwrap_or_else(|e| e.into_inner());
+                if q.jobs.is_empty() {
+                    q.writing = false;
+                    self.finished = true;
+                    return;
+                }
+                std::mem::take(&mut q.jobs)
+            };
+            for job in jobs {
+                let appended = p.append_now(&job.records, job.acks_all, self.lag_max_ms);
+                // A producer that gave up waiting is no reason to stop the others.
+                let _ = job.done.send(appended);
+            }
+        }
+    }
+}
+
+impl Drop for QueueWriter {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut q = self
+            .partition
+            .appends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        q.writing = false;
+        q.jobs.clear();
+    }
+}
+
+impl Partition {
+    /// One producer batch appended as leader, on the blocking pool: refused while the ISR is
+    /// below `min.insync.replicas` for acks=all, then the high watermark moved (or fetches
+    /// woken) at once, in append order.
+    fn append_now(
+        &self,
+        records: &Bytes,
+        acks_all: bool,
+        lag_max_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if acks_all {
+            let min = self.log.lock().config().min_insync_replicas;
+            self.replication().check_min_isr(min)?;
+        }
+        let info = self.log.append_as_leader(records, self.leader_epoch())?;
+        let hw = {
+            let r = self.replication();
+            let mut log = self.log.lock();
+            self.maybe_increment_hw(&r, &mut log, now_ms(), lag_max_ms)
+        };
+        match hw {
+            Some(hw) => self.publish_hw(hw),
+            None => self.appended.notify_waiters(),
         }
         Ok(info)
     }

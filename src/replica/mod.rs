@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use tokio::sync::{Notify, watch};
 
+use self::append::AppendQueue;
 use crate::config::{ConfigError, LogConfig};
 use crate::log::{FileRegion, LogError, LogHandle, LogManager, PartitionLog, TopicPartition};
 use crate::metadata::MetadataStore;
@@ -50,6 +51,9 @@ pub struct Partition {
     replication: Mutex<Replication>,
     /// The high watermark as acks=all produces wait on it.
     hw: watch::Sender<HwView>,
+    /// Producer batches waiting for this partition's writer (see
+    /// [`ReplicaManager::append_as_producer`]).
+    appends: Mutex<AppendQueue>,
 }
 
 /// What a produce waiting for acks=all needs to see change.

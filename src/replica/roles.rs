@@ -106,6 +106,7 @@ impl ReplicaManager {
             appended: Notify::new(),
             replication: Mutex::new(Replication::default()),
             hw: hw_tx,
+            appends: Mutex::new(super::AppendQueue::default()),
         });
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts
