@@ -13,8 +13,9 @@
 # <= 10 s; both failovers <= 5 s.
 # Also the time of a full Metadata request at that size.
 #   TOPICS (100), PARTITIONS (100), FAILOVER_TOPICS (300), RF2_TOPICS (60), SKIP_CLUSTER=1 to
-#   stop after part 2, SKIP_SINGLE=1 to run part 3 only, SKIP_RF2=1 to stop after the controller
-#   failover, LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
+#   stop after part 2, SKIP_SINGLE=1 to run part 3 only, SKIP_EMBEDDED=1 to skip part 1,
+#   SKIP_ZK=1 to stop after part 1 (no ZooKeeper), SKIP_RF2=1 to stop after the controller
+#   failover (each part alone fits in one hold of the benchmark lock), LIMIT (seconds, 300): bound of every wait, SESSION_MS (3000): the brokers'
 #   zookeeper.session.timeout.ms, which a kill -9 takes to be noticed; KEEP=1 keeps the data
 #   directories and the brokers' logs (their timestamps show where the time goes);
 #   RECOVERY_THREADS (1, Kafka's default): num.recovery.threads.per.data.dir, which decides how
@@ -150,7 +151,9 @@ bench_one_broker() { # <label> [zookeeper.connect]
   echo "$label: created $topics topics x $parts partitions ($total) in $(since "$t") s"
   rss_and_files "$broker_pid" "$total"
   metadata_time "$port" || echo "  Metadata timing failed"
+  t=$(now)
   stop_broker "$broker_pid"
+  echo "$label: clean shutdown (SIGTERM until exit): $(since "$t") s"
   t=$(now)
   start_broker 1 "$port" "$work/$label-1" "$zk"
   if wait_port "$port" "broker ($label, restarted)" "$broker_pid" && wait_led "127.0.0.1:$port" "$total"; then
@@ -163,7 +166,8 @@ bench_one_broker() { # <label> [zookeeper.connect]
   stop_broker "$broker_pid"
 }
 
-[ "${SKIP_SINGLE:-}" = 1 ] || bench_one_broker embedded
+[ "${SKIP_SINGLE:-}" = 1 ] || [ "${SKIP_EMBEDDED:-}" = 1 ] || bench_one_broker embedded
+[ "${SKIP_ZK:-}" = 1 ] && exit 0
 
 # --- ZooKeeper ------------------------------------------------------------------------------------
 zk_cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
