@@ -61,7 +61,9 @@ wait_port() { # <port> <what> [pid: give up when it has exited]
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$(now)"; }
 
-cargo build --release --quiet
+# NO_BUILD=1: the release binary is already built (a build inside a hold of the benchmark lock
+# would wait on any other build of the same target directory).
+[ "${NO_BUILD:-}" = 1 ] || cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/odradek"
 echo "open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn); $(nproc) CPUs"
 
