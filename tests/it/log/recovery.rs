@@ -360,3 +360,34 @@ fn a_restarted_leader_rewrites_its_epoch_checkpoint_only_for_a_new_epoch() {
     let log = open_log(&dir, small_segments(), true);
     assert_eq!(log.leader_epochs(), &[(1, 0)]);
 }
+
+/// A clean shutdown writes no producer snapshot for an empty log (Kafka's `takeSnapshot` only
+/// writes past its last snapshot offset, which starts at the log start), and one at the log
+/// end for a log with data, from which the next load restores its producers.
+#[test]
+fn a_clean_shutdown_snapshots_producers_only_for_a_log_with_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapshots = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".snapshot"))
+            .collect();
+        names.sort();
+        names
+    };
+    let empty = tmp.path().join("empty-0");
+    let log = open_log(&empty, small_segments(), true);
+    log.close().unwrap();
+    assert_eq!(snapshots(&empty), Vec::<String>::new());
+    let log = open_log(&empty, small_segments(), true);
+    assert_eq!(log.log_end_offset(), 0);
+    log.close().unwrap();
+
+    let full = tmp.path().join("full-0");
+    let mut log = open_log(&full, small_segments(), true);
+    log.append_as_leader(&client_batch(0, 5, 40, 1000, 0), 0)
+        .unwrap();
+    log.close().unwrap();
+    assert_eq!(snapshots(&full), vec!["00000000000000000005.snapshot"]);
+}
