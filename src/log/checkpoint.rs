@@ -115,10 +115,11 @@ pub fn write_offsets(path: &Path, offsets: &BTreeMap<(String, i32), i64>) -> Res
     write_atomically(path, text.as_bytes())
 }
 
-/// `leader-epoch-checkpoint`: `<epoch> <start offset>` per line, epochs increasing.
-pub fn read_leader_epochs(path: &Path) -> Result<Vec<(i32, i64)>> {
+/// `leader-epoch-checkpoint`: `<epoch> <start offset>` per line, epochs increasing; `None`
+/// when there is no such file.
+pub fn read_leader_epochs(path: &Path) -> Result<Option<Vec<(i32, i64)>>> {
     let Some(text) = read_text(path)? else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let mut out = Vec::new();
     for fields in parse_envelope(path, &text)? {
@@ -131,7 +132,7 @@ pub fn read_leader_epochs(path: &Path) -> Result<Vec<(i32, i64)>> {
             reason: format!("malformed line {:?}", fields.join(" ")),
         })?);
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 pub fn write_leader_epochs(path: &Path, epochs: &[(i32, i64)]) -> Result<()> {
@@ -232,7 +233,10 @@ mod tests {
             assert!(read_offsets(&path).is_err(), "{bad:?}");
         }
         fs::write(&path, "0\n2\n0 0\n3 1500\n").unwrap();
-        assert_eq!(read_leader_epochs(&path).unwrap(), vec![(0, 0), (3, 1500)]);
+        assert_eq!(
+            read_leader_epochs(&path).unwrap(),
+            Some(vec![(0, 0), (3, 1500)])
+        );
     }
 
     #[test]

@@ -83,7 +83,14 @@ impl PartitionLog {
         Ok(())
     }
 
-    pub(super) fn write_epochs(&self) -> Result<()> {
-        checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)
+    pub(super) fn write_epochs(&mut self) -> Result<()> {
+        if self.epochs_on_disk.as_ref() == Some(&self.leader_epochs) {
+            return Ok(());
+        }
+        // Unknown until the write succeeds: a failed one may have left either content.
+        self.epochs_on_disk = None;
+        checkpoint::write_leader_epochs(&self.dir.join(LEADER_EPOCH_FILE), &self.leader_epochs)?;
+        self.epochs_on_disk = Some(self.leader_epochs.clone());
+        Ok(())
     }
 }

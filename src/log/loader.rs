@@ -194,6 +194,13 @@ impl PartitionLog {
             }
         }
 
+        let epochs_on_disk = match checkpoint::read_leader_epochs(&dir.join(LEADER_EPOCH_FILE)) {
+            Ok(epochs) => epochs,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable leader epoch checkpoint, rebuilding it");
+                None
+            }
+        };
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             topic,
@@ -204,11 +211,8 @@ impl PartitionLog {
             log_end_offset: 0,
             high_watermark: 0,
             recovery_point: params.recovery_point,
-            leader_epochs: checkpoint::read_leader_epochs(&dir.join(LEADER_EPOCH_FILE))
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "unreadable leader epoch checkpoint, rebuilding it");
-                    Vec::new()
-                }),
+            leader_epochs: epochs_on_disk.clone().unwrap_or_default(),
+            epochs_on_disk,
             unflushed_messages: 0,
             last_flush_ms: now_ms(),
             pending_deletes: Vec::new(),

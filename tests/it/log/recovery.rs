@@ -324,3 +324,70 @@ fn a_crash_recovers_an_idle_leaders_log_without_rewriting_its_epochs() {
     assert_prefix_intact(&log, 15);
     assert_appends_continue(&mut log);
 }
+
+/// After a clean restart, a leader taking an idle log's leadership again at the same epoch
+/// leaves its leader-epoch checkpoint as it is (the load dropped the entry in memory only):
+/// rewriting and fsyncing 10,000 identical files was most of a restart's LeaderAndIsr. A new
+/// epoch is still written, and read back after the next restart.
+#[test]
+fn a_restarted_leader_rewrites_its_epoch_checkpoint_only_for_a_new_epoch() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("idle-0");
+    let checkpoint = dir.join(odradek::log::checkpoint::LEADER_EPOCH_FILE);
+    // The file is replaced by a rename on every write: its inode tells whether it was written.
+    let inode = || std::fs::metadata(&checkpoint).unwrap().ino();
+    let mut log = open_log(&dir, small_segments(), true);
+    log.assign_leader_epoch_start(0).unwrap();
+    log.close().unwrap();
+    let written = inode();
+
+    let mut log = open_log(&dir, small_segments(), true);
+    assert_eq!(
+        log.leader_epochs(),
+        &[],
+        "an epoch starting at the end is dropped"
+    );
+    log.assign_leader_epoch_start(0).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0)]);
+    assert_eq!(inode(), written, "the same epoch again is not rewritten");
+    log.assign_leader_epoch_start(1).unwrap();
+    assert_ne!(inode(), written, "a new epoch is written");
+    log.append_as_leader(&client_batch(0, 5, 40, 1000, 0), 1)
+        .unwrap();
+    log.close().unwrap();
+
+    let log = open_log(&dir, small_segments(), true);
+    assert_eq!(log.leader_epochs(), &[(1, 0)]);
+}
+
+/// A clean shutdown writes no producer snapshot for an empty log (Kafka's `takeSnapshot` only
+/// writes past its last snapshot offset, which starts at the log start), and one at the log
+/// end for a log with data, from which the next load restores its producers.
+#[test]
+fn a_clean_shutdown_snapshots_producers_only_for_a_log_with_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let snapshots = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".snapshot"))
+            .collect();
+        names.sort();
+        names
+    };
+    let empty = tmp.path().join("empty-0");
+    let log = open_log(&empty, small_segments(), true);
+    log.close().unwrap();
+    assert_eq!(snapshots(&empty), Vec::<String>::new());
+    let log = open_log(&empty, small_segments(), true);
+    assert_eq!(log.log_end_offset(), 0);
+    log.close().unwrap();
+
+    let full = tmp.path().join("full-0");
+    let mut log = open_log(&full, small_segments(), true);
+    log.append_as_leader(&client_batch(0, 5, 40, 1000, 0), 0)
+        .unwrap();
+    log.close().unwrap();
+    assert_eq!(snapshots(&full), vec!["00000000000000000005.snapshot"]);
+}
