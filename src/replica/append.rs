@@ -87,20 +87,24 @@ impl ReplicaManager {
         // write the record twice.
         let terms = rx.borrow().leader_terms;
         let lost = |v: &HwView| !v.leading || v.leader_terms != terms;
-        let waited = tokio::time::timeout(
+        let view = match tokio::time::timeout(
             timeout,
             rx.wait_for(|v| v.high_watermark > last_offset || lost(v)),
         )
-        .await;
-        let view = match waited {
+        .await
+        {
             Err(_) => return Err(AcksError::TimedOut),
             Ok(Err(_)) => return Err(AcksError::NotLeader),
-            Ok(Ok(v)) => *v,
+            Ok(Ok(v)) => *v, // a copy: the channel's read guard must not live across an await
         };
         if lost(&view) {
             return Err(AcksError::NotLeader);
         }
-        let min = p.log.lock().config().min_insync_replicas;
+        // Not `p.log.lock()`: this runs on a runtime thread, and the partition's writer holds
+        // the log across its appends.
+        let Ok(min) = p.inspect_log(|log| log.config().min_insync_replicas).await else {
+            return Err(AcksError::TimedOut); // the blocking pool is gone: shutting down
+        };
         let r = p.replication();
         if r.maximal_isr_len() < r.effective_min_isr(min) {
             return Err(AcksError::NotEnoughReplicasAfterAppend);
