@@ -5,7 +5,10 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::wire::{Conn, STORES, create_topic, produce_request, start_broker_on, topic_name};
+use common::wire::{
+    Conn, STORES, create_topic, init_idempotent_producer, produce_request, start_broker_on,
+    topic_name,
+};
 use kafka_protocol::messages::*;
 use odradek::log::records::{BatchBuilder, NewRecord};
 
@@ -42,14 +45,7 @@ async fn describe_producers_lists_an_idempotent_producers_state() {
         };
         let mut c = Conn::connect(broker.port).await;
         assert_eq!(create_topic(&mut c, "described", 1).await, 0);
-        let mut init = InitProducerIdRequest::default();
-        init.transactional_id = None;
-        init.transaction_timeout_ms = 60_000;
-        init.producer_id = ProducerId(-1);
-        init.producer_epoch = -1;
-        let init = c.send(4, init).await;
-        assert_eq!(init.error_code, 0, "{store:?}");
-        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+        let (pid, epoch) = init_idempotent_producer(&mut c).await;
         let now = odradek::log::segment::now_ms();
         for (seq, n, ts) in [(0, 3, now - 1000), (3, 2, now)] {
             let r = produce_request("described", 0, idempotent_batch(pid, epoch, seq, n, ts), -1);
@@ -112,14 +108,7 @@ async fn pipelined_produces_keep_their_order_around_other_requests() {
         let mut c = Conn::connect(broker.port).await;
         assert_eq!(create_topic(&mut c, "piped-a", 2).await, 0);
         assert_eq!(create_topic(&mut c, "piped-b", 1).await, 0);
-        let mut init = InitProducerIdRequest::default();
-        init.transactional_id = None;
-        init.transaction_timeout_ms = 60_000;
-        init.producer_id = ProducerId(-1);
-        init.producer_epoch = -1;
-        let init = c.send(4, init).await;
-        assert_eq!(init.error_code, 0, "{store:?}");
-        let (pid, epoch) = (init.producer_id.0, init.producer_epoch);
+        let (pid, epoch) = init_idempotent_producer(&mut c).await;
         let now = odradek::log::segment::now_ms();
         // Records sent so far to piped-a 0, piped-a 1 and piped-b 0.
         let mut sent = [0i64; 3];

@@ -549,12 +549,7 @@ async fn the_tree_has_kafkas_layout() {
     );
     assert!(ok, "{err}");
     let mut c = Conn::connect(cluster.port(1)).await;
-    let mut req = InitProducerIdRequest::default();
-    req.transactional_id = None;
-    req.transaction_timeout_ms = 60_000;
-    req.producer_id = ProducerId(-1);
-    req.producer_epoch = -1;
-    assert_eq!(c.send(4, req).await.error_code, 0);
+    common::wire::init_idempotent_producer(&mut c).await;
     let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
     res.resource_type = 2;
     res.resource_name = StrBytes::from_static_str("shaped");

@@ -332,6 +332,19 @@ pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -
     r
 }
 
+/// An idempotent (not transactional) producer's id and epoch from InitProducerId v4, as a
+/// Java producer with `enable.idempotence` asks for them.
+pub async fn init_idempotent_producer(c: &mut Conn) -> (i64, i16) {
+    let mut init = InitProducerIdRequest::default();
+    init.transactional_id = None;
+    init.transaction_timeout_ms = 60_000;
+    init.producer_id = ProducerId(-1);
+    init.producer_epoch = -1;
+    let init = c.send(4, init).await;
+    assert_eq!(init.error_code, 0, "InitProducerId");
+    (init.producer_id.0, init.producer_epoch)
+}
+
 pub async fn latest(c: &mut Conn, topic: &str, partition: i32) -> i64 {
     list_offset(c, topic, partition, -1).await.offset
 }
