@@ -16,6 +16,7 @@ mod leader_epoch;
 mod loader;
 pub mod log_dirs;
 pub mod manager;
+mod page_cache;
 pub mod partition;
 pub mod producer_state;
 pub mod records;

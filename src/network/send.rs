@@ -47,7 +47,7 @@ pub(super) async fn write_response<W: Outbound>(
             // Pages not in the page cache would make `sendfile` wait for the disk on this
             // runtime thread: such a region is read on the blocking pool and written from
             // memory, as on TLS (one copy, next to a disk read).
-            Some(socket) if is_resident(region) => {
+            Some(socket) if region.is_resident() => {
                 // The bytes before the region are held back (MSG_MORE) to leave in one
                 // segment with the region's first bytes, as `nodelay` would send them alone.
                 send_more(socket, head).await?;
@@ -69,51 +69,6 @@ async fn read_region(region: FileRegion) -> io::Result<bytes::Bytes> {
     tokio::task::spawn_blocking(move || region.read())
         .await
         .map_err(io::Error::other)?
-}
-
-/// Whether every page of the region is in the page cache, so that `sendfile` will not wait for
-/// the disk: `mincore(2)` on a mapping of it (which faults nothing in). Any failure counts as
-/// not resident, which only costs the cold path's copy.
-fn is_resident(region: &FileRegion) -> bool {
-    if region.len == 0 {
-        return true;
-    }
-    // SAFETY: sysconf has no preconditions.
-    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-        n if n > 0 => n as u64,
-        _ => return false,
-    };
-    let start = region.position - region.position % page;
-    let Some(len) = (region.position + region.len as u64)
-        .checked_sub(start)
-        .and_then(|l| usize::try_from(l).ok())
-    else {
-        return false;
-    };
-    let Ok(offset) = libc::off_t::try_from(start) else {
-        return false;
-    };
-    // SAFETY: a new read-only shared mapping of the region's file; it is only passed to
-    // mincore and unmapped below, never dereferenced. The region holds the file open.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            region.file.as_raw_fd(),
-            offset,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return false;
-    }
-    let mut pages = vec![0u8; len.div_ceil(page as usize)];
-    // SAFETY: `addr`..`addr + len` is the mapping made above; `pages` has one byte per page.
-    let ok = unsafe { libc::mincore(addr, len, pages.as_mut_ptr()) } == 0;
-    // SAFETY: unmaps exactly the mapping made above.
-    unsafe { libc::munmap(addr, len) };
-    ok && pages.iter().all(|p| p & 1 == 1)
 }
 
 /// Writes all of `buf` to the socket, telling the kernel more follows at once.
@@ -194,42 +149,4 @@ async fn send_file(socket: &TcpStream, region: &FileRegion) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-    use std::sync::Arc;
-
-    #[test]
-    fn a_region_is_resident_until_its_pages_are_evicted() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("segment");
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(&vec![7u8; 1 << 20]).unwrap();
-        f.sync_all().unwrap();
-        let file = Arc::new(std::fs::File::open(&path).unwrap());
-        let region = |position: u64, len: usize| FileRegion {
-            file: file.clone(),
-            position,
-            len,
-        };
-        // Just written: in the page cache.
-        assert!(is_resident(&region(1000, 300_000)));
-        assert!(is_resident(&region(0, 0)));
-        // SAFETY: an advisory call on an open descriptor.
-        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        assert_eq!(rc, 0);
-        if is_resident(&region(0, 4096)) {
-            eprintln!("skipped: this file system kept the pages after POSIX_FADV_DONTNEED");
-            return;
-        }
-        assert!(!is_resident(&region(1000, 300_000)));
-        // One page read back is resident again, the rest of the region not.
-        let mut byte = [0u8; 1];
-        std::os::unix::fs::FileExt::read_exact_at(&*file, &mut byte, 600_000).unwrap();
-        assert!(is_resident(&region(600_000, 1)));
-        assert!(!is_resident(&region(0, 1 << 20)));
-    }
 }

@@ -9,6 +9,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::wire::{Conn, STORES, create_topic_with, fetch, produce, start_broker_on};
+use odradek::log::FileRegion;
 use odradek::log::batch::entry_size;
 use odradek::log::records::{BatchBuilder, NewRecord, decode_batch};
 
@@ -40,33 +41,6 @@ fn batch(first: usize) -> Bytes {
         .build()
         .unwrap(),
     )
-}
-
-/// How many of the file's pages are in the page cache (mincore on a mapping of it).
-fn resident_pages(file: &std::fs::File) -> usize {
-    let len = file.metadata().unwrap().len() as usize;
-    if len == 0 {
-        return 0;
-    }
-    // SAFETY: a read-only mapping of the whole file, only passed to mincore and unmapped.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(addr, libc::MAP_FAILED, "mapping the segment");
-    let mut pages = vec![0u8; len.div_ceil(4096)];
-    // SAFETY: the mapping above; one byte per 4 KiB page (the page size on this platform).
-    let rc = unsafe { libc::mincore(addr, len, pages.as_mut_ptr()) };
-    // SAFETY: the mapping above.
-    unsafe { libc::munmap(addr, len) };
-    assert_eq!(rc, 0, "mincore");
-    pages.iter().filter(|p| *p & 1 == 1).count()
 }
 
 /// Every record from `offset` on in the answers, decoded: (offset, value).
@@ -124,7 +98,13 @@ async fn a_fetch_of_evicted_pages_returns_the_stored_records() {
         let rc =
             unsafe { libc::posix_fadvise(segment.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         assert_eq!(rc, 0, "posix_fadvise");
-        let resident = resident_pages(&segment);
+        let len = segment.metadata().unwrap().len() as usize;
+        let whole = FileRegion {
+            file: std::sync::Arc::new(segment),
+            position: 0,
+            len,
+        };
+        let (resident, _) = whole.resident_pages().expect("mincore on the segment");
         if resident > 0 {
             eprintln!(
                 "skipping the cold fetch on {store:?}: {resident} pages of the segment stayed in \
