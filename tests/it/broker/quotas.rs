@@ -388,18 +388,7 @@ async fn quotas_are_stored_described_and_refused_as_kafka_does() {
 
 /// `n` records of `size` bytes each in one batch.
 fn batch(n: usize, size: usize) -> Bytes {
-    let b = odradek::log::records::BatchBuilder {
-        records: (0..n)
-            .map(|_| odradek::log::records::NewRecord {
-                timestamp: 1,
-                key: None,
-                value: Some(vec![7u8; size]),
-                headers: vec![],
-            })
-            .collect(),
-        ..Default::default()
-    };
-    Bytes::from(b.build().unwrap())
+    common::values_batch(common::Producer::PLAIN, 1, (0..n).map(|_| vec![7u8; size]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -110,31 +110,9 @@ async fn end_txn(c: &mut Conn, version: i16, id: &str, pid: i64, epoch: i16, com
 fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
     // Current timestamps: an old one would roll a segment at each append (segment.ms), and a
     // fetch returns one segment's data at a time.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let records = values
-        .iter()
-        .map(|v| NewRecord {
-            timestamp: now,
-            key: None,
-            value: Some(v.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            transactional: true,
-            records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let now = odradek::log::segment::now_ms();
+    let producer = common::Producer::transactional(pid, epoch, seq);
+    common::values_batch(producer, now, values.iter().copied())
 }
 
 async fn produce_txn(

@@ -322,21 +322,8 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
         r.producer_id.0
     };
     let batch = |seq: i32, n: usize| {
-        let b = odradek::log::records::BatchBuilder {
-            producer_id: pid,
-            producer_epoch: 0,
-            base_sequence: seq,
-            records: (0..n)
-                .map(|i| odradek::log::records::NewRecord {
-                    timestamp: 1,
-                    key: None,
-                    value: Some(vec![i as u8]),
-                    headers: vec![],
-                })
-                .collect(),
-            ..Default::default()
-        };
-        Bytes::from(b.build().unwrap())
+        let values = (0..n).map(|i| vec![i as u8]);
+        common::values_batch(common::Producer::idempotent(pid, 0, seq), 1, values)
     };
     assert_eq!(produce(&mut c, "idem", 0, batch(0, 5)).await.base_offset, 0);
     assert_eq!(produce(&mut c, "idem", 0, batch(5, 5)).await.base_offset, 5);

@@ -46,21 +46,105 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A batch as a client would send it: `n` records with keys, values and a header.
+/// A batch as a client would send it: `n` records with keys, values and a header; the values
+/// are the records' numbers, zero-padded to `value_len` bytes.
 pub fn client_batch(first: usize, n: usize, value_len: usize, ts: i64, codec: i16) -> Bytes {
-    let b = BatchBuilder {
+    client_batch_of(
+        first,
+        (first..first + n).map(|i| format!("{i:0width$}", width = value_len).into_bytes()),
+        ts,
         codec,
-        records: (first..first + n)
-            .map(|i| NewRecord {
+    )
+}
+
+/// A batch as a client would send it, one record per value: record `i` (counting from `first`)
+/// is keyed `key-{i}` and has a header `idx` = `i`; all are at `ts`, compressed with `codec`.
+pub fn client_batch_of(
+    first: usize,
+    values: impl IntoIterator<Item = Vec<u8>>,
+    ts: i64,
+    codec: i16,
+) -> Bytes {
+    built(BatchBuilder {
+        codec,
+        records: values
+            .into_iter()
+            .zip(first..)
+            .map(|(value, i)| NewRecord {
                 timestamp: ts,
                 key: Some(format!("key-{i}").into_bytes()),
-                value: Some(format!("{i:0width$}", width = value_len).into_bytes()),
+                value: Some(value),
                 headers: vec![(b"idx".to_vec(), Some(i.to_string().into_bytes()))],
             })
             .collect(),
         ..BatchBuilder::default()
+    })
+}
+
+/// Who writes a batch, as its header says: a plain producer, or an idempotent or transactional
+/// one with its producer id, epoch and the batch's first sequence number.
+#[derive(Debug, Clone, Copy)]
+pub struct Producer {
+    pub id: i64,
+    pub epoch: i16,
+    pub sequence: i32,
+    pub transactional: bool,
+}
+
+impl Producer {
+    /// A producer that is neither idempotent nor transactional.
+    pub const PLAIN: Producer = Producer {
+        id: -1,
+        epoch: -1,
+        sequence: -1,
+        transactional: false,
     };
-    Bytes::from(b.build().unwrap())
+
+    pub fn idempotent(id: i64, epoch: i16, sequence: i32) -> Producer {
+        Producer {
+            id,
+            epoch,
+            sequence,
+            transactional: false,
+        }
+    }
+
+    pub fn transactional(id: i64, epoch: i16, sequence: i32) -> Producer {
+        Producer {
+            transactional: true,
+            ..Producer::idempotent(id, epoch, sequence)
+        }
+    }
+}
+
+/// A batch of keyless records without headers, one per value, all at `ts`, as `producer` sends
+/// it uncompressed.
+pub fn values_batch(
+    producer: Producer,
+    ts: i64,
+    values: impl IntoIterator<Item = impl Into<Vec<u8>>>,
+) -> Bytes {
+    built(BatchBuilder {
+        producer_id: producer.id,
+        producer_epoch: producer.epoch,
+        base_sequence: producer.sequence,
+        transactional: producer.transactional,
+        records: values
+            .into_iter()
+            .map(|value| NewRecord {
+                timestamp: ts,
+                key: None,
+                value: Some(value.into()),
+                headers: Vec::new(),
+            })
+            .collect(),
+        ..BatchBuilder::default()
+    })
+}
+
+/// The batch's bytes, as a produce request or an append carries them.
+pub fn built(batch: BatchBuilder) -> Bytes {
+    Bytes::from(batch.build().expect("a test batch builds"))
 }
 
 pub fn open_log(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {

@@ -210,10 +210,8 @@ async fn a_second_signal_exits_at_once() {
 /// and every acknowledged record is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_recovery() {
-    use bytes::Bytes;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, StrBytes};
-    use odradek::log::records::{BatchBuilder, NewRecord};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -243,23 +241,12 @@ async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_re
         let mut c = common::wire::Conn::connect(port).await;
         let mut next = 0u64;
         loop {
-            let records = (next..next + 100)
-                .map(|i| NewRecord {
-                    timestamp: odradek::log::segment::now_ms(),
-                    key: None,
-                    value: Some(format!("r{i}").into_bytes()),
-                    headers: vec![],
-                })
-                .collect();
-            let batch = BatchBuilder {
-                records,
-                ..BatchBuilder::default()
-            }
-            .build()
-            .unwrap();
+            let values = (next..next + 100).map(|i| format!("r{i}"));
+            let now = odradek::log::segment::now_ms();
+            let batch = common::values_batch(common::Producer::PLAIN, now, values);
             let mut pd = produce_request::PartitionProduceData::default();
             pd.index = ((next / 100) % 3) as i32;
-            pd.records = Some(Bytes::from(batch));
+            pd.records = Some(batch);
             let mut td = produce_request::TopicProduceData::default();
             td.name = TopicName(StrBytes::from_static_str("busy"));
             td.partition_data.push(pd);
