@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::scram::znode;
 use common::wire::{Conn, STORES, create_topic, fetch_request, produce_request, start_broker_on};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
@@ -115,11 +116,6 @@ async fn describe(
         .collect();
     out.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
     Ok(out)
-}
-
-async fn znode(store: &Arc<dyn MetadataStore>, path: &str) -> Option<String> {
-    let (data, _) = store.get(path).await.unwrap()?;
-    Some(String::from_utf8(data.unwrap_or_default()).unwrap())
 }
 
 async fn notifications(store: &Arc<dyn MetadataStore>) -> Vec<String> {

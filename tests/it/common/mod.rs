@@ -338,6 +338,16 @@ pub fn java_round_trip_every_codec(
 }
 
 /// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
+/// Whether a JVM runs here (`java -version` succeeds).
+pub fn java_runs() -> bool {
+    std::process::Command::new("java")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn kafka_home() -> Option<PathBuf> {
     std::env::var_os("KAFKA_HOME")
         .map(PathBuf::from)

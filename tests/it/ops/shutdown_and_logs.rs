@@ -22,19 +22,7 @@ fn json_logs_have_one_line_per_event_and_none_per_record() {
         &["--log-json"],
     );
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "logged",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "logged", 1);
     let lines: String = (0..2000).map(|i| format!("record number {i}\n")).collect();
     assert!(tool(
         &[
@@ -84,19 +72,7 @@ fn sigterm_answers_in_flight_requests_then_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&tmp.path().join("b"), &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "quiet",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "quiet", 1);
     // A consumer long-polling an empty topic has a request in flight when the signal comes.
     let mut consumer = Command::new(env!("CARGO_BIN_EXE_odradek"))
         .args([
@@ -146,19 +122,7 @@ async fn a_second_signal_exits_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&tmp.path().join("b"), &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "waiting",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "waiting", 1);
     let port = broker.port;
     let _waiter = tokio::spawn(async move {
         let mut c = common::wire::Conn::connect(port).await;
@@ -219,19 +183,7 @@ async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_re
     let dir = tmp.path().join("b");
     let mut broker = BrokerProcess::start(&dir, &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "busy",
-            "--partitions",
-            "3"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "busy", 3);
     let acked = Arc::new(AtomicU64::new(0));
     let port = broker.port;
     let counter = acked.clone();

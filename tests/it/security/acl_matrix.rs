@@ -83,12 +83,7 @@ fn topic(name: &str) -> TopicName {
 }
 
 fn one_topic_metadata(name: &str) -> RequestKind {
-    let mut t = metadata_request::MetadataRequestTopic::default();
-    t.name = Some(topic(name));
-    MetadataRequest::default()
-        .with_topics(Some(vec![t]))
-        .with_allow_auto_topic_creation(true)
-        .into()
+    crate::common::wire::metadata_request(Some(&[name]), true).into()
 }
 
 fn offsets_commit() -> RequestKind {
