@@ -16,7 +16,13 @@ pub fn kafka_single() -> PathBuf {
 pub fn kafka_single_broker_dir(dir: &Path) {
     let logs = dir.join("logs");
     copy_tree(&kafka_single().join("logdir"), &logs);
-    let tree = kafka_single().join("zk-tree.json");
+    import_zk_tree(&kafka_single().join("zk-tree.json"), &logs);
+}
+
+/// `odradek import-zk-tree`: the znodes of a tree file (as `dump-zk-tree` writes it) put in the
+/// embedded store of the data directory `logs`, as Kafka's tools write ZooKeeper before a broker
+/// starts.
+pub fn import_zk_tree(tree: &Path, logs: &Path) {
     let (ok, _, err) = odradek(
         &[
             "import-zk-tree",
@@ -26,6 +32,13 @@ pub fn kafka_single_broker_dir(dir: &Path) {
         None,
     );
     assert!(ok, "{err}");
+}
+
+/// [`import_zk_tree`] of `znodes` (path -> data).
+pub fn import_znodes(znodes: &serde_json::Value, logs: &Path) {
+    let tree = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tree.path(), znodes.to_string()).unwrap();
+    import_zk_tree(tree.path(), logs);
 }
 
 /// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
