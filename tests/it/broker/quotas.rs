@@ -10,15 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::scram::znode;
-use common::wire::{Conn, STORES, create_topic, fetch_request, produce_request, start_broker_on};
+use common::wire::{
+    Conn, STORES, create_topic, fetch_request, produce_request, s, start_broker_on,
+};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::metadata::MetadataStore;
 use odradek::quota::{QuotaType, Who};
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// An entity as `(type, name)` pairs; a None name is the default entity.
 type EntitySpec<'a> = &'a [(&'a str, Option<&'a str>)];

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
-use common::wire::{Conn, create_topic, topic_name};
+use common::wire::{Conn, create_topic, s, topic_name};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::log::records::{BatchBuilder, NewRecord, decode_batch};
 
 const NONE: i16 = 0;
@@ -22,10 +21,6 @@ const CONCURRENT_TRANSACTIONS: i16 = 51;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 fn tid(v: &str) -> TransactionalId {
     TransactionalId(s(v))

@@ -190,8 +190,13 @@ pub async fn start_broker_on(
     Some((broker, zk))
 }
 
-pub fn topic_name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
+/// A protocol string (names, keys, ids in requests) from `v`.
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(s(name))
 }
 
 /// CreateTopics v5 of one topic, replication factor 1, with `configs` overrides.

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::api::{Acl, ROUTES};
 use odradek::client::{Connection, Security};
 use odradek::security::acl::{Operation, ResourceType};
@@ -20,7 +19,7 @@ use odradek::security::sasl::Mechanism;
 
 use super::{connect, login};
 use crate::common::client_batch;
-use crate::common::wire::{STORES, Store, fetch_request, produce_request, start_broker_on};
+use crate::common::wire::{STORES, Store, fetch_request, produce_request, s, start_broker_on};
 
 const TOPIC: &str = "matrix";
 const GROUP: &str = "matrix-group";
@@ -72,10 +71,6 @@ struct Case {
     denied: Denied,
     /// Error codes the allowed principal may get besides NONE.
     allowed_errors: &'static [i16],
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
 }
 
 fn topic(name: &str) -> TopicName {
