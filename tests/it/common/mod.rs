@@ -160,6 +160,12 @@ pub fn built(batch: BatchBuilder) -> Bytes {
     Bytes::from(batch.build().expect("a test batch builds"))
 }
 
+/// The `log.dirs` override of a broker keeping its logs in `dirs`.
+pub fn log_dirs(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    format!("log.dirs={}", dirs.join(","))
+}
+
 pub fn open_log(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
     PartitionLog::open(
         dir,
