@@ -293,6 +293,29 @@ pub fn kafka_clients_classpath_for(version: &str) -> Option<String> {
         .then(|| jars.join(":"))
 }
 
+/// Kafka's own record classes over segment files (`compat-tests/java/SegmentCheck.java`, given
+/// `args` first, compiled in `work`): what it prints, once it has exited 0; `None` (after
+/// `missing_tool`) without javac or the kafka-clients jars.
+pub fn kafka_segment_check(work: &Path, args: &[&str], files: &[PathBuf]) -> Option<String> {
+    let Some(cp) = compile_java("SegmentCheck", &work.join("classes")) else {
+        missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return None;
+    };
+    let out = std::process::Command::new("java")
+        .args(["-cp", &cp, "SegmentCheck"])
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "Kafka's classes rejected the segments {args:?}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(stdout)
+}
+
 /// Compiles one program from `compat-tests/java` into `out` against the kafka-clients 3.9 jars
 /// and returns the classpath to run it.
 pub fn compile_java(program: &str, out: &Path) -> Option<String> {
