@@ -982,19 +982,11 @@ async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() 
 
 /// Runs `ReassignAdmin` (the Java admin client) with `args`; its output lines.
 fn java_admin(cp: &str, bootstrap: &str, args: &[&str], cluster: &Cluster) -> String {
-    let out = std::process::Command::new("java")
-        .args(["-cp", cp, "ReassignAdmin", bootstrap])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ReassignAdmin {args:?}: {stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        cluster.logs()
-    );
-    stdout
+    let args: Vec<&str> = [bootstrap]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    common::run_java(cp, "ReassignAdmin", &args, || cluster.logs())
 }
 
 fn java_admin_classpath(classes: &std::path::Path) -> Option<String> {

@@ -156,7 +156,7 @@ pub fn values_batch(
 }
 
 /// The batch's bytes, as a produce request or an append carries them.
-pub fn built(batch: BatchBuilder) -> Bytes {
+fn built(batch: BatchBuilder) -> Bytes {
     Bytes::from(batch.build().expect("a test batch builds"))
 }
 
@@ -255,17 +255,17 @@ pub fn wait_or_kill(
     }
 }
 
-/// Runs the `TransactionalClient` Java program (compiled onto `classpath`) with `args`: its
-/// stdout. Fails the test, with `logs` (the brokers'), when the program fails.
-pub fn transactional_client(classpath: &str, args: &[&str], logs: impl Fn() -> String) -> String {
+/// Runs the Java program `class` (compiled onto `classpath`) with `args`: its stdout. Fails the
+/// test, with `logs` (the brokers'), when the program fails.
+pub fn run_java(classpath: &str, class: &str, args: &[&str], logs: impl Fn() -> String) -> String {
     let (ok, stdout, stderr) = run_command(
         std::process::Command::new("java")
-            .args(["-cp", classpath, "TransactionalClient"])
+            .args(["-cp", classpath, class])
             .args(args),
     );
     assert!(
         ok,
-        "TransactionalClient {args:?} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
+        "{class} {args:?} failed:\n{stdout}\n{stderr}\nlogs:\n{}",
         logs()
     );
     stdout
@@ -301,19 +301,13 @@ pub fn kafka_segment_check(work: &Path, args: &[&str], files: &[PathBuf]) -> Opt
         missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
         return None;
     };
-    let out = std::process::Command::new("java")
-        .args(["-cp", &cp, "SegmentCheck"])
-        .args(args)
-        .args(files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "Kafka's classes rejected the segments {args:?}:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(stdout)
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    Some(run_java(&cp, "SegmentCheck", &args, String::new))
 }
 
 /// Compiles one program from `compat-tests/java` into `out` against the kafka-clients 3.9 jars
