@@ -34,6 +34,38 @@ pub fn import_zk_tree(tree: &Path, logs: &Path) {
     assert!(ok, "{err}");
 }
 
+/// What `kafka-configs.sh --zookeeper` does to an entity's configs: writes its node
+/// `/config/<entity_path>` (`None` deletes it), then a version 2 change notification for it.
+pub async fn write_entity_config(
+    store: &dyn odradek::metadata::MetadataStore,
+    entity_path: &str,
+    data: Option<&[u8]>,
+) {
+    use odradek::metadata::CreateMode;
+    use odradek::metadata::store::create_recursive;
+    let path = format!("/config/{entity_path}");
+    match data {
+        Some(d) if store.get(&path).await.unwrap().is_some() => {
+            store.set(&path, Some(d.to_vec()), None).await.unwrap();
+        }
+        Some(d) => {
+            create_recursive(store, &path, Some(d.to_vec()), CreateMode::Persistent)
+                .await
+                .unwrap();
+        }
+        None => store.delete(&path, None).await.unwrap(),
+    }
+    let notification = serde_json::json!({ "version": 2, "entity_path": entity_path });
+    create_recursive(
+        store,
+        "/config/changes/config_change_",
+        Some(notification.to_string().into_bytes()),
+        CreateMode::PersistentSequential,
+    )
+    .await
+    .unwrap();
+}
+
 /// [`import_zk_tree`] of `znodes` (path -> data).
 pub fn import_znodes(znodes: &serde_json::Value, logs: &Path) {
     let tree = tempfile::NamedTempFile::new().unwrap();
