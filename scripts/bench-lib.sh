@@ -1,7 +1,9 @@
-# Shared by scripts/bench.sh and scripts/bench-replicated.sh (sourced, not run): a ZooKeeper,
-# odradek or Apache Kafka brokers on it, the loads of `odradek perf producer|consumer` with the
-# CPU the brokers and the client spent on each, and medians. Every process started here is
-# stopped by its PID on exit; every wait is bounded.
+# Shared by the benchmarks (sourced, not run): a ZooKeeper, odradek or Apache Kafka brokers on
+# it, the loads of `odradek perf producer|consumer` with the CPU the brokers and the client spent
+# on each, and medians. Sourcing it only defines; `bench_setup` makes the work directory, builds
+# and starts ZooKeeper (scripts/bench.sh and scripts/bench-replicated.sh), while a script with
+# its own set-up uses single functions (scripts/bench-scale.sh: `start_zookeeper`). Every process
+# started here is stopped by its PID on exit; every wait is bounded.
 #   ROUNDS (default 2): rounds per broker, alternating odradek and Kafka; figures are medians.
 #   KAFKA_HOME: an Apache Kafka distribution whose broker runs here (bin/kafka-server-start.sh
 #   and libs/kafka_*.jar); without one, Kafka 2.4.1's recorded figures are the comparison.
@@ -11,7 +13,7 @@
 rounds=${ROUNDS:-2}
 limit=${LIMIT:-120}
 hz=$(getconf CLK_TCK)
-work=$(mktemp -d "${TMPDIR:-/tmp}/odradek-bench.XXXXXX")
+work=""
 pids=() # every long-lived process started here, stopped by PID in reverse order
 
 stop_pid() { # <pid>: SIGTERM, and SIGKILL when it has not exited within 30 s
@@ -25,7 +27,6 @@ cleanup() {
   for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop_pid "${pids[i]}"; done
   rm -rf "$work"
 }
-trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { # <port> <what> <pid>: until it accepts a connection, or the process has exited
@@ -41,13 +42,12 @@ wait_port() { # <port> <what> <pid>: until it accepts a connection, or the proce
   return 1
 }
 
-cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/odradek"
-commit=$(git rev-parse --short HEAD)
 
-# Debian's ZooKeeper package, as tests/it/common/zookeeper.rs starts it.
+# Debian's ZooKeeper package, as tests/it/common/zookeeper.rs starts it, on $zk_port; its data
+# and log in $work/zk. The java options given come after the defaults (a later -Xmx wins).
 zk_port=""
-start_zookeeper() {
+start_zookeeper() { # [java option...]
   local cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
   if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
     echo "ZooKeeper (Debian's zookeeper package and a JVM) is needed: apt-get install zookeeper" >&2
@@ -65,7 +65,7 @@ clientPortAddress=127.0.0.1
 admin.enableServer=false
 maxClientCnxns=0
 EOF
-  java -Xmx128m -XX:+UseSerialGC -Dzookeeper.log.dir="$work/zk" -cp "$cp" \
+  java -Xmx128m -XX:+UseSerialGC "$@" -Dzookeeper.log.dir="$work/zk" -cp "$cp" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zk/zoo.cfg" >"$work/zk/zk.log" 2>&1 &
   pids+=($!)
   wait_port "$zk_port" ZooKeeper "$!"
@@ -92,6 +92,35 @@ kafka_version() { # e.g. "2.13-2.4.1", from the broker jar's name
   local jar
   jar=$(compgen -G "$kafka_home/libs/kafka_*.jar" | grep -v -e -sources -e -javadoc -e -test | head -1)
   basename "$jar" .jar | sed 's/^kafka_//'
+}
+
+# bench_setup <what>: the work directory (removed on exit, after every process started here is
+# stopped), the release build, ZooKeeper, and the brokers to run in $kinds: odradek, and Kafka
+# when KAFKA_HOME holds one that runs here ($kafka_ran 1). Prints the run's first line, with
+# <what> the benchmark's set-up.
+commit=""
+kafka_ran=0
+kinds=(odradek)
+bench_setup() {
+  work=$(mktemp -d "${TMPDIR:-/tmp}/odradek-bench.XXXXXX")
+  trap cleanup EXIT
+  cargo build --release --quiet
+  commit=$(git rev-parse --short HEAD)
+  start_zookeeper
+  if kafka_runnable; then kinds+=(kafka); kafka_ran=1; fi
+  echo "== odradek $commit, $(nproc) cores$1; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# each_round <function>: calls <function> <kind> <round> for each of $rounds rounds and each kind
+# in it, the kinds alternating.
+each_round() {
+  local round kind
+  for round in $(seq 1 "$rounds"); do
+    for kind in "${kinds[@]}"; do
+      echo "-- $kind, round $round"
+      "$1" "$kind" "$round"
+    done
+  done
 }
 
 # start_broker <kind: odradek|kafka> <id> <dir> <chroot> [key=value...]: one broker on the
@@ -201,6 +230,61 @@ mb_per_s() { sed -nE 's/.*records\/sec \(([0-9.]+) MB\/sec\).*/\1/p' <<<"$1"; }
 p50_ms() { sed -nE 's/.* ([0-9.]+) ms 50th.*/\1/p' <<<"$1"; }
 p99_ms() { sed -nE 's/.* ([0-9.]+) ms 99th.*/\1/p' <<<"$1"; }
 
+# The loads every broker set-up runs, on topics $prefix-100, $prefix-1k and $prefix-fixed, each
+# created with $replicas replicas and $topic_config, produced to with $acks; their figures are
+# noted for <kind>. The scripts set those and $records (the first load's size).
+records_1k=300000
+records_fixed=500000
+prefix=""
+replicas=""
+acks=""
+topic_config=()
+# producer_load <label> <broker pids> <bootstrap> <topic> <records> <record size> <records/s,
+# -1 unthrottled>: creates <topic> and measures a producer of <records> to it, with $acks,
+# lingering 5 ms, in batches of up to 64 KiB.
+producer_load() {
+  local label=$1 broker_pids=$2 bs=$3 topic=$4 n=$5 size=$6 throughput=$7
+  create_topic "$bs" "$topic" "$replicas" "$acks" "${topic_config[@]}"
+  measured "$label" "$broker_pids" producer --bootstrap-server "$bs" --topic "$topic" \
+    --num-records "$n" --record-size "$size" --throughput "$throughput" --acks "$acks" \
+    --linger-ms 5 --batch-size 65536
+}
+# load_100 <kind> <broker pids (space-separated)> <bootstrap>: $records x 100 B unthrottled,
+# then a consumer of them.
+load_100() {
+  local kind=$1 broker_pids=$2 bs=$3
+  producer_load "producer $records x 100 B" "$broker_pids" "$bs" "$prefix-100" "$records" 100 -1
+  note "$kind" producer_rps "$(records_per_s "$load_out")"
+  # The warm-up record is there too: the consumer reads the load's records after it.
+  measured "consumer of those records" "$broker_pids" consumer --bootstrap-server "$bs" \
+    --topic "$prefix-100" --messages $((records + 1))
+  note "$kind" consumer_rps "$(records_per_s "$load_out")"
+}
+# load_1k_and_fixed <kind> <broker pids> <bootstrap>: $records_1k x 1 KiB unthrottled, then
+# $records_fixed x 100 B at 50,000 records/s for the latencies.
+load_1k_and_fixed() {
+  local kind=$1 broker_pids=$2 bs=$3
+  producer_load "producer $records_1k x 1 KiB" "$broker_pids" "$bs" "$prefix-1k" "$records_1k" 1024 -1
+  note "$kind" producer_1k_mbs "$(mb_per_s "$load_out")"
+  producer_load "producer at 50k records/s" "$broker_pids" "$bs" "$prefix-fixed" "$records_fixed" 100 50000
+  note "$kind" fixed_p50 "$(p50_ms "$load_out")"
+  note "$kind" fixed_p99 "$(p99_ms "$load_out")"
+}
+# broker_figures <kind> <CPU ticks to count> <broker pid...>: the brokers' CPU seconds per GB
+# the loads above moved (produced + consumed), and the largest peak RSS of them; noted for
+# <kind> and left in $cpu_per_gb and $rss.
+cpu_per_gb=""
+rss=""
+broker_figures() {
+  local kind=$1 ticks=$2 bytes_moved
+  shift 2
+  bytes_moved=$((records * 100 * 2 + records_1k * 1024 + records_fixed * 100))
+  cpu_per_gb=$(awk -v t="$ticks" -v hz="$hz" -v b="$bytes_moved" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')
+  rss=$(peak_rss_mib "$@")
+  note "$kind" cpu_per_gb "$cpu_per_gb"
+  note "$kind" rss_mib "$rss"
+}
+
 # Figures of every round, by "<kind> <figure>", space-separated; medians at the end.
 declare -A figures
 note() { figures["$1 $2"]+="$3 "; } # <kind> <figure> <value>
@@ -229,6 +313,13 @@ row() {
   else
     printf '%-50s %10s %10s %-9s %8s\n' "$label" "$(short "$ours")" "$(short "$theirs")" "$source" "$(ratio "$ours" "$theirs")"
   fi
+}
+# The table's rows of load_1k_and_fixed, beside Kafka's recorded figures in
+# $recorded_producer_1k_mbs, $recorded_fixed_p50 and $recorded_fixed_p99.
+rows_1k_and_fixed() {
+  row "producer $((records_1k / 1000))k x 1 KiB, acks=$acks, MB/s" plain producer_1k_mbs "$recorded_producer_1k_mbs"
+  row "producer at 50k records/s: p50 ms (lower wins)" plain fixed_p50 "$recorded_fixed_p50"
+  row "producer at 50k records/s: p99 ms (lower wins)" plain fixed_p99 "$recorded_fixed_p99"
 }
 table_header() {
   echo

@@ -22,6 +22,8 @@
 #   long the broker killed with -9 takes to recover its 10,000 logs when it is restarted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# For its start_zookeeper; the functions this script defines below are its own.
+source scripts/bench-lib.sh
 topics=${TOPICS:-100}
 parts=${PARTITIONS:-100}
 failover_topics=${FAILOVER_TOPICS:-300}
@@ -180,28 +182,8 @@ bench_one_broker() { # <label> [zookeeper.connect]
 [ "${SKIP_ZK:-}" = 1 ] && exit 0
 
 # --- ZooKeeper ------------------------------------------------------------------------------------
-zk_cp=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar
-if [ ! -f /usr/share/java/zookeeper.jar ]; then
-  echo "ZooKeeper (Debian's zookeeper package) is needed for the rest: apt-get install zookeeper" >&2
-  exit 1
-fi
-zk_port=$(free_port)
-mkdir -p "$work/zk"
-cat >"$work/zk/zoo.cfg" <<EOF
-tickTime=500
-initLimit=10
-syncLimit=5
-dataDir=$work/zk
-clientPort=$zk_port
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-maxClientCnxns=0
-EOF
 # Forced syncs off would flatter ZooKeeper's writes; they stay on, as in production.
-java -Xmx512m -XX:+UseSerialGC -Djute.maxbuffer=16777216 -Dzookeeper.log.dir="$work/zk" -cp "$zk_cp" \
-  org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zk/zoo.cfg" >"$work/zk/zk.log" 2>&1 &
-pids+=($!)
-wait_port "$zk_port" ZooKeeper
+start_zookeeper -Xmx512m -Djute.maxbuffer=16777216
 
 [ "${SKIP_SINGLE:-}" = 1 ] || bench_one_broker zookeeper "127.0.0.1:$zk_port/single"
 

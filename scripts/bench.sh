@@ -31,68 +31,35 @@ recorded_rss_mib=566
 recorded_startup_ms=2850
 
 records=2000000
-records_1k=300000
-records_fixed=500000
-bytes_moved=$((records * 100 * 2 + records_1k * 1024 + records_fixed * 100))
+prefix=perf
+replicas=1
+acks=1
 
-start_zookeeper
-kafka_ran=0
-kinds=(odradek)
-if kafka_runnable; then kinds+=(kafka); kafka_ran=1; fi
-echo "== odradek $commit, $(nproc) cores, one broker, one partition, ZooKeeper mode; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_setup ", one broker, one partition, ZooKeeper mode"
 
-for round in $(seq 1 "$rounds"); do
-  for kind in "${kinds[@]}"; do
-    echo "-- $kind, round $round"
-    dir="$work/$kind-$round"
-    t0=$(date +%s%N)
-    start_broker "$kind" 0 "$dir" "/$kind-$round" offsets.topic.replication.factor=1 \
-      transaction.state.log.replication.factor=1
-    startup_ms=$((($(date +%s%N) - t0) / 1000000))
-    broker=$started_pid
-    bs="127.0.0.1:$started_port"
-    c0=$(cpu_ticks "$broker")
-
-    create_topic "$bs" perf-100 1 1
-    measured "producer $records x 100 B" "$broker" producer --bootstrap-server "$bs" \
-      --topic perf-100 --num-records "$records" --record-size 100 --throughput -1 --acks 1 \
-      --linger-ms 5 --batch-size 65536
-    note "$kind" producer_rps "$(records_per_s "$load_out")"
-    # The warm-up record is there too: the consumer reads the load's records after it.
-    measured "consumer of those records" "$broker" consumer --bootstrap-server "$bs" \
-      --topic perf-100 --messages $((records + 1))
-    note "$kind" consumer_rps "$(records_per_s "$load_out")"
-
-    create_topic "$bs" perf-1k 1 1
-    measured "producer $records_1k x 1 KiB" "$broker" producer --bootstrap-server "$bs" \
-      --topic perf-1k --num-records "$records_1k" --record-size 1024 --throughput -1 --acks 1 \
-      --linger-ms 5 --batch-size 65536
-    note "$kind" producer_1k_mbs "$(mb_per_s "$load_out")"
-
-    create_topic "$bs" perf-fixed 1 1
-    measured "producer at 50k records/s" "$broker" producer --bootstrap-server "$bs" \
-      --topic perf-fixed --num-records "$records_fixed" --record-size 100 --throughput 50000 \
-      --acks 1 --linger-ms 5 --batch-size 65536
-    note "$kind" fixed_p50 "$(p50_ms "$load_out")"
-    note "$kind" fixed_p99 "$(p99_ms "$load_out")"
-
-    c1=$(cpu_ticks "$broker")
-    cpu_per_gb=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v b="$bytes_moved" 'BEGIN { printf "%.2f", t / hz / (b / 1e9) }')
-    rss=$(peak_rss_mib "$broker")
-    note "$kind" cpu_per_gb "$cpu_per_gb"
-    note "$kind" rss_mib "$rss"
-    note "$kind" startup_ms "$startup_ms"
-    echo "   broker: $cpu_per_gb CPU s per GB produced + consumed, peak RSS $rss MiB, listening after $startup_ms ms"
-    stop_brokers 1
-  done
-done
+one_round() { # <kind> <round>
+  local kind=$1 round=$2 t0 startup_ms broker bs c0 c1
+  t0=$(date +%s%N)
+  start_broker "$kind" 0 "$work/$kind-$round" "/$kind-$round" offsets.topic.replication.factor=1 \
+    transaction.state.log.replication.factor=1
+  startup_ms=$((($(date +%s%N) - t0) / 1000000))
+  broker=$started_pid
+  bs="127.0.0.1:$started_port"
+  c0=$(cpu_ticks "$broker")
+  load_100 "$kind" "$broker" "$bs"
+  load_1k_and_fixed "$kind" "$broker" "$bs"
+  c1=$(cpu_ticks "$broker")
+  broker_figures "$kind" $((c1 - c0)) "$broker"
+  note "$kind" startup_ms "$startup_ms"
+  echo "   broker: $cpu_per_gb CPU s per GB produced + consumed, peak RSS $rss MiB, listening after $startup_ms ms"
+  stop_brokers 1
+}
+each_round one_round
 
 table_header
 row "producer 2M x 100 B, acks=1, records/s" rate producer_rps "$recorded_producer_rps"
 row "consumer of those, records/s" rate consumer_rps "$recorded_consumer_rps"
-row "producer 300k x 1 KiB, acks=1, MB/s" plain producer_1k_mbs "$recorded_producer_1k_mbs"
-row "producer at 50k records/s: p50 ms (lower wins)" plain fixed_p50 "$recorded_fixed_p50"
-row "producer at 50k records/s: p99 ms (lower wins)" plain fixed_p99 "$recorded_fixed_p99"
+rows_1k_and_fixed
 row "broker CPU s per GB produced + consumed (lower)" plain cpu_per_gb "$recorded_cpu_per_gb"
 row "broker peak RSS MiB (lower wins)" plain rss_mib "$recorded_rss_mib"
 row "start-up to listening, ms (lower wins)" plain startup_ms "$recorded_startup_ms"

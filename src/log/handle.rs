@@ -209,27 +209,18 @@ impl LogHandle {
 mod tests {
     use super::*;
     use crate::config::LogConfig;
+    use crate::log::compression;
     use crate::log::partition::LoadParams;
-    use crate::log::records::{self, BatchBuilder, NewRecord};
+    use crate::log::records::{self, BatchWriter};
 
     /// A client batch of `n` records whose values are `value_len` bytes of `fill`.
     fn batch(n: usize, value_len: usize, fill: u8) -> Bytes {
-        let records = (0..n)
-            .map(|i| NewRecord {
-                timestamp: now_ms(),
-                key: Some(format!("k{i}").into_bytes()),
-                value: Some(vec![fill; value_len]),
-                headers: Vec::new(),
-            })
-            .collect();
-        Bytes::from(
-            BatchBuilder {
-                records,
-                ..BatchBuilder::default()
-            }
-            .build()
-            .unwrap(),
-        )
+        let value = vec![fill; value_len];
+        let mut w = BatchWriter::new(compression::NONE, n * (value_len + 4));
+        for i in 0..n {
+            w.append(now_ms(), Some(format!("k{i}").as_bytes()), Some(&value));
+        }
+        Bytes::from(w.finish().unwrap())
     }
 
     fn open(dir: &std::path::Path) -> PartitionLog {

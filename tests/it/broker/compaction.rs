@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
-use common::wire::{Conn, create_topic_with, start_broker};
+use common::wire::{Conn, create_topic_with, s, start_broker};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, StrBytes};
+use kafka_protocol::protocol::Decodable;
 use odradek::log::records::{BatchBuilder, NewRecord, Record};
 use odradek::server::Broker;
 
@@ -34,10 +34,6 @@ async fn start(dir: &Path, extra: &[&str]) -> Broker {
     overrides.extend(QUICK_CLEANER);
     overrides.extend(extra);
     start_broker(dir, &overrides).await
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
 }
 
 async fn create_compacted_topic(c: &mut Conn, name: &str, delete_retention_ms: &str) {

@@ -9,11 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::client_batch;
 use common::wire::{
-    Conn, create_topic, create_topic_with, fetch, produce, produce_with_acks, start_broker,
+    Conn, create_topic, create_topic_with, fetch, produce, produce_with_acks, s, start_broker,
 };
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::log::segment::now_ms;
 use odradek::server::Broker;
 
@@ -35,10 +34,6 @@ const MESSAGE_TOO_LARGE: i16 = 10;
 const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 async fn describe_version(
     c: &mut Conn,

@@ -19,8 +19,8 @@ const NOT_ALLOWED: i16 = 64;
 async fn described_secret(c: &mut Conn, key: &str) -> (Option<String>, bool, Vec<Option<String>>) {
     let mut resource = describe_configs_request::DescribeConfigsResource::default();
     resource.resource_type = 4; // BROKER
-    resource.resource_name = common::scram::s("0");
-    resource.configuration_keys = Some(vec![common::scram::s(key)]);
+    resource.resource_name = common::wire::s("0");
+    resource.configuration_keys = Some(vec![common::wire::s(key)]);
     let mut request = DescribeConfigsRequest::default();
     request.resources.push(resource);
     request.include_synonyms = true;

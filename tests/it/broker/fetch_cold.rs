@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::wire::{Conn, STORES, create_topic_with, fetch, produce, start_broker_on};
 use odradek::log::FileRegion;
 use odradek::log::batch::entry_size;
-use odradek::log::records::{BatchBuilder, NewRecord, decode_batch};
+use odradek::log::records::decode_batch;
 
 /// Batches of half a MiB, so that the kernel's readahead for the one batch header a fetch
 /// reads to find its batches (128 KiB here) leaves most of each batch cold.
@@ -25,22 +25,8 @@ fn value(i: usize) -> Vec<u8> {
 }
 
 fn batch(first: usize) -> Bytes {
-    let records = (first..first + RECORDS_PER_BATCH)
-        .map(|i| NewRecord {
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(format!("k{i}").into_bytes()),
-            value: Some(value(i)),
-            headers: Vec::new(),
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let values = (first..first + RECORDS_PER_BATCH).map(value);
+    common::client_batch_of(first, values, 1_700_000_000_000 + first as i64, 0)
 }
 
 /// Every record from `offset` on in the answers, decoded: (offset, value).

@@ -91,10 +91,7 @@ fn answered(resp: &FetchResponse) -> Vec<(i32, i64, usize)> {
 }
 
 async fn topic_id(c: &mut Conn, topic: &str) -> uuid::Uuid {
-    let mut m = MetadataRequest::default();
-    let mut mt = metadata_request::MetadataRequestTopic::default();
-    mt.name = Some(topic_name(topic));
-    m.topics = Some(vec![mt]);
+    let m = common::wire::metadata_request(Some(&[topic]), true);
     match c.call(ApiKey::Metadata, 12, RequestKind::Metadata(m)).await {
         ResponseKind::Metadata(r) => r.topics[0].topic_id,
         other => panic!("{other:?}"),

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use common::wire::{Conn, STORES, create_topic_with, fetch_request, produce, start_broker_on};
 use kafka_protocol::messages::FetchRequest;
 use odradek::log::batch::{entry_size, validate_stored};
-use odradek::log::records::{BatchBuilder, NewRecord};
 
 /// Batches the producer appends: enough for dozens of rolls at `segment.bytes` below.
 const BATCHES: usize = 400;
@@ -20,22 +19,8 @@ const SEGMENT_BYTES: &str = "8192";
 
 /// A batch of `n` records of a few hundred bytes each, sizes varying with `seed`.
 fn batch(seed: usize, n: usize) -> Bytes {
-    let records = (0..n)
-        .map(|i| NewRecord {
-            timestamp: 1_700_000_000_000 + (seed * 10 + i) as i64,
-            key: Some(format!("k-{seed}-{i}").into_bytes()),
-            value: Some(vec![(seed + i) as u8; 50 + (seed * 37 + i * 11) % 400]),
-            headers: Vec::new(),
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let values = (0..n).map(|i| vec![(seed + i) as u8; 50 + (seed * 37 + i * 11) % 400]);
+    common::client_batch_of(seed * 10, values, 1_700_000_000_000 + (seed * 10) as i64, 0)
 }
 
 /// Checks one fetch answer read from `offset`: complete batches only, each with a valid CRC,

@@ -7,9 +7,8 @@ use crate::common;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::wire::Conn;
+use common::wire::{Conn, s};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::config::BrokerConfig;
 use odradek::server::Broker;
 
@@ -49,10 +48,6 @@ async fn start(dir: &std::path::Path, extra: &[&str]) -> Broker {
     // The tests start from loaded coordinators.
     common::wire::wait_for_group_coordinator(&mut c).await;
     broker
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
 }
 
 fn gid(v: &str) -> GroupId {

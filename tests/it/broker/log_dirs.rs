@@ -111,13 +111,7 @@ async fn three_log_dirs_place_describe_and_move_a_replica_under_load() {
     for store in STORES {
         let tmp = tempfile::tempdir().unwrap();
         let dirs: Vec<PathBuf> = (0..3).map(|i| tmp.path().join(format!("d{i}"))).collect();
-        let log_dirs = format!(
-            "log.dirs={}",
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let log_dirs = crate::common::log_dirs(&dirs);
         let Some((broker, _zk)) =
             start_broker_on(store, &tmp.path().join("unused"), &[&log_dirs]).await
         else {
@@ -353,13 +347,7 @@ const KAFKA_STORAGE_ERROR: i16 = 56;
 async fn a_failing_log_dir_goes_offline_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (0..2).map(|i| tmp.path().join(format!("d{i}"))).collect();
-    let log_dirs = format!(
-        "log.dirs={}",
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let log_dirs = crate::common::log_dirs(&dirs);
     // The embedded store lives in the first directory: the second one fails.
     let Some((broker, _zk)) = start_broker_on(
         crate::common::wire::Store::Embedded,

@@ -10,29 +10,15 @@ use common::wire::{
     topic_name,
 };
 use kafka_protocol::messages::*;
-use odradek::log::records::{BatchBuilder, NewRecord};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize, timestamp: i64) -> Bytes {
-    let records = (0..n)
-        .map(|i| NewRecord {
-            timestamp,
-            key: None,
-            value: Some(format!("v{i}").into_bytes()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
+    let values = (0..n).map(|i| format!("v{i}"));
+    common::values_batch(
+        common::Producer::idempotent(pid, epoch, seq),
+        timestamp,
+        values,
     )
 }
 

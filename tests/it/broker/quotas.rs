@@ -9,15 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::wire::{Conn, STORES, create_topic, fetch_request, produce_request, start_broker_on};
+use common::scram::znode;
+use common::wire::{
+    Conn, STORES, create_topic, fetch_request, produce_request, s, start_broker_on,
+};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::metadata::MetadataStore;
 use odradek::quota::{QuotaType, Who};
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// An entity as `(type, name)` pairs; a None name is the default entity.
 type EntitySpec<'a> = &'a [(&'a str, Option<&'a str>)];
@@ -115,11 +113,6 @@ async fn describe(
         .collect();
     out.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
     Ok(out)
-}
-
-async fn znode(store: &Arc<dyn MetadataStore>, path: &str) -> Option<String> {
-    let (data, _) = store.get(path).await.unwrap()?;
-    Some(String::from_utf8(data.unwrap_or_default()).unwrap())
 }
 
 async fn notifications(store: &Arc<dyn MetadataStore>) -> Vec<String> {
@@ -388,18 +381,7 @@ async fn quotas_are_stored_described_and_refused_as_kafka_does() {
 
 /// `n` records of `size` bytes each in one batch.
 fn batch(n: usize, size: usize) -> Bytes {
-    let b = odradek::log::records::BatchBuilder {
-        records: (0..n)
-            .map(|_| odradek::log::records::NewRecord {
-                timestamp: 1,
-                key: None,
-                value: Some(vec![7u8; size]),
-                headers: vec![],
-            })
-            .collect(),
-        ..Default::default()
-    };
-    Bytes::from(b.build().unwrap())
+    common::values_batch(common::Producer::PLAIN, 1, (0..n).map(|_| vec![7u8; size]))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

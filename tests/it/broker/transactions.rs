@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
-use common::wire::{Conn, create_topic, topic_name};
+use common::wire::{Conn, create_topic, s, topic_name};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::log::records::{BatchBuilder, NewRecord, decode_batch};
 
 const NONE: i16 = 0;
@@ -22,10 +21,6 @@ const CONCURRENT_TRANSACTIONS: i16 = 51;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 fn tid(v: &str) -> TransactionalId {
     TransactionalId(s(v))
@@ -110,31 +105,9 @@ async fn end_txn(c: &mut Conn, version: i16, id: &str, pid: i64, epoch: i16, com
 fn txn_batch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
     // Current timestamps: an old one would roll a segment at each append (segment.ms), and a
     // fetch returns one segment's data at a time.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let records = values
-        .iter()
-        .map(|v| NewRecord {
-            timestamp: now,
-            key: None,
-            value: Some(v.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Bytes::from(
-        BatchBuilder {
-            producer_id: pid,
-            producer_epoch: epoch,
-            base_sequence: seq,
-            transactional: true,
-            records,
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let now = odradek::log::segment::now_ms();
+    let producer = common::Producer::transactional(pid, epoch, seq);
+    common::values_batch(producer, now, values.iter().copied())
 }
 
 async fn produce_txn(

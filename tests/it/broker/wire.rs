@@ -213,11 +213,7 @@ async fn bad_batches_get_kafkas_errors_and_nothing_is_appended() {
         37,
         "INVALID_PARTITIONS"
     );
-    let mut m = MetadataRequest::default();
-    let mut mt = metadata_request::MetadataRequestTopic::default();
-    mt.name = Some(topic_name("bad topic!"));
-    m.topics = Some(vec![mt]);
-    m.allow_auto_topic_creation = true;
+    let m = common::wire::metadata_request(Some(&["bad topic!"]), true);
     assert_eq!(c.send(9, m).await.topics[0].error_code, 17);
     broker.shutdown().await.unwrap();
 }
@@ -227,11 +223,7 @@ async fn metadata_for(
     topic: &str,
     allow: bool,
 ) -> metadata_response::MetadataResponseTopic {
-    let mut m = MetadataRequest::default();
-    let mut mt = metadata_request::MetadataRequestTopic::default();
-    mt.name = Some(topic_name(topic));
-    m.topics = Some(vec![mt]);
-    m.allow_auto_topic_creation = allow;
+    let m = common::wire::metadata_request(Some(&[topic]), allow);
     c.send(12, m).await.topics.remove(0)
 }
 
@@ -322,21 +314,8 @@ async fn retried_idempotent_batches_are_not_duplicated_even_across_restart() {
         r.producer_id.0
     };
     let batch = |seq: i32, n: usize| {
-        let b = odradek::log::records::BatchBuilder {
-            producer_id: pid,
-            producer_epoch: 0,
-            base_sequence: seq,
-            records: (0..n)
-                .map(|i| odradek::log::records::NewRecord {
-                    timestamp: 1,
-                    key: None,
-                    value: Some(vec![i as u8]),
-                    headers: vec![],
-                })
-                .collect(),
-            ..Default::default()
-        };
-        Bytes::from(b.build().unwrap())
+        let values = (0..n).map(|i| vec![i as u8]);
+        common::values_batch(common::Producer::idempotent(pid, 0, seq), 1, values)
     };
     assert_eq!(produce(&mut c, "idem", 0, batch(0, 5)).await.base_offset, 0);
     assert_eq!(produce(&mut c, "idem", 0, batch(5, 5)).await.base_offset, 5);
@@ -585,16 +564,8 @@ async fn list_offset(
     timestamp: i64,
     leader_epoch: i32,
 ) -> list_offsets_response::ListOffsetsPartitionResponse {
-    let mut p = list_offsets_request::ListOffsetsPartition::default();
-    p.partition_index = 0;
-    p.timestamp = timestamp;
-    p.current_leader_epoch = leader_epoch;
-    let mut t = list_offsets_request::ListOffsetsTopic::default();
-    t.name = topic_name(topic);
-    t.partitions.push(p);
-    let mut r = ListOffsetsRequest::default();
-    r.replica_id = BrokerId(-1);
-    r.topics.push(t);
+    let mut r = common::wire::list_offsets_request(topic, 0, timestamp);
+    r.topics[0].partitions[0].current_leader_epoch = leader_epoch;
     c.send(version, r)
         .await
         .topics

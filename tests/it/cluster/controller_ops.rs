@@ -21,8 +21,7 @@ use odradek::metadata::MetadataStore;
 use odradek::metadata::store::{CreateMode, StoreError};
 use odradek::metadata::zk::ZkStore;
 use odradek::metadata::znodes::{
-    ConfigChangeZnode, ConfigZnode, PartitionListZnode, PartitionStateZnode, TopicPartitionJson,
-    TopicZnode,
+    ConfigZnode, PartitionListZnode, PartitionStateZnode, TopicPartitionJson, TopicZnode,
 };
 
 const NOT_CONTROLLER: i16 = 41;
@@ -230,22 +229,7 @@ async fn set_config(store: &ZkStore, entity_type: &str, name: &str, key: &str, v
     };
     config.config.insert(key.to_string(), value.to_string());
     let data = serde_json::to_vec(&config).unwrap();
-    if store.get(&path).await.unwrap().is_some() {
-        store.set(&path, Some(data), None).await.unwrap();
-    } else {
-        store
-            .create(&path, Some(data), CreateMode::Persistent)
-            .await
-            .unwrap();
-    }
-    store
-        .create(
-            "/config/changes/config_change_",
-            Some(serde_json::to_vec(&ConfigChangeZnode::for_entity(entity_type, name)).unwrap()),
-            CreateMode::PersistentSequential,
-        )
-        .await
-        .unwrap();
+    common::write_entity_config(store, &format!("{entity_type}/{name}"), Some(&data)).await;
 }
 
 /// `unclean.leader.election.enable` (false by default) lets an out-of-sync replica lead once
@@ -982,19 +966,11 @@ async fn reassignment_through_the_api_and_zookeeper_waits_for_the_new_replica() 
 
 /// Runs `ReassignAdmin` (the Java admin client) with `args`; its output lines.
 fn java_admin(cp: &str, bootstrap: &str, args: &[&str], cluster: &Cluster) -> String {
-    let out = std::process::Command::new("java")
-        .args(["-cp", cp, "ReassignAdmin", bootstrap])
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ReassignAdmin {args:?}: {stdout}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        cluster.logs()
-    );
-    stdout
+    let args: Vec<&str> = [bootstrap]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    common::run_java(cp, "ReassignAdmin", &args, || cluster.logs())
 }
 
 fn java_admin_classpath(classes: &std::path::Path) -> Option<String> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::broker_process::free_port;
 use common::cluster::{Cluster, leaders, wait_until};
-use common::wire::{Conn, create_assigned, fetch_request, topic_name};
+use common::wire::{Conn, create_assigned, fetch_request};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use odradek::log::records::decode_batch;
@@ -182,20 +182,8 @@ async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
     let old = consumer_fetch(follower, 10, topic, rack, 0).await;
     assert_eq!(old.error_code, ResponseError::NotLeaderOrFollower.code());
     let mut c = Conn::connect(follower).await;
-    let mut p = list_offsets_request::ListOffsetsPartition::default();
-    p.partition_index = 0;
-    p.timestamp = -1;
-    let mut t = list_offsets_request::ListOffsetsTopic::default();
-    t.name = topic_name(topic);
-    t.partitions.push(p);
-    let mut r = ListOffsetsRequest::default();
-    r.replica_id = BrokerId(-1);
-    r.topics.push(t);
-    let lo = c.send(5, r).await;
-    assert_eq!(
-        lo.topics[0].partitions[0].error_code,
-        ResponseError::NotLeaderOrFollower.code()
-    );
+    let lo = common::wire::list_offset(&mut c, topic, 0, -1).await;
+    assert_eq!(lo.error_code, ResponseError::NotLeaderOrFollower.code());
 
     // Real clients with client.rack: 200 records, read from the follower. The follower's
     // bytes out grow by at least what is stored; the leader only redirects (no records).

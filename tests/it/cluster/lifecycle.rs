@@ -686,25 +686,8 @@ async fn topics_and_configs_written_by_zookeeper_tools_are_applied() {
 
     // ConfigCommand (--zookeeper): the new config, then a change notification.
     assert_eq!(produce_records(cluster.port(1), "external", 0, 20).await, 0);
-    store
-        .set(
-            "/config/topics/external",
-            Some(
-                br#"{"version":1,"config":{"max.message.bytes":"200","retention.ms":"60000"}}"#
-                    .to_vec(),
-            ),
-            None,
-        )
-        .await
-        .unwrap();
-    store
-        .create(
-            "/config/changes/config_change_",
-            Some(br#"{"version":2,"entity_path":"topics/external"}"#.to_vec()),
-            CreateMode::PersistentSequential,
-        )
-        .await
-        .unwrap();
+    let configs = br#"{"version":1,"config":{"max.message.bytes":"200","retention.ms":"60000"}}"#;
+    common::write_entity_config(&store, "topics/external", Some(configs)).await;
     let port = cluster.port(1);
     wait_until(
         Duration::from_secs(20),

@@ -61,13 +61,7 @@ async fn a_failed_log_dir_goes_offline_alone_and_its_partitions_are_led_elsewher
     let dirs: Vec<PathBuf> = (0..2)
         .map(|i| dirs_tmp.path().join(format!("b1-d{i}")))
         .collect();
-    let log_dirs = format!(
-        "log.dirs={}",
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let log_dirs = crate::common::log_dirs(&dirs);
     let Some(cluster) = Cluster::start_each([(1, vec![&log_dirs]), (2, vec![]), (3, vec![])], &[])
     else {
         return;

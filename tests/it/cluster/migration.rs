@@ -38,10 +38,7 @@ async fn leader_port(ports: &[u16], partition: i32) -> Option<u16> {
         else {
             continue;
         };
-        let mut req = MetadataRequest::default();
-        let mut t = metadata_request::MetadataRequestTopic::default();
-        t.name = Some(common::cluster::name(TOPIC));
-        req.topics = Some(vec![t]);
+        let req = common::wire::metadata_request(Some(&[TOPIC]), true);
         let Ok(Ok(ResponseKind::Metadata(md))) = tokio::time::timeout(
             Duration::from_secs(5),
             c.call_upto(ApiKey::Metadata, 12, RequestKind::Metadata(req)),

@@ -12,7 +12,7 @@ use common::cluster::{Cluster, wait_until};
 use common::wire::{Conn, produce_request};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use odradek::metadata::{CreateMode, MetadataStore};
+use odradek::metadata::MetadataStore;
 
 const IDS: [i32; 3] = [1, 2, 3];
 const WITHIN: Duration = Duration::from_secs(5);
@@ -55,34 +55,14 @@ async fn quotas_written_to_zookeeper_or_by_one_broker_hold_on_every_broker() {
     }
 
     // What kafka-configs.sh --zookeeper writes: the entity node, then the notification.
-    odradek::metadata::store::create_recursive(
-        &zk,
-        "/config/clients/app",
-        Some(br#"{"version":1,"config":{"producer_byte_rate":"1000"}}"#.to_vec()),
-        CreateMode::Persistent,
-    )
-    .await
-    .unwrap();
-    zk.create(
-        "/config/changes/config_change_",
-        Some(br#"{"version":2,"entity_path":"clients/app"}"#.to_vec()),
-        CreateMode::PersistentSequential,
-    )
-    .await
-    .unwrap();
+    let rate = br#"{"version":1,"config":{"producer_byte_rate":"1000"}}"#;
+    common::write_entity_config(&zk, "clients/app", Some(rate)).await;
     throttled_everywhere(&cluster, "app", true).await;
     // Another client id is not held by it.
     assert_eq!(produce_throttle(cluster.port(2), "other").await, 0);
 
     // kafka-configs.sh --delete-config: the emptied node goes, the notification follows.
-    zk.delete("/config/clients/app", None).await.unwrap();
-    zk.create(
-        "/config/changes/config_change_",
-        Some(br#"{"version":2,"entity_path":"clients/app"}"#.to_vec()),
-        CreateMode::PersistentSequential,
-    )
-    .await
-    .unwrap();
+    common::write_entity_config(&zk, "clients/app", None).await;
     throttled_everywhere(&cluster, "app", false).await;
 
     // AlterClientQuotas on one broker reaches the others the same way.
@@ -126,21 +106,8 @@ async fn replication_is_never_held_by_client_quotas() {
     };
     cluster.wait_for_brokers(&IDS).await;
     let zk = cluster.store().await;
-    odradek::metadata::store::create_recursive(
-        &zk,
-        "/config/clients/<default>",
-        Some(br#"{"version":1,"config":{"consumer_byte_rate":"1"}}"#.to_vec()),
-        CreateMode::Persistent,
-    )
-    .await
-    .unwrap();
-    zk.create(
-        "/config/changes/config_change_",
-        Some(br#"{"version":2,"entity_path":"clients/<default>"}"#.to_vec()),
-        CreateMode::PersistentSequential,
-    )
-    .await
-    .unwrap();
+    let rate = br#"{"version":1,"config":{"consumer_byte_rate":"1"}}"#;
+    common::write_entity_config(&zk, "clients/<default>", Some(rate)).await;
     // Every broker has it: a consumer would be held to 1 B/s.
     common::cluster::create_replicated_topic(&cluster.bootstrap(1), "replicated", 3, 3, &[]);
     for id in IDS {

@@ -173,17 +173,7 @@ impl Secured {
     /// Broker `id`'s Metadata (v12) for `topics` (all with `None`), `None` if it cannot be had.
     async fn metadata(&self, id: i32, topics: Option<&[&str]>) -> Option<MetadataResponse> {
         let mut conn = self.client(id).await?;
-        let mut req = MetadataRequest::default();
-        req.topics = topics.map(|t| {
-            t.iter()
-                .map(|n| {
-                    let mut mt = metadata_request::MetadataRequestTopic::default();
-                    mt.name = Some(name(n));
-                    mt
-                })
-                .collect()
-        });
-        req.allow_auto_topic_creation = false;
+        let req = common::wire::metadata_request(topics, false);
         match conn
             .call_upto(ApiKey::Metadata, 12, RequestKind::Metadata(req))
             .await

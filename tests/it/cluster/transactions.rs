@@ -65,7 +65,7 @@ async fn transactions_span_brokers_with_markers_over_the_wire() {
     };
     let bs = cluster.bootstrap(1);
 
-    let run = |args: &[&str]| common::transactional_client(&cp, args, || cluster.logs());
+    let run = |args: &[&str]| common::run_java(&cp, "TransactionalClient", args, || cluster.logs());
 
     // The producer's transactional id is "java-<topic>" (TransactionalClient).
     let out = run(&["commit-abort", &bs, "spread-txn"]);

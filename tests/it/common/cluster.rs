@@ -234,18 +234,8 @@ pub async fn metadata(port: u16, topics: Option<&[&str]>) -> MetadataResponse {
         .iter()
         .find(|k| k.api_key == ApiKey::Metadata as i16)
         .map_or(12, |k| k.max_version.min(12));
-    let mut req = MetadataRequest::default();
-    req.topics = topics.map(|t| {
-        t.iter()
-            .map(|n| {
-                let mut mt = metadata_request::MetadataRequestTopic::default();
-                mt.name = Some(name(n));
-                mt
-            })
-            .collect()
-    });
-    req.allow_auto_topic_creation = false;
-    c.send(version, req).await
+    c.send(version, super::wire::metadata_request(topics, false))
+        .await
 }
 
 /// partition -> (leader, error) for `topic` as broker `port` sees it.

@@ -12,8 +12,9 @@ use kafka_protocol::messages::*;
 use odradek::client::{ClientId, Connection, SaslCredentials, Security};
 use odradek::security::sasl::Mechanism;
 
-use super::scram::{SASL_LISTENER, SHA256, SHA512, alter_ok, s, upsertion};
+use super::scram::{SASL_LISTENER, SHA256, SHA512, alter_ok, upsertion};
 use super::wire::Conn;
+use super::wire::s;
 
 pub const SECRET: &str = "the-cluster-secret";
 

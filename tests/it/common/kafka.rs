@@ -36,13 +36,7 @@ pub fn home() -> Result<PathBuf, String> {
             home.display()
         ));
     }
-    let java = Command::new("java")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !java {
+    if !super::java_runs() {
         return Err("no java on the PATH".into());
     }
     Ok(home)

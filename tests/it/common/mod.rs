@@ -16,7 +16,13 @@ pub fn kafka_single() -> PathBuf {
 pub fn kafka_single_broker_dir(dir: &Path) {
     let logs = dir.join("logs");
     copy_tree(&kafka_single().join("logdir"), &logs);
-    let tree = kafka_single().join("zk-tree.json");
+    import_zk_tree(&kafka_single().join("zk-tree.json"), &logs);
+}
+
+/// `odradek import-zk-tree`: the znodes of a tree file (as `dump-zk-tree` writes it) put in the
+/// embedded store of the data directory `logs`, as Kafka's tools write ZooKeeper before a broker
+/// starts.
+pub fn import_zk_tree(tree: &Path, logs: &Path) {
     let (ok, _, err) = odradek(
         &[
             "import-zk-tree",
@@ -26,6 +32,45 @@ pub fn kafka_single_broker_dir(dir: &Path) {
         None,
     );
     assert!(ok, "{err}");
+}
+
+/// What `kafka-configs.sh --zookeeper` does to an entity's configs: writes its node
+/// `/config/<entity_path>` (`None` deletes it), then a version 2 change notification for it.
+pub async fn write_entity_config(
+    store: &dyn odradek::metadata::MetadataStore,
+    entity_path: &str,
+    data: Option<&[u8]>,
+) {
+    use odradek::metadata::CreateMode;
+    use odradek::metadata::store::create_recursive;
+    let path = format!("/config/{entity_path}");
+    match data {
+        Some(d) if store.get(&path).await.unwrap().is_some() => {
+            store.set(&path, Some(d.to_vec()), None).await.unwrap();
+        }
+        Some(d) => {
+            create_recursive(store, &path, Some(d.to_vec()), CreateMode::Persistent)
+                .await
+                .unwrap();
+        }
+        None => store.delete(&path, None).await.unwrap(),
+    }
+    let notification = serde_json::json!({ "version": 2, "entity_path": entity_path });
+    create_recursive(
+        store,
+        "/config/changes/config_change_",
+        Some(notification.to_string().into_bytes()),
+        CreateMode::PersistentSequential,
+    )
+    .await
+    .unwrap();
+}
+
+/// [`import_zk_tree`] of `znodes` (path -> data).
+pub fn import_znodes(znodes: &serde_json::Value, logs: &Path) {
+    let tree = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tree.path(), znodes.to_string()).unwrap();
+    import_zk_tree(tree.path(), logs);
 }
 
 /// Copies a directory tree (fixtures are read-only) into `to`, making the copies writable.
@@ -46,21 +91,111 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// A batch as a client would send it: `n` records with keys, values and a header.
+/// A batch as a client would send it: `n` records with keys, values and a header; the values
+/// are the records' numbers, zero-padded to `value_len` bytes.
 pub fn client_batch(first: usize, n: usize, value_len: usize, ts: i64, codec: i16) -> Bytes {
-    let b = BatchBuilder {
+    client_batch_of(
+        first,
+        (first..first + n).map(|i| format!("{i:0width$}", width = value_len).into_bytes()),
+        ts,
         codec,
-        records: (first..first + n)
-            .map(|i| NewRecord {
+    )
+}
+
+/// A batch as a client would send it, one record per value: record `i` (counting from `first`)
+/// is keyed `key-{i}` and has a header `idx` = `i`; all are at `ts`, compressed with `codec`.
+pub fn client_batch_of(
+    first: usize,
+    values: impl IntoIterator<Item = Vec<u8>>,
+    ts: i64,
+    codec: i16,
+) -> Bytes {
+    built(BatchBuilder {
+        codec,
+        records: values
+            .into_iter()
+            .zip(first..)
+            .map(|(value, i)| NewRecord {
                 timestamp: ts,
                 key: Some(format!("key-{i}").into_bytes()),
-                value: Some(format!("{i:0width$}", width = value_len).into_bytes()),
+                value: Some(value),
                 headers: vec![(b"idx".to_vec(), Some(i.to_string().into_bytes()))],
             })
             .collect(),
         ..BatchBuilder::default()
+    })
+}
+
+/// Who writes a batch, as its header says: a plain producer, or an idempotent or transactional
+/// one with its producer id, epoch and the batch's first sequence number.
+#[derive(Debug, Clone, Copy)]
+pub struct Producer {
+    pub id: i64,
+    pub epoch: i16,
+    pub sequence: i32,
+    pub transactional: bool,
+}
+
+impl Producer {
+    /// A producer that is neither idempotent nor transactional.
+    pub const PLAIN: Producer = Producer {
+        id: -1,
+        epoch: -1,
+        sequence: -1,
+        transactional: false,
     };
-    Bytes::from(b.build().unwrap())
+
+    pub fn idempotent(id: i64, epoch: i16, sequence: i32) -> Producer {
+        Producer {
+            id,
+            epoch,
+            sequence,
+            transactional: false,
+        }
+    }
+
+    pub fn transactional(id: i64, epoch: i16, sequence: i32) -> Producer {
+        Producer {
+            transactional: true,
+            ..Producer::idempotent(id, epoch, sequence)
+        }
+    }
+}
+
+/// A batch of keyless records without headers, one per value, all at `ts`, as `producer` sends
+/// it uncompressed.
+pub fn values_batch(
+    producer: Producer,
+    ts: i64,
+    values: impl IntoIterator<Item = impl Into<Vec<u8>>>,
+) -> Bytes {
+    built(BatchBuilder {
+        producer_id: producer.id,
+        producer_epoch: producer.epoch,
+        base_sequence: producer.sequence,
+        transactional: producer.transactional,
+        records: values
+            .into_iter()
+            .map(|value| NewRecord {
+                timestamp: ts,
+                key: None,
+                value: Some(value.into()),
+                headers: Vec::new(),
+            })
+            .collect(),
+        ..BatchBuilder::default()
+    })
+}
+
+/// The batch's bytes, as a produce request or an append carries them.
+fn built(batch: BatchBuilder) -> Bytes {
+    Bytes::from(batch.build().expect("a test batch builds"))
+}
+
+/// The `log.dirs` override of a broker keeping its logs in `dirs`.
+pub fn log_dirs(dirs: &[PathBuf]) -> String {
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    format!("log.dirs={}", dirs.join(","))
 }
 
 pub fn open_log(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
@@ -152,17 +287,17 @@ pub fn wait_or_kill(
     }
 }
 
-/// Runs the `TransactionalClient` Java program (compiled onto `classpath`) with `args`: its
-/// stdout. Fails the test, with `logs` (the brokers'), when the program fails.
-pub fn transactional_client(classpath: &str, args: &[&str], logs: impl Fn() -> String) -> String {
+/// Runs the Java program `class` (compiled onto `classpath`) with `args`: its stdout. Fails the
+/// test, with `logs` (the brokers'), when the program fails.
+pub fn run_java(classpath: &str, class: &str, args: &[&str], logs: impl Fn() -> String) -> String {
     let (ok, stdout, stderr) = run_command(
         std::process::Command::new("java")
-            .args(["-cp", classpath, "TransactionalClient"])
+            .args(["-cp", classpath, class])
             .args(args),
     );
     assert!(
         ok,
-        "TransactionalClient {args:?} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
+        "{class} {args:?} failed:\n{stdout}\n{stderr}\nlogs:\n{}",
         logs()
     );
     stdout
@@ -188,6 +323,23 @@ pub fn kafka_clients_classpath_for(version: &str) -> Option<String> {
     jars.iter()
         .any(|j| j.contains("kafka-clients"))
         .then(|| jars.join(":"))
+}
+
+/// Kafka's own record classes over segment files (`compat-tests/java/SegmentCheck.java`, given
+/// `args` first, compiled in `work`): what it prints, once it has exited 0; `None` (after
+/// `missing_tool`) without javac or the kafka-clients jars.
+pub fn kafka_segment_check(work: &Path, args: &[&str], files: &[PathBuf]) -> Option<String> {
+    let Some(cp) = compile_java("SegmentCheck", &work.join("classes")) else {
+        missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
+        return None;
+    };
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    Some(run_java(&cp, "SegmentCheck", &args, String::new))
 }
 
 /// Compiles one program from `compat-tests/java` into `out` against the kafka-clients 3.9 jars
@@ -254,6 +406,16 @@ pub fn java_round_trip_every_codec(
 }
 
 /// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
+/// Whether a JVM runs here (`java -version` succeeds).
+pub fn java_runs() -> bool {
+    std::process::Command::new("java")
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 pub fn kafka_home() -> Option<PathBuf> {
     std::env::var_os("KAFKA_HOME")
         .map(PathBuf::from)

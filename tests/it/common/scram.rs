@@ -10,13 +10,12 @@ use kafka_protocol::messages::alter_user_scram_credentials_request::{
 };
 use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::client::{ClientId, Connection, SaslCredentials, Security};
 use odradek::metadata::MetadataStore;
 use odradek::security::sasl::Mechanism;
 use odradek::server::Broker;
 
-use super::wire::Conn;
+use super::wire::{Conn, s};
 
 pub const SHA256: i8 = 1;
 pub const SHA512: i8 = 2;
@@ -41,10 +40,6 @@ pub const SASL_LISTENER: &[&str] = &[
     "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
     "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;",
 ];
-
-pub fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// What a client computes for an upsertion: RFC 5802's Hi(), i.e. PBKDF2-HMAC-SHA-256/512.
 pub fn salted_password(mechanism: i8, password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {

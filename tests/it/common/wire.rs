@@ -190,11 +190,33 @@ pub async fn start_broker_on(
     Some((broker, zk))
 }
 
-pub fn topic_name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
+/// A protocol string (names, keys, ids in requests) from `v`.
+pub fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(s(name))
 }
 
 /// CreateTopics v5 of one topic, replication factor 1, with `configs` overrides.
+/// A Metadata request for `topics` (`None`: every topic), creating missing ones only when
+/// `allow_auto_create` (and the broker's `auto.create.topics.enable`) says so.
+pub fn metadata_request(topics: Option<&[&str]>, allow_auto_create: bool) -> MetadataRequest {
+    let mut r = MetadataRequest::default();
+    r.topics = topics.map(|t| {
+        t.iter()
+            .map(|n| {
+                let mut mt = metadata_request::MetadataRequestTopic::default();
+                mt.name = Some(topic_name(n));
+                mt
+            })
+            .collect()
+    });
+    r.allow_auto_topic_creation = allow_auto_create;
+    r
+}
+
 pub async fn create_topic_result(
     c: &mut Conn,
     name: &str,
@@ -356,6 +378,13 @@ pub async fn list_offset(
     partition: i32,
     timestamp: i64,
 ) -> list_offsets_response::ListOffsetsPartitionResponse {
+    let r = list_offsets_request(topic, partition, timestamp);
+    c.send(5, r).await.topics.remove(0).partitions.remove(0)
+}
+
+/// A consumer's ListOffsets request for one partition at `timestamp` (-1 latest, -2 earliest,
+/// -3 the largest timestamp, or a timestamp).
+pub fn list_offsets_request(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
     let mut p = list_offsets_request::ListOffsetsPartition::default();
     p.partition_index = partition;
     p.timestamp = timestamp;
@@ -365,7 +394,7 @@ pub async fn list_offset(
     let mut r = ListOffsetsRequest::default();
     r.replica_id = BrokerId(-1);
     r.topics.push(t);
-    c.send(5, r).await.topics.remove(0).partitions.remove(0)
+    r
 }
 
 pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {

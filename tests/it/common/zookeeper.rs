@@ -31,13 +31,7 @@ impl ZooKeeperServer {
     /// Starts a standalone server and waits until it serves; `None` (after `missing_tool`) when
     /// Java or ZooKeeper is not installed.
     pub fn start() -> Option<ZooKeeperServer> {
-        let java = Command::new("java")
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !java || !CLASSPATH.iter().all(|p| Path::new(p).exists()) {
+        if !super::java_runs() || !CLASSPATH.iter().all(|p| Path::new(p).exists()) {
             super::missing_tool("ZooKeeper (Debian's zookeeper package and Java)");
             return None;
         }

@@ -37,21 +37,8 @@ fn java_logs_in_with_a_token_until_it_expires(version: &str) {
     };
     // alice's SCRAM credentials, stored before start-up as `kafka-configs.sh --zookeeper` does.
     let data = tmp.path().join("broker");
-    let tree = tmp.path().join("users.json");
-    std::fs::write(
-        &tree,
-        serde_json::json!({ "/config/users/alice": ALICE }).to_string(),
-    )
-    .unwrap();
-    let (ok, _, err) = common::odradek(
-        &[
-            "import-zk-tree",
-            tree.to_str().unwrap(),
-            data.join("logs").to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    let alice = serde_json::json!({ "/config/users/alice": ALICE });
+    common::import_znodes(&alice, &data.join("logs"));
     let (plain, sasl) = (free_port(), free_port());
     let overrides = [
         format!("listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}"),

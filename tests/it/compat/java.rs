@@ -187,18 +187,9 @@ pub(super) fn run_against_a_broker(class: &str, prefix: &str) -> Option<String> 
         return None;
     };
     let broker = BrokerProcess::start(&tmp.path().join("data"), &[]);
-    let out = Command::new("java")
-        .args(["-cp", &cp, class, &broker.bootstrap(), prefix])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
-    Some(stdout)
+    let args = [broker.bootstrap(), prefix.to_string()];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Some(common::run_java(&cp, class, &args, || broker.log_tail()))
 }
 
 /// The program printed exactly `line` among its lines.

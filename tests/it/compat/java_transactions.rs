@@ -34,7 +34,7 @@ fn client_classpath(program: &str, version: &str, dir: &std::path::Path) -> Opti
 }
 
 fn run(cp: &str, args: &[&str], broker: &BrokerProcess) -> String {
-    common::transactional_client(cp, args, || broker.log_tail())
+    common::run_java(cp, "TransactionalClient", args, || broker.log_tail())
 }
 
 #[test]
@@ -62,16 +62,9 @@ fn java_transactions_commit_abort_and_fencing() {
             continue;
         };
         let id = format!("java-jtx-{tag}");
-        let out = Command::new("java")
-            .args(["-cp", &admin_cp, "TransactionAdmin", &bs, &id])
-            .output()
-            .unwrap();
-        let admin = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
-            "Java {version} admin:\n{admin}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let admin = common::run_java(&admin_cp, "TransactionAdmin", &[&bs, &id], || {
+            broker.log_tail()
+        });
         let described = admin
             .lines()
             .find(|l| l.starts_with("describe "))

@@ -517,7 +517,8 @@ fn kafka_241_java_transactional_producer() {
         return;
     };
     let broker = BrokerProcess::start(&tmp.path().join("broker"), &[]);
-    let run = |args: &[&str]| common::transactional_client(&cp, args, || broker.log_tail());
+    let run =
+        |args: &[&str]| common::run_java(&cp, "TransactionalClient", args, || broker.log_tail());
     let out = run(&["commit-abort", &broker.bootstrap(), "txn-241"]);
     assert!(
         out.lines()

@@ -2,8 +2,6 @@
 //! broker process with three log dirs: describeLogDirs, describeReplicaLogDirs, and
 //! alterReplicaLogDirs moving a replica while a Java producer (acks=all) writes to it.
 
-use std::process::Command;
-
 use crate::common;
 use common::broker_process::BrokerProcess;
 
@@ -23,24 +21,9 @@ fn java_admin_describes_log_dirs_and_moves_a_replica_under_load() {
     // The target: a directory that is not partition 0's (with one partition per directory,
     // partition 0 is in the first, by Kafka's placement).
     let target = &dirs[2];
-    let out = Command::new("java")
-        .args([
-            "-cp",
-            &cp,
-            "LogDirsAdmin",
-            &broker.bootstrap(),
-            "java-jbod",
-            target,
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log_tail()
-    );
+    let bootstrap = broker.bootstrap();
+    let args = [bootstrap.as_str(), "java-jbod", target];
+    let stdout = common::run_java(&cp, "LogDirsAdmin", &args, || broker.log_tail());
     let has = |line: &str| {
         assert!(
             stdout.lines().any(|l| l == line),

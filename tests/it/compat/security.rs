@@ -166,21 +166,8 @@ impl SecureBroker {
         // alice's SCRAM credentials, stored before start-up as `kafka-configs.sh --zookeeper`
         // stores them.
         let data = dir.join("broker");
-        let tree = dir.join("users.json");
-        std::fs::write(
-            &tree,
-            serde_json::json!({ "/config/users/alice": ALICE }).to_string(),
-        )
-        .unwrap();
-        let (ok, _, err) = common::odradek(
-            &[
-                "import-zk-tree",
-                tree.to_str().unwrap(),
-                data.join("logs").to_str().unwrap(),
-            ],
-            None,
-        );
-        assert!(ok, "{err}");
+        let alice = serde_json::json!({ "/config/users/alice": ALICE });
+        common::import_znodes(&alice, &data.join("logs"));
         let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
         let process = BrokerProcess::start_on_port(&data, ports["PLAINTEXT"], &overrides);
         SecureBroker {

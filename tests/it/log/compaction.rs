@@ -8,7 +8,7 @@ use crate::common;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -911,11 +911,6 @@ fn kafkas_record_classes_read_cleaned_segments() {
         .map(|r| format!("record offset={} ", r.offset))
         .collect();
 
-    let classes = tmp.path().join("classes");
-    let Some(cp) = common::compile_java("SegmentCheck", &classes) else {
-        common::missing_tool("kafka-clients jars (scripts/java-deps.sh) and javac");
-        return;
-    };
     let files: Vec<PathBuf> = [&h, &txn]
         .iter()
         .flat_map(|h| {
@@ -925,17 +920,9 @@ fn kafkas_record_classes_read_cleaned_segments() {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let out = Command::new("java")
-        .args(["-cp", &cp, "SegmentCheck", "--compacted"])
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "Kafka's classes rejected our cleaned segments:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let Some(stdout) = common::kafka_segment_check(tmp.path(), &["--compacted"], &files) else {
+        return;
+    };
     let batches: Vec<&str> = stdout.lines().filter(|l| l.starts_with("batch ")).collect();
     assert!(batches.iter().all(|b| b.ends_with("valid=true")));
     assert!(

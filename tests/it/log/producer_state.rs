@@ -8,24 +8,10 @@ use bytes::Bytes;
 use common::open_log;
 use odradek::config::LogConfig;
 use odradek::log::producer_state::snapshot;
-use odradek::log::records::{BatchBuilder, NewRecord};
 
 fn idempotent_batch(pid: i64, seq: i32, n: usize) -> Bytes {
-    let b = BatchBuilder {
-        producer_id: pid,
-        producer_epoch: 0,
-        base_sequence: seq,
-        records: (0..n)
-            .map(|i| NewRecord {
-                timestamp: 5,
-                key: None,
-                value: Some(vec![i as u8; 100]),
-                headers: vec![],
-            })
-            .collect(),
-        ..Default::default()
-    };
-    Bytes::from(b.build().unwrap())
+    let values = (0..n).map(|i| vec![i as u8; 100]);
+    common::values_batch(common::Producer::idempotent(pid, 0, seq), 5, values)
 }
 
 #[test]

@@ -6,29 +6,12 @@ use crate::common;
 
 use bytes::Bytes;
 use odradek::api::errors::KafkaCode;
-use odradek::log::records::{BatchBuilder, NewRecord};
 use odradek::log::txn_index::AbortedTxn;
 
 fn txn_batch(pid: i64, seq: i32, n: usize) -> Bytes {
-    Bytes::from(
-        BatchBuilder {
-            producer_id: pid,
-            producer_epoch: 0,
-            base_sequence: seq,
-            transactional: true,
-            records: (0..n)
-                .map(|i| NewRecord {
-                    timestamp: odradek::log::segment::now_ms(),
-                    key: None,
-                    value: Some(format!("{pid}-{i}").into_bytes()),
-                    headers: Vec::new(),
-                })
-                .collect(),
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let values = (0..n).map(|i| format!("{pid}-{i}"));
+    let now = odradek::log::segment::now_ms();
+    common::values_batch(common::Producer::transactional(pid, 0, seq), now, values)
 }
 
 #[test]
@@ -56,26 +39,9 @@ fn markers_move_the_last_stable_offset_and_a_lost_txnindex_entry_is_rebuilt() {
     assert_eq!(log.aborted_transactions(0, 9), vec![aborted]);
     assert!(log.aborted_transactions(9, 20).is_empty());
     // A marker from an older producer epoch is refused.
-    log.append_as_leader(
-        &Bytes::from(
-            BatchBuilder {
-                producer_id: 7,
-                producer_epoch: 1,
-                base_sequence: 0,
-                transactional: true,
-                records: vec![NewRecord {
-                    timestamp: odradek::log::segment::now_ms(),
-                    value: Some(b"e1".to_vec()),
-                    ..NewRecord::default()
-                }],
-                ..BatchBuilder::default()
-            }
-            .build()
-            .unwrap(),
-        ),
-        0,
-    )
-    .unwrap();
+    let now = odradek::log::segment::now_ms();
+    let epoch_1 = common::values_batch(common::Producer::transactional(7, 1, 0), now, [b"e1"]);
+    log.append_as_leader(&epoch_1, 0).unwrap();
     assert_eq!(
         log.append_marker_as_leader(7, 0, true, 0, 0)
             .unwrap_err()

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::broker_process::BrokerProcess;
 use common::wire::{self, Conn};
-use odradek::log::records::{BatchBuilder, NewRecord};
 
 const NOFILE: u64 = 512;
 const TOPICS: usize = 3;
@@ -24,19 +23,8 @@ fn prlimit_available() -> bool {
 }
 
 fn one_record(value: &str) -> Bytes {
-    Bytes::from(
-        BatchBuilder {
-            records: vec![NewRecord {
-                timestamp: odradek::log::segment::now_ms(),
-                key: None,
-                value: Some(value.as_bytes().to_vec()),
-                headers: vec![],
-            }],
-            ..BatchBuilder::default()
-        }
-        .build()
-        .unwrap(),
-    )
+    let now = odradek::log::segment::now_ms();
+    common::values_batch(common::Producer::PLAIN, now, [value])
 }
 
 fn open_files(pid: u32) -> usize {

@@ -22,19 +22,7 @@ fn json_logs_have_one_line_per_event_and_none_per_record() {
         &["--log-json"],
     );
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "logged",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "logged", 1);
     let lines: String = (0..2000).map(|i| format!("record number {i}\n")).collect();
     assert!(tool(
         &[
@@ -84,19 +72,7 @@ fn sigterm_answers_in_flight_requests_then_stops_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&tmp.path().join("b"), &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "quiet",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "quiet", 1);
     // A consumer long-polling an empty topic has a request in flight when the signal comes.
     let mut consumer = Command::new(env!("CARGO_BIN_EXE_odradek"))
         .args([
@@ -146,19 +122,7 @@ async fn a_second_signal_exits_at_once() {
     let tmp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start(&tmp.path().join("b"), &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "waiting",
-            "--partitions",
-            "1"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "waiting", 1);
     let port = broker.port;
     let _waiter = tokio::spawn(async move {
         let mut c = common::wire::Conn::connect(port).await;
@@ -210,10 +174,8 @@ async fn a_second_signal_exits_at_once() {
 /// and every acknowledged record is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_recovery() {
-    use bytes::Bytes;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::{Decodable, StrBytes};
-    use odradek::log::records::{BatchBuilder, NewRecord};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -221,19 +183,7 @@ async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_re
     let dir = tmp.path().join("b");
     let mut broker = BrokerProcess::start(&dir, &[]);
     let bs = broker.bootstrap();
-    assert!(tool(
-        &[
-            "topics",
-            "--bootstrap-server",
-            &bs,
-            "--create",
-            "--topic",
-            "busy",
-            "--partitions",
-            "3"
-        ],
-        ""
-    ));
+    common::cluster::create_topic(&bs, "busy", 3);
     let acked = Arc::new(AtomicU64::new(0));
     let port = broker.port;
     let counter = acked.clone();
@@ -243,23 +193,12 @@ async fn sigterm_under_produce_load_keeps_every_acknowledged_record_and_skips_re
         let mut c = common::wire::Conn::connect(port).await;
         let mut next = 0u64;
         loop {
-            let records = (next..next + 100)
-                .map(|i| NewRecord {
-                    timestamp: odradek::log::segment::now_ms(),
-                    key: None,
-                    value: Some(format!("r{i}").into_bytes()),
-                    headers: vec![],
-                })
-                .collect();
-            let batch = BatchBuilder {
-                records,
-                ..BatchBuilder::default()
-            }
-            .build()
-            .unwrap();
+            let values = (next..next + 100).map(|i| format!("r{i}"));
+            let now = odradek::log::segment::now_ms();
+            let batch = common::values_batch(common::Producer::PLAIN, now, values);
             let mut pd = produce_request::PartitionProduceData::default();
             pd.index = ((next / 100) % 3) as i32;
-            pd.records = Some(Bytes::from(batch));
+            pd.records = Some(batch);
             let mut td = produce_request::TopicProduceData::default();
             td.name = TopicName(StrBytes::from_static_str("busy"));
             td.partition_data.push(pd);

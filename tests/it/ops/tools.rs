@@ -822,15 +822,7 @@ fn metadata_dump_prints_the_embedded_tree_of_a_data_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let log_dir = tmp.path().join("logs");
     let tree_file = common::kafka_single().join("zk-tree.json");
-    let (ok, _, err) = common::odradek(
-        &[
-            "import-zk-tree",
-            tree_file.to_str().unwrap(),
-            log_dir.to_str().unwrap(),
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    common::import_zk_tree(&tree_file, &log_dir);
     let (ok, out, err) = common::odradek(
         &["metadata-dump", "--data-dir", log_dir.to_str().unwrap()],
         None,

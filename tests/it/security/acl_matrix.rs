@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::api::{Acl, ROUTES};
 use odradek::client::{Connection, Security};
 use odradek::security::acl::{Operation, ResourceType};
@@ -20,7 +19,7 @@ use odradek::security::sasl::Mechanism;
 
 use super::{connect, login};
 use crate::common::client_batch;
-use crate::common::wire::{STORES, Store, fetch_request, produce_request, start_broker_on};
+use crate::common::wire::{STORES, Store, fetch_request, produce_request, s, start_broker_on};
 
 const TOPIC: &str = "matrix";
 const GROUP: &str = "matrix-group";
@@ -74,21 +73,12 @@ struct Case {
     allowed_errors: &'static [i16],
 }
 
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
-
 fn topic(name: &str) -> TopicName {
     TopicName(s(name))
 }
 
 fn one_topic_metadata(name: &str) -> RequestKind {
-    let mut t = metadata_request::MetadataRequestTopic::default();
-    t.name = Some(topic(name));
-    MetadataRequest::default()
-        .with_topics(Some(vec![t]))
-        .with_allow_auto_topic_creation(true)
-        .into()
+    crate::common::wire::metadata_request(Some(&[name]), true).into()
 }
 
 fn offsets_commit() -> RequestKind {

@@ -8,12 +8,11 @@ use crate::security::{PLAIN_JAAS, connect, login};
 
 use std::time::Duration;
 
-use common::wire::{Conn, STORES, Store, start_broker_on};
+use common::wire::{Conn, STORES, Store, s, start_broker_on};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use odradek::client::{Connection, Security};
 use odradek::security::sasl::Mechanism;
 
@@ -32,10 +31,6 @@ const ALTER: i8 = 7;
 const DESCRIBE: i8 = 8;
 const DENY: i8 = 2;
 const ALLOW: i8 = 3;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_string())
-}
 
 /// A broker with the authorizer on: `admin` is a super user, as is the anonymous principal of
 /// the plaintext listener the broker itself uses.

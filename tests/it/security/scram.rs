@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::*;
 use odradek::metadata::MetadataStore;
-use odradek::metadata::store::{CreateMode, create_recursive};
 
 use super::*;
 use crate::common::wire::{STORES, Store, start_broker, start_broker_on};
@@ -20,36 +19,8 @@ pub(crate) const ALICE: &str = r#"{"version":1,"config":{"SCRAM-SHA-256":"salt=N
 /// Writes (or with `None` deletes) a user's node and the change notification, as Kafka's tools
 /// do.
 pub(crate) async fn write_user(store: &dyn MetadataStore, user: &str, data: Option<&str>) {
-    let path = format!("/config/users/{user}");
-    match data {
-        Some(d) => match store.get(&path).await.unwrap() {
-            Some(_) => {
-                store
-                    .set(&path, Some(d.as_bytes().to_vec()), None)
-                    .await
-                    .unwrap();
-            }
-            None => {
-                create_recursive(
-                    store,
-                    &path,
-                    Some(d.as_bytes().to_vec()),
-                    CreateMode::Persistent,
-                )
-                .await
-                .unwrap();
-            }
-        },
-        None => store.delete(&path, None).await.unwrap(),
-    }
-    create_recursive(
-        store,
-        "/config/changes/config_change_",
-        Some(format!(r#"{{"version":2,"entity_path":"users/{user}"}}"#).into_bytes()),
-        CreateMode::PersistentSequential,
-    )
-    .await
-    .unwrap();
+    crate::common::write_entity_config(store, &format!("users/{user}"), data.map(str::as_bytes))
+        .await;
 }
 
 fn sasl_ssl(pki: &Pki) -> Vec<String> {
