@@ -379,23 +379,19 @@ pub fn java_round_trip_every_codec(
     broker_log: impl Fn() -> String,
 ) {
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let out = std::process::Command::new("java")
-            .args([
-                "-cp",
-                classpath,
-                "ClientRoundTrip",
-                bootstrap,
-                &format!("{prefix}-{codec}"),
-                codec,
-                &count.to_string(),
-            ])
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let (ok, stdout, stderr) = run_command(std::process::Command::new("java").args([
+            "-cp",
+            classpath,
+            "ClientRoundTrip",
+            bootstrap,
+            &format!("{prefix}-{codec}"),
+            codec,
+            &count.to_string(),
+        ]));
         assert!(
-            out.status.success() && stdout.contains(&format!("OK {count}")),
+            ok && stdout.contains(&format!("OK {count}")),
             "{who}, {codec}: {stdout}\n{}\nbroker log:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr
                 .lines()
                 .filter(|l| !l.contains("SLF4J"))
                 .collect::<Vec<_>>()
@@ -405,7 +401,6 @@ pub fn java_round_trip_every_codec(
     }
 }
 
-/// Kafka 2.4.1's distribution, if one was put where DEVELOPERS.md says.
 /// Whether a JVM runs here (`java -version` succeeds).
 pub fn java_runs() -> bool {
     std::process::Command::new("java")
@@ -416,6 +411,7 @@ pub fn java_runs() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Kafka 2.4.1's distribution (its Java tools): `KAFKA_HOME`, else ~/.cache/odradek/kafka_2.13-2.4.1.
 pub fn kafka_home() -> Option<PathBuf> {
     std::env::var_os("KAFKA_HOME")
         .map(PathBuf::from)
@@ -489,12 +485,52 @@ pub fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    outcome(child.wait_with_output().unwrap())
+    outcome(output_of(child))
 }
 
 /// Runs `command` to its end: success, stdout, stderr.
 pub fn run_command(command: &mut std::process::Command) -> (bool, String, String) {
-    outcome(command.output().unwrap())
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    outcome(output_of(child))
+}
+
+/// The longest a tool or client program a test runs may take (a Java client waits up to its
+/// 120 s delivery timeout); past it the program is killed and the test fails on its output.
+const PROGRAM_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// `child`'s exit status and output (both piped), killed by its PID after `PROGRAM_LIMIT`. Its
+/// output is drained while it runs, so that a full pipe cannot stall it.
+fn output_of(mut child: std::process::Child) -> std::process::Output {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut out);
+            }
+            out
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_or_kill(&mut child, PROGRAM_LIMIT);
+    let output = std::process::Output {
+        status: status.unwrap_or_else(|| child.wait().unwrap()),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    if status.is_none() {
+        eprintln!(
+            "killed after {PROGRAM_LIMIT:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
 }
 
 fn outcome(out: std::process::Output) -> (bool, String, String) {
