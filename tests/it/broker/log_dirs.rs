@@ -2,6 +2,7 @@
 //! first), each directory's `meta.properties`, DescribeLogDirs, and AlterReplicaLogDirs moving
 //! a replica to another directory while a producer writes to it, losing nothing.
 
+use crate::common::BoundedOutput;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -326,7 +327,7 @@ impl Immutable {
         let ok = std::process::Command::new("chattr")
             .arg("+i")
             .arg(path)
-            .output()
+            .bounded_output()
             .is_ok_and(|o| o.status.success());
         ok.then(|| Immutable(path.to_path_buf()))
     }

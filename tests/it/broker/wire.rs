@@ -1,6 +1,7 @@
 //! A broker started in-process, driven over the wire: the protocol paths and bad input.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::time::{Duration, Instant};
 
@@ -367,7 +368,7 @@ fn a_bad_config_value_stops_start_up_with_a_message_naming_it() {
     std::fs::write(&props, "num.partitions=many\n").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_odradek"))
         .arg(&props)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);

@@ -10,6 +10,7 @@
 //! to produce it is the replication data path's concern, tested with it.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -1166,7 +1167,7 @@ async fn reassignment_keeps_every_record() {
 fn kafka_tool(home: &std::path::Path, tool: &str, args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(home.join("bin").join(tool))
         .args(args)
-        .output()
+        .bounded_output()
         .unwrap();
     (
         out.status.success(),

@@ -6,6 +6,7 @@
 //! metric showing it served them.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -241,7 +242,7 @@ async fn a_consumer_is_sent_to_and_served_by_the_replica_in_its_rack() {
     for (client, mut cmd) in ran {
         let follower_before = metric(follower_metrics, bytes_out, topic).await;
         let leader_before = metric(leader_metrics, bytes_out, topic).await;
-        let out = cmd.output().unwrap();
+        let out = cmd.bounded_output().unwrap();
         assert!(
             out.status.success(),
             "{client}: {}\n{}\n{}",

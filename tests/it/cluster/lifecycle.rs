@@ -4,6 +4,7 @@
 //! survived.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -73,7 +74,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
     );
 
     // kcat (librdkafka) to every partition through broker 2.
-    if Command::new("kcat").arg("-V").output().is_ok() {
+    if Command::new("kcat").arg("-V").bounded_output().is_ok() {
         for p in 0..6 {
             let mut child = Command::new("kcat")
                 .args([
@@ -100,7 +101,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
                 .args(["-b", &cluster.bootstrap(2), "-C", "-t", "spread", "-p"])
                 .arg(p.to_string())
                 .args(["-o", "beginning", "-e", "-q"])
-                .output()
+                .bounded_output()
                 .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(
@@ -122,7 +123,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
                 .arg(&script)
                 .args([client, &cluster.bootstrap(via), &topic, "6"])
                 .current_dir(script.parent().unwrap())
-                .output()
+                .bounded_output()
                 .unwrap();
             assert!(
                 out.status.success(),
@@ -149,7 +150,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
                 "none",
                 "600",
             ])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(
             out.status.success(),
@@ -166,7 +167,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
         let out = Command::new("node")
             .arg(node_dir.join("produce.js"))
             .args([&cluster.bootstrap(1), "kafkajs-cluster", "600"])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(
             out.status.success(),
@@ -176,7 +177,7 @@ async fn three_brokers_serve_every_client_through_any_broker() {
         let out = Command::new("node")
             .arg(node_dir.join("consume.js"))
             .args([&cluster.bootstrap(2), "kafkajs-cluster-gzip", "600"])
-            .output()
+            .bounded_output()
             .unwrap();
         assert!(
             out.status.success() && String::from_utf8_lossy(&out.stdout).contains("consumed 600"),
@@ -790,7 +791,7 @@ fn data_of_another_cluster_is_refused_and_ids_are_generated() {
             "--override",
             &format!("zookeeper.connect={}", zk_b.connect_string()),
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);

@@ -7,6 +7,7 @@
 //! (`chattr +i`), so its next write fails with an I/O error even for root. Skipped with a reason
 //! where the file system or the tool does not allow that.
 
+use crate::common::BoundedOutput;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +27,7 @@ impl Immutable {
         std::process::Command::new("chattr")
             .arg("+i")
             .arg(path)
-            .output()
+            .bounded_output()
             .is_ok_and(|o| o.status.success())
             .then(|| Immutable(path.to_path_buf()))
     }

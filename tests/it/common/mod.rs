@@ -490,18 +490,31 @@ pub fn odradek(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
 
 /// Runs `command` to its end: success, stdout, stderr.
 pub fn run_command(command: &mut std::process::Command) -> (bool, String, String) {
-    let child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    outcome(output_of(child))
+    outcome(command.bounded_output().unwrap())
 }
 
-/// The longest a tool or client program a test runs may take (a Java client waits up to its
-/// 120 s delivery timeout); past it the program is killed and the test fails on its output.
-const PROGRAM_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+/// `Command::output` with a bound: what tests use to run a tool or client program.
+pub trait BoundedOutput {
+    /// Runs the command to its end (stdin empty, stdout and stderr captured), killing it by its
+    /// PID after `PROGRAM_LIMIT`; an error only when it cannot start.
+    fn bounded_output(&mut self) -> std::io::Result<std::process::Output>;
+}
+
+impl BoundedOutput for std::process::Command {
+    fn bounded_output(&mut self) -> std::io::Result<std::process::Output> {
+        let child = self
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        Ok(output_of(child))
+    }
+}
+
+/// The longest a tool or client program a test runs may take: the longest is the release build
+/// inside `docker build` (a Java client waits at most its 120 s delivery timeout). Past it the
+/// program is killed and the test fails on its output.
+const PROGRAM_LIMIT: std::time::Duration = std::time::Duration::from_secs(1200);
 
 /// `child`'s exit status and output (both piped), killed by its PID after `PROGRAM_LIMIT`. Its
 /// output is drained while it runs, so that a full pipe cannot stall it.

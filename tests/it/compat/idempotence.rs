@@ -2,6 +2,7 @@
 //! number lands in the log exactly once, in order (issue 4, acceptance 3).
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -117,7 +118,7 @@ async fn idempotent_producers_survive_cut_connections_without_duplicates() {
     }
     let mut topics = Vec::new();
     for (who, mut cmd) in clients {
-        let out = tokio::task::spawn_blocking(move || cmd.output())
+        let out = tokio::task::spawn_blocking(move || cmd.bounded_output())
             .await
             .unwrap()
             .unwrap();

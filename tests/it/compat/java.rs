@@ -1,6 +1,7 @@
 //! The Kafka Java client (3.9 and 4.3, from the PyPI jars) against a real odradek process.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::process::Command;
 
@@ -66,7 +67,7 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
             "7",
             "500",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         java.status.success(),
@@ -78,7 +79,7 @@ fn java_and_librdkafka_murmur2_agree_on_partitions() {
     let rdkafka = Command::new(python)
         .arg(script)
         .args([&broker.bootstrap(), "keyed", "500"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         rdkafka.status.success(),

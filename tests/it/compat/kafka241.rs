@@ -2,6 +2,7 @@
 //! in `KAFKA_HOME` or `~/.cache/odradek/kafka_2.13-2.4.1` (DEVELOPERS.md says how to get one).
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::process::Command;
 
@@ -68,7 +69,7 @@ fn kafka_241_java_client_and_verifiable_producer() {
             "--acks",
             "-1",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -259,7 +260,7 @@ fn kafka_241_verifiable_consumers_share_a_group_and_a_static_member_returns() {
     let out = Command::new(home.join("bin/kafka-verifiable-producer.sh"))
         .args(["--broker-list", &bs, "--topic", "shared"])
         .args(["--max-messages", "4000", "--acks", "-1"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("\"sent\":4000,\"acked\":4000"),
@@ -467,7 +468,7 @@ fn kafka_241_console_consumer_in_a_group() {
             .args(["--bootstrap-server", &bs, "--topic", "console"])
             .args(["--group", group, "--from-beginning"])
             .args(["--max-messages", max, "--timeout-ms", timeout_ms])
-            .output()
+            .bounded_output()
             .unwrap();
         (
             String::from_utf8_lossy(&out.stdout).into_owned(),

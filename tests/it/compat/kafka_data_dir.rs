@@ -2,6 +2,7 @@
 //! an odradek broker: topics, records and the consumer group's committed offsets.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::process::Command;
 
@@ -42,7 +43,7 @@ async fn a_kafka_241_data_dir_is_served_with_its_offsets() {
             "--timeout-ms",
             "1000",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     let text = String::from_utf8_lossy(&consumed.stdout);
     assert_eq!(
@@ -105,7 +106,7 @@ async fn a_kafka_241_data_dir_is_served_with_its_offsets() {
             "--group",
             "fixture-group",
         ])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(described.status.success());
     assert!(

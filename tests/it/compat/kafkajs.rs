@@ -3,6 +3,7 @@
 //! records it wrote are read back from the log files.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -23,7 +24,7 @@ fn kafkajs_creates_topics_and_produces_every_codec_it_supports() {
     let out = Command::new("node")
         .arg(node_dir.join("produce.js"))
         .args([&broker.bootstrap(), "kafkajs", "10000"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         out.status.success(),
@@ -36,7 +37,7 @@ fn kafkajs_creates_topics_and_produces_every_codec_it_supports() {
     let out = Command::new("node")
         .arg(node_dir.join("consume.js"))
         .args([&broker.bootstrap(), "kafkajs-gzip", "10000"])
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("consumed 10000"),

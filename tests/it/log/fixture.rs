@@ -2,6 +2,7 @@
 //! Kafka's own consumer and `kafka-dump-log.sh` saw it (`expected.json`, `expected-dump-*.txt`).
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -299,7 +300,7 @@ fn dump(args: &[&str], files: &[std::path::PathBuf]) -> String {
         .args(args)
         .arg("--files")
         .args(files)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         out.status.success(),

@@ -2,6 +2,7 @@
 //! (always, from the PyPI jars) and `kafka-dump-log.sh` (when a runnable Kafka 2.4.1 is present).
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -135,7 +136,7 @@ fn kafka_dump_log_reports_our_batches_valid() {
                 .collect::<Vec<_>>()
                 .join(","),
         )
-        .output()
+        .bounded_output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");

@@ -3,6 +3,7 @@
 //! rebuilt from the log when snapshots are missing.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use bytes::Bytes;
 use common::open_log;
@@ -104,7 +105,7 @@ fn snapshots_are_written_at_roll_and_close_and_the_state_survives_without_them()
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_odradek"))
         .args(["dump-log", "--files"])
         .arg(snapshot::path(&dir, 150))
-        .output()
+        .bounded_output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("producerId: 7 producerEpoch: 0 coordinatorEpoch: -1 currentTxnFirstOffset: None firstSequence: 145 lastSequence: 149 lastOffset: 149 offsetDelta: 4"), "{text}");

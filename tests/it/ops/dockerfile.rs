@@ -2,6 +2,7 @@
 //! command installs) and builds and serves when a Docker engine is available.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -17,7 +18,7 @@ fn dockerfile_passes_hadolint() {
     let out = Command::new(hadolint)
         .args(["--no-color"])
         .arg(root.join("Dockerfile"))
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         out.status.success(),
@@ -31,7 +32,7 @@ fn dockerfile_passes_hadolint() {
 fn image_builds_when_a_docker_engine_is_available() {
     let engine = Command::new("docker")
         .arg("info")
-        .output()
+        .bounded_output()
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !engine {
@@ -44,7 +45,7 @@ fn image_builds_when_a_docker_engine_is_available() {
     let out = Command::new("docker")
         .args(["build", "-q", "-t", "odradek-test"])
         .arg(root)
-        .output()
+        .bounded_output()
         .unwrap();
     assert!(
         out.status.success(),

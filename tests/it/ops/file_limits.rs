@@ -4,6 +4,7 @@
 //! broker still restarts and serves the others.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ const PARTITIONS: i32 = 100;
 fn prlimit_available() -> bool {
     std::process::Command::new("prlimit")
         .arg("--version")
-        .output()
+        .bounded_output()
         .is_ok_and(|o| o.status.success())
 }
 
