@@ -220,7 +220,7 @@ impl Partition {
     /// One producer batch appended as leader, on the blocking pool: refused while the ISR is
     /// below `min.insync.replicas` for acks=all, then the high watermark moved (or fetches
     /// woken) at once, in append order.
-    fn append_now(
+    pub(super) fn append_now(
         &self,
         records: &Bytes,
         acks_all: bool,
