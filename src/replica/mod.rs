@@ -2,6 +2,7 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+mod acks_stall;
 pub mod alter_partition;
 mod append;
 pub mod config_changes;
@@ -54,6 +55,9 @@ pub struct Partition {
     /// Producer batches waiting for this partition's writer (see
     /// [`ReplicaManager::append_as_producer`]).
     appends: Mutex<AppendQueue>,
+    /// The acks=all stall last logged, so that one is logged once per partition state (see
+    /// `acks_stall`).
+    stall_reported: Mutex<Option<acks_stall::StallState>>,
 }
 
 /// What a produce waiting for acks=all needs to see change.
@@ -786,6 +790,7 @@ mod tests {
             replication: Mutex::new(Replication::default()),
             hw,
             appends: Mutex::new(AppendQueue::default()),
+            stall_reported: Mutex::new(None),
         })
     }
 
