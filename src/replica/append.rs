@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::acks_stall::AcksStall;
 use super::{AcksError, HwView, Partition, ReplicaError, ReplicaManager, blocking, now_ms};
 use crate::log::{AppendInfo, LogError};
 
@@ -93,7 +94,10 @@ impl ReplicaManager {
         )
         .await
         {
-            Err(_) => return Err(AcksError::TimedOut),
+            Err(_) => {
+                p.report_acks_stall(&p.replication(), AcksStall::TimedOut, None);
+                return Err(AcksError::TimedOut);
+            }
             Ok(Err(_)) => return Err(AcksError::NotLeader),
             Ok(Ok(v)) => *v, // a copy: the channel's read guard must not live across an await
         };
@@ -107,6 +111,7 @@ impl ReplicaManager {
         };
         let r = p.replication();
         if r.maximal_isr_len() < r.effective_min_isr(min) {
+            p.report_acks_stall(&r, AcksStall::ShrankAfterAppend, Some(min));
             return Err(AcksError::NotEnoughReplicasAfterAppend);
         }
         Ok(())
@@ -131,7 +136,7 @@ impl ReplicaManager {
             // without holding the replication state across the write: follower fetches on the
             // runtime threads take it.
             let min = part.log.lock().config().min_insync_replicas;
-            part.replication().check_min_isr(min)?;
+            part.check_min_isr(min)?;
             let info = part.log.lock().append_marker_as_leader(
                 producer_id,
                 producer_epoch,
@@ -217,10 +222,19 @@ impl Drop for QueueWriter {
 }
 
 impl Partition {
+    /// An acks=all append (a producer's or a transaction marker) is refused before it is
+    /// written while the ISR is smaller than `min.insync.replicas`; the refusal is logged.
+    fn check_min_isr(&self, min_insync: i32) -> Result<(), LogError> {
+        let r = self.replication();
+        r.check_min_isr(min_insync).inspect_err(|_| {
+            self.report_acks_stall(&r, AcksStall::Refused, Some(min_insync));
+        })
+    }
+
     /// One producer batch appended as leader, on the blocking pool: refused while the ISR is
     /// below `min.insync.replicas` for acks=all, then the high watermark moved (or fetches
     /// woken) at once, in append order.
-    fn append_now(
+    pub(super) fn append_now(
         &self,
         records: &Bytes,
         acks_all: bool,
@@ -228,7 +242,7 @@ impl Partition {
     ) -> Result<AppendInfo, LogError> {
         if acks_all {
             let min = self.log.lock().config().min_insync_replicas;
-            self.replication().check_min_isr(min)?;
+            self.check_min_isr(min)?;
         }
         let info = self.log.append_as_leader(records, self.leader_epoch())?;
         let hw = {

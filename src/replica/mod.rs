@@ -2,6 +2,7 @@
 //! acks and long polls need. The log layer below knows nothing of requests; this layer knows
 //! nothing of the wire format.
 
+mod acks_stall;
 pub mod alter_partition;
 mod append;
 pub mod config_changes;
@@ -54,6 +55,9 @@ pub struct Partition {
     /// Producer batches waiting for this partition's writer (see
     /// [`ReplicaManager::append_as_producer`]).
     appends: Mutex<AppendQueue>,
+    /// The acks=all stall last logged, so that one is logged once per partition state (see
+    /// `acks_stall`).
+    stall_reported: Mutex<Option<acks_stall::StallState>>,
 }
 
 /// What a produce waiting for acks=all needs to see change.
@@ -64,6 +68,29 @@ pub struct HwView {
     pub leading: bool,
     /// `Partition::leader_terms` when this was published.
     pub leader_terms: u64,
+}
+
+impl HwView {
+    /// This view once `next` is published. While this broker stays the leader (the same
+    /// leadership term) its high watermark and epoch never move back, so a publish computed
+    /// earlier that arrives later (a new leader's own, after a follower's fetch moved the high
+    /// watermark) keeps the newer values; else acks=all produces waiting for the newer high
+    /// watermark would wait until the next advance, which, while producers only retry what the
+    /// log already holds, never comes. A view from an older term changes nothing; leaving the
+    /// leadership is taken as it comes.
+    fn then(self, next: HwView) -> HwView {
+        if next.leader_terms < self.leader_terms {
+            return self;
+        }
+        if next.leader_terms == self.leader_terms && next.leading && self.leading {
+            return HwView {
+                high_watermark: next.high_watermark.max(self.high_watermark),
+                leader_epoch: next.leader_epoch.max(self.leader_epoch),
+                ..next
+            };
+        }
+        next
+    }
 }
 
 /// The leader's view of one follower, from its fetches (Kafka's `ReplicaState`).
@@ -383,6 +410,9 @@ impl Partition {
         out
     }
 
+    /// Publishes the high watermark to the acks=all waiters. Callers compute it under the
+    /// partition's locks but publish after releasing them, so two publishes may arrive in the
+    /// other order: the view keeps the newer of the two (see [`HwView::then`]).
     fn publish_hw(&self, high_watermark: i64) {
         let view = HwView {
             high_watermark,
@@ -391,8 +421,9 @@ impl Partition {
             leader_terms: self.leader_terms.load(Ordering::Acquire),
         };
         self.hw.send_if_modified(|v| {
-            let changed = *v != view;
-            *v = view;
+            let next = v.then(view);
+            let changed = *v != next;
+            *v = next;
             changed
         });
         self.appended.notify_waiters();
@@ -728,6 +759,160 @@ pub async fn blocking<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::LoadParams;
+    use crate::log::records::{BatchBuilder, NewRecord};
+
+    const LAG_MS: i64 = 30_000;
+
+    /// Partition t-0 of broker `broker`, not yet given a role.
+    fn partition(dir: &std::path::Path, broker: i32) -> Arc<Partition> {
+        let log = PartitionLog::open(
+            &dir.join("t-0"),
+            LogConfig::default(),
+            LoadParams::default(),
+        )
+        .unwrap();
+        let (hw, _) = watch::channel(HwView {
+            high_watermark: 0,
+            leader_epoch: -1,
+            leading: false,
+            leader_terms: 0,
+        });
+        Arc::new(Partition {
+            topic: "t".to_string(),
+            partition: 0,
+            log: Arc::new(LogHandle::new(log)),
+            leader_epoch: AtomicI32::new(-1),
+            leader_terms: AtomicU64::new(0),
+            leader: AtomicI32::new(-1),
+            local_broker: broker,
+            appended: Notify::new(),
+            replication: Mutex::new(Replication::default()),
+            hw,
+            appends: Mutex::new(AppendQueue::default()),
+            stall_reported: Mutex::new(None),
+        })
+    }
+
+    fn records(n: usize) -> bytes::Bytes {
+        let records = (0..n)
+            .map(|i| NewRecord {
+                timestamp: now_ms(),
+                key: None,
+                value: Some(format!("{i}").into_bytes()),
+                headers: Vec::new(),
+            })
+            .collect();
+        BatchBuilder {
+            records,
+            ..BatchBuilder::default()
+        }
+        .build()
+        .unwrap()
+        .into()
+    }
+
+    /// The failure behind a new leader that acknowledged nothing for 120 s: its follower's
+    /// first fetch came in while it took the leadership, moved the high watermark and
+    /// published it; the new leader's own publish of the high watermark it started from
+    /// landed after that. Producers only retried batches the log already held, so nothing
+    /// moved the high watermark again, and each acks=all retry timed out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_publish_of_an_older_high_watermark_does_not_hide_an_advance() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = crate::log::manager::BrokerIdentity {
+            broker_id: 3,
+            cluster_id: None,
+        };
+        let logs = Arc::new(
+            LogManager::open(
+                &[dir.path().join("logs")],
+                &identity,
+                Default::default(),
+                |_| Default::default(),
+            )
+            .unwrap(),
+        );
+        let rm = ReplicaManager::new(logs, 3);
+        let p = partition(dir.path(), 3);
+        let state = LeaderAndIsrState {
+            role: Role::Leader,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            controller_epoch: 2,
+            replicas: vec![3, 1],
+            isr: vec![3, 1],
+            leader_address: None,
+            topic_id: uuid::Uuid::nil(),
+        };
+        p.take_state(&state, LAG_MS).unwrap();
+        let info = p.append_now(&records(10), true, LAG_MS).unwrap();
+        assert_eq!(info.last_offset, 9);
+        // The high watermark the new leader started from, as its own publish computed it.
+        let started_from = p.log.lock().high_watermark();
+        assert_eq!(started_from, 0, "follower 1 has not fetched yet");
+
+        // Follower 1 fetches at the log end: the high watermark moves, and is published.
+        let fetch = FollowerFetch {
+            replica_id: 1,
+            replica_live: true,
+            fetch_offset: 10,
+            log_start_offset: 0,
+            leader_leo: 10,
+            diverging: false,
+            now: now_ms(),
+            lag_max_ms: LAG_MS,
+        };
+        let recorded = {
+            let mut r = p.replication();
+            let mut log = p.log.lock();
+            p.record_follower_fetch(&mut r, &mut log, &fetch)
+        };
+        assert_eq!(recorded.moved_hw, Some(10));
+        p.publish_hw(10);
+        // The new leader's publish, computed before the fetch, arrives after it.
+        p.publish_hw(started_from);
+
+        // The batch is acknowledged; its retry (a duplicate, nothing appended) is too.
+        let acked = rm
+            .wait_for_acks(&p, info.last_offset, std::time::Duration::from_secs(5))
+            .await;
+        assert_eq!(acked, Ok(()));
+        // Fetches at the log end change nothing more.
+        let again = {
+            let mut r = p.replication();
+            let mut log = p.log.lock();
+            p.record_follower_fetch(&mut r, &mut log, &fetch)
+        };
+        assert_eq!(again.moved_hw, None);
+        assert_eq!(
+            rm.wait_for_acks(&p, info.last_offset, std::time::Duration::from_secs(5))
+                .await,
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_high_watermark_view_moves_back_only_when_the_leadership_changes() {
+        let leading = |hw, epoch, terms| HwView {
+            high_watermark: hw,
+            leader_epoch: epoch,
+            leading: true,
+            leader_terms: terms,
+        };
+        // An older publish in the same term keeps the newer high watermark and epoch.
+        assert_eq!(leading(10, 2, 1).then(leading(4, 1, 1)), leading(10, 2, 1));
+        assert_eq!(leading(4, 1, 1).then(leading(10, 1, 1)), leading(10, 1, 1));
+        // Stepping down is taken as it comes, with the follower's high watermark.
+        let following = HwView {
+            leading: false,
+            ..leading(3, 2, 1)
+        };
+        assert_eq!(leading(10, 1, 1).then(following), following);
+        // A new term starts afresh; a publish from an older one changes nothing.
+        assert_eq!(following.then(leading(3, 3, 2)), leading(3, 3, 2));
+        assert_eq!(leading(3, 3, 2).then(leading(10, 1, 1)), leading(3, 3, 2));
+    }
 
     fn leader_state(isr: Vec<i32>, partition_epoch: i32) -> Replication {
         Replication {

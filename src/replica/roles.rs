@@ -107,6 +107,7 @@ impl ReplicaManager {
             replication: Mutex::new(Replication::default()),
             hw: hw_tx,
             appends: Mutex::new(super::AppendQueue::default()),
+            stall_reported: Mutex::new(None),
         });
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts

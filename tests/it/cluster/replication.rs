@@ -24,10 +24,24 @@ use odradek::metadata::MetadataStore;
 use odradek::metadata::znodes::{self, PartitionStateZnode};
 
 const NOT_ENOUGH_REPLICAS: i16 = 19;
+const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
+const REQUEST_TIMED_OUT: i16 = 7;
 
 /// Produces one batch of `n` records numbered from `first` to partition 0 at broker `port`:
 /// (error code, base offset).
 async fn produce(port: u16, topic: &str, first: usize, n: usize, acks: i16) -> (i16, i64) {
+    produce_with_timeout(port, topic, first, n, acks, 10_000).await
+}
+
+/// [`produce`] with the request's `timeout_ms` (how long acks=all may wait for the ISR).
+async fn produce_with_timeout(
+    port: u16,
+    topic: &str,
+    first: usize,
+    n: usize,
+    acks: i16,
+    timeout_ms: i32,
+) -> (i16, i64) {
     let mut c = Conn::connect(port).await;
     let mut pd = produce_request::PartitionProduceData::default();
     pd.index = 0;
@@ -42,7 +56,7 @@ async fn produce(port: u16, topic: &str, first: usize, n: usize, acks: i16) -> (
     td.partition_data.push(pd);
     let mut req = ProduceRequest::default();
     req.acks = acks;
-    req.timeout_ms = 10_000;
+    req.timeout_ms = timeout_ms;
     req.topic_data.push(td);
     match c.call(ApiKey::Produce, 9, RequestKind::Produce(req)).await {
         ResponseKind::Produce(r) => {
@@ -258,8 +272,33 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
 
     let paused = cluster.brokers[&follower].pause();
     // A follower with everything the leader has is in sync however long it is silent (as in
-    // Kafka): it falls behind only once the leader gets more.
-    assert_eq!(produce(lp, topic, 10, 5, 1).await, (0, 10));
+    // Kafka): it falls behind only once the leader gets more. An acks=all produce waits for
+    // it, and with a timeout far below replica.lag.time.max.ms it times out with the follower
+    // still in the ISR; the leader says so at INFO, with where the follower stopped.
+    let (code, _) = produce_with_timeout(lp, topic, 10, 5, -1, 300).await;
+    let stall = match code {
+        REQUEST_TIMED_OUT => "acks=all produce timed out",
+        // Only if pausing took longer than replica.lag.time.max.ms: the leader's lag check
+        // dropped the follower before the produce's timeout.
+        NOT_ENOUGH_REPLICAS_AFTER_APPEND => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+        _ => panic!(
+            "acks=all with the follower paused: {code}\n{}",
+            cluster.logs()
+        ),
+    };
+    let leader_log =
+        || std::fs::read_to_string(cluster.brokers[&leader].log_path()).unwrap_or_default();
+    let said = |what: &str| {
+        leader_log().lines().any(|l| {
+            l.contains(what) && l.contains(topic) && l.contains(&format!("{follower}: log end 10"))
+        })
+    };
+    assert!(
+        said(stall),
+        "the leader logs the stalled produce with the follower's position\n{}",
+        cluster.logs()
+    );
+    assert_eq!(produce(lp, topic, 15, 5, 1).await, (0, 15));
     let store_ref = &store;
     let shrunk = wait_until(
         Duration::from_secs(20),
@@ -276,12 +315,22 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     // The leader's change, not a controller decision: the leader epoch is unchanged.
     assert_eq!(after.leader, leader);
     assert_eq!(after.leader_epoch, before.leader_epoch);
-    let (code, _) = produce(lp, topic, 15, 5, -1).await;
+    let (code, _) = produce(lp, topic, 20, 5, -1).await;
     assert_eq!(code, NOT_ENOUGH_REPLICAS, "{}", cluster.logs());
+    assert!(
+        leader_log()
+            .lines()
+            .any(|l| l.contains("produce refused (NOT_ENOUGH_REPLICAS)")
+            && l.contains(topic)
+            // The ISR field's value (field names are styled when the log is a terminal's).
+            && l.contains(&format!("[{leader}]"))),
+        "the leader logs the refusal with the ISR\n{}",
+        cluster.logs()
+    );
     // Transaction markers are written with acks=-1 too, so they are refused as well.
     assert_eq!(write_marker(lp, topic).await, NOT_ENOUGH_REPLICAS);
     // acks=1 is not subject to min.insync.replicas.
-    assert_eq!(produce(lp, topic, 15, 5, 1).await, (0, 15));
+    assert_eq!(produce(lp, topic, 20, 5, 1).await, (0, 20));
     let shown = wait_until(
         Duration::from_secs(20),
         "Metadata shows the smaller ISR",
@@ -314,8 +363,8 @@ async fn a_paused_follower_leaves_the_isr_and_rejoins() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
-    let (code, base) = produce_acked(lp, topic, 20, 5).await;
-    assert_eq!((code, base), (0, 20), "{}", cluster.logs());
+    let (code, base) = produce_acked(lp, topic, 25, 5).await;
+    assert_eq!((code, base), (0, 25), "{}", cluster.logs());
 }
 
 /// Acceptance 5: a leader holding records its followers never got (acks=1 while they were
