@@ -43,10 +43,16 @@ fn map_file(path: &Path, set_len: Option<usize>) -> Result<Option<MmapMut>> {
         .truncate(false)
         .open(path)
         .at(path)?;
-    if let Some(bytes) = set_len {
-        file.set_len(bytes as u64).at(path)?;
+    let mut len = file.metadata().at(path)?.len();
+    // A file that already has the length is left alone, as Kafka's `AbstractIndex.resize`
+    // leaves it: truncating to the same length still rewrites the inode's times, and a start
+    // with 10,000 logs did that to 20,000 index files.
+    if let Some(bytes) = set_len.map(|b| b as u64)
+        && bytes != len
+    {
+        file.set_len(bytes).at(path)?;
+        len = bytes;
     }
-    let len = file.metadata().at(path)?.len();
     if len == 0 {
         return Ok(None);
     }
@@ -493,6 +499,42 @@ pub fn rename_index(file: &mut IndexFile, to: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopening_a_preallocated_index_leaves_the_file_untouched_and_a_short_one_is_grown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000000.index");
+        let mut idx = OffsetIndex::open(&path, 0, 1024, true).unwrap();
+        idx.append(5, 100).unwrap();
+        drop(idx);
+        // An old modification time shows whether the reopen wrote the inode.
+        let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(old).unwrap();
+        drop(f);
+        let mut idx = OffsetIndex::open(&path, 0, 1024, true).unwrap();
+        assert!(idx.check(1000).is_ok());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.len(), 1024);
+        assert_eq!(
+            meta.modified().unwrap(),
+            old,
+            "reopen rewrote the index file"
+        );
+        assert_eq!(idx.lookup(7), 100);
+        drop(idx);
+        // A trimmed file (a segment that was closed) becomes active again: grown as before.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(16)
+            .unwrap();
+        let mut idx = OffsetIndex::open(&path, 0, 1024, true).unwrap();
+        assert!(idx.check(1000).is_ok());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1024);
+        assert_eq!(idx.lookup(7), 100);
+    }
 
     #[test]
     fn offset_index_lookup_trim_and_reopen() {

@@ -281,20 +281,13 @@ impl LogManager {
                 ..LoadParams::default()
             },
         )?;
-        let parent = self.dirs[dir_index].path.clone();
         let handle = Arc::new(LogHandle::new(log));
-        logs.insert(key.clone(), (dir_index, handle.clone()));
+        logs.insert(key, (dir_index, handle.clone()));
         drop(logs);
-        // The new directory's entry is made durable outside the lock, so that logs created at
-        // once (a LeaderAndIsr for many partitions) share their directory syncs rather than
-        // queueing one by one behind it.
-        if let Err(e) = checkpoint::sync_dir(&parent) {
-            let mut logs = self.logs.write().unwrap_or_else(|p| p.into_inner());
-            if logs.get(&key).is_some_and(|(_, l)| Arc::ptr_eq(l, &handle)) {
-                logs.remove(&key);
-            }
-            return Err(e);
-        }
+        // The log directory is not synced for the new entry, as Kafka's `createLogDirectory`
+        // does not sync it: the next checkpoint write in that directory (the high watermarks,
+        // every `replica.high.watermark.checkpoint.interval.ms`) syncs it. A sync per new log
+        // was a third of the fsyncs of creating 10,000 partitions.
         tracing::info!(topic, partition, dir = %dir.display(), "created log");
         Ok(handle)
     }

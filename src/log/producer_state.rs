@@ -267,16 +267,21 @@ pub mod snapshot {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).at(dir)? {
             let entry = entry.at(dir)?;
-            let name = entry.file_name().to_string_lossy().to_string();
-            if let Some(stem) = name.strip_suffix(".snapshot")
-                && stem.len() == 20
-                && let Ok(offset) = stem.parse::<i64>()
-            {
+            if let Some(offset) = offset_of(&entry.file_name().to_string_lossy()) {
                 out.push((offset, entry.path()));
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// The offset a snapshot file's name gives (`00000000000000000042.snapshot` -> 42); `None`
+    /// for any other file.
+    pub fn offset_of(name: &str) -> Option<i64> {
+        let stem = name.strip_suffix(".snapshot")?;
+        (stem.len() == 20)
+            .then(|| stem.parse::<i64>().ok())
+            .flatten()
     }
 
     pub fn write(dir: &Path, offset: i64, state: &ProducerStateManager) -> Result<()> {
