@@ -3,6 +3,7 @@
 //! holds the same bytes, none keeping a record the leader does not have.
 
 use crate::common;
+use crate::common::BoundedOutput;
 
 use std::path::Path;
 use std::process::Command;
@@ -806,7 +807,7 @@ async fn kafka_241_verifiable_tools_lose_nothing_across_a_leader_kill() {
                 ])
                 .args(["--reset-policy", "earliest", "--verbose"])
                 .args(["--max-messages", &end.to_string()])
-                .output()
+                .bounded_output()
                 .unwrap()
         }
     })
