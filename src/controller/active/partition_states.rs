@@ -46,16 +46,21 @@ impl ActiveController {
         &self,
         tps: &[Tp],
     ) -> Result<Vec<Option<PartitionState>>, Stop> {
-        let reads: Vec<_> = tps
-            .iter()
-            .map(|tp| read_state(self.store.clone(), tp.0.clone(), tp.1))
-            .collect();
-        pipelined(reads).try_collect().await
+        read_states_through(&self.sessions(), tps).await
+    }
+
+    /// The controller's session, and during failover the extra ones it opened after it was
+    /// elected (see `MetadataStore::more_sessions`) to spread many reads and writes over.
+    fn sessions(&self) -> Vec<Arc<dyn MetadataStore>> {
+        std::iter::once(self.store.clone())
+            .chain(self.helpers.iter().cloned())
+            .collect()
     }
 
     /// Re-reads partitions' states into the context.
     pub(super) async fn refresh_states(&mut self, tps: &[Tp]) -> Result<(), Stop> {
-        for (tp, fresh) in tps.iter().zip(self.read_states(tps).await?) {
+        let read = self.read_states(tps).await?;
+        for (tp, fresh) in tps.iter().zip(read) {
             if let Some(fresh) = fresh {
                 self.states.insert(tp.clone(), fresh);
             }
@@ -135,6 +140,10 @@ impl ActiveController {
                 .collect();
             pipelined(parents).try_collect::<Vec<()>>().await?;
         }
+        // Conditional writes go through every session, round robin: the version check is the
+        // server's, whichever session asks. Creations stay on the controller's own session,
+        // after the parents it made.
+        let sessions = self.sessions();
         let mut won = Vec::with_capacity(decisions.len());
         for chunk in decisions.chunks(WRITES_PER_FENCE) {
             // Kafka fences every write with a check of `/controller_epoch`'s version in the
@@ -143,7 +152,8 @@ impl ActiveController {
             let epoch = self.epoch;
             let writes: Vec<_> = chunk
                 .iter()
-                .map(|d| {
+                .enumerate()
+                .map(|(i, d)| {
                     let known_version = self.states.get(&d.tp).map(|s| s.zk_version);
                     let z = PartitionStateZnode {
                         controller_epoch: epoch,
@@ -155,10 +165,11 @@ impl ActiveController {
                     };
                     let path = znodes::partition_state_path(&d.tp.0, d.tp.1);
                     let store = store.clone();
+                    let session = sessions[i % sessions.len()].clone();
                     async move {
                         let data = Some(znodes::encode(&z));
                         match known_version {
-                            Some(v) => store
+                            Some(v) => session
                                 .set(&path, data, Some(v))
                                 .await
                                 .map(|stat| stat.version),
@@ -225,6 +236,24 @@ pub(super) fn pipelined<F: std::future::Future>(
     calls: Vec<F>,
 ) -> impl futures::Stream<Item = F::Output> {
     stream::iter(calls).buffered(IN_FLIGHT)
+}
+
+/// `read_state` for many partitions: contiguous shares of `tps` read through each of `stores`
+/// (at least one) at once, each share pipelined; in the order of `tps`.
+async fn read_states_through(
+    stores: &[Arc<dyn MetadataStore>],
+    tps: &[Tp],
+) -> Result<Vec<Option<PartitionState>>, Stop> {
+    let share = tps.len().div_ceil(stores.len().max(1)).max(1);
+    let shares = tps.chunks(share).zip(stores).map(|(tps, store)| {
+        let reads: Vec<_> = tps
+            .iter()
+            .map(|tp| read_state(store.clone(), tp.0.clone(), tp.1))
+            .collect();
+        pipelined(reads).try_collect::<Vec<_>>()
+    });
+    let read = futures::future::try_join_all(shares).await?;
+    Ok(read.into_iter().flatten().collect())
 }
 
 async fn read_state(
