@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
@@ -92,6 +93,14 @@ pub trait MetadataStore: Send + Sync {
     fn watch_children<'a>(&'a self, path: &'a str) -> StoreFuture<'a, ()>;
     /// The current session's id, as found in `Stat::ephemeral_owner` of nodes it created.
     fn session_id(&self) -> i64;
+    /// Up to `n` more sessions on the same store, for reading or writing many nodes in
+    /// parallel when one session's requests are answered one after another (ZooKeeper's server
+    /// takes one request of a connection per turn). Each sees every write committed before it
+    /// was opened; none holds watches. Dropping one closes it. None where the store has no use
+    /// for them (the embedded one answers from memory) or when they cannot be opened.
+    fn more_sessions(&self, _n: usize) -> StoreFuture<'_, Vec<Arc<dyn MetadataStore>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Helpers built on the trait, shared by every implementation.

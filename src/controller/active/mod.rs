@@ -42,6 +42,9 @@ use brokers::broker_address;
 const LEADER_DURING_DELETE: i32 = -2;
 const EPOCH_DURING_DELETE: i32 = -2;
 const NO_LEADER: i32 = -1;
+/// Sessions besides its own a new controller reads and writes partition states through (see
+/// `failover`).
+const EXTRA_SESSIONS: usize = 3;
 /// Why the controller stopped being active.
 #[derive(Debug)]
 pub enum Stop {
@@ -112,6 +115,8 @@ pub struct ActiveController {
     shutting_down: BTreeSet<i32>,
     /// The creation id (czxid) of the `/admin/reassign_partitions` znode already acted on.
     zk_reassignment_seen: Option<i64>,
+    /// Extra sessions on the store, open during failover only (see `failover`).
+    helpers: Vec<Arc<dyn MetadataStore>>,
 }
 
 impl ActiveController {
@@ -134,6 +139,7 @@ impl ActiveController {
             deleting: BTreeSet::new(),
             shutting_down: BTreeSet::new(),
             zk_reassignment_seen: None,
+            helpers: Vec::new(),
         }
     }
 
@@ -302,8 +308,32 @@ impl ActiveController {
         }
         let topics = store.children(znodes::TOPICS).await?.unwrap_or_default();
         phase("watches set, brokers read");
-        self.load_topics(&topics).await?;
-        phase("topics and partition states read");
+        let loaded = self.read_topics(&topics).await?;
+        self.add_topics(loaded).await?;
+        phase("topics read");
+        // Unlike Kafka, which reads every partition state before its first UpdateMetadata, the
+        // partitions with a replica on a broker that is gone come first: their clients are the
+        // ones waiting (the others' leaders still serve), and with 30,000 partitions reading
+        // the rest took longer than deciding these. Each decision is still made on a state
+        // read in this controller epoch, and written conditionally and fenced.
+        let (on_dead, rest): (Vec<Tp>, Vec<Tp>) =
+            self.all_partitions().into_iter().partition(|tp| {
+                self.replicas(tp)
+                    .is_some_and(|r| r.iter().any(|b| !self.brokers.contains_key(b)))
+            });
+        // One ZooKeeper session's requests are answered one after another; with 30,000
+        // partitions that took seconds, so reads and conditional writes are spread over
+        // sessions opened now, after the election: each sees every write made before it.
+        self.helpers = store.more_sessions(EXTRA_SESSIONS).await?;
+        phase("extra sessions opened");
+        self.refresh_states(&on_dead).await?;
+        phase("dead brokers' partition states read");
+        // Replicas on brokers that died while no controller was watching (this one's
+        // predecessor, say) go offline now, as Kafka's replica state machine does at start-up.
+        self.take_unregistered_offline(on_dead).await?;
+        phase("dead brokers' replicas offline");
+        self.refresh_states(&rest).await?;
+        phase("other partition states read");
         // Kafka sends UpdateMetadata first; here LeaderAndIsr goes first, so that a broker
         // whose metadata names it leader has already taken the role (a starting broker opens
         // its listener once its metadata arrives).
@@ -312,21 +342,13 @@ impl ActiveController {
         self.send_leader_and_isr(&hosted, None);
         self.send_update_metadata(None, &live);
         phase("LeaderAndIsr and UpdateMetadata queued");
-        // Replicas on brokers that died while no controller was watching (this one's
-        // predecessor, say) go offline now, as Kafka's replica state machine does at start-up.
-        let dead: BTreeSet<i32> = self
-            .states
-            .values()
-            .flat_map(|s| s.isr.iter().copied().chain(std::iter::once(s.leader)))
-            .filter(|b| *b >= 0 && !self.brokers.contains_key(b))
-            .collect();
-        if !dead.is_empty() {
-            let dead: Vec<i32> = dead.into_iter().collect();
-            self.on_brokers_failed(&dead).await?;
-            phase("dead brokers' replicas offline");
-        }
+        // A leader or ISR member outside the assignment (written by hand, say) that is gone.
+        self.take_unregistered_offline(rest).await?;
         let all: Vec<Tp> = self.all_partitions();
         self.bring_online(all).await?;
+        // Closes the extra sessions: from here on, one session keeps the controller's reads
+        // and writes in order.
+        self.helpers.clear();
         phase("partitions online");
         // Reassignments through `/admin/reassign_partitions` supplant those in progress; the
         // others resume where the previous controller left them.
@@ -350,6 +372,22 @@ impl ActiveController {
             .iter()
             .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
             .collect()
+    }
+
+    /// The OfflineReplica transition, at failover, for the replicas of `partitions` (states
+    /// just read) on brokers that are not registered; nothing is sent when none is.
+    async fn take_unregistered_offline(&mut self, partitions: Vec<Tp>) -> Result<(), Stop> {
+        let gone: BTreeSet<i32> = partitions
+            .iter()
+            .filter_map(|tp| self.states.get(tp))
+            .flat_map(|s| s.isr.iter().copied().chain(std::iter::once(s.leader)))
+            .filter(|b| *b >= 0 && !self.brokers.contains_key(b))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.take_replicas_offline(partitions, move |_, b| gone.contains(&b))
+            .await
     }
 
     async fn check_still_controller(&mut self) -> Result<(), Stop> {

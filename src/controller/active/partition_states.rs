@@ -21,16 +21,15 @@ use crate::metadata::znodes::{self, PartitionStateZnode};
 const IN_FLIGHT: usize = 768;
 /// Partition state writes between two checks of the controller epoch (see `fence`).
 const WRITES_PER_FENCE: usize = 1000;
+/// Chunks of `WRITES_PER_FENCE` writes in flight at once (see `write_states`).
+const CHUNKS_AT_ONCE: usize = 2;
 
 impl ActiveController {
     /// Kafka fences every controller write with a check of `/controller_epoch`'s version in the
     /// same ZooKeeper multi. zookeeper-async has no multi, so the check comes just before the
     /// write: a newer controller is still noticed, with a window of one round trip.
     pub(super) async fn fence(&self) -> Result<(), Stop> {
-        match self.store.get(znodes::CONTROLLER_EPOCH).await? {
-            Some((_, stat)) if stat.version == self.epoch_zk_version => Ok(()),
-            _ => Err(Stop::Resigned("controller epoch moved on".into())),
-        }
+        fence_on(self.store.clone(), self.epoch_zk_version).await
     }
 
     pub(super) async fn read_state(
@@ -46,16 +45,21 @@ impl ActiveController {
         &self,
         tps: &[Tp],
     ) -> Result<Vec<Option<PartitionState>>, Stop> {
-        let reads: Vec<_> = tps
-            .iter()
-            .map(|tp| read_state(self.store.clone(), tp.0.clone(), tp.1))
-            .collect();
-        pipelined(reads).try_collect().await
+        read_states_through(&self.sessions(), tps).await
+    }
+
+    /// The controller's session, and during failover the extra ones it opened after it was
+    /// elected (see `MetadataStore::more_sessions`) to spread many reads and writes over.
+    fn sessions(&self) -> Vec<Arc<dyn MetadataStore>> {
+        std::iter::once(self.store.clone())
+            .chain(self.helpers.iter().cloned())
+            .collect()
     }
 
     /// Re-reads partitions' states into the context.
     pub(super) async fn refresh_states(&mut self, tps: &[Tp]) -> Result<(), Stop> {
-        for (tp, fresh) in tps.iter().zip(self.read_states(tps).await?) {
+        let read = self.read_states(tps).await?;
+        for (tp, fresh) in tps.iter().zip(read) {
             if let Some(fresh) = fresh {
                 self.states.insert(tp.clone(), fresh);
             }
@@ -135,49 +139,73 @@ impl ActiveController {
                 .collect();
             pipelined(parents).try_collect::<Vec<()>>().await?;
         }
-        let mut won = Vec::with_capacity(decisions.len());
-        for chunk in decisions.chunks(WRITES_PER_FENCE) {
-            // Kafka fences every write with a check of `/controller_epoch`'s version in the
-            // same multi; without multi the check comes before each chunk of writes.
-            self.fence().await?;
-            let epoch = self.epoch;
-            let writes: Vec<_> = chunk
-                .iter()
-                .map(|d| {
-                    let known_version = self.states.get(&d.tp).map(|s| s.zk_version);
-                    let z = PartitionStateZnode {
-                        controller_epoch: epoch,
-                        leader: d.leader,
-                        version: 1,
-                        leader_epoch: d.leader_epoch,
-                        isr: d.isr.clone(),
-                        leader_recovery_state: None,
-                    };
-                    let path = znodes::partition_state_path(&d.tp.0, d.tp.1);
-                    let store = store.clone();
-                    async move {
-                        let data = Some(znodes::encode(&z));
-                        match known_version {
-                            Some(v) => store
-                                .set(&path, data, Some(v))
+        // Conditional writes go through every session, round robin: the version check is the
+        // server's, whichever session asks. Creations stay on the controller's own session,
+        // after the parents it made.
+        let sessions = self.sessions();
+        // Two chunks at once, each fenced before its writes are sent: waiting for one chunk's
+        // last answer before fencing the next left the server idle ten times per 10,000
+        // writes, each for about one flush of its log.
+        let epoch = self.epoch;
+        let chunks: Vec<_> = decisions
+            .chunks(WRITES_PER_FENCE)
+            .map(|chunk| {
+                let writes: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| {
+                        let known_version = self.states.get(&d.tp).map(|s| s.zk_version);
+                        let z = PartitionStateZnode {
+                            controller_epoch: epoch,
+                            leader: d.leader,
+                            version: 1,
+                            leader_epoch: d.leader_epoch,
+                            isr: d.isr.clone(),
+                            leader_recovery_state: None,
+                        };
+                        let path = znodes::partition_state_path(&d.tp.0, d.tp.1);
+                        let store = store.clone();
+                        let session = sessions[i % sessions.len()].clone();
+                        async move {
+                            let data = Some(znodes::encode(&z));
+                            match known_version {
+                                Some(v) => session
+                                    .set(&path, data, Some(v))
+                                    .await
+                                    .map(|stat| stat.version),
+                                None => create_recursive(
+                                    store.as_ref(),
+                                    &path,
+                                    data,
+                                    CreateMode::Persistent,
+                                )
                                 .await
-                                .map(|stat| stat.version),
-                            None => create_recursive(
-                                store.as_ref(),
-                                &path,
-                                data,
-                                CreateMode::Persistent,
-                            )
-                            .await
-                            .map(|_| 0),
+                                .map(|_| 0),
+                            }
                         }
-                    }
-                })
-                .collect();
-            let results: Vec<StoreResult<i32>> = pipelined(writes).collect().await;
-            for (d, result) in chunk.iter().zip(results) {
-                won.push(self.record_write(d, result).await?);
-            }
+                    })
+                    .collect();
+                let fence = fence_on(store.clone(), self.epoch_zk_version);
+                async move {
+                    // Kafka fences every write with a check of `/controller_epoch`'s version in
+                    // the same multi; without multi the check comes before each chunk of writes.
+                    fence.await?;
+                    Ok::<_, Stop>(
+                        stream::iter(writes)
+                            .buffered(IN_FLIGHT / CHUNKS_AT_ONCE)
+                            .collect::<Vec<StoreResult<i32>>>()
+                            .await,
+                    )
+                }
+            })
+            .collect();
+        let results: Vec<Vec<StoreResult<i32>>> = stream::iter(chunks)
+            .buffered(CHUNKS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut won = Vec::with_capacity(decisions.len());
+        for (d, result) in decisions.iter().zip(results.into_iter().flatten()) {
+            won.push(self.record_write(d, result).await?);
         }
         Ok(won)
     }
@@ -225,6 +253,32 @@ pub(super) fn pipelined<F: std::future::Future>(
     calls: Vec<F>,
 ) -> impl futures::Stream<Item = F::Output> {
     stream::iter(calls).buffered(IN_FLIGHT)
+}
+
+/// Fails unless `/controller_epoch` is still at the version this controller wrote (see `fence`).
+async fn fence_on(store: Arc<dyn MetadataStore>, epoch_zk_version: i32) -> Result<(), Stop> {
+    match store.get(znodes::CONTROLLER_EPOCH).await? {
+        Some((_, stat)) if stat.version == epoch_zk_version => Ok(()),
+        _ => Err(Stop::Resigned("controller epoch moved on".into())),
+    }
+}
+
+/// `read_state` for many partitions: contiguous shares of `tps` read through each of `stores`
+/// (at least one) at once, each share pipelined; in the order of `tps`.
+async fn read_states_through(
+    stores: &[Arc<dyn MetadataStore>],
+    tps: &[Tp],
+) -> Result<Vec<Option<PartitionState>>, Stop> {
+    let share = tps.len().div_ceil(stores.len().max(1)).max(1);
+    let shares = tps.chunks(share).zip(stores).map(|(tps, store)| {
+        let reads: Vec<_> = tps
+            .iter()
+            .map(|tp| read_state(store.clone(), tp.0.clone(), tp.1))
+            .collect();
+        pipelined(reads).try_collect::<Vec<_>>()
+    });
+    let read = futures::future::try_join_all(shares).await?;
+    Ok(read.into_iter().flatten().collect())
 }
 
 async fn read_state(

@@ -22,6 +22,20 @@ impl ActiveController {
     /// `load_topic` for many topics, with the reads of all their znodes pipelined: a new
     /// controller reads every topic, and one round trip per topic (300 topics) cost seconds.
     pub(super) async fn load_topics(&mut self, topics: &[String]) -> Result<(), Stop> {
+        let loaded = self.read_topics(topics).await?;
+        let tps: Vec<Tp> = loaded
+            .iter()
+            .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
+            .collect();
+        self.refresh_states(&tps).await?;
+        self.add_topics(loaded).await
+    }
+
+    /// Reads and watches topic znodes (pipelined), without their partition states.
+    pub(super) async fn read_topics(
+        &mut self,
+        topics: &[String],
+    ) -> Result<Vec<(String, TopicState)>, Stop> {
         let reads: Vec<_> = topics
             .iter()
             .map(|topic| {
@@ -50,15 +64,14 @@ impl ActiveController {
                 loaded.push((topic.clone(), state));
             }
         }
-        let tps: Vec<Tp> = loaded
-            .iter()
-            .flat_map(|(t, s)| s.assignment.keys().map(move |p| (t.clone(), *p)))
-            .collect();
-        for (tp, s) in tps.iter().zip(self.read_states(&tps).await?) {
-            if let Some(s) = s {
-                self.states.insert(tp.clone(), s);
-            }
-        }
+        Ok(loaded)
+    }
+
+    /// Takes topics read by `read_topics` into the context.
+    pub(super) async fn add_topics(
+        &mut self,
+        loaded: Vec<(String, TopicState)>,
+    ) -> Result<(), Stop> {
         for (topic, state) in loaded {
             for p in state.adding.keys().chain(state.removing.keys()) {
                 // Kafka's PartitionReassignmentIsrChangeHandler: the leader's ISR writes tell

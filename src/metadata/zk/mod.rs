@@ -60,6 +60,10 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 /// 1.5 s that is zero and it reconnects in a loop. Kafka's own minimum is far above this.
 const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long opening an extra session may take (see `more_sessions`): they only speed bulk work
+/// up, so a slow one is not waited for.
+const EXTRA_CONNECT_LIMIT: Duration = Duration::from_secs(2);
+
 /// Name prefix of the ephemeral node that reveals the session id.
 const SESSION_PROBE: &str = "odradek-session-";
 
@@ -86,6 +90,7 @@ struct Inner {
     connect: String,
     /// The chroot without a trailing slash, empty for none.
     chroot: String,
+    session_timeout: Duration,
     connection_timeout: Duration,
     events: broadcast::Sender<WatchEvent>,
     link: Arc<watch::Sender<Link>>,
@@ -225,6 +230,7 @@ impl ZkStore {
             zk,
             connect: connect.to_string(),
             chroot,
+            session_timeout,
             connection_timeout,
             events,
             link,
@@ -383,5 +389,43 @@ impl MetadataStore for ZkStore {
     /// a session and the first answer on the next.
     fn session_id(&self) -> i64 {
         self.inner.session.id.load(Ordering::SeqCst)
+    }
+
+    /// Each is a new `ZkStore` on the same `zookeeper.connect`. Its start-up writes (the session
+    /// probe, created and deleted) go through the ensemble's leader, and the server it is
+    /// connected to answers them only once it has applied every earlier write: what ZooKeeper's
+    /// `sync` would give, which the client lacks. Those not open within `EXTRA_CONNECT_LIMIT`
+    /// are given up (the caller works through fewer sessions).
+    fn more_sessions(&self, n: usize) -> StoreFuture<'_, Vec<Arc<dyn MetadataStore>>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let opening = (0..n).map(|_| async {
+                let opened = tokio::time::timeout(
+                    EXTRA_CONNECT_LIMIT,
+                    ZkStore::connect(
+                        &inner.connect,
+                        inner.session_timeout,
+                        inner.connection_timeout,
+                    ),
+                )
+                .await;
+                match opened {
+                    Ok(Ok(store)) => Some(Arc::new(store) as Arc<dyn MetadataStore>),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "no extra session");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("no extra session: not open in time");
+                        None
+                    }
+                }
+            });
+            Ok(futures::future::join_all(opening)
+                .await
+                .into_iter()
+                .flatten()
+                .collect())
+        })
     }
 }

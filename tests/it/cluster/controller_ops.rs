@@ -1409,3 +1409,123 @@ async fn reassignment_survives_a_controller_failover() {
     let consumed = consume_all(&cluster.bootstrap(add), "handed-over");
     assert_eq!(consumed.len(), 50, "{}", cluster.logs());
 }
+
+/// kill -9 of the controller: its successor takes each of the dead broker's replicas offline
+/// exactly once (one leader epoch bump, written in the new controller epoch) and leaves every
+/// other partition as it was; both survivors then report what ZooKeeper holds. The successor
+/// decides the dead broker's partitions before reading the others' states, so this checks that
+/// the two passes neither miss nor repeat a partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_failover_takes_the_dead_replicas_offline_once() {
+    let Some((mut cluster, store, dead, [a, b])) = cluster_and_controller().await else {
+        return;
+    };
+    create_topic_in_zk(
+        &store,
+        "solo",
+        &[(0, &[dead]), (1, &[a]), (2, &[b]), (3, &[dead])],
+    )
+    .await;
+    create_topic_in_zk(
+        &store,
+        "pair",
+        &[
+            (0, &[dead, a]),
+            (1, &[a, dead]),
+            (2, &[a, b]),
+            (3, &[b, dead]),
+        ],
+    )
+    .await;
+    for topic in ["solo", "pair"] {
+        for p in 0..4 {
+            wait_metadata(&cluster, &[a, b], topic, p, "is led", |m| {
+                m.0 >= 0 && m.1.len() == m.2.len()
+            })
+            .await;
+        }
+    }
+    let mut before = BTreeMap::new();
+    for topic in ["solo", "pair"] {
+        for p in 0..4 {
+            before.insert((topic, p), state(&store, topic, p).await.unwrap());
+        }
+    }
+    let epoch = controller_epoch(&store).await;
+
+    cluster.brokers.get_mut(&dead).unwrap().stop(true);
+    let log = cluster.brokers[&a].log_path().to_path_buf();
+    let log_b = cluster.brokers[&b].log_path().to_path_buf();
+    wait_until(
+        Duration::from_millis(SESSION_TIMEOUT_MS + 20_000),
+        "a survivor finished its failover",
+        || {
+            let (log, log_b) = (log.clone(), log_b.clone());
+            async move {
+                [log, log_b].iter().any(|l| {
+                    std::fs::read_to_string(l).is_ok_and(|s| s.contains("controller failover done"))
+                })
+            }
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(controller_epoch(&store).await, epoch + 1);
+
+    // (leader, ISR) each partition should have now; None: untouched.
+    let expected: BTreeMap<_, Option<(i32, Vec<i32>)>> = [
+        (("solo", 0), Some((-1, vec![dead]))),
+        (("solo", 1), None),
+        (("solo", 2), None),
+        (("solo", 3), Some((-1, vec![dead]))),
+        (("pair", 0), Some((a, vec![a]))),
+        (("pair", 1), Some((a, vec![a]))),
+        (("pair", 2), None),
+        (("pair", 3), Some((b, vec![b]))),
+    ]
+    .into_iter()
+    .collect();
+    for ((topic, p), want) in &expected {
+        let (was, was_version) = &before[&(*topic, *p)];
+        let (now, now_version) = state(&store, topic, *p).await.unwrap();
+        match want {
+            None => assert_eq!(
+                (&now, now_version),
+                (was, *was_version),
+                "{topic}-{p} changed\n{}",
+                cluster.logs()
+            ),
+            Some((leader, isr)) => {
+                assert_eq!(
+                    (now.leader, &now.isr),
+                    (*leader, isr),
+                    "{topic}-{p}\n{}",
+                    cluster.logs()
+                );
+                assert_eq!(
+                    now.leader_epoch,
+                    was.leader_epoch + 1,
+                    "{topic}-{p}: one leader epoch bump\n{}",
+                    cluster.logs()
+                );
+                assert_eq!(now_version, was_version + 1, "{topic}-{p}: one write");
+                assert_eq!(now.controller_epoch, epoch + 1, "{topic}-{p}");
+            }
+        }
+    }
+    // Both survivors tell clients what ZooKeeper holds.
+    for id in [a, b] {
+        for (topic, p) in expected.keys() {
+            let (z, _) = state(&store, topic, *p).await.unwrap();
+            let want_error = if z.leader < 0 {
+                LEADER_NOT_AVAILABLE
+            } else {
+                0
+            };
+            wait_metadata(&cluster, &[id], topic, *p, "matches its state", |m| {
+                m.0 == z.leader && m.1 == z.isr && m.3 == want_error
+            })
+            .await;
+        }
+    }
+}
