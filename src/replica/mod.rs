@@ -58,6 +58,10 @@ pub struct Partition {
     /// The acks=all stall last logged, so that one is logged once per partition state (see
     /// `acks_stall`).
     stall_reported: Mutex<Option<acks_stall::StallState>>,
+    /// The ids of the followers this leader tracks, a copy of `replication`'s kept apart so
+    /// that a follower's fetch checks it on a runtime thread without the replication state's
+    /// mutex, which blocking-pool work holds while it waits for the log (held across writes).
+    follower_ids: RwLock<Vec<i32>>,
 }
 
 /// What a produce waiting for acks=all needs to see change.
@@ -373,7 +377,10 @@ impl Partition {
 
     /// Whether `id` is one of the other replicas this leader tracks (Kafka's `getReplica`).
     pub fn has_follower(&self, id: i32) -> bool {
-        self.replication().followers.contains_key(&id)
+        self.follower_ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&id)
     }
 
     pub fn replicas(&self) -> Vec<i32> {
@@ -515,6 +522,8 @@ impl Partition {
             r.followers.clear();
             log.high_watermark()
         };
+        *self.follower_ids.write().unwrap_or_else(|p| p.into_inner()) =
+            r.followers.keys().copied().collect();
         drop(log);
         drop(r);
         self.publish_hw(hw);
@@ -791,6 +800,7 @@ mod tests {
             hw,
             appends: Mutex::new(AppendQueue::default()),
             stall_reported: Mutex::new(None),
+            follower_ids: RwLock::new(Vec::new()),
         })
     }
 
@@ -890,6 +900,47 @@ mod tests {
                 .await,
             Ok(())
         );
+    }
+
+    /// A follower's fetch asks `has_follower` on a runtime thread; blocking-pool work holds
+    /// the replication state while it waits for the log, which the partition's writer holds
+    /// across its disk writes. The answer must not wait for that.
+    #[test]
+    fn whether_a_broker_is_a_follower_is_answered_while_the_replication_state_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path(), 3);
+        let leading = LeaderAndIsrState {
+            role: Role::Leader,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            controller_epoch: 2,
+            replicas: vec![3, 1],
+            isr: vec![3, 1],
+            leader_address: None,
+            topic_id: uuid::Uuid::nil(),
+        };
+        p.take_state(&leading, LAG_MS).unwrap();
+        let held = p.replication();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let asker = p.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((
+                asker.has_follower(1),
+                asker.has_follower(2),
+                asker.has_follower(3),
+            ));
+        });
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(5));
+        drop(held);
+        assert_eq!(answer, Ok((true, false, false)));
+        // Following, it tracks no follower.
+        let following = LeaderAndIsrState {
+            role: Role::Follower { leader: 1 },
+            leader_epoch: 2,
+            ..leading
+        };
+        p.take_state(&following, LAG_MS).unwrap();
+        assert!(!p.has_follower(1));
     }
 
     #[test]

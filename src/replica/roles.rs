@@ -108,6 +108,7 @@ impl ReplicaManager {
             hw: hw_tx,
             appends: Mutex::new(super::AppendQueue::default()),
             stall_reported: Mutex::new(None),
+            follower_ids: std::sync::RwLock::new(Vec::new()),
         });
         let mut parts = self.partitions.write().unwrap_or_else(|p| p.into_inner());
         Ok(parts
