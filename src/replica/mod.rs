@@ -804,6 +804,20 @@ mod tests {
         })
     }
 
+    /// Broker 3 made leader of t-0 at epoch 1, broker 1 its one follower, both in the ISR.
+    fn leading_with_follower_1() -> LeaderAndIsrState {
+        LeaderAndIsrState {
+            role: Role::Leader,
+            leader_epoch: 1,
+            partition_epoch: 1,
+            controller_epoch: 2,
+            replicas: vec![3, 1],
+            isr: vec![3, 1],
+            leader_address: None,
+            topic_id: uuid::Uuid::nil(),
+        }
+    }
+
     fn records(n: usize) -> bytes::Bytes {
         let records = (0..n)
             .map(|i| NewRecord {
@@ -845,16 +859,7 @@ mod tests {
         );
         let rm = ReplicaManager::new(logs, 3);
         let p = partition(dir.path(), 3);
-        let state = LeaderAndIsrState {
-            role: Role::Leader,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            controller_epoch: 2,
-            replicas: vec![3, 1],
-            isr: vec![3, 1],
-            leader_address: None,
-            topic_id: uuid::Uuid::nil(),
-        };
+        let state = leading_with_follower_1();
         p.take_state(&state, LAG_MS).unwrap();
         let info = p.append_now(&records(10), true, LAG_MS).unwrap();
         assert_eq!(info.last_offset, 9);
@@ -909,16 +914,7 @@ mod tests {
     fn whether_a_broker_is_a_follower_is_answered_while_the_replication_state_is_held() {
         let dir = tempfile::tempdir().unwrap();
         let p = partition(dir.path(), 3);
-        let leading = LeaderAndIsrState {
-            role: Role::Leader,
-            leader_epoch: 1,
-            partition_epoch: 1,
-            controller_epoch: 2,
-            replicas: vec![3, 1],
-            isr: vec![3, 1],
-            leader_address: None,
-            topic_id: uuid::Uuid::nil(),
-        };
+        let leading = leading_with_follower_1();
         p.take_state(&leading, LAG_MS).unwrap();
         let held = p.replication();
         let (tx, rx) = std::sync::mpsc::channel();
