@@ -103,14 +103,7 @@ async fn pipelined_produces_keep_their_order_around_other_requests() {
             let mut expected: Vec<(i32, ApiKey, i16, Vec<i64>)> = Vec::new();
             for k in 0..100 {
                 if k % 25 == 24 {
-                    let mut p = list_offsets_request::ListOffsetsPartition::default();
-                    p.timestamp = -1;
-                    let mut t = list_offsets_request::ListOffsetsTopic::default();
-                    t.name = topic_name("piped-b");
-                    t.partitions.push(p);
-                    let mut r = ListOffsetsRequest::default();
-                    r.replica_id = BrokerId(-1);
-                    r.topics.push(t);
+                    let r = common::wire::list_offsets_request("piped-b", 0, -1);
                     let id = c
                         .send_request(ApiKey::ListOffsets, 5, RequestKind::ListOffsets(r))
                         .await;
